@@ -1,0 +1,204 @@
+"""Composition root: prepares the data dir, builds the parts, runs listeners and workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from gateway.config import Settings
+from gateway.delivery.worker import DeliveryService
+from gateway.intake import Intake
+from gateway.logs import event
+from gateway.smtp import tls
+from gateway.smtp.auth import Authenticator, AuthGuard
+from gateway.smtp.listener import ConnectionLimiter, Handler, ListenerContext, PhigateSMTP
+from gateway.store import principals
+from gateway.store.database import Database
+from gateway.store.keyring import Keyring
+from gateway.store.schema import principals as principals_table
+
+log = logging.getLogger("gateway.app")
+
+DEV_DOMAINS = ["example.org", "example.com"]
+DEV_CREDENTIALS = "dev-principal.json"
+
+
+class StartupError(Exception):
+    """Something an admin must fix before phigate can start."""
+
+
+@dataclass(frozen=True)
+class DevCredentials:
+    name: str
+    secret: str
+    domains: list[str]
+
+
+def prepare_data_dir(settings: Settings, *, generate_cert: bool) -> None:
+    """Create the data dir, master key and (if asked) a self-signed certificate."""
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    Keyring.create(settings.path(settings.keys_dir))
+    cert, key = settings.path(settings.tls.cert_file), settings.path(settings.tls.key_file)
+    if generate_cert and not cert.exists() and not key.exists():
+        tls.generate_self_signed(cert, key, settings.hostname)
+
+
+def open_database(settings: Settings) -> Database:
+    db = Database(settings.db_url)
+    db.migrate()
+    return db
+
+
+def ensure_dev_principal(settings: Settings, db: Database) -> DevCredentials | None:
+    """On embedded defaults, create one principal the first time; returns it if new."""
+    with db.transaction() as conn:
+        if conn.execute(select(func.count()).select_from(principals_table)).scalar_one():
+            return None
+        secret = principals.add(conn, "dev", DEV_DOMAINS)
+    creds = DevCredentials("dev", secret, DEV_DOMAINS)
+    path = settings.path(DEV_CREDENTIALS)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(creds.__dict__, out, indent=2)
+    return creds
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext | None:
+    cert, key = settings.path(settings.tls.cert_file), settings.path(settings.tls.key_file)
+    if not any(listener.tls != "none" for listener in settings.listeners):
+        return None
+    if not cert.exists() or not key.exists():
+        raise StartupError(
+            f"TLS certificate {cert} or key {key} not found: set tls.cert_file/tls.key_file "
+            "in the config, or run `phigate init DIR` for a development certificate"
+        )
+    try:
+        return tls.server_context(cert, key)
+    except (OSError, ValueError) as exc:
+        raise StartupError(f"cannot load TLS certificate {cert}: {exc}") from exc
+
+
+async def run(settings: Settings, stop: asyncio.Event | None = None, grace: float = 30.0) -> None:
+    """Serve until SIGTERM/SIGINT (or `stop` is set), then shut down gracefully."""
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    keyring = Keyring(settings.path(settings.keys_dir))
+    db = open_database(settings)
+    db.start()
+    delivery = DeliveryService(
+        settings.delivery, db, keyring, settings.hostname, settings.postmaster_address
+    )
+    intake = Intake(db, keyring, settings.hostname, settings.received_header, delivery.notify)
+    ssl_context = _tls_context(settings)
+    limiter = ConnectionLimiter(settings.limits)
+    guard = AuthGuard(settings.limits)
+    authenticator = Authenticator(db)
+    contexts: list[ListenerContext] = []
+    servers: list[asyncio.AbstractServer] = []
+    try:
+        for listener in settings.listeners:
+            ctx = ListenerContext(
+                config=listener,
+                limits=settings.limits,
+                hostname=settings.hostname,
+                db=db,
+                intake=intake,
+                authenticator=authenticator,
+                guard=guard,
+                limiter=limiter,
+                relay_networks=list(settings.relay_networks),
+                tls_context=ssl_context if listener.tls != "none" else None,
+            )
+            host, port = listener.host_port
+            implicit = listener.tls == "implicit"
+            try:
+                server = await loop.create_server(
+                    _session_factory(ctx),
+                    host,
+                    port,
+                    ssl=ssl_context if implicit else None,
+                    ssl_handshake_timeout=settings.limits.tls_handshake_timeout
+                    if implicit
+                    else None,
+                    reuse_address=True,
+                )
+            except OSError as exc:
+                raise StartupError(
+                    f"cannot listen on {listener.address} ({listener.name}): {exc.strerror}"
+                ) from exc
+            contexts.append(ctx)
+            servers.append(server)
+        delivery.start()
+        event(
+            log,
+            "ready",
+            listeners=[f"{c.config.name}={c.config.address}/{c.config.tls}" for c in contexts],
+            delivery=settings.delivery.mode,
+            pid=os.getpid(),
+        )
+        await stop.wait()
+        event(log, "stopping")
+    finally:
+        await _shutdown(contexts, servers, delivery, grace)
+        db.close()
+        event(log, "stopped")
+
+
+def _session_factory(ctx: ListenerContext) -> Callable[[], PhigateSMTP]:
+    return lambda: PhigateSMTP(ctx, Handler(ctx))
+
+
+async def _shutdown(
+    contexts: list[ListenerContext],
+    servers: list[asyncio.AbstractServer],
+    delivery: DeliveryService,
+    grace: float,
+) -> None:
+    for ctx in contexts:
+        ctx.accepting = False
+    for server in servers:
+        server.close()
+    deadline = time.monotonic() + grace
+    # Sessions between transactions are closed at once; a session in the middle
+    # of one gets until the deadline to finish (and get its 250).
+    while time.monotonic() < deadline:
+        open_sessions = [s for ctx in contexts for s in ctx.sessions]
+        for session in open_sessions:
+            if not session.in_transaction and session.transport is not None:
+                session.transport.close()
+        if not open_sessions:
+            break
+        await asyncio.sleep(0.05)
+    for ctx in contexts:
+        for session in list(ctx.sessions):
+            if session.transport is not None:
+                session.transport.close()
+    if servers:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(s.wait_closed() for s in servers)), 5)
+    await delivery.stop(grace)
+
+
+def serve(settings: Settings) -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        pass
+    asyncio.run(run(settings))

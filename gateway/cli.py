@@ -1,0 +1,539 @@
+"""The `phigate` command: a thin layer over the parts, `phigate <noun> <verb>`."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from gateway import app
+from gateway.audit import trail
+from gateway.audit.trail import AuditEvent
+from gateway.config import Settings
+from gateway.settings_loader import SettingsError, load_settings, template_text
+from gateway.store import principals, queue, sandbox
+from gateway.store.database import Database
+from gateway.store.keyring import Keyring, KeyringError
+from gateway.store.principals import PrincipalError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_USAGE = 2
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"phigate: {message}", err=True)
+    sys.exit(code)
+
+
+def _when(ts: object) -> str:
+    if not isinstance(ts, (int, float)):
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _print_json(value: object) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+def config_options(func: F) -> F:
+    """-c/--config and --data-dir, shared by every command that opens the store."""
+    func = click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False),
+        help="Data directory (database, keys, certificates). Overrides the config file.",
+    )(func)
+    func = click.option(
+        "-c",
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False),
+        envvar="PHIGATE_CONFIG",
+        help="Settings file (phigate.yaml). Without it: embedded defaults under "
+        "./phigate-data. Also read from $PHIGATE_CONFIG.",
+    )(func)
+    return func
+
+
+def _settings(config_file: str | None, data_dir: str | None, **extra: Any) -> Settings:
+    overrides: dict[str, Any] = {k: v for k, v in extra.items() if v}
+    if data_dir:
+        overrides["data_dir"] = data_dir
+    path = Path(config_file) if config_file else None
+    if path is not None and not path.is_file():
+        _fail(f"config file {path} not found (create one with `phigate init DIR`)", EXIT_USAGE)
+    try:
+        settings = load_settings(path, overrides)
+    except SettingsError as exc:
+        _fail(f"configuration is not valid:\n{exc}", EXIT_USAGE)
+        raise  # unreachable; keeps type checkers informed
+    if path is None:
+        settings = settings.model_copy(update={"dev_principal": True})
+    return settings
+
+
+@contextmanager
+def _store(settings: Settings) -> Iterator[Database]:
+    if settings.database_url == "" and not Path(settings.data_dir).is_dir():
+        _fail(
+            f"no data directory at {settings.data_dir}: start `phigate serve` once, run "
+            "`phigate init DIR`, or pass --data-dir / -c",
+            EXIT_USAGE,
+        )
+    db = app.open_database(settings)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def _keyring(settings: Settings) -> Keyring:
+    try:
+        return Keyring(settings.path(settings.keys_dir))
+    except KeyringError as exc:
+        _fail(str(exc))
+        raise
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def main() -> None:
+    """phigate: an SMTP relay for healthcare that decides, per recipient, how each
+    message may leave, keeps content encrypted at rest and audits every step.
+
+    \b
+    Quick start (embedded defaults, nothing leaves the machine):
+      phigate serve                 # listens on 127.0.0.1:2525, sandbox delivery
+      phigate sandbox ls            # what would have been sent
+    Production:
+      phigate init /etc/phigate     # commented config, keys, dev certificate
+      phigate config check -c /etc/phigate/phigate.yaml
+      phigate serve -c /etc/phigate/phigate.yaml
+    """
+
+
+# --- serve / init / config ---------------------------------------------------
+
+
+@main.command()
+@config_options
+@click.option(
+    "--listen",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="Listen here instead of the configured addresses (repeatable).",
+)
+@click.option(
+    "--deliver",
+    metavar="MODE",
+    help="sandbox | smarthost://HOST:PORT | mx (overrides delivery.mode).",
+)
+def serve(
+    config_file: str | None, data_dir: str | None, listen: tuple[str, ...], deliver: str | None
+) -> None:
+    """Run the SMTP listeners and delivery workers until SIGTERM or Ctrl-C.
+
+    Without -c, runs on embedded defaults: data in ./phigate-data (SQLite, a
+    generated master key and self-signed certificate), submission with
+    STARTTLS and AUTH on 127.0.0.1:2525, and sandbox delivery. The first run
+    creates a principal "dev" and prints its secret once (also kept in
+    DATA_DIR/dev-principal.json).
+    """
+    settings = _settings(config_file, data_dir, listen=list(listen), deliver=deliver)
+    from gateway.logs import configure
+
+    configure(settings.log_level)
+    try:
+        app.prepare_data_dir(settings, generate_cert=settings.dev_principal)
+        if settings.dev_principal:
+            db = app.open_database(settings)
+            try:
+                creds = app.ensure_dev_principal(settings, db)
+            finally:
+                db.close()
+            if creds is not None:
+                click.echo(
+                    f"Created principal {creds.name!r} for {', '.join(creds.domains)}; "
+                    f"secret (shown once, also in "
+                    f"{settings.path(app.DEV_CREDENTIALS)}): {creds.secret}",
+                    err=True,
+                )
+        app.serve(settings)
+    except (app.StartupError, KeyringError) as exc:
+        _fail(str(exc))
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+def init(directory: str) -> None:
+    """Create DIRECTORY with a commented phigate.yaml, master key and dev certificate.
+
+    Edit DIRECTORY/phigate.yaml (listeners, delivery, relay networks), replace
+    the self-signed certificate with your own, then run
+    `phigate config check -c DIRECTORY/phigate.yaml` and
+    `phigate serve -c DIRECTORY/phigate.yaml`.
+    """
+    target = Path(directory)
+    config_path = target / "phigate.yaml"
+    if config_path.exists():
+        _fail(f"{config_path} already exists; not overwriting it", EXIT_USAGE)
+    target.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config_path.write_text(template_text())
+    settings = load_settings(config_path)
+    app.prepare_data_dir(settings, generate_cert=True)
+    db = app.open_database(settings)
+    db.close()
+    click.echo(
+        f"Wrote {config_path}, master key in {settings.path(settings.keys_dir)}, "
+        f"development certificate {settings.path(settings.tls.cert_file)}."
+    )
+    click.echo(
+        f"Next: edit it, then `phigate config check -c {config_path}` and "
+        f"`phigate principal add NAME --domain DOMAIN -c {config_path}`."
+    )
+
+
+@main.group()
+def config() -> None:
+    """Inspect and validate settings files."""
+
+
+@config.command("check")
+@config_options
+def config_check(config_file: str | None, data_dir: str | None) -> None:
+    """Validate a settings file; errors name the line, the key and the fix (exit 2)."""
+    if not config_file:
+        _fail("give the file to check with -c FILE", EXIT_USAGE)
+    settings = _settings(config_file, data_dir)
+    click.echo(f"{config_file}: OK")
+    for listener in settings.listeners:
+        click.echo(f"  listener {listener.name}: {listener.address} tls={listener.tls}")
+    target = settings.delivery.smarthost if settings.delivery.mode == "smarthost" else ""
+    click.echo(f"  delivery: {settings.delivery.mode} {target}".rstrip())
+    click.echo(f"  data dir: {settings.data_dir}")
+
+
+# --- principals -------------------------------------------------------------
+
+
+@main.group()
+def principal() -> None:
+    """Sending systems that authenticate with SMTP AUTH."""
+
+
+@principal.command("add")
+@click.argument("name")
+@click.option(
+    "--domain",
+    "domains",
+    multiple=True,
+    required=True,
+    help="A sender domain this principal may use (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the credentials as JSON.")
+@config_options
+def principal_add(
+    name: str,
+    domains: tuple[str, ...],
+    as_json: bool,
+    config_file: str | None,
+    data_dir: str | None,
+) -> None:
+    """Create principal NAME allowed to send as --domain; prints its secret once."""
+    settings = _settings(config_file, data_dir)
+    with _store(settings) as db:
+        try:
+            with db.transaction() as conn:
+                secret = principals.add(conn, name, list(domains))
+                trail.append(
+                    conn,
+                    [
+                        AuditEvent(
+                            event="principal",
+                            result="added",
+                            principal=name,
+                            detail="domains=" + ",".join(domains)[:200],
+                        )
+                    ],
+                )
+        except PrincipalError as exc:
+            _fail(str(exc), EXIT_USAGE)
+    if as_json:
+        _print_json({"name": name, "secret": secret, "domains": list(domains)})
+    else:
+        click.echo(f"Principal {name!r} created for {', '.join(domains)}.")
+        click.echo(f"Secret (shown only now; AUTH PLAIN/LOGIN as {name!r}): {secret}")
+
+
+@principal.command("ls")
+@click.option("--json", "as_json", is_flag=True)
+@config_options
+def principal_ls(as_json: bool, config_file: str | None, data_dir: str | None) -> None:
+    """List principals (never their secrets)."""
+    settings = _settings(config_file, data_dir)
+    with _store(settings) as db, db.reading() as conn:
+        items = principals.list_all(conn)
+    if as_json:
+        _print_json(
+            [
+                {
+                    "name": p.name,
+                    "domains": list(p.domains),
+                    "enabled": p.enabled,
+                    "created_at": p.created_at,
+                }
+                for p in items
+            ]
+        )
+        return
+    for p in items:
+        state = "enabled " if p.enabled else "disabled"
+        click.echo(f"{p.name:<24} {state} {', '.join(p.domains)}")
+
+
+def _set_enabled(name: str, enabled: bool, config_file: str | None, data_dir: str | None) -> None:
+    settings = _settings(config_file, data_dir)
+    with _store(settings) as db:
+        try:
+            with db.transaction() as conn:
+                principals.set_enabled(conn, name, enabled)
+                trail.append(
+                    conn,
+                    [
+                        AuditEvent(
+                            event="principal",
+                            principal=name,
+                            result="enabled" if enabled else "disabled",
+                        )
+                    ],
+                )
+        except PrincipalError as exc:
+            _fail(str(exc), EXIT_USAGE)
+    click.echo(f"Principal {name!r} {'enabled' if enabled else 'disabled'}.")
+
+
+@principal.command("disable")
+@click.argument("name")
+@config_options
+def principal_disable(name: str, config_file: str | None, data_dir: str | None) -> None:
+    """Refuse AUTH for NAME from now on (takes effect on the running server at once)."""
+    _set_enabled(name, False, config_file, data_dir)
+
+
+@principal.command("enable")
+@click.argument("name")
+@config_options
+def principal_enable(name: str, config_file: str | None, data_dir: str | None) -> None:
+    """Allow NAME to authenticate again."""
+    _set_enabled(name, True, config_file, data_dir)
+
+
+# --- queue ------------------------------------------------------------------
+
+
+@main.group("queue")
+def queue_group() -> None:
+    """The mail queue: metadata only, never content."""
+
+
+@queue_group.command("ls")
+@click.option("--all", "show_all", is_flag=True, help="Include delivered and bounced jobs.")
+@click.option("--limit", default=1000, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@config_options
+def queue_ls(
+    show_all: bool, limit: int, as_json: bool, config_file: str | None, data_dir: str | None
+) -> None:
+    """List queued deliveries, one line per recipient."""
+    settings = _settings(config_file, data_dir)
+    states = (
+        [queue.QUEUED, queue.ACTIVE, queue.DELIVERED, queue.BOUNCED, queue.DELETED]
+        if show_all
+        else list(queue.PENDING_STATES)
+    )
+    with _store(settings) as db, db.reading() as conn:
+        rows = queue.list_jobs(conn, states, limit)
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        click.echo("Queue is empty.")
+    for r in rows:
+        last = f"{r['last_code']} {r['last_status']}" if r["last_code"] else "-"
+        click.echo(
+            f"{r['queue_id']}  {r['state']:<9} tries={r['attempts']:<2} "
+            f"next={_when(r['next_attempt_at'])}  last={last:<10} "
+            f"{r['sender'] or '<>'} -> {r['recipient']}"
+        )
+
+
+@queue_group.command("show")
+@click.argument("queue_id")
+@click.option("--json", "as_json", is_flag=True)
+@config_options
+def queue_show(queue_id: str, as_json: bool, config_file: str | None, data_dir: str | None) -> None:
+    """Show a message's envelope and per-recipient state (no content)."""
+    settings = _settings(config_file, data_dir)
+    with _store(settings) as db, db.reading() as conn:
+        info = queue.show_message(conn, queue_id)
+    if info is None:
+        _fail(f"no message {queue_id} in the queue (see `phigate queue ls --all`)")
+        return
+    if as_json:
+        _print_json(info)
+        return
+    click.echo(f"Queue ID:   {info['queue_id']}")
+    click.echo(
+        f"Received:   {_when(info['received_at'])} on {info['listener']} "
+        f"from {info['client_ip'] or '-'} principal={info['principal'] or '-'}"
+    )
+    click.echo(f"Sender:     {info['sender'] or '<>'}")
+    click.echo(f"Size:       {info['size']} bytes; content stored: {info['content_stored']}")
+    click.echo(f"Message-ID: {info['message_id'] or '-'}")
+    recipients: list[dict[str, Any]] = info["recipients"]  # type: ignore[assignment]
+    for r in recipients:
+        click.echo(
+            f"  {r['recipient']}: {r['state']} tries={r['attempts']} "
+            f"last={r['last_code'] or '-'} {r['last_status'] or ''} "
+            f"{r['last_reply'] or ''}".rstrip()
+        )
+
+
+@queue_group.command("retry")
+@click.argument("queue_id", required=False)
+@click.option("--all", "retry_all", is_flag=True, help="Retry every deferred message.")
+@config_options
+def queue_retry(
+    queue_id: str | None, retry_all: bool, config_file: str | None, data_dir: str | None
+) -> None:
+    """Make deferred deliveries of QUEUE_ID (or --all) due now."""
+    if not queue_id and not retry_all:
+        _fail("give a QUEUE_ID or --all", EXIT_USAGE)
+    settings = _settings(config_file, data_dir)
+    with _store(settings) as db, db.transaction() as conn:
+        count = queue.retry_now(conn, queue_id, time.time())
+    click.echo(f"{count} deliver{'y' if count == 1 else 'ies'} due now.")
+
+
+@queue_group.command("delete")
+@click.argument("queue_id")
+@config_options
+def queue_delete(queue_id: str, config_file: str | None, data_dir: str | None) -> None:
+    """Cancel a message's pending deliveries and destroy its content (no DSN is sent)."""
+    settings = _settings(config_file, data_dir)
+    with _store(settings) as db, db.transaction() as conn:
+        if not queue.message_exists(conn, queue_id):
+            _fail(f"no message {queue_id} in the queue (see `phigate queue ls`)")
+        recipients = queue.delete_message(conn, queue_id, time.time())
+        trail.append(
+            conn,
+            [
+                AuditEvent(
+                    event="deleted", result="admin", queue_id=queue_id, recipients=tuple(recipients)
+                )
+            ],
+        )
+    click.echo(
+        f"Deleted {queue_id}: {len(recipients)} pending deliveries cancelled, content destroyed."
+    )
+
+
+# --- sandbox ------------------------------------------------------------------
+
+
+@main.group("sandbox")
+def sandbox_group() -> None:
+    """Mail captured by sandbox delivery instead of being sent."""
+
+
+@sandbox_group.command("ls")
+@click.option("--limit", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@config_options
+def sandbox_ls(limit: int, as_json: bool, config_file: str | None, data_dir: str | None) -> None:
+    """List captured messages, newest first."""
+    settings = _settings(config_file, data_dir)
+    with _store(settings) as db, db.reading() as conn:
+        rows = sandbox.list_captured(conn, limit)
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        click.echo("Sandbox is empty.")
+    for r in rows:
+        recipients: list[str] = r["recipients"]  # type: ignore[assignment]
+        click.echo(
+            f"{r['id']:>6}  {_when(r['captured_at'])}  {r['queue_id']}  {r['size']:>8} B  "
+            f"{r['sender'] or '<>'} -> {', '.join(recipients)}"
+        )
+
+
+@sandbox_group.command("show")
+@click.argument("capture_id", type=int)
+@config_options
+def sandbox_show(capture_id: int, config_file: str | None, data_dir: str | None) -> None:
+    """Print a captured message exactly as it would have been sent (decrypted)."""
+    settings = _settings(config_file, data_dir)
+    keyring = _keyring(settings)
+    with _store(settings) as db, db.reading() as conn:
+        found = sandbox.get_sealed(conn, capture_id)
+    if found is None:
+        _fail(f"no captured message {capture_id} (see `phigate sandbox ls`)")
+        return
+    context, sealed = found
+    sys.stdout.buffer.write(keyring.open(sealed, context.encode()))
+    sys.stdout.flush()
+
+
+# --- keys & audit -------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """Master keys that wrap the per-message data keys."""
+
+
+@keys.command("rotate")
+@config_options
+def keys_rotate(config_file: str | None, data_dir: str | None) -> None:
+    """Create a new master key and re-wrap every stored data key under it.
+
+    Old master key files stay until you remove them; once this command has
+    finished, nothing in the store needs them.
+    """
+    from gateway.store import rotation
+
+    settings = _settings(config_file, data_dir)
+    keyring = _keyring(settings)
+    with _store(settings) as db:
+        key_id, count = rotation.rotate(db, keyring)
+    click.echo(f"New master key {key_id}; {count} data keys re-wrapped.")
+
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident audit trail (metadata only)."""
+
+
+@audit.command("verify")
+@config_options
+def audit_verify(config_file: str | None, data_dir: str | None) -> None:
+    """Recompute the hash chain; exit 1 if any event was altered, removed or inserted."""
+    settings = _settings(config_file, data_dir)
+    with _store(settings) as db, db.reading() as conn:
+        count, problems = trail.verify(conn)
+    for problem in problems:
+        click.echo(f"event {problem.event_id}: {problem.reason}")
+    if problems:
+        _fail(f"audit trail damaged: {len(problems)} problem(s) in {count} events")
+    click.echo(f"Audit trail intact: {count} events.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""The settings file model: what an admin may write in phigate.yaml.
+
+Every field has a default so that `phigate serve` runs with no file at all
+(the embedded defaults). Unknown keys and wrong types are errors; loading and
+error reporting with file/line/column live in `gateway.settings_loader`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    """Split "HOST:PORT" or "[V6]:PORT"; raise ValueError with a fix on bad input."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r} is not HOST:PORT (for example 127.0.0.1:2525 or [::1]:2525)")
+    return host.strip("[]"), int(port)
+
+
+class TlsFiles(_Strict):
+    """Server certificate and key (PEM). Relative paths are under the data dir."""
+
+    cert_file: str = "tls/server.crt"
+    key_file: str = "tls/server.key"
+
+
+class ListenerConfig(_Strict):
+    """One SMTP listening socket."""
+
+    name: str = "submission"
+    address: str = "127.0.0.1:2525"
+    # starttls: 587-style; implicit: 465-style (TLS from the first byte);
+    # none: plain SMTP, only sensible for allow-listed networks on a trusted LAN.
+    tls: Literal["starttls", "implicit", "none"] = "starttls"
+    # Whether STARTTLS must precede MAIL FROM (ignored for implicit/none).
+    require_tls: bool = True
+    # AUTH is always required, except that when this is true, clients in the
+    # top-level `relay_networks` may send without AUTH (still only as their
+    # domains). Never an open relay: nobody else can send.
+    allow_networks_without_auth: bool = False
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, value: str) -> str:
+        parse_host_port(value)
+        return value
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return parse_host_port(self.address)
+
+
+class RelayNetwork(_Strict):
+    """A network allowed to relay without AUTH (legacy EHRs), still restricted to domains."""
+
+    name: str
+    networks: list[str]
+    domains: list[str] = Field(min_length=1)
+
+    @field_validator("networks")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{net!r} is not a network (write e.g. 10.20.0.0/16)") from exc
+        return value
+
+
+class LimitsConfig(_Strict):
+    max_message_size: int = Field(default=25 * 1024 * 1024, gt=0)
+    max_recipients: int = Field(default=100, gt=0)
+    max_connections: int = Field(default=500, gt=0)
+    max_connections_per_ip: int = Field(default=50, gt=0)
+    idle_timeout: float = Field(default=300.0, gt=0)
+    tls_handshake_timeout: float = Field(default=30.0, gt=0)
+    # AUTH failures: each failure delays the reply by backoff_base * 2**(n-1)
+    # seconds (capped at auth_backoff_max); after auth_lockout_after failures
+    # from one user or one IP, AUTH is refused for auth_lockout_seconds.
+    auth_backoff_base: float = Field(default=0.5, ge=0)
+    auth_backoff_max: float = Field(default=8.0, ge=0)
+    auth_lockout_after: int = Field(default=5, gt=0)
+    auth_lockout_seconds: float = Field(default=900.0, gt=0)
+
+
+class ReceivedHeaderConfig(_Strict):
+    # The Received header names phigate; the client's IP and HELO name are
+    # only included when the admin opts in (internal topology stays private).
+    include_client_ip: bool = False
+    include_helo: bool = False
+
+
+class DeliveryConfig(_Strict):
+    # sandbox: capture outgoing mail in the store; smarthost: relay to one
+    # host; mx: look up the recipient domain's MX records.
+    mode: Literal["sandbox", "smarthost", "mx"] = "sandbox"
+    smarthost: str | None = None
+    # opportunistic: STARTTLS when offered (certificate not verified);
+    # required: STARTTLS must succeed, certificate verified; none: plaintext.
+    tls: Literal["opportunistic", "required", "none"] = "opportunistic"
+    ca_file: str | None = None
+    workers: int = Field(default=8, gt=0, le=256)
+    # Seconds between attempts; the last value repeats until max_queue_lifetime.
+    retry_schedule: list[float] = Field(
+        default_factory=lambda: [60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0]
+    )
+    retry_jitter: float = Field(default=0.1, ge=0, le=1)
+    max_queue_lifetime: float = Field(default=5 * 86400.0, gt=0)
+    lease_seconds: float = Field(default=300.0, gt=0)
+    connect_timeout: float = Field(default=30.0, gt=0)
+    command_timeout: float = Field(default=300.0, gt=0)
+    poll_interval: float = Field(default=1.0, gt=0)
+    # Port used for MX delivery (25 in production; tests point it elsewhere).
+    mx_port: int = Field(default=25, gt=0, lt=65536)
+    # DNS servers for MX lookups ("HOST" or "HOST:PORT"); empty: the system's.
+    nameservers: list[str] = Field(default_factory=list)
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _check_schedule(cls, value: list[float]) -> list[float]:
+        if not value or any(v <= 0 for v in value):
+            raise ValueError("retry_schedule needs at least one positive number of seconds")
+        return value
+
+    @model_validator(mode="after")
+    def _check_smarthost(self) -> DeliveryConfig:
+        if self.mode == "smarthost":
+            if not self.smarthost:
+                raise ValueError("mode smarthost needs `smarthost: HOST:PORT`")
+            parse_host_port(self.smarthost)
+        return self
+
+
+class Settings(_Strict):
+    """The whole settings file."""
+
+    # Where the database, keys, certificates and credentials live.
+    data_dir: str = "./phigate-data"
+    # The name phigate uses in EHLO, Received and DSNs.
+    hostname: str = "phigate.localdomain"
+    # SQLAlchemy URL; empty means SQLite at DATA_DIR/phigate.db.
+    database_url: str = ""
+    # Directory of master keys (outside the database). Relative: under data_dir.
+    keys_dir: str = "keys"
+    tls: TlsFiles = TlsFiles()
+    listeners: list[ListenerConfig] = Field(default_factory=lambda: [ListenerConfig()])
+    relay_networks: list[RelayNetwork] = Field(default_factory=list)
+    limits: LimitsConfig = LimitsConfig()
+    received_header: ReceivedHeaderConfig = ReceivedHeaderConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+    # The address DSNs come from (local part @ hostname when empty).
+    postmaster: str = ""
+    # Create a dev principal on first start (embedded defaults only).
+    dev_principal: bool = False
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # A field validator (not a model one) so the error is reported at `listeners`.
+    @field_validator("listeners")
+    @classmethod
+    def _check_listener_names(cls, value: list[ListenerConfig]) -> list[ListenerConfig]:
+        if not value:
+            raise ValueError("at least one listener is needed")
+        names = [listener.name for listener in value]
+        if len(names) != len(set(names)):
+            raise ValueError("listener names must be unique")
+        return value
+
+    def path(self, value: str) -> Path:
+        """Resolve a path setting relative to the data dir."""
+        candidate = Path(value)
+        return candidate if candidate.is_absolute() else Path(self.data_dir) / candidate
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.path('phigate.db')}"
+
+    @property
+    def postmaster_address(self) -> str:
+        return self.postmaster or f"postmaster@{self.hostname}"

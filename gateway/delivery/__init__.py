@@ -1,0 +1,1 @@
+"""Outbound delivery: MX routing and delivery status notifications."""

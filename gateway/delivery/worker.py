@@ -1,0 +1,383 @@
+"""Delivery workers: claim due jobs, send each message once per next hop, record results.
+
+A dispatcher leases jobs in batches and hands them, grouped by message, to a
+fixed number of worker tasks. Results, deferrals, bounces and the DSN that a
+bounce produces are committed in one transaction with their audit events.
+Leases expire, so jobs held by a worker that died are claimed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection
+
+from gateway.audit import trail
+from gateway.audit.trail import AuditEvent
+from gateway.config import DeliveryConfig, parse_host_port
+from gateway.delivery.client import HopError, RecipientResult, SmtpSender
+from gateway.delivery.dsn import FailedRecipient, build_dsn, is_null_sender
+from gateway.delivery.mx import MxResolver, RouteError
+from gateway.logs import event
+from gateway.smtp.addresses import domain_of
+from gateway.store import queue, sandbox
+from gateway.store.database import Database
+from gateway.store.keyring import Keyring
+
+log = logging.getLogger("gateway.delivery")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The claimed jobs of one message."""
+
+    queue_id: str
+    jobs: tuple[queue.ClaimedJob, ...]
+
+
+def backoff(schedule: Sequence[float], attempts_done: int, jitter: float) -> float:
+    base = schedule[min(max(attempts_done - 1, 0), len(schedule) - 1)]
+    return base * random.uniform(1 - jitter, 1 + jitter)
+
+
+class DeliveryService:
+    def __init__(
+        self,
+        config: DeliveryConfig,
+        db: Database,
+        keyring: Keyring,
+        hostname: str,
+        postmaster: str,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.keyring = keyring
+        self.hostname = hostname
+        self.postmaster = postmaster
+        self.owner = f"{socket.gethostname()}:{id(self):x}:{int(time.time())}"
+        self.sender = SmtpSender(
+            hostname, config.tls, config.ca_file, config.connect_timeout, config.command_timeout
+        )
+        self.resolver = MxResolver(config.nameservers, port=config.mx_port)
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._work: asyncio.Queue[Delivery] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._busy = 0
+
+    def notify(self) -> None:
+        """New jobs were committed: claim without waiting for the next poll."""
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._dispatch(), name="delivery-dispatch")]
+        self._tasks += [
+            asyncio.create_task(self._work_loop(), name=f"delivery-{n}")
+            for n in range(self.config.workers)
+        ]
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stop claiming, let in-flight deliveries finish, hand back unstarted leases."""
+        self._stopping = True
+        self._wakeup.set()
+        for _ in range(self.config.workers):
+            self._work.put_nowait(Delivery("", ()))  # one stop marker per worker
+        _done, pending = await asyncio.wait(self._tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        released = await self.db.write(
+            lambda conn: queue.release_leases(conn, self.owner, time.time())
+        )
+        self.sender.close()
+        event(log, "delivery_stopped", released=released)
+
+    # --- claiming ------------------------------------------------------------
+
+    async def _dispatch(self) -> None:
+        workers = self.config.workers
+        while not self._stopping:
+            free = workers - self._busy - self._work.qsize()
+            claimed: list[queue.ClaimedJob] = []
+            if free > 0:
+                try:
+                    claimed = await self._claim(free * 4)
+                except Exception:
+                    event(log, "claim_failed", logging.ERROR)
+            if self._stopping:
+                break
+            by_message: dict[str, list[queue.ClaimedJob]] = defaultdict(list)
+            for job in claimed:
+                by_message[job.queue_id].append(job)
+            for queue_id, group in by_message.items():
+                self._work.put_nowait(Delivery(queue_id, tuple(group)))
+            if not claimed or free <= 0:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self.config.poll_interval)
+
+    async def _claim(self, limit: int) -> list[queue.ClaimedJob]:
+        now = time.time()
+        lease = self.config.lease_seconds
+        return await self.db.write(lambda conn: queue.claim(conn, self.owner, now, lease, limit))
+
+    async def _work_loop(self) -> None:
+        while True:
+            delivery = await self._work.get()
+            if not delivery.jobs:
+                return
+            if self._stopping:
+                continue  # its lease is released by stop()
+            self._busy += 1
+            try:
+                await self._deliver(delivery)
+            except Exception:
+                # Leave the jobs leased: they come back when the lease expires.
+                event(log, "delivery_crashed", logging.ERROR, queue_id=delivery.queue_id)
+            finally:
+                self._busy -= 1
+                self._wakeup.set()
+
+    # --- one message -----------------------------------------------------------
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        message = await self.db.read(lambda conn: queue.load_message(conn, delivery.queue_id))
+        if message is None or message.sealed is None:
+            return  # deleted while queued; the delete already settled its jobs
+        content = self.keyring.open(message.sealed, delivery.queue_id.encode())
+        recipients = [job.recipient for job in delivery.jobs]
+        results = await self._route_and_send(message.sender, recipients, content, delivery)
+        await self._record(message, delivery, results)
+
+    async def _route_and_send(
+        self, sender: str, recipients: list[str], content: bytes, delivery: Delivery
+    ) -> list[RecipientResult]:
+        mode = self.config.mode
+        if mode == "sandbox":
+            await self._capture(delivery.queue_id, sender, recipients, content)
+            return [
+                RecipientResult(r, 250, "2.0.0", "captured in sandbox", "sandbox")
+                for r in recipients
+            ]
+        if mode == "smarthost":
+            assert self.config.smarthost is not None
+            host, port = parse_host_port(self.config.smarthost)
+            return await self._send_via(host, port, [host], sender, recipients, content)
+        results: list[RecipientResult] = []
+        by_domain: dict[str, list[str]] = defaultdict(list)
+        for rcpt in recipients:
+            by_domain[domain_of(rcpt)].append(rcpt)
+        for domain, rcpts in by_domain.items():
+            results += await self._send_mx(domain, sender, rcpts, content)
+        return results
+
+    async def _send_mx(
+        self, domain: str, sender: str, recipients: list[str], content: bytes
+    ) -> list[RecipientResult]:
+        try:
+            hops = await self.resolver.hops(domain)
+        except RouteError as exc:
+            code = 550 if exc.permanent else None
+            status = "5.1.2" if exc.permanent else "4.4.3"
+            return [RecipientResult(r, code, status, exc.message, None) for r in recipients]
+        last: list[RecipientResult] = []
+        for hop in hops:
+            try:
+                addresses = await self.resolver.addresses(hop.host)
+            except RouteError as exc:
+                last = [
+                    RecipientResult(r, None, "4.4.3", exc.message, hop.host) for r in recipients
+                ]
+                continue
+            outcome = await self._send_via(
+                hop.host, hop.port, addresses, sender, recipients, content
+            )
+            if any(r.code is not None for r in outcome):
+                return outcome  # the hop answered: its answer stands
+            last = outcome
+        return last or [
+            RecipientResult(r, None, "4.4.4", f"no reachable mail server for {domain}", None)
+            for r in recipients
+        ]
+
+    async def _send_via(
+        self,
+        name: str,
+        port: int,
+        addresses: list[str],
+        sender: str,
+        recipients: list[str],
+        content: bytes,
+    ) -> list[RecipientResult]:
+        failure = HopError(f"no address for {name}")
+        for address in addresses:
+            try:
+                return await self.sender.send(address, port, name, sender, recipients, content)
+            except HopError as exc:
+                failure = exc
+                if exc.code is not None:
+                    break  # the server answered; another address would answer the same
+        return [
+            RecipientResult(r, failure.code, failure.status, failure.reason, name)
+            for r in recipients
+        ]
+
+    async def _capture(
+        self, queue_id: str, sender: str, recipients: list[str], content: bytes
+    ) -> None:
+        sealed = self.keyring.seal(content, sandbox.sandbox_context(queue_id).encode())
+        now = time.time()
+        await self.db.write(
+            lambda conn: sandbox.capture(
+                conn, queue_id, sender, recipients, len(content), sealed, now
+            )
+        )
+
+    # --- results ---------------------------------------------------------------
+
+    async def _record(
+        self,
+        message: queue.MessageForDelivery,
+        delivery: Delivery,
+        results: list[RecipientResult],
+    ) -> None:
+        now = time.time()
+        jobs_by_rcpt = {job.recipient: job for job in delivery.jobs}
+        expired = now - message.received_at >= self.config.max_queue_lifetime
+        bounced: list[FailedRecipient] = []
+        plan: list[tuple[queue.ClaimedJob, RecipientResult, str, float | None]] = []
+        for result in results:
+            job = jobs_by_rcpt[result.recipient]
+            if result.delivered:
+                plan.append((job, result, queue.DELIVERED, None))
+            elif result.permanent or expired:
+                if not result.permanent:
+                    result = RecipientResult(
+                        result.recipient,
+                        result.code,
+                        "4.4.7",
+                        f"message expired in queue; last error: {result.reply}",
+                        result.remote_host,
+                    )
+                plan.append((job, result, queue.BOUNCED, None))
+                bounced.append(
+                    FailedRecipient(
+                        recipient=result.recipient,
+                        status=result.status if result.status[0] in "45" else "5.0.0",
+                        diagnostic=f"smtp; {result.code} {result.reply}"
+                        if result.code
+                        else result.reply,
+                        remote_mta=result.remote_host,
+                        last_attempt=datetime.fromtimestamp(now, UTC),
+                    )
+                )
+            else:
+                delay = backoff(
+                    self.config.retry_schedule, job.attempts + 1, self.config.retry_jitter
+                )
+                plan.append((job, result, queue.QUEUED, now + delay))
+        dsn = None
+        if bounced and not message.is_dsn and not is_null_sender(message.sender):
+            dsn = self._make_dsn(message, bounced, now)
+
+        def commit(conn: Connection) -> None:
+            events = []
+            for job, result, state, next_at in plan:
+                changed = queue.finish_jobs(
+                    conn,
+                    [job.id],
+                    self.owner,
+                    state=state,
+                    now=now,
+                    attempts_done=job.attempts + 1,
+                    code=result.code,
+                    status=result.status,
+                    reply=result.reply,
+                    remote_host=result.remote_host,
+                    next_attempt_at=next_at,
+                )
+                if not changed:
+                    continue  # lease lost: another worker owns this job now
+                events.append(
+                    AuditEvent(
+                        event={queue.DELIVERED: "delivered", queue.BOUNCED: "bounced"}.get(
+                            state, "deferred"
+                        ),
+                        result=result.status,
+                        queue_id=message.queue_id,
+                        principal=message.principal,
+                        sender=message.sender,
+                        recipients=(result.recipient,),
+                        code=result.code,
+                        detail=(f"via {result.remote_host}: " if result.remote_host else "")
+                        + result.reply[:180],
+                        ts=now,
+                    )
+                )
+            if dsn is not None and any(e.event == "bounced" for e in events):
+                queue.insert_message(conn, dsn[0], [queue.NewJob(message.sender, "default")])
+                events.append(
+                    AuditEvent(
+                        event="dsn",
+                        result="queued",
+                        queue_id=dsn[0].queue_id,
+                        sender="",
+                        recipients=(message.sender,),
+                        size=dsn[0].size,
+                        detail=f"for {message.queue_id}",
+                        ts=now,
+                    )
+                )
+            trail.append(conn, events)
+            queue.drop_finished_content(conn, message.queue_id)
+
+        await self.db.write(commit)
+        for job, result, state, _next in plan:
+            event(
+                log,
+                state if state != queue.QUEUED else "deferred",
+                queue_id=message.queue_id,
+                job=job.id,
+                code=result.code,
+                status=result.status,
+            )
+        if dsn is not None:
+            self.notify()
+
+    def _make_dsn(
+        self, message: queue.MessageForDelivery, bounced: list[FailedRecipient], now: float
+    ) -> tuple[queue.NewMessage]:
+        queue_id = queue.new_queue_id(now)
+        content = build_dsn(
+            reporting_mta=self.hostname,
+            from_address=self.postmaster,
+            to_address=message.sender,
+            queue_id=message.queue_id,
+            original_message_id=message.message_id,
+            arrival=datetime.fromtimestamp(message.received_at, UTC),
+            failed=bounced,
+            now=datetime.fromtimestamp(now, UTC),
+        )
+        return (
+            queue.NewMessage(
+                queue_id=queue_id,
+                received_at=now,
+                listener="dsn",
+                principal=None,
+                client_ip="",
+                sender="",
+                size=len(content),
+                message_id=None,
+                sealed=self.keyring.seal(content, queue_id.encode()),
+                is_dsn=True,
+            ),
+        )

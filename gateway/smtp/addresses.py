@@ -1,0 +1,54 @@
+"""Envelope address validation and normalisation, done once at MAIL/RCPT.
+
+What passes here is exactly what is stored, audited and sent: the domain is
+lower-cased (IDNs to their ASCII form), the local part kept as written.
+"""
+
+from __future__ import annotations
+
+import re
+
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_LOCAL = re.compile(rf"^{_ATEXT}+(\.{_ATEXT}+)*$")
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_LITERAL = re.compile(r"^\[(\d{1,3}(?:\.\d{1,3}){3})\]$")
+
+
+class AddressError(ValueError):
+    """Why an address is not acceptable, phrased for an SMTP reply."""
+
+
+def normalise_domain(domain: str) -> str:
+    literal = _LITERAL.match(domain)
+    if literal:
+        if any(int(part) > 255 for part in literal.group(1).split(".")):
+            raise AddressError(f"domain literal {domain} is not an IPv4 address")
+        return domain
+    try:
+        ascii_domain = domain.rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise AddressError("domain is not a valid host name") from None
+    labels = ascii_domain.split(".")
+    if len(ascii_domain) > 253 or len(labels) < 2 or not all(_LABEL.match(lbl) for lbl in labels):
+        raise AddressError("domain is not a valid host name")
+    return ascii_domain
+
+
+def normalise(address: str) -> str:
+    """Return the canonical form of a mailbox, or raise AddressError."""
+    if len(address) > 320:
+        raise AddressError("address is longer than 320 characters")
+    if any(ord(ch) < 33 or ord(ch) == 127 for ch in address):
+        raise AddressError("address contains spaces or control characters")
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        raise AddressError("address must have the form local-part@domain")
+    if len(local) > 64:
+        raise AddressError("local part is longer than 64 characters")
+    if not _LOCAL.match(local):
+        raise AddressError("local part has characters not allowed in an address")
+    return f"{local}@{normalise_domain(domain)}"
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2]

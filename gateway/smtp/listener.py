@@ -1,0 +1,446 @@
+"""The SMTP listener: aiosmtpd sessions with envelope checks, limits and audit.
+
+Every refusal is an SMTP reply with an enhanced status code and an audit
+event carrying only metadata.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import re
+import ssl
+from base64 import b64decode
+from binascii import Error as Base64Error
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session
+
+from gateway.audit import trail
+from gateway.audit.trail import AuditEvent
+from gateway.config import LimitsConfig, ListenerConfig, RelayNetwork
+from gateway.intake import Intake, Submission
+from gateway.logs import event
+from gateway.smtp.addresses import AddressError, domain_of, normalise
+from gateway.smtp.auth import Authenticator, AuthGuard
+from gateway.store.database import Database
+
+log = logging.getLogger("gateway.smtp")
+
+# aiosmtpd's own replies lack enhanced status codes (RFC 3463); add them.
+_ENHANCED = {
+    "421": "4.3.2",
+    "450": "4.0.0",
+    "451": "4.3.0",
+    "452": "4.5.3",
+    "454": "4.7.0",
+    "500": "5.5.2",
+    "501": "5.5.4",
+    "502": "5.5.1",
+    "503": "5.5.1",
+    "504": "5.5.4",
+    "530": "5.7.0",
+    "535": "5.7.8",
+    "550": "5.7.1",
+    "552": "5.3.4",
+    "553": "5.1.3",
+    "554": "5.7.0",
+    "555": "5.5.4",
+}
+_HAS_ENHANCED = re.compile(rb"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}")
+
+
+@dataclass
+class ConnectionLimiter:
+    """Counts open connections, in total and per client IP, across listeners."""
+
+    limits: LimitsConfig
+    total: int = 0
+    per_ip: dict[str, int] = field(default_factory=dict)
+
+    def admit(self, ip: str) -> str | None:
+        """Take a slot, or return why not."""
+        if self.total >= self.limits.max_connections:
+            return "too many connections; try again later"
+        if self.per_ip.get(ip, 0) >= self.limits.max_connections_per_ip:
+            return "too many connections from your address; try again later"
+        self.total += 1
+        self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
+        return None
+
+    def release(self, ip: str) -> None:
+        self.total -= 1
+        left = self.per_ip.get(ip, 1) - 1
+        if left:
+            self.per_ip[ip] = left
+        else:
+            self.per_ip.pop(ip, None)
+
+
+@dataclass
+class ListenerContext:
+    """What all sessions of one listener share."""
+
+    config: ListenerConfig
+    limits: LimitsConfig
+    hostname: str
+    db: Database
+    intake: Intake
+    authenticator: Authenticator
+    guard: AuthGuard
+    limiter: ConnectionLimiter
+    relay_networks: list[RelayNetwork]
+    tls_context: ssl.SSLContext | None
+    sessions: set[PhigateSMTP] = field(default_factory=set)
+    accepting: bool = True
+
+    async def audit(self, audit_event: AuditEvent) -> None:
+        await self.db.write(lambda conn: trail.append(conn, [audit_event]))
+
+    @property
+    def implicit_tls(self) -> bool:
+        return self.config.tls == "implicit"
+
+    def relay_network_for(self, ip: str) -> RelayNetwork | None:
+        if not self.config.allow_networks_without_auth:
+            return None
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return None
+        for relay in self.relay_networks:
+            if any(address in ipaddress.ip_network(n, strict=False) for n in relay.networks):
+                return relay
+        return None
+
+
+@dataclass
+class SessionState:
+    principal: str | None = None
+    domains: tuple[str, ...] = ()
+    relay: RelayNetwork | None = None
+
+
+class PhigateSMTP(SMTP):
+    """aiosmtpd's SMTP with connection limits, TLS handshake timeout and enhanced codes."""
+
+    def __init__(self, ctx: ListenerContext, handler: Handler) -> None:
+        super().__init__(
+            handler,
+            data_size_limit=ctx.limits.max_message_size,
+            hostname=ctx.hostname,
+            ident="ESMTP phigate",
+            tls_context=ctx.tls_context if ctx.config.tls == "starttls" else None,
+            require_starttls=ctx.config.tls == "starttls" and ctx.config.require_tls,
+            timeout=ctx.limits.idle_timeout,
+            auth_required=False,  # checked at MAIL so allow-listed networks can relay
+            auth_require_tls=True,
+            # With implicit TLS aiosmtpd sees no STARTTLS; it is TLS all the same.
+            auth_exclude_mechanism=[],
+            enable_SMTPUTF8=False,
+        )
+        self.ctx = ctx
+        self.state = SessionState()
+        self.client_ip = ""
+        self._refusal: str | None = None
+        self._counted = False
+        # Set when the reply about to be pushed was already audited by the handler.
+        self.reply_audited = False
+        if ctx.implicit_tls:
+            # Let AUTH through: the whole connection is already TLS.
+            self._auth_require_tls = False
+
+    @property
+    def in_transaction(self) -> bool:
+        """Between MAIL and the reply to DATA: closing now would lose the client's work."""
+        return self.envelope is not None and self.envelope.mail_from is not None
+
+    @property
+    def tls_active(self) -> bool:
+        return self.ctx.implicit_tls or self._tls_protocol is not None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self.transport is None
+        if first:
+            peer = transport.get_extra_info("peername")
+            self.client_ip = str(peer[0]) if peer else ""
+            if not self.ctx.accepting:
+                self._refusal = "421 4.3.2 Service shutting down; try again later"
+            else:
+                reason = self.ctx.limiter.admit(self.client_ip)
+                if reason is None:
+                    self._counted = True
+                else:
+                    self._refusal = f"421 4.7.0 {reason}"
+            self.ctx.sessions.add(self)
+            self.state.relay = self.ctx.relay_network_for(self.client_ip)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._counted:
+            self._counted = False
+            self.ctx.limiter.release(self.client_ip)
+        self.ctx.sessions.discard(self)
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        if self._refusal is not None:
+            await self.push(self._refusal)
+            assert self.transport is not None
+            self.transport.close()
+            return
+        await super()._handle_client()
+
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        # Bound the handshake by its own timeout rather than the idle timeout.
+        self._reset_timeout(self.ctx.limits.tls_handshake_timeout)
+        await super().smtp_STARTTLS(arg)
+
+    async def push(self, status: Any) -> None:
+        if isinstance(status, str):
+            status = status.encode("ascii", "replace")
+        if not _HAS_ENHANCED.match(status) and status[:1] in (b"4", b"5"):
+            code = status[:3].decode()
+            enhanced = _ENHANCED.get(code, f"{code[0]}.0.0")
+            status = status[:4] + enhanced.encode() + b" " + status[4:]
+        if status[:1] in (b"4", b"5") and not self.reply_audited:
+            # aiosmtpd's own refusals (syntax, size, sequence) are audited here.
+            await self.ctx.audit(
+                AuditEvent(
+                    event="refused",
+                    result="protocol",
+                    principal=self.state.principal,
+                    client_ip=self.client_ip,
+                    code=int(status[:3]),
+                    detail=status[4:200].decode("ascii", "replace"),
+                )
+            )
+        self.reply_audited = False
+        await super().push(status)
+
+
+def _bare_line_ending(content: bytes) -> bool:
+    """True if DATA holds a CR or LF that is not part of CRLF (SMTP smuggling)."""
+    crlf = content.count(b"\r\n")
+    return content.count(b"\r") != crlf or content.count(b"\n") != crlf
+
+
+class Handler:
+    """aiosmtpd hooks: authentication, envelope checks and handing DATA to intake."""
+
+    def __init__(self, ctx: ListenerContext) -> None:
+        self.ctx = ctx
+
+    async def _refuse(
+        self,
+        server: PhigateSMTP,
+        reply: str,
+        stage: str,
+        sender: str | None = None,
+        recipients: tuple[str, ...] = (),
+    ) -> str:
+        await self.ctx.audit(
+            AuditEvent(
+                event="refused",
+                result=stage,
+                principal=server.state.principal,
+                client_ip=server.client_ip,
+                sender=sender,
+                recipients=recipients,
+                code=int(reply[:3]),
+                detail=reply[4:200],
+            )
+        )
+        event(
+            log,
+            "refused",
+            stage=stage,
+            code=int(reply[:3]),
+            client_ip=server.client_ip,
+            principal=server.state.principal,
+        )
+        server.reply_audited = True
+        return reply
+
+    async def handle_EHLO(
+        self,
+        server: PhigateSMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        responses.insert(-1, "250-ENHANCEDSTATUSCODES")
+        return responses
+
+    async def handle_exception(self, error: Exception) -> str:
+        # Never echo exception text to the client or the log: it can carry content.
+        event(log, "session_error", logging.ERROR, error=type(error).__name__)
+        return "451 4.3.0 Internal error; try again later"
+
+    # --- AUTH --------------------------------------------------------------
+
+    async def auth_PLAIN(self, server: PhigateSMTP, args: list[str]) -> AuthResult:
+        try:
+            if len(args) == 1:
+                # challenge_auth hands back the client's answer already base64-decoded.
+                answer = await server.challenge_auth("")
+                if not isinstance(answer, bytes):
+                    return AuthResult(success=False, handled=False)
+                decoded = answer
+            else:
+                decoded = b64decode(args[1], validate=True)
+            _authzid, login, password = decoded.split(b"\x00")
+        except (Base64Error, ValueError):
+            await server.push("501 5.5.2 Cannot decode AUTH PLAIN data")
+            return AuthResult(success=False, handled=True)
+        return await self._check(server, login, password)
+
+    async def auth_LOGIN(self, server: PhigateSMTP, args: list[str]) -> AuthResult:
+        try:
+            if len(args) == 1:
+                login = await server.challenge_auth(server.AuthLoginUsernameChallenge)
+            else:
+                login = b64decode(args[1], validate=True)
+            if login is MISSING:
+                return AuthResult(success=False, handled=False)
+            password = await server.challenge_auth(server.AuthLoginPasswordChallenge)
+            if password is MISSING:
+                return AuthResult(success=False, handled=False)
+        except (Base64Error, ValueError):
+            await server.push("501 5.5.2 Cannot decode AUTH LOGIN data")
+            return AuthResult(success=False, handled=True)
+        return await self._check(server, login, password)
+
+    async def _check(self, server: PhigateSMTP, login: Any, password: Any) -> AuthResult:
+        user = bytes(login).decode("utf-8", "replace")[:64]
+        secret = bytes(password).decode("utf-8", "replace")
+        ip = server.client_ip
+        guard = self.ctx.guard
+        if guard.locked(user, ip):
+            await self.ctx.audit(
+                AuditEvent(event="auth", result="locked", principal=user, client_ip=ip, code=454)
+            )
+            server.reply_audited = True
+            await server.push("454 4.7.0 Too many failed AUTH attempts; try again later")
+            return AuthResult(success=False, handled=True)
+        principal = await self.ctx.authenticator.verify(user, secret)
+        if principal is None:
+            delay = guard.failure(user, ip)
+            await self.ctx.audit(
+                AuditEvent(event="auth", result="failed", principal=user, client_ip=ip, code=535)
+            )
+            event(log, "auth_failed", logging.WARNING, principal=user, client_ip=ip)
+            await asyncio.sleep(delay)
+            server.reply_audited = True
+            await server.push("535 5.7.8 Authentication credentials invalid")
+            return AuthResult(success=False, handled=True)
+        guard.success(user, ip)
+        server.state.principal = principal.name
+        server.state.domains = principal.domains
+        await self.ctx.audit(
+            AuditEvent(event="auth", result="ok", principal=principal.name, client_ip=ip, code=235)
+        )
+        return AuthResult(success=True, auth_data=principal.name)
+
+    # --- envelope ----------------------------------------------------------
+
+    def _sender_domains(self, server: PhigateSMTP) -> tuple[str, tuple[str, ...]] | None:
+        """(who, allowed domains) for an authenticated or allow-listed client."""
+        if server.state.principal is not None:
+            return f'principal "{server.state.principal}"', server.state.domains
+        relay = server.state.relay
+        if relay is not None:
+            return f'network "{relay.name}"', tuple(relay.domains)
+        return None
+
+    async def handle_MAIL(
+        self,
+        server: PhigateSMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        if self.ctx.config.tls != "none" and self.ctx.config.require_tls and not server.tls_active:
+            return await self._refuse(
+                server, "530 5.7.0 Must issue a STARTTLS command first", "mail"
+            )
+        allowed = self._sender_domains(server)
+        if allowed is None:
+            return await self._refuse(
+                server, "530 5.7.0 Authentication required (AUTH over TLS)", "mail"
+            )
+        who, domains = allowed
+        if address in ("", "<>"):
+            return await self._refuse(
+                server, f"550 5.7.1 Null sender not permitted for {who}", "mail"
+            )
+        try:
+            sender = normalise(address)
+        except AddressError as exc:
+            return await self._refuse(server, f"553 5.1.7 Bad sender address: {exc}", "mail")
+        if domain_of(sender) not in domains:
+            return await self._refuse(
+                server, f"550 5.7.1 Sender not permitted for {who}", "mail", sender=sender
+            )
+        envelope.mail_from = sender
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 Sender OK"
+
+    async def handle_RCPT(
+        self,
+        server: PhigateSMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        sender = envelope.mail_from
+        if len(envelope.rcpt_tos) >= self.ctx.limits.max_recipients:
+            return await self._refuse(
+                server,
+                f"452 4.5.3 Too many recipients (at most {self.ctx.limits.max_recipients} per "
+                "message); send the rest in another message",
+                "rcpt",
+                sender=sender,
+            )
+        try:
+            recipient = normalise(address)
+        except AddressError as exc:
+            return await self._refuse(
+                server, f"553 5.1.3 Bad recipient address: {exc}", "rcpt", sender=sender
+            )
+        envelope.rcpt_tos.append(recipient)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 Recipient OK"
+
+    async def handle_DATA(self, server: PhigateSMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        sender = envelope.mail_from or ""
+        recipients = tuple(envelope.rcpt_tos)
+        if _bare_line_ending(content):
+            return await self._refuse(
+                server,
+                "554 5.6.0 Message contains a bare CR or LF; lines must end in CRLF "
+                "(RFC 5321 section 2.3.8)",
+                "data",
+                sender=sender,
+                recipients=recipients,
+            )
+        submission = Submission(
+            listener=self.ctx.config.name,
+            principal=server.state.principal,
+            client_ip=server.client_ip,
+            helo=session.host_name,
+            tls=server.tls_active,
+            authenticated=server.state.principal is not None,
+            sender=sender,
+            recipients=recipients,
+            content=content,
+        )
+        reply = await self.ctx.intake.accept(submission)
+        return str(reply)

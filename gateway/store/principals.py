@@ -1,0 +1,105 @@
+"""Sending principals: systems that authenticate with AUTH and may send as their domains."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from gateway.store.schema import principals
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+DOMAIN_PATTERN = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
+
+HASHER = PasswordHasher()
+
+
+class PrincipalError(Exception):
+    """A principal operation that cannot be done, with a message for the admin."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    domains: tuple[str, ...]
+    enabled: bool
+    secret_hash: str
+    created_at: float
+
+
+def _row_to_principal(row: object) -> Principal:
+    r = row._mapping  # type: ignore[attr-defined]
+    return Principal(
+        r["name"],
+        tuple(json.loads(r["domains"])),
+        bool(r["enabled"]),
+        r["secret_hash"],
+        r["created_at"],
+    )
+
+
+def validate_domains(domains: list[str]) -> tuple[str, ...]:
+    if not domains:
+        raise PrincipalError(
+            "give at least one sender domain with --domain, e.g. --domain example.org"
+        )
+    cleaned = []
+    for domain in domains:
+        d = domain.strip().lower().rstrip(".")
+        if not DOMAIN_PATTERN.match(d):
+            raise PrincipalError(f"{domain!r} is not a domain name (write e.g. example.org)")
+        cleaned.append(d)
+    return tuple(dict.fromkeys(cleaned))
+
+
+def add(conn: Connection, name: str, domains: list[str]) -> str:
+    """Create a principal; returns its secret (shown once, stored only as an argon2 hash)."""
+    if not NAME_PATTERN.match(name):
+        raise PrincipalError(
+            f"{name!r} is not a valid principal name: use letters, digits, '.', '_' or '-' "
+            "(at most 64, starting with a letter or digit)"
+        )
+    clean = validate_domains(domains)
+    secret = secrets.token_urlsafe(24)
+    try:
+        conn.execute(
+            insert(principals).values(
+                name=name,
+                secret_hash=HASHER.hash(secret),
+                domains=json.dumps(list(clean)),
+                enabled=True,
+                created_at=time.time(),
+            )
+        )
+    except IntegrityError:
+        raise PrincipalError(
+            f"principal {name!r} already exists (see `phigate principal ls`)"
+        ) from None
+    return secret
+
+
+def get(conn: Connection, name: str) -> Principal | None:
+    row = conn.execute(select(principals).where(principals.c.name == name)).first()
+    return _row_to_principal(row) if row is not None else None
+
+
+def list_all(conn: Connection) -> list[Principal]:
+    return [
+        _row_to_principal(r) for r in conn.execute(select(principals).order_by(principals.c.name))
+    ]
+
+
+def set_enabled(conn: Connection, name: str, enabled: bool) -> None:
+    result = conn.execute(
+        update(principals).where(principals.c.name == name).values(enabled=enabled)
+    )
+    if result.rowcount == 0:
+        raise PrincipalError(f"no principal named {name!r} (see `phigate principal ls`)")

@@ -1,0 +1,321 @@
+"""The mail queue: messages (sealed content) and per-recipient delivery jobs.
+
+Functions here take a Connection and run inside the caller's transaction, so
+intake can commit content, jobs and audit events together. Claiming uses
+`UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING`: on
+PostgreSQL the row locks keep workers apart, on SQLite the writer's BEGIN
+IMMEDIATE does (SQLAlchemy omits FOR UPDATE there).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from gateway.store.keyring import Sealed
+from gateway.store.schema import jobs, messages
+
+QUEUED, ACTIVE, DELIVERED, BOUNCED, DELETED = "queued", "active", "delivered", "bounced", "deleted"
+PENDING_STATES = (QUEUED, ACTIVE)
+
+
+def new_queue_id(now: float | None = None) -> str:
+    """Time-ordered and unguessable: 11 hex digits of milliseconds + 10 random."""
+    millis = int((now if now is not None else time.time()) * 1000)
+    return f"{millis:011X}{secrets.token_hex(5).upper()}"
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    queue_id: str
+    received_at: float
+    listener: str
+    principal: str | None
+    client_ip: str
+    sender: str
+    size: int
+    message_id: str | None
+    sealed: Sealed
+    is_dsn: bool = False
+
+
+@dataclass(frozen=True)
+class NewJob:
+    recipient: str
+    route: str
+
+
+def insert_message(conn: Connection, message: NewMessage, new_jobs: Sequence[NewJob]) -> None:
+    conn.execute(
+        insert(messages).values(
+            queue_id=message.queue_id,
+            received_at=message.received_at,
+            listener=message.listener,
+            principal=message.principal,
+            client_ip=message.client_ip,
+            sender=message.sender,
+            size=message.size,
+            message_id=message.message_id,
+            is_dsn=message.is_dsn,
+            key_id=message.sealed.key_id,
+            wrapped_key=message.sealed.wrapped_key,
+            content=message.sealed.ciphertext,
+        )
+    )
+    if new_jobs:
+        conn.execute(
+            insert(jobs),
+            [
+                {
+                    "queue_id": message.queue_id,
+                    "recipient": job.recipient,
+                    "state": QUEUED,
+                    "route": job.route,
+                    "attempts": 0,
+                    "next_attempt_at": message.received_at,
+                    "updated_at": message.received_at,
+                }
+                for job in new_jobs
+            ],
+        )
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    queue_id: str
+    recipient: str
+    route: str
+    attempts: int
+
+
+def claim(conn: Connection, owner: str, now: float, lease: float, limit: int) -> list[ClaimedJob]:
+    """Lease up to `limit` due jobs (or jobs whose lease expired) to `owner`."""
+    due = (
+        select(jobs.c.id)
+        .where(
+            ((jobs.c.state == QUEUED) & (jobs.c.next_attempt_at <= now))
+            | ((jobs.c.state == ACTIVE) & (jobs.c.lease_until < now))
+        )
+        .order_by(jobs.c.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = conn.execute(
+        update(jobs)
+        .where(jobs.c.id.in_(due.scalar_subquery()))
+        .values(state=ACTIVE, lease_owner=owner, lease_until=now + lease, updated_at=now)
+        .returning(jobs.c.id, jobs.c.queue_id, jobs.c.recipient, jobs.c.route, jobs.c.attempts)
+    ).all()
+    return [ClaimedJob(r.id, r.queue_id, r.recipient, r.route, r.attempts) for r in rows]
+
+
+@dataclass(frozen=True)
+class MessageForDelivery:
+    queue_id: str
+    sender: str
+    received_at: float
+    message_id: str | None
+    principal: str | None
+    is_dsn: bool
+    sealed: Sealed | None  # None once shredded
+
+
+def load_message(conn: Connection, queue_id: str) -> MessageForDelivery | None:
+    row = conn.execute(select(messages).where(messages.c.queue_id == queue_id)).mappings().first()
+    if row is None:
+        return None
+    sealed = (
+        Sealed(row["key_id"], row["wrapped_key"], row["content"])
+        if row["wrapped_key"] is not None and row["content"] is not None
+        else None
+    )
+    return MessageForDelivery(
+        row["queue_id"],
+        row["sender"],
+        row["received_at"],
+        row["message_id"],
+        row["principal"],
+        row["is_dsn"],
+        sealed,
+    )
+
+
+def finish_jobs(
+    conn: Connection,
+    job_ids: Sequence[int],
+    owner: str,
+    *,
+    state: str,
+    now: float,
+    attempts_done: int,
+    code: int | None,
+    status: str | None,
+    reply: str | None,
+    remote_host: str | None,
+    next_attempt_at: float | None = None,
+) -> int:
+    """Record an attempt's outcome for jobs this owner still holds; returns rows updated.
+
+    Only rows still leased by `owner` change: if the lease expired and another
+    worker took the job, this worker's late result is dropped.
+    """
+    values: dict[str, object] = {
+        "state": state,
+        "attempts": attempts_done,
+        "last_code": code,
+        "last_status": status,
+        "last_reply": reply[:255] if reply else reply,
+        "remote_host": remote_host,
+        "lease_owner": None,
+        "lease_until": None,
+        "updated_at": now,
+    }
+    if next_attempt_at is not None:
+        values["next_attempt_at"] = next_attempt_at
+    result = conn.execute(
+        update(jobs)
+        .where(jobs.c.id.in_(job_ids), jobs.c.lease_owner == owner, jobs.c.state == ACTIVE)
+        .values(**values)
+    )
+    return result.rowcount
+
+
+def release_leases(conn: Connection, owner: str, now: float) -> int:
+    """Hand back jobs a stopping worker still holds, due at once."""
+    result = conn.execute(
+        update(jobs)
+        .where(jobs.c.lease_owner == owner, jobs.c.state == ACTIVE)
+        .values(
+            state=QUEUED, lease_owner=None, lease_until=None, next_attempt_at=now, updated_at=now
+        )
+    )
+    return result.rowcount
+
+
+def drop_finished_content(conn: Connection, queue_id: str) -> None:
+    """Shred a message's content once no job needs it any more."""
+    pending = conn.execute(
+        select(func.count())
+        .select_from(jobs)
+        .where(jobs.c.queue_id == queue_id, jobs.c.state.in_(PENDING_STATES))
+    ).scalar_one()
+    if pending == 0:
+        conn.execute(
+            update(messages)
+            .where(messages.c.queue_id == queue_id)
+            .values(wrapped_key=None, content=None)
+        )
+
+
+# --- admin queries (metadata only) ----------------------------------------
+
+
+def list_jobs(conn: Connection, states: Sequence[str], limit: int) -> list[dict[str, object]]:
+    query = (
+        select(
+            jobs.c.queue_id,
+            jobs.c.id,
+            jobs.c.recipient,
+            jobs.c.state,
+            jobs.c.attempts,
+            jobs.c.next_attempt_at,
+            jobs.c.last_code,
+            jobs.c.last_status,
+            messages.c.sender,
+            messages.c.size,
+            messages.c.received_at,
+            messages.c.principal,
+        )
+        .join(messages, messages.c.queue_id == jobs.c.queue_id)
+        .where(jobs.c.state.in_(states))
+        .order_by(messages.c.received_at, jobs.c.id)
+        .limit(limit)
+    )
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def show_message(conn: Connection, queue_id: str) -> dict[str, object] | None:
+    row = (
+        conn.execute(
+            select(
+                messages.c.queue_id,
+                messages.c.received_at,
+                messages.c.listener,
+                messages.c.principal,
+                messages.c.client_ip,
+                messages.c.sender,
+                messages.c.size,
+                messages.c.message_id,
+                messages.c.is_dsn,
+                (messages.c.content.is_not(None)).label("content_stored"),
+            ).where(messages.c.queue_id == queue_id)
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    info = dict(row)
+    info["content_stored"] = bool(info["content_stored"])
+    info["recipients"] = [
+        dict(r)
+        for r in conn.execute(
+            select(
+                jobs.c.id,
+                jobs.c.recipient,
+                jobs.c.state,
+                jobs.c.route,
+                jobs.c.attempts,
+                jobs.c.next_attempt_at,
+                jobs.c.last_code,
+                jobs.c.last_status,
+                jobs.c.last_reply,
+                jobs.c.remote_host,
+            )
+            .where(jobs.c.queue_id == queue_id)
+            .order_by(jobs.c.id)
+        ).mappings()
+    ]
+    return info
+
+
+def retry_now(conn: Connection, queue_id: str | None, now: float) -> int:
+    """Make queued jobs (of one message, or all) due immediately."""
+    query = update(jobs).where(jobs.c.state == QUEUED)
+    if queue_id is not None:
+        query = query.where(jobs.c.queue_id == queue_id)
+    return conn.execute(query.values(next_attempt_at=now, updated_at=now)).rowcount
+
+
+def delete_message(conn: Connection, queue_id: str, now: float) -> list[str]:
+    """Cancel a message's pending jobs and shred its content; returns the cancelled recipients."""
+    recipients = list(
+        conn.execute(
+            select(jobs.c.recipient).where(
+                jobs.c.queue_id == queue_id, jobs.c.state.in_(PENDING_STATES)
+            )
+        ).scalars()
+    )
+    conn.execute(
+        update(jobs)
+        .where(jobs.c.queue_id == queue_id, jobs.c.state.in_(PENDING_STATES))
+        .values(state=DELETED, lease_owner=None, lease_until=None, updated_at=now)
+    )
+    conn.execute(
+        update(messages)
+        .where(messages.c.queue_id == queue_id)
+        .values(wrapped_key=None, content=None)
+    )
+    return recipients
+
+
+def message_exists(conn: Connection, queue_id: str) -> bool:
+    return (
+        conn.execute(select(messages.c.queue_id).where(messages.c.queue_id == queue_id)).first()
+        is not None
+    )

@@ -1,0 +1,115 @@
+"""Database tables. Columns hold identifiers, addresses, sizes and codes only:
+message content exists solely as ciphertext in `messages.content` and
+`sandbox_mail.content`. Times are UNIX seconds (portable across SQLite and
+PostgreSQL). Change a table here, then add an Alembic migration."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+principals = Table(
+    "principals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("secret_hash", String(255), nullable=False),
+    Column("domains", Text, nullable=False),  # JSON list of sender domains
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", Float, nullable=False),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("queue_id", String(32), primary_key=True),
+    Column("received_at", Float, nullable=False),
+    Column("listener", String(64), nullable=False),
+    Column("principal", String(64), nullable=True),
+    Column("client_ip", String(64), nullable=False),
+    Column("sender", String(320), nullable=False),  # "" for the null sender
+    Column("size", Integer, nullable=False),
+    Column("message_id", String(998), nullable=True),  # the Message-ID header
+    Column("is_dsn", Boolean, nullable=False, default=False),
+    Column("key_id", String(32), nullable=True),
+    Column("wrapped_key", LargeBinary, nullable=True),  # NULL once shredded
+    Column("content", LargeBinary, nullable=True),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "queue_id", String(32), ForeignKey("messages.queue_id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("recipient", String(320), nullable=False),
+    # queued -> active (leased) -> delivered | bounced | deleted; active -> queued on deferral
+    Column("state", String(16), nullable=False),
+    Column("route", String(64), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", Float, nullable=True),
+    Column("last_code", Integer, nullable=True),
+    Column("last_status", String(16), nullable=True),
+    Column("last_reply", String(255), nullable=True),
+    Column("remote_host", String(255), nullable=True),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_jobs_state_next", "state", "next_attempt_at"),
+    Index("ix_jobs_queue_id", "queue_id"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", Float, nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("queue_id", String(32), nullable=True),
+    Column("principal", String(64), nullable=True),
+    Column("client_ip", String(64), nullable=True),
+    Column("sender", String(320), nullable=True),
+    Column("recipients", Text, nullable=True),  # JSON list
+    Column("size", Integer, nullable=True),
+    Column("result", String(32), nullable=False),
+    Column("code", Integer, nullable=True),
+    Column("detail", String(255), nullable=True),  # metadata only: never content
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_events_queue_id", "queue_id"),
+)
+
+sandbox_mail = Table(
+    "sandbox_mail",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("queue_id", String(32), nullable=False),
+    Column("sender", String(320), nullable=False),
+    Column("recipients", Text, nullable=False),  # JSON list
+    Column("captured_at", Float, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+)

@@ -1,0 +1,261 @@
+"""Real parts for end-to-end tests: a phigate server process and an SMTP sink.
+
+The server runs as `phigate serve -c FILE` in a subprocess (so it can be
+killed with SIGKILL); the sink is an aiosmtpd server on loopback whose
+replies a test can script per recipient.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import smtplib
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+PHIGATE = [sys.executable, "-m", "gateway.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(
+    port: int, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"phigate exited with {proc.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {port}")
+
+
+@dataclass
+class Received:
+    sender: str
+    recipients: list[str]
+    content: bytes
+
+
+@dataclass
+class SinkHandler:
+    """Records what arrives; `script(rcpt)` may return a reply to refuse a recipient."""
+
+    messages: list[Received] = field(default_factory=list)
+    script: Callable[[str], str | None] = lambda _rcpt: None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        reply = self.script(address)
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self.lock:
+            self.messages.append(
+                Received(
+                    str(envelope.mail_from),
+                    list(envelope.rcpt_tos),
+                    bytes(envelope.original_content or b""),
+                )
+            )
+        return "250 2.0.0 stored"
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.handler = SinkHandler()
+        self.port = free_port()
+        self.controller = Controller(
+            self.handler, hostname="127.0.0.1", port=self.port, server_hostname="sink.test"
+        )
+
+    def __enter__(self) -> Sink:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()
+
+    @property
+    def messages(self) -> list[Received]:
+        with self.handler.lock:
+            return list(self.handler.messages)
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.messages) >= count:
+                return self.messages
+            time.sleep(0.05)
+        raise TimeoutError(f"sink got {len(self.messages)} of {count} messages")
+
+
+def settings_for(data_dir: Path, port: int, **sections: Any) -> dict[str, Any]:
+    """A settings dict for tests: one STARTTLS listener on `port`, fast retries."""
+    base: dict[str, Any] = {
+        "data_dir": str(data_dir),
+        "hostname": "phigate.test",
+        "listeners": [{"name": "submission", "address": f"127.0.0.1:{port}", "tls": "starttls"}],
+        "delivery": {
+            "mode": "sandbox",
+            "poll_interval": 0.2,
+            "retry_schedule": [0.5],
+            "retry_jitter": 0.0,
+        },
+        "limits": {"auth_backoff_base": 0.0, "auth_backoff_max": 0.0},
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value
+    return base
+
+
+class Phigate:
+    """A phigate server process with its own data dir."""
+
+    def __init__(self, tmp: Path, **sections: Any) -> None:
+        self.dir = tmp
+        self.port = free_port()
+        self.settings = settings_for(tmp / "data", self.port, **sections)
+        self.config = tmp / "phigate.yaml"
+        self.config.write_text(yaml.safe_dump(self.settings))
+        self.log = tmp / "phigate.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Keys, certificate and schema, as `phigate init` makes them."""
+        from gateway import app
+        from gateway.settings_loader import load_settings
+
+        settings = load_settings(self.config)
+        app.prepare_data_dir(settings, generate_cert=True)
+        app.open_database(settings).close()
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [*PHIGATE, *args, "-c", str(self.config)], capture_output=True, text=True, timeout=60
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"phigate {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def add_principal(self, name: str, *domains: str) -> str:
+        args = ["principal", "add", name, "--json"]
+        for domain in domains:
+            args += ["--domain", domain]
+        return str(json.loads(self.cli(*args).stdout)["secret"])
+
+    def start(self) -> Phigate:
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [*PHIGATE, "serve", "-c", str(self.config)], stdout=out, stderr=subprocess.STDOUT
+        )
+        wait_for_port(self.port, proc=self.proc)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 40.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def __enter__(self) -> Phigate:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.stop()
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def log_events(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log_text().splitlines() if line.startswith("{")]
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args, "--json").stdout)
+
+    @property
+    def db_path(self) -> Path:
+        return Path(self.settings["data_dir"]) / "phigate.db"
+
+    def client(self, user: str | None = None, secret: str | None = None) -> smtplib.SMTP:
+        """A logged-in smtplib client over STARTTLS (what a hospital system would use)."""
+        smtp = smtplib.SMTP("127.0.0.1", self.port, timeout=15)
+        smtp.starttls(context=insecure_context())
+        if user is not None and secret is not None:
+            smtp.login(user, secret)
+        return smtp
+
+
+def insecure_context() -> ssl.SSLContext:
+    # The test server presents a self-signed certificate.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def message(
+    sender: str,
+    recipient: str,
+    subject: str,
+    body: str,
+    attachment: str | None = None,
+    message_id: str = "<test@example.org>",
+) -> bytes:
+    """A MIME message with CRLF line endings, optionally with an attachment."""
+    from email.message import EmailMessage
+    from email.policy import SMTP as SMTP_POLICY
+
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = recipient
+    msg["Subject"] = subject
+    msg["Message-ID"] = message_id
+    msg.set_content(body)
+    if attachment is not None:
+        msg.add_attachment(
+            attachment.encode(), maintype="text", subtype="csv", filename=f"{attachment[:12]}.csv"
+        )
+    return msg.as_bytes(policy=SMTP_POLICY)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise TimeoutError("condition not reached")

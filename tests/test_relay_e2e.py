@@ -1,0 +1,63 @@
+"""End to end over real sockets: smtplib submits, phigate relays to a real SMTP sink."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from harness import Phigate, Sink, message
+
+
+def test_submitted_bytes_arrive_with_only_trace_headers_added(tmp_path: Path) -> None:
+    with Sink() as sink:
+        gw = Phigate(
+            tmp_path,
+            delivery={
+                "mode": "smarthost",
+                "smarthost": f"127.0.0.1:{sink.port}",
+                "tls": "opportunistic",
+            },
+        )
+        secret = gw.add_principal("ehr1", "clinic.example.org")
+        raw = message("ehr@clinic.example.org", "dr@partner.test", "Lab results", "Potassium 4.1")
+        with gw:
+            client = gw.client("ehr1", secret)
+            refused = client.sendmail("ehr@clinic.example.org", ["dr@partner.test"], raw)
+            client.quit()
+            assert refused == {}
+            got = sink.wait_for(1)
+        assert got[0].sender == "ehr@clinic.example.org"
+        assert got[0].recipients == ["dr@partner.test"]
+        content = got[0].content
+        assert content.endswith(raw)
+        trace = content[: -len(raw)]
+        assert trace.startswith(b"Received: by phigate.test (phigate) with ESMTPSA id ")
+        assert trace.count(b"\r\n") == 2  # one folded Received header, nothing else
+        assert b"127.0.0.1" not in trace  # client details are hidden by default
+
+
+def test_queue_id_in_reply_matches_store_and_content_is_encrypted(tmp_path: Path) -> None:
+    gw = Phigate(tmp_path)
+    secret = gw.add_principal("ehr1", "clinic.example.org")
+    raw = message("ehr@clinic.example.org", "p@x.test", "CANARY-SUBJECT-7731", "CANARY-BODY-7731")
+    with gw:
+        client = gw.client("ehr1", secret)
+        client.mail("ehr@clinic.example.org")
+        client.rcpt("p@x.test")
+        code, reply = client.data(raw)
+        client.quit()
+        assert code == 250
+        queue_id = reply.decode().rsplit(" ", 1)[1]
+        info = gw.json("queue", "show", queue_id)
+        assert info["sender"] == "ehr@clinic.example.org"
+        assert info["principal"] == "ehr1"
+    db = sqlite3.connect(gw.db_path)
+    assert (
+        db.execute("SELECT count(*) FROM messages WHERE queue_id=?", (queue_id,)).fetchone()[0] == 1
+    )
+    captured = gw.json("sandbox", "ls")
+    assert captured[0]["queue_id"] == queue_id
+    shown = gw.cli("sandbox", "show", str(captured[0]["id"])).stdout
+    assert "CANARY-BODY-7731" in shown  # the sandbox decrypts for the admin...
+    for path in Path(gw.settings["data_dir"]).glob("phigate.db*"):
+        assert b"CANARY" not in path.read_bytes()  # ...but nothing is stored in clear
