@@ -174,20 +174,26 @@ async def _shutdown(
     for server in servers:
         server.close()
     deadline = time.monotonic() + grace
-    # Sessions between transactions are closed at once; a session in the middle
-    # of one gets until the deadline to finish (and get its 250).
+    # Sessions between transactions are told and closed at once; a session in
+    # the middle of one gets until the deadline to finish (and get its 250).
+    told: dict[PhigateSMTP, float] = {}
     while time.monotonic() < deadline:
         open_sessions = [s for ctx in contexts for s in ctx.sessions]
-        for session in open_sessions:
-            if not session.in_transaction and session.transport is not None:
-                session.transport.close()
         if not open_sessions:
             break
+        now = time.monotonic()
+        for session in open_sessions:
+            if session.in_transaction or session.transport is None:
+                continue
+            if session not in told:
+                told[session] = now
+                session.say_goodbye()
+            elif now - told[session] > 2.0:
+                session.abort()  # the client does not finish the TLS close
         await asyncio.sleep(0.05)
     for ctx in contexts:
         for session in list(ctx.sessions):
-            if session.transport is not None:
-                session.transport.close()
+            session.abort()
     if servers:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(s.wait_closed() for s in servers)), 5)

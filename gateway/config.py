@@ -116,7 +116,7 @@ class DeliveryConfig(_Strict):
     )
     retry_jitter: float = Field(default=0.1, ge=0, le=1)
     max_queue_lifetime: float = Field(default=5 * 86400.0, gt=0)
-    lease_seconds: float = Field(default=300.0, gt=0)
+    lease_seconds: float = Field(default=60.0, gt=0)
     connect_timeout: float = Field(default=30.0, gt=0)
     command_timeout: float = Field(default=300.0, gt=0)
     poll_interval: float = Field(default=1.0, gt=0)

@@ -76,7 +76,7 @@ class SinkHandler:
         with self.lock:
             self.messages.append(
                 Received(
-                    str(envelope.mail_from),
+                    str(envelope.mail_from).replace("<>", ""),  # aiosmtpd keeps "<>"
                     list(envelope.rcpt_tos),
                     bytes(envelope.original_content or b""),
                 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import socket
 import time
@@ -18,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from sqlalchemy import Connection
 
@@ -63,7 +65,7 @@ class DeliveryService:
         self.keyring = keyring
         self.hostname = hostname
         self.postmaster = postmaster
-        self.owner = f"{socket.gethostname()}:{id(self):x}:{int(time.time())}"
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{time.time():.0f}"
         self.sender = SmtpSender(
             hostname, config.tls, config.ca_file, config.connect_timeout, config.command_timeout
         )
@@ -79,7 +81,10 @@ class DeliveryService:
         self._wakeup.set()
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._dispatch(), name="delivery-dispatch")]
+        self._tasks = [
+            asyncio.create_task(self._dispatch(), name="delivery-dispatch"),
+            asyncio.create_task(self._renew_leases(), name="delivery-leases"),
+        ]
         self._tasks += [
             asyncio.create_task(self._work_loop(), name=f"delivery-{n}")
             for n in range(self.config.workers)
@@ -89,6 +94,7 @@ class DeliveryService:
         """Stop claiming, let in-flight deliveries finish, hand back unstarted leases."""
         self._stopping = True
         self._wakeup.set()
+        self._tasks[1].cancel()  # lease renewal sleeps; nothing to finish there
         for _ in range(self.config.workers):
             self._work.put_nowait(Delivery("", ()))  # one stop marker per worker
         _done, pending = await asyncio.wait(self._tasks, timeout=grace)
@@ -124,6 +130,17 @@ class DeliveryService:
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self.config.poll_interval)
+
+    async def _renew_leases(self) -> None:
+        lease = self.config.lease_seconds
+        while not self._stopping:
+            await asyncio.sleep(lease / 3)
+            if self._busy or self._work.qsize():
+                until = time.time() + lease
+                try:
+                    await self.db.write(partial(queue.renew_leases, owner=self.owner, until=until))
+                except Exception:
+                    event(log, "lease_renewal_failed", logging.ERROR)
 
     async def _claim(self, limit: int) -> list[queue.ClaimedJob]:
         now = time.time()

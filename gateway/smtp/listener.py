@@ -157,6 +157,16 @@ class PhigateSMTP(SMTP):
         """Between MAIL and the reply to DATA: closing now would lose the client's work."""
         return self.envelope is not None and self.envelope.mail_from is not None
 
+    def say_goodbye(self) -> None:
+        """Tell an idle client the service is stopping, then close."""
+        if isinstance(self.transport, asyncio.WriteTransport):
+            self.transport.write(b"421 4.3.2 Service shutting down\r\n")
+            self.transport.close()
+
+    def abort(self) -> None:
+        if isinstance(self.transport, asyncio.WriteTransport):
+            self.transport.abort()
+
     @property
     def tls_active(self) -> bool:
         return self.ctx.implicit_tls or self._tls_protocol is not None

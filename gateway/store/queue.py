@@ -197,6 +197,16 @@ def release_leases(conn: Connection, owner: str, now: float) -> int:
     return result.rowcount
 
 
+def renew_leases(conn: Connection, *, owner: str, until: float) -> int:
+    """Extend the leases a live worker still holds, so only a dead worker's expire."""
+    result = conn.execute(
+        update(jobs)
+        .where(jobs.c.lease_owner == owner, jobs.c.state == ACTIVE)
+        .values(lease_until=until)
+    )
+    return result.rowcount
+
+
 def drop_finished_content(conn: Connection, queue_id: str) -> None:
     """Shred a message's content once no job needs it any more."""
     pending = conn.execute(

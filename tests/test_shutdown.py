@@ -1,0 +1,41 @@
+"""Graceful shutdown: SIGTERM stops new connections but lets a transaction finish."""
+
+from __future__ import annotations
+
+import signal
+import smtplib
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from harness import Phigate, message
+
+
+def test_sigterm_lets_an_open_transaction_get_its_250(tmp_path: Path) -> None:
+    gw = Phigate(tmp_path)
+    secret = gw.add_principal("ehr1", "clinic.example.org")
+    gw.start()
+    busy = gw.client("ehr1", secret)
+    idle = gw.client("ehr1", secret)
+    busy.mail("a@clinic.example.org")
+    busy.rcpt("b@partner.test")
+    assert gw.proc is not None
+    gw.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    with pytest.raises(OSError):  # the listening socket is closed
+        socket.create_connection(("127.0.0.1", gw.port), timeout=2).close()
+    code, reply = busy.data(message("a@clinic.example.org", "b@partner.test", "s", "b"))
+    assert code == 250, reply
+    try:
+        idle_code = idle.noop()[0]  # an idle session is told and closed, not waited for
+    except (smtplib.SMTPServerDisconnected, OSError):
+        idle_code = 421
+    assert idle_code == 421
+    assert gw.proc.wait(30) == 0
+    gw.proc = None
+    queue_id = reply.decode().rsplit(" ", 1)[1]
+    info = gw.json("queue", "show", queue_id)
+    assert info["recipients"][0]["recipient"] == "b@partner.test"
+    assert info["recipients"][0]["state"] in ("queued", "delivered")
+    assert "Traceback" not in gw.log_text()

@@ -1,0 +1,229 @@
+"""The store on a real SQLite file: claiming, leases, encryption, rotation, audit chain."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from cryptography.exceptions import InvalidTag
+
+from gateway.audit import trail
+from gateway.audit.trail import AuditEvent
+from gateway.store import queue, rotation
+from gateway.store.database import Database
+from gateway.store.keyring import Keyring, KeyringError
+from gateway.store.schema import metadata
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    database = Database(f"sqlite:///{tmp_path / 'phigate.db'}")
+    database.migrate()
+    return database
+
+
+@pytest.fixture
+def keyring(tmp_path: Path) -> Keyring:
+    return Keyring.create(tmp_path / "keys")
+
+
+def _enqueue(db: Database, keyring: Keyring, recipients: int, content: bytes = b"x") -> str:
+    queue_id = queue.new_queue_id()
+    record = queue.NewMessage(
+        queue_id,
+        time.time(),
+        "test",
+        "p",
+        "127.0.0.1",
+        "a@b.example",
+        len(content),
+        None,
+        keyring.seal(content, queue_id.encode()),
+    )
+    with db.transaction() as conn:
+        queue.insert_message(
+            conn, record, [queue.NewJob(f"r{i}@c.example", "default") for i in range(recipients)]
+        )
+    return queue_id
+
+
+def test_migrations_match_the_models(db: Database) -> None:
+    with db.write_engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_concurrent_claimers_never_share_a_job(
+    tmp_path: Path, db: Database, keyring: Keyring
+) -> None:
+    for _ in range(50):
+        _enqueue(db, keyring, 4)
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def claimer(name: str) -> None:
+        own = Database(db.url)  # a separate engine, as a second process would have
+        try:
+            while True:
+                with own.transaction() as conn:
+                    jobs = queue.claim(conn, name, time.time(), 60, 7)
+                if not jobs:
+                    return
+                with lock:
+                    claimed.extend(j.id for j in jobs)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=claimer, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(claimed) == 200
+    assert len(set(claimed)) == 200
+
+
+def test_expired_lease_is_claimed_again_and_late_result_is_dropped(
+    db: Database, keyring: Keyring
+) -> None:
+    _enqueue(db, keyring, 1)
+    now = time.time()
+    with db.transaction() as conn:
+        first = queue.claim(conn, "dead-worker", now, 5, 10)
+        assert queue.claim(conn, "other", now + 1, 5, 10) == []  # lease still held
+        second = queue.claim(conn, "other", now + 6, 5, 10)  # lease lapsed
+        assert [j.id for j in second] == [j.id for j in first]
+        late = queue.finish_jobs(
+            conn,
+            [first[0].id],
+            "dead-worker",
+            state=queue.DELIVERED,
+            now=now + 7,
+            attempts_done=1,
+            code=250,
+            status="2.0.0",
+            reply="ok",
+            remote_host=None,
+        )
+        assert late == 0
+
+
+def test_release_leases_makes_jobs_due_at_once(db: Database, keyring: Keyring) -> None:
+    _enqueue(db, keyring, 3)
+    now = time.time()
+    with db.transaction() as conn:
+        assert len(queue.claim(conn, "w", now, 300, 10)) == 3
+        assert queue.release_leases(conn, "w", now) == 3
+        assert len(queue.claim(conn, "w2", now, 300, 10)) == 3
+
+
+def test_content_is_sealed_per_message_and_bound_to_its_queue_id(keyring: Keyring) -> None:
+    a = keyring.seal(b"CANARY-PLAIN", b"Q1")
+    b = keyring.seal(b"CANARY-PLAIN", b"Q1")
+    assert a.ciphertext != b.ciphertext and a.wrapped_key != b.wrapped_key
+    assert b"CANARY" not in a.ciphertext
+    assert keyring.open(a, b"Q1") == b"CANARY-PLAIN"
+    with pytest.raises(InvalidTag):
+        keyring.open(a, b"Q2")  # ciphertext moved to another message does not open
+
+
+def test_master_key_files_are_private(tmp_path: Path, keyring: Keyring) -> None:
+    for path in (tmp_path / "keys").glob("*.key"):
+        assert path.stat().st_mode & 0o777 == 0o600
+        path.chmod(0o644)
+    with pytest.raises(KeyringError, match="chmod 600"):
+        Keyring(tmp_path / "keys")
+
+
+def test_rotation_rewraps_so_old_master_key_can_be_removed(
+    tmp_path: Path, db: Database, keyring: Keyring
+) -> None:
+    queue_id = _enqueue(db, keyring, 1, b"secret content")
+    old_key = keyring.current_key_id
+    new_key, count = rotation.rotate(db, keyring)
+    assert count == 1 and new_key != old_key
+    (tmp_path / "keys" / f"{old_key}.key").unlink()
+    fresh = Keyring(tmp_path / "keys")
+    with db.reading() as conn:
+        loaded = queue.load_message(conn, queue_id)
+    assert loaded is not None and loaded.sealed is not None
+    assert loaded.sealed.key_id == new_key
+    assert fresh.open(loaded.sealed, queue_id.encode()) == b"secret content"
+
+
+def test_audit_chain_detects_edits_and_deletions(tmp_path: Path, db: Database) -> None:
+    with db.transaction() as conn:
+        trail.append(
+            conn,
+            [AuditEvent(event="accepted", result="queued", queue_id=f"Q{i}") for i in range(5)],
+        )
+    with db.reading() as conn:
+        assert trail.verify(conn) == (5, [])
+    raw = sqlite3.connect(tmp_path / "phigate.db")
+    raw.execute("UPDATE audit_events SET result='forged' WHERE id=2")
+    raw.execute("DELETE FROM audit_events WHERE id=4")
+    raw.commit()
+    with db.reading() as conn:
+        count, problems = trail.verify(conn)
+    assert count == 4
+    assert {p.event_id for p in problems} == {2, 5}
+
+
+def test_group_commit_answers_each_writer_after_one_durable_commit(
+    db: Database, keyring: Keyring
+) -> None:
+    async def many() -> list[int]:
+        db.start()
+        try:
+            return await asyncio.gather(*(db.write(lambda conn, i=i: i) for i in range(100)))
+        finally:
+            db.stop()
+
+    assert asyncio.run(many()) == list(range(100))
+    assert db.batches < 100  # writes were batched into fewer transactions
+
+
+def test_failing_write_does_not_sink_its_batch(db: Database, keyring: Keyring) -> None:
+    async def mixed() -> list[object]:
+        db.start()
+        try:
+
+            def boom(_conn: object) -> None:
+                raise ValueError("bad op")
+
+            ok = [db.write(lambda conn: _enqueue_in(conn, keyring)) for _ in range(5)]
+            return await asyncio.gather(db.write(boom), *ok, return_exceptions=True)
+        finally:
+            db.stop()
+
+    results = asyncio.run(mixed())
+    assert isinstance(results[0], ValueError)
+    assert all(isinstance(r, str) for r in results[1:])
+    with db.reading() as conn:
+        assert len(queue.list_jobs(conn, [queue.QUEUED], 100)) == 5
+
+
+def _enqueue_in(conn: object, keyring: Keyring) -> str:
+    from sqlalchemy import Connection
+
+    assert isinstance(conn, Connection)
+    queue_id = queue.new_queue_id()
+    record = queue.NewMessage(
+        queue_id,
+        time.time(),
+        "t",
+        None,
+        "",
+        "a@b.example",
+        1,
+        None,
+        keyring.seal(b"x", queue_id.encode()),
+    )
+    queue.insert_message(conn, record, [queue.NewJob("r@c.example", "default")])
+    return queue_id
