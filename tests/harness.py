@@ -53,6 +53,7 @@ class Received:
     sender: str
     recipients: list[str]
     content: bytes
+    tls: bool = False
 
 
 @dataclass
@@ -79,17 +80,24 @@ class SinkHandler:
                     str(envelope.mail_from).replace("<>", ""),  # aiosmtpd keeps "<>"
                     list(envelope.rcpt_tos),
                     bytes(envelope.original_content or b""),
+                    session.ssl is not None,
                 )
             )
         return "250 2.0.0 stored"
 
 
 class Sink:
-    def __init__(self) -> None:
+    """An SMTP sink on loopback; with `tls_context` it offers STARTTLS."""
+
+    def __init__(self, tls_context: ssl.SSLContext | None = None) -> None:
         self.handler = SinkHandler()
         self.port = free_port()
         self.controller = Controller(
-            self.handler, hostname="127.0.0.1", port=self.port, server_hostname="sink.test"
+            self.handler,
+            hostname="127.0.0.1",
+            port=self.port,
+            server_hostname="sink.test",
+            tls_context=tls_context,
         )
 
     def __enter__(self) -> Sink:

@@ -118,3 +118,29 @@ def test_dsn_is_never_bounced(tmp_path: Path) -> None:
         assert db.execute("SELECT count(*) FROM messages WHERE is_dsn").fetchone()[0] == 1
         bounced = db.execute("SELECT count(*) FROM jobs WHERE state='bounced'").fetchone()[0]
         assert bounced == 2  # the message and its DSN; no DSN for the DSN
+
+
+def test_admin_can_retry_and_delete_a_deferred_message(tmp_path: Path) -> None:
+    with Sink() as sink:
+        sink.handler.script = lambda rcpt: "451 4.3.0 try later"
+        gw = Phigate(tmp_path, delivery={**_smarthost(sink), "retry_schedule": [3600.0]})
+        secret = gw.add_principal("ehr1", "clinic.example.org")
+        with gw:
+            client = gw.client("ehr1", secret)
+            client.sendmail(
+                "a@clinic.example.org",
+                ["b@partner.test"],
+                message("a@clinic.example.org", "b@partner.test", "s", "b"),
+            )
+            client.quit()
+            wait_until(lambda: gw.json("queue", "ls")[0]["attempts"] == 1)
+            queue_id = gw.json("queue", "ls")[0]["queue_id"]
+            assert "1 delivery due now" in gw.cli("queue", "retry", queue_id).stdout
+            wait_until(lambda: gw.json("queue", "ls")[0]["attempts"] == 2)
+            assert "content destroyed" in gw.cli("queue", "delete", queue_id).stdout
+            info = gw.json("queue", "show", queue_id)
+        assert info["content_stored"] is False
+        assert info["recipients"][0]["state"] == "deleted"
+        assert gw.json("queue", "ls") == []
+        missing = gw.cli("queue", "show", "NOPE", check=False)
+        assert missing.returncode == 1 and "no message NOPE" in missing.stderr
