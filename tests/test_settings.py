@@ -38,6 +38,7 @@ def only_problem(path: Path) -> YamlError:
 
 # --- defaults and template ---------------------------------------------------
 
+
 def test_no_file_gives_embedded_defaults() -> None:
     settings = load_settings(None)
     assert settings == Settings()
@@ -88,7 +89,7 @@ def _uncomment_block(text: str, first_line: str) -> str:
     indent = lines[start][: len(lines[start]) - len(lines[start].lstrip())]
     index = start
     while index < len(lines) and lines[index].startswith(indent + "# "):
-        lines[index] = indent + lines[index][len(indent) + 2:]
+        lines[index] = indent + lines[index][len(indent) + 2 :]
         index += 1
     return "\n".join(lines)
 
@@ -117,6 +118,7 @@ def test_template_commented_examples_are_valid(tmp_path: Path) -> None:
 
 # --- relative data_dir ---------------------------------------------------------
 
+
 def test_relative_data_dir_is_relative_to_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -139,7 +141,9 @@ def test_absolute_data_dir_is_kept(tmp_path: Path) -> None:
 
 
 def test_values_from_file_are_used(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         hostname: mail.clinic.example
         delivery:
           workers: 4
@@ -149,7 +153,8 @@ def test_values_from_file_are_used(tmp_path: Path) -> None:
           idle_timeout: 60
         received_header:
           include_helo: TRUE
-        """)
+        """,
+    )
     settings = load_settings(path)
     assert settings.hostname == "mail.clinic.example"
     assert settings.delivery.workers == 4
@@ -161,13 +166,17 @@ def test_values_from_file_are_used(tmp_path: Path) -> None:
 
 # --- located error messages ----------------------------------------------------
 
+
 def test_typo_key_suggests_the_closest_name(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         hostname: mail.example.org
 
         delievery:
           workers: 8
-        """)
+        """,
+    )
     problem = only_problem(path)
     assert (problem.line, problem.column) == (3, 1)
     assert problem.key == "delievery"
@@ -177,10 +186,13 @@ def test_typo_key_suggests_the_closest_name(tmp_path: Path) -> None:
 
 
 def test_unknown_key_without_close_match_lists_valid_keys(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         received_header:
           zzz: true
-        """)
+        """,
+    )
     assert problems(path) == [
         f'{path}:2:3: received_header.zzz: unknown key "zzz". Fix: remove it; the keys '
         'allowed here are "include_client_ip", "include_helo".'
@@ -188,11 +200,14 @@ def test_unknown_key_without_close_match_lists_valid_keys(tmp_path: Path) -> Non
 
 
 def test_wrong_type_names_dotted_key_and_line(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         delivery:
           mode: sandbox
           workers: eight
-        """)
+        """,
+    )
     problem = only_problem(path)
     assert (problem.source, problem.line, problem.column) == (str(path), 3, 12)
     assert problem.key == "delivery.workers"
@@ -203,10 +218,13 @@ def test_wrong_type_names_dotted_key_and_line(tmp_path: Path) -> None:
 
 
 def test_quoted_number_is_told_to_drop_the_quotes(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         delivery:
           connect_timeout: "30"
-        """)
+        """,
+    )
     assert problems(path) == [
         f'{path}:2:20: delivery.connect_timeout: expected a number, got the text "30". '
         "Fix: remove the quotes: 30."
@@ -214,10 +232,13 @@ def test_quoted_number_is_told_to_drop_the_quotes(tmp_path: Path) -> None:
 
 
 def test_yes_is_not_a_boolean(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         log_level: info
         dev_principal: yes
-        """)
+        """,
+    )
     problem = only_problem(path)
     assert (problem.line, problem.column, problem.key) == (2, 16, "dev_principal")
     assert str(problem) == (
@@ -228,11 +249,14 @@ def test_yes_is_not_a_boolean(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("word", ["no", "On", "OFF", "y", "N", "Yes"])
 def test_yaml11_booleans_are_refused_inside_lists_too(tmp_path: Path, word: str) -> None:
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
         listeners:
           - name: submission
             require_tls: {word}
-        """)
+        """,
+    )
     problem = only_problem(path)
     assert (problem.line, problem.key) == (3, "listeners[0].require_tls")
     assert problem.message == f"{word} is not a boolean here: only true and false are"
@@ -248,12 +272,15 @@ def test_quoted_yes_is_a_type_error_not_a_boolean(tmp_path: Path) -> None:
 
 
 def test_duplicate_key_names_both_lines(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         delivery:
           workers: 4
           mode: mx
           workers: 16
-        """)
+        """,
+    )
     problem = only_problem(path)
     assert (problem.line, problem.column) == (4, 3)
     assert str(problem) == (
@@ -263,10 +290,13 @@ def test_duplicate_key_names_both_lines(tmp_path: Path) -> None:
 
 
 def test_octal_looking_number_is_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         limits:
           max_recipients: 0100
-        """)
+        """,
+    )
     problem = only_problem(path)
     assert (problem.line, problem.column, problem.key) == (2, 19, "limits.max_recipients")
     assert "0100 has a leading zero" in problem.message
@@ -275,10 +305,13 @@ def test_octal_looking_number_is_refused(tmp_path: Path) -> None:
 
 
 def test_sexagesimal_is_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         limits:
           idle_timeout: 1:30
-        """)
+        """,
+    )
     assert problems(path) == [
         f"{path}:2:17: limits.idle_timeout: 1:30 looks like a time, which some YAML readers "
         'take as a base-60 number. Fix: put it in quotes ("1:30"); for a duration write the '
@@ -288,19 +321,25 @@ def test_sexagesimal_is_refused(tmp_path: Path) -> None:
 
 def test_address_with_port_is_still_text(tmp_path: Path) -> None:
     # HOST:PORT must not trip the base-60 rule.
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         listeners:
           - address: 10.1.2.3:587
-        """)
+        """,
+    )
     assert load_settings(path).listeners[0].host_port == ("10.1.2.3", 587)
 
 
 def test_syntax_error_reports_line(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         delivery:
           workers: 8
          mode: mx
-        """)
+        """,
+    )
     problem = only_problem(path)
     assert (problem.line, problem.column) == (3, 2)
     assert "while parsing a block mapping that starts on line 1" in problem.message
@@ -317,11 +356,14 @@ def test_tab_indentation_is_explained(tmp_path: Path) -> None:
 
 
 def test_unclosed_quote_points_where_it_opens(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         hostname: mail.example.org
         postmaster: "postmaster@example.org
         log_level: info
-        """)
+        """,
+    )
     problem = only_problem(path)
     assert (problem.line, problem.column) == (2, 13)
     assert problem.message == "found unexpected end of stream (while scanning a quoted scalar)"
@@ -329,14 +371,17 @@ def test_unclosed_quote_points_where_it_opens(tmp_path: Path) -> None:
 
 
 def test_unknown_key_in_list_item(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         listeners:
           - name: submission
             address: 127.0.0.1:2525
           - name: smtps
             address: 0.0.0.0:465
             tlz: implicit
-        """)
+        """,
+    )
     problem = only_problem(path)
     assert (problem.line, problem.column) == (6, 5)
     assert str(problem) == (
@@ -345,11 +390,14 @@ def test_unknown_key_in_list_item(tmp_path: Path) -> None:
 
 
 def test_missing_key_is_reported_at_its_parent(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         relay_networks:
           - networks: [10.0.0.0/8]
             domains: [clinic.example.org]
-        """)
+        """,
+    )
     assert problems(path) == [
         f'{path}:2:5: relay_networks[0].name: missing required key "name". '
         'Fix: add "name: ..." here.'
@@ -357,10 +405,13 @@ def test_missing_key_is_reported_at_its_parent(tmp_path: Path) -> None:
 
 
 def test_bad_choice_suggests_the_closest(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         delivery:
           mode: smarthst
-        """)
+        """,
+    )
     assert problems(path) == [
         f'{path}:2:9: delivery.mode: expected one of "sandbox", "smarthost", "mx", '
         'got "smarthst". Fix: did you mean "smarthost"?'
@@ -368,14 +419,17 @@ def test_bad_choice_suggests_the_closest(tmp_path: Path) -> None:
 
 
 def test_validator_errors_point_at_the_bad_list_item(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         relay_networks:
           - name: ehr
             networks:
               - 10.0.0.0/8
               - 10.0.0.300/32
             domains: [clinic.example.org]
-        """)
+        """,
+    )
     assert problems(path) == [
         f"{path}:5:9: relay_networks[0].networks[1]: '10.0.0.300/32' is not a network. "
         "Fix: write a network in CIDR form, e.g. 10.20.0.0/16 or 192.168.1.7/32."
@@ -383,13 +437,16 @@ def test_validator_errors_point_at_the_bad_list_item(tmp_path: Path) -> None:
 
 
 def test_listener_checks_point_at_listeners(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         hostname: mx.example.org
         listeners:
           - name: a
           - name: a
             address: 0.0.0.0:465
-        """)
+        """,
+    )
     assert problems(path) == [
         f"{path}:2:1: listeners: listener names must be unique. "
         'Fix: give each listener its own "name".'
@@ -397,7 +454,9 @@ def test_listener_checks_point_at_listeners(tmp_path: Path) -> None:
 
 
 def test_every_problem_is_reported_in_line_order(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         data_dir: 5
         tls:
         delivery:
@@ -405,7 +464,8 @@ def test_every_problem_is_reported_in_line_order(tmp_path: Path) -> None:
           retry_schedule: "60"
         limits:
           max_recipients: 1.5
-        """)
+        """,
+    )
     with pytest.raises(SettingsError) as info:
         load_settings(path)
     assert [(p.line, p.key) for p in info.value.problems] == [
@@ -444,9 +504,7 @@ def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
         ("delivery:\n  <<: {workers: 2}\n", "merge keys (<<) are not supported"),
     ],
 )
-def test_anchors_tags_and_merge_keys_are_refused(
-    tmp_path: Path, text: str, message: str
-) -> None:
+def test_anchors_tags_and_merge_keys_are_refused(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "phigate.yaml"
     path.write_text(text, encoding="utf-8")
     problem = only_problem(path)
@@ -465,8 +523,11 @@ def test_missing_file_is_a_settings_error(tmp_path: Path) -> None:
 
 # --- CLI overrides -------------------------------------------------------------
 
+
 def test_listen_override_keeps_first_listener_settings(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         listeners:
           - name: lan
             address: 10.0.0.1:25
@@ -476,7 +537,8 @@ def test_listen_override_keeps_first_listener_settings(tmp_path: Path) -> None:
           - name: smtps
             address: 0.0.0.0:465
             tls: implicit
-        """)
+        """,
+    )
     settings = load_settings(path, {"listen": ["127.0.0.1:2600", "[::1]:2601"]})
     assert [(lsn.name, lsn.address) for lsn in settings.listeners] == [
         ("listen1", "127.0.0.1:2600"),
@@ -549,6 +611,7 @@ def test_empty_data_dir_override_is_refused() -> None:
 
 
 # --- strict_yaml on its own ------------------------------------------------------
+
 
 def test_load_yaml_types_and_positions() -> None:
     doc = load_yaml(
