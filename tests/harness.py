@@ -218,6 +218,22 @@ class Phigate:
     def db_path(self) -> Path:
         return Path(self.settings["data_dir"]) / "phigate.db"
 
+    def submit(
+        self,
+        secret: str,
+        sender: str,
+        recipients: list[str],
+        raw: bytes | None = None,
+        user: str = "ehr1",
+    ) -> dict[str, tuple[int, bytes]]:
+        """Log in, send one message (a small default one if `raw` is None), quit."""
+        client = self.client(user, secret)
+        try:
+            content = raw if raw is not None else message(sender, recipients[0], "s", "b")
+            return client.sendmail(sender, recipients, content)
+        finally:
+            client.quit()
+
     def client(self, user: str | None = None, secret: str | None = None) -> smtplib.SMTP:
         """A logged-in smtplib client over STARTTLS (what a hospital system would use)."""
         smtp = smtplib.SMTP("127.0.0.1", self.port, timeout=15)

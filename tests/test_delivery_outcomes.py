@@ -28,13 +28,7 @@ def test_temporary_failure_is_retried_until_delivered(tmp_path: Path) -> None:
         gw = Phigate(tmp_path, delivery=_smarthost(sink))
         secret = gw.add_principal("ehr1", "clinic.example.org")
         with gw:
-            client = gw.client("ehr1", secret)
-            client.sendmail(
-                "a@clinic.example.org",
-                ["b@partner.test"],
-                message("a@clinic.example.org", "b@partner.test", "s", "b"),
-            )
-            client.quit()
+            gw.submit(secret, "a@clinic.example.org", ["b@partner.test"])
             got = sink.wait_for(1)
             wait_until(lambda: gw.json("queue", "ls") == [])
         assert len(got) == 1 and len(attempts) == 3
@@ -88,13 +82,7 @@ def test_expired_message_bounces_after_queue_lifetime(tmp_path: Path) -> None:
         gw = Phigate(tmp_path, delivery={**_smarthost(sink), "max_queue_lifetime": 1.5})
         secret = gw.add_principal("ehr1", "clinic.example.org")
         with gw:
-            client = gw.client("ehr1", secret)
-            client.sendmail(
-                "ehr@clinic.example.org",
-                ["slow@partner.test"],
-                message("ehr@clinic.example.org", "slow@partner.test", "s", "b"),
-            )
-            client.quit()
+            gw.submit(secret, "ehr@clinic.example.org", ["slow@partner.test"])
             got = sink.wait_for(1, timeout=30)
         assert got[0].sender == "" and b"4.4.7" in got[0].content
 
@@ -106,13 +94,7 @@ def test_dsn_is_never_bounced(tmp_path: Path) -> None:
         gw = Phigate(tmp_path, delivery=_smarthost(sink))
         secret = gw.add_principal("ehr1", "clinic.example.org")
         with gw:
-            client = gw.client("ehr1", secret)
-            client.sendmail(
-                "ehr@clinic.example.org",
-                ["x@partner.test"],
-                message("ehr@clinic.example.org", "x@partner.test", "s", "b"),
-            )
-            client.quit()
+            gw.submit(secret, "ehr@clinic.example.org", ["x@partner.test"])
             wait_until(lambda: gw.json("queue", "ls") == [])
         db = sqlite3.connect(gw.db_path)
         assert db.execute("SELECT count(*) FROM messages WHERE is_dsn").fetchone()[0] == 1
@@ -126,13 +108,7 @@ def test_admin_can_retry_and_delete_a_deferred_message(tmp_path: Path) -> None:
         gw = Phigate(tmp_path, delivery={**_smarthost(sink), "retry_schedule": [3600.0]})
         secret = gw.add_principal("ehr1", "clinic.example.org")
         with gw:
-            client = gw.client("ehr1", secret)
-            client.sendmail(
-                "a@clinic.example.org",
-                ["b@partner.test"],
-                message("a@clinic.example.org", "b@partner.test", "s", "b"),
-            )
-            client.quit()
+            gw.submit(secret, "a@clinic.example.org", ["b@partner.test"])
             wait_until(lambda: gw.json("queue", "ls")[0]["attempts"] == 1)
             queue_id = gw.json("queue", "ls")[0]["queue_id"]
             assert "1 delivery due now" in gw.cli("queue", "retry", queue_id).stdout

@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from harness import Phigate, Sink, message, wait_until
+from harness import Phigate, Sink, wait_until
 
 
 def _name(cn: str) -> x509.Name:
@@ -110,13 +110,7 @@ def _send_one(tmp_path: Path, sink: Sink, ca: Path) -> Phigate:
     )
     secret = gw.add_principal("ehr1", "clinic.example.org")
     gw.start()
-    client = gw.client("ehr1", secret)
-    client.sendmail(
-        "a@clinic.example.org",
-        ["b@partner.test"],
-        message("a@clinic.example.org", "b@partner.test", "s", "b"),
-    )
-    client.quit()
+    gw.submit(secret, "a@clinic.example.org", ["b@partner.test"])
     return gw
 
 

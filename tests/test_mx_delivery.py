@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dns_server import LoopbackDns
-from harness import Phigate, Sink, message, wait_until
+from harness import Phigate, Sink, wait_until
 
 
 def test_mx_delivery_falls_back_to_the_next_preference(tmp_path: Path) -> None:
@@ -28,13 +28,7 @@ def test_mx_delivery_falls_back_to_the_next_preference(tmp_path: Path) -> None:
         )
         secret = gw.add_principal("ehr1", "clinic.example.org")
         with gw:
-            client = gw.client("ehr1", secret)
-            client.sendmail(
-                "a@clinic.example.org",
-                ["dr@partner.test", "nobody@nx.test"],
-                message("a@clinic.example.org", "dr@partner.test", "s", "b"),
-            )
-            client.quit()
+            gw.submit(secret, "a@clinic.example.org", ["dr@partner.test", "nobody@nx.test"])
             got = sink.wait_for(2)  # the message, and the DSN for the NXDOMAIN recipient
             wait_until(lambda: gw.json("queue", "ls") == [])
             jobs = {r["recipient"]: r for r in gw.json("queue", "ls", "--all")}

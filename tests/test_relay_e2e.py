@@ -21,9 +21,7 @@ def test_submitted_bytes_arrive_with_only_trace_headers_added(tmp_path: Path) ->
         secret = gw.add_principal("ehr1", "clinic.example.org")
         raw = message("ehr@clinic.example.org", "dr@partner.test", "Lab results", "Potassium 4.1")
         with gw:
-            client = gw.client("ehr1", secret)
-            refused = client.sendmail("ehr@clinic.example.org", ["dr@partner.test"], raw)
-            client.quit()
+            refused = gw.submit(secret, "ehr@clinic.example.org", ["dr@partner.test"], raw)
             assert refused == {}
             got = sink.wait_for(1)
         assert got[0].sender == "ehr@clinic.example.org"
