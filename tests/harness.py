@@ -7,7 +7,6 @@ replies a test can script per recipient.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import smtplib
@@ -33,19 +32,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_for_port(
-    port: int, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"phigate exited with {proc.returncode} before listening")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on {port}")
 
 
 @dataclass
@@ -184,7 +170,14 @@ class Phigate:
         self.proc = subprocess.Popen(
             [*PHIGATE, "serve", "-c", str(self.config)], stdout=out, stderr=subprocess.STDOUT
         )
-        wait_for_port(self.port, proc=self.proc)
+        # Wait for the "ready" event (written once every listener is bound);
+        # probing the port would itself be a client session.
+        proc = self.proc
+        wait_until(
+            lambda: proc.poll() is not None or '"event":"ready"' in self.log_text(), 30, 0.05
+        )
+        if proc.poll() is not None:
+            raise RuntimeError(f"phigate exited with {proc.returncode}: {self.log_text()[-2000:]}")
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 40.0) -> int:

@@ -16,7 +16,7 @@ from binascii import Error as Base64Error
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session, TLSSetupException
 
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
@@ -188,6 +188,12 @@ class PhigateSMTP(SMTP):
             self.state.relay = self.ctx.relay_network_for(self.client_ip)
         super().connection_made(transport)
 
+    def eof_received(self) -> bool:
+        # aiosmtpd keeps a half-closed connection open; close it so that a
+        # client that hangs up (a health check, a scanner) frees its slot.
+        super().eof_received()
+        return False
+
     def connection_lost(self, error: Exception | None) -> None:
         if self._counted:
             self._counted = False
@@ -288,7 +294,10 @@ class Handler:
 
     async def handle_exception(self, error: Exception) -> str:
         # Never echo exception text to the client or the log: it can carry content.
-        event(log, "session_error", logging.ERROR, error=type(error).__name__)
+        if isinstance(error, TLSSetupException):  # a client's TLS mistake, not ours
+            event(log, "tls_handshake_failed", logging.WARNING)
+        else:
+            event(log, "session_error", logging.ERROR, error=type(error).__name__)
         return "451 4.3.0 Internal error; try again later"
 
     # --- AUTH --------------------------------------------------------------
@@ -299,7 +308,7 @@ class Handler:
                 # challenge_auth hands back the client's answer already base64-decoded.
                 answer = await server.challenge_auth("")
                 if not isinstance(answer, bytes):
-                    return AuthResult(success=False, handled=False)
+                    return AuthResult(success=False, handled=True)  # challenge_auth already replied
                 decoded = answer
             else:
                 decoded = b64decode(args[1], validate=True)
@@ -316,10 +325,10 @@ class Handler:
             else:
                 login = b64decode(args[1], validate=True)
             if login is MISSING:
-                return AuthResult(success=False, handled=False)
+                return AuthResult(success=False, handled=True)  # challenge_auth already replied
             password = await server.challenge_auth(server.AuthLoginPasswordChallenge)
             if password is MISSING:
-                return AuthResult(success=False, handled=False)
+                return AuthResult(success=False, handled=True)  # challenge_auth already replied
         except (Base64Error, ValueError):
             await server.push("501 5.5.2 Cannot decode AUTH LOGIN data")
             return AuthResult(success=False, handled=True)
