@@ -151,7 +151,7 @@ def test_rotation_rewraps_so_old_master_key_can_be_removed(
     (tmp_path / "keys" / f"{old_key}.key").unlink()
     fresh = Keyring(tmp_path / "keys")
     with db.reading() as conn:
-        loaded = queue.load_message(conn, queue_id)
+        loaded = queue.load_messages(conn, [queue_id]).get(queue_id)
     assert loaded is not None and loaded.sealed is not None
     assert loaded.sealed.key_id == new_key
     assert fresh.open(loaded.sealed, queue_id.encode()) == b"secret content"

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import Connection, insert, select
 
+from gateway.store.database import transaction_cache
 from gateway.store.schema import audit_events
 
 GENESIS = "0" * 64
@@ -52,14 +53,20 @@ def append(conn: Connection, events: Iterable[AuditEvent]) -> None:
     rows = [_row(e) for e in events]
     if not rows:
         return
-    last = conn.execute(
-        select(audit_events.c.hash).order_by(audit_events.c.id.desc()).limit(1)
-    ).scalar()
-    prev = last or GENESIS
+    # The chain head is read once per transaction: BEGIN IMMEDIATE (or row
+    # locks on PostgreSQL) keeps other writers out until COMMIT.
+    cache = transaction_cache(conn)
+    prev = cache.get("audit_head")
+    if prev is None:
+        last = conn.execute(
+            select(audit_events.c.hash).order_by(audit_events.c.id.desc()).limit(1)
+        ).scalar()
+        prev = last or GENESIS
     for row in rows:
         row["prev_hash"] = prev
         row["hash"] = prev = _digest(prev, {k: v for k, v in row.items() if k != "prev_hash"})
     conn.execute(insert(audit_events), rows)
+    cache["audit_head"] = prev
 
 
 @dataclass(frozen=True)

@@ -125,19 +125,16 @@ class SmtpSender:
             ) from exc
         return client
 
-    async def _checkout(self, address: str, port: int, server_name: str) -> aiosmtplib.SMTP:
-        pool = self._idle.get((address, port, server_name), [])
+    def _reusable(self, key: tuple[str, int, str]) -> aiosmtplib.SMTP | None:
+        """An idle connection left clean by a finished transaction (no RSET round trip)."""
+        pool = self._idle.get(key, [])
         now = time.monotonic()
         while pool:
             idle = pool.pop()
             if now - idle.since < _IDLE_SECONDS and idle.client.is_connected:
-                try:
-                    await idle.client.rset()
-                    return idle.client
-                except (TimeoutError, aiosmtplib.SMTPException, OSError):
-                    pass
+                return idle.client
             idle.client.close()
-        return await self._open(address, port, server_name)
+        return None
 
     def _checkin(self, key: tuple[str, int, str], client: aiosmtplib.SMTP) -> None:
         pool = self._idle.setdefault(key, [])
@@ -156,15 +153,42 @@ class SmtpSender:
         content: bytes,
     ) -> list[RecipientResult]:
         """One SMTP transaction; per-recipient results. Raises HopError if none was possible."""
-        client = await self._checkout(address, port, server_name)
         key = (address, port, server_name)
-        try:
+        client = self._reusable(key)
+        if client is not None:
             try:
                 await client.mail(sender)
-            except aiosmtplib.SMTPResponseException as exc:
-                raise HopError(
-                    sanitise_reply(exc.message), exc.code, _status(exc.code, exc.message)
-                ) from exc
+            except (TimeoutError, aiosmtplib.SMTPException, OSError):
+                # Closed while idle, or in an unknown state: start over on a fresh connection.
+                client.close()
+                client = None
+        if client is None:
+            client = await self._open(address, port, server_name)
+            await self._mail(client, sender, server_name)
+        return await self._finish(client, key, server_name, recipients, content)
+
+    async def _mail(self, client: aiosmtplib.SMTP, sender: str, server_name: str) -> None:
+        try:
+            await client.mail(sender)
+        except aiosmtplib.SMTPResponseException as exc:
+            client.close()
+            raise HopError(
+                sanitise_reply(exc.message), exc.code, _status(exc.code, exc.message)
+            ) from exc
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            client.close()
+            raise HopError(f"connection to {server_name} failed: {type(exc).__name__}") from exc
+
+    async def _finish(
+        self,
+        client: aiosmtplib.SMTP,
+        key: tuple[str, int, str],
+        server_name: str,
+        recipients: Sequence[str],
+        content: bytes,
+    ) -> list[RecipientResult]:
+        """RCPT for each recipient and DATA, after a successful MAIL."""
+        try:
             accepted: list[str] = []
             results: dict[str, RecipientResult] = {}
             for rcpt in recipients:
@@ -199,9 +223,6 @@ class SmtpSender:
                     )
             else:
                 await client.rset()
-        except HopError:
-            client.close()
-            raise
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             client.close()
             raise HopError(f"connection to {server_name} failed: {type(exc).__name__}") from exc

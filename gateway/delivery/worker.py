@@ -40,10 +40,11 @@ log = logging.getLogger("gateway.delivery")
 
 @dataclass(frozen=True)
 class Delivery:
-    """The claimed jobs of one message."""
+    """The claimed jobs of one message, and the message (None once deleted)."""
 
     queue_id: str
     jobs: tuple[queue.ClaimedJob, ...]
+    message: queue.MessageForDelivery | None = None
 
 
 def backoff(schedule: Sequence[float], attempts_done: int, jitter: float) -> float:
@@ -113,7 +114,7 @@ class DeliveryService:
         workers = self.config.workers
         while not self._stopping:
             free = workers - self._busy - self._work.qsize()
-            claimed: list[queue.ClaimedJob] = []
+            claimed: list[Delivery] = []
             if free > 0:
                 try:
                     claimed = await self._claim(free * 4)
@@ -121,11 +122,8 @@ class DeliveryService:
                     event(log, "claim_failed", logging.ERROR)
             if self._stopping:
                 break
-            by_message: dict[str, list[queue.ClaimedJob]] = defaultdict(list)
-            for job in claimed:
-                by_message[job.queue_id].append(job)
-            for queue_id, group in by_message.items():
-                self._work.put_nowait(Delivery(queue_id, tuple(group)))
+            for delivery in claimed:
+                self._work.put_nowait(delivery)
             if not claimed or free <= 0:
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
@@ -142,10 +140,20 @@ class DeliveryService:
                 except Exception:
                     event(log, "lease_renewal_failed", logging.ERROR)
 
-    async def _claim(self, limit: int) -> list[queue.ClaimedJob]:
+    async def _claim(self, limit: int) -> list[Delivery]:
+        """Lease due jobs and load their messages in one transaction, grouped by message."""
         now = time.time()
         lease = self.config.lease_seconds
-        return await self.db.write(lambda conn: queue.claim(conn, self.owner, now, lease, limit))
+
+        def claim(conn: Connection) -> list[Delivery]:
+            jobs = queue.claim(conn, self.owner, now, lease, limit)
+            by_message: dict[str, list[queue.ClaimedJob]] = defaultdict(list)
+            for job in jobs:
+                by_message[job.queue_id].append(job)
+            loaded = queue.load_messages(conn, list(by_message)) if jobs else {}
+            return [Delivery(q, tuple(group), loaded.get(q)) for q, group in by_message.items()]
+
+        return await self.db.write(claim)
 
     async def _work_loop(self) -> None:
         while True:
@@ -167,7 +175,7 @@ class DeliveryService:
     # --- one message -----------------------------------------------------------
 
     async def _deliver(self, delivery: Delivery) -> None:
-        message = await self.db.read(lambda conn: queue.load_message(conn, delivery.queue_id))
+        message = delivery.message
         if message is None or message.sealed is None:
             return  # deleted while queued; the delete already settled its jobs
         content = self.keyring.open(message.sealed, delivery.queue_id.encode())

@@ -85,25 +85,32 @@ class Authenticator:
     changing its secret takes effect at once.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, parallel_checks: int = 2) -> None:
         self.db = db
         self._verified: set[tuple[str, bytes]] = set()
+        # Each argon2 check takes 64 MiB and a core for tens of milliseconds:
+        # bound them so an AUTH storm cannot exhaust memory or starve SMTP.
+        self._slots = asyncio.Semaphore(parallel_checks)
 
     async def verify(self, name: str, secret: str) -> Principal | None:
         principal = await self.db.read(lambda conn: principals.get(conn, name))
         if principal is None or not principal.enabled:
             # Spend the same work as a real check so unknown names are not revealed by timing.
-            await asyncio.to_thread(_verify_hash, _DUMMY_HASH, secret)
+            await self._check_hash(_DUMMY_HASH, secret)
             return None
         digest = hashlib.sha256(secret.encode()).digest()
         if (principal.secret_hash, digest) in self._verified:
             return principal
-        if not await asyncio.to_thread(_verify_hash, principal.secret_hash, secret):
+        if not await self._check_hash(principal.secret_hash, secret):
             return None
         if len(self._verified) > 10_000:
             self._verified.clear()
         self._verified.add((principal.secret_hash, digest))
         return principal
+
+    async def _check_hash(self, secret_hash: str, secret: str) -> bool:
+        async with self._slots:
+            return await asyncio.to_thread(_verify_hash, secret_hash, secret)
 
 
 def _verify_hash(secret_hash: str, secret: str) -> bool:

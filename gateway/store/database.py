@@ -51,6 +51,24 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> Engine:
     return engine
 
 
+_TXN_CACHE = "phigate_txn_cache"
+
+
+def transaction_cache(conn: Connection) -> dict[str, Any]:
+    """Values valid only until the current transaction (or savepoint) ends or rolls back."""
+    cache: dict[str, Any] = conn.info.setdefault(_TXN_CACHE, {})
+    return cache
+
+
+def _forget_transaction_cache(conn: Connection, *_args: Any) -> None:
+    conn.info.pop(_TXN_CACHE, None)
+
+
+def _track_transactions(engine: Engine) -> None:
+    for name in ("begin", "commit", "rollback", "rollback_savepoint"):
+        event.listen(engine, name, _forget_transaction_cache)
+
+
 def make_engines(url: str) -> tuple[Engine, Engine]:
     """(write engine, read engine) for a database URL."""
     parsed = make_url(url)
@@ -97,6 +115,7 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.write_engine, self.read_engine = make_engines(url)
+        _track_transactions(self.write_engine)
         self.dialect = self.write_engine.dialect.name
         self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from gateway.store.keyring import Sealed
 from gateway.store.schema import jobs, messages
@@ -125,24 +125,26 @@ class MessageForDelivery:
     sealed: Sealed | None  # None once shredded
 
 
-def load_message(conn: Connection, queue_id: str) -> MessageForDelivery | None:
-    row = conn.execute(select(messages).where(messages.c.queue_id == queue_id)).mappings().first()
-    if row is None:
-        return None
-    sealed = (
-        Sealed(row["key_id"], row["wrapped_key"], row["content"])
-        if row["wrapped_key"] is not None and row["content"] is not None
-        else None
-    )
-    return MessageForDelivery(
-        row["queue_id"],
-        row["sender"],
-        row["received_at"],
-        row["message_id"],
-        row["principal"],
-        row["is_dsn"],
-        sealed,
-    )
+def load_messages(conn: Connection, queue_ids: Sequence[str]) -> dict[str, MessageForDelivery]:
+    """The messages (with sealed content) that claimed jobs belong to."""
+    found: dict[str, MessageForDelivery] = {}
+    query = select(messages).where(messages.c.queue_id.in_(list(queue_ids)))
+    for row in conn.execute(query).mappings():
+        sealed = (
+            Sealed(row["key_id"], row["wrapped_key"], row["content"])
+            if row["wrapped_key"] is not None and row["content"] is not None
+            else None
+        )
+        found[row["queue_id"]] = MessageForDelivery(
+            row["queue_id"],
+            row["sender"],
+            row["received_at"],
+            row["message_id"],
+            row["principal"],
+            row["is_dsn"],
+            sealed,
+        )
+    return found
 
 
 def finish_jobs(
@@ -209,17 +211,16 @@ def renew_leases(conn: Connection, *, owner: str, until: float) -> int:
 
 def drop_finished_content(conn: Connection, queue_id: str) -> None:
     """Shred a message's content once no job needs it any more."""
-    pending = conn.execute(
-        select(func.count())
-        .select_from(jobs)
+    pending = (
+        select(jobs.c.id)
         .where(jobs.c.queue_id == queue_id, jobs.c.state.in_(PENDING_STATES))
-    ).scalar_one()
-    if pending == 0:
-        conn.execute(
-            update(messages)
-            .where(messages.c.queue_id == queue_id)
-            .values(wrapped_key=None, content=None)
-        )
+        .exists()
+    )
+    conn.execute(
+        update(messages)
+        .where(messages.c.queue_id == queue_id, ~pending)
+        .values(wrapped_key=None, content=None)
+    )
 
 
 # --- admin queries (metadata only) ----------------------------------------
