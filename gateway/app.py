@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from gateway.config import Settings
+from gateway.config import LimitsConfig, Settings
 from gateway.delivery.worker import DeliveryService
 from gateway.intake import Intake
 from gateway.logs import event
@@ -90,8 +92,40 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
         raise StartupError(f"cannot load TLS certificate {cert}: {exc}") from exc
 
 
-async def run(settings: Settings, stop: asyncio.Event | None = None, grace: float = 30.0) -> None:
-    """Serve until SIGTERM/SIGINT (or `stop` is set), then shut down gracefully."""
+def bind_listeners(settings: Settings) -> list[socket.socket]:
+    """Bind every listener's socket (before any process is forked)."""
+    sockets = []
+    for listener in settings.listeners:
+        host, port = listener.host_port
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            sockets.append(socket.create_server((host, port), family=family, backlog=1024))
+        except OSError as exc:
+            for sock in sockets:
+                sock.close()
+            raise StartupError(
+                f"cannot listen on {listener.address} ({listener.name}): {exc.strerror}"
+            ) from exc
+    return sockets
+
+
+def _per_process(limits: LimitsConfig, processes: int) -> LimitsConfig:
+    """Each process enforces its share of the connection limits."""
+    return limits.model_copy(
+        update={
+            "max_connections": math.ceil(limits.max_connections / processes),
+            "max_connections_per_ip": math.ceil(limits.max_connections_per_ip / processes),
+        }
+    )
+
+
+async def run(
+    settings: Settings,
+    sockets: list[socket.socket],
+    stop: asyncio.Event | None = None,
+    grace: float = 30.0,
+) -> None:
+    """Serve on pre-bound sockets until SIGTERM/SIGINT (or `stop`), then shut down gracefully."""
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -105,16 +139,17 @@ async def run(settings: Settings, stop: asyncio.Event | None = None, grace: floa
     )
     intake = Intake(db, keyring, settings.hostname, settings.received_header, delivery.notify)
     ssl_context = _tls_context(settings)
-    limiter = ConnectionLimiter(settings.limits)
-    guard = AuthGuard(settings.limits)
+    limits = _per_process(settings.limits, settings.processes)
+    limiter = ConnectionLimiter(limits)
+    guard = AuthGuard(limits)
     authenticator = Authenticator(db)
     contexts: list[ListenerContext] = []
     servers: list[asyncio.AbstractServer] = []
     try:
-        for listener in settings.listeners:
+        for listener, sock in zip(settings.listeners, sockets, strict=True):
             ctx = ListenerContext(
                 config=listener,
-                limits=settings.limits,
+                limits=limits,
                 hostname=settings.hostname,
                 db=db,
                 intake=intake,
@@ -124,23 +159,13 @@ async def run(settings: Settings, stop: asyncio.Event | None = None, grace: floa
                 relay_networks=list(settings.relay_networks),
                 tls_context=ssl_context if listener.tls != "none" else None,
             )
-            host, port = listener.host_port
             implicit = listener.tls == "implicit"
-            try:
-                server = await loop.create_server(
-                    _session_factory(ctx),
-                    host,
-                    port,
-                    ssl=ssl_context if implicit else None,
-                    ssl_handshake_timeout=settings.limits.tls_handshake_timeout
-                    if implicit
-                    else None,
-                    reuse_address=True,
-                )
-            except OSError as exc:
-                raise StartupError(
-                    f"cannot listen on {listener.address} ({listener.name}): {exc.strerror}"
-                ) from exc
+            server = await loop.create_server(
+                _session_factory(ctx),
+                sock=sock,
+                ssl=ssl_context if implicit else None,
+                ssl_handshake_timeout=limits.tls_handshake_timeout if implicit else None,
+            )
             contexts.append(ctx)
             servers.append(server)
         delivery.start()
@@ -200,11 +225,23 @@ async def _shutdown(
     await delivery.stop(grace)
 
 
-def serve(settings: Settings) -> None:
+def run_process(settings: Settings, sockets: list[socket.socket]) -> None:
+    """One server process: an event loop with listeners and delivery workers."""
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         pass
-    asyncio.run(run(settings))
+    asyncio.run(run(settings, sockets))
+
+
+def serve(settings: Settings) -> None:
+    _tls_context(settings)  # a certificate problem stops start-up here, not in every process
+    sockets = bind_listeners(settings)
+    if settings.processes == 1:
+        run_process(settings, sockets)
+    else:
+        from gateway.supervisor import supervise
+
+        supervise(settings.processes, lambda: run_process(settings, sockets))

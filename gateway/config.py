@@ -160,6 +160,10 @@ class Settings(_Strict):
     delivery: DeliveryConfig = DeliveryConfig()
     # The address DSNs come from (local part @ hostname when empty).
     postmaster: str = ""
+    # Server processes sharing the listening sockets and the store (pre-fork).
+    # Set it to the number of cores for throughput; connection limits are
+    # split between the processes, AUTH lockouts are counted per process.
+    processes: int = Field(default=1, ge=1, le=64)
     # Create a dev principal on first start (embedded defaults only).
     dev_principal: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"

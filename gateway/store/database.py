@@ -1,16 +1,18 @@
 """Engines, migrations and the group-committing writer.
 
-All writes of a process go through one writer thread: each operation runs in
-its own SAVEPOINT inside a shared transaction, and one COMMIT (one fsync)
-makes a whole batch durable before any caller is answered. That is how
-intake keeps "durable before 250" at high rates. Reads use a separate pool.
+All writes of a process go through one writer thread: the operations queued
+meanwhile run in one shared transaction, and one COMMIT (one fsync) makes the
+whole batch durable before any caller is answered. That is how intake keeps
+"durable before 250" at high rates. Reads use a separate pool.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -69,6 +71,18 @@ def _track_transactions(engine: Engine) -> None:
         event.listen(engine, name, _forget_transaction_cache)
 
 
+def _writer_lock_path(url: str) -> Path | None:
+    """SQLite only: a lock file that queues the writers of several processes.
+
+    Waiting on flock wakes the next writer the moment the lock is free;
+    SQLite's own busy handler polls with sleeps of up to 100 ms.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return Path(parsed.database + ".writelock")
+    return None
+
+
 def make_engines(url: str) -> tuple[Engine, Engine]:
     """(write engine, read engine) for a database URL."""
     parsed = make_url(url)
@@ -116,6 +130,8 @@ class Database:
         self.url = url
         self.write_engine, self.read_engine = make_engines(url)
         _track_transactions(self.write_engine)
+        self._lock_path = _writer_lock_path(url)
+        self._lock_fd: int | None = None
         self.dialect = self.write_engine.dialect.name
         self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -138,6 +154,19 @@ class Database:
 
     # --- async side -----------------------------------------------------
 
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        if self._lock_path is None:
+            yield
+            return
+        if self._lock_fd is None:
+            self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._writer, name="db-writer", daemon=True)
@@ -151,6 +180,9 @@ class Database:
 
     def close(self) -> None:
         self.stop()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
         self.write_engine.dispose()
         self.read_engine.dispose()
 
@@ -167,6 +199,16 @@ class Database:
                 return fn(conn)
 
         return await asyncio.to_thread(run)
+
+    def _run_alone(self, op: _Op) -> None:
+        try:
+            with self._exclusive(), self.write_engine.begin() as conn:
+                op.outcome = [True, op.fn(conn)]
+            self.batches += 1
+            self.batched_ops += 1
+        except Exception as exc:  # this op failed, or its COMMIT did: it is not durable
+            log.error("database write failed", extra={"fields": {"error": type(exc).__name__}})
+            op.outcome = [False, exc]
 
     def _writer(self) -> None:
         stopping = False
@@ -187,20 +229,21 @@ class Database:
             self._run_batch(batch)
 
     def _run_batch(self, batch: list[_Op]) -> None:
+        """Commit the batch in one transaction; if an op fails, redo the ops one by one.
+
+        Operations only touch the database (their inputs are computed before
+        they are queued), so re-running them after a rollback is safe, and
+        the common case pays for no savepoints.
+        """
         try:
-            with self.write_engine.begin() as conn:
+            with self._exclusive(), self.write_engine.begin() as conn:
                 for op in batch:
-                    try:
-                        with conn.begin_nested():
-                            op.outcome = [True, op.fn(conn)]
-                    except Exception as exc:  # one failing op must not sink the batch
-                        op.outcome = [False, exc]
+                    op.outcome = [True, op.fn(conn)]
             self.batches += 1
             self.batched_ops += len(batch)
-        except Exception as exc:  # the COMMIT failed: nothing in the batch is durable
-            log.error("database commit failed", extra={"fields": {"error": type(exc).__name__}})
+        except Exception:
             for op in batch:
-                op.outcome = [False, exc]
+                self._run_alone(op)
         for op in batch:
             ok, value = op.outcome
             op.loop.call_soon_threadsafe(_settle, op, ok, value)

@@ -1,0 +1,77 @@
+"""Pre-fork supervision: N server processes share the listening sockets.
+
+The parent binds the sockets, forks the children and then only forwards
+signals and replaces a child that died. Children die with the parent
+(PR_SET_PDEATHSIG), so killing the parent never leaves orphans serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+
+from gateway.logs import event
+
+log = logging.getLogger("gateway.supervisor")
+
+_PR_SET_PDEATHSIG = 1
+_RESTART_DELAY = 1.0
+
+
+def _die_with_parent() -> None:
+    # Not on Linux: no prctl, but the parent's SIGTERM still reaches the child.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _spawn(child: Callable[[], None]) -> int:
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            _die_with_parent()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            child()
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    return pid
+
+
+def supervise(processes: int, child: Callable[[], None]) -> None:
+    """Run `child` in `processes` forked processes until SIGTERM/SIGINT; then drain them."""
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            os.kill(pid, signal.SIGTERM)
+
+    children: set[int] = set()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for _ in range(processes):
+        children.add(_spawn(child))
+    event(log, "supervising", processes=processes, pid=os.getpid())
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        children.discard(pid)
+        if not stopping:
+            event(log, "process_exited", logging.ERROR, pid=pid, status=status)
+            time.sleep(_RESTART_DELAY)
+            if not stopping:
+                children.add(_spawn(child))
+    event(log, "stopped", pid=os.getpid())

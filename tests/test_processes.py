@@ -1,0 +1,93 @@
+"""Several server processes on one store: each message delivered once, clean stop, no orphans."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from harness import Phigate, Sink, message, wait_until
+
+MESSAGES_PER_CLIENT = 15
+CLIENTS = 6
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    return state != "Z"
+
+
+def test_two_processes_share_the_load_and_deliver_each_message_once(tmp_path: Path) -> None:
+    with Sink() as sink:
+        gw = Phigate(
+            tmp_path,
+            processes=2,
+            delivery={"mode": "smarthost", "smarthost": f"127.0.0.1:{sink.port}", "tls": "none"},
+        )
+        secret = gw.add_principal("ehr1", "clinic.example.org")
+        with gw:
+            wait_until(lambda: gw.log_text().count('"event":"ready"') == 2)
+            assert gw.proc is not None
+            workers = _children(gw.proc.pid)
+            assert len(workers) == 2
+
+            def submit(n: int) -> None:
+                client = gw.client("ehr1", secret)
+                for i in range(MESSAGES_PER_CLIENT):
+                    token = f"tok-{n}-{i}"
+                    client.sendmail(
+                        "a@clinic.example.org",
+                        ["b@partner.test"],
+                        message("a@clinic.example.org", "b@partner.test", token, token),
+                    )
+                client.quit()
+
+            threads = [threading.Thread(target=submit, args=(n,)) for n in range(CLIENTS)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+            sink.wait_for(CLIENTS * MESSAGES_PER_CLIENT)
+            time.sleep(0.5)  # let any duplicate show up
+        counts = Counter(m.content.split(b"Subject: ")[1].split(b"\r\n")[0] for m in sink.messages)
+        assert len(counts) == CLIENTS * MESSAGES_PER_CLIENT
+        assert set(counts.values()) == {1}
+        accepted_by = {e["pid"] for e in gw.log_events() if e.get("event") == "ready"}
+        assert accepted_by == workers
+        assert not any(_alive(pid) for pid in workers)  # SIGTERM drained every process
+        assert "Traceback" not in gw.log_text()
+
+
+def test_killing_the_supervisor_leaves_no_process_serving(tmp_path: Path) -> None:
+    gw = Phigate(tmp_path, processes=2)
+    gw.start()
+    wait_until(lambda: gw.log_text().count('"event":"ready"') == 2)
+    assert gw.proc is not None
+    workers = _children(gw.proc.pid)
+    gw.proc.send_signal(signal.SIGKILL)
+    gw.proc.wait(10)
+    gw.proc = None
+    wait_until(lambda: not any(_alive(pid) for pid in workers), timeout=10)
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", gw.port)) != 0
