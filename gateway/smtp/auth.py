@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from collections.abc import Callable
@@ -96,7 +97,7 @@ class Authenticator:
         principal = await self.db.read(lambda conn: principals.get(conn, name))
         if principal is None or not principal.enabled:
             # Spend the same work as a real check so unknown names are not revealed by timing.
-            await self._check_hash(_DUMMY_HASH, secret)
+            await self._check_hash(_dummy_hash(), secret)
             return None
         digest = hashlib.sha256(secret.encode()).digest()
         if (principal.secret_hash, digest) in self._verified:
@@ -120,4 +121,7 @@ def _verify_hash(secret_hash: str, secret: str) -> bool:
         return False
 
 
-_DUMMY_HASH = principals.HASHER.hash("phigate-timing-equaliser")
+@functools.cache
+def _dummy_hash() -> str:
+    # Made on first use: hashing costs 64 MiB, which start-up need not pay.
+    return principals.HASHER.hash("phigate-timing-equaliser")
