@@ -90,4 +90,8 @@ def test_killing_the_supervisor_leaves_no_process_serving(tmp_path: Path) -> Non
     gw.proc = None
     wait_until(lambda: not any(_alive(pid) for pid in workers), timeout=10)
     with socket.socket() as probe:
-        assert probe.connect_ex(("127.0.0.1", gw.port)) != 0
+        probe.settimeout(2)
+        if probe.connect_ex(("127.0.0.1", gw.port)) == 0:
+            # Another program on this machine may have been given the port since.
+            greeting = probe.recv(200)
+            assert b"phigate" not in greeting

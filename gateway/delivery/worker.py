@@ -76,6 +76,7 @@ class DeliveryService:
         self._work: asyncio.Queue[Delivery] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._busy = 0
+        self._waiting_for_workers = False
 
     def notify(self) -> None:
         """New jobs were committed: claim without waiting for the next poll."""
@@ -125,6 +126,7 @@ class DeliveryService:
             for delivery in claimed:
                 self._work.put_nowait(delivery)
             if not claimed or free <= 0:
+                self._waiting_for_workers = free <= 0
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self.config.poll_interval)
@@ -170,7 +172,8 @@ class DeliveryService:
                 event(log, "delivery_crashed", logging.ERROR, queue_id=delivery.queue_id)
             finally:
                 self._busy -= 1
-                self._wakeup.set()
+                if self._waiting_for_workers:  # otherwise new mail wakes the dispatcher
+                    self._wakeup.set()
 
     # --- one message -----------------------------------------------------------
 
