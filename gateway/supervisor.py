@@ -30,14 +30,16 @@ def _die_with_parent() -> None:
 
 
 def _spawn(child: Callable[[], None]) -> int:
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
         code = 0
         try:
             _die_with_parent()
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            child()
+            if os.getppid() == parent:  # else the parent died before prctl took effect
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                child()
         except BaseException:
             code = 1
         finally:
