@@ -163,6 +163,7 @@ async def run(
             server = await loop.create_server(
                 _session_factory(ctx),
                 sock=sock,
+                backlog=1024,
                 ssl=ssl_context if implicit else None,
                 ssl_handshake_timeout=limits.tls_handshake_timeout if implicit else None,
             )
