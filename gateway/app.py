@@ -175,7 +175,6 @@ async def run(
             "ready",
             listeners=[f"{c.config.name}={c.config.address}/{c.config.tls}" for c in contexts],
             delivery=settings.delivery.mode,
-            pid=os.getpid(),
         )
         await stop.wait()
         event(log, "stopping")

@@ -14,6 +14,7 @@ class JsonLines(logging.Formatter):
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,
             "event": record.getMessage(),
         }
         fields = getattr(record, "fields", None)

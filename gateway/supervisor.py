@@ -55,14 +55,15 @@ def supervise(processes: int, child: Callable[[], None]) -> None:
         nonlocal stopping
         stopping = True
         for pid in list(children):
-            os.kill(pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):  # exited, not yet reaped
+                os.kill(pid, signal.SIGTERM)
 
     children: set[int] = set()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     for _ in range(processes):
         children.add(_spawn(child))
-    event(log, "supervising", processes=processes, pid=os.getpid())
+    event(log, "supervising", processes=processes)
     while children:
         try:
             pid, status = os.wait()
@@ -72,8 +73,8 @@ def supervise(processes: int, child: Callable[[], None]) -> None:
             continue
         children.discard(pid)
         if not stopping:
-            event(log, "process_exited", logging.ERROR, pid=pid, status=status)
+            event(log, "process_exited", logging.ERROR, child=pid, status=status)
             time.sleep(_RESTART_DELAY)
             if not stopping:
                 children.add(_spawn(child))
-    event(log, "stopped", pid=os.getpid())
+    event(log, "stopped")
