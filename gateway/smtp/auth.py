@@ -89,7 +89,7 @@ class Authenticator:
     def __init__(self, db: Database, parallel_checks: int = 2) -> None:
         self.db = db
         self._verified: set[tuple[str, bytes]] = set()
-        # Each argon2 check takes 64 MiB and a core for tens of milliseconds:
+        # Each argon2 check takes 19 MiB and a core for milliseconds:
         # bound them so an AUTH storm cannot exhaust memory or starve SMTP.
         self._slots = asyncio.Semaphore(parallel_checks)
 

@@ -19,7 +19,11 @@ DOMAIN_PATTERN = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
 )
 
-HASHER = PasswordHasher()
+# Secrets are 192 random bits, so argon2 need not stretch a guessable password:
+# OWASP's minimum profile (19 MiB, 2 passes) keeps an AUTH storm from
+# costing 64 MiB per check. Hashes record their own parameters, so older
+# ones still verify.
+HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 
 
 class PrincipalError(Exception):
