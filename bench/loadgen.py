@@ -1,0 +1,232 @@
+"""Load generator for the relay benchmark: N SMTP sessions sending a fixed message back to back.
+
+Each session opens one connection (optionally STARTTLS, certificate not
+verified, then AUTH once) and, after every session is ready, sends messages
+one after another (MAIL, RCPT, DATA; one recipient, about 5 KB) until the run's
+total is used up. It prints one JSON object: counts, per-message accept
+latencies (DATA command to the 250 reply), the queue IDs from the 250 replies
+and monotonic timestamps of the first submission and the last 250.
+
+    python bench/loadgen.py --port 2525 --sessions 10 --messages 2000
+    LOADGEN_SECRET=S python bench/loadgen.py --port 2587 --starttls --user bench ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import ssl
+import sys
+import time
+from collections import Counter
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosmtplib
+
+MESSAGE_SIZE = 5 * 1024
+SENDER = "loadgen@bench.example.org"
+RECIPIENT = "inbox@sink.bench-partner.org"
+
+
+def make_message(run_id: str, index: int, size: int = MESSAGE_SIZE) -> bytes:
+    """A plain text message of about `size` bytes, CRLF line endings, unique Message-ID."""
+    head = (
+        f"From: Bench Sender <{SENDER}>\r\n"
+        f"To: <{RECIPIENT}>\r\n"
+        f"Subject: relay benchmark {run_id} #{index}\r\n"
+        "Date: Thu, 01 Jan 2026 00:00:00 +0000\r\n"
+        f"Message-ID: <{run_id}.{index}@bench.example.org>\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=us-ascii\r\n"
+        "\r\n"
+    ).encode()
+    line = b"The quick brown fox jumps over the lazy dog; lorem ipsum dolor sit amet.\r\n"
+    body = line * max(1, (size - len(head)) // len(line))
+    return head + body
+
+
+def insecure_context() -> ssl.SSLContext:
+    # phigate's benchmark certificate is self-signed.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+@dataclass
+class RunState:
+    """Shared by the sessions of one run (all in one event loop, so no locks)."""
+
+    total: int
+    deadline: float
+    run_id: str
+    next_index: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    queue_ids: list[str] = field(default_factory=list)
+    refused: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    sent: int = 0
+    first_submit: float | None = None
+    last_accept: float | None = None
+
+    def take(self) -> int | None:
+        if self.next_index >= self.total or time.monotonic() >= self.deadline:
+            return None
+        self.next_index += 1
+        return self.next_index - 1
+
+
+@dataclass(frozen=True)
+class Options:
+    host: str
+    port: int
+    sessions: int
+    messages: int
+    starttls: bool
+    user: str | None
+    secret: str | None
+    timeout: float
+    time_limit: float
+    run_id: str
+
+
+async def open_session(opts: Options, ctx: ssl.SSLContext) -> aiosmtplib.SMTP:
+    client = aiosmtplib.SMTP(
+        hostname=opts.host,
+        port=opts.port,
+        local_hostname="loadgen.bench.example.org",
+        timeout=opts.timeout,
+        start_tls=False,
+        use_tls=False,
+    )
+    await client.connect()
+    await client.ehlo()
+    if opts.starttls:
+        await client.starttls(tls_context=ctx)
+        await client.ehlo()
+        if opts.user is not None and opts.secret is not None:
+            await client.login(opts.user, opts.secret)
+    return client
+
+
+async def send_loop(client: aiosmtplib.SMTP, state: RunState) -> None:
+    """Send messages on one connection until the run's total is used up."""
+    for _ in range(state.total):  # bounded: at most the whole run on one session
+        index = state.take()
+        if index is None:
+            return
+        content = make_message(state.run_id, index)
+        now = time.monotonic()
+        if state.first_submit is None:
+            state.first_submit = now
+        state.sent += 1
+        try:
+            await client.mail(SENDER)
+            await client.rcpt(RECIPIENT)
+            start = time.perf_counter()
+            reply = await client.data(content)
+            elapsed = time.perf_counter() - start
+        except aiosmtplib.SMTPResponseException as exc:
+            state.refused[str(exc.code)] += 1
+            try:
+                await client.rset()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as rset_exc:
+                state.errors[type(rset_exc).__name__] += 1
+                return
+            continue
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            # The connection is gone; this message got no 250, so it is not counted as accepted.
+            state.errors[type(exc).__name__] += 1
+            return
+        if reply.code != 250:
+            state.refused[str(reply.code)] += 1
+            continue
+        state.last_accept = time.monotonic()
+        state.latencies_ms.append(elapsed * 1000.0)
+        state.queue_ids.append(reply.message.rsplit(" ", 1)[-1])
+
+
+async def run(opts: Options) -> dict[str, Any]:
+    ctx = insecure_context()
+    setup_start = time.monotonic()
+    opened = await asyncio.gather(
+        *(open_session(opts, ctx) for _ in range(opts.sessions)), return_exceptions=True
+    )
+    clients = [c for c in opened if isinstance(c, aiosmtplib.SMTP)]
+    setup_errors = Counter(type(c).__name__ for c in opened if isinstance(c, BaseException))
+    setup_seconds = time.monotonic() - setup_start
+    state = RunState(total=opts.messages, deadline=time.monotonic() + opts.time_limit,
+                     run_id=opts.run_id)
+    state.errors.update({f"setup:{name}": n for name, n in setup_errors.items()})
+    if clients:
+        await asyncio.gather(*(send_loop(c, state) for c in clients))
+    for client in clients:
+        try:
+            await client.quit(timeout=5)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            client.close()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "sessions": opts.sessions,
+        "sessions_opened": len(clients),
+        "requested": opts.messages,
+        "sent": state.sent,
+        "accepted": len(state.latencies_ms),
+        "refused": dict(state.refused),
+        "errors": dict(state.errors),
+        "setup_seconds": setup_seconds,
+        "first_submit": state.first_submit,
+        "last_accept": state.last_accept,
+        "latencies_ms": state.latencies_ms,
+        "queue_ids": state.queue_ids,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "message_bytes": len(make_message(opts.run_id, 0)),
+    }
+
+
+def run_loop(main_coroutine: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """Run on uvloop when it is installed, else on the standard event loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main_coroutine)
+    return uvloop.run(main_coroutine)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--messages", type=int, default=2000, help="Messages in the whole run.")
+    parser.add_argument("--starttls", action="store_true", help="STARTTLS before sending.")
+    parser.add_argument("--user", help="AUTH user (with --starttls).")
+    parser.add_argument("--secret", default=os.environ.get("LOADGEN_SECRET"),
+                        help="AUTH secret (with --starttls; default $LOADGEN_SECRET).")
+    parser.add_argument("--timeout", type=float, default=60.0, help="Per SMTP command, seconds.")
+    parser.add_argument("--time-limit", type=float, default=300.0,
+                        help="Stop submitting after this many seconds.")
+    parser.add_argument("--run-id", default="bench")
+    args = parser.parse_args(argv)
+    if not args.host.startswith("127."):
+        parser.error("the load generator only targets loopback (127.0.0.0/8)")
+    if not 1 <= args.sessions <= 1000 or not 1 <= args.messages <= 1_000_000:
+        parser.error("--sessions must be 1..1000 and --messages 1..1000000")
+    opts = Options(
+        host=args.host, port=args.port, sessions=args.sessions, messages=args.messages,
+        starttls=args.starttls, user=args.user, secret=args.secret, timeout=args.timeout,
+        time_limit=args.time_limit, run_id=args.run_id,
+    )
+    result = run_loop(asyncio.wait_for(run(opts), opts.time_limit + 2 * opts.timeout))
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
