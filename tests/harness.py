@@ -107,6 +107,11 @@ class Sink:
         raise TimeoutError(f"sink got {len(self.messages)} of {count} messages")
 
 
+def via_sink(sink: Sink, tls: str = "opportunistic", **extra: Any) -> dict[str, Any]:
+    """Delivery settings that relay everything to `sink`."""
+    return {"mode": "smarthost", "smarthost": f"127.0.0.1:{sink.port}", "tls": tls, **extra}
+
+
 def settings_for(data_dir: Path, port: int, **sections: Any) -> dict[str, Any]:
     """A settings dict for tests: one STARTTLS listener on `port`, fast retries."""
     base: dict[str, Any] = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from harness import Phigate, Sink, message, wait_until
+from harness import Phigate, Sink, message, via_sink, wait_until
 
 SUBJECT = "CANARY-SUBJ-93xq Jane Doe MRN 4411"
 BODY = "CANARY-BODY-93xq diagnosis E11.9"
@@ -17,9 +17,7 @@ CANARY_MARK = b"93xq"
 def test_no_canary_outside_encrypted_content(tmp_path: Path) -> None:
     with Sink() as sink:
         sink.handler.script = lambda rcpt: "550 5.1.1 unknown" if rcpt.startswith("gone@") else None
-        gw = Phigate(
-            tmp_path, delivery={"mode": "smarthost", "smarthost": f"127.0.0.1:{sink.port}"}
-        )
+        gw = Phigate(tmp_path, delivery=via_sink(sink))
         secret = gw.add_principal("ehr1", "clinic.example.org")
         raw = message(
             "Dr Who <ehr@clinic.example.org>",

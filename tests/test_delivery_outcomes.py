@@ -7,13 +7,9 @@ import sqlite3
 from email import policy
 from pathlib import Path
 
-from harness import Phigate, Sink, message, wait_until
+from harness import Phigate, Sink, message, via_sink, wait_until
 
 CANARIES = ("CANARY-SUBJ-5521", "CANARY-BODY-5521", "CANARY-ATTACH-5521")
-
-
-def _smarthost(sink: Sink) -> dict[str, object]:
-    return {"mode": "smarthost", "smarthost": f"127.0.0.1:{sink.port}", "tls": "opportunistic"}
 
 
 def test_temporary_failure_is_retried_until_delivered(tmp_path: Path) -> None:
@@ -25,7 +21,7 @@ def test_temporary_failure_is_retried_until_delivered(tmp_path: Path) -> None:
             return "451 4.3.0 try later" if len(attempts) <= 2 else None
 
         sink.handler.script = first_two_fail
-        gw = Phigate(tmp_path, delivery=_smarthost(sink))
+        gw = Phigate(tmp_path, delivery=via_sink(sink))
         secret = gw.add_principal("ehr1", "clinic.example.org")
         with gw:
             gw.submit(secret, "a@clinic.example.org", ["b@partner.test"])
@@ -42,7 +38,7 @@ def test_permanent_failure_bounces_with_content_free_dsn(tmp_path: Path) -> None
         sink.handler.script = lambda rcpt: (
             "550 5.1.1 no such user" if rcpt.startswith("gone@") else None
         )
-        gw = Phigate(tmp_path, delivery=_smarthost(sink))
+        gw = Phigate(tmp_path, delivery=via_sink(sink))
         secret = gw.add_principal("ehr1", "clinic.example.org")
         raw = message(
             "ehr@clinic.example.org",
@@ -79,7 +75,7 @@ def test_permanent_failure_bounces_with_content_free_dsn(tmp_path: Path) -> None
 def test_expired_message_bounces_after_queue_lifetime(tmp_path: Path) -> None:
     with Sink() as sink:
         sink.handler.script = lambda rcpt: "421 4.4.2 busy" if rcpt.startswith("slow@") else None
-        gw = Phigate(tmp_path, delivery={**_smarthost(sink), "max_queue_lifetime": 1.5})
+        gw = Phigate(tmp_path, delivery=via_sink(sink, max_queue_lifetime=1.5))
         secret = gw.add_principal("ehr1", "clinic.example.org")
         with gw:
             gw.submit(secret, "ehr@clinic.example.org", ["slow@partner.test"])
@@ -91,7 +87,7 @@ def test_dsn_is_never_bounced(tmp_path: Path) -> None:
     with Sink() as sink:
         # Everything fails permanently, including the DSN to the original sender.
         sink.handler.script = lambda rcpt: "550 5.1.1 no such user"
-        gw = Phigate(tmp_path, delivery=_smarthost(sink))
+        gw = Phigate(tmp_path, delivery=via_sink(sink))
         secret = gw.add_principal("ehr1", "clinic.example.org")
         with gw:
             gw.submit(secret, "ehr@clinic.example.org", ["x@partner.test"])
@@ -105,7 +101,7 @@ def test_dsn_is_never_bounced(tmp_path: Path) -> None:
 def test_admin_can_retry_and_delete_a_deferred_message(tmp_path: Path) -> None:
     with Sink() as sink:
         sink.handler.script = lambda rcpt: "451 4.3.0 try later"
-        gw = Phigate(tmp_path, delivery={**_smarthost(sink), "retry_schedule": [3600.0]})
+        gw = Phigate(tmp_path, delivery=via_sink(sink, retry_schedule=[3600.0]))
         secret = gw.add_principal("ehr1", "clinic.example.org")
         with gw:
             gw.submit(secret, "a@clinic.example.org", ["b@partner.test"])

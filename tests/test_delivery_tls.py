@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from harness import Phigate, Sink, wait_until
+from harness import Phigate, Sink, via_sink, wait_until
 
 
 def _name(cn: str) -> x509.Name:
@@ -101,12 +101,7 @@ def _server_context(cert: Path, key: Path) -> ssl.SSLContext:
 def _send_one(tmp_path: Path, sink: Sink, ca: Path) -> Phigate:
     gw = Phigate(
         tmp_path,
-        delivery={
-            "mode": "smarthost",
-            "smarthost": f"127.0.0.1:{sink.port}",
-            "tls": "required",
-            "ca_file": str(ca),
-        },
+        delivery=via_sink(sink, tls="required", ca_file=str(ca)),
     )
     secret = gw.add_principal("ehr1", "clinic.example.org")
     gw.start()

@@ -8,7 +8,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-from harness import Phigate, Sink, message, wait_until
+from harness import Phigate, Sink, message, via_sink, wait_until
 
 CLIENTS = 8
 PER_CLIENT = 50
@@ -19,12 +19,7 @@ def test_no_accepted_message_is_lost_when_killed_mid_stream(tmp_path: Path) -> N
     with Sink() as sink:
         gw = Phigate(
             tmp_path,
-            delivery={
-                "mode": "smarthost",
-                "smarthost": f"127.0.0.1:{sink.port}",
-                "tls": "none",
-                "lease_seconds": 2.0,
-            },
+            delivery=via_sink(sink, tls="none", lease_seconds=2.0),
             limits={"max_connections_per_ip": 100},
         )
         secret = gw.add_principal("ehr1", "clinic.example.org")

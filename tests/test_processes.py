@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from harness import Phigate, Sink, message, wait_until
+from harness import Phigate, Sink, message, via_sink, wait_until
 
 MESSAGES_PER_CLIENT = 15
 CLIENTS = 6
@@ -43,7 +43,7 @@ def test_two_processes_share_the_load_and_deliver_each_message_once(tmp_path: Pa
         gw = Phigate(
             tmp_path,
             processes=2,
-            delivery={"mode": "smarthost", "smarthost": f"127.0.0.1:{sink.port}", "tls": "none"},
+            delivery=via_sink(sink, tls="none"),
         )
         secret = gw.add_principal("ehr1", "clinic.example.org")
         with gw:

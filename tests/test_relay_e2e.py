@@ -5,19 +5,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from harness import Phigate, Sink, message
+from harness import Phigate, Sink, message, via_sink
 
 
 def test_submitted_bytes_arrive_with_only_trace_headers_added(tmp_path: Path) -> None:
     with Sink() as sink:
-        gw = Phigate(
-            tmp_path,
-            delivery={
-                "mode": "smarthost",
-                "smarthost": f"127.0.0.1:{sink.port}",
-                "tls": "opportunistic",
-            },
-        )
+        gw = Phigate(tmp_path, delivery=via_sink(sink))
         secret = gw.add_principal("ehr1", "clinic.example.org")
         raw = message("ehr@clinic.example.org", "dr@partner.test", "Lab results", "Potassium 4.1")
         with gw:
