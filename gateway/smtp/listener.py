@@ -223,9 +223,18 @@ class PhigateSMTP(SMTP):
         await super()._handle_client()
 
     async def smtp_STARTTLS(self, arg: str) -> None:
-        # Bound the handshake by its own timeout rather than the idle timeout.
-        self._reset_timeout(self.ctx.limits.tls_handshake_timeout)
-        await super().smtp_STARTTLS(arg)
+        # A client that never completes the handshake would otherwise hold its
+        # session (and connection slot) for good: aiosmtpd waits on the
+        # handshake without a limit, and closing a half-made TLS transport
+        # does not always end that wait.
+        timeout = self.ctx.limits.tls_handshake_timeout
+        try:
+            await asyncio.wait_for(super().smtp_STARTTLS(arg), timeout)
+        except TimeoutError as exc:
+            if isinstance(self._original_transport, asyncio.WriteTransport):
+                self._original_transport.abort()
+            # aiosmtpd answers this by closing the session (connection_lost).
+            raise TLSSetupException("TLS handshake timed out") from exc
 
     async def push(self, status: Any) -> None:
         if isinstance(status, str):
