@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from harness import Phigate, Sink, message, via_sink
+from harness import Phigate, Sink, message, via_sink, wait_until
 
 
 def test_submitted_bytes_arrive_with_only_trace_headers_added(tmp_path: Path) -> None:
@@ -52,3 +52,21 @@ def test_queue_id_in_reply_matches_store_and_content_is_encrypted(tmp_path: Path
     assert "CANARY-BODY-7731" in shown  # the sandbox decrypts for the admin...
     for path in Path(gw.settings["data_dir"]).glob("phigate.db*"):
         assert b"CANARY" not in path.read_bytes()  # ...but nothing is stored in clear
+
+
+def test_key_rotation_keeps_stored_mail_readable_without_the_old_key(tmp_path: Path) -> None:
+    gw = Phigate(tmp_path, received_header={"include_client_ip": True, "include_helo": True})
+    secret = gw.add_principal("ehr1", "clinic.example.org")
+    with gw:
+        gw.submit(secret, "a@clinic.example.org", ["b@partner.test"])
+        wait_until(lambda: len(gw.json("sandbox", "ls")) == 1)
+    keys_dir = Path(gw.settings["data_dir"]) / "keys"
+    old_keys = set(keys_dir.glob("*.key"))
+    out = gw.cli("keys", "rotate").stdout
+    assert "1 data keys re-wrapped" in out
+    for key in old_keys:
+        key.unlink()
+    capture = gw.json("sandbox", "ls")[0]
+    shown = gw.cli("sandbox", "show", str(capture["id"])).stdout
+    # The admin opted in to client details in the trace header.
+    assert shown.startswith("Received: from ") and "([127.0.0.1])" in shown
