@@ -20,6 +20,9 @@ from gateway.store.database import transaction_cache
 from gateway.store.schema import audit_events
 
 GENESIS = "0" * 64
+# Built once: appending happens for every message (see gateway.store.queue).
+_CHAIN_HEAD = select(audit_events.c.hash).order_by(audit_events.c.id.desc()).limit(1)
+_INSERT_EVENT = insert(audit_events)
 
 
 @dataclass(frozen=True)
@@ -58,14 +61,12 @@ def append(conn: Connection, events: Iterable[AuditEvent]) -> None:
     cache = transaction_cache(conn)
     prev = cache.get("audit_head")
     if prev is None:
-        last = conn.execute(
-            select(audit_events.c.hash).order_by(audit_events.c.id.desc()).limit(1)
-        ).scalar()
+        last = conn.execute(_CHAIN_HEAD).scalar()
         prev = last or GENESIS
     for row in rows:
         row["prev_hash"] = prev
         row["hash"] = prev = _digest(prev, {k: v for k, v in row.items() if k != "prev_hash"})
-    conn.execute(insert(audit_events), rows)
+    conn.execute(_INSERT_EVENT, rows)
     cache["audit_head"] = prev
 
 

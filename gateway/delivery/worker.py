@@ -320,9 +320,9 @@ class DeliveryService:
         def commit(conn: Connection) -> None:
             events = []
             for job, result, state, next_at in plan:
-                changed = queue.finish_jobs(
+                changed = queue.finish_job(
                     conn,
-                    [job.id],
+                    job.id,
                     self.owner,
                     state=state,
                     now=now,

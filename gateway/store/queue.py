@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from gateway.store.keyring import Sealed
 from gateway.store.schema import jobs, messages
@@ -49,26 +49,89 @@ class NewJob:
     route: str
 
 
+# The statements on the path of every message are built once, with bind
+# parameters: building a Core statement per call costs far more than
+# running it (about 0.7 ms against 0.05 ms for a job update).
+_INSERT_MESSAGE = insert(messages)
+_INSERT_JOB = insert(jobs)
+
+_DUE = (
+    select(jobs.c.id)
+    .where(
+        ((jobs.c.state == QUEUED) & (jobs.c.next_attempt_at <= bindparam("now")))
+        | ((jobs.c.state == ACTIVE) & (jobs.c.lease_until < bindparam("now")))
+    )
+    .order_by(jobs.c.next_attempt_at)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_CLAIM = (
+    update(jobs)
+    .where(jobs.c.id.in_(_DUE.scalar_subquery()))
+    .values(
+        state=ACTIVE,
+        lease_owner=bindparam("owner"),
+        lease_until=bindparam("until"),
+        updated_at=bindparam("now"),
+    )
+    .returning(jobs.c.id, jobs.c.queue_id, jobs.c.recipient, jobs.c.route, jobs.c.attempts)
+)
+_LOAD_MESSAGES = select(messages).where(
+    messages.c.queue_id.in_(bindparam("queue_ids", expanding=True))
+)
+_FINISH_JOB = (
+    update(jobs)
+    .where(
+        jobs.c.id == bindparam("job_id"),
+        jobs.c.lease_owner == bindparam("owner"),
+        jobs.c.state == ACTIVE,
+    )
+    .values(
+        state=bindparam("new_state"),
+        attempts=bindparam("attempts_done"),
+        last_code=bindparam("code"),
+        last_status=bindparam("status"),
+        last_reply=bindparam("reply"),
+        remote_host=bindparam("remote"),
+        lease_owner=None,
+        lease_until=None,
+        next_attempt_at=bindparam("next_at"),
+        updated_at=bindparam("now"),
+    )
+)
+_SHRED_IF_DONE = (
+    update(messages)
+    .where(
+        messages.c.queue_id == bindparam("message"),
+        ~select(jobs.c.id)
+        .where(jobs.c.queue_id == bindparam("message"), jobs.c.state.in_(PENDING_STATES))
+        .exists(),
+    )
+    .values(wrapped_key=None, content=None)
+)
+
+
 def insert_message(conn: Connection, message: NewMessage, new_jobs: Sequence[NewJob]) -> None:
     conn.execute(
-        insert(messages).values(
-            queue_id=message.queue_id,
-            received_at=message.received_at,
-            listener=message.listener,
-            principal=message.principal,
-            client_ip=message.client_ip,
-            sender=message.sender,
-            size=message.size,
-            message_id=message.message_id,
-            is_dsn=message.is_dsn,
-            key_id=message.sealed.key_id,
-            wrapped_key=message.sealed.wrapped_key,
-            content=message.sealed.ciphertext,
-        )
+        _INSERT_MESSAGE,
+        {
+            "queue_id": message.queue_id,
+            "received_at": message.received_at,
+            "listener": message.listener,
+            "principal": message.principal,
+            "client_ip": message.client_ip,
+            "sender": message.sender,
+            "size": message.size,
+            "message_id": message.message_id,
+            "is_dsn": message.is_dsn,
+            "key_id": message.sealed.key_id,
+            "wrapped_key": message.sealed.wrapped_key,
+            "content": message.sealed.ciphertext,
+        },
     )
     if new_jobs:
         conn.execute(
-            insert(jobs),
+            _INSERT_JOB,
             [
                 {
                     "queue_id": message.queue_id,
@@ -95,22 +158,8 @@ class ClaimedJob:
 
 def claim(conn: Connection, owner: str, now: float, lease: float, limit: int) -> list[ClaimedJob]:
     """Lease up to `limit` due jobs (or jobs whose lease expired) to `owner`."""
-    due = (
-        select(jobs.c.id)
-        .where(
-            ((jobs.c.state == QUEUED) & (jobs.c.next_attempt_at <= now))
-            | ((jobs.c.state == ACTIVE) & (jobs.c.lease_until < now))
-        )
-        .order_by(jobs.c.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    rows = conn.execute(
-        update(jobs)
-        .where(jobs.c.id.in_(due.scalar_subquery()))
-        .values(state=ACTIVE, lease_owner=owner, lease_until=now + lease, updated_at=now)
-        .returning(jobs.c.id, jobs.c.queue_id, jobs.c.recipient, jobs.c.route, jobs.c.attempts)
-    ).all()
+    params = {"now": now, "limit": limit, "owner": owner, "until": now + lease}
+    rows = conn.execute(_CLAIM, params).all()
     return [ClaimedJob(r.id, r.queue_id, r.recipient, r.route, r.attempts) for r in rows]
 
 
@@ -128,8 +177,7 @@ class MessageForDelivery:
 def load_messages(conn: Connection, queue_ids: Sequence[str]) -> dict[str, MessageForDelivery]:
     """The messages (with sealed content) that claimed jobs belong to."""
     found: dict[str, MessageForDelivery] = {}
-    query = select(messages).where(messages.c.queue_id.in_(list(queue_ids)))
-    for row in conn.execute(query).mappings():
+    for row in conn.execute(_LOAD_MESSAGES, {"queue_ids": list(queue_ids)}).mappings():
         sealed = (
             Sealed(row["key_id"], row["wrapped_key"], row["content"])
             if row["wrapped_key"] is not None and row["content"] is not None
@@ -147,9 +195,9 @@ def load_messages(conn: Connection, queue_ids: Sequence[str]) -> dict[str, Messa
     return found
 
 
-def finish_jobs(
+def finish_job(
     conn: Connection,
-    job_ids: Sequence[int],
+    job_id: int,
     owner: str,
     *,
     state: str,
@@ -160,31 +208,28 @@ def finish_jobs(
     reply: str | None,
     remote_host: str | None,
     next_attempt_at: float | None = None,
-) -> int:
-    """Record an attempt's outcome for jobs this owner still holds; returns rows updated.
+) -> bool:
+    """Record an attempt's outcome for a job this owner still holds; False if it does not.
 
-    Only rows still leased by `owner` change: if the lease expired and another
-    worker took the job, this worker's late result is dropped.
+    Only a row still leased by `owner` changes: if the lease expired and
+    another worker took the job, this worker's late result is dropped.
     """
-    values: dict[str, object] = {
-        "state": state,
-        "attempts": attempts_done,
-        "last_code": code,
-        "last_status": status,
-        "last_reply": reply[:255] if reply else reply,
-        "remote_host": remote_host,
-        "lease_owner": None,
-        "lease_until": None,
-        "updated_at": now,
-    }
-    if next_attempt_at is not None:
-        values["next_attempt_at"] = next_attempt_at
     result = conn.execute(
-        update(jobs)
-        .where(jobs.c.id.in_(job_ids), jobs.c.lease_owner == owner, jobs.c.state == ACTIVE)
-        .values(**values)
+        _FINISH_JOB,
+        {
+            "job_id": job_id,
+            "owner": owner,
+            "new_state": state,
+            "attempts_done": attempts_done,
+            "code": code,
+            "status": status,
+            "reply": reply[:255] if reply else reply,
+            "remote": remote_host,
+            "next_at": next_attempt_at if next_attempt_at is not None else now,
+            "now": now,
+        },
     )
-    return result.rowcount
+    return result.rowcount == 1
 
 
 def release_leases(conn: Connection, owner: str, now: float) -> int:
@@ -211,16 +256,7 @@ def renew_leases(conn: Connection, *, owner: str, until: float) -> int:
 
 def drop_finished_content(conn: Connection, queue_id: str) -> None:
     """Shred a message's content once no job needs it any more."""
-    pending = (
-        select(jobs.c.id)
-        .where(jobs.c.queue_id == queue_id, jobs.c.state.in_(PENDING_STATES))
-        .exists()
-    )
-    conn.execute(
-        update(messages)
-        .where(messages.c.queue_id == queue_id, ~pending)
-        .values(wrapped_key=None, content=None)
-    )
+    conn.execute(_SHRED_IF_DONE, {"message": queue_id})
 
 
 # --- admin queries (metadata only) ----------------------------------------
