@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -116,6 +117,9 @@ def main() -> None:
       phigate config check -c /etc/phigate/phigate.yaml
       phigate serve -c /etc/phigate/phigate.yaml
     """
+    # The database holds addresses and the data dir keys: nothing phigate
+    # creates is for other users.
+    os.umask(0o077)
 
 
 # --- serve / init / config ---------------------------------------------------

@@ -28,6 +28,8 @@ def test_init_writes_a_config_that_checks_clean(tmp_path: Path) -> None:
     keys = list((target / "keys").glob("*.key"))
     assert len(keys) == 1 and keys[0].stat().st_mode & 0o777 == 0o600
     assert (target / "tls" / "server.crt").exists()
+    for private in (target / "phigate.db", target / "tls" / "server.key", target / "keys"):
+        assert private.stat().st_mode & 0o077 == 0, private  # nothing for other users
     again = run("init", str(target))
     assert again.returncode == 2 and "already exists" in again.stderr
 
