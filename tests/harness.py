@@ -170,10 +170,12 @@ class Phigate:
             args += ["--domain", domain]
         return str(json.loads(self.cli(*args).stdout)["secret"])
 
-    def start(self) -> Phigate:
+    def start(self, *serve_args: str) -> Phigate:
         out = self.log.open("ab")
         self.proc = subprocess.Popen(
-            [*PHIGATE, "serve", "-c", str(self.config)], stdout=out, stderr=subprocess.STDOUT
+            [*PHIGATE, "serve", "-c", str(self.config), *serve_args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         # Wait for the "ready" event (written once every listener is bound);
         # probing the port would itself be a client session.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from harness import Phigate, Sink, message, via_sink, wait_until
+from harness import Phigate, Sink, free_port, message, via_sink, wait_until
 
 
 def test_submitted_bytes_arrive_with_only_trace_headers_added(tmp_path: Path) -> None:
@@ -70,3 +70,24 @@ def test_key_rotation_keeps_stored_mail_readable_without_the_old_key(tmp_path: P
     shown = gw.cli("sandbox", "show", str(capture["id"])).stdout
     # The admin opted in to client details in the trace header.
     assert shown.startswith("Received: from ") and "([127.0.0.1])" in shown
+
+
+def test_command_line_overrides_listen_and_deliver(tmp_path: Path) -> None:
+    with Sink() as sink:
+        gw = Phigate(tmp_path)  # configured for sandbox delivery on gw.port
+        secret = gw.add_principal("ehr1", "clinic.example.org")
+        override_port = free_port()
+        gw.port = override_port  # the client below connects where --listen points
+        gw.start(
+            "--listen",
+            f"127.0.0.1:{override_port}",
+            "--deliver",
+            f"smarthost://127.0.0.1:{sink.port}",
+        )
+        try:
+            gw.submit(secret, "a@clinic.example.org", ["b@partner.test"])
+            got = sink.wait_for(1)
+        finally:
+            gw.stop()
+        assert got[0].recipients == ["b@partner.test"]
+        assert gw.json("sandbox", "ls") == []
