@@ -122,6 +122,7 @@ def _per_process(limits: LimitsConfig, processes: int) -> LimitsConfig:
 async def run(
     settings: Settings,
     sockets: list[socket.socket],
+    ssl_context: ssl.SSLContext | None,
     stop: asyncio.Event | None = None,
     grace: float = 30.0,
 ) -> None:
@@ -138,7 +139,6 @@ async def run(
         settings.delivery, db, keyring, settings.hostname, settings.postmaster_address
     )
     intake = Intake(db, keyring, settings.hostname, settings.received_header, delivery.notify)
-    ssl_context = _tls_context(settings)
     limits = _per_process(settings.limits, settings.processes)
     limiter = ConnectionLimiter(limits)
     guard = AuthGuard(limits)
@@ -225,7 +225,9 @@ async def _shutdown(
     await delivery.stop(grace)
 
 
-def run_process(settings: Settings, sockets: list[socket.socket]) -> None:
+def run_process(
+    settings: Settings, sockets: list[socket.socket], ssl_context: ssl.SSLContext | None
+) -> None:
     """One server process: an event loop with listeners and delivery workers."""
     try:
         import uvloop
@@ -233,15 +235,16 @@ def run_process(settings: Settings, sockets: list[socket.socket]) -> None:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         pass
-    asyncio.run(run(settings, sockets))
+    asyncio.run(run(settings, sockets, ssl_context))
 
 
 def serve(settings: Settings) -> None:
-    _tls_context(settings)  # a certificate problem stops start-up here, not in every process
+    # Loaded before forking: a certificate problem stops start-up once, here.
+    ssl_context = _tls_context(settings)
     sockets = bind_listeners(settings)
     if settings.processes == 1:
-        run_process(settings, sockets)
+        run_process(settings, sockets, ssl_context)
     else:
         from gateway.supervisor import supervise
 
-        supervise(settings.processes, lambda: run_process(settings, sockets))
+        supervise(settings.processes, lambda: run_process(settings, sockets, ssl_context))

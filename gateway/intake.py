@@ -28,7 +28,6 @@ from gateway.store.keyring import Keyring
 
 log = logging.getLogger("gateway.intake")
 
-DEFAULT_ROUTE = "default"
 _PARSER = BytesParser(policy=email.policy.compat32)
 
 
@@ -89,7 +88,7 @@ def inspect(_parsed: ParsedMessage) -> Findings:
 
 
 def decide(submission: Submission, _findings: Findings) -> list[RecipientDecision]:
-    return [RecipientDecision(r, "deliver", DEFAULT_ROUTE) for r in submission.recipients]
+    return [RecipientDecision(r, "deliver", queue.DEFAULT_ROUTE) for r in submission.recipients]
 
 
 def received_header(

@@ -155,16 +155,6 @@ def add_listeners(gw: Phigate, listeners: list[dict[str, Any]], **sections: Any)
     gw.config.write_text(yaml.safe_dump(gw.settings))
 
 
-@contextlib.contextmanager
-def running(gw: Phigate) -> Iterator[Phigate]:
-    gw.start()
-    try:
-        yield gw
-    finally:
-        if gw.proc is not None:
-            gw.stop()
-
-
 # --- one server with default limits: auth and envelope refusals ------------------------------
 
 
@@ -173,7 +163,7 @@ def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
     # Lockout high enough that the failures provoked here never lock 127.0.0.1 out.
     gw = Phigate(tmp_path_factory.mktemp("default"), limits={"auth_lockout_after": 100})
     secret = gw.add_principal(PRINCIPAL, DOMAIN)
-    with running(gw):
+    with gw:
         yield Server(gw, secret)
 
 
@@ -452,7 +442,7 @@ def limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
         },
     )
     secret = gw.add_principal(PRINCIPAL, DOMAIN)
-    with running(gw):
+    with gw:
         yield Server(gw, secret)
 
 
@@ -579,7 +569,7 @@ def test_auth_lockout_refuses_even_the_right_password(tmp_path: Path) -> None:
         limits={"auth_lockout_after": 3, "auth_lockout_seconds": 60, "auth_backoff_base": 0},
     )
     secret = gw.add_principal(PRINCIPAL, DOMAIN)
-    with running(gw):
+    with gw:
         mark = audit_mark(gw)
         with tls_client(gw.port) as client:
             for _ in range(3):
@@ -658,7 +648,7 @@ def multi_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ser
         relay_networks=[{"name": "legacy", "networks": ["127.0.0.0/8"], "domains": [DOMAIN]}],
     )
     secret = gw.add_principal(PRINCIPAL, DOMAIN)
-    with running(gw):
+    with gw:
         yield Server(gw, secret), legacy_port, smtps_port
 
 

@@ -12,6 +12,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from cryptography.exceptions import InvalidTag
+from sqlalchemy import Connection
 
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
@@ -33,7 +34,10 @@ def keyring(tmp_path: Path) -> Keyring:
     return Keyring.create(tmp_path / "keys")
 
 
-def _enqueue(db: Database, keyring: Keyring, recipients: int, content: bytes = b"x") -> str:
+def _enqueue_in(
+    conn: Connection, keyring: Keyring, recipients: int = 1, content: bytes = b"x"
+) -> str:
+    """Queue one message with `recipients` jobs in the caller's transaction."""
     queue_id = queue.new_queue_id()
     record = queue.NewMessage(
         queue_id,
@@ -46,11 +50,14 @@ def _enqueue(db: Database, keyring: Keyring, recipients: int, content: bytes = b
         None,
         keyring.seal(content, queue_id.encode()),
     )
-    with db.transaction() as conn:
-        queue.insert_message(
-            conn, record, [queue.NewJob(f"r{i}@c.example", "default") for i in range(recipients)]
-        )
+    jobs = [queue.NewJob(f"r{i}@c.example", queue.DEFAULT_ROUTE) for i in range(recipients)]
+    queue.insert_message(conn, record, jobs)
     return queue_id
+
+
+def _enqueue(db: Database, keyring: Keyring, recipients: int, content: bytes = b"x") -> str:
+    with db.transaction() as conn:
+        return _enqueue_in(conn, keyring, recipients, content)
 
 
 def test_migrations_match_the_models(db: Database) -> None:
@@ -207,23 +214,3 @@ def test_failing_write_does_not_sink_its_batch(db: Database, keyring: Keyring) -
     assert all(isinstance(r, str) for r in results[1:])
     with db.reading() as conn:
         assert len(queue.list_jobs(conn, [queue.QUEUED], 100)) == 5
-
-
-def _enqueue_in(conn: object, keyring: Keyring) -> str:
-    from sqlalchemy import Connection
-
-    assert isinstance(conn, Connection)
-    queue_id = queue.new_queue_id()
-    record = queue.NewMessage(
-        queue_id,
-        time.time(),
-        "t",
-        None,
-        "",
-        "a@b.example",
-        1,
-        None,
-        keyring.seal(b"x", queue_id.encode()),
-    )
-    queue.insert_message(conn, record, [queue.NewJob("r@c.example", "default")])
-    return queue_id

@@ -352,15 +352,15 @@ class DeliveryService:
                     )
                 )
             if dsn is not None and any(e.event == "bounced" for e in events):
-                queue.insert_message(conn, dsn[0], [queue.NewJob(message.sender, "default")])
+                queue.insert_message(conn, dsn, [queue.NewJob(message.sender, queue.DEFAULT_ROUTE)])
                 events.append(
                     AuditEvent(
                         event="dsn",
                         result="queued",
-                        queue_id=dsn[0].queue_id,
+                        queue_id=dsn.queue_id,
                         sender="",
                         recipients=(message.sender,),
-                        size=dsn[0].size,
+                        size=dsn.size,
                         detail=f"for {message.queue_id}",
                         ts=now,
                     )
@@ -383,7 +383,7 @@ class DeliveryService:
 
     def _make_dsn(
         self, message: queue.MessageForDelivery, bounced: list[FailedRecipient], now: float
-    ) -> tuple[queue.NewMessage]:
+    ) -> queue.NewMessage:
         queue_id = queue.new_queue_id(now)
         content = build_dsn(
             reporting_mta=self.hostname,
@@ -395,17 +395,15 @@ class DeliveryService:
             failed=bounced,
             now=datetime.fromtimestamp(now, UTC),
         )
-        return (
-            queue.NewMessage(
-                queue_id=queue_id,
-                received_at=now,
-                listener="dsn",
-                principal=None,
-                client_ip="",
-                sender="",
-                size=len(content),
-                message_id=None,
-                sealed=self.keyring.seal(content, queue_id.encode()),
-                is_dsn=True,
-            ),
+        return queue.NewMessage(
+            queue_id=queue_id,
+            received_at=now,
+            listener="dsn",
+            principal=None,
+            client_ip="",
+            sender="",
+            size=len(content),
+            message_id=None,
+            sealed=self.keyring.seal(content, queue_id.encode()),
+            is_dsn=True,
         )

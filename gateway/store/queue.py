@@ -21,6 +21,8 @@ from gateway.store.schema import jobs, messages
 
 QUEUED, ACTIVE, DELIVERED, BOUNCED, DELETED = "queued", "active", "delivered", "bounced", "deleted"
 PENDING_STATES = (QUEUED, ACTIVE)
+# The route every job gets until the policy engine names others.
+DEFAULT_ROUTE = "default"
 
 
 def new_queue_id(now: float | None = None) -> str:

@@ -1,0 +1,54 @@
+"""Intake fails closed: if the message cannot be stored, the client gets a 4xx, never a 250."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from gateway.config import ReceivedHeaderConfig
+from gateway.intake import Intake, Submission
+from gateway.store.database import Database
+from gateway.store.keyring import Keyring
+
+
+def _submission() -> Submission:
+    return Submission(
+        listener="submission",
+        principal="ehr1",
+        client_ip="127.0.0.1",
+        helo="ehr.test",
+        tls=True,
+        authenticated=True,
+        sender="a@clinic.example.org",
+        recipients=("b@partner.test",),
+        content=b"Subject: s\r\n\r\nbody\r\n",
+    )
+
+
+def _accept(db: Database, keyring: Keyring) -> str:
+    async def go() -> str:
+        db.start()
+        try:
+            intake = Intake(db, keyring, "phigate.test", ReceivedHeaderConfig())
+            return str(await intake.accept(_submission()))
+        finally:
+            db.stop()
+
+    return asyncio.run(go())
+
+
+def test_store_failure_answers_451_and_keeps_nothing(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'phigate.db'}")
+    db.migrate()
+    keyring = Keyring.create(tmp_path / "keys")
+    assert _accept(db, keyring).startswith("250 2.0.0 Ok: queued as ")
+    with db.transaction() as conn:
+        conn.exec_driver_sql("DROP TABLE jobs")  # the next store cannot complete
+    reply = _accept(db, keyring)
+    assert reply.startswith("451 4.3.0")
+    with db.reading() as conn:
+        # The message row of the failed attempt was rolled back with its jobs.
+        assert conn.exec_driver_sql("SELECT count(*) FROM messages").scalar_one() == 1
+        events = conn.exec_driver_sql("SELECT count(*) FROM audit_events").scalar_one()
+    assert events == 1  # only the first acceptance was audited
+    db.close()
