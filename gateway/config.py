@@ -152,6 +152,8 @@ class Settings(_Strict):
     database_url: str = ""
     # Directory of master keys (outside the database). Relative: under data_dir.
     keys_dir: str = "keys"
+    # Directory of policy files; empty means the shipped default policy.
+    policy_dir: str = ""
     tls: TlsFiles = TlsFiles()
     listeners: list[ListenerConfig] = Field(default_factory=lambda: [ListenerConfig()])
     relay_networks: list[RelayNetwork] = Field(default_factory=list)

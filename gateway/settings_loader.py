@@ -84,10 +84,18 @@ def _load_file(path: Path) -> Settings:
     # Paths in a file are relative to the file, not to wherever phigate was
     # started from; otherwise `phigate serve -c /etc/phigate/phigate.yaml`
     # would put its data in the current directory.
-    data_dir = Path(settings.data_dir).expanduser()
-    if not data_dir.is_absolute():
-        data_dir = path.parent / data_dir
-    return settings.model_copy(update={"data_dir": os.path.abspath(data_dir)})
+    update = {"data_dir": _beside(path, settings.data_dir)}
+    if settings.policy_dir:
+        update["policy_dir"] = _beside(path, settings.policy_dir)
+    return settings.model_copy(update=update)
+
+
+def _beside(settings_file: Path, value: str) -> str:
+    """An absolute path; a relative `value` is taken relative to the settings file."""
+    candidate = Path(value).expanduser()
+    if not candidate.is_absolute():
+        candidate = settings_file.parent / candidate
+    return os.path.abspath(candidate)
 
 
 # --- CLI overrides -----------------------------------------------------------

@@ -33,6 +33,7 @@ __all__ = [
     "ModelSchema",
     "located_problem",
     "read_document",
+    "read_text",
     "validate_document",
 ]
 
@@ -49,8 +50,8 @@ class ModelSchema(Generic[M]):
     fallback_hint: str = "see the documentation of this setting"
 
 
-def read_document(path: Path, kind: str = "file") -> YamlDocument:
-    """Read and parse one file strictly; raise YamlError if it cannot be read or parsed.
+def read_text(path: Path, kind: str = "file") -> str:
+    """A hand-written file's text; YamlError if it cannot be read or is not UTF-8.
 
     `kind` names the file in messages, e.g. "settings file".
     """
@@ -67,13 +68,17 @@ def read_document(path: Path, kind: str = "file") -> YamlDocument:
         ) from None
     try:
         # utf-8-sig: editors on Windows like to prepend a byte-order mark.
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise YamlError(
             source, line, None, "the file is not valid UTF-8 text", "save the file as UTF-8"
         ) from None
-    return load_yaml(text, source)
+
+
+def read_document(path: Path, kind: str = "file") -> YamlDocument:
+    """Read and parse one file strictly; raise YamlError if it cannot be read or parsed."""
+    return load_yaml(read_text(path, kind), str(path))
 
 
 def validate_document(schema: ModelSchema[M], doc: YamlDocument, data: Any) -> M:

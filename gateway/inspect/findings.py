@@ -1,0 +1,61 @@
+"""What inspection reports about a message: PHI types, counts and places, never values.
+
+This is the contract between the PHI detectors and the policy engine: the
+policy's `phi_*`, `structured_payload`, `unscannable` and `attachment_types`
+conditions test exactly these fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# Every PHI type a detector may report; policy files may name only these.
+PHI_TYPES: tuple[str, ...] = (
+    "name",
+    "ssn",
+    "mrn",
+    "npi",
+    "dea",
+    "mbi",
+    "member_id",
+    "account_number",
+    "phone",
+    "fax",
+    "email",
+    "street_address",
+    "date_of_birth",
+    "service_date",
+    "device_id",
+    "icd10",
+    "diagnosis",
+    "drug",
+    "lab_result",
+    "procedure",
+    "hl7",
+    "fhir",
+    "ccda",
+)
+
+
+@dataclass(frozen=True)
+class Findings:
+    """The result of inspecting one message.
+
+    `phi` is the detector's verdict under its documented rule (a direct
+    identifier in a health context, or a person tied to health information);
+    `types` counts every finding, PHI or not, by type.
+    """
+
+    phi: bool = False
+    types: Mapping[str, int] = field(default_factory=dict)
+    in_subject: bool = False  # a finding in the Subject header
+    in_attachment: bool = False  # a finding in an attachment
+    structured: bool = False  # an HL7 v2, FHIR or C-CDA payload
+    unscannable: bool = False  # some part could not be scanned (image, encrypted, over budget)
+    # Content types of attachments ("application/pdf") and file-name extensions (".pdf").
+    attachment_types: frozenset[str] = frozenset()
+
+    @property
+    def count(self) -> int:
+        return sum(self.types.values())

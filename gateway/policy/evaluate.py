@@ -1,0 +1,74 @@
+"""One message through the policy: facts -> category -> consent -> a decision per recipient.
+
+The server's intake, `phigate policy explain` and `phigate policy test` all
+call `evaluate`, so what an admin sees is what the server does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.message import Message
+
+from gateway.consent import ConsentSource
+from gateway.inspect.findings import Findings
+from gateway.policy.engine import CompiledPolicy, Decision, categorize, decide
+from gateway.policy.facts import Envelope, MessageFacts, header_names, header_value, message_facts
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    policy_version: str
+    facts: MessageFacts
+    category: str
+    category_rule: str | None
+    consent: Mapping[str, str]
+    decisions: list[Decision]
+
+    @property
+    def accepted(self) -> list[Decision]:
+        return [d for d in self.decisions if not d.refused]
+
+    @property
+    def refused(self) -> list[Decision]:
+        return [d for d in self.decisions if d.refused]
+
+
+def facts_for(
+    policy: CompiledPolicy,
+    envelope: Envelope,
+    message: Message,
+    size: int,
+    findings: Findings,
+    now: float,
+) -> MessageFacts:
+    return message_facts(
+        envelope,
+        header_names(message),
+        header_value(message, policy.category_header),
+        size,
+        findings,
+        now,
+        policy.timezone,
+    )
+
+
+def evaluate(
+    policy: CompiledPolicy,
+    envelope: Envelope,
+    facts: MessageFacts,
+    consent_source: ConsentSource,
+) -> Evaluation:
+    category, category_rule = categorize(policy, facts)
+    consent: Mapping[str, str] = (
+        consent_source.states(envelope.recipients, category) if policy.uses_consent else {}
+    )
+    decisions = decide(policy, facts, category, consent, envelope.recipients)
+    return Evaluation(
+        policy.version,
+        facts,
+        category,
+        category_rule,
+        {d.recipient: d.consent for d in decisions},
+        decisions,
+    )

@@ -1,0 +1,464 @@
+"""The policy file schema, version 1, as pydantic models.
+
+Each YAML file in the policy directory is one `PolicyFile`; the loader merges
+them (gateway.policy.loader). The JSON Schema printed by `phigate policy
+schema` is generated from these models, so every field's description here is
+what an admin sees in an editor.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gateway.inspect.findings import PHI_TYPES
+
+CATEGORIES = ("treatment", "payment", "operations", "marketing", "transactional", "unknown")
+CONSENT_STATES = ("granted", "none", "revoked", "expired", "opted_out")
+MODES = ("standard", "tls", "smime", "portal")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+Category = Literal["treatment", "payment", "operations", "marketing", "transactional", "unknown"]
+ConsentState = Literal["granted", "none", "revoked", "expired", "opted_out"]
+Mode = Literal["standard", "tls", "smime", "portal"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+PhiType = Literal[
+    "name",
+    "ssn",
+    "mrn",
+    "npi",
+    "dea",
+    "mbi",
+    "member_id",
+    "account_number",
+    "phone",
+    "fax",
+    "email",
+    "street_address",
+    "date_of_birth",
+    "service_date",
+    "device_id",
+    "icd10",
+    "diagnosis",
+    "drug",
+    "lab_result",
+    "procedure",
+    "hl7",
+    "fhir",
+    "ccda",
+]
+assert set(PhiType.__args__) == set(PHI_TYPES), "PhiType must list gateway.inspect's PHI_TYPES"  # type: ignore[attr-defined]
+
+# Rule and list names appear in audit events and SMTP replies: keep them short
+# identifiers so that no free text (let alone PHI) can travel that way.
+_NAME = r"^[a-z0-9][a-z0-9_.-]{0,47}$"
+Name = Annotated[str, Field(pattern=_NAME, description="lower-case letters, digits, _ . -")]
+_DOMAIN = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")
+_HEADER_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 field name: printable ASCII but ':'
+_TIME_RANGE = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-4]):([0-5][0-9])")
+_SIZE = re.compile(r"([0-9]+)\s*(B|KB|MB|GB)?", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
+# A reason goes into an SMTP reply line: printable ASCII, bounded.
+_REASON = re.compile(r"[ -~]{1,200}")
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _as_list(value: Any) -> Any:
+    """`key: x` is accepted as shorthand for `key: [x]`."""
+    return [value] if isinstance(value, str) else value
+
+
+def _domain(value: str) -> str:
+    domain = value.strip().lower().rstrip(".")
+    if not _DOMAIN.fullmatch(domain):
+        raise ValueError(f"{value!r} is not a domain (write e.g. example.org or *.example.org)")
+    return domain
+
+
+def _address(value: str) -> str:
+    address = value.strip()
+    if not _ADDRESS.fullmatch(address):
+        raise ValueError(f"{value!r} is not an email address (write e.g. billing@example.org)")
+    local, _, domain = address.rpartition("@")
+    return f"{local}@{_domain(domain)}"
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes from 1048576, "10MB", "500 KB" (decimal units)."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(f"{value!r} is not a size (write e.g. 10MB, 500KB or 1048576)")
+    return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").lower()]
+
+
+class CountRange(StrictModel):
+    """A number range; both ends are inclusive and either may be left out."""
+
+    at_least: int | None = Field(default=None, ge=0)
+    at_most: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_end(self) -> CountRange:
+        if self.at_least is None and self.at_most is None:
+            raise ValueError("a range needs at_least, at_most or both (write e.g. at_least: 3)")
+        return self
+
+
+class SizeRange(StrictModel):
+    """A size range in bytes, or with a unit: 10MB, 500KB (decimal)."""
+
+    at_least: int | str | None = None
+    at_most: int | str | None = None
+
+    @field_validator("at_least", "at_most")
+    @classmethod
+    def _bytes(cls, value: int | str | None) -> int | None:
+        return None if value is None else parse_size(value)
+
+    @model_validator(mode="after")
+    def _one_end(self) -> SizeRange:
+        if self.at_least is None and self.at_most is None:
+            raise ValueError("a range needs at_least, at_most or both (write e.g. at_least: 10MB)")
+        return self
+
+
+StrList = Annotated[list[str], Field(min_length=1)]
+
+
+class Conditions(StrictModel):
+    """Facts a rule tests. Every condition written must hold (AND); a list means
+    "any of these"; `any_of`, `all_of` and `not` combine groups of conditions."""
+
+    principal: str | StrList | None = Field(
+        default=None, description="authenticated principal name(s); 'none' for unauthenticated"
+    )
+    sender: str | StrList | None = Field(default=None, description="envelope sender address(es)")
+    sender_domain: str | StrList | None = Field(
+        default=None, description="sender domain(s); *.example.org matches subdomains"
+    )
+    sender_group: str | StrList | None = Field(default=None, description="sender group name(s)")
+    recipient: str | StrList | None = Field(default=None, description="recipient address(es)")
+    recipient_domain: str | StrList | None = Field(
+        default=None, description="recipient domain(s); *.example.org matches subdomains"
+    )
+    recipient_group: str | StrList | None = Field(
+        default=None, description="recipient group name(s)"
+    )
+    category: Category | list[Category] | None = Field(
+        default=None, description="the message category assigned by the categories rules"
+    )
+    category_header: str | StrList | None = Field(
+        default=None,
+        description="value(s) of the header named by settings.category_header (case-insensitive)",
+    )
+    header_present: str | StrList | None = Field(
+        default=None, description="header name(s), any of which is present in the message"
+    )
+    list_unsubscribe: bool | None = Field(
+        default=None, description="whether the message carries a List-Unsubscribe header"
+    )
+    phi: bool | None = Field(default=None, description="whether inspection found PHI")
+    phi_types: PhiType | list[PhiType] | None = Field(
+        default=None, description="PHI type(s), any of which was found"
+    )
+    phi_count: CountRange | None = Field(default=None, description="number of PHI findings")
+    phi_in_subject: bool | None = Field(default=None, description="PHI found in the Subject")
+    phi_in_attachment: bool | None = Field(default=None, description="PHI found in an attachment")
+    structured_payload: bool | None = Field(
+        default=None, description="an HL7 v2, FHIR or C-CDA payload is present"
+    )
+    unscannable: bool | None = Field(
+        default=None, description="some content could not be scanned (image, encrypted, too big)"
+    )
+    consent: ConsentState | list[ConsentState] | None = Field(
+        default=None,
+        description="the recipient's consent for the category's purpose",
+    )
+    attachment_types: str | StrList | None = Field(
+        default=None,
+        description="attachment content type(s) (image/*, application/pdf) or extension(s) (.zip)",
+    )
+    size: SizeRange | None = Field(default=None, description="message size")
+    inbound_tls: bool | None = Field(default=None, description="the client used TLS")
+    authenticated: bool | None = Field(default=None, description="the client authenticated")
+    time_of_day: str | None = Field(
+        default=None,
+        description='"HH:MM-HH:MM" in settings.timezone; may wrap midnight ("18:00-07:00")',
+    )
+    weekdays: Weekday | list[Weekday] | None = Field(
+        default=None, description="day(s) of the week in settings.timezone"
+    )
+    any_of: list[Conditions] | None = Field(
+        default=None, min_length=1, description="at least one of these groups holds"
+    )
+    all_of: list[Conditions] | None = Field(
+        default=None, min_length=1, description="every one of these groups holds"
+    )
+    not_: Conditions | None = Field(
+        default=None, alias="not", description="this group of conditions does not hold"
+    )
+
+    _as_lists = field_validator(
+        "principal",
+        "sender",
+        "sender_domain",
+        "sender_group",
+        "recipient",
+        "recipient_domain",
+        "recipient_group",
+        "category",
+        "category_header",
+        "header_present",
+        "phi_types",
+        "consent",
+        "attachment_types",
+        "weekdays",
+        mode="before",
+    )(_as_list)
+
+    @field_validator("sender_domain", "recipient_domain")
+    @classmethod
+    def _domains(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [_domain(v) for v in value]
+
+    @field_validator("sender", "recipient")
+    @classmethod
+    def _addresses(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [_address(v) for v in value]
+
+    @field_validator("header_present")
+    @classmethod
+    def _headers(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        for name in value:
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a header name (write e.g. X-Campaign-Id)")
+        return [name.lower() for name in value]
+
+    @field_validator("time_of_day")
+    @classmethod
+    def _time(cls, value: str | None) -> str | None:
+        if value is not None and not _TIME_RANGE.fullmatch(value.replace(" ", "")):
+            raise ValueError(f'{value!r} is not a time range (write e.g. "08:00-18:00")')
+        return None if value is None else value.replace(" ", "")
+
+    @field_validator("attachment_types")
+    @classmethod
+    def _attachment_types(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        for item in value:
+            if not (item.startswith(".") or "/" in item):
+                raise ValueError(
+                    f"{item!r} is neither a content type nor an extension "
+                    "(write e.g. application/pdf, image/* or .zip)"
+                )
+        return [item.lower() for item in value]
+
+
+class RecipientGroup(StrictModel):
+    """Recipients by domain or address."""
+
+    domains: list[str] = Field(
+        default_factory=list, description="domains; *.example.org matches subdomains"
+    )
+    addresses: list[str] = Field(default_factory=list, description="full addresses")
+
+    _domains = field_validator("domains")(lambda v: [_domain(d) for d in v])
+    _addresses = field_validator("addresses")(lambda v: [_address(a) for a in v])
+
+
+class SenderGroup(StrictModel):
+    """Senders by principal, domain or address."""
+
+    principals: list[str] = Field(default_factory=list, description="principal names")
+    domains: list[str] = Field(
+        default_factory=list, description="sender domains; *.example.org matches subdomains"
+    )
+    addresses: list[str] = Field(default_factory=list, description="sender addresses")
+
+    _domains = field_validator("domains")(lambda v: [_domain(d) for d in v])
+    _addresses = field_validator("addresses")(lambda v: [_address(a) for a in v])
+
+
+class CategoryRule(StrictModel):
+    """Assigns a category to a message; the first matching rule wins."""
+
+    id: Name
+    description: str | None = None
+    when: Conditions | None = Field(default=None, description="omitted: always matches")
+    category: Category
+
+
+Subject = Literal["keep", "neutral_if_phi", "neutral"]
+
+
+class Outcome(StrictModel):
+    """What happens to one recipient."""
+
+    action: Literal["deliver", "reject", "hold"] = Field(
+        description="deliver by `via`; reject with `reason`; hold for admin release"
+    )
+    via: list[Mode] | None = Field(
+        default=None,
+        min_length=1,
+        description="delivery modes tried in order, e.g. [smime, tls, portal]; "
+        "standard = the relay's configured delivery, tls = verified TLS only",
+    )
+    reason: str | None = Field(
+        default=None, description="for reject and hold: shown to the sender (printable ASCII)"
+    )
+    subject: Subject | None = Field(
+        default=None,
+        description="neutral_if_phi replaces a PHI-bearing subject with settings.neutral_subject",
+    )
+    add_headers: dict[str, str] = Field(
+        default_factory=dict, description="headers added to the delivered message"
+    )
+
+    @field_validator("via")
+    @classmethod
+    def _unique_modes(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("via lists a mode twice (each mode is tried once)")
+        return value
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str | None) -> str | None:
+        if value is not None and not _REASON.fullmatch(value):
+            raise ValueError(
+                "a reason is one line of at most 200 printable ASCII characters "
+                "(write e.g. Marketing mail needs the recipient's authorization)"
+            )
+        return value
+
+    @field_validator("add_headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a header name (write e.g. X-Secure)")
+            if not _REASON.fullmatch(text):
+                raise ValueError(
+                    f"the value of header {name} must be one line of printable ASCII "
+                    "(write e.g. X-Secure: encrypted)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _fits_action(self) -> Outcome:
+        _check_action(self.action, self.reason, self.via, self.subject, self.add_headers)
+        return self
+
+
+def _check_action(
+    action: str, reason: str | None, via: Any, subject: Any, add_headers: dict[str, str]
+) -> None:
+    if action == "deliver":
+        if reason is not None:
+            raise ValueError("reason applies to reject and hold only (remove it)")
+        return
+    if via is not None or subject is not None or add_headers:
+        raise ValueError(
+            f"via, subject and add_headers apply to deliver only (remove them from this "
+            f"{action} action)"
+        )
+    if reason is None:
+        raise ValueError(f"a {action} action needs a reason (add reason: ...)")
+
+
+class Rule(Outcome):
+    """A delivery rule: the first rule whose conditions hold decides for a recipient."""
+
+    id: Name
+    description: str | None = None
+    when: Conditions | None = Field(default=None, description="omitted: always matches")
+
+
+def _verified_tls_only() -> list[Mode]:
+    return ["tls"]
+
+
+class Defaults(StrictModel):
+    """What a deliver action leaves unsaid, and the decision when no rule matches."""
+
+    action: Literal["deliver", "reject", "hold"] = "deliver"
+    via: list[Mode] = Field(default_factory=_verified_tls_only, min_length=1)
+    reason: str | None = None
+    subject: Subject = "neutral_if_phi"
+    add_headers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _fits_action(self) -> Defaults:
+        # via and subject always have values here; they matter for deliver only.
+        _check_action(self.action, self.reason, None, None, {})
+        return self
+
+
+class PolicySettings(StrictModel):
+    """Policy-wide settings."""
+
+    category_header: str = Field(
+        default="X-Phigate-Category",
+        description="header a sending system may set; rules test it as category_header",
+    )
+    neutral_subject: str = Field(
+        default="Secure message", description="replaces a PHI-bearing subject"
+    )
+    timezone: str = Field(default="UTC", description="IANA zone for time_of_day and weekdays")
+
+    @field_validator("neutral_subject")
+    @classmethod
+    def _subject(cls, value: str) -> str:
+        if not _REASON.fullmatch(value):
+            raise ValueError("neutral_subject must be one line of printable ASCII")
+        return value
+
+    @field_validator("category_header")
+    @classmethod
+    def _header(cls, value: str) -> str:
+        if not _HEADER_NAME.fullmatch(value):
+            raise ValueError(f"{value!r} is not a header name (write e.g. X-Phigate-Category)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not a time zone (write e.g. America/New_York or UTC)"
+            ) from None
+        return value
+
+
+class PolicyFile(StrictModel):
+    """One file of a policy directory. Files are merged in name order."""
+
+    version: Literal[1] = Field(description="schema version; always 1 for now")
+    description: str | None = None
+    settings: PolicySettings | None = None
+    defaults: Defaults | None = None
+    recipient_groups: dict[Name, RecipientGroup] = Field(default_factory=dict)
+    sender_groups: dict[Name, SenderGroup] = Field(default_factory=dict)
+    categories: list[CategoryRule] = Field(
+        default_factory=list,
+        description="category rules in order; the first match wins; none matching: unknown",
+    )
+    rules: list[Rule] = Field(
+        default_factory=list,
+        description="delivery rules in order; per recipient the first match decides",
+    )
