@@ -19,9 +19,12 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from gateway.config import LimitsConfig, Settings
+from gateway.consent import NoConsentRecords
 from gateway.delivery.worker import DeliveryService
 from gateway.intake import Intake
 from gateway.logs import event
+from gateway.policy.live import PID_FILE, LivePolicy, policy_directory
+from gateway.policy.loader import PolicyError
 from gateway.smtp import tls
 from gateway.smtp.auth import Authenticator, AuthGuard
 from gateway.smtp.listener import ConnectionLimiter, Handler, ListenerContext, PhigateSMTP
@@ -123,22 +126,37 @@ async def run(
     settings: Settings,
     sockets: list[socket.socket],
     ssl_context: ssl.SSLContext | None,
+    policy: LivePolicy,
     stop: asyncio.Event | None = None,
     grace: float = 30.0,
 ) -> None:
-    """Serve on pre-bound sockets until SIGTERM/SIGINT (or `stop`), then shut down gracefully."""
+    """Serve on pre-bound sockets until SIGTERM/SIGINT (or `stop`), then shut down gracefully.
+
+    SIGHUP reloads the policy.
+    """
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, policy.reload)
     keyring = Keyring(settings.path(settings.keys_dir))
     db = open_database(settings)
     db.start()
     delivery = DeliveryService(
         settings.delivery, db, keyring, settings.hostname, settings.postmaster_address
     )
-    intake = Intake(db, keyring, settings.hostname, settings.received_header, delivery.notify)
+    intake = Intake(
+        db,
+        keyring,
+        settings.hostname,
+        settings.received_header,
+        policy=lambda: policy.current,
+        consent=NoConsentRecords(),
+        bounces=delivery.bounces,
+        on_queued=delivery.notify,
+    )
     limits = _per_process(settings.limits, settings.processes)
     limiter = ConnectionLimiter(limits)
     guard = AuthGuard(limits)
@@ -170,6 +188,7 @@ async def run(
             contexts.append(ctx)
             servers.append(server)
         delivery.start()
+        policy.started()
         event(
             log,
             "ready",
@@ -180,6 +199,7 @@ async def run(
         event(log, "stopping")
     finally:
         await _shutdown(contexts, servers, delivery, grace)
+        policy.stopped()
         db.close()
         event(log, "stopped")
 
@@ -226,7 +246,10 @@ async def _shutdown(
 
 
 def run_process(
-    settings: Settings, sockets: list[socket.socket], ssl_context: ssl.SSLContext | None
+    settings: Settings,
+    sockets: list[socket.socket],
+    ssl_context: ssl.SSLContext | None,
+    policy: LivePolicy,
 ) -> None:
     """One server process: an event loop with listeners and delivery workers."""
     try:
@@ -235,16 +258,32 @@ def run_process(
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         pass
-    asyncio.run(run(settings, sockets, ssl_context))
+    asyncio.run(run(settings, sockets, ssl_context, policy))
 
 
 def serve(settings: Settings) -> None:
     # Loaded before forking: a certificate problem stops start-up once, here.
     ssl_context = _tls_context(settings)
+    policy = load_live_policy(settings)
     sockets = bind_listeners(settings)
-    if settings.processes == 1:
-        run_process(settings, sockets, ssl_context)
-    else:
-        from gateway.supervisor import supervise
+    pid_file = Path(settings.data_dir) / PID_FILE
+    pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        if settings.processes == 1:
+            run_process(settings, sockets, ssl_context, policy)
+        else:
+            from gateway.supervisor import supervise
 
-        supervise(settings.processes, lambda: run_process(settings, sockets, ssl_context))
+            supervise(
+                settings.processes, lambda: run_process(settings, sockets, ssl_context, policy)
+            )
+    finally:
+        pid_file.unlink(missing_ok=True)
+
+
+def load_live_policy(settings: Settings) -> LivePolicy:
+    """The policy, loaded before forking: an invalid one stops start-up once, here."""
+    try:
+        return LivePolicy(policy_directory(settings.policy_dir), Path(settings.data_dir))
+    except PolicyError as exc:
+        raise StartupError(f"the policy is not valid, so phigate does not start:\n{exc}") from exc

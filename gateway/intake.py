@@ -1,17 +1,22 @@
 """Intake: parse -> inspect -> decide -> seal -> store, then the 250.
 
-Each stage is a plain function of what the earlier ones produced. PHI
-detection and the policy engine will replace `inspect` and `decide`; today
-every recipient is delivered by the configured route.
+Each stage is a plain function of what the earlier ones produced: the
+message is inspected (gateway.inspect), the policy decides per recipient
+(gateway.policy), and the message is stored with one job per recipient to
+deliver or hold, in the same transaction as the audit events of every
+decision. Recipients the policy refuses get a content-free DSN when others
+are accepted, or the whole message is refused with the rule's reason.
 """
 
 from __future__ import annotations
 
 import email.policy
+import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import formatdate
@@ -21,7 +26,14 @@ from sqlalchemy import Connection
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.config import ReceivedHeaderConfig
+from gateway.consent import ConsentSource
+from gateway.delivery.bounce import BounceMaker
+from gateway.delivery.dsn import FailedRecipient, is_null_sender
+from gateway.inspect import inspect_message
 from gateway.logs import event
+from gateway.policy.engine import CompiledPolicy, Decision
+from gateway.policy.evaluate import Evaluation, evaluate, facts_for
+from gateway.policy.facts import Envelope
 from gateway.store import queue
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
@@ -45,25 +57,15 @@ class Submission:
     recipients: tuple[str, ...]
     content: bytes
 
+    @property
+    def envelope(self) -> Envelope:
+        return Envelope(self.sender, self.recipients, self.principal, self.authenticated, self.tls)
+
 
 @dataclass(frozen=True)
 class ParsedMessage:
     message_id: str | None
     message: Message
-
-
-@dataclass(frozen=True)
-class Findings:
-    """What inspection found (types and counts only). Filled by the PHI detector."""
-
-    phi: bool = False
-
-
-@dataclass(frozen=True)
-class RecipientDecision:
-    recipient: str
-    action: str  # deliver (later also: reject, hold)
-    route: str
 
 
 @dataclass(frozen=True)
@@ -83,12 +85,52 @@ def parse(content: bytes) -> ParsedMessage:
     return ParsedMessage(message_id, message)
 
 
-def inspect(_parsed: ParsedMessage) -> Findings:
-    return Findings()
+def rewrite_of(decision: Decision) -> str | None:
+    """The header changes a delivery must make, as stored on its job (policy text only)."""
+    if decision.neutral_subject is None and not decision.add_headers:
+        return None
+    return json.dumps(
+        {"subject": decision.neutral_subject, "headers": [list(h) for h in decision.add_headers]}
+    )
 
 
-def decide(submission: Submission, _findings: Findings) -> list[RecipientDecision]:
-    return [RecipientDecision(r, "deliver", queue.DEFAULT_ROUTE) for r in submission.recipients]
+def job_for(decision: Decision, policy_version: str) -> queue.NewJob:
+    return queue.NewJob(
+        recipient=decision.recipient,
+        route=",".join(decision.via),
+        held=decision.action == "hold",
+        rule=decision.rule,
+        policy=policy_version,
+        rewrite=rewrite_of(decision),
+    )
+
+
+def decision_event(
+    evaluation: Evaluation, decision: Decision, queue_id: str, submission: Submission, now: float
+) -> AuditEvent:
+    """The audit record of one decision: ids, modes and states, never a PHI value."""
+    category = evaluation.category
+    if evaluation.category_rule:
+        category += f"({evaluation.category_rule})"
+    detail = (
+        f"policy={evaluation.policy_version} category={category} "
+        f"rule={decision.rule or 'defaults'} consent={decision.consent}"
+    )
+    if decision.via:
+        detail += f" via={','.join(decision.via)}"
+    if decision.neutral_subject is not None:
+        detail += " subject=neutral"
+    return AuditEvent(
+        event="policy",
+        result=decision.action,
+        queue_id=queue_id,
+        principal=submission.principal,
+        client_ip=submission.client_ip,
+        sender=submission.sender,
+        recipients=(decision.recipient,),
+        ts=now,
+        detail=detail[:255],
+    )
 
 
 def received_header(
@@ -115,12 +157,18 @@ class Intake:
         keyring: Keyring,
         hostname: str,
         received: ReceivedHeaderConfig,
+        policy: Callable[[], CompiledPolicy],
+        consent: ConsentSource,
+        bounces: BounceMaker,
         on_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self.db = db
         self.keyring = keyring
         self.hostname = hostname
         self.received = received
+        self.policy = policy  # read once per message: a reload never splits a decision
+        self.consent = consent
+        self.bounces = bounces
         self.on_queued = on_queued
 
     async def accept(self, submission: Submission) -> Reply:
@@ -128,11 +176,45 @@ class Intake:
         queue_id = queue.new_queue_id(now)
         try:
             parsed = parse(submission.content)
-            findings = inspect(parsed)
-            decisions = decide(submission, findings)
-        except Exception:  # fail closed: an inspection error is never a pass
-            event(log, "intake_failed", logging.ERROR, queue_id=queue_id, stage="inspect")
+            findings = inspect_message(parsed.message)
+            policy = self.policy()
+            envelope = submission.envelope
+            facts = facts_for(
+                policy, envelope, parsed.message, len(submission.content), findings, now
+            )
+            evaluation = evaluate(policy, envelope, facts, self.consent)
+        except Exception:  # fail closed: an inspection or policy error is never a pass
+            event(log, "intake_failed", logging.ERROR, queue_id=queue_id, stage="decide")
             return Reply(451, "4.3.0 Message could not be inspected; try again later")
+        decisions = [
+            decision_event(evaluation, d, queue_id, submission, now) for d in evaluation.decisions
+        ]
+        if not evaluation.accepted:
+            return await self._refuse(queue_id, evaluation, decisions)
+        return await self._store(queue_id, submission, parsed, evaluation, decisions, now)
+
+    async def _refuse(
+        self, queue_id: str, evaluation: Evaluation, decisions: list[AuditEvent]
+    ) -> Reply:
+        """Every recipient refused: nothing is stored but the audit of the decisions."""
+        try:
+            await self.db.write(lambda conn: trail.append(conn, decisions))
+        except Exception:
+            event(log, "store_failed", logging.ERROR, queue_id=queue_id)
+            return Reply(451, "4.3.0 Message could not be recorded; try again later")
+        first = evaluation.refused[0]
+        event(log, "refused_by_policy", queue_id=queue_id, rule=first.rule or "defaults")
+        return Reply(550, f"5.7.1 {first.reason} (policy rule {first.rule or 'defaults'})")
+
+    async def _store(
+        self,
+        queue_id: str,
+        submission: Submission,
+        parsed: ParsedMessage,
+        evaluation: Evaluation,
+        decisions: list[AuditEvent],
+        now: float,
+    ) -> Reply:
         content = received_header(submission, queue_id, self.hostname, self.received, now)
         content += submission.content
         sealed = self.keyring.seal(content, queue_id.encode())
@@ -147,23 +229,46 @@ class Intake:
             message_id=parsed.message_id,
             sealed=sealed,
         )
-        new_jobs = [queue.NewJob(d.recipient, d.route) for d in decisions if d.action == "deliver"]
-        accepted = AuditEvent(
-            event="accepted",
-            result="queued",
-            queue_id=queue_id,
-            principal=submission.principal,
-            client_ip=submission.client_ip,
-            sender=submission.sender,
-            recipients=submission.recipients,
-            size=len(submission.content),
-            code=250,
-            detail=f"message-id={parsed.message_id[:200]}" if parsed.message_id else None,
-        )
+        accepted = evaluation.accepted
+        new_jobs = [job_for(d, evaluation.policy_version) for d in accepted]
+        events = [
+            *decisions,
+            AuditEvent(
+                event="accepted",
+                result="queued",
+                queue_id=queue_id,
+                principal=submission.principal,
+                client_ip=submission.client_ip,
+                sender=submission.sender,
+                recipients=tuple(d.recipient for d in accepted),
+                size=len(submission.content),
+                code=250,
+                detail=f"message-id={parsed.message_id[:200]}" if parsed.message_id else None,
+                ts=now,
+            ),
+        ]
+        dsn = self._refusal_notice(queue_id, submission, parsed, evaluation.refused, now)
+        if dsn is not None:
+            events.append(
+                AuditEvent(
+                    event="dsn",
+                    result="queued",
+                    queue_id=dsn.queue_id,
+                    sender="",
+                    recipients=(submission.sender,),
+                    size=dsn.size,
+                    detail=f"for {queue_id}: refused by policy",
+                    ts=now,
+                )
+            )
 
         def store(conn: Connection) -> None:
             queue.insert_message(conn, record, new_jobs)
-            trail.append(conn, [accepted])
+            if dsn is not None:
+                queue.insert_message(
+                    conn, dsn, [queue.NewJob(submission.sender, queue.DEFAULT_ROUTE)]
+                )
+            trail.append(conn, events)
 
         try:
             await self.db.write(store)
@@ -176,8 +281,40 @@ class Intake:
             queue_id=queue_id,
             principal=submission.principal,
             client_ip=submission.client_ip,
-            recipients=len(submission.recipients),
+            recipients=len(accepted),
+            held=sum(d.action == "hold" for d in accepted),
+            refused=len(evaluation.refused),
             size=len(submission.content),
         )
         self.on_queued()
         return Reply(250, f"2.0.0 Ok: queued as {queue_id}", queue_id)
+
+    def _refusal_notice(
+        self,
+        queue_id: str,
+        submission: Submission,
+        parsed: ParsedMessage,
+        refused: list[Decision],
+        now: float,
+    ) -> queue.NewMessage | None:
+        """A DSN for the recipients the policy refused while others were accepted."""
+        if not refused or is_null_sender(submission.sender):
+            return None
+        when = datetime.fromtimestamp(now, UTC)
+        return self.bounces.dsn(
+            queue_id=queue_id,
+            sender=submission.sender,
+            message_id=parsed.message_id,
+            received_at=now,
+            failed=[
+                FailedRecipient(
+                    recipient=d.recipient,
+                    status="5.7.1",
+                    diagnostic=f"smtp; 550 5.7.1 {d.reason} (policy rule {d.rule or 'defaults'})",
+                    remote_mta=None,
+                    last_attempt=when,
+                )
+                for d in refused
+            ],
+            now=now,
+        )

@@ -39,6 +39,9 @@ def _spawn(child: Callable[[], None]) -> int:
             if os.getppid() == parent:  # else the parent died before prctl took effect
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
+                # Until the child's loop takes over SIGHUP (policy reload), an
+                # early one must not kill it.
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
                 child()
         except BaseException:
             code = 1
@@ -48,7 +51,10 @@ def _spawn(child: Callable[[], None]) -> int:
 
 
 def supervise(processes: int, child: Callable[[], None]) -> None:
-    """Run `child` in `processes` forked processes until SIGTERM/SIGINT; then drain them."""
+    """Run `child` in `processes` forked processes until SIGTERM/SIGINT; then drain them.
+
+    SIGHUP is passed on to every child.
+    """
     stopping = False
 
     def stop(_signum: int, _frame: object) -> None:
@@ -58,9 +64,15 @@ def supervise(processes: int, child: Callable[[], None]) -> None:
             with contextlib.suppress(ProcessLookupError):  # exited, not yet reaped
                 os.kill(pid, signal.SIGTERM)
 
+    def forward(signum: int, _frame: object) -> None:
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
     children: set[int] = set()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, forward)  # each process reloads its policy
     for _ in range(processes):
         children.add(_spawn(child))
     event(log, "supervising", processes=processes)

@@ -131,15 +131,22 @@ def _unwrap_optional(tp: Any) -> Any:
     return tp
 
 
+def _written_keys(model: type[BaseModel]) -> dict[str, FieldInfo]:
+    """A model's fields by the key written in the file (the alias where there is one)."""
+    return {info.alias or name: info for name, info in model.model_fields.items()}
+
+
 def _type_at(root: type[BaseModel], path: KeyPath) -> Any:
     """The declared type at `path` in the `root` model, or None if unknown."""
     tp: Any = root
     for part in path:
         tp = _unwrap_optional(tp)
-        if isinstance(part, str):
+        if get_origin(tp) is dict:  # any key of a mapping: its value type
+            tp = get_args(tp)[1]
+        elif isinstance(part, str):
             if not (isinstance(tp, type) and issubclass(tp, BaseModel)):
                 return None
-            info = tp.model_fields.get(part)
+            info = _written_keys(tp).get(part)
             if info is None:
                 return None
             tp = info.annotation
@@ -155,7 +162,7 @@ def _field_at(root: type[BaseModel], path: KeyPath) -> FieldInfo | None:
         return None
     parent = _type_at(root, path[:-1])
     if isinstance(parent, type) and issubclass(parent, BaseModel):
-        return parent.model_fields.get(path[-1])
+        return _written_keys(parent).get(path[-1])
     return None
 
 
@@ -200,7 +207,7 @@ def _unknown_key(root: type[BaseModel], path: KeyPath) -> tuple[str, str]:
     parent = _type_at(root, path[:-1])
     if not (isinstance(parent, type) and issubclass(parent, BaseModel)):
         return message, "remove it"
-    valid = list(parent.model_fields)
+    valid = list(_written_keys(parent))
     guess = _closest(key, valid)
     if guess is not None:
         return message, f'did you mean "{guess}"?'

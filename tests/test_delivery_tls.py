@@ -2,100 +2,10 @@
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
-import ssl
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from certs import make_certs, server_context
 from harness import Phigate, Sink, via_sink, wait_until
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _write_pair(
-    directory: Path, stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
-) -> tuple[Path, Path]:
-    cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-def make_certs(directory: Path) -> dict[str, Path]:
-    """A test CA, a server certificate it signed for 127.0.0.1, and a self-signed impostor."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(_name("Test CA"))
-        .issuer_name(_name("Test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths: dict[str, Path] = {}
-    paths["ca"], _ = _write_pair(directory, "ca", ca, ca_key)
-    for stem, issuer, signer in (("good", ca, ca_key), ("impostor", None, None)):
-        key = ec.generate_private_key(ec.SECP256R1())
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(_name("127.0.0.1"))
-            .issuer_name(issuer.subject if issuer else _name("127.0.0.1"))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False,
-            )
-        )
-        if issuer is not None:
-            builder = builder.add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                critical=False,
-            )
-        cert = builder.sign(signer or key, hashes.SHA256())
-        paths[stem], paths[f"{stem}_key"] = _write_pair(directory, stem, cert, key)
-    return paths
-
-
-def _server_context(cert: Path, key: Path) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
-    return ctx
 
 
 def _send_one(tmp_path: Path, sink: Sink, ca: Path) -> Phigate:
@@ -111,7 +21,7 @@ def _send_one(tmp_path: Path, sink: Sink, ca: Path) -> Phigate:
 
 def test_required_tls_delivers_over_verified_tls(tmp_path: Path) -> None:
     certs = make_certs(tmp_path)
-    with Sink(_server_context(certs["good"], certs["good_key"])) as sink:
+    with Sink(server_context(certs["good"], certs["good_key"])) as sink:
         gw = _send_one(tmp_path, sink, certs["ca"])
         try:
             got = sink.wait_for(1)
@@ -138,5 +48,5 @@ def test_required_tls_defers_when_starttls_is_not_offered(tmp_path: Path) -> Non
 
 def test_required_tls_defers_on_an_unverifiable_certificate(tmp_path: Path) -> None:
     certs = make_certs(tmp_path)
-    with Sink(_server_context(certs["impostor"], certs["impostor_key"])) as sink:
+    with Sink(server_context(certs["impostor"], certs["impostor_key"])) as sink:
         _assert_deferred_never_sent(_send_one(tmp_path, sink, certs["ca"]), sink)

@@ -6,7 +6,10 @@ import asyncio
 from pathlib import Path
 
 from gateway.config import ReceivedHeaderConfig
+from gateway.consent import NoConsentRecords
+from gateway.delivery.bounce import BounceMaker
 from gateway.intake import Intake, Submission
+from gateway.policy.loader import load_policy, shipped_policy_dir
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
 
@@ -29,7 +32,16 @@ def _accept(db: Database, keyring: Keyring) -> str:
     async def go() -> str:
         db.start()
         try:
-            intake = Intake(db, keyring, "phigate.test", ReceivedHeaderConfig())
+            policy = load_policy(shipped_policy_dir())
+            intake = Intake(
+                db,
+                keyring,
+                "phigate.test",
+                ReceivedHeaderConfig(),
+                policy=lambda: policy,
+                consent=NoConsentRecords(),
+                bounces=BounceMaker(keyring, "phigate.test", "postmaster@phigate.test"),
+            )
             return str(await intake.accept(_submission()))
         finally:
             db.stop()
@@ -50,5 +62,5 @@ def test_store_failure_answers_451_and_keeps_nothing(tmp_path: Path) -> None:
         # The message row of the failed attempt was rolled back with its jobs.
         assert conn.exec_driver_sql("SELECT count(*) FROM messages").scalar_one() == 1
         events = conn.exec_driver_sql("SELECT count(*) FROM audit_events").scalar_one()
-    assert events == 1  # only the first acceptance was audited
+    assert events == 2  # only the first message's policy decision and acceptance
     db.close()

@@ -17,6 +17,9 @@ import aiosmtplib
 
 TlsMode = Literal["opportunistic", "required", "none"]
 
+# Our own status for "no TLS of the required kind with this server": the
+# signal for the policy's next delivery mode (e.g. from tls to portal).
+TLS_UNAVAILABLE = "4.7.5"
 _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\s")
 _IDLE_SECONDS = 30.0
 
@@ -33,6 +36,11 @@ class RecipientResult:
     status: str  # enhanced status code, e.g. "2.0.0", "4.4.1", "5.1.1"
     reply: str
     remote_host: str | None
+    mode: str = "standard"  # the policy's delivery mode that produced this result
+
+    @property
+    def tls_unavailable(self) -> bool:
+        return self.code is None and self.status == TLS_UNAVAILABLE
 
     @property
     def delivered(self) -> bool:
@@ -108,7 +116,9 @@ class SmtpSender:
             if self.tls == "required":
                 client.close()
                 raise HopError(
-                    f"{server_name} does not offer STARTTLS and TLS is required", None, "4.7.5"
+                    f"{server_name} does not offer STARTTLS and TLS is required",
+                    None,
+                    TLS_UNAVAILABLE,
                 )
             return client
         context = self._verified if self.tls == "required" else self._unverified
@@ -121,7 +131,7 @@ class SmtpSender:
         except (TimeoutError, aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
             client.close()
             raise HopError(
-                f"TLS with {server_name} failed: {type(exc).__name__}", None, "4.7.5"
+                f"TLS with {server_name} failed: {type(exc).__name__}", None, TLS_UNAVAILABLE
             ) from exc
         return client
 

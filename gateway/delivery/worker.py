@@ -17,7 +17,7 @@ import socket
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 
@@ -26,9 +26,11 @@ from sqlalchemy import Connection
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.config import DeliveryConfig, parse_host_port
+from gateway.delivery.bounce import BounceMaker
 from gateway.delivery.client import HopError, RecipientResult, SmtpSender
-from gateway.delivery.dsn import FailedRecipient, build_dsn, is_null_sender
+from gateway.delivery.dsn import FailedRecipient, is_null_sender
 from gateway.delivery.mx import MxResolver, RouteError
+from gateway.delivery.rewrite import apply_rewrite
 from gateway.logs import event
 from gateway.smtp.addresses import domain_of
 from gateway.store import queue, sandbox
@@ -66,10 +68,21 @@ class DeliveryService:
         self.keyring = keyring
         self.hostname = hostname
         self.postmaster = postmaster
+        self.bounces = BounceMaker(keyring, hostname, postmaster)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{time.time():.0f}"
         self.sender = SmtpSender(
             hostname, config.tls, config.ca_file, config.connect_timeout, config.command_timeout
         )
+        verified = (
+            self.sender
+            if config.tls == "required"
+            else SmtpSender(
+                hostname, "required", config.ca_file, config.connect_timeout, config.command_timeout
+            )
+        )
+        # The policy's delivery modes built so far; smime and portal are
+        # skipped (the next mode in the chain is tried) until they exist.
+        self.modes: dict[str, SmtpSender] = {"standard": self.sender, "tls": verified}
         self.resolver = MxResolver(config.nameservers, port=config.mx_port)
         self._wakeup = asyncio.Event()
         self._stopping = False
@@ -106,7 +119,8 @@ class DeliveryService:
         released = await self.db.write(
             lambda conn: queue.release_leases(conn, self.owner, time.time())
         )
-        self.sender.close()
+        for client in set(self.modes.values()):
+            client.close()
         event(log, "delivery_stopped", released=released)
 
     # --- claiming ------------------------------------------------------------
@@ -182,34 +196,75 @@ class DeliveryService:
         if message is None or message.sealed is None:
             return  # deleted while queued; the delete already settled its jobs
         content = self.keyring.open(message.sealed, delivery.queue_id.encode())
-        recipients = [job.recipient for job in delivery.jobs]
-        results = await self._route_and_send(message.sender, recipients, content, delivery)
+        # Recipients that leave the same way with the same header changes share
+        # one transaction; the others get their own.
+        plans: dict[tuple[str, str | None], list[str]] = defaultdict(list)
+        for job in delivery.jobs:
+            plans[(job.route, job.rewrite)].append(job.recipient)
+        results: list[RecipientResult] = []
+        for (route, rewrite), recipients in plans.items():
+            body = apply_rewrite(content, rewrite)
+            results += await self._send_by_modes(
+                route.split(","), message.sender, recipients, body, delivery.queue_id
+            )
         await self._record(message, delivery, results)
 
-    async def _route_and_send(
-        self, sender: str, recipients: list[str], content: bytes, delivery: Delivery
+    async def _send_by_modes(
+        self, modes: list[str], sender: str, recipients: list[str], content: bytes, queue_id: str
     ) -> list[RecipientResult]:
-        mode = self.config.mode
-        if mode == "sandbox":
-            await self._capture(delivery.queue_id, sender, recipients, content)
+        """Try the policy's modes in order; a recipient moves on to the next mode only
+        when the current one is unavailable (not built here, or no verified TLS)."""
+        done: list[RecipientResult] = []
+        waiting = recipients
+        unavailable: list[RecipientResult] = []
+        for mode in modes:
+            if mode not in self.modes:
+                continue
+            outcome = await self._route_and_send(mode, sender, waiting, content, queue_id)
+            unavailable = [r for r in outcome if r.tls_unavailable]
+            done += [r for r in outcome if not r.tls_unavailable]
+            waiting = [r.recipient for r in unavailable]
+            if not waiting:
+                return done
+        if unavailable:
+            return done + unavailable  # deferred with the last mode's TLS failure
+        return done + [
+            RecipientResult(
+                r,
+                None,
+                "4.7.0",
+                f"no delivery mode of the policy ({', '.join(modes)}) is available here",
+                None,
+                modes[-1],
+            )
+            for r in waiting
+        ]
+
+    async def _route_and_send(
+        self, mode: str, sender: str, recipients: list[str], content: bytes, queue_id: str
+    ) -> list[RecipientResult]:
+        if self.config.mode == "sandbox":
+            await self._capture(queue_id, sender, recipients, content)
             return [
-                RecipientResult(r, 250, "2.0.0", "captured in sandbox", "sandbox")
+                RecipientResult(r, 250, "2.0.0", "captured in sandbox", "sandbox", mode)
                 for r in recipients
             ]
-        if mode == "smarthost":
+        client = self.modes[mode]
+        if self.config.mode == "smarthost":
             assert self.config.smarthost is not None
             host, port = parse_host_port(self.config.smarthost)
-            return await self._send_via(host, port, [host], sender, recipients, content)
-        results: list[RecipientResult] = []
-        by_domain: dict[str, list[str]] = defaultdict(list)
-        for rcpt in recipients:
-            by_domain[domain_of(rcpt)].append(rcpt)
-        for domain, rcpts in by_domain.items():
-            results += await self._send_mx(domain, sender, rcpts, content)
-        return results
+            results = await self._send_via(client, host, port, [host], sender, recipients, content)
+        else:
+            results = []
+            by_domain: dict[str, list[str]] = defaultdict(list)
+            for rcpt in recipients:
+                by_domain[domain_of(rcpt)].append(rcpt)
+            for domain, rcpts in by_domain.items():
+                results += await self._send_mx(client, domain, sender, rcpts, content)
+        return [replace(r, mode=mode) for r in results]
 
     async def _send_mx(
-        self, domain: str, sender: str, recipients: list[str], content: bytes
+        self, client: SmtpSender, domain: str, sender: str, recipients: list[str], content: bytes
     ) -> list[RecipientResult]:
         try:
             hops = await self.resolver.hops(domain)
@@ -227,7 +282,7 @@ class DeliveryService:
                 ]
                 continue
             outcome = await self._send_via(
-                hop.host, hop.port, addresses, sender, recipients, content
+                client, hop.host, hop.port, addresses, sender, recipients, content
             )
             if any(r.code is not None for r in outcome):
                 return outcome  # the hop answered: its answer stands
@@ -239,6 +294,7 @@ class DeliveryService:
 
     async def _send_via(
         self,
+        client: SmtpSender,
         name: str,
         port: int,
         addresses: list[str],
@@ -249,7 +305,7 @@ class DeliveryService:
         failure = HopError(f"no address for {name}")
         for address in addresses:
             try:
-                return await self.sender.send(address, port, name, sender, recipients, content)
+                return await client.send(address, port, name, sender, recipients, content)
             except HopError as exc:
                 failure = exc
                 if exc.code is not None:
@@ -315,7 +371,14 @@ class DeliveryService:
                 plan.append((job, result, queue.QUEUED, now + delay))
         dsn = None
         if bounced and not message.is_dsn and not is_null_sender(message.sender):
-            dsn = self._make_dsn(message, bounced, now)
+            dsn = self.bounces.dsn(
+                queue_id=message.queue_id,
+                sender=message.sender,
+                message_id=message.message_id,
+                received_at=message.received_at,
+                failed=bounced,
+                now=now,
+            )
 
         def commit(conn: Connection) -> None:
             events = []
@@ -346,8 +409,9 @@ class DeliveryService:
                         sender=message.sender,
                         recipients=(result.recipient,),
                         code=result.code,
-                        detail=(f"via {result.remote_host}: " if result.remote_host else "")
-                        + result.reply[:180],
+                        detail=f"mode={result.mode} "
+                        + (f"via {result.remote_host}: " if result.remote_host else "")
+                        + result.reply[:170],
                         ts=now,
                     )
                 )
@@ -380,30 +444,3 @@ class DeliveryService:
             )
         if dsn is not None:
             self.notify()
-
-    def _make_dsn(
-        self, message: queue.MessageForDelivery, bounced: list[FailedRecipient], now: float
-    ) -> queue.NewMessage:
-        queue_id = queue.new_queue_id(now)
-        content = build_dsn(
-            reporting_mta=self.hostname,
-            from_address=self.postmaster,
-            to_address=message.sender,
-            queue_id=message.queue_id,
-            original_message_id=message.message_id,
-            arrival=datetime.fromtimestamp(message.received_at, UTC),
-            failed=bounced,
-            now=datetime.fromtimestamp(now, UTC),
-        )
-        return queue.NewMessage(
-            queue_id=queue_id,
-            received_at=now,
-            listener="dsn",
-            principal=None,
-            client_ip="",
-            sender="",
-            size=len(content),
-            message_id=None,
-            sealed=self.keyring.seal(content, queue_id.encode()),
-            is_dsn=True,
-        )

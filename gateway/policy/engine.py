@@ -401,7 +401,7 @@ def _decision(
         action=outcome.action,
         via=outcome.via,
         reason=outcome.reason,
-        neutral_subject=policy.neutral_subject if neutral and outcome.action == "deliver" else None,
+        neutral_subject=policy.neutral_subject if neutral and outcome.action != "reject" else None,
         add_headers=outcome.add_headers,
         rule=rule,
         consent=consent,

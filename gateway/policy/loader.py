@@ -15,6 +15,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
+from yaml.events import CollectionEndEvent, CollectionStartEvent
+
 from gateway.policy.engine import (
     CompiledCategoryRule,
     CompiledPolicy,
@@ -25,6 +28,9 @@ from gateway.policy.engine import (
     compile_conditions,
 )
 from gateway.policy.model import (
+    CATEGORIES,
+    CONSENT_STATES,
+    WEEKDAYS,
     CategoryRule,
     Conditions,
     Defaults,
@@ -35,7 +41,14 @@ from gateway.policy.model import (
 from gateway.strict_yaml import KeyPath, YamlDocument, YamlError, describe_value, load_yaml
 from gateway.yaml_models import ModelErrors, ModelSchema, read_text, validate_document
 
-__all__ = ["PolicyError", "load_policy", "load_policy_texts", "policy_files", "shipped_policy_dir"]
+__all__ = [
+    "PolicyError",
+    "load_policy",
+    "load_policy_texts",
+    "policy_files",
+    "policy_json_schema",
+    "shipped_policy_dir",
+]
 
 POLICY_SCHEMA = ModelSchema(
     PolicyFile,
@@ -48,14 +61,23 @@ POLICY_SCHEMA = ModelSchema(
         ("is not a time zone", "write e.g. America/New_York or UTC"),
         ("a range needs", "write e.g. at_least: 3"),
         ("needs a reason", 'add e.g. reason: "Marketing needs an authorization"'),
-        ("apply to deliver only", "remove them, or change the action to deliver"),
+        ("apply to deliver and hold only", "remove them, or change the action"),
         ("applies to reject and hold only", "remove the reason"),
         ("via lists a mode twice", "list each of standard, tls, smime, portal at most once"),
         ("neither a content type nor an extension", "write e.g. application/pdf, image/* or .zip"),
         ("printable ASCII", "keep it to one line of plain ASCII text"),
+        ("is listed twice", "keep one of them"),
+        ("is not a valid name", "write e.g. marketing-needs-consent"),
+        ("is not a category", "write one of " + ", ".join(CATEGORIES)),
+        ("is not a consent state", "write one of " + ", ".join(CONSENT_STATES)),
+        ("is not a PHI type", "write one of the PHI types listed in docs/policy.md"),
+        ("is not a weekday", "write one of " + ", ".join(WEEKDAYS)),
     ),
     fallback_hint="see docs/policy.md for this setting",
 )
+
+# Deepest nesting of sections and lists a policy file may use (see _too_deep).
+MAX_DEPTH = 50
 
 # Conditions a category rule may not use: the category does not exist yet,
 # and categories belong to the message, not to one recipient.
@@ -64,6 +86,16 @@ _NOT_FOR_CATEGORIES = ("recipient", "recipient_domain", "recipient_group", "cons
 
 class PolicyError(ModelErrors):
     """Every problem found in a policy directory."""
+
+
+def policy_json_schema() -> dict[str, Any]:
+    """JSON Schema of one policy file, for editors (`phigate policy schema`)."""
+    schema = PolicyFile.model_json_schema(by_alias=True)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "phigate policy file, version 1",
+        **schema,
+    }
 
 
 def shipped_policy_dir() -> Path:
@@ -119,6 +151,10 @@ def load_policy_texts(texts: Sequence[tuple[str, str]]) -> CompiledPolicy:
     parsed: list[tuple[YamlDocument, PolicyFile]] = []
     problems: list[YamlError] = []
     for source, text in texts:
+        too_deep = _too_deep(text, source)
+        if too_deep is not None:
+            problems.append(too_deep)
+            continue
         try:
             doc = load_yaml(text, source)
         except YamlError as exc:
@@ -146,6 +182,35 @@ def load_policy_texts(texts: Sequence[tuple[str, str]]) -> CompiledPolicy:
     for source, text in texts:
         version.update(Path(source).name.encode() + b"\0" + text.encode() + b"\0")
     return _compile(merged, version.hexdigest()[:16], tuple(s for s, _ in texts))
+
+
+def _too_deep(text: str, source: str) -> YamlError | None:
+    """A problem if sections and lists nest deeper than any policy needs.
+
+    The YAML composer, the strict builder and the condition compiler all
+    recurse once per level; a file like "[[[[..." a few hundred levels deep
+    would end in RecursionError instead of a located problem. PyYAML's event
+    parser is iterative, so counting levels with it is safe at any depth.
+    """
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    return YamlError(
+                        source,
+                        mark.line + 1 if mark is not None else 1,
+                        mark.column + 1 if mark is not None else 1,
+                        f"sections and lists nest more than {MAX_DEPTH} levels deep here",
+                        "flatten the conditions: a policy never needs this much nesting",
+                    )
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return None  # load_yaml reports the syntax error, with a better message
+    return None
 
 
 # --- merging files and cross-checking -------------------------------------------------
@@ -311,14 +376,25 @@ def _group(name: str, spec: Any) -> Group:
 
 
 def _outcome(rule: Rule | Defaults, defaults: Defaults) -> Outcome:
-    deliver = rule.action == "deliver"
+    deliver = rule.action != "reject"  # a held message is delivered once released
     return Outcome(
         action=rule.action,
         via=tuple(rule.via or defaults.via) if deliver else (),
         reason=rule.reason,
         subject=(rule.subject or defaults.subject) if deliver else "keep",
-        add_headers=tuple({**defaults.add_headers, **rule.add_headers}.items()) if deliver else (),
+        add_headers=_merged_headers(defaults.add_headers, rule.add_headers) if deliver else (),
     )
+
+
+def _merged_headers(defaults: dict[str, str], rule: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The defaults' headers plus the rule's; the rule's value wins for the same name.
+
+    Compared without case, as header names are: X-Secure in the defaults and
+    x-secure in a rule must not both end up in the message.
+    """
+    merged = {name.lower(): (name, value) for name, value in defaults.items()}
+    merged.update({name.lower(): (name, value) for name, value in rule.items()})
+    return tuple(merged.values())
 
 
 def _compile(merged: _Merged, version: str, files: tuple[str, ...]) -> CompiledPolicy:

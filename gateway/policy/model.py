@@ -8,10 +8,19 @@ what an admin sees in an editor.
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from gateway.inspect.findings import PHI_TYPES
 
@@ -54,7 +63,24 @@ assert set(PhiType.__args__) == set(PHI_TYPES), "PhiType must list gateway.inspe
 # Rule and list names appear in audit events and SMTP replies: keep them short
 # identifiers so that no free text (let alone PHI) can travel that way.
 _NAME = r"^[a-z0-9][a-z0-9_.-]{0,47}$"
-Name = Annotated[str, Field(pattern=_NAME, description="lower-case letters, digits, _ . -")]
+
+
+def _name(value: str) -> str:
+    # A validator rather than Field(pattern=...): pydantic's pattern error shows
+    # the regular expression, which tells an admin little.
+    if not re.fullmatch(_NAME, value):
+        raise ValueError(
+            f"{value!r} is not a valid name: use 1 to 48 lower-case letters, digits, _ . -, "
+            "starting with a letter or digit (write e.g. marketing-needs-consent)"
+        )
+    return value
+
+
+Name = Annotated[
+    str,
+    AfterValidator(_name),
+    Field(description="lower-case letters, digits, _ . -", json_schema_extra={"pattern": _NAME}),
+]
 _DOMAIN = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 _ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 field name: printable ASCII but ':'
@@ -130,45 +156,67 @@ class SizeRange(StrictModel):
         return self
 
 
-StrList = Annotated[list[str], Field(min_length=1)]
+def _one_or_list(description: str, choices: tuple[str, ...] = ()) -> Any:
+    """A condition field written as one value or as a list of them.
+
+    Validated as a plain non-empty list (`_as_list` turns one value into a
+    one-item list first): a union of "value | list of values" made pydantic
+    report each wrong value twice, once per member, with Python type reprs
+    (typing.Literal[...]) as the "expected" choices. Editors still see
+    "one value or a list" in the JSON Schema.
+    """
+    item: dict[str, Any] = {"type": "string"}
+    if choices:
+        item["enum"] = list(choices)
+    return Field(
+        default=None,
+        min_length=1,
+        description=description,
+        json_schema_extra={
+            "anyOf": [item, {"type": "array", "items": item, "minItems": 1}, {"type": "null"}]
+        },
+    )
+
+
+_CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "category": ("a category", CATEGORIES),
+    "consent": ("a consent state", CONSENT_STATES),
+    "phi_types": ("a PHI type", PHI_TYPES),
+    "weekdays": ("a weekday", WEEKDAYS),
+}
 
 
 class Conditions(StrictModel):
     """Facts a rule tests. Every condition written must hold (AND); a list means
     "any of these"; `any_of`, `all_of` and `not` combine groups of conditions."""
 
-    principal: str | StrList | None = Field(
-        default=None, description="authenticated principal name(s); 'none' for unauthenticated"
+    principal: list[str] | None = _one_or_list(
+        "authenticated principal name(s); 'none' for unauthenticated"
     )
-    sender: str | StrList | None = Field(default=None, description="envelope sender address(es)")
-    sender_domain: str | StrList | None = Field(
-        default=None, description="sender domain(s); *.example.org matches subdomains"
+    sender: list[str] | None = _one_or_list("envelope sender address(es)")
+    sender_domain: list[str] | None = _one_or_list(
+        "sender domain(s); *.example.org matches subdomains"
     )
-    sender_group: str | StrList | None = Field(default=None, description="sender group name(s)")
-    recipient: str | StrList | None = Field(default=None, description="recipient address(es)")
-    recipient_domain: str | StrList | None = Field(
-        default=None, description="recipient domain(s); *.example.org matches subdomains"
+    sender_group: list[str] | None = _one_or_list("sender group name(s)")
+    recipient: list[str] | None = _one_or_list("recipient address(es)")
+    recipient_domain: list[str] | None = _one_or_list(
+        "recipient domain(s); *.example.org matches subdomains"
     )
-    recipient_group: str | StrList | None = Field(
-        default=None, description="recipient group name(s)"
+    recipient_group: list[str] | None = _one_or_list("recipient group name(s)")
+    category: list[str] | None = _one_or_list(
+        "the message category assigned by the categories rules", CATEGORIES
     )
-    category: Category | list[Category] | None = Field(
-        default=None, description="the message category assigned by the categories rules"
+    category_header: list[str] | None = _one_or_list(
+        "value(s) of the header named by settings.category_header (case-insensitive)"
     )
-    category_header: str | StrList | None = Field(
-        default=None,
-        description="value(s) of the header named by settings.category_header (case-insensitive)",
-    )
-    header_present: str | StrList | None = Field(
-        default=None, description="header name(s), any of which is present in the message"
+    header_present: list[str] | None = _one_or_list(
+        "header name(s), any of which is present in the message"
     )
     list_unsubscribe: bool | None = Field(
         default=None, description="whether the message carries a List-Unsubscribe header"
     )
     phi: bool | None = Field(default=None, description="whether inspection found PHI")
-    phi_types: PhiType | list[PhiType] | None = Field(
-        default=None, description="PHI type(s), any of which was found"
-    )
+    phi_types: list[str] | None = _one_or_list("PHI type(s), any of which was found", PHI_TYPES)
     phi_count: CountRange | None = Field(default=None, description="number of PHI findings")
     phi_in_subject: bool | None = Field(default=None, description="PHI found in the Subject")
     phi_in_attachment: bool | None = Field(default=None, description="PHI found in an attachment")
@@ -178,13 +226,11 @@ class Conditions(StrictModel):
     unscannable: bool | None = Field(
         default=None, description="some content could not be scanned (image, encrypted, too big)"
     )
-    consent: ConsentState | list[ConsentState] | None = Field(
-        default=None,
-        description="the recipient's consent for the category's purpose",
+    consent: list[str] | None = _one_or_list(
+        "the recipient's consent for the category's purpose", CONSENT_STATES
     )
-    attachment_types: str | StrList | None = Field(
-        default=None,
-        description="attachment content type(s) (image/*, application/pdf) or extension(s) (.zip)",
+    attachment_types: list[str] | None = _one_or_list(
+        "attachment content type(s) (image/*, application/pdf) or extension(s) (.zip)"
     )
     size: SizeRange | None = Field(default=None, description="message size")
     inbound_tls: bool | None = Field(default=None, description="the client used TLS")
@@ -193,9 +239,7 @@ class Conditions(StrictModel):
         default=None,
         description='"HH:MM-HH:MM" in settings.timezone; may wrap midnight ("18:00-07:00")',
     )
-    weekdays: Weekday | list[Weekday] | None = Field(
-        default=None, description="day(s) of the week in settings.timezone"
-    )
+    weekdays: list[str] | None = _one_or_list("day(s) of the week in settings.timezone", WEEKDAYS)
     any_of: list[Conditions] | None = Field(
         default=None, min_length=1, description="at least one of these groups holds"
     )
@@ -243,6 +287,23 @@ class Conditions(StrictModel):
             if not _HEADER_NAME.fullmatch(name):
                 raise ValueError(f"{name!r} is not a header name (write e.g. X-Campaign-Id)")
         return [name.lower() for name in value]
+
+    @field_validator("category", "consent", "phi_types", "weekdays")
+    @classmethod
+    def _choices(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        # Checked here rather than typed as Literal: pydantic's literal errors on a
+        # "one value or a list" field came out as Python type reprs.
+        if value is None:
+            return None
+        what, choices = _CHOICES[str(info.field_name)]
+        for item in value:
+            if item not in choices:
+                guess = difflib.get_close_matches(item, choices, n=1, cutoff=0.6)
+                maybe = f"; did you mean '{guess[0]}'?" if guess else ""
+                raise ValueError(
+                    f"{item!r} is not {what}{maybe} (write one of {', '.join(choices)})"
+                )
+        return value
 
     @field_validator("time_of_day")
     @classmethod
@@ -302,17 +363,36 @@ class CategoryRule(StrictModel):
 Subject = Literal["keep", "neutral_if_phi", "neutral"]
 
 
+def _added_headers(value: dict[str, str]) -> dict[str, str]:
+    seen: set[str] = set()
+    for name, text in value.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a header name (write e.g. X-Secure)")
+        if not _REASON.fullmatch(text):
+            raise ValueError(
+                f"the value of header {name} must be one line of printable ASCII "
+                "(write e.g. X-Secure: encrypted)"
+            )
+        # Header names are case-insensitive: X-Secure and x-secure are one header.
+        if name.lower() in seen:
+            raise ValueError(f"header {name} is listed twice (header names ignore case)")
+        seen.add(name.lower())
+    return value
+
+
 class Outcome(StrictModel):
     """What happens to one recipient."""
 
     action: Literal["deliver", "reject", "hold"] = Field(
-        description="deliver by `via`; reject with `reason`; hold for admin release"
+        description="deliver by `via`; reject with `reason`; hold with `reason` until an admin "
+        "releases it (then delivered like deliver)"
     )
     via: list[Mode] | None = Field(
         default=None,
         min_length=1,
         description="delivery modes tried in order, e.g. [smime, tls, portal]; "
-        "standard = the relay's configured delivery, tls = verified TLS only",
+        "standard = the relay's configured delivery, tls = verified TLS only; "
+        "for hold: how the message leaves once released",
     )
     reason: str | None = Field(
         default=None, description="for reject and hold: shown to the sender (printable ASCII)"
@@ -342,18 +422,7 @@ class Outcome(StrictModel):
             )
         return value
 
-    @field_validator("add_headers")
-    @classmethod
-    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, text in value.items():
-            if not _HEADER_NAME.fullmatch(name):
-                raise ValueError(f"{name!r} is not a header name (write e.g. X-Secure)")
-            if not _REASON.fullmatch(text):
-                raise ValueError(
-                    f"the value of header {name} must be one line of printable ASCII "
-                    "(write e.g. X-Secure: encrypted)"
-                )
-        return value
+    _headers = field_validator("add_headers")(_added_headers)
 
     @model_validator(mode="after")
     def _fits_action(self) -> Outcome:
@@ -364,14 +433,15 @@ class Outcome(StrictModel):
 def _check_action(
     action: str, reason: str | None, via: Any, subject: Any, add_headers: dict[str, str]
 ) -> None:
+    # A held message is delivered once released, so hold takes deliver's fields too.
     if action == "deliver":
         if reason is not None:
             raise ValueError("reason applies to reject and hold only (remove it)")
         return
-    if via is not None or subject is not None or add_headers:
+    if action == "reject" and (via is not None or subject is not None or add_headers):
         raise ValueError(
-            f"via, subject and add_headers apply to deliver only (remove them from this "
-            f"{action} action)"
+            "via, subject and add_headers apply to deliver and hold only (remove them from "
+            "this reject action)"
         )
     if reason is None:
         raise ValueError(f"a {action} action needs a reason (add reason: ...)")
@@ -397,6 +467,9 @@ class Defaults(StrictModel):
     reason: str | None = None
     subject: Subject = "neutral_if_phi"
     add_headers: dict[str, str] = Field(default_factory=dict)
+
+    # They end up in delivered messages like a rule's: same checks (no CR/LF).
+    _headers = field_validator("add_headers")(_added_headers)
 
     @model_validator(mode="after")
     def _fits_action(self) -> Defaults:

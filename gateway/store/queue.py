@@ -19,10 +19,12 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from gateway.store.keyring import Sealed
 from gateway.store.schema import jobs, messages
 
-QUEUED, ACTIVE, DELIVERED, BOUNCED, DELETED = "queued", "active", "delivered", "bounced", "deleted"
-PENDING_STATES = (QUEUED, ACTIVE)
-# The route every job gets until the policy engine names others.
-DEFAULT_ROUTE = "default"
+QUEUED, ACTIVE, HELD = "queued", "active", "held"
+DELIVERED, BOUNCED, DELETED = "delivered", "bounced", "deleted"
+# States in which a job still needs the message content.
+PENDING_STATES = (QUEUED, ACTIVE, HELD)
+# How mail without a policy decision leaves (DSNs): the configured delivery.
+DEFAULT_ROUTE = "standard"
 
 
 def new_queue_id(now: float | None = None) -> str:
@@ -48,7 +50,11 @@ class NewMessage:
 @dataclass(frozen=True)
 class NewJob:
     recipient: str
-    route: str
+    route: str  # delivery modes in order, comma-separated, e.g. "tls,portal"
+    held: bool = False
+    rule: str | None = None
+    policy: str | None = None
+    rewrite: str | None = None  # JSON, see schema.jobs.rewrite
 
 
 # The statements on the path of every message are built once, with bind
@@ -76,7 +82,14 @@ _CLAIM = (
         lease_until=bindparam("until"),
         updated_at=bindparam("now"),
     )
-    .returning(jobs.c.id, jobs.c.queue_id, jobs.c.recipient, jobs.c.route, jobs.c.attempts)
+    .returning(
+        jobs.c.id,
+        jobs.c.queue_id,
+        jobs.c.recipient,
+        jobs.c.route,
+        jobs.c.attempts,
+        jobs.c.rewrite,
+    )
 )
 _LOAD_MESSAGES = select(messages).where(
     messages.c.queue_id.in_(bindparam("queue_ids", expanding=True))
@@ -138,8 +151,11 @@ def insert_message(conn: Connection, message: NewMessage, new_jobs: Sequence[New
                 {
                     "queue_id": message.queue_id,
                     "recipient": job.recipient,
-                    "state": QUEUED,
+                    "state": HELD if job.held else QUEUED,
                     "route": job.route,
+                    "rule": job.rule,
+                    "policy": job.policy,
+                    "rewrite": job.rewrite,
                     "attempts": 0,
                     "next_attempt_at": message.received_at,
                     "updated_at": message.received_at,
@@ -156,13 +172,14 @@ class ClaimedJob:
     recipient: str
     route: str
     attempts: int
+    rewrite: str | None = None
 
 
 def claim(conn: Connection, owner: str, now: float, lease: float, limit: int) -> list[ClaimedJob]:
     """Lease up to `limit` due jobs (or jobs whose lease expired) to `owner`."""
     params = {"now": now, "limit": limit, "owner": owner, "until": now + lease}
     rows = conn.execute(_CLAIM, params).all()
-    return [ClaimedJob(r.id, r.queue_id, r.recipient, r.route, r.attempts) for r in rows]
+    return [ClaimedJob(r.id, r.queue_id, r.recipient, r.route, r.attempts, r.rewrite) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -319,6 +336,8 @@ def show_message(conn: Connection, queue_id: str) -> dict[str, object] | None:
                 jobs.c.recipient,
                 jobs.c.state,
                 jobs.c.route,
+                jobs.c.rule,
+                jobs.c.policy,
                 jobs.c.attempts,
                 jobs.c.next_attempt_at,
                 jobs.c.last_code,
@@ -339,6 +358,21 @@ def retry_now(conn: Connection, queue_id: str | None, now: float) -> int:
     if queue_id is not None:
         query = query.where(jobs.c.queue_id == queue_id)
     return conn.execute(query.values(next_attempt_at=now, updated_at=now)).rowcount
+
+
+def release_held(conn: Connection, queue_id: str, now: float) -> list[str]:
+    """Queue a message's held jobs for delivery now; returns the released recipients."""
+    released = list(
+        conn.execute(
+            select(jobs.c.recipient).where(jobs.c.queue_id == queue_id, jobs.c.state == HELD)
+        ).scalars()
+    )
+    conn.execute(
+        update(jobs)
+        .where(jobs.c.queue_id == queue_id, jobs.c.state == HELD)
+        .values(state=QUEUED, next_attempt_at=now, updated_at=now)
+    )
+    return released
 
 
 def delete_message(conn: Connection, queue_id: str, now: float) -> list[str]:

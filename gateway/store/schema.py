@@ -64,9 +64,15 @@ jobs = Table(
         "queue_id", String(32), ForeignKey("messages.queue_id", ondelete="CASCADE"), nullable=False
     ),
     Column("recipient", String(320), nullable=False),
-    # queued -> active (leased) -> delivered | bounced | deleted; active -> queued on deferral
+    # queued -> active (leased) -> delivered | bounced | deleted; active -> queued on deferral;
+    # held (by policy) -> queued on release, or deleted
     Column("state", String(16), nullable=False),
+    # The policy's delivery modes in order, e.g. "tls,portal"; "standard" for DSNs.
     Column("route", String(64), nullable=False),
+    Column("rule", String(64), nullable=True),  # the policy rule that decided; NULL: defaults
+    Column("policy", String(16), nullable=True),  # version of the policy that decided
+    # JSON {"subject": ..., "headers": [[name, value], ...]}: admin-written policy text only.
+    Column("rewrite", Text, nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", Float, nullable=False),
     Column("lease_owner", String(64), nullable=True),

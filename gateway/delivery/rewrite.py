@@ -1,0 +1,46 @@
+"""Header changes the policy asked for: a neutral subject and added headers.
+
+Applied to the stored message just before it is sent, so the content at
+rest is what the client submitted. The body is never touched. A header the
+policy adds replaces any header of the same name the sender wrote, so a
+sending system cannot forge what the policy asserts.
+"""
+
+from __future__ import annotations
+
+import json
+
+_CRLF = b"\r\n"
+
+
+def _fields(head: bytes) -> list[list[bytes]]:
+    """Header fields, each as its lines (the first plus folded continuations)."""
+    fields: list[list[bytes]] = []
+    for line in head.split(_CRLF):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1].append(line)
+        else:
+            fields.append([line])
+    return fields
+
+
+def _name(field: list[bytes]) -> bytes:
+    return field[0].split(b":", 1)[0].strip().lower()
+
+
+def apply_rewrite(content: bytes, rewrite: str | None) -> bytes:
+    """`content` with the changes of a job's `rewrite` (JSON, see schema.jobs)."""
+    if rewrite is None:
+        return content
+    spec = json.loads(rewrite)
+    added: list[tuple[str, str]] = [(name, value) for name, value in spec.get("headers", [])]
+    subject: str | None = spec.get("subject")
+    if subject is not None:
+        added.append(("Subject", subject))
+    head, separator, body = content.partition(_CRLF + _CRLF)
+    if not separator:  # a message of headers only
+        head, body = content.removesuffix(_CRLF), b""
+    replaced = {name.lower().encode("ascii") for name, _ in added}
+    fields = [f for f in _fields(head) if _name(f) not in replaced]
+    fields += [[f"{name}: {value}".encode("ascii")] for name, value in added]
+    return _CRLF.join(_CRLF.join(f) for f in fields) + _CRLF + _CRLF + body
