@@ -415,8 +415,8 @@ def queue_show(queue_id: str, as_json: bool, config_file: str | None, data_dir: 
     recipients: list[dict[str, Any]] = info["recipients"]  # type: ignore[assignment]
     for r in recipients:
         click.echo(
-            f"  {r['recipient']}: {r['state']} tries={r['attempts']} "
-            f"last={r['last_code'] or '-'} {r['last_status'] or ''} "
+            f"  {r['recipient']}: {r['state']} via={r['route']} rule={r['rule'] or 'defaults'} "
+            f"tries={r['attempts']} last={r['last_code'] or '-'} {r['last_status'] or ''} "
             f"{r['last_reply'] or ''}".rstrip()
         )
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from gateway.config import ReceivedHeaderConfig
-from gateway.consent import NoConsentRecords
+from gateway.consent import ConsentSource, NoConsentRecords
 from gateway.delivery.bounce import BounceMaker
 from gateway.intake import Intake, Submission
 from gateway.policy.loader import load_policy, shipped_policy_dir
@@ -28,7 +29,14 @@ def _submission() -> Submission:
     )
 
 
-def _accept(db: Database, keyring: Keyring) -> str:
+class BrokenConsent:
+    """A consent source whose lookup fails, as a database outage would."""
+
+    def states(self, recipients: Sequence[str], purpose: str) -> Mapping[str, str]:
+        raise RuntimeError("consent store unreachable")
+
+
+def _accept(db: Database, keyring: Keyring, consent: ConsentSource | None = None) -> str:
     async def go() -> str:
         db.start()
         try:
@@ -39,7 +47,7 @@ def _accept(db: Database, keyring: Keyring) -> str:
                 "phigate.test",
                 ReceivedHeaderConfig(),
                 policy=lambda: policy,
-                consent=NoConsentRecords(),
+                consent=consent or NoConsentRecords(),
                 bounces=BounceMaker(keyring, "phigate.test", "postmaster@phigate.test"),
             )
             return str(await intake.accept(_submission()))
@@ -63,4 +71,17 @@ def test_store_failure_answers_451_and_keeps_nothing(tmp_path: Path) -> None:
         assert conn.exec_driver_sql("SELECT count(*) FROM messages").scalar_one() == 1
         events = conn.exec_driver_sql("SELECT count(*) FROM audit_events").scalar_one()
     assert events == 2  # only the first message's policy decision and acceptance
+    db.close()
+
+
+def test_policy_evaluation_failure_answers_451_and_keeps_nothing(tmp_path: Path) -> None:
+    # The shipped policy tests consent, so a failing lookup breaks evaluation.
+    db = Database(f"sqlite:///{tmp_path / 'phigate.db'}")
+    db.migrate()
+    keyring = Keyring.create(tmp_path / "keys")
+    reply = _accept(db, keyring, BrokenConsent())
+    assert reply.startswith("451 4.3.0")
+    with db.reading() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM messages").scalar_one() == 0
+        assert conn.exec_driver_sql("SELECT count(*) FROM jobs").scalar_one() == 0
     db.close()

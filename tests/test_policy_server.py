@@ -236,3 +236,19 @@ def test_invalid_policy_stops_start_up_with_located_error(tmp_path: Path) -> Non
     result = gw.cli("serve", check=False)
     assert result.returncode != 0
     assert "policy.yaml:5" in result.stderr and "via lists a mode twice" in result.stderr
+
+
+def test_reload_reaches_every_server_process(tmp_path: Path) -> None:
+    with Sink() as sink:
+        policy_dir = write_policy(tmp_path / "policy")
+        gw = Phigate(tmp_path, delivery=via_sink(sink), policy_dir=str(policy_dir), processes=2)
+        with gw:
+            wait_until(lambda: len(list((tmp_path / "data" / "run").glob("policy-*.json"))) == 2)
+            write_policy(policy_dir, POLICY.replace("blocked.test", "other.test"))
+            result = gw.cli("policy", "reload")
+        lines = [line for line in result.stdout.splitlines() if line.startswith("pid ")]
+        assert len(lines) == 2
+        new_version = result.stdout.split("Reloaded policy version ")[1].split()[0]
+        assert all(line.endswith(f"policy version {new_version}") for line in lines)
+        # Stopped processes remove their status files.
+        assert list((tmp_path / "data" / "run").glob("policy-*.json")) == []

@@ -93,8 +93,8 @@ def policy_json_schema() -> dict[str, Any]:
     schema = PolicyFile.model_json_schema(by_alias=True)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "phigate policy file, version 1",
         **schema,
+        "title": "phigate policy file, version 1",
     }
 
 
