@@ -160,8 +160,9 @@ async def run(opts: Options) -> dict[str, Any]:
     clients = [c for c in opened if isinstance(c, aiosmtplib.SMTP)]
     setup_errors = Counter(type(c).__name__ for c in opened if isinstance(c, BaseException))
     setup_seconds = time.monotonic() - setup_start
-    state = RunState(total=opts.messages, deadline=time.monotonic() + opts.time_limit,
-                     run_id=opts.run_id)
+    state = RunState(
+        total=opts.messages, deadline=time.monotonic() + opts.time_limit, run_id=opts.run_id
+    )
     state.errors.update({f"setup:{name}": n for name, n in setup_errors.items()})
     if clients:
         await asyncio.gather(*(send_loop(c, state) for c in clients))
@@ -206,11 +207,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=2000, help="Messages in the whole run.")
     parser.add_argument("--starttls", action="store_true", help="STARTTLS before sending.")
     parser.add_argument("--user", help="AUTH user (with --starttls).")
-    parser.add_argument("--secret", default=os.environ.get("LOADGEN_SECRET"),
-                        help="AUTH secret (with --starttls; default $LOADGEN_SECRET).")
+    parser.add_argument(
+        "--secret",
+        default=os.environ.get("LOADGEN_SECRET"),
+        help="AUTH secret (with --starttls; default $LOADGEN_SECRET).",
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="Per SMTP command, seconds.")
-    parser.add_argument("--time-limit", type=float, default=300.0,
-                        help="Stop submitting after this many seconds.")
+    parser.add_argument(
+        "--time-limit", type=float, default=300.0, help="Stop submitting after this many seconds."
+    )
     parser.add_argument("--run-id", default="bench")
     args = parser.parse_args(argv)
     if not args.host.startswith("127."):
@@ -218,9 +223,16 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.sessions <= 1000 or not 1 <= args.messages <= 1_000_000:
         parser.error("--sessions must be 1..1000 and --messages 1..1000000")
     opts = Options(
-        host=args.host, port=args.port, sessions=args.sessions, messages=args.messages,
-        starttls=args.starttls, user=args.user, secret=args.secret, timeout=args.timeout,
-        time_limit=args.time_limit, run_id=args.run_id,
+        host=args.host,
+        port=args.port,
+        sessions=args.sessions,
+        messages=args.messages,
+        starttls=args.starttls,
+        user=args.user,
+        secret=args.secret,
+        timeout=args.timeout,
+        time_limit=args.time_limit,
+        run_id=args.run_id,
     )
     result = run_loop(asyncio.wait_for(run(opts), opts.time_limit + 2 * opts.timeout))
     json.dump(result, sys.stdout)

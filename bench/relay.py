@@ -185,8 +185,10 @@ def proc_cpu_times(pid: int) -> tuple[float, float]:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
         tick = os.sysconf("SC_CLK_TCK")
-        return ((int(fields[11]) + int(fields[12])) / tick,
-                (int(fields[13]) + int(fields[14])) / tick)
+        return (
+            (int(fields[11]) + int(fields[12])) / tick,
+            (int(fields[13]) + int(fields[14])) / tick,
+        )
     except (OSError, ValueError, IndexError):
         return 0.0, 0.0
 
@@ -208,8 +210,10 @@ class TreeCpu:
         # A process that exited and was waited for still counts, through its
         # parent's reaped-children time.
         times = {pid: proc_cpu_times(pid) for pid in process_tree(root)}
-        return cls(sum(own + reaped for own, reaped in times.values()),
-                   {pid: own for pid, (own, _) in times.items()})
+        return cls(
+            sum(own + reaped for own, reaped in times.values()),
+            {pid: own for pid, (own, _) in times.items()},
+        )
 
 
 def machine_busy_seconds() -> float:
@@ -294,8 +298,9 @@ class PostfixSink:
             command += ["-u", "nobody"]  # smtp-sink refuses to keep root privileges
         command += ["-m", "1024", f"inet:127.0.0.1:{self.port}", "1024"]
         with self.out_path.open("wb") as out:
-            self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         wait_for_port(self.port, 10.0, self.proc)
 
     @property
@@ -334,11 +339,20 @@ class PythonSink:
         self._reader: io.BufferedReader | None = None
 
     def start(self) -> None:
-        command = [sys.executable, str(BENCH_DIR / "sink.py"), "--port", str(self.port),
-                   "--control-port", str(self.control_port), "--lifetime", str(MAX_BENCH_SECONDS)]
+        command = [
+            sys.executable,
+            str(BENCH_DIR / "sink.py"),
+            "--port",
+            str(self.port),
+            "--control-port",
+            str(self.control_port),
+            "--lifetime",
+            str(MAX_BENCH_SECONDS),
+        ]
         with self.log_path.open("wb") as out:
-            self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         wait_for_port(self.control_port, 20.0, self.proc)
         wait_for_port(self.port, 5.0, self.proc)
 
@@ -429,18 +443,23 @@ class Phigate:
             "data_dir": str(self.workdir / "data"),
             "hostname": "phigate.bench.example.org",
             "listeners": [
-                {"name": "plain", "address": f"127.0.0.1:{self.plain_port}", "tls": "none",
-                 "allow_networks_without_auth": True},
-                {"name": "submission", "address": f"127.0.0.1:{self.tls_port}",
-                 "tls": "starttls"},
+                {
+                    "name": "plain",
+                    "address": f"127.0.0.1:{self.plain_port}",
+                    "tls": "none",
+                    "allow_networks_without_auth": True,
+                },
+                {"name": "submission", "address": f"127.0.0.1:{self.tls_port}", "tls": "starttls"},
             ],
             "relay_networks": [
                 {"name": "bench", "networks": ["127.0.0.0/8"], "domains": [DOMAIN]},
             ],
             # phigate divides the limits between its processes; each keeps 1000/500
             # however unevenly the connections are spread.
-            "limits": {"max_connections": 1000 * self.processes,
-                       "max_connections_per_ip": 500 * self.processes},
+            "limits": {
+                "max_connections": 1000 * self.processes,
+                "max_connections_per_ip": 500 * self.processes,
+            },
             "delivery": delivery,
             "processes": self.processes,
             "log_level": self.log_level,
@@ -462,26 +481,35 @@ class Phigate:
         try:
             result = subprocess.run(
                 [*phigate_command(), *args, "-c", str(self.config)],
-                capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired as exc:
             raise BenchError(f"phigate {' '.join(args)} timed out") from exc
         if result.returncode != 0:
-            raise BenchError(f"phigate {' '.join(args)} failed ({result.returncode}): "
-                             f"{result.stderr.strip()[-500:]}")
+            raise BenchError(
+                f"phigate {' '.join(args)} failed ({result.returncode}): "
+                f"{result.stderr.strip()[-500:]}"
+            )
         return result.stdout
 
     def start(self) -> None:
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
                 [*phigate_command(), "serve", "-c", str(self.config)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
         deadline = time.monotonic() + 60.0
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise BenchError(f"phigate exited with {self.proc.returncode}; see "
-                                 f"{self.log_path}:\n{self.log_tail()}")
+                raise BenchError(
+                    f"phigate exited with {self.proc.returncode}; see "
+                    f"{self.log_path}:\n{self.log_tail()}"
+                )
             tree = process_tree(self.proc.pid)
             self.startup_peak_rss_kb = max(self.startup_peak_rss_kb, tree_rss_kb(tree))
             if self._ready(tree):
@@ -666,17 +694,32 @@ class RunResult:
 
 
 def run_loadgen(spec: RunSpec, gate: Phigate, run_id: str, time_limit: float) -> dict[str, Any]:
-    command = [sys.executable, str(BENCH_DIR / "loadgen.py"), "--sessions", str(spec.sessions),
-               "--messages", str(spec.messages), "--time-limit", str(time_limit),
-               "--run-id", run_id]
+    command = [
+        sys.executable,
+        str(BENCH_DIR / "loadgen.py"),
+        "--sessions",
+        str(spec.sessions),
+        "--messages",
+        str(spec.messages),
+        "--time-limit",
+        str(time_limit),
+        "--run-id",
+        run_id,
+    ]
     if spec.listener == "plain":
         command += ["--port", str(gate.plain_port)]
     else:
         command += ["--port", str(gate.tls_port), "--starttls", "--user", PRINCIPAL]
     env = {**os.environ, "LOADGEN_SECRET": gate.secret}  # not on the command line
     try:
-        done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                              timeout=time_limit + 180.0, env=env)
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=time_limit + 180.0,
+            env=env,
+        )
     except subprocess.TimeoutExpired as exc:
         raise BenchError(f"load generator did not finish within {time_limit + 180:.0f} s") from exc
     if done.returncode != 0:
@@ -702,8 +745,9 @@ def bench_cpu_seconds(phigate_cpu: TreeCpu, sink: Sink) -> float:
     return phigate_cpu.total + sink_cpu + own_cpu_seconds()
 
 
-def run_one(spec: RunSpec, gate: Phigate, sink: Sink, sampler: Sampler, index: int,
-            time_limit: float) -> RunResult:
+def run_one(
+    spec: RunSpec, gate: Phigate, sink: Sink, sampler: Sampler, index: int, time_limit: float
+) -> RunResult:
     baseline = sampler.reset()
     tree_before = TreeCpu.read(gate.pid)
     machine_before, ours_before = machine_busy_seconds(), bench_cpu_seconds(tree_before, sink)
@@ -749,7 +793,8 @@ def run_one(spec: RunSpec, gate: Phigate, sink: Sink, sampler: Sampler, index: i
     busy = max(submit_seconds, 1e-9)
     by_process = {
         str(pid): 100.0 * max(0.0, tree_after.by_pid[pid] - cpu) / wall
-        for pid, cpu in tree_before.by_pid.items() if pid in tree_after.by_pid
+        for pid, cpu in tree_before.by_pid.items()
+        if pid in tree_after.by_pid
     }
     return RunResult(
         listener=spec.listener,
@@ -782,19 +827,37 @@ def run_one(spec: RunSpec, gate: Phigate, sink: Sink, sampler: Sampler, index: i
     )
 
 
-HEADER = ("listener", "sessions", "sent", "accepted/s", "delivered/s", "p50 ms", "p99 ms",
-          "peak RSS MB", "CPU %", "lost")
+HEADER = (
+    "listener",
+    "sessions",
+    "sent",
+    "accepted/s",
+    "delivered/s",
+    "p50 ms",
+    "p99 ms",
+    "peak RSS MB",
+    "CPU %",
+    "lost",
+)
 
 
 def format_table(results: Sequence[RunResult]) -> str:
     rows = [HEADER]
     for r in results:
-        rows.append((
-            r.listener, str(r.sessions), str(r.sent), f"{r.accepted_per_s:.0f}",
-            f"{r.delivered_per_s:.0f}", f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}",
-            f"{r.peak_rss_mb:.0f}", f"{r.phigate_cpu_percent:.0f}",
-            str(r.lost) + (f" (+{r.extra} extra)" if r.extra else ""),
-        ))
+        rows.append(
+            (
+                r.listener,
+                str(r.sessions),
+                str(r.sent),
+                f"{r.accepted_per_s:.0f}",
+                f"{r.delivered_per_s:.0f}",
+                f"{r.p50_ms:.1f}",
+                f"{r.p99_ms:.1f}",
+                f"{r.peak_rss_mb:.0f}",
+                f"{r.phigate_cpu_percent:.0f}",
+                str(r.lost) + (f" (+{r.extra} extra)" if r.extra else ""),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
     lines = []
     for row in rows:
@@ -810,14 +873,20 @@ def notes(results: Sequence[RunResult]) -> Iterator[str]:
         if r.refused or r.errors:
             yield f"{where}: not accepted: refused {r.refused or {}} errors {r.errors or {}}"
         if r.other_cpu_percent > 15.0:
-            yield (f"{where}: other processes used {r.other_cpu_percent:.0f}% of a core during "
-                   "this run; its figures are low by that much contention")
+            yield (
+                f"{where}: other processes used {r.other_cpu_percent:.0f}% of a core during "
+                "this run; its figures are low by that much contention"
+            )
         if r.processes_changed:
-            yield (f"{where}: a phigate process exited or started during this run (see "
-                   "process_exited in phigate's log); its figures are not comparable")
+            yield (
+                f"{where}: a phigate process exited or started during this run (see "
+                "process_exited in phigate's log); its figures are not comparable"
+            )
         if r.lost or r.extra or r.queue_left:
-            yield (f"{where}: PROMISE BROKEN: accepted {r.accepted}, sink got {r.delivered}, "
-                   f"{r.undelivered_ids} accepted IDs not delivered, {r.queue_left} jobs queued")
+            yield (
+                f"{where}: PROMISE BROKEN: accepted {r.accepted}, sink got {r.delivered}, "
+                f"{r.undelivered_ids} accepted IDs not delivered, {r.queue_left} jobs queued"
+            )
 
 
 def target_lines(results: Sequence[RunResult], peak_rss_mb: float) -> Iterator[str]:
@@ -826,23 +895,39 @@ def target_lines(results: Sequence[RunResult], peak_rss_mb: float) -> Iterator[s
         if r.listener != "plain" or r.sessions != TARGET_SESSIONS:
             continue
         checks = [
-            ("accepted/s", r.accepted_per_s >= TARGET_RATE, f"{r.accepted_per_s:.0f}",
-             f">= {TARGET_RATE}"),
-            ("delivered/s", r.delivered_per_s >= TARGET_RATE, f"{r.delivered_per_s:.0f}",
-             f">= {TARGET_RATE}"),
+            (
+                "accepted/s",
+                r.accepted_per_s >= TARGET_RATE,
+                f"{r.accepted_per_s:.0f}",
+                f">= {TARGET_RATE}",
+            ),
+            (
+                "delivered/s",
+                r.delivered_per_s >= TARGET_RATE,
+                f"{r.delivered_per_s:.0f}",
+                f">= {TARGET_RATE}",
+            ),
             ("p99 ms", r.p99_ms < TARGET_P99_MS, f"{r.p99_ms:.0f}", f"< {TARGET_P99_MS}"),
-            ("peak RSS MB (whole benchmark)", peak_rss_mb < TARGET_RSS_MB, f"{peak_rss_mb:.0f}",
-             f"< {TARGET_RSS_MB}"),
+            (
+                "peak RSS MB (whole benchmark)",
+                peak_rss_mb < TARGET_RSS_MB,
+                f"{peak_rss_mb:.0f}",
+                f"< {TARGET_RSS_MB}",
+            ),
         ]
-        parts = [f"{name} {value} ({'met' if ok else 'MISSED'}: {goal})"
-                 for name, ok, value, goal in checks]
+        parts = [
+            f"{name} {value} ({'met' if ok else 'MISSED'}: {goal})"
+            for name, ok, value, goal in checks
+        ]
         yield f"targets, plain listener, {TARGET_SESSIONS} sessions: " + "; ".join(parts)
 
 
 def plan(args: argparse.Namespace) -> list[RunSpec]:
     many = args.messages or (QUICK_MESSAGES if args.quick else DEFAULT_MESSAGES)
-    specs = [RunSpec(listener, min(5, args.sessions[-1]), 20, report=False)
-             for listener in args.listeners]  # warm-up: imports, caches, the argon2 check
+    specs = [
+        RunSpec(listener, min(5, args.sessions[-1]), 20, report=False)
+        for listener in args.listeners
+    ]  # warm-up: imports, caches, the argon2 check
     for listener in args.listeners:
         for sessions in args.sessions:
             messages = many if sessions > 1 else max(1, many // 4)
@@ -867,31 +952,69 @@ def _listener_list(text: str) -> list[str]:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Benchmark phigate's relay path (load generator -> phigate -> sink) on "
-        "127.0.0.1.")
-    parser.add_argument("--messages", type=int, default=None,
-                        help=f"Messages per run with several sessions (default "
-                        f"{DEFAULT_MESSAGES}; a 1-session run sends a quarter).")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"Smoke run: {QUICK_MESSAGES} messages per run.")
-    parser.add_argument("--sessions", type=_int_list, default=list(DEFAULT_SESSIONS),
-                        help="Concurrent sessions per run, comma separated (default 1,10,50).")
-    parser.add_argument("--listeners", type=_listener_list, default=list(LISTENERS),
-                        help="plain, starttls or both (default plain,starttls).")
-    parser.add_argument("--sink", choices=("auto", "smtp-sink", "python"), default="auto",
-                        help="auto: Postfix's smtp-sink if installed, else bench/sink.py.")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="delivery.workers for phigate (default: phigate's default).")
-    parser.add_argument("--processes", type=int, default=1,
-                        help="phigate's `processes` setting: server processes forked by a "
-                        "supervisor when above 1 (default 1).")
-    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
-                        default="info", help="phigate's log level (default info).")
-    parser.add_argument("--time-limit", type=float, default=300.0,
-                        help="Stop submitting after this many seconds in one run.")
-    parser.add_argument("--json", action="store_true",
-                        help="Print the results as JSON on stdout (the table goes to stderr).")
-    parser.add_argument("--keep", action="store_true",
-                        help="Keep the temporary directory (config, data, logs).")
+        "127.0.0.1."
+    )
+    parser.add_argument(
+        "--messages",
+        type=int,
+        default=None,
+        help=f"Messages per run with several sessions (default "
+        f"{DEFAULT_MESSAGES}; a 1-session run sends a quarter).",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help=f"Smoke run: {QUICK_MESSAGES} messages per run."
+    )
+    parser.add_argument(
+        "--sessions",
+        type=_int_list,
+        default=list(DEFAULT_SESSIONS),
+        help="Concurrent sessions per run, comma separated (default 1,10,50).",
+    )
+    parser.add_argument(
+        "--listeners",
+        type=_listener_list,
+        default=list(LISTENERS),
+        help="plain, starttls or both (default plain,starttls).",
+    )
+    parser.add_argument(
+        "--sink",
+        choices=("auto", "smtp-sink", "python"),
+        default="auto",
+        help="auto: Postfix's smtp-sink if installed, else bench/sink.py.",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="delivery.workers for phigate (default: phigate's default).",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="phigate's `processes` setting: server processes forked by a "
+        "supervisor when above 1 (default 1).",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="phigate's log level (default info).",
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=300.0,
+        help="Stop submitting after this many seconds in one run.",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="Print the results as JSON on stdout (the table goes to stderr).",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="Keep the temporary directory (config, data, logs)."
+    )
     args = parser.parse_args(argv)
     if args.messages is not None and not 1 <= args.messages <= 1_000_000:
         parser.error("--messages must be 1..1000000")
@@ -926,11 +1049,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         gate.prepare()
         gate.start()
         servers = gate.tree()[1:]
-        log(f"phigate pid {gate.pid}"
-            + (f" (supervisor; server processes {', '.join(map(str, servers))})"
-               if args.processes > 1 else "")
+        log(
+            f"phigate pid {gate.pid}"
+            + (
+                f" (supervisor; server processes {', '.join(map(str, servers))})"
+                if args.processes > 1
+                else ""
+            )
             + f" plain=127.0.0.1:{gate.plain_port} starttls=127.0.0.1:{gate.tls_port}; "
-            f"sink {sink.kind} on 127.0.0.1:{sink.port}; work dir {workdir}")
+            f"sink {sink.kind} on 127.0.0.1:{sink.port}; work dir {workdir}"
+        )
         startup_rss_kb = gate.startup_peak_rss_kb  # before any per-run reset
         sampler = Sampler(sink, gate.pid)
         sampler.start()
@@ -953,11 +1081,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             split = ""
             if args.processes > 1:
                 split = "; CPU % by process " + " ".join(
-                    f"{pid}:{pct:.0f}" for pid, pct in result.process_cpu_percent.items())
-            log(f"  accepted {result.accepted}/{result.sent} in {result.submit_seconds:.2f} s, "
+                    f"{pid}:{pct:.0f}" for pid, pct in result.process_cpu_percent.items()
+                )
+            log(
+                f"  accepted {result.accepted}/{result.sent} in {result.submit_seconds:.2f} s, "
                 f"{result.accepted_per_s:.0f}/s; delivered {result.delivered}, "
                 f"{result.delivered_per_s:.0f}/s end to end; p99 {result.p99_ms:.1f} ms"
-                f"{split}" + ("" if result.ok else "  <- PROBLEM"))
+                f"{split}" + ("" if result.ok else "  <- PROBLEM")
+            )
     except BenchError as exc:
         log(f"bench: {exc}")
         return 2
@@ -968,8 +1099,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if sink is not None:
             sink.stop()
         if gate is not None and stopped not in (None, 0):
-            log(f"bench: phigate exit status {stopped} (0 expected after SIGTERM):\n"
-                f"{gate.log_tail()}")
+            log(
+                f"bench: phigate exit status {stopped} (0 expected after SIGTERM):\n"
+                f"{gate.log_tail()}"
+            )
         if args.keep:
             log(f"kept {workdir}")
         else:
@@ -978,16 +1111,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     yardstick_after = calibrate()
     out = sys.stderr if args.json else sys.stdout
     print(format_table(results), file=out)
-    tree_note = (f" (sum over the supervisor and {args.processes} server processes)"
-                 if args.processes > 1 else "")
-    print(f"phigate processes: {args.processes}; peak RSS{tree_note}: "
-          f"{startup_rss_kb / 1024:.0f} MB at start-up, "
-          f"{warmup_peak_mb:.0f} MB in the warm-ups, {overall_peak_mb:.0f} MB in the runs; "
-          f"sink: {sink.kind}; machine yardstick "
-          f"{yardstick_before:.0f}/{yardstick_after:.0f} ms (before/after, lower is faster)",
-          file=out)
-    for line in target_lines(results, max(startup_rss_kb / 1024, warmup_peak_mb,
-                                          overall_peak_mb)):
+    tree_note = (
+        f" (sum over the supervisor and {args.processes} server processes)"
+        if args.processes > 1
+        else ""
+    )
+    print(
+        f"phigate processes: {args.processes}; peak RSS{tree_note}: "
+        f"{startup_rss_kb / 1024:.0f} MB at start-up, "
+        f"{warmup_peak_mb:.0f} MB in the warm-ups, {overall_peak_mb:.0f} MB in the runs; "
+        f"sink: {sink.kind}; machine yardstick "
+        f"{yardstick_before:.0f}/{yardstick_after:.0f} ms (before/after, lower is faster)",
+        file=out,
+    )
+    for line in target_lines(results, max(startup_rss_kb / 1024, warmup_peak_mb, overall_peak_mb)):
         print(line, file=out)
     for note in notes(results):
         print(note, file=out)

@@ -154,8 +154,9 @@ class SinkProtocol(asyncio.Protocol):
         return b"502 5.5.1 Command not implemented\r\n"
 
 
-async def serve_control(counters: Counters, reader: asyncio.StreamReader,
-                        writer: asyncio.StreamWriter) -> None:
+async def serve_control(
+    counters: Counters, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
     """Answer COUNT (and SESSIONS) lines until the client goes away."""
     try:
         for _ in range(10_000_000):  # bounded; a poller asks a few times a second
@@ -176,8 +177,9 @@ async def serve_control(counters: Counters, reader: asyncio.StreamReader,
         writer.close()
 
 
-async def main_async(host: str, port: int, control_port: int, idle_timeout: float,
-                     lifetime: float) -> None:
+async def main_async(
+    host: str, port: int, control_port: int, idle_timeout: float, lifetime: float
+) -> None:
     loop = asyncio.get_running_loop()
     counters = Counters()
     stop = asyncio.Event()
@@ -204,8 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--control-port", type=int, required=True)
     parser.add_argument("--idle-timeout", type=float, default=120.0)
-    parser.add_argument("--lifetime", type=float, default=3600.0,
-                        help="Exit after this many seconds even if never told to stop.")
+    parser.add_argument(
+        "--lifetime",
+        type=float,
+        default=3600.0,
+        help="Exit after this many seconds even if never told to stop.",
+    )
     args = parser.parse_args(argv)
     if not args.host.startswith("127."):
         parser.error("the sink only listens on loopback (127.0.0.0/8)")
