@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from yaml.events import AliasEvent, CollectionStartEvent, NodeEvent, ScalarEvent
+from yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    NodeEvent,
+    ScalarEvent,
+)
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 
@@ -419,12 +425,48 @@ def _syntax_error(exc: yaml.YAMLError, text: str, source: str) -> YamlError:
     return YamlError(source, None, None, str(exc), "check the file is valid YAML")
 
 
+# Deepest nesting of sections and lists a file may use (see _too_deep).
+MAX_DEPTH = 50
+
+
+def _too_deep(text: str, source: str) -> YamlError | None:
+    """A problem if sections and lists nest deeper than any phigate file needs.
+
+    The YAML composer, the strict builder and (for policies) the condition
+    compiler all recurse once per level; a file like "[[[[..." a few hundred levels deep
+    would end in RecursionError instead of a located problem. PyYAML's event
+    parser is iterative, so counting levels with it is safe at any depth.
+    """
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    return YamlError(
+                        source,
+                        mark.line + 1 if mark is not None else 1,
+                        mark.column + 1 if mark is not None else 1,
+                        f"sections and lists nest more than {MAX_DEPTH} levels deep here",
+                        "flatten the file: no phigate file needs this much nesting",
+                    )
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return None  # load_yaml reports the syntax error, with a better message
+    return None
+
+
 def load_yaml(text: str, source: str) -> YamlDocument:
     """Parse one YAML document strictly; raise YamlError on any problem.
 
     `source` is the name shown in messages (normally the file path). An
     empty document gives `data` None.
     """
+    too_deep = _too_deep(text, source)
+    if too_deep is not None:
+        raise too_deep
     try:
         # The reader checks for control characters already in the constructor.
         loader = StrictLoader(text, source)

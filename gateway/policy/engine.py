@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Literal
 
 from gateway.policy.facts import MessageFacts, domain_of
@@ -120,6 +121,30 @@ class CompiledRule:
     recipient_tests: tuple[Test, ...]
     outcome: Outcome
     tests: tuple[Test, ...] = field(default=())  # in the order written, for explanations
+    # The tests above folded into one callable each (None: nothing to test), so
+    # that deciding costs one call per rule rather than a loop over tuples.
+    message_check: Callable[[Context], bool] | None = field(init=False, repr=False, compare=False)
+    recipient_check: Callable[[Context], bool] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message_check", _all_hold(self.message_tests))
+        object.__setattr__(self, "recipient_check", _all_hold(self.recipient_tests))
+
+
+def _all_hold(tests: tuple[Test, ...]) -> Callable[[Context], bool] | None:
+    if not tests:
+        return None
+    if len(tests) == 1:
+        return tests[0].check
+    checks = tuple(t.check for t in tests)
+
+    def check(context: Context) -> bool:
+        for one in checks:  # noqa: SIM110  (a loop beats all() over a generator here)
+            if not one(context):
+                return False
+        return True
+
+    return check
 
 
 @dataclass(frozen=True)
@@ -163,7 +188,10 @@ class CompiledPolicy:
     uses_consent: bool
 
     def recipient_groups_of(self, address: str) -> frozenset[str]:
-        return frozenset(g.name for g in self.recipient_groups if g.has_address(address))
+        domain = domain_of(address)  # once, not once per group
+        return frozenset(
+            g.name for g in self.recipient_groups if address in g.addresses or domain in g.domains
+        )
 
     def sender_groups_of(self, facts: MessageFacts) -> frozenset[str]:
         return frozenset(
@@ -277,15 +305,30 @@ def _domains(key: str, scope: Scope, wanted: list[str], fact: Callable[[Context]
 def _combined(key: str, children: tuple[Test, ...], mode: str) -> Test:
     scope: Scope = "recipient" if any(t.scope == "recipient" for t in children) else "message"
     checks = tuple(t.check for t in children)
+    # Plain loops rather than any()/all() over generators: this is the hot path.
     if mode == "any":
-        check: Callable[[Context], bool] = lambda c: any(f(c) for f in checks)  # noqa: E731
+
+        def check(c: Context) -> bool:
+            for one in checks:  # noqa: SIM110
+                if one(c):
+                    return True
+            return False
+
         wanted = "at least one group holds"
-    elif mode == "all":
-        check = lambda c: all(f(c) for f in checks)  # noqa: E731
-        wanted = "every group holds"
     else:
-        check = lambda c: not all(f(c) for f in checks)  # noqa: E731
-        wanted = "the group does not hold"
+
+        def every(c: Context) -> bool:
+            for one in checks:  # noqa: SIM110
+                if not one(c):
+                    return False
+            return True
+
+        if mode == "all":
+            check = every
+            wanted = "every group holds"
+        else:
+            check = lambda c: not every(c)  # noqa: E731
+            wanted = "the group does not hold"
     return Test(key, scope, check, wanted, lambda c: "", children)
 
 
@@ -303,58 +346,64 @@ def compile_conditions(conditions: Conditions | None) -> tuple[Test, ...]:
 
 
 def _compile_one(key: str, value: Any) -> Test:
+    # Facts are read with operator.attrgetter where they are plain attributes:
+    # it runs in C, where a lambda would add a Python call to every condition.
     m: Scope = "message"
     r: Scope = "recipient"
     if key == "principal":
         return _any_of(key, m, value, lambda c: c.message.principal or "none")
     if key == "sender":
-        return _any_of(key, m, value, lambda c: c.message.sender)
+        return _any_of(key, m, value, attrgetter("message.sender"))
     if key == "sender_domain":
-        return _domains(key, m, value, lambda c: c.message.sender_domain)
+        return _domains(key, m, value, attrgetter("message.sender_domain"))
+    if key == "from_address":
+        return _any_of(key, m, value, attrgetter("message.from_address"))
+    if key == "from_domain":
+        return _domains(key, m, value, attrgetter("message.from_domain"))
     if key == "sender_group":
-        return _overlaps(key, m, value, lambda c: c.sender_groups)
+        return _overlaps(key, m, value, attrgetter("sender_groups"))
     if key == "recipient":
-        return _any_of(key, r, value, lambda c: c.recipient)
+        return _any_of(key, r, value, attrgetter("recipient"))
     if key == "recipient_domain":
-        return _domains(key, r, value, lambda c: c.recipient_domain)
+        return _domains(key, r, value, attrgetter("recipient_domain"))
     if key == "recipient_group":
-        return _overlaps(key, r, value, lambda c: c.recipient_groups)
+        return _overlaps(key, r, value, attrgetter("recipient_groups"))
     if key == "category":
-        return _any_of(key, m, value, lambda c: c.category)
+        return _any_of(key, m, value, attrgetter("category"))
     if key == "category_header":
-        return _any_of(key, m, [v.lower() for v in value], lambda c: c.message.category_header)
+        return _any_of(key, m, [v.lower() for v in value], attrgetter("message.category_header"))
     if key == "header_present":
-        return _overlaps(key, m, value, lambda c: c.message.headers)
+        return _overlaps(key, m, value, attrgetter("message.headers"))
     if key == "list_unsubscribe":
         return _flag(key, value, lambda c: "list-unsubscribe" in c.message.headers)
     if key == "phi":
-        return _flag(key, value, lambda c: c.message.findings.phi)
+        return _flag(key, value, attrgetter("message.findings.phi"))
     if key == "phi_types":
         return _overlaps(key, m, value, lambda c: frozenset(c.message.findings.types))
     if key == "phi_count":
-        return _range(key, value, lambda c: c.message.findings.count)
+        return _range(key, value, attrgetter("message.findings.count"))
     if key == "phi_in_subject":
-        return _flag(key, value, lambda c: c.message.findings.in_subject)
+        return _flag(key, value, attrgetter("message.findings.in_subject"))
     if key == "phi_in_attachment":
-        return _flag(key, value, lambda c: c.message.findings.in_attachment)
+        return _flag(key, value, attrgetter("message.findings.in_attachment"))
     if key == "structured_payload":
-        return _flag(key, value, lambda c: c.message.findings.structured)
+        return _flag(key, value, attrgetter("message.findings.structured"))
     if key == "unscannable":
-        return _flag(key, value, lambda c: c.message.findings.unscannable)
+        return _flag(key, value, attrgetter("message.findings.unscannable"))
     if key == "consent":
-        return _any_of(key, r, value, lambda c: c.consent)
+        return _any_of(key, r, value, attrgetter("consent"))
     if key == "attachment_types":
         return _attachment_types(value)
     if key == "size":
-        return _range(key, value, lambda c: c.message.size)
+        return _range(key, value, attrgetter("message.size"))
     if key == "inbound_tls":
-        return _flag(key, value, lambda c: c.message.inbound_tls)
+        return _flag(key, value, attrgetter("message.inbound_tls"))
     if key == "authenticated":
-        return _flag(key, value, lambda c: c.message.authenticated)
+        return _flag(key, value, attrgetter("message.authenticated"))
     if key == "time_of_day":
         return _time_of_day(value)
     if key == "weekdays":
-        return _any_of(key, m, value, lambda c: c.message.weekday)
+        return _any_of(key, m, value, attrgetter("message.weekday"))
     if key in ("any_of", "all_of"):
         children = tuple(
             _combined(f"{key}[{i}]", compile_conditions(g), "all") for i, g in enumerate(value)
@@ -429,8 +478,9 @@ def decide(
         for index, rule in enumerate(policy.rules):
             holds = message_holds[index]
             if holds is None:
-                holds = message_holds[index] = _holds(rule.message_tests, shared)
-            if holds and _holds(rule.recipient_tests, context):
+                check = rule.message_check
+                holds = message_holds[index] = check is None or check(shared)
+            if holds and (rule.recipient_check is None or rule.recipient_check(context)):
                 decisions.append(_decision(policy, facts, recipient, state, rule.outcome, rule.id))
                 break
         else:

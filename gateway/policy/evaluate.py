@@ -13,7 +13,14 @@ from email.message import Message
 from gateway.consent import ConsentSource
 from gateway.inspect.findings import Findings
 from gateway.policy.engine import CompiledPolicy, Decision, categorize, decide
-from gateway.policy.facts import Envelope, MessageFacts, header_names, header_value, message_facts
+from gateway.policy.facts import (
+    Envelope,
+    MessageFacts,
+    header_from,
+    header_names,
+    header_value,
+    message_facts,
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,7 @@ def facts_for(
 ) -> MessageFacts:
     return message_facts(
         envelope,
+        header_from(message),
         header_names(message),
         header_value(message, policy.category_header),
         size,

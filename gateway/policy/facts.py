@@ -2,8 +2,9 @@
 
 Pure functions: the intake, `policy explain` and `policy test` all build facts
 here, so the three can never disagree about what a message looks like.
-Header values are read for one header only (the policy's category header);
-no other header value, and never the subject, becomes a fact.
+Header values are read for two headers only: the address in From and the
+policy's category header; no other header value, and never the subject,
+becomes a fact.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import Message
+from email.utils import getaddresses
 from zoneinfo import ZoneInfo
 
 from gateway.inspect.findings import Findings
@@ -18,6 +20,7 @@ from gateway.policy.model import WEEKDAYS
 
 # Longest category header value worth comparing; anything longer matches nothing.
 _HEADER_VALUE_MAX = 64
+_ADDRESS_MAX = 320
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class MessageFacts:
     principal: str | None
     sender: str
     sender_domain: str
+    from_address: str  # the address in the From header, "" if none can be read
+    from_domain: str
     authenticated: bool
     inbound_tls: bool
     size: int
@@ -64,8 +69,19 @@ def header_value(message: Message, name: str) -> str | None:
     return value if len(value) <= _HEADER_VALUE_MAX else None
 
 
+def header_from(message: Message) -> str:
+    """The first address of the From header, lower-cased domain; "" if there is none."""
+    raw = message.get_all("From") or []
+    addresses = [address for _, address in getaddresses([str(v) for v in raw]) if "@" in address]
+    if not addresses or len(addresses[0]) > _ADDRESS_MAX:
+        return ""
+    local, _, domain = addresses[0].rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
 def message_facts(
     envelope: Envelope,
+    from_address: str,
     headers: frozenset[str],
     category_header: str | None,
     size: int,
@@ -78,6 +94,8 @@ def message_facts(
         principal=envelope.principal,
         sender=envelope.sender,
         sender_domain=domain_of(envelope.sender),
+        from_address=from_address,
+        from_domain=domain_of(from_address),
         authenticated=envelope.authenticated,
         inbound_tls=envelope.inbound_tls,
         size=size,

@@ -15,9 +15,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-from yaml.events import CollectionEndEvent, CollectionStartEvent
-
 from gateway.policy.engine import (
     CompiledCategoryRule,
     CompiledPolicy,
@@ -75,9 +72,6 @@ POLICY_SCHEMA = ModelSchema(
     ),
     fallback_hint="see docs/policy.md for this setting",
 )
-
-# Deepest nesting of sections and lists a policy file may use (see _too_deep).
-MAX_DEPTH = 50
 
 # Conditions a category rule may not use: the category does not exist yet,
 # and categories belong to the message, not to one recipient.
@@ -151,10 +145,6 @@ def load_policy_texts(texts: Sequence[tuple[str, str]]) -> CompiledPolicy:
     parsed: list[tuple[YamlDocument, PolicyFile]] = []
     problems: list[YamlError] = []
     for source, text in texts:
-        too_deep = _too_deep(text, source)
-        if too_deep is not None:
-            problems.append(too_deep)
-            continue
         try:
             doc = load_yaml(text, source)
         except YamlError as exc:
@@ -182,35 +172,6 @@ def load_policy_texts(texts: Sequence[tuple[str, str]]) -> CompiledPolicy:
     for source, text in texts:
         version.update(Path(source).name.encode() + b"\0" + text.encode() + b"\0")
     return _compile(merged, version.hexdigest()[:16], tuple(s for s, _ in texts))
-
-
-def _too_deep(text: str, source: str) -> YamlError | None:
-    """A problem if sections and lists nest deeper than any policy needs.
-
-    The YAML composer, the strict builder and the condition compiler all
-    recurse once per level; a file like "[[[[..." a few hundred levels deep
-    would end in RecursionError instead of a located problem. PyYAML's event
-    parser is iterative, so counting levels with it is safe at any depth.
-    """
-    depth = 0
-    try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, CollectionStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    mark = event.start_mark
-                    return YamlError(
-                        source,
-                        mark.line + 1 if mark is not None else 1,
-                        mark.column + 1 if mark is not None else 1,
-                        f"sections and lists nest more than {MAX_DEPTH} levels deep here",
-                        "flatten the conditions: a policy never needs this much nesting",
-                    )
-            elif isinstance(event, CollectionEndEvent):
-                depth -= 1
-    except yaml.YAMLError:
-        return None  # load_yaml reports the syntax error, with a better message
-    return None
 
 
 # --- merging files and cross-checking -------------------------------------------------

@@ -197,6 +197,12 @@ class Conditions(StrictModel):
     sender_domain: list[str] | None = _one_or_list(
         "sender domain(s); *.example.org matches subdomains"
     )
+    from_address: list[str] | None = _one_or_list(
+        "address(es) in the From header (what the reader sees; the envelope sender may differ)"
+    )
+    from_domain: list[str] | None = _one_or_list(
+        "domain(s) of the From header address; *.example.org matches subdomains"
+    )
     sender_group: list[str] | None = _one_or_list("sender group name(s)")
     recipient: list[str] | None = _one_or_list("recipient address(es)")
     recipient_domain: list[str] | None = _one_or_list(
@@ -254,6 +260,8 @@ class Conditions(StrictModel):
         "principal",
         "sender",
         "sender_domain",
+        "from_address",
+        "from_domain",
         "sender_group",
         "recipient",
         "recipient_domain",
@@ -268,12 +276,12 @@ class Conditions(StrictModel):
         mode="before",
     )(_as_list)
 
-    @field_validator("sender_domain", "recipient_domain")
+    @field_validator("sender_domain", "from_domain", "recipient_domain")
     @classmethod
     def _domains(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else [_domain(v) for v in value]
 
-    @field_validator("sender", "recipient")
+    @field_validator("sender", "from_address", "recipient")
     @classmethod
     def _addresses(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else [_address(v) for v in value]
@@ -395,7 +403,9 @@ class Outcome(StrictModel):
         "for hold: how the message leaves once released",
     )
     reason: str | None = Field(
-        default=None, description="for reject and hold: shown to the sender (printable ASCII)"
+        default=None,
+        description="reject: shown to the sender in the SMTP reply and DSN; hold: recorded "
+        "for the admin who reviews it (printable ASCII)",
     )
     subject: Subject | None = Field(
         default=None,
