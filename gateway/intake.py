@@ -27,7 +27,7 @@ from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.config import ReceivedHeaderConfig
 from gateway.consent import ConsentSource
-from gateway.delivery.bounce import BounceMaker
+from gateway.delivery.bounce import BounceMaker, queue_dsn
 from gateway.delivery.dsn import FailedRecipient, is_null_sender
 from gateway.inspect import inspect_message
 from gateway.logs import event
@@ -248,27 +248,15 @@ class Intake:
             ),
         ]
         dsn = self._refusal_notice(queue_id, submission, parsed, evaluation.refused, now)
-        if dsn is not None:
-            events.append(
-                AuditEvent(
-                    event="dsn",
-                    result="queued",
-                    queue_id=dsn.queue_id,
-                    sender="",
-                    recipients=(submission.sender,),
-                    size=dsn.size,
-                    detail=f"for {queue_id}: refused by policy",
-                    ts=now,
-                )
-            )
 
         def store(conn: Connection) -> None:
+            # May run again if the writer redoes its batch: build nothing it keeps.
             queue.insert_message(conn, record, new_jobs)
+            notices = []
             if dsn is not None:
-                queue.insert_message(
-                    conn, dsn, [queue.NewJob(submission.sender, queue.DEFAULT_ROUTE)]
-                )
-            trail.append(conn, events)
+                why = "refused by policy"
+                notices.append(queue_dsn(conn, dsn, queue_id, submission.sender, now, why))
+            trail.append(conn, [*events, *notices])
 
         try:
             await self.db.write(store)

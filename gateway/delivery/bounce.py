@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import Connection
+
+from gateway.audit.trail import AuditEvent
 from gateway.delivery.dsn import FailedRecipient, build_dsn
 from gateway.store import queue
 from gateway.store.keyring import Keyring
@@ -55,3 +58,20 @@ class BounceMaker:
             sealed=self.keyring.seal(content, dsn_id.encode()),
             is_dsn=True,
         )
+
+
+def queue_dsn(
+    conn: Connection, dsn: queue.NewMessage, original: str, to: str, now: float, why: str = ""
+) -> AuditEvent:
+    """Queue `dsn` (about message `original`) for `to`; returns its audit event."""
+    queue.insert_message(conn, dsn, [queue.NewJob(to, queue.DEFAULT_ROUTE)])
+    return AuditEvent(
+        event="dsn",
+        result="queued",
+        queue_id=dsn.queue_id,
+        sender="",
+        recipients=(to,),
+        size=dsn.size,
+        detail=f"for {original}" + (f": {why}" if why else ""),
+        ts=now,
+    )

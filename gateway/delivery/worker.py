@@ -26,7 +26,7 @@ from sqlalchemy import Connection
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.config import DeliveryConfig, parse_host_port
-from gateway.delivery.bounce import BounceMaker
+from gateway.delivery.bounce import BounceMaker, queue_dsn
 from gateway.delivery.client import HopError, RecipientResult, SmtpSender
 from gateway.delivery.dsn import FailedRecipient, is_null_sender
 from gateway.delivery.mx import MxResolver, RouteError
@@ -416,19 +416,7 @@ class DeliveryService:
                     )
                 )
             if dsn is not None and any(e.event == "bounced" for e in events):
-                queue.insert_message(conn, dsn, [queue.NewJob(message.sender, queue.DEFAULT_ROUTE)])
-                events.append(
-                    AuditEvent(
-                        event="dsn",
-                        result="queued",
-                        queue_id=dsn.queue_id,
-                        sender="",
-                        recipients=(message.sender,),
-                        size=dsn.size,
-                        detail=f"for {message.queue_id}",
-                        ts=now,
-                    )
-                )
+                events.append(queue_dsn(conn, dsn, message.queue_id, message.sender, now))
             trail.append(conn, events)
             queue.drop_finished_content(conn, message.queue_id)
 

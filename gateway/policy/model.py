@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -24,41 +24,13 @@ from pydantic import (
 
 from gateway.inspect.findings import PHI_TYPES
 
-CATEGORIES = ("treatment", "payment", "operations", "marketing", "transactional", "unknown")
-CONSENT_STATES = ("granted", "none", "revoked", "expired", "opted_out")
-MODES = ("standard", "tls", "smime", "portal")
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
 Category = Literal["treatment", "payment", "operations", "marketing", "transactional", "unknown"]
 ConsentState = Literal["granted", "none", "revoked", "expired", "opted_out"]
 Mode = Literal["standard", "tls", "smime", "portal"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-PhiType = Literal[
-    "name",
-    "ssn",
-    "mrn",
-    "npi",
-    "dea",
-    "mbi",
-    "member_id",
-    "account_number",
-    "phone",
-    "fax",
-    "email",
-    "street_address",
-    "date_of_birth",
-    "service_date",
-    "device_id",
-    "icd10",
-    "diagnosis",
-    "drug",
-    "lab_result",
-    "procedure",
-    "hl7",
-    "fhir",
-    "ccda",
-]
-assert set(PhiType.__args__) == set(PHI_TYPES), "PhiType must list gateway.inspect's PHI_TYPES"  # type: ignore[attr-defined]
+CATEGORIES: tuple[str, ...] = get_args(Category)
+CONSENT_STATES: tuple[str, ...] = get_args(ConsentState)
+WEEKDAYS: tuple[str, ...] = get_args(Weekday)
 
 # Rule and list names appear in audit events and SMTP replies: keep them short
 # identifiers so that no free text (let alone PHI) can travel that way.
