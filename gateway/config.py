@@ -141,6 +141,67 @@ class DeliveryConfig(_Strict):
         return self
 
 
+class IdentifierPattern(_Strict):
+    """An organisation's identifier format (MRN, member, account or device numbers)."""
+
+    type: Literal["mrn", "member_id", "account_number", "device_id"]
+    # A regular expression in the common subset of RE2 and Hyperscan: no
+    # look-around, no back-references. Matched on word boundaries.
+    pattern: str
+    # The identifier counts only with one of these words within
+    # inspection.context_window characters before it; empty: always counts.
+    context: list[str] = Field(default_factory=list)
+
+
+def _default_identifiers() -> list[IdentifierPattern]:
+    return [
+        IdentifierPattern(
+            type="mrn",
+            pattern=r"[A-Z]{0,3}[0-9]{6,10}",
+            context=["mrn", "medical record", "record number", "chart", "patient id"],
+        ),
+        IdentifierPattern(
+            type="member_id",
+            pattern=r"[A-Z]{0,4}[0-9]{6,12}",
+            context=["member", "subscriber", "policy", "plan id", "insurance id", "group"],
+        ),
+        IdentifierPattern(
+            type="account_number",
+            pattern=r"[0-9]{6,12}",
+            context=["account", "acct", "invoice", "statement", "claim"],
+        ),
+        IdentifierPattern(
+            type="device_id",
+            pattern=r"[A-Z0-9]{2,6}-?[0-9]{4,10}",
+            context=["serial", "lot", "device", "udi", "implant"],
+        ),
+    ]
+
+
+class InspectionConfig(_Strict):
+    """How messages are searched for PHI, and the budgets that keep it safe."""
+
+    # Budgets: what exceeds one is reported "unscannable", never skipped silently.
+    max_text_chars: int = Field(default=2_000_000, ge=1000)  # extracted text, whole message
+    max_attachment_bytes: int = Field(default=25_000_000, ge=1000)  # one attachment, decoded
+    extractor_timeout: float = Field(default=2.0, gt=0)  # seconds per attachment extractor
+    extractor_memory_mb: int = Field(default=512, ge=64)  # address space of an extractor
+    archive_max_depth: int = Field(default=2, ge=0)  # zip inside zip ...
+    archive_max_members: int = Field(default=200, ge=1)
+    archive_max_ratio: int = Field(default=100, ge=1)  # uncompressed / compressed size
+    archive_max_bytes: int = Field(default=50_000_000, ge=1000)  # all members, uncompressed
+    # Characters before an identifier searched for its context words.
+    context_window: int = Field(default=60, ge=0, le=1000)
+    identifiers: list[IdentifierPattern] = Field(default_factory=_default_identifiers)
+    # The PHI rule (docs/inspection.md): identifiers of a person are PHI when
+    # the message holds at least this many health terms (ICD-10 codes,
+    # diagnoses, drugs, lab results, procedures) ...
+    min_health_terms: int = Field(default=1, ge=1)
+    # ... while direct identifiers (SSN, MRN, MBI, member id) are PHI in any
+    # message with health context words; true: they need health terms too.
+    direct_identifiers_need_health_terms: bool = False
+
+
 class Settings(_Strict):
     """The whole settings file."""
 
@@ -160,6 +221,7 @@ class Settings(_Strict):
     limits: LimitsConfig = LimitsConfig()
     received_header: ReceivedHeaderConfig = ReceivedHeaderConfig()
     delivery: DeliveryConfig = DeliveryConfig()
+    inspection: InspectionConfig = InspectionConfig()
     # The address DSNs come from (local part @ hostname when empty).
     postmaster: str = ""
     # Server processes sharing the listening sockets and the store (pre-fork).

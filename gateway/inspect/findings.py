@@ -55,6 +55,10 @@ class Findings:
     unscannable: bool = False  # some part could not be scanned (image, encrypted, over budget)
     # Content types of attachments ("application/pdf") and file-name extensions (".pdf").
     attachment_types: frozenset[str] = frozenset()
+    # Where: place label ("subject", "header", "body[0]", "attachment[1]") -> type -> count.
+    places: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    # Why content could not be scanned: reason ("image", "encrypted", "timeout" ...) -> count.
+    unscannable_reasons: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
