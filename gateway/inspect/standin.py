@@ -12,6 +12,7 @@ import re
 from collections import Counter
 from email.message import Message
 
+from gateway.config import InspectionConfig
 from gateway.inspect.findings import Findings
 
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -44,7 +45,7 @@ def _text_of(part: Message) -> str | None:
         return payload.decode("utf-8", errors="replace")
 
 
-def inspect_message(message: Message) -> Findings:
+def inspect_message(message: Message, config: InspectionConfig | None = None) -> Findings:
     counts: Counter[str] = Counter()
     in_subject = _scan(str(message.get("Subject", "")), counts)
     in_attachment = unscannable = False
