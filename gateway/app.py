@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from gateway.config import LimitsConfig, Settings
 from gateway.consent import NoConsentRecords
 from gateway.delivery.worker import DeliveryService
+from gateway.inspect.inspector import Inspector
 from gateway.intake import Intake
 from gateway.logs import event
 from gateway.policy.live import PID_FILE, LivePolicy, policy_directory
@@ -147,11 +148,13 @@ async def run(
     delivery = DeliveryService(
         settings.delivery, db, keyring, settings.hostname, settings.postmaster_address
     )
+    inspector = Inspector(settings.inspection)
     intake = Intake(
         db,
         keyring,
         settings.hostname,
         settings.received_header,
+        inspector=inspector,
         policy=lambda: policy.current,
         consent=NoConsentRecords(),
         bounces=delivery.bounces,
@@ -200,6 +203,7 @@ async def run(
     finally:
         await _shutdown(contexts, servers, delivery, grace)
         policy.stopped()
+        inspector.close()
         db.close()
         event(log, "stopped")
 

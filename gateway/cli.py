@@ -21,6 +21,8 @@ from gateway.audit.trail import AuditEvent
 from gateway.config import Settings
 from gateway.consent import NoConsentRecords
 from gateway.inspect import inspect_message
+from gateway.inspect.findings import Findings
+from gateway.inspect.inspector import Inspector
 from gateway.intake import parse
 from gateway.policy.cases import run_policy_tests
 from gateway.policy.engine import CompiledPolicy, Outcome
@@ -667,9 +669,8 @@ def policy_explain(
         _fail(f"{exc} (write e.g. --from ehr@clinic.example --to dr@partner.example)", EXIT_USAGE)
         raise
     parsed = parse(content)
-    facts = facts_for(
-        policy, envelope, parsed.message, len(content), inspect_message(parsed.message), time.time()
-    )
+    findings = inspect_message(parsed.message, _settings(config_file, None).inspection)
+    facts = facts_for(policy, envelope, parsed.message, len(content), findings, time.time())
     evaluation = evaluate(policy, envelope, facts, NoConsentRecords())
     if as_json:
         _print_json(explanation(policy, evaluation))
@@ -731,6 +732,69 @@ def policy_reload(config_file: str | None, data_dir: str | None, timeout: float)
         errors = "\n".join(sorted({s.error or "loaded another version" for s in failed}))
         _fail(f"reload failed; the running policy stays in force:\n{errors}")
     click.echo(f"Reloaded policy version {expected} from {directory}.")
+
+
+# --- inspect ------------------------------------------------------------------
+
+
+def _phi_verdict(findings: Findings) -> bool | str:
+    if findings.phi:
+        return True
+    return "unscannable" if findings.unscannable else False
+
+
+def _inspection_report(path: str, findings: Findings) -> dict[str, Any]:
+    return {
+        "file": path,
+        "phi": _phi_verdict(findings),
+        "findings": dict(sorted(findings.types.items())),
+        "in_subject": findings.in_subject,
+        "in_attachment": findings.in_attachment,
+        "structured": findings.structured,
+        "places": {place: dict(types) for place, types in sorted(findings.places.items())},
+        "unscannable": dict(findings.unscannable_reasons),
+        "attachment_types": sorted(findings.attachment_types),
+    }
+
+
+def _inspection_line(report: dict[str, Any]) -> str:
+    verdict = {True: "PHI", False: "no PHI", "unscannable": "unscannable"}[report["phi"]]
+    details = [", ".join(f"{k}={v}" for k, v in report["findings"].items())]
+    if report["places"]:
+        details.append("in " + ", ".join(report["places"]))
+    if report["unscannable"]:
+        details.append(
+            "unscannable: " + ", ".join(f"{k}={v}" for k, v in report["unscannable"].items())
+        )
+    shown = "; ".join(d for d in details if d)
+    return f"{report['file']}: {verdict}" + (f" ({shown})" if shown else "")
+
+
+@main.command("inspect")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line per message.")
+@_policy_option
+def inspect_command(files: tuple[str, ...], as_json: bool, config_file: str | None) -> None:
+    """Inspect MESSAGE.eml files for PHI exactly as the server does.
+
+    Prints, per message, whether it holds PHI (true, false or "unscannable"),
+    the finding types with counts and where they are (subject, header,
+    body[N], attachment[N]) — never the values. The `inspection:` settings
+    of -c apply (organisation identifier patterns, budgets, the PHI rule).
+
+    \b
+      phigate inspect mail/*.eml
+      phigate inspect --json mail/*.eml | jq 'select(.phi == false)'
+    """
+    settings = _settings(config_file, None)
+    inspector = Inspector(settings.inspection)
+    try:
+        for path in files:
+            findings = inspector.inspect(parse(Path(path).read_bytes()).message)
+            report = _inspection_report(path, findings)
+            click.echo(json.dumps(report) if as_json else _inspection_line(report))
+    finally:
+        inspector.close()
 
 
 # --- sandbox ------------------------------------------------------------------

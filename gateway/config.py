@@ -185,7 +185,7 @@ class InspectionConfig(_Strict):
     max_text_chars: int = Field(default=2_000_000, ge=1000)  # extracted text, whole message
     max_attachment_bytes: int = Field(default=25_000_000, ge=1000)  # one attachment, decoded
     extractor_timeout: float = Field(default=2.0, gt=0)  # seconds per attachment extractor
-    extractor_memory_mb: int = Field(default=512, ge=64)  # address space of an extractor
+    extractor_memory_mb: int = Field(default=512, ge=256)  # address space of an extractor
     archive_max_depth: int = Field(default=2, ge=0)  # zip inside zip ...
     archive_max_members: int = Field(default=200, ge=1)
     archive_max_ratio: int = Field(default=100, ge=1)  # uncompressed / compressed size
@@ -197,8 +197,8 @@ class InspectionConfig(_Strict):
     # the message holds at least this many health terms (ICD-10 codes,
     # diagnoses, drugs, lab results, procedures) ...
     min_health_terms: int = Field(default=1, ge=1)
-    # ... while direct identifiers (SSN, MRN, MBI, member id) are PHI in any
-    # message with health context words; true: they need health terms too.
+    # ... while direct identifiers (SSN, MRN, MBI, member id, date of birth)
+    # are PHI on their own; true: only with a health term or context word.
     direct_identifiers_need_health_terms: bool = False
 
 

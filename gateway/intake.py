@@ -29,7 +29,7 @@ from gateway.config import ReceivedHeaderConfig
 from gateway.consent import ConsentSource
 from gateway.delivery.bounce import BounceMaker, queue_dsn
 from gateway.delivery.dsn import FailedRecipient, is_null_sender
-from gateway.inspect import inspect_message
+from gateway.inspect.inspector import Inspector
 from gateway.logs import event
 from gateway.policy.engine import CompiledPolicy, Decision
 from gateway.policy.evaluate import Evaluation, evaluate, facts_for
@@ -120,6 +120,10 @@ def decision_event(
         detail += f" via={','.join(decision.via)}"
     if decision.neutral_subject is not None:
         detail += " subject=neutral"
+    findings = evaluation.facts.findings
+    detail += f" phi={'yes' if findings.phi else 'no'}"
+    if findings.unscannable:
+        detail += " unscannable=yes"
     return AuditEvent(
         event="policy",
         result=decision.action,
@@ -157,6 +161,7 @@ class Intake:
         keyring: Keyring,
         hostname: str,
         received: ReceivedHeaderConfig,
+        inspector: Inspector,
         policy: Callable[[], CompiledPolicy],
         consent: ConsentSource,
         bounces: BounceMaker,
@@ -166,6 +171,7 @@ class Intake:
         self.keyring = keyring
         self.hostname = hostname
         self.received = received
+        self.inspector = inspector
         self.policy = policy  # read once per message: a reload never splits a decision
         self.consent = consent
         self.bounces = bounces
@@ -176,7 +182,7 @@ class Intake:
         queue_id = queue.new_queue_id(now)
         try:
             parsed = parse(submission.content)
-            findings = inspect_message(parsed.message)
+            findings = await self.inspector.inspect_async(parsed.message)
             policy = self.policy()
             envelope = submission.envelope
             facts = facts_for(

@@ -6,9 +6,10 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from gateway.config import ReceivedHeaderConfig
+from gateway.config import InspectionConfig, ReceivedHeaderConfig
 from gateway.consent import ConsentSource, NoConsentRecords
 from gateway.delivery.bounce import BounceMaker
+from gateway.inspect.inspector import Inspector
 from gateway.intake import Intake, Submission
 from gateway.policy.loader import load_policy, shipped_policy_dir
 from gateway.store.database import Database
@@ -41,17 +42,20 @@ def _accept(db: Database, keyring: Keyring, consent: ConsentSource | None = None
         db.start()
         try:
             policy = load_policy(shipped_policy_dir())
+            inspector = Inspector(InspectionConfig())
             intake = Intake(
                 db,
                 keyring,
                 "phigate.test",
                 ReceivedHeaderConfig(),
+                inspector=inspector,
                 policy=lambda: policy,
                 consent=consent or NoConsentRecords(),
                 bounces=BounceMaker(keyring, "phigate.test", "postmaster@phigate.test"),
             )
             return str(await intake.accept(_submission()))
         finally:
+            inspector.close()
             db.stop()
 
     return asyncio.run(go())

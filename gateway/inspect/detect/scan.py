@@ -1,0 +1,524 @@
+"""From one text to typed spans: one engine pass, then validators and context rules.
+
+Matched values exist only as slices of the text inside these functions; they
+are never logged, stored or put in an exception.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import threading
+import unicodedata
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import NamedTuple
+
+from gateway.config import InspectionConfig
+from gateway.inspect.detect import names, patterns, validators
+from gateway.inspect.detect.engine import (
+    Backend,
+    DetectionError,
+    Engine,
+    Matches,
+    Pattern,
+    build_engine,
+    default_backend,
+)
+
+
+class Span(NamedTuple):
+    """A finding's type and its character offsets in the scanned text."""
+
+    type: str
+    start: int
+    end: int
+
+
+# Which type wins when candidates cover the same text (after context distance).
+_PRIORITY = {
+    t: n
+    for n, t in enumerate(
+        (
+            "ssn",
+            "mbi",
+            "dea",
+            "mrn",
+            "member_id",
+            "account_number",
+            "device_id",
+            "npi",
+            "icd10",
+            "date_of_birth",
+            "service_date",
+            "fax",
+            "phone",
+            "email",
+            "street_address",
+            "name",
+            "lab_result",
+            "drug",
+            "diagnosis",
+            "procedure",
+        )
+    )
+}
+CONTACT_TYPES = frozenset({"phone", "fax", "email", "street_address"})
+_DIGITS_AND_SEPARATORS = frozenset("0123456789/.-")
+_WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_GREETING_ENDS = (*patterns.GREETINGS, "attn:", "attention:", "to:")
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
+# After a lab name: a few linking words, then the value. Python's re, run only at the
+# end of a lab name the engine found, so both engines still give the same spans.
+_LAB_VALUE = re.compile(
+    r"(?:[ \t]*(?::|=|-|\([A-Za-z ]{1,20}\)|(?:levels?|results?|values?|was|were|is|are|of|at"
+    r"|reading|measured|came back|returned|today|now)\b)){0,4}[ \t]*(?:[<>]=?)?[ \t]*"
+    r"[0-9]{1,5}(?:\.[0-9]{1,3})?(?![0-9])",
+    re.IGNORECASE,
+)
+
+
+# A candidate: (start, -end, rank, type); sorted, the leftmost, longest, best-ranked
+# (lower: nearer context, then type priority) comes first.
+Candidate = tuple[int, int, int, str]
+Handler = Callable[["_Segment", int, int], None]
+_PHONE_WORD = re.compile(r"\b(?:phone|tel|telephone|cell|mobile|ph|office|main|call)\b", re.I)
+
+
+@dataclass
+class SegmentScan:
+    spans: list[Span] = field(default_factory=list)
+    # Phone numbers, e-mail and street addresses that belong to a patient (a
+    # patient context word before them, or a name next to them).
+    patient_contacts: int = 0
+    health_context: bool = False  # a health context word ("patient", "claim" ...)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do with the matches of one pattern."""
+
+    handler: Handler
+    # Context classes of which one must occur in the text, else the pattern's
+    # matches cannot count (an undashed SSN needs "SSN" ...): skipped unchecked.
+    needs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """The patterns of one configuration, compiled for one backend."""
+
+    engine: Engine
+    plans: tuple[Plan | None, ...]  # by pattern index; None: a context pattern
+    context_index: dict[str, int]  # context class -> pattern index
+
+
+def _plans(defs: Sequence[patterns.PatternDef], config: InspectionConfig) -> list[Plan | None]:
+    plans: list[Plan | None] = []
+    for d in defs:
+        kind = d.kind
+        if kind.startswith("ctx:"):
+            plans.append(None)
+        elif kind.startswith("label:"):
+            plans.append(Plan(_labelled(kind[6:])))
+        elif kind.startswith("ident:"):
+            ident = config.identifiers[int(kind[6:])]
+            cls = kind if ident.context else None
+            plans.append(Plan(_identifier(ident.type, cls), (kind,) if cls else ()))
+        else:
+            plans.append(Plan(_HANDLERS[kind], _NEEDS.get(kind, ())))
+    return plans
+
+
+_cache: dict[tuple[object, ...], Compiled] = {}
+_by_config: dict[int, tuple[InspectionConfig, Backend, Compiled]] = {}
+_lock = threading.Lock()
+
+
+def compiled_for(config: InspectionConfig, backend: Backend | None = None) -> Compiled:
+    """Compile once per configuration (only its identifier patterns vary the set)."""
+    backend = backend or default_backend()
+    hit = _by_config.get(id(config))
+    if hit is not None and hit[0] is config and hit[1] == backend:
+        return hit[2]
+    key = (backend, tuple((i.type, i.pattern, tuple(i.context)) for i in config.identifiers))
+    with _lock:
+        result = _cache.get(key)
+        if result is None:
+            defs = patterns.build(config)
+            result = Compiled(
+                engine=build_engine(
+                    [Pattern(d.regex, d.start_by, d.length) for d in defs], backend
+                ),
+                plans=tuple(_plans(defs, config)),
+                context_index={
+                    d.kind[4:]: n for n, d in enumerate(defs) if d.kind.startswith("ctx:")
+                },
+            )
+            if len(_cache) >= 16:
+                _cache.clear()
+            _cache[key] = result
+        if len(_by_config) >= 16:
+            _by_config.clear()
+        _by_config[id(config)] = (config, backend, result)  # holding config keeps its id unique
+    return result
+
+
+@lru_cache(maxsize=8192)
+def _ascii_char(char: str) -> str:
+    """One ASCII character standing for `char` in the scanned rendering."""
+    if char in _PUNCTUATION:
+        return _PUNCTUATION[char]
+    if char.isspace():
+        return " "
+    base = unicodedata.normalize("NFKD", char)[:1]
+    if base.isascii() and base.isalpha():
+        return base  # é -> e, Ø -> O (NFKD has no decomposition for it: see the table)
+    return "?"  # not a word character, not whitespace
+
+
+_PUNCTUATION = {
+    "‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "“": '"', "”": '"', "„": '"',
+    "‐": "-", "‑": "-", "‒": "-", "–": "-", "—": "-", "―": "-", "−": "-",
+    "Ø": "O", "ø": "o", "Æ": "A", "æ": "a", "Œ": "O", "œ": "o", "ß": "s", "Ł": "L", "ł": "l",
+    "Đ": "D", "đ": "d", "Ð": "D", "ð": "d", "Þ": "T", "þ": "t", "ı": "i",
+}  # fmt: skip
+
+
+def _to_ascii(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeEncodeError):  # pragma: no cover - only encoding uses it
+        raise TypeError("phigate.ascii is an encoding error handler")
+    run = error.object[error.start : error.end]
+    return "".join(map(_ascii_char, run)), error.end
+
+
+codecs.register_error("phigate.ascii", _to_ascii)
+
+
+def ascii_bytes(text: str) -> bytes:
+    """The text as the engines scan it: one ASCII byte per character, so match offsets
+    are character offsets (no mapping from UTF-8 byte offsets), and "Müller", "Crohn’s"
+    and "2024–03–04" match the same patterns as their plain spellings."""
+    if not text.isascii():
+        # Smart quotes and dashes are most of the non-ASCII in mail; str.replace is
+        # C speed, the error handler costs a Python call per run of characters.
+        for char in _COMMON:
+            if char in text:
+                text = text.replace(char, _PUNCTUATION[char])
+    return text.encode("ascii", "phigate.ascii")
+
+
+_COMMON = ("’", "‘", "“", "”", "–", "—")
+
+
+class _Segment:
+    """Working state for one text: matches by pattern, context hits, candidates."""
+
+    def __init__(
+        self, text: str, compiled: Compiled, window: int, found: Matches, data: bytes = b""
+    ) -> None:
+        self.text = text
+        self.data = data  # the ASCII rendering the engine scanned
+        self.compiled = compiled
+        self.window = window
+        self.found = found
+        self.candidates: list[Candidate] = []
+        # Context class -> (starts, ends) of its hits ("health": presence only).
+        self.context: dict[str, tuple[list[int], list[int]]] = {}
+        for cls, index in compiled.context_index.items():
+            hits = found.get(index)
+            if hits:
+                self.context[cls] = ([s for s, _ in hits], [e for _, e in hits])
+
+    def near(self, cls: str, start: int) -> int | None:
+        """Distance from the nearest context word of `cls` that starts before `start`
+        and ends at most `window` characters before it; None when there is none."""
+        hits = self.context.get(cls)
+        if hits is None:
+            return None
+        i = bisect_left(hits[0], start) - 1
+        if i < 0:
+            return None
+        end = hits[1][i]  # context hits do not overlap: the latest start ends last
+        if end < start - self.window:
+            return None
+        return max(0, start - end)
+
+    def add(self, start: int, end: int, type_: str, distance: int = 0) -> None:
+        self.candidates.append((start, -end, distance * 32 + _PRIORITY[type_], type_))
+
+    # ------------------------------------------------------------ handlers
+
+    def ssn_sep(self, s: int, e: int) -> None:
+        if validators.ssn(self.text[s:e]):
+            self.add(s, e, "ssn")
+
+    def ssn_plain(self, s: int, e: int) -> None:
+        distance = self.near("ssn", s)
+        if distance is not None and validators.ssn(self.text[s:e]):
+            self.add(s, e, "ssn", distance)
+
+    def npi(self, s: int, e: int) -> None:
+        if validators.npi(self.text[s:e]):
+            distance = self.near("npi", s)
+            self.add(s, e, "npi", self.window + 1 if distance is None else distance)
+
+    def dea(self, s: int, e: int) -> None:
+        if validators.dea(self.text[s:e]):
+            self.add(s, e, "dea")
+
+    def mbi(self, s: int, e: int) -> None:
+        if validators.mbi(self.text[s:e]):
+            self.add(s, e, "mbi")
+
+    def phone(self, s: int, e: int) -> None:
+        if not validators.phone_edges(self.text, s, e):
+            return
+        # A fax number: "fax" before it, and no "phone" between ("Fax: 1, Phone: 2").
+        fax = self.near("fax", s)
+        is_fax = fax is not None and _PHONE_WORD.search(self.text, s - fax, s) is None
+        self.add(s, e, "fax" if is_fax else "phone")
+
+    def email(self, s: int, e: int) -> None:
+        self.add(s, e, "email")
+
+    def street(self, s: int, e: int) -> None:
+        self.add(s, e, "street_address")
+
+    def date_num(self, s: int, e: int) -> None:
+        value = self.text[s:e]
+        if _DIGITS_AND_SEPARATORS.issuperset(value) and not validators.numeric_date(value):
+            return
+        self._date(s, e, self.near("dob", s))
+
+    def date_noyear(self, s: int, e: int) -> None:
+        self._date(s, e, None)
+
+    def _date(self, s: int, e: int, dob: int | None) -> None:
+        service = self.near("service", s)
+        if dob is not None and (service is None or dob <= service):
+            self.add(s, e, "date_of_birth", dob)
+        elif service is not None:
+            self.add(s, e, "service_date", service)
+
+    def icd_dot(self, s: int, e: int) -> None:
+        if validators.icd10(self.text[s:e]):
+            self.add(s, e, "icd10")
+
+    def icd_plain(self, s: int, e: int) -> None:
+        text = self.text
+        if e < len(text) - 1 and text[e] == "." and text[e + 1].isalnum():
+            return  # "Q99.99", "E11.99999": a dotted code, which failed the code list
+        distance = self.near("icd", s)
+        if distance is not None and validators.icd10(self.text[s:e]):
+            self.add(s, e, "icd10", distance)
+
+    def at_word_edges(self, s: int, e: int) -> bool:
+        """What `\\b` says at both ends of a lexicon term, in the scanned rendering; long
+        terms have no `\\b` in their pattern (see patterns.literal)."""
+        data = self.data
+        return (s == 0 or data[s - 1] not in _WORD or data[s] not in _WORD) and (
+            e == len(data) or data[e] not in _WORD or data[e - 1] not in _WORD
+        )
+
+    def diagnosis(self, s: int, e: int) -> None:
+        if self.at_word_edges(s, e):
+            self.add(s, e, "diagnosis")
+
+    def drug(self, s: int, e: int) -> None:
+        if self.at_word_edges(s, e):
+            self.add(s, e, "drug")
+
+    def procedure(self, s: int, e: int) -> None:
+        if self.at_word_edges(s, e):
+            self.add(s, e, "procedure")
+
+    def lab(self, s: int, e: int) -> None:
+        # A lab name is a result only with a value: "HbA1c 7.2", "LDL was 130".
+        if self.at_word_edges(s, e):
+            tail = _LAB_VALUE.match(self.text, e)
+            if tail is not None:
+                self.add(s, tail.end(), "lab_result")
+
+    def labelled_id(self, type_: str, s: int, e: int) -> None:
+        # The match ends at the value's first character; the value runs on from there.
+        end = e
+        text = self.text
+        while end < len(text) and text[end] in _ID_CHARS:
+            end += 1
+        while text[end - 1] == "-":
+            end -= 1
+        if end - (e - 1) <= 25 and validators.id_value(text[e - 1 : end]):
+            self.add(e - 1, end, type_)
+
+    def identifier(self, type_: str, context: str | None, s: int, e: int) -> None:
+        if context is None:  # a pattern without context words: always counts, weakly
+            self.add(s, e, type_, self.window + 1)
+            return
+        distance = self.near(context, s)
+        if distance is not None:
+            self.add(s, e, type_, distance)
+
+    def add_person(self, found: names.Person | None) -> None:
+        if found is not None:
+            self.add(found.start, found.end, "name")
+
+    def name_label(self, s: int, e: int) -> None:
+        self.add_person(names.person(self.text, e - 1, min_words=2, allow_caps=True))
+
+    def name_re(self, s: int, e: int) -> None:
+        found = names.person(self.text, e - 1, min_words=2)
+        if found is not None and names.given_name_first(found):
+            self.add_person(found)
+
+    def name_pt(self, s: int, e: int) -> None:
+        found = names.person(self.text, e - 1, min_words=2, allow_comma=False)
+        if found is not None and names.given_name_first(found):
+            self.add_person(found)
+
+    def name_title(self, s: int, e: int) -> None:
+        # "Dr. Lee" alone is usually the provider; in a salutation it is the addressee.
+        if self.text[s : s + 2] in ("Dr", "Pr"):
+            before = self.text[max(0, s - 16) : s].rstrip(" \t").lower()
+            if not before.endswith(_GREETING_ENDS):
+                return
+        self.add_person(names.person(self.text, e - 1, min_words=1, allow_comma=False))
+
+    def name_greeting(self, s: int, e: int) -> None:
+        found = names.person(self.text, e - 1, min_words=1, allow_comma=False)
+        if found is None or found.words[0].lower() in names.TITLE_WORDS:
+            return  # "Dear Mr. Doe": the title pattern has it
+        following = self.text[found.end : found.end + 3].lstrip(" \t.")
+        # "Hi Jane," / "Dear Jane Doe" / "Hello Jane Doe!" - not "Hi Board Members".
+        if (
+            not following
+            or following[0] in ",!:\r\n"
+            or (len(found.words) > 1 and self.text[s : s + 4].lower() == "dear")
+        ):
+            self.add_person(found)
+
+    # ------------------------------------------------------------ results
+
+    def run(self) -> None:
+        plans = self.compiled.plans
+        context = self.context
+        for index, spans in self.found.items():
+            plan = plans[index]
+            if plan is None or (plan.needs and not any(c in context for c in plan.needs)):
+                continue
+            handler = plan.handler
+            for s, e in spans:
+                handler(self, s, e)
+
+    def resolve(self) -> list[Span]:
+        """One finding per stretch of text: the leftmost, longest, best-ranked candidate."""
+        self.candidates.sort()
+        spans: list[Span] = []
+        last_end = -1
+        for start, negative_end, _, type_ in self.candidates:
+            if start >= last_end:
+                last_end = -negative_end
+                spans.append(Span(type_, start, last_end))
+        return spans
+
+    def patient_contacts(self, spans: list[Span]) -> int:
+        # `spans` do not overlap and are sorted, so name starts and ends both
+        # ascend: the last name starting before a contact's window end has the
+        # greatest end of all candidates (a bisection, not a quadratic scan).
+        names = [s for s in spans if s.type == "name"]
+        starts = [n.start for n in names]
+        count = 0
+        for span in spans:
+            if span.type not in CONTACT_TYPES:
+                continue
+            last = bisect_right(starts, span.end + self.window) - 1
+            near_name = last >= 0 and names[last].end >= span.start - self.window
+            if near_name or self.near("patient", span.start) is not None:
+                count += 1
+        return count
+
+
+def _labelled(type_: str) -> Handler:
+    return lambda segment, s, e: segment.labelled_id(type_, s, e)
+
+
+def _identifier(type_: str, context: str | None) -> Handler:
+    return lambda segment, s, e: segment.identifier(type_, context, s, e)
+
+
+# Patterns whose matches count only near one of these context classes.
+_NEEDS = {
+    "ssn_plain": ("ssn",),
+    "icd_plain": ("icd",),
+    "date_num": ("dob", "service"),
+    "date_noyear": ("service",),
+}
+_HANDLERS: dict[str, Handler] = {
+    name: getattr(_Segment, name)
+    for name in (
+        "ssn_sep",
+        "ssn_plain",
+        "npi",
+        "dea",
+        "mbi",
+        "phone",
+        "email",
+        "street",
+        "date_num",
+        "date_noyear",
+        "icd_dot",
+        "icd_plain",
+        "diagnosis",
+        "drug",
+        "procedure",
+        "lab",
+        "name_label",
+        "name_re",
+        "name_pt",
+        "name_title",
+        "name_greeting",
+    )
+}
+
+
+def scan_text(
+    text: str,
+    config: InspectionConfig,
+    known_names: Sequence[str] = (),
+    known_ids: Sequence[str] = (),
+    *,
+    display_names: bool = False,
+    backend: Backend | None = None,
+) -> SegmentScan:
+    """All findings in one text. `display_names`: the text is display names, one per
+    line; only names are looked for."""
+    compiled = compiled_for(config, backend)
+    kind = "names"
+    try:
+        if display_names:
+            segment = _Segment(text, compiled, config.context_window, {})
+            for start, end in names.display_names(text):
+                segment.add(start, end, "name")
+        else:
+            kind = "engine"
+            data = ascii_bytes(text)
+            found = compiled.engine.scan(data)
+            segment = _Segment(text, compiled, config.context_window, found, data)
+            kind = "validators"
+            segment.run()
+        kind = "known names"
+        for type_, start, end in names.find_known(text, known_names, known_ids):
+            segment.add(start, end, type_)
+        kind = "resolve"
+        spans = segment.resolve()
+        return SegmentScan(
+            spans=spans,
+            patient_contacts=segment.patient_contacts(spans),
+            health_context=compiled.context_index["health"] in segment.found,
+        )
+    except DetectionError:
+        raise  # ours: never carries text
+    except Exception as exc:  # the message could quote matched text: report the stage only
+        raise DetectionError(f"PHI detection failed in {kind}: {type(exc).__name__}") from None

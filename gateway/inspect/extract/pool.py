@@ -1,0 +1,120 @@
+"""Worker processes for extract_heavy(): killed at the time budget, capped in memory."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import resource
+import warnings
+from concurrent.futures import Future
+from types import TracebackType
+
+from pebble import ProcessPool
+
+from gateway.config import InspectionConfig
+from gateway.inspect.content import Extraction, UnscannableReason
+from gateway.inspect.extract.heavy import extract_heavy
+from gateway.inspect.extract.jobs import HeavyJob, HeavyResult
+from gateway.logs import event
+
+_log = logging.getLogger(__name__)
+
+
+def _start_worker(memory_mb: int) -> None:
+    # A decompression bomb or a parser gone wild fails with MemoryError in its worker
+    # instead of taking the server's memory.
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = memory_mb * 1024 * 1024
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ValueError, OSError):
+        event(_log, "extractor_memory_limit_failed", logging.WARNING)
+    # The parsers log and warn about the files they read (names, fonts, broken
+    # objects): a worker says nothing.
+    logging.disable(logging.CRITICAL)
+    warnings.simplefilter("ignore")
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    # Never fork the server: it has threads (and forking them is unsafe). A forkserver
+    # with the extractors preloaded starts each worker fast; spawn where there is none.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([extract_heavy.__module__])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+class AttachmentPool:
+    """Runs extract_heavy() in worker processes, each job within
+    `config.extractor_timeout` seconds and `config.extractor_memory_mb` of address space.
+    A worker that overruns is killed and replaced; the pool carries on."""
+
+    def __init__(self, config: InspectionConfig, max_workers: int = 2) -> None:
+        self._config = config
+        self._max_workers = max_workers
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPool:
+        return ProcessPool(
+            max_workers=self._max_workers,
+            initializer=_start_worker,
+            initargs=(self._config.extractor_memory_mb,),
+            context=_context(),
+        )
+
+    def _schedule(self, job: HeavyJob) -> Future[HeavyResult]:
+        return self._pool.schedule(
+            extract_heavy, args=(job, self._config), timeout=self._config.extractor_timeout
+        )
+
+    def submit(self, job: HeavyJob) -> Future[HeavyResult]:
+        """The job's future. A pool that broke (a worker failed to start) is replaced
+        once; a job no pool takes fails its future (result_or_unscannable() makes it
+        "malformed") rather than raising into inspection."""
+        try:
+            return self._schedule(job)
+        except RuntimeError as exc:
+            event(_log, "extractor_pool_failed", logging.ERROR, error=type(exc).__name__)
+        self.close()
+        self._pool = self._new_pool()
+        try:
+            return self._schedule(job)
+        except RuntimeError as exc:
+            failed: Future[HeavyResult] = Future()
+            failed.set_exception(exc)
+            return failed
+
+    def close(self) -> None:
+        """Stops the workers, running jobs included (their futures are cancelled)."""
+        self._pool.stop()  # type: ignore[no-untyped-call]  # pebble leaves it unannotated
+        self._pool.join()
+
+    def __enter__(self) -> AttachmentPool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def result_or_unscannable(future: Future[HeavyResult], job: HeavyJob) -> HeavyResult:
+    """The job's result, or its attachment as unscannable: "timeout" when the worker
+    overran its time, "malformed" for any other failure (a worker killed by memory,
+    a cancelled job ...). Blocks until the job ends, which its timeout bounds."""
+    reason: UnscannableReason
+    try:
+        return future.result()
+    except TimeoutError:
+        reason = "timeout"
+    except Exception as exc:
+        # The type only: exception text can carry content from the file.
+        event(_log, "extractor_failed", logging.WARNING, kind=job.kind, error=type(exc).__name__)
+        reason = "malformed"
+    return Extraction(unscannable=[(job.place, reason)])
