@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from gateway.config import LimitsConfig, Settings
 from gateway.consent import NoConsentRecords
 from gateway.delivery.worker import DeliveryService
+from gateway.inspect.detect import prepare
 from gateway.inspect.inspector import Inspector
 from gateway.intake import Intake
 from gateway.logs import event
@@ -269,6 +270,7 @@ def serve(settings: Settings) -> None:
     # Loaded before forking: a certificate problem stops start-up once, here.
     ssl_context = _tls_context(settings)
     policy = load_live_policy(settings)
+    prepare(settings.inspection)  # compiled once here; forked processes share it
     sockets = bind_listeners(settings)
     pid_file = Path(settings.data_dir) / PID_FILE
     pid_file.write_text(f"{os.getpid()}\n")

@@ -117,3 +117,43 @@ def test_inspect_command_reports_many_files_without_values(tmp_path: Path) -> No
     for output in (result.stdout, text.stdout, text.stderr):
         assert CANARY_NAME not in output and "40719322" not in output
     assert f"{paths[0]}: PHI (" in text.stdout
+
+
+def test_large_text_is_detected_without_stalling_the_event_loop() -> None:
+    import asyncio
+    from email.parser import BytesParser
+    from email.policy import compat32
+
+    from gateway.config import InspectionConfig
+    from gateway.inspect.findings import Findings
+    from gateway.inspect.inspector import Inspector
+
+    line = "Patient: Zebulon Quimby, MRN: 40719322, phone 555-234-5678, metformin 500 mg.\n"
+    body = line * 12_000  # about a million characters, tens of thousands of findings
+    raw = f"Subject: export\r\n\r\n{body}".replace("\n", "\r\n").encode()
+    message = BytesParser(policy=compat32).parsebytes(raw)
+    inspector = Inspector(InspectionConfig())
+
+    async def inspect_while_ticking() -> tuple[int, Findings]:
+        ticks = 0
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done.is_set():
+                ticks += 1
+                await asyncio.sleep(0.001)
+
+        task = asyncio.create_task(ticker())
+        findings = await inspector.inspect_async(message)
+        done.set()
+        await task
+        return ticks, findings
+
+    try:
+        ticks, findings = asyncio.run(inspect_while_ticking())
+        assert findings == inspector.inspect(message)
+    finally:
+        inspector.close()
+    assert findings.phi and findings.types["mrn"] >= 12_000
+    assert ticks > 10  # the loop kept running while the text was searched

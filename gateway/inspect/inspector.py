@@ -13,15 +13,20 @@ from email.message import Message
 
 from gateway.config import InspectionConfig
 from gateway.inspect.content import Extraction
-from gateway.inspect.detect import detect
+from gateway.inspect.detect import detect, prepare
 from gateway.inspect.extract import AttachmentPool, HeavyJob, merge, result_or_unscannable, walk
 from gateway.inspect.findings import Findings
+
+# Above this much extracted text, detection runs in a thread so that the event
+# loop keeps serving other sessions meanwhile (a 5 MB document takes ~0.5 s).
+_LARGE_TEXT = 200_000
 
 
 class Inspector:
     def __init__(self, config: InspectionConfig, workers: int = 2) -> None:
         self.config = config
         self.workers = workers
+        prepare(config)  # compile the patterns now, not on the first message
         self._pool: AttachmentPool | None = None  # started on the first heavy attachment
 
     def _attachments(self) -> AttachmentPool:
@@ -43,6 +48,8 @@ class Inspector:
         extraction, jobs = walk(message, self.config)
         if jobs:
             await self._heavy(extraction, jobs)
+        if sum(len(segment.text) for segment in extraction.segments) > _LARGE_TEXT:
+            return await asyncio.to_thread(detect, extraction, self.config)
         return detect(extraction, self.config)
 
     async def _heavy(self, extraction: Extraction, jobs: list[HeavyJob]) -> None:
