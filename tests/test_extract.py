@@ -14,7 +14,7 @@ from concurrent.futures import Future
 
 import openpyxl
 import pytest
-from documents import pdf_with_text
+from documents import docx_with_text, pdf_with_text
 from pebble import ProcessExpired
 from pypdf import PdfReader, PdfWriter
 
@@ -724,3 +724,21 @@ def test_walk_is_fast_for_ordinary_mail() -> None:
     # Well under a millisecond on a workstation; the bound leaves room for slow CI.
     assert _timed_walk(plain) < 0.002
     assert _timed_walk(html) < 0.003
+
+
+def test_large_docx_is_read_up_to_the_budgets_despite_its_compression_ratio() -> None:
+    # Text-only Word files compress far beyond archive_max_ratio; they are streamed
+    # and read as far as the budgets allow instead of being refused unread.
+    first = "Patient Jane Doe, SSN 123-45-6789, seen for asthma."
+    paragraphs = [first] + ["Routine follow-up notes, nothing new to report."] * 20_000
+    data = docx_with_text(paragraphs)
+    info = zipfile.ZipFile(io.BytesIO(data)).getinfo("word/document.xml")
+    assert info.file_size / info.compress_size > InspectionConfig().archive_max_ratio
+    result = extract_heavy(HeavyJob(ATTACHMENT, "docx", data), InspectionConfig())
+    assert first in texts(result) and reasons(result) == []
+    small = InspectionConfig(max_text_chars=100_000)
+    cut = extract_heavy(HeavyJob(ATTACHMENT, "docx", data), small)
+    assert first in texts(cut) and reasons(cut) == [("attachment[0]", "over_budget")]
+    tight = InspectionConfig(archive_max_bytes=200_000)
+    capped = extract_heavy(HeavyJob(ATTACHMENT, "docx", data), tight)
+    assert first in texts(capped) and reasons(capped) == [("attachment[0]", "over_budget")]

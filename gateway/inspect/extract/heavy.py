@@ -12,7 +12,8 @@ import io
 import logging
 import re
 import zipfile
-from typing import Final
+from typing import IO, Any, Final
+from xml.etree.ElementTree import ParseError
 
 import pypdfium2 as pdfium
 from defusedxml.ElementTree import iterparse
@@ -147,28 +148,50 @@ class _Extractor:
 
     def ooxml(self, archive: zipfile.ZipFile, parts: re.Pattern[str]) -> None:
         """Word and PowerPoint text: runs joined within a paragraph ("123-45-" and
-        "6789" in two runs are one number), paragraphs on their own lines."""
+        "6789" in two runs are one number), paragraphs on their own lines.
+
+        The XML is streamed, and reading stops at the archive byte budget or once
+        the text budget is full, so a large document is read as far as the budgets
+        go instead of being refused for its (naturally high) compression ratio.
+        """
         infos = [i for i in archive.infolist() if parts.fullmatch(i.filename)]
         for info in sorted(infos, key=lambda i: _natural(i.filename)):
-            if not self.admit(info):
+            if info.flag_bits & 0x1:
+                self.out.unscannable(self.place, "encrypted")
                 continue
+            if self.out.left <= 0:
+                return  # the text budget is full: its cut is already reported
+            if self.bytes_left <= 0:
+                self.out.unscannable(self.place, "over_budget")
+                return
             chunks: list[str] = []
+            size = 0
             try:
-                with archive.open(info) as stream:
-                    events = iterparse(stream, ("start", "end"), forbid_dtd=True)
-                    for event, element in events:
-                        tag = element.tag.rpartition("}")[2]
-                        if event == "start":
-                            if tag == "tab":
-                                chunks.append("\t")
-                            elif tag in ("br", "cr"):
+                with archive.open(info) as member:
+                    stream = _Capped(member, self.bytes_left)
+                    try:
+                        for event, element in iterparse(stream, ("start", "end"), forbid_dtd=True):
+                            tag = element.tag.rpartition("}")[2]
+                            if event == "start":
+                                if tag == "tab":
+                                    chunks.append("\t")
+                                elif tag in ("br", "cr"):
+                                    chunks.append("\n")
+                                continue
+                            if tag in ("t", "delText"):  # deleted (tracked) text is still there
+                                chunks.append(element.text or "")
+                                size += len(chunks[-1])
+                            elif tag == "p":
                                 chunks.append("\n")
-                            continue
-                        if tag in ("t", "delText"):  # deleted (tracked) text is still there
-                            chunks.append(element.text or "")
-                        elif tag == "p":
-                            chunks.append("\n")
-                        element.clear()
+                            element.clear()
+                            if size > self.out.left:
+                                break  # Collector.text records the cut as over budget
+                    except ParseError:
+                        if not stream.exhausted:
+                            raise
+                    self.bytes_left -= stream.read_bytes
+                    if stream.exhausted:
+                        self.out.unscannable(self.place, "over_budget")
             finally:
                 self.out.text(self.place, "".join(chunks))
 
@@ -223,6 +246,29 @@ class _Extractor:
                 self.out.unscannable(self.place, _reason(exc))
                 continue
             self.out.part(self.place, classify("", info.filename, data), data, None, nested)
+
+
+class _Capped(io.RawIOBase):
+    """A member stream that ends after `limit` bytes (the archive byte budget)."""
+
+    def __init__(self, stream: IO[bytes], limit: int) -> None:
+        self.stream = stream
+        self.left = limit
+        self.read_bytes = 0
+        self.exhausted = False  # the budget ended the stream before the member did
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.left <= 0:
+            self.exhausted = self.exhausted or bool(self.stream.read(1))
+            return 0
+        data = self.stream.read(min(len(buffer), self.left))
+        buffer[: len(data)] = data
+        self.left -= len(data)
+        self.read_bytes += len(data)
+        return len(data)
 
 
 def extract_heavy(job: HeavyJob, config: InspectionConfig) -> HeavyResult:
