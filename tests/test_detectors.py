@@ -695,3 +695,32 @@ def test_detect_speed_printout(backend: Backend) -> None:
             f"\ndetect() {backend} {size // 1000} KB: median "
             f"{statistics.median(runs) / 1e6:.3f} ms, p99 {runs[989] / 1e6:.3f} ms"
         )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Home address: 50682 Angela Junctions Apt. 582", "50682 Angela Junctions Apt. 582"),
+        ("Address on file: 577 Harvey Spring, East Bradley", "577 Harvey Spring"),
+        ("Guarantor: 13256 Matthew Common, Jonesford", "13256 Matthew Common"),
+    ],
+)
+def test_every_usps_street_suffix_makes_an_address(text: str, expected: str) -> None:
+    assert found(text) == [("street_address", expected)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Appointment reminder for James T. Murillo", "James T. Murillo"),
+        ("Referral: Gross, Deanna", "Gross, Deanna"),
+        ("Dr. Haley, I am referring Gross, Deanna today.", "Gross, Deanna"),
+    ],
+)
+def test_names_after_for_referral_and_referring(text: str, expected: str) -> None:
+    assert ("name", expected) in found(text)
+
+
+def test_for_and_referring_need_a_known_given_name() -> None:
+    assert found("Thanks for Board Meeting notes") == []
+    assert found("We are referring Quality Assurance to the board") == []

@@ -245,11 +245,25 @@ _MONTH = "(?:0?[1-9]|1[0-2])"
 _YEAR = "(?:19|20)[0-9]{2}"
 _LETTER_MBI = "[AC-HJKMNP-RT-Y]"  # A-Z without S, L, O, I, B, Z
 _ALNUM_MBI = "[0-9AC-HJKMNP-RT-Y]"
-_STREET_SUFFIX = (
-    "(?:Street|St|Avenue|Ave|Av|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl"
-    "|Way|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl|Loop|Pike"
-    "|Plaza|Crescent|Alley|Row)"
+# USPS street suffixes (Publication 28, appendix C1): the common abbreviations
+# and every primary name, so "Angela Junctions" and "Harvey Spring" are streets.
+_STREET_SUFFIXES = (
+    "St Ave Av Rd Blvd Ln Dr Ct Pl Ter Cir Pkwy Hwy Sq Trl Expy Fwy Jct Mt Pt Rte Tpke Xing"
+    " Alley Annex Arcade Avenue Bayou Beach Bend Bluffs? Bottom Boulevard Branch Bridge"
+    " Brooks? Burgs? Bypass Camp Canyon Cape Causeway Centers? Circles? Cliffs? Club Commons?"
+    " Corners? Course Courts? Coves? Creek Crescent Crest Crossing Crossroads? Curve Dale Dam"
+    " Divide Drives? Estates? Expressway Extensions? Falls? Ferry Fields? Flats? Fords? Forest"
+    " Forges? Forks? Fort Freeway Gardens? Gateway Glens? Greens? Groves? Harbors? Haven"
+    " Heights Highway Hills? Hollow Inlet Islands? Isle Junctions? Keys? Knolls? Lakes? Land"
+    " Landing Lane Lights? Loaf Locks? Lodge Loop Mall Manors? Meadows? Mews Mills? Mission"
+    " Motorway Mount Mountains? Neck Orchard Oval Overpass Parks? Parkways? Pass Passage Path"
+    " Pike Pines? Place Plains? Plaza Points? Ports? Prairie Radial Ramp Ranch Rapids? Rest"
+    " Ridges? River Roads? Route Row Rue Run Shoals? Shores? Skyway Springs? Spurs? Squares?"
+    " Station Stravenue Stream Streets? Summit Terrace Throughway Trace Track Trafficway Trail"
+    " Trailer Tunnel Turnpike Underpass Unions? Valleys? Viaduct Views? Villages? Ville Vista"
+    " Walks? Wall Ways? Wells?"
 )
+_STREET_SUFFIX = "(?:" + "|".join(_STREET_SUFFIXES.split()) + ")"
 _STREET_WORD = "(?:[A-Z][a-z]{1,24}|[0-9]{1,3}(?:st|nd|rd|th))"
 _DIRECTION = r"(?:[NSEW]\.?|North|South|East|West|[NS][EW]\.?)"
 _UNIT = (
@@ -296,7 +310,11 @@ FIXED: tuple[PatternDef, ...] = (
     # Names: a strong label ("Patient: Jane Doe", "Name: DOE, JANE").
     PatternDef("name_label", rf"{phrases(NAME_LABELS)}{WS}*:{WS}*{_U}"),
     # "Re: Jane Doe", "Fwd: Re: Doe, Jane": the first name must be a known given name.
-    PatternDef("name_re", rf"{phrases(('re', 'fw', 'fwd', 'regarding'))}{WS}*:{WS}*{_U}"),
+    PatternDef(
+        "name_re", rf"{phrases(('re', 'fw', 'fwd', 'regarding', 'referral'))}{WS}*:{WS}*{_U}"
+    ),
+    # "reminder for Jane Doe", "I am referring Doe, Jane": checked like "Re:".
+    PatternDef("name_re", rf"{phrases(('for', 'referring', 'regarding'))}{WS}+{_U}"),
     # "patient Jane Doe was seen": also checked against the given names.
     PatternDef("name_pt", rf"{phrases(('patient', 'pt'))}\.?{WS}+{_U}"),
     # "Mrs. Doe", "Dear Dr. Lee" (the handler looks for the greeting).
