@@ -724,3 +724,19 @@ def test_names_after_for_referral_and_referring(text: str, expected: str) -> Non
 def test_for_and_referring_need_a_known_given_name() -> None:
     assert found("Thanks for Board Meeting notes") == []
     assert found("We are referring Quality Assurance to the board") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "See Dr. Adams at Saunders Health Center on 12/03/2026 at 11:45 AM.",
+        "Collected: 11/29/2026",
+        "Date written: 2026-12-12",
+    ],
+)
+def test_dates_where_care_happens_are_service_dates(text: str) -> None:
+    assert "service_date" in types(text)
+
+
+def test_a_date_without_care_context_is_not_a_service_date() -> None:
+    assert "service_date" not in types("The parking garage reopens on 12/03/2026.")
