@@ -29,7 +29,6 @@ class Evaluation:
     facts: MessageFacts
     category: str
     category_rule: str | None
-    consent: Mapping[str, str]
     decisions: list[Decision]
 
     @property
@@ -77,6 +76,5 @@ def evaluate(
         facts,
         category,
         category_rule,
-        {d.recipient: d.consent for d in decisions},
         decisions,
     )

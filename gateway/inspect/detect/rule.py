@@ -36,7 +36,6 @@ DIRECT_TYPES = frozenset({"ssn", "mrn", "mbi", "member_id", "date_of_birth"})
 HEALTH_TYPES = frozenset({"icd10", "diagnosis", "drug", "lab_result", "procedure", "service_date"})
 # NPI and DEA numbers identify providers, never a patient: findings, not PHI.
 PROVIDER_TYPES = frozenset({"npi", "dea"})
-STRUCTURED_TYPES = frozenset({"hl7", "fhir", "ccda"})
 
 
 @dataclass(frozen=True)
