@@ -7,18 +7,25 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from gateway import app
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
-from gateway.config import Settings
+from gateway.cli_common import (
+    EXIT_USAGE,
+    F,
+    cli_settings,
+    config_options,
+    fail,
+    open_keyring,
+    open_store,
+    print_json,
+    when,
+)
 from gateway.consent import NoConsentRecords
 from gateway.inspect import inspect_message
 from gateway.inspect.findings import Findings
@@ -31,90 +38,11 @@ from gateway.policy.explain import explanation, explanation_text
 from gateway.policy.facts import Envelope
 from gateway.policy.live import PID_FILE, policy_directory, read_statuses
 from gateway.policy.loader import PolicyError, load_policy, policy_json_schema, shipped_policy_dir
-from gateway.settings_loader import SettingsError, load_settings, template_text
+from gateway.settings_loader import load_settings, template_text
 from gateway.smtp.addresses import AddressError, normalise
 from gateway.store import principals, queue, sandbox
-from gateway.store.database import Database
-from gateway.store.keyring import Keyring, KeyringError
+from gateway.store.keyring import KeyringError
 from gateway.store.principals import PrincipalError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_USAGE = 2
-
-
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"phigate: {message}", err=True)
-    sys.exit(code)
-
-
-def _when(ts: object) -> str:
-    if not isinstance(ts, (int, float)):
-        return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _print_json(value: object) -> None:
-    click.echo(json.dumps(value, indent=2, default=str))
-
-
-def config_options(func: F) -> F:
-    """-c/--config and --data-dir, shared by every command that opens the store."""
-    func = click.option(
-        "--data-dir",
-        type=click.Path(file_okay=False),
-        help="Data directory (database, keys, certificates). Overrides the config file.",
-    )(func)
-    func = click.option(
-        "-c",
-        "--config",
-        "config_file",
-        type=click.Path(dir_okay=False),
-        envvar="PHIGATE_CONFIG",
-        help="Settings file (phigate.yaml). Without it: embedded defaults under "
-        "./phigate-data. Also read from $PHIGATE_CONFIG.",
-    )(func)
-    return func
-
-
-def _settings(config_file: str | None, data_dir: str | None, **extra: Any) -> Settings:
-    overrides: dict[str, Any] = {k: v for k, v in extra.items() if v}
-    if data_dir:
-        overrides["data_dir"] = data_dir
-    path = Path(config_file) if config_file else None
-    if path is not None and not path.is_file():
-        _fail(f"config file {path} not found (create one with `phigate init DIR`)", EXIT_USAGE)
-    try:
-        settings = load_settings(path, overrides)
-    except SettingsError as exc:
-        _fail(f"configuration is not valid:\n{exc}", EXIT_USAGE)
-        raise  # unreachable; keeps type checkers informed
-    if path is None:
-        settings = settings.model_copy(update={"dev_principal": True})
-    return settings
-
-
-@contextmanager
-def _store(settings: Settings) -> Iterator[Database]:
-    if settings.database_url == "" and not Path(settings.data_dir).is_dir():
-        _fail(
-            f"no data directory at {settings.data_dir}: start `phigate serve` once, run "
-            "`phigate init DIR`, or pass --data-dir / -c",
-            EXIT_USAGE,
-        )
-    db = app.open_database(settings)
-    try:
-        yield db
-    finally:
-        db.close()
-
-
-def _keyring(settings: Settings) -> Keyring:
-    try:
-        return Keyring(settings.path(settings.keys_dir))
-    except KeyringError as exc:
-        _fail(str(exc))
-        raise
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -163,7 +91,7 @@ def serve(
     creates a principal "dev" and prints its secret once (also kept in
     DATA_DIR/dev-principal.json).
     """
-    settings = _settings(config_file, data_dir, listen=list(listen), deliver=deliver)
+    settings = cli_settings(config_file, data_dir, listen=list(listen), deliver=deliver)
     from gateway.logs import configure
 
     configure(settings.log_level)
@@ -184,7 +112,7 @@ def serve(
                 )
         app.serve(settings)
     except (app.StartupError, KeyringError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @main.command()
@@ -200,7 +128,7 @@ def init(directory: str) -> None:
     target = Path(directory)
     config_path = target / "phigate.yaml"
     if config_path.exists():
-        _fail(f"{config_path} already exists; not overwriting it", EXIT_USAGE)
+        fail(f"{config_path} already exists; not overwriting it", EXIT_USAGE)
     target.mkdir(parents=True, exist_ok=True, mode=0o700)
     config_path.write_text(template_text())
     settings = load_settings(config_path)
@@ -227,8 +155,8 @@ def config() -> None:
 def config_check(config_file: str | None, data_dir: str | None) -> None:
     """Validate a settings file; errors name the line, the key and the fix (exit 2)."""
     if not config_file:
-        _fail("give the file to check with -c FILE", EXIT_USAGE)
-    settings = _settings(config_file, data_dir)
+        fail("give the file to check with -c FILE", EXIT_USAGE)
+    settings = cli_settings(config_file, data_dir)
     click.echo(f"{config_file}: OK")
     for listener in settings.listeners:
         click.echo(f"  listener {listener.name}: {listener.address} tls={listener.tls}")
@@ -264,8 +192,8 @@ def principal_add(
     data_dir: str | None,
 ) -> None:
     """Create principal NAME allowed to send as --domain; prints its secret once."""
-    settings = _settings(config_file, data_dir)
-    with _store(settings) as db:
+    settings = cli_settings(config_file, data_dir)
+    with open_store(settings) as db:
         try:
             with db.transaction() as conn:
                 secret = principals.add(conn, name, list(domains))
@@ -281,9 +209,9 @@ def principal_add(
                     ],
                 )
         except PrincipalError as exc:
-            _fail(str(exc), EXIT_USAGE)
+            fail(str(exc), EXIT_USAGE)
     if as_json:
-        _print_json({"name": name, "secret": secret, "domains": list(domains)})
+        print_json({"name": name, "secret": secret, "domains": list(domains)})
     else:
         click.echo(f"Principal {name!r} created for {', '.join(domains)}.")
         click.echo(f"Secret (shown only now; AUTH PLAIN/LOGIN as {name!r}): {secret}")
@@ -294,11 +222,11 @@ def principal_add(
 @config_options
 def principal_ls(as_json: bool, config_file: str | None, data_dir: str | None) -> None:
     """List principals (never their secrets)."""
-    settings = _settings(config_file, data_dir)
-    with _store(settings) as db, db.reading() as conn:
+    settings = cli_settings(config_file, data_dir)
+    with open_store(settings) as db, db.reading() as conn:
         items = principals.list_all(conn)
     if as_json:
-        _print_json(
+        print_json(
             [
                 {
                     "name": p.name,
@@ -316,8 +244,8 @@ def principal_ls(as_json: bool, config_file: str | None, data_dir: str | None) -
 
 
 def _set_enabled(name: str, enabled: bool, config_file: str | None, data_dir: str | None) -> None:
-    settings = _settings(config_file, data_dir)
-    with _store(settings) as db:
+    settings = cli_settings(config_file, data_dir)
+    with open_store(settings) as db:
         try:
             with db.transaction() as conn:
                 principals.set_enabled(conn, name, enabled)
@@ -332,7 +260,7 @@ def _set_enabled(name: str, enabled: bool, config_file: str | None, data_dir: st
                     ],
                 )
         except PrincipalError as exc:
-            _fail(str(exc), EXIT_USAGE)
+            fail(str(exc), EXIT_USAGE)
     click.echo(f"Principal {name!r} {'enabled' if enabled else 'disabled'}.")
 
 
@@ -369,16 +297,16 @@ def queue_ls(
     show_all: bool, limit: int, as_json: bool, config_file: str | None, data_dir: str | None
 ) -> None:
     """List queued deliveries, one line per recipient."""
-    settings = _settings(config_file, data_dir)
+    settings = cli_settings(config_file, data_dir)
     states = (
         [queue.QUEUED, queue.ACTIVE, queue.HELD, queue.DELIVERED, queue.BOUNCED, queue.DELETED]
         if show_all
         else list(queue.PENDING_STATES)
     )
-    with _store(settings) as db, db.reading() as conn:
+    with open_store(settings) as db, db.reading() as conn:
         rows = queue.list_jobs(conn, states, limit)
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     if not rows:
         click.echo("Queue is empty.")
@@ -386,7 +314,7 @@ def queue_ls(
         last = f"{r['last_code']} {r['last_status']}" if r["last_code"] else "-"
         click.echo(
             f"{r['queue_id']}  {r['state']:<9} tries={r['attempts']:<2} "
-            f"next={_when(r['next_attempt_at'])}  last={last:<10} "
+            f"next={when(r['next_attempt_at'])}  last={last:<10} "
             f"{r['sender'] or '<>'} -> {r['recipient']}"
         )
 
@@ -397,18 +325,18 @@ def queue_ls(
 @config_options
 def queue_show(queue_id: str, as_json: bool, config_file: str | None, data_dir: str | None) -> None:
     """Show a message's envelope and per-recipient state (no content)."""
-    settings = _settings(config_file, data_dir)
-    with _store(settings) as db, db.reading() as conn:
+    settings = cli_settings(config_file, data_dir)
+    with open_store(settings) as db, db.reading() as conn:
         info = queue.show_message(conn, queue_id)
     if info is None:
-        _fail(f"no message {queue_id} in the queue (see `phigate queue ls --all`)")
+        fail(f"no message {queue_id} in the queue (see `phigate queue ls --all`)")
         return
     if as_json:
-        _print_json(info)
+        print_json(info)
         return
     click.echo(f"Queue ID:   {info['queue_id']}")
     click.echo(
-        f"Received:   {_when(info['received_at'])} on {info['listener']} "
+        f"Received:   {when(info['received_at'])} on {info['listener']} "
         f"from {info['client_ip'] or '-'} principal={info['principal'] or '-'}"
     )
     click.echo(f"Sender:     {info['sender'] or '<>'}")
@@ -432,9 +360,9 @@ def queue_retry(
 ) -> None:
     """Make deferred deliveries of QUEUE_ID (or --all) due now."""
     if not queue_id and not retry_all:
-        _fail("give a QUEUE_ID or --all", EXIT_USAGE)
-    settings = _settings(config_file, data_dir)
-    with _store(settings) as db, db.transaction() as conn:
+        fail("give a QUEUE_ID or --all", EXIT_USAGE)
+    settings = cli_settings(config_file, data_dir)
+    with open_store(settings) as db, db.transaction() as conn:
         count = queue.retry_now(conn, queue_id, time.time())
     click.echo(f"{count} deliver{'y' if count == 1 else 'ies'} due now.")
 
@@ -444,10 +372,10 @@ def queue_retry(
 @config_options
 def queue_delete(queue_id: str, config_file: str | None, data_dir: str | None) -> None:
     """Cancel a message's pending deliveries and destroy its content (no DSN is sent)."""
-    settings = _settings(config_file, data_dir)
-    with _store(settings) as db, db.transaction() as conn:
+    settings = cli_settings(config_file, data_dir)
+    with open_store(settings) as db, db.transaction() as conn:
         if not queue.message_exists(conn, queue_id):
-            _fail(f"no message {queue_id} in the queue (see `phigate queue ls`)")
+            fail(f"no message {queue_id} in the queue (see `phigate queue ls`)")
         recipients = queue.delete_message(conn, queue_id, time.time())
         trail.append(
             conn,
@@ -471,15 +399,13 @@ def queue_release(queue_id: str, config_file: str | None, data_dir: str | None) 
     Find held messages with `phigate queue ls` (state "held"). To refuse a
     held message instead, use `phigate queue delete QUEUE_ID`.
     """
-    settings = _settings(config_file, data_dir)
-    with _store(settings) as db, db.transaction() as conn:
+    settings = cli_settings(config_file, data_dir)
+    with open_store(settings) as db, db.transaction() as conn:
         if not queue.message_exists(conn, queue_id):
-            _fail(f"no message {queue_id} in the queue (see `phigate queue ls`)")
+            fail(f"no message {queue_id} in the queue (see `phigate queue ls`)")
         recipients = queue.release_held(conn, queue_id, time.time())
         if not recipients:
-            _fail(
-                f"message {queue_id} has no held recipients (see `phigate queue show {queue_id}`)"
-            )
+            fail(f"message {queue_id} has no held recipients (see `phigate queue show {queue_id}`)")
         trail.append(
             conn,
             [
@@ -515,7 +441,7 @@ def _policy_dir(directory: str | None, config_file: str | None) -> Path:
     if directory:
         return Path(directory)
     if config_file or os.environ.get("PHIGATE_CONFIG"):
-        return policy_directory(_settings(config_file, None).policy_dir)
+        return policy_directory(cli_settings(config_file, None).policy_dir)
     return shipped_policy_dir()
 
 
@@ -523,7 +449,7 @@ def _load_policy(directory: Path) -> CompiledPolicy:
     try:
         return load_policy(directory)
     except PolicyError as exc:
-        _fail(f"the policy in {directory} is not valid:\n{exc}")
+        fail(f"the policy in {directory} is not valid:\n{exc}")
         raise
 
 
@@ -591,7 +517,7 @@ def policy_check(directory: str | None, as_json: bool, config_file: str | None) 
     path = _policy_dir(directory, config_file)
     summary = _policy_summary(_load_policy(path))
     if as_json:
-        _print_json(summary)
+        print_json(summary)
         return
     click.echo(f"{path}: valid, version {summary['version']}")
     click.echo(f"Files: {', '.join(Path(f).name for f in summary['files'])}")
@@ -624,7 +550,7 @@ def policy_schema() -> None:
     Save it, then point your editor at it, e.g. with the first line
       # yaml-language-server: $schema=./policy.schema.json
     """
-    _print_json(policy_json_schema())
+    print_json(policy_json_schema())
 
 
 @policy_group.command("explain")
@@ -666,14 +592,14 @@ def policy_explain(
             inbound_tls=tls,
         )
     except AddressError as exc:
-        _fail(f"{exc} (write e.g. --from ehr@clinic.example --to dr@partner.example)", EXIT_USAGE)
+        fail(f"{exc} (write e.g. --from ehr@clinic.example --to dr@partner.example)", EXIT_USAGE)
         raise
     parsed = parse(content)
-    findings = inspect_message(parsed.message, _settings(config_file, None).inspection)
+    findings = inspect_message(parsed.message, cli_settings(config_file, None).inspection)
     facts = facts_for(policy, envelope, parsed.message, len(content), findings, time.time())
     evaluation = evaluate(policy, envelope, facts, NoConsentRecords())
     if as_json:
-        _print_json(explanation(policy, evaluation))
+        print_json(explanation(policy, evaluation))
     else:
         click.echo(explanation_text(policy, evaluation))
 
@@ -702,20 +628,20 @@ def policy_reload(config_file: str | None, data_dir: str | None, timeout: float)
     and the server is not disturbed. The server swaps policies atomically; if
     its own load fails, it keeps the running policy and the error is shown.
     """
-    settings = _settings(config_file, data_dir)
+    settings = cli_settings(config_file, data_dir)
     directory = policy_directory(settings.policy_dir)
     expected = _load_policy(directory).version
     data = Path(settings.data_dir)
     try:
         pid = int((data / PID_FILE).read_text().split()[0])
     except (OSError, ValueError, IndexError):
-        _fail(f"no running phigate found ({data / PID_FILE} missing); start `phigate serve`")
+        fail(f"no running phigate found ({data / PID_FILE} missing); start `phigate serve`")
         raise
     asked = time.time()
     try:
         os.kill(pid, signal.SIGHUP)
     except ProcessLookupError:
-        _fail(f"phigate (pid {pid}) is not running; remove {data / PID_FILE} if it is stale")
+        fail(f"phigate (pid {pid}) is not running; remove {data / PID_FILE} if it is stale")
     deadline = time.monotonic() + timeout
     statuses = []
     while time.monotonic() < deadline:
@@ -724,13 +650,13 @@ def policy_reload(config_file: str | None, data_dir: str | None, timeout: float)
             break
         time.sleep(0.1)
     else:
-        _fail(f"the server did not report back within {timeout:g} s; see its log")
+        fail(f"the server did not report back within {timeout:g} s; see its log")
     failed = [s for s in statuses if s.error is not None or s.version != expected]
     for status in statuses:
         click.echo(f"pid {status.pid}: policy version {status.version}")
     if failed:
         errors = "\n".join(sorted({s.error or "loaded another version" for s in failed}))
-        _fail(f"reload failed; the running policy stays in force:\n{errors}")
+        fail(f"reload failed; the running policy stays in force:\n{errors}")
     click.echo(f"Reloaded policy version {expected} from {directory}.")
 
 
@@ -786,7 +712,7 @@ def inspect_command(files: tuple[str, ...], as_json: bool, config_file: str | No
       phigate inspect mail/*.eml
       phigate inspect --json mail/*.eml | jq 'select(.phi == false)'
     """
-    settings = _settings(config_file, None)
+    settings = cli_settings(config_file, None)
     inspector = Inspector(settings.inspection)
     try:
         for path in files:
@@ -811,18 +737,18 @@ def sandbox_group() -> None:
 @config_options
 def sandbox_ls(limit: int, as_json: bool, config_file: str | None, data_dir: str | None) -> None:
     """List captured messages, newest first."""
-    settings = _settings(config_file, data_dir)
-    with _store(settings) as db, db.reading() as conn:
+    settings = cli_settings(config_file, data_dir)
+    with open_store(settings) as db, db.reading() as conn:
         rows = sandbox.list_captured(conn, limit)
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     if not rows:
         click.echo("Sandbox is empty.")
     for r in rows:
         recipients: list[str] = r["recipients"]  # type: ignore[assignment]
         click.echo(
-            f"{r['id']:>6}  {_when(r['captured_at'])}  {r['queue_id']}  {r['size']:>8} B  "
+            f"{r['id']:>6}  {when(r['captured_at'])}  {r['queue_id']}  {r['size']:>8} B  "
             f"{r['sender'] or '<>'} -> {', '.join(recipients)}"
         )
 
@@ -832,12 +758,12 @@ def sandbox_ls(limit: int, as_json: bool, config_file: str | None, data_dir: str
 @config_options
 def sandbox_show(capture_id: int, config_file: str | None, data_dir: str | None) -> None:
     """Print a captured message exactly as it would have been sent (decrypted)."""
-    settings = _settings(config_file, data_dir)
-    keyring = _keyring(settings)
-    with _store(settings) as db, db.reading() as conn:
+    settings = cli_settings(config_file, data_dir)
+    keyring = open_keyring(settings)
+    with open_store(settings) as db, db.reading() as conn:
         found = sandbox.get_sealed(conn, capture_id)
     if found is None:
-        _fail(f"no captured message {capture_id} (see `phigate sandbox ls`)")
+        fail(f"no captured message {capture_id} (see `phigate sandbox ls`)")
         return
     context, sealed = found
     sys.stdout.buffer.write(keyring.open(sealed, context.encode()))
@@ -862,9 +788,9 @@ def keys_rotate(config_file: str | None, data_dir: str | None) -> None:
     """
     from gateway.store import rotation
 
-    settings = _settings(config_file, data_dir)
-    keyring = _keyring(settings)
-    with _store(settings) as db:
+    settings = cli_settings(config_file, data_dir)
+    keyring = open_keyring(settings)
+    with open_store(settings) as db:
         key_id, count = rotation.rotate(db, keyring)
     click.echo(f"New master key {key_id}; {count} data keys re-wrapped.")
 
@@ -878,13 +804,13 @@ def audit() -> None:
 @config_options
 def audit_verify(config_file: str | None, data_dir: str | None) -> None:
     """Recompute the hash chain; exit 1 if any event was altered, removed or inserted."""
-    settings = _settings(config_file, data_dir)
-    with _store(settings) as db, db.reading() as conn:
+    settings = cli_settings(config_file, data_dir)
+    with open_store(settings) as db, db.reading() as conn:
         count, problems = trail.verify(conn)
     for problem in problems:
         click.echo(f"event {problem.event_id}: {problem.reason}")
     if problems:
-        _fail(f"audit trail damaged: {len(problems)} problem(s) in {count} events")
+        fail(f"audit trail damaged: {len(problems)} problem(s) in {count} events")
     click.echo(f"Audit trail intact: {count} events.")
 
 

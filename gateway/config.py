@@ -202,6 +202,27 @@ class InspectionConfig(_Strict):
     direct_identifiers_need_health_terms: bool = False
 
 
+class DkimConfig(_Strict):
+    """DKIM signing of outgoing mail (see docs/delivery.md)."""
+
+    # Keys, one directory per signing domain: DATA_DIR/dkim/<domain>/<selector>.pem.
+    keys_dir: str = "dkim"
+    # From-header domains that must never leave unsigned: a message from one of
+    # them while it has no active key is refused at DATA with 451 (fix the key,
+    # the client retries). Other domains are signed when they have a key.
+    required_domains: list[str] = Field(default_factory=list)
+
+
+class SmimeConfig(_Strict):
+    """S/MIME encryption to recipients' certificates (see docs/delivery.md)."""
+
+    # Recipient certificates: `phigate certs import`, or PEM/DER files dropped here.
+    certs_dir: str = "certs"
+    # PEM bundle of CAs that recipient certificates must chain to; null: the
+    # system's trusted CAs.
+    trust_file: str | None = None
+
+
 class Settings(_Strict):
     """The whole settings file."""
 
@@ -222,6 +243,8 @@ class Settings(_Strict):
     received_header: ReceivedHeaderConfig = ReceivedHeaderConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     inspection: InspectionConfig = InspectionConfig()
+    dkim: DkimConfig = DkimConfig()
+    smime: SmimeConfig = SmimeConfig()
     # The address DSNs come from (local part @ hostname when empty).
     postmaster: str = ""
     # Server processes sharing the listening sockets and the store (pre-fork).

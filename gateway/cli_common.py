@@ -1,0 +1,95 @@
+"""What every `phigate` subcommand shares: options, settings, store, output and errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from gateway import app
+from gateway.config import Settings
+from gateway.settings_loader import SettingsError, load_settings
+from gateway.store.database import Database
+from gateway.store.keyring import Keyring, KeyringError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_USAGE = 2
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"phigate: {message}", err=True)
+    sys.exit(code)
+
+
+def when(ts: object) -> str:
+    if not isinstance(ts, (int, float)):
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def print_json(value: object) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+def config_options(func: F) -> F:
+    """-c/--config and --data-dir, shared by every command that opens the store."""
+    func = click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False),
+        help="Data directory (database, keys, certificates). Overrides the config file.",
+    )(func)
+    func = click.option(
+        "-c",
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False),
+        envvar="PHIGATE_CONFIG",
+        help="Settings file (phigate.yaml). Without it: embedded defaults under "
+        "./phigate-data. Also read from $PHIGATE_CONFIG.",
+    )(func)
+    return func
+
+
+def cli_settings(config_file: str | None, data_dir: str | None, **extra: Any) -> Settings:
+    overrides: dict[str, Any] = {k: v for k, v in extra.items() if v}
+    if data_dir:
+        overrides["data_dir"] = data_dir
+    path = Path(config_file) if config_file else None
+    if path is not None and not path.is_file():
+        fail(f"config file {path} not found (create one with `phigate init DIR`)", EXIT_USAGE)
+    try:
+        settings = load_settings(path, overrides)
+    except SettingsError as exc:
+        fail(f"configuration is not valid:\n{exc}", EXIT_USAGE)
+    if path is None:
+        settings = settings.model_copy(update={"dev_principal": True})
+    return settings
+
+
+@contextmanager
+def open_store(settings: Settings) -> Iterator[Database]:
+    if settings.database_url == "" and not Path(settings.data_dir).is_dir():
+        fail(
+            f"no data directory at {settings.data_dir}: start `phigate serve` once, run "
+            "`phigate init DIR`, or pass --data-dir / -c",
+            EXIT_USAGE,
+        )
+    db = app.open_database(settings)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def open_keyring(settings: Settings) -> Keyring:
+    try:
+        return Keyring(settings.path(settings.keys_dir))
+    except KeyringError as exc:
+        fail(str(exc))
