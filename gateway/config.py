@@ -124,6 +124,15 @@ class DeliveryConfig(_Strict):
     mx_port: int = Field(default=25, gt=0, lt=65536)
     # DNS servers for MX lookups ("HOST" or "HOST:PORT"); empty: the system's.
     nameservers: list[str] = Field(default_factory=list)
+    # MTA-STS (RFC 8461) for mode mx: honour the policies recipient domains
+    # publish (enforce: only matching MX hosts, verified certificates).
+    mta_sts: bool = True
+    # Port of the HTTPS policy servers (443 in production; tests point it elsewhere).
+    mta_sts_https_port: int = Field(default=443, gt=0, lt=65536)
+    # DNSSEC-validating resolvers ("HOST" or "HOST:PORT") whose AD bit is trusted
+    # for DANE (RFC 7672) TLSA lookups; empty: DANE is not used. Use a resolver on
+    # this host or one reached over a trusted network only.
+    dane_resolvers: list[str] = Field(default_factory=list)
 
     @field_validator("retry_schedule")
     @classmethod
@@ -202,6 +211,15 @@ class InspectionConfig(_Strict):
     direct_identifiers_need_health_terms: bool = False
 
 
+class TlsReportConfig(_Strict):
+    """SMTP TLS reporting (RFC 8460): daily reports to domains that ask for them."""
+
+    enabled: bool = False
+    # Who the reports say they are from (organization-name, contact-info).
+    organization: str = ""
+    contact: str = ""
+
+
 class DkimConfig(_Strict):
     """DKIM signing of outgoing mail (see docs/delivery.md)."""
 
@@ -244,6 +262,7 @@ class Settings(_Strict):
     delivery: DeliveryConfig = DeliveryConfig()
     inspection: InspectionConfig = InspectionConfig()
     dkim: DkimConfig = DkimConfig()
+    tls_reports: TlsReportConfig = TlsReportConfig()
     smime: SmimeConfig = SmimeConfig()
     # The address DSNs come from (local part @ hostname when empty).
     postmaster: str = ""
