@@ -95,3 +95,46 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     return ctx
+
+
+def issue(
+    directory: Path,
+    stem: str,
+    names: list[str],
+    *,
+    valid_days: tuple[int, int] = (-1, 30),
+    self_signed: bool = False,
+) -> dict[str, Path]:
+    """A server certificate for DNS `names`, signed by the CA `make_certs` wrote in
+    `directory` (or by itself), valid from/to the given days relative to now.
+
+    Returns paths "cert", "key" and "chain" (the certificate followed by the CA's,
+    as a server sends it)."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_cert = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = _name(names[0])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject if self_signed else ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now + datetime.timedelta(days=valid_days[0]))
+        .not_valid_after(now + datetime.timedelta(days=valid_days[1]))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
+        )
+    )
+    if not self_signed:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+    cert = builder.sign(key if self_signed else ca_key, hashes.SHA256())
+    cert_path, key_path = _write_pair(directory, stem, cert, key)
+    chain = directory / f"{stem}.chain.pem"
+    chain.write_bytes(cert_path.read_bytes() + (directory / "ca.crt").read_bytes())
+    return {"cert": cert_path, "key": key_path, "chain": chain}

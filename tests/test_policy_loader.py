@@ -1380,3 +1380,49 @@ def test_from_header_address_and_domain(from_header: str, category: str) -> None
     envelope = Envelope("bounces@esp.example", ("pat@home.example",))
     found = facts_for(policy, envelope, message, 100, Findings(), 0.0)
     assert categorize(policy, found)[0] == category
+
+
+# A fingerprint as `openssl x509 -fingerprint -sha256` prints it, in mixed case.
+LAB_PIN = ":".join(["AB", "CD", "EF", "01", "23", "45", "67", "89", "ab", "cd", "ef", "01"] * 2)
+LAB_PIN += ":" + ":".join(["23", "45", "67", "89"] * 2)
+
+
+def test_transport_rules_apply_to_their_domains_first_match_first() -> None:
+    policy = load(
+        """
+        version: 1
+        transport:
+          - domains: ["*.stlukes.example", stlukes.example]
+            require: dane
+          - domains: [lab.example]
+            pin_sha256: ["PIN"]
+        """.replace("PIN", LAB_PIN),
+        """
+        version: 1
+        transport:
+          - domains: [lab.example, other.example]
+            require: verified
+        """,
+    )
+    assert policy.transport_for("mail.stlukes.example").require == "dane"  # type: ignore[union-attr]
+    assert policy.transport_for("stlukes.example").require == "dane"  # type: ignore[union-attr]
+    lab = policy.transport_for("lab.example")
+    assert lab is not None and lab.require == "pin"
+    assert lab.pins == frozenset({LAB_PIN.replace(":", "").lower()})
+    assert policy.transport_for("other.example").require == "verified"  # type: ignore[union-attr]
+    assert policy.transport_for("elsewhere.example") is None
+
+
+@pytest.mark.parametrize(
+    ("rule", "says"),
+    [
+        ("require: dane\n    pin_sha256: ['" + "a" * 64 + "']", "exactly one"),
+        ("pin_sha256: [abc]", "not a SHA-256 fingerprint"),
+        ("require: maybe", "dane"),
+        ("", "exactly one"),
+    ],
+)
+def test_transport_rule_errors_are_located_and_explained(rule: str, says: str) -> None:
+    problem = only_problem("version: 1\ntransport:\n  - domains: [lab.example]\n    " + rule + "\n")
+    assert problem.line is not None and problem.line >= 3
+    assert says in str(problem)

@@ -106,6 +106,15 @@ class Group:
 
 
 @dataclass(frozen=True)
+class TransportRequirement:
+    """A compiled `transport` rule: what TLS a recipient domain demands."""
+
+    domains: DomainSet
+    require: str  # "dane", "verified" or "pin"
+    pins: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Outcome:
     action: str  # deliver | reject | hold
     via: tuple[str, ...]
@@ -186,6 +195,10 @@ class CompiledPolicy:
     rules: tuple[CompiledRule, ...]
     # Whether any rule reads the consent fact; if not, nobody needs to look it up.
     uses_consent: bool
+    transport: tuple[TransportRequirement, ...] = ()
+
+    def transport_for(self, domain: str) -> TransportRequirement | None:
+        return next((t for t in self.transport if domain in t.domains), None)
 
     def recipient_groups_of(self, address: str) -> frozenset[str]:
         domain = domain_of(address)  # once, not once per group

@@ -22,6 +22,7 @@ from gateway.policy.engine import (
     DomainSet,
     Group,
     Outcome,
+    TransportRequirement,
     compile_conditions,
 )
 from gateway.policy.model import (
@@ -185,6 +186,7 @@ class _Merged:
     sender_groups: dict[str, Any]
     category_rules: list[Any]
     rules: list[Rule]
+    transport: list[Any]
 
 
 def _where(doc: YamlDocument, path: KeyPath) -> str:
@@ -200,7 +202,7 @@ def _merge(files: list[tuple[YamlDocument, PolicyFile]]) -> _Merged:
         "sender_groups": {},
     }
     rule_ids: dict[str, tuple[YamlDocument, KeyPath]] = {}
-    merged = _Merged(PolicySettings(), Defaults(), {}, {}, [], [])
+    merged = _Merged(PolicySettings(), Defaults(), {}, {}, [], [], [])
 
     for doc, policy in files:
         for section in ("settings", "defaults"):
@@ -256,6 +258,7 @@ def _merge(files: list[tuple[YamlDocument, PolicyFile]]) -> _Merged:
                 rule_ids[rule.id] = (doc, path)
         merged.category_rules.extend(policy.categories)
         merged.rules.extend(policy.rules)
+        merged.transport.extend(policy.transport)
 
     merged.recipient_groups = {n: g for n, (_, g) in groups["recipient_groups"].items()}
     merged.sender_groups = {n: g for n, (_, g) in groups["sender_groups"].items()}
@@ -389,4 +392,12 @@ def _compile(merged: _Merged, version: str, files: tuple[str, ...]) -> CompiledP
         ),
         rules=tuple(rules),
         uses_consent=uses_consent,
+        transport=tuple(
+            TransportRequirement(
+                DomainSet.of(t.domains),
+                "pin" if t.pin_sha256 else t.require,
+                frozenset(t.pin_sha256),
+            )
+            for t in merged.transport
+        ),
     )

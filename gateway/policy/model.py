@@ -331,6 +331,47 @@ class SenderGroup(StrictModel):
     _addresses = field_validator("addresses")(lambda v: [_address(a) for a in v])
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _sha256(value: str) -> str:
+    digest = value.strip().lower().replace(":", "")
+    if not _SHA256.fullmatch(digest):
+        raise ValueError(
+            f"{value!r} is not a SHA-256 fingerprint (64 hex digits, colons allowed; "
+            "e.g. from `openssl x509 -in CERT -noout -fingerprint -sha256`)"
+        )
+    return digest
+
+
+class TransportRule(StrictModel):
+    """Stricter transport security for recipient domains (mode mx delivery)."""
+
+    domains: list[str] = Field(
+        min_length=1, description="recipient domains; *.example.org matches subdomains"
+    )
+    require: Literal["dane", "verified"] | None = Field(
+        default=None,
+        description="dane: only DANE-authenticated TLS; verified: a CA-verified certificate "
+        "even in mode standard",
+    )
+    pin_sha256: list[str] = Field(
+        default_factory=list,
+        description="accept only these certificates (SHA-256 fingerprints), whatever CA",
+    )
+
+    _domains = field_validator("domains")(lambda v: [_domain(d) for d in v])
+    _pins = field_validator("pin_sha256")(lambda v: [_sha256(d) for d in v])
+
+    @model_validator(mode="after")
+    def _one_requirement(self) -> TransportRule:
+        if (self.require is None) == (not self.pin_sha256):
+            raise ValueError(
+                "give either `require: dane|verified` or `pin_sha256: [...]` (exactly one)"
+            )
+        return self
+
+
 class CategoryRule(StrictModel):
     """Assigns a category to a message; the first matching rule wins."""
 
@@ -516,4 +557,9 @@ class PolicyFile(StrictModel):
     rules: list[Rule] = Field(
         default_factory=list,
         description="delivery rules in order; per recipient the first match decides",
+    )
+    transport: list[TransportRule] = Field(
+        default_factory=list,
+        description="per-domain transport requirements; the first rule naming the "
+        "recipient domain applies",
     )
