@@ -37,6 +37,8 @@ def configure(level: str = "info") -> None:
     logging.getLogger("mail.log").setLevel(logging.CRITICAL)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("aiosmtplib").setLevel(logging.WARNING)
+    # httpx logs every request (MTA-STS fetches, report uploads) at INFO.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields: Any) -> None:

@@ -24,7 +24,7 @@ import dns.rdatatype
 import dns.resolver
 from dns.rdtypes.ANY.MX import MX
 
-__all__ = ["MAX_HOPS", "Hop", "MxResolver", "RouteError", "parse_nameserver"]
+__all__ = ["MAX_HOPS", "Hop", "MxResolver", "RouteError", "make_resolver", "parse_nameserver"]
 
 MAX_HOPS = 10
 # Per-attempt timeout handed to each name server; the overall budget per
@@ -85,6 +85,24 @@ def _port(text: str, spec: str) -> int:
     return int(text)
 
 
+def make_resolver(nameservers: Sequence[str], timeout: float) -> dns.asyncresolver.Resolver:
+    """An uncaching async resolver for the configured name servers (the system's
+    when none are given), each attempt bounded, the whole lookup `timeout`."""
+    if nameservers:
+        resolver = dns.asyncresolver.Resolver(configure=False)
+        resolver.nameservers = [
+            dns.nameserver.Do53Nameserver(host, port=ns_port)
+            for host, ns_port in map(parse_nameserver, nameservers)
+        ]
+    else:
+        resolver = dns.asyncresolver.Resolver()
+    resolver.timeout = min(timeout, _ATTEMPT_TIMEOUT)
+    resolver.lifetime = timeout
+    resolver.use_edns(0, 0, _EDNS_PAYLOAD)
+    resolver.cache = None
+    return resolver
+
+
 class MxResolver:
     """Resolve a recipient domain to an ordered list of next hops."""
 
@@ -96,20 +114,9 @@ class MxResolver:
         self._port = port
         self._timeout = timeout
         self._random = random.Random()
-        if nameservers:
-            resolver = dns.asyncresolver.Resolver(configure=False)
-            resolver.nameservers = [
-                dns.nameserver.Do53Nameserver(host, port=ns_port)
-                for host, ns_port in map(parse_nameserver, nameservers)
-            ]
-        else:
-            resolver = dns.asyncresolver.Resolver()
-        resolver.timeout = min(timeout, _ATTEMPT_TIMEOUT)
-        resolver.lifetime = timeout
-        resolver.use_edns(0, 0, _EDNS_PAYLOAD)
         # A cache would hide changes made during retries; the recursive
         # resolver in front of us already caches.
-        resolver.cache = None
+        resolver = make_resolver(nameservers, timeout)
         self._resolver = resolver
 
     async def hops(self, domain: str) -> list[Hop]:
