@@ -191,6 +191,7 @@ class MessageForDelivery:
     principal: str | None
     is_dsn: bool
     sealed: Sealed | None  # None once shredded
+    listener: str = ""  # where it came in; phigate's own reports name their source
 
 
 def load_messages(conn: Connection, queue_ids: Sequence[str]) -> dict[str, MessageForDelivery]:
@@ -210,6 +211,7 @@ def load_messages(conn: Connection, queue_ids: Sequence[str]) -> dict[str, Messa
             row["principal"],
             row["is_dsn"],
             sealed,
+            row["listener"],
         )
     return found
 

@@ -119,3 +119,42 @@ sandbox_mail = Table(
     Column("wrapped_key", LargeBinary, nullable=False),
     Column("content", LargeBinary, nullable=False),
 )
+
+# --- SMTP TLS reporting (RFC 8460): session counters and report state ---------
+# Only what a TLS report holds: no addresses, message ids or content.
+
+tls_policies = Table(
+    "tls_policies",
+    metadata,
+    Column("policy_hash", String(64), primary_key=True),  # SHA-256 of type and strings
+    Column("policy_type", String(16), nullable=False),  # sts | tlsa | no-policy-found
+    Column("policy_strings", Text, nullable=False),  # JSON list: STS policy lines or TLSA records
+    Column("last_seen", Float, nullable=False),
+)
+
+tls_session_counts = Table(
+    "tls_session_counts",
+    metadata,
+    Column("day", Integer, primary_key=True),  # UNIX seconds at 00:00 UTC
+    Column("policy_domain", String(255), primary_key=True),
+    Column("policy_hash", String(64), primary_key=True),
+    Column("mx_host", String(255), primary_key=True),
+    Column("sending_ip", String(64), primary_key=True),  # "" when not known
+    Column("receiving_ip", String(64), primary_key=True),  # "" when not known
+    Column("result", String(32), primary_key=True),  # "success" or an RFC 8460 result-type
+    Column("sessions", Integer, nullable=False),
+)
+
+tls_reports = Table(
+    "tls_reports",
+    metadata,
+    Column("day", Integer, primary_key=True),
+    Column("policy_domain", String(255), primary_key=True),
+    Column("report_id", String(255), nullable=False),
+    # retry -> sending (leased until due_at) -> sent | no-record | abandoned; sending -> retry
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("first_attempt_at", Float, nullable=False),
+    Column("due_at", Float, nullable=False),  # next attempt (retry) or lease end (sending)
+    Column("updated_at", Float, nullable=False),
+)
