@@ -1,7 +1,7 @@
 """DKIM signing benchmark: messages per second on one core, and a 10 MB message.
 
-    .venv/bin/python bench/dkim.py                # about 20 s
-    .venv/bin/python bench/dkim.py --seconds 0.5  # a quick look
+    .venv/bin/python bench/dkim_signing.py                # about 20 s
+    .venv/bin/python bench/dkim_signing.py --seconds 0.5  # a quick look
 
 Signs a 5 KB message (typical headers, a plain-text body) in a loop for
 --seconds per case, pinned to one CPU, with keys from a temporary

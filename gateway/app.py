@@ -20,13 +20,15 @@ from sqlalchemy import func, select
 
 from gateway.config import LimitsConfig, Settings
 from gateway.consent import NoConsentRecords
-from gateway.delivery.worker import DeliveryService
+from gateway.delivery.tlsrpt_send import TlsReporter
+from gateway.delivery.worker import DeliveryService, smime_encryptor
 from gateway.inspect.detect import prepare
 from gateway.inspect.inspector import Inspector
 from gateway.intake import Intake
 from gateway.logs import event
 from gateway.policy.live import PID_FILE, LivePolicy, policy_directory
 from gateway.policy.loader import PolicyError
+from gateway.smime.errors import SmimeSetupError
 from gateway.smtp import tls
 from gateway.smtp.auth import Authenticator, AuthGuard
 from gateway.smtp.listener import ConnectionLimiter, Handler, ListenerContext, PhigateSMTP
@@ -146,9 +148,7 @@ async def run(
     keyring = Keyring(settings.path(settings.keys_dir))
     db = open_database(settings)
     db.start()
-    delivery = DeliveryService(
-        settings.delivery, db, keyring, settings.hostname, settings.postmaster_address
-    )
+    delivery = DeliveryService(settings, db, keyring, policy=lambda: policy.current)
     inspector = Inspector(settings.inspection)
     intake = Intake(
         db,
@@ -160,6 +160,7 @@ async def run(
         consent=NoConsentRecords(),
         bounces=delivery.bounces,
         on_queued=delivery.notify,
+        signer=delivery.signer,
     )
     limits = _per_process(settings.limits, settings.processes)
     limiter = ConnectionLimiter(limits)
@@ -192,6 +193,8 @@ async def run(
             contexts.append(ctx)
             servers.append(server)
         delivery.start()
+        reporter = TlsReporter(settings, db, keyring, notify=delivery.notify)
+        reports = asyncio.create_task(reporter.run_forever(stop), name="tls-reports")
         policy.started()
         event(
             log,
@@ -201,6 +204,8 @@ async def run(
         )
         await stop.wait()
         event(log, "stopping")
+        reports.cancel()  # an unfinished report is sent by the next pass
+        await asyncio.gather(reports, return_exceptions=True)
     finally:
         await _shutdown(contexts, servers, delivery, grace)
         policy.stopped()
@@ -270,6 +275,10 @@ def serve(settings: Settings) -> None:
     # Loaded before forking: a certificate problem stops start-up once, here.
     ssl_context = _tls_context(settings)
     policy = load_live_policy(settings)
+    try:
+        smime_encryptor(settings)
+    except SmimeSetupError as exc:
+        raise StartupError(f"S/MIME settings are not usable: {exc}") from exc
     prepare(settings.inspection)  # compiled once here; forked processes share it
     sockets = bind_listeners(settings)
     pid_file = Path(settings.data_dir) / PID_FILE

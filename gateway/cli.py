@@ -15,6 +15,7 @@ import click
 from gateway import app
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
+from gateway.certs.cli import certs_group
 from gateway.cli_common import (
     EXIT_USAGE,
     F,
@@ -27,6 +28,7 @@ from gateway.cli_common import (
     when,
 )
 from gateway.consent import NoConsentRecords
+from gateway.dkim.cli import dkim_group
 from gateway.inspect import inspect_message
 from gateway.inspect.findings import Findings
 from gateway.inspect.inspector import Inspector
@@ -813,6 +815,10 @@ def audit_verify(config_file: str | None, data_dir: str | None) -> None:
         fail(f"audit trail damaged: {len(problems)} problem(s) in {count} events")
     click.echo(f"Audit trail intact: {count} events.")
 
+
+main.add_command(certs_group)
+
+main.add_command(dkim_group)
 
 if __name__ == "__main__":
     main()

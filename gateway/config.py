@@ -8,10 +8,14 @@ error reporting with file/line/column live in `gateway.settings_loader`.
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gateway.dkim.keys import DkimError
+from gateway.dkim.keys import normalise_domain as normalise_dkim_domain
 
 
 class _Strict(BaseModel):
@@ -221,7 +225,7 @@ class TlsReportConfig(_Strict):
 
 
 class DkimConfig(_Strict):
-    """DKIM signing of outgoing mail (see docs/delivery.md)."""
+    """DKIM signing of outgoing mail (see docs/dkim.md)."""
 
     # Keys, one directory per signing domain: DATA_DIR/dkim/<domain>/<selector>.pem.
     keys_dir: str = "dkim"
@@ -229,6 +233,41 @@ class DkimConfig(_Strict):
     # them while it has no active key is refused at DATA with 451 (fix the key,
     # the client retries). Other domains are signed when they have a key.
     required_domains: list[str] = Field(default_factory=list)
+    # Header fields signed when the message has them; changing one of them
+    # later breaks the signature. From is always signed, and once more than it
+    # occurs so that no second From can be added.
+    sign_headers: list[str] = Field(
+        default_factory=lambda: [
+            "From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID",
+            "In-Reply-To", "References", "MIME-Version", "Content-Type",
+            "Content-Transfer-Encoding", "Content-Disposition", "Content-ID",
+            "Content-Description", "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post",
+            "List-Help", "List-Subscribe", "List-Post", "List-Owner", "List-Archive",
+        ]
+    )  # fmt: skip
+
+    @field_validator("required_domains")
+    @classmethod
+    def _check_required_domains(cls, value: list[str]) -> list[str]:
+        try:
+            return [normalise_dkim_domain(domain) for domain in value]
+        except DkimError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("sign_headers")
+    @classmethod
+    def _check_sign_headers(cls, value: list[str]) -> list[str]:
+        names = [name.lower() for name in value]
+        for name in value:
+            if not re.fullmatch(r"[!-9;-~]+", name):  # printable ASCII, no space or colon
+                raise ValueError(f"{name!r} is not a header field name")
+        if "from" not in names:
+            raise ValueError("From must be signed (RFC 6376): add it to the list")
+        if "dkim-signature" in names:
+            raise ValueError("DKIM-Signature cannot be signed: leave it out")
+        if len(set(names)) != len(names):
+            raise ValueError("a header field is listed twice")
+        return value
 
 
 class SmimeConfig(_Strict):
@@ -239,6 +278,23 @@ class SmimeConfig(_Strict):
     # PEM bundle of CAs that recipient certificates must chain to; null: the
     # system's trusted CAs.
     trust_file: str | None = None
+    # Content encryption. aes256-cbc: EnvelopedData with RSA PKCS#1 v1.5 key
+    # transport, which every mail client reads; aes256-gcm: AuthEnvelopedData
+    # with RSA-OAEP (authenticated, newer clients only); auto: GCM for
+    # certificates whose S/MIME capabilities list AES-256-GCM, CBC otherwise.
+    algorithm: Literal["auto", "aes256-cbc", "aes256-gcm"] = "aes256-cbc"
+    # Sign before encrypting with the organisation's certificate (PEM, its
+    # intermediates may follow) and unencrypted private key (PEM). Both or neither.
+    sign_cert_file: str | None = None
+    sign_key_file: str | None = None
+
+    @model_validator(mode="after")
+    def _check_signing_pair(self) -> SmimeConfig:
+        if (self.sign_cert_file is None) != (self.sign_key_file is None):
+            raise ValueError(
+                "signing needs both sign_cert_file and sign_key_file (or neither, to not sign)"
+            )
+        return self
 
 
 class Settings(_Strict):

@@ -29,6 +29,7 @@ from gateway.config import ReceivedHeaderConfig
 from gateway.consent import ConsentSource
 from gateway.delivery.bounce import BounceMaker, queue_dsn
 from gateway.delivery.dsn import FailedRecipient, is_null_sender
+from gateway.dkim.sign import DkimSigner
 from gateway.inspect.inspector import Inspector
 from gateway.logs import event
 from gateway.policy.engine import CompiledPolicy, Decision
@@ -166,6 +167,7 @@ class Intake:
         consent: ConsentSource,
         bounces: BounceMaker,
         on_queued: Callable[[], None] = lambda: None,
+        signer: DkimSigner | None = None,
     ) -> None:
         self.db = db
         self.keyring = keyring
@@ -176,6 +178,7 @@ class Intake:
         self.consent = consent
         self.bounces = bounces
         self.on_queued = on_queued
+        self.signer = signer
 
     async def accept(self, submission: Submission) -> Reply:
         now = time.time()
@@ -197,6 +200,13 @@ class Intake:
         ]
         if not evaluation.accepted:
             return await self._refuse(queue_id, evaluation, decisions)
+        if self.signer is not None and self.signer.missing_required_key(facts.from_domain):
+            # Never an unsigned message from a domain that must sign: the client
+            # retries once an admin has made the key.
+            event(
+                log, "dkim_key_missing", logging.ERROR, queue_id=queue_id, domain=facts.from_domain
+            )
+            return Reply(451, f"4.7.0 No DKIM signing key for {facts.from_domain}; try again later")
         return await self._store(queue_id, submission, parsed, evaluation, decisions, now)
 
     async def _refuse(

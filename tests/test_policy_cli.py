@@ -140,3 +140,21 @@ def test_reload_without_a_running_server_says_so(tmp_path: Path) -> None:
     result = run("policy", "reload", "--data-dir", str(tmp_path))
     assert result.returncode == 1
     assert "no running phigate found" in result.stderr
+
+
+def test_explain_names_the_transport_rule_of_the_recipient_domain(tmp_path: Path) -> None:
+    policy = tmp_path / "policy"
+    policy.mkdir()
+    (policy / "p.yaml").write_text(
+        "version: 1\ntransport:\n  - domains: [lab.example]\n    require: dane\n"
+    )
+    eml = tmp_path / "m.eml"
+    eml.write_bytes(b"From: a@clinic.example\r\nSubject: results\r\n\r\nhello\r\n")
+    args = ["--from", "a@clinic.example", "--to", "dr@lab.example", "--to", "x@other.example"]
+    result = run("policy", "explain", str(eml), *args, "--dir", str(policy), "--json")
+    assert result.returncode == 0, result.stderr
+    lab, other = json.loads(result.stdout)["recipients"]
+    assert lab["transport"] == "DANE-authenticated TLS only"
+    assert other["transport"] is None
+    text = run("policy", "explain", str(eml), *args, "--dir", str(policy)).stdout
+    assert text.count("Transport: DANE-authenticated TLS only") == 1

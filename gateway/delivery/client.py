@@ -1,25 +1,37 @@
-"""Sending one message to one next hop with aiosmtplib, with an explicit TLS mode.
+"""Sending one message to one next hop with aiosmtplib, with an explicit TLS policy.
 
-Connections are kept open and reused (RSET between messages): opening a TCP
-and TLS session per message would cost more than the message itself.
+Each connection is made under a `TlsPolicy` decided by the router (plain,
+opportunistic, or verified by PKIX, MTA-STS, DANE or a pinned certificate); a
+verified policy never falls back to plaintext or to an unverified certificate.
+What was negotiated is returned as `TlsEvidence` for the audit trail.
+Connections are kept open and reused between messages of the same policy:
+opening a TCP and TLS session per message would cost more than the message.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import ssl
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal
 
 import aiosmtplib
+from cryptography import x509
+
+from gateway.delivery.dane import DaneError, Tlsa, authenticate
 
 TlsMode = Literal["opportunistic", "required", "none"]
+# How a verified connection was authenticated, as recorded in the audit trail.
+VerifyMethod = Literal["pkix", "mta-sts", "dane", "pin"]
 
-# Our own status for "no TLS of the required kind with this server": the
-# signal for the policy's next delivery mode (e.g. from tls to portal).
-TLS_UNAVAILABLE = "4.7.5"
+# Our own status for "this delivery mode cannot reach this recipient" (no TLS
+# of the required kind, no usable certificate): the signal for the policy's
+# next delivery mode (e.g. from tls to portal).
+MODE_UNAVAILABLE = "4.7.5"
 _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\s")
 _IDLE_SECONDS = 30.0
 
@@ -30,6 +42,37 @@ def sanitise_reply(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class TlsPolicy:
+    """How one connection must be secured."""
+
+    level: Literal["none", "opportunistic", "verify"]
+    method: VerifyMethod = "pkix"  # for level "verify"
+    tlsa: tuple[Tlsa, ...] = ()  # method dane: the MX host's usable TLSA records
+    names: tuple[str, ...] = ()  # method dane: reference names for DANE-TA
+    pins: frozenset[str] = frozenset()  # method pin: SHA-256 (hex) of accepted certificates
+
+    @classmethod
+    def from_mode(cls, mode: TlsMode) -> TlsPolicy:
+        return cls("verify") if mode == "required" else cls(mode)
+
+
+@dataclass(frozen=True)
+class TlsEvidence:
+    """What a TLS session negotiated and how the peer was authenticated."""
+
+    version: str
+    cipher: str
+    peer_sha256: str
+    verified: str  # pkix, mta-sts, dane-ee, dane-ta, pin, or "no" (opportunistic)
+
+    def text(self) -> str:
+        return (
+            f"tls={self.version} cipher={self.cipher} "
+            f"cert=sha256:{self.peer_sha256} verify={self.verified}"
+        )
+
+
+@dataclass(frozen=True)
 class RecipientResult:
     recipient: str
     code: int | None  # None: no SMTP reply (connection or TLS failure)
@@ -37,10 +80,12 @@ class RecipientResult:
     reply: str
     remote_host: str | None
     mode: str = "standard"  # the policy's delivery mode that produced this result
+    tls: TlsEvidence | None = None
+    note: str = ""  # mode-specific metadata for the audit trail (never content)
 
     @property
-    def tls_unavailable(self) -> bool:
-        return self.code is None and self.status == TLS_UNAVAILABLE
+    def mode_unavailable(self) -> bool:
+        return self.code is None and self.status == MODE_UNAVAILABLE
 
     @property
     def delivered(self) -> bool:
@@ -59,42 +104,89 @@ def _status(code: int, message: str) -> str:
 
 
 class HopError(Exception):
-    """The hop could not take the message at all (connect, TLS, or a session-level reply)."""
+    """The hop could not take the message at all (connect, TLS, or a session-level reply).
 
-    def __init__(self, reason: str, code: int | None = None, status: str = "4.4.1") -> None:
+    `tls_failure` is the RFC 8460 result type when a required TLS session failed."""
+
+    def __init__(
+        self,
+        reason: str,
+        code: int | None = None,
+        status: str = "4.4.1",
+        tls_failure: str | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.code = code
         self.status = status
+        self.tls_failure = tls_failure
+
+
+def _tls_unavailable(client: aiosmtplib.SMTP, reason: str, result_type: str) -> HopError:
+    client.close()
+    return HopError(reason, None, MODE_UNAVAILABLE, result_type)
+
+
+def _presented_chain(ssl_object: ssl.SSLObject) -> list[x509.Certificate]:
+    """The certificates the server sent, leaf first (Python 3.13 made this public)."""
+    getter = getattr(ssl_object, "get_unverified_chain", None)
+    if getter is None:
+        getter = ssl_object._sslobj.get_unverified_chain  # type: ignore[attr-defined]
+    chain = getter() or []
+    return [
+        x509.load_der_x509_certificate(
+            c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
+        )
+        for c in chain
+    ]
+
+
+def _certificate_failure(exc: ssl.SSLError) -> str:
+    """RFC 8460 result type for a failed PKIX verification."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        message = (exc.verify_message or "").lower()
+        if "hostname" in message or "ip address mismatch" in message:
+            return "certificate-host-mismatch"
+        if "expired" in message:
+            return "certificate-expired"
+        return "certificate-not-trusted"
+    return "validation-failure"
 
 
 @dataclass
-class _Idle:
+class _Connection:
     client: aiosmtplib.SMTP
-    since: float
+    evidence: TlsEvidence | None
+    since: float = field(default=0.0)
 
 
 class SmtpSender:
     def __init__(
         self,
         helo_name: str,
-        tls: TlsMode,
         ca_file: str | None,
         connect_timeout: float,
         command_timeout: float,
     ) -> None:
         self.helo_name = helo_name
-        self.tls = tls
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
         self._verified = ssl.create_default_context(cafile=ca_file)
         self._verified.minimum_version = ssl.TLSVersion.TLSv1_2
+        # For DANE and pinned certificates: the chain is checked after the
+        # handshake against the TLSA records or pins, not against CAs.
+        self._self_checked = ssl.create_default_context()
+        self._self_checked.minimum_version = ssl.TLSVersion.TLSv1_2
+        self._self_checked.check_hostname = False
+        self._self_checked.verify_mode = ssl.CERT_NONE
         self._unverified = ssl.create_default_context()
         self._unverified.check_hostname = False
         self._unverified.verify_mode = ssl.CERT_NONE
-        self._idle: dict[tuple[str, int, str], list[_Idle]] = {}
+        self._idle: dict[tuple[str, int, str, TlsPolicy], list[_Connection]] = {}
 
-    async def _open(self, address: str, port: int, server_name: str) -> aiosmtplib.SMTP:
+    async def _open(
+        self, address: str, port: int, server_name: str, policy: TlsPolicy
+    ) -> _Connection:
         client = aiosmtplib.SMTP(
             hostname=address,
             port=port,
@@ -109,49 +201,97 @@ class SmtpSender:
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             client.close()
             raise HopError(f"cannot connect to {server_name}:{port}: {type(exc).__name__}") from exc
-        if self.tls == "none":
-            return client
-        offered = client.supports_extension("starttls")
-        if not offered:
-            if self.tls == "required":
-                client.close()
-                raise HopError(
-                    f"{server_name} does not offer STARTTLS and TLS is required",
-                    None,
-                    TLS_UNAVAILABLE,
+        if policy.level == "none":
+            return _Connection(client, None)
+        if not client.supports_extension("starttls"):
+            if policy.level == "verify":
+                raise _tls_unavailable(
+                    client,
+                    f"{server_name} does not offer STARTTLS and verified TLS is required",
+                    "starttls-not-supported",
                 )
-            return client
-        context = self._verified if self.tls == "required" else self._unverified
+            return _Connection(client, None)
+        pkix = policy.level == "verify" and policy.method in ("pkix", "mta-sts")
+        if pkix:
+            context = self._verified
+        elif policy.level == "verify":
+            context = self._self_checked
+        else:
+            context = self._unverified
         try:
             await client.starttls(
-                server_hostname=server_name,
-                validate_certs=self.tls == "required",
-                tls_context=context,
+                server_hostname=server_name, validate_certs=pkix, tls_context=context
             )
-        except (TimeoutError, aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
-            client.close()
-            raise HopError(
-                f"TLS with {server_name} failed: {type(exc).__name__}", None, TLS_UNAVAILABLE
+        except ssl.SSLError as exc:
+            raise _tls_unavailable(
+                client,
+                f"TLS with {server_name} failed: {_certificate_failure(exc)}",
+                _certificate_failure(exc),
             ) from exc
-        return client
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            raise _tls_unavailable(
+                client, f"TLS with {server_name} failed: {type(exc).__name__}", "validation-failure"
+            ) from exc
+        ssl_object = client.get_transport_info("ssl_object")
+        leaf = ssl_object.getpeercert(binary_form=True) or b""
+        verified: str = policy.method if pkix else "no"
+        if policy.level == "verify" and not pkix:
+            verified = self._check_chain(client, ssl_object, leaf, server_name, policy)
+        cipher = ssl_object.cipher()
+        evidence = TlsEvidence(
+            version=ssl_object.version() or "unknown",
+            cipher=cipher[0] if cipher else "unknown",
+            peer_sha256=hashlib.sha256(leaf).hexdigest(),
+            verified=verified,
+        )
+        return _Connection(client, evidence)
 
-    def _reusable(self, key: tuple[str, int, str]) -> aiosmtplib.SMTP | None:
+    def _check_chain(
+        self,
+        client: aiosmtplib.SMTP,
+        ssl_object: ssl.SSLObject,
+        leaf: bytes,
+        server_name: str,
+        policy: TlsPolicy,
+    ) -> str:
+        """Authenticate a DANE or pinned peer after the handshake; raise HopError."""
+        if policy.method == "pin":
+            if hashlib.sha256(leaf).hexdigest() in policy.pins:
+                return "pin"
+            raise _tls_unavailable(
+                client,
+                f"certificate of {server_name} does not match the pinned fingerprint",
+                "validation-failure",
+            )
+        try:
+            return authenticate(
+                _presented_chain(ssl_object), policy.tlsa, policy.names, datetime.now(UTC)
+            )
+        except (DaneError, ValueError) as exc:
+            reason = exc.reason if isinstance(exc, DaneError) else "unreadable certificate"
+            result = exc.result_type if isinstance(exc, DaneError) else "validation-failure"
+            raise _tls_unavailable(
+                client, f"DANE authentication of {server_name} failed: {reason}", result
+            ) from exc
+
+    def _reusable(self, key: tuple[str, int, str, TlsPolicy]) -> _Connection | None:
         """An idle connection left clean by a finished transaction (no RSET round trip)."""
         pool = self._idle.get(key, [])
         now = time.monotonic()
         while pool:
             idle = pool.pop()
             if now - idle.since < _IDLE_SECONDS and idle.client.is_connected:
-                return idle.client
+                return idle
             idle.client.close()
         return None
 
-    def _checkin(self, key: tuple[str, int, str], client: aiosmtplib.SMTP) -> None:
+    def _checkin(self, key: tuple[str, int, str, TlsPolicy], conn: _Connection) -> None:
         pool = self._idle.setdefault(key, [])
-        if len(pool) < 64 and client.is_connected:
-            pool.append(_Idle(client, time.monotonic()))
+        if len(pool) < 64 and conn.client.is_connected:
+            conn.since = time.monotonic()
+            pool.append(conn)
         else:
-            client.close()
+            conn.client.close()
 
     async def send(
         self,
@@ -161,21 +301,22 @@ class SmtpSender:
         sender: str,
         recipients: Sequence[str],
         content: bytes,
+        policy: TlsPolicy,
     ) -> list[RecipientResult]:
         """One SMTP transaction; per-recipient results. Raises HopError if none was possible."""
-        key = (address, port, server_name)
-        client = self._reusable(key)
-        if client is not None:
+        key = (address, port, server_name, policy)
+        conn = self._reusable(key)
+        if conn is not None:
             try:
-                await client.mail(sender)
+                await conn.client.mail(sender)
             except (TimeoutError, aiosmtplib.SMTPException, OSError):
                 # Closed while idle, or in an unknown state: start over on a fresh connection.
-                client.close()
-                client = None
-        if client is None:
-            client = await self._open(address, port, server_name)
-            await self._mail(client, sender, server_name)
-        return await self._finish(client, key, server_name, recipients, content)
+                conn.client.close()
+                conn = None
+        if conn is None:
+            conn = await self._open(address, port, server_name, policy)
+            await self._mail(conn.client, sender, server_name)
+        return await self._finish(conn, key, server_name, recipients, content)
 
     async def _mail(self, client: aiosmtplib.SMTP, sender: str, server_name: str) -> None:
         try:
@@ -191,13 +332,15 @@ class SmtpSender:
 
     async def _finish(
         self,
-        client: aiosmtplib.SMTP,
-        key: tuple[str, int, str],
+        conn: _Connection,
+        key: tuple[str, int, str, TlsPolicy],
         server_name: str,
         recipients: Sequence[str],
         content: bytes,
     ) -> list[RecipientResult]:
         """RCPT for each recipient and DATA, after a successful MAIL."""
+        client = conn.client
+        tls = conn.evidence
         try:
             accepted: list[str] = []
             results: dict[str, RecipientResult] = {}
@@ -212,6 +355,7 @@ class SmtpSender:
                         _status(exc.code, exc.message),
                         sanitise_reply(exc.message),
                         server_name,
+                        tls=tls,
                     )
             if accepted:
                 try:
@@ -229,14 +373,14 @@ class SmtpSender:
                     )
                 for rcpt in accepted:
                     results[rcpt] = RecipientResult(
-                        rcpt, outcome[0], outcome[1], outcome[2], server_name
+                        rcpt, outcome[0], outcome[1], outcome[2], server_name, tls=tls
                     )
             else:
                 await client.rset()
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             client.close()
             raise HopError(f"connection to {server_name} failed: {type(exc).__name__}") from exc
-        self._checkin(key, client)
+        self._checkin(key, conn)
         return [results[r] for r in recipients]
 
     def close(self) -> None:

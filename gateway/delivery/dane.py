@@ -25,12 +25,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from gateway.delivery.mx import parse_nameserver
+from gateway.delivery.mx import make_resolver
 
 # RFC 7218 names of the usages SMTP clients honour (RFC 7672 §3.1).
 DANE_TA = 2
 DANE_EE = 3
-_ATTEMPT_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -92,17 +91,10 @@ class DaneResolver:
     """TLSA and MX-security lookups through DNSSEC-validating resolvers."""
 
     def __init__(self, resolvers: Sequence[str], timeout: float = 5.0) -> None:
-        resolver = dns.asyncresolver.Resolver(configure=False)
-        resolver.nameservers = [
-            dns.nameserver.Do53Nameserver(host, port=port)
-            for host, port in map(parse_nameserver, resolvers)
-        ]
-        resolver.timeout = min(timeout, _ATTEMPT_TIMEOUT)
-        resolver.lifetime = timeout
+        resolver = make_resolver(resolvers, timeout)
         # Ask for validation (DO) and for the AD bit in the answer.
         resolver.use_edns(0, dns.flags.DO, 1232)
         resolver.flags = dns.flags.RD | dns.flags.AD
-        resolver.cache = None
         self._resolver = resolver
         self._timeout = timeout
 

@@ -16,28 +16,50 @@ import random
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Connection
 
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
-from gateway.config import DeliveryConfig, parse_host_port
+from gateway.certs.store import CertStore
+from gateway.config import Settings, parse_host_port
+from gateway.delivery import tlsrpt_send
 from gateway.delivery.bounce import BounceMaker, queue_dsn
-from gateway.delivery.client import HopError, RecipientResult, SmtpSender
+from gateway.delivery.client import (
+    MODE_UNAVAILABLE,
+    HopError,
+    RecipientResult,
+    SmtpSender,
+    TlsPolicy,
+)
 from gateway.delivery.dsn import FailedRecipient, is_null_sender
 from gateway.delivery.mx import MxResolver, RouteError
 from gateway.delivery.rewrite import apply_rewrite
+from gateway.delivery.security import NO_POLICY, DomainSecurity, HopSecurity, TransportSecurity
+from gateway.delivery.tlsrpt import TlsSession, record_sessions
+from gateway.dkim.keys import DkimError
+from gateway.dkim.sign import DkimSigner
 from gateway.logs import event
+from gateway.policy.engine import CompiledPolicy
+from gateway.smime.envelope import SmimeEncryptor
 from gateway.smtp.addresses import domain_of
 from gateway.store import queue, sandbox
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
 
 log = logging.getLogger("gateway.delivery")
+
+_T = TypeVar("_T")
+# Messages above this size are signed and encrypted in a thread.
+_INLINE_BYTES = 256 * 1024
+# The audit trail's detail column.
+_DETAIL_CHARS = 255
 
 
 @dataclass(frozen=True)
@@ -49,6 +71,54 @@ class Delivery:
     message: queue.MessageForDelivery | None = None
 
 
+@dataclass
+class _Attempt:
+    """One delivery attempt of one message: its results and the TLS sessions it made."""
+
+    sender: str
+    queue_id: str
+    # RFC 8460 §5.3.1: TLS reports must get through even where the recipient's
+    # MTA-STS or DANE fails, and their own sessions are not counted.
+    honours_tls_policies: bool = True
+    results: list[RecipientResult] = field(default_factory=list)
+    sessions: list[TlsSession] = field(default_factory=list)
+
+    def session(
+        self, domain: str, security: HopSecurity, host: str, address: str, failure: str | None
+    ) -> None:
+        if not self.honours_tls_policies:
+            return
+        self.sessions.append(
+            TlsSession(
+                policy_domain=domain,
+                policy_type=security.reported.type,
+                policy_strings=security.reported.strings,
+                mx_host=host,
+                receiving_ip=address,
+                failure=failure,
+            )
+        )
+
+
+def smime_encryptor(settings: Settings) -> SmimeEncryptor:
+    """Raises SmimeSetupError when the signing certificate or trust bundle is unusable."""
+    return SmimeEncryptor(settings.smime, CertStore.for_settings(settings), Path(settings.data_dir))
+
+
+def audit_detail(result: RecipientResult) -> str:
+    """Metadata of one delivery attempt for the audit trail: mode, TLS evidence,
+    S/MIME details, next hop and its reply (shortened to fit)."""
+    parts = [f"mode={result.mode}"]
+    if result.tls is not None:
+        parts.append(result.tls.text())
+    if result.note:
+        parts.append(result.note)
+    if result.remote_host:
+        parts.append(f"mx={result.remote_host}")
+    head = " ".join(parts)
+    return f"{head}: {result.reply}"[:_DETAIL_CHARS]
+
+
 def backoff(schedule: Sequence[float], attempts_done: int, jitter: float) -> float:
     base = schedule[min(max(attempts_done - 1, 0), len(schedule) - 1)]
     return base * random.uniform(1 - jitter, 1 + jitter)
@@ -57,33 +127,28 @@ def backoff(schedule: Sequence[float], attempts_done: int, jitter: float) -> flo
 class DeliveryService:
     def __init__(
         self,
-        config: DeliveryConfig,
+        settings: Settings,
         db: Database,
         keyring: Keyring,
-        hostname: str,
-        postmaster: str,
+        policy: Callable[[], CompiledPolicy | None] = lambda: None,
     ) -> None:
+        config = settings.delivery
         self.config = config
         self.db = db
         self.keyring = keyring
-        self.hostname = hostname
-        self.postmaster = postmaster
-        self.bounces = BounceMaker(keyring, hostname, postmaster)
+        self.hostname = settings.hostname
+        self.postmaster = settings.postmaster_address
+        self.policy = policy
+        self.bounces = BounceMaker(keyring, self.hostname, self.postmaster)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{time.time():.0f}"
         self.sender = SmtpSender(
-            hostname, config.tls, config.ca_file, config.connect_timeout, config.command_timeout
+            self.hostname, config.ca_file, config.connect_timeout, config.command_timeout
         )
-        verified = (
-            self.sender
-            if config.tls == "required"
-            else SmtpSender(
-                hostname, "required", config.ca_file, config.connect_timeout, config.command_timeout
-            )
-        )
-        # The policy's delivery modes built so far; smime and portal are
-        # skipped (the next mode in the chain is tried) until they exist.
-        self.modes: dict[str, SmtpSender] = {"standard": self.sender, "tls": verified}
+        self.security = TransportSecurity(config, settings.path("mta-sts"))
+        self.signer = DkimSigner(settings.dkim, settings.path(settings.dkim.keys_dir))
+        self.smime = smime_encryptor(settings)
         self.resolver = MxResolver(config.nameservers, port=config.mx_port)
+        self.reports_tls = settings.tls_reports.enabled
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._work: asyncio.Queue[Delivery] = asyncio.Queue()
@@ -119,8 +184,8 @@ class DeliveryService:
         released = await self.db.write(
             lambda conn: queue.release_leases(conn, self.owner, time.time())
         )
-        for client in set(self.modes.values()):
-            client.close()
+        self.sender.close()
+        await self.security.aclose()
         event(log, "delivery_stopped", released=released)
 
     # --- claiming ------------------------------------------------------------
@@ -201,33 +266,39 @@ class DeliveryService:
         plans: dict[tuple[str, str | None], list[str]] = defaultdict(list)
         for job in delivery.jobs:
             plans[(job.route, job.rewrite)].append(job.recipient)
-        results: list[RecipientResult] = []
+        attempt = _Attempt(
+            message.sender, delivery.queue_id, message.listener != tlsrpt_send.LISTENER
+        )
         for (route, rewrite), recipients in plans.items():
             body = apply_rewrite(content, rewrite)
-            results += await self._send_by_modes(
-                route.split(","), message.sender, recipients, body, delivery.queue_id
+            attempt.results += await self._send_by_modes(
+                attempt, route.split(","), recipients, body
             )
-        await self._record(message, delivery, results)
+        await self._record(message, delivery, attempt)
 
     async def _send_by_modes(
-        self, modes: list[str], sender: str, recipients: list[str], content: bytes, queue_id: str
+        self, attempt: _Attempt, modes: list[str], recipients: list[str], content: bytes
     ) -> list[RecipientResult]:
         """Try the policy's modes in order; a recipient moves on to the next mode only
-        when the current one is unavailable (not built here, or no verified TLS)."""
+        when the current one is unavailable for it (no verified TLS, no certificate,
+        or not built here)."""
         done: list[RecipientResult] = []
         waiting = recipients
         unavailable: list[RecipientResult] = []
         for mode in modes:
-            if mode not in self.modes:
-                continue
-            outcome = await self._route_and_send(mode, sender, waiting, content, queue_id)
-            unavailable = [r for r in outcome if r.tls_unavailable]
-            done += [r for r in outcome if not r.tls_unavailable]
+            if mode in ("standard", "tls"):
+                outcome = await self._route_and_send(attempt, mode, waiting, content)
+            elif mode == "smime":
+                outcome = await self._send_encrypted(attempt, waiting, content)
+            else:
+                continue  # portal: not available in this version
+            unavailable = [r for r in outcome if r.mode_unavailable]
+            done += [r for r in outcome if not r.mode_unavailable]
             waiting = [r.recipient for r in unavailable]
             if not waiting:
                 return done
         if unavailable:
-            return done + unavailable  # deferred with the last mode's TLS failure
+            return done + unavailable  # deferred with the last mode's reason
         return done + [
             RecipientResult(
                 r,
@@ -240,32 +311,84 @@ class DeliveryService:
             for r in waiting
         ]
 
-    async def _route_and_send(
-        self, mode: str, sender: str, recipients: list[str], content: bytes, queue_id: str
+    async def _send_encrypted(
+        self, attempt: _Attempt, recipients: list[str], content: bytes
     ) -> list[RecipientResult]:
+        """S/MIME: one encrypted copy per recipient, sent like mode `standard`."""
+        results: list[RecipientResult] = []
+        for rcpt in recipients:
+            # In a thread: the certificate store may be rescanning its directory.
+            encrypted = await asyncio.to_thread(self.smime.encrypt_for, content, rcpt)
+            if encrypted is None:
+                results.append(
+                    RecipientResult(
+                        rcpt,
+                        None,
+                        MODE_UNAVAILABLE,
+                        "no usable S/MIME certificate for the recipient",
+                        None,
+                        "smime",
+                    )
+                )
+                continue
+            sent = await self._route_and_send(attempt, "standard", [rcpt], encrypted.content)
+            note = f"smime={encrypted.algorithm} rcpt-cert=sha256:{encrypted.cert_sha256}"
+            results += [replace(r, mode="smime", note=note) for r in sent]
+        return results
+
+    async def _off_loop(self, content: bytes, func: Callable[..., _T], *args: object) -> _T:
+        """Run CPU-heavy work on big messages in a thread so the loop keeps serving."""
+        if len(content) > _INLINE_BYTES:
+            return await asyncio.to_thread(func, *args)
+        return func(*args)
+
+    async def _route_and_send(
+        self, attempt: _Attempt, mode: str, recipients: list[str], content: bytes
+    ) -> list[RecipientResult]:
+        # DKIM signs the exact bytes that leave, after every other change.
+        try:
+            content = await self._off_loop(content, self.signer.sign, content)
+        except DkimError as exc:  # never sent unsigned: retried once the key is fixed
+            return [
+                RecipientResult(r, None, "4.3.0", f"DKIM signing failed: {exc}", None, mode)
+                for r in recipients
+            ]
+        base = TlsPolicy("verify") if mode == "tls" else TlsPolicy.from_mode(self.config.tls)
         if self.config.mode == "sandbox":
-            await self._capture(queue_id, sender, recipients, content)
+            await self._capture(attempt.queue_id, attempt.sender, recipients, content)
             return [
                 RecipientResult(r, 250, "2.0.0", "captured in sandbox", "sandbox", mode)
                 for r in recipients
             ]
-        client = self.modes[mode]
         if self.config.mode == "smarthost":
             assert self.config.smarthost is not None
             host, port = parse_host_port(self.config.smarthost)
-            results = await self._send_via(client, host, port, [host], sender, recipients, content)
+            results = await self._send_via(
+                attempt, host, port, [host], recipients, content, HopSecurity(base, NO_POLICY)
+            )
         else:
             results = []
             by_domain: dict[str, list[str]] = defaultdict(list)
             for rcpt in recipients:
                 by_domain[domain_of(rcpt)].append(rcpt)
+            policy = self.policy()
             for domain, rcpts in by_domain.items():
-                results += await self._send_mx(client, domain, sender, rcpts, content)
+                if attempt.honours_tls_policies:
+                    rule = policy.transport_for(domain) if policy is not None else None
+                    security = await self.security.for_domain(domain, base, rule)
+                else:
+                    security = DomainSecurity(domain, base, None, False, None)
+                results += await self._send_mx(attempt, security, rcpts, content)
         return [replace(r, mode=mode) for r in results]
 
     async def _send_mx(
-        self, client: SmtpSender, domain: str, sender: str, recipients: list[str], content: bytes
+        self,
+        attempt: _Attempt,
+        security: DomainSecurity,
+        recipients: list[str],
+        content: bytes,
     ) -> list[RecipientResult]:
+        domain = security.domain
         try:
             hops = await self.resolver.hops(domain)
         except RouteError as exc:
@@ -274,6 +397,14 @@ class DeliveryService:
             return [RecipientResult(r, code, status, exc.message, None) for r in recipients]
         last: list[RecipientResult] = []
         for hop in hops:
+            hop_security = await self.security.for_hop(security, hop.host, hop.port)
+            if hop_security.policy is None:
+                status = "4.4.3" if hop_security.temporary else MODE_UNAVAILABLE
+                last = [
+                    RecipientResult(r, None, status, hop_security.refusal, hop.host)
+                    for r in recipients
+                ]
+                continue
             try:
                 addresses = await self.resolver.addresses(hop.host)
             except RouteError as exc:
@@ -282,7 +413,7 @@ class DeliveryService:
                 ]
                 continue
             outcome = await self._send_via(
-                client, hop.host, hop.port, addresses, sender, recipients, content
+                attempt, hop.host, hop.port, addresses, recipients, content, hop_security, domain
             )
             if any(r.code is not None for r in outcome):
                 return outcome  # the hop answered: its answer stands
@@ -294,22 +425,45 @@ class DeliveryService:
 
     async def _send_via(
         self,
-        client: SmtpSender,
+        attempt: _Attempt,
         name: str,
         port: int,
         addresses: list[str],
-        sender: str,
         recipients: list[str],
         content: bytes,
+        security: HopSecurity,
+        report_domain: str | None = None,
     ) -> list[RecipientResult]:
+        """Send to the first address of a host that answers. With `report_domain`
+        (delivery to a domain's MX), each TLS session is kept for TLS reports."""
         failure = HopError(f"no address for {name}")
+        policy = security.policy
+        assert policy is not None
         for address in addresses:
             try:
-                return await client.send(address, port, name, sender, recipients, content)
+                results = await self.sender.send(
+                    address, port, name, attempt.sender, recipients, content, policy
+                )
             except HopError as exc:
                 failure = exc
+                if report_domain and exc.tls_failure:
+                    attempt.session(report_domain, security, name, address, exc.tls_failure)
+                    if security.fallback is not None:  # MTA-STS testing: reported, go on
+                        return await self._send_via(
+                            attempt,
+                            name,
+                            port,
+                            [address],
+                            recipients,
+                            content,
+                            HopSecurity(security.fallback, security.reported),
+                        )
                 if exc.code is not None:
                     break  # the server answered; another address would answer the same
+                continue
+            if report_domain and results and results[0].tls is not None:
+                attempt.session(report_domain, security, name, address, None)
+            return results
         return [
             RecipientResult(r, failure.code, failure.status, failure.reason, name)
             for r in recipients
@@ -332,8 +486,9 @@ class DeliveryService:
         self,
         message: queue.MessageForDelivery,
         delivery: Delivery,
-        results: list[RecipientResult],
+        attempt: _Attempt,
     ) -> None:
+        results = attempt.results
         now = time.time()
         jobs_by_rcpt = {job.recipient: job for job in delivery.jobs}
         expired = now - message.received_at >= self.config.max_queue_lifetime
@@ -409,15 +564,15 @@ class DeliveryService:
                         sender=message.sender,
                         recipients=(result.recipient,),
                         code=result.code,
-                        detail=f"mode={result.mode} "
-                        + (f"via {result.remote_host}: " if result.remote_host else "")
-                        + result.reply[:170],
+                        detail=audit_detail(result),
                         ts=now,
                     )
                 )
             if dsn is not None and any(e.event == "bounced" for e in events):
                 events.append(queue_dsn(conn, dsn, message.queue_id, message.sender, now))
             trail.append(conn, events)
+            if self.reports_tls:
+                record_sessions(conn, attempt.sessions, now)
             queue.drop_finished_content(conn, message.queue_id)
 
         await self.db.write(commit)

@@ -17,6 +17,7 @@ from gateway.policy.engine import (
     explain_recipient,
 )
 from gateway.policy.evaluate import Evaluation
+from gateway.smtp.addresses import domain_of
 
 
 def explanation(policy: CompiledPolicy, evaluation: Evaluation) -> dict[str, Any]:
@@ -44,6 +45,7 @@ def explanation(policy: CompiledPolicy, evaluation: Evaluation) -> dict[str, Any
                 "recipient": d.recipient,
                 "consent": d.consent,
                 "decision": _decision(d),
+                "transport": _transport(policy, d.recipient),
                 "rules": [
                     t.as_dict()
                     for t in explain_recipient(
@@ -54,6 +56,16 @@ def explanation(policy: CompiledPolicy, evaluation: Evaluation) -> dict[str, Any
             for d in evaluation.decisions
         ],
     }
+
+
+def _transport(policy: CompiledPolicy, recipient: str) -> str | None:
+    """The policy's transport demand for the recipient's domain, in words."""
+    rule = policy.transport_for(domain_of(recipient))
+    if rule is None:
+        return None
+    if rule.require == "pin":
+        return f"only certificates with SHA-256 {', '.join(sorted(rule.pins))}"
+    return {"dane": "DANE-authenticated TLS only", "verified": "CA-verified TLS"}[rule.require]
 
 
 def _decision(decision: Decision) -> dict[str, Any]:
@@ -124,6 +136,9 @@ def explanation_text(policy: CompiledPolicy, evaluation: Evaluation) -> str:
             )
         )
         lines.append(f"  Decision: {_decision_text(decision)}")
+        transport = _transport(policy, decision.recipient)
+        if transport is not None:
+            lines.append(f"  Transport: {transport} (policy transport rule)")
     return "\n".join(lines)
 
 
