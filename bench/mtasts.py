@@ -24,9 +24,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from certs import make_certs
+from certs import host_context, make_certs
 from dns_server import LoopbackDns
-from host_certs import host_context
 from https_server import HttpsServer
 
 from gateway.delivery.mtasts import POLICY_PATH, MtaStsResolver

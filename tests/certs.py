@@ -138,3 +138,10 @@ def issue(
     chain = directory / f"{stem}.chain.pem"
     chain.write_bytes(cert_path.read_bytes() + (directory / "ca.crt").read_bytes())
     return {"cert": cert_path, "key": key_path, "chain": chain}
+
+
+def host_context(directory: Path, name: str, *, self_signed: bool = False) -> ssl.SSLContext:
+    """A TLS server context presenting a certificate for DNS `name` (see `issue`)."""
+    stem = f"{name}-{'self' if self_signed else 'ca'}"
+    issued = issue(directory, stem, [name], self_signed=self_signed)
+    return server_context(issued["chain"], issued["key"])

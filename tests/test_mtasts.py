@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from certs import make_certs
+from certs import host_context, make_certs
 from dns_server import LoopbackDns
-from host_certs import host_context
 from https_server import HttpsServer
 
 from gateway.delivery.mtasts import (
