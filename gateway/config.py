@@ -224,6 +224,55 @@ class TlsReportConfig(_Strict):
     contact: str = ""
 
 
+class PurposeConfig(_Strict):
+    """An admin-defined marketing sub-purpose (e.g. marketing/flu-clinic)."""
+
+    description: str = ""
+    # Paid for by a third party: only authorizations that disclose the
+    # remuneration (HIPAA 45 CFR 164.508(a)(3)(ii)) count for it.
+    remunerated: bool = False
+
+
+class ConsentConfig(_Strict):
+    """The consent registry (see docs/consent.md)."""
+
+    # Sub-purposes of marketing, named in mail by the purpose header as
+    # "flu-clinic" and recorded as "marketing/flu-clinic". An authorization for
+    # "marketing" covers every sub-purpose that is not remunerated.
+    purposes: dict[str, PurposeConfig] = Field(default_factory=dict)
+    # Header a sending system sets to name the sub-purpose of a marketing message.
+    purpose_header: str = "X-Phigate-Purpose"
+
+
+class WebConfig(_Strict):
+    """phigate's web app: consent API, one-click unsubscribe (see docs/consent.md)."""
+
+    enabled: bool = True
+    address: str = "127.0.0.1:8080"
+    # Serve HTTPS with the server certificate (tls.cert_file); false when a
+    # reverse proxy in front terminates TLS.
+    tls: bool = False
+    # The public HTTPS address recipients reach, used in unsubscribe links;
+    # empty: https://<hostname>.
+    public_url: str = ""
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, value: str) -> str:
+        parse_host_port(value)
+        return value
+
+
+class UnsubscribeConfig(_Strict):
+    """One-click unsubscribe links (RFC 8058) added to marketing mail."""
+
+    # Days a link keeps working.
+    link_days: int = Field(default=90, ge=1, le=3650)
+    # Local part of the unsubscribe mailto address, at `hostname`
+    # (unsubscribe+TOKEN@hostname); mail to it is accepted without AUTH.
+    mailto_local_part: str = "unsubscribe"
+
+
 class DkimConfig(_Strict):
     """DKIM signing of outgoing mail (see docs/dkim.md)."""
 
@@ -319,6 +368,9 @@ class Settings(_Strict):
     inspection: InspectionConfig = InspectionConfig()
     dkim: DkimConfig = DkimConfig()
     tls_reports: TlsReportConfig = TlsReportConfig()
+    consent: ConsentConfig = ConsentConfig()
+    web: WebConfig = WebConfig()
+    unsubscribe: UnsubscribeConfig = UnsubscribeConfig()
     smime: SmimeConfig = SmimeConfig()
     # The address DSNs come from (local part @ hostname when empty).
     postmaster: str = ""
