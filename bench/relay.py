@@ -417,6 +417,7 @@ class Phigate:
     log_level: str
     workers: int | None
     processes: int = 1
+    consent_records: int = 0  # preloaded into the store (bench/consent.py)
     plain_port: int = field(default_factory=free_port)
     tls_port: int = field(default_factory=free_port)
     secret: str = ""
@@ -474,6 +475,11 @@ class Phigate:
         settings = load_settings(self.config)
         app.prepare_data_dir(settings, generate_cert=True)
         app.open_database(settings).close()
+        if self.consent_records:
+            from consent import load_records  # bench/consent.py
+
+            seconds = load_records(settings.db_url, self.consent_records)
+            log(f"preloaded {self.consent_records} consent records in {seconds:.1f} s")
         created = self.cli("principal", "add", PRINCIPAL, "--domain", DOMAIN, "--json")
         self.secret = str(json.loads(created)["secret"])
 
@@ -996,6 +1002,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "supervisor when above 1 (default 1).",
     )
     parser.add_argument(
+        "--consent-records",
+        type=int,
+        default=0,
+        help="Preload this many consent records (bench/consent.py) into phigate's store "
+        "before starting it (default 0).",
+    )
+    parser.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
         default="info",
@@ -1018,6 +1031,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.messages is not None and not 1 <= args.messages <= 1_000_000:
         parser.error("--messages must be 1..1000000")
+    if not 0 <= args.consent_records <= 10_000_000:
+        parser.error("--consent-records must be 0..10000000")
     if not 1 <= args.processes <= MAX_PROCESSES:
         parser.error(f"--processes must be 1..{MAX_PROCESSES}")
     if not 1.0 <= args.time_limit <= 3600.0:
@@ -1045,7 +1060,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         sink = make_sink(args.sink, workdir)
         sink.start()
-        gate = Phigate(workdir, sink.port, args.log_level, args.workers, args.processes)
+        gate = Phigate(
+            workdir, sink.port, args.log_level, args.workers, args.processes, args.consent_records
+        )
         gate.prepare()
         gate.start()
         servers = gate.tree()[1:]
@@ -1138,6 +1155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "yardstick_ms": [yardstick_before, yardstick_after],
             "phigate_exit_code": stopped,
             "phigate_processes": args.processes,
+            "consent_records": args.consent_records,
             "phigate_startup_peak_rss_mb": startup_rss_kb / 1024.0,
             "phigate_warmup_peak_rss_mb": warmup_peak_mb,
             "phigate_peak_rss_mb": overall_peak_mb,

@@ -1,4 +1,8 @@
-"""Consent: whether a recipient has authorized mail for a purpose (e.g. marketing)."""
+"""Consent: whether a recipient has authorized mail for a purpose (e.g. marketing).
+
+The record is kept by `gateway.consent.registry`; the server reads it through
+`gateway.consent.source.RegistryConsent`.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +18,11 @@ class ConsentSource(Protocol):
 
 
 class NoConsentRecords:
-    """STAND-IN until the consent registry exists: nobody has authorized anything.
+    """A source without records: nobody has authorized anything.
 
-    Every recipient is "none", so a policy that requires an authorization for
-    marketing refuses all marketing: the fail-closed reading of "no records".
+    Used where no store is at hand (`phigate policy explain`). Every recipient
+    is "none", so a policy that requires an authorization for marketing
+    refuses all marketing: the fail-closed reading of "no records".
     """
 
     def states(self, recipients: Sequence[str], purpose: str) -> Mapping[str, str]:
