@@ -1,0 +1,27 @@
+"""phigate's web app: the consent API and one-click unsubscribe pages.
+
+What every route needs is one `WebContext`, kept on the app and handed to
+routes by the `web_context` dependency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from gateway.config import Settings
+from gateway.consent.links import UnsubscribeLinks
+from gateway.store.database import Database
+
+
+@dataclass(frozen=True)
+class WebContext:
+    settings: Settings
+    db: Database
+    links: UnsubscribeLinks
+
+
+def web_context(request: Request) -> WebContext:
+    context: WebContext = request.app.state.context
+    return context

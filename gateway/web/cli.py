@@ -1,0 +1,120 @@
+"""`phigate token`: API tokens for the consent web API."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from gateway.cli_common import (
+    EXIT_USAGE,
+    cli_settings,
+    config_options,
+    fail,
+    open_store,
+    print_json,
+    when,
+)
+from gateway.web import tokens
+from gateway.web.tokens import TokenError
+
+
+@click.group("token")
+def token_group() -> None:
+    """API tokens for the consent API (/api/v1/consent, see docs/consent-api.md).
+
+    A client sends its token as `Authorization: Bearer <token>`. Scopes:
+    consent:read (query states and history), consent:write (grant, revoke,
+    opt out), consent (both). Every change a token makes is audited under its
+    name.
+
+    \b
+      phigate token add crm --scope consent          # prints the token once
+      phigate token add reports --scope consent:read
+      phigate token ls
+      phigate token revoke crm                       # stops working at once
+    """
+
+
+@token_group.command("add")
+@click.argument("name")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice(sorted(tokens.SCOPE_NAMES)),
+    help="What the token may do (repeatable): consent:read, consent:write, or consent (both).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print name, scopes and token as JSON.")
+@config_options
+def token_add(
+    name: str,
+    scopes: tuple[str, ...],
+    as_json: bool,
+    config_file: str | None,
+    data_dir: str | None,
+) -> None:
+    """Create token NAME and print its secret once (only a hash of it is kept)."""
+    settings = cli_settings(config_file, data_dir)
+    with open_store(settings) as db:
+        try:
+            with db.transaction() as conn:
+                secret = tokens.add(conn, name, scopes, time.time())
+        except TokenError as exc:
+            fail(str(exc), EXIT_USAGE)
+    granted = list(tokens.expand_scopes(scopes))
+    if as_json:
+        print_json({"name": name, "scopes": granted, "token": secret})
+    else:
+        click.echo(f"Token {name!r} created with scopes {', '.join(granted)}.")
+        click.echo(f"Token (shown only now; send as `Authorization: Bearer ...`): {secret}")
+
+
+@token_group.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="Print the tokens as JSON.")
+@config_options
+def token_ls(as_json: bool, config_file: str | None, data_dir: str | None) -> None:
+    """List tokens with their scopes and times (never their secrets)."""
+    settings = cli_settings(config_file, data_dir)
+    with open_store(settings) as db, db.reading() as conn:
+        items = tokens.list_all(conn)
+    if as_json:
+        print_json(
+            [
+                {
+                    "name": t.name,
+                    "scopes": sorted(t.scopes),
+                    "created_at": t.created_at,
+                    "last_used_at": t.last_used_at,
+                    "revoked_at": t.revoked_at,
+                }
+                for t in items
+            ]
+        )
+        return
+    if not items:
+        click.echo("No tokens (create one with `phigate token add NAME --scope consent`).")
+        return
+    click.echo(f"{'NAME':<24} {'SCOPES':<28} {'CREATED':<19}  {'LAST USED':<19}  STATE")
+    for t in items:
+        state = f"revoked {when(t.revoked_at)}" if t.revoked_at is not None else "active"
+        click.echo(
+            f"{t.name:<24} {' '.join(sorted(t.scopes)):<28} {when(t.created_at):<19}  "
+            f"{when(t.last_used_at):<19}  {state}"
+        )
+
+
+@token_group.command("revoke")
+@click.argument("name")
+@config_options
+def token_revoke(name: str, config_file: str | None, data_dir: str | None) -> None:
+    """Revoke token NAME: the API refuses it (401) from the next request on."""
+    settings = cli_settings(config_file, data_dir)
+    with open_store(settings) as db:
+        try:
+            with db.transaction() as conn:
+                tokens.revoke(conn, name, time.time())
+        except TokenError as exc:
+            fail(str(exc), EXIT_USAGE)
+    click.echo(f"Token {name!r} revoked.")

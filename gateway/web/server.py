@@ -1,0 +1,135 @@
+"""Serving the web app with uvicorn inside phigate's own event loop.
+
+The socket is bound before forking, like the SMTP listeners, so with
+`processes: N` every process accepts on it. uvicorn runs on the loop that is
+already running (no loop, signal handlers, lifespan, logging config or access
+log of its own): phigate's signal handling decides when it stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import socket
+import ssl
+from collections.abc import Iterator
+
+import uvicorn
+from fastapi import FastAPI
+
+from gateway.config import Settings, parse_host_port
+from gateway.consent.links import UnsubscribeLinks
+from gateway.logs import event
+from gateway.smtp import tls
+from gateway.store.database import Database
+from gateway.store.keyring import KeyringError
+from gateway.web.app import create_app
+
+log = logging.getLogger("gateway.web")
+
+_START_TIMEOUT = 10.0
+
+
+class WebSetupError(Exception):
+    """Something an admin must fix before the web app can serve."""
+
+
+def web_tls_context(settings: Settings) -> ssl.SSLContext:
+    """The server certificate's context (tls.cert_file, tls.key_file) for HTTPS."""
+    cert, key = settings.path(settings.tls.cert_file), settings.path(settings.tls.key_file)
+    try:
+        return tls.server_context(cert, key)
+    except (OSError, ValueError) as exc:
+        raise WebSetupError(
+            f"web.tls is on but the certificate {cert} or key {key} cannot be loaded ({exc}): "
+            "fix tls.cert_file/tls.key_file, or set web.tls: false behind a TLS proxy"
+        ) from None
+
+
+def bind_web_socket(settings: Settings) -> socket.socket | None:
+    """Bind the web app's socket (before forking); None when `web.enabled` is false.
+
+    What the web app needs that can fail is checked here, once: the
+    certificate (with `web.tls`) and the unsubscribe key (made now if new, so
+    that forked processes never race to make it).
+    """
+    if not settings.web.enabled:
+        return None
+    if settings.web.tls:
+        web_tls_context(settings)
+    try:
+        UnsubscribeLinks(settings)
+    except KeyringError as exc:
+        raise WebSetupError(str(exc)) from None
+    host, port = parse_host_port(settings.web.address)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=1024)
+    except OSError as exc:
+        raise WebSetupError(
+            f"cannot listen on {settings.web.address} (web): {os.strerror(exc.errno or 0)}; "
+            "set web.address to a free HOST:PORT, or web.enabled: false"
+        ) from None
+
+
+class _LoopServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # SIGTERM/SIGINT belong to phigate's loop, which stops this server itself.
+        yield
+
+
+class WebServer:
+    """uvicorn serving `app` on a pre-bound socket, started and stopped by phigate."""
+
+    def __init__(
+        self, app: FastAPI, sock: socket.socket, ssl_context: ssl.SSLContext | None, grace: float
+    ) -> None:
+        config = uvicorn.Config(
+            app,
+            loop="none",
+            lifespan="off",
+            access_log=False,  # it would write URLs, which hold unsubscribe tokens
+            log_config=None,  # phigate's JSON logging stays in charge
+            proxy_headers=False,
+            server_header=False,
+            timeout_graceful_shutdown=max(1, math.ceil(grace)),
+            ssl_context_factory=(lambda _config, _default: ssl_context) if ssl_context else None,
+        )
+        # uvicorn announces start and stop at INFO; phigate logs its own events.
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+        self._server = _LoopServer(config)
+        self._sock = sock
+        self._task: asyncio.Task[None] | None = None
+        self.scheme = "https" if ssl_context else "http"
+
+    async def start(self) -> None:
+        """Serve in the background; returns once the socket accepts requests."""
+        self._task = asyncio.create_task(self._server.serve([self._sock]), name="web")
+        async with asyncio.timeout(_START_TIMEOUT):
+            while not self._server.started:
+                if self._task.done():
+                    self._task.result()  # raises what stopped it
+                    raise RuntimeError("the web server stopped while starting")
+                await asyncio.sleep(0.01)
+        host, port = self._sock.getsockname()[:2]
+        event(log, "web_ready", address=f"{self.scheme}://{host}:{port}")
+
+    async def stop(self) -> None:
+        """Stop accepting, let requests in progress finish (up to the grace time), return."""
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._task = None
+
+
+def build_web_server(
+    settings: Settings, db: Database, sock: socket.socket, grace: float
+) -> WebServer:
+    """The web app over `db`, ready to serve on `sock` (HTTPS with `web.tls`)."""
+    ssl_context = web_tls_context(settings) if settings.web.tls else None
+    return WebServer(create_app(settings, db), sock, ssl_context, grace)
