@@ -19,7 +19,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from gateway.config import LimitsConfig, Settings
-from gateway.consent import NoConsentRecords
+from gateway.consent.mailto import MailtoUnsubscribe
+from gateway.consent.source import RegistryConsent
 from gateway.delivery.tlsrpt_send import TlsReporter
 from gateway.delivery.worker import DeliveryService, smime_encryptor
 from gateway.inspect.detect import prepare
@@ -36,6 +37,7 @@ from gateway.store import principals
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
 from gateway.store.schema import principals as principals_table
+from gateway.web.server import WebSetupError, bind_web_socket, build_web_server
 
 log = logging.getLogger("gateway.app")
 
@@ -133,6 +135,7 @@ async def run(
     policy: LivePolicy,
     stop: asyncio.Event | None = None,
     grace: float = 30.0,
+    web_socket: socket.socket | None = None,
 ) -> None:
     """Serve on pre-bound sockets until SIGTERM/SIGINT (or `stop`), then shut down gracefully.
 
@@ -157,7 +160,8 @@ async def run(
         settings.received_header,
         inspector=inspector,
         policy=lambda: policy.current,
-        consent=NoConsentRecords(),
+        consent=RegistryConsent(db, settings.consent),
+        purpose_header=settings.consent.purpose_header,
         bounces=delivery.bounces,
         on_queued=delivery.notify,
         signer=delivery.signer,
@@ -168,6 +172,7 @@ async def run(
     authenticator = Authenticator(db)
     contexts: list[ListenerContext] = []
     servers: list[asyncio.AbstractServer] = []
+    web = build_web_server(settings, db, web_socket, grace) if web_socket else None
     try:
         for listener, sock in zip(settings.listeners, sockets, strict=True):
             ctx = ListenerContext(
@@ -181,6 +186,9 @@ async def run(
                 limiter=limiter,
                 relay_networks=list(settings.relay_networks),
                 tls_context=ssl_context if listener.tls != "none" else None,
+                unsubscribe=MailtoUnsubscribe(settings, db)
+                if listener.accept_unsubscribe
+                else None,
             )
             implicit = listener.tls == "implicit"
             server = await loop.create_server(
@@ -192,6 +200,8 @@ async def run(
             )
             contexts.append(ctx)
             servers.append(server)
+        if web is not None:
+            await web.start()
         delivery.start()
         reporter = TlsReporter(settings, db, keyring, notify=delivery.notify)
         reports = asyncio.create_task(reporter.run_forever(stop), name="tls-reports")
@@ -207,6 +217,8 @@ async def run(
         reports.cancel()  # an unfinished report is sent by the next pass
         await asyncio.gather(reports, return_exceptions=True)
     finally:
+        if web is not None:
+            await web.stop()
         await _shutdown(contexts, servers, delivery, grace)
         policy.stopped()
         inspector.close()
@@ -260,15 +272,16 @@ def run_process(
     sockets: list[socket.socket],
     ssl_context: ssl.SSLContext | None,
     policy: LivePolicy,
+    web_socket: socket.socket | None = None,
 ) -> None:
-    """One server process: an event loop with listeners and delivery workers."""
+    """One server process: an event loop with listeners, delivery workers and the web app."""
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         pass
-    asyncio.run(run(settings, sockets, ssl_context, policy))
+    asyncio.run(run(settings, sockets, ssl_context, policy, web_socket=web_socket))
 
 
 def serve(settings: Settings) -> None:
@@ -280,17 +293,22 @@ def serve(settings: Settings) -> None:
     except SmimeSetupError as exc:
         raise StartupError(f"S/MIME settings are not usable: {exc}") from exc
     prepare(settings.inspection)  # compiled once here; forked processes share it
+    try:
+        web_socket = bind_web_socket(settings)
+    except WebSetupError as exc:
+        raise StartupError(str(exc)) from exc
     sockets = bind_listeners(settings)
     pid_file = Path(settings.data_dir) / PID_FILE
     pid_file.write_text(f"{os.getpid()}\n")
     try:
         if settings.processes == 1:
-            run_process(settings, sockets, ssl_context, policy)
+            run_process(settings, sockets, ssl_context, policy, web_socket)
         else:
             from gateway.supervisor import supervise
 
             supervise(
-                settings.processes, lambda: run_process(settings, sockets, ssl_context, policy)
+                settings.processes,
+                lambda: run_process(settings, sockets, ssl_context, policy, web_socket),
             )
     finally:
         pid_file.unlink(missing_ok=True)

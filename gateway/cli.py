@@ -28,6 +28,7 @@ from gateway.cli_common import (
     when,
 )
 from gateway.consent import NoConsentRecords
+from gateway.consent.cli import consent_group
 from gateway.dkim.cli import dkim_group
 from gateway.inspect import inspect_message
 from gateway.inspect.findings import Findings
@@ -45,6 +46,7 @@ from gateway.smtp.addresses import AddressError, normalise
 from gateway.store import principals, queue, sandbox
 from gateway.store.keyring import KeyringError
 from gateway.store.principals import PrincipalError
+from gateway.web.cli import token_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -819,6 +821,10 @@ def audit_verify(config_file: str | None, data_dir: str | None) -> None:
 main.add_command(certs_group)
 
 main.add_command(dkim_group)
+
+main.add_command(consent_group)
+
+main.add_command(token_group)
 
 if __name__ == "__main__":
     main()

@@ -51,6 +51,10 @@ class ListenerConfig(_Strict):
     # top-level `relay_networks` may send without AUTH (still only as their
     # domains). Never an open relay: nobody else can send.
     allow_networks_without_auth: bool = False
+    # Accept, without AUTH, mail to the unsubscribe address (unsubscribe+TOKEN@
+    # hostname) and nothing else: for the port-25 listener that receives the
+    # mailto: opt-outs of List-Unsubscribe. Such mail is never stored or relayed.
+    accept_unsubscribe: bool = False
 
     @field_validator("address")
     @classmethod

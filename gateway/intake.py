@@ -14,27 +14,28 @@ import email.policy
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import formatdate
+from typing import Protocol
 
 from sqlalchemy import Connection
 
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.config import ReceivedHeaderConfig
-from gateway.consent import ConsentSource
+from gateway.consent.purpose import MARKETING, message_purpose
 from gateway.delivery.bounce import BounceMaker, queue_dsn
 from gateway.delivery.dsn import FailedRecipient, is_null_sender
 from gateway.dkim.sign import DkimSigner
 from gateway.inspect.inspector import Inspector
 from gateway.logs import event
-from gateway.policy.engine import CompiledPolicy, Decision
-from gateway.policy.evaluate import Evaluation, evaluate, facts_for
-from gateway.policy.facts import Envelope
+from gateway.policy.engine import CompiledPolicy, Decision, categorize
+from gateway.policy.evaluate import Evaluation, decided, facts_for
+from gateway.policy.facts import Envelope, header_value
 from gateway.store import queue
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
@@ -42,6 +43,12 @@ from gateway.store.keyring import Keyring
 log = logging.getLogger("gateway.intake")
 
 _PARSER = BytesParser(policy=email.policy.compat32)
+
+
+class AsyncConsentSource(Protocol):
+    async def states(self, recipients: Sequence[str], purpose: str) -> Mapping[str, str]:
+        """Consent state per recipient for `purpose` (absent: "none")."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -86,23 +93,31 @@ def parse(content: bytes) -> ParsedMessage:
     return ParsedMessage(message_id, message)
 
 
-def rewrite_of(decision: Decision) -> str | None:
-    """The header changes a delivery must make, as stored on its job (policy text only)."""
-    if decision.neutral_subject is None and not decision.add_headers:
+def rewrite_of(decision: Decision, footer: str | None = None) -> str | None:
+    """The changes a delivery must make, as stored on its job (policy text only):
+    subject, added headers, and the CAN-SPAM footer's postal address."""
+    if decision.neutral_subject is None and not decision.add_headers and footer is None:
         return None
-    return json.dumps(
-        {"subject": decision.neutral_subject, "headers": [list(h) for h in decision.add_headers]}
-    )
+    spec: dict[str, object] = {
+        "subject": decision.neutral_subject,
+        "headers": [list(h) for h in decision.add_headers],
+    }
+    if footer is not None:
+        spec["footer"] = footer
+    return json.dumps(spec)
 
 
-def job_for(decision: Decision, policy_version: str) -> queue.NewJob:
+def job_for(decision: Decision, evaluation: Evaluation, policy: CompiledPolicy) -> queue.NewJob:
+    marketing = evaluation.category == MARKETING
     return queue.NewJob(
         recipient=decision.recipient,
         route=",".join(decision.via),
         held=decision.action == "hold",
         rule=decision.rule,
-        policy=policy_version,
-        rewrite=rewrite_of(decision),
+        policy=evaluation.policy_version,
+        rewrite=rewrite_of(decision, policy.can_spam_footer if marketing else None),
+        # Marketing consent is checked again just before sending.
+        purpose=evaluation.purpose if marketing else None,
     )
 
 
@@ -113,6 +128,8 @@ def decision_event(
     category = evaluation.category
     if evaluation.category_rule:
         category += f"({evaluation.category_rule})"
+    if evaluation.purpose and evaluation.purpose != evaluation.category:
+        category += f" purpose={evaluation.purpose}"
     detail = (
         f"policy={evaluation.policy_version} category={category} "
         f"rule={decision.rule or 'defaults'} consent={decision.consent}"
@@ -164,10 +181,11 @@ class Intake:
         received: ReceivedHeaderConfig,
         inspector: Inspector,
         policy: Callable[[], CompiledPolicy],
-        consent: ConsentSource,
+        consent: AsyncConsentSource,
         bounces: BounceMaker,
         on_queued: Callable[[], None] = lambda: None,
         signer: DkimSigner | None = None,
+        purpose_header: str = "X-Phigate-Purpose",
     ) -> None:
         self.db = db
         self.keyring = keyring
@@ -179,6 +197,7 @@ class Intake:
         self.bounces = bounces
         self.on_queued = on_queued
         self.signer = signer
+        self.purpose_header = purpose_header
 
     async def accept(self, submission: Submission) -> Reply:
         now = time.time()
@@ -191,7 +210,16 @@ class Intake:
             facts = facts_for(
                 policy, envelope, parsed.message, len(submission.content), findings, now
             )
-            evaluation = evaluate(policy, envelope, facts, self.consent)
+            category = categorize(policy, facts)
+            purpose = message_purpose(
+                category[0], header_value(parsed.message, self.purpose_header)
+            )
+            consent: Mapping[str, str] = (
+                await self.consent.states(envelope.recipients, purpose)
+                if policy.uses_consent
+                else {}
+            )
+            evaluation = decided(policy, envelope, facts, category, consent, purpose)
         except Exception:  # fail closed: an inspection or policy error is never a pass
             event(log, "intake_failed", logging.ERROR, queue_id=queue_id, stage="decide")
             return Reply(451, "4.3.0 Message could not be inspected; try again later")
@@ -207,7 +235,7 @@ class Intake:
                 log, "dkim_key_missing", logging.ERROR, queue_id=queue_id, domain=facts.from_domain
             )
             return Reply(451, f"4.7.0 No DKIM signing key for {facts.from_domain}; try again later")
-        return await self._store(queue_id, submission, parsed, evaluation, decisions, now)
+        return await self._store(queue_id, submission, parsed, (policy, evaluation), decisions, now)
 
     async def _refuse(
         self, queue_id: str, evaluation: Evaluation, decisions: list[AuditEvent]
@@ -227,10 +255,11 @@ class Intake:
         queue_id: str,
         submission: Submission,
         parsed: ParsedMessage,
-        evaluation: Evaluation,
+        decided: tuple[CompiledPolicy, Evaluation],
         decisions: list[AuditEvent],
         now: float,
     ) -> Reply:
+        policy, evaluation = decided
         content = received_header(submission, queue_id, self.hostname, self.received, now)
         content += submission.content
         sealed = self.keyring.seal(content, queue_id.encode())
@@ -246,7 +275,7 @@ class Intake:
             sealed=sealed,
         )
         accepted = evaluation.accepted
-        new_jobs = [job_for(d, evaluation.policy_version) for d in accepted]
+        new_jobs = [job_for(d, evaluation, policy) for d in accepted]
         events = [
             *decisions,
             AuditEvent(

@@ -125,6 +125,7 @@ def settings_for(data_dir: Path, port: int, **sections: Any) -> dict[str, Any]:
             "retry_jitter": 0.0,
         },
         "limits": {"auth_backoff_base": 0.0, "auth_backoff_max": 0.0},
+        "web": {"address": f"127.0.0.1:{free_port()}"},
     }
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):

@@ -6,11 +6,11 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from gateway.config import InspectionConfig, ReceivedHeaderConfig
-from gateway.consent import ConsentSource, NoConsentRecords
+from gateway.config import ConsentConfig, InspectionConfig, ReceivedHeaderConfig
+from gateway.consent.source import RegistryConsent
 from gateway.delivery.bounce import BounceMaker
 from gateway.inspect.inspector import Inspector
-from gateway.intake import Intake, Submission
+from gateway.intake import AsyncConsentSource, Intake, Submission
 from gateway.policy.loader import load_policy, shipped_policy_dir
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
@@ -33,11 +33,11 @@ def _submission() -> Submission:
 class BrokenConsent:
     """A consent source whose lookup fails, as a database outage would."""
 
-    def states(self, recipients: Sequence[str], purpose: str) -> Mapping[str, str]:
+    async def states(self, recipients: Sequence[str], purpose: str) -> Mapping[str, str]:
         raise RuntimeError("consent store unreachable")
 
 
-def _accept(db: Database, keyring: Keyring, consent: ConsentSource | None = None) -> str:
+def _accept(db: Database, keyring: Keyring, consent: AsyncConsentSource | None = None) -> str:
     async def go() -> str:
         db.start()
         try:
@@ -50,7 +50,7 @@ def _accept(db: Database, keyring: Keyring, consent: ConsentSource | None = None
                 ReceivedHeaderConfig(),
                 inspector=inspector,
                 policy=lambda: policy,
-                consent=consent or NoConsentRecords(),
+                consent=consent or RegistryConsent(db, ConsentConfig()),
                 bounces=BounceMaker(keyring, "phigate.test", "postmaster@phigate.test"),
             )
             return str(await intake.accept(_submission()))

@@ -1,9 +1,10 @@
-"""Header changes the policy asked for: a neutral subject and added headers.
+"""Header changes made just before sending: the policy's neutral subject and
+added headers, and phigate's own (List-Unsubscribe on marketing mail).
 
-Applied to the stored message just before it is sent, so the content at
-rest is what the client submitted. The body is never touched. A header the
-policy adds replaces any header of the same name the sender wrote, so a
-sending system cannot forge what the policy asserts.
+Applied to the stored message at delivery, so the content at rest is what the
+client submitted. The body is never touched. A header added here replaces any
+header of the same name the sender wrote, so a sending system cannot forge
+what the policy asserts.
 """
 
 from __future__ import annotations
@@ -28,8 +29,17 @@ def _name(field: list[bytes]) -> bytes:
     return field[0].split(b":", 1)[0].strip().lower()
 
 
+def footer_of(rewrite: str | None) -> str | None:
+    """The postal address of the CAN-SPAM footer a job's `rewrite` asks for."""
+    if rewrite is None:
+        return None
+    footer: str | None = json.loads(rewrite).get("footer")
+    return footer
+
+
 def apply_rewrite(content: bytes, rewrite: str | None) -> bytes:
-    """`content` with the changes of a job's `rewrite` (JSON, see schema.jobs)."""
+    """`content` with the header changes of a job's `rewrite` (JSON, see schema.jobs);
+    the footer is added separately (it needs the recipient's unsubscribe link)."""
     if rewrite is None:
         return content
     spec = json.loads(rewrite)
@@ -37,6 +47,11 @@ def apply_rewrite(content: bytes, rewrite: str | None) -> bytes:
     subject: str | None = spec.get("subject")
     if subject is not None:
         added.append(("Subject", subject))
+    return with_headers(content, added)
+
+
+def with_headers(content: bytes, added: list[tuple[str, str]]) -> bytes:
+    """`content` with `added` headers (ASCII), replacing same-named ones."""
     head, separator, body = content.partition(_CRLF + _CRLF)
     if not separator:  # a message of headers only
         head, body = content.removesuffix(_CRLF), b""

@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Table, bindparam, delete, exists, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, bindparam, delete, exists, select
 
 from gateway.store.schema import tls_policies, tls_session_counts
+from gateway.store.upsert import dialect_insert
 
 __all__ = [
     "DAY",
@@ -38,7 +38,6 @@ __all__ = [
     "day_text",
     "delete_counts",
     "load_counts",
-    "on_conflict_insert",
     "record_sessions",
     "sweep_counts",
     "totals",
@@ -91,29 +90,16 @@ def policy_hash(policy_type: str, strings: Sequence[str]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def on_conflict_insert(conn: Connection, table: Table) -> sqlite.Insert | postgresql.Insert:
-    """An INSERT that can take ON CONFLICT: the same SQL on SQLite and PostgreSQL."""
-    return _insert(conn.dialect.name, table)
-
-
-def _insert(dialect: str, table: Table) -> sqlite.Insert | postgresql.Insert:
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    raise RuntimeError(f"TLS reporting needs SQLite or PostgreSQL, not {dialect}")
-
-
 @cache
 def _upserts(dialect: str) -> tuple[Any, Any]:
     """(policy upsert, counter upsert), built once per dialect: recording runs for
     every delivery attempt, and building a statement costs more than running it."""
-    policy = _insert(dialect, tls_policies)
+    policy = dialect_insert(dialect, tls_policies)
     policy_upsert = policy.on_conflict_do_update(
         index_elements=[tls_policies.c.policy_hash],
         set_={"last_seen": policy.excluded.last_seen},
     )
-    counts = _insert(dialect, tls_session_counts)
+    counts = dialect_insert(dialect, tls_session_counts)
     counts_upsert = counts.on_conflict_do_update(
         index_elements=list(tls_session_counts.primary_key.columns),
         set_={"sessions": tls_session_counts.c.sessions + counts.excluded.sessions},

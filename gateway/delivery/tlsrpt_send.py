@@ -57,7 +57,6 @@ from gateway.delivery.tlsrpt import (
     day_text,
     delete_counts,
     load_counts,
-    on_conflict_insert,
     sweep_counts,
     totals,
 )
@@ -67,6 +66,7 @@ from gateway.store import queue
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
 from gateway.store.schema import tls_reports, tls_session_counts
+from gateway.store.upsert import on_conflict_insert
 
 __all__ = [
     "Destination",

@@ -29,6 +29,9 @@ from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.certs.store import CertStore
 from gateway.config import Settings, parse_host_port
+from gateway.consent.mailto import MailtoUnsubscribe, remember
+from gateway.consent.purpose import MARKETING
+from gateway.consent.source import RegistryConsent
 from gateway.delivery import tlsrpt_send
 from gateway.delivery.bounce import BounceMaker, queue_dsn
 from gateway.delivery.client import (
@@ -39,8 +42,9 @@ from gateway.delivery.client import (
     TlsPolicy,
 )
 from gateway.delivery.dsn import FailedRecipient, is_null_sender
+from gateway.delivery.footer import add_footer
 from gateway.delivery.mx import MxResolver, RouteError
-from gateway.delivery.rewrite import apply_rewrite
+from gateway.delivery.rewrite import apply_rewrite, footer_of, with_headers
 from gateway.delivery.security import NO_POLICY, DomainSecurity, HopSecurity, TransportSecurity
 from gateway.delivery.tlsrpt import TlsSession, record_sessions
 from gateway.dkim.keys import DkimError
@@ -56,6 +60,8 @@ from gateway.store.keyring import Keyring
 log = logging.getLogger("gateway.delivery")
 
 _T = TypeVar("_T")
+# Consent states that stop queued marketing mail.
+_WITHDRAWN = frozenset({"revoked", "expired", "opted_out"})
 # Messages above this size are signed and encrypted in a thread.
 _INLINE_BYTES = 256 * 1024
 # The audit trail's detail column.
@@ -147,6 +153,9 @@ class DeliveryService:
         self.security = TransportSecurity(config, settings.path("mta-sts"))
         self.signer = DkimSigner(settings.dkim, settings.path(settings.dkim.keys_dir))
         self.smime = smime_encryptor(settings)
+        self.consent = RegistryConsent(db, settings.consent)
+        self.mailto = MailtoUnsubscribe(settings, db)
+        self.links = self.mailto.links
         self.resolver = MxResolver(config.nameservers, port=config.mx_port)
         self.reports_tls = settings.tls_reports.enabled
         self._wakeup = asyncio.Event()
@@ -261,20 +270,79 @@ class DeliveryService:
         if message is None or message.sealed is None:
             return  # deleted while queued; the delete already settled its jobs
         content = self.keyring.open(message.sealed, delivery.queue_id.encode())
-        # Recipients that leave the same way with the same header changes share
-        # one transaction; the others get their own.
-        plans: dict[tuple[str, str | None], list[str]] = defaultdict(list)
-        for job in delivery.jobs:
-            plans[(job.route, job.rewrite)].append(job.recipient)
         attempt = _Attempt(
             message.sender, delivery.queue_id, message.listener != tlsrpt_send.LISTENER
         )
-        for (route, rewrite), recipients in plans.items():
+        jobs = await self._still_consented(attempt, delivery.jobs)
+        # Recipients that leave the same way with the same header changes share
+        # one transaction; the others get their own. Marketing goes one
+        # recipient at a time: each gets its own unsubscribe link.
+        plans: dict[tuple[str, str | None, str], list[str]] = defaultdict(list)
+        for job in jobs:
+            plans[(job.route, job.rewrite, job.recipient if job.purpose else "")].append(
+                job.recipient
+            )
+        marketed = [plan[2] for plan in plans if plan[2]]
+        if marketed:  # their mailto addresses must work before the mail arrives
+            now = time.time()
+            targets = [self.mailto.target(r, MARKETING, now) for r in marketed]
+            await self.db.write(partial(remember, targets=targets))
+        for (route, rewrite, marketed_to), recipients in plans.items():
             body = apply_rewrite(content, rewrite)
+            if marketed_to:
+                body = self._with_unsubscribe(body, marketed_to, footer_of(rewrite))
             attempt.results += await self._send_by_modes(
                 attempt, route.split(","), recipients, body
             )
         await self._record(message, delivery, attempt)
+
+    async def _still_consented(
+        self, attempt: _Attempt, jobs: Sequence[queue.ClaimedJob]
+    ) -> list[queue.ClaimedJob]:
+        """The jobs to send now. A marketing recipient whose consent was revoked,
+        expired or opted out while the message was queued is not sent to: the job
+        bounces (audited; content-free DSN to the sender). If consent cannot be
+        read, marketing waits (fail closed)."""
+        by_purpose: dict[str, list[queue.ClaimedJob]] = defaultdict(list)
+        for job in jobs:
+            if job.purpose:
+                by_purpose[job.purpose].append(job)
+        stopped: set[int] = set()
+        for purpose, group in by_purpose.items():
+            try:
+                states = await self.consent.states([j.recipient for j in group], purpose)
+            except Exception:
+                event(log, "consent_check_failed", logging.ERROR, queue_id=attempt.queue_id)
+                reason = "consent could not be checked; will retry"
+                attempt.results += [
+                    RecipientResult(j.recipient, None, "4.3.0", reason, None, "consent")
+                    for j in group
+                ]
+                stopped.update(j.id for j in group)
+                continue
+            for job in group:
+                state = states.get(job.recipient, "none")
+                if state in _WITHDRAWN:
+                    reply = f"not sent: consent {state.replace('_', ' ')} while queued"
+                    attempt.results.append(
+                        RecipientResult(job.recipient, 550, "5.7.1", reply, None, "consent")
+                    )
+                    stopped.add(job.id)
+        return [job for job in jobs if job.id not in stopped]
+
+    def _with_unsubscribe(self, content: bytes, recipient: str, footer: str | None) -> bytes:
+        """RFC 8058 one-click unsubscribe from all marketing, by URL and by mail, and
+        the CAN-SPAM footer where the policy asks for one."""
+        url, mailto = self.links.links(recipient, MARKETING, time.time())
+        if footer is not None:
+            content = add_footer(content, footer, url)
+        return with_headers(
+            content,
+            [
+                ("List-Unsubscribe", f"<{url}>, <{mailto}>"),
+                ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            ],
+        )
 
     async def _send_by_modes(
         self, attempt: _Attempt, modes: list[str], recipients: list[str], content: bytes

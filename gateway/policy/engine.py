@@ -196,6 +196,7 @@ class CompiledPolicy:
     # Whether any rule reads the consent fact; if not, nobody needs to look it up.
     uses_consent: bool
     transport: tuple[TransportRequirement, ...] = ()
+    can_spam_footer: str | None = None  # postal address for marketing footers
 
     def transport_for(self, domain: str) -> TransportRequirement | None:
         return next((t for t in self.transport if domain in t.domains), None)

@@ -30,6 +30,9 @@ class Evaluation:
     category: str
     category_rule: str | None
     decisions: list[Decision]
+    # What consent was checked for: the category, refined for marketing by the
+    # sender's purpose header (e.g. marketing/flu-clinic).
+    purpose: str = ""
 
     @property
     def accepted(self) -> list[Decision]:
@@ -66,15 +69,22 @@ def evaluate(
     facts: MessageFacts,
     consent_source: ConsentSource,
 ) -> Evaluation:
+    """Decide with a synchronous consent source, for the category's purpose."""
     category, category_rule = categorize(policy, facts)
     consent: Mapping[str, str] = (
         consent_source.states(envelope.recipients, category) if policy.uses_consent else {}
     )
-    decisions = decide(policy, facts, category, consent, envelope.recipients)
-    return Evaluation(
-        policy.version,
-        facts,
-        category,
-        category_rule,
-        decisions,
-    )
+    return decided(policy, envelope, facts, (category, category_rule), consent, category)
+
+
+def decided(
+    policy: CompiledPolicy,
+    envelope: Envelope,
+    facts: MessageFacts,
+    category: tuple[str, str | None],
+    consent: Mapping[str, str],
+    purpose: str,
+) -> Evaluation:
+    """The decisions once the category and the recipients' consent are known."""
+    decisions = decide(policy, facts, category[0], consent, envelope.recipients)
+    return Evaluation(policy.version, facts, category[0], category[1], decisions, purpose)

@@ -383,6 +383,7 @@ def _compile(merged: _Merged, version: str, files: tuple[str, ...]) -> CompiledP
         category_header=merged.settings.category_header,
         neutral_subject=merged.settings.neutral_subject,
         timezone=merged.settings.timezone,
+        can_spam_footer=merged.settings.can_spam_footer,
         defaults=_outcome(defaults, defaults),
         recipient_groups=tuple(_group(n, g) for n, g in merged.recipient_groups.items()),
         sender_groups=tuple(_group(n, g) for n, g in merged.sender_groups.items()),

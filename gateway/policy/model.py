@@ -512,6 +512,18 @@ class PolicySettings(StrictModel):
         default="Secure message", description="replaces a PHI-bearing subject"
     )
     timezone: str = Field(default="UTC", description="IANA zone for time_of_day and weekdays")
+    can_spam_footer: str | None = Field(
+        default=None,
+        description="the organisation's postal address; when set, marketing mail without it "
+        "gets a footer with the address and an unsubscribe link (CAN-SPAM)",
+    )
+
+    @field_validator("can_spam_footer")
+    @classmethod
+    def _postal_address(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or len(value) > 500):
+            raise ValueError("write the postal address, 1 to 500 characters")
+        return value
 
     @field_validator("neutral_subject")
     @classmethod

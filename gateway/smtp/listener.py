@@ -21,6 +21,7 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session, TLSSetup
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.config import LimitsConfig, ListenerConfig, RelayNetwork
+from gateway.consent.mailto import MailtoUnsubscribe
 from gateway.intake import Intake, Submission
 from gateway.logs import event
 from gateway.smtp.addresses import AddressError, domain_of, normalise
@@ -94,6 +95,8 @@ class ListenerContext:
     limiter: ConnectionLimiter
     relay_networks: list[RelayNetwork]
     tls_context: ssl.SSLContext | None
+    # Set on listeners with `accept_unsubscribe`: opt-outs by mail, without AUTH.
+    unsubscribe: MailtoUnsubscribe | None = None
     sessions: set[PhigateSMTP] = field(default_factory=set)
     accepting: bool = True
 
@@ -122,6 +125,8 @@ class SessionState:
     principal: str | None = None
     domains: tuple[str, ...] = ()
     relay: RelayNetwork | None = None
+    # An unauthenticated transaction that may only reach unsubscribe addresses.
+    unsubscribe_only: bool = False
 
 
 class PhigateSMTP(SMTP):
@@ -412,6 +417,10 @@ class Handler:
                 server, "530 5.7.0 Must issue a STARTTLS command first", "mail"
             )
         allowed = self._sender_domains(server)
+        server.state.unsubscribe_only = allowed is None and self.ctx.unsubscribe is not None
+        if server.state.unsubscribe_only:
+            envelope.mail_from = address.strip("<>")  # whoever asks; only opt-outs follow
+            return "250 2.1.0 Sender OK"
         if allowed is None:
             return await self._refuse(
                 server, "530 5.7.0 Authentication required (AUTH over TLS)", "mail"
@@ -456,6 +465,11 @@ class Handler:
             return await self._refuse(
                 server, f"553 5.1.3 Bad recipient address: {exc}", "rcpt", sender=sender
             )
+        if server.state.unsubscribe_only:
+            assert self.ctx.unsubscribe is not None
+            problem = await self.ctx.unsubscribe.problem(recipient)
+            if problem is not None:  # never a relay: nothing else without AUTH
+                return await self._refuse(server, problem, "rcpt", sender=sender)
         envelope.rcpt_tos.append(recipient)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 Recipient OK"
@@ -473,6 +487,14 @@ class Handler:
                 sender=sender,
                 recipients=recipients,
             )
+        if server.state.unsubscribe_only:
+            assert self.ctx.unsubscribe is not None
+            try:
+                await self.ctx.unsubscribe.record(recipients)
+            except Exception:
+                event(log, "unsubscribe_failed", logging.ERROR)
+                return "451 4.3.0 Could not record the unsubscribe request; try again later"
+            return "250 2.0.0 Unsubscribed"
         submission = Submission(
             listener=self.ctx.config.name,
             principal=server.state.principal,

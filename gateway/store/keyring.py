@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _KEY_SUFFIX = ".key"
+_MASTER_PREFIX = "mk-"  # other keys may share the directory (e.g. unsubscribe.key)
 _CURRENT = "CURRENT"
 _NONCE_BYTES = 12
 
@@ -60,7 +61,7 @@ class Keyring:
 
     @staticmethod
     def _new_key(directory: Path) -> str:
-        key_id = "mk-" + secrets.token_hex(4)
+        key_id = _MASTER_PREFIX + secrets.token_hex(4)
         _write_private(
             directory / f"{key_id}{_KEY_SUFFIX}", AESGCM.generate_key(256).hex().encode()
         )
@@ -77,7 +78,7 @@ class Keyring:
                 "run `phigate init` or restore the keys directory"
             )
         keys: dict[str, AESGCM] = {}
-        for path in sorted(self.directory.glob(f"*{_KEY_SUFFIX}")):
+        for path in sorted(self.directory.glob(f"{_MASTER_PREFIX}*{_KEY_SUFFIX}")):
             if path.stat().st_mode & 0o077:
                 raise KeyringError(
                     f"master key {path} is readable by group or others: run `chmod 600 {path}`"

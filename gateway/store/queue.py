@@ -55,6 +55,7 @@ class NewJob:
     rule: str | None = None
     policy: str | None = None
     rewrite: str | None = None  # JSON, see schema.jobs.rewrite
+    purpose: str | None = None  # marketing purpose whose consent delivery re-checks
 
 
 # The statements on the path of every message are built once, with bind
@@ -89,6 +90,7 @@ _CLAIM = (
         jobs.c.route,
         jobs.c.attempts,
         jobs.c.rewrite,
+        jobs.c.purpose,
     )
 )
 _LOAD_MESSAGES = select(messages).where(
@@ -156,6 +158,7 @@ def insert_message(conn: Connection, message: NewMessage, new_jobs: Sequence[New
                     "rule": job.rule,
                     "policy": job.policy,
                     "rewrite": job.rewrite,
+                    "purpose": job.purpose,
                     "attempts": 0,
                     "next_attempt_at": message.received_at,
                     "updated_at": message.received_at,
@@ -173,13 +176,17 @@ class ClaimedJob:
     route: str
     attempts: int
     rewrite: str | None = None
+    purpose: str | None = None
 
 
 def claim(conn: Connection, owner: str, now: float, lease: float, limit: int) -> list[ClaimedJob]:
     """Lease up to `limit` due jobs (or jobs whose lease expired) to `owner`."""
     params = {"now": now, "limit": limit, "owner": owner, "until": now + lease}
     rows = conn.execute(_CLAIM, params).all()
-    return [ClaimedJob(r.id, r.queue_id, r.recipient, r.route, r.attempts, r.rewrite) for r in rows]
+    return [
+        ClaimedJob(r.id, r.queue_id, r.recipient, r.route, r.attempts, r.rewrite, r.purpose)
+        for r in rows
+    ]
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,8 @@ jobs = Table(
     Column("last_reply", String(255), nullable=True),
     Column("remote_host", String(255), nullable=True),
     Column("updated_at", Float, nullable=False),
+    # A marketing job's purpose ("marketing/<sub>"): delivery checks consent again for it.
+    Column("purpose", String(80), nullable=True),
     Index("ix_jobs_state_next", "state", "next_attempt_at"),
     Index("ix_jobs_queue_id", "queue_id"),
 )
@@ -157,4 +159,67 @@ tls_reports = Table(
     Column("first_attempt_at", Float, nullable=False),
     Column("due_at", Float, nullable=False),  # next attempt (retry) or lease end (sending)
     Column("updated_at", Float, nullable=False),
+)
+
+# --- web API tokens: only a SHA-256 of each secret is kept ----------------------
+
+# What each List-Unsubscribe mailto address stands for (the address itself is
+# too short to carry it); refreshed whenever marketing mail carries it.
+unsubscribe_mailto = Table(
+    "unsubscribe_mailto",
+    metadata,
+    Column("mailto_id", String(32), primary_key=True),  # keyed hash, base32
+    Column("address", String(320), nullable=False),
+    Column("purpose", String(80), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("secret_hash", String(64), nullable=False, unique=True),  # SHA-256, hex
+    Column("scopes", String(128), nullable=False),  # space-separated, e.g. "consent:read"
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True),  # NULL while the token works
+)
+
+# --- Consent registry (gateway.consent.registry): append-only, never updated ---
+# Addresses, patient ids, purposes and references to documents held elsewhere.
+
+consent_records = Table(
+    "consent_records",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),  # recording order
+    Column("kind", String(8), nullable=False),  # grant | revoke
+    Column("address", String(320), nullable=True),  # NULL: the record names a patient only
+    Column("patient_id", String(64), nullable=True),  # links the addresses of one patient
+    Column("purpose", String(80), nullable=False),  # marketing | marketing/<sub>
+    Column("effective_at", Float, nullable=False),  # granted at / revoked at
+    Column("expires_at", Float, nullable=True),  # grants only; NULL: does not expire
+    Column("source", String(16), nullable=False),  # web_form, ehr, import, api, admin, ...
+    Column("document_ref", String(200), nullable=True),  # where the signed form is kept
+    Column("remuneration", Boolean, nullable=False, default=False),
+    Column("remuneration_disclosed", Boolean, nullable=False, default=False),
+    Column("actor", String(128), nullable=False),  # principal, API token or CLI user
+    Column("recorded_at", Float, nullable=False),
+    # (kind, patient_id) too: finding an address's patients reads the index alone.
+    Index("ix_consent_records_address", "address", "kind", "patient_id"),
+    Index("ix_consent_records_patient_id", "patient_id"),
+)
+
+consent_opt_outs = Table(
+    "consent_opt_outs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),  # recording order
+    Column("kind", String(8), nullable=False),  # opt_out | opt_in (an admin cancels opt-outs)
+    Column("address", String(320), nullable=False),
+    Column("purpose", String(80), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("reference", String(200), nullable=True),  # e.g. the unsubscribe link used
+    Column("actor", String(128), nullable=False),
+    Column("recorded_at", Float, nullable=False),
+    Index("ix_consent_opt_outs_address", "address"),
 )
