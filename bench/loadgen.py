@@ -33,10 +33,14 @@ SENDER = "loadgen@bench.example.org"
 RECIPIENT = "inbox@sink.bench-partner.org"
 
 
-def make_message(run_id: str, index: int, size: int = MESSAGE_SIZE) -> bytes:
-    """A plain text message of about `size` bytes, CRLF line endings, unique Message-ID."""
+def make_message(
+    run_id: str, index: int, size: int = MESSAGE_SIZE, marketing: bool = False
+) -> bytes:
+    """A plain text message of about `size` bytes, CRLF line endings, unique Message-ID;
+    with `marketing`, marked as such (consent is then checked for it)."""
     head = (
-        f"From: Bench Sender <{SENDER}>\r\n"
+        ("X-Phigate-Category: marketing\r\n" if marketing else "")
+        + f"From: Bench Sender <{SENDER}>\r\n"
         f"To: <{RECIPIENT}>\r\n"
         f"Subject: relay benchmark {run_id} #{index}\r\n"
         "Date: Thu, 01 Jan 2026 00:00:00 +0000\r\n"
@@ -65,6 +69,7 @@ class RunState:
     total: int
     deadline: float
     run_id: str
+    marketing: bool = False
     next_index: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     queue_ids: list[str] = field(default_factory=list)
@@ -93,6 +98,7 @@ class Options:
     timeout: float
     time_limit: float
     run_id: str
+    marketing: bool = False
 
 
 async def open_session(opts: Options, ctx: ssl.SSLContext) -> aiosmtplib.SMTP:
@@ -120,7 +126,7 @@ async def send_loop(client: aiosmtplib.SMTP, state: RunState) -> None:
         index = state.take()
         if index is None:
             return
-        content = make_message(state.run_id, index)
+        content = make_message(state.run_id, index, marketing=state.marketing)
         now = time.monotonic()
         if state.first_submit is None:
             state.first_submit = now
@@ -161,7 +167,10 @@ async def run(opts: Options) -> dict[str, Any]:
     setup_errors = Counter(type(c).__name__ for c in opened if isinstance(c, BaseException))
     setup_seconds = time.monotonic() - setup_start
     state = RunState(
-        total=opts.messages, deadline=time.monotonic() + opts.time_limit, run_id=opts.run_id
+        total=opts.messages,
+        deadline=time.monotonic() + opts.time_limit,
+        run_id=opts.run_id,
+        marketing=opts.marketing,
     )
     state.errors.update({f"setup:{name}": n for name, n in setup_errors.items()})
     if clients:
@@ -217,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         "--time-limit", type=float, default=300.0, help="Stop submitting after this many seconds."
     )
     parser.add_argument("--run-id", default="bench")
+    parser.add_argument("--marketing", action="store_true", help="Mark every message as marketing.")
     args = parser.parse_args(argv)
     if not args.host.startswith("127."):
         parser.error("the load generator only targets loopback (127.0.0.0/8)")
@@ -233,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         timeout=args.timeout,
         time_limit=args.time_limit,
         run_id=args.run_id,
+        marketing=args.marketing,
     )
     result = run_loop(asyncio.wait_for(run(opts), opts.time_limit + 2 * opts.timeout))
     json.dump(result, sys.stdout)

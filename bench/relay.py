@@ -40,6 +40,7 @@ from types import FrameType
 from typing import Any, Protocol
 
 import yaml
+from loadgen import RECIPIENT  # where the load generator sends (bench/ is on sys.path)
 
 BENCH_DIR = Path(__file__).resolve().parent
 SMTP_SINK = Path("/usr/sbin/smtp-sink")
@@ -418,6 +419,7 @@ class Phigate:
     workers: int | None
     processes: int = 1
     consent_records: int = 0  # preloaded into the store (bench/consent.py)
+    marketing: bool = False  # the recipient is granted marketing consent
     plain_port: int = field(default_factory=free_port)
     tls_port: int = field(default_factory=free_port)
     secret: str = ""
@@ -480,6 +482,8 @@ class Phigate:
 
             seconds = load_records(settings.db_url, self.consent_records)
             log(f"preloaded {self.consent_records} consent records in {seconds:.1f} s")
+        if self.marketing:
+            self.cli("consent", "grant", RECIPIENT, "--purpose", "marketing", "--source", "admin")
         created = self.cli("principal", "add", PRINCIPAL, "--domain", DOMAIN, "--json")
         self.secret = str(json.loads(created)["secret"])
 
@@ -712,6 +716,8 @@ def run_loadgen(spec: RunSpec, gate: Phigate, run_id: str, time_limit: float) ->
         "--run-id",
         run_id,
     ]
+    if gate.marketing:
+        command.append("--marketing")
     if spec.listener == "plain":
         command += ["--port", str(gate.plain_port)]
     else:
@@ -1002,6 +1008,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "supervisor when above 1 (default 1).",
     )
     parser.add_argument(
+        "--marketing",
+        action="store_true",
+        help="Send marketing mail to a recipient with consent: intake looks consent up, "
+        "delivery checks it again and adds List-Unsubscribe (default: plain mail).",
+    )
+    parser.add_argument(
         "--consent-records",
         type=int,
         default=0,
@@ -1061,7 +1073,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         sink = make_sink(args.sink, workdir)
         sink.start()
         gate = Phigate(
-            workdir, sink.port, args.log_level, args.workers, args.processes, args.consent_records
+            workdir,
+            sink.port,
+            args.log_level,
+            args.workers,
+            args.processes,
+            args.consent_records,
+            args.marketing,
         )
         gate.prepare()
         gate.start()
@@ -1156,6 +1174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "phigate_exit_code": stopped,
             "phigate_processes": args.processes,
             "consent_records": args.consent_records,
+            "marketing": args.marketing,
             "phigate_startup_peak_rss_mb": startup_rss_kb / 1024.0,
             "phigate_warmup_peak_rss_mb": warmup_peak_mb,
             "phigate_peak_rss_mb": overall_peak_mb,

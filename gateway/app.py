@@ -162,6 +162,7 @@ async def run(
         policy=lambda: policy.current,
         consent=RegistryConsent(db, settings.consent),
         purpose_header=settings.consent.purpose_header,
+        mailto=MailtoUnsubscribe(settings, db),
         bounces=delivery.bounces,
         on_queued=delivery.notify,
         signer=delivery.signer,

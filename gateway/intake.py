@@ -27,6 +27,7 @@ from sqlalchemy import Connection
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.config import ReceivedHeaderConfig
+from gateway.consent.mailto import MailtoUnsubscribe, remember
 from gateway.consent.purpose import MARKETING, message_purpose
 from gateway.delivery.bounce import BounceMaker, queue_dsn
 from gateway.delivery.dsn import FailedRecipient, is_null_sender
@@ -186,6 +187,7 @@ class Intake:
         on_queued: Callable[[], None] = lambda: None,
         signer: DkimSigner | None = None,
         purpose_header: str = "X-Phigate-Purpose",
+        mailto: MailtoUnsubscribe | None = None,
     ) -> None:
         self.db = db
         self.keyring = keyring
@@ -198,6 +200,7 @@ class Intake:
         self.on_queued = on_queued
         self.signer = signer
         self.purpose_header = purpose_header
+        self.mailto = mailto  # records the List-Unsubscribe mailto of marketing mail
 
     async def accept(self, submission: Submission) -> Reply:
         now = time.time()
@@ -276,6 +279,11 @@ class Intake:
         )
         accepted = evaluation.accepted
         new_jobs = [job_for(d, evaluation, policy) for d in accepted]
+        mailto_targets = (
+            [self.mailto.target(job.recipient, MARKETING, now) for job in new_jobs if job.purpose]
+            if self.mailto is not None
+            else []
+        )
         events = [
             *decisions,
             AuditEvent(
@@ -297,6 +305,7 @@ class Intake:
         def store(conn: Connection) -> None:
             # May run again if the writer redoes its batch: build nothing it keeps.
             queue.insert_message(conn, record, new_jobs)
+            remember(conn, mailto_targets)  # its mailto works once the mail is out
             notices = []
             if dsn is not None:
                 why = "refused by policy"

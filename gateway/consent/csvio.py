@@ -17,22 +17,16 @@ from typing import Any, TextIO
 
 from gateway.config import ConsentConfig
 from gateway.consent import registry
-from gateway.consent.registry import Change, ConsentError, Grant, OptChange, Revocation
-
-COLUMNS = (
-    "kind",
-    "address",
-    "patient_id",
-    "purpose",
-    "effective_at",
-    "expires_at",
-    "source",
-    "document_ref",
-    "remuneration",
-    "remuneration_disclosed",
-    "actor",
-    "recorded_at",
+from gateway.consent.registry import (
+    RECORD_COLUMNS,
+    Change,
+    ConsentError,
+    Grant,
+    OptChange,
+    Revocation,
 )
+
+COLUMNS = RECORD_COLUMNS  # what export writes, import reads
 
 # Shown by `phigate consent import --help` (click keeps lines after \b as written).
 COLUMNS_HELP = """\b

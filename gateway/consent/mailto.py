@@ -1,8 +1,8 @@
 """Opt-outs by mail: the `mailto:` of List-Unsubscribe, received by phigate's listener.
 
 The address `<mailto_local_part>+ID@<hostname>` stands for one (recipient,
-purpose); the delivery worker records what before the mail carrying it leaves
-(`remember`). Mail to it is an opt-out: the opt-out is recorded and the message
+purpose); the intake records what, in the transaction that queues the mail
+carrying it (`remember`). Mail to it is an opt-out: the opt-out is recorded and the message
 itself thrown away unread (never stored, inspected or relayed).
 """
 
@@ -64,11 +64,14 @@ class MailtoUnsubscribe:
         self.db = db
         self.prefix = f"{settings.unsubscribe.mailto_local_part}+".lower()
         self.domain = settings.hostname.lower()
+        # Recorded at intake, sent at most a queue lifetime later, then valid as long
+        # as the link beside it.
+        self.lifetime = self.links.lifetime + settings.delivery.max_queue_lifetime
 
     def target(self, address: str, purpose: str, now: float) -> MailtoTarget:
-        """What the worker stores before sending `address` a link for `purpose`."""
+        """What the intake stores when it queues marketing mail for `address`."""
         return MailtoTarget(
-            self.links.mailto_id(address, purpose), address, purpose, now + self.links.lifetime
+            self.links.mailto_id(address, purpose), address, purpose, now + self.lifetime
         )
 
     def id_of(self, address: str) -> str | None:

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from sqlalchemy import (
     BindParameter,
     Boolean,
+    Column,
     Connection,
     Float,
     RowMapping,
@@ -486,34 +487,27 @@ def _audit(
     )
 
 
-def linked_addresses(conn: Connection, patient_id: str) -> list[str]:
-    """Addresses a grant has linked to the patient."""
+def _linked(conn: Connection, wanted: Column[Any], by: Column[Any], value: str) -> list[str]:
+    """The `wanted` values of grants whose `by` column is `value` (a patient link)."""
     query = (
-        select(consent_records.c.address)
-        .where(
-            consent_records.c.patient_id == patient_id,
-            consent_records.c.kind == GRANT,
-            consent_records.c.address.is_not(None),
-        )
+        select(wanted)
+        .where(by == value, consent_records.c.kind == GRANT, wanted.is_not(None))
         .distinct()
-        .order_by(consent_records.c.address)
+        .order_by(wanted)
     )
     return list(conn.execute(query).scalars())
+
+
+def linked_addresses(conn: Connection, patient_id: str) -> list[str]:
+    """Addresses a grant has linked to the patient."""
+    c = consent_records.c
+    return _linked(conn, c.address, c.patient_id, patient_id)
 
 
 def linked_patients(conn: Connection, address: str) -> list[str]:
     """Patient ids a grant has linked to the address."""
-    query = (
-        select(consent_records.c.patient_id)
-        .where(
-            consent_records.c.address == address,
-            consent_records.c.kind == GRANT,
-            consent_records.c.patient_id.is_not(None),
-        )
-        .distinct()
-        .order_by(consent_records.c.patient_id)
-    )
-    return list(conn.execute(query).scalars())
+    c = consent_records.c
+    return _linked(conn, c.patient_id, c.address, address)
 
 
 def _covered_addresses(conn: Connection, address: str | None, patient_id: str | None) -> list[str]:
@@ -767,7 +761,8 @@ def states(
     return result
 
 
-_RECORD_COLUMNS = (
+# A record as history and export give it (and CSV import reads it back).
+RECORD_COLUMNS = (
     "kind",
     "address",
     "patient_id",
@@ -784,7 +779,7 @@ _RECORD_COLUMNS = (
 
 
 def _record_dict(row: RowMapping) -> dict[str, Any]:
-    return {"id": row["id"], **{name: row[name] for name in _RECORD_COLUMNS}}
+    return {"id": row["id"], **{name: row[name] for name in RECORD_COLUMNS}}
 
 
 def _opt_dict(row: RowMapping) -> dict[str, Any]:

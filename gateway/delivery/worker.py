@@ -29,7 +29,7 @@ from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.certs.store import CertStore
 from gateway.config import Settings, parse_host_port
-from gateway.consent.mailto import MailtoUnsubscribe, remember
+from gateway.consent.links import UnsubscribeLinks
 from gateway.consent.purpose import MARKETING
 from gateway.consent.source import RegistryConsent
 from gateway.delivery import tlsrpt_send
@@ -154,8 +154,7 @@ class DeliveryService:
         self.signer = DkimSigner(settings.dkim, settings.path(settings.dkim.keys_dir))
         self.smime = smime_encryptor(settings)
         self.consent = RegistryConsent(db, settings.consent)
-        self.mailto = MailtoUnsubscribe(settings, db)
-        self.links = self.mailto.links
+        self.links = UnsubscribeLinks(settings)
         self.resolver = MxResolver(config.nameservers, port=config.mx_port)
         self.reports_tls = settings.tls_reports.enabled
         self._wakeup = asyncio.Event()
@@ -282,11 +281,6 @@ class DeliveryService:
             plans[(job.route, job.rewrite, job.recipient if job.purpose else "")].append(
                 job.recipient
             )
-        marketed = [plan[2] for plan in plans if plan[2]]
-        if marketed:  # their mailto addresses must work before the mail arrives
-            now = time.time()
-            targets = [self.mailto.target(r, MARKETING, now) for r in marketed]
-            await self.db.write(partial(remember, targets=targets))
         for (route, rewrite, marketed_to), recipients in plans.items():
             body = apply_rewrite(content, rewrite)
             if marketed_to:
