@@ -211,6 +211,9 @@ async def run(
             log,
             "ready",
             listeners=[f"{c.config.name}={c.config.address}/{c.config.tls}" for c in contexts],
+            web=f"{settings.web.address}/{'https' if settings.web.tls else 'http'}"
+            if web is not None
+            else "off",
             delivery=settings.delivery.mode,
         )
         await stop.wait()

@@ -153,12 +153,17 @@ def outcomes(db_path: Path) -> dict[str, tuple[str, str]]:
 
 def tls_sessions(db_path: Path) -> dict[str, tuple[str, str, int]]:
     """Counted TLS sessions per recipient domain: (policy type, result, sessions)."""
+    return {domain: counted[:3] for domain, counted in tls_session_rows(db_path).items()}
+
+
+def tls_session_rows(db_path: Path) -> dict[str, tuple[str, str, int, str, str]]:
+    """(policy type, result, sessions, sending IP, receiving IP) per recipient domain."""
     with sqlite3.connect(db_path) as db:
         rows = db.execute(
-            "SELECT c.policy_domain, p.policy_type, c.result, c.sessions "
-            "FROM tls_session_counts c JOIN tls_policies p USING (policy_hash)"
+            "SELECT c.policy_domain, p.policy_type, c.result, c.sessions, c.sending_ip, "
+            "c.receiving_ip FROM tls_session_counts c JOIN tls_policies p USING (policy_hash)"
         ).fetchall()
-    return {domain: (kind, result, count) for domain, kind, result, count in rows}
+    return {row[0]: row[1:] for row in rows}
 
 
 CASES = [
@@ -267,6 +272,7 @@ def delivered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ob
                 "sinks": sinks,
                 "pin": pin,
                 "sessions": tls_sessions(gw.db_path),
+                "session_rows": tls_session_rows(gw.db_path),
             }
 
 
@@ -376,3 +382,8 @@ def test_tls_sessions_are_counted_for_tls_reports(delivered: dict[str, object]) 
     assert sessions["wrongname.test"] == ("no-policy-found", "certificate-host-mismatch", 1)
     assert sessions["nostarttls.test"] == ("no-policy-found", "starttls-not-supported", 1)
     assert "plain.test" not in sessions  # no TLS at all: nothing to report
+    rows = delivered["session_rows"]
+    assert isinstance(rows, dict)
+    # Both ends of the session, for the report's sending-mta-ip and receiving-ip.
+    assert rows["valid.test"][3:] == ("127.0.0.1", f"127.0.0.{2 + CASES.index('valid')}")
+    assert rows["wrongname.test"][3] == "127.0.0.1"

@@ -64,6 +64,7 @@ class TlsEvidence:
     cipher: str
     peer_sha256: str
     verified: str  # pkix, mta-sts, dane-ee, dane-ta, pin, or "no" (opportunistic)
+    local_ip: str | None = None  # our end of the session (for TLS reports)
 
     def text(self) -> str:
         return (
@@ -106,7 +107,8 @@ def _status(code: int, message: str) -> str:
 class HopError(Exception):
     """The hop could not take the message at all (connect, TLS, or a session-level reply).
 
-    `tls_failure` is the RFC 8460 result type when a required TLS session failed."""
+    `tls_failure` is the RFC 8460 result type when a required TLS session failed,
+    `local_ip` our end of that session."""
 
     def __init__(
         self,
@@ -114,17 +116,30 @@ class HopError(Exception):
         code: int | None = None,
         status: str = "4.4.1",
         tls_failure: str | None = None,
+        local_ip: str | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.code = code
         self.status = status
         self.tls_failure = tls_failure
+        self.local_ip = local_ip
 
 
-def _tls_unavailable(client: aiosmtplib.SMTP, reason: str, result_type: str) -> HopError:
+def _local_ip(client: aiosmtplib.SMTP) -> str | None:
+    """Our address on a connected client's socket."""
+    try:
+        sockname = client.get_transport_info("sockname")
+    except (aiosmtplib.SMTPException, AttributeError, OSError):
+        return None
+    return str(sockname[0]) if sockname else None
+
+
+def _tls_unavailable(
+    client: aiosmtplib.SMTP, reason: str, result_type: str, local_ip: str | None
+) -> HopError:
     client.close()
-    return HopError(reason, None, MODE_UNAVAILABLE, result_type)
+    return HopError(reason, None, MODE_UNAVAILABLE, result_type, local_ip)
 
 
 def _presented_chain(ssl_object: ssl.SSLObject) -> list[x509.Certificate]:
@@ -197,6 +212,7 @@ class SmtpSender:
         )
         try:
             await client.connect(timeout=self.connect_timeout)
+            local_ip = _local_ip(client)
             await client.ehlo()
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             client.close()
@@ -209,6 +225,7 @@ class SmtpSender:
                     client,
                     f"{server_name} does not offer STARTTLS and verified TLS is required",
                     "starttls-not-supported",
+                    local_ip,
                 )
             return _Connection(client, None)
         pkix = policy.level == "verify" and policy.method in ("pkix", "mta-sts")
@@ -227,10 +244,14 @@ class SmtpSender:
                 client,
                 f"TLS with {server_name} failed: {_certificate_failure(exc)}",
                 _certificate_failure(exc),
+                local_ip,
             ) from exc
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             raise _tls_unavailable(
-                client, f"TLS with {server_name} failed: {type(exc).__name__}", "validation-failure"
+                client,
+                f"TLS with {server_name} failed: {type(exc).__name__}",
+                "validation-failure",
+                local_ip,
             ) from exc
         ssl_object = client.get_transport_info("ssl_object")
         leaf = ssl_object.getpeercert(binary_form=True) or b""
@@ -243,6 +264,7 @@ class SmtpSender:
             cipher=cipher[0] if cipher else "unknown",
             peer_sha256=hashlib.sha256(leaf).hexdigest(),
             verified=verified,
+            local_ip=local_ip,
         )
         return _Connection(client, evidence)
 
@@ -262,6 +284,7 @@ class SmtpSender:
                 client,
                 f"certificate of {server_name} does not match the pinned fingerprint",
                 "validation-failure",
+                _local_ip(client),
             )
         try:
             return authenticate(
@@ -271,7 +294,10 @@ class SmtpSender:
             reason = exc.reason if isinstance(exc, DaneError) else "unreadable certificate"
             result = exc.result_type if isinstance(exc, DaneError) else "validation-failure"
             raise _tls_unavailable(
-                client, f"DANE authentication of {server_name} failed: {reason}", result
+                client,
+                f"DANE authentication of {server_name} failed: {reason}",
+                result,
+                _local_ip(client),
             ) from exc
 
     def _reusable(self, key: tuple[str, int, str, TlsPolicy]) -> _Connection | None:

@@ -90,7 +90,13 @@ class _Attempt:
     sessions: list[TlsSession] = field(default_factory=list)
 
     def session(
-        self, domain: str, security: HopSecurity, host: str, address: str, failure: str | None
+        self,
+        domain: str,
+        security: HopSecurity,
+        host: str,
+        address: str,
+        failure: str | None,
+        local_ip: str | None,
     ) -> None:
         if not self.honours_tls_policies:
             return
@@ -102,6 +108,7 @@ class _Attempt:
                 mx_host=host,
                 receiving_ip=address,
                 failure=failure,
+                sending_ip=local_ip,
             )
         )
 
@@ -254,9 +261,15 @@ class DeliveryService:
             self._busy += 1
             try:
                 await self._deliver(delivery)
-            except Exception:
+            except Exception as exc:
                 # Leave the jobs leased: they come back when the lease expires.
-                event(log, "delivery_crashed", logging.ERROR, queue_id=delivery.queue_id)
+                event(
+                    log,
+                    "delivery_crashed",
+                    logging.ERROR,
+                    queue_id=delivery.queue_id,
+                    error=type(exc).__name__,  # the type only: messages may quote content
+                )
             finally:
                 self._busy -= 1
                 if self._waiting_for_workers:  # otherwise new mail wakes the dispatcher
@@ -509,7 +522,9 @@ class DeliveryService:
             except HopError as exc:
                 failure = exc
                 if report_domain and exc.tls_failure:
-                    attempt.session(report_domain, security, name, address, exc.tls_failure)
+                    attempt.session(
+                        report_domain, security, name, address, exc.tls_failure, exc.local_ip
+                    )
                     if security.fallback is not None:  # MTA-STS testing: reported, go on
                         return await self._send_via(
                             attempt,
@@ -523,8 +538,9 @@ class DeliveryService:
                 if exc.code is not None:
                     break  # the server answered; another address would answer the same
                 continue
-            if report_domain and results and results[0].tls is not None:
-                attempt.session(report_domain, security, name, address, None)
+            tls = results[0].tls if results else None
+            if report_domain and tls is not None:
+                attempt.session(report_domain, security, name, address, None, tls.local_ip)
             return results
         return [
             RecipientResult(r, failure.code, failure.status, failure.reason, name)
