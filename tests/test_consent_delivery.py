@@ -13,6 +13,7 @@ import email
 import email.policy
 import re
 import smtplib
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -169,6 +170,7 @@ def test_mailto_unsubscribe_through_the_inbound_listener(relay: dict[str, Any]) 
     got = sink.wait_for(before + 1)
     sent = email.message_from_bytes(got[-1].content, policy=email.policy.default)
     mailto = re.findall(r"<mailto:([^>]+)>", str(sent["List-Unsubscribe"]))[0]
+    queued_before = gw.json("queue", "ls", "--all")
     with smtplib.SMTP("127.0.0.1", relay["inbound"], timeout=10) as client:
         # Nothing but the unsubscribe address is accepted without AUTH.
         client.ehlo()
@@ -180,10 +182,37 @@ def test_mailto_unsubscribe_through_the_inbound_listener(relay: dict[str, Any]) 
         client.sendmail("someone@home.example", [mailto], b"Subject: unsubscribe\r\n\r\nstop\r\n")
     states = gw.json("consent", "show", who)["states"]
     assert states["marketing"] == "opted_out"
+    # The unsubscribe mail itself was read for its address only: never queued or relayed.
+    assert gw.json("queue", "ls", "--all") == queued_before
+    assert b"stop\r\n" not in b"".join(m.content for m in sink.messages)
     with smtplib.SMTP("127.0.0.1", relay["inbound"], timeout=10) as client:
         tampered = mailto.replace("unsubscribe+", "unsubscribe+aa", 1)
         with pytest.raises(smtplib.SMTPRecipientsRefused):
             client.sendmail("someone@home.example", [tampered], b"Subject: x\r\n\r\nx\r\n")
+
+
+def test_unreadable_registry_holds_marketing_back_until_it_is_readable(
+    relay: dict[str, Any],
+) -> None:
+    """Fail closed: consent that cannot be checked before delivery is not assumed."""
+    gw, sink = relay["gw"], relay["sink"]
+    who = "outage@home.example"
+    gw.cli("consent", "grant", who, "--purpose", "marketing", "--source", "ehr")
+    gw.submit(relay["secret"], CRM, [who], campaign(who, review=True), user="crm")
+    held = jobs(gw)[who]
+    before = len(sink.messages)
+    with sqlite3.connect(gw.db_path) as db:  # the registry becomes unreadable
+        db.execute("ALTER TABLE consent_opt_outs RENAME TO consent_opt_outs_away")
+    try:
+        gw.cli("queue", "release", held["queue_id"])
+        wait_until(lambda: jobs(gw)[who]["last_status"] == "4.3.0", 20)
+        assert jobs(gw)[who]["state"] in ("queued", "active")
+        assert len(sink.messages) == before  # not sent while consent is unknown
+    finally:
+        with sqlite3.connect(gw.db_path) as db:
+            db.execute("ALTER TABLE consent_opt_outs_away RENAME TO consent_opt_outs")
+    wait_until(lambda: jobs(gw)[who]["state"] == "delivered", 20)
+    assert [m.recipients for m in sink.messages[before:]] == [[who]]
 
 
 def test_no_address_appears_in_the_log(relay: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from dkim_verifiers import mail_dkim_verify
 from dns_server import LoopbackDns
-from harness import Phigate, Sink, message, via_sink
+from harness import Phigate, Sink, message, via_sink, wait_until
 from smime_pki import build_pki
 
 POLICY = """\
@@ -183,3 +183,26 @@ def test_unusable_signing_certificate_stops_start_up_with_the_reason(tmp_path: P
     text = str(stopped.value)
     assert "S/MIME settings are not usable" in text and "missing.crt" in text
     assert "Traceback" not in text
+
+
+def test_a_broken_dkim_key_defers_rather_than_sending_unsigned(tmp_path: Path) -> None:
+    with Sink() as sink:
+        gw = Phigate(tmp_path, delivery=via_sink(sink))
+        secret = gw.add_principal("ehr1", "clinic.example.org")
+        gw.cli("dkim", "keygen", "clinic.example.org", "--selector", "rsa1")
+        key = Path(gw.settings["data_dir"]) / "dkim" / "clinic.example.org" / "rsa1.pem"
+        key.write_text("-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n")
+        with gw:
+            gw.submit(
+                secret,
+                "a@clinic.example.org",
+                ["dr@partner.test"],
+                message("a@clinic.example.org", "dr@partner.test", "s", "b"),
+            )
+
+            def deferred() -> bool:
+                rows = gw.json("queue", "ls")
+                return bool(rows) and rows[0]["last_status"] == "4.3.0"
+
+            wait_until(deferred)
+        assert sink.messages == []
