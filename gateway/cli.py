@@ -184,41 +184,107 @@ def principal() -> None:
     "domains",
     multiple=True,
     required=True,
-    help="A sender domain this principal may use (repeatable).",
+    help="A sender domain this principal may use (repeatable): in MAIL FROM, From: and Sender:.",
+)
+@click.option(
+    "--from-domain",
+    "from_domains",
+    multiple=True,
+    help="A further domain its From: and Sender: headers may name, and DKIM may sign as "
+    "(repeatable; e.g. the brands a CRM sends for).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as JSON.")
 @config_options
 def principal_add(
     name: str,
     domains: tuple[str, ...],
+    from_domains: tuple[str, ...],
     as_json: bool,
     config_file: str | None,
     data_dir: str | None,
 ) -> None:
-    """Create principal NAME allowed to send as --domain; prints its secret once."""
+    """Create principal NAME allowed to send as --domain; prints its secret once.
+
+    The From: and Sender: headers of its mail must name a --domain or a
+    --from-domain; change the latter later with `phigate principal
+    set-from-domains`.
+    """
     settings = cli_settings(config_file, data_dir)
     with open_store(settings) as db:
         try:
             with db.transaction() as conn:
-                secret = principals.add(conn, name, list(domains))
+                secret = principals.add(conn, name, domains, from_domains)
+                created = principals.get(conn, name)
+                assert created is not None
+                detail = "domains=" + ",".join(created.domains)
+                if created.from_domains:
+                    detail += " from_domains=" + ",".join(created.from_domains)
                 trail.append(
                     conn,
                     [
                         AuditEvent(
-                            event="principal",
-                            result="added",
-                            principal=name,
-                            detail="domains=" + ",".join(domains)[:200],
+                            event="principal", result="added", principal=name, detail=detail[:200]
                         )
                     ],
                 )
         except PrincipalError as exc:
             fail(str(exc), EXIT_USAGE)
     if as_json:
-        print_json({"name": name, "secret": secret, "domains": list(domains)})
+        print_json(
+            {
+                "name": name,
+                "secret": secret,
+                "domains": list(created.domains),
+                "from_domains": list(created.from_domains),
+            }
+        )
     else:
-        click.echo(f"Principal {name!r} created for {', '.join(domains)}.")
+        extra = f" (From: also {', '.join(created.from_domains)})" if created.from_domains else ""
+        click.echo(f"Principal {name!r} created for {', '.join(created.domains)}{extra}.")
         click.echo(f"Secret (shown only now; AUTH PLAIN/LOGIN as {name!r}): {secret}")
+
+
+@principal.command("set-from-domains")
+@click.argument("name")
+@click.argument("from_domains", nargs=-1, metavar="[DOMAIN]...")
+@click.option("--none", "clear", is_flag=True, help="Remove every extra From domain.")
+@config_options
+def principal_set_from_domains(
+    name: str,
+    from_domains: tuple[str, ...],
+    clear: bool,
+    config_file: str | None,
+    data_dir: str | None,
+) -> None:
+    """Replace the extra domains NAME's From: and Sender: headers may name.
+
+    Its sender domains (--domain at `add`) are always allowed; these come on
+    top, e.g. `phigate principal set-from-domains crm brand-a.example
+    brand-b.example`. Takes effect on the running server at the next AUTH,
+    and on queued mail before it is signed.
+    """
+    if clear == bool(from_domains):
+        fail("give the domains, or --none to remove them all", EXIT_USAGE)
+    settings = cli_settings(config_file, data_dir)
+    with open_store(settings) as db:
+        try:
+            with db.transaction() as conn:
+                clean = principals.set_from_domains(conn, name, from_domains)
+                trail.append(
+                    conn,
+                    [
+                        AuditEvent(
+                            event="principal",
+                            result="from_domains",
+                            principal=name,
+                            detail=("from_domains=" + ",".join(clean))[:200],
+                        )
+                    ],
+                )
+        except PrincipalError as exc:
+            fail(str(exc), EXIT_USAGE)
+    shown = ", ".join(clean) if clean else "none (only its sender domains)"
+    click.echo(f"Principal {name!r}: extra From domains {shown}.")
 
 
 @principal.command("ls")
@@ -235,6 +301,7 @@ def principal_ls(as_json: bool, config_file: str | None, data_dir: str | None) -
                 {
                     "name": p.name,
                     "domains": list(p.domains),
+                    "from_domains": list(p.from_domains),
                     "enabled": p.enabled,
                     "created_at": p.created_at,
                 }
@@ -244,7 +311,8 @@ def principal_ls(as_json: bool, config_file: str | None, data_dir: str | None) -
         return
     for p in items:
         state = "enabled " if p.enabled else "disabled"
-        click.echo(f"{p.name:<24} {state} {', '.join(p.domains)}")
+        extra = f" (From: also {', '.join(p.from_domains)})" if p.from_domains else ""
+        click.echo(f"{p.name:<24} {state} {', '.join(p.domains)}{extra}")
 
 
 def _set_enabled(name: str, enabled: bool, config_file: str | None, data_dir: str | None) -> None:

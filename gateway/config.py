@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from gateway.dkim.keys import DkimError
 from gateway.dkim.keys import normalise_domain as normalise_dkim_domain
+from gateway.smtp.addresses import AddressError, normalise_domain
+from gateway.smtp.headers import author_domains
 
 
 class _Strict(BaseModel):
@@ -72,7 +75,23 @@ class RelayNetwork(_Strict):
 
     name: str
     networks: list[str]
+    # Envelope sender domains (MAIL FROM); the From: header may name them too.
     domains: list[str] = Field(min_length=1)
+    # Further domains the From: and Sender: headers may name (and DKIM sign as).
+    from_domains: list[str] = Field(default_factory=list)
+
+    @property
+    def author_domains(self) -> tuple[str, ...]:
+        return author_domains(self.domains, self.from_domains)
+
+    @field_validator("domains", "from_domains")
+    @classmethod
+    def _check_domains(cls, value: list[str]) -> list[str]:
+        # In the form addresses are compared in: lower case, IDNA A-labels.
+        try:
+            return [normalise_domain(domain) for domain in value]
+        except AddressError as exc:
+            raise ValueError(f"{exc} (write e.g. example.org)") from None
 
     @field_validator("networks")
     @classmethod
@@ -83,6 +102,18 @@ class RelayNetwork(_Strict):
             except ValueError as exc:
                 raise ValueError(f"{net!r} is not a network (write e.g. 10.20.0.0/16)") from exc
         return value
+
+
+def relay_network_for(networks: Sequence[RelayNetwork], ip: str) -> RelayNetwork | None:
+    """The first relay network that holds the client address `ip`, if any."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    for relay in networks:
+        if any(address in ipaddress.ip_network(n, strict=False) for n in relay.networks):
+            return relay
+    return None
 
 
 class LimitsConfig(_Strict):
@@ -298,6 +329,16 @@ class DkimConfig(_Strict):
             "List-Help", "List-Subscribe", "List-Post", "List-Owner", "List-Archive",
         ]
     )  # fmt: skip
+    # Of the signed fields, those signed once more than they occur: a copy
+    # added above them (a second Subject or Reply-To that a mail reader would
+    # show instead) breaks the signature. From always is.
+    oversign_headers: list[str] = Field(
+        default_factory=lambda: [
+            "From", "Reply-To", "To", "Cc", "Subject", "Date", "Content-Type",
+            "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post", "List-Help",
+            "List-Subscribe", "List-Post", "List-Owner", "List-Archive",
+        ]
+    )  # fmt: skip
 
     @field_validator("required_domains")
     @classmethod
@@ -321,6 +362,17 @@ class DkimConfig(_Strict):
         if len(set(names)) != len(names):
             raise ValueError("a header field is listed twice")
         return value
+
+    @model_validator(mode="after")
+    def _check_oversign_headers(self) -> DkimConfig:
+        signed = {name.lower() for name in self.sign_headers}
+        for name in self.oversign_headers:
+            if name.lower() not in signed:
+                raise ValueError(
+                    f"oversign_headers: {name!r} is not in sign_headers; only a signed field "
+                    "can be signed once more (add it to sign_headers, or leave it out here)"
+                )
+        return self
 
 
 class SmimeConfig(_Strict):

@@ -40,6 +40,12 @@ RSA_ONLY = "rsa.example.org"
 ED_ONLY = "ed.example.org"
 T = 1_764_583_200  # the signing time of every comparison with dkimpy
 
+# The domains the senders of these test messages may use (`sign(permitted=)`).
+PERMITTED = frozenset(
+    {DOMAIN, RSA_ONLY, ED_ONLY, "other.example", "xn--bcher-kva.example", "rotate.example",
+     "busy.example", "cli.example"}
+)  # fmt: skip
+
 DATE = b"Date: Mon, 1 Dec 2025 10:00:00 +0000\r\n"
 
 
@@ -168,7 +174,7 @@ def _tag(field: bytes, name: str) -> str:
 def test_signatures_are_byte_identical_to_dkimpy(
     name: str, message: bytes, store: KeyStore, signer: DkimSigner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rsa_field, ed_field = _signatures(signer.sign(message, now=T), message)
+    rsa_field, ed_field = _signatures(signer.sign(message, now=T, permitted=PERMITTED), message)
     assert _tag(rsa_field, "a") == RSA_SHA256 and _tag(ed_field, "a") == ED25519_SHA256
     headers = [h.strip().encode() for h in _tag(rsa_field, "h").split(":")]
     assert headers == [h.strip().encode() for h in _tag(ed_field, "h").split(":")]
@@ -196,12 +202,16 @@ def test_signatures_are_byte_identical_to_dkimpy(
     assert ed_field == expected_ed
 
 
-def test_signs_the_present_listed_fields_and_from_once_more(signer: DkimSigner) -> None:
+def test_signs_the_present_listed_fields_and_oversigns_those_a_reader_sees(
+    signer: DkimSigner,
+) -> None:
     message = dict(MESSAGES)["repeated_and_unsigned_fields"]
-    field = _signatures(signer.sign(message, now=T), message)[0]
-    # In message order, each occurrence; Received and X-Mailer are not listed.
+    field = _signatures(signer.sign(message, now=T, permitted=PERMITTED), message)[0]
+    # In message order, each occurrence (Received and X-Mailer are not listed);
+    # then each oversigned field once more, so that none can be added.
     assert _tag(field, "h") == (
-        "from:date:cc:to:cc:subject:list-unsubscribe:list-unsubscribe-post:from"
+        "from:date:cc:to:cc:subject:list-unsubscribe:list-unsubscribe-post"
+        ":from:date:cc:to:subject:list-unsubscribe:list-unsubscribe-post"
     )
     assert (_tag(field, "d"), _tag(field, "s"), _tag(field, "t")) == (DOMAIN, "r2026", str(T))
     assert "x" not in [tag.split("=")[0].strip() for tag in field.decode().split(";")]
@@ -227,7 +237,7 @@ def test_mail_dkim_verifies_rsa_and_catches_tampering(
         b"From: alice@example.org\r\nSubject: trailing\r\n\r\nspaces at the end   ",
         _message(b"Subject: big\r\n\r\n", b"0123456789 abcdef\t \r\n" * 60_000),
     ]
-    signed = [signer.sign(m, now=None) for m in messages + odd]
+    signed = [signer.sign(m, now=None, permitted=PERMITTED) for m in messages + odd]
     assert all(b"\n" not in s.replace(b"\r\n", b"") and s.endswith(b"\r\n") for s in signed)
     bad = [t for s in signed[:3] for t in _tampered(s).values()]
     results = mail_dkim_verify(zone, signed + bad)
@@ -241,6 +251,33 @@ def test_mail_dkim_verifies_rsa_and_catches_tampering(
     for result in results[len(signed) :]:
         assert result.of("r2026") == "fail", result
         assert result.result != "pass"
+
+
+def test_mail_dkim_fails_a_field_added_above_an_oversigned_one(
+    signer: DkimSigner, zone: LoopbackDns
+) -> None:
+    original = _message(
+        b"To: bob@example.net\r\nCc: carol@example.net\r\nReply-To: desk@example.org\r\n"
+        b"Subject: Appointment\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n"
+        b"List-Id: <news.example.org>\r\nList-Unsubscribe: <https://example.org/u/1>\r\n\r\n",
+        b"Your appointment is on Monday.\r\n",
+    )
+    signed = signer.sign(original, permitted=PERMITTED)
+    # What a reader would be shown instead of the signed field: the topmost one.
+    added = [
+        b"Subject: Your account is locked\r\n",
+        b"Reply-To: mallory@attacker.example\r\n",
+        b"To: victim@example.net\r\n",
+        b"Cc: victim@example.net\r\n",
+        b"Date: Tue, 2 Dec 2025 10:00:00 +0000\r\n",
+        b"Content-Type: text/html\r\n",
+        b"List-Id: <other.example.org>\r\n",
+        b"List-Unsubscribe: <https://attacker.example/u>\r\n",
+    ]
+    results = mail_dkim_verify(zone, [signed, *(field + signed for field in added)])
+    assert results[0].of("r2026") == "pass", results[0]
+    for field, result in zip(added, results[1:], strict=True):
+        assert result.of("r2026") == "fail" and result.result != "pass", (field, result)
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +296,7 @@ def test_opendkim_testmsg_verifies_each_algorithm_and_catches_tampering(
     original = dict(MESSAGES)["folded_headers"].replace(
         b"@" + DOMAIN.encode(), b"@" + domain.encode()
     )
-    signed = signer.sign(original)
+    signed = signer.sign(original, permitted=PERMITTED)
     assert len(_signatures(signed, original)) == (2 if domain == DOMAIN else 1)
     assert opendkim.verify(signed) == (0, "")
     for what, tampered in _tampered(signed).items():
@@ -271,9 +308,9 @@ def test_opendkim_testmsg_verifies_each_algorithm_and_catches_tampering(
 
 def test_dkimpy_verifies_both_signatures(signer: DkimSigner, zone: LoopbackDns) -> None:
     for name, message in MESSAGES:
-        signed = signer.sign(message)
+        signed = signer.sign(message, permitted=PERMITTED)
         assert dkimpy_verify(zone, signed) == {"r2026": True, "e2026": True}, name
-    for what, tampered in _tampered(signer.sign(MESSAGES[0][1])).items():
+    for what, tampered in _tampered(signer.sign(MESSAGES[0][1], permitted=PERMITTED)).items():
         assert dkimpy_verify(zone, tampered) == {"r2026": False, "e2026": False}, what
 
 
@@ -283,19 +320,29 @@ def test_dkimpy_verifies_both_signatures(signer: DkimSigner, zone: LoopbackDns) 
 def test_unsigned_without_a_key_and_refused_for_a_required_domain(store: KeyStore) -> None:
     message = _message(b"Subject: hi\r\n\r\n", b"hi\r\n", domain="other.example")
     plain = DkimSigner(DkimConfig(), store.root)
-    assert plain.sign(message) == message
+    assert plain.sign(message, permitted=PERMITTED) == message
     assert plain.signing_domain(message) is None
     strict = DkimSigner(DkimConfig(required_domains=["Other.Example"]), store.root)
     with pytest.raises(DkimError, match=r"other\.example must be signed"):
-        strict.sign(message)
+        strict.sign(message, permitted=PERMITTED)
     no_from = b"To: bob@example.net\r\nSubject: hi\r\n\r\nhi\r\n"
-    assert plain.sign(no_from) == no_from
+    assert plain.sign(no_from, permitted=PERMITTED) == no_from
+
+
+def test_never_signs_as_a_domain_the_sender_may_not_use(signer: DkimSigner) -> None:
+    message = dict(MESSAGES)["plain"]  # From: alice@example.org, which has keys
+    with pytest.raises(DkimError, match=r"refusing to sign as example\.org"):
+        signer.sign(message, permitted={"clinic.example"})
+    # A From that cannot be read could name any domain: not signed, not sent unsigned.
+    ambiguous = message.replace(b"Alice Example <", b"alice@clinic.example <")
+    with pytest.raises(DkimError, match="From: header cannot be read"):
+        signer.sign(ambiguous, permitted=PERMITTED)
 
 
 def test_signs_for_the_from_domain_in_its_ascii_form(signer: DkimSigner, tmp_path: Path) -> None:
     message = dict(MESSAGES)["plain"].replace(b"alice@example.org", b"alice@EXAMPLE.Org")
     assert signer.signing_domain(message) == DOMAIN
-    assert _tag(_signatures(signer.sign(message), message)[0], "d") == DOMAIN
+    assert _tag(_signatures(signer.sign(message, permitted=PERMITTED), message)[0], "d") == DOMAIN
     keys = KeyStore(tmp_path / "dkim")
     assert (
         keys.generate("Bücher.Example", "s1", "ed25519-sha256", 0).domain == "xn--bcher-kva.example"
@@ -308,7 +355,7 @@ def test_a_malformed_header_is_an_error_without_content(signer: DkimSigner) -> N
     canary = b"Jane Canary 1958-04-12"
     message = b"From: alice@example.org\r\n" + canary + b"\r\n\r\nbody\r\n"
     with pytest.raises(DkimError) as caught:
-        signer.sign(message)
+        signer.sign(message, permitted=PERMITTED)
     assert "line 2" in str(caught.value) and "Canary" not in str(caught.value)
 
 
@@ -334,13 +381,13 @@ def test_signer_sees_keys_made_and_activated_after_it_started(
     keys = KeyStore(tmp_path / "dkim")
     signer = DkimSigner(DkimConfig(), keys.root)
     message = _message(b"Subject: rotation\r\n\r\n", b"hi\r\n", domain="rotate.example")
-    assert signer.sign(message) == message
+    assert signer.sign(message, permitted=PERMITTED) == message
     for selector in ("s1", "s2"):
         keys.generate("rotate.example", selector, "rsa-sha256", 2048)
         publish(zone, keys.dns_record("rotate.example", selector))
 
     def selector_used() -> str:
-        signed = signer.sign(message)
+        signed = signer.sign(message, permitted=PERMITTED)
         assert dkimpy_verify(zone, signed) != {}
         assert all(dkimpy_verify(zone, signed).values())
         return _tag(_signatures(signed, message)[0], "s")
@@ -353,7 +400,7 @@ def test_signer_sees_keys_made_and_activated_after_it_started(
         keys.activate("rotate.example", selector)
         assert selector_used() == selector
     keys.remove("rotate.example", "s2", force=True)
-    assert signer.sign(message) == message
+    assert signer.sign(message, permitted=PERMITTED) == message
 
 
 def test_concurrent_signing_during_rotation(tmp_path: Path, zone: LoopbackDns) -> None:
@@ -369,7 +416,7 @@ def test_concurrent_signing_during_rotation(tmp_path: Path, zone: LoopbackDns) -
     def work() -> None:
         try:
             for _ in range(25):
-                signed = signer.sign(message)
+                signed = signer.sign(message, permitted=PERMITTED)
                 results.append(signed)
         except BaseException as exc:
             errors.append(exc)
@@ -452,7 +499,7 @@ def test_cli_keygen_prints_a_record_that_mail_dkim_accepts(
     zone.add(name, "TXT", rdata)
     signer = DkimSigner(DkimConfig(), data / "dkim")
     message = _message(b"Subject: from the CLI\r\n\r\n", b"hi\r\n", domain="cli.example")
-    [result] = mail_dkim_verify(zone, [signer.sign(message)])
+    [result] = mail_dkim_verify(zone, [signer.sign(message, permitted=PERMITTED)])
     assert result.result == "pass" and result.of("2026a") == "pass"
 
 

@@ -28,7 +28,7 @@ from sqlalchemy import Connection
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.certs.store import CertStore
-from gateway.config import Settings, parse_host_port
+from gateway.config import Settings, parse_host_port, relay_network_for
 from gateway.consent.links import UnsubscribeLinks
 from gateway.consent.purpose import MARKETING
 from gateway.consent.source import RegistryConsent
@@ -52,7 +52,7 @@ from gateway.dkim.sign import DkimSigner
 from gateway.logs import event
 from gateway.policy.engine import CompiledPolicy
 from gateway.smime.envelope import SmimeEncryptor
-from gateway.smtp.addresses import domain_of
+from gateway.smtp.addresses import domain_of, normalise_domain
 from gateway.store import queue, sandbox
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
@@ -83,6 +83,7 @@ class _Attempt:
 
     sender: str
     queue_id: str
+    signing_domains: frozenset[str]  # DKIM signs only as one of these
     # RFC 8460 §5.3.1: TLS reports must get through even where the recipient's
     # MTA-STS or DANE fails, and their own sessions are not counted.
     honours_tls_policies: bool = True
@@ -159,6 +160,8 @@ class DeliveryService:
         )
         self.security = TransportSecurity(config, settings.path("mta-sts"))
         self.signer = DkimSigner(settings.dkim, settings.path(settings.dkim.keys_dir))
+        self.relay_networks = settings.relay_networks
+        self.own_domains = frozenset([normalise_domain(domain_of(self.postmaster))])
         self.smime = smime_encryptor(settings)
         self.consent = RegistryConsent(db, settings.consent)
         self.links = UnsubscribeLinks(settings)
@@ -283,7 +286,10 @@ class DeliveryService:
             return  # deleted while queued; the delete already settled its jobs
         content = self.keyring.open(message.sealed, delivery.queue_id.encode())
         attempt = _Attempt(
-            message.sender, delivery.queue_id, message.listener != tlsrpt_send.LISTENER
+            message.sender,
+            delivery.queue_id,
+            self._signing_domains(message),
+            message.listener != tlsrpt_send.LISTENER,
         )
         jobs = await self._still_consented(attempt, delivery.jobs)
         # Recipients that leave the same way with the same header changes share
@@ -302,6 +308,17 @@ class DeliveryService:
                 attempt, route.split(","), recipients, body
             )
         await self._record(message, delivery, attempt)
+
+    def _signing_domains(self, message: queue.MessageForDelivery) -> frozenset[str]:
+        """The domains the message's sender may use, as they are now: its principal's
+        (sender and extra From domains), else its relay network's. phigate's own
+        mail (DSNs, TLS reports) comes from the postmaster's domain."""
+        if message.is_dsn:
+            return self.own_domains
+        if message.principal is not None:
+            return frozenset(message.principal_domains)
+        relay = relay_network_for(self.relay_networks, message.client_ip)
+        return frozenset(relay.author_domains if relay is not None else ())
 
     async def _still_consented(
         self, attempt: _Attempt, jobs: Sequence[queue.ClaimedJob]
@@ -422,7 +439,8 @@ class DeliveryService:
     ) -> list[RecipientResult]:
         # DKIM signs the exact bytes that leave, after every other change.
         try:
-            content = await self._off_loop(content, self.signer.sign, content)
+            sign = partial(self.signer.sign, permitted=attempt.signing_domains)
+            content = await self._off_loop(content, sign, content)
         except DkimError as exc:  # never sent unsigned: retried once the key is fixed
             return [
                 RecipientResult(r, None, "4.3.0", f"DKIM signing failed: {exc}", None, mode)

@@ -16,9 +16,7 @@ import base64
 import hashlib
 import re
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from email.utils import getaddresses
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
@@ -26,6 +24,13 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from gateway.config import DkimConfig
 from gateway.dkim.keys import RSA_SHA256, ActiveKey, DkimError, KeyStore, normalise_domain
+from gateway.smtp.headers import (
+    AuthorError,
+    HeaderField,
+    HeaderSyntaxError,
+    from_domains,
+    split_message,
+)
 
 __all__ = ["DkimError", "DkimSigner", "relaxed_body", "relaxed_header"]
 
@@ -34,7 +39,6 @@ _LINE_END = re.compile(rb"\r\n|\r|\n")
 _WSP_RUN = re.compile(rb"[ \t]+")
 # Two spaces or more (tabs made spaces first): a literal prefix, searched fast.
 _SPACE_RUN = re.compile(rb"  +")
-_FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+")  # RFC 5322 ftext
 
 _SIGNATURE_FIELD = b"DKIM-Signature"
 # dkimpy folds at 72 columns, the field name sharing the first line; we fold
@@ -60,12 +64,6 @@ def relaxed_header(name: bytes, value: bytes) -> bytes:
     return name.lower() + b":" + value.strip(b" ") + _CRLF
 
 
-@dataclass(frozen=True)
-class _Field:
-    lower: bytes  # the name in lower case: relaxed canonicalisation and matching use it
-    value: bytes  # after the colon, folding kept, without the final CRLF
-
-
 def _crlf(message: bytes) -> bytes:
     """Every line end as CRLF and a final CRLF, as the message will be sent over SMTP."""
     newlines = message.count(b"\n")
@@ -76,45 +74,27 @@ def _crlf(message: bytes) -> bytes:
     return message
 
 
-def _split(message: bytes) -> tuple[list[_Field], bytes]:
-    """The header fields and the body of a CRLF message."""
-    if message.startswith(_CRLF):
-        return [], message[2:]
-    end = message.find(b"\r\n\r\n")
-    block, body = (message[:-2], b"") if end == -1 else (message[:end], message[end + 4 :])
-    fields: list[_Field] = []
-    for number, line in enumerate(block.split(_CRLF) if block else [], 1):
-        if line[:1] in (b" ", b"\t"):
-            if not fields:
-                raise DkimError("cannot sign: the message's header begins with white space")
-            last = fields[-1]
-            fields[-1] = _Field(last.lower, last.value + _CRLF + line)
-            continue
-        name, colon, value = line.partition(b":")
-        name = name.rstrip(b" \t")
-        if not colon or not _FIELD_NAME.fullmatch(name):
-            raise DkimError(f"cannot sign: line {number} of the message's header is not a field")
-        fields.append(_Field(name.lower(), value))
-    return fields, body
-
-
-def _from_domain(fields: Sequence[_Field]) -> str | None:
-    """The domain of the first address in the From header (RFC 5322.From), normalised."""
-    values = [
-        f.value.replace(_CRLF, b"").decode("utf-8", "replace") for f in fields if f.lower == b"from"
-    ]
-    addresses = [address for _, address in getaddresses(values) if "@" in address]
-    if not addresses:
-        return None
+def _split(message: bytes) -> tuple[list[HeaderField], bytes]:
     try:
-        return normalise_domain(addresses[0].rpartition("@")[2])
-    except DkimError:
-        return None
+        return split_message(message)
+    except HeaderSyntaxError as exc:
+        raise DkimError(f"cannot sign: {exc}") from None
 
 
-def _select(fields: Sequence[_Field], names: Sequence[bytes]) -> list[_Field]:
+def _from_domain(fields: Sequence[HeaderField]) -> str | None:
+    """The domain of the first address in the From header (RFC 5322.From), normalised;
+    None when there is no From. A From that cannot be read is a DkimError: which
+    domain it would have named, and whether that one must be signed, is unknown."""
+    try:
+        domains = from_domains(fields)
+    except AuthorError as exc:
+        raise DkimError(f"cannot sign: {exc}") from None
+    return domains[0] if domains else None
+
+
+def _select(fields: Sequence[HeaderField], names: Sequence[bytes]) -> list[HeaderField]:
     """RFC 6376 5.4.2: each name takes the next occurrence from the bottom; none left, nothing."""
-    selected = []
+    selected: list[HeaderField] = []
     next_below: dict[bytes, int] = {}
     for name in names:
         index = next_below.get(name, len(fields))
@@ -200,20 +180,33 @@ class DkimSigner:
         self.store = KeyStore(keys_dir)
         self.required_domains = frozenset(normalise_domain(d) for d in config.required_domains)
         self._header_names = frozenset(n.lower().encode("ascii") for n in config.sign_headers)
+        # From always: a second From is how a signed message is made to show another author.
+        self._oversigned = frozenset(
+            [b"from", *(n.lower().encode("ascii") for n in config.oversign_headers)]
+        )
 
-    def sign(self, message: bytes, now: float | None = None) -> bytes:
+    def sign(
+        self, message: bytes, now: float | None = None, *, permitted: Collection[str]
+    ) -> bytes:
         """The message (CRLF line ends) with one DKIM-Signature per active key prepended.
 
-        Unchanged when the From domain has no active key, or there is no From
-        domain. Raises DkimError when a required domain has no active key,
-        its key cannot be read, or the header cannot be parsed: such mail must
-        not leave unsigned.
+        `permitted`: the domains the message's principal (or relay network)
+        may send as. Unchanged when the From domain has no active key, or
+        there is no From domain. Raises DkimError when the From domain is not
+        permitted (never a signature for a domain the sender may not use),
+        when a required domain has no active key, its key cannot be read, or
+        the header cannot be parsed: such mail must not leave unsigned.
         """
         message = _crlf(message)
         fields, body = _split(message)
         domain = _from_domain(fields)
         if domain is None:
             return message
+        if domain not in permitted:
+            raise DkimError(
+                f"refusing to sign as {domain}: the message's principal or relay network "
+                "may not send as that domain"
+            )
         keys = self.store.active_keys(domain)
         if not keys:
             if domain in self.required_domains:
@@ -223,7 +216,8 @@ class DkimSigner:
                 )
             return message
         names = [f.lower for f in fields if f.lower in self._header_names or f.lower == b"from"]
-        names.append(b"from")  # one more than there are: no From can be added unnoticed
+        # One more of each oversigned field than there are: none can be added unnoticed.
+        names += [name for name in dict.fromkeys(names) if name in self._oversigned]
         signed = b"".join(relaxed_header(f.lower, f.value) for f in _select(fields, names))
         body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
         timestamp = int(time.time() if now is None else now)

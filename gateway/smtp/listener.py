@@ -7,7 +7,6 @@ event carrying only metadata.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import re
 import ssl
@@ -20,12 +19,13 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session, TLSSetup
 
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
-from gateway.config import LimitsConfig, ListenerConfig, RelayNetwork
+from gateway.config import LimitsConfig, ListenerConfig, RelayNetwork, relay_network_for
 from gateway.consent.mailto import MailtoUnsubscribe
 from gateway.intake import Intake, Submission
 from gateway.logs import event
 from gateway.smtp.addresses import AddressError, domain_of, normalise
 from gateway.smtp.auth import Authenticator, AuthGuard
+from gateway.smtp.headers import author_domains, author_refusal
 from gateway.store.database import Database
 
 log = logging.getLogger("gateway.smtp")
@@ -110,14 +110,7 @@ class ListenerContext:
     def relay_network_for(self, ip: str) -> RelayNetwork | None:
         if not self.config.allow_networks_without_auth:
             return None
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
-            return None
-        for relay in self.relay_networks:
-            if any(address in ipaddress.ip_network(n, strict=False) for n in relay.networks):
-                return relay
-        return None
+        return relay_network_for(self.relay_networks, ip)
 
 
 @dataclass
@@ -127,6 +120,15 @@ class SessionState:
     relay: RelayNetwork | None = None
     # An unauthenticated transaction that may only reach unsubscribe addresses.
     unsubscribe_only: bool = False
+    # Further domains the principal's From: and Sender: may name.
+    from_domains: tuple[str, ...] = ()
+
+    @property
+    def author_domains(self) -> tuple[str, ...]:
+        """The domains From: and Sender: may name: the principal's, else the relay network's."""
+        if self.principal is None and self.relay is not None:
+            return self.relay.author_domains
+        return author_domains(self.domains, self.from_domains)
 
 
 class PhigateSMTP(SMTP):
@@ -388,6 +390,7 @@ class Handler:
         guard.success(user, ip)
         server.state.principal = principal.name
         server.state.domains = principal.domains
+        server.state.from_domains = principal.from_domains
         await self.ctx.audit(
             AuditEvent(event="auth", result="ok", principal=principal.name, client_ip=ip, code=235)
         )
@@ -495,6 +498,9 @@ class Handler:
                 event(log, "unsubscribe_failed", logging.ERROR)
                 return "451 4.3.0 Could not record the unsubscribe request; try again later"
             return "250 2.0.0 Unsubscribed"
+        refusal = author_refusal(content, server.state.author_domains)
+        if refusal is not None:  # no DKIM-aligned mail as another organisation
+            return await self._refuse(server, refusal, "data", sender=sender, recipients=recipients)
         submission = Submission(
             listener=self.ctx.config.name,
             principal=server.state.principal,

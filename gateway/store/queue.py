@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from gateway.store.keyring import Sealed
-from gateway.store.schema import jobs, messages
+from gateway.store.principals import stored_author_domains
+from gateway.store.schema import jobs, messages, principals
 
 QUEUED, ACTIVE, HELD = "queued", "active", "held"
 DELIVERED, BOUNCED, DELETED = "delivered", "bounced", "deleted"
@@ -93,8 +94,15 @@ _CLAIM = (
         jobs.c.purpose,
     )
 )
-_LOAD_MESSAGES = select(messages).where(
-    messages.c.queue_id.in_(bindparam("queue_ids", expanding=True))
+# With the sending principal's domains as they are now: DKIM signs only those.
+_LOAD_MESSAGES = (
+    select(
+        messages,
+        principals.c.domains.label("principal_domains"),
+        principals.c.from_domains.label("principal_from_domains"),
+    )
+    .select_from(messages.outerjoin(principals, principals.c.name == messages.c.principal))
+    .where(messages.c.queue_id.in_(bindparam("queue_ids", expanding=True)))
 )
 _FINISH_JOB = (
     update(jobs)
@@ -199,6 +207,9 @@ class MessageForDelivery:
     is_dsn: bool
     sealed: Sealed | None  # None once shredded
     listener: str = ""  # where it came in; phigate's own reports name their source
+    client_ip: str = ""
+    # What the principal's From: may name now (principals.author_domains); () without one.
+    principal_domains: tuple[str, ...] = ()
 
 
 def load_messages(conn: Connection, queue_ids: Sequence[str]) -> dict[str, MessageForDelivery]:
@@ -219,6 +230,10 @@ def load_messages(conn: Connection, queue_ids: Sequence[str]) -> dict[str, Messa
             row["is_dsn"],
             sealed,
             row["listener"],
+            row["client_ip"],
+            stored_author_domains(row["principal_domains"], row["principal_from_domains"])
+            if row["principal_domains"] is not None
+            else (),
         )
     return found
 

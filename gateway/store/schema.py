@@ -35,6 +35,8 @@ principals = Table(
     Column("name", String(64), nullable=False, unique=True),
     Column("secret_hash", String(255), nullable=False),
     Column("domains", Text, nullable=False),  # JSON list of sender domains
+    # JSON list of further domains the From: and Sender: headers may name; NULL: none.
+    Column("from_domains", Text, nullable=True),
     Column("enabled", Boolean, nullable=False, default=True),
     Column("created_at", Float, nullable=False),
 )

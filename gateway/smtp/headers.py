@@ -1,0 +1,160 @@
+"""Header fields of a message as it is sent, and the author domains they name.
+
+The listener (refusing at DATA) and the DKIM signer (choosing d=) read the
+header with this one splitter and this one address parser, so no message can
+look like one author to the check and like another to the signer.
+
+A receiver's DMARC check aligns the DKIM domain with the From: header, so the
+domains of every From: address, and of Sender:, must be ones the sending
+principal (or relay network) may use: otherwise any client could have mail
+signed, and DMARC-aligned, as any domain phigate holds a key for.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from email.errors import ObsoleteHeaderDefect
+from email.headerregistry import AddressHeader, HeaderRegistry
+
+from gateway.smtp.addresses import AddressError, normalise_domain
+
+_CRLF = b"\r\n"
+_FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+")  # RFC 5322 ftext
+# Longer author fields are refused unparsed: no real From: comes near it, and
+# the address parser's time grows with the value.
+_MAX_AUTHOR_CHARS = 4096
+# A reply line stays well under the 512 octets of RFC 5321 4.5.3.1.5.
+_LISTED_DOMAINS = 8
+_REGISTRY = HeaderRegistry()
+
+
+class HeaderSyntaxError(ValueError):
+    """The header is not a sequence of fields; the text names the line, never its content."""
+
+
+class AuthorError(ValueError):
+    """From: or Sender: cannot be read as addresses; phrased for an SMTP reply."""
+
+
+@dataclass(frozen=True)
+class HeaderField:
+    lower: bytes  # the name in lower case: relaxed canonicalisation and matching use it
+    value: bytes  # after the colon, folding kept, without the final CRLF
+
+
+def split_message(message: bytes) -> tuple[list[HeaderField], bytes]:
+    """The header fields and the body of a CRLF message, or HeaderSyntaxError."""
+    if message.startswith(_CRLF):
+        return [], message[2:]
+    end = message.find(b"\r\n\r\n")
+    block, body = (message[:-2], b"") if end == -1 else (message[:end], message[end + 4 :])
+    fields: list[HeaderField] = []
+    for number, line in enumerate(block.split(_CRLF) if block else [], 1):
+        if line[:1] in (b" ", b"\t"):
+            if not fields:
+                raise HeaderSyntaxError("the message's header begins with white space")
+            last = fields[-1]
+            fields[-1] = HeaderField(last.lower, last.value + _CRLF + line)
+            continue
+        name, colon, value = line.partition(b":")
+        name = name.rstrip(b" \t")
+        if not colon or not _FIELD_NAME.fullmatch(name):
+            raise HeaderSyntaxError(f"line {number} of the message's header is not a field")
+        fields.append(HeaderField(name.lower(), value))
+    return fields, body
+
+
+def address_domains(value: bytes, name: str) -> tuple[str, ...]:
+    """The domain of every address in one address-list field value, normalised.
+
+    Strict where readers could disagree: anything the RFC 5322 parser had to
+    guess at (an unquoted "a@x <b@y>", a missing ">", an address without a
+    domain) is an AuthorError rather than a best guess.
+    """
+    if len(value) > _MAX_AUTHOR_CHARS:
+        raise AuthorError(f"{name}: header is longer than {_MAX_AUTHOR_CHARS} characters")
+    try:
+        text = value.replace(_CRLF, b"").decode("utf-8")
+        parsed = _REGISTRY(name, text)
+    except Exception:  # undecodable bytes, or input deep enough to exhaust the parser
+        raise AuthorError(f"{name}: header cannot be read as addresses") from None
+    assert isinstance(parsed, AddressHeader)
+    if any(not isinstance(defect, ObsoleteHeaderDefect) for defect in parsed.defects):
+        raise AuthorError(f"{name}: header cannot be read as addresses (RFC 5322 section 3.4)")
+    domains = []
+    for address in parsed.addresses:
+        if not address.username or not address.domain:
+            raise AuthorError(f"{name}: header holds an address without a domain")
+        try:
+            domains.append(normalise_domain(address.domain))
+        except AddressError:
+            raise AuthorError(f"{name}: header holds an address with an invalid domain") from None
+    if not domains:
+        raise AuthorError(f"{name}: header names no address")
+    return tuple(domains)
+
+
+def from_domains(fields: Sequence[HeaderField]) -> tuple[str, ...] | None:
+    """The domains of the From: addresses, in order (None: no From: field)."""
+    values = [f.value for f in fields if f.lower == b"from"]
+    if not values:
+        return None
+    return tuple(d for value in values for d in address_domains(value, "From"))
+
+
+def _authors(fields: Sequence[HeaderField]) -> list[tuple[str, tuple[str, ...]]]:
+    """(field name, its domains) for the one From: and the Sender: if any, or AuthorError."""
+    found: dict[bytes, list[bytes]] = {b"from": [], b"sender": []}
+    for f in fields:
+        if f.lower in found:
+            found[f.lower].append(f.value)
+    if len(found[b"from"]) != 1:
+        raise AuthorError(
+            f"message has {len(found[b'from'])} From: header fields; exactly one is required "
+            "(RFC 5322 section 3.6)"
+        )
+    authors = [("From", address_domains(found[b"from"][0], "From"))]
+    if found[b"sender"]:
+        sender = [address_domains(value, "Sender") for value in found[b"sender"]]
+        if len(sender) != 1 or len(sender[0]) != 1:
+            raise AuthorError("Sender: must be one field naming one address (RFC 5322 3.6.2)")
+        authors.append(("Sender", sender[0]))
+    return authors
+
+
+def author_domains(domains: Sequence[str], from_domains: Sequence[str]) -> tuple[str, ...]:
+    """What From: and Sender: may name (and DKIM may sign as): the envelope sender
+    domains of a principal or relay network, and its extra From domains."""
+    return tuple(dict.fromkeys([*domains, *from_domains]))
+
+
+def _listed(domains: Collection[str]) -> str:
+    shown = sorted(domains)
+    more = len(shown) - _LISTED_DOMAINS
+    text = ", ".join(shown[:_LISTED_DOMAINS])
+    return f"{text} and {more} more" if more > 0 else text
+
+
+def author_refusal(content: bytes, allowed: Collection[str]) -> str | None:
+    """The SMTP reply refusing a message whose From: or Sender: names a domain
+    outside `allowed` (or cannot be read); None when the authors are allowed.
+
+    The reply names the field and, of its contents, only the offending domain.
+    """
+    try:
+        fields = split_message(content)[0]
+        authors = _authors(fields)
+    except HeaderSyntaxError as exc:
+        return f"550 5.6.0 Malformed header: {exc} (RFC 5322 section 2.2)"
+    except AuthorError as exc:
+        return f"550 5.6.0 {exc}"
+    for name, domains in authors:
+        for domain in domains:
+            if domain not in allowed:
+                return (
+                    f"550 5.7.1 {name}: header names domain {domain}, which this session may "
+                    f"not send as; allowed: {_listed(allowed)}"
+                )
+    return None
