@@ -20,10 +20,13 @@ from sqlalchemy import func, select
 
 from gateway.config import LimitsConfig, Settings
 from gateway.consent.mailto import MailtoUnsubscribe
+from gateway.consent.registry import known_purposes
 from gateway.consent.source import RegistryConsent
 from gateway.delivery.tlsrpt_send import TlsReporter
 from gateway.delivery.worker import DeliveryService, smime_encryptor
+from gateway.inspect import header_values
 from gateway.inspect.detect import prepare
+from gateway.inspect.header_values import HeaderValues
 from gateway.inspect.inspector import Inspector
 from gateway.intake import Intake
 from gateway.logs import event
@@ -33,7 +36,7 @@ from gateway.smime.errors import SmimeSetupError
 from gateway.smtp import tls
 from gateway.smtp.auth import Authenticator, AuthGuard
 from gateway.smtp.listener import ConnectionLimiter, Handler, ListenerContext, PhigateSMTP
-from gateway.store import principals
+from gateway.store import keyfiles, principals
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
 from gateway.store.schema import principals as principals_table
@@ -164,6 +167,16 @@ async def run(
         purpose_header=settings.consent.purpose_header,
         mailto=MailtoUnsubscribe(settings, db),
         bounces=delivery.bounces,
+        header_values=HeaderValues(
+            settings.inspection,
+            keyfiles.load_or_create(
+                settings.path(settings.keys_dir),
+                header_values.KEY_FILE,
+                "header value key",
+                "Message-IDs recorded so far can no longer be matched",
+            ),
+        ),
+        purposes=known_purposes(settings.consent),
         on_queued=delivery.notify,
         signer=delivery.signer,
     )

@@ -14,7 +14,7 @@ import email.policy
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
@@ -28,10 +28,11 @@ from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.config import ReceivedHeaderConfig
 from gateway.consent.mailto import MailtoUnsubscribe, remember
-from gateway.consent.purpose import MARKETING, message_purpose
+from gateway.consent.purpose import MARKETING, UnknownPurpose, message_purpose
 from gateway.delivery.bounce import BounceMaker, queue_dsn
 from gateway.delivery.dsn import FailedRecipient, is_null_sender
 from gateway.dkim.sign import DkimSigner
+from gateway.inspect.header_values import HeaderValues
 from gateway.inspect.inspector import Inspector
 from gateway.logs import event
 from gateway.policy.engine import CompiledPolicy, Decision, categorize
@@ -184,10 +185,12 @@ class Intake:
         policy: Callable[[], CompiledPolicy],
         consent: AsyncConsentSource,
         bounces: BounceMaker,
+        header_values: HeaderValues,
         on_queued: Callable[[], None] = lambda: None,
         signer: DkimSigner | None = None,
         purpose_header: str = "X-Phigate-Purpose",
         mailto: MailtoUnsubscribe | None = None,
+        purposes: Collection[str] = (MARKETING,),
     ) -> None:
         self.db = db
         self.keyring = keyring
@@ -200,6 +203,8 @@ class Intake:
         self.on_queued = on_queued
         self.signer = signer
         self.purpose_header = purpose_header
+        self.purposes = purposes  # the purposes the header may name (configured ones)
+        self.header_values = header_values  # how the Message-ID may be recorded
         self.mailto = mailto  # records the List-Unsubscribe mailto of marketing mail
 
     async def accept(self, submission: Submission) -> Reply:
@@ -215,7 +220,10 @@ class Intake:
             )
             category = categorize(policy, facts)
             purpose = message_purpose(
-                category[0], header_value(parsed.message, self.purpose_header)
+                category[0],
+                header_value(parsed.message, self.purpose_header),
+                self.purposes,
+                self.purpose_header,
             )
             consent: Mapping[str, str] = (
                 await self.consent.states(envelope.recipients, purpose)
@@ -223,6 +231,8 @@ class Intake:
                 else {}
             )
             evaluation = decided(policy, envelope, facts, category, consent, purpose)
+        except UnknownPurpose as exc:
+            return Reply(550, f"5.7.1 {exc}")
         except Exception:  # fail closed: an inspection or policy error is never a pass
             event(log, "intake_failed", logging.ERROR, queue_id=queue_id, stage="decide")
             return Reply(451, "4.3.0 Message could not be inspected; try again later")
@@ -263,6 +273,7 @@ class Intake:
         now: float,
     ) -> Reply:
         policy, evaluation = decided
+        message_id = self.header_values.recordable_message_id(parsed.message_id)
         content = received_header(submission, queue_id, self.hostname, self.received, now)
         content += submission.content
         sealed = self.keyring.seal(content, queue_id.encode())
@@ -274,7 +285,7 @@ class Intake:
             client_ip=submission.client_ip,
             sender=submission.sender,
             size=len(submission.content),
-            message_id=parsed.message_id,
+            message_id=message_id,
             sealed=sealed,
         )
         accepted = evaluation.accepted
@@ -296,11 +307,11 @@ class Intake:
                 recipients=tuple(d.recipient for d in accepted),
                 size=len(submission.content),
                 code=250,
-                detail=f"message-id={parsed.message_id[:200]}" if parsed.message_id else None,
+                detail=f"message-id={message_id[:200]}" if message_id else None,
                 ts=now,
             ),
         ]
-        dsn = self._refusal_notice(queue_id, submission, parsed, evaluation.refused, now)
+        dsn = self._refusal_notice(queue_id, submission, message_id, evaluation.refused, now)
 
         def store(conn: Connection) -> None:
             # May run again if the writer redoes its batch: build nothing it keeps.
@@ -335,7 +346,7 @@ class Intake:
         self,
         queue_id: str,
         submission: Submission,
-        parsed: ParsedMessage,
+        message_id: str | None,
         refused: list[Decision],
         now: float,
     ) -> queue.NewMessage | None:
@@ -346,7 +357,7 @@ class Intake:
         return self.bounces.dsn(
             queue_id=queue_id,
             sender=submission.sender,
-            message_id=parsed.message_id,
+            message_id=message_id,
             received_at=now,
             failed=[
                 FailedRecipient(

@@ -198,7 +198,7 @@ def test_principal_from_domains_listed_changed_and_enforced(relay: Relay) -> Non
     usage = gw.cli("principal", "set-from-domains", "crm", check=False)
     assert usage.returncode != 0 and "--none" in usage.stderr
     bad = gw.cli("principal", "set-from-domains", "crm", "not a domain", check=False)
-    assert bad.returncode != 0 and "--from-domain 'not a domain' is not a domain" in bad.stderr
+    assert bad.returncode != 0 and "--from-domain 'not a domain' is not a domain name" in bad.stderr
 
 
 def test_relay_network_from_domains(relay: Relay) -> None:

@@ -79,6 +79,7 @@ def test_principal_lifecycle_and_json(tmp_path: Path) -> None:
         {
             "name": "ehr1",
             "domains": ["clinic.example.org"],
+            "from_domains": [],
             "enabled": False,
             "created_at": listed[0]["created_at"],
         }

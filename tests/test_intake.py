@@ -9,6 +9,7 @@ from pathlib import Path
 from gateway.config import ConsentConfig, InspectionConfig, ReceivedHeaderConfig
 from gateway.consent.source import RegistryConsent
 from gateway.delivery.bounce import BounceMaker
+from gateway.inspect.header_values import HeaderValues
 from gateway.inspect.inspector import Inspector
 from gateway.intake import AsyncConsentSource, Intake, Submission
 from gateway.policy.loader import load_policy, shipped_policy_dir
@@ -52,6 +53,7 @@ def _accept(db: Database, keyring: Keyring, consent: AsyncConsentSource | None =
                 policy=lambda: policy,
                 consent=consent or RegistryConsent(db, ConsentConfig()),
                 bounces=BounceMaker(keyring, "phigate.test", "postmaster@phigate.test"),
+                header_values=HeaderValues(InspectionConfig(), bytes(32)),
             )
             return str(await intake.accept(_submission()))
         finally:

@@ -3,22 +3,32 @@ the sub-purpose the sending system names in the purpose header."""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Collection
 
 MARKETING = "marketing"
-_SUB_PURPOSE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
 
 
-def message_purpose(category: str, header: str | None) -> str:
-    """`marketing/<sub>` when a marketing message names a sub-purpose, else the category.
+class UnknownPurpose(ValueError):
+    """The purpose header names no configured sub-purpose; phrased for an SMTP reply."""
 
-    A value that is not a well-formed sub-purpose name is kept as written (lower-case,
-    at most 64 characters): no authorization names it, so a policy that requires one
-    refuses the message rather than reading it as plain marketing.
+
+def message_purpose(
+    category: str, header: str | None, configured: Collection[str], header_name: str
+) -> str:
+    """`marketing/<sub>` when a marketing message names a configured sub-purpose, else
+    the category.
+
+    `configured`: the purposes the registry knows ("marketing/<sub>"). Any other
+    value is refused (UnknownPurpose), and never kept: the header is the
+    client's free text, and could carry anything.
     """
     if category != MARKETING or header is None or not header.strip():
         return category
-    sub = " ".join(header.split()).lower()
-    if not _SUB_PURPOSE.fullmatch(sub):
-        sub = re.sub(r"[^a-z0-9-]", "-", sub)[:56] + "-invalid"  # fits jobs.purpose
-    return f"{MARKETING}/{sub}"
+    purpose = f"{MARKETING}/{' '.join(header.split()).lower()}"
+    if purpose in configured:
+        return purpose
+    subs = sorted(p.removeprefix(MARKETING + "/") for p in configured if p != MARKETING)
+    raise UnknownPurpose(
+        f"{header_name} names a marketing purpose that is not configured; configured: "
+        f"{', '.join(subs) or 'none'} (consent.purposes in phigate.yaml)"
+    )
