@@ -1,7 +1,8 @@
 """The audit trail: metadata-only events, each hash-chained to the one before.
 
 An event holds identifiers, addresses, sizes, codes and short fixed reasons —
-never subject, body, attachment names or header values other than Message-ID.
+never subject, body, attachment names or header values other than Message-ID
+(itself a keyed hash when it names a patient: gateway.inspect.header_values).
 The chain is extended inside the caller's write transaction, so an event is
 durable exactly when the state change it describes is.
 """
