@@ -235,3 +235,30 @@ def test_queued_mail_is_not_signed_for_a_domain_taken_away(relay: Relay) -> None
     assert "refusing to sign as brand.example" in job["last_reply"], job
     assert len(relay.sink.messages) == before
     gw.cli("principal", "set-from-domains", "crm", BRAND)  # as the other tests expect
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a@example.org",
+        "  a@Example.ORG ",
+        "Dr. Who <who@example.org>",
+        '"ceo@otherclinic.example" <a@example.org>',
+        '"Front desk"<desk@example.org>',
+        "=?utf-8?q?J=C3=BCrgen?= <j@example.org>",
+        "<a@example.org>",
+        "a.b+c=d_e-f@mail.example.org",
+    ],
+)
+def test_the_quick_reading_of_common_from_fields_agrees_with_the_rfc_5322_parser(
+    value: str,
+) -> None:
+    from email.headerregistry import HeaderRegistry
+
+    from gateway.smtp import headers
+
+    assert headers._SIMPLE_MAILBOX.fullmatch(value)  # the quick path reads it
+    parsed = HeaderRegistry()("From", value)
+    assert not [d for d in parsed.defects if "Obsolete" not in type(d).__name__]
+    expected = tuple(a.domain.lower() for a in parsed.addresses)
+    assert headers.address_domains(value.encode(), "From") == expected

@@ -28,6 +28,12 @@ _MAX_AUTHOR_CHARS = 4096
 # A reply line stays well under the 512 octets of RFC 5321 4.5.3.1.5.
 _LISTED_DOMAINS = 8
 _REGISTRY = HeaderRegistry()
+# The common shapes, `addr` and `Display Name <addr>` (a phrase of atext words
+# or one quoted string), read without the RFC 5322 parser, which costs a
+# quarter of a millisecond per field; anything else goes to the parser.
+_ADDR = r"[A-Za-z0-9_+=-]+(?:\.[A-Za-z0-9_+=-]+)*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)"
+_PHRASE = r"(?:\"[^\"\\]*\"[ \t]*|[A-Za-z0-9!#$%&'*+/=?^_`{|}~. \t-]*)"
+_SIMPLE_MAILBOX = re.compile(rf"[ \t]*(?:{_ADDR}|{_PHRASE}<{_ADDR}>)[ \t]*")
 
 
 class HeaderSyntaxError(ValueError):
@@ -50,6 +56,16 @@ def split_message(message: bytes) -> tuple[list[HeaderField], bytes]:
         return [], message[2:]
     end = message.find(b"\r\n\r\n")
     block, body = (message[:-2], b"") if end == -1 else (message[:end], message[end + 4 :])
+    return _fields(block), body
+
+
+def header_fields(message: bytes) -> list[HeaderField]:
+    """`split_message` without copying the body (DATA may be megabytes)."""
+    end = message.find(b"\r\n\r\n")
+    return split_message(message if end == -1 else message[: end + 4])[0]
+
+
+def _fields(block: bytes) -> list[HeaderField]:
     fields: list[HeaderField] = []
     for number, line in enumerate(block.split(_CRLF) if block else [], 1):
         if line[:1] in (b" ", b"\t"):
@@ -63,7 +79,7 @@ def split_message(message: bytes) -> tuple[list[HeaderField], bytes]:
         if not colon or not _FIELD_NAME.fullmatch(name):
             raise HeaderSyntaxError(f"line {number} of the message's header is not a field")
         fields.append(HeaderField(name.lower(), value))
-    return fields, body
+    return fields
 
 
 def address_domains(value: bytes, name: str) -> tuple[str, ...]:
@@ -77,7 +93,12 @@ def address_domains(value: bytes, name: str) -> tuple[str, ...]:
         raise AuthorError(f"{name}: header is longer than {_MAX_AUTHOR_CHARS} characters")
     try:
         text = value.replace(_CRLF, b"").decode("utf-8")
+        simple = _SIMPLE_MAILBOX.fullmatch(text)
+        if simple:
+            return (normalise_domain(simple.group(1) or simple.group(2)),)
         parsed = _REGISTRY(name, text)
+    except AddressError:
+        raise AuthorError(f"{name}: header holds an address with an invalid domain") from None
     except Exception:  # undecodable bytes, or input deep enough to exhaust the parser
         raise AuthorError(f"{name}: header cannot be read as addresses") from None
     assert isinstance(parsed, AddressHeader)
@@ -144,8 +165,7 @@ def author_refusal(content: bytes, allowed: Collection[str]) -> str | None:
     The reply names the field and, of its contents, only the offending domain.
     """
     try:
-        fields = split_message(content)[0]
-        authors = _authors(fields)
+        authors = _authors(header_fields(content))
     except HeaderSyntaxError as exc:
         return f"550 5.6.0 Malformed header: {exc} (RFC 5322 section 2.2)"
     except AuthorError as exc:
