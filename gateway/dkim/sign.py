@@ -2,7 +2,9 @@
 
 A message is signed for the domain of its From header, so that DMARC finds an
 aligned signature, with every active key of that domain: Ed25519 and RSA both
-when both are active. Canonicalisation is relaxed/relaxed. The signature
+when both are active; and only when the message's sender may use that domain
+(the caller says which it may), so no client gets mail signed as another
+organisation whose key phigate holds. Canonicalisation is relaxed/relaxed. The signature
 fields are byte-identical to dkimpy's for the same key, message, header list
 and time, while the private-key work runs in OpenSSL through `cryptography`.
 
