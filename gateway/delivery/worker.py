@@ -45,7 +45,13 @@ from gateway.delivery.dsn import FailedRecipient, is_null_sender
 from gateway.delivery.footer import add_footer
 from gateway.delivery.mx import MxResolver, RouteError
 from gateway.delivery.rewrite import apply_rewrite, footer_of, with_headers
-from gateway.delivery.security import NO_POLICY, DomainSecurity, HopSecurity, TransportSecurity
+from gateway.delivery.security import (
+    NO_POLICY,
+    DomainSecurity,
+    HopSecurity,
+    TransportSecurity,
+    required_tls,
+)
 from gateway.delivery.tlsrpt import TlsSession, record_sessions
 from gateway.dkim.keys import DkimError
 from gateway.dkim.sign import DkimSigner
@@ -435,22 +441,25 @@ class DeliveryService:
                 RecipientResult(r, 250, "2.0.0", "captured in sandbox", "sandbox", mode)
                 for r in recipients
             ]
+        by_domain: dict[str, list[str]] = defaultdict(list)
+        for rcpt in recipients:
+            by_domain[domain_of(rcpt)].append(rcpt)
+        policy = self.policy() if attempt.honours_tls_policies else None
+        rules = {d: policy.transport_for(d) if policy is not None else None for d in by_domain}
         if self.config.mode == "smarthost":
             assert self.config.smarthost is not None
             host, port = parse_host_port(self.config.smarthost)
+            # The recipients' transport rules cannot check their own servers from
+            # here, but the hop that carries their mail must be verified at least.
+            required = required_tls(base, rules.values())
             results = await self._send_via(
-                attempt, host, port, [host], recipients, content, HopSecurity(base, NO_POLICY)
+                attempt, host, port, [host], recipients, content, HopSecurity(required, NO_POLICY)
             )
         else:
             results = []
-            by_domain: dict[str, list[str]] = defaultdict(list)
-            for rcpt in recipients:
-                by_domain[domain_of(rcpt)].append(rcpt)
-            policy = self.policy()
             for domain, rcpts in by_domain.items():
                 if attempt.honours_tls_policies:
-                    rule = policy.transport_for(domain) if policy is not None else None
-                    security = await self.security.for_domain(domain, base, rule)
+                    security = await self.security.for_domain(domain, base, rules[domain])
                 else:
                     security = DomainSecurity(domain, base, None, False, None)
                 results += await self._send_mx(attempt, security, rcpts, content)
@@ -525,7 +534,8 @@ class DeliveryService:
                     attempt.session(
                         report_domain, security, name, address, exc.tls_failure, exc.local_ip
                     )
-                    if security.fallback is not None:  # MTA-STS testing: reported, go on
+                    if security.fallback is not None:
+                        # MTA-STS testing: reported; the domain's requirement follows.
                         return await self._send_via(
                             attempt,
                             name,
