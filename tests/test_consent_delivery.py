@@ -235,22 +235,21 @@ def test_a_footer_that_cannot_be_added_defers_then_bounces(tmp_path: Path) -> No
         gw = Phigate(
             tmp_path,
             policy_dir=str(policy_dir),
-            delivery=via_sink(sink, max_queue_lifetime=4.0),
+            delivery=via_sink(sink, max_queue_lifetime=6.0, retry_schedule=[2.0]),
         )
         secret = gw.add_principal("crm", "clinic.example.org")
         gw.cli("consent", "grant", who, "--purpose", "marketing", "--source", "ehr")
-        seen: dict[str, Any] = {}
+        shown: dict[str, Any] = {}
 
-        def deferred() -> bool:
-            seen.update(jobs(gw)[who])  # read once per check: retries are fast
-            return seen["state"] == "queued" and seen["attempts"] >= 1
+        def deferred(queue_id: str) -> bool:
+            shown.update(gw.json("queue", "show", queue_id)["recipients"][0])
+            return shown["state"] == "queued" and shown["attempts"] >= 1
 
         with gw:
             gw.submit(secret, CRM, [who], raw, user="crm")
-            wait_until(deferred, 20)
-            assert seen["last_status"] == "4.3.0"
-            shown = gw.json("queue", "show", seen["queue_id"])["recipients"][0]
-            assert "LookupError" in shown["last_reply"]
+            queue_id = jobs(gw)[who]["queue_id"]
+            wait_until(lambda: deferred(queue_id), 20)
+            assert shown["last_status"] == "4.3.0" and "LookupError" in shown["last_reply"]
             got = sink.wait_for(1, timeout=30)
             wait_until(lambda: jobs(gw)[who]["state"] == "bounced", 20)
         assert [(m.sender, m.recipients) for m in got] == [("", [CRM])]  # the DSN only
