@@ -264,8 +264,8 @@ class WebConfig(_Strict):
     # bounded by the same number (503 beyond it).
     max_connections: int = Field(default=1000, ge=1, le=100_000)
     # Seconds a client has, after connecting and after each response, to send
-    # a complete request line and headers; then it is disconnected.
-    header_timeout: float = Field(default=10.0, gt=0, le=300)
+    # a complete request (line, headers and body); then it is disconnected.
+    request_timeout: float = Field(default=10.0, gt=0, le=300)
 
     @field_validator("address")
     @classmethod

@@ -4,14 +4,15 @@ descriptors.
 uvicorn limits neither how many connections are open nor how long a client
 may take to send its request: its keep-alive timeout runs only between
 requests and stops at the first byte, so a client that connects and says
-nothing, or trickles a request line, holds its descriptor forever. Here, per
-process:
+nothing, or trickles a request line or body, holds its descriptor forever.
+Here, per process:
 
 - at most `web.max_connections` connections are open; one more is closed at
   once, before anything is read;
-- a client has `web.header_timeout` seconds, after connecting and after each
-  response, to send a complete request line and headers; then it is
-  disconnected.
+- a client has `web.request_timeout` seconds, after connecting and after
+  each response, to send a complete request (line, headers and body); then
+  it is disconnected, and a handler still reading the body sees the
+  disconnect.
 """
 
 from __future__ import annotations
@@ -19,20 +20,24 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
+import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
+
+# The client's states once its request is all in.
+_RECEIVED = (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
 
 
 class BoundedH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol with a connection cap and a header timeout."""
+    """uvicorn's HTTP/1.1 protocol with a connection cap and a request timeout."""
 
     # Set per server by `bounded_protocol`.
     max_connections: ClassVar[int]
-    header_timeout: ClassVar[float]
+    request_timeout: ClassVar[float]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._refused = False
-        self._header_deadline: asyncio.TimerHandle | None = None
+        self._deadline: asyncio.TimerHandle | None = None
         # The request answered before the awaited one (None: none yet).
         self._answered: RequestResponseCycle | None = None
 
@@ -42,7 +47,7 @@ class BoundedH11Protocol(H11Protocol):
             transport.abort()  # frees the descriptor now; nothing was read
             return
         super().connection_made(transport)
-        self._await_header()
+        self._await_request()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_waiting()
@@ -51,41 +56,43 @@ class BoundedH11Protocol(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        self._check_header_arrived()
+        self._check_request_received()
 
     def on_response_complete(self) -> None:
         if not self.transport.is_closing():
-            self._await_header()
-        super().on_response_complete()  # may start a pipelined request
-        self._check_header_arrived()
+            self._await_request()
+        super().on_response_complete()  # may take in a pipelined request
+        self._check_request_received()
 
-    def _await_header(self) -> None:
+    def _await_request(self) -> None:
         self._stop_waiting()
         self._answered = self.cycle
-        self._header_deadline = self.loop.call_later(self.header_timeout, self._header_too_late)
+        self._deadline = self.loop.call_later(self.request_timeout, self._too_late)
 
-    def _check_header_arrived(self) -> None:
-        # uvicorn starts a new request cycle once the request line and headers are in.
-        if self._header_deadline is not None and self.cycle is not self._answered:
+    def _check_request_received(self) -> None:
+        # uvicorn starts a new request cycle once the line and headers are in;
+        # h11 says when the body is.
+        new_request = self.cycle is not self._answered
+        if self._deadline is not None and new_request and self.conn.their_state in _RECEIVED:
             self._stop_waiting()
 
     def _stop_waiting(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
 
-    def _header_too_late(self) -> None:
-        self._header_deadline = None
+    def _too_late(self) -> None:
+        self._deadline = None
         if not self.transport.is_closing():
             self.transport.abort()
 
 
-def bounded_protocol(max_connections: int, header_timeout: float) -> type[BoundedH11Protocol]:
+def bounded_protocol(max_connections: int, request_timeout: float) -> type[BoundedH11Protocol]:
     """The protocol class for one server's limits (uvicorn makes the instances)."""
 
     class Bounded(BoundedH11Protocol):
         pass
 
     Bounded.max_connections = max_connections
-    Bounded.header_timeout = header_timeout
+    Bounded.request_timeout = request_timeout
     return Bounded

@@ -96,7 +96,7 @@ class WebServer:
     ) -> None:
         config = uvicorn.Config(
             app,
-            http=bounded_protocol(limits.max_connections, limits.header_timeout),
+            http=bounded_protocol(limits.max_connections, limits.request_timeout),
             # uvicorn answers 503 once this many connections (the requesting one
             # included) or requests in progress are open: with at most
             # max_connections connections, that bounds the requests still
