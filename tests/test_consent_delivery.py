@@ -15,6 +15,7 @@ import re
 import smtplib
 import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -218,3 +219,47 @@ def test_unreadable_registry_holds_marketing_back_until_it_is_readable(
 def test_no_address_appears_in_the_log(relay: dict[str, Any]) -> None:
     log = relay["gw"].log_text()
     assert "granted@home.example" not in log and "Walk in for your flu shot" not in log
+
+
+def test_a_footer_that_cannot_be_added_defers_then_bounces(tmp_path: Path) -> None:
+    """A delivery error (here the footer meets a charset Python does not know) is
+    a counted deferral, audited by its type only, and bounces at expiry with a
+    content-free DSN: never a job left active without an answer."""
+    policy_dir = tmp_path / "policy"
+    policy_dir.mkdir()
+    (policy_dir / "policy.yaml").write_text(POLICY)
+    who = "pat@home.example"
+    raw = campaign(who).replace(b'charset="utf-8"', b'charset="x-no-such-charset"')
+    assert b"x-no-such-charset" in raw
+    with Sink() as sink:
+        gw = Phigate(
+            tmp_path,
+            policy_dir=str(policy_dir),
+            delivery=via_sink(sink, max_queue_lifetime=6.0, retry_schedule=[2.0]),
+        )
+        secret = gw.add_principal("crm", "clinic.example.org")
+        gw.cli("consent", "grant", who, "--purpose", "marketing", "--source", "ehr")
+        shown: dict[str, Any] = {}
+
+        def deferred(queue_id: str) -> bool:
+            shown.update(gw.json("queue", "show", queue_id)["recipients"][0])
+            return shown["state"] == "queued" and shown["attempts"] >= 1
+
+        with gw:
+            gw.submit(secret, CRM, [who], raw, user="crm")
+            queue_id = jobs(gw)[who]["queue_id"]
+            wait_until(lambda: deferred(queue_id), 20)
+            assert shown["last_status"] == "4.3.0" and "LookupError" in shown["last_reply"]
+            got = sink.wait_for(1, timeout=30)
+            wait_until(lambda: jobs(gw)[who]["state"] == "bounced", 20)
+        assert [(m.sender, m.recipients) for m in got] == [("", [CRM])]  # the DSN only
+        assert b"4.4.7" in got[0].content and b"LookupError" in got[0].content
+        assert b"Walk in for your flu shot" not in got[0].content
+        with sqlite3.connect(gw.db_path) as db:
+            details = db.execute(
+                "SELECT event, detail FROM audit_events WHERE event IN ('deferred', 'bounced')"
+            ).fetchall()
+        assert {event for event, _ in details} == {"deferred", "bounced"}
+        for _event, detail in details:  # the error's type, never its text
+            assert "LookupError" in detail and "x-no-such-charset" not in detail
+        assert "x-no-such-charset" not in gw.log_text()

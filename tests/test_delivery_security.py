@@ -39,14 +39,19 @@ rules:
     action: deliver
     via: [tls, standard]
   - id: standard-only
-    when: {recipient_domain: [plain.test, stsbad.test, ststesting.test, danestd.test]}
+    when:
+      recipient_domain:
+        [plain.test, stsbad.test, ststesting.test, danestd.test, stsverified.test,
+         stsverifiedself.test, stsdane.test]
     action: deliver
     via: [standard]
 transport:
   - domains: [pinned.test]
     pin_sha256: ["%(pin)s"]
-  - domains: [partner.test]
+  - domains: [partner.test, stsdane.test]
     require: dane
+  - domains: [stsverified.test, stsverifiedself.test]
+    require: verified
 """
 
 
@@ -118,7 +123,7 @@ def server_certificate(case: str, mx: str, certs: Path, other_ca: Path) -> dict[
         return issue(certs, case, ["elsewhere.test"])
     if case == "expired":
         return issue(certs, case, [mx], valid_days=(-30, -1))
-    if case in ("selfsigned", "ststesting"):
+    if case in ("selfsigned", "ststesting", "stsverifiedself"):
         return issue(certs, case, [mx], self_signed=True)
     if case in ("daneee", "pinned"):
         return issue(certs, case, ["wrong.test"], self_signed=True)
@@ -148,6 +153,19 @@ def outcomes(db_path: Path) -> dict[str, tuple[str, str]]:
     first: dict[str, tuple[str, str]] = {}
     for recipients, event_name, detail in rows:
         first.setdefault(recipients.strip('[]"'), (event_name, detail or ""))
+    return first
+
+
+def statuses(db_path: Path) -> dict[str, str]:
+    """Enhanced status of the first delivery outcome per recipient."""
+    with sqlite3.connect(db_path) as db:
+        rows = db.execute(
+            "SELECT recipients, result FROM audit_events "
+            "WHERE event IN ('delivered', 'deferred', 'bounced') ORDER BY id"
+        ).fetchall()
+    first: dict[str, str] = {}
+    for recipients, result in rows:
+        first.setdefault(recipients.strip('[]"'), result)
     return first
 
 
@@ -185,12 +203,21 @@ CASES = [
     "sts",  # MTA-STS enforce, MX listed, CA-verified
     "stsbad",  # MTA-STS enforce, MX not listed: not used even in mode standard
     "ststesting",  # MTA-STS testing, self-signed: reported, delivered opportunistically
+    # MTA-STS testing never lowers what the policy or the mode requires:
+    "stsverified",  # no STARTTLS, transport rule `require: verified`, mode standard
+    "stsverifiedself",  # self-signed certificate, `require: verified`, mode standard
+    "stsdane",  # no STARTTLS, `require: dane`, mode standard
+    "ststls",  # no STARTTLS, mode tls
 ]
 
 STS_POLICIES = {
     "sts": "version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\nmax_age: 86400\r\n",
     "stsbad": "version: STSv1\r\nmode: enforce\r\nmx: other.stsbad.test\r\nmax_age: 86400\r\n",
     "ststesting": "version: STSv1\r\nmode: testing\r\nmx: mx.ststesting.test\r\nmax_age: 86400\r\n",
+    **{
+        case: f"version: STSv1\r\nmode: testing\r\nmx: mx.{case}.test\r\nmax_age: 86400\r\n"
+        for case in ("stsverified", "stsverifiedself", "stsdane", "ststls")
+    },
 }
 
 
@@ -213,7 +240,7 @@ def delivered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ob
             mx = f"mx.{domain}"
             dns.add(domain, "MX", f"10 {mx}.")
             dns.add(mx, "A", host)
-            if case in ("nostarttls", "fallback", "plain"):
+            if case in ("nostarttls", "fallback", "plain", "stsverified", "stsdane", "ststls"):
                 tls = None
             elif case == "brokentls":
                 stack.enter_context(failing_starttls(host, port))
@@ -273,6 +300,7 @@ def delivered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ob
                 "pin": pin,
                 "sessions": tls_sessions(gw.db_path),
                 "session_rows": tls_session_rows(gw.db_path),
+                "statuses": statuses(gw.db_path),
             }
 
 
@@ -387,3 +415,27 @@ def test_tls_sessions_are_counted_for_tls_reports(delivered: dict[str, object]) 
     # Both ends of the session, for the report's sending-mta-ip and receiving-ip.
     assert rows["valid.test"][3:] == ("127.0.0.1", f"127.0.0.{2 + CASES.index('valid')}")
     assert rows["wrongname.test"][3] == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("case", "reason", "session"),
+    [
+        ("stsverified", "does not offer STARTTLS", ("sts", "starttls-not-supported", 1)),
+        ("stsverifiedself", "certificate-not-trusted", ("sts", "certificate-not-trusted", 1)),
+        ("stsdane", "requires DANE", None),  # refused before any session
+        ("ststls", "does not offer STARTTLS", ("sts", "starttls-not-supported", 1)),
+    ],
+)
+def test_mta_sts_testing_never_lowers_what_is_required(
+    delivered: dict[str, object], case: str, reason: str, session: tuple[str, str, int] | None
+) -> None:
+    event_name, detail = _outcome(delivered, case)
+    assert event_name == "deferred", detail
+    assert reason in detail
+    assert _received(delivered, case) == []  # a STARTTLS-stripping attacker gets nothing
+    found = delivered["statuses"]
+    assert isinstance(found, dict)
+    assert found[f"dr@{case}.test"] == "4.7.5"
+    sessions = delivered["sessions"]
+    assert isinstance(sessions, dict)
+    assert sessions.get(f"{case}.test") == session  # testing mode still reports the failure

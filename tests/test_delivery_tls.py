@@ -58,3 +58,34 @@ def test_required_tls_defers_on_an_unverifiable_certificate(tmp_path: Path) -> N
     certs = make_certs(tmp_path)
     with Sink(server_context(certs["impostor"], certs["impostor_key"])) as sink:
         _assert_deferred_never_sent(_send_one(tmp_path, sink, certs["ca"]), sink)
+
+
+SMARTHOST_POLICY = """\
+version: 1
+defaults:
+  action: deliver
+  via: [standard]
+  subject: keep
+transport:
+  - domains: [partner.test]
+    require: verified
+"""
+
+
+def test_transport_rule_requires_a_verified_smarthost(tmp_path: Path) -> None:
+    # delivery.tls is opportunistic, but the recipient domain's rule demands a
+    # verified server: the smarthost carrying its mail must be one.
+    certs = make_certs(tmp_path)
+    policy_dir = tmp_path / "policy"
+    policy_dir.mkdir()
+    (policy_dir / "policy.yaml").write_text(SMARTHOST_POLICY)
+    with Sink() as sink:
+        gw = Phigate(
+            tmp_path,
+            policy_dir=str(policy_dir),
+            delivery=via_sink(sink, tls="opportunistic", ca_file=str(certs["ca"])),
+        )
+        secret = gw.add_principal("ehr1", "clinic.example.org")
+        gw.start()
+        gw.submit(secret, "a@clinic.example.org", ["b@partner.test"])
+        _assert_deferred_never_sent(gw, sink)

@@ -121,6 +121,18 @@ def test_expired_lease_is_claimed_again_and_late_result_is_dropped(
         assert late is False
 
 
+def test_only_the_leases_of_jobs_in_progress_are_renewed(db: Database, keyring: Keyring) -> None:
+    # A job its worker dropped (no result recorded) keeps the lease it had and
+    # lapses, to be claimed again, even while that worker renews its other leases.
+    _enqueue(db, keyring, 2)
+    now = time.time()
+    with db.transaction() as conn:
+        working, dropped = queue.claim(conn, "w", now, 5, 10)
+        renewed = queue.renew_leases(conn, owner="w", until=now + 100, job_ids=[working.id])
+        assert renewed == 1
+        assert [j.id for j in queue.claim(conn, "other", now + 6, 5, 10)] == [dropped.id]
+
+
 def test_release_leases_makes_jobs_due_at_once(db: Database, keyring: Keyring) -> None:
     _enqueue(db, keyring, 3)
     now = time.time()

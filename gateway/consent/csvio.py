@@ -3,6 +3,11 @@
 One row per record, in recording order; the header row names the columns
 (any order, any case). Export writes every column; import needs `purpose`
 and `address` or `patient_id`, and reads the others when present.
+
+Cells a spreadsheet would run as a formula (starting with = + - @, a tab or a
+carriage return: OWASP's CSV injection list) are written with a leading
+single quote, which import takes off again, so an export imports as the same
+records.
 """
 
 from __future__ import annotations
@@ -48,12 +53,17 @@ Columns (header row required; names in any order and case):
   actor, recorded_at      written by export; not read (imported records are
                           recorded now, by you)
 Dates are ISO 8601 (2025-01-31, 2025-01-31T14:30:00Z; without a zone: UTC).
-Booleans: true/false, yes/no, 1/0 or empty (false)."""
+Booleans: true/false, yes/no, 1/0 or empty (false).
+Export writes a value starting with = + - @ (which a spreadsheet would run as
+a formula) with a leading ' ; import takes that quote off again."""
 
 _KINDS = {kind.replace("_", "-"): kind for kind in registry.KINDS} | {
     kind: kind for kind in registry.KINDS
 }
 _TRUE = ("true", "yes", "1")
+# First characters that make a spreadsheet cell a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_GUARD = "'"
 _FALSE = ("false", "no", "0", "")
 # A registry field named in a ConsentError, as the CSV column that holds it.
 _COLUMN_OF = {
@@ -136,6 +146,22 @@ def _header(path: Path, row: list[str]) -> list[str]:
     if "address" not in names and "patient_id" not in names:
         raise CsvFileError(f"{path}:1: the header needs an address or a patient_id column")
     return names
+
+
+def _guarded(text: str) -> bool:
+    """Whether `text` starts like a formula once leading quotes are set aside (so
+    that a value which itself starts with a quote survives the round trip)."""
+    return text.lstrip(_GUARD).startswith(_FORMULA_STARTS)
+
+
+def neutralized(text: str) -> str:
+    """A cell value a spreadsheet shows as text, never runs."""
+    return _GUARD + text if _guarded(text) else text
+
+
+def restored(cell: str) -> str:
+    """The value `neutralized` was given: its quote taken off."""
+    return cell[1:] if cell.startswith(_GUARD) and _guarded(cell[1:]) else cell
 
 
 def _value(values: dict[str, str], column: str) -> str | None:
@@ -246,7 +272,8 @@ def read_changes(path: Path, config: ConsentConfig) -> CsvRead:
                     result.errors.append(RowError(line, None, message))
                     continue
                 try:
-                    change = registry.check_for(config, _change(dict(zip(names, row, strict=True))))
+                    values = dict(zip(names, map(restored, row), strict=True))
+                    change = registry.check_for(config, _change(values))
                 except _BadValue as exc:
                     result.errors.append(RowError(line, exc.column, str(exc)))
                     continue
@@ -279,7 +306,7 @@ def write_records(out: TextIO, records: Iterable[dict[str, Any]]) -> int:
     writer.writerow(COLUMNS)
     count = 0
     for record in records:
-        writer.writerow([_cell(name, record[name]) for name in COLUMNS])
+        writer.writerow([neutralized(_cell(name, record[name])) for name in COLUMNS])
         count += 1
     return count
 

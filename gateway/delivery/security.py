@@ -1,22 +1,27 @@
 """Which TLS each connection to a recipient domain's mail servers must have.
 
-For every MX host, in this order (first that applies decides):
+First, once per domain, the *requirement*: the least any connection carrying
+the domain's mail may have, the strongest of the delivery mode (`tls`
+verifies), `delivery.tls` and the policy's `transport` rule (every rule
+demands an authenticated server). Nothing decided afterwards goes below it.
 
-1. the policy's `transport` rule pins certificates for the domain: only those;
+Then, for every MX host, how the server is authenticated (first that applies):
+
+1. the `transport` rule pins certificates for the domain: only those;
 2. DANE (RFC 7672): the domain's MX records validate and the host publishes
    usable TLSA records: the chain must match them (MTA-STS is not consulted);
-3. the policy's `transport` rule requires DANE, and there is none: this host
-   cannot be used (the policy's next delivery mode runs instead);
+3. the `transport` rule requires DANE, and there is none: this host cannot be
+   used (the policy's next delivery mode runs instead);
 4. MTA-STS (RFC 8461) in enforce mode: the host must match the policy and
-   present a CA-verified certificate for its name; in testing mode the same is
-   tried and failures are reported, but delivery may go on as the mode allows;
-5. the policy's `transport` rule requires a verified certificate;
-6. the delivery mode: `tls` verifies against the CAs, `standard` does what
-   `delivery.tls` says.
+   present a CA-verified certificate for its name;
+5. otherwise the requirement. MTA-STS in testing mode only adds a report:
+   where the requirement is below verified TLS, a verified session is tried
+   first and its failure reported, then the requirement applies.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +49,8 @@ class HopSecurity:
     reported: ReportedPolicy
     refusal: str = ""  # why the host must not be used (policy is None)
     temporary: bool = False  # the refusal is a lookup failure: retry later
-    # MTA-STS testing: what to use when the verified attempt fails.
+    # MTA-STS testing: the domain's requirement, used when the verified attempt
+    # (made only for the report) fails. Never set when verified TLS is required.
     fallback: TlsPolicy | None = None
 
 
@@ -53,13 +59,23 @@ class DomainSecurity:
     """What was learnt once per recipient domain and delivery attempt."""
 
     domain: str
-    base: TlsPolicy
+    required: TlsPolicy  # the least any connection for this domain may have
     rule: TransportRequirement | None
     dane: bool
     sts: StsLookup | None
 
 
 NO_POLICY = ReportedPolicy("no-policy-found")
+_VERIFIED = TlsPolicy("verify", "pkix")
+
+
+def required_tls(base: TlsPolicy, rules: Iterable[TransportRequirement | None]) -> TlsPolicy:
+    """The strongest of `base` (the delivery mode, or `delivery.tls`) and the
+    `transport` rules of the recipients' domains: any rule demands an
+    authenticated server, so it raises `base` to CA-verified TLS at least."""
+    if base.level != "verify" and any(rule is not None for rule in rules):
+        return _VERIFIED
+    return base
 
 
 class TransportSecurity:
@@ -82,7 +98,7 @@ class TransportSecurity:
     ) -> DomainSecurity:
         dane = self.dane is not None and await self.dane.mx_secure(domain)
         sts = await self.mta_sts.lookup(domain) if self.mta_sts is not None else None
-        return DomainSecurity(domain, base, rule, dane, sts)
+        return DomainSecurity(domain, required_tls(base, (rule,)), rule, dane, sts)
 
     async def for_hop(self, domain: DomainSecurity, host: str, port: int) -> HopSecurity:
         rule = domain.rule
@@ -101,22 +117,22 @@ class TransportSecurity:
             return HopSecurity(
                 None, NO_POLICY, f"policy requires DANE for {domain.domain}; {host} has none"
             )
-        reported = NO_POLICY
+        required = domain.required
         sts = domain.sts.policy if domain.sts is not None else None
-        if sts is not None and sts.mode in ("enforce", "testing"):
-            reported = ReportedPolicy("sts", tuple(sts.text.splitlines()))
-            if sts.mode == "enforce":
-                if not sts.matches(host):
-                    return HopSecurity(
-                        None, reported, f"{host} is not an MX host in the MTA-STS policy"
-                    )
-                return HopSecurity(TlsPolicy("verify", "mta-sts"), reported)
-            if sts.matches(host) and domain.base.level != "verify":
-                # Testing: try what enforce would demand, report a failure, go on.
-                return HopSecurity(TlsPolicy("verify", "mta-sts"), reported, fallback=domain.base)
-        if (rule is not None and rule.require == "verified") or domain.base.level == "verify":
-            return HopSecurity(TlsPolicy("verify", "pkix"), reported)
-        return HopSecurity(domain.base, reported)
+        if sts is None or sts.mode not in ("enforce", "testing"):
+            return HopSecurity(required, NO_POLICY)
+        reported = ReportedPolicy("sts", tuple(sts.text.splitlines()))
+        if sts.mode == "enforce":
+            if not sts.matches(host):
+                return HopSecurity(
+                    None, reported, f"{host} is not an MX host in the MTA-STS policy"
+                )
+            return HopSecurity(TlsPolicy("verify", "mta-sts"), reported)
+        if sts.matches(host) and required.level != "verify":
+            # Testing: try what enforce would demand and report a failure; the
+            # requirement, not anything weaker, applies after it.
+            return HopSecurity(TlsPolicy("verify", "mta-sts"), reported, fallback=required)
+        return HopSecurity(required, reported)
 
     async def aclose(self) -> None:
         if self.mta_sts is not None:

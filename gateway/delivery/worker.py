@@ -45,7 +45,13 @@ from gateway.delivery.dsn import FailedRecipient, is_null_sender
 from gateway.delivery.footer import add_footer
 from gateway.delivery.mx import MxResolver, RouteError
 from gateway.delivery.rewrite import apply_rewrite, footer_of, with_headers
-from gateway.delivery.security import NO_POLICY, DomainSecurity, HopSecurity, TransportSecurity
+from gateway.delivery.security import (
+    NO_POLICY,
+    DomainSecurity,
+    HopSecurity,
+    TransportSecurity,
+    required_tls,
+)
 from gateway.delivery.tlsrpt import TlsSession, record_sessions
 from gateway.dkim.keys import DkimError
 from gateway.dkim.sign import DkimSigner
@@ -138,6 +144,16 @@ def backoff(schedule: Sequence[float], attempts_done: int, jitter: float) -> flo
     return base * random.uniform(1 - jitter, 1 + jitter)
 
 
+def crashed(queue_id: str, recipients: Sequence[str], exc: Exception) -> list[RecipientResult]:
+    """An unexpected error delivering to `recipients`, as a deferral like any other:
+    retried, counted, and bounced at max_queue_lifetime. Only the error's type is
+    logged and recorded: its text may quote the message."""
+    error = type(exc).__name__
+    event(log, "delivery_crashed", logging.ERROR, queue_id=queue_id, error=error)
+    reply = f"delivery failed with an internal error ({error})"
+    return [RecipientResult(r, None, "4.3.0", reply, None) for r in recipients]
+
+
 class DeliveryService:
     def __init__(
         self,
@@ -173,6 +189,8 @@ class DeliveryService:
         self._tasks: list[asyncio.Task[None]] = []
         self._busy = 0
         self._waiting_for_workers = False
+        # Jobs claimed and not yet finished: the only leases renewed.
+        self._held: set[int] = set()
 
     def notify(self) -> None:
         """New jobs were committed: claim without waiting for the next poll."""
@@ -221,6 +239,7 @@ class DeliveryService:
             if self._stopping:
                 break
             for delivery in claimed:
+                self._held.update(job.id for job in delivery.jobs)
                 self._work.put_nowait(delivery)
             if not claimed or free <= 0:
                 self._waiting_for_workers = free <= 0
@@ -232,10 +251,13 @@ class DeliveryService:
         lease = self.config.lease_seconds
         while not self._stopping:
             await asyncio.sleep(lease / 3)
-            if self._busy or self._work.qsize():
+            if self._held:
                 until = time.time() + lease
+                held = list(self._held)
                 try:
-                    await self.db.write(partial(queue.renew_leases, owner=self.owner, until=until))
+                    await self.db.write(
+                        partial(queue.renew_leases, owner=self.owner, until=until, job_ids=held)
+                    )
                 except Exception:
                     event(log, "lease_renewal_failed", logging.ERROR)
 
@@ -265,15 +287,9 @@ class DeliveryService:
             try:
                 await self._deliver(delivery)
             except Exception as exc:
-                # Leave the jobs leased: they come back when the lease expires.
-                event(
-                    log,
-                    "delivery_crashed",
-                    logging.ERROR,
-                    queue_id=delivery.queue_id,
-                    error=type(exc).__name__,  # the type only: messages may quote content
-                )
+                await self._record_crash(delivery, exc)
             finally:
+                self._held.difference_update(job.id for job in delivery.jobs)
                 self._busy -= 1
                 if self._waiting_for_workers:  # otherwise new mail wakes the dispatcher
                     self._wakeup.set()
@@ -301,12 +317,15 @@ class DeliveryService:
                 job.recipient
             )
         for (route, rewrite, marketed_to), recipients in plans.items():
-            body = apply_rewrite(content, rewrite)
-            if marketed_to:
-                body = self._with_unsubscribe(body, marketed_to, footer_of(rewrite))
-            attempt.results += await self._send_by_modes(
-                attempt, route.split(","), recipients, body
-            )
+            try:
+                body = apply_rewrite(content, rewrite)
+                if marketed_to:
+                    body = self._with_unsubscribe(body, marketed_to, footer_of(rewrite))
+                attempt.results += await self._send_by_modes(
+                    attempt, route.split(","), recipients, body
+                )
+            except Exception as exc:  # the other transactions' results still count
+                attempt.results += crashed(delivery.queue_id, recipients, exc)
         await self._record(message, delivery, attempt)
 
     def _signing_domains(self, message: queue.MessageForDelivery) -> frozenset[str]:
@@ -319,6 +338,26 @@ class DeliveryService:
             return frozenset(message.principal_domains)
         relay = relay_network_for(self.relay_networks, message.client_ip)
         return frozenset(relay.author_domains if relay is not None else ())
+
+    async def _record_crash(self, delivery: Delivery, exc: Exception) -> None:
+        """Defer every job of a delivery that failed outside a transaction (opening
+        the message, checking consent, recording results). If even that cannot be
+        recorded, the leases lapse and the jobs are claimed again."""
+        results = crashed(delivery.queue_id, [job.recipient for job in delivery.jobs], exc)
+        message = delivery.message
+        if message is None:
+            return
+        attempt = _Attempt(message.sender, delivery.queue_id, frozenset(), results=results)
+        try:
+            await self._record(message, delivery, attempt)
+        except Exception as again:
+            event(
+                log,
+                "delivery_crash_not_recorded",
+                logging.ERROR,
+                queue_id=delivery.queue_id,
+                error=type(again).__name__,
+            )
 
     async def _still_consented(
         self, attempt: _Attempt, jobs: Sequence[queue.ClaimedJob]
@@ -453,22 +492,25 @@ class DeliveryService:
                 RecipientResult(r, 250, "2.0.0", "captured in sandbox", "sandbox", mode)
                 for r in recipients
             ]
+        by_domain: dict[str, list[str]] = defaultdict(list)
+        for rcpt in recipients:
+            by_domain[domain_of(rcpt)].append(rcpt)
+        policy = self.policy() if attempt.honours_tls_policies else None
+        rules = {d: policy.transport_for(d) if policy is not None else None for d in by_domain}
         if self.config.mode == "smarthost":
             assert self.config.smarthost is not None
             host, port = parse_host_port(self.config.smarthost)
+            # The recipients' transport rules cannot check their own servers from
+            # here, but the hop that carries their mail must be verified at least.
+            required = required_tls(base, rules.values())
             results = await self._send_via(
-                attempt, host, port, [host], recipients, content, HopSecurity(base, NO_POLICY)
+                attempt, host, port, [host], recipients, content, HopSecurity(required, NO_POLICY)
             )
         else:
             results = []
-            by_domain: dict[str, list[str]] = defaultdict(list)
-            for rcpt in recipients:
-                by_domain[domain_of(rcpt)].append(rcpt)
-            policy = self.policy()
             for domain, rcpts in by_domain.items():
                 if attempt.honours_tls_policies:
-                    rule = policy.transport_for(domain) if policy is not None else None
-                    security = await self.security.for_domain(domain, base, rule)
+                    security = await self.security.for_domain(domain, base, rules[domain])
                 else:
                     security = DomainSecurity(domain, base, None, False, None)
                 results += await self._send_mx(attempt, security, rcpts, content)
@@ -543,7 +585,8 @@ class DeliveryService:
                     attempt.session(
                         report_domain, security, name, address, exc.tls_failure, exc.local_ip
                     )
-                    if security.fallback is not None:  # MTA-STS testing: reported, go on
+                    if security.fallback is not None:
+                        # MTA-STS testing: reported; the domain's requirement follows.
                         return await self._send_via(
                             attempt,
                             name,

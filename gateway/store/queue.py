@@ -287,11 +287,14 @@ def release_leases(conn: Connection, owner: str, now: float) -> int:
     return result.rowcount
 
 
-def renew_leases(conn: Connection, *, owner: str, until: float) -> int:
-    """Extend the leases a live worker still holds, so only a dead worker's expire."""
+def renew_leases(conn: Connection, *, owner: str, until: float, job_ids: Sequence[int]) -> int:
+    """Extend the leases of the jobs a live worker is still working on, so that a
+    dead worker's expire, and so do jobs this worker dropped without a result."""
+    if not job_ids:
+        return 0
     result = conn.execute(
         update(jobs)
-        .where(jobs.c.lease_owner == owner, jobs.c.state == ACTIVE)
+        .where(jobs.c.lease_owner == owner, jobs.c.state == ACTIVE, jobs.c.id.in_(job_ids))
         .values(lease_until=until)
     )
     return result.rowcount

@@ -20,13 +20,14 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
-from gateway.config import Settings, parse_host_port
+from gateway.config import Settings, WebConfig, parse_host_port
 from gateway.consent.links import UnsubscribeLinks
 from gateway.logs import event
 from gateway.smtp import tls
 from gateway.store.database import Database
 from gateway.store.keyring import KeyringError
 from gateway.web.app import create_app
+from gateway.web.connections import bounded_protocol
 
 log = logging.getLogger("gateway.web")
 
@@ -86,10 +87,21 @@ class WebServer:
     """uvicorn serving `app` on a pre-bound socket, started and stopped by phigate."""
 
     def __init__(
-        self, app: FastAPI, sock: socket.socket, ssl_context: ssl.SSLContext | None, grace: float
+        self,
+        app: FastAPI,
+        sock: socket.socket,
+        ssl_context: ssl.SSLContext | None,
+        grace: float,
+        limits: WebConfig,
     ) -> None:
         config = uvicorn.Config(
             app,
+            http=bounded_protocol(limits.max_connections, limits.request_timeout),
+            # uvicorn answers 503 once this many connections (the requesting one
+            # included) or requests in progress are open: with at most
+            # max_connections connections, that bounds the requests still
+            # running for clients that hung up.
+            limit_concurrency=limits.max_connections + 1,
             loop="none",
             lifespan="off",
             access_log=False,  # it would write URLs, which hold unsubscribe tokens
@@ -132,4 +144,4 @@ def build_web_server(
 ) -> WebServer:
     """The web app over `db`, ready to serve on `sock` (HTTPS with `web.tls`)."""
     ssl_context = web_tls_context(settings) if settings.web.tls else None
-    return WebServer(create_app(settings, db), sock, ssl_context, grace)
+    return WebServer(create_app(settings, db), sock, ssl_context, grace, settings.web)

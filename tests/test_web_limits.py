@@ -1,0 +1,133 @@
+"""The web app shares the SMTP process's file descriptors: clients that connect
+and send nothing, or part of a request, are disconnected after `web.request_timeout`,
+connections beyond `web.max_connections` are closed at once, and real requests
+are served meanwhile. Raw TCP sockets as an attacker would hold them, httpx as
+a recipient's browser."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from harness import Phigate
+from webgate import base_url
+
+MAX_CONNECTIONS = 30
+REQUEST_TIMEOUT = 1.5
+MARGIN = 2.0  # scheduling slack on a busy machine
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phigate]:
+    gateway = Phigate(
+        tmp_path_factory.mktemp("web-limits"),
+        web={"max_connections": MAX_CONNECTIONS, "request_timeout": REQUEST_TIMEOUT},
+    )
+    with gateway:
+        yield gateway
+
+
+def _address(gw: Phigate) -> tuple[str, int]:
+    host, port = str(gw.settings["web"]["address"]).rsplit(":", 1)
+    return host, int(port)
+
+
+def _connect(gw: Phigate, first_bytes: bytes = b"") -> socket.socket:
+    sock = socket.create_connection(_address(gw), timeout=5)
+    if first_bytes:
+        sock.sendall(first_bytes)
+    return sock
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bool:
+    """Whether the server closes `sock` within `seconds` (what it sends is skipped)."""
+    deadline = time.monotonic() + seconds
+    try:
+        while True:
+            sock.settimeout(max(deadline - time.monotonic(), 0.01))
+            if sock.recv(65536) == b"":
+                return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def _served(gw: Phigate) -> bool:
+    response = httpx.get(f"{base_url(gw)}/api/openapi.json", timeout=5)
+    return response.status_code == 200
+
+
+def _trickle(sock: socket.socket, stop: threading.Event) -> None:
+    """A request line one byte at a time, never finished."""
+    for byte in b"GET /api/openapi.json HTTP/1.1\r\nHost: x\r\n":
+        if stop.wait(0.2):
+            return
+        try:
+            sock.send(bytes([byte]))
+        except OSError:
+            return  # closed by the server
+
+
+def test_idle_and_partly_sent_requests_are_closed_while_requests_are_served(
+    gw: Phigate,
+) -> None:
+    started = time.monotonic()
+    silent = [_connect(gw) for _ in range(12)]  # with the others: 27 of 30 slots
+    halves = [_connect(gw, b"GET /api/openapi.json HT") for _ in range(8)]
+    headers_only = [_connect(gw, b"GET / HTTP/1.1\r\nHost: x\r\n") for _ in range(4)]
+    half_body = (  # the API reads the whole body before it answers
+        b"POST /api/v1/consent/opt-outs HTTP/1.1\r\nHost: x\r\n"
+        b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"address":'
+    )
+    bodies = [_connect(gw, half_body) for _ in range(2)]
+    trickler = _connect(gw)
+    stop = threading.Event()
+    thread = threading.Thread(target=_trickle, args=(trickler, stop), daemon=True)
+    thread.start()
+    try:
+        assert _served(gw)  # a real request, while they are all open
+        held = [*silent, *halves, *headers_only, *bodies, trickler]
+        deadline = started + REQUEST_TIMEOUT + MARGIN
+        assert all(_closed_within(s, deadline - time.monotonic()) for s in held)
+        closed_after = time.monotonic() - started
+        assert closed_after >= REQUEST_TIMEOUT - 0.2  # not before their time was up
+        assert _served(gw)
+    finally:
+        stop.set()
+        thread.join(5)
+        for sock in [*silent, *halves, *headers_only, *bodies, trickler]:
+            sock.close()
+
+
+def test_a_connection_beyond_the_limit_is_closed_at_once(gw: Phigate) -> None:
+    held = [_connect(gw) for _ in range(MAX_CONNECTIONS)]
+    try:
+        time.sleep(0.3)  # all accepted by the server
+        extra = _connect(gw)
+        with extra:
+            assert _closed_within(extra, 0.5)  # long before its header timeout
+        assert not any(_closed_within(s, 0.01) for s in held[:3])  # the others are kept
+    finally:
+        for sock in held:
+            sock.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # slots free again once they hang up
+        try:
+            if _served(gw):
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    pytest.fail("the web app did not serve again after the clients hung up")
+
+
+def test_a_keep_alive_client_must_send_its_next_request_in_time(gw: Phigate) -> None:
+    with _connect(gw, b"GET /api/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n") as sock:
+        sock.settimeout(5)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        sock.sendall(b"GET /api/openapi.json HT")  # the next request, never finished
+        assert _closed_within(sock, REQUEST_TIMEOUT + MARGIN)
