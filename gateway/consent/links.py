@@ -24,7 +24,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 import secrets
 import struct
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.config import Settings
-from gateway.store.keyring import KeyringError
+from gateway.store.keyfiles import create_key_file, read_key_file
 
 KEY_FILE = "unsubscribe.key"
 _VERSION = b"\x01"
@@ -66,43 +65,12 @@ class UnsubscribeRequest:
 
 
 def load_key(keys_dir: Path) -> bytes:
-    """The 256-bit unsubscribe key, created (mode 0600, atomically) if there is none yet.
-
-    Every process and node sharing the data dir must read the same key, so a
-    new key is written to a private temporary file and linked into place: a
-    concurrent creator that loses the race reads the winner's key instead of
-    replacing it.
-    """
+    """The 256-bit unsubscribe key, created (mode 0600, atomically) if there is none yet."""
     path = keys_dir / KEY_FILE
-    if not path.exists():
-        keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = keys_dir / f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, AESGCM.generate_key(256).hex().encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    if path.stat().st_mode & 0o077:
-        raise KeyringError(
-            f"unsubscribe key {path} is readable by group or others: run `chmod 600 {path}`"
-        )
-    try:
-        key = bytes.fromhex(path.read_text().strip())
-    except (OSError, ValueError) as exc:
-        raise KeyringError(f"unsubscribe key {path} cannot be read as a hex key: {exc}") from None
-    if len(key) != 32:
-        raise KeyringError(
-            f"unsubscribe key {path} is not a 256-bit hex key: restore it from a backup, or "
-            "delete it (every unsubscribe link sent so far stops working)"
-        )
-    return key
+    create_key_file(path)
+    return read_key_file(
+        path, "unsubscribe key", lost="every unsubscribe link sent so far stops working"
+    )
 
 
 def _b64(data: bytes) -> str:
