@@ -317,9 +317,28 @@ def run_process(
     asyncio.run(run(settings, sockets, ssl_context, policy, web_socket=web_socket))
 
 
+def _check_audit_key(settings: Settings) -> None:
+    """Refuse to extend a trail under another key than the one it was keyed with."""
+    db = open_database(settings)
+    try:
+        with db.reading() as conn:
+            signed = checkpoints.newest(conn)
+    finally:
+        db.close()
+    key_id = db.audit_key.key_id if db.audit_key else ""
+    if signed is not None and signed.key_id != key_id:
+        key_file = settings.path(settings.keys_dir) / AUDIT_KEY_FILE
+        raise StartupError(
+            f"the audit key {key_file} (key {key_id}) is not the one the audit trail was "
+            f"keyed with (key {signed.key_id}): restore that key from a backup of the keys "
+            "directory; `phigate audit verify` shows what the stored checkpoints say"
+        )
+
+
 def serve(settings: Settings) -> None:
     # Loaded before forking: a certificate problem stops start-up once, here.
     ssl_context = _tls_context(settings)
+    _check_audit_key(settings)
     policy = load_live_policy(settings)
     try:
         smime_encryptor(settings)

@@ -26,6 +26,7 @@ from gateway.audit.trail import HASHED_COLUMNS, AuditEvent
 from gateway.audit.verify import verify
 from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database
+from gateway.store.keyfiles import create_key_file
 
 POSTGRES = os.environ.get("PHIGATE_TEST_POSTGRES") or "postgresql+psycopg://postgres@127.0.0.1:5432"
 
@@ -193,6 +194,16 @@ def test_verify_without_the_audit_key_says_what_is_missing(tmp_path: Path) -> No
     added = gw.cli("principal", "add", "ehr2", "--domain", "b.example", check=False)
     assert added.returncode != 0 and "Traceback" not in added.stderr
     assert "audit key" in added.stderr
+
+
+def test_serve_refuses_to_extend_a_trail_keyed_with_another_key(tmp_path: Path) -> None:
+    gw = Phigate(tmp_path)
+    add_principals(gw, "ehr1")
+    key_file = tmp_path / "data" / "keys" / "audit.key"
+    key_file.unlink()
+    create_key_file(key_file)  # a new key, as if the old one were lost
+    with pytest.raises(RuntimeError, match="is not the one the audit trail was keyed with"):
+        gw.start()
 
 
 # --- PostgreSQL: several writers on one chain --------------------------------------
