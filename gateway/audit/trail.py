@@ -22,7 +22,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -42,10 +42,12 @@ log = logging.getLogger("gateway.audit")
 GENESIS = "0" * 64
 SHA256_CHAIN = 1  # events from before the audit key
 KEYED_CHAIN = 2  # HMAC-SHA256 under the audit key
-# The columns hashed: everything but the chain's own bookkeeping.
-HASHED_COLUMNS = [
-    c.name for c in audit_events.c if c.name not in ("id", "prev_hash", "hash", "chain_version")
-]
+# What a version 1 event's hash covers, as it was then: NULLs included.
+_SHA256_FIELDS = (
+    "ts", "event", "queue_id", "principal", "client_ip", "sender", "recipients", "size",
+    "result", "code", "detail",
+)  # fmt: skip
+_BOOKKEEPING = frozenset(("id", "prev_hash", "hash", "chain_version"))
 # PostgreSQL: one lock id for "extending the audit chain" (held until COMMIT).
 _CHAIN_LOCK_ID = 0x706869676174_01  # "phigat" + 1
 # Built once: appending happens for every message (see gateway.store.queue).
@@ -77,9 +79,18 @@ def _payload(prev_hash: str, row: dict[str, Any]) -> bytes:
     return (prev_hash + json.dumps(row, sort_keys=True, separators=(",", ":"))).encode()
 
 
-def chain_hash(version: int, key: AuditKey, prev_hash: str, row: dict[str, Any]) -> str:
-    """The hash an event of chain `version` must carry; `row` holds HASHED_COLUMNS."""
-    payload = _payload(prev_hash, row)
+def hashed_fields(version: int, row: Mapping[Any, Any]) -> dict[str, Any]:
+    """The fields of an event (a stored row, or one about to be) that its hash covers."""
+    if version == SHA256_CHAIN:
+        return {name: row[name] for name in _SHA256_FIELDS}
+    # Keyed events cover every field they hold: a column added later (NULL in
+    # older events) leaves their hashes as they were.
+    return {k: v for k, v in row.items() if k not in _BOOKKEEPING and v is not None}
+
+
+def chain_hash(version: int, key: AuditKey, prev_hash: str, row: Mapping[Any, Any]) -> str:
+    """The hash an event of chain `version` with these fields must carry."""
+    payload = _payload(prev_hash, hashed_fields(version, row))
     if version == SHA256_CHAIN:
         return hashlib.sha256(payload).hexdigest()
     return key.chain_hash(payload)
@@ -129,7 +140,7 @@ def append(conn: Connection, events: Iterable[AuditEvent]) -> None:
             checkpoints.store(conn, _checkpoint_of_head(conn, key, None, time.time()))
         prev = head.hash if head is not None else GENESIS
     for row in rows:
-        digest = key.chain_hash(_payload(prev, row))
+        digest = chain_hash(KEYED_CHAIN, key, prev, row)
         row.update(prev_hash=prev, hash=digest, chain_version=KEYED_CHAIN)
         prev = digest
     conn.execute(_INSERT_EVENT, rows)
@@ -183,7 +194,7 @@ def checkpoint(
 
 
 async def checkpoint_periodically(db: Database, config: AuditConfig, stop: asyncio.Event) -> None:
-    """The server's checkpoints: while it runs (as `checkpoint` says), and one when it stops."""
+    """The server's checkpoints while it runs, when due (see `checkpoint`)."""
     tick = min(config.checkpoint_every_seconds, 5.0)
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
@@ -223,9 +234,8 @@ def walk(conn: Connection, key: AuditKey) -> Iterator[ChainedEvent]:
     prev = GENESIS
     query = select(audit_events).order_by(audit_events.c.id).execution_options(yield_per=1000)
     for row in conn.execute(query).mappings():
-        data = {name: row[name] for name in HASHED_COLUMNS}
         version = int(row["chain_version"])
-        expected = chain_hash(version, key, row["prev_hash"], data)
+        expected = chain_hash(version, key, row["prev_hash"], row)
         yield ChainedEvent(
             int(row["id"]),
             str(row["hash"]),
