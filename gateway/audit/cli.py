@@ -83,7 +83,7 @@ def audit_verify(
         for note in report.notes:
             click.echo(note)
     if not report.ok:
-        what = "truncated and damaged" if report.truncated else "damaged"
+        what = "truncated" if report.truncated else "damaged"
         fail(
             f"audit trail {what}: {len(report.problems)} problem(s) in {report.events} events; "
             f"first bad event: {report.first_bad_event}"

@@ -104,10 +104,30 @@ def _hold(cp: Checkpoint, event_hash: str, count: int, report: Report) -> None:
         report.problems.append(
             Problem(
                 cp.event_id,
-                f"{cp.label} counted {cp.count} events up to here, the trail now has {count}: "
-                "events before it were removed or inserted",
+                f"{cp.label} counted {cp.count} events up to here, the trail now has "
+                f"{count}: events before it were removed or inserted",
             )
         )
+
+
+def _report_missing(unseen: dict[int, list[Checkpoint]], report: Report) -> None:
+    """Checkpointed events the walk did not meet: the tail cut off, or events removed."""
+    for event_id, missing in sorted(unseen.items()):
+        for cp in missing:
+            if event_id > report.last_event_id:
+                report.truncated = True
+                report.problems.append(
+                    Problem(
+                        event_id,
+                        f"missing: {cp.label} recorded {cp.count} events up to event "
+                        f"{event_id}, the trail now ends at event {report.last_event_id} "
+                        f"({report.events} events): it was truncated",
+                    )
+                )
+            else:
+                report.problems.append(
+                    Problem(event_id, f"missing: {cp.label} recorded it; it was removed")
+                )
 
 
 def verify(conn: Connection, key: AuditKey, exported: Checkpoint | None = None) -> Report:
@@ -115,9 +135,7 @@ def verify(conn: Connection, key: AuditKey, exported: Checkpoint | None = None) 
     report = Report()
     stored = checkpoints.every(conn)
     trusted = _authentic(stored + ([exported] if exported else []), key, report)
-    report.checkpoint = max(
-        (cp for cp in trusted if cp.id is not None), key=lambda cp: cp.id or 0, default=None
-    )
+    report.checkpoint = max(trusted, key=lambda cp: cp.created_at, default=None)
     expected: dict[int, list[Checkpoint]] = {}
     for cp in trusted:
         if cp.event_id:
@@ -142,7 +160,7 @@ def verify(conn: Connection, key: AuditKey, exported: Checkpoint | None = None) 
             report.problems.append(
                 Problem(
                     chained.id,
-                    "chained without the audit key after keyed events "
+                    "chained with plain SHA-256 where only keyed events may be "
                     "(rewritten by someone without the key)",
                 )
             )
@@ -158,22 +176,7 @@ def verify(conn: Connection, key: AuditKey, exported: Checkpoint | None = None) 
             first_keyed = chained.id
         for cp in expected.pop(chained.id, []):
             _hold(cp, chained.hash, report.events, report)
-    for event_id, missing in sorted(expected.items()):
-        for cp in missing:
-            if event_id > report.last_event_id:
-                report.truncated = True
-                report.problems.append(
-                    Problem(
-                        event_id,
-                        f"missing: {cp.label} recorded {cp.count} events up to event "
-                        f"{event_id}, the trail ends at event {report.last_event_id} with "
-                        f"{report.events}: it was truncated",
-                    )
-                )
-            else:
-                report.problems.append(
-                    Problem(event_id, f"missing: {cp.label} recorded it; it was removed")
-                )
+    _report_missing(expected, report)
     if not stored:
         if first_keyed is not None:
             report.problems.append(
