@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from gateway.audit import checkpoints, trail
 from gateway.config import LimitsConfig, Settings
 from gateway.consent.mailto import MailtoUnsubscribe
 from gateway.consent.registry import known_purposes
@@ -37,8 +38,10 @@ from gateway.smtp import tls
 from gateway.smtp.auth import Authenticator, AuthGuard
 from gateway.smtp.listener import ConnectionLimiter, Handler, ListenerContext, PhigateSMTP
 from gateway.store import keyfiles, principals
+from gateway.store.audit_key import KEY_FILE as AUDIT_KEY_FILE
+from gateway.store.audit_key import create_audit_key, load_audit_key
 from gateway.store.database import Database
-from gateway.store.keyring import Keyring
+from gateway.store.keyring import Keyring, KeyringError
 from gateway.store.schema import principals as principals_table
 from gateway.web.server import WebSetupError, bind_web_socket, build_web_server
 
@@ -70,8 +73,30 @@ def prepare_data_dir(settings: Settings, *, generate_cert: bool) -> None:
 
 
 def open_database(settings: Settings) -> Database:
+    """The migrated store, with the audit key that appending audit events needs.
+
+    The audit key is made here when there is none and the trail was never
+    keyed (a new installation, or the first start after the upgrade that
+    brought it); a trail keyed before needs its own key back.
+    """
     db = Database(settings.db_url)
-    db.migrate()
+    try:
+        db.migrate()
+        keys_dir = settings.path(settings.keys_dir)
+        if not (keys_dir / AUDIT_KEY_FILE).exists():
+            with db.reading() as conn:
+                signed = checkpoints.newest(conn)
+            if signed is not None:
+                raise KeyringError(
+                    f"no audit key at {keys_dir / AUDIT_KEY_FILE}, but the audit trail was "
+                    f"keyed with key {signed.key_id}: restore it from a backup of the keys "
+                    "directory"
+                )
+            create_audit_key(keys_dir)
+        db.audit_key = load_audit_key(keys_dir)
+    except BaseException:
+        db.close()
+        raise
     return db
 
 
@@ -219,6 +244,9 @@ async def run(
         delivery.start()
         reporter = TlsReporter(settings, db, keyring, notify=delivery.notify)
         reports = asyncio.create_task(reporter.run_forever(stop), name="tls-reports")
+        audit_checkpoints = asyncio.create_task(
+            trail.checkpoint_periodically(db, settings.audit, stop), name="audit-checkpoints"
+        )
         policy.started()
         event(
             log,
@@ -232,11 +260,12 @@ async def run(
         await stop.wait()
         event(log, "stopping")
         reports.cancel()  # an unfinished report is sent by the next pass
-        await asyncio.gather(reports, return_exceptions=True)
+        await asyncio.gather(reports, audit_checkpoints, return_exceptions=True)
     finally:
         if web is not None:
             await web.stop()
         await _shutdown(contexts, servers, delivery, grace)
+        await trail.final_checkpoint(db)
         policy.stopped()
         inspector.close()
         db.close()
@@ -301,9 +330,28 @@ def run_process(
     asyncio.run(run(settings, sockets, ssl_context, policy, web_socket=web_socket))
 
 
+def _check_audit_key(settings: Settings) -> None:
+    """Refuse to extend a trail under another key than the one it was keyed with."""
+    db = open_database(settings)
+    try:
+        with db.reading() as conn:
+            signed = checkpoints.newest(conn)
+    finally:
+        db.close()
+    key_id = db.audit_key.key_id if db.audit_key else ""
+    if signed is not None and signed.key_id != key_id:
+        key_file = settings.path(settings.keys_dir) / AUDIT_KEY_FILE
+        raise StartupError(
+            f"the audit key {key_file} (key {key_id}) is not the one the audit trail was "
+            f"keyed with (key {signed.key_id}): restore that key from a backup of the keys "
+            "directory; `phigate audit verify` shows what the stored checkpoints say"
+        )
+
+
 def serve(settings: Settings) -> None:
     # Loaded before forking: a certificate problem stops start-up once, here.
     ssl_context = _tls_context(settings)
+    _check_audit_key(settings)
     policy = load_live_policy(settings)
     try:
         smime_encryptor(settings)

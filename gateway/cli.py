@@ -14,6 +14,7 @@ import click
 
 from gateway import app
 from gateway.audit import trail
+from gateway.audit.cli import audit_group
 from gateway.audit.trail import AuditEvent
 from gateway.certs.cli import certs_group
 from gateway.cli_common import (
@@ -867,24 +868,7 @@ def keys_rotate(config_file: str | None, data_dir: str | None) -> None:
     click.echo(f"New master key {key_id}; {count} data keys re-wrapped.")
 
 
-@main.group()
-def audit() -> None:
-    """The tamper-evident audit trail (metadata only)."""
-
-
-@audit.command("verify")
-@config_options
-def audit_verify(config_file: str | None, data_dir: str | None) -> None:
-    """Recompute the hash chain; exit 1 if any event was altered, removed or inserted."""
-    settings = cli_settings(config_file, data_dir)
-    with open_store(settings) as db, db.reading() as conn:
-        count, problems = trail.verify(conn)
-    for problem in problems:
-        click.echo(f"event {problem.event_id}: {problem.reason}")
-    if problems:
-        fail(f"audit trail damaged: {len(problems)} problem(s) in {count} events")
-    click.echo(f"Audit trail intact: {count} events.")
-
+main.add_command(audit_group)
 
 main.add_command(certs_group)
 

@@ -81,7 +81,10 @@ def open_store(settings: Settings) -> Iterator[Database]:
             "`phigate init DIR`, or pass --data-dir / -c",
             EXIT_USAGE,
         )
-    db = app.open_database(settings)
+    try:
+        db = app.open_database(settings)
+    except KeyringError as exc:
+        fail(str(exc))
     try:
         yield db
     finally:

@@ -259,6 +259,15 @@ class TlsReportConfig(_Strict):
     contact: str = ""
 
 
+class AuditConfig(_Strict):
+    """Signed checkpoints of the audit trail, written by the running server."""
+
+    # A checkpoint after this many new events ...
+    checkpoint_every_events: int = Field(default=1000, ge=1)
+    # ... or this many seconds after the last one, if any event came since.
+    checkpoint_every_seconds: float = Field(default=300.0, gt=0)
+
+
 class PurposeConfig(_Strict):
     """An admin-defined marketing sub-purpose (e.g. marketing/flu-clinic)."""
 
@@ -431,6 +440,7 @@ class Settings(_Strict):
     inspection: InspectionConfig = InspectionConfig()
     dkim: DkimConfig = DkimConfig()
     tls_reports: TlsReportConfig = TlsReportConfig()
+    audit: AuditConfig = AuditConfig()
     consent: ConsentConfig = ConsentConfig()
     web: WebConfig = WebConfig()
     unsubscribe: UnsubscribeConfig = UnsubscribeConfig()

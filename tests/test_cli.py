@@ -26,7 +26,8 @@ def test_init_writes_a_config_that_checks_clean(tmp_path: Path) -> None:
     assert check.returncode == 0, check.stderr
     assert "OK" in check.stdout
     keys = list((target / "keys").glob("*.key"))
-    assert len(keys) == 1 and keys[0].stat().st_mode & 0o777 == 0o600
+    assert sorted(k.name.startswith("mk-") for k in keys) == [False, True]  # and audit.key
+    assert all(k.stat().st_mode & 0o777 == 0o600 for k in keys)
     assert (target / "tls" / "server.crt").exists()
     for private in (target / "phigate.db", target / "tls" / "server.key", target / "keys"):
         assert private.stat().st_mode & 0o077 == 0, private  # nothing for other users

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import pytest
 from sqlalchemy import Connection, event, func, select
 from test_tlsrpt import fresh_database
 
-from gateway.audit import trail
+from gateway.audit.verify import verify
 from gateway.config import ConsentConfig, PurposeConfig
 from gateway.consent import registry
 from gateway.consent.registry import (
@@ -28,6 +29,7 @@ from gateway.consent.registry import (
     consent_state,
 )
 from gateway.consent.source import RegistryConsent
+from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database
 from gateway.store.schema import audit_events, consent_opt_outs, consent_records
 
@@ -50,7 +52,7 @@ PATIENT_CANARY = "MRN-CANARY-7qz"
 def db(tmp_path: Path) -> Iterator[Database]:
     """SQLite, or PostgreSQL when PHIGATE_TEST_POSTGRES names a server."""
     with fresh_database(tmp_path) as url:
-        database = Database(url)
+        database = Database(url, audit_key=AuditKey(os.urandom(32)))
         database.migrate()
         yield database
         database.close()
@@ -630,7 +632,9 @@ def test_every_change_is_audited_with_metadata_only(db: Database) -> None:
         assert imported[0]["detail"] == "grant=1 revoke=1 opt_out=1 opt_in=0 actor=cli:root"
         everything = repr(conn.execute(select(audit_events)).all())
         assert "7qz" not in everything  # no document reference, no patient id
-        assert trail.verify(conn) == (6, [])
+        assert db.audit_key is not None
+        report = verify(conn, db.audit_key)
+        assert (report.events, report.problems) == (6, [])
 
 
 def test_a_refused_change_writes_nothing(db: Database) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from gateway.inspect.header_values import HeaderValues
 from gateway.inspect.inspector import Inspector
 from gateway.intake import AsyncConsentSource, Intake, Submission
 from gateway.policy.loader import load_policy, shipped_policy_dir
+from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
 
@@ -64,7 +66,7 @@ def _accept(db: Database, keyring: Keyring, consent: AsyncConsentSource | None =
 
 
 def test_store_failure_answers_451_and_keeps_nothing(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'phigate.db'}")
+    db = Database(f"sqlite:///{tmp_path / 'phigate.db'}", audit_key=AuditKey(os.urandom(32)))
     db.migrate()
     keyring = Keyring.create(tmp_path / "keys")
     assert _accept(db, keyring).startswith("250 2.0.0 Ok: queued as ")
@@ -82,7 +84,7 @@ def test_store_failure_answers_451_and_keeps_nothing(tmp_path: Path) -> None:
 
 def test_policy_evaluation_failure_answers_451_and_keeps_nothing(tmp_path: Path) -> None:
     # The shipped policy tests consent, so a failing lookup breaks evaluation.
-    db = Database(f"sqlite:///{tmp_path / 'phigate.db'}")
+    db = Database(f"sqlite:///{tmp_path / 'phigate.db'}", audit_key=AuditKey(os.urandom(32)))
     db.migrate()
     keyring = Keyring.create(tmp_path / "keys")
     reply = _accept(db, keyring, BrokenConsent())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 import time
@@ -16,7 +17,9 @@ from sqlalchemy import Connection
 
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
+from gateway.audit.verify import verify
 from gateway.store import queue, rotation
+from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring, KeyringError
 from gateway.store.schema import metadata
@@ -24,7 +27,7 @@ from gateway.store.schema import metadata
 
 @pytest.fixture
 def db(tmp_path: Path) -> Database:
-    database = Database(f"sqlite:///{tmp_path / 'phigate.db'}")
+    database = Database(f"sqlite:///{tmp_path / 'phigate.db'}", audit_key=AuditKey(os.urandom(32)))
     database.migrate()
     return database
 
@@ -75,7 +78,8 @@ def test_concurrent_claimers_never_share_a_job(
     lock = threading.Lock()
 
     def claimer(name: str) -> None:
-        own = Database(db.url)  # a separate engine, as a second process would have
+        # A separate engine, as a second process would have.
+        own = Database(db.url, audit_key=db.audit_key)
         try:
             while True:
                 with own.transaction() as conn:
@@ -177,21 +181,23 @@ def test_rotation_rewraps_so_old_master_key_can_be_removed(
 
 
 def test_audit_chain_detects_edits_and_deletions(tmp_path: Path, db: Database) -> None:
+    assert db.audit_key is not None
     with db.transaction() as conn:
         trail.append(
             conn,
             [AuditEvent(event="accepted", result="queued", queue_id=f"Q{i}") for i in range(5)],
         )
     with db.reading() as conn:
-        assert trail.verify(conn) == (5, [])
+        report = verify(conn, db.audit_key)
+    assert (report.events, report.problems) == (5, [])
     raw = sqlite3.connect(tmp_path / "phigate.db")
     raw.execute("UPDATE audit_events SET result='forged' WHERE id=2")
     raw.execute("DELETE FROM audit_events WHERE id=4")
     raw.commit()
     with db.reading() as conn:
-        count, problems = trail.verify(conn)
-    assert count == 4
-    assert {p.event_id for p in problems} == {2, 5}
+        report = verify(conn, db.audit_key)
+    assert report.events == 4
+    assert {p.event_id for p in report.problems} == {2, 5}
 
 
 def test_group_commit_answers_each_writer_after_one_durable_commit(

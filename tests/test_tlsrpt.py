@@ -33,7 +33,7 @@ from certs import make_certs, server_context
 from dns_server import LoopbackDns
 from sqlalchemy import create_engine, select
 
-from gateway.audit import trail
+from gateway.audit.verify import verify
 from gateway.config import Settings
 from gateway.delivery.tlsrpt import DAY, TlsSession, record_sessions
 from gateway.delivery.tlsrpt_send import (
@@ -48,6 +48,7 @@ from gateway.delivery.tlsrpt_send import (
     parse_record,
 )
 from gateway.store import queue
+from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring, Sealed
 from gateway.store.schema import (
@@ -262,7 +263,7 @@ def fresh_database(tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
     with fresh_database(tmp_path) as url:
-        database = Database(url)
+        database = Database(url, audit_key=AuditKey(os.urandom(32)))
         database.migrate()
         database.start()
         yield database
@@ -545,7 +546,7 @@ def test_https_report_is_posted_as_gzip_json_per_rfc(
     assert report_state(db)["state"] == "sent"
     assert count_rows(db, tls_session_counts) == 0  # reported counters are deleted
     with db.reading() as conn:
-        assert trail.verify(conn)[1] == []
+        assert verify(conn, db.audit_key).problems == []
 
 
 def test_mailto_report_is_queued_as_an_rfc_8460_message(
@@ -615,7 +616,7 @@ def test_one_report_per_domain_and_day_even_when_run_twice_or_by_two_processes(
     dns.add("_smtp._tls.other.test", "TXT", f'"v=TLSRPTv1; rua={receiver.url}"')
     a_day_of_sessions(db)
     a_day_of_sessions(db, "other.test")
-    second_db = Database(db.url)  # another process on the same store
+    second_db = Database(db.url, audit_key=db.audit_key)  # another process on the same store
     second_db.start()
     try:
         first = TlsReporter(settings, db, keyring)

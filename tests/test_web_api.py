@@ -19,7 +19,7 @@ from harness import Phigate, wait_until
 from openapi_spec_validator import validate
 from webgate import add_token, base_url, store, web_gate
 
-from gateway.audit import trail
+from gateway.audit.verify import verify
 from gateway.config import Settings, WebConfig
 from gateway.web.server import WebSetupError, bind_web_socket
 from gateway.web.tokens import TokenError
@@ -169,8 +169,8 @@ def test_every_change_is_audited_under_the_token_name(api: Api) -> None:
     api.post(GRANTS, {"address": address, "purpose": "marketing"}, "intake")
     api.post(OPT_OUTS, {"address": address, "purpose": "marketing/flu-clinic"}, "crm")
     with store(api.gw) as db, db.reading() as conn:
-        count, problems = trail.verify(conn)
-    assert count > 0 and problems == []
+        report = verify(conn, db.audit_key)
+    assert report.events > 0 and report.problems == []
     rows = sqlite3.connect(api.gw.db_path).execute(
         "SELECT event, detail FROM audit_events WHERE recipients LIKE ?", (f"%{address}%",)
     )

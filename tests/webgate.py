@@ -14,6 +14,7 @@ from gateway.config import Settings
 from gateway.consent import registry
 from gateway.consent.links import UnsubscribeLinks
 from gateway.settings_loader import load_settings
+from gateway.store.audit_key import load_audit_key
 from gateway.store.database import Database
 from gateway.web import tokens
 
@@ -57,7 +58,9 @@ def local_path(url: str) -> str:
 
 @contextmanager
 def store(gw: Phigate) -> Iterator[Database]:
-    db = Database(f"sqlite:///{gw.db_path}")
+    settings = settings_of(gw)
+    key = load_audit_key(settings.path(settings.keys_dir))
+    db = Database(f"sqlite:///{gw.db_path}", audit_key=key)
     try:
         yield db
     finally:

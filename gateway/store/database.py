@@ -25,6 +25,8 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from gateway.store.audit_key import AuditKey
+
 T = TypeVar("T")
 log = logging.getLogger("gateway.store")
 
@@ -69,6 +71,15 @@ def _forget_transaction_cache(conn: Connection, *_args: Any) -> None:
 def _track_transactions(engine: Engine) -> None:
     for name in ("begin", "commit", "rollback", "rollback_savepoint"):
         event.listen(engine, name, _forget_transaction_cache)
+
+
+_AUDIT_KEY = "phigate_audit_key"
+
+
+def audit_key_of(conn: Connection) -> AuditKey | None:
+    """The audit key of the Database this write connection belongs to (None if it has none)."""
+    key: AuditKey | None = conn.info.get(_AUDIT_KEY)
+    return key
 
 
 def _writer_lock_path(url: str) -> Path | None:
@@ -124,12 +135,17 @@ def _settle(op: _Op, ok: bool, value: Any) -> None:
 
 
 class Database:
-    """Synchronous access for the CLI, and async group-committed writes for the server."""
+    """Synchronous access for the CLI, and async group-committed writes for the server.
 
-    def __init__(self, url: str) -> None:
+    `audit_key` keys the audit chain; without one, appending an audit event fails.
+    """
+
+    def __init__(self, url: str, *, audit_key: AuditKey | None = None) -> None:
         self.url = url
         self.write_engine, self.read_engine = make_engines(url)
         _track_transactions(self.write_engine)
+        self.audit_key = audit_key
+        event.listen(self.write_engine, "begin", self._lend_audit_key)
         self._lock_path = _writer_lock_path(url)
         self._lock_fd: int | None = None
         self.dialect = self.write_engine.dialect.name
@@ -137,6 +153,9 @@ class Database:
         self._thread: threading.Thread | None = None
         self.batches = 0
         self.batched_ops = 0
+
+    def _lend_audit_key(self, conn: Connection) -> None:
+        conn.info[_AUDIT_KEY] = self.audit_key
 
     def migrate(self) -> None:
         migrate(self.write_engine)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData(
@@ -107,7 +108,24 @@ audit_events = Table(
     Column("detail", String(255), nullable=True),  # metadata only: never content
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # How `hash` was computed: 1 = SHA-256 (events from before the audit key),
+    # 2 = HMAC-SHA256 under the audit key. See gateway.audit.trail.
+    Column("chain_version", Integer, nullable=False, server_default=text("1")),
     Index("ix_audit_events_queue_id", "queue_id"),
+)
+
+# Signed statements "the chain had `count` events up to `event_id`, whose hash
+# was `hash`": a truncated or re-chained trail no longer matches them.
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", Float, nullable=False),
+    Column("event_id", Integer, nullable=False),  # 0: the chain was empty
+    Column("hash", String(64), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("key_id", String(16), nullable=False),  # which audit key signed it
+    Column("signature", String(64), nullable=False),  # HMAC-SHA256 of the fields above
 )
 
 sandbox_mail = Table(

@@ -1,0 +1,191 @@
+"""Verifying the audit trail: the chain recomputed, and every checkpoint held against it.
+
+What it finds, each as a problem naming an event id:
+- an event whose hash does not match its content under the audit key (edited,
+  or re-chained by someone without the key) or whose link to the one before
+  is broken (an event removed or inserted);
+- an event chained with plain SHA-256 after keyed events, or after the
+  earliest checkpoint (a downgrade: every event since the key existed is keyed);
+- a checkpoint whose event is gone (the trail was truncated) or whose hash or
+  count no longer matches (events replaced, removed or inserted before it);
+- a checkpoint not signed by this audit key (forged, altered, or another key);
+- keyed events but no checkpoint at all (the checkpoint table was emptied).
+
+Events appended after the newest checkpoint and then removed cannot be told
+from events never written: the server's periodic checkpoints bound that
+window, and an exported checkpoint kept elsewhere survives a wiped table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+
+from gateway.audit import checkpoints
+from gateway.audit.checkpoints import Checkpoint
+from gateway.audit.trail import KEYED_CHAIN, SHA256_CHAIN, walk
+from gateway.store.audit_key import AuditKey
+
+
+@dataclass(frozen=True)
+class Problem:
+    event_id: int | None  # None: about the trail as a whole
+    reason: str
+
+
+@dataclass
+class Report:
+    events: int = 0
+    last_event_id: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    truncated: bool = False
+    checkpoint: Checkpoint | None = None  # the newest authentic one held against the chain
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_bad_event(self) -> int | None:
+        return min((p.event_id for p in self.problems if p.event_id is not None), default=None)
+
+    def ordered_problems(self) -> list[Problem]:
+        """Problems about the whole trail first, then by event id."""
+        return sorted(self.problems, key=lambda p: -1 if p.event_id is None else p.event_id)
+
+    def as_json(self, problem_limit: int) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "events": self.events,
+            "last_event_id": self.last_event_id,
+            "first_bad_event": self.first_bad_event,
+            "truncated": self.truncated,
+            "problem_count": len(self.problems),
+            "problems": [p.__dict__ for p in self.ordered_problems()[:problem_limit]],
+            "checkpoint": self.checkpoint.exported() if self.checkpoint else None,
+            "notes": self.notes,
+        }
+
+
+def _authentic(candidates: list[Checkpoint], key: AuditKey, report: Report) -> list[Checkpoint]:
+    trusted = []
+    for cp in candidates:
+        if cp.authentic(key):
+            trusted.append(cp)
+        elif cp.key_id != key.key_id:
+            report.problems.append(
+                Problem(
+                    cp.event_id,
+                    f"{cp.label} was signed with audit key {cp.key_id}, not with this one "
+                    f"({key.key_id}): restore the audit key it was made with",
+                )
+            )
+        else:
+            report.problems.append(
+                Problem(cp.event_id, f"{cp.label}: signature does not match (forged or altered)")
+            )
+    return trusted
+
+
+def _hold(cp: Checkpoint, event_hash: str, count: int, report: Report) -> None:
+    """Compare one checkpoint with the chain at its event."""
+    if event_hash != cp.hash:
+        report.problems.append(
+            Problem(
+                cp.event_id,
+                f"hash differs from the one {cp.label} recorded: the event was replaced "
+                "or the chain rewritten",
+            )
+        )
+    if count != cp.count:
+        report.problems.append(
+            Problem(
+                cp.event_id,
+                f"{cp.label} counted {cp.count} events up to here, the trail now has "
+                f"{count}: events before it were removed or inserted",
+            )
+        )
+
+
+def _report_missing(unseen: dict[int, list[Checkpoint]], report: Report) -> None:
+    """Checkpointed events the walk did not meet: the tail cut off, or events removed."""
+    for event_id, missing in sorted(unseen.items()):
+        for cp in missing:
+            if event_id > report.last_event_id:
+                report.truncated = True
+                report.problems.append(
+                    Problem(
+                        event_id,
+                        f"missing: {cp.label} recorded {cp.count} events up to event "
+                        f"{event_id}, the trail now ends at event {report.last_event_id} "
+                        f"({report.events} events): it was truncated",
+                    )
+                )
+            else:
+                report.problems.append(
+                    Problem(event_id, f"missing: {cp.label} recorded it; it was removed")
+                )
+
+
+def verify(conn: Connection, key: AuditKey, exported: Checkpoint | None = None) -> Report:
+    """Check the whole trail (and `exported`, a checkpoint kept elsewhere, if given)."""
+    report = Report()
+    stored = checkpoints.every(conn)
+    trusted = _authentic(stored + ([exported] if exported else []), key, report)
+    report.checkpoint = max(trusted, key=lambda cp: cp.created_at, default=None)
+    expected: dict[int, list[Checkpoint]] = {}
+    for cp in trusted:
+        if cp.event_id:
+            expected.setdefault(cp.event_id, []).append(cp)
+    # Checkpoints are made with the key, and every event after the key existed
+    # is keyed: none after the earliest checkpoint may be plain SHA-256.
+    keyed_from = min((cp.event_id for cp in trusted), default=None)
+    first_keyed: int | None = None
+    for chained in walk(conn, key):
+        report.events += 1
+        report.last_event_id = chained.id
+        if not chained.link_ok:
+            report.problems.append(
+                Problem(
+                    chained.id,
+                    "link to the previous event is broken: an event was "
+                    "removed or inserted before it",
+                )
+            )
+        downgraded = first_keyed is not None or (keyed_from is not None and chained.id > keyed_from)
+        if chained.chain_version == SHA256_CHAIN and downgraded:
+            report.problems.append(
+                Problem(
+                    chained.id,
+                    "chained with plain SHA-256 where only keyed events may be "
+                    "(rewritten by someone without the key)",
+                )
+            )
+        elif not chained.hash_ok:
+            report.problems.append(
+                Problem(
+                    chained.id,
+                    "content does not match its hash under the audit key: "
+                    "edited, or re-chained without the key",
+                )
+            )
+        if chained.chain_version == KEYED_CHAIN and first_keyed is None:
+            first_keyed = chained.id
+        for cp in expected.pop(chained.id, []):
+            _hold(cp, chained.hash, report.events, report)
+    _report_missing(expected, report)
+    if not stored:
+        if first_keyed is not None:
+            report.problems.append(
+                Problem(
+                    None,
+                    "keyed events but no checkpoint: the checkpoint table was emptied, "
+                    "so truncation cannot be ruled out (verify with an exported checkpoint)",
+                )
+            )
+        else:
+            report.notes.append("no checkpoint yet: run `phigate audit checkpoint` to record one")
+    return report
