@@ -27,14 +27,16 @@ from gateway.inspect.detect import prepare
 from gateway.inspect.inspector import Inspector
 from gateway.intake import Intake
 from gateway.logs import event
-from gateway.policy.live import PID_FILE, LivePolicy, policy_directory
+from gateway.policy.live import LivePolicy, policy_directory
 from gateway.policy.loader import PolicyError
+from gateway.runstate import PID_FILE
 from gateway.smime.errors import SmimeSetupError
 from gateway.smtp import tls
 from gateway.smtp.auth import Authenticator, AuthGuard
 from gateway.smtp.listener import ConnectionLimiter, Handler, ListenerContext, PhigateSMTP
 from gateway.store import principals
 from gateway.store.database import Database
+from gateway.store.keyholders import KeyReporter
 from gateway.store.keyring import Keyring
 from gateway.store.schema import principals as principals_table
 from gateway.web.server import WebSetupError, bind_web_socket, build_web_server
@@ -139,18 +141,26 @@ async def run(
 ) -> None:
     """Serve on pre-bound sockets until SIGTERM/SIGINT (or `stop`), then shut down gracefully.
 
-    SIGHUP reloads the policy.
+    SIGHUP reloads the policy and the master keys.
     """
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
+    keys: KeyReporter | None = None
+
+    def reload() -> None:
+        policy.reload()
+        if keys is not None:  # else the keys are read after this signal anyway
+            keys.reload()
+
     with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGHUP, policy.reload)
+        loop.add_signal_handler(signal.SIGHUP, reload)
     keyring = Keyring(settings.path(settings.keys_dir))
     db = open_database(settings)
     db.start()
+    keys = KeyReporter(Path(settings.data_dir), keyring, db)
     delivery = DeliveryService(settings, db, keyring, policy=lambda: policy.current)
     inspector = Inspector(settings.inspection)
     intake = Intake(
@@ -225,6 +235,7 @@ async def run(
             await web.stop()
         await _shutdown(contexts, servers, delivery, grace)
         policy.stopped()
+        keys.stopped()
         inspector.close()
         db.close()
         event(log, "stopped")

@@ -192,14 +192,14 @@ class Database:
                 yield conn
                 shred = _took_shredding(conn)
             if shred:
-                self.checkpoint(_BUSY_TIMEOUT_MS)
+                self.checkpoint()
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[Connection]:
         with self.read_engine.connect() as conn:
             yield conn
 
-    def checkpoint(self, wait_ms: int) -> bool:
+    def checkpoint(self, wait_ms: int = _BUSY_TIMEOUT_MS) -> bool:
         """SQLite: copy the WAL into the database and truncate it; False if readers kept it.
 
         After a shredding UPDATE the old page images live on only in the
@@ -313,7 +313,7 @@ class Database:
             self._checkpoint_if_due()
         if self._checkpoint_at is not None:
             with self._exclusive():
-                self.checkpoint(_BUSY_TIMEOUT_MS)
+                self.checkpoint()
 
     def _until_checkpoint(self) -> float | None:
         if self._checkpoint_at is None:
