@@ -834,12 +834,13 @@ def keys_rotate(
 ) -> None:
     """Create a new master key and re-wrap every stored data key under it.
 
-    Safe while phigate serves: the server is told (SIGHUP) and seals new mail
-    with the new key; data keys are re-wrapped in small transactions until
-    no stored message uses an older key, including mail sealed while the
-    server was switching over. Old key files stay: remove them with
-    `phigate keys retire` (it refuses a key anything still uses). Exit
-    status 1 if a server process did not switch within --timeout.
+    Safe while phigate serves: the server is told (SIGHUP, which also
+    reloads its policy from disk) and seals new mail with the new key; data
+    keys are re-wrapped in small transactions until no stored message uses
+    an older key, including mail sealed while the server was switching over.
+    Old key files stay: remove them with `phigate keys retire` (it refuses a
+    key anything still uses). Exit status 1 if a server process did not
+    switch within --timeout.
     """
     _rotation(config_file, data_dir, timeout, as_json, new_key=True)
 

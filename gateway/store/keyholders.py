@@ -13,6 +13,7 @@ process still seals with.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -63,6 +64,7 @@ class KeyReporter:
         self.db = db
         self._loop = asyncio.get_running_loop()
         self._pending: set[asyncio.Task[None]] = set()
+        self._stopped = False
         keyring.on_reload = self.changed
         keyring.follow_current()  # a rotation since the keyring was read
         self._write(None)  # nothing is sealed before the first report
@@ -77,9 +79,11 @@ class KeyReporter:
 
     def changed(self) -> None:
         """The keyring was reloaded (in any thread)."""
-        self._loop.call_soon_threadsafe(self._report_after_queued_writes, None)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the process is stopping
+            self._loop.call_soon_threadsafe(self._report_after_queued_writes, None)
 
     def stopped(self) -> None:
+        self._stopped = True  # a report still waiting for its write must not come back
         remove_report(self.data_dir, _REPORT)
 
     def _report_after_queued_writes(self, error: str | None) -> None:
@@ -102,6 +106,8 @@ class KeyReporter:
         self._write(error)
 
     def _write(self, error: str | None) -> None:
+        if self._stopped:
+            return
         holder = KeyHolder(os.getpid(), self.keyring.current_key_id, time.time(), error)
         try:
             write_report(self.data_dir, _REPORT, asdict(holder))
