@@ -188,7 +188,10 @@ class Keyring:
             self.reload()
             found = self._keys.get(key_id)
         if found is None:
-            raise KeyringError(f"master key {key_id!r} is not in {self.directory}")
+            raise KeyringError(
+                f"master key {key_id} is not in {self.directory}: restore "
+                f"{key_id}{_KEY_SUFFIX} from a backup of that directory"
+            )
         return found
 
     def wrap(self, data_key: bytes) -> tuple[str, bytes]:
