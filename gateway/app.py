@@ -31,8 +31,9 @@ from gateway.inspect.header_values import HeaderValues
 from gateway.inspect.inspector import Inspector
 from gateway.intake import Intake
 from gateway.logs import event
-from gateway.policy.live import PID_FILE, LivePolicy, policy_directory
+from gateway.policy.live import LivePolicy, policy_directory
 from gateway.policy.loader import PolicyError
+from gateway.runstate import PID_FILE
 from gateway.smime.errors import SmimeSetupError
 from gateway.smtp import tls
 from gateway.smtp.auth import Authenticator, AuthGuard
@@ -41,6 +42,7 @@ from gateway.store import keyfiles, principals
 from gateway.store.audit_key import KEY_FILE as AUDIT_KEY_FILE
 from gateway.store.audit_key import create_audit_key, load_audit_key
 from gateway.store.database import Database
+from gateway.store.keyholders import KeyReporter
 from gateway.store.keyring import Keyring, KeyringError
 from gateway.store.schema import principals as principals_table
 from gateway.web.server import WebSetupError, bind_web_socket, build_web_server
@@ -167,18 +169,26 @@ async def run(
 ) -> None:
     """Serve on pre-bound sockets until SIGTERM/SIGINT (or `stop`), then shut down gracefully.
 
-    SIGHUP reloads the policy.
+    SIGHUP reloads the policy and the master keys.
     """
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
+    keys: KeyReporter | None = None
+
+    def reload() -> None:
+        policy.reload()
+        if keys is not None:  # else the keys are read after this signal anyway
+            keys.reload()
+
     with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGHUP, policy.reload)
+        loop.add_signal_handler(signal.SIGHUP, reload)
     keyring = Keyring(settings.path(settings.keys_dir))
     db = open_database(settings)
     db.start()
+    keys = KeyReporter(Path(settings.data_dir), keyring, db)
     delivery = DeliveryService(settings, db, keyring, policy=lambda: policy.current)
     inspector = Inspector(settings.inspection)
     intake = Intake(
@@ -267,6 +277,7 @@ async def run(
         await _shutdown(contexts, servers, delivery, grace)
         await trail.final_checkpoint(db)
         policy.stopped()
+        keys.stopped()
         inspector.close()
         db.close()
         event(log, "stopped")

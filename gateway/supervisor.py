@@ -39,8 +39,8 @@ def _spawn(child: Callable[[], None]) -> int:
             if os.getppid() == parent:  # else the parent died before prctl took effect
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                # Until the child's loop takes over SIGHUP (policy reload), an
-                # early one must not kill it.
+                # Until the child's loop takes over SIGHUP (policy and key
+                # reload), an early one must not kill it.
                 signal.signal(signal.SIGHUP, signal.SIG_IGN)
                 child()
         except BaseException:
@@ -72,7 +72,7 @@ def supervise(processes: int, child: Callable[[], None]) -> None:
     children: set[int] = set()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGHUP, forward)  # each process reloads its policy
+    signal.signal(signal.SIGHUP, forward)  # each process reloads its policy and keys
     for _ in range(processes):
         children.add(_spawn(child))
     event(log, "supervising", processes=processes)

@@ -61,11 +61,12 @@ def test_key_rotation_keeps_stored_mail_readable_without_the_old_key(tmp_path: P
         gw.submit(secret, "a@clinic.example.org", ["b@partner.test"])
         wait_until(lambda: len(gw.json("sandbox", "ls")) == 1)
     keys_dir = Path(gw.settings["data_dir"]) / "keys"
-    old_keys = set(keys_dir.glob("*.key"))
+    old_keys = set(keys_dir.glob("mk-*.key"))
     out = gw.cli("keys", "rotate").stdout
     assert "1 data keys re-wrapped" in out
     for key in old_keys:
-        key.unlink()
+        gw.cli("keys", "retire", key.stem)
+    assert not any(key.exists() for key in old_keys)
     capture = gw.json("sandbox", "ls")[0]
     shown = gw.cli("sandbox", "show", str(capture["id"])).stdout
     # The admin opted in to client details in the trace header.

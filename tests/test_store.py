@@ -169,9 +169,11 @@ def test_rotation_rewraps_so_old_master_key_can_be_removed(
 ) -> None:
     queue_id = _enqueue(db, keyring, 1, b"secret content")
     old_key = keyring.current_key_id
-    new_key, count = rotation.rotate(db, keyring)
-    assert count == 1 and new_key != old_key
-    (tmp_path / "keys" / f"{old_key}.key").unlink()
+    done = rotation.rotate(db, keyring, tmp_path, timeout=1.0)
+    new_key = done.key_id
+    assert done.rewrapped == 1 and new_key != old_key
+    rotation.retire(db, keyring, tmp_path, old_key)
+    assert not (tmp_path / "keys" / f"{old_key}.key").exists()
     fresh = Keyring(tmp_path / "keys")
     with db.reading() as conn:
         loaded = queue.load_messages(conn, [queue_id]).get(queue_id)

@@ -11,21 +11,20 @@ Each server process reports what it loaded in DATA_DIR/run/policy-PID.json
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gateway.logs import event
 from gateway.policy.engine import CompiledPolicy
 from gateway.policy.loader import PolicyError, load_policy, shipped_policy_dir
+from gateway.runstate import live_reports, remove_report, write_report
 
 log = logging.getLogger("gateway.policy")
 
-RUN_DIR = "run"
-PID_FILE = "phigate.pid"
+_REPORT = "policy"
 
 
 def policy_directory(configured: str) -> Path:
@@ -44,7 +43,7 @@ class ProcessStatus:
 class LivePolicy:
     def __init__(self, directory: Path, data_dir: Path) -> None:
         self.directory = directory
-        self.run_dir = data_dir / RUN_DIR
+        self.data_dir = data_dir
         self.current: CompiledPolicy = load_policy(directory)  # PolicyError stops start-up
         self.loaded_at = time.time()
 
@@ -74,42 +73,24 @@ class LivePolicy:
         return True
 
     def stopped(self) -> None:
-        self._status_file().unlink(missing_ok=True)
-
-    def _status_file(self) -> Path:
-        return self.run_dir / f"policy-{os.getpid()}.json"
+        remove_report(self.data_dir, _REPORT)
 
     def _report(self, error: str | None) -> None:
         status = ProcessStatus(
             os.getpid(), self.current.version, self.loaded_at, time.time(), error
         )
         try:
-            self.run_dir.mkdir(mode=0o700, exist_ok=True)
-            temporary = self._status_file().with_suffix(".tmp")
-            temporary.write_text(json.dumps(status.__dict__))
-            temporary.replace(self._status_file())
+            write_report(self.data_dir, _REPORT, asdict(status))
         except OSError:
             event(log, "policy_status_unwritable", logging.WARNING)
 
 
 def read_statuses(data_dir: Path) -> list[ProcessStatus]:
-    """The status of every live server process (files of dead ones are skipped)."""
+    """The status of every live server process (reports of dead ones are skipped)."""
     statuses = []
-    for path in sorted((data_dir / RUN_DIR).glob("policy-*.json")):
+    for report in live_reports(data_dir, _REPORT):
         try:
-            status = ProcessStatus(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError):
-            continue  # being replaced right now, or not ours
-        if _alive(status.pid):
-            statuses.append(status)
+            statuses.append(ProcessStatus(**report))
+        except TypeError:
+            continue  # written by another version
     return statuses
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

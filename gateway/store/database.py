@@ -4,6 +4,12 @@ All writes of a process go through one writer thread: the operations queued
 meanwhile run in one shared transaction, and one COMMIT (one fsync) makes the
 whole batch durable before any caller is answered. That is how intake keeps
 "durable before 250" at high rates. Reads use a separate pool.
+
+Shredding (setting a message's wrapped key and content to NULL) must not
+leave copies behind: on SQLite, `secure_delete` zeroes deleted cells and
+freed pages, and a transaction that shredded is followed by a truncating
+checkpoint, which copies the WAL's new page images into the database and
+empties the WAL that still holds the old ones.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +38,14 @@ T = TypeVar("T")
 log = logging.getLogger("gateway.store")
 
 _MAX_BATCH = 256
+_BUSY_TIMEOUT_MS = 10000
+# The WAL is cut back to this size when it is reset (bytes).
+_JOURNAL_SIZE_LIMIT = 1024 * 1024
+# The server's checkpoints after shredding: at most one per interval (each
+# one syncs the database file), and each waits only briefly for readers of
+# an older snapshot, then is retried an interval later: intake must not stall.
+_CHECKPOINT_INTERVAL = 1.0
+_CHECKPOINT_WAIT_MS = 200
 
 
 def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> Engine:
@@ -45,7 +60,10 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")  # the 250 promise needs fsync on commit
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        # Shredded keys and content are overwritten, not left on free pages.
+        cursor.execute("PRAGMA secure_delete=ON")
+        cursor.execute(f"PRAGMA journal_size_limit={_JOURNAL_SIZE_LIMIT}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -56,6 +74,7 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> Engine:
 
 
 _TXN_CACHE = "phigate_txn_cache"
+_SHREDDED = "phigate_shredded"
 
 
 def transaction_cache(conn: Connection) -> dict[str, Any]:
@@ -64,13 +83,30 @@ def transaction_cache(conn: Connection) -> dict[str, Any]:
     return cache
 
 
+def shredded(conn: Connection) -> None:
+    """Note that this transaction destroyed content: its commit is followed by a checkpoint."""
+    conn.info[_SHREDDED] = True
+
+
+def _took_shredding(conn: Connection) -> bool:
+    """Whether the transaction about to commit shredded (read before COMMIT clears it)."""
+    return bool(conn.info.pop(_SHREDDED, False))
+
+
 def _forget_transaction_cache(conn: Connection, *_args: Any) -> None:
     conn.info.pop(_TXN_CACHE, None)
+
+
+def _forget_shredding(conn: Connection, *_args: Any) -> None:
+    conn.info.pop(_SHREDDED, None)
 
 
 def _track_transactions(engine: Engine) -> None:
     for name in ("begin", "commit", "rollback", "rollback_savepoint"):
         event.listen(engine, name, _forget_transaction_cache)
+    # A rolled-back savepoint keeps the mark: one checkpoint too many is harmless.
+    for name in ("begin", "rollback"):
+        event.listen(engine, name, _forget_shredding)
 
 
 _AUDIT_KEY = "phigate_audit_key"
@@ -153,6 +189,9 @@ class Database:
         self._thread: threading.Thread | None = None
         self.batches = 0
         self.batched_ops = 0
+        # Writer thread: when (monotonic) to checkpoint after shredding; None if not due.
+        self._checkpoint_at: float | None = None
+        self._checkpointed_at = 0.0
 
     def _lend_audit_key(self, conn: Connection) -> None:
         conn.info[_AUDIT_KEY] = self.audit_key
@@ -161,15 +200,48 @@ class Database:
         migrate(self.write_engine)
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """A synchronous write transaction (CLI commands)."""
-        with self.write_engine.begin() as conn:
-            yield conn
+    def transaction(self, *, behind_writers: bool = False) -> Iterator[Connection]:
+        """A synchronous write transaction (CLI commands).
+
+        `behind_writers` queues it with the server's writers (SQLite) instead
+        of polling for the lock: for work that loops over many transactions.
+        """
+        with self._exclusive() if behind_writers else contextlib.nullcontext():
+            with self.write_engine.begin() as conn:
+                yield conn
+                shred = _took_shredding(conn)
+            if shred:
+                self.checkpoint()
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[Connection]:
         with self.read_engine.connect() as conn:
             yield conn
+
+    def checkpoint(self, wait_ms: int = _BUSY_TIMEOUT_MS) -> bool:
+        """SQLite: copy the WAL into the database and truncate it; False if readers kept it.
+
+        After a shredding UPDATE the old page images live on only in the
+        WAL; this removes them. It runs outside any transaction and waits
+        at most `wait_ms` for readers of an older snapshot.
+        """
+        if self.dialect != "sqlite":
+            return True
+        raw = self.write_engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute(f"PRAGMA busy_timeout={wait_ms}")
+            try:
+                busy = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            finally:
+                cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+                cursor.close()
+        except Exception as exc:  # what was shredded is committed; only the clean-up waits
+            log.warning("checkpoint failed", extra={"fields": {"error": type(exc).__name__}})
+            return False
+        finally:
+            raw.close()
+        return not busy
 
     # --- async side -----------------------------------------------------
 
@@ -219,12 +291,19 @@ class Database:
 
         return await asyncio.to_thread(run)
 
+    def _commit(self, ops: list[_Op]) -> None:
+        """Run ops in one transaction and commit; raises if an op or the COMMIT fails."""
+        with self._exclusive(), self.write_engine.begin() as conn:
+            for op in ops:
+                op.outcome = [True, op.fn(conn)]
+            if _took_shredding(conn) and self._checkpoint_at is None:
+                self._checkpoint_at = self._checkpointed_at + _CHECKPOINT_INTERVAL
+        self.batches += 1
+        self.batched_ops += len(ops)
+
     def _run_alone(self, op: _Op) -> None:
         try:
-            with self._exclusive(), self.write_engine.begin() as conn:
-                op.outcome = [True, op.fn(conn)]
-            self.batches += 1
-            self.batched_ops += 1
+            self._commit([op])
         except Exception as exc:  # this op failed, or its COMMIT did: it is not durable
             log.error("database write failed", extra={"fields": {"error": type(exc).__name__}})
             op.outcome = [False, exc]
@@ -232,9 +311,13 @@ class Database:
     def _writer(self) -> None:
         stopping = False
         while not stopping:
-            first = self._ops.get()
+            try:
+                first = self._ops.get(timeout=self._until_checkpoint())
+            except queue.Empty:
+                self._checkpoint_if_due()
+                continue
             if first is None:
-                return
+                break
             batch = [first]
             while len(batch) < _MAX_BATCH:
                 try:
@@ -246,6 +329,24 @@ class Database:
                     break
                 batch.append(nxt)
             self._run_batch(batch)
+            self._checkpoint_if_due()
+        if self._checkpoint_at is not None:
+            with self._exclusive():
+                self.checkpoint()
+
+    def _until_checkpoint(self) -> float | None:
+        if self._checkpoint_at is None:
+            return None
+        return max(0.0, self._checkpoint_at - time.monotonic())
+
+    def _checkpoint_if_due(self) -> None:
+        """After the batch's callers are answered: one short try, else again later."""
+        if self._checkpoint_at is None or time.monotonic() < self._checkpoint_at:
+            return
+        with self._exclusive():
+            done = self.checkpoint(_CHECKPOINT_WAIT_MS)
+        self._checkpointed_at = time.monotonic()
+        self._checkpoint_at = None if done else self._checkpointed_at + _CHECKPOINT_INTERVAL
 
     def _run_batch(self, batch: list[_Op]) -> None:
         """Commit the batch in one transaction; if an op fails, redo the ops one by one.
@@ -255,11 +356,7 @@ class Database:
         the common case pays for no savepoints.
         """
         try:
-            with self._exclusive(), self.write_engine.begin() as conn:
-                for op in batch:
-                    op.outcome = [True, op.fn(conn)]
-            self.batches += 1
-            self.batched_ops += len(batch)
+            self._commit(batch)
         except Exception:
             for op in batch:
                 self._run_alone(op)

@@ -1,21 +1,34 @@
 """Envelope encryption: per-message AES-256-GCM data keys wrapped by a master key.
 
-Master keys live in files outside the database (one file per key id, mode
-0600). Deleting a message's wrapped key destroys its content (crypto-shredding);
-rotation adds a new master key and re-wraps every data key under it.
+Master keys live in files outside the database (`mk-ID.key`, mode 0600);
+the CURRENT file names the one new data keys are wrapped with. Deleting a
+message's wrapped key destroys its content (crypto-shredding); rotation adds
+a new master key and re-wraps every data key under it.
+
+A running server follows rotation without a restart: it reloads the
+directory on SIGHUP, when CURRENT changes (checked, with one stat, before
+every wrap, so new mail is always sealed under the newest key) and when it
+meets a key id it does not know.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from gateway.logs import event
+
+log = logging.getLogger("gateway.keyring")
+
 _KEY_SUFFIX = ".key"
-_MASTER_PREFIX = "mk-"  # other keys may share the directory (e.g. unsubscribe.key)
+_MASTER_PREFIX = "mk-"  # other keys share the directory (e.g. unsubscribe.key)
 _CURRENT = "CURRENT"
 _NONCE_BYTES = 12
 
@@ -33,6 +46,15 @@ class Sealed:
     ciphertext: bytes  # nonce || AES-GCM(data key, content)
 
 
+def _sync_directory(directory: Path) -> None:
+    """Make a new or renamed entry durable: rows wrapped under a key must not outlive its file."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -42,13 +64,29 @@ def _write_private(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a file is replaced or rewritten (None if it is missing)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 class Keyring:
-    """The master keys in one directory; the CURRENT file names the one used to wrap."""
+    """The master keys in one directory; the CURRENT file names the one used to wrap.
+
+    `on_reload` is called (in the reloading thread) after every successful
+    reload, so a server can report which key it seals with.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self.on_reload: Callable[[], None] | None = None
         self._keys: dict[str, AESGCM] = {}
         self._current = ""
+        self._current_signature: tuple[int, int, int] | None = None
+        self._lock = threading.Lock()
         self.reload()
 
     @classmethod
@@ -65,14 +103,24 @@ class Keyring:
         _write_private(
             directory / f"{key_id}{_KEY_SUFFIX}", AESGCM.generate_key(256).hex().encode()
         )
-        tmp = directory / f".{_CURRENT}.tmp"
+        _sync_directory(directory)
+        tmp = directory / f".{_CURRENT}.{secrets.token_hex(4)}.tmp"
         tmp.write_text(key_id + "\n")
         os.replace(tmp, directory / _CURRENT)
+        _sync_directory(directory)
         return key_id
 
     def reload(self) -> None:
+        """Read every master key and CURRENT again; on error the loaded keys stay."""
+        with self._lock:
+            self._load()
+        if self.on_reload is not None:
+            self.on_reload()
+
+    def _load(self) -> None:
         current_file = self.directory / _CURRENT
-        if not current_file.exists():
+        signature = _signature(current_file)  # before reading: a later change is seen later
+        if signature is None:
             raise KeyringError(
                 f"no master key in {self.directory}: "
                 "run `phigate init` or restore the keys directory"
@@ -93,10 +141,15 @@ class Keyring:
                 f"{current_file} names key {current!r}, which is not in {self.directory}"
             )
         self._keys, self._current = keys, current
+        self._current_signature = signature
 
     @property
     def current_key_id(self) -> str:
         return self._current
+
+    @property
+    def key_ids(self) -> list[str]:
+        return sorted(self._keys)
 
     def rotate(self) -> str:
         """Add a new master key and make it current; returns its id."""
@@ -104,14 +157,47 @@ class Keyring:
         self.reload()
         return key_id
 
-    def _master(self, key_id: str) -> AESGCM:
-        try:
-            return self._keys[key_id]
-        except KeyError:
-            raise KeyringError(f"master key {key_id!r} is not in {self.directory}") from None
+    def remove(self, key_id: str) -> None:
+        """Delete a master key file that is not the current key (callers check nothing needs it)."""
+        self.reload()
+        if key_id not in self._keys:
+            raise KeyringError(f"no master key {key_id!r} in {self.directory}")
+        if key_id == self._current:
+            raise KeyringError(f"{key_id} is the current master key; rotate first")
+        (self.directory / f"{key_id}{_KEY_SUFFIX}").unlink()
+        _sync_directory(self.directory)
+        self.reload()
 
-    def wrap(self, data_key: bytes, key_id: str | None = None) -> tuple[str, bytes]:
-        key_id = key_id or self._current
+    def follow_current(self) -> None:
+        """Reload if CURRENT was replaced since the last load (a rotation)."""
+        signature = _signature(self.directory / _CURRENT)
+        if signature is None or signature == self._current_signature:
+            return
+        try:
+            self.reload()
+        except KeyringError as exc:
+            # Keep sealing under the loaded key (still encrypted): the admin is
+            # told here, and `phigate keys rotate` reports that this process lags.
+            self._current_signature = signature
+            event(log, "keyring_reload_failed", logging.ERROR, problem=str(exc))
+
+    def _master(self, key_id: str) -> AESGCM:
+        found = self._keys.get(key_id)
+        if found is None:
+            # Re-wrapped by a rotation this process has not heard of yet.
+            self.reload()
+            found = self._keys.get(key_id)
+        if found is None:
+            raise KeyringError(
+                f"master key {key_id} is not in {self.directory}: restore "
+                f"{key_id}{_KEY_SUFFIX} from a backup of that directory"
+            )
+        return found
+
+    def wrap(self, data_key: bytes) -> tuple[str, bytes]:
+        """Wrap under the newest master key."""
+        self.follow_current()
+        key_id = self._current
         nonce = secrets.token_bytes(_NONCE_BYTES)
         return key_id, nonce + self._master(key_id).encrypt(nonce, data_key, key_id.encode())
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from gateway.store.database import shredded
 from gateway.store.keyring import Sealed
 from gateway.store.principals import stored_author_domains
 from gateway.store.schema import jobs, messages, principals
@@ -302,7 +303,8 @@ def renew_leases(conn: Connection, *, owner: str, until: float, job_ids: Sequenc
 
 def drop_finished_content(conn: Connection, queue_id: str) -> None:
     """Shred a message's content once no job needs it any more."""
-    conn.execute(_SHRED_IF_DONE, {"message": queue_id})
+    if conn.execute(_SHRED_IF_DONE, {"message": queue_id}).rowcount:
+        shredded(conn)
 
 
 # --- admin queries (metadata only) ----------------------------------------
@@ -421,6 +423,7 @@ def delete_message(conn: Connection, queue_id: str, now: float) -> list[str]:
         .where(messages.c.queue_id == queue_id)
         .values(wrapped_key=None, content=None)
     )
+    shredded(conn)
     return recipients
 
 
