@@ -44,7 +44,8 @@ class LimitsConfig(_Strict):
     max_unsubscribe_message_size: int = Field(default=64 * 1024, gt=0)
     max_recipients: int = Field(default=100, gt=0)
     # Simultaneous connections to one listener, in total and from one client
-    # (an IPv4 address, or an IPv6 /64: one host can hold a whole /64).
+    # (an IPv4 address, or an IPv6 /64: one host can hold a whole /64). A
+    # client turned away at the limit is audited once a minute, with a count.
     max_connections: int = Field(default=500, gt=0)
     max_connections_per_ip: int = Field(default=50, gt=0)
     idle_timeout: float = Field(default=300.0, gt=0)

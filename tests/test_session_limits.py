@@ -147,16 +147,21 @@ def test_a_listener_overrides_the_connection_limits(tmp_path: Path) -> None:
         public_limits={"max_connections": 5, "max_connections_per_ip": 2},
         limits={"max_connections": 50, "max_connections_per_ip": 50},
     )
+    turned_away = b"421 4.7.0 too many connections from your address; try again later\r\n"
     with server.gw, contextlib.ExitStack() as stack:
+        mark = audit_mark(server.gw)
         for source in ("127.0.0.1", "127.0.0.1", "127.0.0.2", "127.0.0.2"):
             client = stack.enter_context(contextlib.closing(RawClient(server.public, source)))
             assert client.reply().startswith(b"220 ")
-        third = RawClient(server.public)
-        assert (
-            third.reply()
-            == b"421 4.7.0 too many connections from your address; try again later\r\n"
-        )
-        third.close()
+        for _ in range(20):  # a connection flood past the limit
+            third = RawClient(server.public)
+            assert third.reply() == turned_away
+            third.close()
+        # One audit row for the client, not one per connection.
+        rows = audit_since(server.gw, mark)
+        assert [(e["result"], e["code"], e["client_ip"]) for e in rows] == [
+            ("connect", 421, "127.0.0.1")
+        ]
         # The submission listener keeps the top-level limits: 127.0.0.1 is welcome there.
         sessions = [stack.enter_context(tls_client(server.gw.port)) for _ in range(3)]
         assert all(s.noop()[0] == 250 for s in sessions)

@@ -19,6 +19,8 @@ from gateway.config import LimitsConfig
 # Commands that move no mail: a client repeating them only holds its slot.
 JUNK_COMMANDS = frozenset({"NOOP", "RSET", "VRFY", "EXPN", "HELP", "HELO", "EHLO"})
 SESSION_EXPIRED = "421 4.4.2 Session time limit reached; reconnect to go on"
+# A client turned away at the connection limit is audited at most this often.
+TURNED_AWAY_AUDIT_SECONDS = 60.0
 
 
 def client_key(ip: str) -> str:
@@ -43,8 +45,11 @@ class ConnectionLimiter:
     """Counts one listener's open connections, in total and per client."""
 
     limits: LimitsConfig
+    clock: Callable[[], float] = time.monotonic
     total: int = 0
     per_client: dict[str, int] = field(default_factory=dict)
+    # Per client: (when its last turned-away connection was audited, how many since).
+    _turned_away: dict[str, tuple[float, int]] = field(default_factory=dict)
 
     def admit(self, ip: str) -> str | None:
         """Take a slot, or return why not."""
@@ -56,6 +61,25 @@ class ConnectionLimiter:
         self.total += 1
         self.per_client[key] = self.per_client.get(key, 0) + 1
         return None
+
+    def turned_away(self, ip: str) -> int | None:
+        """Count a connection refused at the limit; None if it is not to be audited.
+
+        Otherwise it is to be audited, and the result is how many were only
+        counted since the client's last audited one: a connection flood
+        writes one audit row per client a minute, not one per connection.
+        """
+        key = client_key(ip)
+        now = self.clock()
+        audited_at, since = self._turned_away.get(key, (-TURNED_AWAY_AUDIT_SECONDS, 0))
+        if now - audited_at < TURNED_AWAY_AUDIT_SECONDS:
+            self._turned_away[key] = (audited_at, since + 1)
+            return None
+        if len(self._turned_away) > 100_000:  # bound memory under a spray of addresses
+            horizon = now - TURNED_AWAY_AUDIT_SECONDS
+            self._turned_away = {k: v for k, v in self._turned_away.items() if v[0] > horizon}
+        self._turned_away[key] = (now, 0)
+        return since
 
     def release(self, ip: str) -> None:
         key = client_key(ip)

@@ -140,6 +140,7 @@ class PhigateSMTP(SMTP):
         self.state = SessionState()
         self.client_ip = ""
         self._refusal: str | None = None
+        self._over_limit = False
         self._counted = False
         self.budget = SessionBudget(ctx.limits)
         self.refusals = RefusalTally(ctx.limits)
@@ -229,6 +230,7 @@ class PhigateSMTP(SMTP):
                     self._counted = True
                 else:
                     self._refusal = f"421 4.7.0 {reason}"
+                    self._over_limit = True
             self.ctx.sessions.add(self)
             self.state.relay = self.ctx.relay_network_for(self.client_ip)
             self._expiry = self.loop.call_later(
@@ -263,6 +265,8 @@ class PhigateSMTP(SMTP):
 
     async def _handle_client(self) -> None:
         if self._refusal is not None:
+            if self._over_limit:
+                await self._note_turned_away(self._refusal)
             await self.push(self._refusal)
             assert self.transport is not None
             self.transport.close()
@@ -282,6 +286,21 @@ class PhigateSMTP(SMTP):
                 self._original_transport.abort()
             # aiosmtpd answers this by closing the session (connection_lost).
             raise TLSSetupException("TLS handshake timed out") from exc
+
+    async def _note_turned_away(self, reply: str) -> None:
+        unaudited = self.ctx.limiter.turned_away(self.client_ip)
+        if unaudited is None:
+            self.reply_counted = True  # counted by the listener, audited with a later one
+            return
+        await self.note_refusal(
+            AuditEvent(
+                event="refused",
+                result="connect",
+                client_ip=self.client_ip,
+                code=int(reply[:3]),
+                detail=f"{reply[4:]} ({unaudited} more turned away since the last such event)",
+            )
+        )
 
     async def note_refusal(self, refusal: AuditEvent) -> bool:
         """Count a refusal, auditing it if it is among the session's first; True if audited."""
