@@ -266,11 +266,11 @@ async def _shutdown(
     for ctx in contexts:
         for session in list(ctx.sessions):
             session.abort()
-    for ctx in contexts:
-        await ctx.flush_audits()  # refusal summaries of the sessions just ended
     if servers:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(s.wait_closed() for s in servers)), 5)
+    for ctx in contexts:
+        await ctx.flush_audits()  # refusal summaries of the sessions just ended
     await delivery.stop(grace)
 
 

@@ -1,7 +1,8 @@
 """The SMTP listener: aiosmtpd sessions with envelope checks, limits and audit.
 
-Every refusal is an SMTP reply with an enhanced status code and an audit
-event carrying only metadata.
+Every refusal is an SMTP reply with an enhanced status code, and audited with
+metadata only: the first few of a session one by one, the rest counted in one
+event when the session ends (`gateway.smtp.limits`).
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class ListenerContext:
         task.add_done_callback(self.pending_audits.discard)
 
     async def flush_audits(self) -> None:
+        await asyncio.sleep(0)  # aborted connections report their loss on the next turn
         await asyncio.gather(*self.pending_audits, return_exceptions=True)
 
     @property
