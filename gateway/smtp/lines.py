@@ -8,6 +8,7 @@ could smuggle a command past a proxy or filter that reads lines correctly.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import Any
 
 
@@ -18,9 +19,14 @@ class BareLineEnding(Exception):
 class CrlfCommandReader(asyncio.StreamReader):
     """A stream reader whose lines (readline, readuntil's default) end at CRLF only."""
 
-    async def readuntil(self, separator: Any = b"\n") -> bytes:
+    # A plain function handing back the coroutine: DATA reads every line of a
+    # message through here, and an extra coroutine frame per line shows.
+    def readuntil(self, separator: Any = b"\n") -> Coroutine[Any, Any, bytes]:
         if separator != b"\n":  # DATA asks for CRLF itself and checks bare endings later
-            return await super().readuntil(separator)
+            return super().readuntil(separator)
+        return self._command_line()
+
+    async def _command_line(self) -> bytes:
         line = await super().readuntil(b"\r\n")
         if b"\r" in line[:-2] or b"\n" in line[:-2]:
             raise BareLineEnding
