@@ -167,6 +167,44 @@ def test_a_listener_overrides_the_connection_limits(tmp_path: Path) -> None:
         assert all(s.noop()[0] == 250 for s in sessions)
 
 
+def ipv6_loopback_port() -> int | None:
+    """A free port on ::1, or None where this host has no IPv6 loopback."""
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+            return int(sock.getsockname()[1])
+    except OSError:
+        return None
+
+
+def test_an_ipv6_listener_counts_its_clients(tmp_path: Path) -> None:
+    port = ipv6_loopback_port()
+    if port is None:
+        pytest.skip("no IPv6 loopback on this host")
+    gw = Phigate(tmp_path)
+    gw.settings["listeners"].append(
+        {
+            "name": "v6",
+            "address": f"[::1]:{port}",
+            "tls": "none",
+            "accept_unsubscribe": True,
+            "limits": {"max_connections_per_ip": 2},
+        }
+    )
+    gw.config.write_text(yaml.safe_dump(gw.settings))
+    with gw, contextlib.ExitStack() as stack:
+
+        def greeting() -> bytes:
+            sock = stack.enter_context(socket.create_connection(("::1", port), timeout=10))
+            return stack.enter_context(sock.makefile("rb")).readline()
+
+        assert greeting().startswith(b"220 ")
+        assert greeting().startswith(b"220 ")
+        assert (
+            greeting() == b"421 4.7.0 too many connections from your address; try again later\r\n"
+        )
+
+
 def test_clients_are_counted_per_ipv4_address_and_ipv6_64() -> None:
     # Loopback offers a single IPv6 address, so the /64 grouping is checked here.
     assert client_key("2001:db8:1:2::1") == client_key("2001:db8:1:2:ffff:ffff:ffff:fffe")
