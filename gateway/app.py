@@ -37,7 +37,8 @@ from gateway.runstate import PID_FILE
 from gateway.smime.errors import SmimeSetupError
 from gateway.smtp import tls
 from gateway.smtp.auth import Authenticator, AuthGuard
-from gateway.smtp.listener import ConnectionLimiter, Handler, ListenerContext, PhigateSMTP
+from gateway.smtp.limits import ConnectionLimiter
+from gateway.smtp.listener import Handler, ListenerContext, PhigateSMTP
 from gateway.store import keyfiles, principals
 from gateway.store.audit_key import KEY_FILE as AUDIT_KEY_FILE
 from gateway.store.audit_key import create_audit_key, load_audit_key
@@ -215,15 +216,15 @@ async def run(
         on_queued=delivery.notify,
         signer=delivery.signer,
     )
-    limits = _per_process(settings.limits, settings.processes)
-    limiter = ConnectionLimiter(limits)
-    guard = AuthGuard(limits)
+    guard = AuthGuard(_per_process(settings.limits, settings.processes))
     authenticator = Authenticator(db)
     contexts: list[ListenerContext] = []
     servers: list[asyncio.AbstractServer] = []
     web = build_web_server(settings, db, web_socket, grace) if web_socket else None
     try:
         for listener, sock in zip(settings.listeners, sockets, strict=True):
+            # Each listener its own limits and slots: a flood on one leaves the others free.
+            limits = _per_process(listener.effective_limits(settings.limits), settings.processes)
             ctx = ListenerContext(
                 config=listener,
                 limits=limits,
@@ -232,7 +233,7 @@ async def run(
                 intake=intake,
                 authenticator=authenticator,
                 guard=guard,
-                limiter=limiter,
+                limiter=ConnectionLimiter(limits),
                 relay_networks=list(settings.relay_networks),
                 tls_context=ssl_context if listener.tls != "none" else None,
                 unsubscribe=MailtoUnsubscribe(settings, db)
@@ -321,6 +322,8 @@ async def _shutdown(
     if servers:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(s.wait_closed() for s in servers)), 5)
+    for ctx in contexts:
+        await ctx.flush_audits()  # refusal summaries of the sessions just ended
     await delivery.stop(grace)
 
 

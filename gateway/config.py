@@ -40,6 +40,42 @@ class TlsFiles(_Strict):
     key_file: str = "tls/server.key"
 
 
+class LimitsConfig(_Strict):
+    max_message_size: int = Field(default=25 * 1024 * 1024, gt=0)
+    # Mail to the unsubscribe address needs no AUTH, so it gets a small limit:
+    # an opt-out request is a few lines.
+    max_unsubscribe_message_size: int = Field(default=64 * 1024, gt=0)
+    max_recipients: int = Field(default=100, gt=0)
+    # Simultaneous connections to one listener, in total and from one client
+    # (an IPv4 address, or an IPv6 /64: one host can hold a whole /64). A
+    # client turned away at the limit is audited once a minute, with a count.
+    max_connections: int = Field(default=500, gt=0)
+    max_connections_per_ip: int = Field(default=50, gt=0)
+    idle_timeout: float = Field(default=300.0, gt=0)
+    tls_handshake_timeout: float = Field(default=30.0, gt=0)
+    # A session ends (421, the client reconnects) at its first command after
+    # max_session_seconds, after max_session_commands commands, or after
+    # max_session_junk_commands commands that move no mail (NOOP, RSET, VRFY,
+    # EXPN, HELP, HELO, EHLO): keep-alives cannot hold a slot for good.
+    max_session_seconds: float = Field(default=600.0, gt=0)
+    max_session_commands: int = Field(default=10_000, gt=0)
+    max_session_junk_commands: int = Field(default=100, gt=0)
+    # Refused commands: the first audit_refusals_in_full of a session are
+    # audited one by one, the rest counted in one event when the session
+    # ends; after max_session_refusals the session is closed (421 4.7.0).
+    audit_refusals_in_full: int = Field(default=5, ge=0)
+    max_session_refusals: int = Field(default=20, gt=0)
+    # AUTH failures: each failure delays the reply by backoff_base * 2**(n-1)
+    # seconds (capped at auth_backoff_max); after auth_lockout_after failures
+    # for one user from one client, or from one client for any users, that
+    # client's AUTH is refused for auth_lockout_seconds. The user can still log
+    # in from elsewhere: a stranger cannot lock a principal out.
+    auth_backoff_base: float = Field(default=0.5, ge=0)
+    auth_backoff_max: float = Field(default=8.0, ge=0)
+    auth_lockout_after: int = Field(default=5, gt=0)
+    auth_lockout_seconds: float = Field(default=900.0, gt=0)
+
+
 class ListenerConfig(_Strict):
     """One SMTP listening socket."""
 
@@ -58,6 +94,10 @@ class ListenerConfig(_Strict):
     # hostname) and nothing else: for the port-25 listener that receives the
     # mailto: opt-outs of List-Unsubscribe. Such mail is never stored or relayed.
     accept_unsubscribe: bool = False
+    # Overrides of the top-level `limits` for this listener alone (for
+    # example fewer connections on a public port 25). Connections are counted
+    # per listener, so a flooded listener leaves the others free.
+    limits: LimitsConfig | None = None
 
     @field_validator("address")
     @classmethod
@@ -65,9 +105,28 @@ class ListenerConfig(_Strict):
         parse_host_port(value)
         return value
 
+    @field_validator("limits")
+    @classmethod
+    def _check_limits(cls, value: LimitsConfig | None) -> LimitsConfig | None:
+        fields = value.model_fields_set if value is not None else set()
+        shared = sorted(name for name in fields if name.startswith("auth_"))
+        if shared:
+            raise ValueError(
+                f"{', '.join(shared)} count AUTH failures across all listeners: "
+                "set them under the top-level `limits`"
+            )
+        return value
+
     @property
     def host_port(self) -> tuple[str, int]:
         return parse_host_port(self.address)
+
+    def effective_limits(self, limits: LimitsConfig) -> LimitsConfig:
+        """The top-level limits with the ones this listener overrides."""
+        if self.limits is None:
+            return limits
+        overrides = {name: getattr(self.limits, name) for name in self.limits.model_fields_set}
+        return limits.model_copy(update=overrides)
 
 
 class RelayNetwork(_Strict):
@@ -114,22 +173,6 @@ def relay_network_for(networks: Sequence[RelayNetwork], ip: str) -> RelayNetwork
         if any(address in ipaddress.ip_network(n, strict=False) for n in relay.networks):
             return relay
     return None
-
-
-class LimitsConfig(_Strict):
-    max_message_size: int = Field(default=25 * 1024 * 1024, gt=0)
-    max_recipients: int = Field(default=100, gt=0)
-    max_connections: int = Field(default=500, gt=0)
-    max_connections_per_ip: int = Field(default=50, gt=0)
-    idle_timeout: float = Field(default=300.0, gt=0)
-    tls_handshake_timeout: float = Field(default=30.0, gt=0)
-    # AUTH failures: each failure delays the reply by backoff_base * 2**(n-1)
-    # seconds (capped at auth_backoff_max); after auth_lockout_after failures
-    # from one user or one IP, AUTH is refused for auth_lockout_seconds.
-    auth_backoff_base: float = Field(default=0.5, ge=0)
-    auth_backoff_max: float = Field(default=8.0, ge=0)
-    auth_lockout_after: int = Field(default=5, gt=0)
-    auth_lockout_seconds: float = Field(default=900.0, gt=0)
 
 
 class ReceivedHeaderConfig(_Strict):

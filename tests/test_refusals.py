@@ -323,6 +323,70 @@ def test_bare_cr_or_lf_in_data_gets_554_and_nothing_is_queued(default_server: Se
     assert_healthy(default_server)
 
 
+MALFORMED_CONTENT = {
+    # NUL is no character of mail text (RFC 5322); some next hops cut the message at it.
+    "nul@clinic.example.org": (
+        b"Subject: nul\r\n\r\nbefore\0after\r\n",
+        (554, "5.6.0", "NUL byte"),
+    ),
+    # Raw UTF-8 in a header field without SMTPUTF8 (which is not offered).
+    "eightbit@clinic.example.org": (
+        "Subject: Grüße\r\n\r\nhello\r\n".encode(),
+        (554, "5.6.7", "non-ASCII bytes"),
+    ),
+}
+
+
+def test_nul_or_8bit_header_gets_554_and_nothing_is_queued(default_server: Server) -> None:
+    gw = default_server.gw
+    mark = audit_mark(gw)
+    with tls_client(gw.port) as client:
+        client.login(PRINCIPAL, default_server.secret)
+        for sender, (content, (code, enhanced, text)) in MALFORMED_CONTENT.items():
+            assert client.mail(sender, ["BODY=8BITMIME"])[0] == 250
+            assert client.rcpt(RECIPIENT)[0] == 250
+            assert_reply(client.data(content), code, enhanced, text)
+        # An 8-bit body is fine (8BITMIME): only the header section must be ASCII.
+        sender = "eightbit-body@clinic.example.org"
+        assert client.mail(sender, ["BODY=8BITMIME"])[0] == 250
+        assert client.rcpt(RECIPIENT)[0] == 250
+        body = "Subject: umlauts\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        body += "Content-Transfer-Encoding: 8bit\r\n\r\nGrüße\r\n"
+        code, reply = client.data(body.encode())
+        assert code == 250 and b"queued as" in reply, (code, reply)
+    events = audit_since(gw, mark)
+    for sender, (_, (code, _, text)) in MALFORMED_CONTENT.items():
+        refused = find_event(events, event="refused", result="data", code=code, sender=sender)
+        assert text in refused["detail"]
+    assert not set(MALFORMED_CONTENT) & queued_senders(gw)
+    assert_healthy(default_server)
+
+
+def test_bare_cr_or_lf_inside_a_command_line_is_a_syntax_error(default_server: Server) -> None:
+    """Only CRLF ends a command: what hides behind a bare LF is never run."""
+    gw = default_server.gw
+    mark = audit_mark(gw)
+    with tls_client(gw.port) as client:
+        # An AUTH answer is a line too.
+        assert client.docmd("AUTH", "PLAIN")[0] == 334
+        client.send(b"AGVocjEA\nNOOP\r\n")
+        assert client.getreply()[0] == 500
+        assert client.noop() == (250, b"OK")
+        client.login(PRINCIPAL, default_server.secret)
+        for hidden in (b"\n", b"\r"):
+            client.send(b"MAIL FROM:<" + SENDER.encode() + b">" + hidden)
+            client.send(b"RCPT TO:<" + RECIPIENT.encode() + b">\r\n")
+            assert_reply(client.getreply(), 500, "5.5.2", "bare CR or LF")
+            # Neither half ran: there is no transaction, and no second reply is pending.
+            assert client.noop() == (250, b"OK")
+            assert client.rcpt(RECIPIENT)[0] == 503
+        # Lines that do end in CRLF work as before.
+        assert client.mail(SENDER)[0] == 250
+    refusal = find_event(audit_since(gw, mark), event="refused", result="protocol", code=500)
+    assert "bare CR or LF" in refusal["detail"]
+    assert_healthy(default_server)
+
+
 def test_auth_plain_without_initial_response(default_server: Server) -> None:
     """The two-step form (empty 334 challenge, then the token) refuses and accepts correctly."""
     gw = default_server.gw
@@ -563,16 +627,17 @@ def test_client_that_hangs_up_at_once_releases_its_slot(tmp_path: Path) -> None:
 # --- AUTH lockout ---------------------------------------------------------------------------
 
 
-def test_auth_lockout_refuses_even_the_right_password(tmp_path: Path) -> None:
+def test_auth_lockout_locks_the_client_not_the_principal(tmp_path: Path) -> None:
+    """Five wrong secrets lock the guessing address out, not the principal everywhere."""
     gw = Phigate(
         tmp_path,
-        limits={"auth_lockout_after": 3, "auth_lockout_seconds": 60, "auth_backoff_base": 0},
+        limits={"auth_lockout_after": 5, "auth_lockout_seconds": 60, "auth_backoff_base": 0},
     )
     secret = gw.add_principal(PRINCIPAL, DOMAIN)
     with gw:
         mark = audit_mark(gw)
         with tls_client(gw.port) as client:
-            for _ in range(3):
+            for _ in range(5):
                 assert_reply(
                     client.docmd("AUTH", plain_auth(PRINCIPAL, "wrong")),
                     535,
@@ -586,7 +651,7 @@ def test_auth_lockout_refuses_even_the_right_password(tmp_path: Path) -> None:
                 "Too many failed AUTH attempts",
             )
             assert client.mail(SENDER)[0] == 530  # and the session is not authenticated
-        # Locked by address: any other user name from 127.0.0.1 is refused before checking...
+        # The guessing address is locked for every user name, before any check...
         with tls_client(gw.port) as client:
             assert_reply(
                 client.docmd("AUTH", plain_auth("billing", "whatever")),
@@ -594,34 +659,27 @@ def test_auth_lockout_refuses_even_the_right_password(tmp_path: Path) -> None:
                 "4.7.0",
                 "Too many failed AUTH attempts",
             )
-        # ...and locked by user: the same principal from another address is refused too.
+        # ...while the principal itself still logs in, and sends, from elsewhere.
         with tls_client(gw.port, "127.0.0.2") as client:
-            assert_reply(
-                client.docmd("AUTH", plain_auth(PRINCIPAL, secret)),
-                454,
-                "4.7.0",
-                "Too many failed AUTH attempts",
-            )
-            # Another user from that address is not locked: its credentials are checked.
-            assert_reply(
-                client.docmd("AUTH", plain_auth("billing", "whatever")),
-                535,
-                "5.7.8",
-                "credentials invalid",
-            )
+            assert client.docmd("AUTH", plain_auth(PRINCIPAL, secret))[0] == 235
+            assert client.mail(SENDER)[0] == 250
+            assert client.rcpt(RECIPIENT)[0] == 250
+            code, reply = client.data(message(SENDER, RECIPIENT, "still here", "hi"))
+            assert code == 250 and b"queued as" in reply, (code, reply)
         events = audit_since(gw, mark)
         failed = [(e["principal"], e["client_ip"]) for e in events if e["result"] == "failed"]
-        assert failed == [(PRINCIPAL, "127.0.0.1")] * 3 + [("billing", "127.0.0.2")]
+        assert failed == [(PRINCIPAL, "127.0.0.1")] * 5
         locked = [e for e in events if e["event"] == "auth" and e["result"] == "locked"]
         assert [(e["principal"], e["client_ip"], e["code"]) for e in locked] == [
-            (PRINCIPAL, "127.0.0.1", 454),
             ("billing", "127.0.0.1", 454),
-            (PRINCIPAL, "127.0.0.2", 454),
         ]
-        assert not [e for e in events if e["result"] == "ok"], events
-        # The server itself is fine: new connections are greeted, nothing crashed.
+        # The first session's sixth refusal is past the five audited one by one: counted.
+        summary = find_event(events, event="refused", result="session", client_ip="127.0.0.1")
+        assert "auth failed 535 x5" in summary["detail"], summary
+        assert "auth locked 454 x1" in summary["detail"], summary
+        ok = [(e["principal"], e["client_ip"]) for e in events if e["result"] == "ok"]
+        assert ok == [(PRINCIPAL, "127.0.0.2")]
         assert raw_greeting(gw.port).startswith(b"220 ")
-        assert raw_greeting(gw.port, "127.0.0.2").startswith(b"220 ")
         assert "Traceback" not in gw.log_text()
 
 

@@ -97,6 +97,7 @@ def _uncomment_block(text: str, first_line: str) -> str:
 def test_template_commented_examples_are_valid(tmp_path: Path) -> None:
     text = TEMPLATE.read_text(encoding="utf-8")
     text = _uncomment_block(text, "# - name: smtps")
+    text = _uncomment_block(text, "# - name: inbound")
     text = text.replace("relay_networks: []\n", "")
     text = _uncomment_block(text, "# relay_networks:")
     text = text.replace("  mode: sandbox\n", "  mode: smarthost\n")
@@ -107,8 +108,12 @@ def test_template_commented_examples_are_valid(tmp_path: Path) -> None:
     settings = load_settings(path)
     assert [(lsn.name, lsn.tls, lsn.host_port) for lsn in settings.listeners] == [
         ("submission", "starttls", ("127.0.0.1", 2525)),
+        ("inbound", "starttls", ("0.0.0.0", 25)),
         ("smtps", "implicit", ("0.0.0.0", 465)),
     ]
+    inbound = settings.listeners[1].effective_limits(settings.limits)
+    assert (inbound.max_connections, inbound.max_connections_per_ip) == (100, 5)
+    assert inbound.max_session_seconds == settings.limits.max_session_seconds
     assert settings.relay_networks[0].name == "ehr-cluster"
     assert settings.relay_networks[0].networks == ["10.20.0.0/16", "192.168.7.12/32"]
     assert settings.relay_networks[0].domains == ["clinic.example.org"]
@@ -658,3 +663,20 @@ def test_load_yaml_control_character() -> None:
         load_yaml("a: 1\nb: \x07\n", "x.yaml")
     assert (info.value.line, info.value.column) == (2, 4)
     assert info.value.message == "unacceptable character #x0007"
+
+
+def test_a_listener_cannot_override_the_shared_auth_limits(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        listeners:
+          - name: inbound
+            limits:
+              max_connections: 10
+              auth_lockout_after: 50
+        """,
+    )
+    (problem,) = problems(path)
+    assert problem.startswith(f"{path}:3:5: listeners[0].limits: ")
+    assert "auth_lockout_after count AUTH failures across all listeners" in problem
+    assert "top-level `limits`" in problem

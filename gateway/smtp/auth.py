@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from gateway.config import LimitsConfig
+from gateway.smtp.limits import client_key
 from gateway.store import principals
 from gateway.store.database import Database
 from gateway.store.principals import Principal
@@ -26,14 +27,19 @@ class _Failures:
 
 @dataclass
 class AuthGuard:
-    """Counts failures per user and per client IP; both lock out independently."""
+    """Counts failures per (user, client) and per client; both lock that client out.
+
+    A client is an IPv4 address or an IPv6 /64. Nothing is counted per user
+    alone: failures from a stranger must not lock the principal out everywhere.
+    """
 
     limits: LimitsConfig
     clock: Callable[[], float] = time.monotonic
     _by_key: dict[str, _Failures] = field(default_factory=dict)
 
     def _keys(self, user: str, ip: str) -> tuple[str, str]:
-        return f"user:{user.lower()}", f"ip:{ip}"
+        client = client_key(ip)
+        return f"user:{user.lower()} from:{client}", f"client:{client}"
 
     def locked(self, user: str, ip: str) -> bool:
         now = self.clock()

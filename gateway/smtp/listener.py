@@ -1,17 +1,20 @@
 """The SMTP listener: aiosmtpd sessions with envelope checks, limits and audit.
 
-Every refusal is an SMTP reply with an enhanced status code and an audit
-event carrying only metadata.
+Every refusal is an SMTP reply with an enhanced status code, and audited with
+metadata only: the first few of a session one by one, the rest counted in one
+event when the session ends (`gateway.smtp.limits`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import ssl
 from base64 import b64decode
 from binascii import Error as Base64Error
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +28,10 @@ from gateway.intake import Intake, Submission
 from gateway.logs import event
 from gateway.smtp.addresses import AddressError, domain_of, normalise
 from gateway.smtp.auth import Authenticator, AuthGuard
+from gateway.smtp.content import content_problem
 from gateway.smtp.headers import author_domains, author_refusal
+from gateway.smtp.limits import SESSION_EXPIRED, ConnectionLimiter, RefusalTally, SessionBudget
+from gateway.smtp.lines import BareLineEnding, CrlfCommandReader
 from gateway.store.database import Database
 
 log = logging.getLogger("gateway.smtp")
@@ -55,33 +61,6 @@ _SIMPLE_PATH = re.compile(r"^\s*<([A-Za-z0-9._+=-]+@[A-Za-z0-9.-]+)>((?:\s+[A-Za
 
 
 @dataclass
-class ConnectionLimiter:
-    """Counts open connections, in total and per client IP, across listeners."""
-
-    limits: LimitsConfig
-    total: int = 0
-    per_ip: dict[str, int] = field(default_factory=dict)
-
-    def admit(self, ip: str) -> str | None:
-        """Take a slot, or return why not."""
-        if self.total >= self.limits.max_connections:
-            return "too many connections; try again later"
-        if self.per_ip.get(ip, 0) >= self.limits.max_connections_per_ip:
-            return "too many connections from your address; try again later"
-        self.total += 1
-        self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
-        return None
-
-    def release(self, ip: str) -> None:
-        self.total -= 1
-        left = self.per_ip.get(ip, 1) - 1
-        if left:
-            self.per_ip[ip] = left
-        else:
-            self.per_ip.pop(ip, None)
-
-
-@dataclass
 class ListenerContext:
     """What all sessions of one listener share."""
 
@@ -99,9 +78,21 @@ class ListenerContext:
     unsubscribe: MailtoUnsubscribe | None = None
     sessions: set[PhigateSMTP] = field(default_factory=set)
     accepting: bool = True
+    # Audit events of sessions that have ended, still being written.
+    pending_audits: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def audit(self, audit_event: AuditEvent) -> None:
         await self.db.write(lambda conn: trail.append(conn, [audit_event]))
+
+    def audit_later(self, audit_event: AuditEvent) -> None:
+        """Audit from a callback that cannot wait (a connection just lost)."""
+        task = asyncio.get_running_loop().create_task(self.audit(audit_event))
+        self.pending_audits.add(task)
+        task.add_done_callback(self.pending_audits.discard)
+
+    async def flush_audits(self) -> None:
+        await asyncio.sleep(0)  # aborted connections report their loss on the next turn
+        await asyncio.gather(*self.pending_audits, return_exceptions=True)
 
     @property
     def implicit_tls(self) -> bool:
@@ -132,7 +123,7 @@ class SessionState:
 
 
 class PhigateSMTP(SMTP):
-    """aiosmtpd's SMTP with connection limits, TLS handshake timeout and enhanced codes."""
+    """aiosmtpd's SMTP with session limits, CRLF-only commands, TLS timeout and enhanced codes."""
 
     def __init__(self, ctx: ListenerContext, handler: Handler) -> None:
         super().__init__(
@@ -153,12 +144,42 @@ class PhigateSMTP(SMTP):
         self.state = SessionState()
         self.client_ip = ""
         self._refusal: str | None = None
+        self._over_limit = False
         self._counted = False
-        # Set when the reply about to be pushed was already audited by the handler.
-        self.reply_audited = False
+        self.budget = SessionBudget(ctx.limits)
+        self.refusals = RefusalTally(ctx.limits)
+        # Set when the refusal about to be pushed was already counted by the handler.
+        self.reply_counted = False
+        self._running_command = False
+        self._expiry: asyncio.TimerHandle | None = None
         if ctx.implicit_tls:
             # Let AUTH through: the whole connection is already TLS.
             self._auth_require_tls = False
+        # Every command passes one gate; aiosmtpd's command_call_limit counts
+        # each command kind on its own and knows nothing of time.
+        self._smtp_methods = {
+            name: self._gated(name, method) for name, method in self._smtp_methods.items()
+        }
+
+    def _gated(
+        self, command: str, method: Callable[[str], Awaitable[None]]
+    ) -> Callable[[str], Awaitable[None]]:
+        @functools.wraps(method)  # keeps the HELP text aiosmtpd attaches
+        async def gated(arg: str) -> None:
+            if self.transport is None or self.transport.is_closing():
+                return  # pipelined commands after the session was ended
+            reason = self.budget.charge(command)
+            if reason is not None:
+                await self.push(reason)
+                self.transport.close()
+                return
+            self._running_command = True
+            try:
+                await method(arg)
+            finally:
+                self._running_command = False
+
+        return gated
 
     @property
     def in_transaction(self) -> bool:
@@ -177,15 +198,24 @@ class PhigateSMTP(SMTP):
             return match.group(1), match.group(2)
         return super()._getaddr(arg)
 
-    def say_goodbye(self) -> None:
-        """Tell an idle client the service is stopping, then close."""
-        if isinstance(self.transport, asyncio.WriteTransport):
-            self.transport.write(b"421 4.3.2 Service shutting down\r\n")
+    def _close_with(self, reply: bytes) -> None:
+        # Through the stream writer: uvloop's transports are no asyncio.WriteTransport.
+        if self.transport is not None:
+            self._writer.write(reply + b"\r\n")
             self.transport.close()
 
+    def say_goodbye(self) -> None:
+        """Tell an idle client the service is stopping, then close."""
+        self._close_with(b"421 4.3.2 Service shutting down")
+
+    def _session_expired(self) -> None:
+        # A command under way (a DATA upload) finishes; the next one gets the 421.
+        if not self._running_command:
+            self._close_with(SESSION_EXPIRED.encode())
+
     def abort(self) -> None:
-        if isinstance(self.transport, asyncio.WriteTransport):
-            self.transport.abort()
+        if self.transport is not None:
+            self._writer.transport.abort()
 
     @property
     def tls_active(self) -> bool:
@@ -204,9 +234,20 @@ class PhigateSMTP(SMTP):
                     self._counted = True
                 else:
                     self._refusal = f"421 4.7.0 {reason}"
+                    self._over_limit = True
             self.ctx.sessions.add(self)
             self.state.relay = self.ctx.relay_network_for(self.client_ip)
+            self._expiry = self.loop.call_later(
+                self.ctx.limits.max_session_seconds, self._session_expired
+            )
         super().connection_made(transport)
+
+    def _cb_client_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        # aiosmtpd's reader ends lines at LF; commands must end at CRLF only.
+        reader.__class__ = CrlfCommandReader
+        super()._cb_client_connected(reader, writer)
 
     def eof_received(self) -> bool:
         # aiosmtpd keeps a half-closed connection open; close it so that a
@@ -215,14 +256,21 @@ class PhigateSMTP(SMTP):
         return False
 
     def connection_lost(self, error: Exception | None) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
         if self._counted:
             self._counted = False
             self.ctx.limiter.release(self.client_ip)
+        summary = self.refusals.summary(self.state.principal, self.client_ip)
+        if summary is not None:
+            self.ctx.audit_later(summary)
         self.ctx.sessions.discard(self)
         super().connection_lost(error)
 
     async def _handle_client(self) -> None:
         if self._refusal is not None:
+            if self._over_limit:
+                await self._note_turned_away(self._refusal)
             await self.push(self._refusal)
             assert self.transport is not None
             self.transport.close()
@@ -243,7 +291,32 @@ class PhigateSMTP(SMTP):
             # aiosmtpd answers this by closing the session (connection_lost).
             raise TLSSetupException("TLS handshake timed out") from exc
 
+    async def _note_turned_away(self, reply: str) -> None:
+        unaudited = self.ctx.limiter.turned_away(self.client_ip)
+        if unaudited is None:
+            self.reply_counted = True  # counted by the listener, audited with a later one
+            return
+        await self.note_refusal(
+            AuditEvent(
+                event="refused",
+                result="connect",
+                client_ip=self.client_ip,
+                code=int(reply[:3]),
+                detail=f"{reply[4:]} ({unaudited} more turned away since the last such event)",
+            )
+        )
+
+    async def note_refusal(self, refusal: AuditEvent) -> bool:
+        """Count a refusal, auditing it if it is among the session's first; True if audited."""
+        self.reply_counted = True
+        in_full = self.refusals.count(refusal)
+        if in_full:
+            await self.ctx.audit(refusal)
+        return in_full
+
     async def push(self, status: Any) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return  # the session was ended; nothing more reaches the client
         if isinstance(status, str):
             status = status.encode("ascii", "replace")
         refusal = status[:1] in (b"4", b"5")
@@ -251,9 +324,9 @@ class PhigateSMTP(SMTP):
             code = status[:3].decode()
             enhanced = _ENHANCED.get(code, f"{code[0]}.0.0")
             status = status[:4] + enhanced.encode() + b" " + status[4:]
-        if refusal and not self.reply_audited:
-            # aiosmtpd's own refusals (syntax, size, sequence) are audited here.
-            await self.ctx.audit(
+        if refusal and not self.reply_counted:
+            # aiosmtpd's own refusals (syntax, size, sequence) are counted here.
+            await self.note_refusal(
                 AuditEvent(
                     event="refused",
                     result="protocol",
@@ -263,14 +336,16 @@ class PhigateSMTP(SMTP):
                     detail=status[4:200].decode("ascii", "replace"),
                 )
             )
-        self.reply_audited = False
+        self.reply_counted = False
         await super().push(status)
+        if refusal and self.refusals.exhausted:
+            await self._close_after_refusals()
 
-
-def _bare_line_ending(content: bytes) -> bool:
-    """True if DATA holds a CR or LF that is not part of CRLF (SMTP smuggling)."""
-    crlf = content.count(b"\r\n")
-    return content.count(b"\r") != crlf or content.count(b"\n") != crlf
+    async def _close_after_refusals(self) -> None:
+        summary = self.refusals.summary(self.state.principal, self.client_ip, closed=True)
+        if summary is not None:
+            await self.ctx.audit(summary)
+        self._close_with(b"421 4.7.0 Too many refused commands; closing")
 
 
 class Handler:
@@ -287,7 +362,7 @@ class Handler:
         sender: str | None = None,
         recipients: tuple[str, ...] = (),
     ) -> str:
-        await self.ctx.audit(
+        audited = await server.note_refusal(
             AuditEvent(
                 event="refused",
                 result=stage,
@@ -299,15 +374,15 @@ class Handler:
                 detail=reply[4:200],
             )
         )
-        event(
-            log,
-            "refused",
-            stage=stage,
-            code=int(reply[:3]),
-            client_ip=server.client_ip,
-            principal=server.state.principal,
-        )
-        server.reply_audited = True
+        if audited:  # the rest are counted in the session's summary
+            event(
+                log,
+                "refused",
+                stage=stage,
+                code=int(reply[:3]),
+                client_ip=server.client_ip,
+                principal=server.state.principal,
+            )
         return reply
 
     async def handle_EHLO(
@@ -324,6 +399,11 @@ class Handler:
 
     async def handle_exception(self, error: Exception) -> str:
         # Never echo exception text to the client or the log: it can carry content.
+        if isinstance(error, BareLineEnding):
+            return (
+                "500 5.5.2 Syntax error: a command line holds a bare CR or LF; "
+                "commands end with CRLF (RFC 5321 section 2.3.8)"
+            )
         if isinstance(error, TLSSetupException):  # a client's TLS mistake, not ours
             event(log, "tls_handshake_failed", logging.WARNING)
         else:
@@ -370,21 +450,19 @@ class Handler:
         ip = server.client_ip
         guard = self.ctx.guard
         if guard.locked(user, ip):
-            await self.ctx.audit(
+            await server.note_refusal(
                 AuditEvent(event="auth", result="locked", principal=user, client_ip=ip, code=454)
             )
-            server.reply_audited = True
             await server.push("454 4.7.0 Too many failed AUTH attempts; try again later")
             return AuthResult(success=False, handled=True)
         principal = await self.ctx.authenticator.verify(user, secret)
         if principal is None:
             delay = guard.failure(user, ip)
-            await self.ctx.audit(
-                AuditEvent(event="auth", result="failed", principal=user, client_ip=ip, code=535)
-            )
             event(log, "auth_failed", logging.WARNING, principal=user, client_ip=ip)
             await asyncio.sleep(delay)
-            server.reply_audited = True
+            await server.note_refusal(
+                AuditEvent(event="auth", result="failed", principal=user, client_ip=ip, code=535)
+            )
             await server.push("535 5.7.8 Authentication credentials invalid")
             return AuthResult(success=False, handled=True)
         guard.success(user, ip)
@@ -421,6 +499,13 @@ class Handler:
             )
         allowed = self._sender_domains(server)
         server.state.unsubscribe_only = allowed is None and self.ctx.unsubscribe is not None
+        # An opt-out is a few lines: an unauthenticated client gets no room to buffer more.
+        limits = self.ctx.limits
+        server.data_size_limit = (
+            limits.max_unsubscribe_message_size
+            if server.state.unsubscribe_only
+            else limits.max_message_size
+        )
         if server.state.unsubscribe_only:
             envelope.mail_from = address.strip("<>")  # whoever asks; only opt-outs follow
             return "250 2.1.0 Sender OK"
@@ -481,15 +566,9 @@ class Handler:
         content = envelope.original_content or b""
         sender = envelope.mail_from or ""
         recipients = tuple(envelope.rcpt_tos)
-        if _bare_line_ending(content):
-            return await self._refuse(
-                server,
-                "554 5.6.0 Message contains a bare CR or LF; lines must end in CRLF "
-                "(RFC 5321 section 2.3.8)",
-                "data",
-                sender=sender,
-                recipients=recipients,
-            )
+        problem = content_problem(content)
+        if problem is not None:
+            return await self._refuse(server, problem, "data", sender=sender, recipients=recipients)
         if server.state.unsubscribe_only:
             assert self.ctx.unsubscribe is not None
             try:
