@@ -56,9 +56,9 @@ from gateway.delivery.tlsrpt import TlsSession, record_sessions
 from gateway.dkim.keys import DkimError
 from gateway.dkim.sign import DkimSigner
 from gateway.logs import event
+from gateway.mail.addresses import domain_of, normalise_domain
 from gateway.policy.engine import CompiledPolicy
 from gateway.smime.envelope import SmimeEncryptor
-from gateway.smtp.addresses import domain_of, normalise_domain
 from gateway.store import queue, sandbox
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring

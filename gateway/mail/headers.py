@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from email.errors import ObsoleteHeaderDefect
 from email.headerregistry import AddressHeader, HeaderRegistry
 
-from gateway.smtp.addresses import AddressError, normalise_domain
+from gateway.mail.addresses import AddressError, normalise_domain
 
 _CRLF = b"\r\n"
 _FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+")  # RFC 5322 ftext
