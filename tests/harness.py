@@ -150,12 +150,12 @@ class Phigate:
 
     def _prepare(self) -> None:
         """Keys, certificate and schema, as `phigate init` makes them."""
-        from gateway import app
+        from gateway import datadir
         from gateway.settings_loader import load_settings
 
         settings = load_settings(self.config)
-        app.prepare_data_dir(settings, generate_cert=True)
-        app.open_database(settings).close()
+        datadir.prepare_data_dir(settings, generate_cert=True)
+        datadir.open_database(settings).close()
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
