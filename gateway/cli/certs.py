@@ -16,7 +16,7 @@ from gateway.certs.store import (
     CertStoreError,
     ImportedItem,
 )
-from gateway.cli_common import EXIT_USAGE, cli_settings, config_options, fail, print_json
+from gateway.cli.common import EXIT_USAGE, cli_settings, config_options, fail, print_json
 
 
 def _open(config_file: str | None, data_dir: str | None) -> CertStore:
