@@ -350,7 +350,8 @@ def test_nul_or_8bit_header_gets_554_and_nothing_is_queued(default_server: Serve
         sender = "eightbit-body@clinic.example.org"
         assert client.mail(sender, ["BODY=8BITMIME"])[0] == 250
         assert client.rcpt(RECIPIENT)[0] == 250
-        body = "Subject: umlauts\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        body = f"From: {sender}\r\nSubject: umlauts\r\n"
+        body += "Content-Type: text/plain; charset=utf-8\r\n"
         body += "Content-Transfer-Encoding: 8bit\r\n\r\nGrüße\r\n"
         code, reply = client.data(body.encode())
         assert code == 250 and b"queued as" in reply, (code, reply)
