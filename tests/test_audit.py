@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from databases import fresh_database
 from harness import Phigate, wait_until
 from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
-from test_tlsrpt import fresh_database
 
 from gateway import datadir
 from gateway.audit import trail
