@@ -27,7 +27,6 @@ from sqlalchemy import Connection
 
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
-from gateway.certs.store import CertStore
 from gateway.config import Settings, parse_host_port, relay_network_for
 from gateway.consent.links import UnsubscribeLinks
 from gateway.consent.purpose import MARKETING
@@ -56,9 +55,10 @@ from gateway.delivery.tlsrpt import TlsSession, record_sessions
 from gateway.dkim.keys import DkimError
 from gateway.dkim.sign import DkimSigner
 from gateway.logs import event
+from gateway.mail.addresses import domain_of, normalise_domain
 from gateway.policy.engine import CompiledPolicy
+from gateway.smime.certs.store import CertStore
 from gateway.smime.envelope import SmimeEncryptor
-from gateway.smtp.addresses import domain_of, normalise_domain
 from gateway.store import queue, sandbox
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
