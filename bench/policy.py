@@ -28,10 +28,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.consent import NoConsentRecords
+from gateway.consent import ConsentSource, NoConsentRecords
 from gateway.inspect.findings import Findings
 from gateway.policy.engine import CompiledPolicy, categorize, decide
-from gateway.policy.evaluate import evaluate
+from gateway.policy.evaluate import Considered, Evaluation
 from gateway.policy.facts import Envelope, MessageFacts, message_facts
 from gateway.policy.loader import load_policy_texts
 
@@ -205,6 +205,15 @@ def measure(what: str, count: int, runs: int, call: Callable[[], object]) -> Res
     return Result(what, count, runs, statistics.median(samples) / 1000, p99 / 1000)
 
 
+def categorize_and_decide(
+    policy: CompiledPolicy, envelope: Envelope, facts: MessageFacts, consent: ConsentSource
+) -> Evaluation:
+    """The pipeline's steps on ready facts: categorize, fetch consent, decide."""
+    category, category_rule = categorize(policy, facts)
+    considered = Considered(policy, envelope, facts, category, category_rule, category)
+    return considered.decide_from(consent)
+
+
 def run(runs: int) -> list[Result]:
     policy = load_bench_policy()
     consent = NoConsentRecords()
@@ -231,7 +240,7 @@ def run(runs: int) -> list[Result]:
                 "evaluate (categorize + decide)",
                 count,
                 runs,
-                partial(evaluate, policy, envelope, facts, consent),
+                partial(categorize_and_decide, policy, envelope, facts, consent),
             )
         )
     return results

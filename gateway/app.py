@@ -12,12 +12,16 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from fastapi import FastAPI
+
 from gateway.audit import checkpoints, trail
-from gateway.config import LimitsConfig, Settings
+from gateway.config import LimitsConfig, Settings, parse_host_port
+from gateway.consent.links import UnsubscribeLinks, load_key
 from gateway.consent.mailto import MailtoUnsubscribe
-from gateway.consent.registry import known_purposes
+from gateway.consent.purpose import PurposeHeader
 from gateway.consent.source import RegistryConsent
 from gateway.datadir import open_database
 from gateway.delivery.tlsrpt_send import TlsReporter
@@ -38,9 +42,11 @@ from gateway.smtp.limits import ConnectionLimiter
 from gateway.smtp.listener import Handler, ListenerContext, PhigateSMTP
 from gateway.store import keyfiles
 from gateway.store.audit_key import KEY_FILE as AUDIT_KEY_FILE
+from gateway.store.database import Database
 from gateway.store.keyholders import KeyReporter
-from gateway.store.keyring import Keyring
-from gateway.web.server import WebSetupError, bind_web_socket, build_web_server
+from gateway.store.keyring import Keyring, KeyringError
+from gateway.web.app import create_app
+from gateway.web.server import WebServer, WebSetupError, web_tls_context
 
 log = logging.getLogger("gateway.app")
 
@@ -81,6 +87,32 @@ def bind_listeners(settings: Settings) -> list[socket.socket]:
     return sockets
 
 
+def bind_web_socket(settings: Settings) -> socket.socket | None:
+    """Bind the web app's socket (before forking); None when `web.enabled` is false.
+
+    What the web app needs that can fail is checked here, once: the
+    certificate (with `web.tls`) and the unsubscribe key (made now if new, so
+    that forked processes never race to make it).
+    """
+    if not settings.web.enabled:
+        return None
+    if settings.web.tls:
+        web_tls_context(settings.path(settings.tls.cert_file), settings.path(settings.tls.key_file))
+    try:
+        load_key(settings.path(settings.keys_dir))
+    except KeyringError as exc:
+        raise WebSetupError(str(exc)) from None
+    host, port = parse_host_port(settings.web.address)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=1024)
+    except OSError as exc:
+        raise WebSetupError(
+            f"cannot listen on {settings.web.address} (web): {os.strerror(exc.errno or 0)}; "
+            "set web.address to a free HOST:PORT, or web.enabled: false"
+        ) from None
+
+
 def _per_process(limits: LimitsConfig, processes: int) -> LimitsConfig:
     """Each process enforces its share of the connection limits."""
     return limits.model_copy(
@@ -89,6 +121,145 @@ def _per_process(limits: LimitsConfig, processes: int) -> LimitsConfig:
             "max_connections_per_ip": math.ceil(limits.max_connections_per_ip / processes),
         }
     )
+
+
+@dataclass(frozen=True)
+class Parts:
+    """Every collaborator of one server process, each built once, by `build`."""
+
+    db: Database
+    keyring: Keyring
+    policy: LivePolicy
+    inspector: Inspector
+    links: UnsubscribeLinks
+    delivery: DeliveryService
+    intake: Intake
+    listeners: list[ListenerContext]  # one per configured listener, in order
+    web_app: FastAPI | None  # None with web.enabled false
+    web_tls: ssl.SSLContext | None  # HTTPS with web.tls
+    tls_reports: TlsReporter
+
+    def close(self) -> None:
+        self.inspector.close()
+        self.db.close()
+
+
+def build(
+    settings: Settings,
+    *,
+    policy: LivePolicy | None = None,
+    tls_context: ssl.SSLContext | None = None,
+) -> Parts:
+    """The composition root: every part of a server process, wired, nothing started.
+
+    `policy` and `tls_context` are loaded before forking by `serve` (so a
+    problem stops start-up once); by default they are loaded here. The store
+    is opened and migrated; `run` starts and stops the parts.
+    """
+    policy = policy or load_live_policy(settings)
+    if tls_context is None:
+        tls_context = _tls_context(settings)
+    keys_dir = settings.path(settings.keys_dir)
+    with contextlib.ExitStack() as on_error:
+        keyring = Keyring(keys_dir)
+        db = open_database(settings)
+        on_error.callback(db.close)
+        links = unsubscribe_links(settings)
+        mailto = MailtoUnsubscribe(
+            links,
+            db,
+            settings.unsubscribe.mailto_local_part,
+            settings.hostname,
+            settings.delivery.max_queue_lifetime,
+        )
+        delivery = DeliveryService(settings, db, keyring, policy=lambda: policy.current)
+        inspector = Inspector(settings.inspection)
+        on_error.callback(inspector.close)
+        intake = Intake(
+            db,
+            keyring,
+            settings.hostname,
+            settings.received_header,
+            inspector=inspector,
+            policy=lambda: policy.current,
+            consent=RegistryConsent(db, settings.consent),
+            purpose_header=PurposeHeader.of(settings.consent),
+            mailto=mailto,
+            bounces=delivery.bounces,
+            header_values=HeaderValues(
+                settings.inspection,
+                keyfiles.load_or_create(
+                    keys_dir,
+                    header_values.KEY_FILE,
+                    "header value key",
+                    "Message-IDs recorded so far can no longer be matched",
+                ),
+            ),
+            on_queued=delivery.notify,
+            signer=delivery.signer,
+        )
+        parts = Parts(
+            db=db,
+            keyring=keyring,
+            policy=policy,
+            inspector=inspector,
+            links=links,
+            delivery=delivery,
+            intake=intake,
+            listeners=_listener_contexts(settings, db, intake, mailto, tls_context),
+            web_app=create_app(db, settings.consent, links) if settings.web.enabled else None,
+            web_tls=web_tls_context(
+                settings.path(settings.tls.cert_file), settings.path(settings.tls.key_file)
+            )
+            if settings.web.enabled and settings.web.tls
+            else None,
+            tls_reports=TlsReporter(settings, db, keyring, notify=delivery.notify),
+        )
+        on_error.pop_all()
+    return parts
+
+
+def unsubscribe_links(settings: Settings) -> UnsubscribeLinks:
+    """The unsubscribe links of marketing mail, under the key in the keys directory."""
+    return UnsubscribeLinks(
+        load_key(settings.path(settings.keys_dir)),
+        settings.unsubscribe,
+        settings.hostname,
+        settings.web.public_url,
+    )
+
+
+def _listener_contexts(
+    settings: Settings,
+    db: Database,
+    intake: Intake,
+    mailto: MailtoUnsubscribe,
+    tls_context: ssl.SSLContext | None,
+) -> list[ListenerContext]:
+    """What the sessions of each listener share; the intake, authenticator, AUTH
+    guard and mailto opt-outs are shared by all listeners."""
+    guard = AuthGuard(_per_process(settings.limits, settings.processes))
+    authenticator = Authenticator(db)
+    contexts = []
+    for listener in settings.listeners:
+        # Each listener its own limits and slots: a flood on one leaves the others free.
+        limits = _per_process(listener.effective_limits(settings.limits), settings.processes)
+        contexts.append(
+            ListenerContext(
+                config=listener,
+                limits=limits,
+                hostname=settings.hostname,
+                db=db,
+                intake=intake,
+                authenticator=authenticator,
+                guard=guard,
+                limiter=ConnectionLimiter(limits),
+                relay_networks=list(settings.relay_networks),
+                tls_context=tls_context if listener.tls != "none" else None,
+                unsubscribe=mailto if listener.accept_unsubscribe else None,
+            )
+        )
+    return contexts
 
 
 async def run(
@@ -118,75 +289,31 @@ async def run(
 
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGHUP, reload)
-    keyring = Keyring(settings.path(settings.keys_dir))
-    db = open_database(settings)
+    parts = build(settings, policy=policy, tls_context=ssl_context)
+    db, delivery, contexts = parts.db, parts.delivery, parts.listeners
     db.start()
-    keys = KeyReporter(Path(settings.data_dir), keyring, db)
-    delivery = DeliveryService(settings, db, keyring, policy=lambda: policy.current)
-    inspector = Inspector(settings.inspection)
-    intake = Intake(
-        db,
-        keyring,
-        settings.hostname,
-        settings.received_header,
-        inspector=inspector,
-        policy=lambda: policy.current,
-        consent=RegistryConsent(db, settings.consent),
-        purpose_header=settings.consent.purpose_header,
-        mailto=MailtoUnsubscribe(settings, db),
-        bounces=delivery.bounces,
-        header_values=HeaderValues(
-            settings.inspection,
-            keyfiles.load_or_create(
-                settings.path(settings.keys_dir),
-                header_values.KEY_FILE,
-                "header value key",
-                "Message-IDs recorded so far can no longer be matched",
-            ),
-        ),
-        purposes=known_purposes(settings.consent),
-        on_queued=delivery.notify,
-        signer=delivery.signer,
-    )
-    guard = AuthGuard(_per_process(settings.limits, settings.processes))
-    authenticator = Authenticator(db)
-    contexts: list[ListenerContext] = []
+    keys = KeyReporter(Path(settings.data_dir), parts.keyring, db)
     servers: list[asyncio.AbstractServer] = []
-    web = build_web_server(settings, db, web_socket, grace) if web_socket else None
+    web = (
+        WebServer(parts.web_app, web_socket, parts.web_tls, grace, settings.web)
+        if web_socket is not None and parts.web_app is not None
+        else None
+    )
     try:
-        for listener, sock in zip(settings.listeners, sockets, strict=True):
-            # Each listener its own limits and slots: a flood on one leaves the others free.
-            limits = _per_process(listener.effective_limits(settings.limits), settings.processes)
-            ctx = ListenerContext(
-                config=listener,
-                limits=limits,
-                hostname=settings.hostname,
-                db=db,
-                intake=intake,
-                authenticator=authenticator,
-                guard=guard,
-                limiter=ConnectionLimiter(limits),
-                relay_networks=list(settings.relay_networks),
-                tls_context=ssl_context if listener.tls != "none" else None,
-                unsubscribe=MailtoUnsubscribe(settings, db)
-                if listener.accept_unsubscribe
-                else None,
-            )
-            implicit = listener.tls == "implicit"
+        for ctx, sock in zip(contexts, sockets, strict=True):
+            implicit = ctx.implicit_tls
             server = await loop.create_server(
                 _session_factory(ctx),
                 sock=sock,
                 backlog=1024,
-                ssl=ssl_context if implicit else None,
-                ssl_handshake_timeout=limits.tls_handshake_timeout if implicit else None,
+                ssl=ctx.tls_context if implicit else None,
+                ssl_handshake_timeout=ctx.limits.tls_handshake_timeout if implicit else None,
             )
-            contexts.append(ctx)
             servers.append(server)
         if web is not None:
             await web.start()
         delivery.start()
-        reporter = TlsReporter(settings, db, keyring, notify=delivery.notify)
-        reports = asyncio.create_task(reporter.run_forever(stop), name="tls-reports")
+        reports = asyncio.create_task(parts.tls_reports.run_forever(stop), name="tls-reports")
         audit_checkpoints = asyncio.create_task(
             trail.checkpoint_periodically(db, settings.audit, stop), name="audit-checkpoints"
         )
@@ -207,12 +334,11 @@ async def run(
     finally:
         if web is not None:
             await web.stop()
-        await _shutdown(contexts, servers, delivery, grace)
+        await _shutdown(contexts[: len(servers)], servers, delivery, grace)
         await trail.final_checkpoint(db)
         policy.stopped()
         keys.stopped()
-        inspector.close()
-        db.close()
+        parts.close()
         event(log, "stopped")
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -25,7 +25,7 @@ from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.config import ReceivedHeaderConfig
 from gateway.consent.mailto import MailtoUnsubscribe, remember
-from gateway.consent.purpose import MARKETING, UnknownPurpose, message_purpose
+from gateway.consent.purpose import MARKETING, PurposeHeader, UnknownPurpose
 from gateway.delivery.bounce import BounceMaker, queue_dsn
 from gateway.delivery.dsn import FailedRecipient, is_null_sender
 from gateway.dkim.sign import DkimSigner
@@ -33,9 +33,9 @@ from gateway.inspect.header_values import HeaderValues
 from gateway.inspect.inspector import Inspector
 from gateway.logs import event
 from gateway.mail.message import ParsedMessage, parse
-from gateway.policy.engine import CompiledPolicy, Decision, categorize
-from gateway.policy.evaluate import Evaluation, decided, facts_for
-from gateway.policy.facts import Envelope, header_value
+from gateway.policy.engine import CompiledPolicy, Decision
+from gateway.policy.evaluate import Evaluation, consider
+from gateway.policy.facts import Envelope
 from gateway.store import queue
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
@@ -169,11 +169,10 @@ class Intake:
         consent: AsyncConsentSource,
         bounces: BounceMaker,
         header_values: HeaderValues,
+        purpose_header: PurposeHeader,
         on_queued: Callable[[], None] = lambda: None,
         signer: DkimSigner | None = None,
-        purpose_header: str = "X-Phigate-Purpose",
         mailto: MailtoUnsubscribe | None = None,
-        purposes: Collection[str] = (MARKETING,),
     ) -> None:
         self.db = db
         self.keyring = keyring
@@ -185,8 +184,7 @@ class Intake:
         self.bounces = bounces
         self.on_queued = on_queued
         self.signer = signer
-        self.purpose_header = purpose_header
-        self.purposes = purposes  # the purposes the header may name (configured ones)
+        self.purpose_header = purpose_header  # names the marketing sub-purpose, if any
         self.header_values = header_values  # how the Message-ID may be recorded
         self.mailto = mailto  # records the List-Unsubscribe mailto of marketing mail
 
@@ -197,23 +195,20 @@ class Intake:
             parsed = parse(submission.content)
             findings = await self.inspector.inspect_async(parsed.message)
             policy = self.policy()
-            envelope = submission.envelope
-            facts = facts_for(
-                policy, envelope, parsed.message, len(submission.content), findings, now
-            )
-            category = categorize(policy, facts)
-            purpose = message_purpose(
-                category[0],
-                header_value(parsed.message, self.purpose_header),
-                self.purposes,
+            considered = consider(
+                policy,
+                submission.envelope,
+                parsed.message,
+                len(submission.content),
+                findings,
+                now,
                 self.purpose_header,
             )
+            needed = considered.consent_needed
             consent: Mapping[str, str] = (
-                await self.consent.states(envelope.recipients, purpose)
-                if policy.uses_consent
-                else {}
+                await self.consent.states(needed.recipients, needed.purpose) if needed else {}
             )
-            evaluation = decided(policy, envelope, facts, category, consent, purpose)
+            evaluation = considered.decide(consent)
         except UnknownPurpose as exc:
             return Reply(550, f"5.7.1 {exc}")
         except Exception:  # fail closed: an inspection or policy error is never a pass
@@ -224,13 +219,12 @@ class Intake:
         ]
         if not evaluation.accepted:
             return await self._refuse(queue_id, evaluation, decisions)
-        if self.signer is not None and self.signer.missing_required_key(facts.from_domain):
+        domain = evaluation.facts.from_domain
+        if self.signer is not None and self.signer.missing_required_key(domain):
             # Never an unsigned message from a domain that must sign: the client
             # retries once an admin has made the key.
-            event(
-                log, "dkim_key_missing", logging.ERROR, queue_id=queue_id, domain=facts.from_domain
-            )
-            return Reply(451, f"4.7.0 No DKIM signing key for {facts.from_domain}; try again later")
+            event(log, "dkim_key_missing", logging.ERROR, queue_id=queue_id, domain=domain)
+            return Reply(451, f"4.7.0 No DKIM signing key for {domain}; try again later")
         return await self._store(queue_id, submission, parsed, (policy, evaluation), decisions, now)
 
     async def _refuse(

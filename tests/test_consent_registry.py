@@ -26,6 +26,7 @@ from gateway.consent.registry import (
     consent_state,
 )
 from gateway.consent.source import RegistryConsent
+from gateway.consent.states import CONSENT_STATES
 from gateway.store.database import Database
 from gateway.store.schema import audit_events, consent_opt_outs, consent_records
 
@@ -301,7 +302,7 @@ def test_state_rule_properties_over_all_small_histories() -> None:
                     for purpose in (M, FLU, PAID):
                         paid = registry.is_remunerated(CONFIG, purpose)
                         state = consent_state(records, opts, purpose, NOW, paid)
-                        assert state in registry.STATES
+                        assert state in CONSENT_STATES
                         # Opt-outs win, whatever the authorizations say.
                         assert (state == "opted_out") == registry.opted_out(opts, purpose)
                         if state == "opted_out":

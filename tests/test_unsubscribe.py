@@ -21,6 +21,7 @@ import pytest
 from harness import Phigate
 from webgate import base_url, history, links, local_path, settings_of, state, store, web_gate
 
+from gateway.app import unsubscribe_links
 from gateway.config import Settings, UnsubscribeConfig, WebConfig
 from gateway.consent import registry
 from gateway.consent.links import KEY_FILE, LinkError, UnsubscribeLinks, load_key
@@ -220,7 +221,7 @@ def _settings(tmp_path: Path, public_url: str = "") -> Settings:
 
 
 def test_links_have_the_configured_form_and_read_back(tmp_path: Path) -> None:
-    made = UnsubscribeLinks(_settings(tmp_path, public_url="https://optout.example-health.org/"))
+    made = unsubscribe_links(_settings(tmp_path, public_url="https://optout.example-health.org/"))
     now = time.time()
     url, mailto = made.links("jane.roe@example.org", "marketing/flu-clinic", now)
     assert re.fullmatch(r"https://optout\.example-health\.org/unsubscribe/[A-Za-z0-9_-]+", url)
@@ -228,14 +229,14 @@ def test_links_have_the_configured_form_and_read_back(tmp_path: Path) -> None:
     request = made.read(url.rsplit("/", 1)[1], now)
     assert (request.address, request.purpose) == ("jane.roe@example.org", "marketing/flu-clinic")
     assert request.expires_at == int(now) + 30 * DAY
-    default = UnsubscribeLinks(_settings(tmp_path))
+    default = unsubscribe_links(_settings(tmp_path))
     assert default.links("a@example.org", "marketing", now)[0].startswith(
         "https://mail.example-health.org/unsubscribe/"
     )
 
 
 def test_links_never_contain_the_address_or_its_local_part(tmp_path: Path) -> None:
-    made = UnsubscribeLinks(_settings(tmp_path))
+    made = unsubscribe_links(_settings(tmp_path))
     now = time.time()
     for n in range(200):
         address = f"{CANARY_LOCAL}{n}@Patients.Example.org"
@@ -246,8 +247,8 @@ def test_links_never_contain_the_address_or_its_local_part(tmp_path: Path) -> No
 
 def test_each_link_is_new_and_a_link_of_another_key_is_invalid(tmp_path: Path) -> None:
     now = time.time()
-    ours = UnsubscribeLinks(_settings(tmp_path / "ours"))
-    theirs = UnsubscribeLinks(_settings(tmp_path / "theirs"))
+    ours = unsubscribe_links(_settings(tmp_path / "ours"))
+    theirs = unsubscribe_links(_settings(tmp_path / "theirs"))
     first, second = (ours.links("a@example.org", "marketing", now)[0] for _ in range(2))
     assert first != second
     assert (
@@ -267,8 +268,8 @@ def test_the_mailto_address_fits_rfc_5321_and_names_one_recipient_and_purpose(
 ) -> None:
     """The mailto local part stays within 64 octets: it carries a keyed hash of
     (purpose, address), the same for every message, different for anything else."""
-    made = UnsubscribeLinks(_settings(tmp_path))
-    other_key = UnsubscribeLinks(_settings(tmp_path / "other"))
+    made = unsubscribe_links(_settings(tmp_path))
+    other_key = unsubscribe_links(_settings(tmp_path / "other"))
     now = time.time()
 
     def local_part(links: UnsubscribeLinks, address: str, purpose: str) -> str:

@@ -19,9 +19,10 @@ from harness import Phigate, wait_until
 from openapi_spec_validator import validate
 from webgate import add_token, base_url, store, web_gate
 
+from gateway.app import bind_web_socket
 from gateway.audit.verify import verify
 from gateway.config import Settings, WebConfig
-from gateway.web.server import WebSetupError, bind_web_socket
+from gateway.web.server import WebSetupError
 from gateway.web.tokens import TokenError
 
 GRANTS = "/api/v1/consent/grants"

@@ -10,6 +10,7 @@ from typing import Any
 
 from harness import Phigate, free_port
 
+from gateway.app import unsubscribe_links
 from gateway.config import Settings
 from gateway.consent import registry
 from gateway.consent.links import UnsubscribeLinks
@@ -48,7 +49,7 @@ def add_token(gw: Phigate, name: str, *scopes: str) -> str:
 
 def links(gw: Phigate) -> UnsubscribeLinks:
     """Links made as the mail path makes them: same settings, same key file."""
-    return UnsubscribeLinks(settings_of(gw))
+    return unsubscribe_links(settings_of(gw))
 
 
 def local_path(url: str) -> str:

@@ -26,6 +26,7 @@ from gateway.cli.common import (
 )
 from gateway.config import ConsentConfig
 from gateway.consent import csvio, registry
+from gateway.consent.purpose import MARKETING, known_purposes
 from gateway.consent.registry import ConsentError, Grant
 from gateway.store.database import Database
 
@@ -249,7 +250,7 @@ def consent_revoke(
 
 @consent_group.command("opt-out")
 @click.argument("address")
-@click.option("--purpose", default=registry.MARKETING, show_default=True, help=_PURPOSE_HELP)
+@click.option("--purpose", default=MARKETING, show_default=True, help=_PURPOSE_HELP)
 @click.option("--reference", metavar="REF", help="Where the request came from (e.g. a ticket).")
 @click.option("--json", "as_json", is_flag=True, help="Print whether it was recorded, as JSON.")
 @config_options
@@ -325,7 +326,7 @@ def consent_opt_in(
     if not cancelled:
         hint = ""
         if state == "opted_out":
-            hint = f"; an opt-out for {registry.MARKETING} covers it: opt in to that instead"
+            hint = f"; an opt-out for {MARKETING} covers it: opt in to that instead"
         fail(f"{stored} has no opt-out for {chosen} to cancel{hint}")
 
 
@@ -367,7 +368,7 @@ def consent_show(
     with open_store(settings) as db, db.reading() as conn:
         states = {
             purpose: registry.states(conn, [stored], purpose, now, config)[stored]
-            for purpose in registry.known_purposes(config)
+            for purpose in known_purposes(config)
         }
         patients = registry.linked_patients(conn, stored)
         history = registry.history(conn, address=stored)

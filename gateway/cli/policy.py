@@ -25,7 +25,7 @@ from gateway.mail.addresses import AddressError, normalise
 from gateway.mail.message import parse
 from gateway.policy.cases import run_policy_tests
 from gateway.policy.engine import CompiledPolicy, Outcome
-from gateway.policy.evaluate import evaluate, facts_for
+from gateway.policy.evaluate import evaluate
 from gateway.policy.explain import explanation, explanation_text
 from gateway.policy.facts import Envelope
 from gateway.policy.live import policy_directory, read_statuses
@@ -195,8 +195,9 @@ def policy_explain(
         raise
     parsed = parse(content)
     findings = inspect_message(parsed.message, cli_settings(config_file, None).inspection)
-    facts = facts_for(policy, envelope, parsed.message, len(content), findings, time.time())
-    evaluation = evaluate(policy, envelope, facts, NoConsentRecords())
+    evaluation = evaluate(
+        policy, envelope, parsed.message, len(content), findings, time.time(), NoConsentRecords()
+    )
     if as_json:
         print_json(explanation(policy, evaluation))
     else:

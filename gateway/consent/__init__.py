@@ -1,7 +1,9 @@
 """Consent: whether a recipient has authorized mail for a purpose (e.g. marketing).
 
 The record is kept by `gateway.consent.registry`; the server reads it through
-`gateway.consent.source.RegistryConsent`.
+`gateway.consent.source.RegistryConsent`. The words every stage shares are
+spelled once: the states in `gateway.consent.states`, the purposes (marketing
+and its sub-purposes) in `gateway.consent.purpose`.
 """
 
 from __future__ import annotations

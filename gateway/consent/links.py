@@ -33,7 +33,7 @@ from typing import Literal
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from gateway.config import Settings
+from gateway.config import UnsubscribeConfig
 from gateway.store import keyfiles
 
 KEY_FILE = "unsubscribe.key"
@@ -90,14 +90,18 @@ def _decoded(token: str) -> bytes | None:
 class UnsubscribeLinks:
     """Makes and reads the unsubscribe links of marketing mail."""
 
-    def __init__(self, settings: Settings) -> None:
-        key = load_key(settings.path(settings.keys_dir))
+    def __init__(
+        self, key: bytes, config: UnsubscribeConfig, hostname: str, public_url: str | None
+    ) -> None:
+        """`key` from `load_key`; links point at `public_url` (web.public_url), by
+        default https://`hostname`; mailto addresses are at `hostname`."""
         self._aead = AESGCM(key)
         self._mailto_key = hmac.new(key, b"phigate-unsubscribe-mailto", hashlib.sha256).digest()
-        self._lifetime = settings.unsubscribe.link_days * _SECONDS_PER_DAY
-        self._base_url = (settings.web.public_url or f"https://{settings.hostname}").rstrip("/")
-        self._mailto_local = settings.unsubscribe.mailto_local_part
-        self._hostname = settings.hostname
+        self.link_days = config.link_days
+        self._lifetime = config.link_days * _SECONDS_PER_DAY
+        self._base_url = (public_url or f"https://{hostname}").rstrip("/")
+        self._mailto_local = config.mailto_local_part
+        self._hostname = hostname
 
     def _token(self, address: str, purpose: str, now: float) -> bytes:
         """A new token (raw bytes) for `address` and `purpose`, valid for `link_days`."""

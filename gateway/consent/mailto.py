@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, select
 
-from gateway.config import Settings
 from gateway.consent import registry
 from gateway.consent.links import UnsubscribeLinks
 from gateway.mail.addresses import domain_of
@@ -59,14 +58,21 @@ def _lookup(conn: Connection, ids: Sequence[str]) -> dict[str, MailtoTarget]:
 
 
 class MailtoUnsubscribe:
-    def __init__(self, settings: Settings, db: Database) -> None:
-        self.links = UnsubscribeLinks(settings)
+    def __init__(
+        self,
+        links: UnsubscribeLinks,
+        db: Database,
+        mailto_local_part: str,
+        hostname: str,
+        max_queue_lifetime: float,
+    ) -> None:
+        self.links = links
         self.db = db
-        self.prefix = f"{settings.unsubscribe.mailto_local_part}+".lower()
-        self.domain = settings.hostname.lower()
+        self.prefix = f"{mailto_local_part}+".lower()
+        self.domain = hostname.lower()
         # Recorded at intake, sent at most a queue lifetime later, then valid as long
         # as the link beside it.
-        self.lifetime = self.links.lifetime + settings.delivery.max_queue_lifetime
+        self.lifetime = self.links.lifetime + max_queue_lifetime
 
     def target(self, address: str, purpose: str, now: float) -> MailtoTarget:
         """What the intake stores when it queues marketing mail for `address`."""

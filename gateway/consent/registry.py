@@ -51,19 +51,18 @@ from sqlalchemy import (
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.config import ConsentConfig
+from gateway.consent.purpose import MARKETING, SUB_PURPOSE, is_marketing, known_purposes
+from gateway.consent.states import ConsentState
 from gateway.mail.addresses import AddressError, normalise
 from gateway.store.schema import consent_opt_outs, consent_records
 
-MARKETING = "marketing"
 GRANT, REVOKE, OPT_OUT, OPT_IN = "grant", "revoke", "opt_out", "opt_in"
 KINDS = (GRANT, REVOKE, OPT_OUT, OPT_IN)
 SOURCES = ("web_form", "ehr", "import", "api", "admin", "unsubscribe")
-STATES = ("granted", "none", "revoked", "expired", "opted_out")
 
 MAX_DOCUMENT_REF = 200
 MAX_PATIENT_ID = 64
 MAX_ACTOR = 128
-_SUB_PURPOSE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
 _PATIENT_ID = re.compile(rf"[!-~]{{1,{MAX_PATIENT_ID}}}")  # printable ASCII, no spaces
 _IMPORT_CHUNK = 10_000
 
@@ -120,17 +119,6 @@ Change = Grant | Revocation | OptChange
 # --- purposes -------------------------------------------------------------------
 
 
-def is_marketing(purpose: str) -> bool:
-    return purpose == MARKETING or purpose.startswith(MARKETING + "/")
-
-
-def known_purposes(config: ConsentConfig) -> list[str]:
-    """The purposes a record may name: marketing, and marketing/<sub> for every
-    configured sub-purpose."""
-    subs = sorted(name for name in config.purposes if _SUB_PURPOSE.fullmatch(name))
-    return [MARKETING, *(f"{MARKETING}/{name}" for name in subs)]
-
-
 def validate_purpose(config: ConsentConfig, text: str) -> str:
     """The purpose in its stored form ("marketing" or "marketing/<sub>"), or ConsentError."""
     purpose = text.strip().lower()
@@ -159,7 +147,7 @@ def is_remunerated(config: ConsentConfig, purpose: str) -> bool:
 def _purpose(text: str) -> str:
     purpose = text.strip().lower()
     prefix, slash, sub = purpose.partition("/")
-    if prefix != MARKETING or (slash and not _SUB_PURPOSE.fullmatch(sub)):
+    if prefix != MARKETING or (slash and not SUB_PURPOSE.fullmatch(sub)):
         raise ConsentError(
             f"purpose {text!r} is not marketing or marketing/<sub-purpose> "
             "(lower-case letters, digits and hyphens)",
@@ -227,7 +215,7 @@ def consent_state(
     purpose: str,
     now: float,
     remunerated: bool,
-) -> str:
+) -> ConsentState:
     """The consent state of one address for `purpose` at `now`, from the records that
     apply to the address (its own, and its patients' as described in the module).
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from gateway.config import ConsentConfig
 from gateway.consent import registry
+from gateway.consent.purpose import is_marketing
 from gateway.store.database import Database
 
 
@@ -20,7 +21,7 @@ class RegistryConsent:
     async def states(self, recipients: Sequence[str], purpose: str) -> Mapping[str, str]:
         """The state of every recipient for `purpose`; "none" without a query for
         purposes other than marketing."""
-        if not recipients or not registry.is_marketing(purpose):
+        if not recipients or not is_marketing(purpose):
             return dict.fromkeys(recipients, "none")
         now = time.time()
         return await self.db.read(

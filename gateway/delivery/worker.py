@@ -28,7 +28,7 @@ from sqlalchemy import Connection
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.config import Settings, parse_host_port, relay_network_for
-from gateway.consent.links import UnsubscribeLinks
+from gateway.consent.links import UnsubscribeLinks, load_key
 from gateway.consent.purpose import MARKETING
 from gateway.consent.source import RegistryConsent
 from gateway.delivery import tlsrpt_send
@@ -180,7 +180,12 @@ class DeliveryService:
         self.own_domains = frozenset([normalise_domain(domain_of(self.postmaster))])
         self.smime = smime_encryptor(settings)
         self.consent = RegistryConsent(db, settings.consent)
-        self.links = UnsubscribeLinks(settings)
+        self.links = UnsubscribeLinks(
+            load_key(settings.path(settings.keys_dir)),
+            settings.unsubscribe,
+            settings.hostname,
+            settings.web.public_url,
+        )
         self.resolver = MxResolver(config.nameservers, port=config.mx_port)
         self.reports_tls = settings.tls_reports.enabled
         self._wakeup = asyncio.Event()

@@ -25,17 +25,17 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.consent.states import ConsentState
 from gateway.inspect import PHI_TYPES, Findings, inspect_message
 from gateway.mail.addresses import AddressError, normalise
 from gateway.mail.message import parse
 from gateway.policy.engine import CompiledPolicy, Decision
-from gateway.policy.evaluate import evaluate, facts_for
+from gateway.policy.evaluate import evaluate
 from gateway.policy.facts import Envelope
 from gateway.policy.loader import PolicyError, load_policy
 from gateway.policy.model import (
     _HEADER_NAME,
     Category,
-    ConsentState,
     Mode,
     _as_list,
     parse_size,
@@ -599,8 +599,9 @@ def run_case(policy: CompiledPolicy, case: PolicyCase) -> CaseResult:
     message = parse(case.content).message
     findings = case.findings if case.findings is not None else inspect_message(message)
     now = case.local_time.replace(tzinfo=ZoneInfo(policy.timezone)).timestamp()
-    facts = facts_for(policy, case.envelope, message, case.size, findings, now)
-    evaluation = evaluate(policy, case.envelope, facts, _CaseConsent(case.consent))
+    evaluation = evaluate(
+        policy, case.envelope, message, case.size, findings, now, _CaseConsent(case.consent)
+    )
     decisions = {d.recipient: _actual_fields(d) for d in evaluation.decisions}
     actual = {
         address: {key: decisions[address][key] for key in wanted}

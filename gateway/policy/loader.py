@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gateway.consent.states import CONSENT_STATES
 from gateway.policy.engine import (
     CompiledCategoryRule,
     CompiledPolicy,
@@ -27,7 +28,6 @@ from gateway.policy.engine import (
 )
 from gateway.policy.model import (
     CATEGORIES,
-    CONSENT_STATES,
     WEEKDAYS,
     CategoryRule,
     Conditions,

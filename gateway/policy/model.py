@@ -22,14 +22,13 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.consent.states import CONSENT_STATES
 from gateway.inspect.findings import PHI_TYPES
 
 Category = Literal["treatment", "payment", "operations", "marketing", "transactional", "unknown"]
-ConsentState = Literal["granted", "none", "revoked", "expired", "opted_out"]
 Mode = Literal["standard", "tls", "smime", "portal"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 CATEGORIES: tuple[str, ...] = get_args(Category)
-CONSENT_STATES: tuple[str, ...] = get_args(ConsentState)
 WEEKDAYS: tuple[str, ...] = get_args(Weekday)
 
 # Rule and list names appear in audit events and SMTP replies: keep them short

@@ -10,15 +10,15 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from gateway.config import Settings
+from gateway.config import ConsentConfig
 from gateway.consent.links import UnsubscribeLinks
 from gateway.store.database import Database
 
 
 @dataclass(frozen=True)
 class WebContext:
-    settings: Settings
     db: Database
+    consent: ConsentConfig  # the purposes records may name, and their descriptions
     links: UnsubscribeLinks
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 
 from gateway.consent import registry
 from gateway.consent.registry import ConsentError, Grant
+from gateway.consent.states import ConsentState
 from gateway.mail.addresses import AddressError, normalise
 from gateway.web import WebContext, tokens, web_context
 from gateway.web.tokens import ApiToken
@@ -175,7 +176,7 @@ class QueryIn(_Body):
 
 class AddressState(BaseModel):
     address: str = Field(description="The address as phigate stores it (domain lower-cased).")
-    state: Literal["granted", "none", "revoked", "expired", "opted_out"] = Field(
+    state: ConsentState = Field(
         description="opted_out wins over any authorization; none: no record."
     )
 
@@ -203,7 +204,7 @@ router = APIRouter(prefix="/api/v1/consent", tags=["consent"])
 def _purpose(ctx: WebContext, text: str) -> str:
     """The normalised purpose; a 422 naming the field when it is not a known one."""
     try:
-        return registry.validate_purpose(ctx.settings.consent, text)
+        return registry.validate_purpose(ctx.consent, text)
     except ConsentError as exc:
         raise _invalid("purpose", str(exc)) from None
 
@@ -235,7 +236,7 @@ async def grant(body: GrantIn, ctx: Context, token: Writer) -> GrantOut:
     purpose = _purpose(ctx, body.purpose)
     try:
         record = registry.check_grant_for(
-            ctx.settings.consent,
+            ctx.consent,
             Grant(
                 address=body.address,
                 patient_id=body.patient_id,
@@ -300,7 +301,7 @@ async def query(body: QueryIn, ctx: Context, _token: Reader) -> QueryOut:
     purpose = _purpose(ctx, body.purpose)
     now = time.time()
     found = await ctx.db.read(
-        lambda conn: registry.states(conn, body.addresses, purpose, now, ctx.settings.consent)
+        lambda conn: registry.states(conn, body.addresses, purpose, now, ctx.consent)
     )
     results = [
         AddressState.model_validate({"address": a, "state": found.get(a, "none")})

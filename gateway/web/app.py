@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.config import Settings
+from gateway.config import ConsentConfig
 from gateway.consent.links import UnsubscribeLinks
 from gateway.logs import event
 from gateway.store.database import Database
@@ -89,8 +89,8 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
-def create_app(settings: Settings, db: Database, links: UnsubscribeLinks | None = None) -> FastAPI:
-    """The web app over this store; `links` reads unsubscribe tokens (default: from settings)."""
+def create_app(db: Database, consent: ConsentConfig, links: UnsubscribeLinks) -> FastAPI:
+    """The web app over this store; `links` reads unsubscribe tokens."""
     app = FastAPI(
         title="phigate consent API",
         version="1",
@@ -101,7 +101,7 @@ def create_app(settings: Settings, db: Database, links: UnsubscribeLinks | None 
         docs_url=None,  # Swagger UI and ReDoc load their assets from a CDN
         redoc_url=None,
     )
-    app.state.context = WebContext(settings, db, links or UnsubscribeLinks(settings))
+    app.state.context = WebContext(db, consent, links)
     app.include_router(api.router)
     app.include_router(unsubscribe.router)
     app.add_exception_handler(RequestValidationError, _validation_error)

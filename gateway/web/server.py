@@ -1,7 +1,7 @@
 """Serving the web app with uvicorn inside phigate's own event loop.
 
-The socket is bound before forking, like the SMTP listeners, so with
-`processes: N` every process accepts on it. uvicorn runs on the loop that is
+The socket is bound before forking (`gateway.app.bind_web_socket`), like the
+SMTP listeners, so with `processes: N` every process accepts on it. uvicorn runs on the loop that is
 already running (no loop, signal handlers, lifespan, logging config or access
 log of its own): phigate's signal handling decides when it stops.
 """
@@ -12,21 +12,17 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 import socket
 import ssl
 from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
-from gateway.config import Settings, WebConfig, parse_host_port
-from gateway.consent.links import UnsubscribeLinks
+from gateway.config import WebConfig
 from gateway.logs import event
 from gateway.mail import tls
-from gateway.store.database import Database
-from gateway.store.keyring import KeyringError
-from gateway.web.app import create_app
 from gateway.web.connections import bounded_protocol
 
 log = logging.getLogger("gateway.web")
@@ -38,41 +34,14 @@ class WebSetupError(Exception):
     """Something an admin must fix before the web app can serve."""
 
 
-def web_tls_context(settings: Settings) -> ssl.SSLContext:
+def web_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     """The server certificate's context (tls.cert_file, tls.key_file) for HTTPS."""
-    cert, key = settings.path(settings.tls.cert_file), settings.path(settings.tls.key_file)
     try:
         return tls.server_context(cert, key)
     except (OSError, ValueError) as exc:
         raise WebSetupError(
             f"web.tls is on but the certificate {cert} or key {key} cannot be loaded ({exc}): "
             "fix tls.cert_file/tls.key_file, or set web.tls: false behind a TLS proxy"
-        ) from None
-
-
-def bind_web_socket(settings: Settings) -> socket.socket | None:
-    """Bind the web app's socket (before forking); None when `web.enabled` is false.
-
-    What the web app needs that can fail is checked here, once: the
-    certificate (with `web.tls`) and the unsubscribe key (made now if new, so
-    that forked processes never race to make it).
-    """
-    if not settings.web.enabled:
-        return None
-    if settings.web.tls:
-        web_tls_context(settings)
-    try:
-        UnsubscribeLinks(settings)
-    except KeyringError as exc:
-        raise WebSetupError(str(exc)) from None
-    host, port = parse_host_port(settings.web.address)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        return socket.create_server((host, port), family=family, backlog=1024)
-    except OSError as exc:
-        raise WebSetupError(
-            f"cannot listen on {settings.web.address} (web): {os.strerror(exc.errno or 0)}; "
-            "set web.address to a free HOST:PORT, or web.enabled: false"
         ) from None
 
 
@@ -137,11 +106,3 @@ class WebServer:
         self._server.should_exit = True
         await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
-
-
-def build_web_server(
-    settings: Settings, db: Database, sock: socket.socket, grace: float
-) -> WebServer:
-    """The web app over `db`, ready to serve on `sock` (HTTPS with `web.tls`)."""
-    ssl_context = web_tls_context(settings) if settings.web.tls else None
-    return WebServer(create_app(settings, db), sock, ssl_context, grace, settings.web)

@@ -60,7 +60,7 @@ def _what(ctx: WebContext, purpose: str) -> str:
     _, _, sub = purpose.partition("/")
     if not sub:
         return "marketing email"
-    config = ctx.settings.consent.purposes.get(sub)
+    config = ctx.consent.purposes.get(sub)
     return f"marketing email ({config.description if config and config.description else sub})"
 
 
@@ -72,7 +72,7 @@ def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
 
 def _error_page(kind: str, ctx: WebContext) -> HTMLResponse:
     if kind == "expired":
-        days = ctx.settings.unsubscribe.link_days
+        days = ctx.links.link_days
         return _page(
             "This unsubscribe link has expired",
             f"<p>Unsubscribe links work for {days} days. Use the unsubscribe link in a more "
