@@ -19,12 +19,22 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from gateway.audit import checkpoints, trail
+from gateway.bounce import BounceMaker
 from gateway.config import LimitsConfig, Settings
+from gateway.consent.links import UnsubscribeLinks
 from gateway.consent.mailto import MailtoUnsubscribe
 from gateway.consent.registry import known_purposes
 from gateway.consent.source import RegistryConsent
+from gateway.delivery.attempt import SigningScope
+from gateway.delivery.client import SmtpSender
+from gateway.delivery.marketing import Marketing
+from gateway.delivery.mx import MxResolver
+from gateway.delivery.routing import Mode, Router, SmimeMode, SmtpMode
+from gateway.delivery.security import TransportSecurity
 from gateway.delivery.tlsrpt_send import TlsReporter
+from gateway.delivery.transport import Transport
 from gateway.delivery.worker import DeliveryService, smime_encryptor
+from gateway.dkim.sign import DkimSigner
 from gateway.inspect import header_values
 from gateway.inspect.detect import prepare
 from gateway.inspect.header_values import HeaderValues
@@ -190,7 +200,10 @@ async def run(
     db = open_database(settings)
     db.start()
     keys = KeyReporter(Path(settings.data_dir), keyring, db)
-    delivery = DeliveryService(settings, db, keyring, policy=lambda: policy.current)
+    # Shared by intake and delivery: one signer, one maker of DSNs.
+    signer = DkimSigner(settings.dkim, settings.path(settings.dkim.keys_dir))
+    bounces = BounceMaker(keyring, settings.hostname, settings.postmaster_address)
+    delivery = _delivery_service(settings, db, keyring, signer, bounces, policy)
     inspector = Inspector(settings.inspection)
     intake = Intake(
         db,
@@ -202,7 +215,7 @@ async def run(
         consent=RegistryConsent(db, settings.consent),
         purpose_header=settings.consent.purpose_header,
         mailto=MailtoUnsubscribe(settings, db),
-        bounces=delivery.bounces,
+        bounces=bounces,
         header_values=HeaderValues(
             settings.inspection,
             keyfiles.load_or_create(
@@ -214,7 +227,7 @@ async def run(
         ),
         purposes=known_purposes(settings.consent),
         on_queued=delivery.notify,
-        signer=delivery.signer,
+        signer=signer,
     )
     guard = AuthGuard(_per_process(settings.limits, settings.processes))
     authenticator = Authenticator(db)
@@ -282,6 +295,45 @@ async def run(
         inspector.close()
         db.close()
         event(log, "stopped")
+
+
+def _delivery_service(
+    settings: Settings,
+    db: Database,
+    keyring: Keyring,
+    signer: DkimSigner,
+    bounces: BounceMaker,
+    policy: LivePolicy,
+) -> DeliveryService:
+    config = settings.delivery
+    transport = Transport(
+        config,
+        db,
+        keyring,
+        SmtpSender(
+            settings.hostname, config.ca_file, config.connect_timeout, config.command_timeout
+        ),
+        TransportSecurity(config, settings.path("mta-sts")),
+        MxResolver(config.nameservers, port=config.mx_port),
+        signer,
+        policy=lambda: policy.current,
+    )
+    modes: dict[str, Mode] = {
+        "standard": SmtpMode("standard", transport),
+        "tls": SmtpMode("tls", transport),
+        "smime": SmimeMode(smime_encryptor(settings), transport),
+    }
+    return DeliveryService(
+        config,
+        db,
+        keyring,
+        transport=transport,
+        router=Router(modes),
+        marketing=Marketing(RegistryConsent(db, settings.consent), UnsubscribeLinks(settings)),
+        bounces=bounces,
+        signing=SigningScope(settings.postmaster_address, settings.relay_networks),
+        reports_tls=settings.tls_reports.enabled,
+    )
 
 
 def _session_factory(ctx: ListenerContext) -> Callable[[], PhigateSMTP]:

@@ -7,9 +7,9 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from gateway.bounce import BounceMaker
 from gateway.config import ConsentConfig, InspectionConfig, ReceivedHeaderConfig
 from gateway.consent.source import RegistryConsent
-from gateway.delivery.bounce import BounceMaker
 from gateway.inspect.header_values import HeaderValues
 from gateway.inspect.inspector import Inspector
 from gateway.intake import AsyncConsentSource, Intake, Submission
