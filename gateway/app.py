@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from gateway.audit import checkpoints, trail
 from gateway.bounce import BounceMaker
+from gateway.certs.store import CertStore
 from gateway.config import LimitsConfig, Settings
 from gateway.consent.links import UnsubscribeLinks
 from gateway.consent.mailto import MailtoUnsubscribe
@@ -33,7 +34,7 @@ from gateway.delivery.routing import Mode, Router, SmimeMode, SmtpMode
 from gateway.delivery.security import TransportSecurity
 from gateway.delivery.tlsrpt_send import TlsReporter
 from gateway.delivery.transport import Transport
-from gateway.delivery.worker import DeliveryService, smime_encryptor
+from gateway.delivery.worker import DeliveryService
 from gateway.dkim.sign import DkimSigner
 from gateway.inspect import header_values
 from gateway.inspect.detect import prepare
@@ -44,6 +45,7 @@ from gateway.logs import event
 from gateway.policy.live import LivePolicy, policy_directory
 from gateway.policy.loader import PolicyError
 from gateway.runstate import PID_FILE
+from gateway.smime.envelope import SmimeEncryptor
 from gateway.smime.errors import SmimeSetupError
 from gateway.smtp import tls
 from gateway.smtp.auth import Authenticator, AuthGuard
@@ -295,6 +297,11 @@ async def run(
         inspector.close()
         db.close()
         event(log, "stopped")
+
+
+def smime_encryptor(settings: Settings) -> SmimeEncryptor:
+    """Raises SmimeSetupError when the signing certificate or trust bundle is unusable."""
+    return SmimeEncryptor(settings.smime, CertStore.for_settings(settings), Path(settings.data_dir))
 
 
 def _delivery_service(

@@ -20,14 +20,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 from sqlalchemy import Connection
 
 from gateway.audit import trail
 from gateway.bounce import BounceMaker, queue_dsn
-from gateway.certs.store import CertStore
-from gateway.config import DeliveryConfig, Settings
+from gateway.config import DeliveryConfig
 from gateway.delivery import outcomes, tlsrpt_send
 from gateway.delivery.attempt import Attempt, SigningScope
 from gateway.delivery.client import RecipientResult
@@ -37,7 +35,6 @@ from gateway.delivery.routing import Router
 from gateway.delivery.tlsrpt import record_sessions
 from gateway.delivery.transport import Transport
 from gateway.logs import event
-from gateway.smime.envelope import SmimeEncryptor
 from gateway.store import queue
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
@@ -52,11 +49,6 @@ class Delivery:
     queue_id: str
     jobs: tuple[queue.ClaimedJob, ...]
     message: queue.MessageForDelivery | None = None
-
-
-def smime_encryptor(settings: Settings) -> SmimeEncryptor:
-    """Raises SmimeSetupError when the signing certificate or trust bundle is unusable."""
-    return SmimeEncryptor(settings.smime, CertStore.for_settings(settings), Path(settings.data_dir))
 
 
 def crashed(queue_id: str, recipients: Sequence[str], exc: Exception) -> list[RecipientResult]:
