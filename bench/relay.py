@@ -470,13 +470,13 @@ class Phigate:
 
     def prepare(self) -> None:
         """Settings file, keys, certificate and schema (as tests/harness.py does), a principal."""
-        from gateway import app
+        from gateway import datadir
         from gateway.settings_loader import load_settings
 
         self.config.write_text(yaml.safe_dump(self.settings(), sort_keys=False))
         settings = load_settings(self.config)
-        app.prepare_data_dir(settings, generate_cert=True)
-        app.open_database(settings).close()
+        datadir.prepare_data_dir(settings, generate_cert=True)
+        datadir.open_database(settings).close()
         if self.consent_records:
             from consent import load_records  # bench/consent.py
 

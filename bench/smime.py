@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from smime_pki import Pki, build_pki, key_pem, make_recipient, pem
 
-from gateway.certs.store import CertStore
 from gateway.config import SmimeConfig
 from gateway.smime import SmimeEncryptor
+from gateway.smime.certs.store import CertStore
 
 RECIPIENT = "alice@example.org"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import os
@@ -13,19 +12,16 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-
-from sqlalchemy import func, select
 
 from gateway.audit import checkpoints, trail
 from gateway.bounce import BounceMaker
-from gateway.certs.store import CertStore
 from gateway.config import LimitsConfig, Settings
 from gateway.consent.links import UnsubscribeLinks
 from gateway.consent.mailto import MailtoUnsubscribe
 from gateway.consent.registry import known_purposes
 from gateway.consent.source import RegistryConsent
+from gateway.datadir import open_database
 from gateway.delivery.attempt import SigningScope
 from gateway.delivery.client import SmtpSender
 from gateway.delivery.marketing import Marketing
@@ -42,91 +38,28 @@ from gateway.inspect.header_values import HeaderValues
 from gateway.inspect.inspector import Inspector
 from gateway.intake import Intake
 from gateway.logs import event
+from gateway.mail import tls
 from gateway.policy.live import LivePolicy, policy_directory
 from gateway.policy.loader import PolicyError
 from gateway.runstate import PID_FILE
+from gateway.smime.certs.store import CertStore
 from gateway.smime.envelope import SmimeEncryptor
 from gateway.smime.errors import SmimeSetupError
-from gateway.smtp import tls
 from gateway.smtp.auth import Authenticator, AuthGuard
 from gateway.smtp.limits import ConnectionLimiter
 from gateway.smtp.listener import Handler, ListenerContext, PhigateSMTP
-from gateway.store import keyfiles, principals
+from gateway.store import keyfiles
 from gateway.store.audit_key import KEY_FILE as AUDIT_KEY_FILE
-from gateway.store.audit_key import create_audit_key, load_audit_key
 from gateway.store.database import Database
 from gateway.store.keyholders import KeyReporter
-from gateway.store.keyring import Keyring, KeyringError
-from gateway.store.schema import principals as principals_table
+from gateway.store.keyring import Keyring
 from gateway.web.server import WebSetupError, bind_web_socket, build_web_server
 
 log = logging.getLogger("gateway.app")
 
-DEV_DOMAINS = ["example.org", "example.com"]
-DEV_CREDENTIALS = "dev-principal.json"
-
 
 class StartupError(Exception):
     """Something an admin must fix before phigate can start."""
-
-
-@dataclass(frozen=True)
-class DevCredentials:
-    name: str
-    secret: str
-    domains: list[str]
-
-
-def prepare_data_dir(settings: Settings, *, generate_cert: bool) -> None:
-    """Create the data dir, master key and (if asked) a self-signed certificate."""
-    data_dir = Path(settings.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    Keyring.create(settings.path(settings.keys_dir))
-    cert, key = settings.path(settings.tls.cert_file), settings.path(settings.tls.key_file)
-    if generate_cert and not cert.exists() and not key.exists():
-        tls.generate_self_signed(cert, key, settings.hostname)
-
-
-def open_database(settings: Settings) -> Database:
-    """The migrated store, with the audit key that appending audit events needs.
-
-    The audit key is made here when there is none and the trail was never
-    keyed (a new installation, or the first start after the upgrade that
-    brought it); a trail keyed before needs its own key back.
-    """
-    db = Database(settings.db_url)
-    try:
-        db.migrate()
-        keys_dir = settings.path(settings.keys_dir)
-        if not (keys_dir / AUDIT_KEY_FILE).exists():
-            with db.reading() as conn:
-                signed = checkpoints.newest(conn)
-            if signed is not None:
-                raise KeyringError(
-                    f"no audit key at {keys_dir / AUDIT_KEY_FILE}, but the audit trail was "
-                    f"keyed with key {signed.key_id}: restore it from a backup of the keys "
-                    "directory"
-                )
-            create_audit_key(keys_dir)
-        db.audit_key = load_audit_key(keys_dir)
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
-def ensure_dev_principal(settings: Settings, db: Database) -> DevCredentials | None:
-    """On embedded defaults, create one principal the first time; returns it if new."""
-    with db.transaction() as conn:
-        if conn.execute(select(func.count()).select_from(principals_table)).scalar_one():
-            return None
-        secret = principals.add(conn, "dev", DEV_DOMAINS)
-    creds = DevCredentials("dev", secret, DEV_DOMAINS)
-    path = settings.path(DEV_CREDENTIALS)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(creds.__dict__, out, indent=2)
-    return creds
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:

@@ -15,10 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.dkim.keys import DkimError
-from gateway.dkim.keys import normalise_domain as normalise_dkim_domain
-from gateway.smtp.addresses import AddressError, normalise_domain
-from gateway.smtp.headers import author_domains
+from gateway.mail.addresses import AddressError, normalise_domain, signing_domain
+from gateway.mail.headers import author_domains
 
 
 class _Strict(BaseModel):
@@ -403,8 +401,8 @@ class DkimConfig(_Strict):
     @classmethod
     def _check_required_domains(cls, value: list[str]) -> list[str]:
         try:
-            return [normalise_dkim_domain(domain) for domain in value]
-        except DkimError as exc:
+            return [signing_domain(domain) for domain in value]
+        except AddressError as exc:
             raise ValueError(str(exc)) from None
 
     @field_validator("sign_headers")

@@ -10,14 +10,11 @@ are accepted, or the whole message is refused with the rule's reason.
 
 from __future__ import annotations
 
-import email.policy
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import Message
-from email.parser import BytesParser
 from email.utils import formatdate
 from typing import Protocol
 
@@ -33,6 +30,7 @@ from gateway.dkim.sign import DkimSigner
 from gateway.inspect.header_values import HeaderValues
 from gateway.inspect.inspector import Inspector
 from gateway.logs import event
+from gateway.mail.message import ParsedMessage, parse
 from gateway.policy.engine import CompiledPolicy, Decision, categorize
 from gateway.policy.evaluate import Evaluation, decided, facts_for
 from gateway.policy.facts import Envelope, header_value
@@ -41,8 +39,6 @@ from gateway.store.database import Database
 from gateway.store.keyring import Keyring
 
 log = logging.getLogger("gateway.intake")
-
-_PARSER = BytesParser(policy=email.policy.compat32)
 
 
 class AsyncConsentSource(Protocol):
@@ -71,12 +67,6 @@ class Submission:
 
 
 @dataclass(frozen=True)
-class ParsedMessage:
-    message_id: str | None
-    message: Message
-
-
-@dataclass(frozen=True)
 class Reply:
     code: int
     text: str
@@ -84,13 +74,6 @@ class Reply:
 
     def __str__(self) -> str:
         return f"{self.code} {self.text}"
-
-
-def parse(content: bytes) -> ParsedMessage:
-    message = _PARSER.parsebytes(content)
-    raw_id = message.get("Message-ID")
-    message_id = " ".join(str(raw_id).split())[:998] if raw_id else None
-    return ParsedMessage(message_id, message)
 
 
 def rewrite_of(decision: Decision, footer: str | None = None) -> queue.Rewrite | None:

@@ -7,10 +7,12 @@ replies a test can script per recipient.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import smtplib
 import socket
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -150,12 +152,12 @@ class Phigate:
 
     def _prepare(self) -> None:
         """Keys, certificate and schema, as `phigate init` makes them."""
-        from gateway import app
+        from gateway import datadir
         from gateway.settings_loader import load_settings
 
         settings = load_settings(self.config)
-        app.prepare_data_dir(settings, generate_cert=True)
-        app.open_database(settings).close()
+        datadir.prepare_data_dir(settings, generate_cert=True)
+        datadir.open_database(settings).close()
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -284,3 +286,41 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, interval: f
             return
         time.sleep(interval)
     raise TimeoutError("condition not reached")
+
+
+# What a test reads back: the audit trail of a running server, as a client sees SMTP.
+
+AUDIT_COLUMNS = (
+    "id",
+    "event",
+    "result",
+    "principal",
+    "client_ip",
+    "sender",
+    "recipients",
+    "code",
+    "detail",
+)
+
+
+def audit_mark(gw: Phigate) -> int:
+    """The id of the newest audit event (events written later have larger ids)."""
+    with contextlib.closing(sqlite3.connect(f"{gw.db_path.as_uri()}?mode=ro", uri=True)) as db:
+        return int(db.execute("SELECT coalesce(max(id), 0) FROM audit_events").fetchone()[0])
+
+
+def audit_since(gw: Phigate, mark: int) -> list[dict[str, Any]]:
+    query = f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_events WHERE id > ? ORDER BY id"
+    with contextlib.closing(sqlite3.connect(f"{gw.db_path.as_uri()}?mode=ro", uri=True)) as db:
+        return [dict(zip(AUDIT_COLUMNS, row, strict=True)) for row in db.execute(query, (mark,))]
+
+
+def connect(port: int, source: str = "127.0.0.1") -> smtplib.SMTP:
+    return smtplib.SMTP("127.0.0.1", port, timeout=10, source_address=(source, 0))
+
+
+def tls_client(port: int, source: str = "127.0.0.1") -> smtplib.SMTP:
+    smtp = connect(port, source)
+    smtp.starttls(context=insecure_context())
+    smtp.ehlo()
+    return smtp

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from databases import fresh_database
 from harness import Phigate, wait_until
 from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
-from test_tlsrpt import fresh_database
 
-from gateway import app
+from gateway import datadir
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.audit.verify import verify
@@ -36,7 +36,7 @@ POSTGRES = os.environ.get("PHIGATE_TEST_POSTGRES") or "postgresql+psycopg://post
 def add_principals(gw: Phigate, *names: str) -> None:
     """One audit event per name, each in its own transaction, as `principal add`
     writes them (in this process: quicker than a CLI run per event)."""
-    db = app.open_database(load_settings(gw.config))
+    db = datadir.open_database(load_settings(gw.config))
     try:
         for name in names:
             with db.transaction() as conn:

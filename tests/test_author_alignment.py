@@ -255,7 +255,7 @@ def test_the_quick_reading_of_common_from_fields_agrees_with_the_rfc_5322_parser
 ) -> None:
     from email.headerregistry import HeaderRegistry
 
-    from gateway.smtp import headers
+    from gateway.mail import headers
 
     assert headers._SIMPLE_MAILBOX.fullmatch(value)  # the quick path reads it
     parsed = HeaderRegistry()("From", value)

@@ -14,8 +14,8 @@ from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives import hashes, serialization
 from smime_pki import DAY, NOW, Pki, build_pki, make_authority, make_recipient, pem
 
-from gateway.certs.cli import certs_group
-from gateway.certs.store import CertStore
+from gateway.cli.certs import certs_group
+from gateway.smime.certs.store import CertStore
 
 UNUSABLE = {
     "expired": ("old@example.org", "expired on"),

@@ -6,16 +6,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Connection, event, func, select
-from test_tlsrpt import fresh_database
 
 from gateway.audit.verify import verify
 from gateway.config import ConsentConfig, PurposeConfig
@@ -29,7 +26,6 @@ from gateway.consent.registry import (
     consent_state,
 )
 from gateway.consent.source import RegistryConsent
-from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database
 from gateway.store.schema import audit_events, consent_opt_outs, consent_records
 
@@ -46,16 +42,6 @@ CONFIG = ConsentConfig(
 # Canaries: none of these may reach an audit event.
 DOC_CANARY = "CANARY-DOC-7qz Jane Roe signed form"
 PATIENT_CANARY = "MRN-CANARY-7qz"
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    """SQLite, or PostgreSQL when PHIGATE_TEST_POSTGRES names a server."""
-    with fresh_database(tmp_path) as url:
-        database = Database(url, audit_key=AuditKey(os.urandom(32)))
-        database.migrate()
-        yield database
-        database.close()
 
 
 # --- the state rule, as a pure function -------------------------------------------

@@ -25,16 +25,16 @@ from gateway.inspect.detect import (
     detect,
     find_spans,
     is_phi,
+    matcher,
     validators,
 )
-from gateway.inspect.detect import engine as engine_module
 from gateway.inspect.findings import PHI_TYPES
 from gateway.settings_loader import load_settings
 
 CONFIG = InspectionConfig()
 # Hyperscan is a dependency wherever its wheels exist (pyproject: x86_64); there
 # a missing module must fail these tests, not skip them.
-HAS_HYPERSCAN = platform.machine() == "x86_64" or engine_module.hyperscan is not None
+HAS_HYPERSCAN = platform.machine() == "x86_64" or matcher.hyperscan is not None
 BACKENDS: list[Backend] = ["re2", "hyperscan"] if HAS_HYPERSCAN else ["re2"]
 
 

@@ -31,7 +31,7 @@ from gateway.inspect.extract import (
     result_or_unscannable,
     walk,
 )
-from gateway.intake import parse
+from gateway.mail.message import parse
 
 CONFIG = InspectionConfig()
 ATTACHMENT = Place("attachment", 0)

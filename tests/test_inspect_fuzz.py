@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from gateway.config import InspectionConfig
 from gateway.inspect.findings import PHI_TYPES, Findings
 from gateway.inspect.inspector import Inspector
-from gateway.intake import parse
+from gateway.mail.message import parse
 
 PHI_LINES = ["Patient: Jane Doe", "SSN 123-45-6789", "Diagnosis: asthma (J45.909)"]
 

@@ -14,7 +14,6 @@ import contextlib
 import re
 import smtplib
 import socket
-import sqlite3
 import ssl
 import time
 import warnings
@@ -25,24 +24,22 @@ from typing import Any
 
 import pytest
 import yaml
-from harness import Phigate, free_port, insecure_context, message, wait_until
+from harness import (
+    Phigate,
+    audit_mark,
+    audit_since,
+    connect,
+    free_port,
+    insecure_context,
+    message,
+    tls_client,
+    wait_until,
+)
 
 PRINCIPAL = "ehr1"
 DOMAIN = "clinic.example.org"
 SENDER = "ehr@clinic.example.org"
 RECIPIENT = "dr@partner.test"
-
-AUDIT_COLUMNS = (
-    "id",
-    "event",
-    "result",
-    "principal",
-    "client_ip",
-    "sender",
-    "recipients",
-    "code",
-    "detail",
-)
 
 
 @dataclass
@@ -52,18 +49,6 @@ class Server:
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def audit_mark(gw: Phigate) -> int:
-    """The id of the newest audit event (events written later have larger ids)."""
-    with contextlib.closing(sqlite3.connect(f"{gw.db_path.as_uri()}?mode=ro", uri=True)) as db:
-        return int(db.execute("SELECT coalesce(max(id), 0) FROM audit_events").fetchone()[0])
-
-
-def audit_since(gw: Phigate, mark: int) -> list[dict[str, Any]]:
-    query = f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_events WHERE id > ? ORDER BY id"
-    with contextlib.closing(sqlite3.connect(f"{gw.db_path.as_uri()}?mode=ro", uri=True)) as db:
-        return [dict(zip(AUDIT_COLUMNS, row, strict=True)) for row in db.execute(query, (mark,))]
 
 
 def find_event(events: list[dict[str, Any]], **want: Any) -> dict[str, Any]:
@@ -82,17 +67,6 @@ def assert_reply(reply: tuple[int, bytes], code: int, enhanced: str, text: str) 
 
 def plain_auth(user: str, secret: str) -> str:
     return "PLAIN " + base64.b64encode(f"\0{user}\0{secret}".encode()).decode()
-
-
-def connect(port: int, source: str = "127.0.0.1") -> smtplib.SMTP:
-    return smtplib.SMTP("127.0.0.1", port, timeout=10, source_address=(source, 0))
-
-
-def tls_client(port: int, source: str = "127.0.0.1") -> smtplib.SMTP:
-    smtp = connect(port, source)
-    smtp.starttls(context=insecure_context())
-    smtp.ehlo()
-    return smtp
 
 
 def read_line(sock: socket.socket) -> bytes:

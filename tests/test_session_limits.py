@@ -24,8 +24,17 @@ from typing import Any
 
 import pytest
 import yaml
-from harness import Phigate, Sink, free_port, message, via_sink, wait_until
-from test_refusals import audit_mark, audit_since, tls_client
+from harness import (
+    Phigate,
+    Sink,
+    audit_mark,
+    audit_since,
+    free_port,
+    message,
+    tls_client,
+    via_sink,
+    wait_until,
+)
 
 from gateway.config import LimitsConfig
 from gateway.smtp.auth import AuthGuard

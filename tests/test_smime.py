@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 from smime_pki import Pki, build_pki, key_pem, make_recipient, pem
 
-from gateway.certs.store import CertStore
 from gateway.config import SmimeConfig
 from gateway.smime import EncryptedMessage, SmimeEncryptor, SmimeSetupError
+from gateway.smime.certs.store import CertStore
 from gateway.smime.entity import split_message
 
 CANARY = "Patient Jane Canary, MRN 88412203, diagnosis E11.9"

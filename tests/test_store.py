@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import threading
 import time
@@ -19,22 +18,15 @@ from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.audit.verify import verify
 from gateway.store import queue, rotation
-from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring, KeyringError
 from gateway.store.schema import metadata
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    database = Database(f"sqlite:///{tmp_path / 'phigate.db'}", audit_key=AuditKey(os.urandom(32)))
-    database.migrate()
-    return database
-
-
-@pytest.fixture
-def keyring(tmp_path: Path) -> Keyring:
-    return Keyring.create(tmp_path / "keys")
+def database_url(tmp_path: Path) -> str:
+    """SQLite always: these tests read and edit the database file itself."""
+    return f"sqlite:///{tmp_path / 'phigate.db'}"
 
 
 def _enqueue_in(

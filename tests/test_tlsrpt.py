@@ -8,15 +8,12 @@ gzip, json, jsonschema and Python's email parser.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email
 import email.policy
 import gzip
 import json
-import os
 import random
 import re
-import secrets
 import threading
 import time
 from collections import Counter
@@ -31,7 +28,7 @@ import pytest
 import yaml
 from certs import make_certs, server_context
 from dns_server import LoopbackDns
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 
 from gateway.audit.verify import verify
 from gateway.config import Settings
@@ -48,7 +45,6 @@ from gateway.delivery.tlsrpt_send import (
     parse_record,
 )
 from gateway.store import queue
-from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring, Sealed
 from gateway.store.schema import (
@@ -237,42 +233,6 @@ def receiver(certs: dict[str, Path]) -> Iterator[Receiver]:
 def dns() -> Iterator[LoopbackDns]:
     with LoopbackDns() as server:
         yield server
-
-
-@contextlib.contextmanager
-def fresh_database(tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty database: SQLite in tmp_path, or, when
-    PHIGATE_TEST_POSTGRES names a server (postgresql+psycopg://USER@HOST:PORT),
-    a new database there, dropped afterwards."""
-    server = os.environ.get("PHIGATE_TEST_POSTGRES")
-    if not server:
-        yield f"sqlite:///{tmp_path / 'phigate.db'}"
-        return
-    name = f"phigate_test_{secrets.token_hex(6)}"
-    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield f"{server}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
-        admin.dispose()
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    with fresh_database(tmp_path) as url:
-        database = Database(url, audit_key=AuditKey(os.urandom(32)))
-        database.migrate()
-        database.start()
-        yield database
-        database.close()
-
-
-@pytest.fixture
-def keyring(tmp_path: Path) -> Keyring:
-    return Keyring.create(tmp_path / "keys")
 
 
 def make_settings(

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select
 from gateway.config import Settings
 from gateway.consent import registry
 from gateway.consent.links import UnsubscribeLinks
-from gateway.smtp.addresses import domain_of
+from gateway.mail.addresses import domain_of
 from gateway.store.database import Database
 from gateway.store.schema import unsubscribe_mailto
 from gateway.store.upsert import on_conflict_insert

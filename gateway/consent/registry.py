@@ -51,7 +51,7 @@ from sqlalchemy import (
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.config import ConsentConfig
-from gateway.smtp.addresses import AddressError, normalise
+from gateway.mail.addresses import AddressError, normalise
 from gateway.store.schema import consent_opt_outs, consent_records
 
 MARKETING = "marketing"

@@ -9,7 +9,7 @@ from gateway.config import RelayNetwork, relay_network_for
 from gateway.delivery.client import RecipientResult
 from gateway.delivery.security import HopSecurity
 from gateway.delivery.tlsrpt import TlsSession
-from gateway.smtp.addresses import domain_of, normalise_domain
+from gateway.mail.addresses import domain_of, normalise_domain
 from gateway.store.queue import MessageForDelivery
 
 

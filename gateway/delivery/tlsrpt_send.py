@@ -61,7 +61,7 @@ from gateway.delivery.tlsrpt import (
     totals,
 )
 from gateway.logs import event
-from gateway.smtp.addresses import AddressError, normalise
+from gateway.mail.addresses import AddressError, normalise
 from gateway.store import queue
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring

@@ -32,8 +32,8 @@ from gateway.delivery.security import (
 )
 from gateway.dkim.keys import DkimError
 from gateway.dkim.sign import DkimSigner
+from gateway.mail.addresses import domain_of
 from gateway.policy.engine import CompiledPolicy
-from gateway.smtp.addresses import domain_of
 from gateway.store import sandbox
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring

@@ -1,1 +1,1 @@
-"""DKIM: signing keys by domain and selector (`keys`), signing (`sign`), `phigate dkim` (`cli`)."""
+"""DKIM: signing keys by domain and selector (`keys`) and signing (`sign`)."""

@@ -30,8 +30,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from gateway.smtp.addresses import AddressError
-from gateway.smtp.addresses import normalise_domain as normalise_host_name
+from gateway.mail.addresses import AddressError, signing_domain
 
 RSA_SHA256 = "rsa-sha256"
 ED25519_SHA256 = "ed25519-sha256"
@@ -63,15 +62,10 @@ class KeyRequestError(DkimError):
 
 def normalise_domain(value: str) -> str:
     """The signing domain as stored and signed (d=): lower case, IDNA A-labels."""
-    text = value.strip()
     try:
-        if text.startswith("["):
-            raise AddressError("an address literal cannot sign")
-        return normalise_host_name(text)
-    except AddressError:
-        raise KeyRequestError(
-            f"{value!r} is not a domain name (write it like example.org or bücher.example)"
-        ) from None
+        return signing_domain(value)
+    except AddressError as exc:
+        raise KeyRequestError(str(exc)) from None
 
 
 def normalise_selector(value: str) -> str:

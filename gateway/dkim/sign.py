@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from gateway.config import DkimConfig
 from gateway.dkim.keys import RSA_SHA256, ActiveKey, DkimError, KeyStore, normalise_domain
-from gateway.smtp.headers import (
+from gateway.mail.headers import (
     AuthorError,
     HeaderField,
     HeaderSyntaxError,

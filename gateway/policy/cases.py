@@ -26,7 +26,8 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.inspect import PHI_TYPES, Findings, inspect_message
-from gateway.intake import parse
+from gateway.mail.addresses import AddressError, normalise
+from gateway.mail.message import parse
 from gateway.policy.engine import CompiledPolicy, Decision
 from gateway.policy.evaluate import evaluate, facts_for
 from gateway.policy.facts import Envelope
@@ -39,7 +40,6 @@ from gateway.policy.model import (
     _as_list,
     parse_size,
 )
-from gateway.smtp.addresses import AddressError, normalise
 from gateway.strict_yaml import (
     KeyPath,
     Mark,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.mail.addresses import domain_of
 from gateway.policy.engine import (
     CompiledPolicy,
     Decision,
@@ -17,7 +18,6 @@ from gateway.policy.engine import (
     explain_recipient,
 )
 from gateway.policy.evaluate import Evaluation
-from gateway.smtp.addresses import domain_of
 
 
 def explanation(policy: CompiledPolicy, evaluation: Evaluation) -> dict[str, Any]:

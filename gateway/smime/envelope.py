@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.certs.store import CertStore, RecipientCertificate
 from gateway.config import SmimeConfig
+from gateway.smime.certs.store import CertStore, RecipientCertificate
 from gateway.smime.cms import auth_enveloped_data_aes256_gcm, enveloped_data_aes256_cbc
 from gateway.smime.entity import pkcs7_mime_message, split_message
 from gateway.smime.errors import SmimeSetupError

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-from gateway.certs.files import NotCertificateError, read_objects
+from gateway.smime.certs.files import NotCertificateError, read_objects
 from gateway.smime.entity import base64_lines
 from gateway.smime.errors import SmimeSetupError
 

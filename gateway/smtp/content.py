@@ -1,6 +1,11 @@
-"""What a message may carry at DATA, checked on the raw bytes before intake."""
+"""What a message may carry at DATA, checked on the raw bytes before intake: its line
+endings, NUL bytes, 8-bit header fields, and the authors its From: and Sender: name."""
 
 from __future__ import annotations
+
+from collections.abc import Collection
+
+from gateway.mail.headers import AuthorError, HeaderSyntaxError, authors, header_fields
 
 BARE_LINE_ENDING = (
     "554 5.6.0 Message contains a bare CR or LF; lines must end in CRLF (RFC 5321 section 2.3.8)"
@@ -34,3 +39,36 @@ def _header_section(content: bytes) -> bytes:
         return b""
     end = content.find(b"\r\n\r\n")
     return content if end < 0 else content[:end]
+
+
+# A reply line stays well under the 512 octets of RFC 5321 4.5.3.1.5.
+_LISTED_DOMAINS = 8
+
+
+def _listed(domains: Collection[str]) -> str:
+    shown = sorted(domains)
+    more = len(shown) - _LISTED_DOMAINS
+    text = ", ".join(shown[:_LISTED_DOMAINS])
+    return f"{text} and {more} more" if more > 0 else text
+
+
+def author_refusal(content: bytes, allowed: Collection[str]) -> str | None:
+    """The SMTP reply refusing a message whose From: or Sender: names a domain
+    outside `allowed` (or cannot be read); None when the authors are allowed.
+
+    The reply names the field and, of its contents, only the offending domain.
+    """
+    try:
+        fields = authors(header_fields(content))
+    except HeaderSyntaxError as exc:
+        return f"550 5.6.0 Malformed header: {exc} (RFC 5322 section 2.2)"
+    except AuthorError as exc:
+        return f"550 5.6.0 {exc}"
+    for name, domains in fields:
+        for domain in domains:
+            if domain not in allowed:
+                return (
+                    f"550 5.7.1 {name}: header names domain {domain}, which this session may "
+                    f"not send as; allowed: {_listed(allowed)}"
+                )
+    return None

@@ -26,10 +26,10 @@ from gateway.config import LimitsConfig, ListenerConfig, RelayNetwork, relay_net
 from gateway.consent.mailto import MailtoUnsubscribe
 from gateway.intake import Intake, Submission
 from gateway.logs import event
-from gateway.smtp.addresses import AddressError, domain_of, normalise
+from gateway.mail.addresses import AddressError, domain_of, normalise
+from gateway.mail.headers import author_domains
 from gateway.smtp.auth import Authenticator, AuthGuard
-from gateway.smtp.content import content_problem
-from gateway.smtp.headers import author_domains, author_refusal
+from gateway.smtp.content import author_refusal, content_problem
 from gateway.smtp.limits import SESSION_EXPIRED, ConnectionLimiter, RefusalTally, SessionBudget
 from gateway.smtp.lines import BareLineEnding, CrlfCommandReader
 from gateway.store.database import Database

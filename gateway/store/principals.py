@@ -13,7 +13,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from gateway.smtp.headers import author_domains
+from gateway.mail.headers import author_domains
 from gateway.store.schema import principals
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 
 from gateway.consent import registry
 from gateway.consent.registry import ConsentError, Grant
-from gateway.smtp.addresses import AddressError, normalise
+from gateway.mail.addresses import AddressError, normalise
 from gateway.web import WebContext, tokens, web_context
 from gateway.web.tokens import ApiToken
 

@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from gateway.config import Settings, WebConfig, parse_host_port
 from gateway.consent.links import UnsubscribeLinks
 from gateway.logs import event
-from gateway.smtp import tls
+from gateway.mail import tls
 from gateway.store.database import Database
 from gateway.store.keyring import KeyringError
 from gateway.web.app import create_app

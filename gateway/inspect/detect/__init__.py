@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from gateway.config import InspectionConfig
 from gateway.inspect.content import Extraction, Segment
 from gateway.inspect.detect import validators
-from gateway.inspect.detect.engine import Backend, DetectionError, PatternError, default_backend
+from gateway.inspect.detect.matcher import Backend, DetectionError, PatternError, default_backend
 from gateway.inspect.detect.names import given_names
 from gateway.inspect.detect.rule import IDENTITY_TYPES, PROVIDER_TYPES, Evidence, is_phi
 from gateway.inspect.detect.scan import SegmentScan, Span, compiled_for, scan_text

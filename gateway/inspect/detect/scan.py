@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from gateway.config import InspectionConfig
 from gateway.inspect.detect import names, patterns, validators
-from gateway.inspect.detect.engine import (
+from gateway.inspect.detect.matcher import (
     Backend,
     DetectionError,
     Engine,

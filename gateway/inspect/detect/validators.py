@@ -10,7 +10,7 @@ import importlib.util
 import threading
 from pathlib import Path
 
-from gateway.inspect.detect.engine import DetectionError
+from gateway.inspect.detect.matcher import DetectionError
 
 _DIGITS = frozenset("0123456789")
 

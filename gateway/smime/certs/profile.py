@@ -14,8 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gateway.certs.files import fingerprint
-from gateway.smtp.addresses import AddressError, normalise_domain
+from gateway.mail.addresses import AddressError, normalise_domain
+from gateway.smime.certs.files import fingerprint
 
 SMIME_CAPABILITIES = x509.ObjectIdentifier("1.2.840.113549.1.9.15")
 MIN_RSA_BITS = 2048

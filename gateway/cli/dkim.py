@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import click
 
-from gateway.cli_common import EXIT_USAGE, cli_settings, config_options, fail, print_json, when
+from gateway.cli.common import EXIT_USAGE, cli_settings, config_options, fail, print_json, when
 from gateway.dkim.keys import (
     ALGORITHMS,
     MAX_RSA_BITS,

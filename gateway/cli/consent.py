@@ -15,7 +15,7 @@ from typing import Any, NoReturn, TextIO, TypeVar
 import click
 from sqlalchemy import Connection
 
-from gateway.cli_common import (
+from gateway.cli.common import (
     EXIT_USAGE,
     cli_settings,
     config_options,

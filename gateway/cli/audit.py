@@ -11,7 +11,7 @@ import click
 from gateway.audit import checkpoints, trail
 from gateway.audit.checkpoints import Checkpoint, CheckpointFileError
 from gateway.audit.verify import verify
-from gateway.cli_common import cli_settings, config_options, fail, open_store, print_json, when
+from gateway.cli.common import cli_settings, config_options, fail, open_store, print_json, when
 from gateway.config import Settings
 from gateway.store.audit_key import AuditKey, load_audit_key
 from gateway.store.keyring import KeyringError

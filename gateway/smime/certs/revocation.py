@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from gateway.certs.files import crl_fingerprint
-from gateway.certs.profile import name_text
+from gateway.smime.certs.files import crl_fingerprint
+from gateway.smime.certs.profile import name_text
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,22 @@ def normalise_domain(domain: str) -> str:
     return ascii_domain
 
 
+def signing_domain(value: str) -> str:
+    """A domain that signs (DKIM d=): lower case, IDNA A-labels, never an address literal.
+
+    Raises AddressError with a message for a person, as DKIM keys and settings report it.
+    """
+    text = value.strip()
+    try:
+        if text.startswith("["):
+            raise AddressError("an address literal cannot sign")
+        return normalise_domain(text)
+    except AddressError:
+        raise AddressError(
+            f"{value!r} is not a domain name (write it like example.org or bücher.example)"
+        ) from None
+
+
 def normalise(address: str) -> str:
     """Return the canonical form of a mailbox, or raise AddressError."""
     if len(address) > 320:

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from gateway.cli_common import (
+from gateway.cli.common import (
     EXIT_USAGE,
     cli_settings,
     config_options,

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from cryptography import x509
 
-from gateway.certs.files import (
+from gateway.config import Settings
+from gateway.smime.certs.files import (
     FileContents,
     NotCertificateError,
     crl_fingerprint,
@@ -28,10 +29,9 @@ from gateway.certs.files import (
     pem_bytes,
     read_objects,
 )
-from gateway.certs.profile import CertificateFacts, address_key, examine, name_text
-from gateway.certs.revocation import CrlInfo, Revocations
-from gateway.certs.trust import ChainBuilder, ChainResult, TrustAnchors, system_ca_file
-from gateway.config import Settings
+from gateway.smime.certs.profile import CertificateFacts, address_key, examine, name_text
+from gateway.smime.certs.revocation import CrlInfo, Revocations
+from gateway.smime.certs.trust import ChainBuilder, ChainResult, TrustAnchors, system_ca_file
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 # Directory timestamps can be coarse: a file added in the same tick as the last

@@ -3,7 +3,7 @@
 Chains are built and checked by `cryptography.x509.verification` (signatures,
 CA constraints, validity of every certificate, name constraints). Its client
 profile asks for clientAuth, so both extension policies are adjusted to
-S/MIME: the recipient's own usages are checked in `gateway.certs.profile`
+S/MIME: the recipient's own usages are checked in `gateway.smime.certs.profile`
 with readable reasons, and an intermediate that restricts its extended key
 usage must allow emailProtection.
 """
@@ -20,8 +20,8 @@ from cryptography import x509
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from gateway.certs.files import NotCertificateError, read_objects
-from gateway.certs.profile import name_text
+from gateway.smime.certs.files import NotCertificateError, read_objects
+from gateway.smime.certs.profile import name_text
 
 _EMAIL_EKUS = {ExtendedKeyUsageOID.EMAIL_PROTECTION, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}
 

@@ -8,15 +8,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from gateway import app
 from gateway.config import Settings
 from gateway.settings_loader import SettingsError, load_settings
-from gateway.store.database import Database
 from gateway.store.keyring import Keyring, KeyringError
+
+if TYPE_CHECKING:
+    from gateway.store.database import Database
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,6 +58,18 @@ def config_options(func: F) -> F:
     return func
 
 
+def policy_config_option(func: F) -> F:
+    """-c/--config for commands that read only the policy and inspection settings."""
+    return click.option(
+        "-c",
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False),
+        envvar="PHIGATE_CONFIG",
+        help="Settings file naming policy_dir. Also read from $PHIGATE_CONFIG.",
+    )(func)
+
+
 def cli_settings(config_file: str | None, data_dir: str | None, **extra: Any) -> Settings:
     overrides: dict[str, Any] = {k: v for k, v in extra.items() if v}
     if data_dir:
@@ -81,8 +94,11 @@ def open_store(settings: Settings) -> Iterator[Database]:
             "`phigate init DIR`, or pass --data-dir / -c",
             EXIT_USAGE,
         )
+    # The store (SQLAlchemy, migrations) loads only for commands that open it.
+    from gateway import datadir
+
     try:
-        db = app.open_database(settings)
+        db = datadir.open_database(settings)
     except KeyringError as exc:
         fail(str(exc))
     try:

@@ -8,15 +8,15 @@ from typing import NoReturn
 
 import click
 
-from gateway.certs.revocation import CrlInfo
-from gateway.certs.store import (
+from gateway.cli.common import EXIT_USAGE, cli_settings, config_options, fail, print_json
+from gateway.smime.certs.revocation import CrlInfo
+from gateway.smime.certs.store import (
     BadSelector,
     CertEntry,
     CertStore,
     CertStoreError,
     ImportedItem,
 )
-from gateway.cli_common import EXIT_USAGE, cli_settings, config_options, fail, print_json
 
 
 def _open(config_file: str | None, data_dir: str | None) -> CertStore:

@@ -13,20 +13,18 @@ signed, and DMARC-aligned, as any domain phigate holds a key for.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.errors import ObsoleteHeaderDefect
 from email.headerregistry import AddressHeader, HeaderRegistry
 
-from gateway.smtp.addresses import AddressError, normalise_domain
+from gateway.mail.addresses import AddressError, normalise_domain
 
 _CRLF = b"\r\n"
 _FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+")  # RFC 5322 ftext
 # Longer author fields are refused unparsed: no real From: comes near it, and
 # the address parser's time grows with the value.
 _MAX_AUTHOR_CHARS = 4096
-# A reply line stays well under the 512 octets of RFC 5321 4.5.3.1.5.
-_LISTED_DOMAINS = 8
 _REGISTRY = HeaderRegistry()
 # The common shapes, `addr` and `Display Name <addr>` (a phrase of atext words
 # or one quoted string), read without the RFC 5322 parser, which costs a
@@ -125,7 +123,7 @@ def from_domains(fields: Sequence[HeaderField]) -> tuple[str, ...] | None:
     return tuple(d for value in values for d in address_domains(value, "From"))
 
 
-def _authors(fields: Sequence[HeaderField]) -> list[tuple[str, tuple[str, ...]]]:
+def authors(fields: Sequence[HeaderField]) -> list[tuple[str, tuple[str, ...]]]:
     """(field name, its domains) for the one From: and the Sender: if any, or AuthorError."""
     found: dict[bytes, list[bytes]] = {b"from": [], b"sender": []}
     for f in fields:
@@ -149,32 +147,3 @@ def author_domains(domains: Sequence[str], from_domains: Sequence[str]) -> tuple
     """What From: and Sender: may name (and DKIM may sign as): the envelope sender
     domains of a principal or relay network, and its extra From domains."""
     return tuple(dict.fromkeys([*domains, *from_domains]))
-
-
-def _listed(domains: Collection[str]) -> str:
-    shown = sorted(domains)
-    more = len(shown) - _LISTED_DOMAINS
-    text = ", ".join(shown[:_LISTED_DOMAINS])
-    return f"{text} and {more} more" if more > 0 else text
-
-
-def author_refusal(content: bytes, allowed: Collection[str]) -> str | None:
-    """The SMTP reply refusing a message whose From: or Sender: names a domain
-    outside `allowed` (or cannot be read); None when the authors are allowed.
-
-    The reply names the field and, of its contents, only the offending domain.
-    """
-    try:
-        authors = _authors(header_fields(content))
-    except HeaderSyntaxError as exc:
-        return f"550 5.6.0 Malformed header: {exc} (RFC 5322 section 2.2)"
-    except AuthorError as exc:
-        return f"550 5.6.0 {exc}"
-    for name, domains in authors:
-        for domain in domains:
-            if domain not in allowed:
-                return (
-                    f"550 5.7.1 {name}: header names domain {domain}, which this session may "
-                    f"not send as; allowed: {_listed(allowed)}"
-                )
-    return None

@@ -1,0 +1,39 @@
+"""Fixtures shared by the test files: a migrated store and a keyring."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from databases import fresh_database
+
+from gateway.store.audit_key import AuditKey
+from gateway.store.database import Database
+from gateway.store.keyring import Keyring
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """SQLite, or PostgreSQL when PHIGATE_TEST_POSTGRES names a server.
+
+    A test file that reads the SQLite file itself overrides this fixture.
+    """
+    with fresh_database(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """A migrated, empty store with its writer running and a fresh audit key."""
+    database = Database(database_url, audit_key=AuditKey(os.urandom(32)))
+    database.migrate()
+    database.start()
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def keyring(tmp_path: Path) -> Keyring:
+    return Keyring.create(tmp_path / "keys")
