@@ -18,14 +18,23 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from gateway.audit import checkpoints, trail
+from gateway.bounce import BounceMaker
 from gateway.config import LimitsConfig, Settings, parse_host_port
 from gateway.consent.links import UnsubscribeLinks, load_key
 from gateway.consent.mailto import MailtoUnsubscribe
 from gateway.consent.purpose import PurposeHeader
 from gateway.consent.source import RegistryConsent
 from gateway.datadir import open_database
+from gateway.delivery.attempt import SigningScope
+from gateway.delivery.client import SmtpSender
+from gateway.delivery.marketing import Marketing
+from gateway.delivery.mx import MxResolver
+from gateway.delivery.routing import Mode, Router, SmimeMode, SmtpMode
+from gateway.delivery.security import TransportSecurity
 from gateway.delivery.tlsrpt_send import TlsReporter
-from gateway.delivery.worker import DeliveryService, smime_encryptor
+from gateway.delivery.transport import Transport
+from gateway.delivery.worker import DeliveryService
+from gateway.dkim.sign import DkimSigner
 from gateway.inspect import header_values
 from gateway.inspect.detect import prepare
 from gateway.inspect.header_values import HeaderValues
@@ -36,6 +45,8 @@ from gateway.mail import tls
 from gateway.policy.live import LivePolicy, policy_directory
 from gateway.policy.loader import PolicyError
 from gateway.runstate import PID_FILE
+from gateway.smime.certs.store import CertStore
+from gateway.smime.envelope import SmimeEncryptor
 from gateway.smime.errors import SmimeSetupError
 from gateway.smtp.auth import Authenticator, AuthGuard
 from gateway.smtp.limits import ConnectionLimiter
@@ -172,7 +183,13 @@ def build(
             settings.hostname,
             settings.delivery.max_queue_lifetime,
         )
-        delivery = DeliveryService(settings, db, keyring, policy=lambda: policy.current)
+        consent = RegistryConsent(db, settings.consent)
+        # Shared by intake and delivery: one signer, one maker of DSNs.
+        signer = DkimSigner(settings.dkim, settings.path(settings.dkim.keys_dir))
+        bounces = BounceMaker(keyring, settings.hostname, settings.postmaster_address)
+        delivery = _delivery_service(
+            settings, db, keyring, signer, bounces, Marketing(consent, links), policy
+        )
         inspector = Inspector(settings.inspection)
         on_error.callback(inspector.close)
         intake = Intake(
@@ -182,10 +199,10 @@ def build(
             settings.received_header,
             inspector=inspector,
             policy=lambda: policy.current,
-            consent=RegistryConsent(db, settings.consent),
+            consent=consent,
             purpose_header=PurposeHeader.of(settings.consent),
             mailto=mailto,
-            bounces=delivery.bounces,
+            bounces=bounces,
             header_values=HeaderValues(
                 settings.inspection,
                 keyfiles.load_or_create(
@@ -196,7 +213,7 @@ def build(
                 ),
             ),
             on_queued=delivery.notify,
-            signer=delivery.signer,
+            signer=signer,
         )
         parts = Parts(
             db=db,
@@ -340,6 +357,52 @@ async def run(
         keys.stopped()
         parts.close()
         event(log, "stopped")
+
+
+def smime_encryptor(settings: Settings) -> SmimeEncryptor:
+    """Raises SmimeSetupError when the signing certificate or trust bundle is unusable."""
+    return SmimeEncryptor(settings.smime, CertStore.for_settings(settings), Path(settings.data_dir))
+
+
+def _delivery_service(
+    settings: Settings,
+    db: Database,
+    keyring: Keyring,
+    signer: DkimSigner,
+    bounces: BounceMaker,
+    marketing: Marketing,
+    policy: LivePolicy,
+) -> DeliveryService:
+    """Delivery and the parts it sends with: transport, the modes by name, marketing."""
+    config = settings.delivery
+    transport = Transport(
+        config,
+        db,
+        keyring,
+        SmtpSender(
+            settings.hostname, config.ca_file, config.connect_timeout, config.command_timeout
+        ),
+        TransportSecurity(config, settings.path("mta-sts")),
+        MxResolver(config.nameservers, port=config.mx_port),
+        signer,
+        policy=lambda: policy.current,
+    )
+    modes: dict[str, Mode] = {
+        "standard": SmtpMode("standard", transport),
+        "tls": SmtpMode("tls", transport),
+        "smime": SmimeMode(smime_encryptor(settings), transport),
+    }
+    return DeliveryService(
+        config,
+        db,
+        keyring,
+        transport=transport,
+        router=Router(modes),
+        marketing=marketing,
+        bounces=bounces,
+        signing=SigningScope(settings.postmaster_address, settings.relay_networks),
+        reports_tls=settings.tls_reports.enabled,
+    )
 
 
 def _session_factory(ctx: ListenerContext) -> Callable[[], PhigateSMTP]:

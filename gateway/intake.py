@@ -10,7 +10,6 @@ are accepted, or the whole message is refused with the rule's reason.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,11 +22,10 @@ from sqlalchemy import Connection
 
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
+from gateway.bounce import BounceMaker, FailedRecipient, is_null_sender, queue_dsn
 from gateway.config import ReceivedHeaderConfig
 from gateway.consent.mailto import MailtoUnsubscribe, remember
 from gateway.consent.purpose import MARKETING, PurposeHeader, UnknownPurpose
-from gateway.delivery.bounce import BounceMaker, queue_dsn
-from gateway.delivery.dsn import FailedRecipient, is_null_sender
 from gateway.dkim.sign import DkimSigner
 from gateway.inspect.header_values import HeaderValues
 from gateway.inspect.inspector import Inspector
@@ -78,25 +76,19 @@ class Reply:
         return f"{self.code} {self.text}"
 
 
-def rewrite_of(decision: Decision, footer: str | None = None) -> str | None:
+def rewrite_of(decision: Decision, footer: str | None = None) -> queue.Rewrite | None:
     """The changes a delivery must make, as stored on its job (policy text only):
     subject, added headers, and the CAN-SPAM footer's postal address."""
     if decision.neutral_subject is None and not decision.add_headers and footer is None:
         return None
-    spec: dict[str, object] = {
-        "subject": decision.neutral_subject,
-        "headers": [list(h) for h in decision.add_headers],
-    }
-    if footer is not None:
-        spec["footer"] = footer
-    return json.dumps(spec)
+    return queue.Rewrite(decision.neutral_subject, decision.add_headers, footer)
 
 
 def job_for(decision: Decision, evaluation: Evaluation, policy: CompiledPolicy) -> queue.NewJob:
     marketing = evaluation.category == MARKETING
     return queue.NewJob(
         recipient=decision.recipient,
-        route=",".join(decision.via),
+        via=decision.via,
         held=decision.action == "hold",
         rule=decision.rule,
         policy=evaluation.policy_version,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gateway.delivery.dsn import DIAGNOSTIC_MAX, FailedRecipient, build_dsn, is_null_sender
+from gateway.bounce.dsn import DIAGNOSTIC_MAX, FailedRecipient, build_dsn, is_null_sender
 
 ARRIVAL = datetime(2024, 3, 1, 8, 30, tzinfo=UTC)
 ATTEMPT = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)

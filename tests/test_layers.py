@@ -47,13 +47,6 @@ FORBIDDEN: set[tuple[str, str]] = {
     ("gateway.smtp", "gateway.web"),
 }
 
-# Edges that another branch removes; emptied when the branches are merged.
-# (importing module, imported module)
-KNOWN_UNTIL_MERGED: set[tuple[str, str]] = {
-    ("gateway.intake", "gateway.delivery.bounce"),
-    ("gateway.intake", "gateway.delivery.dsn"),
-}
-
 LAYER_OF: dict[str, int] = {c: i for i, layer in enumerate(LAYERS) for c in layer}
 
 
@@ -133,17 +126,10 @@ def test_no_module_imports_from_a_later_stage() -> None:
         {
             f"{where}: {reason}"
             for importer, imported, where in edges()
-            if (importer, imported) not in KNOWN_UNTIL_MERGED
-            and (reason := forbidden(importer, imported)) is not None
+            if (reason := forbidden(importer, imported)) is not None
         }
     )
     assert not broken, "imports against the layering:\n" + "\n".join(broken)
-
-
-def test_known_exceptions_still_exist() -> None:
-    """An exception that no longer occurs is removed from KNOWN_UNTIL_MERGED."""
-    found = {(importer, imported) for importer, imported, _ in edges()}
-    assert found >= KNOWN_UNTIL_MERGED, sorted(KNOWN_UNTIL_MERGED - found)
 
 
 @pytest.mark.parametrize(

@@ -226,3 +226,57 @@ def test_failing_write_does_not_sink_its_batch(db: Database, keyring: Keyring) -
     assert all(isinstance(r, str) for r in results[1:])
     with db.reading() as conn:
         assert len(queue.list_jobs(conn, [queue.QUEUED], 100)) == 5
+
+
+def test_a_job_keeps_its_modes_and_rewrite_from_intake_to_the_claim(
+    db: Database, keyring: Keyring
+) -> None:
+    """The route and the header changes travel as typed values; their stored forms
+    (a comma-separated route, the rewrite's JSON) are the queue's own business."""
+    rewrite = queue.Rewrite(
+        subject="Secure message",
+        headers=(("X-Phigate-Category", "phi"), ("X-Note", 'quote " and ü')),
+        footer="Example Clinic\n1 Main St",
+    )
+    queue_id = queue.new_queue_id()
+    record = queue.NewMessage(
+        queue_id, time.time(), "test", "p", "127.0.0.1", "a@b.example", 1, None,
+        keyring.seal(b"x", queue_id.encode()),
+    )  # fmt: skip
+    jobs = [
+        queue.NewJob("a@c.example", ("tls", "smime", "portal"), rewrite=rewrite),
+        queue.NewJob("b@c.example", queue.DEFAULT_ROUTE),
+    ]
+    with db.transaction() as conn:
+        queue.insert_message(conn, record, jobs)
+        stored = conn.exec_driver_sql(
+            "SELECT route, rewrite FROM jobs WHERE queue_id = ? ORDER BY id", (queue_id,)
+        ).all()
+    assert stored[0][0] == "tls,smime,portal" and stored[1] == ("standard", None)
+    assert stored[0][1] == rewrite.to_json()
+    with db.transaction() as conn:
+        claimed = queue.claim(conn, "w", time.time() + 1, 60, 10)
+    assert [(j.recipient, j.via, j.rewrite) for j in claimed] == [
+        ("a@c.example", ("tls", "smime", "portal"), rewrite),
+        ("b@c.example", ("standard",), None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "text"),
+    [
+        (queue.Rewrite(), '{"subject": null, "headers": []}'),
+        (
+            queue.Rewrite("Neutral", (("X-A", "1"),)),
+            '{"subject": "Neutral", "headers": [["X-A", "1"]]}',
+        ),
+        (
+            queue.Rewrite(None, (), "1 Main St"),
+            '{"subject": null, "headers": [], "footer": "1 Main St"}',
+        ),
+    ],
+)
+def test_rewrite_json_is_the_stored_form(rewrite: queue.Rewrite, text: str) -> None:
+    """The JSON jobs already stored hold: written the same way, read back the same."""
+    assert rewrite.to_json() == text
+    assert queue.Rewrite.from_json(text) == rewrite

@@ -529,7 +529,7 @@ def test_mailto_report_is_queued_as_an_rfc_8460_message(
     assert (info["recipient"], info["state"], info["route"]) == (
         "tls-reports@reports.test",
         queue.QUEUED,
-        queue.DEFAULT_ROUTE,
+        "standard",  # the route column: the default via, as stored
     )
     assert b"\n" not in content.replace(b"\r\n", b"")  # CRLF only, ready for SMTP
     parsed = email.message_from_bytes(content, policy=email.policy.default)

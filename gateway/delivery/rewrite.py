@@ -9,7 +9,7 @@ what the policy asserts.
 
 from __future__ import annotations
 
-import json
+from gateway.store.queue import Rewrite
 
 _CRLF = b"\r\n"
 
@@ -29,24 +29,14 @@ def _name(field: list[bytes]) -> bytes:
     return field[0].split(b":", 1)[0].strip().lower()
 
 
-def footer_of(rewrite: str | None) -> str | None:
-    """The postal address of the CAN-SPAM footer a job's `rewrite` asks for."""
-    if rewrite is None:
-        return None
-    footer: str | None = json.loads(rewrite).get("footer")
-    return footer
-
-
-def apply_rewrite(content: bytes, rewrite: str | None) -> bytes:
-    """`content` with the header changes of a job's `rewrite` (JSON, see schema.jobs);
-    the footer is added separately (it needs the recipient's unsubscribe link)."""
+def apply_rewrite(content: bytes, rewrite: Rewrite | None) -> bytes:
+    """`content` with the header changes of a job's `rewrite`; the footer is added
+    separately (it needs the recipient's unsubscribe link)."""
     if rewrite is None:
         return content
-    spec = json.loads(rewrite)
-    added: list[tuple[str, str]] = [(name, value) for name, value in spec.get("headers", [])]
-    subject: str | None = spec.get("subject")
-    if subject is not None:
-        added.append(("Subject", subject))
+    added = list(rewrite.headers)
+    if rewrite.subject is not None:
+        added.append(("Subject", rewrite.subject))
     return with_headers(content, added)
 
 

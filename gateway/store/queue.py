@@ -9,6 +9,7 @@ IMMEDIATE does (SQLAlchemy omits FOR UPDATE there).
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ DELIVERED, BOUNCED, DELETED = "delivered", "bounced", "deleted"
 # States in which a job still needs the message content.
 PENDING_STATES = (QUEUED, ACTIVE, HELD)
 # How mail without a policy decision leaves (DSNs): the configured delivery.
-DEFAULT_ROUTE = "standard"
+DEFAULT_ROUTE: tuple[str, ...] = ("standard",)
 
 
 def new_queue_id(now: float | None = None) -> str:
@@ -50,13 +51,48 @@ class NewMessage:
 
 
 @dataclass(frozen=True)
+class Rewrite:
+    """The changes a delivery makes to one job's message (policy text only): the
+    neutral subject, added headers, and the CAN-SPAM footer's postal address."""
+
+    subject: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    footer: str | None = None
+
+    def to_json(self) -> str:
+        """As stored in the job's `rewrite` column."""
+        spec: dict[str, object] = {
+            "subject": self.subject,
+            "headers": [list(h) for h in self.headers],
+        }
+        if self.footer is not None:
+            spec["footer"] = self.footer
+        return json.dumps(spec)
+
+    @classmethod
+    def from_json(cls, text: str) -> Rewrite:
+        spec = json.loads(text)
+        headers = tuple((name, value) for name, value in spec.get("headers", []))
+        return cls(spec.get("subject"), headers, spec.get("footer"))
+
+
+def _via_column(via: tuple[str, ...]) -> str:
+    """The `route` column: the delivery modes in order, comma-separated."""
+    return ",".join(via)
+
+
+def _via_of(route: str) -> tuple[str, ...]:
+    return tuple(route.split(","))
+
+
+@dataclass(frozen=True)
 class NewJob:
     recipient: str
-    route: str  # delivery modes in order, comma-separated, e.g. "tls,portal"
+    via: tuple[str, ...]  # delivery modes in order, e.g. ("tls", "portal")
     held: bool = False
     rule: str | None = None
     policy: str | None = None
-    rewrite: str | None = None  # JSON, see schema.jobs.rewrite
+    rewrite: Rewrite | None = None
     purpose: str | None = None  # marketing purpose whose consent delivery re-checks
 
 
@@ -163,10 +199,10 @@ def insert_message(conn: Connection, message: NewMessage, new_jobs: Sequence[New
                     "queue_id": message.queue_id,
                     "recipient": job.recipient,
                     "state": HELD if job.held else QUEUED,
-                    "route": job.route,
+                    "route": _via_column(job.via),
                     "rule": job.rule,
                     "policy": job.policy,
-                    "rewrite": job.rewrite,
+                    "rewrite": job.rewrite.to_json() if job.rewrite is not None else None,
                     "purpose": job.purpose,
                     "attempts": 0,
                     "next_attempt_at": message.received_at,
@@ -182,9 +218,9 @@ class ClaimedJob:
     id: int
     queue_id: str
     recipient: str
-    route: str
+    via: tuple[str, ...]
     attempts: int
-    rewrite: str | None = None
+    rewrite: Rewrite | None = None
     purpose: str | None = None
 
 
@@ -193,7 +229,15 @@ def claim(conn: Connection, owner: str, now: float, lease: float, limit: int) ->
     params = {"now": now, "limit": limit, "owner": owner, "until": now + lease}
     rows = conn.execute(_CLAIM, params).all()
     return [
-        ClaimedJob(r.id, r.queue_id, r.recipient, r.route, r.attempts, r.rewrite, r.purpose)
+        ClaimedJob(
+            r.id,
+            r.queue_id,
+            r.recipient,
+            _via_of(r.route),
+            r.attempts,
+            Rewrite.from_json(r.rewrite) if r.rewrite is not None else None,
+            r.purpose,
+        )
         for r in rows
     ]
 

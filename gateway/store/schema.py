@@ -74,7 +74,7 @@ jobs = Table(
     Column("route", String(64), nullable=False),
     Column("rule", String(64), nullable=True),  # the policy rule that decided; NULL: defaults
     Column("policy", String(16), nullable=True),  # version of the policy that decided
-    # JSON {"subject": ..., "headers": [[name, value], ...]}: admin-written policy text only.
+    # queue.Rewrite as JSON {"subject", "headers", "footer"}: admin-written policy text only.
     Column("rewrite", Text, nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", Float, nullable=False),

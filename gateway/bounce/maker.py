@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection
 
 from gateway.audit.trail import AuditEvent
-from gateway.delivery.dsn import FailedRecipient, build_dsn
+from gateway.bounce.dsn import FailedRecipient, build_dsn
 from gateway.store import queue
 from gateway.store.keyring import Keyring
 
