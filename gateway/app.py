@@ -24,7 +24,7 @@ from gateway.consent.links import UnsubscribeLinks, load_key
 from gateway.consent.mailto import MailtoUnsubscribe
 from gateway.consent.purpose import PurposeHeader
 from gateway.consent.source import RegistryConsent
-from gateway.datadir import open_database
+from gateway.datadir import cert_store, open_database
 from gateway.delivery.attempt import SigningScope
 from gateway.delivery.client import SmtpSender
 from gateway.delivery.marketing import Marketing
@@ -45,7 +45,6 @@ from gateway.mail import tls
 from gateway.policy.live import LivePolicy, policy_directory
 from gateway.policy.loader import PolicyError
 from gateway.runstate import PID_FILE
-from gateway.smime.certs.store import CertStore
 from gateway.smime.envelope import SmimeEncryptor
 from gateway.smime.errors import SmimeSetupError
 from gateway.smtp.auth import Authenticator, AuthGuard
@@ -230,10 +229,26 @@ def build(
             )
             if settings.web.enabled and settings.web.tls
             else None,
-            tls_reports=TlsReporter(settings, db, keyring, notify=delivery.notify),
+            tls_reports=tls_reporter(settings, db, keyring, notify=delivery.notify),
         )
         on_error.pop_all()
     return parts
+
+
+def tls_reporter(
+    settings: Settings, db: Database, keyring: Keyring, notify: Callable[[], None] | None = None
+) -> TlsReporter:
+    """The daily TLS reports (RFC 8460), sent from the postmaster's address."""
+    return TlsReporter(
+        settings.tls_reports,
+        db,
+        keyring,
+        hostname=settings.hostname,
+        postmaster=settings.postmaster_address,
+        nameservers=settings.delivery.nameservers,
+        ca_file=settings.delivery.ca_file,
+        notify=notify,
+    )
 
 
 def unsubscribe_links(settings: Settings) -> UnsubscribeLinks:
@@ -361,7 +376,7 @@ async def run(
 
 def smime_encryptor(settings: Settings) -> SmimeEncryptor:
     """Raises SmimeSetupError when the signing certificate or trust bundle is unusable."""
-    return SmimeEncryptor(settings.smime, CertStore.for_settings(settings), Path(settings.data_dir))
+    return SmimeEncryptor(settings.smime, cert_store(settings), Path(settings.data_dir))
 
 
 def _delivery_service(

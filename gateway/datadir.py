@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from gateway.audit import checkpoints
 from gateway.config import Settings
 from gateway.mail import tls
+from gateway.smime.certs.store import CertStore
 from gateway.store import principals
 from gateway.store.audit_key import KEY_FILE as AUDIT_KEY_FILE
 from gateway.store.audit_key import create_audit_key, load_audit_key
@@ -85,3 +86,10 @@ def ensure_dev_principal(settings: Settings, db: Database) -> DevCredentials | N
     with os.fdopen(fd, "w") as out:
         json.dump(creds.__dict__, out, indent=2)
     return creds
+
+
+def cert_store(settings: Settings) -> CertStore:
+    """Recipients' S/MIME certificates, where the settings keep them."""
+    smime = settings.smime
+    trust = settings.path(smime.trust_file) if smime.trust_file else None
+    return CertStore(settings.path(smime.certs_dir), trust)

@@ -30,6 +30,7 @@ from certs import make_certs, server_context
 from dns_server import LoopbackDns
 from sqlalchemy import select
 
+from gateway.app import tls_reporter
 from gateway.audit.verify import verify
 from gateway.config import Settings
 from gateway.delivery.tlsrpt import DAY, TlsSession, record_sessions
@@ -461,7 +462,7 @@ def test_https_report_is_posted_as_gzip_json_per_rfc(
 ) -> None:
     dns.add(f"_smtp._tls.{DOMAIN}", "TXT", f'"v=TLSRPTv1; rua={receiver.url}"')
     a_day_of_sessions(db)
-    reporter = TlsReporter(settings, db, keyring)
+    reporter = tls_reporter(settings, db, keyring)
     assert run(reporter, REPORT_AT) == 1
 
     [(path, headers, _body)] = receiver.posts
@@ -519,7 +520,7 @@ def test_mailto_report_is_queued_as_an_rfc_8460_message(
     )
     a_day_of_sessions(db)
     woken: list[bool] = []
-    reporter = TlsReporter(settings, db, keyring, notify=lambda: woken.append(True))
+    reporter = tls_reporter(settings, db, keyring, notify=lambda: woken.append(True))
     assert run(reporter, REPORT_AT) == 1
     assert woken == [True]
 
@@ -579,8 +580,8 @@ def test_one_report_per_domain_and_day_even_when_run_twice_or_by_two_processes(
     second_db = Database(db.url, audit_key=db.audit_key)  # another process on the same store
     second_db.start()
     try:
-        first = TlsReporter(settings, db, keyring)
-        second = TlsReporter(settings, second_db, keyring)
+        first = tls_reporter(settings, db, keyring)
+        second = tls_reporter(settings, second_db, keyring)
 
         async def both() -> list[int]:
             return list(await asyncio.gather(first.run_once(REPORT_AT), second.run_once(REPORT_AT)))
@@ -621,7 +622,7 @@ def test_no_report_without_one_valid_tlsrpt_record(
     for text in records:
         dns.add(f"_smtp._tls.{DOMAIN}", "TXT", text.format(url=receiver.url))
     a_day_of_sessions(db)
-    assert run(TlsReporter(settings, db, keyring), REPORT_AT) == 0
+    assert run(tls_reporter(settings, db, keyring), REPORT_AT) == 0
     assert receiver.posts == []
     assert queued_reports(db, keyring) == []
     assert tlsrpt_events(db) == []
@@ -648,7 +649,7 @@ def test_failed_https_delivery_is_retried_then_given_up(
     try:
         dns.add(f"_smtp._tls.{DOMAIN}", "TXT", f'"v=TLSRPTv1; rua={server.url}"')
         a_day_of_sessions(db)
-        reporter = TlsReporter(settings, db, keyring)
+        reporter = tls_reporter(settings, db, keyring)
         assert run(reporter, REPORT_AT) == 0
         assert report_state(db)["state"] == "retry"
         assert run(reporter, REPORT_AT + RETRY_AFTER / 2) == 0  # not due yet
@@ -674,7 +675,7 @@ def test_dns_trouble_is_retried(
 ) -> None:
     dns.fail(f"_smtp._tls.{DOMAIN}")
     a_day_of_sessions(db)
-    reporter = TlsReporter(settings, db, keyring)
+    reporter = tls_reporter(settings, db, keyring)
     assert run(reporter, REPORT_AT) == 0
     assert report_state(db)["state"] == "retry"
     dns.servfail.clear()
@@ -710,7 +711,7 @@ def test_report_holds_no_addresses_or_message_ids(
         f'"v=TLSRPTv1; rua={receiver.url},mailto:tls-reports@reports.test"',
     )
     a_day_of_sessions(db)
-    assert run(TlsReporter(settings, db, keyring), REPORT_AT) == 1
+    assert run(tls_reporter(settings, db, keyring), REPORT_AT) == 1
 
     [report] = receiver.reports()
     [mail] = [content for info, content in queued_reports(db, keyring) if info["sender"] == ""]
@@ -745,7 +746,7 @@ def test_nothing_is_reported_before_the_day_is_over(
 ) -> None:
     dns.add(f"_smtp._tls.{DOMAIN}", "TXT", f'"v=TLSRPTv1; rua={receiver.url}"')
     a_day_of_sessions(db)
-    reporter = TlsReporter(settings, db, keyring)
+    reporter = tls_reporter(settings, db, keyring)
     assert run(reporter, DAY0 + DAY - 1) == 0
     assert run(reporter, REPORT_AT - 1) == 0
     assert dns.queries == [] and receiver.posts == []
@@ -757,7 +758,7 @@ def test_counters_never_reported_are_deleted_after_some_days(
 ) -> None:
     dns.add(f"_smtp._tls.{DOMAIN}", "TXT", f'"v=TLSRPTv1; rua={receiver.url}"')
     a_day_of_sessions(db)
-    assert run(TlsReporter(settings, db, keyring), DAY0 + (KEEP_DAYS + 1) * DAY) == 0
+    assert run(tls_reporter(settings, db, keyring), DAY0 + (KEEP_DAYS + 1) * DAY) == 0
     assert count_rows(db, tls_session_counts) == 0
     assert count_rows(db, tls_policies) == 0
     assert dns.queries == [] and receiver.posts == []
@@ -773,8 +774,8 @@ def test_run_forever_reports_and_stops(
 ) -> None:
     dns.add(f"_smtp._tls.{DOMAIN}", "TXT", f'"v=TLSRPTv1; rua={receiver.url}"')
     record(db, [session()], time.time() - 2 * DAY)
-    disabled = TlsReporter(make_settings(tmp_path, dns, certs, enabled=False), db, keyring)
-    enabled = TlsReporter(make_settings(tmp_path, dns, certs), db, keyring)
+    disabled = tls_reporter(make_settings(tmp_path, dns, certs, enabled=False), db, keyring)
+    enabled = tls_reporter(make_settings(tmp_path, dns, certs), db, keyring)
 
     async def scenario() -> None:
         stop = asyncio.Event()

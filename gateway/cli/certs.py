@@ -27,7 +27,10 @@ def _open(config_file: str | None, data_dir: str | None) -> CertStore:
             "`phigate init DIR`, or pass --data-dir / -c",
             EXIT_USAGE,
         )
-    return CertStore.for_settings(settings)
+    # The data directory's helpers load SQLAlchemy: only for commands that run.
+    from gateway.datadir import cert_store
+
+    return cert_store(settings)
 
 
 def _day(moment: datetime.datetime | None) -> str:

@@ -47,7 +47,7 @@ from sqlalchemy import Connection, and_, or_, select, update
 
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
-from gateway.config import Settings
+from gateway.config import TlsReportConfig
 from gateway.delivery.mx import make_resolver
 from gateway.delivery.tlsrpt import (
     DAY,
@@ -384,28 +384,31 @@ class TlsReporter:
 
     def __init__(
         self,
-        settings: Settings,
+        config: TlsReportConfig,
         db: Database,
         keyring: Keyring,
-        notify: Callable[[], None] | None = None,
         *,
+        hostname: str,
+        postmaster: str,
+        nameservers: Sequence[str],
+        ca_file: str | None,
+        notify: Callable[[], None] | None = None,
         interval: float = RUN_INTERVAL,
     ) -> None:
         """`notify` is called when report messages were queued (wakes the delivery)."""
-        config = settings.tls_reports
         self.enabled = config.enabled
         self.db = db
         self.keyring = keyring
         self.notify = notify
         self.interval = interval
-        self.submitter = settings.hostname
-        self.organization = config.organization or settings.hostname
-        self.contact = config.contact or settings.postmaster_address
-        self.from_address = settings.postmaster_address
-        self.lookup = TlsRptLookup(settings.delivery.nameservers)
+        self.submitter = hostname
+        self.organization = config.organization or hostname
+        self.contact = config.contact or postmaster
+        self.from_address = postmaster
+        self.lookup = TlsRptLookup(nameservers)
         # The certificate of an HTTPS receiver is verified: against ca_file
         # when set, else against the system's trusted CAs.
-        self._tls = ssl.create_default_context(cafile=settings.delivery.ca_file)
+        self._tls = ssl.create_default_context(cafile=ca_file)
         self._tls.minimum_version = ssl.TLSVersion.TLSv1_2
 
     async def run_forever(self, stop: asyncio.Event) -> None:

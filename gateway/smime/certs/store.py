@@ -20,7 +20,6 @@ from pathlib import Path
 
 from cryptography import x509
 
-from gateway.config import Settings
 from gateway.smime.certs.files import (
     FileContents,
     NotCertificateError,
@@ -175,12 +174,6 @@ class CertStore:
         self._files: dict[str, _ParsedFile] = {}
         self._anchors: tuple[object, TrustAnchors] | None = None
         self._snapshot: _Snapshot | None = None
-
-    @classmethod
-    def for_settings(cls, settings: Settings) -> CertStore:
-        smime = settings.smime
-        trust = settings.path(smime.trust_file) if smime.trust_file else None
-        return cls(settings.path(smime.certs_dir), trust)
 
     @property
     def trust_source(self) -> Path | None:
