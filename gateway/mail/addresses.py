@@ -7,6 +7,7 @@ lower-cased (IDNs to their ASCII form), the local part kept as written.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 _LOCAL = re.compile(rf"^{_ATEXT}+(\.{_ATEXT}+)*$")
@@ -18,6 +19,8 @@ class AddressError(ValueError):
     """Why an address is not acceptable, phrased for an SMTP reply."""
 
 
+# Pure, and asked for the same few domains with every message.
+@lru_cache(maxsize=4096)
 def normalise_domain(domain: str) -> str:
     literal = _LITERAL.match(domain)
     if literal:

@@ -64,10 +64,10 @@ def _write_private(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def _signature(path: Path) -> tuple[int, int, int] | None:
+def _signature(path: Path | str) -> tuple[int, int, int] | None:
     """What changes when a file is replaced or rewritten (None if it is missing)."""
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return None
     return st.st_ino, st.st_mtime_ns, st.st_size
@@ -86,6 +86,7 @@ class Keyring:
         self._keys: dict[str, AESGCM] = {}
         self._current = ""
         self._current_signature: tuple[int, int, int] | None = None
+        self._current_path = str(directory / _CURRENT)
         self._lock = threading.Lock()
         self.reload()
 
@@ -170,7 +171,7 @@ class Keyring:
 
     def follow_current(self) -> None:
         """Reload if CURRENT was replaced since the last load (a rotation)."""
-        signature = _signature(self.directory / _CURRENT)
+        signature = _signature(self._current_path)  # a str: this runs for every message
         if signature is None or signature == self._current_signature:
             return
         try:
