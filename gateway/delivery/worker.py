@@ -241,6 +241,7 @@ class DeliveryService:
         message = delivery.message
         if message is None:
             return
+        # Nothing is sent from here, so nothing may be signed.
         attempt = Attempt(message.sender, delivery.queue_id, frozenset(), results=results)
         try:
             await self._record(message, delivery, attempt)
