@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Literal
 
@@ -161,6 +162,10 @@ class RelayNetwork(_Strict):
         return value
 
 
+# Asked at every connection and every delivery of relay-network mail: parse once.
+_network = lru_cache(maxsize=1024)(partial(ipaddress.ip_network, strict=False))
+
+
 def relay_network_for(networks: Sequence[RelayNetwork], ip: str) -> RelayNetwork | None:
     """The first relay network that holds the client address `ip`, if any."""
     try:
@@ -168,7 +173,7 @@ def relay_network_for(networks: Sequence[RelayNetwork], ip: str) -> RelayNetwork
     except ValueError:
         return None
     for relay in networks:
-        if any(address in ipaddress.ip_network(n, strict=False) for n in relay.networks):
+        if any(address in _network(n) for n in relay.networks):
             return relay
     return None
 
