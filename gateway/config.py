@@ -370,6 +370,44 @@ class UnsubscribeConfig(_Strict):
     mailto_local_part: str = "unsubscribe"
 
 
+class PortalConfig(_Strict):
+    """Secure portal pickup: delivery mode `portal` (see docs/portal.md)."""
+
+    # The organisation named in notices and on the portal's pages.
+    organisation: str = Field(default="phigate", min_length=1, max_length=100)
+    # A PNG or SVG logo shown on the portal's pages (relative: under data_dir); null: none.
+    logo_file: str | None = None
+    # The address notices, access codes and read receipts come from; empty: the postmaster.
+    notice_from: str = ""
+    # Admin-edited notice templates (notice.txt, notice.html, code.txt,
+    # receipt.txt; Jinja2), checked at start-up; null: the built-in ones.
+    templates_dir: str | None = None
+    # Days a message waits for pickup unless its policy rule says otherwise.
+    expiry_days: int = Field(default=30, ge=1, le=3650)
+    # An access code works this long, and this many wrong codes lock the link.
+    code_minutes: int = Field(default=15, ge=1, le=1440)
+    code_attempts: int = Field(default=5, ge=1, le=100)
+    lockout_minutes: int = Field(default=60, ge=1, le=10080)
+    # Access codes mailed per link per hour at most.
+    codes_per_hour: int = Field(default=5, ge=1, le=100)
+    # Portal requests per client address per minute (per process) at most.
+    requests_per_minute: int = Field(default=60, ge=1, le=100_000)
+    # Minutes a verified browser session lasts without a new code.
+    session_minutes: int = Field(default=30, ge=1, le=1440)
+    # Largest reply, attachments included (bytes); replies are inspected like mail.
+    max_reply_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    # Header a sending system sets to protect a message with a passphrase it
+    # shared out of band (the policy must ask for it); removed before storing.
+    passphrase_header: str = "X-Phigate-Portal-Passphrase"
+
+    @field_validator("passphrase_header")
+    @classmethod
+    def _check_header(cls, value: str) -> str:
+        if not re.fullmatch(r"[!-9;-~]+", value):  # printable ASCII, no space or colon
+            raise ValueError(f"{value!r} is not a header field name")
+        return value
+
+
 class DkimConfig(_Strict):
     """DKIM signing of outgoing mail (see docs/dkim.md)."""
 
@@ -491,6 +529,7 @@ class Settings(_Strict):
     web: WebConfig = WebConfig()
     unsubscribe: UnsubscribeConfig = UnsubscribeConfig()
     smime: SmimeConfig = SmimeConfig()
+    portal: PortalConfig = PortalConfig()
     # The address DSNs come from (local part @ hostname when empty).
     postmaster: str = ""
     # Server processes sharing the listening sockets and the store (pre-fork).

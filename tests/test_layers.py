@@ -30,8 +30,9 @@ LAYERS: list[list[str]] = [
     # The parts the stages are built from.
     ["gateway.inspect", "gateway.consent", "gateway.dkim", "gateway.smime"],
     ["gateway.policy"],
-    # Bounces and DSNs: a stage that intake and delivery both hand mail to.
-    ["gateway.bounce"],
+    # Bounces and DSNs: a stage that intake and delivery both hand mail to;
+    # portal custody, notices and pages' content: what delivery and web share.
+    ["gateway.bounce", "gateway.portal"],
     # The message path: listener -> intake -> store <- delivery; the web app beside.
     ["gateway.intake", "gateway.delivery", "gateway.web"],
     ["gateway.smtp"],

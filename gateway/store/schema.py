@@ -87,6 +87,8 @@ jobs = Table(
     Column("updated_at", Float, nullable=False),
     # A marketing job's purpose ("marketing/<sub>"): delivery checks consent again for it.
     Column("purpose", String(80), nullable=True),
+    # queue.PortalTerms as JSON: how mode portal holds this recipient's copy.
+    Column("portal", Text, nullable=True),
     Index("ix_jobs_state_next", "state", "next_attempt_at"),
     Index("ix_jobs_queue_id", "queue_id"),
 )
@@ -242,4 +244,61 @@ consent_opt_outs = Table(
     Column("actor", String(128), nullable=False),
     Column("recorded_at", Float, nullable=False),
     Index("ix_consent_opt_outs_address", "address"),
+)
+
+# --- Portal pickup (gateway.portal): one row per recipient's copy ---------------
+# The copy is sealed under a data key that the master key AND the link's
+# secret must both unwrap; only a SHA-256 verifier of the secret is kept.
+
+portal_messages = Table(
+    "portal_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("queue_id", String(32), nullable=False),  # the message it was delivered from
+    Column("recipient", String(320), nullable=False),
+    Column("sender", String(320), nullable=False),  # envelope sender: where replies go
+    Column("principal", String(64), nullable=True),  # who sent it
+    Column("verifier", String(64), nullable=False, unique=True),  # SHA-256 of the link secret
+    # waiting -> opened -> replied; any of them -> expired | recalled (content shredded)
+    Column("state", String(16), nullable=False),
+    Column("access", String(16), nullable=False),  # code | passphrase
+    Column("passphrase_hash", String(255), nullable=True),  # argon2id, access passphrase only
+    Column("show_sender", Boolean, nullable=False, default=False),
+    Column("read_receipt", Boolean, nullable=False, default=False),
+    Column("notice_queue_id", String(32), nullable=True),  # the notice's own message
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("opened_at", Float, nullable=True),
+    Column("replied_at", Float, nullable=True),
+    Column("closed_at", Float, nullable=True),  # expired or recalled at
+    Column("views", Integer, nullable=False, default=0),
+    Column("downloads", Integer, nullable=False, default=0),
+    # Access codes: only a keyed hash of the current one; counters for the limits.
+    Column("code_hash", String(64), nullable=True),
+    Column("code_expires_at", Float, nullable=True),
+    Column("codes_sent", Integer, nullable=False, default=0),
+    Column("codes_window_start", Float, nullable=True),  # start of the hour codes_sent counts
+    Column("failed_codes", Integer, nullable=False, default=0),
+    Column("locked_until", Float, nullable=True),
+    Column("key_id", String(32), nullable=True),
+    Column("wrapped_key", LargeBinary, nullable=True),  # NULL once shredded
+    Column("content", LargeBinary, nullable=True),
+    Index("ix_portal_messages_queue_id", "queue_id", "recipient", unique=True),
+    Index("ix_portal_messages_state_expires", "state", "expires_at"),
+)
+
+# Browsers that proved control of the address: only a SHA-256 of the cookie's secret.
+portal_sessions = Table(
+    "portal_sessions",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column(
+        "portal_id",
+        Integer,
+        ForeignKey("portal_messages.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_portal_sessions_portal_id", "portal_id"),
 )
