@@ -79,7 +79,10 @@ class Copy:
         return EXPIRED if self.state in OPEN_STATES and now >= self.expires_at else self.state
 
 
-_METADATA = [c for c in portal_messages.c if c.name not in ("key_id", "wrapped_key", "content")]
+# The verifier finds a copy; it is not part of what callers see of one.
+_METADATA = [
+    c for c in portal_messages.c if c.name not in ("verifier", "key_id", "wrapped_key", "content")
+]
 
 
 def _copy(row: RowMapping, with_content: bool = False) -> Copy:
