@@ -44,6 +44,7 @@ from gateway.logs import event
 from gateway.mail import tls
 from gateway.policy.live import LivePolicy, policy_directory
 from gateway.policy.loader import PolicyError
+from gateway.portal.expiry import Expiry
 from gateway.runstate import PID_FILE
 from gateway.smime.envelope import SmimeEncryptor
 from gateway.smime.errors import SmimeSetupError
@@ -349,6 +350,7 @@ async def run(
         audit_checkpoints = asyncio.create_task(
             trail.checkpoint_periodically(db, settings.audit, stop), name="audit-checkpoints"
         )
+        portal_expiry = asyncio.create_task(Expiry(db).run_forever(stop), name="portal-expiry")
         policy.started()
         event(
             log,
@@ -362,7 +364,7 @@ async def run(
         await stop.wait()
         event(log, "stopping")
         reports.cancel()  # an unfinished report is sent by the next pass
-        await asyncio.gather(reports, audit_checkpoints, return_exceptions=True)
+        await asyncio.gather(reports, audit_checkpoints, portal_expiry, return_exceptions=True)
     finally:
         if web is not None:
             await web.stop()

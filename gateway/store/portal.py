@@ -12,7 +12,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, RowMapping, delete, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    RowMapping,
+    and_,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from gateway.store.database import shredded
 from gateway.store.keyring import Sealed
@@ -163,12 +173,33 @@ def of_message(conn: Connection, queue_id: str) -> list[Copy]:
     return [_copy(row) for row in rows]
 
 
-def listing(conn: Connection, limit: int = 1000) -> list[Copy]:
-    """The newest copies first."""
+def by_ids(conn: Connection, copy_ids: Sequence[int]) -> list[Copy]:
     rows = conn.execute(
-        select(*_METADATA).order_by(portal_messages.c.id.desc()).limit(limit)
+        select(*_METADATA)
+        .where(portal_messages.c.id.in_(list(copy_ids)))
+        .order_by(portal_messages.c.id)
     ).mappings()
     return [_copy(row) for row in rows]
+
+
+def _shown_as(state: str, now: float) -> ColumnElement[bool]:
+    """The copies `Copy.shown_state(now)` calls `state`."""
+    c = portal_messages.c
+    if state == EXPIRED:
+        return or_(c.state == EXPIRED, and_(c.state.in_(OPEN_STATES), c.expires_at <= now))
+    if state in OPEN_STATES:
+        return and_(c.state == state, c.expires_at > now)
+    return c.state == state
+
+
+def listing(
+    conn: Connection, limit: int = 1000, shown: str | None = None, now: float = 0.0
+) -> list[Copy]:
+    """The newest copies first; with `shown`, only those whose shown state at `now` it is."""
+    query = select(*_METADATA).order_by(portal_messages.c.id.desc()).limit(limit)
+    if shown is not None:
+        query = query.where(_shown_as(shown, now))
+    return [_copy(row) for row in conn.execute(query).mappings()]
 
 
 def record_view(conn: Connection, copy_id: int, now: float) -> bool:
@@ -205,12 +236,16 @@ def record_reply(conn: Connection, copy_id: int, now: float) -> None:
 def close(conn: Connection, copy_ids: Sequence[int], state: str, now: float) -> list[int]:
     """Expire or recall open copies and shred them; returns the ids closed now."""
     assert state in (EXPIRED, RECALLED)
+    # FOR UPDATE (PostgreSQL): a concurrent closer waits, then finds the copy closed,
+    # so a copy is closed (and audited) once.
     closing = list(
         conn.execute(
-            select(portal_messages.c.id).where(
+            select(portal_messages.c.id)
+            .where(
                 portal_messages.c.id.in_(list(copy_ids)),
                 portal_messages.c.state.in_(OPEN_STATES),
             )
+            .with_for_update()
         ).scalars()
     )
     if not closing:
