@@ -14,14 +14,7 @@ import threading
 from pathlib import Path
 
 from harness import Phigate, Sink, message, via_sink, wait_until
-
-SUFFIXES = ("", "-wal", "-shm", "-journal")
-CHUNK = 16  # bytes; a random 16-byte string does not occur by chance in a few MB
-
-
-def _files(db_path: Path) -> list[Path]:
-    candidates = [db_path.with_name(db_path.name + suffix) for suffix in SUFFIXES]
-    return [path for path in candidates if path.exists()]
+from residue import residue
 
 
 def _query(db_path: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
@@ -51,18 +44,6 @@ def _shredded(db_path: Path, queue_id: str) -> bool:
     return bool(row and row[0][0])
 
 
-def _residue(db_path: Path, *secrets: bytes) -> list[str]:
-    """Which files still hold any CHUNK-byte piece of the secrets."""
-    pieces = [s[i : i + CHUNK] for s in secrets for i in range(0, len(s) - CHUNK + 1, CHUNK)]
-    found = []
-    for path in _files(db_path):
-        raw = path.read_bytes()
-        hits = sum(piece in raw for piece in pieces)
-        if hits:
-            found.append(f"{path.name}: {hits} of {len(pieces)} pieces")
-    return found
-
-
 def _queued_behind_a_deferring_hop(tmp_path: Path, sink: Sink) -> Phigate:
     """A running server with one message queued (and deferred once) for `sink`."""
     gw = Phigate(tmp_path, delivery=via_sink(sink, tls="none"))
@@ -90,14 +71,14 @@ def test_a_delivered_message_leaves_no_key_or_ciphertext_in_the_database_files(
         gw = _queued_behind_a_deferring_hop(tmp_path, sink)
         try:
             queue_id, wrapped, content = _sealed(gw.db_path)
-            assert _residue(gw.db_path, wrapped, content)  # the search does find them
+            assert residue(gw.db_path, wrapped, content)  # the search does find them
             deferring.clear()
             sink.wait_for(1)
             wait_until(lambda: _shredded(gw.db_path, queue_id))
-            wait_until(lambda: not _residue(gw.db_path, wrapped, content), timeout=5)
+            wait_until(lambda: not residue(gw.db_path, wrapped, content), timeout=5)
         finally:
             gw.stop()
-        assert not _residue(gw.db_path, wrapped, content)
+        assert not residue(gw.db_path, wrapped, content)
 
 
 def test_queue_delete_leaves_no_key_or_ciphertext_in_the_database_files(tmp_path: Path) -> None:
@@ -109,7 +90,7 @@ def test_queue_delete_leaves_no_key_or_ciphertext_in_the_database_files(tmp_path
             gw.cli("queue", "delete", queue_id)
             assert _shredded(gw.db_path, queue_id)
             # Checked while the server still runs (and holds the WAL open).
-            assert _residue(gw.db_path, wrapped, content) == []
+            assert residue(gw.db_path, wrapped, content) == []
         finally:
             gw.stop()
-        assert _residue(gw.db_path, wrapped, content) == []
+        assert residue(gw.db_path, wrapped, content) == []

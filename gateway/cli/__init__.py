@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("inspect", "inspect_command"),
     "keys": ("keys", "keys"),
     "policy": ("policy", "policy_group"),
+    "portal": ("portal", "portal_group"),
     "principal": ("principal", "principal"),
     "queue": ("queue", "queue_group"),
     "sandbox": ("sandbox", "sandbox_group"),

@@ -1,0 +1,29 @@
+"""Searching a SQLite database's files for bytes that shredding must have destroyed.
+
+SQLite keeps old page images in the WAL and deleted cells on free pages, so
+a column set to NULL may live on in the files; these helpers look for it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SUFFIXES = ("", "-wal", "-shm", "-journal")
+CHUNK = 16  # bytes; a random 16-byte string does not occur by chance in a few MB
+
+
+def _files(db_path: Path) -> list[Path]:
+    candidates = [db_path.with_name(db_path.name + suffix) for suffix in SUFFIXES]
+    return [path for path in candidates if path.exists()]
+
+
+def residue(db_path: Path, *secrets: bytes) -> list[str]:
+    """Which files still hold any CHUNK-byte piece of the secrets."""
+    pieces = [s[i : i + CHUNK] for s in secrets for i in range(0, len(s) - CHUNK + 1, CHUNK)]
+    found = []
+    for path in _files(db_path):
+        raw = path.read_bytes()
+        hits = sum(piece in raw for piece in pieces)
+        if hits:
+            found.append(f"{path.name}: {hits} of {len(pieces)} pieces")
+    return found
