@@ -25,7 +25,8 @@ from gateway.audit import history
 from gateway.audit.verify import verify
 from gateway.cli import main
 from gateway.config import Settings
-from gateway.portal import lifecycle
+from gateway.portal import custody, lifecycle
+from gateway.portal.custody import CustodyError, Link
 from gateway.portal.expiry import Expiry
 from gateway.settings_loader import load_settings
 from gateway.store import portal
@@ -301,3 +302,32 @@ def test_recall_leaves_no_key_or_ciphertext_in_the_sqlite_files(tmp_path: Path) 
         assert residue(path, wrapped, content)  # the search finds them while the copy is stored
         assert gate.cli("recall", made.queue_id).exit_code == 0
         assert residue(path, wrapped, content) == []
+
+
+# --- key rotation ---------------------------------------------------------------------
+
+
+def test_key_rotation_rewraps_a_copy_that_still_opens_with_its_link_once_the_old_key_is_gone(
+    gate: Gate,
+) -> None:
+    made = gate.copy("pat@home.example")
+    old_key = gate.keyring.current_key_id
+    rotated = CliRunner().invoke(main, ["keys", "rotate", "--json", "-c", str(gate.config)])
+    assert rotated.exit_code == 0, rotated.output
+    done = json.loads(rotated.stdout)
+    assert done["rewrapped"] == 1 and done["retirable"] == [old_key]
+    retired = CliRunner().invoke(main, ["keys", "retire", old_key, "-c", str(gate.config)])
+    assert retired.exit_code == 0, retired.output
+    keys_dir = gate.settings.path(gate.settings.keys_dir)
+    assert not (keys_dir / f"{old_key}.key").exists()
+
+    fresh = Keyring(keys_dir)  # only the files now on disk
+    assert fresh.key_ids == [done["key_id"]]
+    with gate.db.reading() as conn:
+        assert open_copy(conn, fresh, made) == CANARY
+        found = portal.by_verifier(conn, made.link.verifier)
+    assert found is not None and found.sealed is not None
+    assert found.sealed.key_id == done["key_id"]
+    context = custody.context_of(made.queue_id, made.recipient)
+    with pytest.raises(CustodyError):  # the master key alone still opens nothing
+        custody.open_sealed(fresh, found.sealed, Link.new(), context)

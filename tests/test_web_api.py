@@ -251,7 +251,9 @@ def test_openapi_document_is_valid_and_lists_the_routes(api: Api) -> None:
     assert response.status_code == 200
     document = response.json()
     validate(document)
-    assert set(document["paths"]) == {GRANTS, REVOCATIONS, OPT_OUTS, QUERY, HISTORY}
+    assert set(document["paths"]) == {
+        GRANTS, REVOCATIONS, OPT_OUTS, QUERY, HISTORY, "/api/portal/messages/{queue_id}/recall",
+    }  # fmt: skip
     assert all(set(ops) == {"post"} for ops in document["paths"].values())
     assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert not any(path.startswith("/unsubscribe") for path in document["paths"])

@@ -21,16 +21,18 @@ from gateway.web.tokens import TokenError
 
 @click.group("token")
 def token_group() -> None:
-    """API tokens for the consent API (/api/v1/consent, see docs/consent-api.md).
+    """API tokens for the consent API (/api/v1/consent, see docs/consent-api.md)
+    and portal recall (/api/portal, see docs/portal.md).
 
     A client sends its token as `Authorization: Bearer <token>`. Scopes:
     consent:read (query states and history), consent:write (grant, revoke,
-    opt out), consent (both). Every change a token makes is audited under its
-    name.
+    opt out), consent (both); portal:recall, or portal (recall portal
+    messages). Every change a token makes is audited under its name.
 
     \b
       phigate token add crm --scope consent          # prints the token once
       phigate token add reports --scope consent:read
+      phigate token add ehr --scope portal           # recalls portal messages
       phigate token ls
       phigate token revoke crm                       # stops working at once
     """
@@ -44,7 +46,8 @@ def token_group() -> None:
     multiple=True,
     required=True,
     type=click.Choice(sorted(tokens.SCOPE_NAMES)),
-    help="What the token may do (repeatable): consent:read, consent:write, or consent (both).",
+    help="What the token may do (repeatable): consent:read, consent:write, consent (both), "
+    "portal:recall or portal (the same).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print name, scopes and token as JSON.")
 @config_options

@@ -50,7 +50,7 @@ def require(scope: str) -> Callable[..., Awaitable[ApiToken]]:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "missing, unknown or revoked API token: send `Authorization: Bearer <token>` "
-                "with a token from `phigate token add NAME --scope consent`",
+                f"with a token from `phigate token add NAME --scope {scope}`",
                 headers={"WWW-Authenticate": "Bearer"},
             )
         request.state.token_name = token.name

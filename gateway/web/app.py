@@ -20,7 +20,7 @@ from gateway.config import ConsentConfig
 from gateway.consent.links import UnsubscribeLinks
 from gateway.logs import event
 from gateway.store.database import Database
-from gateway.web import WebContext, api, unsubscribe
+from gateway.web import WebContext, api, portal_api, unsubscribe
 
 log = logging.getLogger("gateway.web")
 
@@ -94,7 +94,8 @@ def create_app(db: Database, consent: ConsentConfig, links: UnsubscribeLinks) ->
     app = FastAPI(
         title="phigate consent API",
         version="1",
-        description="Record and query marketing authorizations and opt-outs. "
+        description="Record and query marketing authorizations and opt-outs; recall "
+        "messages sent to the portal. "
         "Authenticate with `Authorization: Bearer <token>` (`phigate token add`).",
         openapi_url=OPENAPI_PATH,
         max_body_size=MAX_BODY_BYTES,  # larger bodies get 413 before they are read whole
@@ -103,6 +104,7 @@ def create_app(db: Database, consent: ConsentConfig, links: UnsubscribeLinks) ->
     )
     app.state.context = WebContext(db, consent, links)
     app.include_router(api.router)
+    app.include_router(portal_api.router)
     app.include_router(unsubscribe.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)

@@ -25,9 +25,16 @@ from gateway.store.schema import api_tokens
 
 READ = "consent:read"
 WRITE = "consent:write"
-SCOPES = (READ, WRITE)
+RECALL = "portal:recall"  # the sending system recalls a portal message it sent
+SCOPES = (READ, WRITE, RECALL)
 # Names an admin may give for a set of scopes.
-SCOPE_NAMES = {"consent": SCOPES, READ: (READ,), WRITE: (WRITE,)}
+SCOPE_NAMES = {
+    "consent": (READ, WRITE),
+    READ: (READ,),
+    WRITE: (WRITE,),
+    "portal": (RECALL,),
+    RECALL: (RECALL,),
+}
 PREFIX = "phg_"  # lets secret scanners recognise a leaked token
 
 
