@@ -228,8 +228,8 @@ def test_extend_moves_the_expiry_of_open_copies_and_audits_the_dates(gate: Gate)
     after = gate.copy_of(made).expires_at
     assert after == pytest.approx(before + 7 * DAY)
     [event] = gate.events(made.queue_id)
-    day = lambda ts: time.strftime("%Y-%m-%d", time.gmtime(ts))  # noqa: E731
-    assert (event.event, event.detail) == ("portal_extended", f"{day(before)}->{day(after)}")
+    dates = [time.strftime("%Y-%m-%d", time.gmtime(ts)) for ts in (before, after)]
+    assert (event.event, event.detail) == ("portal_extended", "->".join(dates))
     assert gate.opens(made) == CANARY  # extending never touches the content
 
     for days in ("0", "3651", "x"):
