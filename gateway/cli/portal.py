@@ -114,7 +114,7 @@ def portal_ls(
     settings = cli_settings(config_file, data_dir)
     now = time.time()
     with open_store(settings) as db, db.reading() as conn:
-        copies = portal.listing(conn, limit, shown=state, now=now)
+        copies = portal.listing(conn, limit, (state, now) if state else None)
     rows = [_summary(c, now) for c in copies]
     if as_json:
         print_json(rows)

@@ -193,12 +193,12 @@ def _shown_as(state: str, now: float) -> ColumnElement[bool]:
 
 
 def listing(
-    conn: Connection, limit: int = 1000, shown: str | None = None, now: float = 0.0
+    conn: Connection, limit: int = 1000, shown: tuple[str, float] | None = None
 ) -> list[Copy]:
-    """The newest copies first; with `shown`, only those whose shown state at `now` it is."""
+    """The newest copies first; with `shown` (state, now), only those shown in that state."""
     query = select(*_METADATA).order_by(portal_messages.c.id.desc()).limit(limit)
     if shown is not None:
-        query = query.where(_shown_as(shown, now))
+        query = query.where(_shown_as(*shown))
     return [_copy(row) for row in conn.execute(query).mappings()]
 
 
