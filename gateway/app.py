@@ -29,6 +29,7 @@ from gateway.delivery.attempt import SigningScope
 from gateway.delivery.client import SmtpSender
 from gateway.delivery.marketing import Marketing
 from gateway.delivery.mx import MxResolver
+from gateway.delivery.portal import PortalMode
 from gateway.delivery.routing import Mode, Router, SmimeMode, SmtpMode
 from gateway.delivery.security import TransportSecurity
 from gateway.delivery.tlsrpt_send import TlsReporter
@@ -45,6 +46,7 @@ from gateway.mail import tls
 from gateway.policy.live import LivePolicy, policy_directory
 from gateway.policy.loader import PolicyError
 from gateway.portal.expiry import Expiry
+from gateway.portal.notices import Notices, NoticeTemplateError
 from gateway.runstate import PID_FILE
 from gateway.smime.envelope import SmimeEncryptor
 from gateway.smime.errors import SmimeSetupError
@@ -187,8 +189,9 @@ def build(
         # Shared by intake and delivery: one signer, one maker of DSNs.
         signer = DkimSigner(settings.dkim, settings.path(settings.dkim.keys_dir))
         bounces = BounceMaker(keyring, settings.hostname, settings.postmaster_address)
+        notices = portal_notices(settings)
         delivery = _delivery_service(
-            settings, db, keyring, signer, bounces, Marketing(consent, links), policy
+            settings, db, keyring, signer, bounces, Marketing(consent, links), policy, notices
         )
         inspector = Inspector(settings.inspection)
         on_error.callback(inspector.close)
@@ -389,6 +392,7 @@ def _delivery_service(
     bounces: BounceMaker,
     marketing: Marketing,
     policy: LivePolicy,
+    notices: Notices,
 ) -> DeliveryService:
     """Delivery and the parts it sends with: transport, the modes by name, marketing."""
     config = settings.delivery
@@ -404,12 +408,21 @@ def _delivery_service(
         signer,
         policy=lambda: policy.current,
     )
+    service: DeliveryService | None = None
+
+    def deliver_notices() -> None:  # the portal's notices are new mail for this service
+        if service is not None:
+            service.notify()
+
     modes: dict[str, Mode] = {
         "standard": SmtpMode("standard", transport),
         "tls": SmtpMode("tls", transport),
         "smime": SmimeMode(smime_encryptor(settings), transport),
+        "portal": PortalMode(
+            db, keyring, notices, settings.portal, settings.public_base_url, deliver_notices
+        ),
     }
-    return DeliveryService(
+    service = DeliveryService(
         config,
         db,
         keyring,
@@ -417,9 +430,26 @@ def _delivery_service(
         router=Router(modes),
         marketing=marketing,
         bounces=bounces,
-        signing=SigningScope(settings.postmaster_address, settings.relay_networks),
+        signing=SigningScope(
+            settings.postmaster_address, settings.relay_networks, settings.portal_address
+        ),
         reports_tls=settings.tls_reports.enabled,
     )
+    return service
+
+
+def portal_notices(settings: Settings) -> Notices:
+    """The portal's mail texts, checked now: a broken template stops start-up."""
+    templates = settings.portal.templates_dir
+    try:
+        return Notices(
+            settings.portal.organisation,
+            settings.portal_address,
+            settings.hostname,
+            settings.path(templates) if templates else None,
+        )
+    except NoticeTemplateError as exc:
+        raise StartupError(f"portal templates: {exc}") from None
 
 
 def _session_factory(ctx: ListenerContext) -> Callable[[], PhigateSMTP]:
@@ -509,6 +539,7 @@ def serve(settings: Settings) -> None:
         smime_encryptor(settings)
     except SmimeSetupError as exc:
         raise StartupError(f"S/MIME settings are not usable: {exc}") from exc
+    portal_notices(settings)
     prepare(settings.inspection)  # compiled once here; forked processes share it
     try:
         web_socket = bind_web_socket(settings)

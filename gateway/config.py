@@ -75,6 +75,10 @@ class LimitsConfig(_Strict):
     auth_lockout_seconds: float = Field(default=900.0, gt=0)
 
 
+# messages.listener of mail phigate writes itself: DSNs, TLS reports, the portal's.
+RESERVED_LISTENER_NAMES = ("dsn", "tlsrpt", "portal")
+
+
 class ListenerConfig(_Strict):
     """One SMTP listening socket."""
 
@@ -102,6 +106,18 @@ class ListenerConfig(_Strict):
     @classmethod
     def _check_address(cls, value: str) -> str:
         parse_host_port(value)
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        # Stored mail records where it came from; these names mark phigate's own
+        # mail, which is signed as phigate's domains and sent without TLS reports.
+        if value.lower() in RESERVED_LISTENER_NAMES:
+            raise ValueError(
+                f"{value!r} names phigate's own mail ({', '.join(RESERVED_LISTENER_NAMES)}): "
+                "choose another listener name, e.g. submission or mx"
+            )
         return value
 
     @field_validator("limits")
@@ -342,7 +358,7 @@ class WebConfig(_Strict):
     # Serve HTTPS with the server certificate (tls.cert_file); false when a
     # reverse proxy in front terminates TLS.
     tls: bool = False
-    # The public HTTPS address recipients reach, used in unsubscribe links;
+    # The public HTTPS address recipients reach, used in unsubscribe and portal links;
     # empty: https://<hostname>.
     public_url: str = ""
     # Open connections at most, per process (they share the SMTP listeners'
@@ -563,3 +579,17 @@ class Settings(_Strict):
     @property
     def postmaster_address(self) -> str:
         return self.postmaster or f"postmaster@{self.hostname}"
+
+    @property
+    def portal_address(self) -> str:
+        """Where the portal's notices, codes and receipts come from."""
+        return self.portal.notice_from or self.postmaster_address
+
+    @property
+    def public_base_url(self) -> str:
+        """The web app's address as recipients reach it, without a trailing slash."""
+        return public_base_url(self.web.public_url, self.hostname)
+
+
+def public_base_url(public_url: str | None, hostname: str) -> str:
+    return (public_url or f"https://{hostname}").rstrip("/")

@@ -33,7 +33,7 @@ from typing import Literal
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from gateway.config import UnsubscribeConfig
+from gateway.config import UnsubscribeConfig, public_base_url
 from gateway.store import keyfiles
 
 KEY_FILE = "unsubscribe.key"
@@ -99,7 +99,7 @@ class UnsubscribeLinks:
         self._mailto_key = hmac.new(key, b"phigate-unsubscribe-mailto", hashlib.sha256).digest()
         self.link_days = config.link_days
         self._lifetime = config.link_days * _SECONDS_PER_DAY
-        self._base_url = (public_url or f"https://{hostname}").rstrip("/")
+        self._base_url = public_base_url(public_url, hostname)
         self._mailto_local = config.mailto_local_part
         self._hostname = hostname
 

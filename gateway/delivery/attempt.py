@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gateway.config import RelayNetwork, relay_network_for
@@ -10,7 +10,8 @@ from gateway.delivery.client import RecipientResult
 from gateway.delivery.security import HopSecurity
 from gateway.delivery.tlsrpt import TlsSession
 from gateway.mail.addresses import domain_of, normalise_domain
-from gateway.store.queue import MessageForDelivery
+from gateway.portal.outbox import LISTENER as PORTAL_LISTENER
+from gateway.store.queue import MessageForDelivery, PortalTerms
 
 
 @dataclass
@@ -21,6 +22,9 @@ class Attempt:
     # RFC 8460 §5.3.1: TLS reports must get through even where the recipient's
     # MTA-STS or DANE fails, and their own sessions are not counted.
     honours_tls_policies: bool = True
+    principal: str | None = None
+    # How mode portal keeps each recipient's copy, where the policy said.
+    portal_terms: Mapping[str, PortalTerms] = field(default_factory=dict)
     results: list[RecipientResult] = field(default_factory=list)
     sessions: list[TlsSession] = field(default_factory=list)
 
@@ -51,14 +55,20 @@ class Attempt:
 class SigningScope:
     """The domains DKIM may sign a message as, as they are now: its principal's
     (sender and extra From domains), else its relay network's. phigate's own mail
-    (DSNs, TLS reports) comes from the postmaster's domain."""
+    (DSNs, TLS reports) comes from the postmaster's domain, and the mail the
+    portal writes or relays (notices, codes, receipts, replies) from the
+    portal's address."""
 
-    def __init__(self, postmaster: str, relay_networks: Sequence[RelayNetwork]) -> None:
-        self.own_domains = frozenset([normalise_domain(domain_of(postmaster))])
+    def __init__(
+        self, postmaster: str, relay_networks: Sequence[RelayNetwork], portal_from: str = ""
+    ) -> None:
+        self.own_domains = frozenset(
+            normalise_domain(domain_of(address)) for address in (postmaster, portal_from) if address
+        )
         self.relay_networks = relay_networks
 
     def domains_for(self, message: MessageForDelivery) -> frozenset[str]:
-        if message.is_dsn:
+        if message.is_dsn or message.listener == PORTAL_LISTENER:
             return self.own_domains
         if message.principal is not None:
             return frozenset(message.principal_domains)

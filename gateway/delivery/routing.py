@@ -2,7 +2,8 @@
 
 A mode is one object behind one interface (`Mode`), chosen by name: `standard`
 and `tls` send over SMTP, `smime` encrypts to the recipient's certificate and
-sends like `standard`. A mode not built here (today: `portal`) is skipped. A
+sends like `standard`, `portal` (gateway.delivery.portal) keeps the message
+for pickup and mails a notice. A mode not built here is skipped. A
 recipient moves on to the next mode only when the current one answers
 MODE_UNAVAILABLE for it (no verified TLS, no certificate).
 """
@@ -89,7 +90,7 @@ class Router:
         for name in via:
             mode = self.modes.get(name)
             if mode is None:
-                continue  # portal: not available in this version
+                continue  # not built in this server
             outcome = await mode.send(attempt, waiting, content)
             unavailable = [r for r in outcome if r.mode_unavailable]
             done += [r for r in outcome if not r.mode_unavailable]

@@ -209,6 +209,8 @@ class DeliveryService:
             delivery.queue_id,
             self.signing.domains_for(message),
             message.listener != tlsrpt_send.LISTENER,
+            principal=message.principal,
+            portal_terms={job.recipient: job.portal for job in delivery.jobs if job.portal},
         )
         jobs, stopped = await self.marketing.still_consented(delivery.queue_id, delivery.jobs)
         attempt.results += stopped

@@ -158,9 +158,7 @@ def by_verifier(conn: Connection, verifier: str) -> Copy | None:
 
 
 def by_id(conn: Connection, copy_id: int) -> Copy | None:
-    row = (
-        conn.execute(select(*_METADATA).where(portal_messages.c.id == copy_id)).mappings().first()
-    )
+    row = conn.execute(select(*_METADATA).where(portal_messages.c.id == copy_id)).mappings().first()
     return _copy(row) if row is not None else None
 
 
@@ -272,9 +270,7 @@ def due_to_expire(conn: Connection, now: float, limit: int = 200) -> list[int]:
     return list(
         conn.execute(
             select(portal_messages.c.id)
-            .where(
-                portal_messages.c.state.in_(OPEN_STATES), portal_messages.c.expires_at <= now
-            )
+            .where(portal_messages.c.state.in_(OPEN_STATES), portal_messages.c.expires_at <= now)
             .order_by(portal_messages.c.expires_at)
             .limit(limit)
         ).scalars()
