@@ -21,7 +21,7 @@ from gateway.store import portal
 from gateway.store.keyring import Keyring
 
 CANARY = b"Lab result: canary-portal-api-3w7"
-RECALL = "/api/portal/messages/{}/recall"
+RECALL = "/api/v1/portal/messages/{}/recall"
 
 
 @dataclass
@@ -141,7 +141,7 @@ def test_a_copy_past_its_time_at_start_is_closed_by_the_expiry_task(api: Api) ->
 def test_the_openapi_document_describes_recall(api: Api) -> None:
     document = api.client.get("/api/openapi.json").json()
     validate(document)
-    operation = document["paths"]["/api/portal/messages/{queue_id}/recall"]["post"]
+    operation = document["paths"]["/api/v1/portal/messages/{queue_id}/recall"]["post"]
     assert operation["security"] == [{"HTTPBearer": []}]
     assert {"200", "404", "409", "422"} <= set(operation["responses"])
     assert not operation["requestBody"].get("required", False)  # the body is optional

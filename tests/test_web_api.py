@@ -252,7 +252,7 @@ def test_openapi_document_is_valid_and_lists_the_routes(api: Api) -> None:
     document = response.json()
     validate(document)
     assert set(document["paths"]) == {
-        GRANTS, REVOCATIONS, OPT_OUTS, QUERY, HISTORY, "/api/portal/messages/{queue_id}/recall",
+        GRANTS, REVOCATIONS, OPT_OUTS, QUERY, HISTORY, "/api/v1/portal/messages/{queue_id}/recall",
     }  # fmt: skip
     assert all(set(ops) == {"post"} for ops in document["paths"].values())
     assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"

@@ -22,7 +22,7 @@ from gateway.web.tokens import TokenError
 @click.group("token")
 def token_group() -> None:
     """API tokens for the consent API (/api/v1/consent, see docs/consent-api.md)
-    and portal recall (/api/portal, see docs/portal.md).
+    and portal recall (/api/v1/portal, see docs/portal.md).
 
     A client sends its token as `Authorization: Bearer <token>`. Scopes:
     consent:read (query states and history), consent:write (grant, revoke,

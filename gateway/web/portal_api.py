@@ -1,4 +1,4 @@
-"""The portal API for sending systems (JSON, /api/portal): recall a message sent to the portal.
+"""The portal API for sending systems (JSON, /api/v1/portal): recall a message sent to the portal.
 
 A token with scope portal:recall (`phigate token add NAME --scope portal`)
 recalls a message's open portal copies by its queue id (the id of the 250
@@ -53,7 +53,7 @@ class Problem(BaseModel):
     detail: str
 
 
-router = APIRouter(prefix="/api/portal", tags=["portal"])
+router = APIRouter(prefix="/api/v1/portal", tags=["portal"])
 
 
 @router.post(
