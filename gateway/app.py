@@ -39,11 +39,15 @@ from gateway.inspect import header_values
 from gateway.inspect.detect import prepare
 from gateway.inspect.header_values import HeaderValues
 from gateway.inspect.inspector import Inspector
-from gateway.intake import Intake
+from gateway.intake import Intake, Submission
 from gateway.logs import event
 from gateway.mail import tls
 from gateway.policy.live import LivePolicy, policy_directory
 from gateway.policy.loader import PolicyError
+from gateway.portal import access as portal_access
+from gateway.portal.notices import Notices, NoticeTemplateError
+from gateway.portal.outbox import LISTENER as PORTAL_LISTENER
+from gateway.portal.replying import ReplyResult
 from gateway.runstate import PID_FILE
 from gateway.smime.envelope import SmimeEncryptor
 from gateway.smime.errors import SmimeSetupError
@@ -55,7 +59,9 @@ from gateway.store.audit_key import KEY_FILE as AUDIT_KEY_FILE
 from gateway.store.database import Database
 from gateway.store.keyholders import KeyReporter
 from gateway.store.keyring import Keyring, KeyringError
+from gateway.store.portal import Copy
 from gateway.web.app import create_app
+from gateway.web.portal import PortalParts
 from gateway.web.server import WebServer, WebSetupError, web_tls_context
 
 log = logging.getLogger("gateway.app")
@@ -223,7 +229,11 @@ def build(
             delivery=delivery,
             intake=intake,
             listeners=_listener_contexts(settings, db, intake, mailto, tls_context),
-            web_app=create_app(db, settings.consent, links) if settings.web.enabled else None,
+            web_app=create_app(
+                db, settings.consent, links, portal_parts(settings, keyring, intake, delivery)
+            )
+            if settings.web.enabled
+            else None,
             web_tls=web_tls_context(
                 settings.path(settings.tls.cert_file), settings.path(settings.tls.key_file)
             )
@@ -233,6 +243,74 @@ def build(
         )
         on_error.pop_all()
     return parts
+
+
+class IntakeReplies:
+    """Replies from the portal enter the pipeline like any mail: inspected, policy-checked."""
+
+    def __init__(self, intake: Intake, portal_address: str) -> None:
+        self.intake = intake
+        self.portal_address = portal_address
+
+    async def submit(self, copy: Copy, client_ip: str, content: bytes) -> ReplyResult:
+        reply = await self.intake.accept(
+            Submission(
+                listener=PORTAL_LISTENER,
+                principal=None,
+                client_ip=client_ip,
+                helo=None,
+                tls=False,
+                authenticated=False,
+                sender=self.portal_address,
+                recipients=(copy.sender,),
+                content=content,
+            )
+        )
+        return ReplyResult(reply.code, reply.text, reply.queue_id)
+
+
+def portal_parts(
+    settings: Settings, keyring: Keyring, intake: Intake, delivery: DeliveryService
+) -> PortalParts:
+    """What the portal's pages need: notices (templates checked now), the portal key, the logo."""
+    config = settings.portal
+    address = config.notice_from or settings.postmaster_address
+    templates = settings.path(config.templates_dir) if config.templates_dir else None
+    try:
+        notices = Notices(config.organisation, address, settings.hostname, templates)
+    except NoticeTemplateError as exc:
+        raise StartupError(f"portal notice templates are not usable: {exc}") from exc
+    logo = None
+    if config.logo_file:
+        path = settings.path(config.logo_file)
+        kind = {".png": "image/png", ".svg": "image/svg+xml"}.get(path.suffix.lower())
+        try:
+            image = path.read_bytes()
+        except OSError as exc:
+            raise StartupError(
+                f"portal.logo_file {path} cannot be read ({exc.strerror}): fix the path or "
+                "remove the setting"
+            ) from exc
+        if kind is None:
+            raise StartupError(f"portal.logo_file {path} is not a .png or .svg file")
+        logo = (image, kind)
+    key = keyfiles.load_or_create(
+        settings.path(settings.keys_dir),
+        portal_access.KEY_FILE,
+        "portal key",
+        "access codes and forms in progress stop working",
+    )
+    return PortalParts(
+        keyring=keyring,
+        notices=notices,
+        config=config,
+        key=key,
+        replies=IntakeReplies(intake, address),
+        on_queued=delivery.notify,
+        public_url=settings.web.public_url,
+        address=address,
+        logo=logo,
+    )
 
 
 def tls_reporter(
