@@ -10,6 +10,7 @@ from gateway.delivery.client import RecipientResult
 from gateway.delivery.security import HopSecurity
 from gateway.delivery.tlsrpt import TlsSession
 from gateway.mail.addresses import domain_of, normalise_domain
+from gateway.portal.outbox import LISTENER as PORTAL
 from gateway.store.queue import MessageForDelivery
 
 
@@ -51,14 +52,14 @@ class Attempt:
 class SigningScope:
     """The domains DKIM may sign a message as, as they are now: its principal's
     (sender and extra From domains), else its relay network's. phigate's own mail
-    (DSNs, TLS reports) comes from the postmaster's domain."""
+    (DSNs, TLS reports, portal mail and replies) comes from the postmaster's domain."""
 
     def __init__(self, postmaster: str, relay_networks: Sequence[RelayNetwork]) -> None:
         self.own_domains = frozenset([normalise_domain(domain_of(postmaster))])
         self.relay_networks = relay_networks
 
     def domains_for(self, message: MessageForDelivery) -> frozenset[str]:
-        if message.is_dsn:
+        if message.is_dsn or message.listener == PORTAL:  # incl. replies from the portal
             return self.own_domains
         if message.principal is not None:
             return frozenset(message.principal_domains)

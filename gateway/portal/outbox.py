@@ -40,6 +40,7 @@ def queue_mail(
         size=len(content),
         message_id=None,
         sealed=keyring.seal(content, queue_id.encode()),
+        is_dsn=True,  # phigate's own mail, like DSNs: DKIM-signed as the postmaster's domain
     )
     queue.insert_message(conn, record, [queue.NewJob(to, queue.DEFAULT_ROUTE)])
     audit = AuditEvent(

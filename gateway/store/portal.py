@@ -79,7 +79,10 @@ class Copy:
         return EXPIRED if self.state in OPEN_STATES and now >= self.expires_at else self.state
 
 
-_METADATA = [c for c in portal_messages.c if c.name not in ("key_id", "wrapped_key", "content")]
+# The verifier only finds a copy; Copy does not carry it.
+_METADATA = [
+    c for c in portal_messages.c if c.name not in ("verifier", "key_id", "wrapped_key", "content")
+]
 
 
 def _copy(row: RowMapping, with_content: bool = False) -> Copy:
@@ -145,9 +148,7 @@ def by_verifier(conn: Connection, verifier: str) -> Copy | None:
 
 
 def by_id(conn: Connection, copy_id: int) -> Copy | None:
-    row = (
-        conn.execute(select(*_METADATA).where(portal_messages.c.id == copy_id)).mappings().first()
-    )
+    row = conn.execute(select(*_METADATA).where(portal_messages.c.id == copy_id)).mappings().first()
     return _copy(row) if row is not None else None
 
 
@@ -234,9 +235,7 @@ def due_to_expire(conn: Connection, now: float, limit: int = 200) -> list[int]:
     return list(
         conn.execute(
             select(portal_messages.c.id)
-            .where(
-                portal_messages.c.state.in_(OPEN_STATES), portal_messages.c.expires_at <= now
-            )
+            .where(portal_messages.c.state.in_(OPEN_STATES), portal_messages.c.expires_at <= now)
             .order_by(portal_messages.c.expires_at)
             .limit(limit)
         ).scalars()
