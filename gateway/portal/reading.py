@@ -101,6 +101,11 @@ def safe_filename(name: str | None, index: int) -> str:
 
 
 def _text_of(part: Message) -> str:
+    """The part's text with plain newlines (stored messages have CRLF)."""
+    return _decoded_text(part).replace("\r\n", "\n")
+
+
+def _decoded_text(part: Message) -> str:
     try:
         content = part.get_content() if isinstance(part, EmailMessage) else None
         if isinstance(content, str):
