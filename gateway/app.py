@@ -40,13 +40,16 @@ from gateway.inspect import header_values
 from gateway.inspect.detect import prepare
 from gateway.inspect.header_values import HeaderValues
 from gateway.inspect.inspector import Inspector
-from gateway.intake import Intake
+from gateway.intake import Intake, Submission
 from gateway.logs import event
 from gateway.mail import tls
 from gateway.policy.live import LivePolicy, policy_directory
 from gateway.policy.loader import PolicyError
+from gateway.portal import access as portal_access
 from gateway.portal.expiry import Expiry
 from gateway.portal.notices import Notices, NoticeTemplateError
+from gateway.portal.outbox import LISTENER as PORTAL_LISTENER
+from gateway.portal.replying import ReplyResult
 from gateway.runstate import PID_FILE
 from gateway.smime.envelope import SmimeEncryptor
 from gateway.smime.errors import SmimeSetupError
@@ -58,7 +61,9 @@ from gateway.store.audit_key import KEY_FILE as AUDIT_KEY_FILE
 from gateway.store.database import Database
 from gateway.store.keyholders import KeyReporter
 from gateway.store.keyring import Keyring, KeyringError
+from gateway.store.portal import Copy
 from gateway.web.app import create_app
+from gateway.web.portal import PortalParts
 from gateway.web.server import WebServer, WebSetupError, web_tls_context
 
 log = logging.getLogger("gateway.app")
@@ -113,6 +118,7 @@ def bind_web_socket(settings: Settings) -> socket.socket | None:
         web_tls_context(settings.path(settings.tls.cert_file), settings.path(settings.tls.key_file))
     try:
         load_key(settings.path(settings.keys_dir))
+        portal_key(settings)
     except KeyringError as exc:
         raise WebSetupError(str(exc)) from None
     host, port = parse_host_port(settings.web.address)
@@ -227,7 +233,14 @@ def build(
             delivery=delivery,
             intake=intake,
             listeners=_listener_contexts(settings, db, intake, mailto, tls_context),
-            web_app=create_app(db, settings.consent, links) if settings.web.enabled else None,
+            web_app=create_app(
+                db,
+                settings.consent,
+                links,
+                portal_parts(settings, keyring, notices, intake, delivery),
+            )
+            if settings.web.enabled
+            else None,
             web_tls=web_tls_context(
                 settings.path(settings.tls.cert_file), settings.path(settings.tls.key_file)
             )
@@ -237,6 +250,80 @@ def build(
         )
         on_error.pop_all()
     return parts
+
+
+class IntakeReplies:
+    """Replies from the portal enter the pipeline like any mail: inspected, policy-checked."""
+
+    def __init__(self, intake: Intake, portal_address: str) -> None:
+        self.intake = intake
+        self.portal_address = portal_address
+
+    async def submit(self, copy: Copy, client_ip: str, content: bytes) -> ReplyResult:
+        reply = await self.intake.accept(
+            Submission(
+                listener=PORTAL_LISTENER,
+                principal=None,
+                client_ip=client_ip,
+                helo=None,
+                tls=False,
+                authenticated=False,
+                sender=self.portal_address,
+                recipients=(copy.sender,),
+                content=content,
+            )
+        )
+        return ReplyResult(reply.code, reply.text, reply.queue_id)
+
+
+def portal_parts(
+    settings: Settings,
+    keyring: Keyring,
+    notices: Notices,
+    intake: Intake,
+    delivery: DeliveryService,
+) -> PortalParts:
+    """What the portal's pages need: notices, the portal key, the logo, the replies' way in."""
+    return PortalParts(
+        keyring=keyring,
+        notices=notices,
+        config=settings.portal,
+        key=portal_key(settings),
+        replies=IntakeReplies(intake, settings.portal_address),
+        on_queued=delivery.notify,
+        public_url=settings.web.public_url,
+        address=settings.portal_address,
+        logo=portal_logo(settings),
+    )
+
+
+def portal_key(settings: Settings) -> bytes:
+    """The key of access codes, sessions and forms (made before forking, by bind_web_socket)."""
+    return keyfiles.load_or_create(
+        settings.path(settings.keys_dir),
+        portal_access.KEY_FILE,
+        "portal key",
+        "access codes and forms in progress stop working",
+    )
+
+
+def portal_logo(settings: Settings) -> tuple[bytes, str] | None:
+    """The logo's bytes and type; a logo that cannot be shown stops start-up."""
+    if not settings.portal.logo_file:
+        return None
+    path = settings.path(settings.portal.logo_file)
+    kind = {".png": "image/png", ".svg": "image/svg+xml"}.get(path.suffix.lower())
+    if kind is None:
+        raise StartupError(
+            f"portal.logo_file {path} is not a .png or .svg file: convert it, or remove the setting"
+        )
+    try:
+        return path.read_bytes(), kind
+    except OSError as exc:
+        raise StartupError(
+            f"portal.logo_file {path} cannot be read ({exc.strerror}): fix the path or "
+            "remove the setting"
+        ) from exc
 
 
 def tls_reporter(
@@ -540,6 +627,7 @@ def serve(settings: Settings) -> None:
     except SmimeSetupError as exc:
         raise StartupError(f"S/MIME settings are not usable: {exc}") from exc
     portal_notices(settings)
+    portal_logo(settings)
     prepare(settings.inspection)  # compiled once here; forked processes share it
     try:
         web_socket = bind_web_socket(settings)

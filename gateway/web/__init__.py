@@ -1,4 +1,4 @@
-"""phigate's web app: the consent API and one-click unsubscribe pages.
+"""phigate's web app: the consent API, one-click unsubscribe pages and the portal.
 
 What every route needs is one `WebContext`, kept on the app and handed to
 routes by the `web_context` dependency.

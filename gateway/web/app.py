@@ -20,7 +20,7 @@ from gateway.config import ConsentConfig
 from gateway.consent.links import UnsubscribeLinks
 from gateway.logs import event
 from gateway.store.database import Database
-from gateway.web import WebContext, api, portal_api, unsubscribe
+from gateway.web import WebContext, api, portal, portal_api, unsubscribe
 
 log = logging.getLogger("gateway.web")
 
@@ -89,8 +89,14 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
-def create_app(db: Database, consent: ConsentConfig, links: UnsubscribeLinks) -> FastAPI:
-    """The web app over this store; `links` reads unsubscribe tokens."""
+def create_app(
+    db: Database,
+    consent: ConsentConfig,
+    links: UnsubscribeLinks,
+    portal_parts: portal.PortalParts | None = None,
+) -> FastAPI:
+    """The web app over this store; `links` reads unsubscribe tokens; with
+    `portal_parts`, the portal's pages too."""
     app = FastAPI(
         title="phigate consent API",
         version="1",
@@ -106,6 +112,10 @@ def create_app(db: Database, consent: ConsentConfig, links: UnsubscribeLinks) ->
     app.include_router(api.router)
     app.include_router(portal_api.router)
     app.include_router(unsubscribe.router)
+    if portal_parts is not None:
+        app.state.portal = portal.Portal(db, portal_parts)
+        app.include_router(portal.router)
+        app.add_exception_handler(portal.Refused, portal.refused_page)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(RequestLog)

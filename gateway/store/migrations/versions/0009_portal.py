@@ -53,9 +53,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_portal_messages_queue_id", "portal_messages", ["queue_id", "recipient"], unique=True
     )
-    op.create_index(
-        "ix_portal_messages_state_expires", "portal_messages", ["state", "expires_at"]
-    )
+    op.create_index("ix_portal_messages_state_expires", "portal_messages", ["state", "expires_at"])
     op.create_table(
         "portal_sessions",
         sa.Column("session_hash", sa.String(length=64), nullable=False),

@@ -1,0 +1,293 @@
+"""The portal in a real browser (Debian's Chromium via Playwright) against a running server.
+
+Copies are made in the server's store as delivery makes them; code mail and
+replies leave through real delivery to a loopback SMTP sink.
+"""
+
+from __future__ import annotations
+
+import email
+import http.server
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP
+from pathlib import Path
+
+import pytest
+from harness import Phigate, Sink, audit_mark, audit_since, free_port, via_sink, wait_until
+from playwright import sync_api
+from portal_helpers import code_in, copy_of, make_copy
+from webgate import web_gate
+
+from gateway.store import portal
+
+CHROMIUM = Path("/usr/bin/chromium")
+SENDER = "doctor@clinic.example"
+CANARIES = ("CANARY-SUBJ-4411", "CANARY-BODY-9921", "CANARY-NAME-5521", "CANARY-FILE-7710")
+ATTACHMENT = b"%PDF-1.4 CANARY-FILE-7710 " + bytes(range(256)) * 40
+
+
+@dataclass
+class Env:
+    gw: Phigate
+    sink: Sink
+    base: str
+    browser: sync_api.Browser
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    tmp = tmp_path_factory.mktemp("portal")
+    address = f"127.0.0.1:{free_port()}"
+    with Sink() as sink:
+        gw = web_gate(
+            tmp,
+            web={"address": address, "public_url": f"http://{address}"},
+            delivery={**via_sink(sink), "poll_interval": 0.2, "retry_schedule": [0.5]},
+            portal={
+                "organisation": "Example Clinic",
+                "code_attempts": 3,
+                "requests_per_minute": 1000,
+            },
+        )
+        with gw, sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=["--no-sandbox"]
+            )
+            try:
+                yield Env(gw, sink, f"http://{address}", browser)
+            finally:
+                browser.close()
+
+
+def original(html: str | None = None) -> bytes:
+    message = EmailMessage()
+    message["From"] = SENDER
+    message["To"] = "patient@example.net"
+    message["Subject"] = "Lab results CANARY-SUBJ-4411"
+    message["Message-ID"] = "<original-1@clinic.example>"
+    message.set_content("Your results: CANARY-BODY-9921")
+    message.add_alternative(html or "<p>Your results: <b>CANARY-BODY-9921</b></p>", subtype="html")
+    message.add_attachment(
+        ATTACHMENT, maintype="application", subtype="pdf", filename="CANARY-NAME-5521.pdf"
+    )
+    return message.as_bytes(policy=SMTP)
+
+
+def mail_to(sink: Sink, address: str, count: int = 1) -> list[bytes]:
+    wait_until(lambda: sum(address in m.recipients for m in sink.messages) >= count, 20, 0.05)
+    return [m.content for m in sink.messages if address in m.recipients]
+
+
+def sign_in(env: Env, page: sync_api.Page, token: str, recipient: str) -> None:
+    """Open the link, ask for a code, type the newest one from the sink."""
+    already = sum(recipient in m.recipients for m in env.sink.messages)
+    page.goto(f"{env.base}/portal/m/{token}")
+    page.get_by_role("button", name="Email me a code").click()
+    sync_api.expect(page.get_by_role("status")).to_contain_text("We have emailed a code")
+    code = code_in(mail_to(env.sink, recipient, already + 1)[-1])
+    page.get_by_label("Code from the email (8 digits)").fill(code)
+    page.get_by_role("button", name="Open the message").click()
+
+
+def test_read_download_and_reply_in_a_browser(env: Env) -> None:
+    recipient = "patient1@example.net"
+    made = make_copy(env.gw, original(), recipient=recipient, sender=SENDER, read_receipt=True)
+    mark = audit_mark(env.gw)
+    context = env.browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    sign_in(env, page, made.token, recipient)
+    sync_api.expect(page.locator("h1")).to_have_text("Your secure message")
+    assert page.url.endswith(f"/portal/m/{made.token}/message")
+    sync_api.expect(page.locator(".body b")).to_have_text("CANARY-BODY-9921")
+    sync_api.expect(page.locator("dl.headers")).to_contain_text("Lab results CANARY-SUBJ-4411")
+
+    [cookie] = [c for c in context.cookies() if c["name"] == "portal_session"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/portal/"
+
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="CANARY-NAME-5521.pdf").click()
+    download = download_info.value
+    assert download.suggested_filename == "CANARY-NAME-5521.pdf"
+    assert Path(download.path()).read_bytes() == ATTACHMENT
+
+    page.get_by_role("link", name="Reply").click()
+    page.get_by_label("Your reply").fill("Thank you, received.")
+    page.get_by_label("Attach files").set_input_files(
+        [{"name": "answer.txt", "mimeType": "text/plain", "buffer": b"my answer file"}]
+    )
+    page.get_by_role("button", name="Send reply").click()
+    sync_api.expect(page.locator("h1")).to_have_text("Your reply was sent")
+    context.close()
+
+    replies = [email.message_from_bytes(m) for m in mail_to(env.sink, SENDER, 2)]
+    [reply] = [m for m in replies if m["In-Reply-To"]]
+    assert reply["In-Reply-To"] == "<original-1@clinic.example>"
+    assert reply["Subject"] == "Re: Lab results CANARY-SUBJ-4411"
+    assert reply["Reply-To"] == recipient
+    [part] = [p for p in reply.walk() if p.get_filename() == "answer.txt"]
+    assert part.get_payload(decode=True) == b"my answer file"
+    [receipt] = [m for m in replies if not m["In-Reply-To"]]  # the read receipt
+    assert "CANARY" not in receipt.as_string()
+
+    events = audit_since(env.gw, mark)
+    names = [e["event"] for e in events]
+    for name in ("portal_link_opened", "portal_code_sent", "portal_viewed"):
+        assert name in names
+    [downloaded] = [e for e in events if e["event"] == "portal_downloaded"]
+    assert downloaded["detail"] == f"attachment 0, {len(ATTACHMENT)} bytes"
+    [replied] = [e for e in events if e["event"] == "portal_replied"]
+    assert replied["detail"] and replied["recipients"] == f'["{recipient}"]'
+    copy = copy_of(env.gw, made.copy_id)
+    assert (copy.state, copy.views, copy.downloads) == (portal.REPLIED, 1, 1)
+    # Nothing of the message in the log or the audit trail; no token, no code either.
+    log = env.gw.log_text()
+    recorded = repr(events)
+    for canary in (*CANARIES, made.token):
+        assert canary not in log and canary not in recorded
+
+
+def test_wrong_codes_lock_the_link(env: Env) -> None:
+    recipient = "patient2@example.net"
+    made = make_copy(env.gw, original(), recipient=recipient)
+    mark = audit_mark(env.gw)
+    page = env.browser.new_page()
+    page.goto(f"{env.base}/portal/m/{made.token}")
+    page.get_by_role("button", name="Email me a code").click()
+    code = code_in(mail_to(env.sink, recipient)[-1])
+    wrong = "00000000" if code != "00000000" else "11111111"
+    for _ in range(2):
+        page.get_by_label("Code from the email (8 digits)").fill(wrong)
+        page.get_by_role("button", name="Open the message").click()
+        sync_api.expect(page.get_by_role("alert")).to_contain_text("is not right")
+    page.get_by_label("Code from the email (8 digits)").fill(wrong)
+    page.get_by_role("button", name="Open the message").click()
+    sync_api.expect(page.locator("h1")).to_have_text("Too many wrong attempts")
+    # Locked: even the right code does not open it now.
+    response = page.goto(f"{env.base}/portal/m/{made.token}")
+    assert response is not None and response.status == 429
+    assert copy_of(env.gw, made.copy_id).locked_until is not None
+    page.close()
+    events = [e["event"] for e in audit_since(env.gw, mark)]
+    assert events.count("portal_code_failed") == 3 and events.count("portal_locked") == 1
+    assert "portal_viewed" not in events
+
+
+def test_expired_recalled_and_bad_links_get_clear_pages(env: Env) -> None:
+    expired = make_copy(env.gw, original(), recipient="p3@example.net", expires_in=-1)
+    shredded = make_copy(env.gw, original(), recipient="p4@example.net", state=portal.EXPIRED)
+    recalled = make_copy(env.gw, original(), recipient="p5@example.net", state=portal.RECALLED)
+    page = env.browser.new_page()
+    cases = [
+        (expired.token, 410, "This message has expired"),
+        (shredded.token, 410, "This message has expired"),
+        (recalled.token, 410, "This message was withdrawn"),
+        ("A" * 43, 404, "This link does not work"),
+        (expired.token[:-2] + "xy", 404, "This link does not work"),
+        ("short", 404, "This link does not work"),
+    ]
+    for token, status, title in cases:
+        for suffix in ("", "/message", "/attachments/0"):
+            response = page.goto(f"{env.base}/portal/m/{token}{suffix}")
+            assert response is not None and response.status == status, (token, suffix)
+            sync_api.expect(page.locator("h1")).to_have_text(title)
+            assert "CANARY" not in page.content()
+    page.close()
+
+
+def test_hostile_html_neither_runs_nor_loads(env: Env) -> None:
+    hits: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    remote = f"http://127.0.0.1:{server.server_address[1]}"
+    hostile = (
+        f"<p onmouseover=\"console.log('hover')\">Hello CANARY-BODY-9921</p>"
+        f"<script>console.log('script ran'); fetch('{remote}/fetch')</script>"
+        f'<img src="x" onerror="console.log(\'onerror ran\')">'
+        f'<img src="{remote}/pixel.png">'
+        f'<link rel="stylesheet" href="{remote}/style.css">'
+        f"<style>body {{ background: url('{remote}/bg.png') }}</style>"
+        f'<div style="background-image: url({remote}/inline.png)">styled</div>'
+        f'<iframe src="{remote}/frame"></iframe>'
+        f'<form action="{remote}/form"><input name="q"></form>'
+        f'<svg><script>console.log("svg")</script></svg>'
+        f"<a href=\"javascript:console.log('js link')\">click</a>"
+    )
+    recipient = "patient6@example.net"
+    made = make_copy(env.gw, original(hostile), recipient=recipient)
+    context = env.browser.new_context()
+    page = context.new_page()
+    console: list[str] = []
+    requested: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    page.on("request", lambda request: requested.append(request.url))
+    try:
+        sign_in(env, page, made.token, recipient)
+        sync_api.expect(page.locator(".body p")).to_have_text("Hello CANARY-BODY-9921")
+        page.locator(".body p").hover()
+        javascript_link = page.locator(".body a", has_text="click")
+        assert javascript_link.get_attribute("href") is None  # dropped: not http(s) or mailto
+        javascript_link.click()
+        page.wait_for_load_state("networkidle")
+        assert page.locator(".body script, .body iframe, .body form, .body style").count() == 0
+        assert page.locator("[onerror], [onmouseover], [style]").count() == 0
+    finally:
+        context.close()
+        server.shutdown()
+    assert hits == []
+    assert [u for u in requested if not u.startswith(env.base)] == []
+    assert [m for m in console if "ran" in m or "hover" in m or "js link" in m] == []
+
+
+def test_a_session_opens_only_its_own_copy(env: Env) -> None:
+    first = make_copy(env.gw, original("<p>copy A CANARY-BODY-9921</p>"), recipient="a@example.net")
+    second = make_copy(env.gw, original("<p>copy B</p>"), recipient="b@example.net")
+    context = env.browser.new_context()
+    page = context.new_page()
+    sign_in(env, page, second.token, "b@example.net")
+    sync_api.expect(page.locator(".body p")).to_have_text("copy B")
+    for path in ("message", "attachments/0", "reply"):
+        page.goto(f"{env.base}/portal/m/{first.token}/{path}")
+        sync_api.expect(page.locator("h1")).to_have_text("You have a secure message")
+        assert "CANARY-BODY-9921" not in page.content()
+    context.close()
+    assert copy_of(env.gw, first.copy_id).views == 0
+
+
+def test_posts_without_csrf_are_refused_and_headers_are_set(env: Env) -> None:
+    made = make_copy(env.gw, original(), recipient="patient7@example.net")
+    context = env.browser.new_context()
+    page = context.new_page()
+    response = page.goto(f"{env.base}/portal/m/{made.token}")
+    assert response is not None and response.status == 200
+    headers = response.headers
+    assert headers["content-security-policy"] == (
+        "default-src 'none'; img-src 'self' data:; style-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["cache-control"] == "no-store"
+    for path in ("code", "verify"):
+        url = f"{env.base}/portal/m/{made.token}/{path}"
+        without = context.request.post(url, form={"code": "12345678"})
+        assert without.status == 403, path  # the CSRF cookie is there, the field is not
+        forged = context.request.post(url, form={"csrf": "0" * 64, "code": "12345678"})
+        assert forged.status == 403, path
+        assert "This form has expired" in forged.text()
+    context.close()
+    copy = copy_of(env.gw, made.copy_id)
+    assert (copy.codes_sent, copy.failed_codes) == (0, 0)
