@@ -6,6 +6,9 @@ message is inspected (gateway.inspect), the policy decides per recipient
 deliver or hold, in the same transaction as the audit events of every
 decision. Recipients the policy refuses get a content-free DSN when others
 are accepted, or the whole message is refused with the rule's reason.
+The portal passphrase header is taken out of every message first; jobs
+delivered through the portal carry the policy's terms and, where asked
+for, only a hash of that passphrase.
 """
 
 from __future__ import annotations
