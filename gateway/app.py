@@ -210,6 +210,7 @@ def build(
             policy=lambda: policy.current,
             consent=consent,
             purpose_header=PurposeHeader.of(settings.consent),
+            passphrase_header=settings.portal.passphrase_header,
             mailto=mailto,
             bounces=bounces,
             header_values=HeaderValues(

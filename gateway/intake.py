@@ -6,10 +6,15 @@ message is inspected (gateway.inspect), the policy decides per recipient
 deliver or hold, in the same transaction as the audit events of every
 decision. Recipients the policy refuses get a content-free DSN when others
 are accepted, or the whole message is refused with the rule's reason.
+The portal passphrase header is taken out of every message first; jobs
+delivered through the portal carry the policy's terms and, where asked
+for, only a hash of that passphrase.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,10 +35,12 @@ from gateway.dkim.sign import DkimSigner
 from gateway.inspect.header_values import HeaderValues
 from gateway.inspect.inspector import Inspector
 from gateway.logs import event
+from gateway.mail.headers import take_fields
 from gateway.mail.message import ParsedMessage, parse
 from gateway.policy.engine import CompiledPolicy, Decision
 from gateway.policy.evaluate import Evaluation, consider
 from gateway.policy.facts import Envelope
+from gateway.portal import passphrase as passphrases
 from gateway.store import queue
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
@@ -84,7 +91,30 @@ def rewrite_of(decision: Decision, footer: str | None = None) -> queue.Rewrite |
     return queue.Rewrite(decision.neutral_subject, decision.add_headers, footer)
 
 
-def job_for(decision: Decision, evaluation: Evaluation, policy: CompiledPolicy) -> queue.NewJob:
+def portal_terms_of(decision: Decision, passphrase_hash: str | None) -> queue.PortalTerms | None:
+    """How mode portal must hold this recipient's copy; None when via has no portal."""
+    choice = decision.portal
+    if choice is None:
+        return None
+    return queue.PortalTerms(
+        choice.access,
+        choice.show_sender,
+        choice.expiry_days,
+        choice.read_receipt,
+        passphrase_hash if choice.access == "passphrase" else None,
+    )
+
+
+def _needs_passphrase(decision: Decision) -> bool:
+    return decision.portal is not None and decision.portal.access == "passphrase"
+
+
+def job_for(
+    decision: Decision,
+    evaluation: Evaluation,
+    policy: CompiledPolicy,
+    passphrase_hash: str | None,
+) -> queue.NewJob:
     marketing = evaluation.category == MARKETING
     return queue.NewJob(
         recipient=decision.recipient,
@@ -95,6 +125,7 @@ def job_for(decision: Decision, evaluation: Evaluation, policy: CompiledPolicy) 
         rewrite=rewrite_of(decision, policy.can_spam_footer if marketing else None),
         # Marketing consent is checked again just before sending.
         purpose=evaluation.purpose if marketing else None,
+        portal=portal_terms_of(decision, passphrase_hash),
     )
 
 
@@ -162,6 +193,7 @@ class Intake:
         bounces: BounceMaker,
         header_values: HeaderValues,
         purpose_header: PurposeHeader,
+        passphrase_header: str,
         on_queued: Callable[[], None] = lambda: None,
         signer: DkimSigner | None = None,
         mailto: MailtoUnsubscribe | None = None,
@@ -179,10 +211,17 @@ class Intake:
         self.purpose_header = purpose_header  # names the marketing sub-purpose, if any
         self.header_values = header_values  # how the Message-ID may be recorded
         self.mailto = mailto  # records the List-Unsubscribe mailto of marketing mail
+        # Where a sender gives a portal passphrase; removed from every message.
+        self.passphrase_header = passphrase_header
 
     async def accept(self, submission: Submission) -> Reply:
         now = time.time()
         queue_id = queue.new_queue_id(now)
+        # Before anything reads the content: the passphrase is never inspected,
+        # stored or delivered, whatever the policy decides.
+        content, passphrase_fields = take_fields(submission.content, self.passphrase_header)
+        if passphrase_fields:
+            submission = dataclasses.replace(submission, content=content)
         try:
             parsed = parse(submission.content)
             findings = await self.inspector.inspect_async(parsed.message)
@@ -210,38 +249,64 @@ class Intake:
             decision_event(evaluation, d, queue_id, submission, now) for d in evaluation.decisions
         ]
         if not evaluation.accepted:
-            return await self._refuse(queue_id, evaluation, decisions)
+            first = evaluation.refused[0]
+            event(log, "refused_by_policy", queue_id=queue_id, rule=first.rule or "defaults")
+            reply = Reply(550, f"5.7.1 {first.reason} (policy rule {first.rule or 'defaults'})")
+            return await self._refuse(queue_id, decisions, reply)
         domain = evaluation.facts.from_domain
         if self.signer is not None and self.signer.missing_required_key(domain):
             # Never an unsigned message from a domain that must sign: the client
             # retries once an admin has made the key.
             event(log, "dkim_key_missing", logging.ERROR, queue_id=queue_id, domain=domain)
             return Reply(451, f"4.7.0 No DKIM signing key for {domain}; try again later")
-        return await self._store(queue_id, submission, parsed, (policy, evaluation), decisions, now)
+        passphrase_hash = None
+        wanting = next((d for d in evaluation.accepted if _needs_passphrase(d)), None)
+        if wanting is not None:
+            passphrase = passphrases.passphrase_of(passphrase_fields)
+            if passphrase is None:
+                return await self._refuse_without_passphrase(queue_id, wanting, decisions)
+            passphrase_hash = await asyncio.to_thread(passphrases.hash_passphrase, passphrase)
+        return await self._store(
+            queue_id, submission, parsed, (policy, evaluation, passphrase_hash), decisions, now
+        )
 
-    async def _refuse(
-        self, queue_id: str, evaluation: Evaluation, decisions: list[AuditEvent]
-    ) -> Reply:
-        """Every recipient refused: nothing is stored but the audit of the decisions."""
+    async def _refuse(self, queue_id: str, events: list[AuditEvent], reply: Reply) -> Reply:
+        """Nothing is stored but the audit of the decisions and of the refusal."""
         try:
-            await self.db.write(lambda conn: trail.append(conn, decisions))
+            await self.db.write(lambda conn: trail.append(conn, events))
         except Exception:
             event(log, "store_failed", logging.ERROR, queue_id=queue_id)
             return Reply(451, "4.3.0 Message could not be recorded; try again later")
-        first = evaluation.refused[0]
-        event(log, "refused_by_policy", queue_id=queue_id, rule=first.rule or "defaults")
-        return Reply(550, f"5.7.1 {first.reason} (policy rule {first.rule or 'defaults'})")
+        return reply
+
+    async def _refuse_without_passphrase(
+        self, queue_id: str, decision: Decision, decisions: list[AuditEvent]
+    ) -> Reply:
+        """A rule wants a passphrase the message does not give (well): refuse it whole.
+
+        Audited as a policy refusal is: the decisions here, the reply by the
+        listener. Neither the reply nor the log holds the header's value.
+        """
+        rule = decision.rule or "defaults"
+        event(log, "refused_without_passphrase", queue_id=queue_id, rule=rule)
+        reply = Reply(
+            550,
+            f"5.7.1 Policy rule {rule} needs a portal passphrase: set the "
+            f"{self.passphrase_header} header to the one shared with the recipient "
+            f"({passphrases.RULES})",
+        )
+        return await self._refuse(queue_id, decisions, reply)
 
     async def _store(
         self,
         queue_id: str,
         submission: Submission,
         parsed: ParsedMessage,
-        decided: tuple[CompiledPolicy, Evaluation],
+        decided: tuple[CompiledPolicy, Evaluation, str | None],
         decisions: list[AuditEvent],
         now: float,
     ) -> Reply:
-        policy, evaluation = decided
+        policy, evaluation, passphrase_hash = decided
         message_id = self.header_values.recordable_message_id(parsed.message_id)
         content = received_header(submission, queue_id, self.hostname, self.received, now)
         content += submission.content
@@ -258,7 +323,7 @@ class Intake:
             sealed=sealed,
         )
         accepted = evaluation.accepted
-        new_jobs = [job_for(d, evaluation, policy) for d in accepted]
+        new_jobs = [job_for(d, evaluation, policy, passphrase_hash) for d in accepted]
         mailto_targets = (
             [self.mailto.target(job.recipient, MARKETING, now) for job in new_jobs if job.purpose]
             if self.mailto is not None

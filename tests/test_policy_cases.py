@@ -112,6 +112,49 @@ def test_the_diff_shows_only_the_keys_the_case_wrote(tmp_path: Path) -> None:
     assert not [line for line in diff if "via" in line or "subject" in line]
 
 
+def test_portal_terms_are_checked_key_by_key(tmp_path: Path) -> None:
+    cases = """
+    version: 1
+    cases:
+      - name: portal terms
+        envelope: {from: a@hospital.example, to: [b@partner.example, c@partner.example]}
+        findings: {phi: true, types: {ssn: 1}}
+        expect:
+          recipients:
+            b@partner.example:
+              action: deliver
+              portal: {access: code, expiry_days: 14}
+            c@partner.example:
+              action: deliver
+              portal: {show_sender: false}
+    """
+    code, lines = run(policy_dir(tmp_path, cases))
+    assert code == 1, lines
+    diff = [line[2:] for line in lines if line.startswith("  ")]
+    # The shipped default policy's portal decisions take the built-in terms.
+    assert "-    portal.expiry_days: 14" in diff
+    assert "+    portal.expiry_days: settings" in diff
+    assert "     portal.access: code" in diff
+    assert "     portal.show_sender: false" in diff  # c passes; b never wrote show_sender
+    assert not [line for line in diff if "read_receipt" in line]
+
+
+def test_a_portal_expectation_where_no_portal_is_decided_shows_none(tmp_path: Path) -> None:
+    cases = """
+    version: 1
+    cases:
+      - name: standard mail has no portal copy
+        envelope: {from: a@hospital.example, to: [b@partner.example]}
+        body: "nothing sensitive"
+        expect:
+          recipients:
+            b@partner.example: {action: deliver, portal: {access: code}}
+    """
+    code, lines = run(policy_dir(tmp_path, cases))
+    assert code == 1
+    assert "  -    portal.access: code" in lines and "  +    portal.access: none" in lines
+
+
 # --- case file errors ------------------------------------------------------------------
 
 
@@ -173,8 +216,27 @@ def test_the_diff_shows_only_the_keys_the_case_wrote(tmp_path: Path) -> None:
             7,
             'the policy has no delivery rule "no-phi-standrad-delivery"',
         ),
+        (
+            """
+            version: 1
+            cases:
+              - name: portal on a reject
+                envelope: {from: a@hospital.example, to: [b@partner.example]}
+                expect:
+                  recipients:
+                    b@partner.example: {action: reject, portal: {access: code}}
+            """,
+            7,
+            "via, subject and portal describe a delivery",
+        ),
     ],
-    ids=["unknown-key", "recipient-not-in-envelope", "message-and-body", "unknown-rule"],
+    ids=[
+        "unknown-key",
+        "recipient-not-in-envelope",
+        "message-and-body",
+        "unknown-rule",
+        "portal-on-reject",
+    ],
 )
 def test_case_file_errors_exit_2_naming_file_and_line(
     tmp_path: Path, case: str, line: int, message: str

@@ -77,6 +77,26 @@ def test_check_summarises_as_json() -> None:
     assert len(summary["version"]) == 16
 
 
+def test_check_shows_the_portal_terms_of_each_rule() -> None:
+    hospital = str(REPO / "policies" / "examples" / "hospital")
+    text = run("policy", "check", hospital)
+    assert text.returncode == 0, text.stderr
+    assert (
+        "  phi-elsewhere-portal -> deliver via portal; subject neutral; portal copy opened with "
+        "a one-time code, kept for 14 days, sender shown, no read receipt\n"
+    ) in text.stdout
+    assert "  billing-to-payers -> deliver via tls; subject neutral\n" in text.stdout
+    summary = json.loads(run("policy", "check", hospital, "--json").stdout)
+    rules = {r["rule"]: r for r in summary["rules"]}
+    assert rules["phi-elsewhere-portal"]["portal"] == {
+        "access": "code",
+        "show_sender": True,
+        "expiry_days": 14,
+        "read_receipt": False,
+    }
+    assert "portal" not in rules["billing-to-payers"]
+
+
 def test_explain_shows_findings_rules_and_decision_without_content(tmp_path: Path) -> None:
     eml = tmp_path / "m.eml"
     eml.write_bytes(

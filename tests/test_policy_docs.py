@@ -9,7 +9,7 @@ import pytest
 
 from gateway.policy.engine import CompiledPolicy
 from gateway.policy.loader import PolicyError, load_policy_texts
-from gateway.policy.model import Conditions
+from gateway.policy.model import Conditions, PortalBlock
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "policy.md"
 # A fenced block opened by ```yaml at the start of a line, up to the closing fence.
@@ -65,3 +65,13 @@ def test_condition_check_sees_the_alias() -> None:
     # `not_` is written `not:` in a policy; the check above must look for that spelling.
     assert _written_name("not_") == "not"
     assert _written_name("phi") == "phi"
+
+
+def test_every_portal_key_is_documented_in_an_example() -> None:
+    examples = "\n".join(block for _, block in doc_blocks())
+    missing = [
+        key
+        for key in PortalBlock.model_fields
+        if not re.search(rf"^\s+{key}:", examples, re.MULTILINE)
+    ]
+    assert missing == [], f"portal keys without a YAML example in docs/policy.md: {missing}"

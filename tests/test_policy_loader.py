@@ -19,16 +19,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.consent import NoConsentRecords
 from gateway.inspect.findings import Findings
 from gateway.policy.engine import (
     CompiledPolicy,
     Decision,
+    PortalChoice,
     categorize,
     decide,
     explain_category,
     explain_recipient,
 )
-from gateway.policy.evaluate import facts_for
+from gateway.policy.evaluate import evaluate, facts_for
+from gateway.policy.explain import explanation, explanation_text
 from gateway.policy.facts import Envelope, MessageFacts, message_facts
 from gateway.policy.loader import PolicyError, load_policy_texts
 from gateway.strict_yaml import MAX_DEPTH, YamlError
@@ -1426,3 +1429,199 @@ def test_transport_rule_errors_are_located_and_explained(rule: str, says: str) -
     problem = only_problem("version: 1\ntransport:\n  - domains: [lab.example]\n    " + rule + "\n")
     assert problem.line is not None and problem.line >= 3
     assert says in str(problem)
+
+
+# --- portal: how a portal copy is protected ------------------------------------------
+
+
+def test_portal_block_on_a_reject_rule_is_refused() -> None:
+    problem = only_problem(
+        """
+        version: 1
+        rules:
+          - id: r
+            action: reject
+            reason: Not here
+            portal: {access: passphrase}
+        """
+    )
+    assert (problem.line, problem.key) == (3, "rules[0]")
+    assert problem.message == (
+        "a portal block applies to deliver and hold only: a refused message is never "
+        "stored for pickup"
+    )
+    assert problem.hint == "remove the portal block, or change the action"
+
+
+def test_portal_block_where_the_rule_via_has_no_portal() -> None:
+    problem = only_problem(
+        """
+        version: 1
+        rules:
+          - id: smime-only
+            action: deliver
+            via: [smime, tls]
+            portal: {show_sender: true}
+        """
+    )
+    assert (problem.line, problem.column, problem.key) == (6, 5, "rules[0].portal")
+    assert problem.message == (
+        'rule "smime-only" has a portal block, but its via [smime, tls] does not name portal'
+    )
+    assert "add portal to via" in problem.hint and "remove the portal block" in problem.hint
+
+
+def test_portal_block_where_the_inherited_via_has_no_portal_names_the_defaults() -> None:
+    problem = only_problem(
+        ("10-defaults.yaml", "version: 1\ndefaults:\n  via: [smime, tls]\n"),
+        (
+            "20-rules.yaml",
+            "version: 1\nrules:\n  - id: inherits\n    action: hold\n    reason: Review\n"
+            "    portal: {expiry_days: 7}\n",
+        ),
+    )
+    assert (problem.source, problem.line, problem.key) == ("20-rules.yaml", 6, "rules[0].portal")
+    assert problem.message == (
+        'rule "inherits" has a portal block, but the via it takes from the defaults in '
+        "10-defaults.yaml:2, [smime, tls], does not name portal"
+    )
+    assert problem.hint.startswith("give the rule a via that names portal")
+
+
+def test_portal_block_with_the_built_in_defaults_via() -> None:
+    problem = only_problem("version: 1\nrules:\n  - id: r\n    action: deliver\n    portal: {}\n")
+    assert problem.key == "rules[0].portal"
+    assert "takes from the built-in defaults, [tls]," in problem.message
+
+
+def test_a_defaults_portal_block_no_via_uses_is_refused() -> None:
+    problem = only_problem(
+        """
+        version: 1
+        defaults:
+          via: [tls]
+          portal:
+            read_receipt: true
+        rules:
+          - id: refused
+            action: reject
+            reason: Refused
+          - id: tls
+            action: deliver
+            via: [smime, tls]
+        """
+    )
+    assert (problem.line, problem.key) == (4, "defaults.portal")
+    assert problem.message == (
+        "the defaults' portal block applies to no decision: neither the defaults' via [tls] "
+        "nor any rule's via names portal"
+    )
+
+
+def test_a_defaults_portal_block_for_rules_that_name_portal_is_fine() -> None:
+    policy = load(
+        """
+        version: 1
+        defaults:
+          via: [tls]
+          portal: {show_sender: true}
+        rules:
+          - id: r
+            action: deliver
+            via: [tls, portal]
+        """
+    )
+    assert policy.rules[0].outcome.portal == PortalChoice(show_sender=True)
+    assert policy.defaults.portal is None  # the defaults' own via has no portal
+
+
+@pytest.mark.parametrize(
+    ("block", "key", "needle"),
+    [
+        ("{access: pin}", "rules[0].portal.access", 'expected one of "code", "passphrase"'),
+        ("{expiry_days: 0}", "rules[0].portal.expiry_days", "at least 1"),
+        ("{expiry_days: 3651}", "rules[0].portal.expiry_days", "at most 3650"),
+        ("{show_sender: maybe}", "rules[0].portal.show_sender", "true or false"),
+        ("{sender: true}", "rules[0].portal.sender", 'unknown key "sender"'),
+    ],
+)
+def test_bad_portal_values_are_located(block: str, key: str, needle: str) -> None:
+    problem = only_problem(
+        f"version: 1\nrules:\n  - id: r\n    action: deliver\n    via: [portal]\n"
+        f"    portal: {block}\n"
+    )
+    assert (problem.line, problem.key) == (6, key)
+    assert needle in f"{problem.message} {problem.hint}"
+
+
+PORTAL_POLICY = """
+version: 1
+defaults:
+  via: [tls, portal]
+  portal: {show_sender: true, expiry_days: 10}
+rules:
+  - id: passphrase
+    when: {recipient_domain: home.example}
+    action: deliver
+    via: [smime, portal]
+    portal: {access: passphrase, read_receipt: true}
+  - id: held
+    when: {recipient_domain: held.example}
+    action: hold
+    reason: Review first
+  - id: refused
+    when: {recipient_domain: nope.example}
+    action: reject
+    reason: Refused
+  - id: tls-only
+    when: {recipient_domain: partner.example}
+    action: deliver
+    via: [tls]
+"""
+
+
+def test_decisions_carry_the_portal_terms_of_their_rule_or_the_defaults() -> None:
+    policy = load(PORTAL_POLICY)
+    recipients = [
+        "pat@home.example",
+        "x@held.example",
+        "y@nope.example",
+        "z@partner.example",
+        "w@other.example",
+    ]
+    own, held, refused, tls_only, defaults = decide_all(policy, facts(findings=PHI), recipients)
+    # The rule's block replaces the defaults' block as a whole.
+    assert own.portal == PortalChoice(access="passphrase", read_receipt=True)
+    from_defaults = PortalChoice(show_sender=True, expiry_days=10)
+    assert held.portal == from_defaults
+    assert (held.action, held.via) == ("hold", ("tls", "portal"))
+    assert refused.portal is None and tls_only.portal is None
+    assert (defaults.rule, defaults.portal) == (None, from_defaults)
+
+
+def test_without_any_portal_block_a_portal_decision_gets_the_built_in_terms() -> None:
+    policy = load("version: 1\nrules:\n  - id: r\n    action: deliver\n    via: [portal]\n")
+    (decision,) = decide_all(policy, facts(), ["a@b.example"])
+    assert decision.portal == PortalChoice("code", False, None, False)
+
+
+def test_explain_shows_the_portal_terms_where_it_shows_via() -> None:
+    policy = load(PORTAL_POLICY)
+    envelope = Envelope("a@hospital.example", ("pat@home.example", "z@partner.example"), None)
+    message = email.message_from_bytes(b"Subject: x\r\n\r\nhello\r\n")
+    evaluation = evaluate(policy, envelope, message, 100, PHI, 0.0, NoConsentRecords())
+    portal, tls = explanation(policy, evaluation)["recipients"]
+    assert portal["decision"]["portal"] == {
+        "access": "passphrase",
+        "show_sender": False,
+        "expiry_days": None,
+        "read_receipt": True,
+    }
+    assert "portal" not in tls["decision"]
+    text = explanation_text(policy, evaluation)
+    assert (
+        "Decision: deliver via smime then portal; portal copy opened with the sender's "
+        "passphrase, kept for the days in the settings' portal.expiry_days, sender not shown, "
+        "with read receipt (rule passphrase)"
+    ) in text
+    assert "Decision: deliver via tls (rule tls-only)" in text

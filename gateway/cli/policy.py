@@ -24,7 +24,7 @@ from gateway.inspect import inspect_message
 from gateway.mail.addresses import AddressError, normalise
 from gateway.mail.message import parse
 from gateway.policy.cases import run_policy_tests
-from gateway.policy.engine import CompiledPolicy, Outcome
+from gateway.policy.engine import CompiledPolicy, Outcome, PortalChoice
 from gateway.policy.evaluate import evaluate
 from gateway.policy.explain import explanation, explanation_text
 from gateway.policy.facts import Envelope
@@ -70,7 +70,9 @@ def _policy_summary(policy: CompiledPolicy) -> dict[str, Any]:
     def outcome(o: Outcome) -> dict[str, Any]:
         if o.action == "reject":
             return {"action": o.action, "reason": o.reason}
-        shown = {"action": o.action, "via": list(o.via), "subject": o.subject}
+        shown: dict[str, Any] = {"action": o.action, "via": list(o.via), "subject": o.subject}
+        if o.portal is not None:
+            shown["portal"] = o.portal.as_dict()
         return shown if o.reason is None else {**shown, "reason": o.reason}
 
     return {
@@ -136,6 +138,8 @@ def policy_check(directory: str | None, as_json: bool, config_file: str | None) 
             what = f"reject: {rule['reason']}"
         else:
             what = f"deliver via {', '.join(rule['via'])}; subject {rule['subject']}"
+            if "portal" in rule:
+                what += f"; {PortalChoice(**rule['portal']).text()}"
             if rule["action"] == "hold":
                 what = f"hold: {rule['reason']}; once released, {what}"
         click.echo(f"  {rule['rule']} -> {what}")

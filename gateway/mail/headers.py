@@ -12,6 +12,7 @@ signed, and DMARC-aligned, as any domain phigate holds a key for.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,6 +62,40 @@ def header_fields(message: bytes) -> list[HeaderField]:
     """`split_message` without copying the body (DATA may be megabytes)."""
     end = message.find(b"\r\n\r\n")
     return split_message(message if end == -1 else message[: end + 4])[0]
+
+
+@functools.cache
+def _named_field(name: str) -> re.Pattern[bytes]:
+    # A field starts a line (not a folded continuation, which begins with white
+    # space) and runs over its continuation lines up to and including its CRLF.
+    return re.compile(
+        rb"(?:\A|(?<=\r\n))" + re.escape(name.encode("ascii")) + rb"[ \t]*:"
+        rb"((?:[^\r\n]|\r\n[ \t])*)(?:\r\n|\Z)",
+        re.IGNORECASE,
+    )
+
+
+def take_fields(message: bytes, name: str) -> tuple[bytes, tuple[bytes, ...]]:
+    """`message` without its header fields called `name` (any case, folded ones
+    whole), and their values as written; every other byte is kept as it was.
+
+    One scan of the header block decides: a message without such a field is
+    returned as it is, uncopied, and the body is never read.
+    """
+    if message.startswith(_CRLF):
+        return message, ()
+    end = message.find(b"\r\n\r\n")
+    header_end = len(message) if end == -1 else end + 2
+    found = list(_named_field(name).finditer(message, 0, header_end))
+    if not found:
+        return message, ()
+    kept = []
+    start = 0
+    for match in found:
+        kept.append(message[start : match.start()])
+        start = match.end()
+    kept.append(message[start:])
+    return b"".join(kept), tuple(match.group(1) for match in found)
 
 
 def _fields(block: bytes) -> list[HeaderField]:

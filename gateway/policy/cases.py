@@ -7,7 +7,7 @@ admin expects. A case runs through `gateway.policy.evaluate`, the very
 pipeline the server uses, so a passing case shows what the server will do.
 
 Output names decisions only (action, via, rule, subject kept or neutral,
-reason, category) and what the admin wrote in the case file; never anything
+reason, portal terms, category) and what the admin wrote in the case file; never anything
 read from a message.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 import email.policy
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -29,12 +29,13 @@ from gateway.consent.states import ConsentState
 from gateway.inspect import PHI_TYPES, Findings, inspect_message
 from gateway.mail.addresses import AddressError, normalise
 from gateway.mail.message import parse
-from gateway.policy.engine import CompiledPolicy, Decision
+from gateway.policy.engine import CompiledPolicy, Decision, PortalChoice
 from gateway.policy.evaluate import evaluate
 from gateway.policy.facts import Envelope
 from gateway.policy.loader import PolicyError, load_policy
 from gateway.policy.model import (
     _HEADER_NAME,
+    Access,
     Category,
     Mode,
     _as_list,
@@ -156,6 +157,15 @@ class CaseFindings(_CaseModel):
         )
 
 
+class ExpectedPortal(_CaseModel):
+    """How the recipient's portal copy is protected; only what is written is checked."""
+
+    access: Access | None = None
+    show_sender: bool | None = None
+    expiry_days: int | None = Field(default=None, ge=1, le=3650)
+    read_receipt: bool | None = None
+
+
 class ExpectedRecipient(_CaseModel):
     """The decision expected for one recipient; only what is written is checked."""
 
@@ -168,15 +178,20 @@ class ExpectedRecipient(_CaseModel):
         default=None, description="neutral: the subject is replaced; keep: it is not"
     )
     reason: str | None = None
+    portal: ExpectedPortal | None = Field(
+        default=None, description="how the portal copy is protected (via names portal)"
+    )
 
     @model_validator(mode="after")
     def _fits_action(self) -> ExpectedRecipient:
         if self.action == "deliver" and self.reason is not None:
             raise ValueError("a deliver decision has no reason, so this can never pass")
-        if self.action == "reject" and (self.via is not None or self.subject is not None):
+        if self.action == "reject" and (
+            self.via is not None or self.subject is not None or self.portal is not None
+        ):
             raise ValueError(
-                "via and subject describe a delivery; a reject decision has neither, "
-                "so this can never pass"
+                "via, subject and portal describe a delivery; a reject decision has none of "
+                "them, so this can never pass"
             )
         return self
 
@@ -263,7 +278,7 @@ CASES_SCHEMA = ModelSchema(
         ("must be one line", "keep it to one line of text"),
         ("is not a local time", f'write e.g. "{DEFAULT_TIME}" (in quotes, without an offset)'),
         ("has no reason", "remove reason, or expect action: reject or hold"),
-        ("describe a delivery", "remove via and subject, or expect action: deliver"),
+        ("describe a delivery", "remove via, subject and portal, or expect action: deliver"),
         ("checks nothing", "add category: or recipients: under expect"),
     ),
     fallback_hint="see docs/policy.md, section Testing a policy",
@@ -475,6 +490,9 @@ def _compile_case(path: Path, doc: YamlDocument, index: int, case: CaseSpec) -> 
             continue
         shown = _fields(want.action, want.via, want.rule, want.subject, want.reason)
         expected[keys[key]] = {k: v for k, v in shown.items() if getattr(want, k) is not None}
+        if want.portal is not None:
+            written = want.portal.model_dump(exclude_none=True)
+            expected[keys[key]].update(_portal_fields(PortalChoice(**written), written))
         if want.rule is not None and want.rule != DEFAULTS_RULE:
             rule_path = (*recipients_path, key, "rule")
             rules.append(
@@ -553,14 +571,29 @@ def _fields(
     }
 
 
+def _portal_fields(choice: PortalChoice | None, keys: Iterable[str]) -> dict[str, str]:
+    """portal.KEY lines of a diff; expected and actual share this."""
+    terms = {} if choice is None else choice.as_dict()
+    return {f"portal.{key}": "none" if choice is None else _yaml(terms[key]) for key in keys}
+
+
+def _yaml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "settings" if value is None else str(value)  # an expiry the settings decide
+
+
 def _actual_fields(decision: Decision) -> dict[str, str]:
-    return _fields(
-        decision.action,
-        decision.via,
-        decision.rule,
-        "neutral" if decision.neutral_subject is not None else "keep",
-        decision.reason,
-    )
+    return {
+        **_fields(
+            decision.action,
+            decision.via,
+            decision.rule,
+            "neutral" if decision.neutral_subject is not None else "keep",
+            decision.reason,
+        ),
+        **_portal_fields(decision.portal, PortalChoice().as_dict()),
+    }
 
 
 def _render(category: str | None, recipients: Mapping[str, Mapping[str, str]]) -> list[str]:

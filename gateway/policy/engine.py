@@ -6,6 +6,8 @@ each recipient, the delivery rules are tried in order and the **first rule
 whose conditions all hold decides** that recipient's outcome; when none
 holds, `defaults` decides. A deliver rule that leaves `via` or `subject` out
 takes them from `defaults`; its `add_headers` are added to the defaults'.
+A decision whose `via` names portal carries the rule's `portal` block, else
+the defaults', else the built-in one (PortalChoice()).
 
 Conditions are compiled once, at load, into small closures. Those that only
 read message facts are evaluated at most once per message and shared by all
@@ -115,12 +117,45 @@ class TransportRequirement:
 
 
 @dataclass(frozen=True)
+class PortalChoice:
+    """How a portal copy is protected: the policy's `portal` block, defaults filled in."""
+
+    access: str = "code"  # code: a one-time code mailed to the recipient | passphrase
+    show_sender: bool = False  # the notice names the sender's address
+    expiry_days: int | None = None  # None: the settings' portal.expiry_days
+    read_receipt: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "access": self.access,
+            "show_sender": self.show_sender,
+            "expiry_days": self.expiry_days,
+            "read_receipt": self.read_receipt,
+        }
+
+    def text(self) -> str:
+        """In words, for `phigate policy explain` and `policy check`."""
+        access = {"code": "a one-time code", "passphrase": "the sender's passphrase"}
+        days = (
+            "for the days in the settings' portal.expiry_days"
+            if self.expiry_days is None
+            else f"for {self.expiry_days} day{'s' if self.expiry_days != 1 else ''}"
+        )
+        return (
+            f"portal copy opened with {access[self.access]}, kept {days}, "
+            f"sender {'shown' if self.show_sender else 'not shown'}, "
+            f"{'with' if self.read_receipt else 'no'} read receipt"
+        )
+
+
+@dataclass(frozen=True)
 class Outcome:
     action: str  # deliver | reject | hold
     via: tuple[str, ...]
     reason: str | None
     subject: str  # keep | neutral_if_phi | neutral
     add_headers: tuple[tuple[str, str], ...]
+    portal: PortalChoice | None = None  # set exactly when via names portal
 
 
 @dataclass(frozen=True)
@@ -175,6 +210,7 @@ class Decision:
     add_headers: tuple[tuple[str, str], ...]
     rule: str | None  # None: the defaults decided
     consent: str
+    portal: PortalChoice | None = None  # how a portal copy is protected, when via names portal
 
     @property
     def refused(self) -> bool:
@@ -468,6 +504,7 @@ def _decision(
         add_headers=outcome.add_headers,
         rule=rule,
         consent=consent,
+        portal=outcome.portal,
     )
 
 

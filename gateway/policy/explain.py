@@ -77,6 +77,8 @@ def _decision(decision: Decision) -> dict[str, Any]:
         out["subject"] = "neutral" if decision.neutral_subject is not None else "keep"
         if decision.add_headers:
             out["add_headers"] = dict(decision.add_headers)
+        if decision.portal is not None:
+            out["portal"] = decision.portal.as_dict()
     return out
 
 
@@ -153,4 +155,6 @@ def _decision_text(decision: Decision) -> str:
         text += f', subject replaced by "{decision.neutral_subject}"'
     if decision.add_headers:
         text += ", adding " + ", ".join(f"{n}: {v}" for n, v in decision.add_headers)
+    if decision.portal is not None:
+        text += f"; {decision.portal.text()}"
     return f"{text} ({who})"

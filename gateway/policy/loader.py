@@ -23,6 +23,7 @@ from gateway.policy.engine import (
     DomainSet,
     Group,
     Outcome,
+    PortalChoice,
     TransportRequirement,
     compile_conditions,
 )
@@ -34,6 +35,7 @@ from gateway.policy.model import (
     Defaults,
     PolicyFile,
     PolicySettings,
+    PortalBlock,
     Rule,
 )
 from gateway.strict_yaml import KeyPath, YamlDocument, YamlError, describe_value, load_yaml
@@ -62,6 +64,7 @@ POLICY_SCHEMA = ModelSchema(
         ("apply to deliver and hold only", "remove them, or change the action"),
         ("applies to reject and hold only", "remove the reason"),
         ("via lists a mode twice", "list each of standard, tls, smime, portal at most once"),
+        ("portal block applies to deliver", "remove the portal block, or change the action"),
         ("neither a content type nor an extension", "write e.g. application/pdf, image/* or .zip"),
         ("printable ASCII", "keep it to one line of plain ASCII text"),
         ("is listed twice", "keep one of them"),
@@ -281,10 +284,61 @@ def _merge(files: list[tuple[YamlDocument, PolicyFile]]) -> _Merged:
         for index, rule in enumerate(policy.rules):
             for path, key, value in _walk(rule.when, ("rules", index, "when")):
                 problems.extend(_unknown_groups(doc, path, key, value, merged))
+    problems.extend(_unused_portal_blocks(files, merged, first_file.get("defaults")))
     if problems:
         problems.sort(key=lambda p: (p.source, p.line or 0, p.column or 0))
         raise PolicyError(problems)
     return merged
+
+
+def _show_via(via: Sequence[str]) -> str:
+    return "[" + ", ".join(via) + "]"
+
+
+def _unused_portal_blocks(
+    files: list[tuple[YamlDocument, PolicyFile]], merged: _Merged, defaults_doc: YamlDocument | None
+) -> list[YamlError]:
+    """A portal block where no via names portal would silently do nothing: refuse it."""
+    problems = []
+    portal_anywhere = "portal" in merged.defaults.via
+    for doc, policy in files:
+        for index, rule in enumerate(policy.rules):
+            via = rule.via or merged.defaults.via
+            portal_anywhere = portal_anywhere or (rule.action != "reject" and "portal" in via)
+            if rule.portal is None or "portal" in via:
+                continue
+            if rule.via:
+                message = (
+                    f'rule "{rule.id}" has a portal block, but its via {_show_via(via)} '
+                    "does not name portal"
+                )
+                hint = "add portal to via (e.g. via: [tls, portal]), or remove the portal block"
+            else:
+                source = (
+                    "the built-in defaults"
+                    if defaults_doc is None
+                    else f"the defaults in {_where(defaults_doc, ('defaults',))}"
+                )
+                message = (
+                    f'rule "{rule.id}" has a portal block, but the via it takes from '
+                    f"{source}, {_show_via(via)}, does not name portal"
+                )
+                hint = (
+                    "give the rule a via that names portal (e.g. via: [tls, portal]), "
+                    "or remove the portal block"
+                )
+            problems.append(doc.error(("rules", index, "portal"), message, hint, at_key=True))
+    if merged.defaults.portal is not None and not portal_anywhere and defaults_doc is not None:
+        problems.append(
+            defaults_doc.error(
+                ("defaults", "portal"),
+                "the defaults' portal block applies to no decision: neither the defaults' via "
+                f"{_show_via(merged.defaults.via)} nor any rule's via names portal",
+                "add portal to a via (e.g. via: [tls, portal]), or remove the portal block",
+                at_key=True,
+            )
+        )
+    return problems
 
 
 def _walk(conditions: Conditions | None, base: KeyPath) -> Iterator[tuple[KeyPath, str, Any]]:
@@ -341,13 +395,21 @@ def _group(name: str, spec: Any) -> Group:
 
 def _outcome(rule: Rule | Defaults, defaults: Defaults) -> Outcome:
     deliver = rule.action != "reject"  # a held message is delivered once released
+    via = tuple(rule.via or defaults.via) if deliver else ()
     return Outcome(
         action=rule.action,
-        via=tuple(rule.via or defaults.via) if deliver else (),
+        via=via,
         reason=rule.reason,
         subject=(rule.subject or defaults.subject) if deliver else "keep",
         add_headers=_merged_headers(defaults.add_headers, rule.add_headers) if deliver else (),
+        portal=_portal_choice(rule.portal or defaults.portal) if "portal" in via else None,
     )
+
+
+def _portal_choice(block: PortalBlock | None) -> PortalChoice:
+    if block is None:
+        return PortalChoice()
+    return PortalChoice(block.access, block.show_sender, block.expiry_days, block.read_receipt)
 
 
 def _merged_headers(defaults: dict[str, str], rule: dict[str, str]) -> tuple[tuple[str, str], ...]:

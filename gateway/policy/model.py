@@ -400,6 +400,32 @@ def _added_headers(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+Access = Literal["code", "passphrase"]
+
+
+class PortalBlock(StrictModel):
+    """How a portal copy is protected; for a rule or defaults whose `via` names portal."""
+
+    access: Access = Field(
+        default="code",
+        description="code: a one-time code mailed to the recipient proves the address; "
+        "passphrase: one the sender shared out of band, sent in the header named by "
+        "portal.passphrase_header of the settings",
+    )
+    show_sender: bool = Field(
+        default=False, description="the notice names the sender's address (false: it does not)"
+    )
+    expiry_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description="days the copy waits for pickup; omitted: portal.expiry_days of the settings",
+    )
+    read_receipt: bool = Field(
+        default=False, description="tell the sender (without content) when the copy is opened"
+    )
+
+
 class Outcome(StrictModel):
     """What happens to one recipient."""
 
@@ -426,6 +452,11 @@ class Outcome(StrictModel):
     add_headers: dict[str, str] = Field(
         default_factory=dict, description="headers added to the delivered message"
     )
+    portal: PortalBlock | None = Field(
+        default=None,
+        description="how a portal copy is protected; needs portal in via (own or the "
+        "defaults'); omitted: the defaults' portal block",
+    )
 
     @field_validator("via")
     @classmethod
@@ -449,6 +480,11 @@ class Outcome(StrictModel):
     @model_validator(mode="after")
     def _fits_action(self) -> Outcome:
         _check_action(self.action, self.reason, self.via, self.subject, self.add_headers)
+        if self.action == "reject" and self.portal is not None:
+            raise ValueError(
+                "a portal block applies to deliver and hold only: a refused message is never "
+                "stored for pickup (remove the portal block from this reject action)"
+            )
         return self
 
 
@@ -489,6 +525,11 @@ class Defaults(StrictModel):
     reason: str | None = None
     subject: Subject = "neutral_if_phi"
     add_headers: dict[str, str] = Field(default_factory=dict)
+    portal: PortalBlock | None = Field(
+        default=None,
+        description="how portal copies are protected where a rule whose via names portal "
+        "has no portal block of its own",
+    )
 
     # They end up in delivered messages like a rule's: same checks (no CR/LF).
     _headers = field_validator("add_headers")(_added_headers)

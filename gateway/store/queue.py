@@ -76,6 +76,41 @@ class Rewrite:
         return cls(spec.get("subject"), headers, spec.get("footer"))
 
 
+@dataclass(frozen=True)
+class PortalTerms:
+    """How mode portal holds one job's copy: the policy's terms, and the argon2id
+    hash of the sender's passphrase where access is by passphrase."""
+
+    access: str = "code"  # code | passphrase
+    show_sender: bool = False
+    expiry_days: int | None = None  # None: the settings' portal.expiry_days
+    read_receipt: bool = False
+    passphrase_hash: str | None = None
+
+    def to_json(self) -> str:
+        """As stored in the job's `portal` column."""
+        return json.dumps(
+            {
+                "access": self.access,
+                "show_sender": self.show_sender,
+                "expiry_days": self.expiry_days,
+                "read_receipt": self.read_receipt,
+                "passphrase_hash": self.passphrase_hash,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> PortalTerms:
+        spec = json.loads(text)
+        return cls(
+            spec["access"],
+            spec["show_sender"],
+            spec["expiry_days"],
+            spec["read_receipt"],
+            spec["passphrase_hash"],
+        )
+
+
 def _via_column(via: tuple[str, ...]) -> str:
     """The `route` column: the delivery modes in order, comma-separated."""
     return ",".join(via)
@@ -94,6 +129,7 @@ class NewJob:
     policy: str | None = None
     rewrite: Rewrite | None = None
     purpose: str | None = None  # marketing purpose whose consent delivery re-checks
+    portal: PortalTerms | None = None  # set when via names portal
 
 
 # The statements on the path of every message are built once, with bind
@@ -129,6 +165,7 @@ _CLAIM = (
         jobs.c.attempts,
         jobs.c.rewrite,
         jobs.c.purpose,
+        jobs.c.portal,
     )
 )
 # With the sending principal's domains as they are now: DKIM signs only those.
@@ -204,6 +241,7 @@ def insert_message(conn: Connection, message: NewMessage, new_jobs: Sequence[New
                     "policy": job.policy,
                     "rewrite": job.rewrite.to_json() if job.rewrite is not None else None,
                     "purpose": job.purpose,
+                    "portal": job.portal.to_json() if job.portal is not None else None,
                     "attempts": 0,
                     "next_attempt_at": message.received_at,
                     "updated_at": message.received_at,
@@ -222,6 +260,7 @@ class ClaimedJob:
     attempts: int
     rewrite: Rewrite | None = None
     purpose: str | None = None
+    portal: PortalTerms | None = None
 
 
 def claim(conn: Connection, owner: str, now: float, lease: float, limit: int) -> list[ClaimedJob]:
@@ -237,6 +276,7 @@ def claim(conn: Connection, owner: str, now: float, lease: float, limit: int) ->
             r.attempts,
             Rewrite.from_json(r.rewrite) if r.rewrite is not None else None,
             r.purpose,
+            PortalTerms.from_json(r.portal) if r.portal is not None else None,
         )
         for r in rows
     ]
