@@ -16,16 +16,12 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-
 from gateway.config import PortalConfig
 from gateway.store.portal import Copy
 
 KEY_FILE = "portal.key"
 CODE_DIGITS = 8
 _HOUR = 3600.0
-_HASHER = PasswordHasher()
 
 
 def new_code() -> str:
@@ -50,16 +46,6 @@ def code_matches(key: bytes, copy: Copy, typed: str, now: float) -> bool:
     if now >= copy.code_expires_at:
         return False
     return hmac.compare_digest(code_hash(key, copy.id, code), copy.code_hash)
-
-
-def passphrase_matches(passphrase_hash: str | None, typed: str) -> bool:
-    """argon2id check of a passphrase the sender shared out of band."""
-    if passphrase_hash is None or not typed:
-        return False
-    try:
-        return _HASHER.verify(passphrase_hash, typed)
-    except (VerificationError, InvalidHashError):
-        return False
 
 
 def locked_until(copy: Copy, now: float) -> float | None:

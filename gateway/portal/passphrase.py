@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from argon2.exceptions import InvalidHashError, VerificationError
+
 from gateway.store.principals import HASHER
 
 MIN_CHARS, MAX_CHARS = 8, 200
@@ -37,3 +39,15 @@ def hash_passphrase(passphrase: bytes) -> str:
     Takes tens of milliseconds and 19 MiB: call it off the event loop.
     """
     return HASHER.hash(passphrase)
+
+
+def passphrase_matches(passphrase_hash: str | None, typed: str) -> bool:
+    """Whether what the recipient typed is the sender's passphrase (blanks around it
+    ignored, as when it was hashed). Slow on purpose: call it off the event loop."""
+    typed = typed.strip(" \t")
+    if passphrase_hash is None or not typed:
+        return False
+    try:
+        return HASHER.verify(passphrase_hash, typed)
+    except (VerificationError, InvalidHashError):
+        return False

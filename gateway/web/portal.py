@@ -31,7 +31,7 @@ from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.config import PortalConfig
 from gateway.logs import event
-from gateway.portal import access, custody, outbox, reading, replying
+from gateway.portal import access, custody, outbox, passphrase, reading, replying
 from gateway.portal.notices import Notices, when
 from gateway.store import portal, portal_access
 from gateway.store.database import Database
@@ -453,7 +453,7 @@ async def verify(token: str, request: Request, ctx: Ctx) -> Response:
     _unlocked(ctx, request, copy)
     if copy.access == portal.PASSPHRASE:
         right = await asyncio.to_thread(
-            access.passphrase_matches, copy.passphrase_hash, form.get("passphrase", "")
+            passphrase.passphrase_matches, copy.passphrase_hash, form.get("passphrase", "")
         )
     else:
         right = access.code_matches(parts.key, copy, form.get("code", ""), now)
