@@ -23,6 +23,10 @@ class Made:
     recipient: str
     link: Link  # what only the recipient's notice carries
 
+    @property
+    def token(self) -> str:
+        return self.link.token
+
 
 def make_copy(
     conn: Connection,
@@ -34,8 +38,12 @@ def make_copy(
     queue_id: str | None = None,
     expires_in: float = 30 * DAY,
     passphrase_hash: str | None = None,
+    sender: str = SENDER,
+    read_receipt: bool = True,
+    state: str = portal.WAITING,
 ) -> Made:
-    """Seal `content` for `recipient` and store the copy (waiting), in the caller's transaction."""
+    """Seal `content` for `recipient` and store the copy, in the caller's transaction;
+    `state` EXPIRED or RECALLED closes it as the admin commands would."""
     queue_id = queue_id or queue.new_queue_id(now)
     link = Link.new()
     sealed = custody.seal(keyring, content, link, custody.context_of(queue_id, recipient))
@@ -44,19 +52,21 @@ def make_copy(
         NewCopy(
             queue_id=queue_id,
             recipient=recipient,
-            sender=SENDER,
+            sender=sender,
             principal="ehr1",
             verifier=link.verifier,
             sealed=sealed,
             access=portal.PASSPHRASE if passphrase_hash else portal.CODE,
             passphrase_hash=passphrase_hash,
             show_sender=False,
-            read_receipt=True,
+            read_receipt=read_receipt,
             notice_queue_id=queue.new_queue_id(now),
             created_at=now,
             expires_at=now + expires_in,
         ),
     )
+    if state in (portal.EXPIRED, portal.RECALLED):
+        portal.close(conn, [copy_id], state, now)
     return Made(copy_id, queue_id, recipient, link)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 import http.server
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -140,13 +141,83 @@ def test_read_download_and_reply_in_a_browser(env: Env) -> None:
     assert downloaded["detail"] == f"attachment 0, {len(ATTACHMENT)} bytes"
     [replied] = [e for e in events if e["event"] == "portal_replied"]
     assert replied["detail"] and replied["recipients"] == f'["{recipient}"]'
-    copy = copy_of(env.gw, made.copy_id)
+    copy = copy_of(env.gw, made.id)
     assert (copy.state, copy.views, copy.downloads) == (portal.REPLIED, 1, 1)
     # Nothing of the message in the log or the audit trail; no token, no code either.
     log = env.gw.log_text()
     recorded = repr(events)
     for canary in (*CANARIES, made.token):
         assert canary not in log and canary not in recorded
+
+
+def test_phi_sent_over_smtp_is_read_downloaded_and_answered_through_its_notice(
+    env: Env,
+) -> None:
+    """The whole path: an EHR submits PHI for a recipient whose next hop offers no
+    verified TLS; the notice at the sink carries none of it; its link, a code
+    from the second mail, the message, the attachment's bytes, and a reply with
+    an attachment that reaches the sender."""
+    secret = env.gw.add_principal("ehr-e2e", "clinic.example")
+    recipient = "pat.e2e@home.example"
+    raw = original()  # PHI: a lab result with the patient's MRN and birth date
+    raw = raw.replace(
+        b"Your results: CANARY-BODY-9921",
+        b"Your results: CANARY-BODY-9921. Patient MRN: 00482913, DOB 03/14/1962",
+        1,
+    )
+    before = len(mail_to(env.sink, recipient, 0))
+    client = env.gw.client("ehr-e2e", secret)
+    try:
+        assert client.sendmail(SENDER, [recipient], raw) == {}
+    finally:
+        client.quit()
+    notice = mail_to(env.sink, recipient, before + 1)[-1]
+    for canary in (*CANARIES, "00482913", "Lab results"):
+        assert canary.encode() not in notice
+    parsed = email.message_from_bytes(notice)
+    assert parsed["Subject"] == "Secure message from Example Clinic"
+    plain = next(p for p in parsed.walk() if p.get_content_type() == "text/plain")
+    text = plain.get_payload(decode=True)
+    assert isinstance(text, bytes)
+    found = re.search(rb"/portal/m/([A-Za-z0-9_-]{43})", text)
+    assert found is not None
+    token = found.group(1).decode()
+
+    context = env.browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    sign_in(env, page, token, recipient)  # the code comes in the second mail
+    sync_api.expect(page.locator("h1")).to_have_text("Your secure message")
+    sync_api.expect(page.locator("dl.headers")).to_contain_text("Lab results CANARY-SUBJ-4411")
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="CANARY-NAME-5521.pdf").click()
+    assert Path(download_info.value.path()).read_bytes() == ATTACHMENT
+    page.get_by_role("link", name="Reply").click()
+    page.get_by_label("Your reply").fill("Thanks, I will book the follow-up.")
+    page.get_by_label("Attach files").set_input_files(
+        [{"name": "insurance.txt", "mimeType": "text/plain", "buffer": b"member card scan"}]
+    )
+    page.get_by_role("button", name="Send reply").click()
+    sync_api.expect(page.locator("h1")).to_have_text("Your reply was sent")
+    context.close()
+
+    def reply_arrived() -> bool:
+        return any(
+            b"Thanks, I will book" in m.content and SENDER in m.recipients
+            for m in env.sink.messages
+        )
+
+    wait_until(reply_arrived, 20, 0.05)
+    [reply] = [
+        email.message_from_bytes(m.content)
+        for m in env.sink.messages
+        if b"Thanks, I will book" in m.content
+    ]
+    assert reply["In-Reply-To"] == "<original-1@clinic.example>"
+    assert reply["Reply-To"] == recipient
+    [part] = [p for p in reply.walk() if p.get_filename() == "insurance.txt"]
+    assert part.get_payload(decode=True) == b"member card scan"
+    states = {c["recipient"]: c["state"] for c in env.gw.json("portal", "ls")}
+    assert states[recipient] == "replied"
 
 
 def test_wrong_codes_lock_the_link(env: Env) -> None:
@@ -168,7 +239,7 @@ def test_wrong_codes_lock_the_link(env: Env) -> None:
     # Locked: even the right code does not open it now.
     response = page.goto(f"{env.base}/portal/m/{made.token}")
     assert response is not None and response.status == 429
-    assert copy_of(env.gw, made.copy_id).locked_until is not None
+    assert copy_of(env.gw, made.id).locked_until is not None
     page.close()
     events = [e["event"] for e in audit_since(env.gw, mark)]
     assert events.count("portal_code_failed") == 3 and events.count("portal_locked") == 1
@@ -263,7 +334,7 @@ def test_a_session_opens_only_its_own_copy(env: Env) -> None:
         sync_api.expect(page.locator("h1")).to_have_text("You have a secure message")
         assert "CANARY-BODY-9921" not in page.content()
     context.close()
-    assert copy_of(env.gw, first.copy_id).views == 0
+    assert copy_of(env.gw, first.id).views == 0
 
 
 def test_posts_without_csrf_are_refused_and_headers_are_set(env: Env) -> None:
@@ -289,5 +360,5 @@ def test_posts_without_csrf_are_refused_and_headers_are_set(env: Env) -> None:
         assert forged.status == 403, path
         assert "This form has expired" in forged.text()
     context.close()
-    copy = copy_of(env.gw, made.copy_id)
+    copy = copy_of(env.gw, made.id)
     assert (copy.codes_sent, copy.failed_codes) == (0, 0)

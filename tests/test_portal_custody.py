@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from portal_copies import Made, make_copy
 
 from gateway.portal import custody
 from gateway.store import portal
@@ -17,32 +18,13 @@ from gateway.store.keyring import Keyring, Sealed
 CANARY = b"Subject: canary-custody-7731\r\n\r\nMRN 44-1187 canary-custody-7731\r\n"
 
 
-def _stored(db: Database, keyring: Keyring, link: custody.Link) -> int:
-    now = time.time()
-    context = custody.context_of("Q1", "patient@example.net")
-    copy = portal.NewCopy(
-        queue_id="Q1",
-        recipient="patient@example.net",
-        sender="clinic@example.org",
-        principal=None,
-        verifier=link.verifier,
-        sealed=custody.seal(keyring, CANARY, link, context),
-        access=portal.CODE,
-        passphrase_hash=None,
-        show_sender=False,
-        read_receipt=False,
-        notice_queue_id="N1",
-        created_at=now,
-        expires_at=now + 3600,
-    )
+def _stored(db: Database, keyring: Keyring) -> Made:
     with db.transaction() as conn:
-        return portal.insert_copy(conn, copy)
+        return make_copy(conn, keyring, "patient@example.net", CANARY, now=time.time())
 
 
 def test_the_link_and_the_master_key_together_open_the_copy(db: Database, keyring: Keyring) -> None:
-    link = custody.Link.new()
-    _stored(db, keyring, link)
-    parsed = custody.parse_token(link.token)
+    parsed = custody.parse_token(_stored(db, keyring).token)
     assert parsed is not None
     with db.transaction() as conn:
         found = portal.by_verifier(conn, parsed.verifier)
@@ -57,8 +39,7 @@ def test_database_and_master_key_without_the_link_read_nothing(
     """What a thief of the database and the key files has: every row, every master key.
     Unwrapping with the master key yields only the link-wrapped data key, which
     opens nothing; another link opens nothing either."""
-    link = custody.Link.new()
-    _stored(db, keyring, link)
+    link = _stored(db, keyring).link
     with db.transaction() as conn:
         [row] = portal.listing(conn)
         sealed = portal.by_verifier(conn, link.verifier)
