@@ -41,7 +41,7 @@ rules:
     when:
       recipient_domain: secure.test
     action: deliver
-    via: [smime, tls, portal]
+    via: [smime, tls]
   - id: phi-rewrite
     when:
       phi: true
@@ -171,8 +171,8 @@ def test_phi_subject_is_replaced_and_headers_added(tmp_path: Path) -> None:
 
 
 def test_tls_mode_never_falls_back_to_plaintext(tmp_path: Path) -> None:
-    # The sink offers no STARTTLS: tls is impossible, smime and portal are not
-    # available, so the message waits instead of leaving unprotected.
+    # The sink offers no STARTTLS: tls is impossible and smime is not available
+    # (no certificate), so the message waits instead of leaving unprotected.
     with Sink() as sink:
         gw, secret = gateway(tmp_path, sink)
         with gw:
