@@ -151,10 +151,12 @@ def test_a_broken_notice_template_stops_start_up_naming_file_and_line(tmp_path: 
         "Subject: Secure message\n\nHello {{ organisation }\n"  # unclosed expression
     )
     gw = Phigate(tmp_path, portal={"templates_dir": str(templates)})
-    result = gw.cli("serve", check=False)
-    assert result.returncode != 0
-    assert "notice.txt, line 3" in result.stderr
-    assert "Traceback" not in result.stderr
+    for command, status in (("serve", 1), ("config", 2)):
+        args = ("config", "check") if command == "config" else ("serve",)
+        result = gw.cli(*args, check=False)
+        assert result.returncode == status, result.stderr
+        assert "notice.txt, line 3" in result.stderr
+        assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("name", ["portal", "DSN", "tlsrpt"])

@@ -104,6 +104,13 @@ def config_check(config_file: str | None, data_dir: str | None) -> None:
     if not config_file:
         fail("give the file to check with -c FILE", EXIT_USAGE)
     settings = cli_settings(config_file, data_dir)
+    from gateway import app  # the portal's templates are checked as `serve` checks them
+
+    try:
+        app.portal_notices(settings)
+        app.portal_logo(settings)
+    except app.StartupError as exc:
+        fail(str(exc), EXIT_USAGE)
     click.echo(f"{config_file}: OK")
     for listener in settings.listeners:
         click.echo(f"  listener {listener.name}: {listener.address} tls={listener.tls}")
