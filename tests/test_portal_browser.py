@@ -11,86 +11,36 @@ import http.server
 import re
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from email.message import EmailMessage
-from email.policy import SMTP
 from pathlib import Path
 
 import pytest
-from harness import Phigate, Sink, audit_mark, audit_since, free_port, via_sink, wait_until
+from harness import audit_mark, audit_since, wait_until
 from playwright import sync_api
-from portal_helpers import code_in, copy_of, make_copy
-from webgate import web_gate
+from portal_helpers import (
+    ATTACHMENT,
+    CANARIES,
+    SENDER,
+    Env,
+    code_in,
+    copy_of,
+    mail_to,
+    make_copy,
+    original,
+    running_portal,
+    sign_in,
+)
 
+from gateway.portal import passphrase
 from gateway.store import portal
-
-CHROMIUM = Path("/usr/bin/chromium")
-SENDER = "doctor@clinic.example"
-CANARIES = ("CANARY-SUBJ-4411", "CANARY-BODY-9921", "CANARY-NAME-5521", "CANARY-FILE-7710")
-ATTACHMENT = b"%PDF-1.4 CANARY-FILE-7710 " + bytes(range(256)) * 40
-
-
-@dataclass
-class Env:
-    gw: Phigate
-    sink: Sink
-    base: str
-    browser: sync_api.Browser
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     tmp = tmp_path_factory.mktemp("portal")
-    address = f"127.0.0.1:{free_port()}"
-    with Sink() as sink:
-        gw = web_gate(
-            tmp,
-            web={"address": address, "public_url": f"http://{address}"},
-            delivery={**via_sink(sink), "poll_interval": 0.2, "retry_schedule": [0.5]},
-            portal={
-                "organisation": "Example Clinic",
-                "code_attempts": 3,
-                "requests_per_minute": 1000,
-            },
-        )
-        with gw, sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=["--no-sandbox"]
-            )
-            try:
-                yield Env(gw, sink, f"http://{address}", browser)
-            finally:
-                browser.close()
-
-
-def original(html: str | None = None) -> bytes:
-    message = EmailMessage()
-    message["From"] = SENDER
-    message["To"] = "patient@example.net"
-    message["Subject"] = "Lab results CANARY-SUBJ-4411"
-    message["Message-ID"] = "<original-1@clinic.example>"
-    message.set_content("Your results: CANARY-BODY-9921")
-    message.add_alternative(html or "<p>Your results: <b>CANARY-BODY-9921</b></p>", subtype="html")
-    message.add_attachment(
-        ATTACHMENT, maintype="application", subtype="pdf", filename="CANARY-NAME-5521.pdf"
-    )
-    return message.as_bytes(policy=SMTP)
-
-
-def mail_to(sink: Sink, address: str, count: int = 1) -> list[bytes]:
-    wait_until(lambda: sum(address in m.recipients for m in sink.messages) >= count, 20, 0.05)
-    return [m.content for m in sink.messages if address in m.recipients]
-
-
-def sign_in(env: Env, page: sync_api.Page, token: str, recipient: str) -> None:
-    """Open the link, ask for a code, type the newest one from the sink."""
-    already = sum(recipient in m.recipients for m in env.sink.messages)
-    page.goto(f"{env.base}/portal/m/{token}")
-    page.get_by_role("button", name="Email me a code").click()
-    sync_api.expect(page.get_by_role("status")).to_contain_text("We have emailed a code")
-    code = code_in(mail_to(env.sink, recipient, already + 1)[-1])
-    page.get_by_label("Code from the email (8 digits)").fill(code)
-    page.get_by_role("button", name="Open the message").click()
+    with running_portal(
+        tmp, organisation="Example Clinic", code_attempts=3, requests_per_minute=1000
+    ) as running:
+        yield running
 
 
 def test_read_download_and_reply_in_a_browser(env: Env) -> None:
@@ -362,3 +312,128 @@ def test_posts_without_csrf_are_refused_and_headers_are_set(env: Env) -> None:
     context.close()
     copy = copy_of(env.gw, made.id)
     assert (copy.codes_sent, copy.failed_codes) == (0, 0)
+
+
+def test_a_passphrase_opens_the_message_and_wrong_ones_lock_the_link(env: Env) -> None:
+    secret = "Blue-Heron 1962"
+    hashed = passphrase.hash_passphrase(secret.encode())
+    made = make_copy(env.gw, original(), recipient="pp1@example.net", passphrase_hash=hashed)
+    locked = make_copy(env.gw, original(), recipient="pp2@example.net", passphrase_hash=hashed)
+    mark = audit_mark(env.gw)
+    context = env.browser.new_context()
+    page = context.new_page()
+    page.goto(f"{env.base}/portal/m/{made.token}")
+    sync_api.expect(page.get_by_label("Passphrase")).to_be_visible()
+    assert page.get_by_role("button", name=re.compile("code")).count() == 0
+    assert page.get_by_label(re.compile("Code from the email")).count() == 0
+    # No code can be had for it, not even by a form made by hand.
+    csrf = page.locator("input[name=csrf]").get_attribute("value")
+    assert csrf is not None
+    asked = context.request.post(f"{env.base}/portal/m/{made.token}/code", form={"csrf": csrf})
+    assert asked.status == 400 and "opens with a passphrase" in asked.text()
+
+    page.get_by_label("Passphrase").fill("blue-heron 1962")
+    with page.expect_response(lambda r: r.url.endswith("/verify")) as wrong:
+        page.get_by_role("button", name="Open the message").click()
+    assert wrong.value.status == 400
+    sync_api.expect(page.get_by_role("alert")).to_contain_text("That passphrase is not right")
+    assert copy_of(env.gw, made.id).failed_codes == 1
+    page.get_by_label("Passphrase").fill(f"  {secret} ")
+    page.get_by_role("button", name="Open the message").click()
+    sync_api.expect(page.locator("h1")).to_have_text("Your secure message")
+    sync_api.expect(page.locator(".body b")).to_have_text("CANARY-BODY-9921")
+    copy = copy_of(env.gw, made.id)
+    assert (copy.state, copy.failed_codes) == (portal.OPENED, 0)
+
+    page.goto(f"{env.base}/portal/m/{locked.token}")
+    for attempt in range(1, 4):
+        page.get_by_label("Passphrase").fill(f"not it {attempt}")
+        page.get_by_role("button", name="Open the message").click()
+        if attempt < 3:
+            sync_api.expect(page.get_by_role("alert")).to_contain_text("is not right")
+    sync_api.expect(page.locator("h1")).to_have_text("Too many wrong attempts")
+    # Locked: the right passphrase does not open it now.
+    response = page.goto(f"{env.base}/portal/m/{locked.token}")
+    assert response is not None and response.status == 429
+    sync_api.expect(page.locator("h1")).to_have_text("Too many wrong attempts")
+    assert page.get_by_label("Passphrase").count() == 0
+    forced = context.request.post(
+        f"{env.base}/portal/m/{locked.token}/verify", form={"csrf": csrf, "passphrase": secret}
+    )
+    assert forced.status == 429
+    context.close()
+    assert copy_of(env.gw, locked.id).locked_until is not None
+    assert copy_of(env.gw, locked.id).views == 0
+
+    events = audit_since(env.gw, mark)
+    failed = [(e["recipients"], e["detail"]) for e in events if e["event"] == "portal_code_failed"]
+    assert failed == [
+        ('["pp1@example.net"]', "attempt 1"),
+        *[('["pp2@example.net"]', f"attempt {n}") for n in (1, 2, 3)],
+    ]
+    assert [e["recipients"] for e in events if e["event"] == "portal_locked"] == [
+        '["pp2@example.net"]'
+    ]
+    assert [e["recipients"] for e in events if e["event"] == "portal_viewed"] == [
+        '["pp1@example.net"]'
+    ]
+    assert "portal_code_sent" not in [e["event"] for e in events]
+    for text in (repr(events), env.gw.log_text()):
+        assert "Heron" not in text and "heron" not in text and "not it" not in text
+
+
+def _no_sideways_scrolling(page: sync_api.Page) -> None:
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390, page.url
+
+
+def _accessible(page: sync_api.Page) -> None:
+    """The language is declared and every field has a label; fits a phone's width."""
+    assert page.locator("html").get_attribute("lang") == "en"
+    unlabelled = page.evaluate(
+        "[...document.querySelectorAll('input:not([type=hidden]), textarea, select')]"
+        ".filter(e => e.labels.length === 0).map(e => e.outerHTML)"
+    )
+    assert unlabelled == [], page.url
+    _no_sideways_scrolling(page)
+
+
+def _tab_to(page: sync_api.Page, name: str) -> None:
+    """Press Tab until the focused element is the one named `name`."""
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("document.activeElement.textContent.trim()")
+        if focused == name:
+            return
+    raise AssertionError(f"Tab never reaches {name!r} on {page.url}")
+
+
+def test_pages_are_accessible_by_keyboard_and_fit_a_phone(env: Env) -> None:
+    recipient = "phone.user@example.net"
+    wide = (
+        "<p>Reference: " + "X" * 300 + "</p>"
+        "<table><tr>" + "".join(f"<td>column-{n}-value</td>" for n in range(12)) + "</tr></table>"
+        "<pre>" + "wide preformatted line " * 20 + "</pre>"
+    )
+    made = make_copy(env.gw, original(wide), recipient=recipient)
+    context = env.browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(f"{env.base}/portal/m/{made.token}")
+    _accessible(page)
+    already = sum(recipient in m.recipients for m in env.sink.messages)
+    _tab_to(page, "Email me a code")
+    page.keyboard.press("Enter")
+    sync_api.expect(page.get_by_role("status")).to_contain_text("We have emailed a code")
+    _accessible(page)
+    code = code_in(mail_to(env.sink, recipient, already + 1)[-1])
+    page.get_by_label("Code from the email (8 digits)").focus()
+    page.keyboard.type(code)
+    page.keyboard.press("Enter")
+    sync_api.expect(page.locator("h1")).to_have_text("Your secure message")
+    _accessible(page)
+    _tab_to(page, "Reply")
+    page.keyboard.press("Enter")
+    sync_api.expect(page.locator("h1")).to_have_text("Reply")
+    _accessible(page)
+    sync_api.expect(page.get_by_label("Your reply")).to_be_visible()
+    sync_api.expect(page.get_by_label(re.compile("Attach files"))).to_be_attached()
+    context.close()

@@ -687,7 +687,7 @@ async def reply(token: str, request: Request, ctx: Ctx) -> Response:
             "most. Send fewer or smaller files."
         ],
         413,
-        back=f"/portal/m/{token}/reply",
+        back=f"/portal/m/{token}/message",
     )
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -705,6 +705,11 @@ async def reply(token: str, request: Request, ctx: Ctx) -> Response:
             ctx, request, "This form could not be read", ["Reload the page and try again."], 400
         )
     _check_csrf(ctx, request, fields.get("csrf"))
+    # The stream's bound leaves room for the form's framing; the limit is on
+    # what the recipient typed and attached.
+    typed = len(fields.get("text", "").encode()) + sum(len(f.content) for f in files)
+    if typed > parts.config.max_reply_bytes:
+        return too_large
     original = await asyncio.to_thread(reading.read, await _content(ctx, request, opened))
     content = replying.compose_reply(
         copy=copy,
