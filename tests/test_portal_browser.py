@@ -189,6 +189,7 @@ def test_wrong_codes_lock_the_link(env: Env) -> None:
     # Locked: even the right code does not open it now.
     response = page.goto(f"{env.base}/portal/m/{made.token}")
     assert response is not None and response.status == 429
+    assert 0 < int(response.headers["retry-after"]) <= 3600  # the lockout's hour
     assert copy_of(env.gw, made.id).locked_until is not None
     page.close()
     events = [e["event"] for e in audit_since(env.gw, mark)]

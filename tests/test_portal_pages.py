@@ -175,7 +175,10 @@ def _fetch(client_ip: str, port: int, paths: list[str]) -> list[tuple[int, str]]
         for path in paths:
             connection.request("GET", path)
             response = connection.getresponse()
-            answers.append((response.status, response.read().decode()))
+            text = response.read().decode()
+            if response.status == 429:  # says when to come back
+                assert 0 < int(response.getheader("Retry-After", "0")) <= 60
+            answers.append((response.status, text))
     finally:
         connection.close()
     return answers
@@ -209,6 +212,7 @@ def test_codes_per_hour_are_limited_and_no_more_are_mailed(env: Env) -> None:
     with page.expect_response(lambda r: r.url.endswith("/code")) as refused:
         page.get_by_role("button", name="Email me a new code").click()
     assert refused.value.status == 429
+    assert 0 < int(refused.value.headers["retry-after"]) <= 3600
     sync_api.expect(page.locator("h1")).to_have_text("Too many codes asked for")
     sync_api.expect(page.locator("main")).to_contain_text("Use the newest one, or ask for a new")
     events = audit_since(env.gw, mark)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import urllib.parse
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -140,6 +141,7 @@ def portal_of(request: Request) -> Portal:
                     "then try again."
                 ],
                 429,
+                retry_at=time.time() + 60,
             )
         )
     return found
@@ -168,8 +170,13 @@ def _page(
     lines: Sequence[str],
     status: int,
     back: str | None = None,
+    retry_at: float | None = None,
 ) -> HTMLResponse:
-    return _render(ctx, request, "info.html", title, status, lines=lines, back=back)
+    """An information page; `retry_at` (for 429) also tells clients when, in Retry-After."""
+    response = _render(ctx, request, "info.html", title, status, lines=lines, back=back)
+    if retry_at is not None:
+        response.headers["Retry-After"] = str(max(1, math.ceil(retry_at - time.time())))
+    return response
 
 
 def _audit(
@@ -258,6 +265,7 @@ def _locked_page(ctx: Portal, request: Request, until: float) -> HTMLResponse:
             "Try again after that time with a new code."
         ],
         429,
+        retry_at=until,
     )
 
 
@@ -403,6 +411,7 @@ async def send_code(token: str, request: Request, ctx: Ctx) -> Response:
                 f"new code after {when(window)}."
             ],
             429,
+            retry_at=window,
         )
     code = access.new_code()
     content = parts.notices.code(
