@@ -22,7 +22,7 @@ from gateway.portal.notices import Notices
 from gateway.settings_loader import SettingsError, load_settings
 from gateway.store import portal, queue
 from gateway.store.database import Database
-from gateway.store.keyring import Keyring
+from gateway.store.keyring import Keyring, Sealed
 from gateway.store.schema import messages
 
 SUBJECT = "CANARY-SUBJ-p7k2 Jane Doe MRN 4411"
@@ -170,3 +170,34 @@ def test_a_listener_may_not_take_the_name_that_marks_phigates_own_mail(
         load_settings(config)
     assert "choose another listener name" in str(caught.value)
     assert "line 2" in str(caught.value) or "listeners" in str(caught.value)
+
+
+def test_the_notice_names_the_sender_only_where_the_policy_allows(
+    db: Database, keyring: Keyring
+) -> None:
+    mode = _mode(db, keyring, [])
+    shown = queue.PortalTerms(show_sender=True, expiry_days=3)
+    attempt = Attempt(
+        "dr.who@clinic.example.org",
+        "Q3",
+        frozenset(),
+        portal_terms={"shown@x.test": shown},  # hidden@x.test: the default terms
+    )
+    results = asyncio.run(
+        mode.send(attempt, ["shown@x.test", "hidden@x.test"], b"Subject: x\r\n\r\nb\r\n")
+    )
+    assert [r.code for r in results] == [250, 250]
+    with db.transaction() as conn:
+        copies = {c.recipient: c for c in portal.of_message(conn, "Q3")}
+        notices = {
+            row.queue_id: keyring.open(
+                Sealed(row.key_id, row.wrapped_key, row.content), row.queue_id.encode()
+            )
+            for row in conn.execute(select(messages).where(messages.c.listener == outbox.LISTENER))
+        }
+    shown_notice = notices[copies["shown@x.test"].notice_queue_id]
+    hidden_notice = notices[copies["hidden@x.test"].notice_queue_id]
+    assert b"dr.who@clinic.example.org" in shown_notice
+    assert b"dr.who@clinic.example.org" not in hidden_notice
+    assert copies["shown@x.test"].expires_at - copies["shown@x.test"].created_at == 3 * 86400
+    assert copies["hidden@x.test"].expires_at - copies["hidden@x.test"].created_at == 7 * 86400
