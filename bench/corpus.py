@@ -2556,7 +2556,7 @@ def _letter(
             ]
             blocks.append(ListBlock(c.pick(("-", "*", "#")), tuple(items)))
         elif line == "{table}":
-            layout = c.pick(book.table_layouts)
+            layout = book.table_layouts[c.rng.randrange(len(book.table_layouts))]
             rows = [
                 tuple(s[slot] for _, slot in layout)
                 for s in (slots, *(more() for _ in range(c.rng.randint(1, 4))))
