@@ -1,6 +1,6 @@
 """Labelled synthetic mail corpus for the PHI detection benchmarks.
 
-    .venv/bin/python bench/corpus.py --out DIR --count 1000 --seed 1
+    .venv/bin/python bench/corpus.py --out DIR --count 1000 --seed 1 [--split tune|heldout|all]
 
 Writes DIR/00000.eml ... and DIR/labels.jsonl, one JSON object per message:
 
@@ -43,7 +43,7 @@ import unicodedata
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.generator import BytesGenerator
@@ -202,6 +202,8 @@ class MessageLabel(TypedDict):
     category: str
     carrier: str
     adversarial: str | None
+    family: str  # an old category, or one of NEW_FAMILIES
+    split: str  # tune or heldout (see SPLITS)
     parts: list[PartLabel]
 
 
@@ -1823,6 +1825,18 @@ _ATTACHMENT_NAMES = {
 }
 
 
+def _head(msg: Message, subject: str, sender: str, to: str, rng: random.Random) -> None:
+    """Subject, From, To, Date and Message-ID of a generated message."""
+    msg["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode()
+    msg["From"] = sender
+    msg["To"] = to
+    stamp = datetime.combine(REF_DATE, datetime.min.time(), UTC) + timedelta(
+        seconds=rng.randrange(86400 * 30)
+    )
+    msg["Date"] = format_datetime(stamp)
+    msg["Message-ID"] = f"<{rng.getrandbits(96):024x}@{sender.rsplit('@', 1)[1].rstrip('>')}>"
+
+
 def build_message(seed: int, index: int) -> tuple[bytes, MessageLabel]:
     """One message and its label; the same (seed, index) always gives the same bytes."""
     category, carrier, adversarial = _recipe(seed, index)
@@ -1983,15 +1997,7 @@ def build_message(seed: int, index: int) -> tuple[bytes, MessageLabel]:
     if msg.get("MIME-Version") is None:
         msg["MIME-Version"] = "1.0"
 
-    subject = content.subject.text
-    msg["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode()
-    msg["From"] = sender
-    msg["To"] = to
-    stamp = datetime.combine(REF_DATE, datetime.min.time(), UTC) + timedelta(
-        seconds=rng.randrange(86400 * 30)
-    )
-    msg["Date"] = format_datetime(stamp)
-    msg["Message-ID"] = f"<{rng.getrandbits(96):024x}@{sender.rsplit('@', 1)[1].rstrip('>')}>"
+    _head(msg, content.subject.text, sender, to, rng)
 
     parts: list[PartLabel] = [_label("subject", 0, None, None, "header", None, content.subject)]
     if header_doc.lines:
@@ -2026,6 +2032,8 @@ def build_message(seed: int, index: int) -> tuple[bytes, MessageLabel]:
         category=category,
         carrier=carrier,
         adversarial=adversarial,
+        family=category,
+        split="tune",
         parts=parts,
     )
     out = io.BytesIO()
@@ -2057,22 +2065,768 @@ def _label(
     )
 
 
-def generate(out: Path, count: int, seed: int = 1) -> list[MessageLabel]:
-    """Write COUNT messages and labels.jsonl into OUT (created if needed)."""
+def generate(
+    out: Path, count: int, seed: int = 1, split: str = "tune", families: str = "all"
+) -> list[MessageLabel]:
+    """Write COUNT messages (per split, for "all") and labels.jsonl into OUT (created if needed).
+
+    split: tune, heldout or all; families: all (old categories and round-two families,
+    in the tuning split) or new (round-two families only).
+    """
+    if split not in (*SPLITS, "all"):
+        raise CorpusError(f"unknown split {split!r}; use tune, heldout or all")
     out.mkdir(parents=True, exist_ok=True)
     labels = []
     with (out / "labels.jsonl").open("w", encoding="utf-8") as handle:
-        for index in range(count):
-            data, label = build_message(seed, index)
-            (out / label["file"]).write_bytes(data)
-            handle.write(json.dumps(label, ensure_ascii=False) + "\n")
-            labels.append(label)
+        for name in SPLITS if split == "all" else (split,):
+            for index in range(count):
+                data, label = corpus_message(name, seed, index, families)
+                (out / label["file"]).write_bytes(data)
+                handle.write(json.dumps(label, ensure_ascii=False) + "\n")
+                labels.append(label)
     return labels
 
 
 def load_labels(directory: Path) -> list[MessageLabel]:
     with (directory / "labels.jsonl").open(encoding="utf-8") as handle:
         return [cast(MessageLabel, json.loads(line)) for line in handle if line.strip()]
+
+
+# ---------------------------------------------------------------- families of round two
+#
+# Written apart from the categories above, for patients named without a label. Each
+# family's sentences come from a Phrasebook: TUNE_BOOK below for the tuning split,
+# bench/corpus_heldout.py for the held-out split (its own sentences and name pools,
+# never to be read when tuning a detector). Values are laid out piece by piece, so a
+# span's offsets are known as the text is built, not searched for afterwards.
+
+SPLITS: tuple[str, ...] = ("tune", "heldout")
+NEW_PHI_FAMILIES: tuple[str, ...] = (
+    "appt_reminder",
+    "refill_reminder",
+    "result_notice",
+    "care_handoff",
+    "billing_question",
+    "clinical_note",
+    "name_line_start",  # "Robert King: your prescription ..."
+    "name_inline",  # "We saw Jennifer Walsh today; ..."
+    "name_greeting",  # "Hi Maria Lopez," without "Dear"
+    "name_list",  # bulleted or numbered lists
+    "name_table",  # tables: aligned text, HTML, CSV
+    "name_caps",  # SMITH, JOHN
+    "name_last_first",  # Walsh, Jennifer M.
+    "name_compound",  # Garcia-Lopez, de la Cruz
+    "name_apostrophe",  # O'Brien
+    "name_common_word",  # Hope King, Bill Price
+)
+NEW_NEGATIVE_FAMILIES: tuple[str, ...] = (
+    "neg_staff",  # staff-only mail naming doctors
+    "neg_provider",  # provider names, signatures, on-call lists
+    "neg_public",  # public figures
+    "neg_place",  # streets, buildings and funds named after people
+    "neg_company",  # companies that look like names
+    "neg_hr_it",  # people named in HR, facilities and IT mail
+    "neg_newsletter",  # newsletters naming a doctor and health topics
+)
+NEW_FAMILIES = NEW_PHI_FAMILIES + NEW_NEGATIVE_FAMILIES
+FAMILY_SELECTIONS: tuple[str, ...] = ("all", "new")
+# The share of new-family mail in a tuning corpus of all families: one per family.
+NEW_SHARE = len(NEW_FAMILIES) / (len(NEW_FAMILIES) + len(CATEGORIES))
+_NEW_CARRIERS: dict[str, tuple[str, ...]] = {
+    family: ("plain", "html", "pdf", "docx") for family in NEW_FAMILIES
+} | {"name_table": ("plain", "html", "csv", "docx", "pdf")}
+# The name shape a family is about; the other PHI families draw one per patient.
+_FAMILY_SHAPE: dict[str, str] = {
+    "name_caps": "caps",
+    "name_last_first": "last_first",
+    "name_compound": "compound",
+    "name_apostrophe": "apostrophe",
+    "name_common_word": "common_word",
+}
+_SHAPE_WEIGHTS: dict[str, float] = {
+    "plain": 6,
+    "middle": 1.5,
+    "compound": 1,
+    "apostrophe": 1,
+    "common_word": 1,
+}
+# Families whose mail goes to the patient: the To header may carry their name.
+_TO_PATIENT = frozenset(
+    {"appt_reminder", "refill_reminder", "result_notice", "billing_question", "name_greeting"}
+)
+
+
+@dataclass(frozen=True)
+class Phrasebook:
+    """The sentences and name pools of one split.
+
+    templates: family -> letters, one line per "\\n"; "{slot}" is a value (see
+    _slots); a line that is exactly "{items}" becomes a list of patients (list_items)
+    and "{table}" a table (table_layouts). The five name_* shape families share the
+    templates under "name_shape". subjects: family -> subject lines ("default" for
+    the others); covers: notes above an attachment.
+    """
+
+    templates: Mapping[str, tuple[str, ...]]
+    subjects: Mapping[str, tuple[str, ...]]
+    covers: tuple[str, ...]
+    list_items: tuple[str, ...]
+    table_layouts: tuple[tuple[tuple[str, str], ...], ...]  # (column header, slot) pairs
+    compound_surnames: tuple[str, ...]
+    apostrophe_surnames: tuple[str, ...]
+    common_word_first: tuple[str, ...]
+    common_word_last: tuple[str, ...]
+    public_figures: tuple[str, ...]
+    companies: tuple[str, ...]
+    streets: tuple[str, ...]
+    buildings: tuple[str, ...]
+    funds: tuple[str, ...]
+
+
+TUNE_BOOK = Phrasebook(
+    templates={
+        "appt_reminder": (
+            "{patient}, this is {org} confirming your {procedure} on {date} at {time} with "
+            "{doctor}.\nReply C to confirm or call {phone} to change it.",
+            "Reminder for {patient}\n\nYou are booked with {doctor} ({specialty}) on {date}, "
+            "{time}.\nBring your insurance card and a list of your medicines.\n\n{org}",
+            "Hi {first},\nyour visit with {doctor} is coming up on {date} at {time}. Please "
+            "arrive 10 minutes early to complete paperwork.\nSee you soon,\n{org} scheduling",
+            "Upcoming appointment\n{patient} - {date} {time} - {procedure} - {doctor}\n"
+            "Location: {org}, Suite {room}",
+        ),
+        "refill_reminder": (
+            "{patient}: your prescription for {drug} is ready for pickup at {pharmacy}.",
+            "Good afternoon {patient},\nit is time to refill your {drug} {dose}. Your last "
+            "fill was on {date}.\nReply YES and we will send it to {pharmacy}.",
+            "Refill ready\n\n{patient}, your {drug} order has been filled and is ready for "
+            "pickup. Pickup hours are 9 to 6.\n{pharmacy}",
+            "{patient} has 1 refill remaining on {drug}. {doctor} must approve further refills.",
+        ),
+        "result_notice": (
+            "{patient}, your {test} result from {date} is now available in the portal. "
+            "{doctor} has reviewed it.",
+            "Hello {first},\nthe results of your {procedure} are back. {doctor} would like to "
+            "discuss them with you; please call {phone}.",
+            "Result notification\n{patient} - {test}: {value}\nReviewed by {doctor} on {date}.",
+            "We received the {test} for {patient} and it is within normal limits. No action "
+            "is needed.",
+        ),
+        "care_handoff": (
+            "Handoff for the night team:\n{patient} in room {room}, admitted for {diagnosis}. "
+            "On {drug} {dose}. Watch for fever.\n-- {provider}",
+            "Signing out {patient} to {colleague}. Post-op day 1 after {procedure}; pain "
+            "controlled, ambulating.",
+            "{colleague}, can you pick up {patient} tomorrow? Needs a repeat {test} and a call "
+            "to family about the {diagnosis} plan.",
+            "Transfer summary\n{patient} transferred from {org} for {specialty} care.\nActive "
+            "problems: {diagnosis}. Medications: {drug}.",
+        ),
+        "billing_question": (
+            "{patient} called about a {amount} charge for the {procedure} on {date} and "
+            "believes insurance should have paid it. Please call back at {phone}.",
+            "Hello {first},\nthank you for your question about your bill. The {amount} balance "
+            "is for your {procedure} with {doctor}. You can pay online or set up a payment plan.",
+            "Billing inquiry from {patient}: why was the {test} billed twice?",
+            "{patient} would like an itemized statement for the visit on {date} ({diagnosis} "
+            "follow-up).",
+        ),
+        "clinical_note": (
+            "We saw {patient} today; their {diagnosis} is stable on {drug}. Plan: recheck "
+            "{test} in three months.",
+            "{patient} is a pleasant patient who returns for follow-up of {diagnosis}. Reports "
+            "improved sleep. Continue {drug} {dose}.",
+            "Note: {patient} tolerated the {procedure} well. Discharged home with {drug}. "
+            "Follow up with {doctor} in two weeks.",
+            "Spoke with {patient} by phone. Symptoms of {diagnosis} are worse since {date}; "
+            "advised an urgent visit.",
+        ),
+        "name_line_start": (
+            "{patient}: {test} came back at {value}, please schedule a follow-up.",
+            "{patient}, your {procedure} is confirmed for {date}.",
+            "{patient} - started {drug} today for {diagnosis}.",
+            "{patient}: no-show for {procedure} on {date}; please reschedule.",
+        ),
+        "name_inline": (
+            "This morning we met with {patient} to go over the new {diagnosis} diagnosis.",
+            "Please call {patient} back about the {drug} side effects they reported.",
+            "The biopsy we took from {patient} on {date} showed {diagnosis}.",
+            "I asked {patient} to hold the {drug} until the {procedure} is done.",
+        ),
+        "name_greeting": (
+            "Hi {patient},\n\nyour {procedure} is scheduled for {date} at {time} with {doctor}.",
+            "Hello {first},\nthis is a reminder to take your {drug} before the {test} tomorrow.",
+            "Good morning {patient}\nYour {test} results are ready. {doctor} will call you today.",
+            "Hey {first}, just checking in after your {procedure}. How is the pain?",
+        ),
+        "name_list": (
+            "Today's clinic list for {doctor}:\n{items}\nPlease pull charts by 8 am.",
+            "Pickups waiting at {pharmacy}:\n{items}",
+            "Patients to call back:\n{items}\nThanks, {staff_first}",
+        ),
+        "name_table": (
+            "Schedule for {date}\n{table}\nQuestions to the front desk.",
+            "Results to review:\n{table}",
+            "{table}",
+        ),
+        "name_shape": (
+            "{patient} - seen {date} for {diagnosis}",
+            "{patient}  {test} {value}  f/u with {doctor}",
+            "RE: {patient}\n{procedure} completed on {date}, no complications.",
+            "{patient} was started on {drug} for {diagnosis}.",
+        ),
+        "neg_staff": (
+            "The team lunch is on {weekday} with {doctor} from {specialty}. Please RSVP to "
+            "{staff_first}.",
+            "Hi all,\n{doctor} and {colleague} will cover the {specialty} clinic next week while "
+            "{staff} is away.\nThanks,\n{staff}",
+            "Reminder: the {specialty} department meeting is moved to {date} at {time} in room "
+            "{room}. {doctor} will present the quality report.",
+        ),
+        "neg_provider": (
+            "Welcome {provider}, who joins {org} as a {specialty} specialist on {date}.\n"
+            "Referrals can be sent to {phone}.",
+            "On-call this weekend: {doctor} (Saturday), {colleague} (Sunday).\n\n{provider}\n"
+            "{specialty}, {org}",
+            "Referring physician directory update: {provider}, {specialty}, now at {building}.",
+        ),
+        "neg_public": (
+            "{public} will give the keynote at our fundraising gala on {date}.",
+            "The book club is reading a biography of {public} this month. New members welcome.",
+            "Did you see {public} on the news last night? The interview was about leadership.",
+        ),
+        "neg_place": (
+            "The new {specialty} clinic opens at {street} on {date}. Parking is free in the "
+            "garage next to the {building}.",
+            "The {fund} awarded three nursing scholarships this year. The ceremony is in the "
+            "{building} atrium.",
+            "Detour: {street} is closed between 5th and 8th Avenue; use the east entrance of the "
+            "{building}.",
+        ),
+        "neg_company": (
+            "{company} is sponsoring the health fair on {date}. Free {test} screening for staff.",
+            "Our new supply contract with {company} starts on {date}. Invoices go to accounts "
+            "payable.",
+            "Payroll direct deposits through {company} will be delayed by one day this month.",
+        ),
+        "neg_hr_it": (
+            "Hi {staff},\nyour new laptop is ready for pickup at the IT desk in room {room}.",
+            "{staff}: your badge renewal is due on {date}. Please visit security with a photo ID.",
+            "{staff}, your open enrollment elections have been saved. Changes take effect on "
+            "{date}.",
+            "Good morning {staff_first}, the 3rd floor printer is fixed. Facilities replaced the "
+            "fuser.",
+        ),
+        "neg_newsletter": (
+            "{org} Wellness Update\n\n{doctor} explains how {diagnosis} is treated today and why "
+            "{drug} is often the first choice.\nRead more on our blog.",
+            "Meet our doctors: {provider} has cared for people with {diagnosis} for 15 years. "
+            "Ask about {procedure} at your next visit.",
+            "Health tip of the month from {doctor}: a yearly {test} helps catch problems early.",
+        ),
+    },
+    subjects={
+        "appt_reminder": ("Appointment coming up", "Your visit on {date}", "{patient} - confirm"),
+        "refill_reminder": ("Prescription ready", "Refill due: {drug}", "Pickup for {patient}"),
+        "result_notice": ("New result in your portal", "{test} result", "Results: {patient}"),
+        "care_handoff": ("Sign-out", "Handoff {date}", "Transfer: {patient}"),
+        "billing_question": ("Billing question", "Question about my bill", "Call {patient}"),
+        "clinical_note": ("Visit note", "Phone note", "Note {date}"),
+        "neg_staff": ("Team lunch", "Coverage next week", "Meeting moved"),
+        "default": ("Update", "FYI", "Follow-up", "Quick note"),
+    },
+    covers=(
+        "Please see the attached document.",
+        "Attached, as requested.",
+        "Attached is the document for {patient}.",
+        "Sending the file about {patient} we discussed.",
+    ),
+    list_items=(
+        "{time} {patient} ({procedure})",
+        "{patient} - {drug} {dose}",
+        "{patient}: {test} pending",
+        "{patient}, follow-up for {diagnosis}",
+    ),
+    table_layouts=(
+        (("Name", "patient"), ("Time", "time"), ("Procedure", "procedure"), ("Provider", "doctor")),
+        (("Patient", "patient"), ("Test", "test"), ("Result", "value"), ("Date", "date")),
+        (("Who", "patient"), ("Medication", "drug"), ("Dose", "dose"), ("Pharmacy", "pharmacy")),
+    ),
+    compound_surnames=(
+        "Garcia-Lopez",
+        "de la Cruz",
+        "Van der Berg",
+        "Smith-Jones",
+        "del Rio",
+        "Ruiz-Martinez",
+        "van Dyke",
+        "St. John",
+    ),
+    apostrophe_surnames=("O'Brien", "D'Angelo", "O'Neill", "D'Amico", "O'Malley", "Dell'Orto"),
+    common_word_first=("Hope", "Grace", "Rose", "Patience", "Bill", "Mark", "Will", "Dawn", "Iris"),
+    common_word_last=("King", "Price", "Rose", "White", "Green", "Baker", "Hill", "Wood", "Long"),
+    public_figures=(
+        "Barack Obama",
+        "Serena Williams",
+        "Oprah Winfrey",
+        "Tom Hanks",
+        "Taylor Swift",
+        "Neil Armstrong",
+    ),
+    companies=(
+        "Johnson & Johnson",
+        "Ben & Jerry's",
+        "Wells Fargo",
+        "Abbott Laboratories",
+        "Charles Schwab",
+        "Eli Lilly",
+    ),
+    streets=(
+        "Martin Luther King Jr Blvd",
+        "Washington Avenue",
+        "Grace Street",
+        "Rose Lane",
+        "King Street",
+    ),
+    buildings=("Walsh Pavilion", "Grace Hopper Building", "Rose Garden Wing", "Nguyen Tower"),
+    funds=("Walsh Family Cancer Fund", "Lopez Scholarship Fund", "Mary Smith Memorial Fund"),
+)
+
+
+def phrasebook(split: str) -> Phrasebook:
+    """The tuning split's phrasebook, or the held-out one (imported only when asked for)."""
+    if split == "tune":
+        return TUNE_BOOK
+    if split == "heldout":
+        import corpus_heldout
+
+        return corpus_heldout.HELDOUT_BOOK
+    raise CorpusError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+
+
+@dataclass(frozen=True)
+class Piece:
+    text: str
+    kind: str | None = None  # a PHI type when the piece is a labelled value
+
+
+Pieces = tuple[Piece, ...]
+
+
+@dataclass(frozen=True)
+class ListBlock:
+    bullet: str  # "-", "*", or "#" for numbered items
+    items: tuple[Pieces, ...]
+
+
+@dataclass(frozen=True)
+class TableBlock:
+    header: tuple[str, ...]
+    rows: tuple[tuple[Piece, ...], ...]
+
+
+Block = Pieces | ListBlock | TableBlock
+
+
+@dataclass(frozen=True)
+class Person:
+    first: str
+    middle: str
+    last: str
+    shape: str
+
+    @property
+    def plain(self) -> str:
+        return f"{self.first} {self.last}"
+
+    def styled(self, rng: random.Random) -> str:
+        """The name as the letter writes it, in this person's shape."""
+        first, last, initial = self.first, self.last, self.middle[0]
+        if self.shape == "middle":
+            return f"{first} {initial}. {last}"
+        if self.shape == "last_first":
+            return rng.choice((f"{last}, {first} {initial}.", f"{last}, {first}"))
+        if self.shape == "caps":
+            return rng.choice(
+                (f"{last}, {first}", f"{first} {last}", f"{last}, {first} {initial}.")
+            ).upper()
+        if self.shape != "plain" and rng.random() < 0.3:
+            return f"{first} {initial}. {last}"
+        return f"{first} {last}"
+
+
+def _person(c: Ctx, book: Phrasebook, shape: str) -> Person:
+    female = c.rng.random() < 0.5
+    first = c.fake.first_name_female() if female else c.fake.first_name_male()
+    middle, last = c.fake.first_name(), c.fake.last_name()
+    if shape == "compound":
+        last = c.pick(book.compound_surnames)
+    elif shape == "apostrophe":
+        last = c.pick(book.apostrophe_surnames)
+    elif shape == "common_word":
+        which = c.rng.randrange(3)  # the first name, the surname, or both
+        first = c.pick(book.common_word_first) if which != 1 else first
+        last = c.pick(book.common_word_last) if which != 0 else last
+    return Person(first, middle, last, shape)
+
+
+def _shape(c: Ctx, family: str) -> str:
+    if family in _FAMILY_SHAPE:
+        return _FAMILY_SHAPE[family]
+    shapes = list(_SHAPE_WEIGHTS)
+    return c.rng.choices(shapes, list(_SHAPE_WEIGHTS.values()))[0]
+
+
+def _slots(c: Ctx, book: Phrasebook, family: str, world: World) -> dict[str, Piece]:
+    """Every value a template may name; the patient's are typed, the rest are not."""
+    person = _person(c, book, _shape(c, family))
+    k, dr, other, org = world.clinical, world.clinician, world.colleague, world.org
+    order, lab = k.orders[0], k.labs[0]
+    staff = _person(c, book, "plain")
+    hour, minute = c.rng.randint(7, 16), c.pick(("00", "15", "30", "45"))
+    clock = f"{hour % 12 or 12}:{minute} {'AM' if hour < 12 else 'PM'}"
+    values: dict[str, tuple[str, str | None]] = {
+        "patient": (person.styled(c.rng), "name"),
+        "first": (person.first, "name"),
+        "dob": (format_date(world.patient.dob, c.rng.randrange(5)), "date_of_birth"),
+        "date": (format_date(k.service.date(), c.rng.randrange(5)), "service_date"),
+        "diagnosis": (k.disease, "diagnosis"),
+        "drug": (order.drug, "drug"),
+        "procedure": (k.procedure, "procedure"),
+        "test": (lab.analyte, "lab_result"),
+        "value": (f"{lab.value} {lab.unit}", None),
+        "dose": (order.dose or "as directed", None),
+        "time": (clock, None),
+        "doctor": (f"Dr. {dr.last}", None),
+        "colleague": (f"Dr. {other.last}", None),
+        "provider": (dr.name, None),
+        "specialty": (dr.specialty, None),
+        "org": (org.name, None),
+        "pharmacy": (f"{c.fake.last_name()} Pharmacy", None),
+        "phone": (format_phone(org.phone, c.rng.randrange(4)), None),
+        "amount": (f"${c.rng.randint(20, 2400)}.{c.rng.randrange(100):02d}", None),
+        "room": (str(c.rng.randint(101, 640)), None),
+        "weekday": (c.pick(("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")), None),
+        "staff": (staff.plain, None),
+        "staff_first": (staff.first, None),
+        "public": (c.pick(book.public_figures), None),
+        "company": (c.pick(book.companies), None),
+        "street": (c.pick(book.streets), None),
+        "building": (c.pick(book.buildings), None),
+        "fund": (c.pick(book.funds), None),
+    }
+    return {key: Piece(normalize(text), kind) for key, (text, kind) in values.items()}
+
+
+_SLOT_RE = re.compile(r"\{(\w+)\}")
+
+
+def fill(template: str, slots: Mapping[str, Piece]) -> Pieces:
+    """One template line as pieces: its text between slots, and the slots' values."""
+    out: list[Piece] = []
+    position = 0
+    for match in _SLOT_RE.finditer(template):
+        if match.start() > position:
+            out.append(Piece(template[position : match.start()]))
+        if match.group(1) not in slots:
+            raise CorpusError(f"unknown slot {{{match.group(1)}}} in a template")
+        out.append(slots[match.group(1)])
+        position = match.end()
+    if position < len(template):
+        out.append(Piece(template[position:]))
+    return tuple(out)
+
+
+def _letter(
+    c: Ctx, book: Phrasebook, family: str, world: World
+) -> tuple[list[Block], Pieces, dict[str, Piece]]:
+    """The letter's blocks, its subject line and the values of its main patient."""
+    slots = _slots(c, book, family, world)
+
+    def more() -> dict[str, Piece]:  # another patient of the same clinic, for lists and tables
+        return _slots(c, book, family, replace_patient(c, world))
+
+    key = "name_shape" if family in _FAMILY_SHAPE else family
+    blocks: list[Block] = []
+    for line in c.pick(book.templates[key]).split("\n"):
+        if line == "{items}":
+            items = [
+                fill(c.pick(book.list_items), s)
+                for s in (slots, *(more() for _ in range(c.rng.randint(1, 4))))
+            ]
+            blocks.append(ListBlock(c.pick(("-", "*", "#")), tuple(items)))
+        elif line == "{table}":
+            layout = book.table_layouts[c.rng.randrange(len(book.table_layouts))]
+            rows = [
+                tuple(s[slot] for _, slot in layout)
+                for s in (slots, *(more() for _ in range(c.rng.randint(1, 4))))
+            ]
+            blocks.append(TableBlock(tuple(title for title, _ in layout), tuple(rows)))
+        else:
+            blocks.append(fill(line, slots))
+    subjects = book.subjects.get(family, book.subjects["default"])
+    return blocks, fill(c.pick(subjects), slots), slots
+
+
+def replace_patient(c: Ctx, world: World) -> World:
+    """The same clinic and clinicians, another patient and another clinical story."""
+    return World(make_patient(c), make_clinical(c), world.clinician, world.colleague, world.org)
+
+
+def _csv_cell(piece: Piece) -> Pieces:
+    if any(ch in piece.text for ch in ',"\n'):
+        if '"' in piece.text:
+            raise CorpusError("a CSV value with a double quote")
+        return (Piece('"'), piece, Piece('"'))
+    return (piece,)
+
+
+def _lines(blocks: Sequence[Block], fmt: str) -> list[Pieces]:
+    """The text lines a correct extractor yields for these blocks in this format.
+
+    In HTML every list item and table cell is a line of its own (they are block
+    elements); elsewhere a table row is one line. "csv" is the tables alone.
+    """
+    out: list[Pieces] = []
+    for block in blocks:
+        if isinstance(block, ListBlock):
+            for n, item in enumerate(block.items, start=1):
+                mark = f"{n}." if block.bullet == "#" else block.bullet
+                out.append(item if fmt == "html" else (Piece(f"{mark} "), *item))
+        elif isinstance(block, TableBlock):
+            if fmt == "html":
+                out.extend((Piece(title),) for title in block.header)
+                out.extend((cell,) for row in block.rows for cell in row)
+            elif fmt == "csv":
+                out.append((Piece(csv_line(block.header)),))
+                for row in block.rows:
+                    cells: list[Piece] = []
+                    for n, cell in enumerate(row):
+                        cells.extend(((Piece(",") if n else Piece("")), *_csv_cell(cell)))
+                    out.append(tuple(cells))
+            else:
+                out.append((Piece(" | ".join(block.header)),))
+                for row in block.rows:
+                    out.append(
+                        tuple(
+                            p
+                            for n, cell in enumerate(row)
+                            for p in (Piece(" | " if n else ""), cell)
+                        )
+                    )
+        elif fmt != "csv":
+            out.append(block)
+    if fmt == "pdf":
+        out = [tuple(Piece(pdf_safe(p.text), p.kind) for p in line) for line in out]
+    return out
+
+
+def lay_out(lines: Sequence[Pieces], phi: bool) -> tuple[str, list[SpanLabel]]:
+    """The lines as one text (joined by newlines) and the spans of its typed pieces."""
+    chunks: list[str] = []
+    spans: list[SpanLabel] = []
+    length = 0
+    for number, line in enumerate(lines):
+        if number:
+            chunks.append("\n")
+            length += 1
+        text = "".join(p.text for p in line).rstrip()
+        for piece in line:
+            if piece.kind and phi and piece.text:
+                end = length + len(piece.text)
+                spans.append(SpanLabel(type=piece.kind, value=piece.text, start=length, end=end))
+            length += len(piece.text)
+        length -= len("".join(p.text for p in line)) - len(text)  # the stripped tail
+        chunks.append(text)
+    out = "".join(chunks)
+    for span in spans:
+        if out[span["start"] : span["end"]] != span["value"]:
+            raise CorpusError(f"a {span['type']} span does not point at its value")
+    return out, spans
+
+
+def html_markup(blocks: Sequence[Block], rng: random.Random) -> str:
+    """The blocks as HTML; names are sometimes bold (inline tags do not split a line)."""
+
+    def inline(pieces: Pieces) -> str:
+        return "".join(
+            f"<b>{_esc(p.text)}</b>" if p.kind == "name" and rng.random() < 0.3 else _esc(p.text)
+            for p in pieces
+        )
+
+    out: list[str] = []
+    for block in blocks:
+        if isinstance(block, ListBlock):
+            tag = "ol" if block.bullet == "#" else "ul"
+            items = "".join(f"<li>{inline(item)}</li>" for item in block.items)
+            out.append(f"<{tag}>{items}</{tag}>")
+        elif isinstance(block, TableBlock):
+            head = "".join(f"<th>{_esc(title)}</th>" for title in block.header)
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{inline((cell,))}</td>" for cell in row) + "</tr>"
+                for row in block.rows
+            )
+            out.append(f'<table border="1"><tr>{head}</tr>{rows}</table>')
+        else:
+            out.append(f"<div>{inline(block)}</div>" if block else "<div><br></div>")
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head>\n<body>\n'
+        + "\n".join(out)
+        + "\n</body></html>\n"
+    )
+
+
+def _part(
+    place: str,
+    index: int,
+    fmt: str,
+    content_type: str | None,
+    laid: tuple[str, list[SpanLabel]],
+    name: str | None = None,
+) -> PartLabel:
+    text, spans = laid
+    return PartLabel(
+        place=place,
+        index=index,
+        label=place if place in ("subject", "header") else f"{place}[{index}]",
+        name=name,
+        member=None,
+        format=fmt,
+        content_type=content_type,
+        text=text,
+        spans=spans,
+    )
+
+
+_DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+def build_family_message(
+    split: str, seed: int, index: int, family: str, carrier: str
+) -> tuple[bytes, MessageLabel]:
+    """One message of a round-two family; the same arguments always give the same bytes.
+
+    Each split draws from its own seed stream, so the held-out split never repeats a
+    tuning message even for the same seed.
+    """
+    book = phrasebook(split)
+    rng = random.Random(f"phigate-{split}:{seed}:{index}")
+    fake, hc = _faker()
+    fake.seed_instance(rng.getrandbits(64))
+    c = Ctx(rng, fake, hc)
+    phi = family in NEW_PHI_FAMILIES
+    world = make_world(c)
+    blocks, subject, slots = _letter(c, book, family, world)
+    parts = [_part("subject", 0, "header", None, lay_out([subject], phi))]
+    to = f"records@{make_org(c).domain}"
+    if phi and family in _TO_PATIENT and rng.random() < 0.5:
+        p = world.patient
+        to = formataddr((p.name, p.email))
+        parts.append(
+            _part("header", 0, "header", None, lay_out([(Piece(p.name, "name"),)], phi), "To")
+        )
+    if phi:
+        sender = (
+            f"{world.org.name} <{rng.choice(('noreply', 'care', 'pharmacy'))}@{world.org.domain}>"
+        )
+    else:
+        sender = f"{c.fake.first_name()} {c.fake.last_name()} <staff@{world.org.domain}>"
+
+    bodies: list[Message] = []
+    attachments: list[Message] = []
+    if carrier in ("plain", "html"):
+        if carrier == "plain" or rng.random() < 0.4:
+            laid = lay_out(_lines(blocks, "plain"), phi)
+            bodies.append(text_part(laid[0], "plain", rng))
+            parts.append(_part("body", len(bodies) - 1, "plain", "text/plain", laid))
+        if carrier == "html":
+            bodies.append(text_part(html_markup(blocks, rng), "html", rng))
+            laid = lay_out(_lines(blocks, "html"), phi)
+            parts.append(_part("body", len(bodies) - 1, "html", "text/html", laid))
+    else:
+        if carrier == "csv":
+            note = [b for b in blocks if not isinstance(b, TableBlock)]
+        else:
+            covers = [t for t in book.covers if phi or "{patient}" not in t]
+            note = [fill(c.pick(covers), slots)]
+        laid = lay_out(_lines(note or [(Piece("See the attached table."),)], "plain"), phi)
+        bodies.append(text_part(laid[0], "plain", rng))
+        parts.append(_part("body", 0, "plain", "text/plain", laid))
+        base = family.replace("_", "-")
+        laid = lay_out(_lines(blocks, carrier), phi)
+        if carrier == "pdf":
+            data, ctype = (
+                pdf_bytes(laid[0].split("\n"), compress=rng.random() < 0.5),
+                "application/pdf",
+            )
+        elif carrier == "docx":
+            data, ctype = docx_bytes(laid[0]), _DOCX_TYPE
+        else:
+            data, ctype = laid[0].encode("utf-8") + b"\n", "text/csv"
+        name = f"{base}.{carrier}"
+        attachments.append(attachment_part(data, ctype, name))
+        parts.append(_part("attachment", 0, carrier, ctype, laid, name))
+
+    msg: Message
+    if len(bodies) + len(attachments) > 1:
+        kind = "alternative" if not attachments else "mixed"
+        msg = MIMEMultipart(kind, _subparts=[*bodies, *attachments])
+        msg.set_boundary(f"{kind[:3]}-{rng.getrandbits(64):016x}")
+    else:
+        msg = bodies[0]
+    if msg.get("MIME-Version") is None:
+        msg["MIME-Version"] = "1.0"
+    _head(msg, parts[0]["text"], sender, to, rng)
+    if phi and not any(part["spans"] for part in parts):
+        raise CorpusError("a PHI message without spans")
+    label = MessageLabel(
+        file=f"{'' if split == 'tune' else split + '-'}{index:05d}.eml",
+        phi=phi,
+        structured=None,
+        category=family,
+        carrier=carrier,
+        adversarial=None,
+        family=family,
+        split=split,
+        parts=parts,
+    )
+    out = io.BytesIO()
+    BytesGenerator(out, mangle_from_=False, policy=_MIME_POLICY).flatten(msg)
+    return out.getvalue(), label
+
+
+def _family_recipe(split: str, seed: int, index: int, families: str) -> tuple[str, str] | None:
+    """(family, carrier) of a round-two message, or None for an old-category message.
+
+    The held-out split is all round-two families. A tuning corpus of all families
+    starts with the old COVERAGE, then one message per round-two family, then mixes
+    them in proportion to the number of families (NEW_SHARE).
+    """
+    rng = random.Random(f"phigate-{split}-recipe:{seed}:{index}")
+    old = split == "tune" and families == "all"
+    first = len(COVERAGE) if old else 0
+    if old and index < first:
+        return None
+    if index - first < len(NEW_FAMILIES):
+        family = NEW_FAMILIES[index - first]
+        carriers = _NEW_CARRIERS[family]
+        return family, carriers[(index - first) % len(carriers)]
+    if old and rng.random() >= NEW_SHARE:
+        return None
+    family = rng.choice(NEW_FAMILIES)
+    return family, rng.choice(_NEW_CARRIERS[family])
+
+
+def corpus_message(
+    split: str, seed: int, index: int, families: str = "all"
+) -> tuple[bytes, MessageLabel]:
+    """Message INDEX of a corpus of this split and family selection."""
+    if families not in FAMILY_SELECTIONS:
+        raise CorpusError(f"unknown family selection {families!r}")
+    recipe = _family_recipe(split, seed, index, families)
+    if recipe is None:
+        return build_message(seed, index)
+    return build_family_message(split, seed, index, *recipe)
 
 
 # ---------------------------------------------------------------- for the speed benchmark
@@ -2170,19 +2924,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="directory to write into")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--split",
+        choices=(*SPLITS, "all"),
+        default="tune",
+        help="tune (default), heldout, or all (COUNT each); never tune on heldout",
+    )
+    parser.add_argument(
+        "--families",
+        choices=FAMILY_SELECTIONS,
+        default="all",
+        help="all: old categories and round-two families; new: round-two families only",
+    )
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error("--count must be at least 1")
-    labels = generate(args.out, args.count, args.seed)
-    by_category = Counter(label["category"] for label in labels)
+    labels = generate(args.out, args.count, args.seed, args.split, args.families)
+    by_category = Counter(label["family"] for label in labels)
     phi = sum(label["phi"] for label in labels)
     spans = sum(len(part["spans"]) for label in labels for part in label["parts"])
     print(
         f"wrote {len(labels)} messages ({phi} PHI, {len(labels) - phi} negative, {spans} spans) "
         f"and labels.jsonl to {args.out}"
     )
-    for category in CATEGORIES:
-        print(f"  {category:22} {by_category[category]}")
+    for family in (*CATEGORIES, *NEW_FAMILIES):
+        if by_category[family]:
+            print(f"  {family:22} {by_category[family]}")
     return 0
 
 

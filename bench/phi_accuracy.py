@@ -116,8 +116,16 @@ class DocScore:
     latencies: list[float] = field(default_factory=list)
     # group ("category:lab_result", "adversarial:html_split" ...) -> [found or flagged, total]
     groups: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    # "family:NAME" and "place:CARRIER" -> the same counts over those messages only
+    sub: dict[str, DocScore] = field(default_factory=dict)
 
-    def add(self, label: corpus.MessageLabel, flagged: bool) -> None:
+    def add(
+        self, label: corpus.MessageLabel, flagged: bool, seconds: float, nested: bool = True
+    ) -> None:
+        self.latencies.append(seconds)
+        if nested:
+            for key in (f"family:{family_of(label)}", f"place:{label['carrier']}"):
+                self.sub.setdefault(key, DocScore()).add(label, flagged, seconds, nested=False)
         kind = "phi" if label["phi"] else "negative"
         keys = [f"category:{label['category']}", f"carrier:{label['carrier']}:{kind}"]
         if label["adversarial"]:
@@ -144,17 +152,48 @@ class DocScore:
             "error_types": dict(self.error_types),
             "latency": latency_summary(self.latencies),
             "groups": {k: {"flagged": v[0], "total": v[1]} for k, v in sorted(self.groups.items())},
+            "families": self._subs("family:"),
+            "places": self._subs("place:"),
+        }
+
+    def brief(self) -> dict[str, Any]:
+        """Recall, false-positive rate and latency, without the groups."""
+        return {
+            "phi_messages": self.positives,
+            "recall": self.found / self.positives if self.positives else None,
+            "negative_messages": self.negatives,
+            "fp_rate": self.false_positives / self.negatives if self.negatives else None,
+            "errors": self.errors,
+            "latency": latency_summary(self.latencies),
+        }
+
+    def _subs(self, prefix: str) -> dict[str, dict[str, Any]]:
+        return {
+            key.removeprefix(prefix): score.brief()
+            for key, score in sorted(self.sub.items())
+            if key.startswith(prefix)
         }
 
 
+def family_of(label: corpus.MessageLabel) -> str:
+    """The label's family; corpora written before families existed have the category."""
+    return label.get("family") or label["category"]
+
+
+def split_of(label: corpus.MessageLabel) -> str:
+    return label.get("split") or "tune"
+
+
 def load_or_generate(
-    corpus_dir: Path | None, count: int, seed: int
+    corpus_dir: Path | None, count: int, seed: int, split: str = "all", families: str = "all"
 ) -> tuple[Path, list[corpus.MessageLabel], tempfile.TemporaryDirectory[str] | None]:
+    """The labels of the chosen split(s): read from CORPUS_DIR, or COUNT per split generated."""
     if corpus_dir is not None:
-        return corpus_dir, corpus.load_labels(corpus_dir), None
+        labels = corpus.load_labels(corpus_dir)
+        return corpus_dir, [x for x in labels if split in ("all", split_of(x))], None
     temp = tempfile.TemporaryDirectory(prefix="phigate-corpus-")
     directory = Path(temp.name)
-    return directory, corpus.generate(directory, count, seed), temp
+    return directory, corpus.generate(directory, count, seed, split, families), temp
 
 
 def resolve_inspect(spec: str = DEFAULT_INSPECT) -> InspectFunction:
@@ -186,13 +225,11 @@ def score_phigate(
         try:
             findings = inspect_message(message, config)
         except Exception as exc:  # a crash is a result too: counted, the message not flagged
-            score.latencies.append(time.perf_counter() - start)
             score.errors += 1
             score.error_types[type(exc).__name__] += 1
-            score.add(label, False)
+            score.add(label, False, time.perf_counter() - start)
             continue
-        score.latencies.append(time.perf_counter() - start)
-        score.add(label, bool(findings.phi or findings.structured))
+        score.add(label, bool(findings.phi or findings.structured), time.perf_counter() - start)
         for reason, n in findings.unscannable_reasons.items():
             unscannable[reason] += n
         if findings.unscannable and not findings.unscannable_reasons:
@@ -217,6 +254,10 @@ class SpanScore:
     # Predicted spans in negative mail, by type: what would make a false positive.
     on_negatives: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)  # exception name -> parts
+    # "family:NAME" / "place:PLACE:FORMAT" -> type -> [found, labelled]
+    by: dict[str, dict[str, list[int]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    )
 
     def add(
         self,
@@ -227,13 +268,21 @@ class SpanScore:
         if not label["phi"]:
             self.on_negatives.update(kind for kind, _, _ in predicted)
             return
+        where = "place:" + (
+            part["place"]
+            if part["place"] in ("subject", "header")
+            else f"{part['place']}:{part['format']}"
+        )
         for span in part["spans"]:
-            self.labelled[span["type"]] += 1
-            if any(
+            hit = any(
                 kind == span["type"] and start < span["end"] and span["start"] < end
                 for kind, start, end in predicted
-            ):
-                self.found[span["type"]] += 1
+            )
+            self.labelled[span["type"]] += 1
+            self.found[span["type"]] += hit
+            for key in (f"family:{family_of(label)}", where):
+                self.by[key][span["type"]][0] += hit
+                self.by[key][span["type"]][1] += 1
 
     def summary(self) -> dict[str, dict[str, float | int | None]]:
         types = sorted(set(self.labelled) | set(self.on_negatives))
@@ -246,6 +295,23 @@ class SpanScore:
             }
             for t in types
         }
+
+    def grouped(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """Per family or place: name span recall, and the other types' recall pooled."""
+        out: dict[str, dict[str, Any]] = {}
+        for key, counts in sorted(self.by.items()):
+            if not key.startswith(prefix):
+                continue
+            name = counts.get("name", [0, 0])
+            others = [sum(v[i] for t, v in counts.items() if t != "name") for i in (0, 1)]
+            out[key.removeprefix(prefix)] = {
+                "name_labelled": name[1],
+                "name_found": name[0],
+                "name_recall": name[0] / name[1] if name[1] else None,
+                "other_labelled": others[1],
+                "other_recall": others[0] / others[1] if others[1] else None,
+            }
+        return out
 
 
 def _known_names(label: corpus.MessageLabel) -> tuple[str, ...]:
@@ -354,8 +420,7 @@ def score_presidio(
         elapsed = time.perf_counter() - start
         found = {entity for entities in per_part for entity, _, _ in entities}
         for name, interesting in PRESIDIO_VARIANTS.items():
-            scores[name].latencies.append(elapsed)
-            scores[name].add(label, bool(found & interesting))
+            scores[name].add(label, bool(found & interesting), elapsed)
         for part, entities in zip(label["parts"], per_part, strict=True):
             mapped = [(t, s, e) for entity, s, e in entities for t in PRESIDIO_TYPES[entity]]
             spans.add(label, part, mapped)
@@ -365,25 +430,53 @@ def score_presidio(
 # ---------------------------------------------------------------- report
 
 
-def run(
-    count: int,
-    seed: int,
-    corpus_dir: Path | None,
-    presidio: bool = True,
-    inspect: str | InspectFunction = DEFAULT_INSPECT,
-    spans: bool | FindSpans = True,
+# The table of issue 14: message bodies tried by hand, what inspection said then, and
+# what it must say once unlabelled patient names are found.
+ISSUE_EXAMPLES: tuple[tuple[str, bool, bool], ...] = (  # (body, PHI today, PHI after)
+    ("We saw Jennifer Walsh today; her HIV viral load is undetectable.", False, True),
+    ("Robert King: your prescription for metformin is ready for pickup.", False, True),
+    ("Patient: John Q. Patient\nDiagnosis: type 2 diabetes", False, True),
+    (
+        "Hi Maria Lopez, your colonoscopy is scheduled for March 3 at 9am with Dr. Patel.",
+        True,
+        True,
+    ),
+    ("Dear Mr. Nguyen, your biopsy results are back.", True, True),
+)
+
+
+def issue_examples(
+    inspect_message: InspectFunction, config: InspectionConfig
+) -> list[dict[str, Any]]:
+    """Each issue example as a plain-text message, and whether inspection flags it."""
+    out = []
+    for body, today, after in ISSUE_EXAMPLES:
+        raw = (
+            "From: clinic@example.org\r\nTo: someone@example.net\r\nSubject: Message\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+            + body.replace("\n", "\r\n")
+            + "\r\n"
+        ).encode("utf-8")
+        try:
+            findings = inspect_message(_PARSER.parsebytes(raw), config)
+            flagged: bool | None = bool(findings.phi or findings.structured)
+        except Exception:  # reported as an error, like a crash in the corpus run
+            flagged = None
+        out.append({"body": body, "expected_today": today, "expected_after": after, "phi": flagged})
+    return out
+
+
+def run_split(
+    directory: Path,
+    labels: Sequence[corpus.MessageLabel],
+    config: InspectionConfig,
+    inspect_message: InspectFunction,
+    find_spans: FindSpans | None,
+    presidio_engine: Any,
+    info: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The whole benchmark. `inspect`: MODULE:FUNCTION or the function itself; `spans`:
-    True finds gateway.inspect.detect.find_spans, False skips span recall, or a function."""
-    config = InspectionConfig()
-    inspect_message = resolve_inspect(inspect) if isinstance(inspect, str) else inspect
-    directory, labels, temp = load_or_generate(corpus_dir, count, seed)
-    try:
-        phigate, unscannable = score_phigate(inspect_message, directory, labels, config)
-    finally:
-        if temp is not None:
-            temp.cleanup()
-    find_spans = find_spans_function() if spans is True else spans or None
+    """The scores of one split's messages."""
+    phigate, unscannable = score_phigate(inspect_message, directory, labels, config)
     span_score = score_spans(find_spans, labels, config) if find_spans else None
     result: dict[str, Any] = {
         "corpus": {
@@ -391,25 +484,66 @@ def run(
             "phi": sum(label["phi"] for label in labels),
             "structured": sum(bool(label["structured"]) for label in labels),
             "negative": sum(not label["phi"] for label in labels),
-            "seed": None if corpus_dir else seed,
-            "directory": str(corpus_dir) if corpus_dir else None,
-        },
-        "inspection": f"{inspect_message.__module__}.{inspect_message.__name__}",
-        "targets": {"recall": TARGET_RECALL, "fp_rate": TARGET_FP},
+        }
+        | dict(info),
         "phigate": phigate.summary() | {"unscannable": dict(unscannable)},
         "span_recall": span_score.summary() if span_score else None,
         "span_errors": dict(span_score.errors) if span_score else {},
+        "family_spans": span_score.grouped("family:") if span_score else None,
+        "place_spans": span_score.grouped("place:") if span_score else None,
         "presidio": None,
-        "presidio_status": "skipped",
     }
-    if presidio:
-        engine = build_presidio()
-        result["presidio_status"] = "not installed" if engine is None else "ok"
-        if engine is not None:
-            scores, presidio_spans = score_presidio(engine, labels)
-            result["presidio"] = {name: s.summary() for name, s in scores.items()}
-            result["presidio_span_recall"] = presidio_spans.summary()
+    if presidio_engine is not None:
+        scores, presidio_spans = score_presidio(presidio_engine, labels)
+        result["presidio"] = {name: s.summary() for name, s in scores.items()}
+        result["presidio_span_recall"] = presidio_spans.summary()
     return result
+
+
+def run(
+    count: int,
+    seed: int,
+    corpus_dir: Path | None,
+    presidio: bool = True,
+    inspect: str | InspectFunction = DEFAULT_INSPECT,
+    spans: bool | FindSpans = True,
+    split: str = "all",
+    families: str = "all",
+) -> dict[str, Any]:
+    """The whole benchmark, one result per split (never pooled). `inspect`: MODULE:FUNCTION
+    or the function itself; `spans`: True finds gateway.inspect.detect.find_spans, False
+    skips span recall, or a function. `count` messages per split; `families`: all or new."""
+    config = InspectionConfig()
+    inspect_message = resolve_inspect(inspect) if isinstance(inspect, str) else inspect
+    find_spans = find_spans_function() if spans is True else spans or None
+    engine = build_presidio() if presidio else None
+    status = "skipped" if not presidio else "not installed" if engine is None else "ok"
+    directory, labels, temp = load_or_generate(corpus_dir, count, seed, split, families)
+    splits: dict[str, Any] = {}
+    try:
+        for name in corpus.SPLITS:
+            chosen = [label for label in labels if split_of(label) == name]
+            if not chosen:
+                continue
+            info = {
+                "split": name,
+                "families": families,
+                "seed": None if corpus_dir else seed,
+                "directory": str(corpus_dir) if corpus_dir else None,
+            }
+            splits[name] = run_split(
+                directory, chosen, config, inspect_message, find_spans, engine, info
+            )
+    finally:
+        if temp is not None:
+            temp.cleanup()
+    return {
+        "inspection": f"{inspect_message.__module__}.{inspect_message.__name__}",
+        "targets": {"recall": TARGET_RECALL, "fp_rate": TARGET_FP},
+        "presidio_status": status,
+        "splits": splits,
+        "issue_examples": issue_examples(inspect_message, config),
+    }
 
 
 def _fmt(value: float | None, percent: bool = False) -> str:
@@ -426,18 +560,48 @@ def print_report(result: Mapping[str, Any], out: Any = sys.stdout) -> None:
     def w(line: str = "") -> None:
         print(line, file=out)
 
-    c = result["corpus"]
+    w(f"inspection: {result['inspection']}")
+    for name, split in result["splits"].items():
+        w()
+        w(f"=== split: {name} " + "=" * 60)
+        print_split(split, result.get("presidio_status", "skipped"), out)
+    w()
+    print_issue_examples(result["issue_examples"], out)
+
+
+def print_issue_examples(examples: Sequence[Mapping[str, Any]], out: Any = sys.stdout) -> None:
+    def said(flag: bool | None) -> str:
+        return "error" if flag is None else "PHI" if flag else "no PHI"
+
+    print("issue examples (issue 14): expected today / expected after / now", file=out)
+    for example in examples:
+        body = example["body"].replace("\n", " / ")
+        print(
+            f"  {said(example['expected_today']):>7} {said(example['expected_after']):>7} "
+            f"{said(example['phi']):>7}  {body}",
+            file=out,
+        )
+
+
+def _ms(s: Mapping[str, Any], key: str) -> str:
+    return f"{s['latency'][key]:.2f}"
+
+
+def print_split(split: Mapping[str, Any], presidio_status: str, out: Any = sys.stdout) -> None:
+    def w(line: str = "") -> None:
+        print(line, file=out)
+
+    c = split["corpus"]
     w(
-        f"PHI accuracy: {c['messages']} messages ({c['phi']} PHI, of which {c['structured']} "
-        f"structured; {c['negative']} negative)"
+        f"PHI accuracy, split {c['split']}: {c['messages']} messages ({c['phi']} PHI, of which "
+        f"{c['structured']} structured; {c['negative']} negative)"
         + (f", seed {c['seed']}" if c["seed"] is not None else f", corpus {c['directory']}")
     )
-    w(f"inspection: {result['inspection']}")
     w()
-    columns: list[tuple[str, Mapping[str, Any]]] = [("phigate", result["phigate"])]
-    if result["presidio"]:
-        columns.append(("presidio", result["presidio"]["presidio"]))
-        columns.append(("presidio strong", result["presidio"]["presidio_strong"]))
+    columns: list[tuple[str, Mapping[str, Any]]] = [("phigate", split["phigate"])]
+    if split["presidio"]:
+        columns.append(("presidio", split["presidio"]["presidio"]))
+        columns.append(("presidio strong", split["presidio"]["presidio_strong"]))
     head = f"{'':32}" + "".join(f"{name:>17}" for name, _ in columns) + f"{'target':>12}"
     w(head)
     w("-" * len(head))
@@ -451,7 +615,7 @@ def print_report(result: Mapping[str, Any], out: Any = sys.stdout) -> None:
     ]
     for title, get, target in rows:
         w(f"{title:32}" + "".join(f"{get(s):>17}" for _, s in columns) + f"{target:>12}")
-    p = result["phigate"]
+    p = split["phigate"]
     ok_recall = p["recall"] is not None and p["recall"] >= TARGET_RECALL
     ok_fp = p["fp_rate"] is not None and p["fp_rate"] <= TARGET_FP
     w()
@@ -462,10 +626,9 @@ def print_report(result: Mapping[str, Any], out: Any = sys.stdout) -> None:
     if p["unscannable"]:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(p["unscannable"].items()))
         w(f"phigate unscannable parts: {reasons}")
-    if result["presidio"] is None:
-        status = result.get("presidio_status", "skipped")
-        hint = " (pip install 'phigate[bench]')" if status == "not installed" else ""
-        w(f"presidio: {status}{hint}")
+    if split["presidio"] is None:
+        hint = " (pip install 'phigate[bench]')" if presidio_status == "not installed" else ""
+        w(f"presidio: {presidio_status}{hint}")
     else:
         w(
             "presidio: pattern recognizers only, no NLP model, on the labelled part texts; "
@@ -474,19 +637,54 @@ def print_report(result: Mapping[str, Any], out: Any = sys.stdout) -> None:
         )
 
     w()
-    w("by group: flagged/total (phigate" + (", presidio)" if result["presidio"] else ")"))
+    w("by group: flagged/total (phigate" + (", presidio)" if split["presidio"] else ")"))
     groups = p["groups"]
     for key in groups:
         cells = [f"{groups[key]['flagged']}/{groups[key]['total']}"]
-        if result["presidio"]:
-            other = result["presidio"]["presidio"]["groups"][key]
+        if split["presidio"]:
+            other = split["presidio"]["presidio"]["groups"][key]
             cells.append(f"{other['flagged']}/{other['total']}")
         w(f"  {key:36}" + "".join(f"{cell:>12}" for cell in cells))
 
+    family_spans = split.get("family_spans") or {}
     w()
-    spans = result["span_recall"]
-    presidio_spans = result.get("presidio_span_recall")
-    if spans is None:
+    w("by family (phigate): document recall or false-positive rate; name span recall")
+    w("  (found/labelled) and the other labelled types' span recall; latency ms")
+    w(
+        f"  {'family':22}{'msgs':>6}{'recall':>8}{'FP':>7}{'names':>12}{'name rec':>10}"
+        f"{'other rec':>10}{'p50':>7}{'p99':>7}"
+    )
+    for family, s in p["families"].items():
+        spans = family_spans.get(family, {})
+        names = f"{spans['name_found']}/{spans['name_labelled']}" if spans else "-"
+        w(
+            f"  {family:22}{s['phi_messages'] + s['negative_messages']:>6}"
+            f"{_fmt(s['recall']):>8}{_fmt(s['fp_rate'], True):>7}{names:>12}"
+            f"{_fmt(spans.get('name_recall')):>10}{_fmt(spans.get('other_recall')):>10}"
+            f"{_ms(s, 'p50_ms'):>7}{_ms(s, 'p99_ms'):>7}"
+        )
+    w()
+    w("by place (phigate): the carrier of the message")
+    w(f"  {'carrier':22}{'msgs':>6}{'recall':>8}{'FP':>7}{'p50':>7}{'p99':>7}")
+    for place, s in p["places"].items():
+        w(
+            f"  {place:22}{s['phi_messages'] + s['negative_messages']:>6}{_fmt(s['recall']):>8}"
+            f"{_fmt(s['fp_rate'], True):>7}{_ms(s, 'p50_ms'):>7}{_ms(s, 'p99_ms'):>7}"
+        )
+    place_spans = split.get("place_spans")
+    if place_spans:
+        w("  name span recall by part (place:format)")
+        for place, s in place_spans.items():
+            if s["name_labelled"]:
+                w(
+                    f"  {place:22}{s['name_found']:>6}/{s['name_labelled']:<6}"
+                    f"{_fmt(s['name_recall']):>8}"
+                )
+
+    w()
+    spans_by_type = split["span_recall"]
+    presidio_spans = split.get("presidio_span_recall")
+    if spans_by_type is None:
         w("span recall: detectors not available (gateway.inspect.detect.find_spans)")
         if presidio_spans:
             w("presidio span recall (labelled types it has an entity for):")
@@ -496,11 +694,11 @@ def print_report(result: Mapping[str, Any], out: Any = sys.stdout) -> None:
         return
     w("span recall by type (a predicted span of the same type overlaps the labelled one)")
     w("  (on negatives: spans find_spans reported in non-PHI mail, all types)")
-    if result.get("span_errors"):
-        errors = ", ".join(f"{k} {v}" for k, v in sorted(result["span_errors"].items()))
+    if split.get("span_errors"):
+        errors = ", ".join(f"{k} {v}" for k, v in sorted(split["span_errors"].items()))
         w(f"  find_spans raised on some parts (counted as nothing found): {errors}")
     w(f"  {'type':18}{'labelled':>10}{'find_spans':>12}{'presidio':>10}{'on negatives':>14}")
-    for kind, s in spans.items():
+    for kind, s in spans_by_type.items():
         other = (presidio_spans or {}).get(kind)
         presidio_recall = _fmt(other["recall"]) if other and other["labelled"] else "-"
         w(
@@ -513,7 +711,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--count", type=int, default=500, help="messages to generate")
+    parser.add_argument("--count", type=int, default=500, help="messages to generate, per split")
+    parser.add_argument(
+        "--split",
+        choices=(*corpus.SPLITS, "all"),
+        default="all",
+        help="tune, heldout, or all (each reported on its own; default all)",
+    )
+    parser.add_argument(
+        "--families",
+        choices=corpus.FAMILY_SELECTIONS,
+        default="all",
+        help="all: old categories and round-two families in proportion; new: round two only",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--corpus", type=Path, help="use this corpus instead of generating one")
     parser.add_argument("--no-presidio", action="store_true", help="skip the Presidio comparison")
@@ -528,7 +738,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.corpus is None and args.count < 1:
         parser.error("--count must be at least 1")
     result = run(
-        args.count, args.seed, args.corpus, presidio=not args.no_presidio, inspect=args.inspect
+        args.count,
+        args.seed,
+        args.corpus,
+        presidio=not args.no_presidio,
+        inspect=args.inspect,
+        split=args.split,
+        families=args.families,
     )
     if args.json:
         print_report(result, sys.stderr)

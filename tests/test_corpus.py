@@ -171,14 +171,15 @@ def test_negatives_carry_no_spans_and_phi_mail_does(
             assert spans, label["file"]
         else:
             assert not spans and label["structured"] is None, label["file"]
-            assert label["category"] in corpus.NEGATIVE_CATEGORIES
+            assert label["family"] in corpus.NEGATIVE_CATEGORIES + corpus.NEW_NEGATIVE_FAMILIES
 
 
 def test_every_category_carrier_and_adversarial_case_is_produced(
     generated: tuple[Path, list[corpus.MessageLabel]],
 ) -> None:
     _, labels = generated
-    assert {label["category"] for label in labels} == set(corpus.CATEGORIES)
+    old = [label for label in labels if label["family"] in corpus.CATEGORIES]
+    assert {label["category"] for label in old} == set(corpus.CATEGORIES)
     assert {label["carrier"] for label in labels} == set(corpus.CARRIERS)
     assert {label["adversarial"] for label in labels} - {None} == set(corpus.ADVERSARIAL)
     assert {label["structured"] for label in labels} - {None} == {"hl7", "fhir", "ccda"}
@@ -260,16 +261,18 @@ def test_the_scorer_prints_its_table(
     """Structure, not accuracy: the detectors are stood in for by trivial functions."""
     directory, _ = generated
     result = phi_accuracy.run(COUNT, 1, directory, inspect=_fake_inspect, spans=_fake_find_spans)
-    assert result["corpus"]["messages"] == COUNT
-    phigate = result["phigate"]
+    assert list(result["splits"]) == ["tune"]
+    tune = result["splits"]["tune"]
+    assert tune["corpus"]["messages"] == COUNT
+    phigate = tune["phigate"]
     assert phigate["phi_messages"] + phigate["negative_messages"] == COUNT
     assert phigate["errors"] == 0 and phigate["fp_rate"] == 0.0
     assert 0.0 < phigate["recall"] < 1.0  # the HL7 mail and nothing else
     assert len(phigate["groups"]) >= len(corpus.CATEGORIES)
     assert set(phigate["latency"]) == {"p50_ms", "p90_ms", "p99_ms", "max_ms"}
-    assert result["span_recall"]["ssn"]["recall"] > 0.5  # the undisguised ones
-    if result["presidio"] is not None:
-        assert set(result["presidio"]) == set(phi_accuracy.PRESIDIO_VARIANTS)
+    assert tune["span_recall"]["ssn"]["recall"] > 0.5  # the undisguised ones
+    if tune["presidio"] is not None:
+        assert set(tune["presidio"]) == set(phi_accuracy.PRESIDIO_VARIANTS)
     out = io.StringIO()
     phi_accuracy.print_report(result, out)
     table = out.getvalue()
@@ -278,6 +281,7 @@ def test_the_scorer_prints_its_table(
         assert line in table
     assert ">= 0.99" in table and "<= 3%" in table
     assert "span recall by type" in table and "category:referral" in table
+    assert "=== split: tune" in table and "by family" in table and "issue examples" in table
 
 
 def test_the_scorer_finds_the_real_inspection() -> None:
@@ -286,3 +290,132 @@ def test_the_scorer_finds_the_real_inspection() -> None:
     out = io.StringIO()
     phi_accuracy.print_report(without, out)
     assert "span recall: detectors not available" in out.getvalue()
+
+
+# ---------------------------------------------------------------- round-two families and splits
+
+NEW_COUNT = len(corpus.NEW_FAMILIES) + 12
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[corpus.MessageLabel]]:
+    out = tmp_path_factory.mktemp("splits")
+    return out, corpus.generate(out, NEW_COUNT, seed=3, split="all", families="new")
+
+
+def test_labels_carry_family_and_split(
+    generated: tuple[Path, list[corpus.MessageLabel]],
+    splits: tuple[Path, list[corpus.MessageLabel]],
+) -> None:
+    _, old_mix = generated
+    assert all(label["split"] == "tune" for label in old_mix)
+    assert {label["family"] for label in old_mix[: len(corpus.COVERAGE)]} == set(corpus.CATEGORIES)
+    _, labels = splits
+    for name in corpus.SPLITS:
+        chosen = [label for label in labels if label["split"] == name]
+        assert len(chosen) == NEW_COUNT
+        assert {label["family"] for label in chosen} == set(corpus.NEW_FAMILIES)
+        for label in chosen:
+            assert label["phi"] == (label["family"] in corpus.NEW_PHI_FAMILIES)
+            names = [s for p in label["parts"] for s in p["spans"] if s["type"] == "name"]
+            assert bool(names) == label["phi"], label["file"]
+    tune_files = {label["file"] for label in labels if label["split"] == "tune"}
+    assert not tune_files & {label["file"] for label in labels if label["split"] == "heldout"}
+
+
+def test_new_family_spans_point_at_their_values_in_the_message(
+    splits: tuple[Path, list[corpus.MessageLabel]],
+) -> None:
+    directory, labels = splits
+    checked = 0
+    for label in labels:
+        message = _PARSER.parsebytes((directory / label["file"]).read_bytes())
+        for part in label["parts"]:
+            text = _normal(_decoded(message, part))
+            for span in part["spans"]:
+                where = f"{label['file']} {part['label']} {span['type']}"
+                assert part["text"][span["start"] : span["end"]] == span["value"], where
+                assert span["value"] in text, where
+                checked += 1
+    assert checked > 120
+
+
+def test_the_mix_is_proportional_and_the_old_categories_stay(tmp_path: Path) -> None:
+    recipes = [corpus._family_recipe("tune", 1, i, "all") for i in range(2000)]
+    new = sum(recipe is not None for recipe in recipes)
+    assert abs(new / 2000 - corpus.NEW_SHARE) < 0.05
+    assert all(recipe is None for recipe in recipes[: len(corpus.COVERAGE)])
+    only_new = [corpus._family_recipe("tune", 1, i, "new") for i in range(300)]
+    assert None not in only_new
+    assert all(corpus._family_recipe("heldout", 1, i, "all") is not None for i in range(300))
+
+
+def test_each_split_is_deterministic_and_the_splits_differ() -> None:
+    for name in corpus.SPLITS:
+        first = corpus.corpus_message(name, 5, 40, "new")
+        assert first == corpus.corpus_message(name, 5, 40, "new")
+        assert first[0] != corpus.corpus_message(name, 6, 40, "new")[0]
+    tune, _ = corpus.build_family_message("tune", 5, 7, "name_inline", "plain")
+    heldout, _ = corpus.build_family_message("heldout", 5, 7, "name_inline", "plain")
+    assert tune != heldout
+
+
+def _templates(book: corpus.Phrasebook) -> list[str]:
+    lines = [line for group in book.templates.values() for t in group for line in t.split("\n")]
+    lines += [t for group in book.subjects.values() for t in group]
+    lines += [*book.covers, *book.list_items]
+    return [line for line in lines if len(corpus._SLOT_RE.sub("", line).split()) >= 3]
+
+
+def _words(line: str) -> set[str]:
+    return set(re.findall(r"[a-z]+", corpus._SLOT_RE.sub(" ", line).lower()))
+
+
+def test_heldout_phrasings_are_written_apart_from_the_tuning_ones() -> None:
+    """No held-out template is in the tuning module, none is a word swap of a tuning one,
+    and the name pools do not overlap."""
+    tune_source = (BENCH / "corpus.py").read_text(encoding="utf-8")
+    heldout_source = (BENCH / "corpus_heldout.py").read_text(encoding="utf-8")
+    tune, heldout = corpus.phrasebook("tune"), corpus.phrasebook("heldout")
+    assert set(tune.templates) == set(heldout.templates)
+    for line in _templates(heldout):
+        assert line not in tune_source, line
+    for line in _templates(tune):
+        assert line not in heldout_source, line
+    for line in _templates(heldout):
+        words = _words(line)
+        for other in _templates(tune):
+            # Jaccard similarity of the word sets: a word swap keeps most of them.
+            similarity = len(words & _words(other)) / len(words | _words(other))
+            assert similarity < 0.5, (line, other)
+    for pool in ("compound_surnames", "apostrophe_surnames", "common_word_first"):
+        assert not set(getattr(tune, pool)) & set(getattr(heldout, pool)), pool
+    assert not set(tune.companies) & set(heldout.companies)
+
+
+def test_the_scorer_reports_each_split_apart(
+    splits: tuple[Path, list[corpus.MessageLabel]],
+) -> None:
+    directory, _ = splits
+    result = phi_accuracy.run(
+        0, 1, directory, presidio=False, inspect=_fake_inspect, spans=_fake_find_spans
+    )
+    assert list(result["splits"]) == ["tune", "heldout"]
+    for name, split in result["splits"].items():
+        assert split["corpus"]["split"] == name and split["corpus"]["messages"] == NEW_COUNT
+        families = split["phigate"]["families"]
+        assert set(families) == set(corpus.NEW_FAMILIES)
+        assert set(families["name_inline"]["latency"]) >= {"p50_ms", "p99_ms"}
+        assert split["family_spans"]["name_inline"]["name_labelled"] > 0
+        assert {"plain", "html", "pdf", "docx"} <= set(split["phigate"]["places"])
+    only = phi_accuracy.run(
+        0, 1, directory, presidio=False, inspect=_fake_inspect, spans=False, split="heldout"
+    )
+    assert list(only["splits"]) == ["heldout"]
+    examples = only["issue_examples"]
+    assert [e["expected_today"] for e in examples] == [False, False, False, True, True]
+    assert all(e["expected_after"] for e in examples)
+    out = io.StringIO()
+    phi_accuracy.print_report(only, out)
+    assert "=== split: heldout" in out.getvalue() and "tune" not in out.getvalue().split("===")[0]
+    assert "Robert King: your prescription for metformin is ready for pickup." in out.getvalue()
