@@ -176,6 +176,43 @@ CONTEXT_WORDS: dict[str, tuple[str, ...]] = {
         "lives at",
         "resides at",
     ),
+    # Care for a person: a name near one of these is a patient's ("Robert King: your
+    # prescription is ready"); with a patient's name anywhere, they make PHI.
+    "care": (
+        "appointment",
+        "appt",
+        "your visit",
+        "office visit",
+        "follow-up visit",
+        "follow up visit",
+        "check-up",
+        "checkup",
+        "prescription",
+        "refill",
+        "refills",
+        "ready for pickup",
+        "ready for pick-up",
+        "ready to pick up",
+        "your results",
+        "test results",
+        "lab results",
+        "results are back",
+        "results came back",
+        "your test",
+        "your procedure",
+        "your surgery",
+        "your doctor",
+        "your provider",
+        "your physician",
+        "your care team",
+        "was seen",
+        "we saw",
+        "seen today",
+        "been admitted",
+        "was admitted",
+        "was discharged",
+        "referred",
+    ),
     # Health context: with these, a direct identifier (SSN, MRN, MBI, member id) is PHI.
     "health": (
         "patient",
@@ -260,7 +297,7 @@ _LETTER_MBI = "[AC-HJKMNP-RT-Y]"  # A-Z without S, L, O, I, B, Z
 _ALNUM_MBI = "[0-9AC-HJKMNP-RT-Y]"
 # USPS street suffixes (Publication 28, appendix C1): the common abbreviations
 # and every primary name, so "Angela Junctions" and "Harvey Spring" are streets.
-_STREET_SUFFIXES = (
+STREET_SUFFIXES = (
     "St Ave Av Rd Blvd Ln Dr Ct Pl Ter Cir Pkwy Hwy Sq Trl Expy Fwy Jct Mt Pt Rte Tpke Xing"
     " Alley Annex Arcade Avenue Bayou Beach Bend Bluffs? Bottom Boulevard Branch Bridge"
     " Brooks? Burgs? Bypass Camp Canyon Cape Causeway Centers? Circles? Cliffs? Club Commons?"
@@ -276,7 +313,7 @@ _STREET_SUFFIXES = (
     " Trailer Tunnel Turnpike Underpass Unions? Valleys? Viaduct Views? Villages? Ville Vista"
     " Walks? Wall Ways? Wells?"
 )
-_STREET_SUFFIX = "(?:" + "|".join(_STREET_SUFFIXES.split()) + ")"
+_STREET_SUFFIX = "(?:" + "|".join(STREET_SUFFIXES.split()) + ")"
 _STREET_WORD = "(?:[A-Z][a-z]{1,24}|[0-9]{1,3}(?:st|nd|rd|th))"
 _DIRECTION = r"(?:[NSEW]\.?|North|South|East|West|[NS][EW]\.?)"
 _UNIT = (
@@ -348,10 +385,23 @@ def _label_pattern(labels: Sequence[str]) -> PatternDef:
     return PatternDef("", regex, "lookback", 64)
 
 
-def build(config: InspectionConfig) -> list[PatternDef]:
-    """All patterns for one configuration: fixed ones, lexicons, context classes and
-    the organisation's identifier patterns (kind "ident:N" = config.identifiers[N])."""
+def given_name_patterns(given: Iterable[str], in_capitals: Iterable[str]) -> list[PatternDef]:
+    """Given names in free text ("JAMES" -> "James"; those `in_capitals` also "JAMES"):
+    plain literals, the one shape Hyperscan compiles fast for thousands of words (with
+    word edges it takes minutes); `names.free_person` checks the edges and reads the
+    rest of the name."""
+    title = [PatternDef("given", name.capitalize()) for name in sorted(given)]
+    return title + [PatternDef("given", name) for name in sorted(in_capitals)]
+
+
+def build(
+    config: InspectionConfig, given: Iterable[str] = (), given_in_capitals: Iterable[str] = ()
+) -> list[PatternDef]:
+    """All patterns for one configuration: fixed ones, lexicons, given names, context
+    classes and the organisation's identifier patterns (kind "ident:N" =
+    config.identifiers[N])."""
     defs = list(FIXED)
+    defs += given_name_patterns(given, given_in_capitals)
     defs += lexicon_patterns("diagnosis", lexicon("diagnoses"))
     defs += lexicon_patterns("drug", lexicon("drugs"))
     defs += lexicon_patterns("procedure", lexicon("procedures"))

@@ -27,6 +27,8 @@ from gateway.inspect.detect.matcher import (
     build_engine,
     default_backend,
 )
+from gateway.inspect.detect.namedata import name_data
+from gateway.inspect.detect.rule import HEALTH_TYPES
 
 
 class Span(NamedTuple):
@@ -68,6 +70,8 @@ _PRIORITY = {
 CONTACT_TYPES = frozenset({"phone", "fax", "email", "street_address"})
 _DIGITS_AND_SEPARATORS = frozenset("0123456789/.-")
 _WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_IN_NAME_AFTER = _WORD | frozenset(b"'")  # "Ann" in "Annual", "Ann's"
+_IN_NAME_BEFORE = _IN_NAME_AFTER | frozenset(b"-")  # "Ann" in "Mary-Ann"
 _GREETING_ENDS = (*patterns.GREETINGS, "attn:", "attention:", "to:")
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
 # After a lab name: a few linking words, then the value. Python's re, run only at the
@@ -94,6 +98,10 @@ class SegmentScan:
     # patient context word before them, or a name next to them).
     patient_contacts: int = 0
     health_context: bool = False  # a health context word ("patient", "claim" ...)
+    # Names in free text with no health finding or care word near them: findings,
+    # but they do not identify a patient for the PHI rule (counted among `spans`).
+    loose_names: int = 0
+    care_context: bool = False  # a care word: appointment, refill, your results ...
 
 
 @dataclass(frozen=True)
@@ -147,7 +155,8 @@ def compiled_for(config: InspectionConfig, backend: Backend | None = None) -> Co
     with _lock:
         result = _cache.get(key)
         if result is None:
-            defs = patterns.build(config)
+            data = name_data()
+            defs = patterns.build(config, data.given, data.given_us)
             result = Compiled(
                 engine=build_engine(
                     [Pattern(d.regex, d.start_by, d.length) for d in defs], backend
@@ -225,6 +234,8 @@ class _Segment:
         self.window = window
         self.found = found
         self.candidates: list[Candidate] = []
+        self.strong_names: list[tuple[int, int]] = []  # labels, salutations, payloads
+        self._ascii = ""
         # Context class -> (starts, ends) of its hits ("health": presence only).
         self.context: dict[str, tuple[list[int], list[int]]] = {}
         for cls, index in compiled.context_index.items():
@@ -363,6 +374,24 @@ class _Segment:
 
     def add_person(self, found: names.Person | None) -> None:
         if found is not None:
+            self.add_name(found.start, found.end)
+
+    def add_name(self, start: int, end: int) -> None:
+        """A name that counts for the PHI rule wherever it is (a label, a salutation,
+        a payload's patient)."""
+        self.strong_names.append((start, end))
+        self.add(start, end, "name")
+
+    def given(self, s: int, e: int) -> None:
+        # Given names are plain literals (see patterns.given_name_patterns): "Ann" also
+        # matches in "Annual". Most matches are such; drop them before any other work.
+        data = self.data
+        if (s and data[s - 1] in _IN_NAME_BEFORE) or (e < len(data) and data[e] in _IN_NAME_AFTER):
+            return
+        if not self._ascii:
+            self._ascii = self.data.decode("ascii")
+        found = names.free_person(self._ascii, s, e, name_data())
+        if found is not None:
             self.add(found.start, found.end, "name")
 
     def name_label(self, s: int, e: int) -> None:
@@ -423,6 +452,29 @@ class _Segment:
                 spans.append(Span(type_, start, last_end))
         return spans
 
+    def loose_names(self, spans: list[Span]) -> int:
+        """Names found only in free text with no health finding and no care word within
+        `window` characters before or after them: they identify somebody, not
+        necessarily a patient (a newsletter's author, a colleague)."""
+        health = [s for s in spans if s.type in HEALTH_TYPES]
+        ends = [s.end for s in health]
+        care_starts = self.context.get("care", ([], []))[0]
+        window = self.window
+        count = 0
+        for span in spans:
+            if span.type != "name" or any(
+                s < span.end and span.start < e for s, e in self.strong_names
+            ):
+                continue
+            low, high = span.start - window, span.end + window
+            i = bisect_left(ends, low)
+            near_health = i < len(health) and health[i].start <= high
+            j = bisect_left(care_starts, low)
+            near_care = j < len(care_starts) and care_starts[j] <= high
+            if not (near_health or near_care):
+                count += 1
+        return count
+
     def patient_contacts(self, spans: list[Span]) -> int:
         # `spans` do not overlap and are sorted, so name starts and ends both
         # ascend: the last name starting before a contact's window end has the
@@ -479,6 +531,7 @@ _HANDLERS: dict[str, Handler] = {
         "name_pt",
         "name_title",
         "name_greeting",
+        "given",
     )
 }
 
@@ -510,13 +563,18 @@ def scan_text(
             segment.run()
         kind = "known names"
         for type_, start, end in names.find_known(text, known_names, known_ids):
-            segment.add(start, end, type_)
+            if type_ == "name":
+                segment.add_name(start, end)
+            else:
+                segment.add(start, end, type_)
         kind = "resolve"
         spans = segment.resolve()
         return SegmentScan(
             spans=spans,
             patient_contacts=segment.patient_contacts(spans),
             health_context=compiled.context_index["health"] in segment.found,
+            loose_names=segment.loose_names(spans),
+            care_context="care" in segment.context,
         )
     except DetectionError:
         raise  # ours: never carries text
