@@ -226,19 +226,18 @@ def _date_like(value: str) -> bool:
 
 
 # ---------------------------------------------------------------- names in free text
-# A word right before a name that makes it a provider's ("Dr. Jane Doe", "referring
-# physician Jane Doe") or no person at all ("the John Muir Hospital").
-_BEFORE_NOT_PATIENT_TEXT = """dr doctor prof professor physician physicians provider surgeon
-nurse np pa pharmacist therapist dentist attending clinician practitioner midwife rn md the st
-saint by"""
-_BEFORE_NOT_PATIENT = frozenset(_BEFORE_NOT_PATIENT_TEXT.split())
-# ", a nurse at our clinic": a role after a name makes it staff.
-_ROLES_TEXT = """dietitian nutritionist manager coordinator director author chief editor
-president ceo founder specialist educator counselor counsellor assistant receptionist supervisor
-analyst lead officer administrator representative technician clerk scheduler secretary intern
-volunteer liaison navigator biller coder lpn cna pharmd phd dds dmd mph support staff team desk
-office department"""
-_ROLES = (_BEFORE_NOT_PATIENT - {"the", "st", "saint", "by"}) | frozenset(_ROLES_TEXT.split())
+# A job or role next to a name makes it a provider's or staff member's ("Dr. Jane Doe",
+# "referring physician Jane Doe", "Jane Doe, Practice Manager", "our dietitian Jane Doe").
+_ROLES_TEXT = """dr doctor prof professor physician physicians provider surgeon nurse np pa
+pharmacist therapist dentist attending clinician practitioner midwife rn md dietitian
+nutritionist manager coordinator director author chief editor president ceo founder specialist
+educator counselor counsellor assistant receptionist supervisor analyst lead officer
+administrator representative technician clerk scheduler secretary intern volunteer liaison
+navigator biller coder lpn cna pharmd phd dds dmd mph support staff team desk office department"""
+_ROLES = frozenset(_ROLES_TEXT.split())
+# A word right before a name that makes it no patient: a role, or "the John Muir Hospital",
+# "St. Jude", "written by Jane Doe".
+_BEFORE_NOT_PATIENT = _ROLES | {"the", "st", "saint", "by"}
 # After a name: ", Practice Manager", ", a nurse at ...", "\nBilling Supervisor".
 _ROLE_AFTER = re.compile(
     r"(?:[ \t]*,[ \t]*|(?:[ \t]*\r?\n)+[ \t]*)((?:[A-Za-z-]+[ \t]+){0,2}[A-Za-z-]+)"
@@ -250,7 +249,8 @@ healthcare institute university college school memorial award awards fund librar
 pavilion wing group associates pharmacy inc llc ltd corp corporation company co bank trust
 insurance law partners elementary middle high academy church cathedral stadium arena airport
 museum theater theatre park county city hotel bridge tower plaza room auditorium lecture prize
-scholarship fellowship society club team"""
+scholarship fellowship society club team national regional general community state federal
+international"""
 _AFTER_NOT_PERSON = frozenset(
     ascii_key(w)
     for w in (
@@ -279,7 +279,7 @@ _SIGN_OFFS = (
 )
 _TOKEN = re.compile(r"[ \t]+([A-Za-z][A-Za-z'-]*)(\.?)")
 _BEFORE_WORD = re.compile(r"([A-Za-z]+)\.?[ \t,]*$")
-_FAMILY_FIRST = re.compile(r"([A-Z][A-Za-z'-]+),[ \t]*$")
+_FAMILY_FIRST = re.compile(r"([A-Z][A-Za-z'-]+)(?:,[ \t]*|\^)$")  # "Doe, Jane", HL7 "Doe^Jane"
 _LINE_LEAD = re.compile(r"[ \t]*(?:[-*>]|[0-9]{1,3}[.)])?[ \t]*$")
 
 
@@ -322,7 +322,7 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
         (len(after) == 2 and after[0] in " \t" and (after[1].isupper() or after[1] in "dlv"))
         or after[:1] in (",", ":")
         or text[max(0, start - 2) : start].lstrip(" \t").startswith(",")
-        or text[max(0, start - 1) : start] == ","
+        or text[max(0, start - 1) : start] in (",", "^")
     ):
         return None
     given = text[start:end]
