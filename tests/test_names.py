@@ -106,6 +106,14 @@ POSITIONS = {
         "Hope Alvarez: your flu shot appointment is Tuesday.",
         ["Hope Alvarez"],
     ),
+    "line start, a surname the census lacks": (
+        "Priya Raghunathan: the allergy clinic appointment is at 4.",
+        ["Priya Raghunathan"],
+    ),
+    "two everyday words, addressed": (
+        "Grace King: your check-up is on Friday.",
+        ["Grace King"],
+    ),
     "accents": ("Résultats: José Peña, glucose 140", ["José Peña"]),
     "HL7 order": ("PID|1||88||Hansen^Gregory^T||19700101|M\nDG1|1||E11.9", ["Hansen^Gregory"]),
 }
@@ -198,6 +206,10 @@ NOT_PATIENTS = {
         "Ask about an A1C test at your next appointment. Written by Karen Miller."
     ),
     "a hospital": "Grace Hospital opens a new wing for heart failure care.",
+    "a drug company": "Eli Lilly lowered the price of insulin for people with diabetes.",
+    "an educator": "Jennifer Walsh, our diabetes educator, runs the Tuesday class.",
+    "credentials after a comma": "Join Jennifer Walsh, RD, for a class on eating with diabetes.",
+    "unknown surname mid-sentence": "Priya Raghunathan spoke about asthma at the fair.",
 }
 
 
@@ -209,7 +221,8 @@ def test_not_patients(case: str) -> None:
 def test_providers_and_places_are_no_name_findings() -> None:
     for case in ("staff lunch with a provider", "provider signature", "credentials", "job title",
                  "referring physician", "public figure", "street", "companies", "hope and will",
-                 "a hospital"):  # fmt: skip
+                 "a hospital", "a drug company", "an educator", "credentials after a comma",
+                 "unknown surname mid-sentence"):  # fmt: skip
         assert names(NOT_PATIENTS[case]) == [], case
 
 

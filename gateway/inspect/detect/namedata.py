@@ -8,6 +8,8 @@ with `data/first_names.txt` (Faker's Latin-script first names of several
 locales), which adds names the 1990 census lists lack (Priya, Aarav, Zoë).
 `data/name_words.txt` lists names that are also everyday words (Hope, Will,
 May, King): they need more evidence than a bare capital letter.
+`data/not_people.txt` lists companies and public figures whose names read as
+a given name and a surname (Eli Lilly, Morgan Stanley).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class NameData:
     given_us: frozenset[str]  # the census ones: also searched for in capitals (SMITH, JOHN)
     surnames: frozenset[str]  # upper case, ASCII letters only (O'BRIEN is OBRIEN)
     words: frozenset[str]  # upper case: names that are also everyday words
+    # "GIVEN FAMILY" keys of companies and public figures that look like a person.
+    not_people: frozenset[str]
 
 
 def ascii_key(word: str) -> str:
@@ -69,4 +73,7 @@ def name_data() -> NameData:
         given_us=frozenset(census),
         surnames=frozenset(_census("dist.all.last", SURNAME_RANK_LIMIT)),
         words=frozenset(map(ascii_key, lexicon("name_words"))),
+        not_people=frozenset(
+            " ".join(map(ascii_key, line.split())) for line in lexicon("not_people")
+        ),
     )

@@ -51,6 +51,8 @@ NOT_NAMES = frozenset(_NOT_NAMES_TEXT.split())
 TITLE_WORDS = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof"})
 _CREDENTIALS_TEXT = (
     "md do rn np pa pa-c phd dds dmd pharmd lpn cna mba mph facp jr sr ii iii iv esq"
+    " rd rdn cde cdces lcsw lpc lmft psyd od dpm dnp aprn fnp fnp-c crna msn bsn dpt otr"
+    " slp rph cnm facs faap facc"
 )
 _CREDENTIALS = frozenset(_CREDENTIALS_TEXT.split())
 _WORD = re.compile(r"[^\W\d_][\w'’-]*\.?")
@@ -344,23 +346,33 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
     if text[max(0, start - 3) : start].strip() == "&":
         return None
     ambiguous = ascii_key(given) in data.words
-    found = _family_after(text, start, end, style, data)
+    line_lead = _LINE_LEAD.fullmatch(text, line_start, start) is not None
+    found = _family_after(text, start, end, style, data, line_lead and not ambiguous)
     if found is None and not ambiguous:
         found = _family_before(text, before, near, start, end, style, data)
-    if found is None and not ambiguous and _LINE_LEAD.fullmatch(text, line_start, start):
+    if found is None and not ambiguous and line_lead:
         after = text[end : end + 6]
         if after.startswith(":") or re.match(r", [a-z]", after):
             found = Person(start, end, (given,), False)
     if found is None or _not_a_patient(text, found, line_start):
         return None
-    if ambiguous and any(
-        ascii_key(w) in data.words or ascii_key(w) in _AFTER_NOT_PERSON for w in found.words[1:]
-    ):
-        return None  # "Rose Street", "May King": two words that are both everyday words
+    if " ".join(map(ascii_key, found.words[:2])) in data.not_people:
+        return None  # "Eli Lilly", "Morgan Stanley"
+    if ambiguous:
+        # "Rose Street", "May King": two everyday words, unless addressed at a line's
+        # start ("Grace King: your refill ...").
+        addressed = line_lead and text[found.end : found.end + 1] in (":", ",")
+        for word in map(ascii_key, found.words[1:]):
+            if word in _AFTER_NOT_PERSON or (word in data.words and not addressed):
+                return None
     return found
 
 
-def _family_after(text: str, start: int, end: int, style: str, data: NameData) -> Person | None:
+def _family_after(
+    text: str, start: int, end: int, style: str, data: NameData, unknown_ok: bool
+) -> Person | None:
+    """ "Given [M.] [Middle] Family"; `unknown_ok`: the surname may be one the census lacks
+    (the name starts a line)."""
     words = [text[start:end]]
     position = name_end = end
     family_end = -1
@@ -382,16 +394,32 @@ def _family_after(text: str, start: int, end: int, style: str, data: NameData) -
         if ascii_key(word) in _SUFFIXES and family_end > 0:
             name_end = m.start(1) + len(word)
             break
-        words.append(word)
         if _surname(word, data):
             family_end = name_end = m.start(1) + len(word)
-        elif not particles and ascii_key(word) not in data.given:
+        elif particles or ascii_key(word) in data.given:
+            pass  # a middle name, or a surname after "de la"
+        elif len(words) == 1 and unknown_ok and _unknown_family(text, word, m.end(1), data):
+            family_end = name_end = m.end(1)  # "Priya Raghunathan: ..." at a line's start
+        else:
             break
+        words.append(word)
         if dot or len(words) == 3:
             break
     if family_end < 0:
         return None
     return Person(start, name_end, tuple(words), False)
+
+
+def _unknown_family(text: str, word: str, end: int, data: NameData) -> bool:
+    """A surname the census lists lack, trusted only where a name is addressed: right
+    before ":" or "," or the end of the line, and no everyday word."""
+    key = ascii_key(word)
+    return (
+        len(key) >= 4
+        and key not in data.words
+        and key not in _AFTER_NOT_PERSON
+        and text[end : end + 1] in (":", ",", "\n", "\r", "")
+    )
 
 
 def _family_before(
