@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 
 from gateway.inspect.detect.namedata import NameData, ascii_key, name_data
@@ -76,6 +76,9 @@ class Person:
     end: int
     words: tuple[str, ...]  # without initials
     comma: bool  # written "Family, Given"
+    # Two everyday words ("Bill Wood"): a name only with a health finding or care word
+    # near it (the caller checks: see scan._Segment.given).
+    needs_context: bool = False
 
 
 def person(
@@ -281,6 +284,8 @@ _SIGN_OFFS = (
 )
 _TOKEN = re.compile(r"[ \t]+([A-Za-z][A-Za-z'-]*)(\.?)")
 _BEFORE_WORD = re.compile(r"([A-Za-z]+)\.?[ \t,]*$")
+_APOSTROPHE_NAME = re.compile(r"[A-Za-z]'[A-Z][a-z]")  # O'Neill, Dell'Orto, D'Angelo
+_INITIAL = re.compile(r"[ \t][A-Z]\.?[ \t]")
 _FAMILY_FIRST = re.compile(r"([A-Z][A-Za-z'-]+)(?:,[ \t]*|\^)$")  # "Doe, Jane", HL7 "Doe^Jane"
 _LINE_LEAD = re.compile(r"[ \t]*(?:[-*>]|[0-9]{1,3}[.)])?[ \t]*$")
 
@@ -348,7 +353,7 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
     ambiguous = ascii_key(given) in data.words
     line_lead = _LINE_LEAD.fullmatch(text, line_start, start) is not None
     found = _family_after(text, start, end, style, data, line_lead and not ambiguous)
-    if found is None and not ambiguous:
+    if found is None:
         found = _family_before(text, before, near, start, end, style, data)
     if found is None and not ambiguous and line_lead:
         after = text[end : end + 6]
@@ -359,12 +364,18 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
     if " ".join(map(ascii_key, found.words[:2])) in data.not_people:
         return None  # "Eli Lilly", "Morgan Stanley"
     if ambiguous:
-        # "Rose Street", "May King": two everyday words, unless addressed at a line's
-        # start ("Grace King: your refill ...").
-        addressed = line_lead and text[found.end : found.end + 1] in (":", ",")
-        for word in map(ascii_key, found.words[1:]):
-            if word in _AFTER_NOT_PERSON or (word in data.words and not addressed):
-                return None
+        # "Rose Street", "May King": two everyday words. A name when a middle initial
+        # or a line's start before ":" or "," says so ("Bill K. Green", "Grace King:
+        # your refill ..."); else only next to health information ("Bill Wood was
+        # started on ...").
+        addressed = (line_lead and text[found.end : found.end + 1] in (":", ",")) or (
+            _INITIAL.search(text, start, found.end) is not None
+        )
+        others = [ascii_key(w) for w in found.words if w != given]
+        if not addressed and any(w in _AFTER_NOT_PERSON for w in others):
+            return None
+        if not addressed and any(w in data.words for w in others):
+            return replace(found, needs_context=True)
     return found
 
 
@@ -376,7 +387,7 @@ def _family_after(
     words = [text[start:end]]
     position = name_end = end
     family_end = -1
-    particles = False
+    particles = initial = False
     for m in _TOKEN.finditer(text, end, min(len(text), end + 60)):
         if m.start() != position:
             break
@@ -385,10 +396,11 @@ def _family_after(
         if word.endswith(("'s", "'S")):
             word, dot = word[:-2], "."  # "Jane Walsh's results": the name ends there
         if len(word) == 1 and word.isupper() and len(words) == 1:
+            initial = True
             continue  # a middle initial
-        if word in _PARTICLES:
+        if word in _PARTICLES or (word in ("St", "Ste") and dot):
             particles = True
-            continue
+            continue  # "de la Cruz", "St. John"
         if _style(word) != style or word.lower() in NOT_NAMES:
             break
         if ascii_key(word) in _SUFFIXES and family_end > 0:
@@ -398,8 +410,8 @@ def _family_after(
             family_end = name_end = m.start(1) + len(word)
         elif particles or ascii_key(word) in data.given:
             pass  # a middle name, or a surname after "de la"
-        elif len(words) == 1 and unknown_ok and _unknown_family(text, word, m.end(1), data):
-            family_end = name_end = m.end(1)  # "Priya Raghunathan: ..." at a line's start
+        elif len(words) == 1 and _unknown_family(text, word, m.end(1), data, unknown_ok, initial):
+            family_end = name_end = m.end(1)  # "Priya Raghunathan: ...", "Mark L. Dell'Orto"
         else:
             break
         words.append(word)
@@ -410,16 +422,19 @@ def _family_after(
     return Person(start, name_end, tuple(words), False)
 
 
-def _unknown_family(text: str, word: str, end: int, data: NameData) -> bool:
-    """A surname the census lists lack, trusted only where a name is addressed: right
-    before ":" or "," or the end of the line, and no everyday word."""
+def _unknown_family(
+    text: str, word: str, end: int, data: NameData, line_lead: bool, initial: bool
+) -> bool:
+    """A surname the census lists lack, trusted where the shape says "name": after a
+    middle initial ("Mark L. Dell'Orto"), with an apostrophe before a capital
+    ("Dell'Orto"), or at a line's start right before ":" or "," or the line's end;
+    never an everyday word."""
     key = ascii_key(word)
-    return (
-        len(key) >= 4
-        and key not in data.words
-        and key not in _AFTER_NOT_PERSON
-        and text[end : end + 1] in (":", ",", "\n", "\r", "")
-    )
+    if len(key) < 4 or key in data.words or key in _AFTER_NOT_PERSON:
+        return False
+    if initial or _APOSTROPHE_NAME.search(word):
+        return True
+    return line_lead and text[end : end + 1] in (":", ",", "\n", "\r", "")
 
 
 def _family_before(

@@ -177,7 +177,8 @@ CONTEXT_WORDS: dict[str, tuple[str, ...]] = {
         "resides at",
     ),
     # Care for a person: a name near one of these is a patient's ("Robert King: your
-    # prescription is ready"); with a patient's name anywhere, they make PHI.
+    # prescription is ready"); with a patient's name anywhere, they make PHI. Not
+    # "ready for pickup" alone: laptops are ready for pickup too.
     "care": (
         "appointment",
         "appt",
@@ -190,9 +191,6 @@ CONTEXT_WORDS: dict[str, tuple[str, ...]] = {
         "prescription",
         "refill",
         "refills",
-        "ready for pickup",
-        "ready for pick-up",
-        "ready to pick up",
         "your results",
         "his results",
         "her results",
@@ -221,7 +219,17 @@ CONTEXT_WORDS: dict[str, tuple[str, ...]] = {
         "your physician",
         "your care team",
         "was seen",
+        "seen on",
+        "seen for",
         "we saw",
+        "f/u",
+        "follow-up with",
+        "follow up with",
+        "booked with",
+        "has reviewed",
+        "side effects",
+        "started on",
+        "transferred from",
         "seen today",
         "been admitted",
         "was admitted",
@@ -389,6 +397,55 @@ FIXED: tuple[PatternDef, ...] = (
 )
 
 
+# Terms not in the lists, known by their endings: the stems of surgical and
+# diagnostic terms and of the USAN/INN drug names ("Pancreatectomy", "Esophagitis",
+# "Vismodegib"). At least three letters before the ending; everyday words with the
+# same endings ("diploma", "empathy", "April") are in `SUFFIX_WORDS`.
+MEDICAL_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "procedure": (
+        "ectomy", "ectomies", "otomy", "ostomy", "plasty", "scopy", "centesis", "tripsy",
+        "rrhaphy", "pexy",
+    ),
+    "diagnosis": (
+        "itis", "osis", "emia", "aemia", "oma", "omas", "pathy", "algia", "plegia", "penia",
+        "uria", "rrhea", "rrhoea", "ectasis", "megaly", "sclerosis", "trophy",
+    ),
+    "drug": (
+        "mycin", "cillin", "prazole", "statin", "pril", "sartan", "olol", "dipine", "mab",
+        "tinib", "degib", "ciclib", "vir", "azole", "cycline", "floxacin", "gliptin",
+        "gliflozin", "glutide", "parin", "oxetine", "azepam", "zolam", "afil", "triptan",
+        "lukast", "tidine", "dronate", "semide", "thiazide", "profen", "caine", "setron",
+        "tropium", "terol", "sonide", "olone", "asone", "lamide",
+    ),
+}  # fmt: skip
+_SUFFIX_WORDS_TEXT = """diploma aroma oklahoma tacoma sonoma paloma academia bohemia empathy
+sympathy telepathy nostalgia dichotomy hypnosis osmosis symbiosis apotheosis metamorphosis
+diagnosis prognosis manchuria liguria"""
+SUFFIX_WORDS = frozenset(_SUFFIX_WORDS_TEXT.split())
+
+
+# "Thyroid Cancer", "Liver Resection", "CAR T-Cell Therapy": a word and a medical head
+# noun. Only heads that name nothing outside medicine ("Failure", "Injection", "Repair"
+# and "Procedure" also name IT and building work).
+MEDICAL_HEADS: dict[str, tuple[str, ...]] = {
+    "diagnosis": ("disease", "cancer", "syndrome", "disorder", "infarction", "carcinoma"),
+    "procedure": ("resection", "transplant", "therapy", "surgery", "ablation"),
+}
+
+
+def _head_pattern(heads: Sequence[str]) -> str:
+    # Either case of the head's first letter ("Thyroid Cancer", "thyroid cancer").
+    body = "|".join(f"[{h[0].upper()}{h[0]}]{h[1:]}" for h in heads)
+    return rf"[A-Za-z'-]{{3,}}[ \t]+(?:{body})"
+
+
+def _suffix_pattern(endings: Sequence[str]) -> str:
+    # Lower-case endings ("Omeprazole", "omeprazole"; not "OMEPRAZOLE"): spelling out
+    # both cases doubles the compile time. Word edges: checked by the handler.
+    body = "|".join(sorted(set(endings), key=len, reverse=True))
+    return rf"[A-Za-z]{{3,}}(?:{body})"
+
+
 def _label_pattern(labels: Sequence[str]) -> PatternDef:
     # "MRN: 123", "Member ID # A123", "Acct No. 12-34", "MRN-1234"; the value
     # starts on a word boundary so "MRN12345" is left to the organisation pattern.
@@ -421,6 +478,12 @@ def build(
     defs += lexicon_patterns("drug", lexicon("drugs"))
     defs += lexicon_patterns("procedure", lexicon("procedures"))
     defs += lexicon_patterns("lab", lexicon("labs"))  # a lab result when a number follows
+    for type_, endings in MEDICAL_SUFFIXES.items():
+        # No start tracking: the handler finds the word's start (a pattern with a
+        # letter run before the ending is slow to track).
+        defs.append(PatternDef(f"suffix:{type_}", _suffix_pattern(endings), "lookback", 0))
+    for type_, heads in MEDICAL_HEADS.items():
+        defs.append(PatternDef(f"suffix:{type_}", _head_pattern(heads), "lookback", 40))
     for kind, labels in ID_LABELS.items():
         defs.append(replace(_label_pattern(labels), kind=f"label:{kind}"))
     for cls, words in CONTEXT_WORDS.items():

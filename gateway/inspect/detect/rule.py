@@ -47,7 +47,7 @@ class Evidence:
     patient_contacts: int = 0  # phone/fax/e-mail/address in a patient context
     health_context: bool = False  # a health context word: patient, clinic, claim ...
     structured: bool = False  # an HL7 v2, FHIR or C-CDA payload
-    # A care word (appointment, visit, refill, "ready for pickup", your results, your
+    # A care word (appointment, visit, refill, prescription, your results, your
     # doctor ...): with a patient's name, the message says the person is a patient.
     care_context: bool = False
 
@@ -78,7 +78,7 @@ def is_phi(evidence: Evidence, config: InspectionConfig) -> bool:
        with `direct_identifiers_need_health_terms`, only with a health finding
        or a health context word (patient, clinic, claim ...);
     4. a patient's name and a care word (appointment, visit, prescription, refill,
-       "ready for pickup", your results, your doctor ...), which counts as one more
+       lab work, your results, your doctor ...), which counts as one more
        health finding towards `min_health_terms`: a reminder to a named person
        discloses that they are a patient. `counts["name"]` holds only names
        that identify a patient: labelled, in a salutation, a payload's, or in free

@@ -77,12 +77,17 @@ _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 # After a lab name: a few linking words, then the value. Python's re, run only at the
 # end of a lab name the engine found, so both engines still give the same spans.
 _LAB_VALUE = re.compile(
-    r"(?:[ \t]*(?::|=|-|\([A-Za-z ]{1,20}\)|(?:levels?|results?|values?|was|were|is|are|of|at"
+    r"(?:[ \t]*(?::|=|-|\||,|\([A-Za-z ]{1,20}\)|(?:levels?|results?|values?|was|were|is|are|of|at"
     r"|reading|measured|came back|returned|today|now)\b)){0,4}[ \t]*(?:[<>]=?)?[ \t]*"
     r"[0-9]{1,5}(?:\.[0-9]{1,3})?(?![0-9])",
     re.IGNORECASE,
 )
 
+_LAB_OUTCOME = re.compile(
+    r"[ \t]+(?:results?|pending|(?:is|are|was|were) (?:due|back|abnormal|normal|high|low)"
+    r"|came back)\b",
+    re.IGNORECASE,
+)
 
 # A candidate: (start, -end, rank, type); sorted, the leftmost, longest, best-ranked
 # (lower: nearer context, then type priority) comes first.
@@ -131,6 +136,8 @@ def _plans(defs: Sequence[patterns.PatternDef], config: InspectionConfig) -> lis
             plans.append(None)
         elif kind.startswith("label:"):
             plans.append(Plan(_labelled(kind[6:])))
+        elif kind.startswith("suffix:"):
+            plans.append(Plan(_medical_word(kind[7:])))
         elif kind.startswith("ident:"):
             ident = config.identifiers[int(kind[6:])]
             cls = kind if ident.context else None
@@ -235,6 +242,8 @@ class _Segment:
         self.found = found
         self.candidates: list[Candidate] = []
         self.strong_names: list[tuple[int, int]] = []  # labels, salutations, payloads
+        self.pending_names: list[tuple[int, int]] = []  # see add_pending_names
+        self.lab_mentions: list[int] = []  # lab test names without a value
         self._ascii = ""
         # Context class -> (starts, ends) of its hits ("health": presence only).
         self.context: dict[str, tuple[list[int], list[int]]] = {}
@@ -346,12 +355,21 @@ class _Segment:
         if self.at_word_edges(s, e):
             self.add(s, e, "procedure")
 
+    def medical_word(self, type_: str, s: int, e: int) -> None:
+        # A word with a medical ending ("Pancreatectomy"): see patterns.MEDICAL_SUFFIXES.
+        if self.at_word_edges(s, e) and self.text[s:e].lower() not in patterns.SUFFIX_WORDS:
+            self.add(s, e, type_)
+
     def lab(self, s: int, e: int) -> None:
-        # A lab name is a result only with a value: "HbA1c 7.2", "LDL was 130".
+        # A lab name is a result only with a value ("HbA1c 7.2", "LDL was 130") or a
+        # word that makes it one ("potassium result", "INR pending"): "we will check
+        # your A1C" is no result.
         if self.at_word_edges(s, e):
-            tail = _LAB_VALUE.match(self.text, e)
+            tail = _LAB_VALUE.match(self.text, e) or _LAB_OUTCOME.match(self.text, e)
             if tail is not None:
                 self.add(s, tail.end(), "lab_result")
+            else:  # "the INR for Jane Doe": care for her, if a name is near (see care_near)
+                self.lab_mentions.append(s)
 
     def labelled_id(self, type_: str, s: int, e: int) -> None:
         # The match ends at the value's first character; the value runs on from there.
@@ -392,7 +410,39 @@ class _Segment:
             self._ascii = self.data.decode("ascii")
         found = names.free_person(self._ascii, s, e, name_data())
         if found is not None:
-            self.add(found.start, found.end, "name")
+            if found.needs_context:
+                self.pending_names.append((found.start, found.end))
+            else:
+                self.add(found.start, found.end, "name")
+
+    def add_pending_names(self) -> None:
+        """Names of two everyday words ("Bill Wood") count only with a health finding
+        or care word within `window` characters; run after every other handler."""
+        if not self.pending_names:
+            return
+        health = [(c[0], -c[1]) for c in self.candidates if c[3] in HEALTH_TYPES]
+        for start, end in self.pending_names:
+            low, high = start - self.window, end + self.window
+            if any(s <= high and e >= low for s, e in health) or self.care_near(start, end):
+                self.add(start, end, "name")
+
+    def care_near(self, start: int, end: int) -> bool:
+        """A care word within `window` characters of text[start:end], or a lab test
+        named within twice that ("We received the INR for Jane Doe")."""
+        care = self.context.get("care", ([], []))[0]
+        i = bisect_left(care, start - self.window)
+        if i < len(care) and care[i] <= end + self.window:
+            return True
+        labs = self.lab_mentions  # sorted after all handlers ran (scan_text)
+        j = bisect_left(labs, start - 2 * self.window)
+        return j < len(labs) and labs[j] <= end + 2 * self.window
+
+    def care_context(self, spans: list[Span]) -> bool:
+        """A care word anywhere, or a lab test named near a name."""
+        return "care" in self.context or (
+            bool(self.lab_mentions)
+            and any(s.type == "name" and self.care_near(s.start, s.end) for s in spans)
+        )
 
     def name_label(self, s: int, e: int) -> None:
         self.add_person(names.person(self.text, e - 1, min_words=2, allow_caps=True))
@@ -458,7 +508,6 @@ class _Segment:
         necessarily a patient (a newsletter's author, a colleague)."""
         health = [s for s in spans if s.type in HEALTH_TYPES]
         ends = [s.end for s in health]
-        care_starts = self.context.get("care", ([], []))[0]
         window = self.window
         count = 0
         for span in spans:
@@ -469,9 +518,7 @@ class _Segment:
             low, high = span.start - window, span.end + window
             i = bisect_left(ends, low)
             near_health = i < len(health) and health[i].start <= high
-            j = bisect_left(care_starts, low)
-            near_care = j < len(care_starts) and care_starts[j] <= high
-            if not (near_health or near_care):
+            if not (near_health or self.care_near(span.start, span.end)):
                 count += 1
         return count
 
@@ -494,6 +541,10 @@ class _Segment:
 
 def _labelled(type_: str) -> Handler:
     return lambda segment, s, e: segment.labelled_id(type_, s, e)
+
+
+def _medical_word(type_: str) -> Handler:
+    return lambda segment, s, e: segment.medical_word(type_, s, e)
 
 
 def _identifier(type_: str, context: str | None) -> Handler:
@@ -561,6 +612,8 @@ def scan_text(
             segment = _Segment(text, compiled, config.context_window, found, data)
             kind = "validators"
             segment.run()
+            segment.lab_mentions.sort()
+            segment.add_pending_names()
         kind = "known names"
         for type_, start, end in names.find_known(text, known_names, known_ids):
             if type_ == "name":
@@ -573,8 +626,8 @@ def scan_text(
             spans=spans,
             patient_contacts=segment.patient_contacts(spans),
             health_context=compiled.context_index["health"] in segment.found,
+            care_context=segment.care_context(spans),
             loose_names=segment.loose_names(spans),
-            care_context="care" in segment.context,
         )
     except DetectionError:
         raise  # ours: never carries text
