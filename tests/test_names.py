@@ -206,6 +206,9 @@ NOT_PATIENTS = {
         "Ask about an A1C test at your next appointment. Written by Karen Miller."
     ),
     "a hospital": "Grace Hospital opens a new wing for heart failure care.",
+    "something else ready for pickup": (
+        "Hello Dana Whitfield, the replacement badge you ordered is ready for pickup at security."
+    ),
     "a drug company": "Eli Lilly lowered the price of insulin for people with diabetes.",
     "an educator": "Jennifer Walsh, our diabetes educator, runs the Tuesday class.",
     "credentials after a comma": "Join Jennifer Walsh, RD, for a class on eating with diabetes.",
@@ -256,3 +259,35 @@ def test_name_data_comes_from_the_census_lists() -> None:
     assert {"NGUYEN", "OBRIEN", "PATIENT"} <= data.surnames
     assert {"HOPE", "WILL", "MAY", "KING"} <= data.words
     assert "AL" not in data.given  # too short to search for as a literal
+
+
+def test_a_lab_named_near_a_person_is_care() -> None:
+    text = "The INR for Gregory Hansen is in; please call him."
+    assert [t for t, _ in _types(text)] == ["name"]  # no value: no lab result ...
+    assert phi(text)  # ... but care for the person named next to it
+    assert not phi("Gregory Hansen is in; please call him.")
+
+
+def _types(text: str) -> list[tuple[str, str]]:
+    return [(s.type, text[s.start : s.end]) for s in find_spans(text, CONFIG)]
+
+
+def test_health_terms_by_form() -> None:
+    text = (
+        "Esophagitis, Scleroderma; a Pancreatectomy and a tympanoplasty; Omeprazole and "
+        "vismodegib; Thyroid Cancer, Liver Resection, Botox Injection; Potassium result"
+    )
+    assert _types(text) == [
+        ("diagnosis", "Esophagitis"),
+        ("diagnosis", "Scleroderma"),
+        ("procedure", "Pancreatectomy"),
+        ("procedure", "tympanoplasty"),
+        ("drug", "Omeprazole"),
+        ("drug", "vismodegib"),
+        ("diagnosis", "Thyroid Cancer"),
+        ("procedure", "Liver Resection"),
+        ("procedure", "Botox Injection"),
+        ("lab_result", "Potassium result"),
+    ]
+    everyday = "A diploma, empathy and April in Oklahoma; the SQL Injection fix; check your A1C"
+    assert _types(everyday) == []

@@ -230,6 +230,10 @@ CONTEXT_WORDS: dict[str, tuple[str, ...]] = {
         "side effects",
         "started on",
         "transferred from",
+        "no complications",
+        "post-op",
+        "postop",
+        "no-show for",
         "seen today",
         "been admitted",
         "was admitted",
@@ -429,8 +433,13 @@ SUFFIX_WORDS = frozenset(_SUFFIX_WORDS_TEXT.split())
 # and "Procedure" also name IT and building work).
 MEDICAL_HEADS: dict[str, tuple[str, ...]] = {
     "diagnosis": ("disease", "cancer", "syndrome", "disorder", "infarction", "carcinoma"),
-    "procedure": ("resection", "transplant", "therapy", "surgery", "ablation"),
+    "procedure": ("resection", "transplant", "therapy", "surgery", "ablation", "injection"),
 }
+# Words before a head noun that make it no medical term ("SQL Injection").
+HEAD_NOT_MEDICAL = frozenset(
+    {"sql", "code", "command", "script", "dependency", "fault", "fuel", "ldap", "header",
+     "html", "xml", "prompt", "retail", "market", "capital", "cash", "liquidity", "funds"}
+)  # fmt: skip
 
 
 def _head_pattern(heads: Sequence[str]) -> str:

@@ -357,7 +357,12 @@ class _Segment:
 
     def medical_word(self, type_: str, s: int, e: int) -> None:
         # A word with a medical ending ("Pancreatectomy"): see patterns.MEDICAL_SUFFIXES.
-        if self.at_word_edges(s, e) and self.text[s:e].lower() not in patterns.SUFFIX_WORDS:
+        words = self.text[s:e].lower().split()
+        if (
+            self.at_word_edges(s, e)
+            and words[-1] not in patterns.SUFFIX_WORDS
+            and words[0] not in patterns.HEAD_NOT_MEDICAL
+        ):
             self.add(s, e, type_)
 
     def lab(self, s: int, e: int) -> None:
