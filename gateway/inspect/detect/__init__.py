@@ -92,12 +92,13 @@ def detect(
     places: dict[str, Counter[str]] = {}
     evidence_counts: Counter[str] = Counter()  # content only: display names excluded
     patient_contacts = 0
-    health_context = False
+    health_context = care_context = False
+    loose: Counter[str] = Counter()  # place -> names that identify nobody in particular
     for segment in extraction.segments:
         if not segment.text:
             continue
         result = _scan_segment(segment, config, known_names, known_ids, backend)
-        if not result.spans and not result.health_context:
+        if not result.spans and not result.health_context and not result.care_context:
             continue
         found = Counter(span.type for span in result.spans)
         if found:
@@ -105,8 +106,11 @@ def detect(
             places.setdefault(segment.place.label, Counter()).update(found)
         if not (segment.place.kind == "header" and segment.place.index == 0):
             evidence_counts.update(found)
+            evidence_counts["name"] -= result.loose_names
+            loose[segment.place.label] += result.loose_names
             patient_contacts += result.patient_contacts
             health_context = health_context or result.health_context
+            care_context = care_context or result.care_context
     for payload in extraction.structured:
         types[payload.kind] += 1
         places.setdefault(payload.place.label, Counter())[payload.kind] += 1
@@ -117,6 +121,7 @@ def detect(
             patient_contacts=patient_contacts,
             health_context=health_context,
             structured=bool(extraction.structured),
+            care_context=care_context,
         ),
         config,
     )
@@ -125,8 +130,12 @@ def detect(
         # "PHI in the subject/attachment": something identifying a person there (an
         # SSN in a subject is sensitive even in an HR mail), or, in a PHI message,
         # any finding about a patient there (NPI and DEA numbers are providers').
+        # A name in free text far from anything medical counts only in a PHI message.
         return any(
-            not IDENTITY_TYPES.isdisjoint(counts) or (phi and not PROVIDER_TYPES.issuperset(counts))
+            not IDENTITY_TYPES.isdisjoint(
+                t for t, n in counts.items() if t != "name" or n > loose[label]
+            )
+            or (phi and not PROVIDER_TYPES.issuperset(counts))
             for label, counts in places.items()
             if label.startswith(label_kind)
         )

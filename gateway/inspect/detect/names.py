@@ -1,19 +1,22 @@
 """Person names: which words are not names, display names, names known from payloads.
 
-Names are found three ways: names that a clinical payload in the same message
+Names are found four ways: names that a clinical payload in the same message
 names (PID-5, Patient.name ...), names after a label or in a salutation (the
-patterns in `patterns.py`, checked here), and sender/recipient display names
-that look like a person rather than an organisation.
+patterns in `patterns.py`, checked here), names in free text that start with
+a known given name (`free_person`, with the census lists of `namedata`), and
+sender/recipient display names that look like a person rather than an
+organisation.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 
-from gateway.inspect.detect.patterns import lexicon
+from gateway.inspect.detect.namedata import NameData, ascii_key, name_data
+from gateway.inspect.detect.patterns import STREET_SUFFIXES, lexicon
 
 # Capitalised words that follow "Dear", "Hi", "Patient:" ... but are no name, and
 # organisation words that make a display name an organisation's.
@@ -48,6 +51,8 @@ NOT_NAMES = frozenset(_NOT_NAMES_TEXT.split())
 TITLE_WORDS = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof"})
 _CREDENTIALS_TEXT = (
     "md do rn np pa pa-c phd dds dmd pharmd lpn cna mba mph facp jr sr ii iii iv esq"
+    " rd rdn cde cdces lcsw lpc lmft psyd od dpm dnp aprn fnp fnp-c crna msn bsn dpt otr"
+    " slp rph cnm facs faap facc"
 )
 _CREDENTIALS = frozenset(_CREDENTIALS_TEXT.split())
 _WORD = re.compile(r"[^\W\d_][\w'’-]*\.?")
@@ -71,6 +76,9 @@ class Person:
     end: int
     words: tuple[str, ...]  # without initials
     comma: bool  # written "Family, Given"
+    # Two everyday words ("Bill Wood"): a name only with a health finding or care word
+    # near it (the caller checks: see scan._Segment.given).
+    needs_context: bool = False
 
 
 def person(
@@ -105,7 +113,10 @@ def person(
         if len(bare) == 1 and bare.isupper() and words:
             position = initial = m.end()  # part of the name if a word follows, or after
             continue  # "Family, Given I"
-        if not is_name_word(bare, allow_caps):
+        if not is_name_word(bare, allow_caps) and not (
+            # "John Q. Patient": after a middle initial, a surname that is also a word.
+            initial > 0 and bare[:1].isupper() and ascii_key(bare) in name_data().surnames
+        ):
             break
         words.append(bare)
         end = m.start() + len(bare)
@@ -217,3 +228,246 @@ def find_known(
 def _date_like(value: str) -> bool:
     # PID-7 and the like come along with the identifiers: 19800101 is a date, not an MRN.
     return len(value) == 8 and value.isdigit() and value[:2] in ("19", "20")
+
+
+# ---------------------------------------------------------------- names in free text
+# A job or role next to a name makes it a provider's or staff member's ("Dr. Jane Doe",
+# "referring physician Jane Doe", "Jane Doe, Practice Manager", "our dietitian Jane Doe").
+_ROLES_TEXT = """dr doctor prof professor physician physicians provider surgeon nurse np pa
+pharmacist therapist dentist attending clinician practitioner midwife rn md dietitian
+nutritionist manager coordinator director author chief editor president ceo founder specialist
+educator counselor counsellor assistant receptionist supervisor analyst lead officer
+administrator representative technician clerk scheduler secretary intern volunteer liaison
+navigator biller coder lpn cna pharmd phd dds dmd mph support staff team desk office department"""
+_ROLES = frozenset(_ROLES_TEXT.split())
+# A word right before a name that makes it no patient: a role, or "the John Muir Hospital",
+# "St. Jude", "written by Jane Doe".
+_BEFORE_NOT_PATIENT = _ROLES | {"the", "st", "saint", "by"}
+# After a name: ", Practice Manager", ", a nurse at ...", "\nBilling Supervisor".
+_ROLE_AFTER = re.compile(
+    r"(?:[ \t]*,[ \t]*|(?:[ \t]*\r?\n)+[ \t]*)((?:[A-Za-z-]+[ \t]+){0,2}[A-Za-z-]+)"
+)
+# A word right after a name that makes it a place, an organisation or a day
+# ("Rose Street", "Martin Luther King Jr. Day", "Grace Hospital", "Johnson & Johnson").
+_PLACES_TEXT = """day foundation hospital hospitals clinic clinics center centre medical health
+healthcare institute university college school memorial award awards fund library hall building
+pavilion wing group associates pharmacy inc llc ltd corp corporation company co bank trust
+insurance law partners elementary middle high academy church cathedral stadium arena airport
+museum theater theatre park county city hotel bridge tower plaza room auditorium lecture prize
+scholarship fellowship society club team national regional general community state federal
+international"""
+_AFTER_NOT_PERSON = frozenset(
+    ascii_key(w)
+    for w in (
+        *STREET_SUFFIXES.replace("?", "").split(),  # "Streets?" -> "Streets"
+        *(w[:-2] for w in STREET_SUFFIXES.split() if w.endswith("?")),  # -> "Street"
+        *_PLACES_TEXT.split(),
+    )
+)
+_CREDENTIAL_KEYS = frozenset(ascii_key(c) for c in _CREDENTIALS if c not in ("jr", "sr"))
+_SUFFIXES = frozenset({"JR", "SR", "II", "III", "IV"})
+_PARTICLES = frozenset(
+    ["de", "del", "della", "da", "di", "du", "van", "von", "der", "den", "la", "le"]
+)
+_SIGN_OFFS = (
+    "sincerely",
+    "regards",
+    "best",
+    "thanks",
+    "thank you",
+    "cheers",
+    "respectfully",
+    "yours",
+    "warmly",
+    "take care",
+    "best wishes",
+)
+_TOKEN = re.compile(r"[ \t]+([A-Za-z][A-Za-z'-]*)(\.?)")
+_BEFORE_WORD = re.compile(r"([A-Za-z]+)\.?[ \t,]*$")
+_APOSTROPHE_NAME = re.compile(r"[A-Za-z]'[A-Z][a-z]")  # O'Neill, Dell'Orto, D'Angelo
+_INITIAL = re.compile(r"[ \t][A-Z]\.?[ \t]")
+_FAMILY_FIRST = re.compile(r"([A-Z][A-Za-z'-]+)(?:,[ \t]*|\^)$")  # "Doe, Jane", HL7 "Doe^Jane"
+_LINE_LEAD = re.compile(r"[ \t]*(?:[-*>]|[0-9]{1,3}[.)])?[ \t]*$")
+
+
+def _style(word: str) -> str:
+    """ "upper" (SMITH), "title" (Smith, McDonald, O'Brien) or "" (smith, iPhone)."""
+    if len(word) > 1 and word.isupper():
+        return "upper"
+    if word[0].isupper() and any(c.islower() for c in word):
+        return "title"
+    return ""
+
+
+def _surname(word: str, data: NameData) -> bool:
+    """A known surname; each part of a hyphenated one ("Garcia-Lopez")."""
+    parts = [ascii_key(p) for p in word.split("-")]
+    return all(p in data.surnames for p in parts if p) and any(parts)
+
+
+def _signature_line(text: str, line_start: int) -> bool:
+    """Whether the line before `line_start` (blank lines aside) is a sign-off: the name
+    after "Sincerely," is the sender's."""
+    previous = text[max(0, line_start - 120) : line_start].rstrip()
+    last_line = previous.rsplit("\n", 1)[-1].strip().rstrip(",").lower()
+    return last_line.endswith(_SIGN_OFFS)
+
+
+def free_person(text: str, start: int, end: int, data: NameData) -> Person | None:
+    """A person named in free text, from a known given name at text[start:end] (the
+    engines' match, a whole word: see `scan._Segment.given`; `text` is the ASCII
+    rendering). "Given [M.] Family", "Family, Given
+    [M.]" (either in capitals), or a given name alone at a line's start before ":" or
+    ", you...". None for providers ("Dr. Jane Doe", "Jane Doe, MD", a name after
+    "Sincerely,"), places and organisations ("Rose Street", "Grace Hospital"), and
+    names that are also words ("Will", "Hope") without a known surname."""
+    # Cheap shape test first: most capitalised words that are given names ("Will",
+    # "Page") are followed by a lower-case word. Next: a capital (or "de", "van"), or
+    # "," / ":" (a given name alone), or a family name and comma before it.
+    after = text[end : end + 2]
+    if not (
+        (len(after) == 2 and after[0] in " \t" and (after[1].isupper() or after[1] in "dlv"))
+        or after[:1] in (",", ":")
+        or text[max(0, start - 2) : start].lstrip(" \t").startswith(",")
+        or text[max(0, start - 1) : start] in (",", "^")
+    ):
+        return None
+    given = text[start:end]
+    style = _style(given)
+    line_start = text.rfind("\n", 0, start) + 1
+    near = max(line_start, start - 60)  # the regexes below read back at most this far
+    before = text[near:start]
+    word_before = _BEFORE_WORD.search(before)
+    if word_before is not None:
+        previous = word_before.group(1)
+        if previous.lower() in _BEFORE_NOT_PATIENT:
+            return None
+        if (
+            ascii_key(previous) in data.given
+            and _style(previous) == style
+            and before.endswith((previous + " ", previous + "\t"))
+        ):
+            return None  # "Martin Luther King": the name began at "Martin"
+    if text[max(0, start - 3) : start].strip() == "&":
+        return None
+    ambiguous = ascii_key(given) in data.words
+    line_lead = _LINE_LEAD.fullmatch(text, line_start, start) is not None
+    found = _family_after(text, start, end, style, data, line_lead and not ambiguous)
+    if found is None:
+        found = _family_before(text, before, near, start, end, style, data)
+    if found is None and not ambiguous and line_lead:
+        after = text[end : end + 6]
+        if after.startswith(":") or re.match(r", [a-z]", after):
+            found = Person(start, end, (given,), False)
+    if found is None or _not_a_patient(text, found, line_start):
+        return None
+    if " ".join(map(ascii_key, found.words[:2])) in data.not_people:
+        return None  # "Eli Lilly", "Morgan Stanley"
+    if ambiguous:
+        # "Rose Street", "May King": two everyday words. A name when a middle initial
+        # or a line's start before ":" or "," says so ("Bill K. Green", "Grace King:
+        # your refill ..."); else only next to health information ("Bill Wood was
+        # started on ...").
+        addressed = (line_lead and text[found.end : found.end + 1] in (":", ",")) or (
+            _INITIAL.search(text, start, found.end) is not None
+        )
+        others = [ascii_key(w) for w in found.words if w != given]
+        if not addressed and any(w in _AFTER_NOT_PERSON for w in others):
+            return None
+        if not addressed and any(w in data.words for w in others):
+            return replace(found, needs_context=True)
+    return found
+
+
+def _family_after(
+    text: str, start: int, end: int, style: str, data: NameData, unknown_ok: bool
+) -> Person | None:
+    """ "Given [M.] [Middle] Family"; `unknown_ok`: the surname may be one the census lacks
+    (the name starts a line)."""
+    words = [text[start:end]]
+    position = name_end = end
+    family_end = -1
+    particles = initial = False
+    for m in _TOKEN.finditer(text, end, min(len(text), end + 60)):
+        if m.start() != position:
+            break
+        word, dot = m.group(1), m.group(2)
+        position = m.end()
+        if word.endswith(("'s", "'S")):
+            word, dot = word[:-2], "."  # "Jane Walsh's results": the name ends there
+        if len(word) == 1 and word.isupper() and len(words) == 1:
+            initial = True
+            continue  # a middle initial
+        if word in _PARTICLES or (word in ("St", "Ste") and dot):
+            particles = True
+            continue  # "de la Cruz", "St. John"
+        if _style(word) != style or word.lower() in NOT_NAMES:
+            break
+        if ascii_key(word) in _SUFFIXES and family_end > 0:
+            name_end = m.start(1) + len(word)
+            break
+        if _surname(word, data):
+            family_end = name_end = m.start(1) + len(word)
+        elif particles or ascii_key(word) in data.given:
+            pass  # a middle name, or a surname after "de la"
+        elif len(words) == 1 and _unknown_family(text, word, m.end(1), data, unknown_ok, initial):
+            family_end = name_end = m.end(1)  # "Priya Raghunathan: ...", "Mark L. Dell'Orto"
+        else:
+            break
+        words.append(word)
+        if dot or len(words) == 3:
+            break
+    if family_end < 0:
+        return None
+    return Person(start, name_end, tuple(words), False)
+
+
+def _unknown_family(
+    text: str, word: str, end: int, data: NameData, line_lead: bool, initial: bool
+) -> bool:
+    """A surname the census lists lack, trusted where the shape says "name": after a
+    middle initial ("Mark L. Dell'Orto"), with an apostrophe before a capital
+    ("Dell'Orto"), or at a line's start right before ":" or "," or the line's end;
+    never an everyday word."""
+    key = ascii_key(word)
+    if len(key) < 4 or key in data.words or key in _AFTER_NOT_PERSON:
+        return False
+    if initial or _APOSTROPHE_NAME.search(word):
+        return True
+    return line_lead and text[end : end + 1] in (":", ",", "\n", "\r", "")
+
+
+def _family_before(
+    text: str, before: str, offset: int, start: int, end: int, style: str, data: NameData
+) -> Person | None:
+    m = _FAMILY_FIRST.search(before)
+    if m is None:
+        return None
+    family = m.group(1)
+    if _style(family) != style or family.lower() in NOT_NAMES or not _surname(family, data):
+        return None
+    initial = re.match(r" [A-Z]\.?(?![A-Za-z])", text[end : end + 3])
+    name_end = end + (len(initial.group()) if initial else 0)
+    return Person(offset + m.start(1), name_end, (family, text[start:end]), True)
+
+
+def _not_a_patient(text: str, found: Person, line_start: int) -> bool:
+    """A provider ("Jane Doe, MD"), a place or organisation ("Rose Street", "King Jr. Day",
+    "Jane Doe & Co"), or a signature after a sign-off."""
+    tail = text[found.end : found.end + 60]
+    role = _ROLE_AFTER.match(tail)
+    if role is not None and not _ROLES.isdisjoint(role.group(1).lower().split()):
+        # A job title after the name, or on the next line when the name is the whole of
+        # its line: a signature or a staff list.
+        whole_line = text[line_start : found.start].strip() == ""
+        if "," in role.group(0) or whole_line:
+            return True
+    after = re.match(r"\.?[ \t]*,?[ \t]*(?:(?:Jr|Sr|II|III|IV)\.?,?[ \t]*)?([A-Za-z&]+)", tail)
+    if after is not None:
+        following = after.group(1)
+        key = ascii_key(following)
+        if following == "&" or (
+            _style(following) and (key in _CREDENTIAL_KEYS or key in _AFTER_NOT_PERSON)
+        ):
+            return True
+    return text[line_start : found.start].strip() == "" and _signature_line(text, line_start)

@@ -176,6 +176,70 @@ CONTEXT_WORDS: dict[str, tuple[str, ...]] = {
         "lives at",
         "resides at",
     ),
+    # Care for a person: a name near one of these is a patient's ("Robert King: your
+    # prescription is ready"); with a patient's name anywhere, they make PHI. Not
+    # "ready for pickup" alone: laptops are ready for pickup too.
+    "care": (
+        "appointment",
+        "appt",
+        "your visit",
+        "office visit",
+        "follow-up visit",
+        "follow up visit",
+        "check-up",
+        "checkup",
+        "prescription",
+        "refill",
+        "refills",
+        "your results",
+        "his results",
+        "her results",
+        "their results",
+        "results for",
+        "test results",
+        "lab results",
+        "results are back",
+        "results came back",
+        "your test",
+        "in the chart",
+        "lab work",
+        "labwork",
+        "blood work",
+        "bloodwork",
+        "flu shot",
+        "vaccination",
+        "immunization",
+        "your medication",
+        "his medication",
+        "her medication",
+        "your procedure",
+        "your surgery",
+        "your doctor",
+        "your provider",
+        "your physician",
+        "your care team",
+        "was seen",
+        "seen on",
+        "seen for",
+        "we saw",
+        "f/u",
+        "follow-up with",
+        "follow up with",
+        "booked with",
+        "has reviewed",
+        "side effects",
+        "started on",
+        "transferred from",
+        "no complications",
+        "post-op",
+        "postop",
+        "no-show for",
+        "seen today",
+        "been admitted",
+        "was admitted",
+        "was discharged",
+        "referred",
+    ),
     # Health context: with these, a direct identifier (SSN, MRN, MBI, member id) is PHI.
     "health": (
         "patient",
@@ -260,7 +324,7 @@ _LETTER_MBI = "[AC-HJKMNP-RT-Y]"  # A-Z without S, L, O, I, B, Z
 _ALNUM_MBI = "[0-9AC-HJKMNP-RT-Y]"
 # USPS street suffixes (Publication 28, appendix C1): the common abbreviations
 # and every primary name, so "Angela Junctions" and "Harvey Spring" are streets.
-_STREET_SUFFIXES = (
+STREET_SUFFIXES = (
     "St Ave Av Rd Blvd Ln Dr Ct Pl Ter Cir Pkwy Hwy Sq Trl Expy Fwy Jct Mt Pt Rte Tpke Xing"
     " Alley Annex Arcade Avenue Bayou Beach Bend Bluffs? Bottom Boulevard Branch Bridge"
     " Brooks? Burgs? Bypass Camp Canyon Cape Causeway Centers? Circles? Cliffs? Club Commons?"
@@ -276,7 +340,7 @@ _STREET_SUFFIXES = (
     " Trailer Tunnel Turnpike Underpass Unions? Valleys? Viaduct Views? Villages? Ville Vista"
     " Walks? Wall Ways? Wells?"
 )
-_STREET_SUFFIX = "(?:" + "|".join(_STREET_SUFFIXES.split()) + ")"
+_STREET_SUFFIX = "(?:" + "|".join(STREET_SUFFIXES.split()) + ")"
 _STREET_WORD = "(?:[A-Z][a-z]{1,24}|[0-9]{1,3}(?:st|nd|rd|th))"
 _DIRECTION = r"(?:[NSEW]\.?|North|South|East|West|[NS][EW]\.?)"
 _UNIT = (
@@ -337,6 +401,60 @@ FIXED: tuple[PatternDef, ...] = (
 )
 
 
+# Terms not in the lists, known by their endings: the stems of surgical and
+# diagnostic terms and of the USAN/INN drug names ("Pancreatectomy", "Esophagitis",
+# "Vismodegib"). At least three letters before the ending; everyday words with the
+# same endings ("diploma", "empathy", "April") are in `SUFFIX_WORDS`.
+MEDICAL_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "procedure": (
+        "ectomy", "ectomies", "otomy", "ostomy", "plasty", "scopy", "centesis", "tripsy",
+        "rrhaphy", "pexy",
+    ),
+    "diagnosis": (
+        "itis", "osis", "emia", "aemia", "oma", "omas", "pathy", "algia", "plegia", "penia",
+        "uria", "rrhea", "rrhoea", "ectasis", "megaly", "sclerosis", "trophy",
+    ),
+    "drug": (
+        "mycin", "cillin", "prazole", "statin", "pril", "sartan", "olol", "dipine", "mab",
+        "tinib", "degib", "ciclib", "vir", "azole", "cycline", "floxacin", "gliptin",
+        "gliflozin", "glutide", "parin", "oxetine", "azepam", "zolam", "afil", "triptan",
+        "lukast", "tidine", "dronate", "semide", "thiazide", "profen", "caine", "setron",
+        "tropium", "terol", "sonide", "olone", "asone", "lamide",
+    ),
+}  # fmt: skip
+_SUFFIX_WORDS_TEXT = """diploma aroma oklahoma tacoma sonoma paloma academia bohemia empathy
+sympathy telepathy nostalgia dichotomy hypnosis osmosis symbiosis apotheosis metamorphosis
+diagnosis prognosis manchuria liguria"""
+SUFFIX_WORDS = frozenset(_SUFFIX_WORDS_TEXT.split())
+
+
+# "Thyroid Cancer", "Liver Resection", "CAR T-Cell Therapy": a word and a medical head
+# noun. Only heads that name nothing outside medicine ("Failure", "Injection", "Repair"
+# and "Procedure" also name IT and building work).
+MEDICAL_HEADS: dict[str, tuple[str, ...]] = {
+    "diagnosis": ("disease", "cancer", "syndrome", "disorder", "infarction", "carcinoma"),
+    "procedure": ("resection", "transplant", "therapy", "surgery", "ablation", "injection"),
+}
+# Words before a head noun that make it no medical term ("SQL Injection").
+HEAD_NOT_MEDICAL = frozenset(
+    {"sql", "code", "command", "script", "dependency", "fault", "fuel", "ldap", "header",
+     "html", "xml", "prompt", "retail", "market", "capital", "cash", "liquidity", "funds"}
+)  # fmt: skip
+
+
+def _head_pattern(heads: Sequence[str]) -> str:
+    # Either case of the head's first letter ("Thyroid Cancer", "thyroid cancer").
+    body = "|".join(f"[{h[0].upper()}{h[0]}]{h[1:]}" for h in heads)
+    return rf"[A-Za-z'-]{{3,}}[ \t]+(?:{body})"
+
+
+def _suffix_pattern(endings: Sequence[str]) -> str:
+    # Lower-case endings ("Omeprazole", "omeprazole"; not "OMEPRAZOLE"): spelling out
+    # both cases doubles the compile time. Word edges: checked by the handler.
+    body = "|".join(sorted(set(endings), key=len, reverse=True))
+    return rf"[A-Za-z]{{3,}}(?:{body})"
+
+
 def _label_pattern(labels: Sequence[str]) -> PatternDef:
     # "MRN: 123", "Member ID # A123", "Acct No. 12-34", "MRN-1234"; the value
     # starts on a word boundary so "MRN12345" is left to the organisation pattern.
@@ -348,14 +466,33 @@ def _label_pattern(labels: Sequence[str]) -> PatternDef:
     return PatternDef("", regex, "lookback", 64)
 
 
-def build(config: InspectionConfig) -> list[PatternDef]:
-    """All patterns for one configuration: fixed ones, lexicons, context classes and
-    the organisation's identifier patterns (kind "ident:N" = config.identifiers[N])."""
+def given_name_patterns(given: Iterable[str], in_capitals: Iterable[str]) -> list[PatternDef]:
+    """Given names in free text ("JAMES" -> "James"; those `in_capitals` also "JAMES"):
+    plain literals, the one shape Hyperscan compiles fast for thousands of words (with
+    word edges it takes minutes); `names.free_person` checks the edges and reads the
+    rest of the name."""
+    title = [PatternDef("given", name.capitalize()) for name in sorted(given)]
+    return title + [PatternDef("given", name) for name in sorted(in_capitals)]
+
+
+def build(
+    config: InspectionConfig, given: Iterable[str] = (), given_in_capitals: Iterable[str] = ()
+) -> list[PatternDef]:
+    """All patterns for one configuration: fixed ones, lexicons, given names, context
+    classes and the organisation's identifier patterns (kind "ident:N" =
+    config.identifiers[N])."""
     defs = list(FIXED)
+    defs += given_name_patterns(given, given_in_capitals)
     defs += lexicon_patterns("diagnosis", lexicon("diagnoses"))
     defs += lexicon_patterns("drug", lexicon("drugs"))
     defs += lexicon_patterns("procedure", lexicon("procedures"))
     defs += lexicon_patterns("lab", lexicon("labs"))  # a lab result when a number follows
+    for type_, endings in MEDICAL_SUFFIXES.items():
+        # No start tracking: the handler finds the word's start (a pattern with a
+        # letter run before the ending is slow to track).
+        defs.append(PatternDef(f"suffix:{type_}", _suffix_pattern(endings), "lookback", 0))
+    for type_, heads in MEDICAL_HEADS.items():
+        defs.append(PatternDef(f"suffix:{type_}", _head_pattern(heads), "lookback", 40))
     for kind, labels in ID_LABELS.items():
         defs.append(replace(_label_pattern(labels), kind=f"label:{kind}"))
     for cls, words in CONTEXT_WORDS.items():

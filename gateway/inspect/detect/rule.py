@@ -47,6 +47,9 @@ class Evidence:
     patient_contacts: int = 0  # phone/fax/e-mail/address in a patient context
     health_context: bool = False  # a health context word: patient, clinic, claim ...
     structured: bool = False  # an HL7 v2, FHIR or C-CDA payload
+    # A care word (appointment, visit, refill, prescription, your results, your
+    # doctor ...): with a patient's name, the message says the person is a patient.
+    care_context: bool = False
 
     @property
     def identity(self) -> int:
@@ -73,7 +76,14 @@ def is_phi(evidence: Evidence, config: InspectionConfig) -> bool:
        lab result, procedure, service date);
     3. a direct identifier (SSN, MRN, MBI, member id, date of birth) on its own;
        with `direct_identifiers_need_health_terms`, only with a health finding
-       or a health context word (patient, clinic, claim ...).
+       or a health context word (patient, clinic, claim ...);
+    4. a patient's name and a care word (appointment, visit, prescription, refill,
+       lab work, your results, your doctor ...), which counts as one more
+       health finding towards `min_health_terms`: a reminder to a named person
+       discloses that they are a patient. `counts["name"]` holds only names
+       that identify a patient: labelled, in a salutation, a payload's, or in free
+       text near a health finding or care word; a provider's name ("Dr. Patel",
+       "Jane Doe, MD", a signature) is no finding at all.
 
     Examples (default settings):
 
@@ -82,12 +92,19 @@ def is_phi(evidence: Evidence, config: InspectionConfig) -> bool:
     - "MRN: 12345678, please call" -> direct identifier: PHI (3).
     - "Diabetes awareness month: 1 in 10 adults ..." -> health, no person: not PHI.
     - "Lunch with Jane Doe moved to Friday" -> a person, no health: not PHI.
+    - "Robert King: your prescription is ready for pickup." -> a name and a care
+      word: PHI (4).
+    - "The team lunch is on Friday with Dr. Patel" -> a provider only: not PHI.
     - "Dr. Lee, NPI 1234567893, (555) 234-5678" -> provider data: not PHI.
     Unscannable parts do not make PHI here: the policy tests them on their own.
     """
     if evidence.structured:
         return True
     if evidence.identity and evidence.health >= config.min_health_terms:
+        return True
+    if evidence.counts.get("name", 0) and evidence.health + evidence.care_context >= (
+        config.min_health_terms
+    ):
         return True
     if evidence.direct:
         if not config.direct_identifiers_need_health_terms:

@@ -27,6 +27,8 @@ from gateway.inspect.detect.matcher import (
     build_engine,
     default_backend,
 )
+from gateway.inspect.detect.namedata import name_data
+from gateway.inspect.detect.rule import HEALTH_TYPES
 
 
 class Span(NamedTuple):
@@ -68,17 +70,24 @@ _PRIORITY = {
 CONTACT_TYPES = frozenset({"phone", "fax", "email", "street_address"})
 _DIGITS_AND_SEPARATORS = frozenset("0123456789/.-")
 _WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_IN_NAME_AFTER = _WORD | frozenset(b"'")  # "Ann" in "Annual", "Ann's"
+_IN_NAME_BEFORE = _IN_NAME_AFTER | frozenset(b"-")  # "Ann" in "Mary-Ann"
 _GREETING_ENDS = (*patterns.GREETINGS, "attn:", "attention:", "to:")
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
 # After a lab name: a few linking words, then the value. Python's re, run only at the
 # end of a lab name the engine found, so both engines still give the same spans.
 _LAB_VALUE = re.compile(
-    r"(?:[ \t]*(?::|=|-|\([A-Za-z ]{1,20}\)|(?:levels?|results?|values?|was|were|is|are|of|at"
+    r"(?:[ \t]*(?::|=|-|\||,|\([A-Za-z ]{1,20}\)|(?:levels?|results?|values?|was|were|is|are|of|at"
     r"|reading|measured|came back|returned|today|now)\b)){0,4}[ \t]*(?:[<>]=?)?[ \t]*"
     r"[0-9]{1,5}(?:\.[0-9]{1,3})?(?![0-9])",
     re.IGNORECASE,
 )
 
+_LAB_OUTCOME = re.compile(
+    r"[ \t]+(?:results?|pending|(?:is|are|was|were) (?:due|back|abnormal|normal|high|low)"
+    r"|came back)\b",
+    re.IGNORECASE,
+)
 
 # A candidate: (start, -end, rank, type); sorted, the leftmost, longest, best-ranked
 # (lower: nearer context, then type priority) comes first.
@@ -94,6 +103,10 @@ class SegmentScan:
     # patient context word before them, or a name next to them).
     patient_contacts: int = 0
     health_context: bool = False  # a health context word ("patient", "claim" ...)
+    # Names in free text with no health finding or care word near them: findings,
+    # but they do not identify a patient for the PHI rule (counted among `spans`).
+    loose_names: int = 0
+    care_context: bool = False  # a care word: appointment, refill, your results ...
 
 
 @dataclass(frozen=True)
@@ -123,6 +136,8 @@ def _plans(defs: Sequence[patterns.PatternDef], config: InspectionConfig) -> lis
             plans.append(None)
         elif kind.startswith("label:"):
             plans.append(Plan(_labelled(kind[6:])))
+        elif kind.startswith("suffix:"):
+            plans.append(Plan(_medical_word(kind[7:])))
         elif kind.startswith("ident:"):
             ident = config.identifiers[int(kind[6:])]
             cls = kind if ident.context else None
@@ -147,7 +162,8 @@ def compiled_for(config: InspectionConfig, backend: Backend | None = None) -> Co
     with _lock:
         result = _cache.get(key)
         if result is None:
-            defs = patterns.build(config)
+            data = name_data()
+            defs = patterns.build(config, data.given, data.given_us)
             result = Compiled(
                 engine=build_engine(
                     [Pattern(d.regex, d.start_by, d.length) for d in defs], backend
@@ -225,6 +241,10 @@ class _Segment:
         self.window = window
         self.found = found
         self.candidates: list[Candidate] = []
+        self.strong_names: list[tuple[int, int]] = []  # labels, salutations, payloads
+        self.pending_names: list[tuple[int, int]] = []  # see add_pending_names
+        self.lab_mentions: list[int] = []  # lab test names without a value
+        self._ascii = ""
         # Context class -> (starts, ends) of its hits ("health": presence only).
         self.context: dict[str, tuple[list[int], list[int]]] = {}
         for cls, index in compiled.context_index.items():
@@ -335,12 +355,26 @@ class _Segment:
         if self.at_word_edges(s, e):
             self.add(s, e, "procedure")
 
+    def medical_word(self, type_: str, s: int, e: int) -> None:
+        # A word with a medical ending ("Pancreatectomy"): see patterns.MEDICAL_SUFFIXES.
+        words = self.text[s:e].lower().split()
+        if (
+            self.at_word_edges(s, e)
+            and words[-1] not in patterns.SUFFIX_WORDS
+            and words[0] not in patterns.HEAD_NOT_MEDICAL
+        ):
+            self.add(s, e, type_)
+
     def lab(self, s: int, e: int) -> None:
-        # A lab name is a result only with a value: "HbA1c 7.2", "LDL was 130".
+        # A lab name is a result only with a value ("HbA1c 7.2", "LDL was 130") or a
+        # word that makes it one ("potassium result", "INR pending"): "we will check
+        # your A1C" is no result.
         if self.at_word_edges(s, e):
-            tail = _LAB_VALUE.match(self.text, e)
+            tail = _LAB_VALUE.match(self.text, e) or _LAB_OUTCOME.match(self.text, e)
             if tail is not None:
                 self.add(s, tail.end(), "lab_result")
+            else:  # "the INR for Jane Doe": care for her, if a name is near (see care_near)
+                self.lab_mentions.append(s)
 
     def labelled_id(self, type_: str, s: int, e: int) -> None:
         # The match ends at the value's first character; the value runs on from there.
@@ -363,7 +397,57 @@ class _Segment:
 
     def add_person(self, found: names.Person | None) -> None:
         if found is not None:
-            self.add(found.start, found.end, "name")
+            self.add_name(found.start, found.end)
+
+    def add_name(self, start: int, end: int) -> None:
+        """A name that counts for the PHI rule wherever it is (a label, a salutation,
+        a payload's patient)."""
+        self.strong_names.append((start, end))
+        self.add(start, end, "name")
+
+    def given(self, s: int, e: int) -> None:
+        # Given names are plain literals (see patterns.given_name_patterns): "Ann" also
+        # matches in "Annual". Most matches are such; drop them before any other work.
+        data = self.data
+        if (s and data[s - 1] in _IN_NAME_BEFORE) or (e < len(data) and data[e] in _IN_NAME_AFTER):
+            return
+        if not self._ascii:
+            self._ascii = self.data.decode("ascii")
+        found = names.free_person(self._ascii, s, e, name_data())
+        if found is not None:
+            if found.needs_context:
+                self.pending_names.append((found.start, found.end))
+            else:
+                self.add(found.start, found.end, "name")
+
+    def add_pending_names(self) -> None:
+        """Names of two everyday words ("Bill Wood") count only with a health finding
+        or care word within `window` characters; run after every other handler."""
+        if not self.pending_names:
+            return
+        health = [(c[0], -c[1]) for c in self.candidates if c[3] in HEALTH_TYPES]
+        for start, end in self.pending_names:
+            low, high = start - self.window, end + self.window
+            if any(s <= high and e >= low for s, e in health) or self.care_near(start, end):
+                self.add(start, end, "name")
+
+    def care_near(self, start: int, end: int) -> bool:
+        """A care word within `window` characters of text[start:end], or a lab test
+        named within twice that ("We received the INR for Jane Doe")."""
+        care = self.context.get("care", ([], []))[0]
+        i = bisect_left(care, start - self.window)
+        if i < len(care) and care[i] <= end + self.window:
+            return True
+        labs = self.lab_mentions  # sorted after all handlers ran (scan_text)
+        j = bisect_left(labs, start - 2 * self.window)
+        return j < len(labs) and labs[j] <= end + 2 * self.window
+
+    def care_context(self, spans: list[Span]) -> bool:
+        """A care word anywhere, or a lab test named near a name."""
+        return "care" in self.context or (
+            bool(self.lab_mentions)
+            and any(s.type == "name" and self.care_near(s.start, s.end) for s in spans)
+        )
 
     def name_label(self, s: int, e: int) -> None:
         self.add_person(names.person(self.text, e - 1, min_words=2, allow_caps=True))
@@ -423,6 +507,26 @@ class _Segment:
                 spans.append(Span(type_, start, last_end))
         return spans
 
+    def loose_names(self, spans: list[Span]) -> int:
+        """Names found only in free text with no health finding and no care word within
+        `window` characters before or after them: they identify somebody, not
+        necessarily a patient (a newsletter's author, a colleague)."""
+        health = [s for s in spans if s.type in HEALTH_TYPES]
+        ends = [s.end for s in health]
+        window = self.window
+        count = 0
+        for span in spans:
+            if span.type != "name" or any(
+                s < span.end and span.start < e for s, e in self.strong_names
+            ):
+                continue
+            low, high = span.start - window, span.end + window
+            i = bisect_left(ends, low)
+            near_health = i < len(health) and health[i].start <= high
+            if not (near_health or self.care_near(span.start, span.end)):
+                count += 1
+        return count
+
     def patient_contacts(self, spans: list[Span]) -> int:
         # `spans` do not overlap and are sorted, so name starts and ends both
         # ascend: the last name starting before a contact's window end has the
@@ -442,6 +546,10 @@ class _Segment:
 
 def _labelled(type_: str) -> Handler:
     return lambda segment, s, e: segment.labelled_id(type_, s, e)
+
+
+def _medical_word(type_: str) -> Handler:
+    return lambda segment, s, e: segment.medical_word(type_, s, e)
 
 
 def _identifier(type_: str, context: str | None) -> Handler:
@@ -479,6 +587,7 @@ _HANDLERS: dict[str, Handler] = {
         "name_pt",
         "name_title",
         "name_greeting",
+        "given",
     )
 }
 
@@ -508,15 +617,22 @@ def scan_text(
             segment = _Segment(text, compiled, config.context_window, found, data)
             kind = "validators"
             segment.run()
+            segment.lab_mentions.sort()
+            segment.add_pending_names()
         kind = "known names"
         for type_, start, end in names.find_known(text, known_names, known_ids):
-            segment.add(start, end, type_)
+            if type_ == "name":
+                segment.add_name(start, end)
+            else:
+                segment.add(start, end, type_)
         kind = "resolve"
         spans = segment.resolve()
         return SegmentScan(
             spans=spans,
             patient_contacts=segment.patient_contacts(spans),
             health_context=compiled.context_index["health"] in segment.found,
+            care_context=segment.care_context(spans),
+            loose_names=segment.loose_names(spans),
         )
     except DetectionError:
         raise  # ours: never carries text

@@ -1,0 +1,79 @@
+"""Name data for finding people in free text: given names, surnames, words that are both.
+
+Given names and surnames come from the US Census Bureau's 1990 frequency lists
+as shipped by the PyPI package `names` (MIT; `dist.male.first`,
+`dist.female.first`, `dist.all.last`: name, frequency %, cumulative %, rank),
+read with importlib.resources once per process. The given names are merged
+with `data/first_names.txt` (Faker's Latin-script first names of several
+locales), which adds names the 1990 census lists lack (Priya, Aarav, Zoë).
+`data/name_words.txt` lists names that are also everyday words (Hope, Will,
+May, King): they need more evidence than a bare capital letter.
+`data/not_people.txt` lists companies and public figures whose names read as
+a given name and a surname (Eli Lilly, Morgan Stanley).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from gateway.inspect.detect.patterns import lexicon
+
+# Surnames down to this census rank (of 88,799). Past it the list is one-in-ten-million
+# names, several of them words ("Patient" is rank 69,269); a surname is only ever
+# looked up after a known given name, or before one in "Family, Given" order.
+SURNAME_RANK_LIMIT = 88_799
+# Given names down to this rank of each census list (1,219 male, 4,275 female): all.
+GIVEN_RANK_LIMIT = 4_275
+# Given names shorter than this are left to labels and salutations: "Al", "Ed", "Jo"
+# start too many words ("Also", "Education") to be searched for as literals.
+MIN_GIVEN_LENGTH = 3
+
+
+@dataclass(frozen=True)
+class NameData:
+    given: frozenset[str]  # upper case, ASCII letters only
+    given_us: frozenset[str]  # the census ones: also searched for in capitals (SMITH, JOHN)
+    surnames: frozenset[str]  # upper case, ASCII letters only (O'BRIEN is OBRIEN)
+    words: frozenset[str]  # upper case: names that are also everyday words
+    # "GIVEN FAMILY" keys of companies and public figures that look like a person.
+    not_people: frozenset[str]
+
+
+def ascii_key(word: str) -> str:
+    """The lookup key of a name word: ASCII letters, upper case ("O'Brien" -> "OBRIEN",
+    "Zoë" -> "ZOE")."""
+    folded = unicodedata.normalize("NFKD", word)
+    return "".join(c for c in folded if c.isascii() and c.isalpha()).upper()
+
+
+def _census(filename: str, rank_limit: int) -> list[str]:
+    text = resources.files("names").joinpath(filename).read_text(encoding="ascii")
+    out = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 4 and int(fields[3]) <= rank_limit:
+            out.append(fields[0])
+    return out
+
+
+@cache
+def name_data() -> NameData:
+    census = {
+        n
+        for filename in ("dist.male.first", "dist.female.first")
+        for n in _census(filename, GIVEN_RANK_LIMIT)
+        if len(n) >= MIN_GIVEN_LENGTH
+    }
+    given = {k for k in map(ascii_key, lexicon("first_names")) if len(k) >= MIN_GIVEN_LENGTH}
+    return NameData(
+        given=frozenset(given | census),
+        given_us=frozenset(census),
+        surnames=frozenset(_census("dist.all.last", SURNAME_RANK_LIMIT)),
+        words=frozenset(map(ascii_key, lexicon("name_words"))),
+        not_people=frozenset(
+            " ".join(map(ascii_key, line.split())) for line in lexicon("not_people")
+        ),
+    )

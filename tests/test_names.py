@@ -1,0 +1,294 @@
+"""People named without a label (gateway.inspect.detect: names.free_person and the
+census name data), and the PHI rule for patient-directed mail: a patient's name with
+an appointment, a refill, a result or a health fact is PHI; providers, staff, public
+figures, streets and companies are not patients."""
+
+from __future__ import annotations
+
+import base64
+import platform
+from collections.abc import Iterator
+
+import pytest
+from documents import docx_with_text, pdf_with_text
+
+from gateway.config import InspectionConfig
+from gateway.inspect import Inspector
+from gateway.inspect.content import Extraction, Place, Segment
+from gateway.inspect.detect import Backend, Evidence, detect, find_spans, is_phi, matcher
+from gateway.inspect.detect.namedata import name_data
+from gateway.mail.message import parse
+
+CONFIG = InspectionConfig()
+# Hyperscan is a dependency wherever its wheels exist (as in test_detectors.py).
+HAS_HYPERSCAN = platform.machine() == "x86_64" or matcher.hyperscan is not None
+BACKENDS: list[Backend] = ["re2", "hyperscan"] if HAS_HYPERSCAN else ["re2"]
+
+
+def names(text: str) -> list[str]:
+    return [text[s.start : s.end] for s in find_spans(text, CONFIG) if s.type == "name"]
+
+
+def body(text: str, subject: str = "") -> Extraction:
+    segments = [Segment(Place("subject"), subject), Segment(Place("body", 0), text)]
+    return Extraction(segments=segments)
+
+
+def phi(text: str) -> bool:
+    return detect(body(text), CONFIG).phi
+
+
+# ---------------------------------------------------------------- the issue's table
+
+ISSUE_TABLE = [
+    "We saw Jennifer Walsh today; her HIV viral load is undetectable.",
+    "Robert King: your prescription for metformin is ready for pickup.",
+    "Patient: John Q. Patient\nDiagnosis: type 2 diabetes",
+    "Hi Maria Lopez, your colonoscopy is scheduled for March 3 at 9am with Dr. Patel.",
+    "Dear Mr. Nguyen, your biopsy results are back.",
+]
+
+
+@pytest.mark.parametrize("text", ISSUE_TABLE)
+def test_issue_table_is_phi(text: str) -> None:
+    assert phi(text)
+
+
+def test_issue_table_names() -> None:
+    assert [names(t) for t in ISSUE_TABLE] == [
+        ["Jennifer Walsh"],
+        ["Robert King"],  # "King" is also a word: the given name vouches for it
+        ["John Q. Patient"],  # a surname that is a word, after a middle initial
+        ["Maria Lopez"],
+        ["Nguyen"],
+    ]
+
+
+# ---------------------------------------------------------------- positions
+
+POSITIONS = {
+    "line start before a colon": (
+        "Update for the front desk\nTeresa Okafor: her lisinopril refill was sent.",
+        ["Teresa Okafor"],
+    ),
+    "line start before a comma": (
+        "Gregory Hansen, your physical therapy visit moved to 2 pm.",
+        ["Gregory Hansen"],
+    ),
+    "inside a sentence": (
+        "Yesterday the scan for Dolores Fitzgerald showed a small kidney stone.",
+        ["Dolores Fitzgerald"],
+    ),
+    "greeting with hi": ("Hi Marcus Webb,\nyour sleep study is booked.", ["Marcus Webb"]),
+    "greeting with hello, one word": ("Hello Tom\nThe refill you asked for is in.", ["Tom"]),
+    "a list": (
+        "Today's callbacks:\n- Linda Castillo - A1C 8.4\n- Peter Novak - INR 3.1\n",
+        ["Linda Castillo", "Peter Novak"],
+    ),
+    "a table": (
+        "name\tvisit\ttest\nOkafor, Teresa\t05/06/2025\tmammogram\n",
+        ["Okafor, Teresa"],
+    ),
+    "all capitals": ("HANSEN, GREGORY\nDX: asthma", ["HANSEN, GREGORY"]),
+    "all capitals, given first": ("Pt seen: GREGORY HANSEN, A1C 6.1", ["GREGORY HANSEN"]),
+    "family, given and initial": (
+        "Reviewed Castillo, Linda M. for the atorvastatin change.",
+        ["Castillo, Linda M."],
+    ),
+    "hyphenated surname": (
+        "Ana Ruiz-Delgado: fasting glucose 132 this morning.",
+        ["Ana Ruiz-Delgado"],
+    ),
+    "surname in parts": ("We called Rosa de la Fuente about the MRI.", ["Rosa de la Fuente"]),
+    "apostrophe": (
+        "Kevin O'Brien's echocardiogram is due; Siobhan D'Arcy has one too.",
+        ["Kevin O'Brien", "Siobhan D'Arcy"],
+    ),
+    "a common-word given name with a surname": (
+        "Hope Alvarez: your flu shot appointment is Tuesday.",
+        ["Hope Alvarez"],
+    ),
+    "line start, a surname the census lacks": (
+        "Priya Raghunathan: the allergy clinic appointment is at 4.",
+        ["Priya Raghunathan"],
+    ),
+    "two everyday words, addressed": (
+        "Grace King: your check-up is on Friday.",
+        ["Grace King"],
+    ),
+    "accents": ("Résultats: José Peña, glucose 140", ["José Peña"]),
+    "HL7 order": ("PID|1||88||Hansen^Gregory^T||19700101|M\nDG1|1||E11.9", ["Hansen^Gregory"]),
+}
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+def test_name_positions(position: str) -> None:
+    text, expected = POSITIONS[position]
+    assert names(text) == expected
+    assert phi(text)  # each has a health finding or a care word next to the name
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_both_engines_find_the_same_names(backend: Backend) -> None:
+    texts = [text for text, _ in POSITIONS.values()] + list(NOT_PATIENTS.values())
+    for text in texts:
+        assert find_spans(text, CONFIG, backend=backend) == find_spans(text, CONFIG), text
+
+
+# ---------------------------------------------------------------- carriers
+
+
+def _mail(*parts: str) -> bytes:
+    head = (
+        "From: Clinic <clinic@example.com>\nTo: a@example.org\nSubject: Update\n"
+        "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=XX\n\n"
+    )
+    raw = head + "".join(f"--XX\n{p}\n" for p in parts) + "--XX--\n"
+    return raw.replace("\n", "\r\n").encode()
+
+
+def _attachment(content_type: str, name: str, data: bytes) -> str:
+    return (
+        f'Content-Type: {content_type}\nContent-Disposition: attachment; filename="{name}"\n'
+        f"Content-Transfer-Encoding: base64\n\n{base64.encodebytes(data).decode()}"
+    )
+
+
+@pytest.fixture(scope="module")
+def inspector() -> Iterator[Inspector]:
+    tool = Inspector(InspectionConfig(), workers=1)
+    yield tool
+    tool.close()
+
+
+NOTE = "Marcus Webb: the sleep study is booked for next week."
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        "Content-Type: text/html\n\n<p>Note</p><p><b>Marcus Webb</b>: the sleep study is "
+        "booked for next week.</p>",
+        _attachment("application/pdf", "note.pdf", pdf_with_text(["Note", NOTE])),
+        _attachment(DOCX, "note.docx", docx_with_text(["Note", NOTE])),
+    ],
+    ids=["html", "pdf", "docx"],
+)
+def test_extracted_documents(inspector: Inspector, part: str) -> None:
+    cover = "Content-Type: text/plain\n\nSee the attached note."
+    findings = inspector.inspect(parse(_mail(cover, part)).message)
+    assert findings.phi
+    assert findings.types.get("name") == 1
+
+
+# ---------------------------------------------------------------- not patients
+
+NOT_PATIENTS = {
+    "staff lunch with a provider": "The team lunch is on Friday with Dr. Patel from cardiology.",
+    "greeting and a provider": "Hi Priya, the team lunch is on Friday with Dr. Patel.",
+    "staff names": "Teresa Okafor and Gregory Hansen will cover the front desk on Monday.",
+    "provider signature": (
+        "Thanks for the insulin order forms.\n\nSincerely,\nLinda Castillo\nClinic operations"
+    ),
+    "credentials": "Questions about the asthma protocol go to Linda Castillo, RN.",
+    "job title": "Peter Novak, Practice Manager, updated the vaccine fridge log.",
+    "referring physician": "The referring physician Gregory Hansen will join the MRI review.",
+    "public figure": "Martin Luther King Jr. Day: the clinic is closed; flu shots resume Tuesday.",
+    "street": "Our new pharmacy at 80 Martin Luther King Jr Blvd offers blood pressure checks.",
+    "street with a name word": "Rose Street pharmacy now offers refills and diabetes classes.",
+    "companies": (
+        "Johnson & Johnson and Wells Fargo sponsor the asthma 5K; Ben & Jerry's brings dessert."
+    ),
+    "hope and will": "Hope you are well. Will you join us for the diabetes walk?",
+    "months and weekdays": "May 5 is asthma awareness day; the COPD talk is on Wednesday, June 4.",
+    "newsletter": (
+        "Managing high blood pressure: cut salt, walk daily and take lisinopril as prescribed. "
+        "Ask about an A1C test at your next appointment. Written by Karen Miller."
+    ),
+    "a hospital": "Grace Hospital opens a new wing for heart failure care.",
+    "something else ready for pickup": (
+        "Hello Dana Whitfield, the replacement badge you ordered is ready for pickup at security."
+    ),
+    "a drug company": "Eli Lilly lowered the price of insulin for people with diabetes.",
+    "an educator": "Jennifer Walsh, our diabetes educator, runs the Tuesday class.",
+    "credentials after a comma": "Join Jennifer Walsh, RD, for a class on eating with diabetes.",
+    "unknown surname mid-sentence": "Priya Raghunathan spoke about asthma at the fair.",
+}
+
+
+@pytest.mark.parametrize("case", NOT_PATIENTS)
+def test_not_patients(case: str) -> None:
+    assert not phi(NOT_PATIENTS[case])
+
+
+def test_providers_and_places_are_no_name_findings() -> None:
+    for case in ("staff lunch with a provider", "provider signature", "credentials", "job title",
+                 "referring physician", "public figure", "street", "companies", "hope and will",
+                 "a hospital", "a drug company", "an educator", "credentials after a comma",
+                 "unknown surname mid-sentence"):  # fmt: skip
+        assert names(NOT_PATIENTS[case]) == [], case
+
+
+def test_a_name_far_from_health_is_a_finding_but_no_patient() -> None:
+    # Found (a name is a finding), but it ties nothing to a person: no PHI, and not
+    # "sensitive in the subject".
+    findings = detect(body("Minutes attached.", subject="Lunch with Teresa Okafor"), CONFIG)
+    assert findings.types == {"name": 1}
+    assert not findings.phi and not findings.in_subject
+    # In the same place as a health word it is a patient's.
+    findings = detect(body("", subject="Teresa Okafor - MRI results"), CONFIG)
+    assert findings.phi and findings.in_subject
+
+
+def test_care_word_rule() -> None:
+    assert phi("Hi Gregory,\nyour appointment is confirmed.")
+    assert not phi("Hi Gregory,\nthe budget meeting is confirmed.")
+    assert is_phi(Evidence(counts={"name": 1}, care_context=True), CONFIG)
+    assert not is_phi(Evidence(counts={"name": 1}), CONFIG)
+    assert not is_phi(Evidence(counts={}, care_context=True), CONFIG)
+    # A care word counts as one health finding towards min_health_terms.
+    two = InspectionConfig(min_health_terms=2)
+    assert not is_phi(Evidence(counts={"name": 1}, care_context=True), two)
+    assert is_phi(Evidence(counts={"name": 1, "drug": 1}, care_context=True), two)
+
+
+def test_name_data_comes_from_the_census_lists() -> None:
+    data = name_data()
+    assert len(data.surnames) == 88_799
+    assert {"JENNIFER", "ROBERT", "PRIYA"} <= data.given  # census and the Faker list
+    assert {"NGUYEN", "OBRIEN", "PATIENT"} <= data.surnames
+    assert {"HOPE", "WILL", "MAY", "KING"} <= data.words
+    assert "AL" not in data.given  # too short to search for as a literal
+
+
+def test_a_lab_named_near_a_person_is_care() -> None:
+    text = "The INR for Gregory Hansen is in; please call him."
+    assert [t for t, _ in _types(text)] == ["name"]  # no value: no lab result ...
+    assert phi(text)  # ... but care for the person named next to it
+    assert not phi("Gregory Hansen is in; please call him.")
+
+
+def _types(text: str) -> list[tuple[str, str]]:
+    return [(s.type, text[s.start : s.end]) for s in find_spans(text, CONFIG)]
+
+
+def test_health_terms_by_form() -> None:
+    text = (
+        "Esophagitis, Scleroderma; a Pancreatectomy and a tympanoplasty; Omeprazole and "
+        "vismodegib; Thyroid Cancer, Liver Resection, Botox Injection; Potassium result"
+    )
+    assert _types(text) == [
+        ("diagnosis", "Esophagitis"),
+        ("diagnosis", "Scleroderma"),
+        ("procedure", "Pancreatectomy"),
+        ("procedure", "tympanoplasty"),
+        ("drug", "Omeprazole"),
+        ("drug", "vismodegib"),
+        ("diagnosis", "Thyroid Cancer"),
+        ("procedure", "Liver Resection"),
+        ("procedure", "Botox Injection"),
+        ("lab_result", "Potassium result"),
+    ]
+    everyday = "A diploma, empathy and April in Oklahoma; the SQL Injection fix; check your A1C"
+    assert _types(everyday) == []
