@@ -107,6 +107,11 @@ class SegmentScan:
     # but they do not identify a patient for the PHI rule (counted among `spans`).
     loose_names: int = 0
     care_context: bool = False  # a care word: appointment, refill, your results ...
+    # The care-word classes present (data/care_words.txt): the message's verdict
+    # weighs them together (a staff topic in the body keeps "Follow-up" in the
+    # subject from counting; see care_classes).
+    care_words: frozenset[str] = frozenset()
+    lab_care: bool = False  # a lab test named near a name (care whatever the topic)
 
 
 @dataclass(frozen=True)
@@ -448,9 +453,11 @@ class _Segment:
 
     def care_context(self, spans: list[Span]) -> bool:
         """A care word anywhere, or a lab test named near a name."""
-        return bool(self.care_classes) or (
-            bool(self.lab_mentions)
-            and any(s.type == "name" and self.care_near(s.start, s.end) for s in spans)
+        return bool(self.care_classes) or self.lab_care(spans)
+
+    def lab_care(self, spans: list[Span]) -> bool:
+        return bool(self.lab_mentions) and any(
+            s.type == "name" and self.care_near(s.start, s.end) for s in spans
         )
 
     def name_label(self, s: int, e: int) -> None:
@@ -651,6 +658,8 @@ def scan_text(
             patient_contacts=segment.patient_contacts(spans),
             health_context=compiled.context_index["health"] in segment.found,
             care_context=segment.care_context(spans),
+            care_words=frozenset(c for c in segment.context if c.startswith("care")),
+            lab_care=segment.lab_care(spans),
             loose_names=segment.loose_names(spans),
         )
     except DetectionError:
