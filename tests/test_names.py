@@ -6,8 +6,10 @@ figures, streets and companies are not patients."""
 from __future__ import annotations
 
 import base64
+import json
 import platform
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from documents import docx_with_text, pdf_with_text
@@ -292,3 +294,88 @@ def test_health_terms_by_form() -> None:
     ]
     everyday = "A diploma, empathy and April in Oklahoma; the SQL Injection fix; check your A1C"
     assert _types(everyday) == []
+
+
+# ---------------------------------------------------------------- independent dev set
+# tests/data/names_dev.jsonl: messages written for this test alone (not in any bench
+# corpus), several paraphrases per kind of message as different clinics would word them,
+# and hard negatives of the same shapes (staff, HR, IT, newsletters, businesses, places).
+DEV_SET = [
+    json.loads(line)
+    for line in (Path(__file__).parent / "data" / "names_dev.jsonl").read_text().splitlines()
+]
+# Measured: recall 0.924, false positives 0.0, name span recall 0.949. The misses are
+# names the lists do not know (given names such as "Kenji", hyphenated given names
+# "Jean-Luc") and messages without any care word ("a spot opened up").
+DEV_MIN_RECALL = 0.92
+DEV_MAX_FP = 0.03
+DEV_MIN_SPAN_RECALL = 0.94
+
+
+def test_dev_set_recall_and_false_positives() -> None:
+    positives = [r["text"] for r in DEV_SET if r["phi"]]
+    negatives = [r["text"] for r in DEV_SET if not r["phi"]]
+    assert len(positives) >= 150 and len(negatives) >= 80
+    recall = sum(map(phi, positives)) / len(positives)
+    false_positives = sum(map(phi, negatives)) / len(negatives)
+    assert recall >= DEV_MIN_RECALL
+    assert false_positives <= DEV_MAX_FP
+
+
+def test_dev_set_name_spans() -> None:
+    total = found = 0
+    for row in DEV_SET:
+        spans = [s for s in find_spans(row["text"], CONFIG) if s.type == "name"]
+        for start, end in row["names"]:
+            total += 1
+            found += any(s.start < end and start < s.end for s in spans)
+    assert found / total >= DEV_MIN_SPAN_RECALL
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Dear Ms. de la Cruz, your appointment with dermatology is next Tuesday.",
+        "Hi Pieter Van der Berg, your refill is ready at the pharmacy.",
+        "Anne St. John, your blood work is scheduled for 7:30 am, fasting.",
+        "Hi Patrick O'Malley, your lab results are ready.",
+        "Daniela D'Angelo, your visit with Dr. Sato is tomorrow at 2.",
+        "Dear Lucia Garcia-Marquez, your screening is scheduled for June 3.",
+        "Eileen MacGregor: your prescription was sent to CVS.",
+    ],
+)
+def test_compound_surnames(text: str) -> None:
+    assert phi(text) and names(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Scheduling words count with a provider or service and no staff topic.
+        "Hi Maria, you're booked with Dr. Patel on Tuesday at 3:15.",
+        "Hello Ana, we will see you Thursday at Lakeside Family Medicine.",
+        # A name alone at a line's start, addressed.
+        "Maria,\n\nYour appointment is confirmed for Friday.",
+        "Kathleen - just a reminder about your dental cleaning tomorrow at 9!",
+        "Morning Beth, your annual physical is set for next Thursday.",
+        "Michael Torres, Dr. Wu reviewed your blood work and everything looks normal.",
+    ],
+)
+def test_care_wording(text: str) -> None:
+    assert phi(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hi Maria, the cardiology team lunch moved to Friday.",
+        "Hi Tom, your laptop is ready for pickup at the IT desk.",
+        "Hi Ana, please review the clinic's Q3 budget before the staff meeting.",
+        "Hi Lauren, the dermatology clinic budget review is scheduled for Monday.",
+        "Kayla, your annual performance review is booked for May 3.",
+        "Hi Olivia, see you at the book club on Thursday!",
+        "Hi Ben, your help desk ticket #4821 has been resolved.",
+    ],
+)
+def test_staff_and_business_mail(text: str) -> None:
+    assert not phi(text)

@@ -17,7 +17,7 @@ from gateway.inspect.detect import validators
 from gateway.inspect.detect.matcher import Backend, DetectionError, PatternError, default_backend
 from gateway.inspect.detect.names import given_names
 from gateway.inspect.detect.rule import IDENTITY_TYPES, PROVIDER_TYPES, Evidence, is_phi
-from gateway.inspect.detect.scan import SegmentScan, Span, compiled_for, scan_text
+from gateway.inspect.detect.scan import SegmentScan, Span, care_classes, compiled_for, scan_text
 from gateway.inspect.findings import Findings
 
 __all__ = [
@@ -92,13 +92,15 @@ def detect(
     places: dict[str, Counter[str]] = {}
     evidence_counts: Counter[str] = Counter()  # content only: display names excluded
     patient_contacts = 0
-    health_context = care_context = False
+    health_context = False
+    care_words: set[str] = set()
+    lab_care = False
     loose: Counter[str] = Counter()  # place -> names that identify nobody in particular
     for segment in extraction.segments:
         if not segment.text:
             continue
         result = _scan_segment(segment, config, known_names, known_ids, backend)
-        if not result.spans and not result.health_context and not result.care_context:
+        if not result.spans and not result.health_context and not result.care_words:
             continue
         found = Counter(span.type for span in result.spans)
         if found:
@@ -110,7 +112,8 @@ def detect(
             loose[segment.place.label] += result.loose_names
             patient_contacts += result.patient_contacts
             health_context = health_context or result.health_context
-            care_context = care_context or result.care_context
+            care_words |= result.care_words
+            lab_care = lab_care or result.lab_care
     for payload in extraction.structured:
         types[payload.kind] += 1
         places.setdefault(payload.place.label, Counter())[payload.kind] += 1
@@ -121,7 +124,8 @@ def detect(
             patient_contacts=patient_contacts,
             health_context=health_context,
             structured=bool(extraction.structured),
-            care_context=care_context,
+            # Care words weighed over the whole message, staff topics included.
+            care_context=lab_care or bool(care_classes(dict.fromkeys(care_words))),
         ),
         config,
     )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 
 from gateway.inspect.detect.namedata import NameData, ascii_key, name_data
-from gateway.inspect.detect.patterns import STREET_SUFFIXES, lexicon
+from gateway.inspect.detect.patterns import PARTICLES, STREET_SUFFIXES, lexicon
 
 # Capitalised words that follow "Dear", "Hi", "Patient:" ... but are no name, and
 # organisation words that make a display name an organisation's.
@@ -79,6 +79,9 @@ class Person:
     # Two everyday words ("Bill Wood"): a name only with a health finding or care word
     # near it (the caller checks: see scan._Segment.given).
     needs_context: bool = False
+    # In an addressed position (a line's start before ":" or ","): the message is to
+    # or about this person, so a care word anywhere in it counts (see scan._Segment).
+    addressed: bool = False
 
 
 def person(
@@ -110,6 +113,9 @@ def person(
             break
         word = m.group()
         bare = word.rstrip(".")
+        if bare in PARTICLES and words:
+            position = m.end()
+            continue  # "Maria de la Cruz"
         if len(bare) == 1 and bare.isupper() and words:
             position = initial = m.end()  # part of the name if a word follows, or after
             continue  # "Family, Given I"
@@ -266,9 +272,8 @@ _AFTER_NOT_PERSON = frozenset(
 )
 _CREDENTIAL_KEYS = frozenset(ascii_key(c) for c in _CREDENTIALS if c not in ("jr", "sr"))
 _SUFFIXES = frozenset({"JR", "SR", "II", "III", "IV"})
-_PARTICLES = frozenset(
-    ["de", "del", "della", "da", "di", "du", "van", "von", "der", "den", "la", "le"]
-)
+# "de la Cruz", "Van der Berg", "Di Maggio", "St. John", "Ste Marie".
+_PARTICLES = frozenset([*PARTICLES, *(p.capitalize() for p in PARTICLES), "St", "Ste"])
 _SIGN_OFFS = (
     "sincerely",
     "regards",
@@ -328,6 +333,7 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
     if not (
         (len(after) == 2 and after[0] in " \t" and (after[1].isupper() or after[1] in "dlv"))
         or after[:1] in (",", ":")
+        or text[end : end + 3] == " - "
         or text[max(0, start - 2) : start].lstrip(" \t").startswith(",")
         or text[max(0, start - 1) : start] in (",", "^")
     ):
@@ -357,10 +363,12 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
         found = _family_before(text, before, near, start, end, style, data)
     if found is None and not ambiguous and line_lead:
         after = text[end : end + 6]
-        if after.startswith(":") or re.match(r", [a-z]", after):
+        if re.match(r":|, [a-z]|,[ \t]*(?:\r?\n|$)|[ \t]+-[ \t]", after):
             found = Person(start, end, (given,), False)
     if found is None or _not_a_patient(text, found, line_start):
         return None
+    if line_lead and re.match(r"[:,]|[ \t]+-[ \t]", text[found.end : found.end + 3]):
+        found = replace(found, addressed=True)
     if " ".join(map(ascii_key, found.words[:2])) in data.not_people:
         return None  # "Eli Lilly", "Morgan Stanley"
     if ambiguous:
@@ -398,7 +406,7 @@ def _family_after(
         if len(word) == 1 and word.isupper() and len(words) == 1:
             initial = True
             continue  # a middle initial
-        if word in _PARTICLES or (word in ("St", "Ste") and dot):
+        if word in _PARTICLES and _particle(text, m.end()):
             particles = True
             continue  # "de la Cruz", "St. John"
         if _style(word) != style or word.lower() in NOT_NAMES:
@@ -420,6 +428,13 @@ def _family_after(
     if family_end < 0:
         return None
     return Person(start, name_end, tuple(words), False)
+
+
+def _particle(text: str, end: int) -> bool:
+    """Whether the particle ending at `end` has a capitalised word after it ("Van Buren",
+    "de la Cruz"), not "Joan Van" at a line's end or "Maria La," alone."""
+    rest = text[end : end + 12].lstrip(" \t")
+    return rest[:1].isupper() or rest[:3] in ("de ", "la ", "der", "den", "le ", "del")
 
 
 def _unknown_family(
@@ -456,7 +471,14 @@ def _not_a_patient(text: str, found: Person, line_start: int) -> bool:
     "Jane Doe & Co"), or a signature after a sign-off."""
     tail = text[found.end : found.end + 60]
     role = _ROLE_AFTER.match(tail)
-    if role is not None and not _ROLES.isdisjoint(role.group(1).lower().split()):
+    role_words = role.group(1).lower().split() if role is not None else []
+    # "Jane Doe, Dr. Wu reviewed ...", "Jane Doe, the podiatry office will ...": another
+    # person or a place after the comma, not this one's job.
+    if (
+        role is not None
+        and role_words[0] not in ("dr", "doctor", "the", "your")
+        and (not _ROLES.isdisjoint(role_words))
+    ):
         # A job title after the name, or on the next line when the name is the whole of
         # its line: a signature or a staff list.
         whole_line = text[line_start : found.start].strip() == ""
@@ -466,7 +488,9 @@ def _not_a_patient(text: str, found: Person, line_start: int) -> bool:
     if after is not None:
         following = after.group(1)
         key = ascii_key(following)
-        if following == "&" or (
+        if following in ("Dr", "St") and "," in after.group(0):
+            pass  # "Jane Doe, Dr. Wu reviewed ...": a title, not "Drive" or "Street"
+        elif following == "&" or (
             _style(following) and (key in _CREDENTIAL_KEYS or key in _AFTER_NOT_PERSON)
         ):
             return True

@@ -176,70 +176,6 @@ CONTEXT_WORDS: dict[str, tuple[str, ...]] = {
         "lives at",
         "resides at",
     ),
-    # Care for a person: a name near one of these is a patient's ("Robert King: your
-    # prescription is ready"); with a patient's name anywhere, they make PHI. Not
-    # "ready for pickup" alone: laptops are ready for pickup too.
-    "care": (
-        "appointment",
-        "appt",
-        "your visit",
-        "office visit",
-        "follow-up visit",
-        "follow up visit",
-        "check-up",
-        "checkup",
-        "prescription",
-        "refill",
-        "refills",
-        "your results",
-        "his results",
-        "her results",
-        "their results",
-        "results for",
-        "test results",
-        "lab results",
-        "results are back",
-        "results came back",
-        "your test",
-        "in the chart",
-        "lab work",
-        "labwork",
-        "blood work",
-        "bloodwork",
-        "flu shot",
-        "vaccination",
-        "immunization",
-        "your medication",
-        "his medication",
-        "her medication",
-        "your procedure",
-        "your surgery",
-        "your doctor",
-        "your provider",
-        "your physician",
-        "your care team",
-        "was seen",
-        "seen on",
-        "seen for",
-        "we saw",
-        "f/u",
-        "follow-up with",
-        "follow up with",
-        "booked with",
-        "has reviewed",
-        "side effects",
-        "started on",
-        "transferred from",
-        "no complications",
-        "post-op",
-        "postop",
-        "no-show for",
-        "seen today",
-        "been admitted",
-        "was admitted",
-        "was discharged",
-        "referred",
-    ),
     # Health context: with these, a direct identifier (SSN, MRN, MBI, member id) is PHI.
     "health": (
         "patient",
@@ -274,6 +210,31 @@ CONTEXT_WORDS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+
+def sections(name: str) -> dict[str, tuple[str, ...]]:
+    """The sections of a shipped data file whose lines "[section]" start a section."""
+    out: dict[str, list[str]] = {}
+    current: list[str] = []
+    for term in lexicon(name):
+        if term.startswith("[") and term.endswith("]"):
+            current = out.setdefault(term[1:-1], [])
+        else:
+            current.append(term)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+# Care words (data/care_words.txt; docs/inspection.md, "The PHI rule"): what makes a
+# named person's message a patient communication. Classes "care" (health care by
+# itself), "care_encounter", "care_scheduling", "care_service" and "care_staff" (a
+# staff or business topic, which keeps encounter and scheduling words from counting).
+CARE_CLASSES = {"clinical": "care", "encounter": "care_encounter"} | {
+    s: f"care_{s}" for s in ("scheduling", "service", "staff")
+}
+CONTEXT_WORDS.update({CARE_CLASSES[s]: words for s, words in sections("care_words").items()})
+
+# Context classes of which only the presence matters.
+_ANY = frozenset({"health", "care_service", "care_staff"})
+
 # Labelled identifiers ("MRN: 12345678"): the label is the context; the value is
 # any token with digits after it, whatever the organisation's format.
 # Each label may be followed by "number", "no", "id" or "#". No label is the end of
@@ -293,7 +254,13 @@ _ID_VALUE = r"\b[A-Za-z0-9]"
 _U = "[A-Z]"  # "Élodie" is "Elodie" in the scanned rendering
 NAME_LABELS = ("patient", "pt", "name")  # "Patient Name:", "Full name:" end in "name:"
 TITLES = ("Mr", "Mrs", "Ms", "Miss", "Mx", "Dr", "Prof")
-GREETINGS = ("dear", "hi", "hello", "hey", "good morning", "good afternoon", "good evening")
+# Lower-case parts of surnames ("de la Cruz", "van der Berg").
+PARTICLES = ("de", "del", "della", "da", "di", "du", "van", "von", "der", "den", "la", "le", "ter")
+GREETINGS = (
+    "dear", "hi", "hello", "hey", "hiya", "howdy", "greetings", "good morning", "good afternoon",
+    "good evening", "good day", "morning", "afternoon", "evening", "hi there", "hello there",
+    "hey there",
+)  # fmt: skip
 
 # ---------------------------------------------------------------- fixed patterns
 _MONTHS = (
@@ -395,7 +362,11 @@ FIXED: tuple[PatternDef, ...] = (
     # "patient Jane Doe was seen": also checked against the given names.
     PatternDef("name_pt", rf"{phrases(('patient', 'pt'))}\.?{WS}+{_U}"),
     # "Mrs. Doe", "Dear Dr. Lee" (the handler looks for the greeting).
-    PatternDef("name_title", rf"\b(?:{'|'.join(TITLES)})\.?{WS}+{_U}"),
+    # "Ms. de la Cruz": the name found from its first capital word.
+    PatternDef(
+        "name_title",
+        rf"\b(?:{'|'.join(TITLES)})\.?{WS}+(?:(?:{'|'.join(PARTICLES)}){WS}+){{0,2}}{_U}",
+    ),
     # "Dear Jane Doe", "Hi Jane,".
     PatternDef("name_greeting", rf"{phrases(GREETINGS)}{WS}+{_U}"),
 )
@@ -496,7 +467,7 @@ def build(
     for kind, labels in ID_LABELS.items():
         defs.append(replace(_label_pattern(labels), kind=f"label:{kind}"))
     for cls, words in CONTEXT_WORDS.items():
-        defs.append(PatternDef(f"ctx:{cls}", phrases(words), "any" if cls == "health" else "som"))
+        defs.append(PatternDef(f"ctx:{cls}", phrases(words), "any" if cls in _ANY else "som"))
     for index, ident in enumerate(config.identifiers):
         defs.append(PatternDef(f"ident:{index}", rf"\b(?:{ident.pattern})\b"))
         if ident.context:

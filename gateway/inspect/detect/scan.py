@@ -11,7 +11,7 @@ import re
 import threading
 import unicodedata
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
@@ -107,6 +107,11 @@ class SegmentScan:
     # but they do not identify a patient for the PHI rule (counted among `spans`).
     loose_names: int = 0
     care_context: bool = False  # a care word: appointment, refill, your results ...
+    # The care-word classes present (data/care_words.txt): the message's verdict
+    # weighs them together (a staff topic in the body keeps "Follow-up" in the
+    # subject from counting; see care_classes).
+    care_words: frozenset[str] = frozenset()
+    lab_care: bool = False  # a lab test named near a name (care whatever the topic)
 
 
 @dataclass(frozen=True)
@@ -251,6 +256,7 @@ class _Segment:
             hits = found.get(index)
             if hits:
                 self.context[cls] = ([s for s, _ in hits], [e for _, e in hits])
+        self.care_classes = care_classes(self.context)
 
     def near(self, cls: str, start: int) -> int | None:
         """Distance from the nearest context word of `cls` that starts before `start`
@@ -415,7 +421,9 @@ class _Segment:
             self._ascii = self.data.decode("ascii")
         found = names.free_person(self._ascii, s, e, name_data())
         if found is not None:
-            if found.needs_context:
+            if found.addressed:
+                self.add_name(found.start, found.end)
+            elif found.needs_context:
                 self.pending_names.append((found.start, found.end))
             else:
                 self.add(found.start, found.end, "name")
@@ -434,19 +442,22 @@ class _Segment:
     def care_near(self, start: int, end: int) -> bool:
         """A care word within `window` characters of text[start:end], or a lab test
         named within twice that ("We received the INR for Jane Doe")."""
-        care = self.context.get("care", ([], []))[0]
-        i = bisect_left(care, start - self.window)
-        if i < len(care) and care[i] <= end + self.window:
-            return True
+        for cls in self.care_classes:
+            care = self.context[cls][0]
+            i = bisect_left(care, start - self.window)
+            if i < len(care) and care[i] <= end + self.window:
+                return True
         labs = self.lab_mentions  # sorted after all handlers ran (scan_text)
         j = bisect_left(labs, start - 2 * self.window)
         return j < len(labs) and labs[j] <= end + 2 * self.window
 
     def care_context(self, spans: list[Span]) -> bool:
         """A care word anywhere, or a lab test named near a name."""
-        return "care" in self.context or (
-            bool(self.lab_mentions)
-            and any(s.type == "name" and self.care_near(s.start, s.end) for s in spans)
+        return bool(self.care_classes) or self.lab_care(spans)
+
+    def lab_care(self, spans: list[Span]) -> bool:
+        return bool(self.lab_mentions) and any(
+            s.type == "name" and self.care_near(s.start, s.end) for s in spans
         )
 
     def name_label(self, s: int, e: int) -> None:
@@ -544,6 +555,21 @@ class _Segment:
         return count
 
 
+def care_classes(context: Mapping[str, object]) -> tuple[str, ...]:
+    """The care-word classes (data/care_words.txt) that count as care in a text with
+    these context hits: clinical words always; encounter words ("appointment",
+    "visit") unless a staff or business topic is there ("budget", "laptop", "team
+    lunch"); scheduling words ("scheduled", "see you", "pick up") only with a provider
+    or service ("Dr.", "cardiology", "clinic") and no staff topic."""
+    staff = "care_staff" in context
+    wanted = (
+        ("care", True),
+        ("care_encounter", not staff),
+        ("care_scheduling", not staff and "care_service" in context),
+    )
+    return tuple(cls for cls, ok in wanted if ok and cls in context)
+
+
 def _labelled(type_: str) -> Handler:
     return lambda segment, s, e: segment.labelled_id(type_, s, e)
 
@@ -632,6 +658,8 @@ def scan_text(
             patient_contacts=segment.patient_contacts(spans),
             health_context=compiled.context_index["health"] in segment.found,
             care_context=segment.care_context(spans),
+            care_words=frozenset(c for c in segment.context if c.startswith("care")),
+            lab_care=segment.lab_care(spans),
             loose_names=segment.loose_names(spans),
         )
     except DetectionError:
