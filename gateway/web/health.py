@@ -61,6 +61,8 @@ class Readiness:
     async def _write_problem(self) -> str | None:
         if self._probe is None or self._probe.done():
             self._probe = asyncio.create_task(self.db.write(queue.probe))
+            # Read here or below: a probe that fails after its caller gave up is not an error.
+            self._probe.add_done_callback(_retrieve)
         try:
             await asyncio.wait_for(asyncio.shield(self._probe), self.write_timeout)
         except TimeoutError:
@@ -68,6 +70,11 @@ class Readiness:
         except Exception as exc:
             return f"a write failed ({type(exc).__name__})"
         return None
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 router = APIRouter()
