@@ -7,9 +7,11 @@ Each round runs `bench/relay.py --sessions 10 --listeners plain --json` once
 without and once with `--metrics` (the order alternates between rounds, so a
 machine that speeds up or slows down favours neither), then reports the
 medians of accepted/s, delivered/s and phigate's CPU per message, and the
-overhead of metrics on each. It also times the metric updates one relayed
-message makes, in multiprocess mode as `phigate serve` runs them, without
-any mail. See bench/README.md.
+overhead of metrics on each, and (on stderr) the change of CPU per message
+within each round. With `--concurrent` a round's two runs go at the same time,
+so that on a machine other work loads they meet the same background load. It
+also times the metric updates one relayed message makes, in multiprocess mode
+as `phigate serve` runs them, without any mail. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -35,15 +37,26 @@ MEASURES = (
 MICRO_MESSAGES = 100_000
 
 
-def relay_run(metrics: bool) -> dict[str, Any]:
-    command = [*RELAY, "--json", *(["--metrics"] if metrics else [])]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    report = json.loads(done.stdout)
-    assert report["metrics"] is metrics
-    run: dict[str, Any] = report["runs"][0]
-    return run
+def relay_runs(modes: Sequence[bool]) -> list[dict[str, Any]]:
+    """One relay.py run per mode (metrics on: True), all at the same time."""
+    started = [
+        subprocess.Popen(
+            [*RELAY, "--json", *(["--metrics"] if metrics else [])],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for metrics in modes
+    ]
+    runs = []
+    for metrics, proc in zip(modes, started, strict=True):
+        out, err = proc.communicate(timeout=1800)
+        if proc.returncode != 0:
+            raise SystemExit(f"relay.py failed ({proc.returncode}):\n{err[-2000:]}")
+        report = json.loads(out)
+        assert report["metrics"] is metrics
+        runs.append(report["runs"][0])
+    return runs
 
 
 def per_message_updates_us() -> float:
@@ -67,23 +80,40 @@ def per_message_updates_us() -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="Runs with and without metrics.")
+    parser.add_argument(
+        "--concurrent",
+        action="store_true",
+        help="Run each round's two runs at the same time, on a machine others load too: "
+        "both then meet the same background load.",
+    )
     parser.add_argument("--out", type=Path, help="Write every run's relay.py result here (JSON).")
     args = parser.parse_args(argv)
     runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
     for round_no in range(args.rounds):
         order = (False, True) if round_no % 2 == 0 else (True, False)
-        for metrics in order:
-            run = relay_run(metrics)
-            runs[metrics].append(run)
-            print(
-                f"round {round_no + 1} metrics {'on ' if metrics else 'off'}: "
-                + ", ".join(f"{name} {run[key]:.2f}" for name, key, _ in MEASURES)
-                + f"; other processes' CPU {run['other_cpu_percent']:.0f} %",
-                file=sys.stderr,
-                flush=True,
-            )
+        batches = [order] if args.concurrent else [(metrics,) for metrics in order]
+        for batch in batches:
+            for metrics, run in zip(batch, relay_runs(batch), strict=True):
+                runs[metrics].append(run)
+                print(
+                    f"round {round_no + 1} metrics {'on ' if metrics else 'off'}: "
+                    + ", ".join(f"{name} {run[key]:.2f}" for name, key, _ in MEASURES)
+                    + f"; other processes' CPU {run['other_cpu_percent']:.0f} %",
+                    file=sys.stderr,
+                    flush=True,
+                )
     if args.out is not None:
         args.out.write_text(json.dumps({"off": runs[False], "on": runs[True]}, indent=2))
+    paired = [
+        (on["phigate_cpu_ms_per_message"] / off["phigate_cpu_ms_per_message"] - 1) * 100
+        for off, on in zip(runs[False], runs[True], strict=True)
+    ]
+    print(
+        "CPU per message, on against off in the same round: "
+        + " ".join(f"{p:+.1f} %" for p in paired)
+        + f"; median {statistics.median(paired):+.1f} %",
+        file=sys.stderr,
+    )
     print("| measure | metrics off (runs; median) | metrics on (runs; median) | overhead |")
     print("|---|---|---|---:|")
     for name, key, higher_is_better in MEASURES:

@@ -423,6 +423,7 @@ class Phigate:
     metrics: bool = False  # the metrics listener on, values in multiprocess files
     plain_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
+    web_port: int = field(default_factory=free_port)  # two benchmarks may run at once
     tls_port: int = field(default_factory=free_port)
     secret: str = ""
     proc: subprocess.Popen[bytes] | None = None
@@ -469,6 +470,7 @@ class Phigate:
             "processes": self.processes,
             "log_level": self.log_level,
             "metrics": {"enabled": self.metrics, "address": f"127.0.0.1:{self.metrics_port}"},
+            "web": {"address": f"127.0.0.1:{self.web_port}"},
         }
 
     def prepare(self) -> None:

@@ -8,11 +8,13 @@ notice a database that takes no writes, with the SQLite write lock really held.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import sqlite3
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,6 +23,11 @@ from pathlib import Path
 
 import pytest
 from harness import Phigate, Sink, free_port, message, via_sink, wait_until
+
+from gateway.store import queue
+from gateway.store.database import Database
+from gateway.store.keyring import Keyring
+from gateway.web.health import Readiness
 
 CANARY = "q7zk"
 SENDER = f"canary-{CANARY}@clinic.example.org"
@@ -238,3 +245,37 @@ def test_two_processes_add_up(tmp_path: Path, sink: Sink) -> None:
         delivered = 'phigate_deliveries_total{mode="standard",result="delivered"}'
         wait_until(lambda: samples(get(metrics_url(gw), TOKEN).body).get(delivered) == sent)
     assert CANARY not in gw.log_text()
+
+
+def _queue(db: Database, keyring: Keyring, received_at: float, held: bool, count: int) -> None:
+    queue_id = queue.new_queue_id()
+    record = queue.NewMessage(
+        queue_id,
+        received_at,
+        "submission",
+        "ehr1",
+        "127.0.0.1",
+        SENDER,
+        1,
+        None,
+        keyring.seal(b"x", queue_id.encode()),
+    )
+    jobs = [queue.NewJob(f"r{n}@partner.test", ("standard",), held=held) for n in range(count)]
+    with db.transaction() as conn:
+        queue.insert_message(conn, record, jobs)
+
+
+def test_queue_depth_and_the_readiness_probe_on_the_store(db: Database, keyring: Keyring) -> None:
+    with db.reading() as conn:
+        assert queue.depth(conn) == queue.Depth({"queued": 0, "active": 0, "held": 0}, None)
+    now = time.time()
+    _queue(db, keyring, now - 100, held=False, count=2)
+    _queue(db, keyring, now - 50, held=True, count=1)
+    with db.reading() as conn:
+        assert queue.depth(conn) == queue.Depth({"queued": 2, "active": 0, "held": 1}, now - 100)
+    readiness = Readiness(db, keyring)
+    assert asyncio.run(readiness.problems()) == {"listeners": "not serving: starting"}
+    readiness.serving(lambda: [])
+    assert asyncio.run(readiness.problems()) == {}
+    with db.reading() as conn:  # the probe changed nothing
+        assert queue.depth(conn).jobs == {"queued": 2, "active": 0, "held": 1}
