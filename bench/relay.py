@@ -420,7 +420,10 @@ class Phigate:
     processes: int = 1
     consent_records: int = 0  # preloaded into the store (bench/consent.py)
     marketing: bool = False  # the recipient is granted marketing consent
+    metrics: bool = False  # the metrics listener on, values in multiprocess files
     plain_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    web_port: int = field(default_factory=free_port)  # two benchmarks may run at once
     tls_port: int = field(default_factory=free_port)
     secret: str = ""
     proc: subprocess.Popen[bytes] | None = None
@@ -466,6 +469,8 @@ class Phigate:
             "delivery": delivery,
             "processes": self.processes,
             "log_level": self.log_level,
+            "metrics": {"enabled": self.metrics, "address": f"127.0.0.1:{self.metrics_port}"},
+            "web": {"address": f"127.0.0.1:{self.web_port}"},
         }
 
     def prepare(self) -> None:
@@ -1038,6 +1043,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="Print the results as JSON on stdout (the table goes to stderr).",
     )
     parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="Turn phigate's metrics listener on (bench/metrics_overhead.py compares).",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="Keep the temporary directory (config, data, logs)."
     )
     args = parser.parse_args(argv)
@@ -1080,6 +1090,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.processes,
             args.consent_records,
             args.marketing,
+            args.metrics,
         )
         gate.prepare()
         gate.start()
@@ -1175,6 +1186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "phigate_processes": args.processes,
             "consent_records": args.consent_records,
             "marketing": args.marketing,
+            "metrics": args.metrics,
             "phigate_startup_peak_rss_mb": startup_rss_kb / 1024.0,
             "phigate_warmup_peak_rss_mb": warmup_peak_mb,
             "phigate_peak_rss_mb": overall_peak_mb,

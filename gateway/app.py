@@ -17,6 +17,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from gateway import metrics
 from gateway.audit import checkpoints, trail
 from gateway.bounce import BounceMaker
 from gateway.config import LimitsConfig, Settings, parse_host_port
@@ -24,7 +25,7 @@ from gateway.consent.links import UnsubscribeLinks, load_key
 from gateway.consent.mailto import MailtoUnsubscribe
 from gateway.consent.purpose import PurposeHeader
 from gateway.consent.source import RegistryConsent
-from gateway.datadir import cert_store, open_database
+from gateway.datadir import cert_store, open_database, prepare_metrics_dir
 from gateway.delivery.attempt import SigningScope
 from gateway.delivery.client import SmtpSender
 from gateway.delivery.marketing import Marketing
@@ -63,7 +64,9 @@ from gateway.store.keyholders import KeyReporter
 from gateway.store.keyring import Keyring, KeyringError
 from gateway.store.portal import Copy
 from gateway.web.app import create_app
+from gateway.web.health import Readiness
 from gateway.web.portal import PortalParts
+from gateway.web.scrape import create_metrics_app
 from gateway.web.server import WebServer, WebSetupError, web_tls_context
 
 log = logging.getLogger("gateway.app")
@@ -105,6 +108,28 @@ def bind_listeners(settings: Settings) -> list[socket.socket]:
     return sockets
 
 
+def _bind(address: str, what: str, fix: str) -> socket.socket:
+    host, port = parse_host_port(address)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=1024)
+    except OSError as exc:
+        raise WebSetupError(
+            f"cannot listen on {address} ({what}): {os.strerror(exc.errno or 0)}; {fix}"
+        ) from None
+
+
+def bind_metrics_socket(settings: Settings) -> socket.socket | None:
+    """Bind the metrics listener's socket (before forking); None when metrics are off."""
+    if not settings.metrics.enabled:
+        return None
+    return _bind(
+        settings.metrics.address,
+        "metrics",
+        "set metrics.address to a free HOST:PORT, or metrics.enabled: false",
+    )
+
+
 def bind_web_socket(settings: Settings) -> socket.socket | None:
     """Bind the web app's socket (before forking); None when `web.enabled` is false.
 
@@ -121,15 +146,11 @@ def bind_web_socket(settings: Settings) -> socket.socket | None:
         portal_key(settings)
     except KeyringError as exc:
         raise WebSetupError(str(exc)) from None
-    host, port = parse_host_port(settings.web.address)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        return socket.create_server((host, port), family=family, backlog=1024)
-    except OSError as exc:
-        raise WebSetupError(
-            f"cannot listen on {settings.web.address} (web): {os.strerror(exc.errno or 0)}; "
-            "set web.address to a free HOST:PORT, or web.enabled: false"
-        ) from None
+    return _bind(
+        settings.web.address,
+        "web",
+        "set web.address to a free HOST:PORT, or web.enabled: false",
+    )
 
 
 def _per_process(limits: LimitsConfig, processes: int) -> LimitsConfig:
@@ -157,6 +178,8 @@ class Parts:
     web_app: FastAPI | None  # None with web.enabled false
     web_tls: ssl.SSLContext | None  # HTTPS with web.tls
     tls_reports: TlsReporter
+    readiness: Readiness  # what /readyz answers, on the web app and the metrics listener
+    metrics_app: FastAPI | None  # None with metrics.enabled false
 
     def close(self) -> None:
         self.inspector.close()
@@ -225,6 +248,7 @@ def build(
             on_queued=delivery.notify,
             signer=signer,
         )
+        readiness = Readiness(db, keyring)
         parts = Parts(
             db=db,
             keyring=keyring,
@@ -239,6 +263,7 @@ def build(
                 settings.consent,
                 links,
                 portal_parts(settings, keyring, notices, intake, delivery),
+                readiness,
             )
             if settings.web.enabled
             else None,
@@ -248,6 +273,10 @@ def build(
             if settings.web.enabled and settings.web.tls
             else None,
             tls_reports=tls_reporter(settings, db, keyring, notify=delivery.notify),
+            readiness=readiness,
+            metrics_app=create_metrics_app(db, readiness, settings.metrics.token)
+            if settings.metrics.enabled
+            else None,
         )
         on_error.pop_all()
     return parts
@@ -394,6 +423,7 @@ async def run(
     stop: asyncio.Event | None = None,
     grace: float = 30.0,
     web_socket: socket.socket | None = None,
+    metrics_socket: socket.socket | None = None,
 ) -> None:
     """Serve on pre-bound sockets until SIGTERM/SIGINT (or `stop`), then shut down gracefully.
 
@@ -423,7 +453,14 @@ async def run(
         if web_socket is not None and parts.web_app is not None
         else None
     )
+    scrapes = (
+        WebServer(parts.metrics_app, metrics_socket, None, grace, _METRICS_LIMITS, "metrics")
+        if metrics_socket is not None and parts.metrics_app is not None
+        else None
+    )
     try:
+        if scrapes is not None:  # first: /readyz says what is still starting
+            await scrapes.start()
         for ctx, sock in zip(contexts, sockets, strict=True):
             implicit = ctx.implicit_tls
             server = await loop.create_server(
@@ -436,6 +473,7 @@ async def run(
             servers.append(server)
         if web is not None:
             await web.start()
+        parts.readiness.serving(_not_serving(contexts, servers, web))
         delivery.start()
         reports = asyncio.create_task(parts.tls_reports.run_forever(stop), name="tls-reports")
         audit_checkpoints = asyncio.create_task(
@@ -453,6 +491,7 @@ async def run(
             delivery=settings.delivery.mode,
         )
         await stop.wait()
+        parts.readiness.stopping()
         event(log, "stopping")
         reports.cancel()  # an unfinished report is sent by the next pass
         await asyncio.gather(reports, audit_checkpoints, portal_expiry, return_exceptions=True)
@@ -463,8 +502,36 @@ async def run(
         await trail.final_checkpoint(db)
         policy.stopped()
         keys.stopped()
+        if scrapes is not None:  # last: it reports the drain until the end
+            await scrapes.stop()
         parts.close()
         event(log, "stopped")
+
+
+@dataclass(frozen=True)
+class _ScrapeLimits:
+    max_connections: int
+    request_timeout: float
+
+
+# A few scrapers and health checkers, not the public.
+_METRICS_LIMITS = _ScrapeLimits(max_connections=32, request_timeout=10.0)
+
+
+def _not_serving(
+    contexts: list[ListenerContext], servers: list[asyncio.AbstractServer], web: WebServer | None
+) -> Callable[[], list[str]]:
+    """What /readyz asks: the names of this process's listeners that do not serve."""
+
+    def down() -> list[str]:
+        names = [
+            c.config.name for c, s in zip(contexts, servers, strict=True) if not s.is_serving()
+        ]
+        if web is not None and not web.serving:
+            names.append("web")
+        return names
+
+    return down
 
 
 def smime_encryptor(settings: Settings) -> SmimeEncryptor:
@@ -589,6 +656,7 @@ def run_process(
     ssl_context: ssl.SSLContext | None,
     policy: LivePolicy,
     web_socket: socket.socket | None = None,
+    metrics_socket: socket.socket | None = None,
 ) -> None:
     """One server process: an event loop with listeners, delivery workers and the web app."""
     try:
@@ -597,7 +665,16 @@ def run_process(
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         pass
-    asyncio.run(run(settings, sockets, ssl_context, policy, web_socket=web_socket))
+    asyncio.run(
+        run(
+            settings,
+            sockets,
+            ssl_context,
+            policy,
+            web_socket=web_socket,
+            metrics_socket=metrics_socket,
+        )
+    )
 
 
 def _check_audit_key(settings: Settings) -> None:
@@ -630,8 +707,12 @@ def serve(settings: Settings) -> None:
     portal_notices(settings)
     portal_logo(settings)
     prepare(settings.inspection)  # compiled once here; forked processes share it
+    # Before forking and before anything counts: every process writes its own
+    # files there, and a scrape sums them.
+    metrics.configure(prepare_metrics_dir(settings) if settings.metrics.enabled else None)
     try:
         web_socket = bind_web_socket(settings)
+        metrics_socket = bind_metrics_socket(settings)
     except WebSetupError as exc:
         raise StartupError(str(exc)) from exc
     sockets = bind_listeners(settings)
@@ -639,13 +720,15 @@ def serve(settings: Settings) -> None:
     pid_file.write_text(f"{os.getpid()}\n")
     try:
         if settings.processes == 1:
-            run_process(settings, sockets, ssl_context, policy, web_socket)
+            run_process(settings, sockets, ssl_context, policy, web_socket, metrics_socket)
         else:
             from gateway.supervisor import supervise
 
             supervise(
                 settings.processes,
-                lambda: run_process(settings, sockets, ssl_context, policy, web_socket),
+                lambda: run_process(
+                    settings, sockets, ssl_context, policy, web_socket, metrics_socket
+                ),
             )
     finally:
         pid_file.unlink(missing_ok=True)

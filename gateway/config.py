@@ -376,6 +376,22 @@ class WebConfig(_Strict):
         return value
 
 
+class MetricsConfig(_Strict):
+    """Prometheus metrics, /healthz and /readyz on a listener of their own (docs/metrics.md)."""
+
+    enabled: bool = False
+    # Keep it on loopback or a management network: scrapers only.
+    address: str = "127.0.0.1:9464"
+    # When set, /metrics needs `Authorization: Bearer TOKEN` (health checks never do).
+    token: str | None = Field(default=None, min_length=16)
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, value: str) -> str:
+        parse_host_port(value)
+        return value
+
+
 class UnsubscribeConfig(_Strict):
     """One-click unsubscribe links (RFC 8058) added to marketing mail."""
 
@@ -543,6 +559,7 @@ class Settings(_Strict):
     audit: AuditConfig = AuditConfig()
     consent: ConsentConfig = ConsentConfig()
     web: WebConfig = WebConfig()
+    metrics: MetricsConfig = MetricsConfig()
     unsubscribe: UnsubscribeConfig = UnsubscribeConfig()
     smime: SmimeConfig = SmimeConfig()
     portal: PortalConfig = PortalConfig()

@@ -46,6 +46,21 @@ def prepare_data_dir(settings: Settings, *, generate_cert: bool) -> None:
         tls.generate_self_signed(cert, key, settings.hostname)
 
 
+METRICS_DIR = "metrics"
+
+
+def prepare_metrics_dir(settings: Settings) -> Path:
+    """The metrics files' directory, emptied: counting starts again with each start.
+
+    Only `serve` calls it, before forking, while no process of this data dir counts.
+    """
+    directory = settings.path(METRICS_DIR)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    return directory
+
+
 def open_database(settings: Settings) -> Database:
     """The migrated store, with the audit key that appending audit events needs.
 

@@ -25,6 +25,7 @@ from typing import Protocol
 
 from sqlalchemy import Connection
 
+from gateway import metrics
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.bounce import BounceMaker, FailedRecipient, is_null_sender, queue_dsn
@@ -32,6 +33,7 @@ from gateway.config import ReceivedHeaderConfig
 from gateway.consent.mailto import MailtoUnsubscribe, remember
 from gateway.consent.purpose import MARKETING, PurposeHeader, UnknownPurpose
 from gateway.dkim.sign import DkimSigner
+from gateway.inspect.findings import PHI_TYPES, Findings
 from gateway.inspect.header_values import HeaderValues
 from gateway.inspect.inspector import Inspector
 from gateway.logs import event
@@ -180,6 +182,14 @@ def received_header(
     ).encode("ascii", "replace")
 
 
+def _count(findings: Findings, decisions: Sequence[Decision]) -> None:
+    """Metrics of a decided message: finding types and rule ids, never a value."""
+    for kind, count in findings.types.items():
+        metrics.PHI_FINDINGS.labels(kind if kind in PHI_TYPES else "other").inc(count)
+    for decision in decisions:
+        metrics.DECISIONS.labels(decision.rule or "defaults", decision.action).inc()
+
+
 class Intake:
     def __init__(
         self,
@@ -215,6 +225,15 @@ class Intake:
         self.passphrase_header = passphrase_header
 
     async def accept(self, submission: Submission) -> Reply:
+        """Decide, and store what may be delivered; the reply for the client."""
+        started = time.perf_counter()
+        reply = await self._accept(submission)
+        if reply.code == 250:
+            metrics.INTAKE_SECONDS.observe(time.perf_counter() - started)
+            metrics.ACCEPTED.labels(submission.listener).inc()
+        return reply
+
+    async def _accept(self, submission: Submission) -> Reply:
         now = time.time()
         queue_id = queue.new_queue_id(now)
         # Before anything reads the content: the passphrase is never inspected,
@@ -248,6 +267,7 @@ class Intake:
         decisions = [
             decision_event(evaluation, d, queue_id, submission, now) for d in evaluation.decisions
         ]
+        _count(findings, evaluation.decisions)
         if not evaluation.accepted:
             first = evaluation.refused[0]
             event(log, "refused_by_policy", queue_id=queue_id, rule=first.rule or "defaults")

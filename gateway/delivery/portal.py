@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection
 
+from gateway import metrics
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.config import PortalConfig
@@ -71,7 +72,9 @@ class PortalMode:
                 continue
             ready.append(await off_loop(content, self._prepare, attempt, rcpt, terms, content, now))
         if ready:
-            results += await self.db.write(lambda conn: self._store(conn, attempt, ready, now))
+            stored, new = await self.db.write(lambda conn: self._store(conn, attempt, ready, now))
+            results += stored
+            metrics.PORTAL_COPIES.labels("stored").inc(new)
             self.on_queued()
         return results
 
@@ -111,7 +114,8 @@ class PortalMode:
 
     def _store(
         self, conn: Connection, attempt: Attempt, ready: Sequence[_Prepared], now: float
-    ) -> list[RecipientResult]:
+    ) -> tuple[list[RecipientResult], int]:
+        """The results, and how many copies are new (not stored by an earlier attempt)."""
         # May run again if the writer redoes its batch: what it returns is rebuilt.
         results, events = [], []
         for prepared in ready:
@@ -154,7 +158,7 @@ class PortalMode:
                 _result(rcpt, 250, "2.0.0", f"stored for portal pickup; notice {notice_id}")
             )
         trail.append(conn, events)
-        return results
+        return results, sum(e.event == "portal_stored" for e in events)
 
 
 def _result(rcpt: str, code: int | None, status: str, reply: str) -> RecipientResult:

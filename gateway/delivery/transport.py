@@ -13,6 +13,7 @@ from dataclasses import replace
 from functools import partial
 from typing import TypeVar
 
+from gateway import metrics
 from gateway.config import DeliveryConfig, parse_host_port
 from gateway.delivery.attempt import Attempt
 from gateway.delivery.client import (
@@ -20,6 +21,7 @@ from gateway.delivery.client import (
     HopError,
     RecipientResult,
     SmtpSender,
+    TlsEvidence,
     TlsPolicy,
 )
 from gateway.delivery.mx import MxResolver, RouteError
@@ -41,6 +43,13 @@ from gateway.store.keyring import Keyring
 _T = TypeVar("_T")
 # Messages above this size are signed in a thread.
 _INLINE_BYTES = 256 * 1024
+
+
+def _verification(tls: TlsEvidence | None) -> str:
+    """How a session's peer was authenticated, as a metric label."""
+    if tls is None:
+        return "none"
+    return "unverified" if tls.verified == "no" else tls.verified
 
 
 async def off_loop(content: bytes, func: Callable[..., _T], *args: object) -> _T:
@@ -187,6 +196,8 @@ class Transport:
                 )
             except HopError as exc:
                 failure = exc
+                if exc.tls_failure:
+                    metrics.TLS_SESSIONS.labels("failed").inc()
                 if report_domain and exc.tls_failure:
                     attempt.session(
                         report_domain, security, name, address, exc.tls_failure, exc.local_ip
@@ -206,6 +217,7 @@ class Transport:
                     break  # the server answered; another address would answer the same
                 continue
             tls = results[0].tls if results else None
+            metrics.TLS_SESSIONS.labels(_verification(tls)).inc()
             if report_domain and tls is not None:
                 attempt.session(report_domain, security, name, address, None, tls.local_ip)
             return results

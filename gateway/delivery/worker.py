@@ -23,6 +23,7 @@ from functools import partial
 
 from sqlalchemy import Connection
 
+from gateway import metrics
 from gateway.audit import trail
 from gateway.bounce import BounceMaker, queue_dsn
 from gateway.config import DeliveryConfig
@@ -203,6 +204,7 @@ class DeliveryService:
         message = delivery.message
         if message is None or message.sealed is None:
             return  # deleted while queued; the delete already settled its jobs
+        started = time.perf_counter()
         content = self.keyring.open(message.sealed, delivery.queue_id.encode())
         attempt = Attempt(
             message.sender,
@@ -234,6 +236,7 @@ class DeliveryService:
             except Exception as exc:  # the other transactions' results still count
                 attempt.results += crashed(delivery.queue_id, recipients, exc)
         await self._record(message, delivery, attempt)
+        metrics.ATTEMPT_SECONDS.observe(time.perf_counter() - started)
 
     async def _record_crash(self, delivery: Delivery, exc: Exception) -> None:
         """Defer every job of a delivery that failed outside a transaction (opening
@@ -306,6 +309,10 @@ class DeliveryService:
 
         await self.db.write(commit)
         for done in plan.outcomes:
+            mode = done.result.mode
+            metrics.DELIVERIES.labels(mode, done.audit.event).inc()
+            if done.state == queue.DELIVERED:
+                metrics.DELIVERY_SECONDS.labels(mode).observe(now - message.received_at)
             event(
                 log,
                 done.audit.event,

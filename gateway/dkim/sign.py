@@ -24,6 +24,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from gateway import metrics
 from gateway.config import DkimConfig
 from gateway.dkim.keys import RSA_SHA256, ActiveKey, DkimError, KeyStore, normalise_domain
 from gateway.mail.headers import (
@@ -225,13 +226,12 @@ class DkimSigner:
         timestamp = int(time.time() if now is None else now)
         # RSA on top: a verifier that checks only the first signature knows RSA.
         ordered = sorted(keys, key=lambda k: k.algorithm != RSA_SHA256)
-        return (
-            b"".join(
-                _signature_field(key, domain, timestamp, names, body_hash, signed)
-                for key in ordered
-            )
-            + message
+        signatures = b"".join(
+            _signature_field(key, domain, timestamp, names, body_hash, signed) for key in ordered
         )
+        for key in ordered:
+            metrics.DKIM_SIGNATURES.labels(key.algorithm).inc()
+        return signatures + message
 
     def signing_domain(self, message: bytes) -> str | None:
         """The domain `sign` signs the message for (None: it is sent unsigned)."""

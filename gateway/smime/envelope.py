@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway import metrics
 from gateway.config import SmimeConfig
 from gateway.smime.certs.store import CertStore, RecipientCertificate
 from gateway.smime.cms import auth_enveloped_data_aes256_gcm, enveloped_data_aes256_cbc
@@ -52,13 +53,17 @@ class SmimeEncryptor:
         if found is None:
             return None
         split = split_message(message)
-        entity = self._signer.sign(split.entity) if self._signer else split.entity
+        entity = split.entity
+        if self._signer is not None:
+            entity = self._signer.sign(entity)
+            metrics.SMIME_OPERATIONS.labels("sign").inc()
         if self._uses_gcm(found):
             der = auth_enveloped_data_aes256_gcm(entity, found.certificate)
             algorithm, smime_type = GCM, "authEnveloped-data"
         else:
             der = enveloped_data_aes256_cbc(entity, found.certificate)
             algorithm, smime_type = CBC, "enveloped-data"
+        metrics.SMIME_OPERATIONS.labels(f"encrypt-{algorithm}").inc()
         return EncryptedMessage(
             content=pkcs7_mime_message(split.outer_headers, smime_type, der),
             algorithm=algorithm,

@@ -20,6 +20,7 @@ from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session, TLSSetupException
 
+from gateway import metrics
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.config import LimitsConfig, ListenerConfig, RelayNetwork, relay_network_for
@@ -56,8 +57,14 @@ _ENHANCED = {
     "554": "5.7.0",
     "555": "5.5.4",
 }
-_HAS_ENHANCED = re.compile(rb"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}")
+_HAS_ENHANCED = re.compile(rb"^\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})")
 _SIMPLE_PATH = re.compile(r"^\s*<([A-Za-z0-9._+=-]+@[A-Za-z0-9.-]+)>((?:\s+[A-Za-z0-9=.+-]+)*)\s*$")
+
+
+def _enhanced_of(reply: bytes) -> str:
+    """The enhanced status code of a reply ("5.7.1"), "" when it has none."""
+    match = _HAS_ENHANCED.match(reply)
+    return match.group(1).decode() if match else ""
 
 
 @dataclass
@@ -224,6 +231,7 @@ class PhigateSMTP(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self.transport is None
         if first:
+            metrics.CONNECTIONS.labels(self.ctx.config.name).inc()
             peer = transport.get_extra_info("peername")
             self.client_ip = str(peer[0]) if peer else ""
             if not self.ctx.accepting:
@@ -324,6 +332,8 @@ class PhigateSMTP(SMTP):
             code = status[:3].decode()
             enhanced = _ENHANCED.get(code, f"{code[0]}.0.0")
             status = status[:4] + enhanced.encode() + b" " + status[4:]
+        if refusal:  # the codes only: the text may name an address
+            metrics.REFUSALS.labels(status[:3].decode(), _enhanced_of(status)).inc()
         if refusal and not self.reply_counted:
             # aiosmtpd's own refusals (syntax, size, sequence) are counted here.
             await self.note_refusal(
@@ -450,6 +460,7 @@ class Handler:
         ip = server.client_ip
         guard = self.ctx.guard
         if guard.locked(user, ip):
+            metrics.AUTH.labels("locked").inc()
             await server.note_refusal(
                 AuditEvent(event="auth", result="locked", principal=user, client_ip=ip, code=454)
             )
@@ -457,6 +468,7 @@ class Handler:
             return AuthResult(success=False, handled=True)
         principal = await self.ctx.authenticator.verify(user, secret)
         if principal is None:
+            metrics.AUTH.labels("failed").inc()
             delay = guard.failure(user, ip)
             event(log, "auth_failed", logging.WARNING, principal=user, client_ip=ip)
             await asyncio.sleep(delay)
@@ -465,6 +477,7 @@ class Handler:
             )
             await server.push("535 5.7.8 Authentication credentials invalid")
             return AuthResult(success=False, handled=True)
+        metrics.AUTH.labels("ok").inc()
         guard.success(user, ip)
         server.state.principal = principal.name
         server.state.domains = principal.domains

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, false, func, insert, select, update
 
 from gateway.store.database import shredded
 from gateway.store.keyring import Sealed
@@ -392,6 +392,32 @@ def drop_finished_content(conn: Connection, queue_id: str) -> None:
 
 
 # --- admin queries (metadata only) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Depth:
+    """The queue at a glance: pending jobs by state, and when its oldest message arrived."""
+
+    jobs: dict[str, int]
+    oldest_received_at: float | None  # None: nothing pending
+
+
+def depth(conn: Connection) -> Depth:
+    """Pending jobs by state (the state index), and the oldest of their messages."""
+    rows = conn.execute(
+        select(jobs.c.state, func.count(), func.min(messages.c.received_at))
+        .join(messages, messages.c.queue_id == jobs.c.queue_id)
+        .where(jobs.c.state.in_(PENDING_STATES))
+        .group_by(jobs.c.state)
+    ).all()
+    counts = dict.fromkeys(PENDING_STATES, 0) | {state: count for state, count, _ in rows}
+    oldest = min((first for _, _, first in rows if first is not None), default=None)
+    return Depth(counts, oldest)
+
+
+def probe(conn: Connection) -> None:
+    """A write that changes nothing but fails where any write would (locked, read-only)."""
+    conn.execute(update(jobs).where(false()).values(state=jobs.c.state))
 
 
 def list_jobs(conn: Connection, states: Sequence[str], limit: int) -> list[dict[str, object]]:

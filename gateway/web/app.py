@@ -20,7 +20,7 @@ from gateway.config import ConsentConfig
 from gateway.consent.links import UnsubscribeLinks
 from gateway.logs import event
 from gateway.store.database import Database
-from gateway.web import WebContext, api, portal, portal_api, unsubscribe
+from gateway.web import WebContext, api, health, portal, portal_api, unsubscribe
 
 log = logging.getLogger("gateway.web")
 
@@ -70,7 +70,7 @@ def _route_template(scope: Scope) -> str:
     return str(path or "-")
 
 
-async def _internal_error(_request: Request, exc: Exception) -> Response:
+async def internal_error(_request: Request, exc: Exception) -> Response:
     event(log, "web_error", logging.ERROR, error=type(exc).__name__)
     return PlainTextResponse("Internal error: the request was not completed.", 500)
 
@@ -94,9 +94,10 @@ def create_app(
     consent: ConsentConfig,
     links: UnsubscribeLinks,
     portal_parts: portal.PortalParts | None = None,
+    readiness: health.Readiness | None = None,
 ) -> FastAPI:
     """The web app over this store; `links` reads unsubscribe tokens; with
-    `portal_parts`, the portal's pages too."""
+    `portal_parts`, the portal's pages too; with `readiness`, /healthz and /readyz."""
     app = FastAPI(
         title="phigate consent API",
         version="1",
@@ -112,11 +113,14 @@ def create_app(
     app.include_router(api.router)
     app.include_router(portal_api.router)
     app.include_router(unsubscribe.router)
+    if readiness is not None:
+        app.state.readiness = readiness
+        app.include_router(health.router)
     if portal_parts is not None:
         app.state.portal = portal.Portal(db, portal_parts)
         app.include_router(portal.router)
         app.add_exception_handler(portal.Refused, portal.refused_page)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _internal_error)
+    app.add_exception_handler(Exception, internal_error)
     app.add_middleware(RequestLog)
     return app

@@ -28,6 +28,7 @@ from sqlalchemy import Connection
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from gateway import metrics
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.config import PortalConfig
@@ -551,10 +552,12 @@ async def message(token: str, request: Request, ctx: Ctx) -> Response:
             )
             events.append(mail)
         trail.append(conn, events)
-        return first and copy.read_receipt
+        return first
 
     if await ctx.db.write(record):
-        parts.on_queued()
+        metrics.PORTAL_COPIES.labels("viewed").inc()
+        if copy.read_receipt:  # a receipt was queued with the first view
+            parts.on_queued()
     return _render(
         ctx,
         request,

@@ -16,11 +16,11 @@ import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import uvicorn
 from fastapi import FastAPI
 
-from gateway.config import WebConfig
 from gateway.logs import event
 from gateway.mail import tls
 from gateway.web.connections import bounded_protocol
@@ -45,6 +45,16 @@ def web_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
         ) from None
 
 
+class WebLimits(Protocol):
+    """How many connections a server keeps open, and how long a request may take."""
+
+    @property
+    def max_connections(self) -> int: ...
+
+    @property
+    def request_timeout(self) -> float: ...
+
+
 class _LoopServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -53,7 +63,11 @@ class _LoopServer(uvicorn.Server):
 
 
 class WebServer:
-    """uvicorn serving `app` on a pre-bound socket, started and stopped by phigate."""
+    """uvicorn serving `app` on a pre-bound socket, started and stopped by phigate.
+
+    `limits` bounds connections and request time (`web`'s for the web app);
+    `name` is how its events and task are called.
+    """
 
     def __init__(
         self,
@@ -61,8 +75,10 @@ class WebServer:
         sock: socket.socket,
         ssl_context: ssl.SSLContext | None,
         grace: float,
-        limits: WebConfig,
+        limits: WebLimits,
+        name: str = "web",
     ) -> None:
+        self.name = name
         config = uvicorn.Config(
             app,
             http=bounded_protocol(limits.max_connections, limits.request_timeout),
@@ -89,7 +105,7 @@ class WebServer:
 
     async def start(self) -> None:
         """Serve in the background; returns once the socket accepts requests."""
-        self._task = asyncio.create_task(self._server.serve([self._sock]), name="web")
+        self._task = asyncio.create_task(self._server.serve([self._sock]), name=self.name)
         async with asyncio.timeout(_START_TIMEOUT):
             while not self._server.started:
                 if self._task.done():
@@ -97,7 +113,11 @@ class WebServer:
                     raise RuntimeError("the web server stopped while starting")
                 await asyncio.sleep(0.01)
         host, port = self._sock.getsockname()[:2]
-        event(log, "web_ready", address=f"{self.scheme}://{host}:{port}")
+        event(log, f"{self.name}_ready", address=f"{self.scheme}://{host}:{port}")
+
+    @property
+    def serving(self) -> bool:
+        return self._task is not None and not self._task.done() and self._server.started
 
     async def stop(self) -> None:
         """Stop accepting, let requests in progress finish (up to the grace time), return."""
