@@ -131,7 +131,7 @@ def test_show_gives_metadata_and_the_portal_history_without_content_or_hashes(ga
     other = gate.copy("kim@home.example", queue_id=made.queue_id)
     with gate.db.transaction() as conn:
         assert portal.record_view(conn, made.id, time.time())
-        lifecycle.recall(conn, made.queue_id, "kim@home.example", "cli", time.time())
+        lifecycle.recall(conn, made.queue_id, "kim@home.example", "cli:kim", time.time())
     shown = gate.json("show", made.queue_id)
     copies = {c["recipient"]: c for c in shown["copies"]}
     assert copies["pat@home.example"]["state"] == "opened"

@@ -29,14 +29,14 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
-from gateway.audit import checkpoints
+from gateway.audit import checkpoints, facets
 from gateway.audit.checkpoints import Checkpoint
 from gateway.config import AuditConfig
 from gateway.logs import event as log_event
 from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database, audit_key_of, transaction_cache
 from gateway.store.keyring import KeyringError
-from gateway.store.schema import audit_events
+from gateway.store.schema import audit_events, audit_recipients
 
 log = logging.getLogger("gateway.audit")
 
@@ -49,6 +49,11 @@ _SHA256_FIELDS = (
     "result", "code", "detail",
 )  # fmt: skip
 _BOOKKEEPING = frozenset(("id", "prev_hash", "hash", "chain_version"))
+# Search keys derived from the hashed fields (gateway.audit.facets): left out
+# of the hash so they could be filled in for events written before them;
+# `audit verify` recomputes them instead.
+DERIVED = frozenset(facets.COLUMNS)
+_UNHASHED = _BOOKKEEPING | DERIVED
 # PostgreSQL: one lock id for "extending the audit chain" (held until COMMIT).
 _CHAIN_LOCK_ID = 0x706869676174_01  # "phigat" + 1
 # Built once: appending happens for every message (see gateway.store.queue).
@@ -57,7 +62,9 @@ _CHAIN_HEAD = (
     .order_by(audit_events.c.id.desc())
     .limit(1)
 )
-_INSERT_EVENT = insert(audit_events)
+# Ids back in the rows' order: each event's recipients are indexed under its id.
+_INSERT_EVENT = insert(audit_events).returning(audit_events.c.id, sort_by_parameter_order=True)
+_INSERT_RECIPIENTS = insert(audit_recipients)
 _LOCK_CHAIN = select(func.pg_advisory_xact_lock(_CHAIN_LOCK_ID))
 
 
@@ -74,6 +81,9 @@ class AuditEvent:
     code: int | None = None
     detail: str | None = None
     ts: float = field(default_factory=time.time)
+    # Who made an admin change: "cli:<OS user>" (gateway.cli.common.cli_actor)
+    # or "api:<token name>"; None for what mail and the server do by themselves.
+    actor: str | None = None
 
 
 def _payload(prev_hash: str, row: dict[str, Any]) -> bytes:
@@ -86,7 +96,7 @@ def hashed_fields(version: int, row: Mapping[Any, Any]) -> dict[str, Any]:
         return {name: row[name] for name in _SHA256_FIELDS}
     # Keyed events cover every field they hold: a column added later (NULL in
     # older events) leaves their hashes as they were.
-    return {k: v for k, v in row.items() if k not in _BOOKKEEPING and v is not None}
+    return {k: v for k, v in row.items() if k not in _UNHASHED and v is not None}
 
 
 def chain_hash(version: int, key: AuditKey, prev_hash: str, row: Mapping[Any, Any]) -> str:
@@ -100,6 +110,7 @@ def chain_hash(version: int, key: AuditKey, prev_hash: str, row: Mapping[Any, An
 def _row(event: AuditEvent) -> dict[str, Any]:
     row = asdict(event)
     row["recipients"] = json.dumps(list(event.recipients))
+    row.update(facets.facets(event.event, event.detail).columns())
     return row
 
 
@@ -126,7 +137,8 @@ def _lock_chain(conn: Connection) -> None:
 
 def append(conn: Connection, events: Iterable[AuditEvent]) -> None:
     """Append events to the chain within the current transaction."""
-    rows = [_row(e) for e in events]
+    events_list = list(events)
+    rows = [_row(e) for e in events_list]
     if not rows:
         return
     key = _key(conn)
@@ -144,7 +156,14 @@ def append(conn: Connection, events: Iterable[AuditEvent]) -> None:
         digest = chain_hash(KEYED_CHAIN, key, prev, row)
         row.update(prev_hash=prev, hash=digest, chain_version=KEYED_CHAIN)
         prev = digest
-    conn.execute(_INSERT_EVENT, rows)
+    ids = conn.execute(_INSERT_EVENT, rows).scalars().all()
+    indexed = [
+        entry
+        for event_id, event in zip(ids, events_list, strict=True)
+        for entry in facets.recipient_rows(event_id, event.recipients)
+    ]
+    if indexed:
+        conn.execute(_INSERT_RECIPIENTS, indexed)
     cache["audit_head"] = prev
 
 
@@ -228,6 +247,7 @@ class ChainedEvent:
     chain_version: int
     link_ok: bool
     hash_ok: bool
+    facets_ok: bool  # its search keys are the ones its fields give (gateway.audit.facets)
 
 
 def walk(conn: Connection, key: AuditKey) -> Iterator[ChainedEvent]:
@@ -243,5 +263,9 @@ def walk(conn: Connection, key: AuditKey) -> Iterator[ChainedEvent]:
             version,
             link_ok=row["prev_hash"] == prev,
             hash_ok=version in (SHA256_CHAIN, KEYED_CHAIN) and expected == row["hash"],
+            facets_ok=all(
+                row[name] == value
+                for name, value in facets.facets(row["event"], row["detail"]).columns().items()
+            ),
         )
         prev = row["hash"]
