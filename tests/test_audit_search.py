@@ -6,6 +6,7 @@ fills them in for events written before them. Output is metadata only."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,19 +15,27 @@ from typing import Any
 
 import pytest
 import yaml
+from alembic import command
+from alembic.config import Config as AlembicConfig
 from click.testing import CliRunner, Result
 from sqlalchemy import text
 
+import gateway.store as store_module
 from gateway import datadir
 from gateway.audit import search, trail
 from gateway.audit.search import Filters
 from gateway.audit.trail import AuditEvent
 from gateway.audit.verify import verify
 from gateway.cli import main
+from gateway.cli.common import cli_actor
 from gateway.delivery.client import RecipientResult, TlsEvidence
 from gateway.delivery.outcomes import audit_detail
 from gateway.settings_loader import load_settings
+from gateway.store import queue
+from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database
+from gateway.store.keyring import Keyring
+from gateway.store.queue import NewJob, NewMessage
 
 CANARY = "canary-audit-search-7w3 Diagnosis for Pat Example"
 T0 = 1_780_000_000.0  # 2026-05-28T20:26:40Z
@@ -37,7 +46,7 @@ Q1, Q2, DSN_Q = "1AAAAAAAAAAAAAAAAAAA1", "2BBBBBBBBBBBBBBBBBBB2", "9DDDDDDDDDDDD
 def _policy(
     q: str, rcpt: str, rule: str, version: str, ts: float, phi: str = "yes", action: str = "deliver"
 ) -> AuditEvent:
-    detail = f"policy={version} category=clinical rule={rule} consent=not-needed via=tls,portal phi={phi}"
+    detail = f"policy={version} category=clinical rule={rule} consent=not-needed via=tls phi={phi}"
     return AuditEvent(
         "policy", action, queue_id=q, principal="ehr1", client_ip="192.0.2.7",
         sender="dr@clinic.example", recipients=(rcpt,), detail=detail, ts=ts,
@@ -83,7 +92,7 @@ def _story() -> list[AuditEvent]:
             code=250,
             detail="message-id=<a1@clinic.example>",
             ts=T0 + 1,
-        ),  # fmt: skip
+        ),
         _attempt(Q1, "kim@partner.example", "delivered", "tls", "dane-ee", T0 + 5),
         _attempt(Q1, "pat@gmail.com", "deferred", "tls", None, T0 + 6),
         _attempt(Q1, "pat@gmail.com", "bounced", "tls", "no", T0 + 60),
@@ -96,7 +105,7 @@ def _story() -> list[AuditEvent]:
             size=900,
             detail=f"for {Q1}",
             ts=T0 + 60,
-        ),  # fmt: skip
+        ),
         _policy(Q2, "lee@partner.example", "hold-large", "8", T0 + DAY, phi="no", action="hold"),
         AuditEvent(
             "accepted",
@@ -109,7 +118,7 @@ def _story() -> list[AuditEvent]:
             code=250,
             detail="message-id=<b2@clinic.example>",
             ts=T0 + DAY,
-        ),  # fmt: skip
+        ),
         AuditEvent(
             "released",
             "admin",
@@ -117,7 +126,7 @@ def _story() -> list[AuditEvent]:
             recipients=("lee@partner.example",),
             ts=T0 + DAY + 10,
             actor="cli:alice",
-        ),  # fmt: skip
+        ),
         _attempt(Q2, "lee@partner.example", "delivered", "smime", "pkix", T0 + DAY + 20),
         AuditEvent("principal", "disabled", principal="crm", ts=T0 + 2 * DAY, actor="cli:bob"),
     ]
@@ -187,9 +196,8 @@ def test_paging_visits_every_match_once_in_id_order(filled: Database) -> None:
             after = page.next_after
         everything = search.search(conn, Filters(), limit=100).events
     assert seen == [e.id for e in everything] and len(seen) == len(_story())
-    with pytest.raises(search.FilterError, match="limit must be 1 to"):
-        with filled.reading() as conn:
-            search.search(conn, Filters(), limit=0)
+    with pytest.raises(search.FilterError, match="limit must be 1 to"), filled.reading() as conn:
+        search.search(conn, Filters(), limit=0)
 
 
 def test_summary_counts_matches_by_kind(filled: Database) -> None:
@@ -200,7 +208,7 @@ def test_summary_counts_matches_by_kind(filled: Database) -> None:
         "policy": 2, "accepted": 1, "auth": 1, "bounced": 1, "deferred": 1, "delivered": 1,
         "dsn": 1,
     }  # fmt: skip
-    assert list(counted.by_event)[0] == "policy"  # most frequent first
+    assert next(iter(counted.by_event)) == "policy"  # most frequent first
 
 
 def test_verify_passes_and_finds_an_edited_search_key(filled: Database) -> None:
@@ -224,3 +232,197 @@ def test_parse_when_reads_dates_and_times() -> None:
     assert search.parse_when("2026-05-28T02:00+01:00") == 1779926400.0 + 3600
     with pytest.raises(search.FilterError, match="not a date or time"):
         search.parse_when("yesterday")
+
+
+# --- the command line -----------------------------------------------------------------
+
+
+@dataclass
+class Gate:
+    """A data dir and store as `phigate` opens them, and the config the CLI reads."""
+
+    config: Path
+    db: Database
+    keyring: Keyring
+
+    def cli(self, *args: str) -> Result:
+        return CliRunner().invoke(main, [*args, "-c", str(self.config)])
+
+    def json(self, *args: str) -> Any:
+        result = self.cli(*args, "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+
+@pytest.fixture
+def gate(tmp_path: Path, database_url: str) -> Iterator[Gate]:
+    config = tmp_path / "phigate.yaml"
+    config.write_text(
+        yaml.safe_dump({"data_dir": str(tmp_path / "data"), "database_url": database_url})
+    )
+    settings = load_settings(config)
+    datadir.prepare_data_dir(settings, generate_cert=False)
+    db = datadir.open_database(settings)
+    try:
+        yield Gate(config, db, Keyring(settings.path(settings.keys_dir)))
+    finally:
+        db.close()
+
+
+def test_cli_search_prints_pages_counts_and_json(gate: Gate) -> None:
+    with gate.db.transaction() as conn:
+        trail.append(conn, _story())
+    page = gate.json("audit", "search", "--recipient-domain", "gmail.com", "--limit", "2")
+    assert [e["event"] for e in page["events"]] == ["policy", "accepted"]
+    assert page["events"][0]["recipients"] == ["Pat@Gmail.com"]  # as recorded
+    assert page["events"][0]["time"] == "2026-05-28T20:26:41+00:00"
+    rest = gate.json(
+        "audit", "search", "--recipient-domain", "gmail.com", "--after", str(page["next_after"])
+    )
+    assert [e["event"] for e in rest["events"]] == ["deferred", "bounced"]
+    assert rest["next_after"] is None
+
+    text = gate.cli("audit", "search", "--since", "2026-05-29", "--until", "2026-05-29")
+    assert text.exit_code == 0, text.output
+    lines = text.stdout.splitlines()
+    assert len(lines) == 4 and "released" in lines[2] and "by=cli:alice" in lines[2]
+    assert "[mode=smime tls=TLSv1.3" in lines[3] and "verify=pkix" in lines[3]
+    more = gate.cli("audit", "search", "--event", "policy", "--limit", "1")
+    assert more.stdout.splitlines()[-1] == "... more: add --after 2"
+
+    counted = gate.json("audit", "search", "--count", "--event", "delivered", "--event", "dsn")
+    assert counted == {"total": 3, "by_event": {"delivered": 2, "dsn": 1}}
+    counted_text = gate.cli("audit", "search", "--count", "--tls", "dane-ee").stdout
+    assert counted_text.split() == ["1", "delivered", "1", "total"]
+    assert "No matching events." in gate.cli("audit", "search", "--rule", "nope").stdout
+
+    bad = gate.cli("audit", "search", "--since", "last tuesday")
+    assert bad.exit_code == 2 and "not a date or time" in bad.output
+    assert "Traceback" not in bad.output
+    assert gate.cli("audit", "search", "--tls", "maybe").exit_code == 2
+
+
+def test_cli_show_tells_a_message_s_life(gate: Gate) -> None:
+    with gate.db.transaction() as conn:
+        trail.append(conn, _story())
+    life = gate.json("audit", "show", Q1)
+    assert [(s["step"], s["event"]) for s in life["steps"]] == [
+        ("decision", "policy"), ("decision", "policy"), ("accepted", "accepted"),
+        ("attempt", "delivered"), ("attempt", "deferred"), ("attempt", "bounced"),
+        ("dsn", "dsn"),
+    ]  # fmt: skip
+    summary = life["summary"]
+    assert summary["principal"] == "ehr1" and summary["size"] == 2048
+    assert summary["phi"] is True and summary["categories"] == ["clinical"]
+    assert summary["message_id"] == "<a1@clinic.example>"
+    assert summary["outcomes"] == {"kim@partner.example": "delivered", "pat@gmail.com": "bounced"}
+    delivered = life["steps"][3]["facts"]
+    assert delivered["verify"] == "dane-ee" and delivered["mx"] == "mx.partner.example"
+    assert delivered["reply"] == "ok mode=fake verify=pin"
+    assert life["steps"][0]["facts"]["rule"] == "phi-external"
+
+    held = gate.json("audit", "show", Q2)
+    assert [s["step"] for s in held["steps"]] == ["decision", "accepted", "admin", "attempt"]
+    assert held["steps"][2]["actor"] == "cli:alice" and held["summary"]["phi"] is False
+
+    text = gate.cli("audit", "show", Q1)
+    assert text.exit_code == 0, text.output
+    assert "phi=yes category=clinical" in text.stdout
+    assert "message-id <a1@clinic.example>" in text.stdout
+    missing = gate.cli("audit", "show", "NOSUCHQUEUEID")
+    assert missing.exit_code == 1 and "no audit events about NOSUCHQUEUEID" in missing.output
+
+
+def test_every_admin_action_names_who_made_it(gate: Gate) -> None:
+    who = cli_actor()
+    assert who.startswith("cli:") and len(who) > 4
+    now = time.time()
+    held = NewMessage("3HELDHELDHELDHELDHE3", now, "submission", "ehr1", "192.0.2.7",
+                      "dr@clinic.example", 10, None, gate.keyring.seal(b"x", b"3HELD"))  # fmt: skip
+    with gate.db.transaction() as conn:
+        queue.insert_message(conn, held, [NewJob("a@partner.example", ("tls",), held=True)])
+    steps = [
+        ("principal", "add", "crm", "--domain", "clinic.example"),
+        ("principal", "set-from-domains", "crm", "brand.example"),
+        ("principal", "disable", "crm"),
+        ("principal", "enable", "crm"),
+        ("token", "add", "siem", "--scope", "consent"),
+        ("token", "revoke", "siem"),
+        ("consent", "grant", "pat@home.example", "--purpose", "marketing"),
+        ("queue", "release", held.queue_id),
+        ("queue", "retry", held.queue_id),
+        ("queue", "delete", held.queue_id),
+        ("keys", "rotate"),
+    ]
+    for args in steps:
+        result = gate.cli(*args)
+        assert result.exit_code == 0, (args, result.output)
+    old_key = gate.keyring.key_ids[0]
+    retired = gate.cli("keys", "retire", old_key)
+    assert retired.exit_code == 0, retired.output
+    found = gate.json("audit", "search", "--actor", who)["events"]
+    assert [(e["event"], e["result"]) for e in found] == [
+        ("principal", "added"), ("principal", "from_domains"), ("principal", "disabled"),
+        ("principal", "enabled"), ("api_token", "added"), ("api_token", "revoked"),
+        ("consent_granted", "ok"), ("released", "admin"), ("retried", "admin"),
+        ("deleted", "admin"), ("master_key", "rotated"), ("master_key", "retired"),
+    ]  # fmt: skip
+    assert found[-1]["detail"] == f"key={old_key}"
+    life = gate.json("audit", "show", held.queue_id)
+    assert {s["step"] for s in life["steps"]} == {"admin"}
+    assert all(s["actor"] == who for s in life["steps"])
+    with gate.db.reading() as conn:
+        assert verify(conn, _key(gate.db)).ok  # the actor is hashed, like every field
+
+
+def _key(db: Database) -> AuditKey:
+    assert db.audit_key is not None
+    return db.audit_key
+
+
+# --- the migration ----------------------------------------------------------------------
+
+
+def test_migration_fills_in_search_keys_and_keeps_old_hashes(database_url: str) -> None:
+    """Events written before revision 0010 get their search keys and recipient rows;
+    their hashes, computed without those columns, still verify."""
+    db = Database(database_url, audit_key=AuditKey(os.urandom(32)))
+    try:
+        cfg = AlembicConfig()
+        cfg.set_main_option(
+            "script_location", str(Path(store_module.__file__).parent / "migrations")
+        )
+        with db.write_engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0009")
+        old_columns = (
+            "ts", "event", "queue_id", "principal", "client_ip", "sender", "recipients", "size",
+            "result", "code", "detail",
+        )  # fmt: skip
+        prev = trail.GENESIS
+        with db.write_engine.begin() as conn:
+            for event in _story():
+                row = {name: getattr(event, name) for name in old_columns}
+                row["recipients"] = json.dumps(list(event.recipients))
+                digest = trail.chain_hash(trail.KEYED_CHAIN, _key(db), prev, row)
+                names = ", ".join(row)
+                conn.execute(
+                    text(
+                        f"INSERT INTO audit_events ({names}, prev_hash, hash, chain_version) "
+                        f"VALUES ({', '.join(':' + n for n in row)}, :prev, :hash, 2)"
+                    ),
+                    {**row, "prev": prev, "hash": digest},
+                )
+                prev = digest
+        db.migrate()
+        with db.reading() as conn:
+            report = verify(conn, _key(db))
+            assert [p.reason for p in report.problems if p.event_id] == []
+            assert [e.event for e in search.search(conn, Filters(rule="hold-large")).events] == [
+                "policy"
+            ]
+            assert len(search.search(conn, Filters(recipient_domain="gmail.com")).events) == 4
+            assert len(search.search(conn, Filters(tls="none")).events) == 1
+            assert len(search.search(conn, Filters(queue_id=Q1)).events) == 7  # with its DSN
+    finally:
+        db.close()
