@@ -190,12 +190,13 @@ def search(conn: Connection, filters: Filters, limit: int = 100, after: int = 0)
     """The first `limit` events matching `filters` with id > `after`, oldest first."""
     if not 1 <= limit <= MAX_LIMIT:
         raise FilterError(f"limit must be 1 to {MAX_LIMIT}, not {limit}")
-    query = (
-        select(*_EVENT_COLUMNS)
-        .where(_c.id > after, *conditions(filters))
-        .order_by(_c.id)
-        .limit(limit + 1)
-    )
+    terms = conditions(filters)
+    # No id bound on the first page: with one, SQLite (which cannot size a
+    # bound range) would walk the table from the start instead of using the
+    # filters' indexes. A later page starts right after the previous one.
+    if after:
+        terms.append(_c.id > after)
+    query = select(*_EVENT_COLUMNS).where(*terms).order_by(_c.id).limit(limit + 1)
     rows = conn.execute(query).all()
     events = [_event(row) for row in rows[:limit]]
     return Page(events, events[-1].id if len(rows) > limit else None)
