@@ -223,6 +223,14 @@ def test_verify_passes_and_finds_an_edited_search_key(filled: Database) -> None:
         report = verify(conn, key)
     [problem] = report.problems
     assert "search keys" in problem.reason and problem.event_id == 2
+    # So are the recipient index's rows: one taken away hides the event from a search.
+    with filled.transaction() as conn:
+        conn.execute(text("DELETE FROM audit_recipients WHERE recipient = 'pat@gmail.com'"))
+        conn.execute(text("UPDATE audit_recipients SET domain = 'x.example' WHERE event_id = 5"))
+    with filled.reading() as conn:
+        report = verify(conn, key)
+    assert [p.event_id for p in report.problems] == [2, 4, 5, 6, 7]
+    assert all("audit_recipients" in p.reason for p in report.problems)
 
 
 def test_parse_when_reads_dates_and_times() -> None:

@@ -250,20 +250,64 @@ class ChainedEvent:
     facets_ok: bool  # its search keys are the ones its fields give (gateway.audit.facets)
 
 
+def _indexed_recipients(conn: Connection) -> Iterator[tuple[int, set[tuple[str, str]]]]:
+    """The recipient index (audit_recipients) grouped by event id, in id order."""
+    r = audit_recipients.c
+    query = (
+        select(r.event_id, r.recipient, r.domain)
+        .order_by(r.event_id, r.recipient)
+        .execution_options(yield_per=1000)
+    )
+    current: int | None = None
+    group: set[tuple[str, str]] = set()
+    for row in conn.execute(query):
+        if row.event_id != current:
+            if current is not None:
+                yield current, group
+            current, group = int(row.event_id), set()
+        group.add((row.recipient, row.domain))
+    if current is not None:
+        yield current, group
+
+
+def _derived_recipients(row: Mapping[Any, Any]) -> set[tuple[str, str]]:
+    try:
+        listed = json.loads(row["recipients"] or "[]")
+    except ValueError:
+        return set()  # an edited event: its hash no longer matches
+    if not isinstance(listed, list):
+        return set()
+    return {
+        (str(entry["recipient"]), str(entry["domain"]))
+        for entry in facets.recipient_rows(0, [str(a) for a in listed])
+    }
+
+
 def walk(conn: Connection, key: AuditKey) -> Iterator[ChainedEvent]:
-    """Recompute the chain in id order, event by event."""
+    """Recompute the chain in id order, event by event, and each event's search keys."""
     prev = GENESIS
     query = select(audit_events).order_by(audit_events.c.id).execution_options(yield_per=1000)
+    # Index rows of ids no event has are never found by a search: only each
+    # event's own rows are compared.
+    indexed = _indexed_recipients(conn)
+    pending = next(indexed, None)
     for row in conn.execute(query).mappings():
+        event_id = int(row["id"])
+        while pending is not None and pending[0] < event_id:
+            pending = next(indexed, None)
+        listed: set[tuple[str, str]] = set()
+        if pending is not None and pending[0] == event_id:
+            listed = pending[1]
         version = int(row["chain_version"])
         expected = chain_hash(version, key, row["prev_hash"], row)
         yield ChainedEvent(
-            int(row["id"]),
+            event_id,
             str(row["hash"]),
             version,
             link_ok=row["prev_hash"] == prev,
             hash_ok=version in (SHA256_CHAIN, KEYED_CHAIN) and expected == row["hash"],
-            facets_ok=all(
+            facets_ok=listed == _derived_recipients(row)
+            and all(
                 row[name] == value
                 for name, value in facets.facets(row["event"], row["detail"]).columns().items()
             ),

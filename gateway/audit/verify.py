@@ -178,8 +178,9 @@ def verify(conn: Connection, key: AuditKey, exported: Checkpoint | None = None) 
             report.problems.append(
                 Problem(
                     chained.id,
-                    "its search keys (rule, policy_version, mode, tls, message_id, about) "
-                    "differ from what its detail says: edited, so searches would mislead",
+                    "its search keys (rule, policy_version, mode, tls, message_id, about, "
+                    "or its rows in audit_recipients) differ from what its fields say: "
+                    "edited, so searches would mislead",
                 )
             )
         if chained.chain_version == KEYED_CHAIN and first_keyed is None:
