@@ -5,7 +5,7 @@
 
 It migrates a fresh SQLite store in a temporary directory, writes N synthetic
 events straight into `audit_events` and `audit_recipients` with SQLAlchemy
-core (the search keys and recipient rows derived by gateway.audit.facets, as
+core (the search keys and recipient rows derived by gateway.store.audit_facets, as
 `trail.append` derives them), then times each common search through the
 query layer `phigate audit search` and `audit show` use
 (gateway.audit.search): the first page (100 events), the next page (from
@@ -41,9 +41,10 @@ from typing import Any
 from relay import percentile
 from sqlalchemy import Connection, insert, text
 
-from gateway.audit import facets, search
+from gateway.audit import search
 from gateway.audit.search import Filters
 from gateway.audit.timeline import timeline
+from gateway.store import audit_facets as facets
 from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database
 from gateway.store.schema import audit_events, audit_recipients

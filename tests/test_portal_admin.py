@@ -24,6 +24,7 @@ from gateway import datadir
 from gateway.audit import history
 from gateway.audit.verify import verify
 from gateway.cli import main
+from gateway.cli.common import cli_actor
 from gateway.config import Settings
 from gateway.portal import custody, lifecycle
 from gateway.portal.custody import CustodyError, Link
@@ -140,7 +141,7 @@ def test_show_gives_metadata_and_the_portal_history_without_content_or_hashes(ga
     assert copies["kim@home.example"]["state"] == "recalled"
     assert copies["kim@home.example"]["closed_at"] is not None
     assert [(e["event"], e["recipients"], e["detail"]) for e in shown["history"]] == [
-        ("portal_recalled", [other.recipient], "by=cli")
+        ("portal_recalled", [other.recipient], "by=cli:kim")
     ]
     text = gate.cli("show", made.queue_id)
     assert text.exit_code == 0
@@ -178,9 +179,9 @@ def test_recall_makes_every_copy_unreadable_shreds_it_and_audits(gate: Gate) -> 
     assert left == 0
     events = gate.events(made.queue_id)
     assert {(e.event, e.recipients, e.detail, e.result) for e in events} == {
-        ("portal_recalled", ("pat@home.example",), "by=cli", "ok"),
-        ("portal_recalled", ("kim@home.example",), "by=cli", "ok"),
-    }
+        ("portal_recalled", ("pat@home.example",), f"by={cli_actor()}", "ok"),
+        ("portal_recalled", ("kim@home.example",), f"by={cli_actor()}", "ok"),
+    }  # the OS user who ran the command
     with gate.db.reading() as conn:
         report = verify(conn, gate.db.audit_key)  # type: ignore[arg-type]
     assert report.ok

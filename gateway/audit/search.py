@@ -2,7 +2,7 @@
 
 The queries a reviewer runs (`phigate audit search`, and any page or report
 built on them): each filter reads an index — the event columns, the derived
-search keys (gateway.audit.facets) or `audit_recipients` — so a search over
+search keys (gateway.store.audit_facets) or `audit_recipients` — so a search over
 millions of events answers in milliseconds. Results hold what the trail
 holds: metadata only.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, and_, func, or_, select
 
-from gateway.audit.facets import domain_of
+from gateway.store.audit_facets import domain_of
 from gateway.store.schema import audit_events, audit_recipients
 
 MAX_LIMIT = 10_000
@@ -67,7 +67,7 @@ class Filters:
     rule: str | None = None  # policy decisions by this rule ("defaults": none matched)
     policy_version: str | None = None
     mode: str | None = None  # delivery mode of an attempt
-    tls: str | None = None  # gateway.audit.facets.TLS_KINDS
+    tls: str | None = None  # gateway.store.audit_facets.TLS_KINDS
     result: str | None = None
     actor: str | None = None  # who made an admin change
 

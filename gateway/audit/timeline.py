@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.audit.facets import DELIVERY_EVENTS, facets, fields
 from gateway.audit.search import Event
+from gateway.store.audit_facets import DELIVERY_EVENTS, facets, fields
 
 # Steps, by what the event says about the message.
 ACCEPTED, DECISION, ATTEMPT, DSN, PORTAL, ADMIN, OTHER = (

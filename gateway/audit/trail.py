@@ -29,10 +29,11 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
-from gateway.audit import checkpoints, facets
+from gateway.audit import checkpoints
 from gateway.audit.checkpoints import Checkpoint
 from gateway.config import AuditConfig
 from gateway.logs import event as log_event
+from gateway.store import audit_facets as facets
 from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database, audit_key_of, transaction_cache
 from gateway.store.keyring import KeyringError
@@ -49,7 +50,7 @@ _SHA256_FIELDS = (
     "result", "code", "detail",
 )  # fmt: skip
 _BOOKKEEPING = frozenset(("id", "prev_hash", "hash", "chain_version"))
-# Search keys derived from the hashed fields (gateway.audit.facets): left out
+# Search keys derived from the hashed fields (gateway.store.audit_facets): left out
 # of the hash so they could be filled in for events written before them;
 # `audit verify` recomputes them instead.
 DERIVED = frozenset(facets.COLUMNS)
@@ -247,7 +248,7 @@ class ChainedEvent:
     chain_version: int
     link_ok: bool
     hash_ok: bool
-    facets_ok: bool  # its search keys are the ones its fields give (gateway.audit.facets)
+    facets_ok: bool  # its search keys are the ones its fields give (gateway.store.audit_facets)
 
 
 def _indexed_recipients(conn: Connection) -> Iterator[tuple[int, set[tuple[str, str]]]]:

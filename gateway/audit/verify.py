@@ -10,7 +10,7 @@ What it finds, each as a problem naming an event id:
   count no longer matches (events replaced, removed or inserted before it);
 - a checkpoint not signed by this audit key (forged, altered, or another key);
 - keyed events but no checkpoint at all (the checkpoint table was emptied);
-- an event whose search keys (gateway.audit.facets) are not the ones its
+- an event whose search keys (gateway.store.audit_facets) are not the ones its
   fields give: they are outside the hash, so they are checked here.
 
 Events appended after the newest checkpoint and then removed cannot be told

@@ -12,7 +12,6 @@ import click
 
 from gateway.audit import checkpoints, search, trail
 from gateway.audit.checkpoints import Checkpoint, CheckpointFileError
-from gateway.audit.facets import TLS_KINDS
 from gateway.audit.timeline import timeline
 from gateway.audit.verify import verify
 from gateway.cli.common import (
@@ -25,6 +24,7 @@ from gateway.cli.common import (
     when,
 )
 from gateway.config import Settings
+from gateway.store.audit_facets import TLS_KINDS
 from gateway.store.audit_key import AuditKey, load_audit_key
 from gateway.store.keyring import KeyringError
 

@@ -115,7 +115,7 @@ audit_events = Table(
     Column("chain_version", Integer, nullable=False, server_default=text("1")),
     # Who made an admin change: "cli:<OS user>", "api:<token name>"; NULL for mail events.
     Column("actor", String(128), nullable=True),
-    # Search keys derived from the fields above (gateway.audit.facets): the hash
+    # Search keys derived from the fields above (gateway.store.audit_facets): the hash
     # leaves them out, `audit verify` recomputes them. Partial indexes: most
     # events have none of them.
     Column("rule", String(64), nullable=True),

@@ -5,7 +5,7 @@ and the search keys derived from each event (rule, policy_version, mode, tls,
 message_id, about: outside the hash, checked by `audit verify`), with their
 indexes, and `audit_recipients`. Existing events get their search keys and
 recipient rows here, from the same derivation new events use
-(gateway.audit.facets); their hashes do not change.
+(gateway.store.audit_facets); their hashes do not change.
 
 Revision ID: 0010
 Revises: 0009
@@ -16,7 +16,7 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-from gateway.audit.facets import COLUMNS, facets, recipient_rows
+from gateway.store.audit_facets import COLUMNS, facets, recipient_rows
 
 revision = "0010"
 down_revision: str | None = "0009"
