@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from click.testing import CliRunner, Result
 from sqlalchemy import text
+from stores import cli_store
 
 import gateway.store as store_module
-from gateway import datadir
 from gateway.audit import search, trail
 from gateway.audit.search import Filters
 from gateway.audit.trail import AuditEvent
@@ -30,7 +29,6 @@ from gateway.cli import main
 from gateway.cli.common import cli_actor
 from gateway.delivery.client import RecipientResult, TlsEvidence
 from gateway.delivery.outcomes import audit_detail
-from gateway.settings_loader import load_settings
 from gateway.store import queue
 from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database
@@ -264,17 +262,8 @@ class Gate:
 
 @pytest.fixture
 def gate(tmp_path: Path, database_url: str) -> Iterator[Gate]:
-    config = tmp_path / "phigate.yaml"
-    config.write_text(
-        yaml.safe_dump({"data_dir": str(tmp_path / "data"), "database_url": database_url})
-    )
-    settings = load_settings(config)
-    datadir.prepare_data_dir(settings, generate_cert=False)
-    db = datadir.open_database(settings)
-    try:
+    with cli_store(tmp_path, database_url) as (config, settings, db):
         yield Gate(config, db, Keyring(settings.path(settings.keys_dir)))
-    finally:
-        db.close()
 
 
 def test_cli_search_prints_pages_counts_and_json(gate: Gate) -> None:

@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from click.testing import CliRunner, Result
 from portal_copies import DAY, Made, make_copy, open_copy
 from residue import residue
+from stores import cli_store
 
-from gateway import datadir
 from gateway.audit import history
 from gateway.audit.verify import verify
 from gateway.cli import main
@@ -29,7 +28,6 @@ from gateway.config import Settings
 from gateway.portal import custody, lifecycle
 from gateway.portal.custody import CustodyError, Link
 from gateway.portal.expiry import Expiry
-from gateway.settings_loader import load_settings
 from gateway.store import portal
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
@@ -76,17 +74,8 @@ class Gate:
 
 @contextmanager
 def _gate(tmp_path: Path, database_url: str) -> Iterator[Gate]:
-    config = tmp_path / "phigate.yaml"
-    config.write_text(
-        yaml.safe_dump({"data_dir": str(tmp_path / "data"), "database_url": database_url})
-    )
-    settings = load_settings(config)
-    datadir.prepare_data_dir(settings, generate_cert=False)
-    db = datadir.open_database(settings)
-    try:
+    with cli_store(tmp_path, database_url) as (config, settings, db):
         yield Gate(config, settings, Keyring(settings.path(settings.keys_dir)), db)
-    finally:
-        db.close()
 
 
 @pytest.fixture
