@@ -45,6 +45,8 @@ class NameData:
 def ascii_key(word: str) -> str:
     """The lookup key of a name word: ASCII letters, upper case ("O'Brien" -> "OBRIEN",
     "Zoë" -> "ZOE")."""
+    if word.isascii() and word.isalpha():  # nearly every word: no folding to do
+        return word.upper()
     folded = unicodedata.normalize("NFKD", word)
     return "".join(c for c in folded if c.isascii() and c.isalpha()).upper()
 

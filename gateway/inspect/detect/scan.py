@@ -14,6 +14,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import accumulate
 from typing import NamedTuple
 
 from gateway.config import InspectionConfig
@@ -525,11 +526,18 @@ class _Segment:
         health = [s for s in spans if s.type in HEALTH_TYPES]
         ends = [s.end for s in health]
         window = self.window
+        # A name overlaps a strong one when, of the strong names starting before its
+        # end, the farthest-reaching ends after its start (a bisection per name, not
+        # a scan of every strong name: large texts have thousands of each).
+        strong = sorted(self.strong_names)
+        strong_starts = [s for s, _ in strong]
+        reach = list(accumulate((e for _, e in strong), max))
         count = 0
         for span in spans:
-            if span.type != "name" or any(
-                s < span.end and span.start < e for s, e in self.strong_names
-            ):
+            if span.type != "name":
+                continue
+            last = bisect_left(strong_starts, span.end) - 1
+            if last >= 0 and reach[last] > span.start:
                 continue
             low, high = span.start - window, span.end + window
             i = bisect_left(ends, low)
