@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection
@@ -134,11 +134,8 @@ class PortalMode:
                 about=attempt.queue_id,
                 now=now,
             )
-            copy = prepared.copy
-            copy_id = portal.insert_copy(
-                conn,
-                portal.NewCopy(**{**copy.__dict__, "notice_queue_id": notice_id}),
-            )
+            copy = replace(prepared.copy, notice_queue_id=notice_id)
+            copy_id = portal.insert_copy(conn, copy)
             expires = datetime.fromtimestamp(copy.expires_at, UTC).strftime("%Y-%m-%dT%H:%MZ")
             events += [
                 AuditEvent(

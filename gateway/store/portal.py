@@ -147,14 +147,16 @@ def stored_for(conn: Connection, queue_id: str, recipient: str) -> Copy | None:
     return _copy(row) if row is not None else None
 
 
-def by_verifier(conn: Connection, verifier: str) -> Copy | None:
-    """The copy a link opens, with its sealed content."""
+def by_verifier(conn: Connection, verifier: str, with_content: bool = True) -> Copy | None:
+    """The copy a link opens; its sealed content too unless `with_content` is false
+    (pages that only check the copy's state need not read a large message)."""
+    columns = portal_messages.c if with_content else _METADATA
     row = (
-        conn.execute(select(portal_messages).where(portal_messages.c.verifier == verifier))
+        conn.execute(select(*columns).where(portal_messages.c.verifier == verifier))
         .mappings()
         .first()
     )
-    return _copy(row, with_content=True) if row is not None else None
+    return _copy(row, with_content) if row is not None else None
 
 
 def by_id(conn: Connection, copy_id: int) -> Copy | None:

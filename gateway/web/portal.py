@@ -200,11 +200,14 @@ class Opened:
     copy: portal.Copy
 
 
-async def _open(ctx: Portal, request: Request, token: str) -> Opened:
-    """The copy the link names, if it can still be read; else a page saying why."""
+async def _open(ctx: Portal, request: Request, token: str, content: bool = False) -> Opened:
+    """The copy the link names, if it can still be read; else a page saying why.
+    `content`: load the sealed message too (only pages that show it need it)."""
     now = time.time()
     link = custody.parse_token(token)
-    copy = await ctx.db.read(lambda c: portal.by_verifier(c, link.verifier)) if link else None
+    copy = (
+        await ctx.db.read(lambda c: portal.by_verifier(c, link.verifier, content)) if link else None
+    )
     if link is None or copy is None:
         event(log, "portal_link", result="unknown")
         raise Refused(
@@ -233,7 +236,7 @@ async def _open(ctx: Portal, request: Request, token: str) -> Opened:
                 410,
             )
         )
-    if not copy.readable(now) or copy.sealed is None:
+    if not copy.readable(now) or (content and copy.sealed is None):
         raise Refused(
             _page(
                 ctx,
@@ -319,9 +322,9 @@ def _has_session(ctx: Portal, request: Request, copy: portal.Copy) -> Callable[[
     return lambda conn: bool(digest) and portal_access.session_opens(conn, digest, copy.id, now)
 
 
-async def _session(ctx: Portal, request: Request, token: str) -> Opened:
+async def _session(ctx: Portal, request: Request, token: str, content: bool = True) -> Opened:
     """The copy, for a browser whose session was started for it; else back to the landing page."""
-    opened = await _open(ctx, request, token)
+    opened = await _open(ctx, request, token, content)
     if not await ctx.db.read(_has_session(ctx, request, opened.copy)):
         raise Refused(_secure(RedirectResponse(f"/portal/m/{token}", 303), request, ctx.parts))
     return opened
@@ -634,7 +637,7 @@ def _reply_form(ctx: Portal, request: Request, token: str) -> Response:
 
 @router.get("/portal/m/{token}/reply")
 async def reply_form(token: str, request: Request, ctx: Ctx) -> Response:
-    await _session(ctx, request, token)
+    await _session(ctx, request, token, content=False)
     return _reply_form(ctx, request, token)
 
 
