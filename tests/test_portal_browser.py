@@ -157,11 +157,10 @@ def test_phi_sent_over_smtp_is_read_downloaded_and_answered_through_its_notice(
         )
 
     wait_until(reply_arrived, 20, 0.05)
-    [reply] = [
-        email.message_from_bytes(m.content)
-        for m in env.sink.messages
-        if b"Thanks, I will book" in m.content
-    ]
+    [delivered] = [m for m in env.sink.messages if b"Thanks, I will book" in m.content]
+    # Never a relay: a reply goes to the original sender and nobody else.
+    assert delivered.recipients == [SENDER]
+    reply = email.message_from_bytes(delivered.content)
     assert reply["In-Reply-To"] == "<original-1@clinic.example>"
     assert reply["Reply-To"] == recipient
     [part] = [p for p in reply.walk() if p.get_filename() == "insurance.txt"]
