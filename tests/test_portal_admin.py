@@ -15,20 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from click.testing import CliRunner, Result
 from portal_copies import DAY, Made, make_copy, open_copy
 from residue import residue
+from stores import cli_store
 
-from gateway import datadir
 from gateway.audit import history
 from gateway.audit.verify import verify
 from gateway.cli import main
+from gateway.cli.common import cli_actor
 from gateway.config import Settings
 from gateway.portal import custody, lifecycle
 from gateway.portal.custody import CustodyError, Link
 from gateway.portal.expiry import Expiry
-from gateway.settings_loader import load_settings
 from gateway.store import portal
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
@@ -75,17 +74,8 @@ class Gate:
 
 @contextmanager
 def _gate(tmp_path: Path, database_url: str) -> Iterator[Gate]:
-    config = tmp_path / "phigate.yaml"
-    config.write_text(
-        yaml.safe_dump({"data_dir": str(tmp_path / "data"), "database_url": database_url})
-    )
-    settings = load_settings(config)
-    datadir.prepare_data_dir(settings, generate_cert=False)
-    db = datadir.open_database(settings)
-    try:
+    with cli_store(tmp_path, database_url) as (config, settings, db):
         yield Gate(config, settings, Keyring(settings.path(settings.keys_dir)), db)
-    finally:
-        db.close()
 
 
 @pytest.fixture
@@ -131,7 +121,7 @@ def test_show_gives_metadata_and_the_portal_history_without_content_or_hashes(ga
     other = gate.copy("kim@home.example", queue_id=made.queue_id)
     with gate.db.transaction() as conn:
         assert portal.record_view(conn, made.id, time.time())
-        lifecycle.recall(conn, made.queue_id, "kim@home.example", "cli", time.time())
+        lifecycle.recall(conn, made.queue_id, "kim@home.example", "cli:kim", time.time())
     shown = gate.json("show", made.queue_id)
     copies = {c["recipient"]: c for c in shown["copies"]}
     assert copies["pat@home.example"]["state"] == "opened"
@@ -140,7 +130,7 @@ def test_show_gives_metadata_and_the_portal_history_without_content_or_hashes(ga
     assert copies["kim@home.example"]["state"] == "recalled"
     assert copies["kim@home.example"]["closed_at"] is not None
     assert [(e["event"], e["recipients"], e["detail"]) for e in shown["history"]] == [
-        ("portal_recalled", [other.recipient], "by=cli")
+        ("portal_recalled", [other.recipient], "by=cli:kim")
     ]
     text = gate.cli("show", made.queue_id)
     assert text.exit_code == 0
@@ -178,9 +168,9 @@ def test_recall_makes_every_copy_unreadable_shreds_it_and_audits(gate: Gate) -> 
     assert left == 0
     events = gate.events(made.queue_id)
     assert {(e.event, e.recipients, e.detail, e.result) for e in events} == {
-        ("portal_recalled", ("pat@home.example",), "by=cli", "ok"),
-        ("portal_recalled", ("kim@home.example",), "by=cli", "ok"),
-    }
+        ("portal_recalled", ("pat@home.example",), f"by={cli_actor()}", "ok"),
+        ("portal_recalled", ("kim@home.example",), f"by={cli_actor()}", "ok"),
+    }  # the OS user who ran the command
     with gate.db.reading() as conn:
         report = verify(conn, gate.db.audit_key)  # type: ignore[arg-type]
     assert report.ok

@@ -158,7 +158,7 @@ def test_grant_revoke_opt_out_query_history_round_trip(api: Api) -> None:
 
     records = api.post(HISTORY, {"address": address}, "reports").json()["records"]
     assert [r["kind"] for r in records] == ["grant", "revoke", "grant", "opt_out"]
-    assert {r["actor"] for r in records} == {"crm"}
+    assert {r["actor"] for r in records} == {"api:crm"}
     assert records[0]["document_ref"] == "ehr:forms/8812"
     assert records[0]["effective_at"] == 1705309200.0
     by_patient = api.post(HISTORY, {"patient_id": "MRN-77"}, "reports").json()["records"]
@@ -176,8 +176,8 @@ def test_every_change_is_audited_under_the_token_name(api: Api) -> None:
         "SELECT event, detail FROM audit_events WHERE recipients LIKE ?", (f"%{address}%",)
     )
     events = {event: detail for event, detail in rows}
-    assert "actor=intake" in events["consent_granted"]
-    assert "actor=crm" in events["consent_opted_out"]
+    assert "actor=api:intake" in events["consent_granted"]
+    assert "actor=api:crm" in events["consent_opted_out"]
     tokens_audit = sqlite3.connect(api.gw.db_path).execute(
         "SELECT result, principal FROM audit_events WHERE event = 'api_token'"
     )

@@ -44,7 +44,7 @@ def settings_of(gw: Phigate) -> Settings:
 def add_token(gw: Phigate, name: str, *scopes: str) -> str:
     """A new API token's secret (made in the store directly: quicker than the CLI)."""
     with store(gw) as db, db.transaction() as conn:
-        return tokens.add(conn, name, scopes, time.time())
+        return tokens.add(conn, name, scopes, time.time(), "cli:test")
 
 
 def links(gw: Phigate) -> UnsubscribeLinks:

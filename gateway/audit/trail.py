@@ -33,10 +33,11 @@ from gateway.audit import checkpoints
 from gateway.audit.checkpoints import Checkpoint
 from gateway.config import AuditConfig
 from gateway.logs import event as log_event
+from gateway.store import audit_facets as facets
 from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database, audit_key_of, transaction_cache
 from gateway.store.keyring import KeyringError
-from gateway.store.schema import audit_events
+from gateway.store.schema import audit_events, audit_recipients
 
 log = logging.getLogger("gateway.audit")
 
@@ -49,6 +50,11 @@ _SHA256_FIELDS = (
     "result", "code", "detail",
 )  # fmt: skip
 _BOOKKEEPING = frozenset(("id", "prev_hash", "hash", "chain_version"))
+# Search keys derived from the hashed fields (gateway.store.audit_facets): left out
+# of the hash so they could be filled in for events written before them;
+# `audit verify` recomputes them instead.
+DERIVED = frozenset(facets.COLUMNS)
+_UNHASHED = _BOOKKEEPING | DERIVED
 # PostgreSQL: one lock id for "extending the audit chain" (held until COMMIT).
 _CHAIN_LOCK_ID = 0x706869676174_01  # "phigat" + 1
 # Built once: appending happens for every message (see gateway.store.queue).
@@ -57,7 +63,9 @@ _CHAIN_HEAD = (
     .order_by(audit_events.c.id.desc())
     .limit(1)
 )
-_INSERT_EVENT = insert(audit_events)
+# Ids back in the rows' order: each event's recipients are indexed under its id.
+_INSERT_EVENT = insert(audit_events).returning(audit_events.c.id, sort_by_parameter_order=True)
+_INSERT_RECIPIENTS = insert(audit_recipients)
 _LOCK_CHAIN = select(func.pg_advisory_xact_lock(_CHAIN_LOCK_ID))
 
 
@@ -74,6 +82,9 @@ class AuditEvent:
     code: int | None = None
     detail: str | None = None
     ts: float = field(default_factory=time.time)
+    # Who made an admin change: "cli:<OS user>" (gateway.cli.common.cli_actor)
+    # or "api:<token name>"; None for what mail and the server do by themselves.
+    actor: str | None = None
 
 
 def _payload(prev_hash: str, row: dict[str, Any]) -> bytes:
@@ -86,7 +97,7 @@ def hashed_fields(version: int, row: Mapping[Any, Any]) -> dict[str, Any]:
         return {name: row[name] for name in _SHA256_FIELDS}
     # Keyed events cover every field they hold: a column added later (NULL in
     # older events) leaves their hashes as they were.
-    return {k: v for k, v in row.items() if k not in _BOOKKEEPING and v is not None}
+    return {k: v for k, v in row.items() if k not in _UNHASHED and v is not None}
 
 
 def chain_hash(version: int, key: AuditKey, prev_hash: str, row: Mapping[Any, Any]) -> str:
@@ -100,6 +111,7 @@ def chain_hash(version: int, key: AuditKey, prev_hash: str, row: Mapping[Any, An
 def _row(event: AuditEvent) -> dict[str, Any]:
     row = asdict(event)
     row["recipients"] = json.dumps(list(event.recipients))
+    row.update(facets.facets(event.event, event.detail).columns())
     return row
 
 
@@ -126,7 +138,8 @@ def _lock_chain(conn: Connection) -> None:
 
 def append(conn: Connection, events: Iterable[AuditEvent]) -> None:
     """Append events to the chain within the current transaction."""
-    rows = [_row(e) for e in events]
+    events_list = list(events)
+    rows = [_row(e) for e in events_list]
     if not rows:
         return
     key = _key(conn)
@@ -144,7 +157,14 @@ def append(conn: Connection, events: Iterable[AuditEvent]) -> None:
         digest = chain_hash(KEYED_CHAIN, key, prev, row)
         row.update(prev_hash=prev, hash=digest, chain_version=KEYED_CHAIN)
         prev = digest
-    conn.execute(_INSERT_EVENT, rows)
+    ids = conn.execute(_INSERT_EVENT, rows).scalars().all()
+    indexed = [
+        entry
+        for event_id, event in zip(ids, events_list, strict=True)
+        for entry in facets.recipient_rows(event_id, event.recipients)
+    ]
+    if indexed:
+        conn.execute(_INSERT_RECIPIENTS, indexed)
     cache["audit_head"] = prev
 
 
@@ -228,20 +248,69 @@ class ChainedEvent:
     chain_version: int
     link_ok: bool
     hash_ok: bool
+    facets_ok: bool  # its search keys are the ones its fields give (gateway.store.audit_facets)
+
+
+def _indexed_recipients(conn: Connection) -> Iterator[tuple[int, set[tuple[str, str]]]]:
+    """The recipient index (audit_recipients) grouped by event id, in id order."""
+    r = audit_recipients.c
+    query = (
+        select(r.event_id, r.recipient, r.domain)
+        .order_by(r.event_id, r.recipient)
+        .execution_options(yield_per=1000)
+    )
+    current: int | None = None
+    group: set[tuple[str, str]] = set()
+    for row in conn.execute(query):
+        if row.event_id != current:
+            if current is not None:
+                yield current, group
+            current, group = int(row.event_id), set()
+        group.add((row.recipient, row.domain))
+    if current is not None:
+        yield current, group
+
+
+def _derived_recipients(row: Mapping[Any, Any]) -> set[tuple[str, str]]:
+    try:
+        listed = json.loads(row["recipients"] or "[]")
+    except ValueError:
+        return set()  # an edited event: its hash no longer matches
+    if not isinstance(listed, list):
+        return set()
+    return {
+        (str(entry["recipient"]), str(entry["domain"]))
+        for entry in facets.recipient_rows(0, [str(a) for a in listed])
+    }
 
 
 def walk(conn: Connection, key: AuditKey) -> Iterator[ChainedEvent]:
-    """Recompute the chain in id order, event by event."""
+    """Recompute the chain in id order, event by event, and each event's search keys."""
     prev = GENESIS
     query = select(audit_events).order_by(audit_events.c.id).execution_options(yield_per=1000)
+    # Index rows of ids no event has are never found by a search: only each
+    # event's own rows are compared.
+    indexed = _indexed_recipients(conn)
+    pending = next(indexed, None)
     for row in conn.execute(query).mappings():
+        event_id = int(row["id"])
+        while pending is not None and pending[0] < event_id:
+            pending = next(indexed, None)
+        listed: set[tuple[str, str]] = set()
+        if pending is not None and pending[0] == event_id:
+            listed = pending[1]
         version = int(row["chain_version"])
         expected = chain_hash(version, key, row["prev_hash"], row)
         yield ChainedEvent(
-            int(row["id"]),
+            event_id,
             str(row["hash"]),
             version,
             link_ok=row["prev_hash"] == prev,
             hash_ok=version in (SHA256_CHAIN, KEYED_CHAIN) and expected == row["hash"],
+            facets_ok=listed == _derived_recipients(row)
+            and all(
+                row[name] == value
+                for name, value in facets.facets(row["event"], row["detail"]).columns().items()
+            ),
         )
         prev = row["hash"]

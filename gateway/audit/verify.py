@@ -9,7 +9,9 @@ What it finds, each as a problem naming an event id:
 - a checkpoint whose event is gone (the trail was truncated) or whose hash or
   count no longer matches (events replaced, removed or inserted before it);
 - a checkpoint not signed by this audit key (forged, altered, or another key);
-- keyed events but no checkpoint at all (the checkpoint table was emptied).
+- keyed events but no checkpoint at all (the checkpoint table was emptied);
+- an event whose search keys (gateway.store.audit_facets) are not the ones its
+  fields give: they are outside the hash, so they are checked here.
 
 Events appended after the newest checkpoint and then removed cannot be told
 from events never written: the server's periodic checkpoints bound that
@@ -170,6 +172,15 @@ def verify(conn: Connection, key: AuditKey, exported: Checkpoint | None = None) 
                     chained.id,
                     "content does not match its hash under the audit key: "
                     "edited, or re-chained without the key",
+                )
+            )
+        elif not chained.facets_ok:
+            report.problems.append(
+                Problem(
+                    chained.id,
+                    "its search keys (rule, policy_version, mode, tls, message_id, about, "
+                    "or its rows in audit_recipients) differ from what its fields say: "
+                    "edited, so searches would mislead",
                 )
             )
         if chained.chain_version == KEYED_CHAIN and first_keyed is None:

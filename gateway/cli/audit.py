@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from gateway.audit import checkpoints, trail
+from gateway.audit import checkpoints, search, trail
 from gateway.audit.checkpoints import Checkpoint, CheckpointFileError
+from gateway.audit.timeline import timeline
 from gateway.audit.verify import verify
-from gateway.cli.common import cli_settings, config_options, fail, open_store, print_json, when
+from gateway.cli.common import (
+    F,
+    cli_settings,
+    config_options,
+    fail,
+    open_store,
+    print_json,
+    when,
+)
 from gateway.config import Settings
+from gateway.store.audit_facets import TLS_KINDS
 from gateway.store.audit_key import AuditKey, load_audit_key
 from gateway.store.keyring import KeyringError
 
@@ -131,3 +143,159 @@ def audit_checkpoint(
     )
     if output is not None:
         click.echo(f"Written to {output}; keep it where the phigate host cannot change it.")
+
+
+def _when_option(name: str, end: bool) -> Callable[[F], F]:
+    what = "before" if end else "at or after"
+    return click.option(
+        name,
+        callback=lambda _ctx, _param, value: _parsed_when(value, end),
+        metavar="WHEN",
+        help=f"Only events {what} WHEN: a date (YYYY-MM-DD"
+        + (", the whole day included" if end else "")
+        + ") or an ISO time; UTC unless it names an offset.",
+    )
+
+
+def _parsed_when(value: str | None, end: bool) -> float | None:
+    if value is None:
+        return None
+    try:
+        return search.parse_when(value, end=end)
+    except search.FilterError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _event_line(e: search.Event) -> str:
+    """One event on one line: metadata only, as stored."""
+    parts = [f"#{e.id}", when(e.ts), e.event, e.result]
+    for label, value in (
+        ("queue", e.queue_id),
+        ("principal", e.principal),
+        ("by", e.actor),
+        ("ip", e.client_ip),
+        ("size", e.size),
+        ("code", e.code),
+    ):
+        if value is not None and value != "":
+            parts.append(f"{label}={value}")
+    if e.sender is not None or e.recipients:
+        parts.append(f"{e.sender or '<>'} -> {','.join(e.recipients) or '-'}")
+    if e.detail:
+        parts.append(f"[{e.detail}]")
+    return "  ".join(parts)
+
+
+@audit_group.command("search")
+@_when_option("--since", end=False)
+@_when_option("--until", end=True)
+@click.option("--queue-id", help="Events of this message (and its DSNs and portal mail).")
+@click.option(
+    "--message-id", help="Events of the messages accepted with this Message-ID, as stored."
+)
+@click.option("--principal", help="Events of this principal (SMTP AUTH name).")
+@click.option("--sender", help="Envelope sender, exactly as stored.")
+@click.option("--recipient", help="Events naming this recipient (any case).")
+@click.option("--recipient-domain", help="Events naming a recipient at this domain.")
+@click.option(
+    "--event", "events", multiple=True, help="Event kind, e.g. policy, delivered (repeatable)."
+)
+@click.option("--rule", help='Policy decisions by this rule id ("defaults": no rule matched).')
+@click.option("--policy-version", help="Policy decisions made by this policy version.")
+@click.option("--mode", help="Delivery attempts in this mode, e.g. tls, smime, portal.")
+@click.option(
+    "--tls",
+    type=click.Choice(TLS_KINDS),
+    help="Delivery attempts whose TLS was verified this way; unverified: TLS without "
+    "verification; none: no TLS.",
+)
+@click.option("--result", help="Result, e.g. ok, failed, queued, deliver, 2.0.0.")
+@click.option("--actor", help='Admin changes made by this actor, e.g. "cli:alice", "api:crm".')
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, search.MAX_LIMIT))
+@click.option(
+    "--after",
+    default=0,
+    type=click.IntRange(min=0),
+    metavar="ID",
+    help="Events after event ID (paging).",
+)
+@click.option(
+    "--count", "count_only", is_flag=True, help="Only count the matches, in all and by kind."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document (see docs/audit.md)."
+)
+@config_options
+def audit_search(
+    config_file: str | None,
+    data_dir: str | None,
+    limit: int,
+    after: int,
+    count_only: bool,
+    as_json: bool,
+    events: tuple[str, ...],
+    **given: Any,
+) -> None:
+    """Find audit events: every filter given must hold; oldest first, by event id.
+
+    \b
+      phigate audit search --since 2026-12-01 --recipient-domain gmail.com --event policy
+      phigate audit search --principal crm --event delivered --tls none --count
+      phigate audit search --rule phi-external --json --after 81234
+    """
+    filters = search.Filters(events=events, **given)
+    settings = cli_settings(config_file, data_dir)
+    with open_store(settings) as db, db.reading() as conn:
+        if count_only:
+            counted = search.summary(conn, filters)
+        else:
+            page = search.search(conn, filters, limit, after)
+    if count_only:
+        if as_json:
+            print_json(counted.as_json())
+            return
+        for kind, n in counted.by_event.items():
+            click.echo(f"{n:>10}  {kind}")
+        click.echo(f"{counted.total:>10}  total")
+        return
+    if as_json:
+        print_json({"events": [e.as_json() for e in page.events], "next_after": page.next_after})
+        return
+    for e in page.events:
+        click.echo(_event_line(e))
+    if page.next_after is not None:
+        click.echo(f"... more: add --after {page.next_after}")
+    elif not page.events:
+        click.echo("No matching events.")
+
+
+@audit_group.command("show")
+@click.argument("queue_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the timeline as JSON.")
+@config_options
+def audit_show(queue_id: str, as_json: bool, config_file: str | None, data_dir: str | None) -> None:
+    """The life of one message, from its audit events: accepted, each recipient's
+    decision, each delivery attempt with its TLS evidence, DSN, portal events
+    and admin actions (with who made them). Metadata only: never content."""
+    settings = cli_settings(config_file, data_dir)
+    with open_store(settings) as db, db.reading() as conn:
+        life = timeline(queue_id, search.of_message(conn, queue_id))
+    if as_json:
+        print_json(life.as_json())
+    if not life.found:
+        fail(f"no audit events about {queue_id} (see `phigate audit search`)")
+    if as_json:
+        return
+    about = life.summary()
+    phi = {None: "-", True: "yes", False: "no"}[about["phi"]]
+    size = about["size"]
+    click.echo(f"Message {queue_id}")
+    click.echo(
+        f"  from {about['sender'] or '<>'} principal={about['principal'] or '-'} "
+        f"ip={about['client_ip'] or '-'} size={'-' if size is None else size} "
+        f"phi={phi} category={','.join(about['categories']) or '-'}"
+    )
+    if about["message_id"]:
+        click.echo(f"  message-id {about['message_id']}")
+    for step in life.steps:
+        click.echo(f"  {step.step:<9} {_event_line(step.event)}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +29,26 @@ EXIT_USAGE = 2
 def fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"phigate: {message}", err=True)
     sys.exit(code)
+
+
+def cli_actor() -> str:
+    """Who runs the command, as an audit event's actor: "cli:<OS user>"."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (containers)
+        user = f"uid{os.getuid()}"
+    return f"cli:{user}"[:128]
+
+
+def audit_admin(settings: Settings, event: str, result: str, detail: str) -> None:
+    """Record an admin action whose change is not in the store (key files, a
+    signal to the server) as an audit event naming who made it."""
+    from gateway.audit import trail
+    from gateway.audit.trail import AuditEvent
+
+    done = AuditEvent(event, result, detail=detail[:255], actor=cli_actor())
+    with open_store(settings) as db, db.transaction() as conn:
+        trail.append(conn, [done])
 
 
 def when(ts: object) -> str:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import re
 import sys
 import time
@@ -17,6 +15,7 @@ from sqlalchemy import Connection
 
 from gateway.cli.common import (
     EXIT_USAGE,
+    cli_actor,
     cli_settings,
     config_options,
     fail,
@@ -34,15 +33,6 @@ T = TypeVar("T")
 
 _DURATION = re.compile(r"(\d{1,5})([dw])")
 _PURPOSE_HELP = "marketing, or marketing/<sub-purpose> as configured under consent.purposes."
-
-
-def _actor() -> str:
-    """Who runs the command, as recorded in the registry and the audit trail."""
-    try:
-        user = getpass.getuser()
-    except (OSError, KeyError):  # no login name and no passwd entry (containers)
-        user = f"uid{os.getuid()}"
-    return f"cli:{user}"[: registry.MAX_ACTOR]
 
 
 def _usage(exc: ConsentError | ValueError) -> NoReturn:
@@ -176,7 +166,9 @@ def consent_grant(
         _usage(exc)
     assert record.address is not None
     with open_store(settings) as db:
-        record_id = _write(db, lambda conn: registry.grant(conn, record, actor=_actor(), now=now))
+        record_id = _write(
+            db, lambda conn: registry.grant(conn, record, actor=cli_actor(), now=now)
+        )
         state = _states_now(db, config, [record.address], record.purpose)[record.address]
     if as_json:
         print_json({"id": record_id, "address": record.address, "state": state})
@@ -229,7 +221,7 @@ def consent_revoke(
             purpose=chosen,
             revoked_at=at,
             source=source,
-            actor=_actor(),
+            actor=cli_actor(),
             now=now,
         )
         covered = [] if patient_id is None else registry.linked_addresses(conn, patient_id)
@@ -279,7 +271,7 @@ def consent_opt_out(
                 address=address,
                 purpose=chosen,
                 source="admin",
-                actor=_actor(),
+                actor=cli_actor(),
                 now=now,
                 reference=reference,
             ),
@@ -314,7 +306,7 @@ def consent_opt_in(
         cancelled = _write(
             db,
             lambda conn: registry.opt_in(
-                conn, address=address, purpose=chosen, source="admin", actor=_actor(), now=now
+                conn, address=address, purpose=chosen, source="admin", actor=cli_actor(), now=now
             ),
         )
         stored = registry.check_address(address)
@@ -428,7 +420,7 @@ def consent_import(
             counts = _write(
                 db,
                 lambda conn: registry.import_changes(
-                    conn, changes, actor=_actor(), now=time.time()
+                    conn, changes, actor=cli_actor(), now=time.time()
                 ),
             )
     if as_json:

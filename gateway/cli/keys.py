@@ -9,6 +9,7 @@ import click
 
 from gateway.cli.common import (
     F,
+    audit_admin,
     cli_settings,
     config_options,
     fail,
@@ -55,6 +56,12 @@ def _rotation(
             done = run(db, keyring, Path(settings.data_dir), timeout)
         except (rotation.RotationError, KeyringError) as exc:
             fail(str(exc))
+    audit_admin(
+        settings,
+        "master_key",
+        "rotated" if new_key else "rewrapped",
+        f"key={done.key_id} rewrapped={done.rewrapped}",
+    )
     old_keys = [key_id for key_id in keyring.key_ids if key_id != done.key_id]
     if as_json:
         print_json({**asdict(done), "retirable": old_keys})
@@ -148,4 +155,5 @@ def keys_retire(key_id: str, config_file: str | None, data_dir: str | None) -> N
             rotation.retire(db, keyring, Path(settings.data_dir), key_id)
         except (rotation.RotationError, KeyringError) as exc:
             fail(f"not retiring {key_id}: {exc}")
+    audit_admin(settings, "master_key", "retired", f"key={key_id}")
     click.echo(f"Retired master key {key_id}; its file is deleted.")

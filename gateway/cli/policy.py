@@ -13,6 +13,7 @@ import click
 
 from gateway.cli.common import (
     EXIT_USAGE,
+    audit_admin,
     cli_settings,
     config_options,
     fail,
@@ -249,10 +250,12 @@ def policy_reload(config_file: str | None, data_dir: str | None, timeout: float)
             break
         time.sleep(0.1)
     else:
+        audit_admin(settings, "policy_reload", "timeout", f"version={expected}")
         fail(f"the server did not report back within {timeout:g} s; see its log")
     failed = [s for s in statuses if s.error is not None or s.version != expected]
     for status in statuses:
         click.echo(f"pid {status.pid}: policy version {status.version}")
+    audit_admin(settings, "policy_reload", "failed" if failed else "ok", f"version={expected}")
     if failed:
         errors = "\n".join(sorted({s.error or "loaded another version" for s in failed}))
         fail(f"reload failed; the running policy stays in force:\n{errors}")

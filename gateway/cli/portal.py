@@ -10,6 +10,7 @@ import click
 from gateway.audit import history
 from gateway.cli.common import (
     EXIT_USAGE,
+    cli_actor,
     cli_settings,
     config_options,
     fail,
@@ -203,7 +204,7 @@ def portal_recall(
     """Recall QUEUE_ID: its open copies are unreadable at once and their content destroyed.
 
     A recipient who opens the link afterwards is told the message was
-    recalled. The recall is an audit event (portal_recalled, by=cli). It
+    recalled. The recall is an audit event (portal_recalled, by=cli:<OS user>). It
     cannot be undone: to let the recipient read it again, send it again.
 
     \b
@@ -215,7 +216,7 @@ def portal_recall(
     with open_store(settings) as db:
         try:
             with db.transaction() as conn:
-                recalled = lifecycle.recall(conn, queue_id, address, "cli", time.time())
+                recalled = lifecycle.recall(conn, queue_id, address, cli_actor(), time.time())
         except LifecycleError as exc:
             _refused(queue_id, exc)
     click.echo(
@@ -245,7 +246,7 @@ def portal_extend(
 
     Only open copies (waiting, opened, replied) can be extended; an expired or
     recalled copy's content is destroyed already. Each change is an audit
-    event (portal_extended, with the old and new dates).
+    event (portal_extended, with the old and new dates and who asked).
 
     \b
       phigate portal extend 19A2B3C4D5E6F7A8B9C0D --days 14
@@ -255,7 +256,7 @@ def portal_extend(
     with open_store(settings) as db:
         try:
             with db.transaction() as conn:
-                moved = lifecycle.extend(conn, queue_id, address, days, time.time())
+                moved = lifecycle.extend(conn, queue_id, address, days, cli_actor(), time.time())
         except LifecycleError as exc:
             _refused(queue_id, exc)
     for copy, expires_at in moved:

@@ -8,6 +8,7 @@ from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.cli.common import (
     EXIT_USAGE,
+    cli_actor,
     cli_settings,
     config_options,
     fail,
@@ -69,7 +70,11 @@ def principal_add(
                     conn,
                     [
                         AuditEvent(
-                            event="principal", result="added", principal=name, detail=detail[:200]
+                            event="principal",
+                            result="added",
+                            principal=name,
+                            detail=detail[:200],
+                            actor=cli_actor(),
                         )
                     ],
                 )
@@ -124,6 +129,7 @@ def principal_set_from_domains(
                             result="from_domains",
                             principal=name,
                             detail=("from_domains=" + ",".join(clean))[:200],
+                            actor=cli_actor(),
                         )
                     ],
                 )
@@ -174,6 +180,7 @@ def _set_enabled(name: str, enabled: bool, config_file: str | None, data_dir: st
                             event="principal",
                             principal=name,
                             result="enabled" if enabled else "disabled",
+                            actor=cli_actor(),
                         )
                     ],
                 )

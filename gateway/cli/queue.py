@@ -11,6 +11,7 @@ from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.cli.common import (
     EXIT_USAGE,
+    cli_actor,
     cli_settings,
     config_options,
     fail,
@@ -101,7 +102,18 @@ def queue_retry(
         fail("give a QUEUE_ID or --all", EXIT_USAGE)
     settings = cli_settings(config_file, data_dir)
     with open_store(settings) as db, db.transaction() as conn:
-        count = queue.retry_now(conn, queue_id, time.time())
+        now = time.time()
+        count = queue.retry_now(conn, queue_id, now)
+        if count:
+            what = AuditEvent(
+                event="retried",
+                result="admin",
+                queue_id=queue_id,
+                detail=f"deliveries={count}" + ("" if queue_id else " all"),
+                ts=now,
+                actor=cli_actor(),
+            )
+            trail.append(conn, [what])
     click.echo(f"{count} deliver{'y' if count == 1 else 'ies'} due now.")
 
 
@@ -119,7 +131,11 @@ def queue_delete(queue_id: str, config_file: str | None, data_dir: str | None) -
             conn,
             [
                 AuditEvent(
-                    event="deleted", result="admin", queue_id=queue_id, recipients=tuple(recipients)
+                    event="deleted",
+                    result="admin",
+                    queue_id=queue_id,
+                    recipients=tuple(recipients),
+                    actor=cli_actor(),
                 )
             ],
         )
@@ -152,6 +168,7 @@ def queue_release(queue_id: str, config_file: str | None, data_dir: str | None) 
                     result="admin",
                     queue_id=queue_id,
                     recipients=tuple(recipients),
+                    actor=cli_actor(),
                 )
             ],
         )

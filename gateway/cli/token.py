@@ -8,6 +8,7 @@ import click
 
 from gateway.cli.common import (
     EXIT_USAGE,
+    cli_actor,
     cli_settings,
     config_options,
     fail,
@@ -63,7 +64,7 @@ def token_add(
     with open_store(settings) as db:
         try:
             with db.transaction() as conn:
-                secret = tokens.add(conn, name, scopes, time.time())
+                secret = tokens.add(conn, name, scopes, time.time(), cli_actor())
         except TokenError as exc:
             fail(str(exc), EXIT_USAGE)
     granted = list(tokens.expand_scopes(scopes))
@@ -117,7 +118,7 @@ def token_revoke(name: str, config_file: str | None, data_dir: str | None) -> No
     with open_store(settings) as db:
         try:
             with db.transaction() as conn:
-                tokens.revoke(conn, name, time.time())
+                tokens.revoke(conn, name, time.time(), cli_actor())
         except TokenError as exc:
             fail(str(exc), EXIT_USAGE)
     click.echo(f"Token {name!r} revoked.")

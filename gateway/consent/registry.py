@@ -467,12 +467,20 @@ def _audit(
     detail: Mapping[str, object],
     now: float,
 ) -> None:
-    """One audit event: metadata only (never a document reference or patient id)."""
+    """One audit event: metadata only (never a document reference or patient id).
+
+    `detail` names the actor; it is the event's actor too, so searches find it.
+    """
     text = " ".join(f"{key}={value}" for key, value in detail.items())
-    trail.append(
-        conn,
-        [AuditEvent(event, "ok", recipients=tuple(recipients), detail=text[:255], ts=now)],
+    event_ = AuditEvent(
+        event,
+        "ok",
+        recipients=tuple(recipients),
+        detail=text[:255],
+        ts=now,
+        actor=str(detail["actor"]),
     )
+    trail.append(conn, [event_])
 
 
 def _linked(conn: Connection, wanted: Column[Any], by: Column[Any], value: str) -> list[str]:

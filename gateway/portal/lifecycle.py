@@ -67,7 +67,12 @@ def _open_ones(copies: Sequence[Copy], now: float, queue_id: str, why_not: str) 
 
 
 def _close(
-    conn: Connection, copies: Sequence[Copy], state: str, detail: str, now: float
+    conn: Connection,
+    copies: Sequence[Copy],
+    state: str,
+    by: str,
+    now: float,
+    actor: str | None = None,
 ) -> list[Copy]:
     """Close and shred the copies still open in the store; one audit event per copy closed."""
     closed = set(portal.close(conn, [c.id for c in copies], state, now))
@@ -80,8 +85,9 @@ def _close(
                 result="ok",
                 queue_id=c.queue_id,
                 recipients=(c.recipient,),
-                detail=detail,
+                detail=f"by={by}",
                 ts=now,
+                actor=actor,
             )
             for c in done
         ],
@@ -94,17 +100,18 @@ def recall(
 ) -> list[Copy]:
     """Recall the open copies of a message (or the recipient's): unreadable and shredded.
 
-    `by` says who asked ("cli", "api:<token name>"); it goes in the audit detail.
+    `by` says who asked ("cli:<OS user>", "api:<token name>"): the audit
+    event's actor, and its detail (by=...).
     """
     chosen = copies_of(conn, queue_id, recipient)
     live = _open_ones(chosen, now, queue_id, "nothing to recall")
-    return _close(conn, live, RECALLED, f"by={by}", now)
+    return _close(conn, live, RECALLED, by, now, actor=by)
 
 
 def expire_due(conn: Connection, now: float, limit: int) -> int:
     """Close and shred up to `limit` copies whose time has run out; how many were closed."""
     due = portal.by_ids(conn, portal.due_to_expire(conn, now, limit))
-    return len(_close(conn, due, EXPIRED, "by=expiry", now))
+    return len(_close(conn, due, EXPIRED, "expiry", now))
 
 
 def _day(ts: float) -> str:
@@ -112,9 +119,12 @@ def _day(ts: float) -> str:
 
 
 def extend(
-    conn: Connection, queue_id: str, recipient: str | None, days: int, now: float
+    conn: Connection, queue_id: str, recipient: str | None, days: int, by: str, now: float
 ) -> list[tuple[Copy, float]]:
-    """Move the expiry of the open copies `days` later; (copy, new expiry) of each moved."""
+    """Move the expiry of the open copies `days` later; (copy, new expiry) of each moved.
+
+    `by` says who asked, as for `recall`: the audit event's actor.
+    """
     if not 1 <= days <= MAX_EXTEND_DAYS:
         raise LifecycleError(f"extend by 1 to {MAX_EXTEND_DAYS} days, not {days}")
     chosen = copies_of(conn, queue_id, recipient)
@@ -139,6 +149,7 @@ def extend(
                 recipients=(copy.recipient,),
                 detail=f"{_day(copy.expires_at)}->{_day(new_expiry)}",
                 ts=now,
+                actor=by,
             )
             for copy, new_expiry in moved
         ],

@@ -113,7 +113,59 @@ audit_events = Table(
     # How `hash` was computed: 1 = SHA-256 (events from before the audit key),
     # 2 = HMAC-SHA256 under the audit key. See gateway.audit.trail.
     Column("chain_version", Integer, nullable=False, server_default=text("1")),
+    # Who made an admin change: "cli:<OS user>", "api:<token name>"; NULL for mail events.
+    Column("actor", String(128), nullable=True),
+    # Search keys derived from the fields above (gateway.store.audit_facets): the hash
+    # leaves them out, `audit verify` recomputes them. Partial indexes: most
+    # events have none of them.
+    Column("rule", String(64), nullable=True),
+    Column("policy_version", String(32), nullable=True),
+    Column("mode", String(32), nullable=True),
+    Column("tls", String(16), nullable=True),
+    Column("message_id", String(200), nullable=True),
+    Column("about", String(32), nullable=True),  # the queue id a dsn / portal_mail is about
     Index("ix_audit_events_queue_id", "queue_id"),
+    Index("ix_audit_events_ts", "ts"),
+    Index("ix_audit_events_event_ts", "event", "ts"),
+    Index("ix_audit_events_principal_ts", "principal", "ts"),
+    Index("ix_audit_events_sender_ts", "sender", "ts"),
+    *(
+        Index(
+            f"ix_audit_events_{name}_ts",
+            name,
+            "ts",
+            sqlite_where=text(f"{name} IS NOT NULL"),
+            postgresql_where=text(f"{name} IS NOT NULL"),
+        )
+        for name in ("actor", "rule", "policy_version", "mode", "tls")
+    ),
+    *(
+        Index(
+            f"ix_audit_events_{name}",
+            name,
+            sqlite_where=text(f"{name} IS NOT NULL"),
+            postgresql_where=text(f"{name} IS NOT NULL"),
+        )
+        for name in ("message_id", "about")
+    ),
+)
+
+# Each recipient an audit event names, lower-cased, with its domain: searching
+# by recipient or domain reads these indexes instead of the JSON list. Written
+# with the event (gateway.audit.trail); derived like the search keys above.
+audit_recipients = Table(
+    "audit_recipients",
+    metadata,
+    Column(
+        "event_id",
+        Integer,
+        ForeignKey("audit_events.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("recipient", String(320), primary_key=True),
+    Column("domain", String(255), nullable=False),
+    Index("ix_audit_recipients_recipient", "recipient", "event_id"),
+    Index("ix_audit_recipients_domain", "domain", "event_id"),
 )
 
 # Signed statements "the chain had `count` events up to `event_id`, whose hash

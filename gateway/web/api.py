@@ -252,7 +252,7 @@ async def grant(body: GrantIn, ctx: Context, token: Writer) -> GrantOut:
     except ConsentError as exc:
         raise _invalid("body", str(exc)) from None
     record_id = await _write(
-        ctx, lambda conn: registry.grant(conn, record, actor=token.name, now=now)
+        ctx, lambda conn: registry.grant(conn, record, actor=f"api:{token.name}", now=now)
     )
     return GrantOut(id=record_id)
 
@@ -271,7 +271,7 @@ async def revoke(body: RevocationIn, ctx: Context, token: Writer) -> RevocationO
             purpose=purpose,
             revoked_at=revoked_at,
             source=body.source,
-            actor=token.name,
+            actor=f"api:{token.name}",
             now=now,
         ),
     )
@@ -289,7 +289,7 @@ async def opt_out(body: OptOutIn, ctx: Context, token: Writer) -> OptOutOut:
             address=body.address,
             purpose=purpose,
             source=body.source,
-            actor=token.name,
+            actor=f"api:{token.name}",
             now=now,
         ),
     )

@@ -78,8 +78,10 @@ def expand_scopes(names: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(scopes))
 
 
-def add(conn: Connection, name: str, scopes: Iterable[str], now: float) -> str:
-    """Create token NAME with `scopes` (names as for expand_scopes); returns its secret."""
+def add(conn: Connection, name: str, scopes: Iterable[str], now: float, actor: str) -> str:
+    """Create token NAME with `scopes` (names as for expand_scopes); returns its secret.
+
+    `actor` made it (the audit event's actor, e.g. "cli:<OS user>")."""
     if not NAME_PATTERN.match(name):
         raise TokenError(
             f"{name!r} is not a valid token name: use letters, digits, '.', '_' or '-' "
@@ -99,7 +101,16 @@ def add(conn: Connection, name: str, scopes: Iterable[str], now: float) -> str:
         ) from None
     trail.append(
         conn,
-        [AuditEvent("api_token", "added", principal=name, detail="scopes=" + ",".join(granted))],
+        [
+            AuditEvent(
+                "api_token",
+                "added",
+                principal=name,
+                detail="scopes=" + ",".join(granted),
+                ts=now,
+                actor=actor,
+            )
+        ],
     )
     return secret
 
@@ -108,8 +119,8 @@ def list_all(conn: Connection) -> list[ApiToken]:
     return [_token(r) for r in conn.execute(select(api_tokens).order_by(api_tokens.c.name))]
 
 
-def revoke(conn: Connection, name: str, now: float) -> None:
-    """Stop token NAME from working at once (its row stays, for the record)."""
+def revoke(conn: Connection, name: str, now: float, actor: str) -> None:
+    """Stop token NAME from working at once (its row stays, for the record); `actor` asked."""
     result = conn.execute(
         update(api_tokens)
         .where(api_tokens.c.name == name, api_tokens.c.revoked_at.is_(None))
@@ -120,7 +131,7 @@ def revoke(conn: Connection, name: str, now: float) -> None:
         if exists is None:
             raise TokenError(f"no token named {name!r} (see `phigate token ls`)")
         raise TokenError(f"token {name!r} is revoked already")
-    trail.append(conn, [AuditEvent("api_token", "revoked", principal=name)])
+    trail.append(conn, [AuditEvent("api_token", "revoked", principal=name, ts=now, actor=actor)])
 
 
 def authenticate(conn: Connection, secret: str) -> ApiToken | None:
