@@ -215,7 +215,8 @@ NOT_PATIENTS = {
     "a drug company": "Eli Lilly lowered the price of insulin for people with diabetes.",
     "an educator": "Jennifer Walsh, our diabetes educator, runs the Tuesday class.",
     "credentials after a comma": "Join Jennifer Walsh, RD, for a class on eating with diabetes.",
-    "unknown surname mid-sentence": "Priya Raghunathan spoke about asthma at the fair.",
+    # A surname the census lacks, mid-sentence, counts only with health near it.
+    "unknown surname, no health near": "Priya Raghunathan spoke at the fair about the budget.",
 }
 
 
@@ -228,7 +229,7 @@ def test_providers_and_places_are_no_name_findings() -> None:
     for case in ("staff lunch with a provider", "provider signature", "credentials", "job title",
                  "referring physician", "public figure", "street", "companies", "hope and will",
                  "a hospital", "a drug company", "an educator", "credentials after a comma",
-                 "unknown surname mid-sentence"):  # fmt: skip
+                 "unknown surname, no health near"):  # fmt: skip
         assert names(NOT_PATIENTS[case]) == [], case
 
 
@@ -304,12 +305,13 @@ DEV_SET = [
     json.loads(line)
     for line in (Path(__file__).parent / "data" / "names_dev.jsonl").read_text().splitlines()
 ]
-# Measured: recall 0.924, false positives 0.0, name span recall 0.949. The misses are
-# names the lists do not know (given names such as "Kenji", hyphenated given names
-# "Jean-Luc") and messages without any care word ("a spot opened up").
-DEV_MIN_RECALL = 0.92
+# Measured: recall 0.968, false positives 0.0, name span recall 0.974 (336 messages).
+# The misses are names the lists do not know ("Kenji", "Raj"), a surname that is also a
+# ward ("Penelope Ward") with no care word near, and a pickup notice ("your order is
+# ready") that could come from any shop.
+DEV_MIN_RECALL = 0.95
 DEV_MAX_FP = 0.03
-DEV_MIN_SPAN_RECALL = 0.94
+DEV_MIN_SPAN_RECALL = 0.96
 
 
 def test_dev_set_recall_and_false_positives() -> None:

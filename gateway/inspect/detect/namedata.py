@@ -25,6 +25,9 @@ from gateway.inspect.detect.patterns import lexicon
 # names, several of them words ("Patient" is rank 69,269); a surname is only ever
 # looked up after a known given name, or before one in "Family, Given" order.
 SURNAME_RANK_LIMIT = 88_799
+# The most common surnames: a word that is also a place or a common word ("Hill",
+# "Green", "Ward") may still be a surname after a given name, given health nearby.
+COMMON_SURNAME_RANK = 1_000
 # Given names down to this rank of each census list (1,219 male, 4,275 female): all.
 GIVEN_RANK_LIMIT = 4_275
 # Given names shorter than this are left to labels and salutations: "Al", "Ed", "Jo"
@@ -37,6 +40,7 @@ class NameData:
     given: frozenset[str]  # upper case, ASCII letters only
     given_us: frozenset[str]  # the census ones: also searched for in capitals (SMITH, JOHN)
     surnames: frozenset[str]  # upper case, ASCII letters only (O'BRIEN is OBRIEN)
+    common_surnames: frozenset[str]  # the COMMON_SURNAME_RANK most frequent
     words: frozenset[str]  # upper case: names that are also everyday words
     # "GIVEN FAMILY" keys of companies and public figures that look like a person.
     not_people: frozenset[str]
@@ -74,6 +78,7 @@ def name_data() -> NameData:
         given=frozenset(given | census),
         given_us=frozenset(census),
         surnames=frozenset(_census("dist.all.last", SURNAME_RANK_LIMIT)),
+        common_surnames=frozenset(_census("dist.all.last", COMMON_SURNAME_RANK)),
         words=frozenset(map(ascii_key, lexicon("name_words"))),
         not_people=frozenset(
             " ".join(map(ascii_key, line.split())) for line in lexicon("not_people")

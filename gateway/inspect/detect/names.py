@@ -128,8 +128,8 @@ def person(
         end = m.start() + len(bare)
         position = m.end()
         initial = -1
-        if len(words) == 3:
-            break
+        if len(words) == 3 or word.endswith("."):
+            break  # "... for Daniel Okafor. You are booked": the sentence ended
     if len(words) < max(min_words, 1):
         return None
     if comma and initial > end:
@@ -261,7 +261,8 @@ pavilion wing group associates pharmacy inc llc ltd corp corporation company co 
 insurance law partners elementary middle high academy church cathedral stadium arena airport
 museum theater theatre park county city hotel bridge tower plaza room auditorium lecture prize
 scholarship fellowship society club team national regional general community state federal
-international"""
+international specialty specialties care wellness dental vision eye orthopedics pediatrics
+cardiology dermatology therapy rehab surgical surgery imaging diagnostics laboratories"""
 _AFTER_NOT_PERSON = frozenset(
     ascii_key(w)
     for w in (
@@ -273,6 +274,7 @@ _AFTER_NOT_PERSON = frozenset(
 _CREDENTIAL_KEYS = frozenset(ascii_key(c) for c in _CREDENTIALS if c not in ("jr", "sr"))
 _SUFFIXES = frozenset({"JR", "SR", "II", "III", "IV"})
 # "de la Cruz", "Van der Berg", "Di Maggio", "St. John", "Ste Marie".
+_PARTICLE_INITIALS = frozenset(p[0] for p in PARTICLES)
 _PARTICLES = frozenset([*PARTICLES, *(p.capitalize() for p in PARTICLES), "St", "Ste"])
 _SIGN_OFFS = (
     "sincerely",
@@ -292,6 +294,10 @@ _BEFORE_WORD = re.compile(r"([A-Za-z]+)\.?[ \t,]*$")
 _APOSTROPHE_NAME = re.compile(r"[A-Za-z]'[A-Z][a-z]")  # O'Neill, Dell'Orto, D'Angelo
 _INITIAL = re.compile(r"[ \t][A-Z]\.?[ \t]")
 _FAMILY_FIRST = re.compile(r"([A-Z][A-Za-z'-]+)(?:,[ \t]*|\^)$")  # "Doe, Jane", HL7 "Doe^Jane"
+_ADDRESSED_AFTER = re.compile(r"[:,]|[ \t]+[-\u2013\u2014][ \t]|[ \t]*(?:\r?\n|$)")
+# Before a place's name: "opens at Rose Lane", "turn onto Grace Hill".
+_PLACE_BEFORE = frozenset({"at", "on", "near", "off", "onto", "along", "via", "from", "to"})
+_HYPHEN_GIVEN = re.compile(r"-([A-Z][a-z]+)\b")
 _LINE_LEAD = re.compile(r"[ \t]*(?:[-*>]|[0-9]{1,3}[.)])?[ \t]*$")
 
 
@@ -329,9 +335,16 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
     # Cheap shape test first: most capitalised words that are given names ("Will",
     # "Page") are followed by a lower-case word. Next: a capital (or "de", "van"), or
     # "," / ":" (a given name alone), or a family name and comma before it.
+    hyphenated = _HYPHEN_GIVEN.match(text, end)  # "Mary-Kate", "Jean-Pierre"
+    if hyphenated is not None and ascii_key(hyphenated.group(1)) in data.given:
+        end = hyphenated.end()
     after = text[end : end + 2]
     if not (
-        (len(after) == 2 and after[0] in " \t" and (after[1].isupper() or after[1] in "dlv"))
+        (
+            len(after) == 2
+            and after[0] in " \t"
+            and (after[1].isupper() or after[1] in _PARTICLE_INITIALS)
+        )
         or after[:1] in (",", ":")
         or text[end : end + 3] == " - "
         or text[max(0, start - 2) : start].lstrip(" \t").startswith(",")
@@ -358,16 +371,20 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
         return None
     ambiguous = ascii_key(given) in data.words
     line_lead = _LINE_LEAD.fullmatch(text, line_start, start) is not None
-    found = _family_after(text, start, end, style, data, line_lead and not ambiguous)
+    found = _family_after(text, start, end, style, data, line_lead, ambiguous)
     if found is None:
         found = _family_before(text, before, near, start, end, style, data)
+    if found is None and not ambiguous and _vocative(text, start, end):
+        found = Person(start, end, (given,), False, addressed=True)  # "Good news, Maria!"
     if found is None and not ambiguous and line_lead:
         after = text[end : end + 6]
         if re.match(r":|, [a-z]|,[ \t]*(?:\r?\n|$)|[ \t]+-[ \t]", after):
             found = Person(start, end, (given,), False)
     if found is None or _not_a_patient(text, found, line_start):
         return None
-    if line_lead and re.match(r"[:,]|[ \t]+-[ \t]", text[found.end : found.end + 3]):
+    if line_lead and _ADDRESSED_AFTER.match(text, found.end):
+        # "Jane Doe: ...", "Jane Doe - ...", or the name as a line of its own (the
+        # heading or address block of a letter, a reminder's first line).
         found = replace(found, addressed=True)
     if " ".join(map(ascii_key, found.words[:2])) in data.not_people:
         return None  # "Eli Lilly", "Morgan Stanley"
@@ -380,7 +397,13 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
             _INITIAL.search(text, start, found.end) is not None
         )
         others = [ascii_key(w) for w in found.words if w != given]
-        if not addressed and any(w in _AFTER_NOT_PERSON for w in others):
+        places = [w for w in others if w in _AFTER_NOT_PERSON]
+        if not addressed and places:
+            # "Rose Street" is a place; "April Green", "Dawn Hill" may be people when
+            # health is near (the surname is one of the most common).
+            at_place = word_before is not None and word_before.group(1).lower() in _PLACE_BEFORE
+            if all(w in data.common_surnames for w in places) and not at_place:
+                return replace(found, needs_context=True)
             return None
         if not addressed and any(w in data.words for w in others):
             return replace(found, needs_context=True)
@@ -388,14 +411,16 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
 
 
 def _family_after(
-    text: str, start: int, end: int, style: str, data: NameData, unknown_ok: bool
+    text: str, start: int, end: int, style: str, data: NameData, line_lead: bool, ambiguous: bool
 ) -> Person | None:
-    """ "Given [M.] [Middle] Family"; `unknown_ok`: the surname may be one the census lacks
-    (the name starts a line)."""
+    """ "Given [M.] [Middle] Family". After a given name that is no everyday word, the
+    surname may be one the census lacks: trusted where the name starts a line, else
+    only with health information near (`Person.needs_context`)."""
+    unknown_ok = line_lead and not ambiguous
     words = [text[start:end]]
     position = name_end = end
     family_end = -1
-    particles = initial = False
+    particles = initial = weak = False
     for m in _TOKEN.finditer(text, end, min(len(text), end + 60)):
         if m.start() != position:
             break
@@ -409,8 +434,12 @@ def _family_after(
         if word in _PARTICLES and _particle(text, m.end()):
             particles = True
             continue  # "de la Cruz", "St. John"
-        if _style(word) != style or word.lower() in NOT_NAMES:
+        if _style(word) != style:
             break
+        if word.lower() in NOT_NAMES:
+            if not (len(words) == 1 and ascii_key(word) in data.common_surnames):
+                break
+            weak = True  # "Kim Ward": a ward too
         if ascii_key(word) in _SUFFIXES and family_end > 0:
             name_end = m.start(1) + len(word)
             break
@@ -420,6 +449,13 @@ def _family_after(
             pass  # a middle name, or a surname after "de la"
         elif len(words) == 1 and _unknown_family(text, word, m.end(1), data, unknown_ok, initial):
             family_end = name_end = m.end(1)  # "Priya Raghunathan: ...", "Mark L. Dell'Orto"
+        elif (
+            len(words) == 1
+            and not ambiguous
+            and _unknown_family(text, word, m.end(1), data, True, True)
+        ):
+            family_end = name_end = m.end(1)  # "Nina Petrova tested positive ..."
+            weak = True
         else:
             break
         words.append(word)
@@ -427,7 +463,17 @@ def _family_after(
             break
     if family_end < 0:
         return None
-    return Person(start, name_end, tuple(words), False)
+    # A surname the census lacks, or that is also a word, in the middle of a sentence:
+    # a name only with health information near it.
+    return Person(start, name_end, tuple(words), False, needs_context=weak)
+
+
+def _vocative(text: str, start: int, end: int) -> bool:
+    """A given name alone, called out between a comma and "!" (or a comma before a
+    lower-case word): "Good news, Maria! Your ...", "Remember, Maria, your ..."."""
+    if text[max(0, start - 2) : start] != ", ":
+        return False
+    return re.match(r"!|,[ \t]+[a-z]", text[end : end + 3]) is not None
 
 
 def _particle(text: str, end: int) -> bool:

@@ -136,14 +136,10 @@ CONTEXT_WORDS: dict[str, tuple[str, ...]] = {
         "admit date",
         "discharged",
         "discharge",
-        "appointment",
-        "appt",
-        "visit",
         "seen on",
         "encounter",
         "surgery date",
         "procedure date",
-        "scheduled for",
         # Where care happens, and when specimens and prescriptions are dated.
         "health center",
         "medical center",
@@ -158,6 +154,9 @@ CONTEXT_WORDS: dict[str, tuple[str, ...]] = {
         "result date",
         "results available",
     ),
+    # Also before a service date, but words that staff and business mail use too: they
+    # count only in mail without a staff topic (see scan._Segment._date).
+    "service_booking": ("appointment", "appt", "visit", "scheduled for"),
     "fax": ("fax", "facsimile"),
     "icd": ("icd", "icd-10", "icd-10-cm", "icd10", "dx", "diagnosis", "diagnoses", "diag"),
     # Makes a phone number, e-mail or street address a patient's (identity), not the
@@ -232,6 +231,13 @@ CARE_CLASSES = {"clinical": "care", "encounter": "care_encounter"} | {
 }
 CONTEXT_WORDS.update({CARE_CLASSES[s]: words for s, words in sections("care_words").items()})
 
+# A booked time: "at 9:15", "@ 3pm", "at noon" (not office hours, "8am-5pm"). With
+# scheduling words it makes a reminder, as a provider or service word does.
+SLOT = (
+    rf"(?:\b[Aa][Tt]|@){WS}{{1,3}}(?:(?:[01]?[0-9]|2[0-3]):[0-5][0-9]\b"
+    rf"|(?:1[0-2]|0?[1-9]){WS}?[AaPp]\.?[Mm]\b|[Nn]oon\b)"
+)
+
 # Context classes of which only the presence matters.
 _ANY = frozenset({"health", "care_service", "care_staff"})
 
@@ -255,7 +261,10 @@ _U = "[A-Z]"  # "Élodie" is "Elodie" in the scanned rendering
 NAME_LABELS = ("patient", "pt", "name")  # "Patient Name:", "Full name:" end in "name:"
 TITLES = ("Mr", "Mrs", "Ms", "Miss", "Mx", "Dr", "Prof")
 # Lower-case parts of surnames ("de la Cruz", "van der Berg").
-PARTICLES = ("de", "del", "della", "da", "di", "du", "van", "von", "der", "den", "la", "le", "ter")
+PARTICLES = (
+    "de", "del", "della", "da", "di", "du", "do", "dos", "das", "van", "von", "der", "den",
+    "la", "le", "ter", "ten", "zu", "af", "bin", "ibn", "al", "el",
+)  # fmt: skip
 GREETINGS = (
     "dear", "hi", "hello", "hey", "hiya", "howdy", "greetings", "good morning", "good afternoon",
     "good evening", "good day", "morning", "afternoon", "evening", "hi there", "hello there",
@@ -307,6 +316,20 @@ STREET_SUFFIXES = (
     " Trailer Tunnel Turnpike Underpass Unions? Valleys? Viaduct Views? Villages? Ville Vista"
     " Walks? Wall Ways? Wells?"
 )
+# Units that only lab values have (not "mg", a dose; not "%", a discount).
+_LAB_UNITS = (
+    "mmol/L", "mg/dL", "g/dL", "mEq/L", "U/L", "IU/L", "mIU/L", "mIU/mL", "uIU/mL", "ng/mL",
+    "pg/mL", "ng/dL", "ug/dL", "mcg/dL", "umol/L", "nmol/L", "pmol/L", "g/L", "x10^9/L",
+    "x10^12/L", "K/uL", "M/uL", "cells/uL", "cells/mm3", "mL/min/1.73m^2", "mL/min/1.73m2",
+    "mL/min", "mm/hr", "mOsm/kg",
+)  # fmt: skip
+_LAB_UNIT = (
+    "(?:"
+    + "|".join(
+        "".join(_escape(c) for c in unit) for unit in sorted(_LAB_UNITS, key=len, reverse=True)
+    )
+    + ")"
+)
 _STREET_SUFFIX = "(?:" + "|".join(STREET_SUFFIXES.split()) + ")"
 _STREET_WORD = "(?:[A-Z][a-z]{1,24}|[0-9]{1,3}(?:st|nd|rd|th))"
 _DIRECTION = r"(?:[NSEW]\.?|North|South|East|West|[NS][EW]\.?)"
@@ -347,8 +370,13 @@ FIXED: tuple[PatternDef, ...] = (
     PatternDef("date_num", rf"\b{_YEAR}[/-](?:0[1-9]|1[0-2])[/-](?:0[1-9]|[12][0-9]|3[01])\b"),
     PatternDef("date_num", rf"\b{_MONTHS}\.?{WS}+{_DAY}(?:st|nd|rd|th)?,?{WS}+{_YEAR}\b"),
     PatternDef("date_num", rf"\b{_DAY}[ \t-]{_MONTHS}\.?,?[ \t-]{_YEAR}\b"),
-    # Month and day without a year: only a service date ("appointment on March 3").
+    # Month and day without a year: only a service date ("appointment on March 3",
+    # "seen 12/03 at 9:15").
     PatternDef("date_noyear", rf"\b{_MONTHS}\.?{WS}+{_DAY}(?:st|nd|rd|th)?\b"),
+    PatternDef("date_noyear", rf"\b{_MONTH}/{_DAY}\b"),
+    # A measured value with a clinical unit ("Urea: 6.2 mmol/L", "eGFR 112 mL/min"):
+    # a lab result whatever the test is called.
+    PatternDef("lab_unit", rf"\b[0-9]{{1,5}}(?:\.[0-9]{{1,3}})?{WS}?{_LAB_UNIT}\b"),
     PatternDef("icd_dot", r"\b[A-Z][0-9][0-9AB]\.[0-9A-Z]{1,4}\b"),
     PatternDef("icd_plain", r"\b[A-Z][0-9][0-9AB][0-9A-Z]{0,4}\b"),
     # Names: a strong label ("Patient: Jane Doe", "Name: DOE, JANE").
@@ -368,7 +396,7 @@ FIXED: tuple[PatternDef, ...] = (
         rf"\b(?:{'|'.join(TITLES)})\.?{WS}+(?:(?:{'|'.join(PARTICLES)}){WS}+){{0,2}}{_U}",
     ),
     # "Dear Jane Doe", "Hi Jane,".
-    PatternDef("name_greeting", rf"{phrases(GREETINGS)}{WS}+{_U}"),
+    PatternDef("name_greeting", rf"{phrases(GREETINGS)},?{WS}+{_U}"),
 )
 
 
@@ -379,7 +407,7 @@ FIXED: tuple[PatternDef, ...] = (
 MEDICAL_SUFFIXES: dict[str, tuple[str, ...]] = {
     "procedure": (
         "ectomy", "ectomies", "otomy", "ostomy", "plasty", "scopy", "centesis", "tripsy",
-        "rrhaphy", "pexy",
+        "rrhaphy", "pexy", "pheresis",
     ),
     "diagnosis": (
         "itis", "osis", "emia", "aemia", "oma", "omas", "pathy", "algia", "plegia", "penia",
@@ -468,6 +496,7 @@ def build(
         defs.append(replace(_label_pattern(labels), kind=f"label:{kind}"))
     for cls, words in CONTEXT_WORDS.items():
         defs.append(PatternDef(f"ctx:{cls}", phrases(words), "any" if cls in _ANY else "som"))
+    defs.append(PatternDef("ctx:slot", SLOT, "som"))
     for index, ident in enumerate(config.identifiers):
         defs.append(PatternDef(f"ident:{index}", rf"\b(?:{ident.pattern})\b"))
         if ident.context:

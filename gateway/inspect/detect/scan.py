@@ -68,6 +68,8 @@ _PRIORITY = {
         )
     )
 }
+# How far along its line a care word still makes a name a patient's (see care_in_line).
+LINE_REACH = 240
 CONTACT_TYPES = frozenset({"phone", "fax", "email", "street_address"})
 _DIGITS_AND_SEPARATORS = frozenset("0123456789/.-")
 _WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
@@ -132,6 +134,7 @@ class Compiled:
     engine: Engine
     plans: tuple[Plan | None, ...]  # by pattern index; None: a context pattern
     context_index: dict[str, int]  # context class -> pattern index
+    date_indexes: tuple[int, ...] = ()  # the date patterns' indexes
 
 
 def _plans(defs: Sequence[patterns.PatternDef], config: InspectionConfig) -> list[Plan | None]:
@@ -178,6 +181,9 @@ def compiled_for(config: InspectionConfig, backend: Backend | None = None) -> Co
                 context_index={
                     d.kind[4:]: n for n, d in enumerate(defs) if d.kind.startswith("ctx:")
                 },
+                date_indexes=tuple(
+                    n for n, d in enumerate(defs) if d.kind in ("date_num", "date_noyear")
+                ),
             )
             if len(_cache) >= 16:
                 _cache.clear()
@@ -257,6 +263,13 @@ class _Segment:
             hits = found.get(index)
             if hits:
                 self.context[cls] = ([s for s, _ in hits], [e for _, e in hits])
+        dates = sorted(hit for i in compiled.date_indexes for hit in found.get(i, ()))
+        if dates:
+            # A date, like a time slot, makes scheduling words a booking ("we look
+            # forward to seeing you on March 3").
+            starts, ends = self.context.get("slot", ([], []))
+            slots = sorted([*zip(starts, ends, strict=True), *dates])
+            self.context["slot"] = ([s for s, _ in slots], [e for _, e in slots])
         self.care_classes = care_classes(self.context)
 
     def near(self, cls: str, start: int) -> int | None:
@@ -325,6 +338,10 @@ class _Segment:
 
     def _date(self, s: int, e: int, dob: int | None) -> None:
         service = self.near("service", s)
+        if service is None and "care_staff" not in self.context:
+            service = self.near("service_booking", s)
+        if service is None and self.care_word_near(s, e):
+            service = self.window  # "seen 12/03 at 9:15 for your cleaning"
         if dob is not None and (service is None or dob <= service):
             self.add(s, e, "date_of_birth", dob)
         elif service is not None:
@@ -371,6 +388,9 @@ class _Segment:
             and words[0] not in patterns.HEAD_NOT_MEDICAL
         ):
             self.add(s, e, type_)
+
+    def lab_unit(self, s: int, e: int) -> None:
+        self.add(s, e, "lab_result")
 
     def lab(self, s: int, e: int) -> None:
         # A lab name is a result only with a value ("HbA1c 7.2", "LDL was 130") or a
@@ -440,14 +460,35 @@ class _Segment:
             if any(s <= high and e >= low for s, e in health) or self.care_near(start, end):
                 self.add(start, end, "name")
 
-    def care_near(self, start: int, end: int) -> bool:
-        """A care word within `window` characters of text[start:end], or a lab test
-        named within twice that ("We received the INR for Jane Doe")."""
+    def care_word_near(self, start: int, end: int) -> bool:
+        """A care word within `window` characters of text[start:end], before or after."""
         for cls in self.care_classes:
             care = self.context[cls][0]
             i = bisect_left(care, start - self.window)
             if i < len(care) and care[i] <= end + self.window:
                 return True
+        return False
+
+    def care_in_line(self, start: int, end: int) -> bool:
+        """A care word in the same line (a paragraph, in mail) as text[start:end], at
+        most `LINE_REACH` characters away: "Jane Doe called about a charge ... and
+        believes insurance should have paid it"."""
+        text = self.text
+        low = max(text.rfind("\n", 0, start) + 1, start - LINE_REACH)
+        high = text.find("\n", end)
+        high = min(len(text) if high < 0 else high, end + LINE_REACH)
+        for cls in self.care_classes:
+            care = self.context[cls][0]
+            i = bisect_left(care, low)
+            if i < len(care) and care[i] < high:
+                return True
+        return False
+
+    def care_near(self, start: int, end: int) -> bool:
+        """A care word within `window` characters of text[start:end], or a lab test
+        named within twice that ("We received the INR for Jane Doe")."""
+        if self.care_word_near(start, end):
+            return True
         labs = self.lab_mentions  # sorted after all handlers ran (scan_text)
         j = bisect_left(labs, start - 2 * self.window)
         return j < len(labs) and labs[j] <= end + 2 * self.window
@@ -487,10 +528,11 @@ class _Segment:
         if found is None or found.words[0].lower() in names.TITLE_WORDS:
             return  # "Dear Mr. Doe": the title pattern has it
         following = self.text[found.end : found.end + 3].lstrip(" \t.")
-        # "Hi Jane," / "Dear Jane Doe" / "Hello Jane Doe!" - not "Hi Board Members".
+        # "Hi Jane," / "Dear Jane Doe" / "Hello, Jane Doe!" / "Hey Jane - " - not "Hi
+        # Board Members".
         if (
             not following
-            or following[0] in ",!:\r\n"
+            or following[0] in ",!:-\u2013\u2014\r\n"
             or (len(found.words) > 1 and self.text[s : s + 4].lower() == "dear")
         ):
             self.add_person(found)
@@ -542,7 +584,11 @@ class _Segment:
             low, high = span.start - window, span.end + window
             i = bisect_left(ends, low)
             near_health = i < len(health) and health[i].start <= high
-            if not (near_health or self.care_near(span.start, span.end)):
+            if not (
+                near_health
+                or self.care_near(span.start, span.end)
+                or self.care_in_line(span.start, span.end)
+            ):
                 count += 1
         return count
 
@@ -568,12 +614,18 @@ def care_classes(context: Mapping[str, object]) -> tuple[str, ...]:
     these context hits: clinical words always; encounter words ("appointment",
     "visit") unless a staff or business topic is there ("budget", "laptop", "team
     lunch"); scheduling words ("scheduled", "see you", "pick up") only with a provider
-    or service ("Dr.", "cardiology", "clinic") and no staff topic."""
+    or service ("Dr.", "cardiology", "clinic") or a date or booked time ("on 3/14",
+    "at 9:15"), and no staff topic; a date or booked time itself with a provider or
+    service and no staff topic."""
     staff = "care_staff" in context
+    service = "care_service" in context
+    booked = "slot" in context
     wanted = (
         ("care", True),
         ("care_encounter", not staff),
-        ("care_scheduling", not staff and "care_service" in context),
+        ("care_scheduling", not staff and (service or booked)),
+        # A date or time with a provider or service: "Tuesday 3/14 at 9:00, Dr. Patel".
+        ("slot", not staff and service and booked),
     )
     return tuple(cls for cls, ok in wanted if ok and cls in context)
 
@@ -616,6 +668,7 @@ _HANDLERS: dict[str, Handler] = {
         "drug",
         "procedure",
         "lab",
+        "lab_unit",
         "name_label",
         "name_re",
         "name_pt",
@@ -666,7 +719,7 @@ def scan_text(
             patient_contacts=segment.patient_contacts(spans),
             health_context=compiled.context_index["health"] in segment.found,
             care_context=segment.care_context(spans),
-            care_words=frozenset(c for c in segment.context if c.startswith("care")),
+            care_words=frozenset(c for c in segment.context if c.startswith("care") or c == "slot"),
             lab_care=segment.lab_care(spans),
             loose_names=segment.loose_names(spans),
         )
