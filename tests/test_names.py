@@ -19,6 +19,7 @@ from gateway.inspect import Inspector
 from gateway.inspect.content import Extraction, Place, Segment
 from gateway.inspect.detect import Backend, Evidence, detect, find_spans, is_phi, matcher
 from gateway.inspect.detect.namedata import name_data
+from gateway.inspect.detect.scan import compiled_for
 from gateway.mail.message import parse
 
 CONFIG = InspectionConfig()
@@ -135,6 +136,16 @@ def test_both_engines_find_the_same_names(backend: Backend) -> None:
     texts = [text for text, _ in POSITIONS.values()] + list(NOT_PATIENTS.values())
     for text in texts:
         assert find_spans(text, CONFIG, backend=backend) == find_spans(text, CONFIG), text
+
+
+@pytest.mark.skipif(not HAS_HYPERSCAN, reason="Hyperscan is x86-64 only")
+def test_every_built_in_pattern_compiles_in_hyperscan() -> None:
+    # A pattern Hyperscan rejects (one alternation of too many phrases) makes the whole
+    # database fail to compile at once: start-up then compiles every pattern alone to
+    # find it, and RE2 scans it separately.
+    engine = compiled_for(InspectionConfig(), "hyperscan").engine
+    assert isinstance(engine, matcher.HyperscanEngine)
+    assert engine.rejected == ()
 
 
 # ---------------------------------------------------------------- carriers

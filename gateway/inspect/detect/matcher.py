@@ -164,6 +164,7 @@ class HyperscanEngine:
                     accepted.append(item)
             self._db = self._compile(accepted)
         self._fallback = Re2Engine(rejected) if rejected else None
+        self.rejected = tuple(i for i, _ in rejected)  # run by RE2, patterns by index
         names = {i for i, _ in rejected}
         self._lookback = {
             i: _Lookback(i, p) for i, p in patterns if p.start_by == "lookback" and i not in names

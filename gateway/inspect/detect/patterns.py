@@ -238,6 +238,9 @@ SLOT = (
     rf"|(?:1[0-2]|0?[1-9]){WS}?[AaPp]\.?[Mm]\b|[Nn]oon\b)"
 )
 
+# Phrases per context pattern (see build).
+CONTEXT_CHUNK = 100
+
 # Context classes of which only the presence matters.
 _ANY = frozenset({"health", "care_service", "care_staff"})
 
@@ -495,7 +498,12 @@ def build(
     for kind, labels in ID_LABELS.items():
         defs.append(replace(_label_pattern(labels), kind=f"label:{kind}"))
     for cls, words in CONTEXT_WORDS.items():
-        defs.append(PatternDef(f"ctx:{cls}", phrases(words), "any" if cls in _ANY else "som"))
+        # In chunks: one alternation of hundreds of phrases exceeds Hyperscan's pattern
+        # length limit (the whole database would then fail to compile as one).
+        start_by: StartBy = "any" if cls in _ANY else "som"
+        ordered = sorted(set(words))
+        for i in range(0, len(ordered), CONTEXT_CHUNK):
+            defs.append(PatternDef(f"ctx:{cls}", phrases(ordered[i : i + CONTEXT_CHUNK]), start_by))
     defs.append(PatternDef("ctx:slot", SLOT, "som"))
     for index, ident in enumerate(config.identifiers):
         defs.append(PatternDef(f"ident:{index}", rf"\b(?:{ident.pattern})\b"))

@@ -133,7 +133,7 @@ class Compiled:
 
     engine: Engine
     plans: tuple[Plan | None, ...]  # by pattern index; None: a context pattern
-    context_index: dict[str, int]  # context class -> pattern index
+    context_index: dict[str, tuple[int, ...]]  # context class -> its patterns' indexes
     date_indexes: tuple[int, ...] = ()  # the date patterns' indexes
 
 
@@ -154,6 +154,15 @@ def _plans(defs: Sequence[patterns.PatternDef], config: InspectionConfig) -> lis
         else:
             plans.append(Plan(_HANDLERS[kind], _NEEDS.get(kind, ())))
     return plans
+
+
+def _context_index(defs: Sequence[patterns.PatternDef]) -> dict[str, tuple[int, ...]]:
+    """Context class -> the indexes of its patterns (a class may take several)."""
+    index: dict[str, list[int]] = {}
+    for n, d in enumerate(defs):
+        if d.kind.startswith("ctx:"):
+            index.setdefault(d.kind[4:], []).append(n)
+    return {cls: tuple(indexes) for cls, indexes in index.items()}
 
 
 _cache: dict[tuple[object, ...], Compiled] = {}
@@ -178,9 +187,7 @@ def compiled_for(config: InspectionConfig, backend: Backend | None = None) -> Co
                     [Pattern(d.regex, d.start_by, d.length) for d in defs], backend
                 ),
                 plans=tuple(_plans(defs, config)),
-                context_index={
-                    d.kind[4:]: n for n, d in enumerate(defs) if d.kind.startswith("ctx:")
-                },
+                context_index=_context_index(defs),
                 date_indexes=tuple(
                     n for n, d in enumerate(defs) if d.kind in ("date_num", "date_noyear")
                 ),
@@ -259,8 +266,8 @@ class _Segment:
         self._ascii = ""
         # Context class -> (starts, ends) of its hits ("health": presence only).
         self.context: dict[str, tuple[list[int], list[int]]] = {}
-        for cls, index in compiled.context_index.items():
-            hits = found.get(index)
+        for cls, indexes in compiled.context_index.items():
+            hits = sorted(hit for i in indexes for hit in found.get(i, ()))
             if hits:
                 self.context[cls] = ([s for s, _ in hits], [e for _, e in hits])
         dates = sorted(hit for i in compiled.date_indexes for hit in found.get(i, ()))
@@ -454,10 +461,15 @@ class _Segment:
         or care word within `window` characters; run after every other handler."""
         if not self.pending_names:
             return
-        health = [(c[0], -c[1]) for c in self.candidates if c[3] in HEALTH_TYPES]
+        health = sorted((c[0], -c[1]) for c in self.candidates if c[3] in HEALTH_TYPES)
+        starts = [s for s, _ in health]
+        # Of the findings starting before a name's window ends, the farthest-reaching
+        # (a bisection per name: large texts have thousands of both).
+        reach = list(accumulate((e for _, e in health), max))
         for start, end in self.pending_names:
-            low, high = start - self.window, end + self.window
-            if any(s <= high and e >= low for s, e in health) or self.care_near(start, end):
+            last = bisect_right(starts, end + self.window) - 1
+            near_health = last >= 0 and reach[last] >= start - self.window
+            if near_health or self.care_near(start, end):
                 self.add(start, end, "name")
 
     def care_word_near(self, start: int, end: int) -> bool:
@@ -642,12 +654,14 @@ def _identifier(type_: str, context: str | None) -> Handler:
     return lambda segment, s, e: segment.identifier(type_, context, s, e)
 
 
+# What can make a date a service date (see _Segment._date).
+_SERVICE_CONTEXT = ("service", "service_booking", "care", "care_encounter", "care_scheduling")
 # Patterns whose matches count only near one of these context classes.
 _NEEDS = {
     "ssn_plain": ("ssn",),
     "icd_plain": ("icd",),
-    "date_num": ("dob", "service"),
-    "date_noyear": ("service",),
+    "date_num": ("dob", *_SERVICE_CONTEXT),
+    "date_noyear": _SERVICE_CONTEXT,
 }
 _HANDLERS: dict[str, Handler] = {
     name: getattr(_Segment, name)
@@ -717,7 +731,7 @@ def scan_text(
         return SegmentScan(
             spans=spans,
             patient_contacts=segment.patient_contacts(spans),
-            health_context=compiled.context_index["health"] in segment.found,
+            health_context=any(i in segment.found for i in compiled.context_index["health"]),
             care_context=segment.care_context(spans),
             care_words=frozenset(c for c in segment.context if c.startswith("care") or c == "slot"),
             lab_care=segment.lab_care(spans),
