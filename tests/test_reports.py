@@ -1,0 +1,477 @@
+"""Compliance reports on a real store (SQLite, and PostgreSQL when named): each
+section's numbers on a seeded trail of known events, each anomaly (and a normal
+day that is not one), `phigate report` in every format, and canaries (local
+parts, remote replies, login names) never in any output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from stores import cli_store
+
+from gateway.audit import trail
+from gateway.audit.aggregates import Span
+from gateway.audit.trail import AuditEvent
+from gateway.cli import main
+from gateway.config import AnomalyConfig, ConsumerDomainsConfig, VolumeAnomalyConfig
+from gateway.delivery.client import RecipientResult, TlsEvidence
+from gateway.delivery.outcomes import audit_detail
+from gateway.reports import anomalies, consumer, render_html, render_json, render_text
+from gateway.reports.gather import report
+from gateway.reports.model import Report
+from gateway.store.database import Database
+
+DAY = 86400.0
+REPORT_DAY = datetime(2026, 11, 30, tzinfo=UTC).timestamp()
+FIRST = REPORT_DAY - 28 * DAY  # the volume baseline's first day
+CANARY_LOCAL = "canary-local-q7x"
+CANARY_REPLY = "canary-remote-reply-4kd Pat Example"
+CANARY_LOGIN = "canary-login-9zz@gmail.com"
+CANARIES = (CANARY_LOCAL, CANARY_REPLY, CANARY_LOGIN, "canary")
+
+
+class Trail:
+    """Builds the events of a seeded trail, each message with its own queue id."""
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+        self.n = 0
+
+    def message(
+        self,
+        principal: str,
+        ts: float,
+        rcpt_domain: str,
+        *,
+        category: str = "treatment",
+        phi: bool = True,
+        action: str = "deliver",
+        rule: str = "defaults",
+        consent: str = "not-needed",
+        version: str = "v1",
+    ) -> tuple[str, str]:
+        self.n += 1
+        q = f"Q{self.n:019d}"
+        rcpt = f"{CANARY_LOCAL}{self.n}@{rcpt_domain}"
+        detail = (
+            f"policy={version} category={category}(cat-{category}) rule={rule} "
+            f"consent={consent} via=tls phi={'yes' if phi else 'no'}"
+        )
+        self.events.append(
+            AuditEvent(
+                "policy",
+                action,
+                queue_id=q,
+                principal=principal,
+                client_ip="192.0.2.7",
+                sender=f"{CANARY_LOCAL}@clinic.example",
+                recipients=(rcpt,),
+                detail=detail,
+                ts=ts,
+            )
+        )
+        if action != "reject":
+            self.events.append(
+                AuditEvent(
+                    "accepted",
+                    "queued",
+                    queue_id=q,
+                    principal=principal,
+                    client_ip="192.0.2.7",
+                    sender=f"{CANARY_LOCAL}@clinic.example",
+                    recipients=(rcpt,),
+                    size=1000,
+                    code=250,
+                    ts=ts,
+                )
+            )
+        return q, rcpt
+
+    def attempt(
+        self,
+        q: str,
+        rcpt: str,
+        ts: float,
+        *,
+        mode: str = "tls",
+        verified: str | None = "pkix",
+        code: int | None = 250,
+        status: str = "2.0.0",
+    ) -> None:
+        tls = (
+            TlsEvidence("TLSv1.3", "TLS_AES_256_GCM_SHA384", "ab" * 32, verified)
+            if verified
+            else None
+        )
+        result = RecipientResult(
+            rcpt, code, status, f"{code} {CANARY_REPLY} <{rcpt}>", "mx.example", mode, tls
+        )
+        event = (
+            "delivered"
+            if status.startswith("2")
+            else "bounced"
+            if status.startswith("5")
+            else "deferred"
+        )
+        self.events.append(
+            AuditEvent(
+                event,
+                status,
+                queue_id=q,
+                principal=None,
+                recipients=(rcpt,),
+                code=code,
+                detail=audit_detail(result),
+                ts=ts,
+            )
+        )
+
+
+def seeded() -> list[AuditEvent]:
+    t = Trail()
+    # Baseline: ehr1 sends 9, 10 or 11 a day, billing 18 to 22, to partner.example.
+    for d in range(28):
+        day = FIRST + d * DAY
+        for i in range(9 + d % 3):
+            t.message("ehr1", day + 3600 + i, "partner.example", version="v1")
+        for i in range(18 + d % 5):
+            t.message("billing", day + 7200 + i, "partner.example", category="payment", phi=False)
+    day = REPORT_DAY
+    t.events.append(
+        AuditEvent("policy_reload", "ok", detail="version=v2", actor="cli:alice", ts=day + 100)
+    )
+    # The report day: ehr1 sends 100 (ten times its usual), billing 20 (its usual).
+    for i in range(97):
+        q, rcpt = t.message("ehr1", day + 1000 + i, "partner.example", version="v2")
+        if i < 90:
+            t.attempt(q, rcpt, day + 2000 + i)
+        elif i < 95:
+            t.attempt(q, rcpt, day + 2000 + i, verified="dane-ee")
+        elif i < 97:
+            t.attempt(q, rcpt, day + 2000 + i, verified=None, code=451, status="4.4.1")
+    for _ in range(2):
+        q, rcpt = t.message("ehr1", day + 1200, "Gmail.com", version="v2")
+        t.attempt(q, rcpt, day + 2200, mode="portal", verified=None)
+    q, rcpt = t.message("ehr1", day + 1300, "newclinic.example", version="v2")
+    t.attempt(q, rcpt, day + 2300, verified=None, code=None, status="4.7.5")
+    for i in range(20):
+        q, rcpt = t.message(
+            "billing",
+            day + 3000 + i,
+            "partner.example",
+            category="payment",
+            phi=False,
+            version="v2",
+        )
+        t.attempt(q, rcpt, day + 4000 + i, mode="standard", verified="no")
+    q, rcpt = t.message(
+        "billing", day + 3100, "partner.example", category="payment", phi=False, version="v2"
+    )
+    t.attempt(q, rcpt, day + 4100, mode="standard", verified="no", code=550, status="5.1.1")
+    # Refused and held by policy (a refused PHI message to yahoo.com is no PHI sent).
+    for _ in range(3):
+        t.message(
+            "ehr1", day + 5000, "yahoo.com", rule="block-consumer", action="reject", version="v2"
+        )
+    for _ in range(2):
+        t.message(
+            "ehr1", day + 5100, "partner.example", rule="hold-large", action="hold", version="v2"
+        )
+    # Consent: refused under a withdrawn consent; stopped at delivery; registry changes.
+    for _ in range(2):
+        t.message(
+            "crm",
+            day + 6000,
+            "partner.example",
+            category="marketing",
+            phi=False,
+            rule="marketing-needs-consent",
+            action="reject",
+            consent="opted_out",
+            version="v2",
+        )
+    q, rcpt = t.message(
+        "crm", day + 6100, "partner.example", category="marketing", phi=False, version="v2"
+    )
+    t.events.append(
+        AuditEvent(
+            "bounced",
+            "5.7.1",
+            queue_id=q,
+            recipients=(rcpt,),
+            code=550,
+            ts=day + 6200,
+            detail=audit_detail(
+                RecipientResult(
+                    rcpt, 550, "5.7.1", "not sent: consent opted out while queued", None, "consent"
+                )
+            ),
+        )
+    )
+    for n in range(3):
+        t.events.append(
+            AuditEvent(
+                "consent_opted_out",
+                "ok",
+                recipients=(f"{CANARY_LOCAL}{n}@partner.example",),
+                detail=f"purpose=marketing source=unsubscribe actor=unsubscribe record={n}",
+                actor="unsubscribe",
+                ts=day + 7000 + n,
+            )
+        )
+    t.events.append(
+        AuditEvent(
+            "consent_granted",
+            "ok",
+            recipients=(f"{CANARY_LOCAL}@partner.example",),
+            detail="purpose=marketing source=ehr actor=api:ehr record=9",
+            actor="api:ehr",
+            ts=day + 7100,
+        )
+    )
+    # SMTP-level refusals, and AUTH failures: a burst from one address, a few from another.
+    for _ in range(3):
+        t.events.append(
+            AuditEvent(
+                "refused",
+                "rcpt",
+                client_ip="192.0.2.50",
+                code=550,
+                detail=f"5.7.1 relay denied for {CANARY_LOCAL}@else.example",
+                ts=day + 8000,
+            )
+        )
+    t.events.append(
+        AuditEvent(
+            "refused", "protocol", client_ip="192.0.2.50", code=500, detail="5.5.2 ?", ts=day + 8001
+        )
+    )
+    for i in range(12):
+        t.events.append(
+            AuditEvent(
+                "auth",
+                "locked" if i == 11 else "failed",
+                principal=f"{CANARY_LOGIN}{i % 4}",
+                client_ip="203.0.113.9",
+                code=535,
+                ts=day + 9000 + 20 * i,
+            )
+        )
+    for i in range(3):
+        t.events.append(
+            AuditEvent(
+                "auth",
+                "failed",
+                principal="ehr1",
+                client_ip="198.51.100.4",
+                code=535,
+                ts=day + 9000 + i,
+            )
+        )
+    t.events.append(
+        AuditEvent("principal", "disabled", principal="crm", actor="cli:bob", ts=day + 9500)
+    )
+    return t.events
+
+
+OPTIONS = AnomalyConfig()
+CONSUMER = consumer.load(ConsumerDomainsConfig(), Path("."))
+
+
+@pytest.fixture
+def seeded_db(db: Database) -> Database:
+    with db.transaction() as conn:
+        trail.append(conn, seeded())
+    return db
+
+
+@pytest.fixture
+def made(seeded_db: Database) -> Report:
+    with seeded_db.reading() as conn:
+        return report(conn, Span(REPORT_DAY, REPORT_DAY + DAY), OPTIONS, CONSUMER, REPORT_DAY + DAY)
+
+
+def test_volume_by_principal_and_category(made: Report) -> None:
+    rows = {v.principal: v for v in made.volume}
+    assert made.categories == ["treatment", "payment", "marketing"]
+    assert rows["ehr1"].messages == 100 + 2  # the two held are accepted too
+    assert rows["ehr1"].recipients_by_category == {"treatment": 105, "payment": 0, "marketing": 0}
+    assert rows["billing"].messages == 21
+    assert rows["billing"].recipients_by_category["payment"] == 21
+    assert rows["crm"].messages == 1 and rows["crm"].recipients_by_category["marketing"] == 3
+    assert [d.messages for d in made.daily] == [124]
+
+
+def test_phi_by_mode_refusals_and_failures(made: Report) -> None:
+    by_mode = {m.mode: m for m in made.phi_by_mode}
+    assert set(by_mode) == {"tls", "portal"}  # billing's mail had no PHI
+    assert (by_mode["tls"].delivered, by_mode["tls"].deferred) == (95, 3)
+    assert by_mode["portal"].delivered == 2
+    assert [(r.rule, r.action, r.recipients) for r in made.refusals_by_rule] == [
+        ("block-consumer", "reject", 3),
+        ("hold-large", "hold", 2),
+        ("marketing-needs-consent", "reject", 2),
+    ]
+    assert [(s.stage, s.code, s.count) for s in made.smtp_refusals] == [
+        ("rcpt", 550, 3),
+        ("protocol", 500, 1),
+    ]
+    failures = {(f.event, f.status, f.code): (f.count, f.meaning) for f in made.failures}
+    assert failures == {
+        ("deferred", "4.4.1", 451): (2, "no answer from host"),
+        ("deferred", "4.7.5", None): (1, anomalies_meaning("4.7.5")),
+        ("bounced", "5.1.1", 550): (1, "bad destination mailbox address"),
+        ("bounced", "5.7.1", 550): (1, "delivery not authorized, message refused"),
+    }
+
+
+def anomalies_meaning(status: str) -> str:
+    from gateway.reports.statuses import meaning
+
+    return meaning(status)
+
+
+def test_tls_by_domain(made: Report) -> None:
+    tls = {t.domain: t for t in made.tls}
+    assert "gmail.com" not in tls  # portal pickup opens no session to a next hop
+    p = tls["partner.example"]
+    assert (p.attempts, p.verified, p.dane, p.unverified, p.no_tls, p.failures) == (
+        97 + 21,
+        95,
+        5,
+        21,
+        2,
+        0,
+    )
+    n = tls["newclinic.example"]
+    assert (n.attempts, n.verified, n.no_tls, n.failures) == (1, 0, 1, 1)
+
+
+def test_consent_suppressions_and_opt_outs(made: Report) -> None:
+    c = made.consent
+    assert [(x.what, x.count) for x in c.refused_at_intake] == [
+        ("refused by policy, consent opted_out", 2)
+    ]
+    assert (c.stopped_at_delivery, c.waited_at_delivery) == (1, 0)
+    assert [(x.what, x.count) for x in c.registry] == [
+        ("opted_out marketing via unsubscribe", 3),
+        ("granted marketing via ehr", 1),
+    ]
+    assert [(a.event, a.result, a.actor, a.count) for a in made.changes] == [
+        ("policy_reload", "ok", "cli:alice", 1),
+        ("principal", "disabled", "cli:bob", 1),
+    ]
+
+
+def _anomalies(made: Report, kind: str) -> dict[str, dict[str, object]]:
+    return {a.subject: a.evidence for a in made.anomalies if a.kind == kind}
+
+
+def test_volume_anomaly_fires_for_a_tenfold_day_not_a_normal_one(made: Report) -> None:
+    volume = _anomalies(made, "volume")
+    assert set(volume) == {"ehr1"}  # billing's 21 is within its own baseline
+    evidence = volume["ehr1"]
+    assert evidence["messages"] == 102 and evidence["baseline_median"] == 10
+    assert evidence["baseline_active_days"] == 28 and evidence["threshold"] == 3.5
+    assert float(str(evidence["robust_z"])) > 50
+
+
+def test_robust_z_by_hand() -> None:
+    baseline = [9, 10, 11] * 9 + [10]
+    z, median, mad = anomalies.robust_z(100, baseline)
+    assert (median, mad) == (10, 1) and z == pytest.approx(90 / 1.4826)
+    assert anomalies.robust_z(12, baseline)[0] < 3.5
+    # A baseline that never varies: the spread is at least one message.
+    assert anomalies.robust_z(14, [10] * 28) == (4.0, 10, 0)
+    options = VolumeAnomalyConfig()
+    counts = {"a": {d: 10 for d in range(28)} | {28: 100}, "new": {27: 5, 28: 500}}
+    found = anomalies.volume(counts, [28], options)
+    assert [a.subject for a in found] == ["a"]  # "new" has too little history to judge
+
+
+def test_first_seen_and_consumer_domains(made: Report) -> None:
+    new = _anomalies(made, "new_domain")
+    assert set(new) == {"gmail.com", "newclinic.example"}  # partner.example was seen before
+    assert new["gmail.com"]["phi_messages"] == 2 and new["gmail.com"]["principals"] == ["ehr1"]
+    # yahoo.com is on the list, but its PHI was refused: nothing went there.
+    assert set(_anomalies(made, "consumer_domain")) == {"gmail.com"}
+
+
+def test_auth_burst_counts_logins_without_naming_them(made: Report) -> None:
+    bursts = _anomalies(made, "auth_burst")
+    assert set(bursts) == {"203.0.113.9"}  # three failures from the other are no burst
+    b = bursts["203.0.113.9"]
+    assert (b["failures"], b["distinct_logins"], b["lockouts"]) == (12, 4, 1)
+
+
+def test_policy_change_names_who_made_it(made: Report) -> None:
+    changes = [a for a in made.anomalies if a.kind == "policy_change"]
+    assert len(changes) == 1
+    assert changes[0].subject == "v2"
+    assert changes[0].evidence["actor"] == "cli:alice"
+    assert changes[0].evidence["previous_version"] == "v1"
+
+
+def test_renderers_hold_no_canary(made: Report) -> None:
+    outputs = [render_text.render(made), render_json.render(made), render_html.render(made)]
+    for output in outputs:
+        for canary in CANARIES:
+            assert canary not in output.lower()
+        assert "@" not in output.replace("@media", "").replace("@page", "")
+    data = json.loads(outputs[1])
+    assert data["since"] == "2026-11-30T00:00:00Z" and len(data["anomalies"]) == 6
+    assert "robust z-score" in data["methods"]["volume"]
+    assert "ehr1 accepted 102 messages on 2026-11-30" in outputs[0]
+
+
+@pytest.fixture
+def cli(tmp_path: Path, database_url: str) -> Iterator[Path]:
+    with cli_store(tmp_path, database_url) as (config, _settings, db):
+        with db.transaction() as conn:
+            trail.append(conn, seeded())
+        yield config
+
+
+def test_cli_writes_each_format(cli: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    base = ["report", "-c", str(cli), "--from", "2026-11-30", "--to", "2026-11-30"]
+    text = runner.invoke(main, base)
+    assert text.exit_code == 0, text.output
+    assert "Anomalies (6)" in text.output and "[auth_burst]" in text.output
+    out = tmp_path / "r.html"
+    html = runner.invoke(main, [*base, "--format", "html", "--output", str(out)])
+    assert html.exit_code == 0 and "6 anomalies" in html.output
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    as_json = runner.invoke(main, [*base, "--format", "json"])
+    assert json.loads(as_json.output)["volume"][0]["principal"] == "ehr1"
+    for output in (text.output, as_json.output, out.read_text()):
+        assert CANARY_LOCAL not in output and CANARY_REPLY not in output
+
+
+def test_cli_explains_bad_input(cli: Path) -> None:
+    runner = CliRunner()
+    swapped = runner.invoke(
+        main, ["report", "-c", str(cli), "--from", "2026-12-01", "--to", "2026-11-01"]
+    )
+    assert swapped.exit_code == 2 and "swap them" in swapped.output
+    bad = runner.invoke(
+        main, ["report", "-c", str(cli), "--from", "yesterday", "--to", "2026-11-01"]
+    )
+    assert bad.exit_code == 2 and "is not a date or time" in bad.output
+    assert "Traceback" not in bad.output + swapped.output
+
+
+def test_consumer_list_is_editable(tmp_path: Path) -> None:
+    assert {"gmail.com", "yahoo.com", "outlook.com", "icloud.com"} <= CONSUMER
+    own = tmp_path / "mine.txt"
+    own.write_text("# ours\nexample-mail.test  # a comment\n")
+    replaced = consumer.load(ConsumerDomainsConfig(file=str(own), add=["Other.Example"]), tmp_path)
+    assert replaced == {"example-mail.test", "other.example"}
+    own.write_text("ok.example\nnot a domain\n")
+    with pytest.raises(consumer.DomainListError, match=r"mine.txt, line 2: 'not a domain'"):
+        consumer.load(ConsumerDomainsConfig(file="mine.txt"), tmp_path)
