@@ -11,7 +11,6 @@ from gateway.delivery.outcomes import audit_detail
 
 DAY = 86400.0
 REPORT_DAY = datetime(2026, 11, 30, tzinfo=UTC).timestamp()
-FIRST = REPORT_DAY - 28 * DAY  # the volume baseline's first day
 CANARY_LOCAL = "canary-local-q7x"
 CANARY_REPLY = "canary-remote-reply-4kd Pat Example"
 CANARY_LOGIN = "canary-login-9zz@gmail.com"
@@ -115,16 +114,18 @@ class Trail:
         )
 
 
-def seeded() -> list[AuditEvent]:
+def seeded(report_day: float = REPORT_DAY) -> list[AuditEvent]:
+    """The events of the 28 days before `report_day` and of that day."""
     t = Trail()
+    first = report_day - 28 * DAY
     # Baseline: ehr1 sends 9, 10 or 11 a day, billing 18 to 22, to partner.example.
     for d in range(28):
-        day = FIRST + d * DAY
+        day = first + d * DAY
         for i in range(9 + d % 3):
             t.message("ehr1", day + 3600 + i, "partner.example", version="v1")
         for i in range(18 + d % 5):
             t.message("billing", day + 7200 + i, "partner.example", category="payment", phi=False)
-    day = REPORT_DAY
+    day = report_day
     t.events.append(
         AuditEvent("policy_reload", "ok", detail="version=v2", actor="cli:alice", ts=day + 100)
     )
