@@ -77,7 +77,8 @@ def main() -> int:
             print("aggregates of the month, once:")
             _queries(db, month, options)
             print(f"{'report':<34} {'median':>8} {'slowest':>8}")
-            for name, span in (("month (gather + build)", month), ("one day (daily mail)", last_day)):
+            spans = (("month (gather + build)", month), ("one day (daily mail)", last_day))
+            for name, span in spans:
                 with db.reading() as conn:
                     median, slowest, made = _timed(
                         lambda conn=conn, span=span: report(conn, span, options, domains), args.runs
