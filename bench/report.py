@@ -45,15 +45,19 @@ def _timed(fn: Callable[[], object], runs: int) -> tuple[float, float, object]:
 
 def _queries(db: Database, span: agg.Span, options: AnomalyConfig) -> None:
     """Each aggregate of the month once: which query costs what."""
-    baseline = agg.Span(span.since - options.volume.baseline_days * DAY, span.until)
+    baseline = agg.Span(span.since - options.volume.baseline_days * DAY, span.since)
     with db.reading() as conn:
         for name, fn in (
             ("decision groups", lambda: agg.decision_groups(conn, span)),
-            ("accepted per day", lambda: agg.accepted_per_day(conn, baseline)),
+            ("accepted per day", lambda: agg.accepted_per_day(conn, span)),
+            ("... baseline before", lambda: agg.accepted_per_day(conn, baseline)),
             ("attempts (+ PHI)", lambda: agg.attempts(conn, span)),
             ("TLS by domain", lambda: agg.tls_by_domain(conn, span)),
             ("PHI domains", lambda: agg.phi_domains(conn, span)),
             ("AUTH failures", lambda: agg.auth_failures(conn, span)),
+            ("SMTP refusals", lambda: agg.smtp_refusals(conn, span)),
+            ("policy versions", lambda: agg.policy_versions(conn, span)[1]),
+            ("changes by actor", lambda: agg.changes_by_actor(conn, span, "consent_")),
         ):
             took, _, rows = _timed(fn, 1)
             count = len(rows) if isinstance(rows, list) else 0

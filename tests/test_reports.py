@@ -214,3 +214,11 @@ def test_consumer_list_is_editable(tmp_path: Path) -> None:
     own.write_text("ok.example\nnot a domain\n")
     with pytest.raises(consumer.DomainListError, match=r"mine.txt, line 2: 'not a domain'"):
         consumer.load(ConsumerDomainsConfig(file="mine.txt"), tmp_path)
+
+
+def test_a_range_starting_mid_day_counts_only_its_own_mail(seeded_db: Database) -> None:
+    with seeded_db.reading() as conn:
+        made = report(conn, Span(REPORT_DAY + 2000, REPORT_DAY + DAY), OPTIONS, CONSUMER)
+    rows = {v.principal: v.messages for v in made.volume}
+    assert rows == {"ehr1": 2, "billing": 21, "crm": 1}  # ehr1's hundred came before
+    assert [d.messages for d in made.daily] == [24]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from gateway.audit.aggregates import DAY, AdminEvent, AuthFailure, PhiDomain, VersionSeen
@@ -40,7 +40,7 @@ def robust_z(value: float, baseline: Sequence[float]) -> tuple[float, float, flo
 
 
 def volume(
-    counts: dict[str, dict[int, int]], days: Iterable[int], options: VolumeAnomalyConfig
+    counts: Mapping[str, Mapping[int, int]], days: Iterable[int], options: VolumeAnomalyConfig
 ) -> list[Anomaly]:
     """Days on which a principal accepted far more than its own baseline: each day
     of the report against the `baseline_days` before it (days without mail count as 0)."""

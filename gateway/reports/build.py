@@ -50,7 +50,8 @@ K = TypeVar("K")
 class Aggregates:
     span: agg.Span
     decisions: list[agg.DecisionGroup]
-    daily: list[agg.DailyCount]  # from the volume baseline's first day to the span's end
+    daily: list[agg.DailyCount]  # in the span
+    before: list[agg.DailyCount]  # in the volume baseline's days before the span
     attempts: list[agg.AttemptGroup]
     tls: list[agg.DomainTls]
     smtp_refusals: list[agg.RefusalGroup]
@@ -74,13 +75,11 @@ def _category(detail: dict[str, str]) -> str:
 
 
 def volume(
-    decisions: Sequence[agg.DecisionGroup], daily: Sequence[agg.DailyCount], span: agg.Span
+    decisions: Sequence[agg.DecisionGroup], daily: Sequence[agg.DailyCount]
 ) -> tuple[list[PrincipalVolume], list[str]]:
-    days = report_days(span)
     messages: Counter[str] = Counter()
     for row in daily:
-        if row.day in days:
-            messages[row.principal or NO_PRINCIPAL] += row.messages
+        messages[row.principal or NO_PRINCIPAL] += row.messages
     by_category: dict[str, Counter[str]] = defaultdict(Counter)
     for group in decisions:
         category = _category(fields(group.detail))
@@ -203,10 +202,10 @@ def build(
     data: Aggregates, options: AnomalyConfig, consumer: Collection[str], now: float
 ) -> Report:
     span = data.span
-    principals, categories = volume(data.decisions, data.daily, span)
-    per_principal: dict[str, dict[int, int]] = defaultdict(dict)
-    for row in data.daily:
-        per_principal[row.principal or NO_PRINCIPAL][row.day] = row.messages
+    principals, categories = volume(data.decisions, data.daily)
+    per_principal: dict[str, Counter[int]] = defaultdict(Counter)
+    for row in (*data.before, *data.daily):  # a day the span starts in may be in both
+        per_principal[row.principal or NO_PRINCIPAL][row.day] += row.messages
     found = [
         *anomalies.volume(per_principal, report_days(span), options.volume),
         *anomalies.new_domains(

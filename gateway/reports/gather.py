@@ -15,7 +15,7 @@ from gateway.reports.model import Report
 
 def read(conn: Connection, span: agg.Span, options: AnomalyConfig) -> Aggregates:
     """Every aggregate of the span (and of the windows before it the anomalies compare with)."""
-    baseline = agg.Span(span.since - options.volume.baseline_days * agg.DAY, span.until)
+    baseline = agg.Span(span.since - options.volume.baseline_days * agg.DAY, span.since)
     phi_domains = agg.phi_domains(conn, span)
     lookback = span.since - options.new_domain_lookback_days * agg.DAY
     domains = sorted({row.domain for row in phi_domains})
@@ -23,7 +23,8 @@ def read(conn: Connection, span: agg.Span, options: AnomalyConfig) -> Aggregates
     return Aggregates(
         span=span,
         decisions=agg.decision_groups(conn, span),
-        daily=agg.accepted_per_day(conn, baseline),
+        daily=agg.accepted_per_day(conn, span),
+        before=agg.accepted_per_day(conn, baseline),
         attempts=agg.attempts(conn, span),
         tls=agg.tls_by_domain(conn, span),
         smtp_refusals=agg.smtp_refusals(conn, span),
