@@ -739,8 +739,7 @@ def serve(settings: Settings) -> None:
         raise StartupError(f"S/MIME settings are not usable: {exc}") from exc
     portal_notices(settings)
     portal_logo(settings)
-    if settings.reports.daily.enabled:
-        report_domains(settings)
+    report_domains(settings)
     prepare(settings.inspection)  # compiled once here; forked processes share it
     # Before forking and before anything counts: every process writes its own
     # files there, and a scrape sums them.

@@ -14,11 +14,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from harness import Phigate, Sink, message, via_sink
 from report_trail import CANARIES, DAY, REPORT_DAY, seeded
 
+from gateway import datadir
 from gateway.audit import trail
 from gateway.audit.search import Filters, search
+from gateway.cli import main
 from gateway.config import ReportsConfig
 from gateway.reports import consumer
 from gateway.reports.daily import MAILED, DailyReports, due_day
@@ -104,8 +107,6 @@ def test_a_running_server_mails_the_report_and_reports_hold_no_content(tmp_path:
         daily = {"enabled": True, "to": TO, "format": "html", "at": "00:00"}
         with gw.config.open("a") as config:
             config.write(f"reports: {json.dumps({'daily': daily})}\n")  # JSON is YAML
-        from gateway import datadir
-
         settings = load_settings(gw.config)
         db = datadir.open_database(settings)
         try:
@@ -141,3 +142,16 @@ def test_a_running_server_mails_the_report_and_reports_hold_no_content(tmp_path:
     for text in [report.content.decode(errors="replace"), *outputs]:
         for canary in (*CANARIES, CANARY_SUBJECT, CANARY_BODY, CANARY_RCPT, "Pat Example"):
             assert canary.lower() not in text.lower()
+
+
+def test_config_check_reads_the_domain_list(tmp_path: Path) -> None:
+    (tmp_path / "mine.txt").write_text("gmail.com\nnot a domain\n")
+    config = tmp_path / "phigate.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {"data_dir": str(tmp_path), "reports": {"consumer_domains": {"file": "mine.txt"}}}
+        )
+    )
+    checked = CliRunner().invoke(main, ["config", "check", "-c", str(config)])
+    assert checked.exit_code == 2
+    assert "mine.txt, line 2: 'not a domain'" in checked.output
