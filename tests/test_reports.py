@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from gateway.cli import main
 from gateway.config import AnomalyConfig, ConsumerDomainsConfig, VolumeAnomalyConfig
 from gateway.reports import anomalies, consumer, render_html, render_json, render_text
 from gateway.reports.gather import report
-from gateway.reports.model import Report
+from gateway.reports.model import Anomaly, Report
 from gateway.reports.statuses import meaning
 from gateway.store.database import Database
 
@@ -222,3 +223,12 @@ def test_a_range_starting_mid_day_counts_only_its_own_mail(seeded_db: Database) 
     rows = {v.principal: v.messages for v in made.volume}
     assert rows == {"ehr1": 2, "billing": 21, "crm": 1}  # ehr1's hundred came before
     assert [d.messages for d in made.daily] == [24]
+
+
+def test_text_and_html_show_fifty_anomalies_of_a_kind(made: Report) -> None:
+    many = [Anomaly("new_domain", f"d{n}.example", f"PHI for d{n}.example", {}) for n in range(60)]
+    crowded = replace(made, anomalies=[*made.anomalies, *many])
+    for output in (render_text.render(crowded), render_html.render(crowded)):
+        assert "d47.example" in output and "d48.example" not in output  # 2 came before
+        assert "12 more new_domain (the JSON report lists all)" in output  # 62 in all
+    assert "d59.example" in render_json.render(crowded)

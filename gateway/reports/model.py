@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 NO_PRINCIPAL = "(none)"  # mail from a relay network, without AUTH
+ANOMALIES_PER_KIND = 50  # shown in text and HTML; JSON carries them all
 
 
 def iso(ts: float) -> str:
@@ -132,6 +133,19 @@ class Report:
     anomalies: list[Anomaly]
     changes: list[ActorChange]
     methods: dict[str, str] = field(default_factory=dict)  # how each anomaly is found
+
+    def anomalies_shown(self, per_kind: int = ANOMALIES_PER_KIND) -> tuple[list[Anomaly], str]:
+        """The first `per_kind` anomalies of each kind, and a note of those left out
+        ("" when none were): in the first weeks after installation every domain is new."""
+        seen: dict[str, int] = {}
+        shown = []
+        for a in self.anomalies:
+            seen[a.kind] = seen.get(a.kind, 0) + 1
+            if seen[a.kind] <= per_kind:
+                shown.append(a)
+        left = {kind: n - per_kind for kind, n in seen.items() if n > per_kind}
+        note = ", ".join(f"{n} more {kind}" for kind, n in left.items())
+        return shown, (f"... and {note} (the JSON report lists all)" if note else "")
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)

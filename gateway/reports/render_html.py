@@ -127,7 +127,10 @@ def _section(section: Section, chart: str | None) -> str:
 def render(report: Report) -> str:
     title = f"phigate compliance report {iso(report.since)} to {iso(report.until)}"
     drawn = charts(report)
-    found = "".join(_anomaly(a) for a in report.anomalies) or '<p class="note">None.</p>'
+    shown, left_out = report.anomalies_shown()
+    found = "".join(_anomaly(a) for a in shown) or '<p class="note">None.</p>'
+    if left_out:
+        found += f'<p class="note">{escape(left_out)}</p>'
     methods = "".join(
         f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in report.methods.items()
     )

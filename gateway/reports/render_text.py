@@ -47,8 +47,11 @@ def render(report: Report) -> str:
         "",
         f"Anomalies ({len(report.anomalies)})",
     ]
-    for a in report.anomalies:
+    shown, left_out = report.anomalies_shown()
+    for a in shown:
         out += anomaly(a)
+    if left_out:
+        out.append(f"  {left_out}")
     if not report.anomalies:
         out.append("  (none)")
     for section in sections(report):
