@@ -46,7 +46,9 @@ def _timed(fn: Callable[[], object], runs: int) -> tuple[float, float, object]:
 def _queries(db: Database, span: agg.Span, options: AnomalyConfig) -> None:
     """Each aggregate of the month once: which query costs what."""
     baseline = agg.Span(span.since - options.volume.baseline_days * DAY, span.since)
+    lookback = span.since - options.new_domain_lookback_days * DAY
     with db.reading() as conn:
+        domains = sorted({row.domain for row in agg.phi_domains(conn, span)})
         for name, fn in (
             ("decision groups", lambda: agg.decision_groups(conn, span)),
             ("accepted per day", lambda: agg.accepted_per_day(conn, span)),
@@ -56,7 +58,10 @@ def _queries(db: Database, span: agg.Span, options: AnomalyConfig) -> None:
             ("PHI domains", lambda: agg.phi_domains(conn, span)),
             ("AUTH failures", lambda: agg.auth_failures(conn, span)),
             ("SMTP refusals", lambda: agg.smtp_refusals(conn, span)),
-            ("policy versions", lambda: agg.policy_versions(conn, span)[1]),
+            (
+                "PHI domains seen before",
+                lambda: list(agg.domains_seen(conn, domains, lookback, span.since)),
+            ),
             ("changes by actor", lambda: agg.changes_by_actor(conn, span, "consent_")),
         ):
             took, _, rows = _timed(fn, 1)

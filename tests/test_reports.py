@@ -16,7 +16,7 @@ from report_trail import CANARIES, CANARY_LOCAL, CANARY_REPLY, DAY, REPORT_DAY, 
 from stores import cli_store
 
 from gateway.audit import trail
-from gateway.audit.aggregates import Span
+from gateway.audit.aggregates import AdminEvent, Span
 from gateway.cli import main
 from gateway.config import AnomalyConfig, ConsumerDomainsConfig, VolumeAnomalyConfig
 from gateway.reports import anomalies, consumer, render_html, render_json, render_text
@@ -232,3 +232,13 @@ def test_text_and_html_show_fifty_anomalies_of_a_kind(made: Report) -> None:
         assert "d47.example" in output and "d48.example" not in output  # 2 came before
         assert "12 more new_domain (the JSON report lists all)" in output  # 62 in all
     assert "d59.example" in render_json.render(crowded)
+
+
+def test_policy_change_without_a_reload_and_a_failed_reload() -> None:
+    reloads = [AdminEvent(100.0, "policy_reload", "failed", "cli:eve", "version=v3")]
+    seen = [anomalies.VersionSeen("v1", 50.0, 3), anomalies.VersionSeen("v2", 200.0, 5)]
+    found = anomalies.policy_changes("v1", seen, reloads)
+    assert [(a.subject, a.evidence["actor"]) for a in found] == [("v3", "cli:eve"), ("v2", None)]
+    assert found[0].evidence["result"] == "failed"
+    assert "no reload recorded" in found[1].summary
+    assert found[1].evidence["previous_version"] == "v1"

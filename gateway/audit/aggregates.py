@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Connection, Integer, and_, cast, distinct, func, select
-from sqlalchemy.sql.elements import ColumnElement as Expr
+from sqlalchemy import ColumnElement, Connection, Integer, cast, distinct, func, select
 
 from gateway.store.audit_facets import DELIVERY_EVENTS
 from gateway.store.schema import audit_events, audit_recipients
@@ -38,7 +37,7 @@ class Span:
         return [_c.ts >= self.since, _c.ts < self.until]
 
 
-def _day(conn: Connection) -> Expr[int]:
+def _day(conn: Connection) -> ColumnElement[int]:
     """The UTC day number of an event (days since 1970-01-01)."""
     if conn.dialect.name == "postgresql":
         return cast(func.floor(_c.ts / DAY), Integer)
@@ -57,17 +56,20 @@ class DecisionGroup:
     action: str
     detail: str
     decisions: int
+    first_ts: float
 
 
 def decision_groups(conn: Connection, span: Span) -> list[DecisionGroup]:
     n = func.count().label("n")
+    first = func.min(_c.ts).label("first")
     query = (
-        select(_c.principal, _c.result, _c.detail, n)
+        select(_c.principal, _c.result, _c.detail, n, first)
         .where(_c.event == "policy", *span.terms())
         .group_by(_c.principal, _c.result, _c.detail)
     )
     return [
-        DecisionGroup(r.principal, r.result, r.detail or "", int(r.n)) for r in conn.execute(query)
+        DecisionGroup(r.principal, r.result, r.detail or "", int(r.n), float(r.first))
+        for r in conn.execute(query)
     ]
 
 
@@ -302,29 +304,11 @@ def changes_by_actor(conn: Connection, span: Span, excluded_prefix: str) -> list
     return [ActorCount(r.event, r.result, r.actor, int(r.n)) for r in conn.execute(query)]
 
 
-@dataclass(frozen=True)
-class VersionSeen:
-    version: str
-    first_ts: float
-    decisions: int
-
-
-def policy_versions(conn: Connection, span: Span) -> tuple[str | None, list[VersionSeen]]:
-    """The policy version in force when the span began (the last decision before it)
-    and each version decisions were made under in the span, first seen first."""
-    before = conn.execute(
+def version_before(conn: Connection, since: float) -> str | None:
+    """The policy version of the last decision before `since`: the one in force then."""
+    return conn.execute(
         select(_c.policy_version)
-        .where(_c.event == "policy", _c.ts < span.since, _c.policy_version.is_not(None))
+        .where(_c.event == "policy", _c.ts < since, _c.policy_version.is_not(None))
         .order_by(_c.ts.desc())
         .limit(1)
     ).scalar()
-    n = func.count().label("n")
-    first = func.min(_c.ts).label("first")
-    query = (
-        select(_c.policy_version, first, n)
-        .where(and_(_c.event == "policy", _c.policy_version.is_not(None), *span.terms()))
-        .group_by(_c.policy_version)
-        .order_by(first)
-    )
-    seen = [VersionSeen(r.policy_version, float(r.first), int(r.n)) for r in conn.execute(query)]
-    return before, seen

@@ -10,9 +10,10 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from gateway.audit.aggregates import DAY, AdminEvent, AuthFailure, PhiDomain, VersionSeen
+from gateway.audit.aggregates import DAY, AdminEvent, AuthFailure, PhiDomain
 from gateway.config import AnomalyConfig, VolumeAnomalyConfig
 from gateway.reports.model import NO_PRINCIPAL, Anomaly, iso
 
@@ -22,6 +23,15 @@ MAD_SCALE = 1.4826
 MEAN_AD_SCALE = 1.2533
 # A baseline that never varies has no spread: one message is the least there is.
 MIN_SCALE = 1.0
+
+
+@dataclass(frozen=True)
+class VersionSeen:
+    """A policy version decisions were made under, from when, and how many."""
+
+    version: str
+    first_ts: float
+    decisions: int
 
 
 def day_text(day: int) -> str:

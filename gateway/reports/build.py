@@ -60,7 +60,6 @@ class Aggregates:
     auth_failures: list[agg.AuthFailure]
     reloads: list[agg.AdminEvent]
     version_before: str | None
-    versions: list[agg.VersionSeen]
     consent_events: list[agg.AdminEvent]
     changes: list[agg.ActorCount]
 
@@ -193,6 +192,20 @@ def consent(
     )
 
 
+def versions(decisions: Sequence[agg.DecisionGroup]) -> list[anomalies.VersionSeen]:
+    """Each policy version decisions were made under (their detail's `policy=`), first first."""
+    first: dict[str, float] = {}
+    count: Counter[str] = Counter()
+    for group in decisions:
+        version = fields(group.detail).get("policy")
+        if version:
+            first[version] = min(first.get(version, group.first_ts), group.first_ts)
+            count[version] += group.decisions
+    return sorted(
+        (anomalies.VersionSeen(v, first[v], count[v]) for v in first), key=lambda s: s.first_ts
+    )
+
+
 def _most(counts: Counter[K]) -> list[tuple[K, int]]:
     """Most frequent first, then by key (as text) for a stable order."""
     return sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
@@ -215,7 +228,7 @@ def build(
         *anomalies.auth_bursts(
             data.auth_failures, options.auth_burst_failures, options.auth_burst_minutes
         ),
-        *anomalies.policy_changes(data.version_before, data.versions, data.reloads),
+        *anomalies.policy_changes(data.version_before, versions(data.decisions), data.reloads),
     ]
     return Report(
         since=span.since,

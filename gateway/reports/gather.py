@@ -19,7 +19,6 @@ def read(conn: Connection, span: agg.Span, options: AnomalyConfig) -> Aggregates
     phi_domains = agg.phi_domains(conn, span)
     lookback = span.since - options.new_domain_lookback_days * agg.DAY
     domains = sorted({row.domain for row in phi_domains})
-    before, versions = agg.policy_versions(conn, span)
     return Aggregates(
         span=span,
         decisions=agg.decision_groups(conn, span),
@@ -32,8 +31,7 @@ def read(conn: Connection, span: agg.Span, options: AnomalyConfig) -> Aggregates
         seen_before=agg.domains_seen(conn, domains, lookback, span.since),
         auth_failures=agg.auth_failures(conn, span),
         reloads=agg.listed(conn, span, kinds=(POLICY_RELOAD,)),
-        version_before=before,
-        versions=versions,
+        version_before=agg.version_before(conn, span.since),
         consent_events=agg.listed(conn, span, prefix=CONSENT_EVENTS),
         changes=agg.changes_by_actor(conn, span, CONSENT_EVENTS),
     )
