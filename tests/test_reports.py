@@ -187,7 +187,7 @@ def test_cli_writes_each_format(cli: Path, tmp_path: Path) -> None:
     html = runner.invoke(main, [*base, "--format", "html", "--output", str(out)])
     assert html.exit_code == 0 and "6 anomalies" in html.output
     assert out.read_text().startswith("<!DOCTYPE html>")
-    as_json = runner.invoke(main, [*base, "--format", "json"])
+    as_json = runner.invoke(main, [*base, "--json"])
     assert json.loads(as_json.output)["volume"][0]["principal"] == "ehr1"
     for output in (text.output, as_json.output, out.read_text()):
         assert CANARY_LOCAL not in output and CANARY_REPLY not in output

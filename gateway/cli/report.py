@@ -48,6 +48,7 @@ def _span(since: str, until: str) -> Span:
     show_default=True,
     help="text for reading, json for scripts, html to print or mail.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -58,6 +59,7 @@ def report_command(
     since: str,
     until: str,
     fmt: str,
+    as_json: bool,
     output: Path | None,
     config_file: str | None,
     data_dir: str | None,
@@ -78,6 +80,7 @@ def report_command(
       phigate report --from 2026-11-01 --to 2026-11-30 --format html --output nov.html
       phigate report --from 2026-12-03T00:00 --to 2026-12-03T12:00 --format json
     """
+    fmt = "json" if as_json else fmt
     span = _span(since, until)
     settings = cli_settings(config_file, data_dir)
     options = settings.reports
