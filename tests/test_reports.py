@@ -138,6 +138,8 @@ def test_first_seen_and_consumer_domains(made: Report) -> None:
     new = _anomalies(made, "new_domain")
     assert set(new) == {"gmail.com", "newclinic.example"}  # partner.example was seen before
     assert new["gmail.com"]["phi_messages"] == 2 and new["gmail.com"]["principals"] == ["ehr1"]
+    # The trail is younger than the 90 days looked back: the evidence says how far it went.
+    assert new["gmail.com"]["looked_back_to"] == "2026-11-02T01:00:00Z"
     # yahoo.com is on the list, but its PHI was refused: nothing went there.
     assert set(_anomalies(made, "consumer_domain")) == {"gmail.com"}
 

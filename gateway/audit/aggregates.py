@@ -216,6 +216,12 @@ def _first_id_at(conn: Connection, ts: float) -> int:
     return int(last or 0) + 1
 
 
+def first_ts(conn: Connection) -> float | None:
+    """When the trail's first event was recorded; None for an empty trail."""
+    found = conn.execute(select(func.min(_c.ts))).scalar()
+    return None if found is None else float(found)
+
+
 def domains_seen(conn: Connection, domains: Sequence[str], since: float, until: float) -> set[str]:
     """Which of `domains` any event between `since` and `until` named as a recipient.
 

@@ -105,14 +105,23 @@ def _domain_evidence(rows: Sequence[PhiDomain]) -> dict[str, object]:
 
 
 def new_domains(
-    rows: Sequence[PhiDomain], seen_before: Collection[str], lookback_days: int
+    rows: Sequence[PhiDomain],
+    seen_before: Collection[str],
+    lookback_days: int,
+    history_since: float,
 ) -> list[Anomaly]:
-    """Recipient domains PHI was accepted for that no event named in the lookback window."""
+    """Recipient domains PHI was accepted for that no event named in the lookback window.
+    `history_since`: when that window, or the trail if it began later, began; the
+    evidence says so, since a young trail makes every domain new."""
     found = []
     for domain, group in sorted(_by_domain(rows).items()):
         if domain in seen_before or not domain:
             continue
-        evidence = {**_domain_evidence(group), "lookback_days": lookback_days}
+        evidence = {
+            **_domain_evidence(group),
+            "lookback_days": lookback_days,
+            "looked_back_to": iso(history_since),
+        }
         found.append(
             Anomaly(
                 "new_domain",

@@ -57,6 +57,7 @@ class Aggregates:
     smtp_refusals: list[agg.RefusalGroup]
     phi_domains: list[agg.PhiDomain]
     seen_before: set[str]  # of the PHI domains, those named in the lookback window
+    trail_since: float | None  # the trail's first event (None: empty)
     auth_failures: list[agg.AuthFailure]
     reloads: list[agg.AdminEvent]
     version_before: str | None
@@ -216,13 +217,17 @@ def build(
 ) -> Report:
     span = data.span
     principals, categories = volume(data.decisions, data.daily)
+    lookback = span.since - options.new_domain_lookback_days * agg.DAY
     per_principal: dict[str, Counter[int]] = defaultdict(Counter)
     for row in (*data.before, *data.daily):  # a day the span starts in may be in both
         per_principal[row.principal or NO_PRINCIPAL][row.day] += row.messages
     found = [
         *anomalies.volume(per_principal, report_days(span), options.volume),
         *anomalies.new_domains(
-            data.phi_domains, data.seen_before, options.new_domain_lookback_days
+            data.phi_domains,
+            data.seen_before,
+            options.new_domain_lookback_days,
+            max(lookback, data.trail_since or lookback),
         ),
         *anomalies.consumer_domains(data.phi_domains, consumer),
         *anomalies.auth_bursts(

@@ -29,6 +29,7 @@ def read(conn: Connection, span: agg.Span, options: AnomalyConfig) -> Aggregates
         smtp_refusals=agg.smtp_refusals(conn, span),
         phi_domains=phi_domains,
         seen_before=agg.domains_seen(conn, domains, lookback, span.since),
+        trail_since=agg.first_ts(conn),
         auth_failures=agg.auth_failures(conn, span),
         reloads=agg.listed(conn, span, kinds=(POLICY_RELOAD,)),
         version_before=agg.version_before(conn, span.since),
