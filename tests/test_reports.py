@@ -23,6 +23,7 @@ from gateway.reports import anomalies, consumer, render_html, render_json, rende
 from gateway.reports.gather import report
 from gateway.reports.model import Anomaly, Report
 from gateway.reports.statuses import meaning
+from gateway.reports.tables import totals
 from gateway.store.database import Database
 
 OPTIONS = AnomalyConfig()
@@ -169,6 +170,18 @@ def test_renderers_hold_no_canary(made: Report) -> None:
     assert data["since"] == "2026-11-30T00:00:00Z" and len(data["anomalies"]) == 6
     assert "robust z-score" in data["methods"]["volume"]
     assert "ehr1 accepted 102 messages on 2026-11-30" in outputs[0]
+
+
+def test_key_figures_on_top(made: Report) -> None:
+    assert dict(totals(made)) == {
+        "messages accepted": "124",
+        "PHI recipients delivered": "97",
+        "recipients refused by policy": "5",
+        "bounces": "2",
+        "attempts over verified TLS": "95 of 119 (80%)",
+        "anomalies": "6",
+    }
+    assert "  attempts over verified TLS: 95 of 119 (80%)" in render_text.render(made)
 
 
 @pytest.fixture

@@ -42,6 +42,7 @@ def test_the_html_report_renders_with_its_charts_and_prints(db: Database, tmp_pa
             page.on("request", lambda request: requested.append(request.url))
             page.goto(page_file.as_uri())
             sync_api.expect(page.locator("h1")).to_have_text("Compliance report")
+            sync_api.expect(page.locator(".totals")).to_contain_text("messages accepted124")
             sync_api.expect(page.locator("#anomalies h2")).to_have_text("Anomalies (6)")
             sync_api.expect(page.locator(".anomaly[data-kind=volume]")).to_contain_text(
                 "ehr1 accepted 102 messages"

@@ -7,7 +7,7 @@ from html import escape
 from gateway.reports import svg
 from gateway.reports.model import Anomaly, Report, iso, shown
 from gateway.reports.svg import PALETTE, Series
-from gateway.reports.tables import Cell, Section, Table, sections
+from gateway.reports.tables import Cell, Section, Table, sections, totals
 
 CHART_ROWS = 15  # bars per chart; the table below it lists more
 
@@ -25,6 +25,9 @@ th { background: #edf2f7; }
            background: #fffaf0; }
 .anomaly dl { display: grid; grid-template-columns: max-content auto; gap: 0 1em; margin: 0.3em 0; }
 .anomaly dt { color: #4a5568; } .anomaly dd { margin: 0; }
+.totals { display: flex; flex-wrap: wrap; gap: 0.6em; margin: 1em 0; }
+.totals div { border: 1px solid #cbd5e0; padding: 0.3em 0.8em; min-width: 9em; }
+.totals dt { color: #4a5568; font-size: 0.85em; } .totals dd { margin: 0; font-size: 1.3em; }
 svg.chart { display: block; max-width: 100%; height: auto; margin: 0.6em 0; }
 @page { size: A4; margin: 15mm; }
 @media print {
@@ -135,6 +138,10 @@ def render(report: Report) -> str:
         f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in report.methods.items()
     )
     body = "".join(_section(s, drawn.get(s.key)) for s in sections(report))
+    key_figures = "".join(
+        f"<div><dt>{escape(name)}</dt><dd>{escape(value)}</dd></div>"
+        for name, value in totals(report)
+    )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -142,6 +149,7 @@ def render(report: Report) -> str:
         f"<h1>Compliance report</h1>"
         f'<p class="meta">{escape(iso(report.since))} to {escape(iso(report.until))} · generated '
         f"{escape(iso(report.generated_at))} · metadata only: no addresses, subjects or content</p>"
+        f'<dl class="totals">{key_figures}</dl>'
         f'<section id="anomalies"><h2>Anomalies ({len(report.anomalies)})</h2>{found}</section>'
         f"{body}"
         f'<section id="methods"><h2>How anomalies are found</h2><dl>{methods}</dl></section>'

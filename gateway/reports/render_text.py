@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gateway.reports.model import Anomaly, Report, iso, shown
-from gateway.reports.tables import Cell, Table, sections
+from gateway.reports.tables import Cell, Table, sections, totals
 
 
 def _cell(value: Cell) -> str:
@@ -44,6 +44,8 @@ def render(report: Report) -> str:
     out = [
         f"phigate compliance report, {iso(report.since)} to {iso(report.until)}",
         f"generated {iso(report.generated_at)}; metadata only: no addresses, subjects or content",
+        "",
+        *(f"  {name}: {value}" for name, value in totals(report)),
         "",
         f"Anomalies ({len(report.anomalies)})",
     ]

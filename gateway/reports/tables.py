@@ -25,6 +25,22 @@ class Section:
     lines: list[str] = field(default_factory=list)  # sentences after the tables
 
 
+def totals(report: Report) -> list[tuple[str, str]]:
+    """The key figures of the range, for the top of a report."""
+    attempts = sum(t.attempts for t in report.tls)
+    verified = sum(t.verified for t in report.tls)
+    share = f"{verified} of {attempts} ({verified / attempts:.0%})" if attempts else "no attempts"
+    refused = sum(r.recipients for r in report.refusals_by_rule if r.action == "reject")
+    return [
+        ("messages accepted", str(sum(v.messages for v in report.volume))),
+        ("PHI recipients delivered", str(sum(m.delivered for m in report.phi_by_mode))),
+        ("recipients refused by policy", str(refused)),
+        ("bounces", str(sum(f.count for f in report.failures if f.event == "bounced"))),
+        ("attempts over verified TLS", share),
+        ("anomalies", str(len(report.anomalies))),
+    ]
+
+
 def sections(report: Report) -> list[Section]:
     """Every section but the anomalies, in the report's order."""
     c = report.consent
