@@ -51,6 +51,8 @@ from gateway.portal.expiry import Expiry
 from gateway.portal.notices import Notices, NoticeTemplateError
 from gateway.portal.outbox import LISTENER as PORTAL_LISTENER
 from gateway.portal.replying import ReplyResult
+from gateway.reports import consumer
+from gateway.reports.daily import DailyReports
 from gateway.runstate import PID_FILE
 from gateway.smime.envelope import SmimeEncryptor
 from gateway.smime.errors import SmimeSetupError
@@ -180,6 +182,7 @@ class Parts:
     tls_reports: TlsReporter
     readiness: Readiness  # what /readyz answers, on the web app and the metrics listener
     metrics_app: FastAPI | None  # None with metrics.enabled false
+    daily_reports: DailyReports | None  # None with reports.daily.enabled false
 
     def close(self) -> None:
         self.inspector.close()
@@ -276,6 +279,17 @@ def build(
             readiness=readiness,
             metrics_app=create_metrics_app(db, readiness, settings.metrics.token)
             if settings.metrics.enabled
+            else None,
+            daily_reports=DailyReports(
+                db,
+                keyring,
+                settings.reports,
+                report_domains(settings),
+                settings.postmaster_address,
+                settings.hostname,
+                notify=delivery.notify,
+            )
+            if settings.reports.daily.enabled
             else None,
         )
         on_error.pop_all()
@@ -480,6 +494,11 @@ async def run(
             trail.checkpoint_periodically(db, settings.audit, stop), name="audit-checkpoints"
         )
         portal_expiry = asyncio.create_task(Expiry(db).run_forever(stop), name="portal-expiry")
+        daily = (
+            asyncio.create_task(parts.daily_reports.run_forever(stop), name="daily-reports")
+            if parts.daily_reports is not None
+            else None
+        )
         policy.started()
         event(
             log,
@@ -494,7 +513,13 @@ async def run(
         parts.readiness.stopping()
         event(log, "stopping")
         reports.cancel()  # an unfinished report is sent by the next pass
-        await asyncio.gather(reports, audit_checkpoints, portal_expiry, return_exceptions=True)
+        await asyncio.gather(
+            reports,
+            audit_checkpoints,
+            portal_expiry,
+            *([daily] if daily is not None else []),
+            return_exceptions=True,
+        )
     finally:
         if web is not None:
             await web.stop()
@@ -607,6 +632,14 @@ def portal_notices(settings: Settings) -> Notices:
         raise StartupError(f"portal templates: {exc}") from None
 
 
+def report_domains(settings: Settings) -> frozenset[str]:
+    """The personal mailbox domains reports name, checked now: a bad list stops start-up."""
+    try:
+        return consumer.load(settings.reports.consumer_domains, Path(settings.data_dir))
+    except consumer.DomainListError as exc:
+        raise StartupError(f"reports: {exc}") from None
+
+
 def _session_factory(ctx: ListenerContext) -> Callable[[], PhigateSMTP]:
     return lambda: PhigateSMTP(ctx, Handler(ctx))
 
@@ -706,6 +739,7 @@ def serve(settings: Settings) -> None:
         raise StartupError(f"S/MIME settings are not usable: {exc}") from exc
     portal_notices(settings)
     portal_logo(settings)
+    report_domains(settings)
     prepare(settings.inspection)  # compiled once here; forked processes share it
     # Before forking and before anything counts: every process writes its own
     # files there, and a scrape sums them.

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.mail.addresses import AddressError, normalise_domain, signing_domain
+from gateway.mail.addresses import AddressError, normalise, normalise_domain, signing_domain
 from gateway.mail.headers import author_domains
 
 
@@ -534,6 +534,110 @@ class SmimeConfig(_Strict):
         return self
 
 
+class VolumeAnomalyConfig(_Strict):
+    """A principal sending far above its own baseline (docs/reports.md)."""
+
+    # Robust z-score above which a day is an anomaly: (count - median) / (1.4826 * MAD)
+    # of the principal's daily counts over the baseline days before it.
+    threshold: float = Field(default=3.5, gt=0)
+    baseline_days: int = Field(default=28, ge=7, le=366)
+    # Days below this count are never flagged (a quiet principal's 0 -> 3 is noise).
+    min_messages: int = Field(default=10, ge=1)
+    # Days in the baseline with any mail; fewer: the principal is too new to judge.
+    min_active_days: int = Field(default=7, ge=1)
+
+    @model_validator(mode="after")
+    def _check_days(self) -> VolumeAnomalyConfig:
+        if self.min_active_days > self.baseline_days:
+            raise ValueError("min_active_days cannot exceed baseline_days")
+        return self
+
+
+class AnomalyConfig(_Strict):
+    """What the compliance report calls an anomaly (docs/reports.md)."""
+
+    volume: VolumeAnomalyConfig = VolumeAnomalyConfig()
+    # A recipient domain receiving PHI is first-seen when no event named it this
+    # many days before the report's start.
+    new_domain_lookback_days: int = Field(default=90, ge=1, le=3650)
+    # This many failed AUTH attempts from one client IP within the window is a burst.
+    auth_burst_failures: int = Field(default=10, ge=2)
+    auth_burst_minutes: float = Field(default=10.0, gt=0, le=1440)
+
+
+class ConsumerDomainsConfig(_Strict):
+    """Personal mailbox domains: PHI to them is reported (docs/reports.md)."""
+
+    # A file of domains, one a line (# comments), replacing the shipped list;
+    # relative: under data_dir. null: the shipped list (gateway/reports/data).
+    file: str | None = None
+    # Domains added to the list in force.
+    add: list[str] = Field(default_factory=list)
+
+    @field_validator("add")
+    @classmethod
+    def _check_domains(cls, value: list[str]) -> list[str]:
+        checked = []
+        for domain in value:
+            try:
+                checked.append(normalise_domain(domain))
+            except AddressError as exc:
+                raise ValueError(
+                    f"{domain!r}: {exc} (write bare domains, e.g. gmail.com)"
+                ) from None
+        return checked
+
+
+_TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class DailyReportConfig(_Strict):
+    """The previous UTC day's report, mailed every day through phigate's own queue."""
+
+    enabled: bool = False
+    to: list[str] = Field(default_factory=list)
+    format: Literal["html", "text", "json"] = "html"
+    # When to send it, HH:MM in UTC.
+    at: str = "06:00"
+
+    @field_validator("to")
+    @classmethod
+    def _check_to(cls, value: list[str]) -> list[str]:
+        checked = []
+        for address in value:
+            try:
+                checked.append(normalise(address))
+            except AddressError as exc:
+                raise ValueError(f"{address!r}: {exc}") from None
+        return checked
+
+    @field_validator("at")
+    @classmethod
+    def _check_at(cls, value: str) -> str:
+        if not _TIME_OF_DAY.match(value):
+            raise ValueError(f"{value!r} is not a time of day: write HH:MM in UTC, e.g. 06:00")
+        return value
+
+    @model_validator(mode="after")
+    def _check_enabled(self) -> DailyReportConfig:
+        if self.enabled and not self.to:
+            raise ValueError("an enabled daily report needs `to:` (one address or more)")
+        return self
+
+    @property
+    def minute_of_day(self) -> int:
+        hours, minutes = self.at.split(":")
+        return int(hours) * 60 + int(minutes)
+
+
+class ReportsConfig(_Strict):
+    """Compliance reports: `phigate report` and the daily mail (docs/reports.md)."""
+
+    anomalies: AnomalyConfig = AnomalyConfig()
+    consumer_domains: ConsumerDomainsConfig = ConsumerDomainsConfig()
+    daily: DailyReportConfig = DailyReportConfig()
+
+
 class Settings(_Strict):
     """The whole settings file."""
 
@@ -563,6 +667,7 @@ class Settings(_Strict):
     unsubscribe: UnsubscribeConfig = UnsubscribeConfig()
     smime: SmimeConfig = SmimeConfig()
     portal: PortalConfig = PortalConfig()
+    reports: ReportsConfig = ReportsConfig()
     # The address DSNs come from (local part @ hostname when empty).
     postmaster: str = ""
     # Server processes sharing the listening sockets and the store (pre-fork).

@@ -31,8 +31,9 @@ LAYERS: list[list[str]] = [
     ["gateway.inspect", "gateway.consent", "gateway.dkim", "gateway.smime"],
     ["gateway.policy"],
     # Bounces and DSNs: a stage that intake and delivery both hand mail to;
-    # portal custody, notices and pages' content: what delivery and web share.
-    ["gateway.bounce", "gateway.portal"],
+    # portal custody, notices and pages' content: what delivery and web share;
+    # compliance reports read from the trail, for the CLI, the server and pages.
+    ["gateway.bounce", "gateway.portal", "gateway.reports"],
     # The message path: listener -> intake -> store <- delivery; the web app beside.
     ["gateway.intake", "gateway.delivery", "gateway.web"],
     ["gateway.smtp"],

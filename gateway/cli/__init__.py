@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "portal": ("portal", "portal_group"),
     "principal": ("principal", "principal"),
     "queue": ("queue", "queue_group"),
+    "report": ("report", "report_command"),
     "sandbox": ("sandbox", "sandbox_group"),
     "serve": ("serve", "serve"),
     "token": ("token", "token_group"),

@@ -109,6 +109,7 @@ def config_check(config_file: str | None, data_dir: str | None) -> None:
     try:
         app.portal_notices(settings)
         app.portal_logo(settings)
+        app.report_domains(settings)
     except app.StartupError as exc:
         fail(str(exc), EXIT_USAGE)
     click.echo(f"{config_file}: OK")

@@ -29,19 +29,9 @@ def queue_mail(
 ) -> tuple[str, AuditEvent]:
     """Seal and queue `content` for `to`; its queue id and audit event ("portal_mail").
     `kind` (notice, code, receipt) and `about` (the original queue id) are metadata."""
-    queue_id = queue.new_queue_id(now)
-    record = queue.NewMessage(
-        queue_id=queue_id,
-        received_at=now,
-        listener=LISTENER,
-        principal=None,
-        client_ip="",
-        sender="",
-        size=len(content),
-        message_id=None,
-        sealed=keyring.seal(content, queue_id.encode()),
+    queue_id = queue.insert_own_mail(
+        conn, keyring, to=(to,), content=content, listener=LISTENER, now=now
     )
-    queue.insert_message(conn, record, [queue.NewJob(to, queue.DEFAULT_ROUTE)])
     audit = AuditEvent(
         event="portal_mail",
         result="queued",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, bindparam, false, func, insert, select, update
 
 from gateway.store.database import shredded
-from gateway.store.keyring import Sealed
+from gateway.store.keyring import Keyring, Sealed
 from gateway.store.principals import stored_author_domains
 from gateway.store.schema import jobs, messages, principals
 
@@ -130,6 +130,37 @@ class NewJob:
     rewrite: Rewrite | None = None
     purpose: str | None = None  # marketing purpose whose consent delivery re-checks
     portal: PortalTerms | None = None  # set when via names portal
+
+
+def insert_own_mail(
+    conn: Connection,
+    keyring: Keyring,
+    *,
+    to: Sequence[str],
+    content: bytes,
+    listener: str,
+    now: float,
+    is_dsn: bool = False,
+) -> str:
+    """Seal and queue mail phigate writes itself (portal notices, reports) for `to`,
+    from the null sender (no bounce loops), through the configured delivery; its
+    queue id. `listener` names what wrote it (messages.listener); `is_dsn` marks
+    mail that, like a DSN, is signed as the postmaster's domain and never bounced."""
+    queue_id = new_queue_id(now)
+    record = NewMessage(
+        queue_id=queue_id,
+        received_at=now,
+        listener=listener,
+        principal=None,
+        client_ip="",
+        sender="",
+        size=len(content),
+        message_id=None,
+        sealed=keyring.seal(content, queue_id.encode()),
+        is_dsn=is_dsn,
+    )
+    insert_message(conn, record, [NewJob(address, DEFAULT_ROUTE) for address in to])
+    return queue_id
 
 
 # The statements on the path of every message are built once, with bind
