@@ -19,6 +19,8 @@ from fastapi import FastAPI
 
 from gateway import metrics
 from gateway.audit import checkpoints, trail
+from gateway.audit.formats import SyslogFormat
+from gateway.audit.forwarder import Forwarder, ForwarderSetupError, client_context
 from gateway.bounce import BounceMaker
 from gateway.config import LimitsConfig, Settings, parse_host_port
 from gateway.consent.links import UnsubscribeLinks, load_key
@@ -180,6 +182,7 @@ class Parts:
     tls_reports: TlsReporter
     readiness: Readiness  # what /readyz answers, on the web app and the metrics listener
     metrics_app: FastAPI | None  # None with metrics.enabled false
+    forwarder: Forwarder  # audit events to a syslog collector (idle unless enabled)
 
     def close(self) -> None:
         self.inspector.close()
@@ -274,9 +277,20 @@ def build(
             else None,
             tls_reports=tls_reporter(settings, db, keyring, notify=delivery.notify),
             readiness=readiness,
-            metrics_app=create_metrics_app(db, readiness, settings.metrics.token)
+            metrics_app=create_metrics_app(
+                db,
+                readiness,
+                settings.metrics.token,
+                settings.audit.forward.cursor if settings.audit.forward.enabled else None,
+            )
             if settings.metrics.enabled
             else None,
+            forwarder=Forwarder(
+                db,
+                settings.audit.forward,
+                SyslogFormat(settings.audit.syslog, settings.hostname),
+                forwarder_tls(settings),
+            ),
         )
         on_error.pop_all()
     return parts
@@ -354,6 +368,17 @@ def portal_logo(settings: Settings) -> tuple[bytes, str] | None:
             f"portal.logo_file {path} cannot be read ({exc.strerror}): fix the path or "
             "remove the setting"
         ) from exc
+
+
+def forwarder_tls(settings: Settings) -> ssl.SSLContext | None:
+    """The audit forwarder's TLS client context (None: forwarding off, or plain TCP on loopback)."""
+    config = settings.audit.forward
+    if not (config.enabled and config.tls):
+        return None
+    try:
+        return client_context(config, settings.path)
+    except ForwarderSetupError as exc:
+        raise StartupError(str(exc)) from None
 
 
 def tls_reporter(
@@ -480,6 +505,8 @@ async def run(
             trail.checkpoint_periodically(db, settings.audit, stop), name="audit-checkpoints"
         )
         portal_expiry = asyncio.create_task(Expiry(db).run_forever(stop), name="portal-expiry")
+        # Each process runs it; the one holding the cursor's lease forwards.
+        forwarding = asyncio.create_task(parts.forwarder.run_forever(stop), name="audit-forward")
         policy.started()
         event(
             log,
@@ -494,7 +521,10 @@ async def run(
         parts.readiness.stopping()
         event(log, "stopping")
         reports.cancel()  # an unfinished report is sent by the next pass
-        await asyncio.gather(reports, audit_checkpoints, portal_expiry, return_exceptions=True)
+        forwarding.cancel()  # what was sent and not yet confirmed is sent again at start
+        await asyncio.gather(
+            reports, audit_checkpoints, portal_expiry, forwarding, return_exceptions=True
+        )
     finally:
         if web is not None:
             await web.stop()
@@ -706,6 +736,7 @@ def serve(settings: Settings) -> None:
         raise StartupError(f"S/MIME settings are not usable: {exc}") from exc
     portal_notices(settings)
     portal_logo(settings)
+    forwarder_tls(settings)
     prepare(settings.inspection)  # compiled once here; forked processes share it
     # Before forking and before anything counts: every process writes its own
     # files there, and a scrape sums them.
