@@ -109,4 +109,3 @@ class Rsyslog:
                 return got
             time.sleep(0.1)
         raise TimeoutError(f"rsyslogd received {len(self.lines())} of {predicate_lines} messages")
-

@@ -37,11 +37,17 @@ def _events(db: Database, count: int, start: float = T0) -> None:
             conn,
             [
                 AuditEvent(
-                    "accepted", "ok", queue_id=f"Q{i:04d}", principal="ehr1",
-                    client_ip="192.0.2.7", sender="dr@clinic.example",
-                    recipients=("a@partner.example", "B@Partner.example"), size=1200 + i,
-                    detail=f"message-id=<{i}@clinic.example>", ts=start + i,
-                )  # fmt: skip
+                    "accepted",
+                    "ok",
+                    queue_id=f"Q{i:04d}",
+                    principal="ehr1",
+                    client_ip="192.0.2.7",
+                    sender="dr@clinic.example",
+                    recipients=("a@partner.example", "B@Partner.example"),
+                    size=1200 + i,
+                    detail=f"message-id=<{i}@clinic.example>",
+                    ts=start + i,
+                )
                 for i in range(count)
             ],
         )
@@ -200,4 +206,3 @@ def test_the_forwarders_lease_lets_one_process_forward(db: Database) -> None:
         cursors.release(conn, "fwd", "b:2")
         released = cursors.get(conn, "fwd")
         assert released is not None and released.event_id == 11 and released.holder is None
-
