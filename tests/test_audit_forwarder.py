@@ -1,8 +1,9 @@
 """The live audit forwarder against a real collector: Debian's rsyslogd on
 loopback, syslog over TLS (RFC 5425) with a client certificate. Mail is
 accepted while the collector is down; its events arrive when it is back,
-none lost (repeats allowed: at-least-once, by event id); the lag shows in
-/metrics; canary subject and body appear in no output."""
+none lost (repeats allowed: at-least-once, by event id); of two server
+processes one forwards; the lag shows in /metrics; canary subject and body
+appear in no output."""
 
 from __future__ import annotations
 
@@ -81,6 +82,7 @@ def test_forwarder_delivers_over_tls_and_catches_up_after_the_collector_was_down
             }
         },
         metrics={"enabled": True, "address": f"127.0.0.1:{free_port()}"},
+        processes=2,  # one of them forwards: the one holding the cursor's lease
     )
     secret = gw.add_principal("ehr1", "clinic.example.org")
     sender = "dr@clinic.example.org"
@@ -118,8 +120,11 @@ def test_forwarder_delivers_over_tls_and_catches_up_after_the_collector_was_down
         SyslogMessage.parse(line).as_dict()["sd"][SD_ID]["event"] for line in collector.lines()
     )
     assert kinds["accepted"] >= 3
-    events = [e["event"] for e in gw.log_events()]
+    logged = gw.log_events()
+    events = [e["event"] for e in logged]
     assert "audit_forward_interrupted" in events and events.count("audit_forward_connected") >= 2
+    assert len({e["pid"] for e in logged if e["event"] == "ready"}) == 2
+    assert len({e["pid"] for e in logged if e["event"] == "audit_forward_connected"}) == 1
     # Exports by hand, of the same trail: every event, parseable, no content.
     assert len(cli_jsonl.splitlines()) >= waiting
     assert all(json.loads(line)["hash"] for line in cli_jsonl.splitlines())
@@ -156,3 +161,37 @@ def test_config_check_shows_and_checks_the_forwarder(tmp_path: Path) -> None:
     clear = gw.cli("config", "check", check=False)
     assert clear.returncode == 2
     assert "tls: false would send addresses in clear" in clear.stderr
+
+
+def test_a_collector_whose_certificate_does_not_verify_gets_nothing(tmp_path: Path) -> None:
+    certs = make_certs(tmp_path)
+    impostor = Rsyslog(tmp_path / "rsyslog", certs["ca"], certs["impostor"], certs["impostor_key"])
+    gw = Phigate(
+        tmp_path,
+        audit={
+            "forward": {
+                "enabled": True,
+                "address": f"127.0.0.1:{impostor.port}",
+                "ca_file": str(certs["ca"]),
+                "backoff_min": 0.2,
+                "backoff_max": 0.5,
+            }
+        },
+    )
+    secret = gw.add_principal("ehr1", "clinic.example.org")
+    with impostor, gw:
+        sender = "dr@clinic.example.org"
+        assert gw.submit(secret, sender, ["pat@partner.example"]) == {}  # mail goes on
+
+        def refused_twice() -> bool:
+            failures = [
+                e
+                for e in gw.log_events()
+                if e["event"] == "audit_forward_interrupted"
+                and e["error"] == "SSLCertVerificationError"
+            ]
+            return len(failures) >= 2
+
+        wait_until(refused_twice)
+    assert impostor.lines() == []
+    assert "audit_forward_connected" not in gw.log_text()

@@ -134,9 +134,11 @@ class Forwarder:
         )
         event(log, "audit_forward_connected", collector=cfg.address, after=position)
         loop = asyncio.get_running_loop()
-        sent, confirmed = position, position
+        # Sent; sent and kept open for confirm_after; and passed by the cursor.
+        sent, settled, confirmed = position, position, position
         unconfirmed: deque[tuple[int, float]] = deque()  # (last id of a batch, when written)
         renew_at = loop.time() + cfg.lease_seconds / 3
+        moved_at = loop.time()
         try:
             while not stop.is_set():
                 page = await self.db.read(
@@ -154,14 +156,16 @@ class Forwarder:
                     )
                 if writer.is_closing() or reader.at_eof():
                     raise _Lost("the collector closed the connection")
-                settled = loop.time() - cfg.confirm_after
-                newest = confirmed
-                while unconfirmed and unconfirmed[0][1] <= settled:
-                    newest = unconfirmed.popleft()[0]
-                if newest > confirmed or loop.time() >= renew_at:
-                    await self._move(newest)
-                    confirmed = newest
-                    renew_at = loop.time() + cfg.lease_seconds / 3
+                settled_at = loop.time() - cfg.confirm_after
+                while unconfirmed and unconfirmed[0][1] <= settled_at:
+                    settled = unconfirmed.popleft()[0]
+                # At most one cursor write per confirm_after (a busy trail
+                # would otherwise write one per batch), and one to renew.
+                due = settled > confirmed and loop.time() - moved_at >= cfg.confirm_after
+                if due or loop.time() >= renew_at:
+                    await self._move(settled)
+                    confirmed, moved_at = settled, loop.time()
+                    renew_at = moved_at + cfg.lease_seconds / 3
         finally:
             writer.close()
             with contextlib.suppress(Exception):
