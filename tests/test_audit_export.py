@@ -206,3 +206,15 @@ def test_the_forwarders_lease_lets_one_process_forward(db: Database) -> None:
         cursors.release(conn, "fwd", "b:2")
         released = cursors.get(conn, "fwd")
         assert released is not None and released.event_id == 11 and released.holder is None
+
+
+def test_a_cursor_moves_only_from_where_the_export_found_it(db: Database) -> None:
+    with db.transaction() as conn:
+        cursors.advance(conn, "siem", 0, 5, T0)  # created on first use
+        with pytest.raises(cursors.CursorError, match="moved by something else"):
+            cursors.advance(conn, "siem", 0, 9, T0)  # another first run finished before
+        with pytest.raises(cursors.CursorError):
+            cursors.advance(conn, "siem", 3, 9, T0)
+        cursors.advance(conn, "siem", 5, 9, T0 + 1)
+        moved = cursors.get(conn, "siem")
+    assert moved is not None and (moved.event_id, moved.updated_at) == (9, T0 + 1)

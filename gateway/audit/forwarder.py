@@ -150,10 +150,13 @@ class Forwarder:
                     sent = page.events[-1].id
                     unconfirmed.append((sent, loop.time()))
                     metrics.AUDIT_FORWARDED.inc(len(page.events))
-                else:
-                    await _pause(
-                        stop, min(cfg.poll_interval, cfg.confirm_after or cfg.poll_interval)
-                    )
+                if page.next_after is None:
+                    # Caught up: wait, so that busy mail makes a few large reads
+                    # rather than one small read per event.
+                    pause = cfg.poll_interval
+                    if unconfirmed and cfg.confirm_after:
+                        pause = min(pause, cfg.confirm_after)
+                    await _pause(stop, pause)
                 if writer.is_closing() or reader.at_eof():
                     raise _Lost("the collector closed the connection")
                 settled_at = loop.time() - cfg.confirm_after
@@ -179,9 +182,9 @@ class Forwarder:
             raise _Lost("another process holds the forwarder's cursor now")
 
     # Cursor writes, in threads: a short transaction of their own, never in
-    # the writer's shared one (the mail path's).
+    # the writer's shared one (the mail path's), queued with the writers.
     def _take_lease(self, now: float) -> int | None:
-        with self.db.transaction() as conn:
+        with self.db.transaction(behind_writers=True) as conn:
             position = cursors.take_lease(
                 conn, self.config.cursor, self.holder, now, now + self.config.lease_seconds
             )
@@ -189,13 +192,13 @@ class Forwarder:
         return position
 
     def _move_held(self, to: int, now: float) -> bool:
-        with self.db.transaction() as conn:
+        with self.db.transaction(behind_writers=True) as conn:
             return cursors.move_held(
                 conn, self.config.cursor, self.holder, to, now, now + self.config.lease_seconds
             )
 
     def _release(self) -> None:
-        with self.db.transaction() as conn:
+        with self.db.transaction(behind_writers=True) as conn:
             cursors.release(conn, self.config.cursor, self.holder)
         self._held = False
 

@@ -445,6 +445,8 @@ def audit_export(
         try:
             _record_export(db, "ok", detail, moved)
         except cursors.CursorError as exc:
+            # The events are out all the same: that is on record, the cursor stays.
+            _record_export(db, "cursor_conflict", detail, None)
             fail(str(exc))
     where = "standard output" if str(output) == "-" else str(output)
     span = f" (events {first} to {last})" if count else ""
