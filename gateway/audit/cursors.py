@@ -19,10 +19,10 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from gateway.config import CURSOR_NAME
 from gateway.store.schema import audit_events, audit_export_cursors
+from gateway.store.upsert import on_conflict_insert
 
 _c = audit_export_cursors.c
 _NAME = re.compile(CURSOR_NAME)
@@ -77,18 +77,15 @@ def lag(conn: Connection, name: str, now: float) -> Lag:
     return Lag(int(behind), max(0.0, now - oldest) if oldest is not None else 0.0)
 
 
-def _create(conn: Connection, name: str, now: float, **values: object) -> bool:
-    """Insert the cursor at 0 (with `values`); False if it exists already."""
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                audit_export_cursors.insert().values(
-                    name=name, event_id=0, updated_at=now, **values
-                )
-            )
-    except IntegrityError:
-        return False
-    return True
+def _create(conn: Connection, name: str, now: float) -> bool:
+    """Insert the cursor at 0; False if it exists already."""
+    insert = on_conflict_insert(conn, audit_export_cursors)
+    created = conn.execute(
+        insert.values(name=name, event_id=0, updated_at=now)
+        .on_conflict_do_nothing()
+        .returning(_c.name)
+    )
+    return created.first() is not None
 
 
 def advance(conn: Connection, name: str, expected: int, to: int, now: float) -> None:

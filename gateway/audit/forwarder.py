@@ -182,9 +182,12 @@ class Forwarder:
             raise _Lost("another process holds the forwarder's cursor now")
 
     # Cursor writes, in threads: a short transaction of their own, never in
-    # the writer's shared one (the mail path's), queued with the writers.
+    # the writer's shared one (the mail path's). Not `behind_writers`: that
+    # lock file is per process and its writer thread holds it unguarded, so a
+    # second thread of the same process must not take it; SQLite's busy
+    # timeout queues this rare, tiny write instead.
     def _take_lease(self, now: float) -> int | None:
-        with self.db.transaction(behind_writers=True) as conn:
+        with self.db.transaction() as conn:
             position = cursors.take_lease(
                 conn, self.config.cursor, self.holder, now, now + self.config.lease_seconds
             )
@@ -192,13 +195,13 @@ class Forwarder:
         return position
 
     def _move_held(self, to: int, now: float) -> bool:
-        with self.db.transaction(behind_writers=True) as conn:
+        with self.db.transaction() as conn:
             return cursors.move_held(
                 conn, self.config.cursor, self.holder, to, now, now + self.config.lease_seconds
             )
 
     def _release(self) -> None:
-        with self.db.transaction(behind_writers=True) as conn:
+        with self.db.transaction() as conn:
             cursors.release(conn, self.config.cursor, self.holder)
         self._held = False
 
