@@ -35,6 +35,7 @@ _PARAM_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "]": "\\]"})
 # A line break inside a value would split a line of `audit export --format
 # syslog`; control characters are replaced (RFC 5424 allows them, files do not).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SPECIAL = re.compile(r'[\x00-\x1f\x7f"\\\]]')
 _PRINTUSASCII = re.compile(r"^[\x21-\x7e]+$")
 
 
@@ -45,6 +46,8 @@ def jsonl_line(event: Event) -> str:
 
 def param_value(value: str) -> str:
     """An SD-PARAM value, escaped as RFC 5424 section 6.3.3 asks: `"`, `\\` and `]`."""
+    if _SPECIAL.search(value) is None:  # most values: one scan, no copies
+        return value
     return _CONTROL.sub("\ufffd", value).translate(_PARAM_ESCAPES)
 
 

@@ -83,6 +83,7 @@ class Forwarder:
         self.host, self.port = parse_host_port(config.address) if config.address else ("", 0)
         self.holder = f"{socket.gethostname()}:{os.getpid()}"[:128]
         self._held = False
+        self._moved = False  # the cursor moved in the current session
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Forward while this process holds the cursor, until `stop` is set (if enabled)."""
@@ -95,33 +96,31 @@ class Forwarder:
                 if position is None:  # another process forwards
                     await _pause(stop, self.config.lease_seconds / 3)
                     continue
+                self._moved = False
+                failure: tuple[str, int, str] | None = None
                 try:
-                    progressed = await self._session(position, stop)
+                    await self._session(position, stop)
                 except (OSError, ssl.SSLError, TimeoutError, _Lost) as exc:
-                    progressed = False
-                    event(
-                        log,
-                        "audit_forward_interrupted",
-                        logging.WARNING,
-                        error=type(exc).__name__,
-                        retry_in=round(backoff, 1),
-                    )
+                    failure = ("audit_forward_interrupted", logging.WARNING, type(exc).__name__)
                 except Exception as exc:  # the database: the next pass tries again
-                    progressed = False
-                    event(log, "audit_forward_failed", logging.ERROR, error=type(exc).__name__)
+                    failure = ("audit_forward_failed", logging.ERROR, type(exc).__name__)
                 if stop.is_set():
                     break
-                backoff = self.config.backoff_min if progressed else backoff
+                # A session that moved the cursor was worth it: start again quickly.
+                backoff = self.config.backoff_min if self._moved else backoff
+                if failure is not None:
+                    name, level, error = failure
+                    event(log, name, level, error=error, retry_in=round(backoff, 1))
                 await _pause(stop, backoff)
-                if not progressed:
+                if not self._moved:
                     backoff = min(backoff * 2, self.config.backoff_max)
         finally:
             if self._held:
                 with contextlib.suppress(Exception):  # it runs out by itself anyway
                     await asyncio.to_thread(self._release)
 
-    async def _session(self, position: int, stop: asyncio.Event) -> bool:
-        """One connection: send from `position` on; True if the cursor moved."""
+    async def _session(self, position: int, stop: asyncio.Event) -> None:
+        """One connection: send from `position` on, until `stop` or an error."""
         cfg = self.config
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(
@@ -167,13 +166,13 @@ class Forwarder:
                 due = settled > confirmed and loop.time() - moved_at >= cfg.confirm_after
                 if due or loop.time() >= renew_at:
                     await self._move(settled)
+                    self._moved = self._moved or settled > confirmed
                     confirmed, moved_at = settled, loop.time()
                     renew_at = moved_at + cfg.lease_seconds / 3
         finally:
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 5)
-        return confirmed > position
 
     async def _move(self, to: int) -> None:
         held = await asyncio.to_thread(self._move_held, to, time.time())
