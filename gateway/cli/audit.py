@@ -48,6 +48,8 @@ def audit_group() -> None:
     somewhere the phigate host cannot write:
       phigate audit checkpoint --output /secure/phigate-checkpoint.json
       phigate audit verify --checkpoint /secure/phigate-checkpoint.json
+    For a SIEM: `audit export` (JSON lines or RFC 5424 syslog, resumable
+    with --cursor), or the server's live forwarder (audit.forward).
     """
 
 
