@@ -28,6 +28,7 @@ import resource
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -389,6 +390,41 @@ class PythonSink:
             self.proc = None
 
 
+def start_collector(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    """bench/syslog_sink.py, presenting phigate's self-signed certificate."""
+    tls = workdir / "data" / "tls"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(BENCH_DIR / "syslog_sink.py"),
+            "--port",
+            str(port),
+            "--cert",
+            str(tls / "server.crt"),
+            "--key",
+            str(tls / "server.key"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    wait_for_port(port, 20.0, proc)
+    return proc
+
+
+def stop_collector(proc: subprocess.Popen[bytes]) -> int | None:
+    """Stop the collector; how many syslog messages it received (None if it cannot say)."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return None
+    words = out.decode(errors="replace").split()
+    return int(words[-1]) if words[-2:-1] == ["frames"] else None
+
+
 def make_sink(choice: str, workdir: Path) -> Sink:
     if choice == "smtp-sink" and not SMTP_SINK.exists():
         raise BenchError(f"{SMTP_SINK} not found (Debian package postfix)")
@@ -421,6 +457,7 @@ class Phigate:
     consent_records: int = 0  # preloaded into the store (bench/consent.py)
     marketing: bool = False  # the recipient is granted marketing consent
     metrics: bool = False  # the metrics listener on, values in multiprocess files
+    forward_port: int | None = None  # the audit forwarder on, to bench/syslog_sink.py here
     plain_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
     web_port: int = field(default_factory=free_port)  # two benchmarks may run at once
@@ -471,7 +508,36 @@ class Phigate:
             "log_level": self.log_level,
             "metrics": {"enabled": self.metrics, "address": f"127.0.0.1:{self.metrics_port}"},
             "web": {"address": f"127.0.0.1:{self.web_port}"},
+            "audit": {"forward": self.forward_settings()},
         }
+
+    def forward_settings(self) -> dict[str, Any]:
+        if self.forward_port is None:
+            return {"enabled": False}
+        # The collector presents phigate's own self-signed certificate; it is the CA too.
+        return {
+            "enabled": True,
+            "address": f"127.0.0.1:{self.forward_port}",
+            "ca_file": "tls/server.crt",
+            "server_name": "phigate.bench.example.org",
+        }
+
+    def forward_behind(self, wait: float) -> int:
+        """Audit events the forwarder has not confirmed, after waiting up to `wait` s for 0."""
+        query = (
+            "SELECT count(*) FROM audit_events WHERE id > coalesce("
+            "(SELECT event_id FROM audit_export_cursors WHERE name = 'forwarder'), 0)"
+        )
+        behind = -1
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            uri = f"{(self.workdir / 'data' / 'phigate.db').as_uri()}?mode=ro"
+            with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+                behind = int(db.execute(query).fetchone()[0])
+            if behind == 0:
+                break
+            time.sleep(0.2)
+        return behind
 
     def prepare(self) -> None:
         """Settings file, keys, certificate and schema (as tests/harness.py does), a principal."""
@@ -1048,6 +1114,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="Turn phigate's metrics listener on (bench/metrics_overhead.py compares).",
     )
     parser.add_argument(
+        "--forward",
+        action="store_true",
+        help="Turn the audit forwarder on, sending to bench/syslog_sink.py over TLS "
+        "(its CPU shows as other processes').",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="Keep the temporary directory (config, data, logs)."
     )
     args = parser.parse_args(argv)
@@ -1074,6 +1146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="phigate-bench-"))
     sink: Sink | None = None
     gate: Phigate | None = None
+    collector: subprocess.Popen[bytes] | None = None
+    forward_behind: int | None = None
+    forwarded_frames: int | None = None
     sampler: Sampler | None = None
     results: list[RunResult] = []
     exit_code = 0
@@ -1091,8 +1166,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.consent_records,
             args.marketing,
             args.metrics,
+            free_port() if args.forward else None,
         )
         gate.prepare()
+        if gate.forward_port is not None:
+            collector = start_collector(workdir, gate.forward_port)
         gate.start()
         servers = gate.tree()[1:]
         log(
@@ -1141,7 +1219,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if sampler is not None:
             sampler.stop()
+        if collector is not None and gate is not None and gate.alive():
+            forward_behind = gate.forward_behind(30.0)
         stopped = gate.stop() if gate is not None else None
+        if collector is not None:
+            forwarded_frames = stop_collector(collector)
         if sink is not None:
             sink.stop()
         if gate is not None and stopped not in (None, 0):
@@ -1170,6 +1252,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{yardstick_before:.0f}/{yardstick_after:.0f} ms (before/after, lower is faster)",
         file=out,
     )
+    if args.forward:
+        print(
+            f"audit forwarder: bench/syslog_sink.py received {forwarded_frames} syslog "
+            f"messages; {forward_behind} events not yet confirmed 30 s after the last run",
+            file=out,
+        )
     for line in target_lines(results, max(startup_rss_kb / 1024, warmup_peak_mb, overall_peak_mb)):
         print(line, file=out)
     for note in notes(results):
@@ -1187,6 +1275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "consent_records": args.consent_records,
             "marketing": args.marketing,
             "metrics": args.metrics,
+            "forward": args.forward,
+            "forward_behind_events": forward_behind,
+            "forwarded_frames": forwarded_frames,
             "phigate_startup_peak_rss_mb": startup_rss_kb / 1024.0,
             "phigate_warmup_peak_rss_mb": warmup_peak_mb,
             "phigate_peak_rss_mb": overall_peak_mb,

@@ -19,6 +19,8 @@ from fastapi import FastAPI
 
 from gateway import metrics
 from gateway.audit import checkpoints, trail
+from gateway.audit.formats import SyslogFormat
+from gateway.audit.forwarder import Forwarder, ForwarderSetupError, client_context
 from gateway.bounce import BounceMaker
 from gateway.config import LimitsConfig, Settings, parse_host_port
 from gateway.consent.links import UnsubscribeLinks, load_key
@@ -183,6 +185,7 @@ class Parts:
     readiness: Readiness  # what /readyz answers, on the web app and the metrics listener
     metrics_app: FastAPI | None  # None with metrics.enabled false
     daily_reports: DailyReports | None  # None with reports.daily.enabled false
+    forwarder: Forwarder  # audit events to a syslog collector (idle unless enabled)
 
     def close(self) -> None:
         self.inspector.close()
@@ -277,7 +280,12 @@ def build(
             else None,
             tls_reports=tls_reporter(settings, db, keyring, notify=delivery.notify),
             readiness=readiness,
-            metrics_app=create_metrics_app(db, readiness, settings.metrics.token)
+            metrics_app=create_metrics_app(
+                db,
+                readiness,
+                settings.metrics.token,
+                settings.audit.forward.cursor if settings.audit.forward.enabled else None,
+            )
             if settings.metrics.enabled
             else None,
             daily_reports=DailyReports(
@@ -291,6 +299,12 @@ def build(
             )
             if settings.reports.daily.enabled
             else None,
+            forwarder=Forwarder(
+                db,
+                settings.audit.forward,
+                SyslogFormat(settings.audit.syslog, settings.hostname),
+                forwarder_tls(settings),
+            ),
         )
         on_error.pop_all()
     return parts
@@ -368,6 +382,17 @@ def portal_logo(settings: Settings) -> tuple[bytes, str] | None:
             f"portal.logo_file {path} cannot be read ({exc.strerror}): fix the path or "
             "remove the setting"
         ) from exc
+
+
+def forwarder_tls(settings: Settings) -> ssl.SSLContext | None:
+    """The audit forwarder's TLS client context (None: forwarding off, or plain TCP on loopback)."""
+    config = settings.audit.forward
+    if not (config.enabled and config.tls):
+        return None
+    try:
+        return client_context(config, settings.path)
+    except ForwarderSetupError as exc:
+        raise StartupError(str(exc)) from None
 
 
 def tls_reporter(
@@ -499,6 +524,8 @@ async def run(
             if parts.daily_reports is not None
             else None
         )
+        # Each process runs it; the one holding the cursor's lease forwards.
+        forwarding = asyncio.create_task(parts.forwarder.run_forever(stop), name="audit-forward")
         policy.started()
         event(
             log,
@@ -513,10 +540,12 @@ async def run(
         parts.readiness.stopping()
         event(log, "stopping")
         reports.cancel()  # an unfinished report is sent by the next pass
+        forwarding.cancel()  # what was sent and not yet confirmed is sent again at start
         await asyncio.gather(
             reports,
             audit_checkpoints,
             portal_expiry,
+            forwarding,
             *([daily] if daily is not None else []),
             return_exceptions=True,
         )
@@ -740,6 +769,7 @@ def serve(settings: Settings) -> None:
     portal_notices(settings)
     portal_logo(settings)
     report_domains(settings)
+    forwarder_tls(settings)
     prepare(settings.inspection)  # compiled once here; forked processes share it
     # Before forking and before anything counts: every process writes its own
     # files there, and a scrape sums them.

@@ -321,13 +321,119 @@ class TlsReportConfig(_Strict):
     contact: str = ""
 
 
+# An export cursor's name (gateway.audit.cursors).
+CURSOR_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_PRINTABLE = re.compile(r"^[\x21-\x7e]+$")  # RFC 5424 PRINTUSASCII
+_SD_ID = re.compile(r"^[\x21-\x7e]{1,32}$")
+_SD_ID_FORBIDDEN = frozenset('= ]"')
+
+
+class SyslogConfig(_Strict):
+    """Audit events as RFC 5424 syslog messages: `audit export --format syslog`, the forwarder."""
+
+    # SD-ID of the structured data holding the event's fields: NAME@PEN, PEN
+    # being your organisation's IANA Private Enterprise Number. 32473 is the
+    # number reserved for documentation (RFC 5612): fine to start with.
+    sd_id: str = "phigate@32473"
+    # Syslog facility number: 13 is "log audit"; 10 authpriv; 16-23 local0-7.
+    facility: int = Field(default=13, ge=0, le=23)
+    app_name: str = Field(default="phigate", min_length=1, max_length=48)
+
+    @field_validator("sd_id")
+    @classmethod
+    def _check_sd_id(cls, value: str) -> str:
+        name, at, number = value.partition("@")
+        if (
+            not _SD_ID.match(value)
+            or _SD_ID_FORBIDDEN & set(value)
+            or not (at and name and number.isdigit())
+        ):
+            raise ValueError(
+                f"{value!r} is not an SD-ID: write NAME@NUMBER (32 characters at most, no "
+                'spaces, "=", "]" or quotes), e.g. phigate@32473 with your enterprise number'
+            )
+        return value
+
+    @field_validator("app_name")
+    @classmethod
+    def _check_app_name(cls, value: str) -> str:
+        if not _PRINTABLE.match(value):
+            raise ValueError(f"{value!r} is not an APP-NAME: printable ASCII without spaces")
+        return value
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class AuditForwardConfig(_Strict):
+    """The live forwarder: audit events to a syslog collector (RFC 5425), see docs/audit.md."""
+
+    enabled: bool = False
+    # The collector, HOST:PORT (6514 is syslog over TLS's port).
+    address: str = ""
+    # TLS, verifying the collector's certificate. false only for a collector
+    # on loopback (e.g. a local rsyslog that forwards over TLS itself).
+    tls: bool = True
+    # PEM bundle of CAs the collector's certificate must chain to; null: the system's.
+    ca_file: str | None = None
+    # The name the certificate must carry; empty: the host of `address`.
+    server_name: str = ""
+    # A client certificate and key (PEM), for collectors that ask for one. Both or neither.
+    cert_file: str | None = None
+    key_file: str | None = None
+    format: Literal["syslog"] = "syslog"
+    # The export cursor it keeps its place with (`phigate audit export` takes other names).
+    cursor: str = Field(default="forwarder", pattern=CURSOR_NAME)
+    # Events read from the database and sent at a time: all it holds in memory.
+    # Events not yet sent wait in the database, however long the collector is away.
+    batch: int = Field(default=500, ge=1, le=10_000)
+    # Seconds between looks for new events when it has caught up.
+    poll_interval: float = Field(default=1.0, gt=0, le=60)
+    # Seconds a sent batch must stay on an open connection before the cursor
+    # passes it: a collector that drops the connection gets it again.
+    confirm_after: float = Field(default=1.0, ge=0, le=60)
+    connect_timeout: float = Field(default=10.0, gt=0, le=300)
+    send_timeout: float = Field(default=30.0, gt=0, le=600)
+    # Seconds before retrying an unreachable collector, doubling up to backoff_max.
+    backoff_min: float = Field(default=1.0, gt=0)
+    backoff_max: float = Field(default=300.0, gt=0)
+    # One process forwards at a time: it holds the cursor this many seconds
+    # and renews it; another process takes over when it runs out.
+    lease_seconds: float = Field(default=30.0, ge=5, le=3600)
+
+    @model_validator(mode="after")
+    def _check(self) -> AuditForwardConfig:
+        if self.enabled and not self.address:
+            raise ValueError("enabled needs `address: HOST:PORT` of the syslog collector")
+        if self.address:
+            host, _ = parse_host_port(self.address)
+            if not self.tls and not _loopback(host):
+                raise ValueError(
+                    "tls: false would send addresses in clear over the network: keep tls: true, "
+                    "or point address at a collector on loopback"
+                )
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("a client certificate needs both cert_file and key_file (or neither)")
+        if self.backoff_max < self.backoff_min:
+            raise ValueError("backoff_max must be at least backoff_min")
+        return self
+
+
 class AuditConfig(_Strict):
-    """Signed checkpoints of the audit trail, written by the running server."""
+    """The audit trail: checkpoints the server writes, syslog form, the live forwarder."""
 
     # A checkpoint after this many new events ...
     checkpoint_every_events: int = Field(default=1000, ge=1)
     # ... or this many seconds after the last one, if any event came since.
     checkpoint_every_seconds: float = Field(default=300.0, gt=0)
+    syslog: SyslogConfig = SyslogConfig()
+    forward: AuditForwardConfig = AuditForwardConfig()
 
 
 class PurposeConfig(_Strict):

@@ -46,6 +46,7 @@ TLS_SESSIONS: Counter
 DKIM_SIGNATURES: Counter
 SMIME_OPERATIONS: Counter
 PORTAL_COPIES: Counter
+AUDIT_FORWARDED: Counter
 
 
 def _define() -> dict[str, Counter | Histogram]:
@@ -111,6 +112,10 @@ def _define() -> dict[str, Counter | Histogram]:
             "Portal copies stored, and first viewed by their recipient.",
             ["event"],
         ),
+        "AUDIT_FORWARDED": Counter(
+            "phigate_audit_forwarded_events",
+            "Audit events sent to the syslog collector (repeats after a lost connection included).",
+        ),
     }
 
 
@@ -138,6 +143,7 @@ _NAMES = frozenset(
         "DKIM_SIGNATURES",
         "SMIME_OPERATIONS",
         "PORTAL_COPIES",
+        "AUDIT_FORWARDED",
     }
 )
 
@@ -182,9 +188,34 @@ class _QueueGauges:
         )
 
 
-def exposition(jobs: Mapping[str, int], oldest_age: float) -> bytes:
-    """The text format of every process's values and the queue gauges (reads files)."""
+class _ForwarderGauges:
+    """How far the audit forwarder's cursor is behind the trail, at this scrape."""
+
+    def __init__(self, events: int, seconds: float) -> None:
+        self.events = events
+        self.seconds = seconds
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "phigate_audit_forwarder_lag_events",
+            "Audit events not yet confirmed sent to the syslog collector.",
+            value=self.events,
+        )
+        yield GaugeMetricFamily(
+            "phigate_audit_forwarder_lag_seconds",
+            "Age of the oldest audit event not yet confirmed sent (0: none).",
+            value=self.seconds,
+        )
+
+
+def exposition(
+    jobs: Mapping[str, int], oldest_age: float, forwarder_lag: tuple[int, float] | None = None
+) -> bytes:
+    """The text format of every process's values, the queue gauges and, with the
+    forwarder on, its lag (events, seconds). Reads files."""
     registry = CollectorRegistry()
     MultiProcessCollector(registry, os.environ[MULTIPROC_ENV])  # type: ignore[no-untyped-call]
     registry.register(_QueueGauges(jobs, oldest_age))
+    if forwarder_lag is not None:
+        registry.register(_ForwarderGauges(*forwarder_lag))
     return generate_latest(registry)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -132,6 +134,7 @@ class Event:
     size: int | None
     code: int | None
     detail: str | None
+    hash: str  # its link in the chain: what a copy elsewhere is checked against
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -149,12 +152,13 @@ class Event:
             "size": self.size,
             "code": self.code,
             "detail": self.detail,
+            "hash": self.hash,
         }
 
 
 _EVENT_COLUMNS = (
     _c.id, _c.ts, _c.event, _c.result, _c.queue_id, _c.principal, _c.actor, _c.client_ip,
-    _c.sender, _c.recipients, _c.size, _c.code, _c.detail,
+    _c.sender, _c.recipients, _c.size, _c.code, _c.detail, _c.hash,
 )  # fmt: skip
 
 
@@ -177,6 +181,7 @@ def _event(row: Row[Any, *tuple[Any, ...]]) -> Event:
         size=row.size,
         code=row.code,
         detail=row.detail,
+        hash=row.hash,
     )
 
 
@@ -228,3 +233,29 @@ def of_message(conn: Connection, queue_id: str) -> list[Event]:
     id, and the DSNs and portal mail about it (recorded under their own ids)."""
     query = select(*_EVENT_COLUMNS).where(*conditions(Filters(queue_id=queue_id))).order_by(_c.id)
     return [_event(row) for row in conn.execute(query)]
+
+
+def newest_id(conn: Connection) -> int:
+    """The id of the newest event (0: none): later ones were appended after this call."""
+    return int(conn.execute(select(func.coalesce(func.max(_c.id), 0))).scalar_one())
+
+
+def every(
+    reading: Callable[[], AbstractContextManager[Connection]],
+    filters: Filters,
+    after: int,
+    upto: int,
+    page: int = 1000,
+) -> Iterator[Event]:
+    """Every event matching `filters` with `after` < id <= `upto`, oldest first,
+    read a page at a time (each page a short read of its own)."""
+    while after < upto:
+        with reading() as conn:
+            found = search(conn, filters, page, after)
+        for event in found.events:
+            if event.id > upto:
+                return
+            yield event
+        if found.next_after is None:
+            return
+        after = found.next_after

@@ -1,8 +1,10 @@
-"""`phigate audit ...`: verify the audit trail and keep its checkpoints elsewhere."""
+"""`phigate audit ...`: verify, search and export the trail, keep its checkpoints elsewhere."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,12 +12,14 @@ from typing import Any
 
 import click
 
-from gateway.audit import checkpoints, search, trail
+from gateway.audit import checkpoints, cursors, search, trail
 from gateway.audit.checkpoints import Checkpoint, CheckpointFileError
+from gateway.audit.formats import SyslogFormat, jsonl_line
 from gateway.audit.timeline import timeline
 from gateway.audit.verify import verify
 from gateway.cli.common import (
     F,
+    cli_actor,
     cli_settings,
     config_options,
     fail,
@@ -26,6 +30,7 @@ from gateway.cli.common import (
 from gateway.config import Settings
 from gateway.store.audit_facets import TLS_KINDS
 from gateway.store.audit_key import AuditKey, load_audit_key
+from gateway.store.database import Database
 from gateway.store.keyring import KeyringError
 
 _PROBLEMS_SHOWN = 20
@@ -43,6 +48,8 @@ def audit_group() -> None:
     somewhere the phigate host cannot write:
       phigate audit checkpoint --output /secure/phigate-checkpoint.json
       phigate audit verify --checkpoint /secure/phigate-checkpoint.json
+    For a SIEM: `audit export` (JSON lines or RFC 5424 syslog, resumable
+    with --cursor), or the server's live forwarder (audit.forward).
     """
 
 
@@ -145,10 +152,10 @@ def audit_checkpoint(
         click.echo(f"Written to {output}; keep it where the phigate host cannot change it.")
 
 
-def _when_option(name: str, end: bool) -> Callable[[F], F]:
+def _when_option(*decls: str, end: bool) -> Callable[[F], F]:
     what = "before" if end else "at or after"
     return click.option(
-        name,
+        *decls,
         callback=lambda _ctx, _param, value: _parsed_when(value, end),
         metavar="WHEN",
         help=f"Only events {what} WHEN: a date (YYYY-MM-DD"
@@ -299,3 +306,151 @@ def audit_show(queue_id: str, as_json: bool, config_file: str | None, data_dir: 
         click.echo(f"  message-id {about['message_id']}")
     for step in life.steps:
         click.echo(f"  {step.step:<9} {_event_line(step.event)}")
+
+
+class _Output:
+    """Where exported lines go: stdout, or a file appended to (created 0600) and synced."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        if path is None:
+            self.stream = sys.stdout
+        else:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self.stream = os.fdopen(fd, "a", encoding="utf-8")
+
+    def write(self, line: str) -> None:
+        self.stream.write(line + "\n")
+
+    def finish(self) -> None:
+        """Everything written is on disk (or taken by the reader of stdout)."""
+        self.stream.flush()
+        if self.path is not None:
+            os.fsync(self.stream.fileno())
+            self.stream.close()
+
+
+def _export_detail(
+    fmt: str, cursor: str | None, count: int, ids: tuple[int, int] | None, **bounds: float | None
+) -> str:
+    words = [f"format={fmt}", f"cursor={cursor or '-'}", f"count={count}"]
+    if ids is not None:
+        words.append(f"ids={ids[0]}-{ids[1]}")
+    words += [f"{name}={when(ts).replace(' ', 'T')}" for name, ts in bounds.items() if ts]
+    return " ".join(words)
+
+
+def _record_export(
+    db: Database,
+    result: str,
+    detail: str,
+    cursor: tuple[str, int, int] | None,
+) -> None:
+    """Move the cursor (name, from, to) and audit the export, in one transaction."""
+    with db.transaction() as conn:
+        if cursor is not None:
+            name, start, end = cursor
+            cursors.advance(conn, name, start, end, time.time())
+        done = trail.AuditEvent("audit_export", result, detail=detail[:255], actor=cli_actor())
+        trail.append(conn, [done])
+
+
+@audit_group.command("export")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "syslog"]),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: one JSON object per event; syslog: RFC 5424 lines (audit.syslog settings).",
+)
+@_when_option("--from", "--since", "since", end=False)
+@_when_option("--to", "until", end=True)
+@click.option(
+    "--cursor",
+    "cursor_name",
+    metavar="NAME",
+    help="Resume after the last event this named cursor exported, and move it on once "
+    "the output is written (created on first use).",
+)
+@click.option(
+    "--output",
+    "-o",
+    default="-",
+    show_default=True,
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Append to this file (created with mode 0600), or - for standard output.",
+)
+@config_options
+def audit_export(
+    fmt: str,
+    since: float | None,
+    until: float | None,
+    cursor_name: str | None,
+    output: Path,
+    config_file: str | None,
+    data_dir: str | None,
+) -> None:
+    """Write audit events out for a SIEM: the stored metadata of each, its id and hash.
+
+    \b
+    Oldest first. With --cursor, each run carries on where the last one
+    stopped: the cursor moves only after the output was written and synced,
+    so a run that fails repeats events next time rather than losing them
+    (at-least-once: drop repeats by the event id). The export is itself
+    audited (event audit_export: cursor, count, ids, range; never content).
+      phigate audit export --cursor siem --output /var/spool/siem/phigate.jsonl
+      phigate audit export --format syslog --from 2026-12-01 --to 2026-12-07
+    """
+    settings = cli_settings(config_file, data_dir)
+    if cursor_name is not None:
+        try:
+            cursors.check_name(cursor_name)
+        except cursors.CursorError as exc:
+            raise click.BadParameter(str(exc), param_hint="--cursor") from None
+    line = (
+        jsonl_line
+        if fmt == "jsonl"
+        else SyslogFormat(settings.audit.syslog, settings.hostname).line
+    )
+    filters = search.Filters(since=since, until=until)
+    with open_store(settings) as db:
+        with db.reading() as conn:
+            held = cursors.get(conn, cursor_name) if cursor_name is not None else None
+            newest = search.newest_id(conn)  # later events are the next run's
+        if held is not None and held.leased(time.time()):
+            fail(
+                f"cursor {cursor_name!r} is held by the live forwarder ({held.holder}): "
+                "give this export a cursor of its own"
+            )
+        start = held.event_id if held is not None else 0
+        count, first, last = 0, 0, start
+        try:
+            out = _Output(None if str(output) == "-" else output)
+            for event in search.every(db.reading, filters, start, newest):
+                out.write(line(event))
+                count += 1
+                first = first or event.id
+                last = event.id
+            out.finish()
+        except OSError as exc:  # disk full, a closed pipe: the cursor stays
+            ids = (first, last) if count else None
+            detail = _export_detail(fmt, cursor_name, count, ids, since=since, until=until)
+            _record_export(db, "failed", detail, None)
+            fail(
+                f"export stopped after {count} events, writing {output}: "
+                f"{exc.strerror or type(exc).__name__}; the cursor did not move"
+            )
+        ids = (first, last) if count else None
+        detail = _export_detail(fmt, cursor_name, count, ids, since=since, until=until)
+        moved = (cursor_name, start, last) if cursor_name is not None and count else None
+        try:
+            _record_export(db, "ok", detail, moved)
+        except cursors.CursorError as exc:
+            # The events are out all the same: that is on record, the cursor stays.
+            _record_export(db, "cursor_conflict", detail, None)
+            fail(str(exc))
+    where = "standard output" if str(output) == "-" else str(output)
+    span = f" (events {first} to {last})" if count else ""
+    position = f"; cursor {cursor_name} at event {last}" if cursor_name is not None else ""
+    click.echo(f"Exported {count} events{span} to {where}{position}.", err=True)

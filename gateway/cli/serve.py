@@ -110,6 +110,7 @@ def config_check(config_file: str | None, data_dir: str | None) -> None:
         app.portal_notices(settings)
         app.portal_logo(settings)
         app.report_domains(settings)
+        app.forwarder_tls(settings)
     except app.StartupError as exc:
         fail(str(exc), EXIT_USAGE)
     click.echo(f"{config_file}: OK")
@@ -117,4 +118,8 @@ def config_check(config_file: str | None, data_dir: str | None) -> None:
         click.echo(f"  listener {listener.name}: {listener.address} tls={listener.tls}")
     target = settings.delivery.smarthost if settings.delivery.mode == "smarthost" else ""
     click.echo(f"  delivery: {settings.delivery.mode} {target}".rstrip())
+    forward = settings.audit.forward
+    if forward.enabled:
+        security = "tls" if forward.tls else "plain tcp (loopback)"
+        click.echo(f"  audit forward: {forward.address} {security} cursor={forward.cursor}")
     click.echo(f"  data dir: {settings.data_dir}")

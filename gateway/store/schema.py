@@ -182,6 +182,22 @@ audit_checkpoints = Table(
     Column("signature", String(64), nullable=False),  # HMAC-SHA256 of the fields above
 )
 
+# Where each named export of the audit trail stopped: `phigate audit export
+# --cursor NAME` and the live forwarder (gateway.audit.cursors). Event ids are
+# given out under the chain's lock, in commit order, so "every event after
+# event_id" is exactly what a reader has not yet been given.
+audit_export_cursors = Table(
+    "audit_export_cursors",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("event_id", Integer, nullable=False),  # the last event handed over; 0: none yet
+    Column("updated_at", Float, nullable=False),
+    # The server process that forwards under this cursor, until lease_until:
+    # one forwarder at a time, whatever the number of processes or nodes.
+    Column("holder", String(128), nullable=True),
+    Column("lease_until", Float, nullable=True),
+)
+
 sandbox_mail = Table(
     "sandbox_mail",
     metadata,
