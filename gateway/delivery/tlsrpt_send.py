@@ -24,7 +24,6 @@ import logging
 import re
 import secrets
 import ssl
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +44,7 @@ import httpx
 from dns.rdtypes.ANY.TXT import TXT
 from sqlalchemy import Connection, and_, or_, select, update
 
+from gateway import periodic
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.config import TlsReportConfig
@@ -415,13 +415,7 @@ class TlsReporter:
         """A pass now and then every `interval` seconds until `stop` is set (if enabled)."""
         if not self.enabled:
             return
-        while not stop.is_set():
-            try:
-                await self.run_once(time.time())
-            except Exception as exc:  # the next pass tries again
-                event(log, "tlsrpt_run_failed", logging.ERROR, error=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval)
+        await periodic.every(self.interval, stop, self.run_once, log, "tlsrpt_run_failed")
 
     async def run_once(self, now: float) -> int:
         """Send the reports that are due at `now`; returns how many were sent."""

@@ -8,11 +8,10 @@ in batches so that a backlog never holds the write lock long.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 from functools import partial
 
+from gateway import periodic
 from gateway.logs import event
 from gateway.portal import lifecycle
 from gateway.store.database import Database
@@ -31,13 +30,7 @@ class Expiry:
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """A pass now and then every `interval` seconds until `stop` is set."""
-        while not stop.is_set():
-            try:
-                await self.run_once(time.time())
-            except Exception as exc:  # the next pass tries again; readers are shut out anyway
-                event(log, "portal_expiry_failed", logging.ERROR, error=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval)
+        await periodic.every(self.interval, stop, self.run_once, log, "portal_expiry_failed")
 
     async def run_once(self, now: float) -> int:
         """Close every copy due at `now`, a batch per transaction; how many were closed."""

@@ -14,9 +14,7 @@ report` for it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 from collections.abc import Callable, Collection
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -24,6 +22,7 @@ from email.utils import formatdate, make_msgid
 
 from sqlalchemy import Connection, func, select
 
+from gateway import periodic
 from gateway.audit import trail
 from gateway.audit.aggregates import DAY, Span
 from gateway.audit.trail import AuditEvent
@@ -120,13 +119,7 @@ class DailyReports:
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Look now and then every `interval` seconds until `stop` is set."""
-        while not stop.is_set():
-            try:
-                await self.run_once(time.time())
-            except Exception as exc:  # the next look tries again
-                event(log, "daily_report_failed", logging.ERROR, error=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval)
+        await periodic.every(self.interval, stop, self.run_once, log, "daily_report_failed")
 
     async def run_once(self, now: float) -> str | None:
         """Queue the report due at `now` unless it was; its queue id if this queued it."""
