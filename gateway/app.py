@@ -64,8 +64,10 @@ from gateway.store.keyholders import KeyReporter
 from gateway.store.keyring import Keyring, KeyringError
 from gateway.store.portal import Copy
 from gateway.web.app import create_app
+from gateway.web.factors import web_key
 from gateway.web.health import Readiness
 from gateway.web.portal import PortalParts
+from gateway.web.reviewer import ReviewerParts
 from gateway.web.scrape import create_metrics_app
 from gateway.web.server import WebServer, WebSetupError, web_tls_context
 
@@ -134,7 +136,7 @@ def bind_web_socket(settings: Settings) -> socket.socket | None:
     """Bind the web app's socket (before forking); None when `web.enabled` is false.
 
     What the web app needs that can fail is checked here, once: the
-    certificate (with `web.tls`) and the unsubscribe key (made now if new, so
+    certificate (with `web.tls`) and the unsubscribe, portal and web keys (made now if new, so
     that forked processes never race to make it).
     """
     if not settings.web.enabled:
@@ -144,6 +146,7 @@ def bind_web_socket(settings: Settings) -> socket.socket | None:
     try:
         load_key(settings.path(settings.keys_dir))
         portal_key(settings)
+        web_key(settings.path(settings.keys_dir))
     except KeyringError as exc:
         raise WebSetupError(str(exc)) from None
     return _bind(
@@ -264,6 +267,7 @@ def build(
                 links,
                 portal_parts(settings, keyring, notices, intake, delivery),
                 readiness,
+                ReviewerParts(settings.reviewer, web_key(keys_dir), settings.web.public_url),
             )
             if settings.web.enabled
             else None,
