@@ -6,6 +6,7 @@ and every page view in the audit trail without a filter's value or a word of con
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -315,6 +316,22 @@ def test_forms_without_their_csrf_token_are_refused(env: Env) -> None:
     assert response.status == 403
     page.goto(f"{env.base}/review/audit")
     sync_api.expect(page.locator("h1")).to_have_text("Audit search")
+    page.context.close()
+
+
+def test_a_secret_sealed_under_another_web_key_asks_to_enrol_again(env: Env) -> None:
+    """Fail closed, with a way out: keys/web.key was replaced since wendy enrolled."""
+    with store(env.gw) as db, db.transaction() as conn:
+        users.add(conn, "wendy", "auditor", factors.hash_password(PASSWORD), time.time(), "cli:t")
+        sealed = factors.seal_totp(os.urandom(32), "wendy", factors.new_totp("wendy").secret)
+        users.set_totp(conn, "wendy", sealed, time.time(), "cli:test")
+    page = new_page(env)
+    type_password(env, page, "wendy")
+    type_code(page, "123456")
+    sync_api.expect(page.locator("h1")).to_have_text("Your code cannot be checked")
+    sync_api.expect(page.get_by_role("main")).to_contain_text("phigate user totp enroll wendy")
+    page.goto(f"{env.base}/review/audit")
+    sync_api.expect(page.locator("h1")).to_have_text("Sign in")
     page.context.close()
 
 

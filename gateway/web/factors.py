@@ -21,6 +21,7 @@ from pathlib import Path
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.store import keyfiles
@@ -98,8 +99,16 @@ def seal_totp(web_key: bytes, name: str, secret: str) -> bytes:
 
 
 def open_totp(web_key: bytes, name: str, sealed: bytes) -> str:
+    """The person's TOTP secret; FactorError when the web key is not the one it was
+    sealed under (keys/web.key replaced) or the sealed secret was moved or changed."""
     nonce, body = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
-    return _sealing_key(web_key).decrypt(nonce, body, name.encode()).decode()
+    try:
+        return _sealing_key(web_key).decrypt(nonce, body, name.encode()).decode()
+    except InvalidTag:
+        raise FactorError(
+            f"the TOTP secret of {name!r} cannot be opened with keys/{KEY_FILE}: enrol "
+            f"again with `phigate user totp enroll {name}`"
+        ) from None
 
 
 def totp_step(

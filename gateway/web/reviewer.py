@@ -426,7 +426,22 @@ async def code(request: Request, ctx: Ctx) -> Response:
     _check_csrf(ctx, request, form)
     user = await _waiting_for_code(ctx, request)
     assert user.totp_sealed is not None  # the password step asked for a code only then
-    secret = factors.open_totp(ctx.parts.key, user.name, user.totp_sealed)
+    try:
+        secret = factors.open_totp(ctx.parts.key, user.name, user.totp_sealed)
+    except factors.FactorError:
+        client, now = _client(request), time.time()
+        await ctx.db.write(lambda conn: users.refused(conn, user, "totp unreadable", client, now))
+        return _info(
+            ctx,
+            request,
+            "Your code cannot be checked",
+            [
+                "Your authenticator app's enrolment no longer matches this server's key. "
+                f"Ask an admin to run `phigate user totp enroll {user.name}` and add the "
+                "new secret to your app."
+            ],
+            503,
+        )
     step = factors.totp_step(secret, form.get("code", ""), user.totp_last_step)
     if step is None or not await ctx.db.write(lambda conn: users.use_step(conn, user, step)):
         error = "That code is not right, or it was used already. Type the newest code."
