@@ -211,7 +211,7 @@ async def _session_of(ctx: Reviewer, request: Request) -> tuple[sessions.Session
     return session, user
 
 
-def _sign_in_again(ctx: Reviewer, request: Request) -> Refused:
+def _sign_in_again(request: Request) -> Refused:
     response = _redirect(request, f"{PREFIX}/sign-in")
     response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
     return Refused(response)
@@ -225,7 +225,7 @@ def signed_in_for(page: str | None) -> Callable[..., Coroutine[Any, Any, Person]
     async def check(request: Request, ctx: Ctx) -> Person:
         found = await _session_of(ctx, request)
         if found is None or not found[0].verified:
-            raise _sign_in_again(ctx, request)
+            raise _sign_in_again(request)
         session, user = found
         person = Person(user, session.session_hash)
         if page is not None and not roles.may_see(user.role, page):
@@ -410,7 +410,7 @@ def _code_form(
 async def _waiting_for_code(ctx: Reviewer, request: Request) -> User:
     found = await _session_of(ctx, request)
     if found is None or found[0].verified:
-        raise _sign_in_again(ctx, request)
+        raise _sign_in_again(request)
     return found[1]
 
 
