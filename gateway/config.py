@@ -409,6 +409,9 @@ class ReviewerConfig(_Strict):
     # lockout_minutes (or until `phigate user unlock`).
     lockout_attempts: int = Field(default=5, ge=1, le=100)
     lockout_minutes: int = Field(default=15, ge=1, le=10080)
+    # Passwords and codes tried per client address per minute (per process) at
+    # most, whatever the names: one password tried against many names is slowed too.
+    sign_ins_per_minute: int = Field(default=10, ge=1, le=10_000)
     # A session ends after this many minutes without a request, and in any
     # case this many hours after sign-in.
     idle_minutes: int = Field(default=15, ge=1, le=1440)

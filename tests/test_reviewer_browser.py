@@ -58,7 +58,14 @@ def add_person(gw: Phigate, name: str, role: str, totp: bool) -> str | None:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     tmp = tmp_path_factory.mktemp("reviewer")
-    gw = web_gate(tmp, reviewer={"lockout_attempts": LOCKOUT_ATTEMPTS, "page_size": PAGE_SIZE})
+    gw = web_gate(
+        tmp,
+        reviewer={
+            "lockout_attempts": LOCKOUT_ATTEMPTS,
+            "page_size": PAGE_SIZE,
+            "sign_ins_per_minute": 1000,  # every test signs in from 127.0.0.1
+        },
+    )
     secret = gw.add_principal("ehr1", "clinic.example.org")
     people = {
         name: add_person(gw, name, role, totp)
@@ -91,8 +98,8 @@ def new_page(env: Env) -> sync_api.Page:
     return env.browser.new_context(java_script_enabled=False).new_page()
 
 
-def type_password(env: Env, page: sync_api.Page, name: str, password: str = PASSWORD) -> None:
-    page.goto(f"{env.base}/review/sign-in")
+def type_password(base: str, page: sync_api.Page, name: str, password: str = PASSWORD) -> None:
+    page.goto(f"{base}/review/sign-in")
     page.get_by_label("Name").fill(name)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
@@ -104,7 +111,7 @@ def type_code(page: sync_api.Page, code: str) -> None:
 
 
 def sign_in(env: Env, page: sync_api.Page, name: str) -> None:
-    type_password(env, page, name)
+    type_password(env.base, page, name)
     sync_api.expect(page.locator("h1")).to_have_text("Your code")
     type_code(page, pyotp.TOTP(env.secrets[name]).now())
     sync_api.expect(page.locator("h1")).to_have_text("Reviewer")
@@ -205,7 +212,7 @@ def test_search_pages_through_results_and_explains_a_bad_filter(env: Env) -> Non
 def test_a_role_that_may_not_see_a_page_gets_403(env: Env) -> None:
     mark = audit_mark(env.gw)
     page = new_page(env)
-    type_password(env, page, "otto")  # operator: no TOTP required by default
+    type_password(env.base, page, "otto")  # operator: no TOTP required by default
     sync_api.expect(page.locator("h1")).to_have_text("Reviewer")
     sync_api.expect(page.get_by_role("main")).to_contain_text("Your role has no pages here")
     nav = page.get_by_role("navigation")
@@ -238,7 +245,7 @@ def test_a_role_that_may_not_see_a_page_gets_403(env: Env) -> None:
 
 def test_an_admin_without_totp_may_not_sign_in(env: Env) -> None:
     page = new_page(env)
-    type_password(env, page, "nora")
+    type_password(env.base, page, "nora")
     sync_api.expect(page.locator("h1")).to_have_text("A second factor is needed")
     sync_api.expect(page.get_by_role("main")).to_contain_text("phigate user totp enroll nora")
     response = page.goto(f"{env.base}/review/")
@@ -250,15 +257,15 @@ def test_an_admin_without_totp_may_not_sign_in(env: Env) -> None:
 def test_wrong_passwords_and_codes_lock_the_person_out(env: Env) -> None:
     mark = audit_mark(env.gw)
     page = new_page(env)
-    type_password(env, page, "lucy", "not the password at all")
+    type_password(env.base, page, "lucy", "not the password at all")
     sync_api.expect(page.get_by_role("alert")).to_contain_text("name or password is not right")
-    type_password(env, page, "lucy")  # right password, then a wrong code
+    type_password(env.base, page, "lucy")  # right password, then a wrong code
     type_code(page, "000000" if pyotp.TOTP(env.secrets["lucy"]).now() != "000000" else "111111")
     sync_api.expect(page.get_by_role("alert")).to_contain_text("That code is not right")
-    type_password(env, page, "lucy", "still not the password")
+    type_password(env.base, page, "lucy", "still not the password")
     sync_api.expect(page.locator("h1")).to_have_text("Too many wrong attempts")
     # Locked: even the right password does not sign in now.
-    type_password(env, page, "lucy")
+    type_password(env.base, page, "lucy")
     sync_api.expect(page.locator("h1")).to_have_text("Too many wrong attempts")
     events = [(e["result"], e["detail"]) for e in web_events(env, mark)]
     assert events == [
@@ -326,7 +333,7 @@ def test_a_secret_sealed_under_another_web_key_asks_to_enrol_again(env: Env) -> 
         sealed = factors.seal_totp(os.urandom(32), "wendy", factors.new_totp("wendy").secret)
         users.set_totp(conn, "wendy", sealed, time.time(), "cli:test")
     page = new_page(env)
-    type_password(env, page, "wendy")
+    type_password(env.base, page, "wendy")
     type_code(page, "123456")
     sync_api.expect(page.locator("h1")).to_have_text("Your code cannot be checked")
     sync_api.expect(page.get_by_role("main")).to_contain_text("phigate user totp enroll wendy")
@@ -360,3 +367,15 @@ def test_pages_are_navigable_by_keyboard_with_landmarks(env: Env) -> None:
         field_id = field.get_attribute("id")
         assert field_id and page.locator(f"label[for={field_id}]").count() == 1
     page.context.close()
+
+
+def test_one_client_may_try_only_so_many_sign_ins_a_minute(env: Env, tmp_path: Path) -> None:
+    """Whatever the names: one password tried against many is slowed too."""
+    with web_gate(tmp_path, reviewer={"sign_ins_per_minute": 2}) as gw:
+        page = new_page(env)  # the shared browser, against this server of its own
+        for name in ("ann", "ben"):
+            type_password(base_url(gw), page, name)
+            sync_api.expect(page.get_by_role("alert")).to_contain_text("is not right")
+        type_password(base_url(gw), page, "cal")
+        sync_api.expect(page.locator("h1")).to_have_text("Too many sign-in attempts")
+        page.context.close()

@@ -73,6 +73,7 @@ class Reviewer:
         self.db = db
         self.parts = parts
         self.config = parts.config
+        self.sign_ins = access.ClientRate(parts.config.sign_ins_per_minute)
         self.csrf_key = hmac.new(parts.key, b"reviewer forms", hashlib.sha256).digest()
         self.env = Environment(
             loader=FileSystemLoader(str(_TEMPLATES)), autoescape=select_autoescape(["html"])
@@ -176,6 +177,20 @@ def _check_csrf(ctx: Reviewer, request: Request, form: dict[str, str]) -> None:
                 403,
             )
         )
+
+
+def _check_rate(ctx: Reviewer, request: Request) -> None:
+    """Passwords and codes tried from this client address: a 429 page beyond the rate."""
+    if not ctx.sign_ins.allow(_client(request)):
+        response = _info(
+            ctx,
+            request,
+            "Too many sign-in attempts",
+            ["Too many sign-ins were tried from your network. Wait a minute, then try again."],
+            429,
+        )
+        response.headers["Retry-After"] = "60"
+        raise Refused(response)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -364,6 +379,7 @@ async def _start_session(
 async def sign_in(request: Request, ctx: Ctx) -> Response:
     form = await _form(request)
     _check_csrf(ctx, request, form)
+    _check_rate(ctx, request)
     name, typed = form.get("name", "").strip(), form.get("password", "")
     client, now = _client(request), time.time()
     user = await ctx.db.read(lambda conn: users.get(conn, name)) if name else None
@@ -424,6 +440,7 @@ async def code_page(request: Request, ctx: Ctx) -> Response:
 async def code(request: Request, ctx: Ctx) -> Response:
     form = await _form(request)
     _check_csrf(ctx, request, form)
+    _check_rate(ctx, request)
     user = await _waiting_for_code(ctx, request)
     assert user.totp_sealed is not None  # the password step asked for a code only then
     try:
