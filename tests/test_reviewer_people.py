@@ -15,6 +15,7 @@ from sqlalchemy import select
 from stores import cli_store
 
 from gateway.cli import main
+from gateway.settings_loader import SettingsError, load_settings
 from gateway.store.database import Database
 from gateway.store.schema import audit_events, web_sessions
 from gateway.store.schema import users as users_table
@@ -99,6 +100,18 @@ def test_roles_give_pages_and_token_scopes() -> None:
         )
     with pytest.raises(roles.RoleError, match="use one of admin"):
         roles.token_scopes("root")
+
+
+def test_reviewer_settings_are_checked_with_located_errors(tmp_path: Path) -> None:
+    config = tmp_path / "phigate.yaml"
+    config.write_text("reviewer:\n  totp_required_roles: [admin, root]\n  idle_minutes: 0\n")
+    with pytest.raises(SettingsError) as info:
+        load_settings(config)
+    assert [str(p).split(": ", 1)[1].split(",")[0] for p in info.value.problems] == [
+        'reviewer.totp_required_roles[1]: expected one of "admin"',
+        "reviewer.idle_minutes: must be at least 1",
+    ]
+    assert load_settings(None).reviewer.totp_required_roles == ["admin", "auditor"]
 
 
 # --- records, lockout, sessions --------------------------------------------------------
