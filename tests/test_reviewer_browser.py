@@ -199,6 +199,13 @@ def test_search_pages_through_results_and_explains_a_bad_filter(env: Env) -> Non
     sign_in(env, page, "sam")
     page.goto(f"{env.base}/review/audit?since=yesterday")
     sync_api.expect(page.get_by_role("alert")).to_contain_text("is not a date or time")
+    response = page.goto(f"{env.base}/review/audit?tls=bogus")
+    assert response is not None and response.status == 400
+    sync_api.expect(page.get_by_role("alert")).to_contain_text("must be one of pkix")
+    # An `after` that is no event id starts from the first page.
+    response = page.goto(f"{env.base}/review/audit?queue_id={env.queue_id}&after=9{'9' * 30}")
+    assert response is not None and response.status == 200
+    sync_api.expect(page.get_by_role("status")).to_contain_text("3 matching events")
     # One event per page: the next page starts after it and keeps the filters.
     page.goto(f"{env.base}/review/audit?queue_id={env.queue_id}")
     first = page.get_by_role("table").locator("tbody tr").first.locator("td").first.inner_text()

@@ -500,12 +500,9 @@ async def home(request: Request, ctx: Ctx, person: Anyone) -> Response:
     return _render(ctx, request, "home.html", "Reviewer", person=person)
 
 
-class _BadFilter(ValueError):
-    pass
-
-
 def _filters(query: dict[str, str], events: list[str]) -> tuple[search.Filters, list[str]]:
-    """The search's filters from the query, and the kinds of filter used (for the audit)."""
+    """The search's filters from the query, and the kinds of filter used (for the audit);
+    search.FilterError says which filter cannot be read."""
     given: dict[str, Any] = {}
     for name in _TEXT_FILTERS:
         value = query.get(name, "").strip()
@@ -514,15 +511,12 @@ def _filters(query: dict[str, str], events: list[str]) -> tuple[search.Filters, 
     tls = query.get("tls", "")
     if tls:
         if tls not in TLS_KINDS:
-            raise _BadFilter(f"TLS must be one of {', '.join(TLS_KINDS)}")
+            raise search.FilterError(f"TLS verification must be one of {', '.join(TLS_KINDS)}")
         given["tls"] = tls
-    try:
-        for name, end in (("since", False), ("until", True)):
-            value = query.get(name, "").strip()
-            if value:
-                given[name] = search.parse_when(value, end=end)
-    except search.FilterError as exc:
-        raise _BadFilter(str(exc)) from None
+    for name, end in (("since", False), ("until", True)):
+        value = query.get(name, "").strip()
+        if value:
+            given[name] = search.parse_when(value, end=end)
     kinds = tuple(word for text in events for word in text.replace(",", " ").split())
     used = sorted([*given, *(["event"] if kinds else [])])
     return search.Filters(events=kinds, **given), used
@@ -533,7 +527,9 @@ async def audit_search(request: Request, ctx: Ctx, person: AuditReader) -> Respo
     query = {k: v for k, v in request.query_params.items() if k != "event"}
     events = request.query_params.getlist("event")
     after_text = query.get("after", "0")
-    after = int(after_text) if after_text.isascii() and after_text.isdigit() else 0
+    # An event id (paging); anything else, or beyond any id, starts from the first page.
+    numeric = after_text.isascii() and after_text.isdigit() and len(after_text) <= 18
+    after = int(after_text) if numeric else 0
     asked = any(v.strip() for k, v in query.items() if k != "after") or any(events)
     error = None
     page: search.Page | None = None
@@ -541,7 +537,7 @@ async def audit_search(request: Request, ctx: Ctx, person: AuditReader) -> Respo
     used: list[str] = []
     try:
         filters, used = _filters(query, events)
-    except _BadFilter as exc:
+    except search.FilterError as exc:
         error = str(exc)
     if error is None and asked:
         limit = ctx.config.page_size
