@@ -17,7 +17,7 @@ import pytest
 from harness import Phigate, audit_mark, audit_since, message, wait_until
 from playwright import sync_api
 from sqlalchemy import select, update
-from webgate import base_url, settings_of, store, web_gate
+from webgate import add_person, base_url, settings_of, store, web_gate
 
 from gateway.store.schema import audit_events, web_sessions
 from gateway.web import factors, sessions, users
@@ -42,19 +42,6 @@ class Env:
     secrets: dict[str, str]  # name -> TOTP secret
 
 
-def add_person(gw: Phigate, name: str, role: str, totp: bool) -> str | None:
-    """A person in the server's store, as `phigate user add` and `user totp enroll` make one."""
-    settings = settings_of(gw)
-    key = factors.web_key(settings.path(settings.keys_dir))
-    enrolment = factors.new_totp(name)
-    with store(gw) as db, db.transaction() as conn:
-        users.add(conn, name, role, factors.hash_password(PASSWORD), time.time(), "cli:test")
-        if totp:
-            sealed = factors.seal_totp(key, name, enrolment.secret)
-            users.set_totp(conn, name, sealed, time.time(), "cli:test")
-    return enrolment.secret if totp else None
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     tmp = tmp_path_factory.mktemp("reviewer")
@@ -68,7 +55,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     )
     secret = gw.add_principal("ehr1", "clinic.example.org")
     people = {
-        name: add_person(gw, name, role, totp)
+        name: add_person(gw, name, role, PASSWORD, totp)
         for name, role, totp in (
             # Each signs in with a code once: a code is used once, and a second
             # sign-in within its 30 seconds would need the next one.
