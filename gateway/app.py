@@ -136,8 +136,8 @@ def bind_web_socket(settings: Settings) -> socket.socket | None:
     """Bind the web app's socket (before forking); None when `web.enabled` is false.
 
     What the web app needs that can fail is checked here, once: the
-    certificate (with `web.tls`) and the unsubscribe, portal and web keys (made now if new, so
-    that forked processes never race to make it).
+    certificate (with `web.tls`) and the unsubscribe, portal and web keys (made
+    now if new, so that forked processes never race to make them).
     """
     if not settings.web.enabled:
         return None
