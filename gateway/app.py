@@ -68,8 +68,10 @@ from gateway.store.keyholders import KeyReporter
 from gateway.store.keyring import Keyring, KeyringError
 from gateway.store.portal import Copy
 from gateway.web.app import create_app
+from gateway.web.factors import web_key
 from gateway.web.health import Readiness
 from gateway.web.portal import PortalParts
+from gateway.web.reviewer import ReviewerParts
 from gateway.web.scrape import create_metrics_app
 from gateway.web.server import WebServer, WebSetupError, web_tls_context
 
@@ -138,8 +140,8 @@ def bind_web_socket(settings: Settings) -> socket.socket | None:
     """Bind the web app's socket (before forking); None when `web.enabled` is false.
 
     What the web app needs that can fail is checked here, once: the
-    certificate (with `web.tls`) and the unsubscribe key (made now if new, so
-    that forked processes never race to make it).
+    certificate (with `web.tls`) and the unsubscribe, portal and web keys (made
+    now if new, so that forked processes never race to make them).
     """
     if not settings.web.enabled:
         return None
@@ -148,6 +150,7 @@ def bind_web_socket(settings: Settings) -> socket.socket | None:
     try:
         load_key(settings.path(settings.keys_dir))
         portal_key(settings)
+        web_key(settings.path(settings.keys_dir))
     except KeyringError as exc:
         raise WebSetupError(str(exc)) from None
     return _bind(
@@ -270,6 +273,7 @@ def build(
                 links,
                 portal_parts(settings, keyring, notices, intake, delivery),
                 readiness,
+                ReviewerParts(settings.reviewer, web_key(keys_dir), settings.web.public_url),
             )
             if settings.web.enabled
             else None,

@@ -498,6 +498,36 @@ class MetricsConfig(_Strict):
         return value
 
 
+# What a person or an API token may do (see docs/reviewer.md, gateway.web.roles).
+Role = Literal["admin", "operator", "auditor", "consent-writer"]
+
+
+_TOTP_ROLES: list[Role] = ["admin", "auditor"]
+
+
+class ReviewerConfig(_Strict):
+    """Sign-in for people to the reviewer's pages (see docs/reviewer.md)."""
+
+    # Roles that must give a TOTP code after the password; a person of one of
+    # them without an enrolled code cannot sign in (`phigate user totp enroll`).
+    totp_required_roles: list[Role] = Field(default_factory=lambda: _TOTP_ROLES.copy())
+    # This many wrong passwords or codes in a row lock the person out for
+    # lockout_minutes (or until `phigate user unlock`).
+    lockout_attempts: int = Field(default=5, ge=1, le=100)
+    lockout_minutes: int = Field(default=15, ge=1, le=10080)
+    # Passwords and codes tried per client address per minute (per process) at
+    # most, whatever the names: one password tried against many names is slowed too.
+    sign_ins_per_minute: int = Field(default=10, ge=1, le=10_000)
+    # A session ends after this many minutes without a request, and in any
+    # case this many hours after sign-in.
+    idle_minutes: int = Field(default=15, ge=1, le=1440)
+    max_session_hours: float = Field(default=8.0, gt=0, le=168)
+    # Minutes between the password and the TOTP code at most.
+    code_minutes: int = Field(default=5, ge=1, le=60)
+    # Events per page of the audit search.
+    page_size: int = Field(default=50, ge=1, le=1000)
+
+
 class UnsubscribeConfig(_Strict):
     """One-click unsubscribe links (RFC 8058) added to marketing mail."""
 
@@ -774,6 +804,7 @@ class Settings(_Strict):
     smime: SmimeConfig = SmimeConfig()
     portal: PortalConfig = PortalConfig()
     reports: ReportsConfig = ReportsConfig()
+    reviewer: ReviewerConfig = ReviewerConfig()
     # The address DSNs come from (local part @ hostname when empty).
     postmaster: str = ""
     # Server processes sharing the listening sockets and the store (pre-fork).

@@ -17,7 +17,7 @@ from gateway.consent.links import UnsubscribeLinks
 from gateway.settings_loader import load_settings
 from gateway.store.audit_key import load_audit_key
 from gateway.store.database import Database
-from gateway.web import tokens
+from gateway.web import factors, tokens, users
 
 PURPOSES = {
     "flu-clinic": {"description": "Flu clinic invitations"},
@@ -45,6 +45,20 @@ def add_token(gw: Phigate, name: str, *scopes: str) -> str:
     """A new API token's secret (made in the store directly: quicker than the CLI)."""
     with store(gw) as db, db.transaction() as conn:
         return tokens.add(conn, name, scopes, time.time(), "cli:test")
+
+
+def add_person(gw: Phigate, name: str, role: str, password: str, totp: bool) -> str | None:
+    """A person for the reviewer's pages, as `phigate user add` and `user totp enroll`
+    make one; their TOTP secret when enrolled."""
+    settings = settings_of(gw)
+    key = factors.web_key(settings.path(settings.keys_dir))
+    enrolment = factors.new_totp(name)
+    with store(gw) as db, db.transaction() as conn:
+        users.add(conn, name, role, factors.hash_password(password), time.time(), "cli:test")
+        if totp:
+            sealed = factors.seal_totp(key, name, enrolment.secret)
+            users.set_totp(conn, name, sealed, time.time(), "cli:test")
+    return enrolment.secret if totp else None
 
 
 def links(gw: Phigate) -> UnsubscribeLinks:

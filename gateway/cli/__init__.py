@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sandbox": ("sandbox", "sandbox_group"),
     "serve": ("serve", "serve"),
     "token": ("token", "token_group"),
+    "user": ("user", "user_group"),
 }
 
 

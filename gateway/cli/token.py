@@ -16,7 +16,7 @@ from gateway.cli.common import (
     print_json,
     when,
 )
-from gateway.web import tokens
+from gateway.web import roles, tokens
 from gateway.web.tokens import TokenError
 
 
@@ -28,12 +28,15 @@ def token_group() -> None:
     A client sends its token as `Authorization: Bearer <token>`. Scopes:
     consent:read (query states and history), consent:write (grant, revoke,
     opt out), consent (both); portal:recall, or portal (recall portal
-    messages). Every change a token makes is audited under its name.
+    messages). A role gives the scopes it means (docs/reviewer.md): admin
+    (all), operator (portal:recall), auditor (consent:read), consent-writer
+    (consent). Every change a token makes is audited under its name.
 
     \b
       phigate token add crm --scope consent          # prints the token once
       phigate token add reports --scope consent:read
       phigate token add ehr --scope portal           # recalls portal messages
+      phigate token add siem --role auditor          # consent:read
       phigate token ls
       phigate token revoke crm                       # stops working at once
     """
@@ -45,21 +48,31 @@ def token_group() -> None:
     "--scope",
     "scopes",
     multiple=True,
-    required=True,
     type=click.Choice(sorted(tokens.SCOPE_NAMES)),
     help="What the token may do (repeatable): consent:read, consent:write, consent (both), "
     "portal:recall or portal (the same).",
+)
+@click.option(
+    "--role",
+    type=click.Choice(roles.ROLES),
+    help="The scopes of a role instead of (or besides) --scope: admin, operator, auditor, "
+    "consent-writer.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print name, scopes and token as JSON.")
 @config_options
 def token_add(
     name: str,
     scopes: tuple[str, ...],
+    role: str | None,
     as_json: bool,
     config_file: str | None,
     data_dir: str | None,
 ) -> None:
     """Create token NAME and print its secret once (only a hash of it is kept)."""
+    if role is not None:
+        scopes = (*scopes, *roles.token_scopes(role))
+    if not scopes:
+        fail("give the token --scope SCOPE or --role ROLE", EXIT_USAGE)
     settings = cli_settings(config_file, data_dir)
     with open_store(settings) as db:
         try:

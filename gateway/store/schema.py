@@ -370,3 +370,34 @@ portal_sessions = Table(
     Column("expires_at", Float, nullable=False),
     Index("ix_portal_sessions_portal_id", "portal_id"),
 )
+
+# People who sign in to the reviewer's pages (gateway.web.users): an argon2id hash
+# of the password, and the TOTP secret sealed under the web key (keys/web.key).
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(32), nullable=False),  # gateway.web.roles.ROLES
+    Column("password_hash", String(255), nullable=False),
+    Column("totp_sealed", LargeBinary, nullable=True),  # nonce || AES-GCM(secret); NULL: none
+    Column("totp_last_step", Integer, nullable=True),  # a code's time step is used once
+    Column("failed_attempts", Integer, nullable=False, server_default=text("0")),
+    Column("locked_until", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("disabled_at", Float, nullable=True),  # NULL while the person may sign in
+)
+
+# Signed-in browsers: only a SHA-256 of the cookie's secret. A session waiting
+# for its TOTP code has `verified` false and opens no page.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("verified", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_seen_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),  # the absolute lifetime's end
+    Index("ix_web_sessions_user_id", "user_id"),
+)

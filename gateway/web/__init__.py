@@ -1,4 +1,5 @@
-"""phigate's web app: the consent API, one-click unsubscribe pages and the portal.
+"""phigate's web app: the consent API, one-click unsubscribe pages, the portal and the
+reviewer's pages.
 
 What every route needs is one `WebContext`, kept on the app and handed to
 routes by the `web_context` dependency.

@@ -20,7 +20,8 @@ from gateway.config import ConsentConfig
 from gateway.consent.links import UnsubscribeLinks
 from gateway.logs import event
 from gateway.store.database import Database
-from gateway.web import WebContext, api, health, portal, portal_api, unsubscribe
+from gateway.web import WebContext, api, health, portal, portal_api, reviewer, unsubscribe
+from gateway.web.pages import Refused, refused_page
 
 log = logging.getLogger("gateway.web")
 
@@ -95,9 +96,11 @@ def create_app(
     links: UnsubscribeLinks,
     portal_parts: portal.PortalParts | None = None,
     readiness: health.Readiness | None = None,
+    reviewer_parts: reviewer.ReviewerParts | None = None,
 ) -> FastAPI:
     """The web app over this store; `links` reads unsubscribe tokens; with
-    `portal_parts`, the portal's pages too; with `readiness`, /healthz and /readyz."""
+    `portal_parts`, the portal's pages too; with `readiness`, /healthz and /readyz;
+    with `reviewer_parts`, the reviewer's pages (/review/)."""
     app = FastAPI(
         title="phigate consent API",
         version="1",
@@ -119,7 +122,10 @@ def create_app(
     if portal_parts is not None:
         app.state.portal = portal.Portal(db, portal_parts)
         app.include_router(portal.router)
-        app.add_exception_handler(portal.Refused, portal.refused_page)
+    if reviewer_parts is not None:
+        app.state.reviewer = reviewer.Reviewer(db, reviewer_parts)
+        app.include_router(reviewer.router)
+    app.add_exception_handler(Refused, refused_page)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, internal_error)
     app.add_middleware(RequestLog)

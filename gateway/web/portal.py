@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -38,6 +38,7 @@ from gateway.portal.notices import Notices, when
 from gateway.store import portal, portal_access
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
+from gateway.web.pages import Refused, https, secure
 from gateway.web.unsubscribe import mask
 
 log = logging.getLogger("gateway.web")
@@ -48,10 +49,6 @@ COOKIE_PATH = "/portal/"
 _FORM_SLACK = 64 * 1024  # multipart boundaries and the text field, beyond the files
 ROUTE_BODY_LIMIT = 100 * 1024 * 1024 + _FORM_SLACK  # PortalConfig.max_reply_bytes' ceiling
 _TEMPLATES = Path(str(resources.files("gateway.web") / "templates" / "portal"))
-_CSP = (
-    "default-src 'none'; img-src 'self' data:; style-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
 
 
 @dataclass(frozen=True)
@@ -83,45 +80,12 @@ class Portal:
         self.style = (_TEMPLATES / "style.css").read_bytes()
 
 
-class Refused(Exception):
-    """A page that ends the request early (bad link, locked, rate-limited, CSRF)."""
-
-    def __init__(self, response: Response) -> None:
-        super().__init__("portal request refused")
-        self.response = response
-
-
-async def refused_page(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, Refused)
-    return exc.response
-
-
 def _filesize(size: int) -> str:
     if size < 1024:
         return f"{size} bytes"
     if size < 1024 * 1024:
         return f"{size / 1024:.0f} KB"
     return f"{size / (1024 * 1024):.1f} MB"
-
-
-R = TypeVar("R", bound=Response)
-
-
-def _https(request: Request, parts: PortalParts) -> bool:
-    return request.url.scheme == "https" or not parts.public_url.startswith("http:")
-
-
-def _secure(response: R, request: Request, parts: PortalParts) -> R:
-    headers = response.headers
-    headers["Content-Security-Policy"] = _CSP
-    headers["Referrer-Policy"] = "no-referrer"
-    headers["X-Content-Type-Options"] = "nosniff"
-    headers["X-Frame-Options"] = "DENY"
-    headers["Cache-Control"] = "no-store"
-    headers["X-Robots-Tag"] = "noindex"
-    if request.url.scheme == "https":
-        headers["Strict-Transport-Security"] = "max-age=31536000"
-    return response
 
 
 def _client(request: Request) -> str:
@@ -161,7 +125,7 @@ def _render(
         logo=ctx.parts.logo is not None,
         **values,
     )
-    return _secure(HTMLResponse(page, status_code=status), request, ctx.parts)
+    return secure(HTMLResponse(page, status_code=status), request)
 
 
 def _page(
@@ -285,7 +249,7 @@ def _set_cookie(
         value,
         max_age=max_age,
         path=COOKIE_PATH,
-        secure=_https(request, ctx.parts),
+        secure=https(request, ctx.parts.public_url),
         httponly=True,
         samesite="strict",
     )
@@ -326,7 +290,7 @@ async def _session(ctx: Portal, request: Request, token: str, content: bool = Tr
     """The copy, for a browser whose session was started for it; else back to the landing page."""
     opened = await _open(ctx, request, token, content)
     if not await ctx.db.read(_has_session(ctx, request, opened.copy)):
-        raise Refused(_secure(RedirectResponse(f"/portal/m/{token}", 303), request, ctx.parts))
+        raise Refused(secure(RedirectResponse(f"/portal/m/{token}", 303), request))
     return opened
 
 
@@ -363,7 +327,7 @@ def _access_page(
 
 @router.get("/portal/style.css")
 async def style(request: Request, ctx: Ctx) -> Response:
-    return _secure(Response(ctx.style, media_type="text/css"), request, ctx.parts)
+    return secure(Response(ctx.style, media_type="text/css"), request)
 
 
 @router.get("/portal/logo")
@@ -371,7 +335,7 @@ async def logo(request: Request, ctx: Ctx) -> Response:
     if ctx.parts.logo is None:
         return _page(ctx, request, "No logo", ["This portal has no logo."], 404)
     image, content_type = ctx.parts.logo
-    return _secure(Response(image, media_type=content_type), request, ctx.parts)
+    return secure(Response(image, media_type=content_type), request)
 
 
 @router.get("/portal/m/{token}")
@@ -385,7 +349,7 @@ async def landing(token: str, request: Request, ctx: Ctx) -> Response:
     )
     _unlocked(ctx, request, copy)
     if await ctx.db.read(_has_session(ctx, request, copy)):
-        return _secure(RedirectResponse(f"/portal/m/{token}/message", 303), request, ctx.parts)
+        return secure(RedirectResponse(f"/portal/m/{token}/message", 303), request)
     return _access_page(ctx, request, opened)
 
 
@@ -502,7 +466,7 @@ async def verify(token: str, request: Request, ctx: Ctx) -> Response:
             conn, copy.id, access.secret_hash(secret), now, now + lifetime
         )
     )
-    response = _secure(RedirectResponse(f"/portal/m/{token}/message", 303), request, parts)
+    response = secure(RedirectResponse(f"/portal/m/{token}/message", 303), request)
     _set_cookie(response, request, ctx, SESSION_COOKIE, secret, lifetime)
     return response
 
@@ -618,7 +582,7 @@ async def download(token: str, number: str, request: Request, ctx: Ctx) -> Respo
     await ctx.db.write(record)
     response = Response(found.content, media_type=found.content_type)
     response.headers["Content-Disposition"] = _content_disposition(found.filename)
-    return _secure(response, request, ctx.parts)
+    return secure(response, request)
 
 
 def _reply_form(ctx: Portal, request: Request, token: str) -> Response:
