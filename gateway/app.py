@@ -273,7 +273,13 @@ def build(
                 links,
                 portal_parts(settings, keyring, notices, intake, delivery),
                 readiness,
-                ReviewerParts(settings.reviewer, web_key(keys_dir), settings.web.public_url),
+                ReviewerParts(
+                    settings.reviewer,
+                    web_key(keys_dir),
+                    settings.web.public_url,
+                    settings.reports.anomalies,
+                    report_domains(settings),
+                ),
             )
             if settings.web.enabled
             else None,

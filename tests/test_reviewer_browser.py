@@ -6,6 +6,8 @@ and every page view in the audit trail without a filter's value or a word of con
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import time
 from collections.abc import Iterator
@@ -30,7 +32,7 @@ CANARY_SUBJECT = "canary-subject-7q2 Lab results"
 CANARY_BODY = "canary-body-7q2 SSN 123-45-6789"
 LOCKOUT_ATTEMPTS = 3
 PAGE_SIZE = 2  # a message's events fill more than one page
-AUDITORS = ("audrey", "lucy", "sam", "rita", "ida", "abe", "cora", "kay")
+AUDITORS = ("audrey", "lucy", "sam", "rita", "ida", "abe", "cora", "kay", "remy")
 
 
 @dataclass
@@ -235,6 +237,41 @@ def test_a_role_that_may_not_see_a_page_gets_403(env: Env) -> None:
     sync_api.expect(page.locator("h1")).to_have_text("Sign in")
     page.context.close()
     auditor.context.close()
+
+
+def test_an_auditor_reads_the_compliance_report_with_its_charts(env: Env) -> None:
+    mark = audit_mark(env.gw)
+    page = new_page(env)
+    sign_in(env, page, "remy")
+    page.get_by_role("navigation").get_by_role("link", name="Reports").click()
+    sync_api.expect(page.locator("h1")).to_have_text("Reports")
+    page.get_by_label("From (date or ISO time, UTC)").fill("2099-01-02")
+    page.get_by_label("To (the whole day included)").fill("2099-01-01")
+    page.get_by_role("button", name="Show the report").click()
+    sync_api.expect(page.get_by_role("alert")).to_contain_text("swap them")
+
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    response = page.goto(f"{env.base}/review/reports?from={today}&to={today}")
+    assert response is not None and response.status == 200
+    sync_api.expect(page.locator("h1")).to_have_text("Compliance report")
+    sync_api.expect(page.locator("body")).to_contain_text("ehr1")  # volume by principal
+    chart = page.locator("svg").first
+    box = chart.bounding_box()
+    assert box is not None and box["width"] > 200 and box["height"] > 50
+    # The report's own stylesheet is the one thing its CSP allows; nothing is fetched.
+    csp = response.headers["content-security-policy"]
+    style = page.locator("style").first.inner_text()
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in csp and "script-src" not in csp
+    assert "default-src 'none'" in csp
+    html = page.content()
+    for canary in (CANARY_SUBJECT, CANARY_BODY, RECIPIENT):
+        assert canary not in html
+    page.context.close()
+    assert [e["detail"] for e in views(env, mark)][-2:] == [
+        "page=reports",
+        "page=report range=given",
+    ]
 
 
 def test_an_admin_without_totp_may_not_sign_in(env: Env) -> None:

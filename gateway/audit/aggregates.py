@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Connection, Integer, cast, distinct, func, select
 
+from gateway.audit import search
 from gateway.store.audit_facets import DELIVERY_EVENTS
 from gateway.store.schema import audit_events, audit_recipients
 
@@ -35,6 +36,15 @@ class Span:
 
     def terms(self) -> list[ColumnElement[bool]]:
         return [_c.ts >= self.since, _c.ts < self.until]
+
+
+def span_of(since: str, until: str) -> Span:
+    """The span from `since` to `until` as a person writes them (a date, whole days
+    included, or an ISO time; see search.parse_when); FilterError says what is wrong."""
+    span = Span(search.parse_when(since), search.parse_when(until, end=True))
+    if span.until <= span.since:
+        raise search.FilterError(f"the end {until} is before the start {since}: swap them")
+    return span
 
 
 def _day(conn: Connection) -> ColumnElement[int]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from gateway.audit.aggregates import Span
-from gateway.audit.search import FilterError, parse_when
+from gateway.audit.aggregates import Span, span_of
+from gateway.audit.search import FilterError
 from gateway.cli.common import cli_settings, config_options, fail, open_store
 from gateway.reports import consumer
 from gateway.reports.formats import RENDERERS
@@ -17,12 +17,9 @@ from gateway.reports.gather import report
 
 def _span(since: str, until: str) -> Span:
     try:
-        span = Span(parse_when(since), parse_when(until, end=True))
+        return span_of(since, until)
     except FilterError as exc:
         raise click.BadParameter(str(exc)) from None
-    if span.until <= span.since:
-        raise click.BadParameter(f"--to {until} is before --from {since}: swap them")
-    return span
 
 
 @click.command("report")

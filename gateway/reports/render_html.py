@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from html import escape
 
 from gateway.reports import svg
@@ -36,6 +38,8 @@ svg.chart { display: block; max-width: 100%; height: auto; margin: 0.6em 0; }
   .anomaly { background: none; }
 }
 """
+# The CSP hash of the one inline stylesheet: pages that serve a report allow it alone.
+STYLE_SHA256 = base64.b64encode(hashlib.sha256(_CSS.encode()).digest()).decode()
 
 
 def _cell(value: Cell) -> str:

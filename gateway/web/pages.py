@@ -12,9 +12,18 @@ from typing import TypeVar
 from fastapi import Request
 from fastapi.responses import Response
 
+from gateway.reports import render_html
+
 CSP = (
     "default-src 'none'; img-src 'self' data:; style-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
+)
+
+# A compliance report (gateway/reports/render_html): its inline stylesheet by hash,
+# its charts inline SVG, nothing fetched, no forms.
+REPORT_CSP = (
+    f"default-src 'none'; style-src 'sha256-{render_html.STYLE_SHA256}'; img-src data:; "
+    "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
 )
 
 R = TypeVar("R", bound=Response)
@@ -50,3 +59,10 @@ class Refused(Exception):
 async def refused_page(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Refused)
     return exc.response
+
+
+def report_page(response: R, request: Request) -> R:
+    """A report document with the headers of every page and its own CSP."""
+    secure(response, request)
+    response.headers["Content-Security-Policy"] = REPORT_CSP
+    return response

@@ -22,7 +22,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,15 +33,17 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Connection
 
 from gateway.audit import search, trail
+from gateway.audit.aggregates import span_of
 from gateway.audit.timeline import timeline
 from gateway.audit.trail import AuditEvent
-from gateway.config import ReviewerConfig
+from gateway.config import AnomalyConfig, ReviewerConfig
 from gateway.portal import access
 from gateway.portal.notices import when
+from gateway.reports import gather, render_html
 from gateway.store.audit_facets import TLS_KINDS
 from gateway.store.database import Database
 from gateway.web import factors, roles, sessions, users
-from gateway.web.pages import Refused, https, secure
+from gateway.web.pages import Refused, https, report_page, secure
 from gateway.web.users import User
 
 PREFIX = "/review"
@@ -66,6 +68,10 @@ class ReviewerParts:
     config: ReviewerConfig
     key: bytes  # the web key (keys/web.key): TOTP secrets and CSRF tokens
     public_url: str  # web.public_url: decides Secure cookies
+    # What the report page builds its anomalies with (reports.anomalies, and the
+    # personal mailbox domains of reports.consumer_domains).
+    report_options: AnomalyConfig
+    report_domains: frozenset[str]
 
 
 class Reviewer:
@@ -604,10 +610,35 @@ async def message_timeline(
     )
 
 
-# The report's page (`phigate report` rendered as HTML) plugs in here: the route,
-# its role guard, its audit event and its nav entry (templates/review/base.html)
-# are in place; the page itself is built with the reports.
 @router.get(f"{PREFIX}/reports")
 async def reports(request: Request, ctx: Ctx, person: ReportReader) -> Response:
-    await _viewed(ctx, request, person, "reports")
-    return _render(ctx, request, "reports.html", "Reports", person=person)
+    """A form for the time range, then the report of `phigate report --format html`,
+    a document of its own (to print or save)."""
+    since = request.query_params.get("from", "").strip()
+    until = request.query_params.get("to", "").strip()
+    error = None
+    if since and until:
+        try:
+            span = span_of(since, until)
+        except search.FilterError as exc:
+            error = str(exc)
+        else:
+            options, domains = ctx.parts.report_options, ctx.parts.report_domains
+            built = await ctx.db.read(lambda conn: gather.report(conn, span, options, domains))
+            await _viewed(ctx, request, person, "report", detail="range=given")
+            return report_page(HTMLResponse(render_html.render(built)), request)
+    elif since or until:
+        error = "give both the start and the end"
+    await _viewed(ctx, request, person, "reports", "ok" if error is None else "bad_filter")
+    today = datetime.fromtimestamp(time.time(), UTC).date()
+    return _render(
+        ctx,
+        request,
+        "reports.html",
+        "Reports",
+        status=400 if error else 200,
+        person=person,
+        error=error,
+        since=since or (today - timedelta(days=6)).isoformat(),
+        until=until or today.isoformat(),
+    )
