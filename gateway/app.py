@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from gateway import metrics
 from gateway.audit import checkpoints, trail
+from gateway.audit.indexer import Indexer
 from gateway.bounce import BounceMaker
 from gateway.config import LimitsConfig, Settings, parse_host_port
 from gateway.consent.links import UnsubscribeLinks, load_key
@@ -180,6 +181,8 @@ class Parts:
     tls_reports: TlsReporter
     readiness: Readiness  # what /readyz answers, on the web app and the metrics listener
     metrics_app: FastAPI | None  # None with metrics.enabled false
+    # Search keys of new audit events, off the relay's path; a search runs a pass first.
+    audit_index: Indexer
 
     def close(self) -> None:
         self.inspector.close()
@@ -277,6 +280,7 @@ def build(
             metrics_app=create_metrics_app(db, readiness, settings.metrics.token)
             if settings.metrics.enabled
             else None,
+            audit_index=Indexer(db, settings.audit.index_every_seconds),
         )
         on_error.pop_all()
     return parts
@@ -480,6 +484,7 @@ async def run(
             trail.checkpoint_periodically(db, settings.audit, stop), name="audit-checkpoints"
         )
         portal_expiry = asyncio.create_task(Expiry(db).run_forever(stop), name="portal-expiry")
+        audit_index = asyncio.create_task(parts.audit_index.run_forever(stop), name="audit-index")
         policy.started()
         event(
             log,
@@ -494,7 +499,9 @@ async def run(
         parts.readiness.stopping()
         event(log, "stopping")
         reports.cancel()  # an unfinished report is sent by the next pass
-        await asyncio.gather(reports, audit_checkpoints, portal_expiry, return_exceptions=True)
+        await asyncio.gather(
+            reports, audit_checkpoints, portal_expiry, audit_index, return_exceptions=True
+        )
     finally:
         if web is not None:
             await web.stop()

@@ -322,12 +322,15 @@ class TlsReportConfig(_Strict):
 
 
 class AuditConfig(_Strict):
-    """Signed checkpoints of the audit trail, written by the running server."""
+    """Signed checkpoints of the audit trail and its search index, kept by the running server."""
 
     # A checkpoint after this many new events ...
     checkpoint_every_events: int = Field(default=1000, ge=1)
     # ... or this many seconds after the last one, if any event came since.
     checkpoint_every_seconds: float = Field(default=300.0, gt=0)
+    # Seconds between the indexer's passes, which derive the search keys of new
+    # events off the relay's path (a search indexes what is left first).
+    index_every_seconds: float = Field(default=10.0, gt=0, le=3600)
 
 
 class PurposeConfig(_Strict):

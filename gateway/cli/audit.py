@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from gateway.audit import checkpoints, search, trail
+from gateway.audit import checkpoints, indexer, search, trail
 from gateway.audit.checkpoints import Checkpoint, CheckpointFileError
 from gateway.audit.timeline import timeline
 from gateway.audit.verify import verify
@@ -245,11 +245,13 @@ def audit_search(
     """
     filters = search.Filters(events=events, **given)
     settings = cli_settings(config_file, data_dir)
-    with open_store(settings) as db, db.reading() as conn:
-        if count_only:
-            counted = search.summary(conn, filters)
-        else:
-            page = search.search(conn, filters, limit, after)
+    with open_store(settings) as db:
+        indexer.catch_up(db)  # the events the server has not indexed yet: none is missed
+        with db.reading() as conn:
+            if count_only:
+                counted = search.summary(conn, filters)
+            else:
+                page = search.search(conn, filters, limit, after)
     if count_only:
         if as_json:
             print_json(counted.as_json())
@@ -278,8 +280,10 @@ def audit_show(queue_id: str, as_json: bool, config_file: str | None, data_dir: 
     decision, each delivery attempt with its TLS evidence, DSN, portal events
     and admin actions (with who made them). Metadata only: never content."""
     settings = cli_settings(config_file, data_dir)
-    with open_store(settings) as db, db.reading() as conn:
-        life = timeline(queue_id, search.of_message(conn, queue_id))
+    with open_store(settings) as db:
+        indexer.catch_up(db)  # a DSN is found by the key naming its message
+        with db.reading() as conn:
+            life = timeline(queue_id, search.of_message(conn, queue_id))
     if as_json:
         print_json(life.as_json())
     if not life.found:
