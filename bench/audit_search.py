@@ -196,7 +196,8 @@ def fill(conn: Connection, rows: Iterator[dict[str, Any]], indexed_through: int)
         events.append(row)
         if len(events) >= _BATCH:
             conn.execute(insert(audit_events), events)
-            conn.execute(insert(audit_recipients), recipients)
+            if recipients:
+                conn.execute(insert(audit_recipients), recipients)
             events.clear()
             recipients.clear()
     if events:

@@ -122,6 +122,8 @@ class Indexer:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.interval)
+            if stop.is_set():
+                return  # what is left waits for the next start, or a search: shutdown stays quick
             try:
                 await self.run_once()
             except Exception as exc:  # the next pass (or a search) indexes what is left

@@ -238,6 +238,9 @@ def audit_search(
 ) -> None:
     """Find audit events: every filter given must hold; oldest first, by event id.
 
+    Events the server has not indexed for search yet are indexed first, so
+    none is missed (this needs write access to the database).
+
     \b
       phigate audit search --since 2026-12-01 --recipient-domain gmail.com --event policy
       phigate audit search --principal crm --event delivered --tls none --count
