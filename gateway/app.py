@@ -280,7 +280,9 @@ def build(
             metrics_app=create_metrics_app(db, readiness, settings.metrics.token)
             if settings.metrics.enabled
             else None,
-            audit_index=Indexer(db, settings.audit.index_every_seconds),
+            audit_index=Indexer(
+                db, settings.audit.index_every_seconds, settings.audit.index_max_delay_seconds
+            ),
         )
         on_error.pop_all()
     return parts

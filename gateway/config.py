@@ -329,8 +329,10 @@ class AuditConfig(_Strict):
     # ... or this many seconds after the last one, if any event came since.
     checkpoint_every_seconds: float = Field(default=300.0, gt=0)
     # Seconds between the indexer's passes, which derive the search keys of new
-    # events off the relay's path (a search indexes what is left first).
+    # events off the relay's path (a search indexes what is left first) ...
     index_every_seconds: float = Field(default=10.0, gt=0, le=3600)
+    # ... put off while mail is being written, but never longer than this.
+    index_max_delay_seconds: float = Field(default=60.0, gt=0, le=86400)
 
 
 class PurposeConfig(_Strict):

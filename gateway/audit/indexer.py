@@ -6,7 +6,9 @@ recipient rows that searches read (gateway.store.audit_facets) are derived
 here afterwards, for the events past a durable high-water mark
 (`audit_index_mark`), a batch at a time:
 
-- by the server, every `audit.index_every_seconds` (`Indexer.run_forever`);
+- by the server, every `audit.index_every_seconds` (`Indexer.run_forever`),
+  put off while mail is being written (up to `audit.index_max_delay_seconds`)
+  so that a burst of mail keeps the CPU for itself;
 - by every search first (`catch_up`, `Indexer.run_once`), so a search finds
   an event the moment the 250 for it was sent.
 
@@ -40,6 +42,9 @@ log = logging.getLogger("gateway.audit")
 # Events indexed per transaction: it shares the writer with intake, so a batch
 # is kept to a few milliseconds of the writer's time.
 BATCH = 250
+# Mail is flowing if the trail grew within this many seconds (every message,
+# decision and delivery appends an event; an idle worker's polls do not).
+QUIET = 0.5
 
 _e = audit_events.c
 _r = audit_recipients.c
@@ -56,6 +61,11 @@ _INSERT_RECIPIENTS = insert(audit_recipients)
 def indexed_through(conn: Connection) -> int:
     """The mark: every event with an id up to it is indexed."""
     return int(conn.execute(_MARK).scalar_one())
+
+
+def newest_event(conn: Connection) -> int:
+    """The id of the newest event (0 with none)."""
+    return int(conn.execute(select(func.coalesce(func.max(_e.id), 0))).scalar_one())
 
 
 def pending(conn: Connection) -> int:
@@ -111,23 +121,35 @@ def catch_up(db: Database, batch: int = BATCH) -> int:
 
 
 class Indexer:
-    """The server's indexer: a pass every `interval` seconds, and on demand."""
+    """The server's indexer: a pass every `interval` seconds when mail is not being
+    written, at the latest every `max_delay` seconds; and on demand (`run_once`)."""
 
-    def __init__(self, db: Database, interval: float, batch: int = BATCH) -> None:
+    def __init__(self, db: Database, interval: float, max_delay: float, batch: int = BATCH) -> None:
         self.db = db
         self.interval = interval
+        self.max_delay = max_delay
         self.batch = batch
 
     async def run_forever(self, stop: asyncio.Event) -> None:
+        waited = 0.0
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.interval)
             if stop.is_set():
                 return  # what is left waits for the next start, or a search: shutdown stays quick
+            waited += self.interval
+            if waited < self.max_delay and await self._mail_flowing():
+                continue  # the work only waits: a search indexes what is left first
+            waited = 0.0
             try:
                 await self.run_once()
             except Exception as exc:  # the next pass (or a search) indexes what is left
                 log_event(log, "audit_index_failed", logging.ERROR, error=type(exc).__name__)
+
+    async def _mail_flowing(self) -> bool:
+        before = await self.db.read(newest_event)
+        await asyncio.sleep(QUIET)
+        return await self.db.read(newest_event) != before
 
     async def run_once(self) -> int:
         """Index every pending event, a batch per write; how many (a page's search calls it)."""
