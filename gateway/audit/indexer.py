@@ -68,12 +68,6 @@ def newest_event(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.max(_e.id), 0))).scalar_one())
 
 
-def pending(conn: Connection) -> int:
-    """How many events wait for the indexer."""
-    query = select(func.count()).select_from(audit_events).where(_e.id > _MARK.scalar_subquery())
-    return int(conn.execute(query).scalar_one())
-
-
 def index_batch(conn: Connection, limit: int = BATCH) -> int:
     """Index up to `limit` events past the mark, in this write transaction; how many."""
     # FOR UPDATE (PostgreSQL): a second indexer waits here, then starts after this batch.
