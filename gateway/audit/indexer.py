@@ -1,7 +1,7 @@
 """The search index of the audit trail, kept up behind the chain.
 
 Appending an event (gateway.audit.trail) writes its hashed fields and nothing
-else, so the relay's path to 250 pays nothing for search. The search keys and
+else, so the relay's path to 250 does not derive search keys. The search keys and
 recipient rows that searches read (gateway.store.audit_facets) are derived
 here afterwards, for the events past a durable high-water mark
 (`audit_index_mark`), a batch at a time:
