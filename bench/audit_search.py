@@ -5,9 +5,12 @@
 
 It migrates a fresh SQLite store in a temporary directory, writes N synthetic
 events straight into `audit_events` and `audit_recipients` with SQLAlchemy
-core (the search keys and recipient rows derived by gateway.store.audit_facets, as
-`trail.append` derives them), then times each common search through the
-query layer `phigate audit search` and `audit show` use
+core (the search keys and recipient rows derived by gateway.store.audit_facets,
+as the indexer derives them), except the newest `--pending` ones, which are
+written as `trail.append` writes them (no search keys) and then indexed by
+the indexer (gateway.audit.indexer.catch_up, as a search does first, timed:
+events per second with every index in place). Then it times each common
+search through the query layer `phigate audit search` and `audit show` use
 (gateway.audit.search): the first page (100 events), the next page (from
 the first page's cursor, when there is one) and the count by kind, each
 with fresh random parameters per run. It prints p50/p99 in ms.
@@ -39,15 +42,15 @@ from pathlib import Path
 from typing import Any
 
 from relay import percentile
-from sqlalchemy import Connection, insert, text
+from sqlalchemy import Connection, insert, text, update
 
-from gateway.audit import search
+from gateway.audit import indexer, search
 from gateway.audit.search import Filters
 from gateway.audit.timeline import timeline
 from gateway.store import audit_facets as facets
 from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database
-from gateway.store.schema import audit_events, audit_recipients
+from gateway.store.schema import audit_events, audit_index_mark, audit_recipients
 
 DAYS = 30
 START = 1_780_000_000.0
@@ -180,39 +183,55 @@ def generate(mix: Mix, count: int) -> Iterator[dict[str, Any]]:
         n += 1
 
 
-def fill(conn: Connection, rows: Iterator[dict[str, Any]]) -> None:
+def fill(conn: Connection, rows: Iterator[dict[str, Any]], indexed_through: int) -> None:
+    """Write the events; those after `indexed_through` as appending does, unindexed."""
     events: list[dict[str, Any]] = []
     recipients: list[dict[str, object]] = []
     for row in rows:
-        recipients.extend(facets.recipient_rows(row["id"], row.pop("_rcpts")))
+        listed = row.pop("_rcpts")
+        if row["id"] <= indexed_through:
+            recipients.extend(facets.recipient_rows(row["id"], listed))
+        else:
+            row.update(dict.fromkeys(facets.COLUMNS))
         events.append(row)
         if len(events) >= _BATCH:
             conn.execute(insert(audit_events), events)
-            conn.execute(insert(audit_recipients), recipients)
+            if recipients:
+                conn.execute(insert(audit_recipients), recipients)
             events.clear()
             recipients.clear()
     if events:
         conn.execute(insert(audit_events), events)
     if recipients:
         conn.execute(insert(audit_recipients), recipients)
+    conn.execute(update(audit_index_mark).values(event_id=indexed_through))
 
 
 def _indexes() -> list[Any]:
     return [*audit_events.indexes, *audit_recipients.indexes]
 
 
-def build(url: str, count: int, seed: int) -> tuple[Database, float]:
+def build(url: str, count: int, pending: int, seed: int) -> tuple[Database, float]:
     db = Database(url, audit_key=AuditKey(os.urandom(32)))
     db.migrate()
     started = time.perf_counter()
     with db.write_engine.begin() as conn:
         for index in _indexes():
             index.drop(conn)
-        fill(conn, generate(Mix(seed), count))
+        fill(conn, generate(Mix(seed), count), count - pending)
         for index in _indexes():
             index.create(conn)
     db.checkpoint()  # searches read the database file, not a WAL as large as it
     return db, time.perf_counter() - started
+
+
+def index_pending(db: Database) -> tuple[int, float]:
+    """What the indexer does before a search: (events indexed, seconds)."""
+    started = time.perf_counter()
+    done = indexer.catch_up(db)
+    took = time.perf_counter() - started
+    db.checkpoint()
+    return done, took
 
 
 def _sample(conn: Connection, sql: str) -> list[Any]:
@@ -312,20 +331,34 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=100, help="timed runs per search")
+    parser.add_argument(
+        "--pending",
+        type=int,
+        default=50_000,
+        help="newest events left to the indexer, which is timed (default 50,000)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="keep the database in this directory")
     args = parser.parse_args()
+    if not 0 <= args.pending <= args.events:
+        parser.error("--pending must be 0..--events")
     with tempfile.TemporaryDirectory(prefix="phigate-audit-bench-") as tmp:
         where = args.keep or Path(tmp)
         where.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{where / 'bench.db'}"
-        db, took = build(url, args.events, args.seed)
+        db, took = build(url, args.events, args.pending, args.seed)
         try:
+            indexed, indexing = index_pending(db)
             size = (where / "bench.db").stat().st_size / 1e6
             print(
                 f"{args.events:,} events written and indexed in {took:.1f} s; "
                 f"database {size:.0f} MB"
             )
+            if indexed:
+                print(
+                    f"indexer: the newest {indexed:,} events indexed in {indexing:.2f} s, "
+                    f"{indexed / indexing:,.0f} events/s (batches of {indexer.BATCH})"
+                )
             print(f"{'search':<24} {'first page':>15} {'next page':>15} {'count by kind':>15}")
             print(f"{'':<24} {'p50':>7} {'p99':>7} {'p50':>7} {'p99':>7} {'p50':>7} {'p99':>7}  ms")
             for name, *times in run(db, args.runs, args.seed):

@@ -21,6 +21,7 @@ from gateway import metrics
 from gateway.audit import checkpoints, trail
 from gateway.audit.formats import SyslogFormat
 from gateway.audit.forwarder import Forwarder, ForwarderSetupError, client_context
+from gateway.audit.indexer import Indexer
 from gateway.bounce import BounceMaker
 from gateway.config import LimitsConfig, Settings, parse_host_port
 from gateway.consent.links import UnsubscribeLinks, load_key
@@ -189,6 +190,8 @@ class Parts:
     metrics_app: FastAPI | None  # None with metrics.enabled false
     daily_reports: DailyReports | None  # None with reports.daily.enabled false
     forwarder: Forwarder  # audit events to a syslog collector (idle unless enabled)
+    # Search keys of new audit events, off the relay's path; a search runs a pass first.
+    audit_index: Indexer
 
     def close(self) -> None:
         self.inspector.close()
@@ -314,6 +317,9 @@ def build(
                 settings.audit.forward,
                 SyslogFormat(settings.audit.syslog, settings.hostname),
                 forwarder_tls(settings),
+            ),
+            audit_index=Indexer(
+                db, settings.audit.index_every_seconds, settings.audit.index_max_delay_seconds
             ),
         )
         on_error.pop_all()
@@ -536,6 +542,7 @@ async def run(
         )
         # Each process runs it; the one holding the cursor's lease forwards.
         forwarding = asyncio.create_task(parts.forwarder.run_forever(stop), name="audit-forward")
+        audit_index = asyncio.create_task(parts.audit_index.run_forever(stop), name="audit-index")
         policy.started()
         event(
             log,
@@ -556,6 +563,7 @@ async def run(
             audit_checkpoints,
             portal_expiry,
             forwarding,
+            audit_index,
             *([daily] if daily is not None else []),
             return_exceptions=True,
         )

@@ -426,12 +426,18 @@ class AuditForwardConfig(_Strict):
 
 
 class AuditConfig(_Strict):
-    """The audit trail: checkpoints the server writes, syslog form, the live forwarder."""
+    """The audit trail: checkpoints the server writes, its search index, syslog form, the
+    live forwarder."""
 
     # A checkpoint after this many new events ...
     checkpoint_every_events: int = Field(default=1000, ge=1)
     # ... or this many seconds after the last one, if any event came since.
     checkpoint_every_seconds: float = Field(default=300.0, gt=0)
+    # Seconds between the indexer's passes, which derive the search keys of new
+    # events off the relay's path (a search indexes what is left first) ...
+    index_every_seconds: float = Field(default=10.0, gt=0, le=3600)
+    # ... put off while mail is being written, but never longer than this.
+    index_max_delay_seconds: float = Field(default=60.0, gt=0, le=86400)
     syslog: SyslogConfig = SyslogConfig()
     forward: AuditForwardConfig = AuditForwardConfig()
 

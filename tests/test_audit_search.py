@@ -21,7 +21,7 @@ from sqlalchemy import text
 from stores import cli_store
 
 import gateway.store as store_module
-from gateway.audit import search, trail
+from gateway.audit import indexer, search, trail
 from gateway.audit.search import Filters
 from gateway.audit.trail import AuditEvent
 from gateway.audit.verify import verify
@@ -134,6 +134,7 @@ def _story() -> list[AuditEvent]:
 def filled(db: Database) -> Database:
     with db.transaction() as conn:
         trail.append(conn, _story())
+    indexer.catch_up(db)
     return db
 
 
@@ -380,9 +381,12 @@ def _key(db: Database) -> AuditKey:
 # --- the migration ----------------------------------------------------------------------
 
 
-def test_migration_fills_in_search_keys_and_keeps_old_hashes(database_url: str) -> None:
-    """Events written before revision 0010 get their search keys and recipient rows;
-    their hashes, computed without those columns, still verify."""
+def test_events_from_before_the_migration_are_indexed_and_keep_their_hashes(
+    database_url: str,
+) -> None:
+    """Events written before revision 0010 are pending for the indexer, then get their
+    search keys and recipient rows; their hashes, computed without those columns,
+    still verify."""
     db = Database(database_url, audit_key=AuditKey(os.urandom(32)))
     try:
         cfg = AlembicConfig()
@@ -413,8 +417,15 @@ def test_migration_fills_in_search_keys_and_keeps_old_hashes(database_url: str) 
                 prev = digest
         db.migrate()
         with db.reading() as conn:
+            before = verify(conn, _key(db))
+            assert [p.reason for p in before.problems if p.event_id] == []
+            assert before.unindexed == len(_story())
+            assert search.search(conn, Filters(rule="hold-large")).events == []
+        assert indexer.catch_up(db, batch=5) == len(_story())  # several batches
+        with db.reading() as conn:
             report = verify(conn, _key(db))
             assert [p.reason for p in report.problems if p.event_id] == []
+            assert report.unindexed == 0
             assert [e.event for e in search.search(conn, Filters(rule="hold-large")).events] == [
                 "policy"
             ]

@@ -4,12 +4,14 @@ The queries a reviewer runs (`phigate audit search`, and any page or report
 built on them): each filter reads an index — the event columns, the derived
 search keys (gateway.store.audit_facets) or `audit_recipients` — so a search over
 millions of events answers in milliseconds. Results hold what the trail
-holds: metadata only.
+holds: metadata only. The search keys are filled in behind the chain
+(gateway.audit.indexer): whoever searches brings the index up to date first
+(`indexer.catch_up`, or `Indexer.run_once` in the server), or the newest
+events would be missing from filters on them.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -19,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, and_, func, or_, select
 
-from gateway.store.audit_facets import domain_of
+from gateway.store.audit_facets import domain_of, listed_recipients
 from gateway.store.schema import audit_events, audit_recipients
 
 MAX_LIMIT = 10_000
@@ -163,10 +165,6 @@ _EVENT_COLUMNS = (
 
 
 def _event(row: Row[Any, *tuple[Any, ...]]) -> Event:
-    try:
-        listed = json.loads(row.recipients or "[]")
-    except ValueError:
-        listed = []  # an edited event: `audit verify` names it
     return Event(
         id=row.id,
         ts=row.ts,
@@ -177,7 +175,7 @@ def _event(row: Row[Any, *tuple[Any, ...]]) -> Event:
         actor=row.actor,
         client_ip=row.client_ip,
         sender=row.sender,
-        recipients=tuple(str(a) for a in listed) if isinstance(listed, list) else (),
+        recipients=tuple(listed_recipients(row.recipients)),
         size=row.size,
         code=row.code,
         detail=row.detail,

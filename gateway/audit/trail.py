@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
-from gateway.audit import checkpoints
+from gateway.audit import checkpoints, indexer
 from gateway.audit.checkpoints import Checkpoint
 from gateway.config import AuditConfig
 from gateway.logs import event as log_event
@@ -37,7 +37,7 @@ from gateway.store import audit_facets as facets
 from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database, audit_key_of, transaction_cache
 from gateway.store.keyring import KeyringError
-from gateway.store.schema import audit_events, audit_recipients
+from gateway.store.schema import audit_events
 
 log = logging.getLogger("gateway.audit")
 
@@ -51,8 +51,8 @@ _SHA256_FIELDS = (
 )  # fmt: skip
 _BOOKKEEPING = frozenset(("id", "prev_hash", "hash", "chain_version"))
 # Search keys derived from the hashed fields (gateway.store.audit_facets): left out
-# of the hash so they could be filled in for events written before them;
-# `audit verify` recomputes them instead.
+# of the hash so they are filled in after the event, off the relay's path
+# (gateway.audit.indexer); `audit verify` recomputes them instead.
 DERIVED = frozenset(facets.COLUMNS)
 _UNHASHED = _BOOKKEEPING | DERIVED
 # PostgreSQL: one lock id for "extending the audit chain" (held until COMMIT).
@@ -63,9 +63,8 @@ _CHAIN_HEAD = (
     .order_by(audit_events.c.id.desc())
     .limit(1)
 )
-# Ids back in the rows' order: each event's recipients are indexed under its id.
-_INSERT_EVENT = insert(audit_events).returning(audit_events.c.id, sort_by_parameter_order=True)
-_INSERT_RECIPIENTS = insert(audit_recipients)
+# Only the hashed fields: the search keys are derived later (gateway.audit.indexer).
+_INSERT_EVENT = insert(audit_events)
 _LOCK_CHAIN = select(func.pg_advisory_xact_lock(_CHAIN_LOCK_ID))
 
 
@@ -111,7 +110,6 @@ def chain_hash(version: int, key: AuditKey, prev_hash: str, row: Mapping[Any, An
 def _row(event: AuditEvent) -> dict[str, Any]:
     row = asdict(event)
     row["recipients"] = json.dumps(list(event.recipients))
-    row.update(facets.facets(event.event, event.detail).columns())
     return row
 
 
@@ -138,8 +136,7 @@ def _lock_chain(conn: Connection) -> None:
 
 def append(conn: Connection, events: Iterable[AuditEvent]) -> None:
     """Append events to the chain within the current transaction."""
-    events_list = list(events)
-    rows = [_row(e) for e in events_list]
+    rows = [_row(e) for e in events]
     if not rows:
         return
     key = _key(conn)
@@ -157,14 +154,7 @@ def append(conn: Connection, events: Iterable[AuditEvent]) -> None:
         digest = chain_hash(KEYED_CHAIN, key, prev, row)
         row.update(prev_hash=prev, hash=digest, chain_version=KEYED_CHAIN)
         prev = digest
-    ids = conn.execute(_INSERT_EVENT, rows).scalars().all()
-    indexed = [
-        entry
-        for event_id, event in zip(ids, events_list, strict=True)
-        for entry in facets.recipient_rows(event_id, event.recipients)
-    ]
-    if indexed:
-        conn.execute(_INSERT_RECIPIENTS, indexed)
+    conn.execute(_INSERT_EVENT, rows)
     cache["audit_head"] = prev
 
 
@@ -248,57 +238,28 @@ class ChainedEvent:
     chain_version: int
     link_ok: bool
     hash_ok: bool
-    facets_ok: bool  # its search keys are the ones its fields give (gateway.store.audit_facets)
-
-
-def _indexed_recipients(conn: Connection) -> Iterator[tuple[int, set[tuple[str, str]]]]:
-    """The recipient index (audit_recipients) grouped by event id, in id order."""
-    r = audit_recipients.c
-    query = (
-        select(r.event_id, r.recipient, r.domain)
-        .order_by(r.event_id, r.recipient)
-        .execution_options(yield_per=1000)
-    )
-    current: int | None = None
-    group: set[tuple[str, str]] = set()
-    for row in conn.execute(query):
-        if row.event_id != current:
-            if current is not None:
-                yield current, group
-            current, group = int(row.event_id), set()
-        group.add((row.recipient, row.domain))
-    if current is not None:
-        yield current, group
-
-
-def _derived_recipients(row: Mapping[Any, Any]) -> set[tuple[str, str]]:
-    try:
-        listed = json.loads(row["recipients"] or "[]")
-    except ValueError:
-        return set()  # an edited event: its hash no longer matches
-    if not isinstance(listed, list):
-        return set()
-    return {
-        (str(entry["recipient"]), str(entry["domain"]))
-        for entry in facets.recipient_rows(0, [str(a) for a in listed])
-    }
+    # Its search keys and recipient rows are the ones its fields give; None: not
+    # indexed yet (past the indexer's mark), nothing to hold against.
+    facets_ok: bool | None
 
 
 def walk(conn: Connection, key: AuditKey) -> Iterator[ChainedEvent]:
-    """Recompute the chain in id order, event by event, and each event's search keys."""
+    """Recompute the chain in id order, event by event, and each indexed event's search keys."""
     prev = GENESIS
+    through = indexer.indexed_through(conn)
     query = select(audit_events).order_by(audit_events.c.id).execution_options(yield_per=1000)
     # Index rows of ids no event has are never found by a search: only each
     # event's own rows are compared.
-    indexed = _indexed_recipients(conn)
-    pending = next(indexed, None)
+    indexed = indexer.recipient_index(conn, through)
+    ahead = next(indexed, None)
     for row in conn.execute(query).mappings():
         event_id = int(row["id"])
-        while pending is not None and pending[0] < event_id:
-            pending = next(indexed, None)
-        listed: set[tuple[str, str]] = set()
-        if pending is not None and pending[0] == event_id:
-            listed = pending[1]
+        facets_ok: bool | None = None
+        if event_id <= through:
+            while ahead is not None and ahead[0] < event_id:
+                ahead = next(indexed, None)
+            listed = ahead[1] if ahead is not None and ahead[0] == event_id else set()
+            facets_ok = indexer.holds(row, listed)
         version = int(row["chain_version"])
         expected = chain_hash(version, key, row["prev_hash"], row)
         yield ChainedEvent(
@@ -307,10 +268,6 @@ def walk(conn: Connection, key: AuditKey) -> Iterator[ChainedEvent]:
             version,
             link_ok=row["prev_hash"] == prev,
             hash_ok=version in (SHA256_CHAIN, KEYED_CHAIN) and expected == row["hash"],
-            facets_ok=listed == _derived_recipients(row)
-            and all(
-                row[name] == value
-                for name, value in facets.facets(row["event"], row["detail"]).columns().items()
-            ),
+            facets_ok=facets_ok,
         )
         prev = row["hash"]

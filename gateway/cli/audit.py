@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from gateway.audit import checkpoints, cursors, search, trail
+from gateway.audit import checkpoints, cursors, indexer, search, trail
 from gateway.audit.checkpoints import Checkpoint, CheckpointFileError
 from gateway.audit.formats import SyslogFormat, jsonl_line
 from gateway.audit.timeline import timeline
@@ -245,6 +245,9 @@ def audit_search(
 ) -> None:
     """Find audit events: every filter given must hold; oldest first, by event id.
 
+    Events the server has not indexed for search yet are indexed first, so
+    none is missed (this needs write access to the database).
+
     \b
       phigate audit search --since 2026-12-01 --recipient-domain gmail.com --event policy
       phigate audit search --principal crm --event delivered --tls none --count
@@ -252,11 +255,13 @@ def audit_search(
     """
     filters = search.Filters(events=events, **given)
     settings = cli_settings(config_file, data_dir)
-    with open_store(settings) as db, db.reading() as conn:
-        if count_only:
-            counted = search.summary(conn, filters)
-        else:
-            page = search.search(conn, filters, limit, after)
+    with open_store(settings) as db:
+        indexer.catch_up(db)  # the events the server has not indexed yet: none is missed
+        with db.reading() as conn:
+            if count_only:
+                counted = search.summary(conn, filters)
+            else:
+                page = search.search(conn, filters, limit, after)
     if count_only:
         if as_json:
             print_json(counted.as_json())
@@ -285,8 +290,10 @@ def audit_show(queue_id: str, as_json: bool, config_file: str | None, data_dir: 
     decision, each delivery attempt with its TLS evidence, DSN, portal events
     and admin actions (with who made them). Metadata only: never content."""
     settings = cli_settings(config_file, data_dir)
-    with open_store(settings) as db, db.reading() as conn:
-        life = timeline(queue_id, search.of_message(conn, queue_id))
+    with open_store(settings) as db:
+        indexer.catch_up(db)  # a DSN is found by the key naming its message
+        with db.reading() as conn:
+            life = timeline(queue_id, search.of_message(conn, queue_id))
     if as_json:
         print_json(life.as_json())
     if not life.found:

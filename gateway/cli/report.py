@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from gateway.audit import indexer
 from gateway.audit.aggregates import Span, span_of
 from gateway.audit.search import FilterError
 from gateway.cli.common import cli_settings, config_options, fail, open_store
@@ -85,8 +86,10 @@ def report_command(
         domains = consumer.load(options.consumer_domains, Path(settings.data_dir))
     except consumer.DomainListError as exc:
         fail(str(exc))
-    with open_store(settings) as db, db.reading() as conn:
-        made = report(conn, span, options.anomalies, domains, time.time())
+    with open_store(settings) as db:
+        indexer.catch_up(db)  # the events the server has not indexed yet count too
+        with db.reading() as conn:
+            made = report(conn, span, options.anomalies, domains, time.time())
     text = RENDERERS[fmt](made)
     if output is None:
         click.echo(text, nl=False)

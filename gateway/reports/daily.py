@@ -23,7 +23,7 @@ from email.utils import formatdate, make_msgid
 from sqlalchemy import Connection, func, select
 
 from gateway import periodic
-from gateway.audit import trail
+from gateway.audit import indexer, trail
 from gateway.audit.aggregates import DAY, Span
 from gateway.audit.trail import AuditEvent
 from gateway.config import ReportsConfig
@@ -128,6 +128,7 @@ class DailyReports:
         if day is None or await self.db.read(lambda conn: mailed(conn, day)):
             return None
         span = Span(day * DAY, (day + 1) * DAY)
+        await indexer.index_pending(self.db)  # the day's newest events count too
         made = await self.db.read(
             lambda conn: report(conn, span, self.config.anomalies, self.consumer, now)
         )

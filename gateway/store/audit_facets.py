@@ -10,12 +10,14 @@ so a search over millions of events reads an index instead of every detail.
 They are derived, not recorded: `facets` computes them from the event, the
 chain's hash leaves them out (gateway.audit.trail), and `phigate audit
 verify` recomputes them, so a changed search key is found like a changed
-event. Being derived, they could be filled in for events written before they
-existed (migration 0010) without touching those events' hashes.
+event. Being derived, they are filled in after the event is appended, off
+the relay's path (gateway.audit.indexer), for new events and for those
+written before the search keys existed alike, without touching any hash.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -112,6 +114,16 @@ def recipient_rows(event_id: int, recipients: Sequence[str]) -> list[dict[str, o
         seen.add(folded)
         rows.append({"event_id": event_id, "recipient": folded, "domain": domain_of(folded)})
     return rows
+
+
+def listed_recipients(stored: str | None) -> list[str]:
+    """The addresses of an event's `recipients` column (a JSON list); [] if it is not one,
+    which only an edited event can be (its hash then tells `audit verify` so)."""
+    try:
+        listed = json.loads(stored or "[]")
+    except ValueError:
+        return []
+    return [str(a) for a in listed] if isinstance(listed, list) else []
 
 
 def domain_of(address: str) -> str:

@@ -115,9 +115,10 @@ audit_events = Table(
     Column("chain_version", Integer, nullable=False, server_default=text("1")),
     # Who made an admin change: "cli:<OS user>", "api:<token name>"; NULL for mail events.
     Column("actor", String(128), nullable=True),
-    # Search keys derived from the fields above (gateway.store.audit_facets): the hash
-    # leaves them out, `audit verify` recomputes them. Partial indexes: most
-    # events have none of them.
+    # Search keys derived from the fields above (gateway.store.audit_facets) by
+    # the indexer behind the chain (gateway.audit.indexer), not by appending:
+    # the hash leaves them out, `audit verify` recomputes them. Partial
+    # indexes: many events have none of them.
     Column("rule", String(64), nullable=True),
     Column("policy_version", String(32), nullable=True),
     Column("mode", String(32), nullable=True),
@@ -151,8 +152,8 @@ audit_events = Table(
 )
 
 # Each recipient an audit event names, lower-cased, with its domain: searching
-# by recipient or domain reads these indexes instead of the JSON list. Written
-# with the event (gateway.audit.trail); derived like the search keys above.
+# by recipient or domain reads these indexes instead of the JSON list. Derived
+# like the search keys above, by the indexer (gateway.audit.indexer).
 audit_recipients = Table(
     "audit_recipients",
     metadata,
@@ -166,6 +167,16 @@ audit_recipients = Table(
     Column("domain", String(255), nullable=False),
     Index("ix_audit_recipients_recipient", "recipient", "event_id"),
     Index("ix_audit_recipients_domain", "domain", "event_id"),
+)
+
+# The indexer's durable high-water mark: every event with id <= event_id has
+# its search keys and recipient rows. One row (id 1), moved in the same
+# transaction as the batch it covers.
+audit_index_mark = Table(
+    "audit_index_mark",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("event_id", Integer, nullable=False),
 )
 
 # Signed statements "the chain had `count` events up to `event_id`, whose hash

@@ -32,7 +32,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Connection
 
-from gateway.audit import search, trail
+from gateway.audit import indexer, search, trail
 from gateway.audit.aggregates import span_of
 from gateway.audit.timeline import timeline
 from gateway.audit.trail import AuditEvent
@@ -551,6 +551,7 @@ async def audit_search(request: Request, ctx: Ctx, person: AuditReader) -> Respo
         def run(conn: Connection) -> tuple[search.Page, search.Summary]:
             return search.search(conn, filters, limit, after), search.summary(conn, filters)
 
+        await indexer.index_pending(ctx.db)  # what the server has not indexed yet
         page, counted = await ctx.db.read(run)
     detail = f"filters={','.join(used) or '-'}" + (f" after={after}" if after else "")
     await _viewed(
@@ -586,6 +587,7 @@ async def message_timeline(
     if not _QUEUE_ID.match(queue_id):
         await _viewed(ctx, request, person, "timeline", "not_found")
         return _info(ctx, request, "No such message", ["That is not a queue id."], 404, person)
+    await indexer.index_pending(ctx.db)
     life = timeline(queue_id, await ctx.db.read(lambda conn: search.of_message(conn, queue_id)))
     await _viewed(
         ctx, request, person, "timeline", "ok" if life.found else "not_found", f"queue={queue_id}"
@@ -624,6 +626,7 @@ async def reports(request: Request, ctx: Ctx, person: ReportReader) -> Response:
             error = str(exc)
         else:
             options, domains = ctx.parts.report_options, ctx.parts.report_domains
+            await indexer.index_pending(ctx.db)
             built = await ctx.db.read(lambda conn: gather.report(conn, span, options, domains))
             await _viewed(ctx, request, person, "report", detail="range=given")
             return report_page(HTMLResponse(render_html.render(built)), request)

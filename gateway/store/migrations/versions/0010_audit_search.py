@@ -3,78 +3,25 @@
 Adds `audit_events.actor` (hashed, like every field, in events that have it)
 and the search keys derived from each event (rule, policy_version, mode, tls,
 message_id, about: outside the hash, checked by `audit verify`), with their
-indexes, and `audit_recipients`. Existing events get their search keys and
-recipient rows here, from the same derivation new events use
-(gateway.store.audit_facets); their hashes do not change.
+indexes, `audit_recipients`, and the indexer's high-water mark at 0. Existing
+events are indexed like new ones, by the indexer (gateway.audit.indexer): by
+the server in the background, or by the first `phigate audit search`; their
+hashes do not change.
 
 Revision ID: 0010
 Revises: 0009
 """
 
-import json
-
 import sqlalchemy as sa
 from alembic import op
-
-from gateway.store.audit_facets import COLUMNS, facets, recipient_rows
 
 revision = "0010"
 down_revision: str | None = "0009"
 branch_labels = None
 depends_on = None
 
-_BATCH = 5000
 _KEYED = ("actor", "rule", "policy_version", "mode", "tls")
 _LOOKUP = ("message_id", "about")
-
-
-def _backfill(conn: sa.Connection) -> None:
-    events = sa.table(
-        "audit_events",
-        sa.column("id", sa.Integer),
-        sa.column("event", sa.String),
-        sa.column("detail", sa.String),
-        sa.column("recipients", sa.Text),
-        *(sa.column(name, sa.String) for name in COLUMNS),
-    )
-    recipients = sa.table(
-        "audit_recipients",
-        sa.column("event_id", sa.Integer),
-        sa.column("recipient", sa.String),
-        sa.column("domain", sa.String),
-    )
-    update = (
-        sa.update(events)
-        .where(events.c.id == sa.bindparam("event_id"))
-        .values({name: sa.bindparam(f"new_{name}") for name in COLUMNS})
-    )
-    last = 0
-    while True:
-        batch = conn.execute(
-            sa.select(events.c.id, events.c.event, events.c.detail, events.c.recipients)
-            .where(events.c.id > last)
-            .order_by(events.c.id)
-            .limit(_BATCH)
-        ).all()
-        if not batch:
-            return
-        changes = []
-        indexed: list[dict[str, object]] = []
-        for row in batch:
-            keys = facets(row.event, row.detail).columns()
-            if any(value is not None for value in keys.values()):
-                changes.append({"event_id": row.id, **{f"new_{k}": v for k, v in keys.items()}})
-            try:
-                listed = json.loads(row.recipients or "[]")
-            except ValueError:
-                listed = []  # not ours to repair here; `audit verify` judges the event
-            if isinstance(listed, list):
-                indexed.extend(recipient_rows(row.id, [str(a) for a in listed]))
-        if changes:
-            conn.execute(update, changes)
-        if indexed:
-            conn.execute(sa.insert(recipients), indexed)
-        last = batch[-1].id
 
 
 def upgrade() -> None:
@@ -99,7 +46,13 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("event_id", "recipient", name=op.f("pk_audit_recipients")),
     )
-    _backfill(op.get_bind())
+    mark = op.create_table(
+        "audit_index_mark",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("event_id", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_index_mark")),
+    )
+    op.bulk_insert(mark, [{"id": 1, "event_id": 0}])
     op.create_index("ix_audit_recipients_recipient", "audit_recipients", ["recipient", "event_id"])
     op.create_index("ix_audit_recipients_domain", "audit_recipients", ["domain", "event_id"])
     op.create_index("ix_audit_events_ts", "audit_events", ["ts"])
@@ -133,6 +86,7 @@ def downgrade() -> None:
         op.drop_index(f"ix_audit_events_{name}_ts", table_name="audit_events")
     for name in ("sender_ts", "principal_ts", "event_ts", "ts"):
         op.drop_index(f"ix_audit_events_{name}", table_name="audit_events")
+    op.drop_table("audit_index_mark")
     op.drop_table("audit_recipients")
     with op.batch_alter_table("audit_events") as batch:
         for name in ("about", "message_id", "tls", "mode", "policy_version", "rule", "actor"):
