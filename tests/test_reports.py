@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from report_trail import CANARIES, CANARY_LOCAL, CANARY_REPLY, DAY, REPORT_DAY, seeded
 from stores import cli_store
 
-from gateway.audit import trail
+from gateway.audit import indexer, trail
 from gateway.audit.aggregates import AdminEvent, Span
 from gateway.cli import main
 from gateway.config import AnomalyConfig, ConsumerDomainsConfig, VolumeAnomalyConfig
@@ -34,6 +34,7 @@ CONSUMER = consumer.load(ConsumerDomainsConfig(), Path("."))
 def seeded_db(db: Database) -> Database:
     with db.transaction() as conn:
         trail.append(conn, seeded())
+    indexer.catch_up(db)  # as every caller of report() does first
     return db
 
 

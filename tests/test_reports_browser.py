@@ -9,7 +9,7 @@ from pathlib import Path
 from playwright import sync_api
 from report_trail import DAY, REPORT_DAY, seeded
 
-from gateway.audit import trail
+from gateway.audit import indexer, trail
 from gateway.audit.aggregates import Span
 from gateway.config import AnomalyConfig, ConsumerDomainsConfig
 from gateway.reports import consumer, render_html
@@ -23,6 +23,7 @@ CHARTS = ("daily", "volume", "phi_modes", "refusals", "tls")
 def test_the_html_report_renders_with_its_charts_and_prints(db: Database, tmp_path: Path) -> None:
     with db.transaction() as conn:
         trail.append(conn, seeded())
+    indexer.catch_up(db)  # as every caller of report() does first
     with db.reading() as conn:
         made = report(
             conn,
