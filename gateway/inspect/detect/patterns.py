@@ -238,12 +238,6 @@ SLOT = (
     rf"|(?:1[0-2]|0?[1-9]){WS}?[AaPp]\.?[Mm]\b|[Nn]oon\b)"
 )
 
-# Phrases per context pattern (see build).
-CONTEXT_CHUNK = 100
-
-# Context classes of which only the presence matters.
-_ANY = frozenset({"health", "care_service", "care_staff"})
-
 # Labelled identifiers ("MRN: 12345678"): the label is the context; the value is
 # any token with digits after it, whatever the organisation's format.
 # Each label may be followed by "number", "no", "id" or "#". No label is the end of
@@ -498,12 +492,11 @@ def build(
     for kind, labels in ID_LABELS.items():
         defs.append(replace(_label_pattern(labels), kind=f"label:{kind}"))
     for cls, words in CONTEXT_WORDS.items():
-        # In chunks: one alternation of hundreds of phrases exceeds Hyperscan's pattern
-        # length limit (the whole database would then fail to compile as one).
-        start_by: StartBy = "any" if cls in _ANY else "som"
-        ordered = sorted(set(words))
-        for i in range(0, len(ordered), CONTEXT_CHUNK):
-            defs.append(PatternDef(f"ctx:{cls}", phrases(ordered[i : i + CONTEXT_CHUNK]), start_by))
+        # A literal per phrase, as the lexicons: one alternation of a class's phrases
+        # with word edges compiles slowly (and past a few hundred exceeds Hyperscan's
+        # pattern length limit). Word edges of the longer ones are checked after the
+        # scan (scan._Segment).
+        defs += [PatternDef(f"ctx:{cls}", literal(term)) for term in sorted(set(words))]
     defs.append(PatternDef("ctx:slot", SLOT, "som"))
     for index, ident in enumerate(config.identifiers):
         defs.append(PatternDef(f"ident:{index}", rf"\b(?:{ident.pattern})\b"))

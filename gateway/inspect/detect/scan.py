@@ -133,7 +133,7 @@ class Compiled:
 
     engine: Engine
     plans: tuple[Plan | None, ...]  # by pattern index; None: a context pattern
-    context_index: dict[str, tuple[int, ...]]  # context class -> its patterns' indexes
+    context_of: dict[int, str]  # pattern index -> the context class of its phrase
     date_indexes: tuple[int, ...] = ()  # the date patterns' indexes
 
 
@@ -154,15 +154,6 @@ def _plans(defs: Sequence[patterns.PatternDef], config: InspectionConfig) -> lis
         else:
             plans.append(Plan(_HANDLERS[kind], _NEEDS.get(kind, ())))
     return plans
-
-
-def _context_index(defs: Sequence[patterns.PatternDef]) -> dict[str, tuple[int, ...]]:
-    """Context class -> the indexes of its patterns (a class may take several)."""
-    index: dict[str, list[int]] = {}
-    for n, d in enumerate(defs):
-        if d.kind.startswith("ctx:"):
-            index.setdefault(d.kind[4:], []).append(n)
-    return {cls: tuple(indexes) for cls, indexes in index.items()}
 
 
 _cache: dict[tuple[object, ...], Compiled] = {}
@@ -187,7 +178,7 @@ def compiled_for(config: InspectionConfig, backend: Backend | None = None) -> Co
                     [Pattern(d.regex, d.start_by, d.length) for d in defs], backend
                 ),
                 plans=tuple(_plans(defs, config)),
-                context_index=_context_index(defs),
+                context_of={n: d.kind[4:] for n, d in enumerate(defs) if d.kind.startswith("ctx:")},
                 date_indexes=tuple(
                     n for n, d in enumerate(defs) if d.kind in ("date_num", "date_noyear")
                 ),
@@ -266,9 +257,15 @@ class _Segment:
         self._ascii = ""
         # Context class -> (starts, ends) of its hits ("health": presence only).
         self.context: dict[str, tuple[list[int], list[int]]] = {}
-        for cls, indexes in compiled.context_index.items():
-            hits = sorted(hit for i in indexes for hit in found.get(i, ()))
+        by_class: dict[str, list[tuple[int, int]]] = {}
+        context_of = compiled.context_of
+        for index, spans in found.items():
+            cls = context_of.get(index)
+            if cls is not None:
+                by_class.setdefault(cls, []).extend(h for h in spans if self.whole(*h))
+        for cls, hits in by_class.items():
             if hits:
+                hits.sort()
                 self.context[cls] = ([s for s, _ in hits], [e for _, e in hits])
         dates = sorted(hit for i in compiled.date_indexes for hit in found.get(i, ()))
         if dates:
@@ -277,7 +274,20 @@ class _Segment:
             starts, ends = self.context.get("slot", ([], []))
             slots = sorted([*zip(starts, ends, strict=True), *dates])
             self.context["slot"] = ([s for s, _ in slots], [e for _, e in slots])
+        # Phrases of a class overlap ("your results", "results for"): each hit's end is
+        # made the farthest end of the hits starting at or before it (see `near`).
+        for cls, (starts, ends) in self.context.items():
+            self.context[cls] = (starts, list(accumulate(ends, max)))
         self.care_classes = care_classes(self.context)
+
+    def whole(self, start: int, end: int) -> bool:
+        """Whether data[start:end] is whole words (where it starts or ends with a letter
+        or digit): the literals of the longer phrases match inside words too."""
+        data = self.data
+        return not (
+            (start and data[start] in _WORD and data[start - 1] in _WORD)
+            or (end < len(data) and data[end - 1] in _WORD and data[end] in _WORD)
+        )
 
     def near(self, cls: str, start: int) -> int | None:
         """Distance from the nearest context word of `cls` that starts before `start`
@@ -288,7 +298,7 @@ class _Segment:
         i = bisect_left(hits[0], start) - 1
         if i < 0:
             return None
-        end = hits[1][i]  # context hits do not overlap: the latest start ends last
+        end = hits[1][i]  # the farthest end of the hits starting before `start`
         if end < start - self.window:
             return None
         return max(0, start - end)
@@ -731,7 +741,7 @@ def scan_text(
         return SegmentScan(
             spans=spans,
             patient_contacts=segment.patient_contacts(spans),
-            health_context=any(i in segment.found for i in compiled.context_index["health"]),
+            health_context="health" in segment.context,
             care_context=segment.care_context(spans),
             care_words=frozenset(c for c in segment.context if c.startswith("care") or c == "slot"),
             lab_care=segment.lab_care(spans),
