@@ -66,3 +66,25 @@ def report_page(response: R, request: Request) -> R:
     secure(response, request)
     response.headers["Content-Security-Policy"] = REPORT_CSP
     return response
+
+
+def set_cookie(
+    response: Response,
+    request: Request,
+    public_url: str,
+    path: str,
+    name: str,
+    value: str,
+    max_age: int | None,
+) -> None:
+    """A cookie of these pages: HttpOnly, SameSite=Strict, Secure unless plain http on
+    purpose (see `https`), under `path` only."""
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path=path,
+        secure=https(request, public_url),
+        httponly=True,
+        samesite="strict",
+    )

@@ -38,7 +38,7 @@ from gateway.portal.notices import Notices, when
 from gateway.store import portal, portal_access
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
-from gateway.web.pages import Refused, https, secure
+from gateway.web.pages import Refused, secure, set_cookie
 from gateway.web.unsubscribe import mask
 
 log = logging.getLogger("gateway.web")
@@ -244,15 +244,7 @@ def _csrf_cookie(request: Request) -> str:
 def _set_cookie(
     response: Response, request: Request, ctx: Portal, name: str, value: str, max_age: int | None
 ) -> None:
-    response.set_cookie(
-        name,
-        value,
-        max_age=max_age,
-        path=COOKIE_PATH,
-        secure=https(request, ctx.parts.public_url),
-        httponly=True,
-        samesite="strict",
-    )
+    set_cookie(response, request, ctx.parts.public_url, COOKIE_PATH, name, value, max_age)
 
 
 def _with_csrf(response: Response, request: Request, ctx: Portal, cookie: str) -> Response:

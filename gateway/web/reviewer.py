@@ -43,7 +43,7 @@ from gateway.reports import gather, render_html
 from gateway.store.audit_facets import TLS_KINDS
 from gateway.store.database import Database
 from gateway.web import factors, roles, sessions, users
-from gateway.web.pages import Refused, https, report_page, secure
+from gateway.web.pages import Refused, report_page, secure, set_cookie
 from gateway.web.users import User
 
 PREFIX = "/review"
@@ -120,15 +120,7 @@ def _csrf_cookie(request: Request) -> str:
 def _set_cookie(
     response: Response, request: Request, ctx: Reviewer, name: str, value: str, max_age: int | None
 ) -> None:
-    response.set_cookie(
-        name,
-        value,
-        max_age=max_age,
-        path=COOKIE_PATH,
-        secure=https(request, ctx.parts.public_url),
-        httponly=True,
-        samesite="strict",
-    )
+    set_cookie(response, request, ctx.parts.public_url, COOKIE_PATH, name, value, max_age)
 
 
 def _render(
