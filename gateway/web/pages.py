@@ -12,6 +12,7 @@ from typing import TypeVar
 from fastapi import Request
 from fastapi.responses import Response
 
+from gateway.portal import access
 from gateway.reports import render_html
 
 CSP = (
@@ -88,3 +89,8 @@ def set_cookie(
         httponly=True,
         samesite="strict",
     )
+
+
+def csrf_cookie(request: Request, name: str) -> str:
+    """The form token's cookie value this browser has, or a new one."""
+    return request.cookies.get(name) or access.new_secret()

@@ -38,7 +38,7 @@ from gateway.portal.notices import Notices, when
 from gateway.store import portal, portal_access
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
-from gateway.web.pages import Refused, secure, set_cookie
+from gateway.web.pages import Refused, csrf_cookie, secure, set_cookie
 from gateway.web.unsubscribe import mask
 
 log = logging.getLogger("gateway.web")
@@ -237,10 +237,6 @@ def _locked_page(ctx: Portal, request: Request, until: float) -> HTMLResponse:
     )
 
 
-def _csrf_cookie(request: Request) -> str:
-    return request.cookies.get(CSRF_COOKIE) or access.new_secret()
-
-
 def _set_cookie(
     response: Response, request: Request, ctx: Portal, name: str, value: str, max_age: int | None
 ) -> None:
@@ -296,7 +292,7 @@ def _access_page(
     error: str | None = None,
 ) -> Response:
     copy, now = opened.copy, time.time()
-    cookie = _csrf_cookie(request)
+    cookie = csrf_cookie(request, CSRF_COOKIE)
     response = _render(
         ctx,
         request,
@@ -578,7 +574,7 @@ async def download(token: str, number: str, request: Request, ctx: Ctx) -> Respo
 
 
 def _reply_form(ctx: Portal, request: Request, token: str) -> Response:
-    cookie = _csrf_cookie(request)
+    cookie = csrf_cookie(request, CSRF_COOKIE)
     response = _render(
         ctx,
         request,

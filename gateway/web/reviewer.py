@@ -43,7 +43,7 @@ from gateway.reports import gather, render_html
 from gateway.store.audit_facets import TLS_KINDS
 from gateway.store.database import Database
 from gateway.web import factors, roles, sessions, users
-from gateway.web.pages import Refused, report_page, secure, set_cookie
+from gateway.web.pages import Refused, csrf_cookie, report_page, secure, set_cookie
 from gateway.web.users import User
 
 PREFIX = "/review"
@@ -113,10 +113,6 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def _csrf_cookie(request: Request) -> str:
-    return request.cookies.get(CSRF_COOKIE) or access.new_secret()
-
-
 def _set_cookie(
     response: Response, request: Request, ctx: Reviewer, name: str, value: str, max_age: int | None
 ) -> None:
@@ -132,7 +128,7 @@ def _render(
     person: Person | None = None,
     **values: object,
 ) -> HTMLResponse:
-    cookie = _csrf_cookie(request)
+    cookie = csrf_cookie(request, CSRF_COOKIE)
     page = ctx.env.get_template(template).render(
         title=title,
         person=person.user if person else None,
