@@ -51,6 +51,9 @@ class Engine(Protocol):
     def scan(self, data: bytes) -> Matches: ...
 
 
+SET_MAX_MEM = 1 << 30
+
+
 def _re2_options() -> Any:
     options = re2.Options()
     options.longest_match = True  # leftmost-longest, as reduced from Hyperscan's matches
@@ -69,7 +72,11 @@ class Re2Engine:
     """RE2: a Set says which patterns match at all; only those are run to find spans."""
 
     def __init__(self, patterns: Sequence[tuple[int, Pattern]]) -> None:
-        self._set = re2.Set.SearchSet(_re2_options())
+        options = _re2_options()
+        # One automaton for tens of thousands of literals (drug names, given names)
+        # outgrows RE2's default 8 MB budget.
+        options.max_mem = SET_MAX_MEM
+        self._set = re2.Set.SearchSet(options)
         self._regexes: list[tuple[int, Any]] = []
         for index, pattern in patterns:
             regex = None if pattern.start_by == "any" else _re2(index, pattern.regex)

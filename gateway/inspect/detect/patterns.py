@@ -260,7 +260,7 @@ TITLES = ("Mr", "Mrs", "Ms", "Miss", "Mx", "Dr", "Prof")
 # Lower-case parts of surnames ("de la Cruz", "van der Berg").
 PARTICLES = (
     "de", "del", "della", "da", "di", "du", "do", "dos", "das", "van", "von", "der", "den",
-    "la", "le", "ter", "ten", "zu", "af", "bin", "ibn", "al", "el",
+    "la", "le", "los", "las", "ter", "ten", "zu", "af", "bin", "ibn", "al", "el",
 )  # fmt: skip
 GREETINGS = (
     "dear", "hi", "hello", "hey", "hiya", "howdy", "greetings", "good morning", "good afternoon",
@@ -404,7 +404,7 @@ FIXED: tuple[PatternDef, ...] = (
 MEDICAL_SUFFIXES: dict[str, tuple[str, ...]] = {
     "procedure": (
         "ectomy", "ectomies", "otomy", "ostomy", "plasty", "scopy", "centesis", "tripsy",
-        "rrhaphy", "pexy", "pheresis",
+        "rrhaphy", "pexy", "pheresis", "dermabrasion", "therapy",
     ),
     "diagnosis": (
         "itis", "osis", "emia", "aemia", "oma", "omas", "pathy", "algia", "plegia", "penia",
@@ -480,7 +480,7 @@ def build(
     defs = list(FIXED)
     defs += given_name_patterns(given, given_in_capitals)
     defs += lexicon_patterns("diagnosis", lexicon("diagnoses"))
-    defs += lexicon_patterns("drug", lexicon("drugs"))
+    defs += lexicon_patterns("drug", {*lexicon("drugs"), *lexicon("drugs_reference")})
     defs += lexicon_patterns("procedure", lexicon("procedures"))
     defs += lexicon_patterns("lab", lexicon("labs"))  # a lab result when a number follows
     for type_, endings in MEDICAL_SUFFIXES.items():
