@@ -355,10 +355,59 @@ def test_dev_set_name_spans() -> None:
         "Daniela D'Angelo, your visit with Dr. Sato is tomorrow at 2.",
         "Dear Lucia Garcia-Marquez, your screening is scheduled for June 3.",
         "Eileen MacGregor: your prescription was sent to CVS.",
+        # Particles, then a surname the census lacks.
+        "Telehealth visit with Rosa de los Rios; tolerating sertraline well.",
+        "Had a long talk with Jan Van den Broeck about the hysterectomy.",
+        "Tomas M. de las Heras / warfarin / refill authorized",
     ],
 )
 def test_compound_surnames(text: str) -> None:
     assert phi(text) and names(text)
+
+
+def test_the_whole_surname_after_particles_is_the_name() -> None:
+    text = "Telehealth visit with Rosa de los Rios; tolerating sertraline well."
+    assert ("name", "Rosa de los Rios") in _types(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Medicines from the reference list (scripts/drug_lexicon.py), drug classes.
+        "Our pharmacist reviewed the list for Ruth Okonkwo and flagged pyrazinamide.",
+        "Yesterday Dale Hubbard said the theophylline makes him shaky.",
+        "Hi Christina!\nYour statins are on their way.",
+        "Good news, Heather! The diuretics you asked for can be collected today.",
+        # Office procedures, specialties, billing necessity.
+        "Had a long conversation with Angela Hodge about the chemical peel.",
+        "Good evening Calvin Ruiz,\nthe otolaryngology team has a cancellation on Oct 21.",
+        "Dispute opened for Jennifer Phillips: payer says the scan was not medically necessary.",
+        # A given name that is also a word, alone, with health near it.
+        "Robin, we look forward to seeing you for the endoscopy on 09/06.",
+        "Good news, Joy! Your prednisone can be collected today.",
+    ],
+)
+def test_wider_health_vocabulary(text: str) -> None:
+    assert phi(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A given name that is also a word, alone, with nothing about health.
+        "Robin, we look forward to seeing you at the picnic on Saturday.",
+        "Good news, Joy! The bake sale raised $400.",
+        # "for <name>, MD": a provider, not a patient.
+        "Credentialing complete for Douglas Howe, MD; privileges start 12/07/2026.",
+    ],
+)
+def test_words_and_providers_need_more(text: str) -> None:
+    assert not phi(text)
+
+
+def test_a_condition_is_no_surname() -> None:
+    # "Brain" is a given name in the lists; "Brain Tumor" is a diagnosis, not a person.
+    assert names("Sherri Lowe\nProblem: Brain Tumor\nNext step: biopsy") == ["Sherri Lowe"]
 
 
 @pytest.mark.parametrize(

@@ -253,8 +253,8 @@ _BEFORE_NOT_PATIENT = _ROLES | {"the", "st", "saint", "by"}
 _ROLE_AFTER = re.compile(
     r"(?:[ \t]*,[ \t]*|(?:[ \t]*\r?\n)+[ \t]*)((?:[A-Za-z-]+[ \t]+){0,2}[A-Za-z-]+)"
 )
-# A word right after a name that makes it a place, an organisation or a day
-# ("Rose Street", "Martin Luther King Jr. Day", "Grace Hospital", "Johnson & Johnson").
+# A word right after a name that makes it a place, an organisation, a day or a condition
+# ("Rose Street", "Martin Luther King Jr. Day", "Grace Hospital", "Brain Tumor").
 _PLACES_TEXT = """day foundation hospital hospitals clinic clinics center centre medical health
 healthcare institute university college school memorial award awards fund library hall building
 pavilion wing group associates pharmacy inc llc ltd corp corporation company co bank trust
@@ -262,7 +262,9 @@ insurance law partners elementary middle high academy church cathedral stadium a
 museum theater theatre park county city hotel bridge tower plaza room auditorium lecture prize
 scholarship fellowship society club team national regional general community state federal
 international specialty specialties care wellness dental vision eye orthopedics pediatrics
-cardiology dermatology therapy rehab surgical surgery imaging diagnostics laboratories"""
+cardiology dermatology therapy rehab surgical surgery imaging diagnostics laboratories
+tumor tumour cancer disease syndrome disorder infection fracture injury failure attack palsy
+fever virus ulcer deficiency insufficiency lesion nodule cyst"""
 _AFTER_NOT_PERSON = frozenset(
     ascii_key(w)
     for w in (
@@ -374,13 +376,14 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
     found = _family_after(text, start, end, style, data, line_lead, ambiguous)
     if found is None:
         found = _family_before(text, before, near, start, end, style, data)
-    if found is None and not ambiguous and _vocative(text, start, end):
-        found = Person(start, end, (given,), False, addressed=True)  # "Good news, Maria!"
-    if found is None and not ambiguous and line_lead:
+    if found is None and _vocative(text, start, end):
+        # "Good news, Maria!" (a given name that is also a word: see below).
+        found = Person(start, end, (given,), False, addressed=True)
+    if found is None and line_lead:
         after = text[end : end + 6]
         if re.match(r":|, [a-z]|,[ \t]*(?:\r?\n|$)|[ \t]+-[ \t]", after):
             found = Person(start, end, (given,), False)
-    if found is None or _not_a_patient(text, found, line_start):
+    if found is None or not_a_patient(text, found):
         return None
     if line_lead and _ADDRESSED_AFTER.match(text, found.end):
         # "Jane Doe: ...", "Jane Doe - ...", or the name as a line of its own (the
@@ -388,6 +391,10 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
         found = replace(found, addressed=True)
     if " ".join(map(ascii_key, found.words[:2])) in data.not_people:
         return None  # "Eli Lilly", "Morgan Stanley"
+    if ambiguous and len(found.words) == 1:
+        # "Robin, we look forward ...", "Good news, Joy!": a word too, so a name only
+        # with health information near it.
+        return replace(found, addressed=False, needs_context=True)
     if ambiguous:
         # "Rose Street", "May King": two everyday words. A name when a middle initial
         # or a line's start before ":" or "," says so ("Bill K. Green", "Grace King:
@@ -443,10 +450,11 @@ def _family_after(
         if ascii_key(word) in _SUFFIXES and family_end > 0:
             name_end = m.start(1) + len(word)
             break
-        if _surname(word, data):
+        if _surname(word, data) or particles:
+            # A capitalised word after "de los", "Van den" is the surname, known or not.
             family_end = name_end = m.start(1) + len(word)
-        elif particles or ascii_key(word) in data.given:
-            pass  # a middle name, or a surname after "de la"
+        elif ascii_key(word) in data.given:
+            pass  # a middle name
         elif len(words) == 1 and _unknown_family(text, word, m.end(1), data, unknown_ok, initial):
             family_end = name_end = m.end(1)  # "Priya Raghunathan: ...", "Mark L. Dell'Orto"
         elif (
@@ -480,7 +488,8 @@ def _particle(text: str, end: int) -> bool:
     """Whether the particle ending at `end` has a capitalised word after it ("Van Buren",
     "de la Cruz"), not "Joan Van" at a line's end or "Maria La," alone."""
     rest = text[end : end + 12].lstrip(" \t")
-    return rest[:1].isupper() or rest[:3] in ("de ", "la ", "der", "den", "le ", "del")
+    following = rest.split(" ", 1)
+    return rest[:1].isupper() or (len(following) == 2 and following[0] in PARTICLES)
 
 
 def _unknown_family(
@@ -512,9 +521,10 @@ def _family_before(
     return Person(offset + m.start(1), name_end, (family, text[start:end]), True)
 
 
-def _not_a_patient(text: str, found: Person, line_start: int) -> bool:
+def not_a_patient(text: str, found: Person) -> bool:
     """A provider ("Jane Doe, MD"), a place or organisation ("Rose Street", "King Jr. Day",
     "Jane Doe & Co"), or a signature after a sign-off."""
+    line_start = text.rfind("\n", 0, found.start) + 1
     tail = text[found.end : found.end + 60]
     role = _ROLE_AFTER.match(tail)
     role_words = role.group(1).lower().split() if role is not None else []

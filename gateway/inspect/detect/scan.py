@@ -528,8 +528,13 @@ class _Segment:
         self.add_person(names.person(self.text, e - 1, min_words=2, allow_caps=True))
 
     def name_re(self, s: int, e: int) -> None:
+        # "reminder for Jane Doe", not "privileges for Jane Doe, MD".
         found = names.person(self.text, e - 1, min_words=2)
-        if found is not None and names.given_name_first(found):
+        if (
+            found is not None
+            and names.given_name_first(found)
+            and not names.not_a_patient(self.text, found)
+        ):
             self.add_person(found)
 
     def name_pt(self, s: int, e: int) -> None:
