@@ -716,7 +716,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--split",
         choices=(*corpus.SPLITS, "all"),
         default="all",
-        help="tune, heldout, or all (each reported on its own; default all)",
+        help="tune, heldout, fresh, or all (each reported on its own; default all)",
     )
     parser.add_argument(
         "--families",
