@@ -39,6 +39,12 @@ FRESH_BOOK = Phrasebook(
             "notice was sent to {patient} at the address on file.",
             "Hola {first}, le recordamos su cita con {doctor} el {date} a las {time} en "
             "{org}. Para cambiarla llame al {phone}.",
+            "Telehealth link for {patient}\nJoin at {time} on {date}; {doctor} will let you in "
+            "from the virtual waiting room. Test your camera beforehand.",
+            "fyi the appt got moved -- {patient} now sees {doctor} {weekday} {date} at {time}, "
+            "not Thursday. Can you still do the drive?",
+            "Booked - see below\n\n| Patient | {patient} |\n| Provider | {provider} |\n| Date | "
+            "{date}, {time} |\n| Where | {org}, room {room} |",
         ),
         "refill_reminder": (
             "{pharmacy}: Rx for {patient} ({drug} {dose}) is filled and waiting at the "
@@ -59,6 +65,12 @@ FRESH_BOOK = Phrasebook(
             "here yesterday, bag is behind the register whenever they can swing by",
             "Medication sync: starting {date}, all of {patient}'s refills ({drug} among "
             "them) will be ready on the same day each month at {pharmacy}.",
+            "Pharmacy Notification: the prescription for {drug} written for {patient} by {doctor} "
+            "could not be filled as written. Please contact the pharmacy at {phone}.",
+            "Delivery driver note: {drug} for {patient} left with the building concierge, {date}, "
+            "signature on file.",
+            "Rx transfer request\nFrom: {pharmacy}\nPatient: {patient} (DOB {dob})\nDrug: {drug} "
+            "{dose}\nPrescriber: {provider}",
         ),
         "result_notice": (
             "{first}, a new result is posted to your chart.\nTest: {test}\nCollected: "
@@ -78,6 +90,11 @@ FRESH_BOOK = Phrasebook(
             "Imaging read is back on {patient}: no acute findings. Copy sent to {colleague}.",
             "Screening outcome for {patient}: the {test} was within normal limits. The "
             "next one falls due a year from {date}.",
+            'You have a new message from {doctor}.\n"{first}, the {test} from {date} looks fine. '
+            'No need for a follow-up call."\nTo reply, sign in to your patient account.',
+            "CRITICAL VALUE called to {doctor} at {time}: {test} {value} on {patient}, read back "
+            "and confirmed.",
+            "results for {patient} are attached, {test} flagged high, pls review before {weekday}",
         ),
         "care_handoff": (
             "S: {patient}, bed {room}, admitted with {diagnosis}\nB: seen by {doctor} on "
@@ -98,11 +115,18 @@ FRESH_BOOK = Phrasebook(
             "Dear {colleague},\nYour patient {patient} went home from {org} today after "
             "treatment for {diagnosis}. Please see them within 7 days. Discharge "
             "medicines include {drug} {dose}.\n{provider}",
+            "I-PASS\nIllness severity: watcher\nPatient summary: {patient}, {diagnosis}, on "
+            "{drug}\nAction list: f/u {test}, consult {colleague}\nSituation awareness: family "
+            "visiting at {time}",
+            "To the SNF team: {patient} arrives by ambulance around {time}. Wound care per the "
+            "attached orders; next {procedure} review with {doctor} on {date}.",
+            "{patient} (bed {room}) -> step-down. Handoff given to {staff_first} at {time}.",
         ),
         "billing_question": (
             "Hello, my name is {patient} and I got a bill for {amount} for a {procedure} "
             "on {date}. My insurance said it was covered. Can someone look into this?",
-            "I'm writing on behalf of my mother, {patient}. The statement for her visit "
+            "I'm writing on behalf of {patient}, for whom I hold power of attorney. The "
+            "statement for the visit "
             "with {doctor} on {date} shows {amount} due, but we already paid at check-in.",
             "Statement inquiry\nAccount holder: {patient}\nService: {procedure}, {date}\n"
             "Balance: {amount}\nNote: disputes the charge; sent to coding for review.",
@@ -114,6 +138,13 @@ FRESH_BOOK = Phrasebook(
             "{amount} before insurance.",
             "Could you resend the itemized bill for {patient}? The insurer needs the codes "
             "for the {procedure} on {date} before they'll reprocess it.",
+            "Re: account for {patient}\nThe explanation of benefits lists the {procedure} as out "
+            "of network even though {doctor} is on the plan's list. We are appealing; nothing to "
+            "pay until that is decided.",
+            "my partner {patient} was charged twice for the same {date} visit, {amount} each time, "
+            "please refund one",
+            "Financial assistance application received for {patient}. Still missing: last two pay "
+            "stubs. The {specialty} balance of {amount} is on hold meanwhile.",
         ),
         "clinical_note": (
             "Dictated but not read.\n{patient} is a pleasant person seen today in "
@@ -131,6 +162,12 @@ FRESH_BOOK = Phrasebook(
             "second attempt by phone tomorrow.",
             "Session note: {first} described better sleep this week and fewer panic "
             "episodes. Continue {drug}; next session {date}.",
+            "SUBJECTIVE: {patient} presents for {diagnosis}. Pain 4/10.\nOBJECTIVE: afebrile, "
+            "{test} {value}.\nASSESSMENT/PLAN: start {drug} {dose}; return in two weeks.",
+            "Addendum {date}: spoke again with {patient}'s daughter; they will bring the home "
+            "glucose log to the next visit with {doctor}.",
+            "Pre-op checklist complete for {patient}: consent signed, NPO since midnight, "
+            "{procedure} scheduled {time}.",
         ),
         "name_line_start": (
             "{patient}: your {procedure} is on {date}, please arrive by {time}.",
@@ -139,6 +176,9 @@ FRESH_BOOK = Phrasebook(
             "{first}: quick reminder to fast after midnight before the labs {doctor} ordered.",
             "{patient} phoned; wants {doctor} to know the {drug} is upsetting their stomach.",
             "{patient}, {date}: {diagnosis}; follow-up booked with {colleague}.",
+            "{patient}; {test} {value}; repeat in 6 wks per {doctor}",
+            "{first}, your ride to the {procedure} is booked for {time}.",
+            "{patient} -> {colleague}: referral for {diagnosis} faxed today.",
         ),
         "name_inline": (
             "Our records show that {patient} was treated here for {diagnosis} in the spring.",
@@ -154,6 +194,12 @@ FRESH_BOOK = Phrasebook(
             "is pending.",
             "The {procedure} consent is signed and scanned, and transport is arranged "
             "for {patient}.",
+            "{specialty} has an opening on {date} that would suit {patient}, given the "
+            "{diagnosis}.",
+            "Our {weekday} infusion (for {patient}) has to move because the {drug} is "
+            "back-ordered.",
+            "The insurer approved {patient}'s {procedure} this afternoon.",
+            "Please fax the last three notes on {patient} to {colleague}.",
         ),
         "name_greeting": (
             "Hi {patient},\n{org} here with a nudge: {procedure}, {date}, {time}. Reply "
@@ -168,6 +214,11 @@ FRESH_BOOK = Phrasebook(
             "{diagnosis}. Ring us with any questions.",
             "{first},\nthanks for coming in on {date}. Keep the {drug} going and we'll "
             "recheck in a month.\n{doctor}",
+            "Hi there {first},\njust following up on your {date} visit. How is the {drug} treating "
+            "you?",
+            "To {patient}:\nThe results of your {test} are enclosed. Call {phone} with any "
+            "questions.",
+            "Hiya {first}! Your {procedure} paperwork is ready to sign online.",
         ),
         "name_list": (
             "Tomorrow's {specialty} schedule for {doctor}:\n{items}\nCharts pulled and "
@@ -176,6 +227,8 @@ FRESH_BOOK = Phrasebook(
             "Flu clinic sign-ups, {date}:\n{items}\nBring the consent forms.",
             "Refills for {doctor} to sign before end of day\n{items}",
             "Discharges planned for {weekday}:\n{items}\nCase management please confirm transport.",
+            "No-shows this week\n{items}\nSecond letters go out {weekday}.",
+            "Prior auths expiring before {date}:\n{items}",
         ),
         "name_table": (
             "Clinic roster for {date}\n{table}\nQuestions to {staff}.",
@@ -183,6 +236,8 @@ FRESH_BOOK = Phrasebook(
             "Pulled from the EHR report you wanted:\n{table}\nDelete it once you are done.",
             "Week of {date} - infusion chair assignments\n{table}",
             "Bad-debt review, {specialty}\n{table}\nSend disputes to {staff_first}.",
+            "{table}\nSource: scheduling system, pulled {date} {time}.",
+            "Per your request, the dialysis chair list:\n{table}",
         ),
         "name_shape": (
             "RE: {patient}\nDOB {dob}\n\n{doctor} reviewed the {test} and wants a repeat "
@@ -196,6 +251,10 @@ FRESH_BOOK = Phrasebook(
             "Forwarding for your records; {patient} signed the consent for the {procedure} today.",
             "Insurance card on file does not match. Name on the card reads {patient}; "
             "please verify before the {procedure} on {date}.",
+            "Attn records: please release the {procedure} report for {patient} to {colleague}.",
+            "Two identifiers checked at the bedside: {patient} / {dob}.",
+            "{patient} ({specialty}) was admitted under {doctor} overnight.",
+            "Callback list -> {patient} re {test}",
         ),
         "neg_staff": (
             "Team,\n{doctor} will cover the {specialty} clinic on {weekday} while "
@@ -204,7 +263,7 @@ FRESH_BOOK = Phrasebook(
             "Grand rounds this {weekday} at {time} in the {building}: {provider} on new "
             "approaches to {diagnosis}. Lunch provided.",
             "{staff_first}, can you swap call with me on {date}? I'll take your "
-            "{weekday} shift.\n- {staff}",
+            "{weekday} shift.\n- {provider}",
             "Congratulations to {staff} on passing the {specialty} boards! Cake in the "
             "break room at {time}.",
             "Huddle notes: the {test} analyzer is down until {weekday}, so send samples "
@@ -212,10 +271,20 @@ FRESH_BOOK = Phrasebook(
             "{room}.",
             "Please welcome {staff}, our new nurse manager, who joins us from {org}. "
             "Drop by room {room} to say hello.",
+            "Farewell drinks for {doctor} after clinic on {weekday}; {staff_first} is collecting "
+            "for the gift.",
+            "Patient safety committee: {staff} will present the quarterly falls data on {date}. No "
+            "patient identifiers in slides, please.",
+            "Dear {staff_first},\nthanks for covering the {procedure} list on {weekday}. "
+            "{colleague} said it ran smoothly.",
+            "OR staffing, {date}\nSurgeon: {doctor}\nAnesthesia: {colleague}\nCirculator: "
+            "{staff}\nScrub: float pool, to be confirmed",
+            "Hi {staff_first},\nlunch with {doctor} and the {specialty} fellows is on {weekday} "
+            "at {time}. Can you order sandwiches for twelve?",
         ),
         "neg_provider": (
             "On call this week\nMon-Tue: {doctor}\nWed-Thu: {colleague}\nFri-Sun: "
-            "{provider}\nAnswering service: {phone}",
+            "{staff}, NP\nAnswering service: {phone}",
             "Got it, thanks for the heads-up on the schedule.\n\n{provider}\n{specialty}"
             "\n{org}\nDirect line {phone}\nThis email may contain confidential "
             "information. If you received it in error, delete it.",
@@ -228,6 +297,13 @@ FRESH_BOOK = Phrasebook(
             "DUPREE-NAKAMURA, CALVIN DO ....... ext 4413\n{provider} ....... ext 4417",
             "{doctor} and {colleague} now offer {procedure} at the {building} location "
             "on {weekday}s.",
+            "Physician finder - {specialty}\n{provider} (accepting), {colleague} (not accepting), "
+            "{staff}, MD (locum until {date})",
+            "Will be 10 min late to the M&M conference.\n\n--\n{provider}\nAttending, "
+            "{specialty}\nPager {phone}\nSent from my iPhone",
+            "Prescriber of record for {drug} samples this month: {provider}. DEA renewal due "
+            "{date}.",
+            "{provider} | {specialty} | {org} | tel {phone}\nAdmitting privileges approved {date}.",
         ),
         "neg_public": (
             "Health news roundup: {public} opened up about living with {diagnosis} in an "
@@ -239,11 +315,16 @@ FRESH_BOOK = Phrasebook(
             "A group from {org} is signing up; talk to {staff}.",
             "The lobby screens will show the {public} documentary on {diagnosis} on "
             "{date} at {time}. All staff welcome.",
+            "Reading list: {public} writes about {diagnosis} awareness in this week's magazine.",
+            "The {public} foundation grant for {diagnosis} outreach closes {date}. Draft to "
+            "{staff} by {weekday}.",
+            "{public} toured the {specialty} ward on {weekday} and signed autographs for the "
+            "night shift.",
         ),
         "neg_place": (
             "Parking on {street} is closed {weekday} for repaving; infusion visitors "
             "should use the garage behind the {building}.",
-            "The {fund} has awarded {amount} to widen {diagnosis} screening across the "
+            "The {fund} has awarded a new grant to widen {diagnosis} screening across the "
             "county. Grant reports are due {date}.",
             "Directions: take {street} north, turn left after the gas station, and the "
             "{specialty} clinic is on the second floor of the {building}.",
@@ -252,6 +333,9 @@ FRESH_BOOK = Phrasebook(
             "Gifts to the {fund} this quarter paid for a new {procedure} suite. Thank you, donors!",
             "The shuttle between the {building} and {street} now runs every 15 minutes "
             "from {time}.",
+            "Clinic moving! From {date}, find the {specialty} team in the {building}, across "
+            "{street} from the old site.",
+            "Scholarship deadline: the {fund} takes nursing applications until {date}.",
         ),
         "neg_company": (
             "A rep from {company} is coming {weekday} to demo the new {procedure} kit. "
@@ -264,6 +348,9 @@ FRESH_BOOK = Phrasebook(
             "Quarterly earnings: {company} beat estimates on strong sales of its "
             "{diagnosis} portfolio, analysts said.",
             "Vendor contract with {company} renewed through next year. Contact: {staff}.",
+            "{company} webinar on {diagnosis} therapies, {weekday} at {time}. CME credit "
+            "available.",
+            "Please stop forwarding chain emails about {company} stock. - IT",
         ),
         "neg_hr_it": (
             "{staff} - new ID badge printed; ready for pickup from the {building} security desk.",
@@ -277,6 +364,12 @@ FRESH_BOOK = Phrasebook(
             "call the help desk at {phone}.",
             "Payroll: {staff_first}'s direct deposit change takes effect on {date}.",
             "Exit checklist for {staff}: return laptop, badge and pager to HR on {weekday}.",
+            "Interview schedule for {staff}: {date} at {time} with {doctor} and the nurse "
+            "managers, {building} room {room}.",
+            "Reminder: {staff}'s laptop is due for its encryption check; bring it to IT by "
+            "{weekday}.",
+            "Facilities request 20391: the sink in exam room {room} leaks. Reported by "
+            "{staff_first}.",
         ),
         "neg_newsletter": (
             "This month in Wellness News\n- {provider} on managing {diagnosis} through "
@@ -289,6 +382,11 @@ FRESH_BOOK = Phrasebook(
             "Tip of the week from {doctor}: if you take {drug}, ask about checking your "
             "{test} once a year.",
             "Volunteer corner: {staff} has logged 500 hours at the {building} gift shop.",
+            "Meet the team: {provider} grew up near {street} and now leads our {specialty} "
+            "service. Outside work they coach youth soccer.",
+            "Research news: {colleague} received the {fund} award for work on {diagnosis}.",
+            "From the CMO's desk: a word of thanks to {staff} and {doctor}, whose {procedure} "
+            "pathway cut waiting times in half this year.",
         ),
     },
     subjects={
@@ -296,45 +394,50 @@ FRESH_BOOK = Phrasebook(
             "Upcoming visit - {date}",
             "Fwd: slot for {patient}",
             "{first}, still good for {weekday}?",
-            "Cita / appointment {date}",
+            "Appointment with {doctor}",
+            "Reminder from {org}",
         ),
         "refill_reminder": (
-            "Order shipped",
-            "Prior auth needed: {drug}",
+            "Pharmacy update",
             "Re: {patient} refill",
-            "Left at the window",
+            "Your {drug}",
+            "Message from {pharmacy}",
         ),
         "result_notice": (
             "Your chart was updated",
-            "Re: {patient} - path final",
+            "Re: {patient} - results",
             "Lab work, {date}",
-            "Abnormal value, please call",
+            "{test}",
         ),
-        "care_handoff": (
-            "SBAR bed {room}",
-            "Re: transfer of {patient}",
-            "Weekend sign-out",
-            "Discharge summary to PCP",
-        ),
+        "care_handoff": ("Sign-out", "Re: {patient}", "Handoff {weekday}", "Bed {room}"),
         "billing_question": (
-            "Bill I don't understand",
-            "Itemized statement for {patient}",
-            "Payment received",
-            "Estimate",
+            "Billing",
+            "Account: {patient}",
+            "Statement question",
+            "Re: invoice for services",
         ),
-        "clinical_note": ("Dictation", "Tel note {date}", "Progress note: {patient}"),
-        "name_line_start": ("Re: {patient}", "quick one", "{first}"),
+        "clinical_note": (
+            "Dictation",
+            "Chart note {date}",
+            "Progress note: {patient}",
+            "Note - {diagnosis}",
+        ),
+        "name_line_start": ("Re: {patient}", "quick one", "{first}", "RE: RE: {procedure}"),
         "name_inline": ("Following up", "Re: {procedure}", "About {patient}"),
-        "name_greeting": ("Hello from {org}", "Checking in", "For {first}"),
-        "name_list": ("Today's run sheet", "Pending calls", "Refill queue"),
-        "name_table": ("Export", "Roster {date}", "Chair schedule"),
-        "neg_staff": ("Coverage swap", "Grand rounds", "Welcome aboard"),
-        "neg_provider": ("On-call grid", "Directory update", "Credentialing"),
-        "neg_public": ("In the news", "Book club", "Charity run"),
-        "neg_place": ("Parking closure", "Grant award", "Elevator work"),
-        "neg_company": ("Vendor demo", "Recall notice", "Benefits change"),
-        "neg_hr_it": ("Your badge", "Ticket update", "PTO approved"),
-        "neg_newsletter": ("Wellness News", "Free community talk", "Inside this edition"),
+        "name_greeting": ("Hello from {org}", "Checking in", "For {first}", "A note for you"),
+        "name_list": ("Today's run sheet", "Worklist {date}", "Call-back queue"),
+        "name_table": ("Export", "Roster {date}", "Spreadsheet as promised"),
+        "neg_staff": ("Clinic staff", "From {staff}", "Team update", "Re: {weekday}"),
+        "neg_provider": ("Directory", "Provider list - {specialty}", "Re: schedule", "{provider}"),
+        "neg_public": ("In the news", "{public}", "Worth a read", "Staff social"),
+        "neg_place": ("Facilities notice", "{building}", "Campus update", "{fund}"),
+        "neg_company": ("Vendor update", "{company}", "From purchasing", "Re: {company}"),
+        "neg_hr_it": ("HR", "IT service desk", "Re: {staff}", "Action needed"),
+        "neg_newsletter": (
+            "Wellness News",
+            "Newsletter - {weekday} edition",
+            "Community health bulletin",
+        ),
         "default": ("Fwd:", "Heads up", "See below", "(no subject)"),
     },
     covers=(
@@ -358,6 +461,7 @@ FRESH_BOOK = Phrasebook(
         (("Pt", "patient"), ("Dx", "diagnosis"), ("Bed", "room")),
         (("Full name", "patient"), ("Order", "test"), ("Value", "value")),
         (("Chair", "room"), ("Patient", "patient"), ("Infusion", "drug"), ("Start", "time")),
+        (("Name on Rx", "patient"), ("Rx", "drug"), ("Sig", "dose"), ("Prescriber", "doctor")),
     ),
     compound_surnames=(
         "Moreno-Whitfield",
@@ -425,11 +529,11 @@ FRESH_BOOK = Phrasebook(
         "Becton Dickinson",
         "Bristol Myers Squibb",
         "Smith & Nephew",
-        "Goldman Sachs",
-        "Edward Jones",
-        "Hewlett Packard",
-        "Warby Parker",
-        "Dow Jones",
+        "Zimmer Biomet",
+        "Henry Schein",
+        "Owens & Minor",
+        "McKesson",
+        "Kaiser Permanente",
     ),
     streets=(
         "Sojourner Truth Way",
@@ -450,6 +554,6 @@ FRESH_BOOK = Phrasebook(
         "Dorothy Kim Caregiver Fund",
         "Hartman Family Trust",
         "Ruiz Children's Health Fund",
-        "Theodore Nash Memorial Scholarship",
+        "Theodore Nash Memorial Fund",
     ),
 )
