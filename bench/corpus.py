@@ -1,6 +1,7 @@
 """Labelled synthetic mail corpus for the PHI detection benchmarks.
 
-    .venv/bin/python bench/corpus.py --out DIR --count 1000 --seed 1 [--split tune|heldout|all]
+    .venv/bin/python bench/corpus.py --out DIR --count 1000 --seed 1 \
+        [--split tune|heldout|fresh|all]
 
 Writes DIR/00000.eml ... and DIR/labels.jsonl, one JSON object per message:
 
@@ -203,7 +204,7 @@ class MessageLabel(TypedDict):
     carrier: str
     adversarial: str | None
     family: str  # an old category, or one of NEW_FAMILIES
-    split: str  # tune or heldout (see SPLITS)
+    split: str  # tune, heldout or fresh (see SPLITS)
     parts: list[PartLabel]
 
 
@@ -2070,11 +2071,11 @@ def generate(
 ) -> list[MessageLabel]:
     """Write COUNT messages (per split, for "all") and labels.jsonl into OUT (created if needed).
 
-    split: tune, heldout or all; families: all (old categories and round-two families,
-    in the tuning split) or new (round-two families only).
+    split: tune, heldout, fresh or all; families: all (old categories and round-two
+    families, in the tuning split) or new (round-two families only).
     """
     if split not in (*SPLITS, "all"):
-        raise CorpusError(f"unknown split {split!r}; use tune, heldout or all")
+        raise CorpusError(f"unknown split {split!r}; use {', '.join(SPLITS)} or all")
     out.mkdir(parents=True, exist_ok=True)
     labels = []
     with (out / "labels.jsonl").open("w", encoding="utf-8") as handle:
@@ -2096,11 +2097,13 @@ def load_labels(directory: Path) -> list[MessageLabel]:
 #
 # Written apart from the categories above, for patients named without a label. Each
 # family's sentences come from a Phrasebook: TUNE_BOOK below for the tuning split,
-# bench/corpus_heldout.py for the held-out split (its own sentences and name pools,
-# never to be read when tuning a detector). Values are laid out piece by piece, so a
-# span's offsets are known as the text is built, not searched for afterwards.
+# bench/corpus_heldout.py for the held-out split and bench/corpus_fresh.py for the
+# fresh split (each with its own sentences and name pools, never to be read when
+# tuning a detector; the fresh split is never run while tuning either). Values are
+# laid out piece by piece, so a span's offsets are known as the text is built, not
+# searched for afterwards.
 
-SPLITS: tuple[str, ...] = ("tune", "heldout")
+SPLITS: tuple[str, ...] = ("tune", "heldout", "fresh")
 NEW_PHI_FAMILIES: tuple[str, ...] = (
     "appt_reminder",
     "refill_reminder",
@@ -2394,13 +2397,18 @@ TUNE_BOOK = Phrasebook(
 
 
 def phrasebook(split: str) -> Phrasebook:
-    """The tuning split's phrasebook, or the held-out one (imported only when asked for)."""
+    """The tuning split's phrasebook, or the held-out or fresh one (each imported only
+    when asked for)."""
     if split == "tune":
         return TUNE_BOOK
     if split == "heldout":
         import corpus_heldout
 
         return corpus_heldout.HELDOUT_BOOK
+    if split == "fresh":
+        import corpus_fresh
+
+        return corpus_fresh.FRESH_BOOK
     raise CorpusError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
 
 
@@ -2706,8 +2714,8 @@ def build_family_message(
 ) -> tuple[bytes, MessageLabel]:
     """One message of a round-two family; the same arguments always give the same bytes.
 
-    Each split draws from its own seed stream, so the held-out split never repeats a
-    tuning message even for the same seed.
+    Each split draws from its own seed stream (phigate-tune, phigate-heldout,
+    phigate-fresh), so no split repeats another's message even for the same seed.
     """
     book = phrasebook(split)
     rng = random.Random(f"phigate-{split}:{seed}:{index}")
@@ -2798,7 +2806,7 @@ def build_family_message(
 def _family_recipe(split: str, seed: int, index: int, families: str) -> tuple[str, str] | None:
     """(family, carrier) of a round-two message, or None for an old-category message.
 
-    The held-out split is all round-two families. A tuning corpus of all families
+    The held-out and fresh splits are all round-two families. A tuning corpus of all families
     starts with the old COVERAGE, then one message per round-two family, then mixes
     them in proportion to the number of families (NEW_SHARE).
     """
@@ -2928,7 +2936,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--split",
         choices=(*SPLITS, "all"),
         default="tune",
-        help="tune (default), heldout, or all (COUNT each); never tune on heldout",
+        help="tune (default), heldout, fresh, or all (COUNT each); never tune on heldout "
+        "or fresh, and never generate fresh while tuning",
     )
     parser.add_argument(
         "--families",

@@ -716,7 +716,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--split",
         choices=(*corpus.SPLITS, "all"),
         default="all",
-        help="tune, heldout, or all (each reported on its own; default all)",
+        help="tune, heldout, fresh, or all (each reported on its own; default all). "
+        "The fresh split is never run while tuning a detector: pass tune or heldout then",
     )
     parser.add_argument(
         "--families",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.policy
 import io
+import itertools
 import re
 import sys
 import unicodedata
@@ -319,8 +320,9 @@ def test_labels_carry_family_and_split(
             assert label["phi"] == (label["family"] in corpus.NEW_PHI_FAMILIES)
             names = [s for p in label["parts"] for s in p["spans"] if s["type"] == "name"]
             assert bool(names) == label["phi"], label["file"]
-    tune_files = {label["file"] for label in labels if label["split"] == "tune"}
-    assert not tune_files & {label["file"] for label in labels if label["split"] == "heldout"}
+    for one, other in itertools.combinations(corpus.SPLITS, 2):
+        files = {label["file"] for label in labels if label["split"] == one}
+        assert not files & {label["file"] for label in labels if label["split"] == other}
 
 
 def test_new_family_spans_point_at_their_values_in_the_message(
@@ -355,9 +357,10 @@ def test_each_split_is_deterministic_and_the_splits_differ() -> None:
         first = corpus.corpus_message(name, 5, 40, "new")
         assert first == corpus.corpus_message(name, 5, 40, "new")
         assert first[0] != corpus.corpus_message(name, 6, 40, "new")[0]
-    tune, _ = corpus.build_family_message("tune", 5, 7, "name_inline", "plain")
-    heldout, _ = corpus.build_family_message("heldout", 5, 7, "name_inline", "plain")
-    assert tune != heldout
+    for one, other in itertools.combinations(corpus.SPLITS, 2):
+        first, _ = corpus.build_family_message(one, 5, 7, "name_inline", "plain")
+        second, _ = corpus.build_family_message(other, 5, 7, "name_inline", "plain")
+        assert first != second, (one, other)
 
 
 def _templates(book: corpus.Phrasebook) -> list[str]:
@@ -371,26 +374,66 @@ def _words(line: str) -> set[str]:
     return set(re.findall(r"[a-z]+", corpus._SLOT_RE.sub(" ", line).lower()))
 
 
-def test_heldout_phrasings_are_written_apart_from_the_tuning_ones() -> None:
-    """No held-out template is in the tuning module, none is a word swap of a tuning one,
-    and the name pools do not overlap."""
-    tune_source = (BENCH / "corpus.py").read_text(encoding="utf-8")
-    heldout_source = (BENCH / "corpus_heldout.py").read_text(encoding="utf-8")
-    tune, heldout = corpus.phrasebook("tune"), corpus.phrasebook("heldout")
-    assert set(tune.templates) == set(heldout.templates)
-    for line in _templates(heldout):
-        assert line not in tune_source, line
-    for line in _templates(tune):
-        assert line not in heldout_source, line
-    for line in _templates(heldout):
+# The module that holds each split's phrasebook.
+_BOOK_MODULES = {"tune": "corpus.py", "heldout": "corpus_heldout.py", "fresh": "corpus_fresh.py"}
+_POOLS = (
+    "compound_surnames",
+    "apostrophe_surnames",
+    "common_word_first",
+    "common_word_last",
+    "public_figures",
+    "companies",
+    "streets",
+    "buildings",
+    "funds",
+)
+
+
+def _pool_entries(book: corpus.Phrasebook) -> set[str]:
+    return {entry for pool in _POOLS for entry in getattr(book, pool)}
+
+
+@pytest.mark.parametrize(("one", "other"), list(itertools.combinations(corpus.SPLITS, 2)))
+def test_each_pair_of_splits_is_written_apart(one: str, other: str) -> None:
+    """No template of one split is in the other's module, none is a word swap of the
+    other's, and no name pool entry is shared."""
+    assert set(_BOOK_MODULES) == set(corpus.SPLITS)
+    books = {name: corpus.phrasebook(name) for name in (one, other)}
+    assert set(books[one].templates) == set(books[other].templates)
+    for mine, theirs in ((one, other), (other, one)):
+        source = (BENCH / _BOOK_MODULES[theirs]).read_text(encoding="utf-8")
+        for line in _templates(books[mine]):
+            assert line not in source, (mine, line)
+    for line in _templates(books[one]):
         words = _words(line)
-        for other in _templates(tune):
+        for other_line in _templates(books[other]):
             # Jaccard similarity of the word sets: a word swap keeps most of them.
-            similarity = len(words & _words(other)) / len(words | _words(other))
-            assert similarity < 0.5, (line, other)
-    for pool in ("compound_surnames", "apostrophe_surnames", "common_word_first"):
-        assert not set(getattr(tune, pool)) & set(getattr(heldout, pool)), pool
-    assert not set(tune.companies) & set(heldout.companies)
+            similarity = len(words & _words(other_line)) / len(words | _words(other_line))
+            assert similarity < 0.5, (line, other_line)
+    assert not _pool_entries(books[one]) & _pool_entries(books[other])
+
+
+_PATIENT_SLOTS = frozenset({"patient", "first", "dob", "items", "table"})
+
+
+@pytest.mark.parametrize("split", corpus.SPLITS)
+def test_negative_templates_name_no_patient(split: str) -> None:
+    """A patient slot in a negative would be an unlabelled patient; covers are dropped for
+    negatives only when they hold {patient}, so none may hold another patient slot."""
+    book = corpus.phrasebook(split)
+
+    def slots(lines: Sequence[str]) -> set[str]:
+        return {slot for line in lines for slot in corpus._SLOT_RE.findall(line)}
+
+    for family in corpus.NEW_NEGATIVE_FAMILIES:
+        subjects = book.subjects.get(family, book.subjects["default"])
+        assert not slots([*book.templates[family], *subjects]) & _PATIENT_SLOTS, family
+    assert not slots(book.subjects["default"]) & _PATIENT_SLOTS
+    assert not slots(book.covers) & (_PATIENT_SLOTS - {"patient"})
+    for family in corpus.NEW_PHI_FAMILIES:
+        key = "name_shape" if family in corpus._FAMILY_SHAPE else family
+        for template in book.templates[key]:
+            assert slots([template]) & _PATIENT_SLOTS, (family, template)
 
 
 def test_the_scorer_reports_each_split_apart(
@@ -400,7 +443,7 @@ def test_the_scorer_reports_each_split_apart(
     result = phi_accuracy.run(
         0, 1, directory, presidio=False, inspect=_fake_inspect, spans=_fake_find_spans
     )
-    assert list(result["splits"]) == ["tune", "heldout"]
+    assert list(result["splits"]) == list(corpus.SPLITS)
     for name, split in result["splits"].items():
         assert split["corpus"]["split"] == name and split["corpus"]["messages"] == NEW_COUNT
         families = split["phigate"]["families"]
