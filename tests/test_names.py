@@ -382,6 +382,9 @@ def test_the_whole_surname_after_particles_is_the_name() -> None:
         "Had a long conversation with Angela Hodge about the chemical peel.",
         "Good evening Calvin Ruiz,\nthe otolaryngology team has a cancellation on Oct 21.",
         "Dispute opened for Jennifer Phillips: payer says the scan was not medically necessary.",
+        # Conditions by their everyday names; a common surname that is also a word.
+        "Perez, Jim S. - seen 2026-11-25 for depression",
+        "Ward, Christina M. - seen 10/7/2026, pernicious anemia",
         # A given name that is also a word, alone, with health near it.
         "Robin, we look forward to seeing you for the endoscopy on 09/06.",
         "Good news, Joy! Your prednisone can be collected today.",

@@ -514,9 +514,15 @@ def _family_before(
     if m is None:
         return None
     family = m.group(1)
-    if _style(family) != style or family.lower() in NOT_NAMES or not _surname(family, data):
-        return None
     initial = re.match(r" [A-Z]\.?(?![A-Za-z])", text[end : end + 3])
+    # "Ward, Christina M.": a common surname that is also a word, with a middle initial.
+    word_ok = initial is not None and ascii_key(family) in data.common_surnames
+    if (
+        _style(family) != style
+        or (family.lower() in NOT_NAMES and not word_ok)
+        or not _surname(family, data)
+    ):
+        return None
     name_end = end + (len(initial.group()) if initial else 0)
     return Person(offset + m.start(1), name_end, (family, text[start:end]), True)
 
