@@ -382,6 +382,10 @@ def test_the_whole_surname_after_particles_is_the_name() -> None:
         "Had a long conversation with Angela Hodge about the chemical peel.",
         "Good evening Calvin Ruiz,\nthe otolaryngology team has a cancellation on Oct 21.",
         "Dispute opened for Jennifer Phillips: payer says the scan was not medically necessary.",
+        # After "Patient", a known surname is enough; care transfers; abbreviations.
+        "Patient Kenji Watanabe no-showed today.",
+        "Sending over the records for Jamal Washington; he transferred care to us.",
+        "SANCHEZ, GLORIA  03/02/1954  Room 412  CHF exacerbation",
         # Conditions by their everyday names; a common surname that is also a word.
         "Perez, Jim S. - seen 2026-11-25 for depression",
         "Ward, Christina M. - seen 10/7/2026, pernicious anemia",
@@ -400,6 +404,7 @@ def test_wider_health_vocabulary(text: str) -> None:
         # A given name that is also a word, alone, with nothing about health.
         "Robin, we look forward to seeing you at the picnic on Saturday.",
         "Good news, Joy! The bake sale raised $400.",
+        "Patient Experience Week starts Monday; the Patient Safety Committee meets Friday.",
         # "for <name>, MD": a provider, not a patient.
         "Credentialing complete for Douglas Howe, MD; privileges start 12/07/2026.",
     ],

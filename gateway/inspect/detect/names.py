@@ -143,6 +143,14 @@ def given_name_first(found: Person) -> bool:
     return given.lower() in given_names()
 
 
+def known_surname_last(found: Person) -> bool:
+    """Whether the last word is a census surname and no everyday word ("Watanabe", not
+    "Patient Portal Team")."""
+    last = ascii_key(found.words[-1])
+    data = name_data()
+    return last in data.surnames and last not in data.words and last.lower() not in NOT_NAMES
+
+
 def display_names(text: str) -> Iterator[tuple[int, int]]:
     """Spans of display names (one per line) that look like a person: two or three
     capitalised words, titles and credentials aside, no organisation words."""
