@@ -540,9 +540,7 @@ class _Segment:
     def name_pt(self, s: int, e: int) -> None:
         # "patient Jane Doe", "Patient Kenji Watanabe": a known given name or surname.
         found = names.person(self.text, e - 1, min_words=2, allow_comma=False)
-        if found is not None and (
-            names.given_name_first(found) or names.known_surname_last(found)
-        ):
+        if found is not None and (names.given_name_first(found) or names.known_surname_last(found)):
             self.add_person(found)
 
     def name_title(self, s: int, e: int) -> None:
