@@ -386,6 +386,7 @@ def test_the_whole_surname_after_particles_is_the_name() -> None:
         "Patient Kenji Watanabe no-showed today.",
         "Sending over the records for Jamal Washington; he transferred care to us.",
         "SANCHEZ, GLORIA  03/02/1954  Room 412  CHF exacerbation",
+        "Spoke with Abdullah Rahman's wife; he's doing better after the stent.",
         # Conditions by their everyday names; a common surname that is also a word.
         "Perez, Jim S. - seen 2026-11-25 for depression",
         "Ward, Christina M. - seen 10/7/2026, pernicious anemia",
@@ -405,6 +406,8 @@ def test_wider_health_vocabulary(text: str) -> None:
         "Robin, we look forward to seeing you at the picnic on Saturday.",
         "Good news, Joy! The bake sale raised $400.",
         "Patient Experience Week starts Monday; the Patient Safety Committee meets Friday.",
+        # Buildings and gifts named for people are a business topic.
+        "The board approved the new oncology wing named for Ingrid Solberg.",
         # "for <name>, MD": a provider, not a patient.
         "Credentialing complete for Douglas Howe, MD; privileges start 12/07/2026.",
     ],
