@@ -393,6 +393,8 @@ def test_the_whole_surname_after_particles_is_the_name() -> None:
         # A given name that is also a word, alone, with health near it.
         "Robin, we look forward to seeing you for the endoscopy on 09/06.",
         "Good news, Joy! Your prednisone can be collected today.",
+        # Called out at a sentence's end.
+        "Thank you for choosing us, Darius. Your dental cleaning is due in March.",
     ],
 )
 def test_wider_health_vocabulary(text: str) -> None:
@@ -406,6 +408,8 @@ def test_wider_health_vocabulary(text: str) -> None:
         "Robin, we look forward to seeing you at the picnic on Saturday.",
         "Good news, Joy! The bake sale raised $400.",
         "Patient Experience Week starts Monday; the Patient Safety Committee meets Friday.",
+        # A doctor addressed by title is a person identified, but no patient.
+        "Hi Dr. Nguyen, the clinic schedule for next week is attached.",
         # Buildings and gifts named for people are a business topic.
         "The board approved the new oncology wing named for Ingrid Solberg.",
         # "for <name>, MD": a provider, not a patient.

@@ -486,10 +486,17 @@ def _family_after(
 
 def _vocative(text: str, start: int, end: int) -> bool:
     """A given name alone, called out between a comma and "!" (or a comma before a
-    lower-case word): "Good news, Maria! Your ...", "Remember, Maria, your ..."."""
+    lower-case word, or the end of a sentence): "Good news, Maria! Your ...",
+    "Remember, Maria, your ...", "Thanks for choosing us, Maria. Your ..."."""
     if text[max(0, start - 2) : start] != ", ":
         return False
-    return re.match(r"!|,[ \t]+[a-z]", text[end : end + 3]) is not None
+    if re.match(r"!|,[ \t]+[a-z]", text[end : end + 3]) is not None:
+        return True
+    # "Thank you for choosing us, Darius. Your next ...", not "Regards, Darius."
+    before = text[max(0, start - 30) : start - 2].rsplit("\n", 1)[-1].strip().lower()
+    return re.match(r"\.[ \t]+[A-Z]", text[end : end + 3]) is not None and not (
+        before.endswith(_SIGN_OFFS)
+    )
 
 
 def _particle(text: str, end: int) -> bool:

@@ -254,6 +254,7 @@ class _Segment:
         self.strong_names: list[tuple[int, int]] = []  # labels, salutations, payloads
         self.pending_names: list[tuple[int, int]] = []  # see add_pending_names
         self.lab_mentions: list[int] = []  # lab test names without a value
+        self.provider_names: set[int] = set()  # starts of "Dear Dr. Lee": no patient
         self._ascii = ""
         # Context class -> (starts, ends) of its hits ("health": presence only).
         self.context: dict[str, tuple[list[int], list[int]]] = {}
@@ -544,12 +545,17 @@ class _Segment:
             self.add_person(found)
 
     def name_title(self, s: int, e: int) -> None:
-        # "Dr. Lee" alone is usually the provider; in a salutation it is the addressee.
+        # "Dr. Lee" alone is usually the provider; in a salutation it is the addressee,
+        # a person identified (a finding) but a provider, not a patient (see loose_names).
+        found = names.person(self.text, e - 1, min_words=1, allow_comma=False)
         if self.text[s : s + 2] in ("Dr", "Pr"):
             before = self.text[max(0, s - 16) : s].rstrip(" \t").lower()
-            if not before.endswith(_GREETING_ENDS):
+            if not before.endswith(_GREETING_ENDS) or found is None:
                 return
-        self.add_person(names.person(self.text, e - 1, min_words=1, allow_comma=False))
+            self.provider_names.add(found.start)
+            self.add(found.start, found.end, "name")
+            return
+        self.add_person(found)
 
     def name_greeting(self, s: int, e: int) -> None:
         found = names.person(self.text, e - 1, min_words=1, allow_comma=False)
@@ -591,8 +597,9 @@ class _Segment:
 
     def loose_names(self, spans: list[Span]) -> int:
         """Names found only in free text with no health finding and no care word within
-        `window` characters before or after them: they identify somebody, not
-        necessarily a patient (a newsletter's author, a colleague)."""
+        `window` characters before or after them, and providers addressed by title
+        ("Hi Dr. Nguyen"): they identify somebody, not necessarily a patient (a
+        newsletter's author, a colleague)."""
         health = [s for s in spans if s.type in HEALTH_TYPES]
         ends = [s.end for s in health]
         window = self.window
@@ -605,6 +612,9 @@ class _Segment:
         count = 0
         for span in spans:
             if span.type != "name":
+                continue
+            if span.start in self.provider_names:
+                count += 1
                 continue
             last = bisect_left(strong_starts, span.end) - 1
             if last >= 0 and reach[last] > span.start:
