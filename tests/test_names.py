@@ -393,6 +393,9 @@ def test_the_whole_surname_after_particles_is_the_name() -> None:
         # A given name that is also a word, alone, with health near it.
         "Robin, we look forward to seeing you for the endoscopy on 09/06.",
         "Good news, Joy! Your prednisone can be collected today.",
+        # A given name alone before "'s", with health near it.
+        "Reminder: Aaliyah's well-child visit is Thursday at 10.",
+        "Tom's labs are back, all normal.",
         # Called out at a sentence's end.
         "Thank you for choosing us, Darius. Your dental cleaning is due in March.",
     ],
@@ -408,6 +411,8 @@ def test_wider_health_vocabulary(text: str) -> None:
         "Robin, we look forward to seeing you at the picnic on Saturday.",
         "Good news, Joy! The bake sale raised $400.",
         "Patient Experience Week starts Monday; the Patient Safety Committee meets Friday.",
+        "Karen's team lunch is Friday.",
+        "Ben & Jerry's is sponsoring the flu shot fair.",
         # A doctor addressed by title is a person identified, but no patient.
         "Hi Dr. Nguyen, the clinic schedule for next week is attached.",
         # Buildings and gifts named for people are a business topic.

@@ -348,9 +348,11 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
     hyphenated = _HYPHEN_GIVEN.match(text, end)  # "Mary-Kate", "Jean-Pierre"
     if hyphenated is not None and ascii_key(hyphenated.group(1)) in data.given:
         end = hyphenated.end()
+    possessive = text[end : end + 3] == "'s "
     after = text[end : end + 2]
     if not (
-        (
+        possessive
+        or (
             len(after) == 2
             and after[0] in " \t"
             and (after[1].isupper() or after[1] in _PARTICLE_INITIALS)
@@ -379,6 +381,8 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
             return None  # "Martin Luther King": the name began at "Martin"
     if text[max(0, start - 3) : start].strip() == "&":
         return None
+    if possessive:
+        return _possessive(text, start, end, data)
     ambiguous = ascii_key(given) in data.words
     line_lead = _LINE_LEAD.fullmatch(text, line_start, start) is not None
     found = _family_after(text, start, end, style, data, line_lead, ambiguous)
@@ -482,6 +486,21 @@ def _family_after(
     # A surname the census lacks, or that is also a word, in the middle of a sentence:
     # a name only with health information near it.
     return Person(start, name_end, tuple(words), False, needs_context=weak)
+
+
+def _possessive(text: str, start: int, end: int, data: NameData) -> Person | None:
+    """A given name alone before "'s" and a lower-case word ("Aaliyah's well-child
+    visit", "Tom's labs are back"): a name only with health information near it, and
+    never a given name that is also a word ("Grace's", "Will's"). The caller has ruled
+    out titles, roles and companies before it ("Dr. Lee's", "Ben & Jerry's")."""
+    given = text[start:end]
+    if (
+        _style(given) != "title"
+        or ascii_key(given) in data.words
+        or not text[end + 3 : end + 4].islower()
+    ):
+        return None
+    return Person(start, end, (given,), False, needs_context=True)
 
 
 def _vocative(text: str, start: int, end: int) -> bool:

@@ -73,7 +73,7 @@ LINE_REACH = 240
 CONTACT_TYPES = frozenset({"phone", "fax", "email", "street_address"})
 _DIGITS_AND_SEPARATORS = frozenset("0123456789/.-")
 _WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
-_IN_NAME_AFTER = _WORD | frozenset(b"'")  # "Ann" in "Annual", "Ann's"
+_IN_NAME_AFTER = _WORD | frozenset(b"'")  # "Ann" in "Annual", "Ann'e" (not "Ann's ")
 _IN_NAME_BEFORE = _IN_NAME_AFTER | frozenset(b"-")  # "Ann" in "Mary-Ann"
 _GREETING_ENDS = (*patterns.GREETINGS, "attn:", "attention:", "to:")
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
@@ -454,7 +454,9 @@ class _Segment:
         # Given names are plain literals (see patterns.given_name_patterns): "Ann" also
         # matches in "Annual". Most matches are such; drop them before any other work.
         data = self.data
-        if (s and data[s - 1] in _IN_NAME_BEFORE) or (e < len(data) and data[e] in _IN_NAME_AFTER):
+        if (s and data[s - 1] in _IN_NAME_BEFORE) or (
+            e < len(data) and data[e] in _IN_NAME_AFTER and data[e : e + 3] != b"'s "
+        ):
             return
         if not self._ascii:
             self._ascii = self.data.decode("ascii")
