@@ -412,6 +412,9 @@ def test_wider_health_vocabulary(text: str) -> None:
         "Good news, Joy! The bake sale raised $400.",
         "Patient Experience Week starts Monday; the Patient Safety Committee meets Friday.",
         "Karen's team lunch is Friday.",
+        # Staff mail: a health term near a name is the topic, not the person's.
+        "Flu shots for employees: see Tamara Gibbs in Occupational Health, Mon-Fri 8-4.",
+        "This month's wellness tip from Coach Maria Santos: walking lowers blood pressure.",
         "Ben & Jerry's is sponsoring the flu shot fair.",
         # A doctor addressed by title is a person identified, but no patient.
         "Hi Dr. Nguyen, the clinic schedule for next week is attached.",

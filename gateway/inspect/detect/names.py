@@ -252,7 +252,8 @@ pharmacist therapist dentist attending clinician practitioner midwife rn md diet
 nutritionist manager coordinator director author chief editor president ceo founder specialist
 educator counselor counsellor assistant receptionist supervisor analyst lead officer
 administrator representative technician clerk scheduler secretary intern volunteer liaison
-navigator biller coder lpn cna pharmd phd dds dmd mph support staff team desk office department"""
+navigator biller coder lpn cna pharmd phd dds dmd mph support staff team desk office department
+coach trainer instructor speaker host chair chairman chairwoman vendor"""
 _ROLES = frozenset(_ROLES_TEXT.split())
 # A word right before a name that makes it no patient: a role, or "the John Muir Hospital",
 # "St. Jude", "written by Jane Doe".

@@ -611,6 +611,7 @@ class _Segment:
         strong = sorted(self.strong_names)
         strong_starts = [s for s, _ in strong]
         reach = list(accumulate((e for _, e in strong), max))
+        staff = "care_staff" in self.context
         count = 0
         for span in spans:
             if span.type != "name":
@@ -623,7 +624,9 @@ class _Segment:
                 continue
             low, high = span.start - window, span.end + window
             i = bisect_left(ends, low)
-            near_health = i < len(health) and health[i].start <= high
+            # In staff mail ("Flu shots for employees: see Tamara Gibbs"), a health term
+            # near a name is the topic, not the person's: only a clinical care word is.
+            near_health = not staff and i < len(health) and health[i].start <= high
             if not (
                 near_health
                 or self.care_near(span.start, span.end)
