@@ -316,13 +316,14 @@ DEV_SET = [
     json.loads(line)
     for line in (Path(__file__).parent / "data" / "names_dev.jsonl").read_text().splitlines()
 ]
-# Measured: recall 0.968, false positives 0.0, name span recall 0.974 (336 messages).
-# The misses are names the lists do not know ("Kenji", "Raj"), a surname that is also a
-# ward ("Penelope Ward") with no care word near, and a pickup notice ("your order is
+# Measured: recall 0.977, false positives 0.0, name span recall 0.987 (346 messages).
+# The misses are a given name the lists lack mid-sentence ("Kenji Watanabe"), a surname
+# that is also a word ("Penelope Ward", "Rebecca Stone") with no care word near, a
+# schedule table without "at" before its times, and a pickup notice ("your order is
 # ready") that could come from any shop.
-DEV_MIN_RECALL = 0.95
+DEV_MIN_RECALL = 0.96
 DEV_MAX_FP = 0.03
-DEV_MIN_SPAN_RECALL = 0.96
+DEV_MIN_SPAN_RECALL = 0.97
 
 
 def test_dev_set_recall_and_false_positives() -> None:
@@ -382,6 +383,9 @@ def test_the_whole_surname_after_particles_is_the_name() -> None:
         "Had a long conversation with Angela Hodge about the chemical peel.",
         "Good evening Calvin Ruiz,\nthe otolaryngology team has a cancellation on Oct 21.",
         "Dispute opened for Jennifer Phillips: payer says the scan was not medically necessary.",
+        # A line that addresses somebody by a census surname, given name unknown.
+        "Raj Malhotra, your A1C is ready to view in the portal.",
+        "Li Wei, your colonoscopy prep instructions are attached.",
         # After "Patient", a known surname is enough; care transfers; abbreviations.
         "Patient Kenji Watanabe no-showed today.",
         "Sending over the records for Jamal Washington; he transferred care to us.",
@@ -412,6 +416,8 @@ def test_wider_health_vocabulary(text: str) -> None:
         "Good news, Joy! The bake sale raised $400.",
         "Patient Experience Week starts Monday; the Patient Safety Committee meets Friday.",
         "Karen's team lunch is Friday.",
+        "Good Morning, your refill is ready.",
+        "Dear Customer, your prescription is ready.",
         # Staff mail: a health term near a name is the topic, not the person's.
         "Flu shots for employees: see Tamara Gibbs in Occupational Health, Mon-Fri 8-4.",
         "This month's wellness tip from Coach Maria Santos: walking lowers blood pressure.",

@@ -504,6 +504,29 @@ def _possessive(text: str, start: int, end: int, data: NameData) -> Person | Non
     return Person(start, end, (given,), False, needs_context=True)
 
 
+def addressed_at_line_start(text: str, start: int, data: NameData) -> Person | None:
+    """ "Raj Malhotra, your A1C ...": two capitalised words (a middle initial allowed)
+    that start a line before ", you"/": your", the last a census surname and neither a
+    word phigate reads as no name ("Good Morning, your ...", "Dear Customer, your").
+    Finds people whose given name the lists lack."""
+    found = person(text, start, min_words=2, allow_comma=False)
+    if found is None or len(found.words) != 2 or not _ADDRESSED_AFTER.match(text, found.end):
+        return None
+    first, last = found.words
+    key = ascii_key(last)
+    if (
+        key not in data.surnames
+        or key in data.words
+        or key in _AFTER_NOT_PERSON
+        or first.lower() in _BEFORE_NOT_PATIENT
+        or first.lower() in TITLE_WORDS
+        or ascii_key(first) in data.words
+        or not_a_patient(text, found)
+    ):
+        return None
+    return replace(found, addressed=True)
+
+
 def _vocative(text: str, start: int, end: int) -> bool:
     """A given name alone, called out between a comma and "!" (or a comma before a
     lower-case word, or the end of a sentence): "Good news, Maria! Your ...",

@@ -394,6 +394,13 @@ FIXED: tuple[PatternDef, ...] = (
     ),
     # "Dear Jane Doe", "Hi Jane,".
     PatternDef("name_greeting", rf"{phrases(GREETINGS)},?{WS}+{_U}"),
+    # A line that starts by addressing somebody: "Raj Malhotra, your A1C ...", "Li Wei:
+    # you are ..." (the handler wants a census surname: given names the lists lack).
+    PatternDef(
+        "name_lead",
+        r"(?:^|\n)[ \t]*[A-Z][a-z]+(?:[ \t][A-Z]\.?)?[ \t][A-Z][A-Za-z'-]+[ \t]*[,:][ \t]*"
+        r"(?:you|your)\b",
+    ),
 )
 
 

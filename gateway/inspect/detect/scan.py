@@ -573,6 +573,13 @@ class _Segment:
         ):
             self.add_person(found)
 
+    def name_lead(self, s: int, e: int) -> None:
+        text = self.text
+        start = s + len(text[s:e]) - len(text[s:e].lstrip())
+        found = names.addressed_at_line_start(text, start, name_data())
+        if found is not None:
+            self.add_name(found.start, found.end)
+
     # ------------------------------------------------------------ results
 
     def run(self) -> None:
@@ -719,6 +726,7 @@ _HANDLERS: dict[str, Handler] = {
         "name_pt",
         "name_title",
         "name_greeting",
+        "name_lead",
         "given",
     )
 }
