@@ -418,6 +418,7 @@ def test_wider_health_vocabulary(text: str) -> None:
         "Karen's team lunch is Friday.",
         "Good Morning, your refill is ready.",
         "Dear Customer, your prescription is ready.",
+        "Hi Paul, your dinner reservation for 4 is confirmed.",
         # Staff mail: a health term near a name is the topic, not the person's.
         "Flu shots for employees: see Tamara Gibbs in Occupational Health, Mon-Fri 8-4.",
         "This month's wellness tip from Coach Maria Santos: walking lowers blood pressure.",

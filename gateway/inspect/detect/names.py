@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 
 from gateway.inspect.detect.namedata import NameData, ascii_key, name_data
-from gateway.inspect.detect.patterns import PARTICLES, STREET_SUFFIXES, lexicon
+from gateway.inspect.detect.patterns import GREETINGS, PARTICLES, STREET_SUFFIXES, lexicon
 
 # Capitalised words that follow "Dear", "Hi", "Patient:" ... but are no name, and
 # organisation words that make a display name an organisation's.
@@ -520,6 +520,7 @@ def addressed_at_line_start(text: str, start: int, data: NameData) -> Person | N
         or key in _AFTER_NOT_PERSON
         or first.lower() in _BEFORE_NOT_PATIENT
         or first.lower() in TITLE_WORDS
+        or first.lower() in GREETINGS
         or ascii_key(first) in data.words
         or not_a_patient(text, found)
     ):
