@@ -61,6 +61,7 @@ from relay import (  # bench/ is on sys.path
     wait_for_port,
     wait_until,
 )
+from stack_profile import fold, format_profile
 
 POSTFIX = Path("/usr/sbin/postfix")
 OPENDKIM = Path("/usr/sbin/opendkim")
@@ -75,6 +76,7 @@ DEFAULT_MESSAGES = 2000  # per run with several sessions; a single session sends
 QUICK_MESSAGES = 200
 WARMUP_MESSAGES = 20
 POSTFIX_QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
+PY_SPY_RATE = 100  # samples per second and thread
 
 
 def missing_programs() -> list[str]:
@@ -494,6 +496,32 @@ def plan(sessions: Sequence[int], rounds: int) -> Iterator[tuple[int, int]]:
                 yield count, index
 
 
+class PySpy:
+    """py-spy recording phigate's process tree (supervisor and server processes) for one run."""
+
+    def __init__(self, program: str, pid: int, out: Path) -> None:
+        self.out = out
+        self.proc = subprocess.Popen(
+            [
+                program, "record", "--pid", str(pid), "--subprocesses", "--nonblocking",
+                "--full-filenames", "--format", "raw", "--rate", str(PY_SPY_RATE),
+                "-o", str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(1.0)  # py-spy attaches to each process before it samples
+
+    def finish(self, messages: int) -> str:
+        """Stop recording; the costs per message (bench/stack_profile.py)."""
+        stop_process(self.proc, signal.SIGINT, 30.0)
+        if not self.out.exists():
+            return f"py-spy wrote no {self.out}"
+        with self.out.open(encoding="utf-8", errors="replace") as stacks:
+            return format_profile(fold(stacks), messages, PY_SPY_RATE)
+
+
 # --- report ----------------------------------------------------------------------
 
 
@@ -565,7 +593,7 @@ def ratios(summaries: Sequence[Summary]) -> dict[int, dict[str, float]]:
 
 def format_table(summaries: Sequence[Summary]) -> str:
     header = ("sessions", "system", "runs", *(title for title, _, _ in COLUMNS))
-    rows = [header]
+    rows: list[tuple[str, ...]] = [header]
     phigate_over_postfix = ratios(summaries)
     for s in summaries:
         figures = (format(getattr(s, attr), spec) for _, attr, spec in COLUMNS)
@@ -640,6 +668,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--time-limit", type=float, default=300.0, help="Seconds per run at most.")
     parser.add_argument("--json", action="store_true", help="Results as JSON on stdout.")
     parser.add_argument("--keep", action="store_true", help="Keep the temporary directory.")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="Record phigate's runs with py-spy (stacks into DIR) and print where its CPU "
+        "goes per message. py-spy's own CPU slows the machine: take no figures from such a run.",
+    )
     args = parser.parse_args(argv)
     if args.messages is not None and not 1 <= args.messages <= 1_000_000:
         parser.error("--messages must be 1..1000000")
@@ -649,6 +685,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--processes must be 1..64")
     if not 1.0 <= args.time_limit <= 3600.0:
         parser.error("--time-limit must be 1..3600 seconds")
+    args.py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=Path(sys.executable).parent)
+    if args.profile is not None and args.py_spy is None:
+        parser.error("--profile needs py-spy on PATH (pip install py-spy)")
     return args
 
 
@@ -723,11 +762,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             sampler.start()
         for number, (sessions, index) in enumerate(plan(args.sessions, args.rounds)):
             messages = max(sessions, many if sessions > 1 else max(1, many // 4))
+            spy = None
+            if args.profile is not None and systems[index] is phigate:
+                args.profile.mkdir(parents=True, exist_ok=True)
+                stacks = args.profile / f"phigate-{sessions}-sessions-run{number}.txt"
+                spy = PySpy(args.py_spy, phigate.gate.pid, stacks)
             result = measure(
                 systems[index], sinks[index], samplers[index], sessions, messages,
                 f"run{number}", args.time_limit,
             )  # fmt: skip
             results.append(result)
+            if spy is not None:
+                log(
+                    f"where phigate's CPU went, {sessions} sessions:\n{spy.finish(result.accepted)}"
+                )
             log(
                 f"{result.system:8} {sessions:3} sessions: "
                 f"delivered {result.delivered_per_s:5.0f}/s, "
