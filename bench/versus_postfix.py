@@ -513,13 +513,14 @@ class PySpy:
         )  # fmt: skip
         time.sleep(1.0)  # py-spy attaches to each process before it samples
 
-    def finish(self, messages: int) -> str:
-        """Stop recording; the costs per message (bench/stack_profile.py)."""
+    def finish(self, messages: int, cpu_ms: float) -> str:
+        """Stop recording; the costs per message (bench/stack_profile.py), scaled to the
+        CPU per message measured."""
         stop_process(self.proc, signal.SIGINT, 30.0)
         if not self.out.exists():
             return f"py-spy wrote no {self.out}"
         with self.out.open(encoding="utf-8", errors="replace") as stacks:
-            return format_profile(fold(stacks), messages, PY_SPY_RATE)
+            return format_profile(fold(stacks), messages, PY_SPY_RATE, cpu_ms)
 
 
 # --- report ----------------------------------------------------------------------
@@ -773,9 +774,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )  # fmt: skip
             results.append(result)
             if spy is not None:
-                log(
-                    f"where phigate's CPU went, {sessions} sessions:\n{spy.finish(result.accepted)}"
-                )
+                costs = spy.finish(result.accepted, result.cpu_ms_per_message)
+                log(f"where phigate's CPU went, {sessions} sessions:\n{costs}")
             log(
                 f"{result.system:8} {sessions:3} sessions: "
                 f"delivered {result.delivered_per_s:5.0f}/s, "
