@@ -411,7 +411,7 @@ def measure(
     time_limit: float,
 ) -> RunResult:
     """One load generator run against `system`, until its sink has every accepted message."""
-    others = [sink.pid or 0]
+    others = [sink.pid] if sink.pid is not None else []  # the benchmark's, not the system's
     baseline = sampler.reset()
     cpu_before = tree_cpu_seconds(system.roots())
     ours_before = own_cpu_seconds() + tree_cpu_seconds(others)
