@@ -107,10 +107,11 @@ def percentile(values: Sequence[float], pct: float) -> float:
     return ordered[rank - 1]
 
 
-def proc_status_kb(pid: int, key: str) -> int:
-    """A `kB` line of /proc/PID/status (VmRSS, VmHWM); 0 if the process is gone."""
+def proc_status_kb(pid: int, key: str, file: str = "status") -> int:
+    """A `kB` line of /proc/PID/status (VmRSS, VmHWM) or of another such file
+    (smaps_rollup: Pss); 0 if the process is gone."""
     try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        with open(f"/proc/{pid}/{file}", encoding="ascii") as status:
             for line in status:
                 if line.startswith(key + ":"):
                     return int(line.split()[1])
@@ -165,9 +166,19 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
+def forest(roots: Sequence[int]) -> list[int]:
+    """The process trees of several roots, each process once."""
+    return list(dict.fromkeys(pid for root in roots for pid in process_tree(root)))
+
+
 def tree_rss_kb(pids: Sequence[int]) -> int:
     """Sum of VmRSS over processes (pages shared after fork count once per process)."""
     return sum(proc_status_kb(pid, "VmRSS") for pid in pids)
+
+
+def tree_pss_kb(pids: Sequence[int]) -> int:
+    """Sum of Pss over processes: each shared page divided among the processes sharing it."""
+    return sum(proc_status_kb(pid, "Pss", "smaps_rollup") for pid in pids)
 
 
 def reset_peak_rss(pid: int) -> bool:
@@ -289,15 +300,18 @@ class PostfixSink:
     kind = "smtp-sink"
     _MESG = re.compile(rb"mesg=(\d+)\r")
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, dump: Path | None = None) -> None:
         self.port = free_port()
         self.out_path = workdir / "smtp-sink.out"
+        self.dump = dump  # every message is appended to this file (-D), for checking content
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         command = [str(SMTP_SINK), "-c"]
         if os.geteuid() == 0:
             command += ["-u", "nobody"]  # smtp-sink refuses to keep root privileges
+        if self.dump is not None:
+            command += ["-D", str(self.dump)]
         command += ["-m", "1024", f"inet:127.0.0.1:{self.port}", "1024"]
         with self.out_path.open("wb") as out:
             self.proc = subprocess.Popen(
@@ -657,17 +671,20 @@ class Phigate:
 
 class Sampler(threading.Thread):
     """Polls the sink's message counter every 20 ms and, every 100 ms, the sum
-    of VmRSS over phigate's process tree (the process and its descendants)."""
+    of VmRSS over the process trees of `roots` (phigate's process and its
+    descendants; Postfix's master and OpenDKIM); with `pss`, the sum of PSS too."""
 
-    def __init__(self, sink: Sink, pid: int) -> None:
+    def __init__(self, sink: Sink, roots: Sequence[int], pss: bool = False) -> None:
         super().__init__(name="bench-sampler", daemon=True)
         self.sink = sink
-        self.pid = pid
+        self.roots = list(roots)
+        self.pss = pss
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.samples: list[tuple[float, int]] = []
         self.latest = sink.count()
         self.rss_peak_kb = 0
+        self.pss_peak_kb = 0
         self.hwm_reset: list[int] = []  # processes whose VmHWM was reset at the run's start
         self.pids_seen: set[int] = set()  # every process of the tree seen since reset()
 
@@ -677,23 +694,27 @@ class Sampler(threading.Thread):
                 return
             count = self.sink.count()
             now = time.monotonic()
-            tree = process_tree(self.pid) if tick % RSS_EVERY == 0 else []
+            tree = forest(self.roots) if tick % RSS_EVERY == 0 else []
             rss = tree_rss_kb(tree)
+            pss = tree_pss_kb(tree) if self.pss else 0
             with self.lock:
                 self.latest = max(self.latest, count)
                 self.samples.append((now, count))
                 self.rss_peak_kb = max(self.rss_peak_kb, rss)
+                self.pss_peak_kb = max(self.pss_peak_kb, pss)
                 self.pids_seen.update(tree)
 
     def reset(self) -> int:
         """Start a new run: forget samples and the RSS peak; returns the current count."""
-        tree = process_tree(self.pid)
+        tree = forest(self.roots)
         reset = [pid for pid in tree if reset_peak_rss(pid)]
         rss = tree_rss_kb(tree)
+        pss = tree_pss_kb(tree) if self.pss else 0
         with self.lock:
             self.hwm_reset = reset
             self.samples.clear()
             self.rss_peak_kb = rss
+            self.pss_peak_kb = pss
             self.pids_seen = set(tree)
             return self.latest
 
@@ -720,12 +741,17 @@ class Sampler(threading.Thread):
         peak of the sum; with a single process it is the exact peak, which the
         samples can miss.
         """
-        tree = process_tree(self.pid)
+        tree = forest(self.roots)
         with self.lock:
             reset = list(self.hwm_reset)
             peak = self.rss_peak_kb
         hwm = max((proc_status_kb(pid, "VmHWM") for pid in reset), default=0)
         return max(peak, hwm, tree_rss_kb(tree))
+
+    def peak_pss_kb(self) -> int:
+        """Peak of the trees' summed PSS since reset(), from the 100 ms samples (with `pss`)."""
+        with self.lock:
+            return self.pss_peak_kb
 
     def stop(self) -> None:
         self.stopping.set()
@@ -775,25 +801,45 @@ class RunResult:
 
 
 def run_loadgen(spec: RunSpec, gate: Phigate, run_id: str, time_limit: float) -> dict[str, Any]:
+    if spec.listener == "plain":
+        return run_loadgen_at(
+            gate.plain_port, spec.sessions, spec.messages, run_id, time_limit, None, gate.marketing
+        )
+    return run_loadgen_at(
+        gate.tls_port, spec.sessions, spec.messages, run_id, time_limit, gate.secret, gate.marketing
+    )
+
+
+def run_loadgen_at(
+    port: int,
+    sessions: int,
+    messages: int,
+    run_id: str,
+    time_limit: float,
+    secret: str | None,
+    marketing: bool = False,
+) -> dict[str, Any]:
+    """bench/loadgen.py against 127.0.0.1:`port`; with a `secret`, STARTTLS and AUTH as
+    PRINCIPAL. Its JSON result."""
     command = [
         sys.executable,
         str(BENCH_DIR / "loadgen.py"),
+        "--port",
+        str(port),
         "--sessions",
-        str(spec.sessions),
+        str(sessions),
         "--messages",
-        str(spec.messages),
+        str(messages),
         "--time-limit",
         str(time_limit),
         "--run-id",
         run_id,
     ]
-    if gate.marketing:
+    if marketing:
         command.append("--marketing")
-    if spec.listener == "plain":
-        command += ["--port", str(gate.plain_port)]
-    else:
-        command += ["--port", str(gate.tls_port), "--starttls", "--user", PRINCIPAL]
-    env = {**os.environ, "LOADGEN_SECRET": gate.secret}  # not on the command line
+    if secret is not None:
+        command += ["--starttls", "--user", PRINCIPAL]
+    env = {**os.environ, "LOADGEN_SECRET": secret or ""}  # not on the command line
     try:
         done = subprocess.run(
             command,
@@ -1184,7 +1230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"sink {sink.kind} on 127.0.0.1:{sink.port}; work dir {workdir}"
         )
         startup_rss_kb = gate.startup_peak_rss_kb  # before any per-run reset
-        sampler = Sampler(sink, gate.pid)
+        sampler = Sampler(sink, [gate.pid])
         sampler.start()
         for index, spec in enumerate(plan(args)):
             if not gate.alive():
