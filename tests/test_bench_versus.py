@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.certs import make_certs
+from certs import make_certs
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
