@@ -231,6 +231,11 @@ CARE_CLASSES = {"clinical": "care", "encounter": "care_encounter"} | {
 }
 CONTEXT_WORDS.update({CARE_CLASSES[s]: words for s, words in sections("care_words").items()})
 
+# Context classes whose hits are only tested for presence, never for where they are:
+# "health" (SegmentScan.health_context) and the staff and service topics (see
+# scan.care_classes).
+PRESENCE_CLASSES = frozenset({"health", "care_staff", "care_service"})
+
 # A booked time: "at 9:15", "@ 3pm", "at noon" (not office hours, "8am-5pm"). With
 # scheduling words it makes a reminder, as a provider or service word does.
 SLOT = (
@@ -492,10 +497,16 @@ def build(
     for kind, labels in ID_LABELS.items():
         defs.append(replace(_label_pattern(labels), kind=f"label:{kind}"))
     for cls, words in CONTEXT_WORDS.items():
+        if cls in PRESENCE_CLASSES:
+            # One alternation, word edges included, reported once: without start
+            # tracking it compiles fast, and a text's hundreds of "team" or "clinic"
+            # cost one match, not one each.
+            defs.append(PatternDef(f"ctx:{cls}", phrases(words, _ONE_SPACE), "any"))
+            continue
         # A literal per phrase, as the lexicons: one alternation of a class's phrases
-        # with word edges compiles slowly (and past a few hundred exceeds Hyperscan's
-        # pattern length limit). Word edges of the longer ones are checked after the
-        # scan (scan._Segment).
+        # with word edges and start tracking compiles slowly (and past a few hundred
+        # exceeds Hyperscan's pattern length limit). Word edges of the longer ones are
+        # checked after the scan (scan._Segment).
         defs += [PatternDef(f"ctx:{cls}", literal(term)) for term in sorted(set(words))]
     defs.append(PatternDef("ctx:slot", SLOT, "som"))
     for index, ident in enumerate(config.identifiers):
