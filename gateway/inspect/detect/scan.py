@@ -174,14 +174,15 @@ def compiled_for(config: InspectionConfig, backend: Backend | None = None) -> Co
         if result is None:
             data = name_data()
             defs = patterns.build(config, data.given, data.given_us)
+            context_of = {n: d.kind[4:] for n, d in enumerate(defs) if d.kind.startswith("ctx:")}
             result = Compiled(
                 engine=build_engine(
-                    [Pattern(d.regex, d.start_by, d.length) for d in defs], backend
+                    [Pattern(d.regex, d.start_by, d.length, d.words) for d in defs], backend
                 ),
                 plans=tuple(_plans(defs, config)),
-                context_of={n: d.kind[4:] for n, d in enumerate(defs) if d.kind.startswith("ctx:")},
+                context_of=context_of,
                 presence=frozenset(
-                    n for n, d in enumerate(defs) if d.kind.startswith("ctx:") and d.start_by == "any"
+                    n for n, cls in context_of.items() if cls in patterns.PRESENCE_CLASSES
                 ),
                 date_indexes=tuple(
                     n for n, d in enumerate(defs) if d.kind in ("date_num", "date_noyear")
