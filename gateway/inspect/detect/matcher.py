@@ -154,12 +154,20 @@ def _words_back(data: bytes, end: int, words: int) -> int:
     """Where the last `words` whitespace-separated words before `end` start. Windows
     grow fourfold, so the cost follows the distance, however far back that is."""
     position = end
-    for n in range(words):
-        space = _search_back(data, position, lambda chunk: max(map(chunk.rfind, _WHITESPACE)))
-        if space < 0 or n == words - 1:
-            return space + 1
-        position = _search_back(data, space, lambda chunk: len(chunk.rstrip(_SPACE_BYTES)) - 1) + 1
-    return position  # pragma: no cover - the loop returns
+    for _ in range(words - 1):
+        space = _search_back(data, position, _last_space)
+        if space < 0:
+            return 0
+        position = _search_back(data, space, _last_non_space) + 1
+    return _search_back(data, position, _last_space) + 1
+
+
+def _last_space(chunk: bytes) -> int:
+    return max(map(chunk.rfind, _WHITESPACE))
+
+
+def _last_non_space(chunk: bytes) -> int:
+    return len(chunk.rstrip(_SPACE_BYTES)) - 1
 
 
 def _search_back(data: bytes, end: int, last: Callable[[bytes], int]) -> int:
