@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from certs import make_certs
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"

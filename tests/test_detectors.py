@@ -744,3 +744,43 @@ def test_dates_where_care_happens_are_service_dates(text: str) -> None:
 
 def test_a_date_without_care_context_is_not_a_service_date() -> None:
     assert "service_date" not in types("The parking garage reopens on 12/03/2026.")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_topic_words_count_as_whole_words_only(backend: Backend) -> None:
+    """The staff, service and health classes are only tested for presence (one
+    word-bounded pattern each): a word inside a longer one is no hit, a whole word
+    anywhere is, however often the longer word came first."""
+    from gateway.inspect.detect.scan import scan_text
+
+    inside = "Budgeting tips from the partyline, a clinician, our meetinghouse. " * 3
+    assert scan_text(inside, CONFIG, backend=backend).care_words == frozenset()
+    assert not scan_text(inside, CONFIG, backend=backend).health_context
+    found = scan_text(inside + "The budget meeting at the clinic.", CONFIG, backend=backend)
+    assert found.care_words >= {"care_staff"}
+    assert found.health_context
+    service = scan_text(inside + "Call our medical practice.", CONFIG, backend=backend)
+    assert "care_service" in service.care_words
+
+
+@pytest.mark.skipif(not HAS_HYPERSCAN, reason="Hyperscan has no wheels for this CPU")
+def test_greetings_found_from_their_end_start_where_re2_says() -> None:
+    """Greetings are matched without start tracking and their start found from the end
+    (the last three words): however much whitespace lies inside, both engines report
+    the same matches, and the name after the greeting is found."""
+    from gateway.inspect.detect.scan import ascii_bytes, compiled_for
+
+    hs, r2 = compiled_for(CONFIG, "hyperscan").engine, compiled_for(CONFIG, "re2").engine
+    gap = " \t" * 3000
+    texts = [
+        f"Good{gap}\n\nmorning,{gap}Jane Walsh, your results are back.",
+        f"Thanks.Dear{gap}Jane Walsh: your refill is ready.",
+        f"{gap}Hello there{gap}Jane Walsh, Hi Hey Dear Maria Lopez, your visit is today.",
+        "x" * 5000 + f" Hi,{gap}Jane Walsh, hi there Maria Lopez!",
+    ]
+    for text in texts:
+        data = ascii_bytes(text)
+        assert hs.scan(data) == r2.scan(data)
+        spans = find_spans(text, CONFIG, backend="hyperscan")
+        assert spans == find_spans(text, CONFIG, backend="re2")
+        assert any(text[s.start : s.end] == "Jane Walsh" for s in spans if s.type == "name")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple, Protocol
 
 import re2
@@ -24,12 +24,14 @@ except ImportError:  # pragma: no cover - depends on the platform
 Backend = Literal["hyperscan", "re2"]
 Matches = dict[int, list[tuple[int, int]]]  # pattern index -> byte spans, in order
 _WHITESPACE = (b" ", b"\t", b"\r", b"\n", b"\f", b"\v")
+_SPACE_BYTES = b"".join(_WHITESPACE)
 
 
 class Pattern(NamedTuple):
     regex: str
     start_by: Literal["som", "lookback", "any"] = "som"  # see patterns.PatternDef
     length: int = 0  # "lookback": most bytes back (0: back to whitespace)
+    words: int = 0  # "lookback", no length: most whitespace-separated words in a match
 
 
 ANY = [(0, 0)]  # the one "span" reported for an "any" pattern that occurs
@@ -138,10 +140,13 @@ class _Lookback:
             raise PatternError(f"pattern {index}: only ASCII patterns can look back")
         self.regex = re.compile(f"(?:{pattern.regex})\\Z".encode())
         self.window = pattern.length
+        self.words = pattern.words
 
     def start(self, data: bytes, end: int) -> int:
         if self.window:
             low = max(0, end - self.window)
+        elif self.words:
+            low = _words_back(data, end, self.words)
         else:
             bound = max(0, end - 512)  # no e-mail address is longer
             low = max(data.rfind(c, bound, end) for c in _WHITESPACE) + 1
@@ -150,6 +155,38 @@ class _Lookback:
         before = max(0, low - 1)
         match = self.regex.search(data[before:end], low - before)
         return -1 if match is None else before + match.start()
+
+
+def _words_back(data: bytes, end: int, words: int) -> int:
+    """Where the last `words` whitespace-separated words before `end` start. Windows
+    grow fourfold, so the cost follows the distance, however far back that is."""
+    position = end
+    for _ in range(words - 1):
+        space = _search_back(data, position, _last_space)
+        if space < 0:
+            return 0
+        position = _search_back(data, space, _last_non_space) + 1
+    return _search_back(data, position, _last_space) + 1
+
+
+def _last_space(chunk: bytes) -> int:
+    return max(map(chunk.rfind, _WHITESPACE))
+
+
+def _last_non_space(chunk: bytes) -> int:
+    return len(chunk.rstrip(_SPACE_BYTES)) - 1
+
+
+def _search_back(data: bytes, end: int, last: Callable[[bytes], int]) -> int:
+    """The offset of what `last` finds last in data[:end] (-1: nothing), looking at
+    ever longer chunks that end at `end`."""
+    width = 64
+    while True:
+        low = max(0, end - width)
+        found = last(data[low:end])
+        if found >= 0 or low == 0:
+            return found if found < 0 else low + found
+        width *= 4
 
 
 class HyperscanEngine:

@@ -38,13 +38,16 @@ class PatternDef:
     whole scan (by ~0.07 ms per 20 KB each); those run without it and RE2
     finds the leftmost start of each match Hyperscan reports ("lookback"), at
     most `length` bytes before its end (0: the match has no whitespace, it
-    starts after the last one). "any": only whether it occurs at all matters.
+    starts after the last one; with `words`, a match spans at most that many
+    words, whatever whitespace lies between). "any": only whether it occurs at
+    all matters.
     """
 
     kind: str
     regex: str
     start_by: StartBy = "som"
     length: int = 0
+    words: int = 0
 
 
 def _escape(char: str) -> str:
@@ -231,6 +234,11 @@ CARE_CLASSES = {"clinical": "care", "encounter": "care_encounter"} | {
 }
 CONTEXT_WORDS.update({CARE_CLASSES[s]: words for s, words in sections("care_words").items()})
 
+# Context classes whose hits are only tested for presence, never for where they are:
+# "health" (SegmentScan.health_context) and the staff and service topics (see
+# scan.care_classes).
+PRESENCE_CLASSES = frozenset({"health", "care_staff", "care_service"})
+
 # A booked time: "at 9:15", "@ 3pm", "at noon" (not office hours, "8am-5pm"). With
 # scheduling words it makes a reminder, as a provider or service word does.
 SLOT = (
@@ -392,8 +400,10 @@ FIXED: tuple[PatternDef, ...] = (
         "name_title",
         rf"\b(?:{'|'.join(TITLES)})\.?{WS}+(?:(?:{'|'.join(PARTICLES)}){WS}+){{0,2}}{_U}",
     ),
-    # "Dear Jane Doe", "Hi Jane,".
-    PatternDef("name_greeting", rf"{phrases(GREETINGS)},?{WS}+{_U}"),
+    # "Dear Jane Doe", "Hi Jane,". Start tracking would cost a sixth of the whole scan
+    # (one-word greetings ending two-word ones, with any whitespace between): found from
+    # the end instead, in the last three words ("Good morning, J").
+    PatternDef("name_greeting", rf"{phrases(GREETINGS)},?{WS}+{_U}", "lookback", words=3),
     # A line that starts by addressing somebody: "Raj Malhotra, your A1C ...", "Li Wei:
     # you are ..." (the handler wants a census surname: given names the lists lack).
     PatternDef(
@@ -499,10 +509,18 @@ def build(
     for kind, labels in ID_LABELS.items():
         defs.append(replace(_label_pattern(labels), kind=f"label:{kind}"))
     for cls, words in CONTEXT_WORDS.items():
+        if cls in PRESENCE_CLASSES:
+            # Word edges in the pattern and each phrase reported once: without start
+            # tracking that compiles fast, and a text's dozens of "team" or "clinic"
+            # cost one match, not one each. (One alternation per class scans no faster
+            # and takes twice as long to compile.)
+            terms = sorted(set(words))
+            defs += [PatternDef(f"ctx:{cls}", phrases([t], _ONE_SPACE), "any") for t in terms]
+            continue
         # A literal per phrase, as the lexicons: one alternation of a class's phrases
-        # with word edges compiles slowly (and past a few hundred exceeds Hyperscan's
-        # pattern length limit). Word edges of the longer ones are checked after the
-        # scan (scan._Segment).
+        # with word edges and start tracking compiles slowly (and past a few hundred
+        # exceeds Hyperscan's pattern length limit). Word edges of the longer ones are
+        # checked after the scan (scan._Segment).
         defs += [PatternDef(f"ctx:{cls}", literal(term)) for term in sorted(set(words))]
     defs.append(PatternDef("ctx:slot", SLOT, "som"))
     for index, ident in enumerate(config.identifiers):

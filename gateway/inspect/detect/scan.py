@@ -134,6 +134,7 @@ class Compiled:
     engine: Engine
     plans: tuple[Plan | None, ...]  # by pattern index; None: a context pattern
     context_of: dict[int, str]  # pattern index -> the context class of its phrase
+    presence: frozenset[int] = frozenset()  # context patterns that only say they occur
     date_indexes: tuple[int, ...] = ()  # the date patterns' indexes
 
 
@@ -173,12 +174,16 @@ def compiled_for(config: InspectionConfig, backend: Backend | None = None) -> Co
         if result is None:
             data = name_data()
             defs = patterns.build(config, data.given, data.given_us)
+            context_of = {n: d.kind[4:] for n, d in enumerate(defs) if d.kind.startswith("ctx:")}
             result = Compiled(
                 engine=build_engine(
-                    [Pattern(d.regex, d.start_by, d.length) for d in defs], backend
+                    [Pattern(d.regex, d.start_by, d.length, d.words) for d in defs], backend
                 ),
                 plans=tuple(_plans(defs, config)),
-                context_of={n: d.kind[4:] for n, d in enumerate(defs) if d.kind.startswith("ctx:")},
+                context_of=context_of,
+                presence=frozenset(
+                    n for n, cls in context_of.items() if cls in patterns.PRESENCE_CLASSES
+                ),
                 date_indexes=tuple(
                     n for n, d in enumerate(defs) if d.kind in ("date_num", "date_noyear")
                 ),
@@ -256,14 +261,18 @@ class _Segment:
         self.lab_mentions: list[int] = []  # lab test names without a value
         self.provider_names: set[int] = set()  # starts of "Dear Dr. Lee": no patient
         self._ascii = ""
-        # Context class -> (starts, ends) of its hits ("health": presence only).
+        # Context class -> (starts, ends) of its hits; none for the classes only tested
+        # for presence (patterns.PRESENCE_CLASSES).
         self.context: dict[str, tuple[list[int], list[int]]] = {}
         by_class: dict[str, list[tuple[int, int]]] = {}
         context_of = compiled.context_of
-        for index, spans in found.items():
-            cls = context_of.get(index)
-            if cls is not None:
-                by_class.setdefault(cls, []).extend(h for h in spans if self.whole(*h))
+        whole = self.whole
+        for index in found.keys() & context_of.keys():
+            cls = context_of[index]
+            if index in compiled.presence:
+                self.context[cls] = ([], [])
+            else:
+                by_class.setdefault(cls, []).extend(h for h in found[index] if whole(*h))
         for cls, hits in by_class.items():
             if hits:
                 hits.sort()
