@@ -73,6 +73,7 @@ LINE_REACH = 240
 CONTACT_TYPES = frozenset({"phone", "fax", "email", "street_address"})
 _DIGITS_AND_SEPARATORS = frozenset("0123456789/.-")
 _WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_LOWER = frozenset(b"abcdefghijklmnopqrstuvwxyz")
 _IN_NAME_AFTER = _WORD | frozenset(b"'")  # "Ann" in "Annual", "Ann'e" (not "Ann's ")
 _IN_NAME_BEFORE = _IN_NAME_AFTER | frozenset(b"-")  # "Ann" in "Mary-Ann"
 _GREETING_ENDS = (*patterns.GREETINGS, "attn:", "attention:", "to:")
@@ -463,6 +464,8 @@ class _Segment:
         # Given names are plain literals (see patterns.given_name_patterns): "Ann" also
         # matches in "Annual". Most matches are such; drop them before any other work.
         data = self.data
+        if data[e - 1] not in _LOWER and data[s + 1] in _LOWER:
+            e -= 1  # "Pat," from a short name's pattern, which ends after the name
         if (s and data[s - 1] in _IN_NAME_BEFORE) or (
             e < len(data) and data[e] in _IN_NAME_AFTER and data[e : e + 3] != b"'s "
         ):
