@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -205,3 +207,31 @@ def test_serve_keeps_its_database_under_the_data_dir(tmp_path: Path) -> None:
     gw.stop()
 
     assert entry.stat().st_ino == written.st_ino
+
+
+PATTERN_DIGEST = """
+import hashlib
+from gateway.config import InspectionConfig
+from gateway.inspect.detect import patterns
+from gateway.inspect.detect.namedata import name_data
+data = name_data()
+defs = patterns.build(InspectionConfig(), data.given, data.given_us)
+print(hashlib.sha256(repr(defs).encode()).hexdigest())
+"""
+
+
+def test_every_process_builds_the_same_patterns() -> None:
+    """Else no start would find what the one before kept: str hashes (so set order)
+    differ from process to process."""
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", PATTERN_DIGEST],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(digests) == 1
