@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Phigate
+from harness import PHIGATE, Phigate
 
 from gateway.inspect.detect import dbcache
 from gateway.inspect.detect.matcher import Pattern, build_engine
@@ -235,3 +235,24 @@ def test_every_process_builds_the_same_patterns() -> None:
         for seed in ("1", "2", "3")
     }
     assert len(digests) == 1
+
+
+def test_commands_that_inspect_read_the_cache_but_never_write_it(tmp_path: Path) -> None:
+    """Run as another user than the server, a command must not leave files it would refuse."""
+    data = tmp_path / "data"
+    data.mkdir()
+    config = tmp_path / "phigate.yaml"
+    config.write_text(f"data_dir: {data}\n")
+    eml = tmp_path / "m.eml"
+    eml.write_bytes(b"From: a@example.org\r\nSubject: hi\r\n\r\nSSN 123-45-6789\r\n")
+
+    result = subprocess.run(
+        [*PHIGATE, "inspect", "--json", str(eml), "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert '"ssn"' in result.stdout
+    assert not (data / "cache").exists()

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from gateway.config import Settings
 from gateway.logs import event
 
 log = logging.getLogger(__name__)
@@ -51,10 +52,11 @@ def cache_key(source: Source, version: str) -> str:
 class DatabaseCache:
     """One directory of serialized databases."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, write: bool = True) -> None:
         import hyperscan  # only engines that exist where Hyperscan does come here
 
         self.directory = directory
+        self.write = write
         self._hs: Any = hyperscan
 
     def path(self, key: str) -> Path:
@@ -65,7 +67,8 @@ class DatabaseCache:
         database = self._load(key, source.mode)
         if database is None:
             database = compile()
-            self._store(key, database)
+            if self.write:
+                self._store(key, database)
         return database
 
     def _load(self, key: str, mode: int) -> Any:
@@ -140,19 +143,23 @@ def _read_own_file(path: Path, key: str) -> bytes:
     return payload
 
 
-_directory: Path | None = None
+_cache: DatabaseCache | None = None
 
 
-def use_directory(directory: Path | None) -> None:
-    """Where this process keeps compiled databases from now on (None: nowhere)."""
-    global _directory
-    _directory = directory
+def directory_for(settings: Settings) -> Path | None:
+    """An installation's cache directory (`cache_dir`, under data_dir); None when empty."""
+    return settings.path(settings.cache_dir) if settings.cache_dir else None
+
+
+def use_directory(directory: Path | None, *, write: bool = True) -> None:
+    """Where this process finds compiled databases from now on (None: nowhere), and whether
+    it keeps the ones it compiles there."""
+    global _cache
+    _cache = None if directory is None else DatabaseCache(directory, write=write)
 
 
 def load_or_compile(source: Source, compile: Callable[[], Any]) -> Any:
     """The database for `source`: from the cache when one is set and holds it, else compiled
     (and kept for the next process)."""
-    directory = _directory
-    if directory is None:
-        return compile()
-    return DatabaseCache(directory).load_or_compile(source, compile)
+    cache = _cache
+    return compile() if cache is None else cache.load_or_compile(source, compile)
