@@ -41,7 +41,7 @@ from gateway.delivery.transport import Transport
 from gateway.delivery.worker import DeliveryService
 from gateway.dkim.sign import DkimSigner
 from gateway.inspect import header_values
-from gateway.inspect.detect import prepare
+from gateway.inspect.detect import dbcache, prepare
 from gateway.inspect.header_values import HeaderValues
 from gateway.inspect.inspector import Inspector
 from gateway.intake import Intake, Submission
@@ -788,7 +788,8 @@ def serve(settings: Settings) -> None:
     portal_logo(settings)
     report_domains(settings)
     forwarder_tls(settings)
-    prepare(settings.inspection)  # compiled once here; forked processes share it
+    dbcache.use_directory(dbcache.directory_for(settings))
+    prepare(settings.inspection)  # compiled (or loaded) once here; forked processes share it
     # Before forking and before anything counts: every process writes its own
     # files there, and a scrape sums them.
     metrics.configure(prepare_metrics_dir(settings) if settings.metrics.enabled else None)

@@ -793,6 +793,9 @@ class Settings(_Strict):
     keys_dir: str = "keys"
     # Directory of policy files; empty means the shipped default policy.
     policy_dir: str = ""
+    # Where compiled PHI pattern databases are kept, so a start loads in milliseconds
+    # what takes seconds to compile. Relative: under data_dir. Empty: compile at every start.
+    cache_dir: str = "cache"
     tls: TlsFiles = TlsFiles()
     listeners: list[ListenerConfig] = Field(default_factory=lambda: [ListenerConfig()])
     relay_networks: list[RelayNetwork] = Field(default_factory=list)

@@ -1,4 +1,4 @@
-"""Fixtures shared by the test files: a migrated store and a keyring."""
+"""Fixtures shared by the test files: a migrated store, a keyring, one pattern database cache."""
 
 from __future__ import annotations
 
@@ -9,9 +9,24 @@ from pathlib import Path
 import pytest
 from databases import fresh_database
 
+from gateway.inspect.detect import dbcache
 from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
+
+CACHE_ENV = "PHIGATE_TEST_CACHE_DIR"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def detector_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One directory of compiled pattern databases for the whole run: the first server
+    (or in-process engine) compiles, every later one loads (see harness.settings_for)."""
+    directory = tmp_path_factory.mktemp("detector") / "cache"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(directory))
+        dbcache.use_directory(directory)
+        yield directory
+        dbcache.use_directory(None)
 
 
 @pytest.fixture

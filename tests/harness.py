@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import smtplib
 import socket
@@ -129,6 +130,9 @@ def settings_for(data_dir: Path, port: int, **sections: Any) -> dict[str, Any]:
         "limits": {"auth_backoff_base": 0.0, "auth_backoff_max": 0.0},
         "web": {"address": f"127.0.0.1:{free_port()}"},
     }
+    shared_cache = os.environ.get("PHIGATE_TEST_CACHE_DIR")  # set by conftest.detector_cache
+    if shared_cache:
+        base["cache_dir"] = shared_cache
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             base[key] = {**base[key], **value}

@@ -108,6 +108,15 @@ def cli_settings(config_file: str | None, data_dir: str | None, **extra: Any) ->
     return settings
 
 
+def read_detector_cache(settings: Settings) -> None:
+    """Load the compiled pattern database that `serve` keeps (settings' cache_dir) rather
+    than compile it. Never written here: a command run as another user must not leave
+    files the server would refuse."""
+    from gateway.inspect.detect import dbcache  # only commands that inspect load detection
+
+    dbcache.use_directory(dbcache.directory_for(settings), write=False)
+
+
 @contextmanager
 def open_store(settings: Settings) -> Iterator[Database]:
     if settings.database_url == "" and not Path(settings.data_dir).is_dir():

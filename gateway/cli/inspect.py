@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from gateway.cli.common import cli_settings, policy_config_option
+from gateway.cli.common import cli_settings, policy_config_option, read_detector_cache
 from gateway.inspect.findings import Findings
 from gateway.inspect.inspector import Inspector
 from gateway.mail.message import parse
@@ -64,6 +64,7 @@ def inspect_command(files: tuple[str, ...], as_json: bool, config_file: str | No
       phigate inspect --json mail/*.eml | jq 'select(.phi == false)'
     """
     settings = cli_settings(config_file, None)
+    read_detector_cache(settings)
     inspector = Inspector(settings.inspection)
     try:
         for path in files:

@@ -19,6 +19,7 @@ from gateway.cli.common import (
     fail,
     policy_config_option,
     print_json,
+    read_detector_cache,
 )
 from gateway.consent import NoConsentRecords
 from gateway.inspect import inspect_message
@@ -199,7 +200,9 @@ def policy_explain(
         fail(f"{exc} (write e.g. --from ehr@clinic.example --to dr@partner.example)", EXIT_USAGE)
         raise
     parsed = parse(content)
-    findings = inspect_message(parsed.message, cli_settings(config_file, None).inspection)
+    settings = cli_settings(config_file, None)
+    read_detector_cache(settings)
+    findings = inspect_message(parsed.message, settings.inspection)
     evaluation = evaluate(
         policy, envelope, parsed.message, len(content), findings, time.time(), NoConsentRecords()
     )

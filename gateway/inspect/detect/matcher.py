@@ -16,6 +16,8 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 import re2
 
+from gateway.inspect.detect import dbcache
+
 hyperscan: Any
 try:  # Hyperscan has wheels for x86_64 only
     import hyperscan
@@ -196,17 +198,17 @@ class HyperscanEngine:
     def __init__(self, patterns: Sequence[tuple[int, Pattern]]) -> None:
         rejected: list[tuple[int, Pattern]] = []
         try:
-            self._db = self._compile(patterns)
+            self._db = self._compile(patterns, cached=True)
         except hyperscan.error:
             accepted: list[tuple[int, Pattern]] = []
             for item in patterns:
                 try:
-                    self._compile([item])
+                    self._compile([item], cached=False)  # only: does it compile?
                 except hyperscan.error:
                     rejected.append(item)
                 else:
                     accepted.append(item)
-            self._db = self._compile(accepted)
+            self._db = self._compile(accepted, cached=True)
         self._fallback = Re2Engine(rejected) if rejected else None
         self.rejected = tuple(i for i, _ in rejected)  # run by RE2, patterns by index
         names = {i for i, _ in rejected}
@@ -217,25 +219,35 @@ class HyperscanEngine:
         self._local = threading.local()  # scratch space is per thread
 
     @staticmethod
-    def _compile(patterns: Sequence[tuple[int, Pattern]]) -> Any:
+    def _compile(patterns: Sequence[tuple[int, Pattern]], *, cached: bool) -> Any:
         start_flags = {
             "som": hyperscan.HS_FLAG_SOM_LEFTMOST,
             "lookback": 0,
             "any": hyperscan.HS_FLAG_SINGLEMATCH,
         }
-        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        db.compile(
+        source = dbcache.Source(
             expressions=[p.regex.encode() for _, p in patterns],
             ids=[i for i, _ in patterns],
-            elements=len(patterns),
             # UTF-8 mode only where a pattern has non-ASCII characters: for ASCII
             # patterns it gives the same matches, more slowly.
             flags=[
                 start_flags[p.start_by] | (0 if p.regex.isascii() else hyperscan.HS_FLAG_UTF8)
                 for _, p in patterns
             ],
+            mode=hyperscan.HS_MODE_BLOCK,
         )
-        return db
+
+        def compile() -> Any:
+            db = hyperscan.Database(mode=source.mode)
+            db.compile(
+                expressions=source.expressions,
+                ids=source.ids,
+                elements=len(patterns),
+                flags=source.flags,
+            )
+            return db
+
+        return dbcache.load_or_compile(source, compile) if cached else compile()
 
     def scan(self, data: bytes) -> Matches:
         scratch = getattr(self._local, "scratch", None)

@@ -464,7 +464,8 @@ def _head_pattern(heads: Sequence[str]) -> str:
 def _suffix_pattern(endings: Sequence[str]) -> str:
     # Lower-case endings ("Omeprazole", "omeprazole"; not "OMEPRAZOLE"): spelling out
     # both cases doubles the compile time. Word edges: checked by the handler.
-    body = "|".join(sorted(set(endings), key=len, reverse=True))
+    # Longest first; ties in text order, so every process builds the same pattern (dbcache).
+    body = "|".join(sorted(set(endings), key=lambda e: (-len(e), e)))
     return rf"[A-Za-z]{{3,}}(?:{body})"
 
 
