@@ -185,10 +185,12 @@ class Phigate:
             stderr=subprocess.STDOUT,
         )
         # Wait for the "ready" event (written once every listener is bound);
-        # probing the port would itself be a client session.
+        # probing the port would itself be a client session. The first server of a
+        # run compiles the pattern database (later ones load it from the shared
+        # cache): on a busy 2-core machine that alone can take half a minute.
         proc = self.proc
         wait_until(
-            lambda: proc.poll() is not None or '"event":"ready"' in self.log_text(), 30, 0.05
+            lambda: proc.poll() is not None or '"event":"ready"' in self.log_text(), 90, 0.05
         )
         if proc.poll() is not None:
             raise RuntimeError(f"phigate exited with {proc.returncode}: {self.log_text()[-2000:]}")
