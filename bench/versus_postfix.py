@@ -70,6 +70,7 @@ SASLPASSWD2 = Path("/usr/sbin/saslpasswd2")
 SASL_PLAIN = Path("/usr/lib/x86_64-linux-gnu/sasl2/libplain.so")
 PACKAGES = "postfix opendkim opendkim-tools sasl2-bin libsasl2-modules"
 POSTFIX_USER = "postfix"
+POSTFIX_UMASK = 0o022  # for Postfix's files and the processes that make them
 SELECTOR = "bench"
 DEFAULT_SESSIONS = (1, 10, 50)
 DEFAULT_MESSAGES = 2000  # per run with several sessions; a single session sends a quarter
@@ -233,6 +234,7 @@ RequireSafeKeys false
         try:
             done = subprocess.run(
                 [str(POSTFIX), "-c", str(self.config_dir), *args],
+                umask=POSTFIX_UMASK,
                 capture_output=True,
                 text=True,
                 timeout=60,
@@ -241,8 +243,10 @@ RequireSafeKeys false
         except subprocess.TimeoutExpired as exc:
             raise BenchError(f"postfix {' '.join(args)} timed out") from exc
         if done.returncode != 0:
+            said = (done.stderr or done.stdout).strip()[-2000:]
             raise BenchError(
-                f"postfix {' '.join(args)} failed ({done.returncode}): {self.log_tail()}"
+                f"postfix {' '.join(args)} failed ({done.returncode}): "
+                f"{said or '(nothing on stderr)'}; log: {self.log_tail()}"
             )
         return done.stderr
 
@@ -255,6 +259,15 @@ RequireSafeKeys false
 
     def prepare(self) -> None:
         """Configuration, SASL password database and DKIM key; `postfix check` makes the queue."""
+        # Postfix's daemons run as `postfix`: what is made here must be readable by
+        # others whatever umask this process has (phigate's CLI sets 077).
+        old_umask = os.umask(POSTFIX_UMASK)
+        try:
+            self._prepare()
+        finally:
+            os.umask(old_umask)
+
+    def _prepare(self) -> None:
         owner = pwd.getpwnam(POSTFIX_USER)
         (self.config_dir / "sasl").mkdir(parents=True)
         self.queue_dir.mkdir()  # root's; `postfix check` makes the queues in it
@@ -290,6 +303,7 @@ RequireSafeKeys false
     def start(self) -> None:
         self.opendkim = subprocess.Popen(
             [str(OPENDKIM), "-f", "-x", str(self.dkim_dir / "opendkim.conf")],
+            umask=POSTFIX_UMASK,
             stdout=subprocess.DEVNULL,
             stderr=(self.workdir / "opendkim.log").open("wb"),
             stdin=subprocess.DEVNULL,
