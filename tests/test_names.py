@@ -471,3 +471,46 @@ def test_care_wording(text: str) -> None:
 )
 def test_staff_and_business_mail(text: str) -> None:
     assert not phi(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A health term before a place's, event's or organisation's noun names that thing.
+        "Volunteers needed at the Harmon Cancer Pavilion gift shop: ask Priya Nair.",
+        "Lupus Awareness Month: Gloria Evans will hand out ribbons in the lobby.",
+        "Thanks to Derek Owens, whose stroke pathway halved door-to-needle times.",
+        "Dear Rosa,\nthank you for running the Cholecystectomy list on Tuesday.",
+        "Parkinson's Disease outreach grant: drafts to Leon Fischer by Friday.",
+        # Streets and wings named for people are places.
+        "Parking on Madison Avenue is closed; infusion visitors use the east garage.",
+        "Neurology moves to the Eleanor Park Wing next month.",
+        # Public figures in the news: the health is theirs, told in public, not a patient's.
+        "Health news: in a magazine interview, Walter Grey spoke about his lupus.",
+        # A given name that is a word too, starting a sentence about a grant.
+        "The fund awarded a grant for hepatitis screening. Grant reports are due 3/1.",
+    ],
+)
+def test_health_terms_naming_things_and_topics(text: str) -> None:
+    assert not phi(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A given name alone as a sentence's or clause's subject, next to health.
+        "Therapy note: Colette reported fewer nightmares; continue sertraline.",
+        "CC: knee pain\nDesmond here with his daughter. Taking meloxicam daily.",
+        "As agreed, Harriet will hold the warfarin three days before the colonoscopy.",
+        # Called by name after a sentence, or before "--".
+        "Your lisinopril refill shipped today. Octavia, call us if the dose changed.",
+        "Rupert -- your levothyroxine runs out next week.",
+        "Hola Marisol, le recordamos su cita con el Dr. Vega el 4/12.",
+        # Hand-offs name the patient with bed and transfer words only.
+        "Lorna Whitfield (bed 12) -> step-down. Handoff given to the night nurse.",
+        # A common surname that is also a place word, with health near.
+        "Rounded on Vincent Hall, who is recovering from his appendectomy.",
+    ],
+)
+def test_names_in_notes_and_reminders(text: str) -> None:
+    assert phi(text)

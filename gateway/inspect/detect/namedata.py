@@ -8,6 +8,9 @@ with `data/first_names.txt` (Faker's Latin-script first names of several
 locales), which adds names the 1990 census lists lack (Priya, Aarav, Zoë).
 `data/name_words.txt` lists names that are also everyday words (Hope, Will,
 May, King): they need more evidence than a bare capital letter.
+`data/given_name_words.txt` lists every given name that is also a lower-case
+dictionary word (Grant, Hunter, Mark): a capital at a sentence's start says
+nothing about them.
 `data/not_people.txt` lists companies and public figures whose names read as
 a given name and a surname (Eli Lilly, Morgan Stanley).
 """
@@ -42,6 +45,7 @@ class NameData:
     surnames: frozenset[str]  # upper case, ASCII letters only (O'BRIEN is OBRIEN)
     common_surnames: frozenset[str]  # the COMMON_SURNAME_RANK most frequent
     words: frozenset[str]  # upper case: names that are also everyday words
+    dictionary_words: frozenset[str]  # upper case: given names with a dictionary sense
     # "GIVEN FAMILY" keys of companies and public figures that look like a person.
     not_people: frozenset[str]
 
@@ -80,6 +84,7 @@ def name_data() -> NameData:
         surnames=frozenset(_census("dist.all.last", SURNAME_RANK_LIMIT)),
         common_surnames=frozenset(_census("dist.all.last", COMMON_SURNAME_RANK)),
         words=frozenset(map(ascii_key, lexicon("name_words"))),
+        dictionary_words=frozenset(map(ascii_key, lexicon("given_name_words"))),
         not_people=frozenset(
             " ".join(map(ascii_key, line.split())) for line in lexicon("not_people")
         ),

@@ -305,7 +305,7 @@ _BEFORE_WORD = re.compile(r"([A-Za-z]+)\.?[ \t,]*$")
 _APOSTROPHE_NAME = re.compile(r"[A-Za-z]'[A-Z][a-z]")  # O'Neill, Dell'Orto, D'Angelo
 _INITIAL = re.compile(r"[ \t][A-Z]\.?[ \t]")
 _FAMILY_FIRST = re.compile(r"([A-Z][A-Za-z'-]+)(?:,[ \t]*|\^)$")  # "Doe, Jane", HL7 "Doe^Jane"
-_ADDRESSED_AFTER = re.compile(r"[:,]|[ \t]+[-\u2013\u2014][ \t]|[ \t]*(?:\r?\n|$)")
+_ADDRESSED_AFTER = re.compile(r"[:,]|[ \t]+(?:--?|[\u2013\u2014])[ \t]|[ \t]*(?:\r?\n|$)")
 # Before a place's name: "opens at Rose Lane", "turn onto Grace Hill".
 _PLACE_BEFORE = frozenset({"at", "on", "near", "off", "onto", "along", "via", "from", "to"})
 _HYPHEN_GIVEN = re.compile(r"-([A-Z][a-z]+)\b")
@@ -351,15 +351,24 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
         end = hyphenated.end()
     possessive = text[end : end + 3] == "'s "
     after = text[end : end + 2]
+    # "Session note: Cheryl described better sleep ...", "As discussed, Kimberly will
+    # stop ...": a given name alone as a clause's subject.
+    subject = (
+        len(after) == 2
+        and after[0] == " "
+        and after[1].islower()
+        and _sentence_start(text, start, clause=True)
+    )
     if not (
         possessive
+        or subject
         or (
             len(after) == 2
             and after[0] in " \t"
             and (after[1].isupper() or after[1] in _PARTICLE_INITIALS)
         )
         or after[:1] in (",", ":")
-        or text[end : end + 3] == " - "
+        or text.startswith((" - ", " -- "), end)
         or text[max(0, start - 2) : start].lstrip(" \t").startswith(",")
         or text[max(0, start - 1) : start] in (",", "^")
     ):
@@ -392,10 +401,15 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
     if found is None and _vocative(text, start, end):
         # "Good news, Maria!" (a given name that is also a word: see below).
         found = Person(start, end, (given,), False, addressed=True)
-    if found is None and line_lead:
+    if found is None and (line_lead or _sentence_start(text, start)):
+        # "Jane:", "Jane, your ...", "Jane -- your ...", also after a sentence ("... last
+        # visit. Nicole, nothing to do unless ...").
         after = text[end : end + 6]
-        if re.match(r":|, [a-z]|,[ \t]*(?:\r?\n|$)|[ \t]+-[ \t]", after):
+        if re.match(r":|, [a-z]|,[ \t]*(?:\r?\n|$)|[ \t]+--?[ \t]", after):
             found = Person(start, end, (given,), False)
+    if found is None and subject and ascii_key(given) not in data.dictionary_words:
+        # A name only with health information near it ("Denise said the list ran ...").
+        found = Person(start, end, (given,), False, needs_context=True)
     if found is None or not_a_patient(text, found):
         return None
     if line_lead and _ADDRESSED_AFTER.match(text, found.end):
@@ -408,25 +422,27 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
         # "Robin, we look forward ...", "Good news, Joy!": a word too, so a name only
         # with health information near it.
         return replace(found, addressed=False, needs_context=True)
-    if ambiguous:
-        # "Rose Street", "May King": two everyday words. A name when a middle initial
-        # or a line's start before ":" or "," says so ("Bill K. Green", "Grace King:
-        # your refill ..."); else only next to health information ("Bill Wood was
-        # started on ...").
-        addressed = (line_lead and text[found.end : found.end + 1] in (":", ",")) or (
-            _INITIAL.search(text, start, found.end) is not None
-        )
-        others = [ascii_key(w) for w in found.words if w != given]
-        places = [w for w in others if w in _AFTER_NOT_PERSON]
-        if not addressed and places:
-            # "Rose Street" is a place; "April Green", "Dawn Hill" may be people when
-            # health is near (the surname is one of the most common).
-            at_place = word_before is not None and word_before.group(1).lower() in _PLACE_BEFORE
-            if all(w in data.common_surnames for w in places) and not at_place:
-                return replace(found, needs_context=True)
-            return None
-        if not addressed and any(w in data.words for w in others):
+    if len(found.words) < 2:
+        return found
+    # A middle initial or a line's start before ":" or "," says "name" ("Bill K. Green",
+    # "Grace King: your refill ...").
+    addressed = (line_lead and text[found.end : found.end + 1] in (":", ",")) or (
+        _INITIAL.search(text, start, found.end) is not None
+    )
+    others = [ascii_key(w) for w in found.words if w != given]
+    places = [w for w in others if w in _AFTER_NOT_PERSON]
+    if not addressed and places:
+        # "Rose Street", "Jackson Street", "Marguerite Chen Wing" are places; "April
+        # Green", "Dawn Hill", "Amy Wells" may be people when health is near (the
+        # surname is one of the most common), and "on Rose Hill" is a place.
+        at_place = word_before is not None and word_before.group(1).lower() in _PLACE_BEFORE
+        if all(w in data.common_surnames for w in places) and not (ambiguous and at_place):
             return replace(found, needs_context=True)
+        return None
+    if ambiguous and not addressed and any(w in data.words for w in others):
+        # "Bill Wood": two everyday words, a name only next to health information
+        # ("Bill Wood was started on ...").
+        return replace(found, needs_context=True)
     return found
 
 
@@ -487,6 +503,28 @@ def _family_after(
     # A surname the census lacks, or that is also a word, in the middle of a sentence:
     # a name only with health information near it.
     return Person(start, name_end, tuple(words), False, needs_context=weak)
+
+
+def _sentence_start(text: str, start: int, clause: bool = False) -> bool:
+    """Whether text[start] starts a line or a sentence (after ".", "!", "?" or ":"; not
+    after a title's or an initial's dot: "Dr. Cheryl", "J. Cheryl"), or with `clause`
+    a clause (after a comma too)."""
+    i = start
+    while i and text[i - 1] in " \t":
+        i -= 1
+    if i == 0 or text[i - 1] in "\r\n:!?":
+        return True
+    if clause and text[i - 1] == ",":
+        # Not after a sign-off or a greeting: "Thanks, Michael will cover ...".
+        lead = text[max(0, i - 20) : i - 1].rsplit("\n", 1)[-1].strip().lower()
+        return not lead.endswith(_SIGN_OFFS) and not lead.endswith(GREETINGS)
+    if text[i - 1] != ".":
+        return False
+    word_start = i - 1
+    while word_start and text[word_start - 1].isalpha():
+        word_start -= 1
+    word = text[word_start : i - 1]
+    return len(word) > 1 and word.lower() not in TITLE_WORDS
 
 
 def _possessive(text: str, start: int, end: int, data: NameData) -> Person | None:

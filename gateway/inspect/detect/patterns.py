@@ -234,6 +234,13 @@ CARE_CLASSES = {"clinical": "care", "encounter": "care_encounter"} | {
 }
 CONTEXT_WORDS.update({CARE_CLASSES[s]: words for s, words in sections("care_words").items()})
 
+# Nouns after a health term that make it part of a name ("the Whitaker Cancer
+# Pavilion": "thing") or of a service's or programme's ("the diabetes clinic":
+# "service"); data/topic_heads.txt.
+TOPIC_HEADS: dict[str, str] = {
+    word.lower(): section for section, words in sections("topic_heads").items() for word in words
+}
+
 # Context classes whose hits are only tested for presence, never for where they are:
 # "health" (SegmentScan.health_context) and the staff and service topics (see
 # scan.care_classes).
@@ -273,7 +280,7 @@ PARTICLES = (
 GREETINGS = (
     "dear", "hi", "hello", "hey", "hiya", "howdy", "greetings", "good morning", "good afternoon",
     "good evening", "good day", "morning", "afternoon", "evening", "hi there", "hello there",
-    "hey there",
+    "hey there", "hola", "bonjour",
 )  # fmt: skip
 
 # ---------------------------------------------------------------- fixed patterns

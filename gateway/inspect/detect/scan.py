@@ -97,6 +97,8 @@ _LAB_OUTCOME = re.compile(
 # (lower: nearer context, then type priority) comes first.
 Candidate = tuple[int, int, int, str]
 Handler = Callable[["_Segment", int, int], None]
+# The word after a health term ("Cancer Pavilion", "Alzheimer's Association").
+_NEXT_WORD = re.compile(r"(?:'s)?[ \t]+([A-Za-z]+)")
 _PHONE_WORD = re.compile(r"\b(?:phone|tel|telephone|cell|mobile|ph|office|main|call)\b", re.I)
 
 
@@ -245,6 +247,28 @@ def ascii_bytes(text: str) -> bytes:
 _COMMON = ("’", "‘", "“", "”", "–", "—")
 
 
+def topic_head(text: str, end: int) -> str | None:
+    """The section of data/topic_heads.txt ("thing" or "service") of the word after a
+    term ending at `end`, if it is a topic head ("Cancer Pavilion", "diabetes clinic")."""
+    following = _NEXT_WORD.match(text, end)
+    if following is None:
+        return None
+    head = following.group(1)
+    # A capitalised head belongs to a capitalised name: "transferred from Hall Clinic"
+    # is no "hall" of transfers.
+    if head[0].isupper() and not _capitalised_before(text, end):
+        return None
+    return patterns.TOPIC_HEADS.get(head.lower())
+
+
+def _capitalised_before(text: str, end: int) -> bool:
+    """Whether the word ending at `end` starts with a capital."""
+    start = end
+    while start and (text[start - 1].isalpha() or text[start - 1] == "'"):
+        start -= 1
+    return text[start : start + 1].isupper()
+
+
 class _Segment:
     """Working state for one text: matches by pattern, context hits, candidates."""
 
@@ -261,6 +285,10 @@ class _Segment:
         self.pending_names: list[tuple[int, int]] = []  # see add_pending_names
         self.lab_mentions: list[int] = []  # lab test names without a value
         self.provider_names: set[int] = set()  # starts of "Dear Dr. Lee": no patient
+        self.service_terms: set[int] = set()  # starts of "the diabetes clinic": see add_health
+        # "The Whitaker Cancer Pavilion", "the diabetes clinic": (start, end, head section)
+        # of health terms before a topic head (see add_health).
+        self.topic_terms: list[tuple[int, int, str]] = []
         self._ascii = ""
         # Context class -> (starts, ends) of its hits; none for the classes only tested
         # for presence (patterns.PRESENCE_CLASSES).
@@ -273,7 +301,11 @@ class _Segment:
             if index in compiled.presence:
                 self.context[cls] = ([], [])
             else:
-                by_class.setdefault(cls, []).extend(h for h in found[index] if whole(*h))
+                hits = [h for h in found[index] if whole(*h)]
+                if cls == "care":
+                    # "thanks for covering the Radiation Therapy list": no care given.
+                    hits = [h for h in hits if topic_head(text, h[1]) is None]
+                by_class.setdefault(cls, []).extend(hits)
         for cls, hits in by_class.items():
             if hits:
                 hits.sort()
@@ -395,17 +427,47 @@ class _Segment:
             e == len(data) or data[e] not in _WORD or data[e - 1] not in _WORD
         )
 
+    def add_health(self, s: int, e: int, type_: str) -> None:
+        """A health term, unless the noun after it makes it part of a place's, event's or
+        organisation's name ("the Whitaker Cancer Pavilion", "Diabetes Awareness Month");
+        before a service's or programme's noun ("the diabetes clinic") it is a finding
+        that tells nothing of a name near it (see loose_names)."""
+        head = topic_head(self.text, e)
+        if head is not None:
+            self.topic_terms.append((s, e, head))
+        if head != "thing":
+            self.add(s, e, type_)
+
+    def apply_topic_heads(self) -> None:
+        """Health terms inside one before a topic head share its fate: "Parkinson's" in
+        "Parkinson's Disease outreach" is no finding either. Run after every handler."""
+        if not self.topic_terms:
+            return
+        kept = []
+        for candidate in self.candidates:
+            start, end, type_ = candidate[0], -candidate[1], candidate[3]
+            head = (
+                next((h for s, e, h in self.topic_terms if s <= start and end <= e), None)
+                if type_ in HEALTH_TYPES
+                else None
+            )
+            if head == "service":
+                self.service_terms.add(start)
+            if head != "thing":
+                kept.append(candidate)
+        self.candidates = kept
+
     def diagnosis(self, s: int, e: int) -> None:
         if self.at_word_edges(s, e):
-            self.add(s, e, "diagnosis")
+            self.add_health(s, e, "diagnosis")
 
     def drug(self, s: int, e: int) -> None:
         if self.at_word_edges(s, e):
-            self.add(s, e, "drug")
+            self.add_health(s, e, "drug")
 
     def procedure(self, s: int, e: int) -> None:
         if self.at_word_edges(s, e):
-            self.add(s, e, "procedure")
+            self.add_health(s, e, "procedure")
 
     def medical_word(self, type_: str, s: int, e: int) -> None:
         # A word with a medical ending ("Pancreatectomy"): see patterns.MEDICAL_SUFFIXES.
@@ -415,7 +477,7 @@ class _Segment:
             and words[-1] not in patterns.SUFFIX_WORDS
             and words[0] not in patterns.HEAD_NOT_MEDICAL
         ):
-            self.add(s, e, type_)
+            self.add_health(s, e, type_)
 
     def lab_unit(self, s: int, e: int) -> None:
         self.add(s, e, "lab_result")
@@ -486,7 +548,10 @@ class _Segment:
         or care word within `window` characters; run after every other handler."""
         if not self.pending_names:
             return
-        health = sorted((c[0], -c[1]) for c in self.candidates if c[3] in HEALTH_TYPES)
+        service = self.service_terms
+        health = sorted(
+            (c[0], -c[1]) for c in self.candidates if c[3] in HEALTH_TYPES and c[0] not in service
+        )
         starts = [s for s, _ in health]
         # Of the findings starting before a name's window ends, the farthest-reaching
         # (a bisection per name: large texts have thousands of both).
@@ -621,7 +686,7 @@ class _Segment:
         `window` characters before or after them, and providers addressed by title
         ("Hi Dr. Nguyen"): they identify somebody, not necessarily a patient (a
         newsletter's author, a colleague)."""
-        health = [s for s in spans if s.type in HEALTH_TYPES]
+        health = [s for s in spans if s.type in HEALTH_TYPES and s.start not in self.service_terms]
         ends = [s.end for s in health]
         window = self.window
         # A name overlaps a strong one when, of the strong names starting before its
@@ -769,6 +834,7 @@ def scan_text(
             segment = _Segment(text, compiled, config.context_window, found, data)
             kind = "validators"
             segment.run()
+            segment.apply_topic_heads()
             segment.lab_mentions.sort()
             segment.add_pending_names()
         kind = "known names"
