@@ -45,7 +45,7 @@ import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from email.generator import BytesGenerator
 from email.header import Header
@@ -53,7 +53,7 @@ from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime, formataddr
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, TypedDict, cast
@@ -2167,7 +2167,10 @@ class Phrasebook:
     _slots); a line that is exactly "{items}" becomes a list of patients (list_items)
     and "{table}" a table (table_layouts). The five name_* shape families share the
     templates under "name_shape". subjects: family -> subject lines ("default" for
-    the others); covers: notes above an attachment.
+    the others); covers: notes above an attachment. name_locales: (Faker locale,
+    weight) pairs from which a share (name_locale_share) of the patients', staff's
+    and clinicians' names are drawn; the rest, and all of them when name_locales is
+    empty, are Faker en_US.
     """
 
     templates: Mapping[str, tuple[str, ...]]
@@ -2184,6 +2187,8 @@ class Phrasebook:
     streets: tuple[str, ...]
     buildings: tuple[str, ...]
     funds: tuple[str, ...]
+    name_locales: tuple[tuple[str, float], ...] = ()
+    name_locale_share: float = 0.0
 
 
 TUNE_BOOK = Phrasebook(
@@ -2463,10 +2468,54 @@ class Person:
         return f"{first} {last}"
 
 
+@cache
+def _locale_faker(locale: str) -> Faker:
+    return Faker(locale)
+
+
+def _name_faker(c: Ctx, book: Phrasebook) -> Faker:
+    """Faker en_US, or for the book's share of names one of its other locales.
+
+    A book without locales draws nothing from c.rng here, so its corpus stays the same.
+    """
+    if not book.name_locales or c.rng.random() >= book.name_locale_share:
+        return c.fake
+    locales, weights = zip(*book.name_locales, strict=True)
+    fake = _locale_faker(c.rng.choices(locales, weights)[0])
+    fake.seed_instance(c.rng.getrandbits(64))
+    return fake
+
+
+def _localised_world(c: Ctx, book: Phrasebook, world: World) -> World:
+    """The world with its patient's and clinicians' names drawn as the book asks."""
+    if not book.name_locales:
+        return world
+
+    def renamed(clinician: Clinician) -> Clinician:
+        fake = _name_faker(c, book)
+        return replace(clinician, first=fake.first_name(), last=fake.last_name())
+
+    fake = _name_faker(c, book)
+    patient = world.patient
+    first = fake.first_name_female() if patient.sex == "F" else fake.first_name_male()
+    last = fake.last_name()
+    user = f"{_ascii_slug(first)}.{_ascii_slug(last)}"
+    patient = replace(
+        patient, first=first, last=last, email=f"{user}@{patient.email.split('@')[1]}"
+    )
+    return replace(
+        world,
+        patient=patient,
+        clinician=renamed(world.clinician),
+        colleague=renamed(world.colleague),
+    )
+
+
 def _person(c: Ctx, book: Phrasebook, shape: str) -> Person:
     female = c.rng.random() < 0.5
-    first = c.fake.first_name_female() if female else c.fake.first_name_male()
-    middle, last = c.fake.first_name(), c.fake.last_name()
+    fake = _name_faker(c, book)
+    first = fake.first_name_female() if female else fake.first_name_male()
+    middle, last = fake.first_name(), fake.last_name()
     if shape == "compound":
         last = c.pick(book.compound_surnames)
     elif shape == "apostrophe":
@@ -2723,7 +2772,7 @@ def build_family_message(
     fake.seed_instance(rng.getrandbits(64))
     c = Ctx(rng, fake, hc)
     phi = family in NEW_PHI_FAMILIES
-    world = make_world(c)
+    world = _localised_world(c, book, make_world(c))
     blocks, subject, slots = _letter(c, book, family, world)
     parts = [_part("subject", 0, "header", None, lay_out([subject], phi))]
     to = f"records@{make_org(c).domain}"
