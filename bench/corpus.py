@@ -1,7 +1,7 @@
 """Labelled synthetic mail corpus for the PHI detection benchmarks.
 
     .venv/bin/python bench/corpus.py --out DIR --count 1000 --seed 1 \
-        [--split tune|heldout|fresh|all]
+        [--split tune|heldout|fresh|blind|all]
 
 Writes DIR/00000.eml ... and DIR/labels.jsonl, one JSON object per message:
 
@@ -204,7 +204,7 @@ class MessageLabel(TypedDict):
     carrier: str
     adversarial: str | None
     family: str  # an old category, or one of NEW_FAMILIES
-    split: str  # tune, heldout or fresh (see SPLITS)
+    split: str  # tune, heldout, fresh or blind (see SPLITS)
     parts: list[PartLabel]
 
 
@@ -2071,7 +2071,7 @@ def generate(
 ) -> list[MessageLabel]:
     """Write COUNT messages (per split, for "all") and labels.jsonl into OUT (created if needed).
 
-    split: tune, heldout, fresh or all; families: all (old categories and round-two
+    split: tune, heldout, fresh, blind or all; families: all (old categories and round-two
     families, in the tuning split) or new (round-two families only).
     """
     if split not in (*SPLITS, "all"):
@@ -2097,13 +2097,15 @@ def load_labels(directory: Path) -> list[MessageLabel]:
 #
 # Written apart from the categories above, for patients named without a label. Each
 # family's sentences come from a Phrasebook: TUNE_BOOK below for the tuning split,
-# bench/corpus_heldout.py for the held-out split and bench/corpus_fresh.py for the
-# fresh split (each with its own sentences and name pools, never to be read when
-# tuning a detector; the fresh split is never run while tuning either). Values are
-# laid out piece by piece, so a span's offsets are known as the text is built, not
-# searched for afterwards.
+# bench/corpus_heldout.py for the held-out split, bench/corpus_fresh.py for the
+# fresh split and bench/corpus_blind.py for the blind split (each with its own
+# sentences and name pools, never to be read when tuning a detector). The blind split
+# is the final judge and is never run while tuning; the held-out and fresh splits are
+# diagnostics. The blind book also draws a share of its names from other Faker
+# locales (Phrasebook.name_locales). Values are laid out piece by piece, so a span's
+# offsets are known as the text is built, not searched for afterwards.
 
-SPLITS: tuple[str, ...] = ("tune", "heldout", "fresh")
+SPLITS: tuple[str, ...] = ("tune", "heldout", "fresh", "blind")
 NEW_PHI_FAMILIES: tuple[str, ...] = (
     "appt_reminder",
     "refill_reminder",
@@ -2402,8 +2404,8 @@ TUNE_BOOK = Phrasebook(
 
 
 def phrasebook(split: str) -> Phrasebook:
-    """The tuning split's phrasebook, or the held-out or fresh one (each imported only
-    when asked for)."""
+    """The tuning split's phrasebook, or the held-out, fresh or blind one (each imported
+    only when asked for)."""
     if split == "tune":
         return TUNE_BOOK
     if split == "heldout":
@@ -2414,6 +2416,10 @@ def phrasebook(split: str) -> Phrasebook:
         import corpus_fresh
 
         return corpus_fresh.FRESH_BOOK
+    if split == "blind":
+        import corpus_blind
+
+        return corpus_blind.BLIND_BOOK
     raise CorpusError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
 
 
@@ -2764,7 +2770,8 @@ def build_family_message(
     """One message of a round-two family; the same arguments always give the same bytes.
 
     Each split draws from its own seed stream (phigate-tune, phigate-heldout,
-    phigate-fresh), so no split repeats another's message even for the same seed.
+    phigate-fresh, phigate-blind), so no split repeats another's message even for the
+    same seed.
     """
     book = phrasebook(split)
     rng = random.Random(f"phigate-{split}:{seed}:{index}")
@@ -2855,9 +2862,9 @@ def build_family_message(
 def _family_recipe(split: str, seed: int, index: int, families: str) -> tuple[str, str] | None:
     """(family, carrier) of a round-two message, or None for an old-category message.
 
-    The held-out and fresh splits are all round-two families. A tuning corpus of all families
-    starts with the old COVERAGE, then one message per round-two family, then mixes
-    them in proportion to the number of families (NEW_SHARE).
+    The held-out, fresh and blind splits are all round-two families. A tuning corpus of
+    all families starts with the old COVERAGE, then one message per round-two family,
+    then mixes them in proportion to the number of families (NEW_SHARE).
     """
     rng = random.Random(f"phigate-{split}-recipe:{seed}:{index}")
     old = split == "tune" and families == "all"
@@ -2985,8 +2992,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--split",
         choices=(*SPLITS, "all"),
         default="tune",
-        help="tune (default), heldout, fresh, or all (COUNT each); never tune on heldout "
-        "or fresh, and never generate fresh while tuning",
+        help="tune (default), heldout, fresh, blind, or all (COUNT each); never tune on "
+        "heldout, fresh or blind, and never generate blind while tuning: it is the judge",
     )
     parser.add_argument(
         "--families",
