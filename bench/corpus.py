@@ -1,7 +1,7 @@
 """Labelled synthetic mail corpus for the PHI detection benchmarks.
 
     .venv/bin/python bench/corpus.py --out DIR --count 1000 --seed 1 \
-        [--split tune|heldout|fresh|all]
+        [--split tune|heldout|fresh|blind|all]
 
 Writes DIR/00000.eml ... and DIR/labels.jsonl, one JSON object per message:
 
@@ -45,7 +45,7 @@ import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from email.generator import BytesGenerator
 from email.header import Header
@@ -53,7 +53,7 @@ from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime, formataddr
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, TypedDict, cast
@@ -204,7 +204,7 @@ class MessageLabel(TypedDict):
     carrier: str
     adversarial: str | None
     family: str  # an old category, or one of NEW_FAMILIES
-    split: str  # tune, heldout or fresh (see SPLITS)
+    split: str  # tune, heldout, fresh or blind (see SPLITS)
     parts: list[PartLabel]
 
 
@@ -2071,7 +2071,7 @@ def generate(
 ) -> list[MessageLabel]:
     """Write COUNT messages (per split, for "all") and labels.jsonl into OUT (created if needed).
 
-    split: tune, heldout, fresh or all; families: all (old categories and round-two
+    split: tune, heldout, fresh, blind or all; families: all (old categories and round-two
     families, in the tuning split) or new (round-two families only).
     """
     if split not in (*SPLITS, "all"):
@@ -2097,13 +2097,15 @@ def load_labels(directory: Path) -> list[MessageLabel]:
 #
 # Written apart from the categories above, for patients named without a label. Each
 # family's sentences come from a Phrasebook: TUNE_BOOK below for the tuning split,
-# bench/corpus_heldout.py for the held-out split and bench/corpus_fresh.py for the
-# fresh split (each with its own sentences and name pools, never to be read when
-# tuning a detector; the fresh split is never run while tuning either). Values are
-# laid out piece by piece, so a span's offsets are known as the text is built, not
-# searched for afterwards.
+# bench/corpus_heldout.py for the held-out split, bench/corpus_fresh.py for the
+# fresh split and bench/corpus_blind.py for the blind split (each with its own
+# sentences and name pools, never to be read when tuning a detector). The blind split
+# is the final judge and is never run while tuning; the held-out and fresh splits are
+# diagnostics. The blind book also draws a share of its names from other Faker
+# locales (Phrasebook.name_locales). Values are laid out piece by piece, so a span's
+# offsets are known as the text is built, not searched for afterwards.
 
-SPLITS: tuple[str, ...] = ("tune", "heldout", "fresh")
+SPLITS: tuple[str, ...] = ("tune", "heldout", "fresh", "blind")
 NEW_PHI_FAMILIES: tuple[str, ...] = (
     "appt_reminder",
     "refill_reminder",
@@ -2167,7 +2169,10 @@ class Phrasebook:
     _slots); a line that is exactly "{items}" becomes a list of patients (list_items)
     and "{table}" a table (table_layouts). The five name_* shape families share the
     templates under "name_shape". subjects: family -> subject lines ("default" for
-    the others); covers: notes above an attachment.
+    the others); covers: notes above an attachment. name_locales: (Faker locale,
+    weight) pairs from which a share (name_locale_share) of the patients', staff's
+    and clinicians' names are drawn; the rest, and all of them when name_locales is
+    empty, are Faker en_US.
     """
 
     templates: Mapping[str, tuple[str, ...]]
@@ -2184,6 +2189,8 @@ class Phrasebook:
     streets: tuple[str, ...]
     buildings: tuple[str, ...]
     funds: tuple[str, ...]
+    name_locales: tuple[tuple[str, float], ...] = ()
+    name_locale_share: float = 0.0
 
 
 TUNE_BOOK = Phrasebook(
@@ -2397,8 +2404,8 @@ TUNE_BOOK = Phrasebook(
 
 
 def phrasebook(split: str) -> Phrasebook:
-    """The tuning split's phrasebook, or the held-out or fresh one (each imported only
-    when asked for)."""
+    """The tuning split's phrasebook, or the held-out, fresh or blind one (each imported
+    only when asked for)."""
     if split == "tune":
         return TUNE_BOOK
     if split == "heldout":
@@ -2409,6 +2416,10 @@ def phrasebook(split: str) -> Phrasebook:
         import corpus_fresh
 
         return corpus_fresh.FRESH_BOOK
+    if split == "blind":
+        import corpus_blind
+
+        return corpus_blind.BLIND_BOOK
     raise CorpusError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
 
 
@@ -2463,10 +2474,54 @@ class Person:
         return f"{first} {last}"
 
 
+@cache
+def _locale_faker(locale: str) -> Faker:
+    return Faker(locale)
+
+
+def _name_faker(c: Ctx, book: Phrasebook) -> Faker:
+    """Faker en_US, or for the book's share of names one of its other locales.
+
+    A book without locales draws nothing from c.rng here, so its corpus stays the same.
+    """
+    if not book.name_locales or c.rng.random() >= book.name_locale_share:
+        return c.fake
+    locales, weights = zip(*book.name_locales, strict=True)
+    fake = _locale_faker(c.rng.choices(locales, weights)[0])
+    fake.seed_instance(c.rng.getrandbits(64))
+    return fake
+
+
+def _localised_world(c: Ctx, book: Phrasebook, world: World) -> World:
+    """The world with its patient's and clinicians' names drawn as the book asks."""
+    if not book.name_locales:
+        return world
+
+    def renamed(clinician: Clinician) -> Clinician:
+        fake = _name_faker(c, book)
+        return replace(clinician, first=fake.first_name(), last=fake.last_name())
+
+    fake = _name_faker(c, book)
+    patient = world.patient
+    first = fake.first_name_female() if patient.sex == "F" else fake.first_name_male()
+    last = fake.last_name()
+    user = f"{_ascii_slug(first)}.{_ascii_slug(last)}"
+    patient = replace(
+        patient, first=first, last=last, email=f"{user}@{patient.email.split('@')[1]}"
+    )
+    return replace(
+        world,
+        patient=patient,
+        clinician=renamed(world.clinician),
+        colleague=renamed(world.colleague),
+    )
+
+
 def _person(c: Ctx, book: Phrasebook, shape: str) -> Person:
     female = c.rng.random() < 0.5
-    first = c.fake.first_name_female() if female else c.fake.first_name_male()
-    middle, last = c.fake.first_name(), c.fake.last_name()
+    fake = _name_faker(c, book)
+    first = fake.first_name_female() if female else fake.first_name_male()
+    middle, last = fake.first_name(), fake.last_name()
     if shape == "compound":
         last = c.pick(book.compound_surnames)
     elif shape == "apostrophe":
@@ -2715,7 +2770,8 @@ def build_family_message(
     """One message of a round-two family; the same arguments always give the same bytes.
 
     Each split draws from its own seed stream (phigate-tune, phigate-heldout,
-    phigate-fresh), so no split repeats another's message even for the same seed.
+    phigate-fresh, phigate-blind), so no split repeats another's message even for the
+    same seed.
     """
     book = phrasebook(split)
     rng = random.Random(f"phigate-{split}:{seed}:{index}")
@@ -2723,7 +2779,7 @@ def build_family_message(
     fake.seed_instance(rng.getrandbits(64))
     c = Ctx(rng, fake, hc)
     phi = family in NEW_PHI_FAMILIES
-    world = make_world(c)
+    world = _localised_world(c, book, make_world(c))
     blocks, subject, slots = _letter(c, book, family, world)
     parts = [_part("subject", 0, "header", None, lay_out([subject], phi))]
     to = f"records@{make_org(c).domain}"
@@ -2806,9 +2862,9 @@ def build_family_message(
 def _family_recipe(split: str, seed: int, index: int, families: str) -> tuple[str, str] | None:
     """(family, carrier) of a round-two message, or None for an old-category message.
 
-    The held-out and fresh splits are all round-two families. A tuning corpus of all families
-    starts with the old COVERAGE, then one message per round-two family, then mixes
-    them in proportion to the number of families (NEW_SHARE).
+    The held-out, fresh and blind splits are all round-two families. A tuning corpus of
+    all families starts with the old COVERAGE, then one message per round-two family,
+    then mixes them in proportion to the number of families (NEW_SHARE).
     """
     rng = random.Random(f"phigate-{split}-recipe:{seed}:{index}")
     old = split == "tune" and families == "all"
@@ -2936,8 +2992,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--split",
         choices=(*SPLITS, "all"),
         default="tune",
-        help="tune (default), heldout, fresh, or all (COUNT each); never tune on heldout "
-        "or fresh, and never generate fresh while tuning",
+        help="tune (default), heldout, fresh, blind, or all (COUNT each); never tune on "
+        "heldout, fresh or blind, and never generate blind while tuning: it is the judge",
     )
     parser.add_argument(
         "--families",

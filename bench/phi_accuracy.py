@@ -716,8 +716,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--split",
         choices=(*corpus.SPLITS, "all"),
         default="tune",
-        help="tune (default), heldout, fresh, or all (each reported on its own). The fresh "
-        "split is the judge: never run it while tuning a detector",
+        help="tune (default), heldout, fresh, blind, or all (each reported on its own). "
+        "heldout and fresh are diagnostics; blind is the judge: never run it (or all) while "
+        "tuning a detector",
     )
     parser.add_argument(
         "--families",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.policy
 import io
 import itertools
+import random
 import re
 import sys
 import unicodedata
@@ -375,7 +376,12 @@ def _words(line: str) -> set[str]:
 
 
 # The module that holds each split's phrasebook.
-_BOOK_MODULES = {"tune": "corpus.py", "heldout": "corpus_heldout.py", "fresh": "corpus_fresh.py"}
+_BOOK_MODULES = {
+    "tune": "corpus.py",
+    "heldout": "corpus_heldout.py",
+    "fresh": "corpus_fresh.py",
+    "blind": "corpus_blind.py",
+}
 _POOLS = (
     "compound_surnames",
     "apostrophe_surnames",
@@ -462,3 +468,27 @@ def test_the_scorer_reports_each_split_apart(
     phi_accuracy.print_report(only, out)
     assert "=== split: heldout" in out.getvalue() and "tune" not in out.getvalue().split("===")[0]
     assert "Robert King: your prescription for metformin is ready for pickup." in out.getvalue()
+
+
+def test_only_the_blind_book_draws_names_from_other_locales() -> None:
+    """A book without locales leaves the random stream alone (its corpus stays byte for byte
+    the same); the blind book draws its share of names from locales that write them in
+    Latin script."""
+    fake, hc = corpus._faker()
+    c = corpus.Ctx(random.Random(1), fake, hc)
+    for split in ("tune", "heldout", "fresh"):
+        state = c.rng.getstate()
+        assert corpus._name_faker(c, corpus.phrasebook(split)) is fake
+        assert c.rng.getstate() == state
+    blind = corpus.phrasebook("blind")
+    drawn = [corpus._name_faker(c, blind) is not fake for _ in range(2000)]
+    assert abs(sum(drawn) / len(drawn) - blind.name_locale_share) < 0.05
+    for locale, _ in blind.name_locales:
+        other = corpus._locale_faker(locale)
+        other.seed_instance(7)
+        for name in (n for _ in range(40) for n in (other.first_name(), other.last_name())):
+            letters = [ch for ch in name if ch.isalpha()]
+            assert letters and all("LATIN" in unicodedata.name(ch) for ch in letters), (
+                locale,
+                name,
+            )
