@@ -487,6 +487,10 @@ def test_staff_and_business_mail(text: str) -> None:
         "Neurology moves to the Eleanor Park Wing next month.",
         # Public figures in the news: the health is theirs, told in public, not a patient's.
         "Health news: in a magazine interview, Walter Grey spoke about his lupus.",
+        # A credential in capitals is no surname ("Do").
+        "VASCULAR SURGERY STAFF\nOKAFOR-LEE, MARTIN DO ... ext 4413",
+        # A place word after two names: a wing named for somebody.
+        "Directions: take Harbor Road past the Infectious Disease clinic to the Ruth Okoye Wing.",
         # A given name that is a word too, starting a sentence about a grant.
         "The fund awarded a grant for hepatitis screening. Grant reports are due 3/1.",
     ],
@@ -510,6 +514,11 @@ def test_health_terms_naming_things_and_topics(text: str) -> None:
         "Lorna Whitfield (bed 12) -> step-down. Handoff given to the night nurse.",
         # A common surname that is also a place word, with health near.
         "Rounded on Vincent Hall, who is recovering from his appendectomy.",
+        "Assessment: Mabel Law presents with new-onset angina.",
+        # "Patient" is a surname too (the census lists it).
+        "Please refer Gordon Patient to nephrology for his kidney stones.",
+        # A quoted message that starts with the patient's name.
+        'Message from your doctor:\n"Lucinda, the potassium from 5/2 was normal."',
     ],
 )
 def test_names_in_notes_and_reminders(text: str) -> None:

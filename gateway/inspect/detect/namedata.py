@@ -31,6 +31,9 @@ SURNAME_RANK_LIMIT = 88_799
 # The most common surnames: a word that is also a place or a common word ("Hill",
 # "Green", "Ward") may still be a surname after a given name, given health nearby.
 COMMON_SURNAME_RANK = 1_000
+# Usual surnames: "Jody Law", "Joan Street" may be people when health is near, unless the
+# words before say "place" ("on Jackson Street").
+USUAL_SURNAME_RANK = 2_500
 # Given names down to this rank of each census list (1,219 male, 4,275 female): all.
 GIVEN_RANK_LIMIT = 4_275
 # Given names shorter than this are left to labels and salutations: "Al", "Ed", "Jo"
@@ -44,6 +47,7 @@ class NameData:
     given_us: frozenset[str]  # the census ones: also searched for in capitals (SMITH, JOHN)
     surnames: frozenset[str]  # upper case, ASCII letters only (O'BRIEN is OBRIEN)
     common_surnames: frozenset[str]  # the COMMON_SURNAME_RANK most frequent
+    usual_surnames: frozenset[str]  # the USUAL_SURNAME_RANK most frequent
     words: frozenset[str]  # upper case: names that are also everyday words
     dictionary_words: frozenset[str]  # upper case: given names with a dictionary sense
     # "GIVEN FAMILY" keys of companies and public figures that look like a person.
@@ -83,6 +87,7 @@ def name_data() -> NameData:
         given_us=frozenset(census),
         surnames=frozenset(_census("dist.all.last", SURNAME_RANK_LIMIT)),
         common_surnames=frozenset(_census("dist.all.last", COMMON_SURNAME_RANK)),
+        usual_surnames=frozenset(_census("dist.all.last", USUAL_SURNAME_RANK)),
         words=frozenset(map(ascii_key, lexicon("name_words"))),
         dictionary_words=frozenset(map(ascii_key, lexicon("given_name_words"))),
         not_people=frozenset(

@@ -307,7 +307,9 @@ _INITIAL = re.compile(r"[ \t][A-Z]\.?[ \t]")
 _FAMILY_FIRST = re.compile(r"([A-Z][A-Za-z'-]+)(?:,[ \t]*|\^)$")  # "Doe, Jane", HL7 "Doe^Jane"
 _ADDRESSED_AFTER = re.compile(r"[:,]|[ \t]+(?:--?|[\u2013\u2014])[ \t]|[ \t]*(?:\r?\n|$)")
 # Before a place's name: "opens at Rose Lane", "turn onto Grace Hill".
-_PLACE_BEFORE = frozenset({"at", "on", "near", "off", "onto", "along", "via", "from", "to"})
+_PLACE_BEFORE = frozenset(
+    {"at", "on", "near", "off", "onto", "along", "via", "from", "to", "take", "past", "across"}
+)
 _HYPHEN_GIVEN = re.compile(r"-([A-Z][a-z]+)\b")
 _LINE_LEAD = re.compile(r"[ \t]*(?:[-*>]|[0-9]{1,3}[.)])?[ \t]*$")
 
@@ -432,11 +434,13 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
     others = [ascii_key(w) for w in found.words if w != given]
     places = [w for w in others if w in _AFTER_NOT_PERSON]
     if not addressed and places:
-        # "Rose Street", "Jackson Street", "Marguerite Chen Wing" are places; "April
-        # Green", "Dawn Hill", "Amy Wells" may be people when health is near (the
-        # surname is one of the most common), and "on Rose Hill" is a place.
+        # "Rose Street", "on Jackson Street", "Marguerite Chen Wing" are places; "April
+        # Green", "Dawn Hill", "Amy Wells", "Jody Law" may be people when health is near
+        # (the surname is one of the most common, or usual and not after "on", "at" ...).
         at_place = word_before is not None and word_before.group(1).lower() in _PLACE_BEFORE
-        if all(w in data.common_surnames for w in places) and not (ambiguous and at_place):
+        common = all(w in data.common_surnames for w in places)
+        usual = len(found.words) == 2 and all(w in data.usual_surnames for w in places)
+        if (common and not (ambiguous and at_place)) or (usual and not (ambiguous or at_place)):
             return replace(found, needs_context=True)
         return None
     if ambiguous and not addressed and any(w in data.words for w in others):
@@ -473,9 +477,23 @@ def _family_after(
         if _style(word) != style:
             break
         if word.lower() in NOT_NAMES:
-            if not (len(words) == 1 and ascii_key(word) in data.common_surnames):
+            key = ascii_key(word)
+            # "Kim Ward": a ward too; "Sally Patient", a census surname ending the name.
+            if not (
+                len(words) == 1
+                and (
+                    key in data.common_surnames
+                    or (
+                        key in data.surnames
+                        and not ambiguous
+                        and not text[m.end() : m.end() + 2].strip(" \t")[:1].isupper()
+                    )
+                )
+            ):
                 break
-            weak = True  # "Kim Ward": a ward too
+            weak = True
+        if style == "upper" and ascii_key(word) in _CREDENTIAL_KEYS:
+            break  # "HOLLOWAY, PRIYA MD", "CALVIN DO": a credential, not the surname Do
         if ascii_key(word) in _SUFFIXES and family_end > 0:
             name_end = m.start(1) + len(word)
             break
@@ -510,7 +528,7 @@ def _sentence_start(text: str, start: int, clause: bool = False) -> bool:
     after a title's or an initial's dot: "Dr. Cheryl", "J. Cheryl"), or with `clause`
     a clause (after a comma too)."""
     i = start
-    while i and text[i - 1] in " \t":
+    while i and text[i - 1] in " \t\"(":  # '"Sherry, the ...' quotes the start
         i -= 1
     if i == 0 or text[i - 1] in "\r\n:!?":
         return True
