@@ -10,6 +10,17 @@ leave copies behind: on SQLite, `secure_delete` zeroes deleted cells and
 freed pages, and a transaction that shredded is followed by a truncating
 checkpoint, which copies the WAL's new page images into the database and
 empties the WAL that still holds the old ones.
+
+Only some commits must reach the disk before anyone is answered: the accept
+behind a 250 above all. State changes after it (claims, delivery outcomes
+and the shredding they do) are written with `durable=False`: their COMMIT
+does not wait for a flush (SQLite: `synchronous=NORMAL`; PostgreSQL:
+`synchronous_commit = off`). Both logs are written in commit order and a
+flush covers everything written before it, so the next durable commit (or
+checkpoint) makes them durable too; a crash of the machine can only undo the
+last of them, never an earlier commit, and what it undoes is done again (a
+job claimed or delivered again: at-least-once). A crash of the process alone
+loses no commit at all.
 """
 
 from __future__ import annotations
@@ -48,6 +59,12 @@ _CHECKPOINT_INTERVAL = 1.0
 _CHECKPOINT_WAIT_MS = 200
 
 
+# Connection.info keys: the next transaction need not wait for the disk; and
+# the connection's current PRAGMA synchronous.
+_RELAXED = "phigate_relaxed"
+_SYNCHRONOUS = "phigate_synchronous"
+
+
 def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> Engine:
     engine = create_engine(url, pool_size=pool_size, max_overflow=0)
 
@@ -68,6 +85,11 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
+        # Set before BEGIN, for this transaction's COMMIT: FULL flushes the WAL.
+        wanted = "NORMAL" if conn.info.pop(_RELAXED, False) else "FULL"
+        if conn.info.get(_SYNCHRONOUS, "FULL") != wanted:
+            conn.exec_driver_sql(f"PRAGMA synchronous={wanted}")
+            conn.info[_SYNCHRONOUS] = wanted
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
@@ -158,6 +180,7 @@ class _Op:
     fn: Callable[[Connection], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    durable: bool = True
     outcome: list[Any] = field(default_factory=list)
 
 
@@ -277,11 +300,17 @@ class Database:
         self.write_engine.dispose()
         self.read_engine.dispose()
 
-    async def write(self, fn: Callable[[Connection], T]) -> T:
-        """Run fn in the shared write transaction; returns after the COMMIT is durable."""
+    async def write(self, fn: Callable[[Connection], T], *, durable: bool = True) -> T:
+        """Run fn in the shared write transaction; returns after the COMMIT.
+
+        The COMMIT is on stable storage before this returns unless `durable`
+        is False: for changes a crash of the machine may undo because they
+        are redone then (see the module's notes). A batch commits durably if
+        any of its writes must.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._ops.put(_Op(fn, future, loop))
+        self._ops.put(_Op(fn, future, loop, durable))
         return await future
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
@@ -293,13 +322,25 @@ class Database:
 
     def _commit(self, ops: list[_Op]) -> None:
         """Run ops in one transaction and commit; raises if an op or the COMMIT fails."""
-        with self._exclusive(), self.write_engine.begin() as conn:
+        durable = any(op.durable for op in ops)
+        with self._exclusive(), self._begin(durable=durable) as conn:
             for op in ops:
                 op.outcome = [True, op.fn(conn)]
             if _took_shredding(conn) and self._checkpoint_at is None:
                 self._checkpoint_at = self._checkpointed_at + _CHECKPOINT_INTERVAL
         self.batches += 1
         self.batched_ops += len(ops)
+
+    @contextlib.contextmanager
+    def _begin(self, *, durable: bool) -> Iterator[Connection]:
+        """A write transaction whose COMMIT waits for the disk only if `durable`."""
+        with self.write_engine.connect() as conn:
+            if not durable and self.dialect == "sqlite":
+                conn.info[_RELAXED] = True  # read and cleared as the transaction begins
+            with conn.begin():
+                if not durable and self.dialect == "postgresql":
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                yield conn
 
     def _run_alone(self, op: _Op) -> None:
         try:
