@@ -85,12 +85,16 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
+        # Straight to the driver: SQLAlchemy's execution path (events, a
+        # result object) costs more than these statements, run per transaction.
+        driver = conn.connection.driver_connection
+        assert driver is not None  # a checked-out connection
         # Set before BEGIN, for this transaction's COMMIT: FULL flushes the WAL.
         wanted = "NORMAL" if conn.info.pop(_RELAXED, False) else "FULL"
         if conn.info.get(_SYNCHRONOUS, "FULL") != wanted:
-            conn.exec_driver_sql(f"PRAGMA synchronous={wanted}")
+            driver.execute(f"PRAGMA synchronous={wanted}")
             conn.info[_SYNCHRONOUS] = wanted
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        driver.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 
@@ -159,7 +163,9 @@ def make_engines(url: str) -> tuple[Engine, Engine]:
         if parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         return (
-            _sqlite_engine(url, immediate=True, pool_size=2),
+            # The writer thread keeps one; its checkpoints and the CLI's
+            # transactions (threads of a server too) take the others.
+            _sqlite_engine(url, immediate=True, pool_size=3),
             _sqlite_engine(url, immediate=False, pool_size=8),
         )
     engine = create_engine(url, pool_size=8, max_overflow=4, pool_pre_ping=True)
@@ -209,6 +215,9 @@ class Database:
         self._lock_fd: int | None = None
         self.dialect = self.write_engine.dialect.name
         self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        # The writer thread's connection, kept from batch to batch: a checkout
+        # from the pool per transaction costs about as much as a statement.
+        self._writer_conn: Connection | None = None
         self._thread: threading.Thread | None = None
         self.batches = 0
         self.batched_ops = 0
@@ -333,14 +342,23 @@ class Database:
 
     @contextlib.contextmanager
     def _begin(self, *, durable: bool) -> Iterator[Connection]:
-        """A write transaction whose COMMIT waits for the disk only if `durable`."""
-        with self.write_engine.connect() as conn:
+        """The writer thread's transaction; its COMMIT waits for the disk only if `durable`."""
+        conn = self._writer_conn
+        if conn is None:
+            conn = self._writer_conn = self.write_engine.connect()
+        try:
             if not durable and self.dialect == "sqlite":
                 conn.info[_RELAXED] = True  # read and cleared as the transaction begins
             with conn.begin():
                 if not durable and self.dialect == "postgresql":
                     conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 yield conn
+        except BaseException:
+            # What failed may have left the connection unusable (an I/O error,
+            # a lost server): the next transaction starts on a fresh one.
+            self._writer_conn = None
+            conn.close()
+            raise
 
     def _run_alone(self, op: _Op) -> None:
         try:
@@ -374,6 +392,9 @@ class Database:
         if self._checkpoint_at is not None:
             with self._exclusive():
                 self.checkpoint()
+        if self._writer_conn is not None:
+            self._writer_conn.close()
+            self._writer_conn = None
 
     def _until_checkpoint(self) -> float | None:
         if self._checkpoint_at is None:
