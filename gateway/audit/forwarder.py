@@ -144,6 +144,11 @@ class Forwarder:
                     partial(search.search, filters=_ALL, limit=cfg.batch, after=sent)
                 )
                 if page.events:
+                    # The page may hold events whose commits did not wait for the
+                    # disk (delivery outcomes: gateway.store.database). This lease
+                    # renewal's durable commit flushes the log they are in, so no
+                    # event leaves that a crash of the machine could still undo.
+                    await self._move(confirmed)
                     writer.write(b"".join(octet_counted(self.syslog.line(e)) for e in page.events))
                     await asyncio.wait_for(writer.drain(), cfg.send_timeout)
                     sent = page.events[-1].id

@@ -24,7 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
@@ -37,6 +37,7 @@ from gateway.store import audit_facets as facets
 from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database, audit_key_of, transaction_cache
 from gateway.store.keyring import KeyringError
+from gateway.store.prepared import Prepared
 from gateway.store.schema import audit_events
 
 log = logging.getLogger("gateway.audit")
@@ -63,8 +64,8 @@ _CHAIN_HEAD = (
     .order_by(audit_events.c.id.desc())
     .limit(1)
 )
-# Only the hashed fields: the search keys are derived later (gateway.audit.indexer).
-_INSERT_EVENT = insert(audit_events)
+# Appending is on the path of every message: its statements go to the driver.
+_HEAD_TO_EXTEND = Prepared(_CHAIN_HEAD)
 _LOCK_CHAIN = select(func.pg_advisory_xact_lock(_CHAIN_LOCK_ID))
 
 
@@ -107,8 +108,17 @@ def chain_hash(version: int, key: AuditKey, prev_hash: str, row: Mapping[Any, An
     return key.chain_hash(payload)
 
 
+# Every field holds a plain value: copied by name, not through dataclasses.asdict,
+# which deep-copies each value (about a quarter of the cost of appending an event).
+_EVENT_FIELDS = tuple(f.name for f in fields(AuditEvent))
+# Only the hashed fields: the search keys are derived later (gateway.audit.indexer).
+_INSERT_EVENT = Prepared(
+    insert(audit_events), (*_EVENT_FIELDS, "prev_hash", "hash", "chain_version")
+)
+
+
 def _row(event: AuditEvent) -> dict[str, Any]:
-    row = asdict(event)
+    row = {name: getattr(event, name) for name in _EVENT_FIELDS}
     row["recipients"] = json.dumps(list(event.recipients))
     return row
 
@@ -145,16 +155,16 @@ def append(conn: Connection, events: Iterable[AuditEvent]) -> None:
     prev = cache.get("audit_head")
     if prev is None:
         _lock_chain(conn)
-        head = conn.execute(_CHAIN_HEAD).first()
-        if head is None or head.chain_version != KEYED_CHAIN:
+        head = _HEAD_TO_EXTEND.run(conn, {}).fetchone()  # (id, hash, chain_version)
+        if head is None or head[2] != KEYED_CHAIN:
             # The keyed chain starts here: sign what came before it.
             checkpoints.store(conn, _checkpoint_of_head(conn, key, None, time.time()))
-        prev = head.hash if head is not None else GENESIS
+        prev = head[1] if head is not None else GENESIS
     for row in rows:
         digest = chain_hash(KEYED_CHAIN, key, prev, row)
         row.update(prev_hash=prev, hash=digest, chain_version=KEYED_CHAIN)
         prev = digest
-    conn.execute(_INSERT_EVENT, rows)
+    _INSERT_EVENT.run_many(conn, rows)
     cache["audit_head"] = prev
 
 

@@ -123,7 +123,7 @@ class DeliveryService:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         released = await self.db.write(
-            lambda conn: queue.release_leases(conn, self.owner, time.time())
+            lambda conn: queue.release_leases(conn, self.owner, time.time()), durable=False
         )
         await self.transport.close()
         event(log, "delivery_stopped", released=released)
@@ -160,7 +160,8 @@ class DeliveryService:
                 held = list(self._held)
                 try:
                     await self.db.write(
-                        partial(queue.renew_leases, owner=self.owner, until=until, job_ids=held)
+                        partial(queue.renew_leases, owner=self.owner, until=until, job_ids=held),
+                        durable=False,
                     )
                 except Exception:
                     event(log, "lease_renewal_failed", logging.ERROR)
@@ -178,7 +179,8 @@ class DeliveryService:
             loaded = queue.load_messages(conn, list(by_message)) if jobs else {}
             return [Delivery(q, tuple(group), loaded.get(q)) for q, group in by_message.items()]
 
-        return await self.db.write(claim)
+        # Lost to a crash of the machine, a claim only makes the jobs due again.
+        return await self.db.write(claim, durable=False)
 
     async def _work_loop(self) -> None:
         while True:
@@ -307,7 +309,10 @@ class DeliveryService:
                 record_sessions(conn, attempt.sessions, now)
             queue.drop_finished_content(conn, message.queue_id)
 
-        await self.db.write(commit)
+        # Lost to a crash of the machine, an outcome is an attempt made again
+        # (at-least-once): the accept behind it was durable, and so is the first
+        # durable commit after this one.
+        await self.db.write(commit, durable=False)
         for done in plan.outcomes:
             mode = done.result.mode
             metrics.DELIVERIES.labels(mode, done.audit.event).inc()

@@ -10,6 +10,17 @@ leave copies behind: on SQLite, `secure_delete` zeroes deleted cells and
 freed pages, and a transaction that shredded is followed by a truncating
 checkpoint, which copies the WAL's new page images into the database and
 empties the WAL that still holds the old ones.
+
+Only some commits must reach the disk before anyone is answered: the accept
+behind a 250 above all. State changes after it (claims, delivery outcomes
+and the shredding they do) are written with `durable=False`: their COMMIT
+does not wait for a flush (SQLite: `synchronous=NORMAL`; PostgreSQL:
+`synchronous_commit = off`). Both logs are written in commit order and a
+flush covers everything written before it, so the next durable commit (or
+checkpoint) makes them durable too; a crash of the machine can only undo the
+last of them, never an earlier commit, and what it undoes is done again (a
+job claimed or delivered again: at-least-once). A crash of the process alone
+loses no commit at all.
 """
 
 from __future__ import annotations
@@ -48,6 +59,12 @@ _CHECKPOINT_INTERVAL = 1.0
 _CHECKPOINT_WAIT_MS = 200
 
 
+# Connection.info keys: the next transaction need not wait for the disk; and
+# the connection's current PRAGMA synchronous.
+_RELAXED = "phigate_relaxed"
+_SYNCHRONOUS = "phigate_synchronous"
+
+
 def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> Engine:
     engine = create_engine(url, pool_size=pool_size, max_overflow=0)
 
@@ -68,7 +85,16 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # Straight to the driver: SQLAlchemy's execution path (events, a
+        # result object) costs more than these statements, run per transaction.
+        driver = conn.connection.driver_connection
+        assert driver is not None  # a checked-out connection
+        # Set before BEGIN, for this transaction's COMMIT: FULL flushes the WAL.
+        wanted = "NORMAL" if conn.info.pop(_RELAXED, False) else "FULL"
+        if conn.info.get(_SYNCHRONOUS, "FULL") != wanted:
+            driver.execute(f"PRAGMA synchronous={wanted}")
+            conn.info[_SYNCHRONOUS] = wanted
+        driver.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 
@@ -137,7 +163,9 @@ def make_engines(url: str) -> tuple[Engine, Engine]:
         if parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         return (
-            _sqlite_engine(url, immediate=True, pool_size=2),
+            # The writer thread keeps one; its checkpoints and the CLI's
+            # transactions (threads of a server too) take the others.
+            _sqlite_engine(url, immediate=True, pool_size=3),
             _sqlite_engine(url, immediate=False, pool_size=8),
         )
     engine = create_engine(url, pool_size=8, max_overflow=4, pool_pre_ping=True)
@@ -158,6 +186,7 @@ class _Op:
     fn: Callable[[Connection], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    durable: bool = True
     outcome: list[Any] = field(default_factory=list)
 
 
@@ -186,6 +215,9 @@ class Database:
         self._lock_fd: int | None = None
         self.dialect = self.write_engine.dialect.name
         self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        # The writer thread's connection, kept from batch to batch: a checkout
+        # from the pool per transaction costs about as much as a statement.
+        self._writer_conn: Connection | None = None
         self._thread: threading.Thread | None = None
         self.batches = 0
         self.batched_ops = 0
@@ -277,11 +309,17 @@ class Database:
         self.write_engine.dispose()
         self.read_engine.dispose()
 
-    async def write(self, fn: Callable[[Connection], T]) -> T:
-        """Run fn in the shared write transaction; returns after the COMMIT is durable."""
+    async def write(self, fn: Callable[[Connection], T], *, durable: bool = True) -> T:
+        """Run fn in the shared write transaction; returns after the COMMIT.
+
+        The COMMIT is on stable storage before this returns unless `durable`
+        is False: for changes a crash of the machine may undo because they
+        are redone then (see the module's notes). A batch commits durably if
+        any of its writes must.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._ops.put(_Op(fn, future, loop))
+        self._ops.put(_Op(fn, future, loop, durable))
         return await future
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
@@ -293,13 +331,34 @@ class Database:
 
     def _commit(self, ops: list[_Op]) -> None:
         """Run ops in one transaction and commit; raises if an op or the COMMIT fails."""
-        with self._exclusive(), self.write_engine.begin() as conn:
+        durable = any(op.durable for op in ops)
+        with self._exclusive(), self._begin(durable=durable) as conn:
             for op in ops:
                 op.outcome = [True, op.fn(conn)]
             if _took_shredding(conn) and self._checkpoint_at is None:
                 self._checkpoint_at = self._checkpointed_at + _CHECKPOINT_INTERVAL
         self.batches += 1
         self.batched_ops += len(ops)
+
+    @contextlib.contextmanager
+    def _begin(self, *, durable: bool) -> Iterator[Connection]:
+        """The writer thread's transaction; its COMMIT waits for the disk only if `durable`."""
+        conn = self._writer_conn
+        if conn is None:
+            conn = self._writer_conn = self.write_engine.connect()
+        try:
+            if not durable and self.dialect == "sqlite":
+                conn.info[_RELAXED] = True  # read and cleared as the transaction begins
+            with conn.begin():
+                if not durable and self.dialect == "postgresql":
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                yield conn
+        except BaseException:
+            # What failed may have left the connection unusable (an I/O error,
+            # a lost server): the next transaction starts on a fresh one.
+            self._writer_conn = None
+            conn.close()
+            raise
 
     def _run_alone(self, op: _Op) -> None:
         try:
@@ -333,6 +392,9 @@ class Database:
         if self._checkpoint_at is not None:
             with self._exclusive():
                 self.checkpoint()
+        if self._writer_conn is not None:
+            self._writer_conn.close()
+            self._writer_conn = None
 
     def _until_checkpoint(self) -> float | None:
         if self._checkpoint_at is None:

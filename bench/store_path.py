@@ -1,0 +1,188 @@
+"""CPU per message on the store's path alone: accept, claim, outcome, shredding.
+
+    .venv/bin/python bench/store_path.py                   # 2000 messages, one at a time
+    .venv/bin/python bench/store_path.py --together 10     # ten in flight, as with sessions
+    valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out \\
+        .venv/bin/python bench/store_path.py --messages 300 --warm-up 50
+
+Each message goes through the statements the server runs for it, through
+the group-committing writer as the server does: the accept (message, job
+and audit events, durable), the claim (lease and load the message), and the
+outcome (finish the job, audit it, shred the content). No SMTP, sealing or
+signing: what is left is the store's Python, SQLAlchemy's and SQLite's. It
+prints the process's CPU time (all threads) per message; under callgrind,
+compare instruction counts (`callgrind_annotate`), which do not depend on
+how busy the machine is. `--warm-up` messages run first and are not counted
+(statement caches, the first checkpoint of the audit chain).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import Connection, func, select
+
+from gateway.audit import trail
+from gateway.audit.trail import AuditEvent
+from gateway.store import queue
+from gateway.store.audit_key import AuditKey
+from gateway.store.database import Database
+from gateway.store.keyring import Sealed
+from gateway.store.schema import jobs, messages
+
+OWNER = "bench:1"
+SEALED = Sealed("k1", os.urandom(60), os.urandom(5 * 1024))  # a 5 KB message, as sealed
+
+
+def accept(
+    queue_id: str, now: float
+) -> tuple[queue.NewMessage, list[queue.NewJob], list[AuditEvent]]:
+    """What intake stores for a message to one recipient: its decision and acceptance."""
+    record = queue.NewMessage(
+        queue_id,
+        now,
+        "submission",
+        "bench",
+        "127.0.0.1",
+        "ehr@bench.example.org",
+        5 * 1024,
+        f"<{queue_id}@bench.example.org>",
+        SEALED,
+    )
+    job = queue.NewJob("dr@partner.example", ("tls",), rule="tls-default", policy="v1")
+    events = [
+        AuditEvent(
+            "policy",
+            "deliver",
+            queue_id,
+            "bench",
+            "127.0.0.1",
+            "ehr@bench.example.org",
+            ("dr@partner.example",),
+            detail="policy=v1 category=clinical rule=tls-default consent=n/a via=tls phi=no",
+            ts=now,
+        ),
+        AuditEvent(
+            "accepted",
+            "queued",
+            queue_id,
+            "bench",
+            "127.0.0.1",
+            "ehr@bench.example.org",
+            ("dr@partner.example",),
+            5 * 1024,
+            250,
+            f"message-id=<{queue_id}@bench>",
+            ts=now,
+        ),
+    ]
+    return record, [job], events
+
+
+async def one_message(db: Database, now: float) -> None:
+    queue_id = queue.new_queue_id(now)
+    record, jobs, events = accept(queue_id, now)
+
+    def store(conn: Connection) -> None:
+        queue.insert_message(conn, record, jobs)
+        trail.append(conn, events)
+
+    await db.write(store)
+
+    def claim(conn: Connection) -> list[queue.ClaimedJob]:
+        claimed = queue.claim(conn, OWNER, now, 300.0, 4)
+        queue.load_messages(conn, [job.queue_id for job in claimed])
+        return claimed
+
+    for job in await db.write(claim, durable=False):
+
+        def outcome(conn: Connection, job: queue.ClaimedJob = job) -> None:
+            if queue.finish_job(
+                conn,
+                job.id,
+                OWNER,
+                state=queue.DELIVERED,
+                now=now,
+                attempts_done=1,
+                code=250,
+                status="2.0.0",
+                reply="250 2.0.0 Ok: queued",
+                remote_host="sink",
+            ):
+                trail.append(
+                    conn,
+                    [
+                        AuditEvent(
+                            "delivered",
+                            "250",
+                            job.queue_id,
+                            recipients=(job.recipient,),
+                            code=250,
+                            detail="mode=tls host=sink",
+                            ts=now,
+                        )
+                    ],
+                )
+            queue.drop_finished_content(conn, job.queue_id)
+
+        await db.write(outcome, durable=False)
+
+
+async def run(db: Database, messages: int, together: int) -> None:
+    for start in range(0, messages, together):
+        now = time.time()
+        await asyncio.gather(
+            *(one_message(db, now) for _ in range(min(together, messages - start)))
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--together", type=int, default=1, help="messages in flight at once")
+    parser.add_argument("--warm-up", type=int, default=200)
+    parser.add_argument("--database-url", help="default: SQLite in a temporary directory")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="phigate-store-path-"))
+    db = Database(
+        args.database_url or f"sqlite:///{workdir / 'phigate.db'}",
+        audit_key=AuditKey(os.urandom(32)),
+    )
+    try:
+        db.migrate()
+        db.start()
+        asyncio.run(run(db, args.warm_up, args.together))
+        commits, cpu, wall = db.batches, time.process_time(), time.perf_counter()
+        asyncio.run(run(db, args.messages, args.together))
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        commits = db.batches - commits
+        with db.reading() as conn:
+            done = conn.execute(
+                select(func.count()).where(jobs.c.state == queue.DELIVERED)
+            ).scalar_one()
+            kept = conn.execute(
+                select(func.count()).where(messages.c.content.is_not(None))
+            ).scalar_one()
+        if done != args.warm_up + args.messages or kept:
+            print(f"bench: {done} jobs delivered, {kept} messages not shredded", file=sys.stderr)
+            return 1
+    finally:
+        db.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(
+        f"{args.messages} messages, {args.together} at a time: "
+        f"{1000 * cpu / args.messages:.3f} ms CPU per message "
+        f"({1000 * wall / args.messages:.2f} ms wall; {commits} commits)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
