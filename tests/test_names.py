@@ -510,6 +510,12 @@ def test_health_terms_naming_things_and_topics(text: str) -> None:
         "Your lisinopril refill shipped today. Octavia, call us if the dose changed.",
         "Rupert -- your levothyroxine runs out next week.",
         "Hola Marisol, le recordamos su cita con el Dr. Vega el 4/12.",
+        # More greetings, and patients written to in Spanish, Portuguese and French.
+        "Hello again Teodoro! Your endoscopy is on the 9th.",
+        "Hi Imelda & family, your hospice intake visit is Friday.",
+        "Buenos días Reynaldo, su cita con el Dr. Vega es el lunes.",
+        "Olá Conceição, a sua consulta foi confirmada.",
+        "Bonjour Gaëlle, votre rendez-vous est confirmé pour mardi.",
         # Hand-offs name the patient with bed and transfer words only.
         "Lorna Whitfield (bed 12) -> step-down. Handoff given to the night nurse.",
         # A common surname that is also a place word, with health near.

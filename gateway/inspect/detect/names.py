@@ -528,7 +528,7 @@ def _sentence_start(text: str, start: int, clause: bool = False) -> bool:
     after a title's or an initial's dot: "Dr. Cheryl", "J. Cheryl"), or with `clause`
     a clause (after a comma too)."""
     i = start
-    while i and text[i - 1] in " \t\"(":  # '"Sherry, the ...' quotes the start
+    while i and text[i - 1] in ' \t"(':  # '"Sherry, the ...' quotes the start
         i -= 1
     if i == 0 or text[i - 1] in "\r\n:!?":
         return True

@@ -280,7 +280,10 @@ PARTICLES = (
 GREETINGS = (
     "dear", "hi", "hello", "hey", "hiya", "howdy", "greetings", "good morning", "good afternoon",
     "good evening", "good day", "morning", "afternoon", "evening", "hi there", "hello there",
-    "hey there", "hola", "bonjour",
+    "hey there", "hello again", "hi again", "dearest",
+    # Patients write and are written to in their languages too.
+    "hola", "buenos dias", "buenas tardes", "estimado", "estimada", "querido", "querida",
+    "bom dia", "ola", "bonjour", "cher", "chere", "salut",
 )  # fmt: skip
 
 # ---------------------------------------------------------------- fixed patterns

@@ -641,11 +641,11 @@ class _Segment:
         if found is None or found.words[0].lower() in names.TITLE_WORDS:
             return  # "Dear Mr. Doe": the title pattern has it
         following = self.text[found.end : found.end + 3].lstrip(" \t.")
-        # "Hi Jane," / "Dear Jane Doe" / "Hello, Jane Doe!" / "Hey Jane - " - not "Hi
-        # Board Members".
+        # "Hi Jane," / "Dear Jane Doe" / "Hello, Jane Doe!" / "Hey Jane - " / "Hi Jane &
+        # family" - not "Hi Board Members".
         if (
             not following
-            or following[0] in ",!:-\u2013\u2014\r\n"
+            or following[0] in ",!:&-\u2013\u2014\r\n"
             or (len(found.words) > 1 and self.text[s : s + 4].lower() == "dear")
         ):
             self.add_person(found)
