@@ -2,7 +2,7 @@
 
 Each session opens one connection (optionally STARTTLS, certificate not
 verified, then AUTH once) and, after every session is ready, sends messages
-one after another (MAIL, RCPT, DATA; one recipient, about 5 KB) until the run's
+one after another (MAIL, RCPT, DATA; one recipient, about 5 KB or --size) until the run's
 total is used up. It prints one JSON object: counts, per-message accept
 latencies (DATA command to the 250 reply), the queue IDs from the 250 replies
 and monotonic timestamps of the first submission and the last 250.
@@ -70,6 +70,7 @@ class RunState:
     deadline: float
     run_id: str
     marketing: bool = False
+    size: int = MESSAGE_SIZE
     next_index: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     queue_ids: list[str] = field(default_factory=list)
@@ -99,6 +100,7 @@ class Options:
     time_limit: float
     run_id: str
     marketing: bool = False
+    size: int = MESSAGE_SIZE
 
 
 async def open_session(opts: Options, ctx: ssl.SSLContext) -> aiosmtplib.SMTP:
@@ -126,7 +128,7 @@ async def send_loop(client: aiosmtplib.SMTP, state: RunState) -> None:
         index = state.take()
         if index is None:
             return
-        content = make_message(state.run_id, index, marketing=state.marketing)
+        content = make_message(state.run_id, index, state.size, state.marketing)
         now = time.monotonic()
         if state.first_submit is None:
             state.first_submit = now
@@ -171,6 +173,7 @@ async def run(opts: Options) -> dict[str, Any]:
         deadline=time.monotonic() + opts.time_limit,
         run_id=opts.run_id,
         marketing=opts.marketing,
+        size=opts.size,
     )
     state.errors.update({f"setup:{name}": n for name, n in setup_errors.items()})
     if clients:
@@ -195,7 +198,7 @@ async def run(opts: Options) -> dict[str, Any]:
         "latencies_ms": state.latencies_ms,
         "queue_ids": state.queue_ids,
         "cpu_seconds": usage.ru_utime + usage.ru_stime,
-        "message_bytes": len(make_message(opts.run_id, 0)),
+        "message_bytes": len(make_message(opts.run_id, 0, opts.size)),
     }
 
 
@@ -227,11 +230,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--run-id", default="bench")
     parser.add_argument("--marketing", action="store_true", help="Mark every message as marketing.")
+    parser.add_argument(
+        "--size", type=int, default=MESSAGE_SIZE, help="Bytes per message (about; default 5 KB)."
+    )
     args = parser.parse_args(argv)
     if not args.host.startswith("127."):
         parser.error("the load generator only targets loopback (127.0.0.0/8)")
     if not 1 <= args.sessions <= 1000 or not 1 <= args.messages <= 1_000_000:
         parser.error("--sessions must be 1..1000 and --messages 1..1000000")
+    if not 1024 <= args.size <= 100 * 1024 * 1024:
+        parser.error("--size must be 1024..104857600 bytes")
     opts = Options(
         host=args.host,
         port=args.port,
@@ -244,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         time_limit=args.time_limit,
         run_id=args.run_id,
         marketing=args.marketing,
+        size=args.size,
     )
     result = run_loop(asyncio.wait_for(run(opts), opts.time_limit + 2 * opts.timeout))
     json.dump(result, sys.stdout)

@@ -672,7 +672,8 @@ class Phigate:
 class Sampler(threading.Thread):
     """Polls the sink's message counter every 20 ms and, every 100 ms, the sum
     of VmRSS over the process trees of `roots` (phigate's process and its
-    descendants; Postfix's master and OpenDKIM); with `pss`, the sum of PSS too."""
+    descendants; Postfix's master and OpenDKIM); with `pss`, the sum of PSS too.
+    It keeps the peaks of the sums and of each process."""
 
     def __init__(self, sink: Sink, roots: Sequence[int], pss: bool = False) -> None:
         super().__init__(name="bench-sampler", daemon=True)
@@ -685,6 +686,8 @@ class Sampler(threading.Thread):
         self.latest = sink.count()
         self.rss_peak_kb = 0
         self.pss_peak_kb = 0
+        self.rss_peak_by_pid: dict[int, int] = {}
+        self.pss_peak_by_pid: dict[int, int] = {}
         self.hwm_reset: list[int] = []  # processes whose VmHWM was reset at the run's start
         self.pids_seen: set[int] = set()  # every process of the tree seen since reset()
 
@@ -695,13 +698,16 @@ class Sampler(threading.Thread):
             count = self.sink.count()
             now = time.monotonic()
             tree = forest(self.roots) if tick % RSS_EVERY == 0 else []
-            rss = tree_rss_kb(tree)
-            pss = tree_pss_kb(tree) if self.pss else 0
+            rss = {pid: tree_rss_kb([pid]) for pid in tree}
+            pss = {pid: tree_pss_kb([pid]) for pid in tree} if self.pss else {}
             with self.lock:
                 self.latest = max(self.latest, count)
                 self.samples.append((now, count))
-                self.rss_peak_kb = max(self.rss_peak_kb, rss)
-                self.pss_peak_kb = max(self.pss_peak_kb, pss)
+                self.rss_peak_kb = max(self.rss_peak_kb, sum(rss.values()))
+                self.pss_peak_kb = max(self.pss_peak_kb, sum(pss.values()))
+                for peaks, sample in ((self.rss_peak_by_pid, rss), (self.pss_peak_by_pid, pss)):
+                    for pid, kb in sample.items():
+                        peaks[pid] = max(peaks.get(pid, 0), kb)
                 self.pids_seen.update(tree)
 
     def reset(self) -> int:
@@ -715,6 +721,8 @@ class Sampler(threading.Thread):
             self.samples.clear()
             self.rss_peak_kb = rss
             self.pss_peak_kb = pss
+            self.rss_peak_by_pid = {}
+            self.pss_peak_by_pid = {}
             self.pids_seen = set(tree)
             return self.latest
 
@@ -748,6 +756,17 @@ class Sampler(threading.Thread):
         hwm = max((proc_status_kb(pid, "VmHWM") for pid in reset), default=0)
         return max(peak, hwm, tree_rss_kb(tree))
 
+    def process_peaks_kb(self) -> dict[int, tuple[int, int]]:
+        """Each process's (peak RSS, peak PSS) since reset(); the RSS peak is at least
+        its VmHWM where that could be reset, so a peak between samples still counts."""
+        with self.lock:
+            reset = set(self.hwm_reset)
+            rss, pss = dict(self.rss_peak_by_pid), dict(self.pss_peak_by_pid)
+        return {
+            pid: (max(kb, proc_status_kb(pid, "VmHWM") if pid in reset else 0), pss.get(pid, 0))
+            for pid, kb in rss.items()
+        }
+
     def peak_pss_kb(self) -> int:
         """Peak of the trees' summed PSS since reset(), from the 100 ms samples (with `pss`)."""
         with self.lock:
@@ -767,6 +786,7 @@ class RunSpec:
     sessions: int
     messages: int
     report: bool = True
+    size: int | None = None  # bytes per message; None: the load generator's 5 KB
 
 
 @dataclass
@@ -801,12 +821,16 @@ class RunResult:
 
 
 def run_loadgen(spec: RunSpec, gate: Phigate, run_id: str, time_limit: float) -> dict[str, Any]:
-    if spec.listener == "plain":
-        return run_loadgen_at(
-            gate.plain_port, spec.sessions, spec.messages, run_id, time_limit, None, gate.marketing
-        )
+    plain = spec.listener == "plain"
     return run_loadgen_at(
-        gate.tls_port, spec.sessions, spec.messages, run_id, time_limit, gate.secret, gate.marketing
+        gate.plain_port if plain else gate.tls_port,
+        spec.sessions,
+        spec.messages,
+        run_id,
+        time_limit,
+        None if plain else gate.secret,
+        gate.marketing,
+        spec.size,
     )
 
 
@@ -818,6 +842,7 @@ def run_loadgen_at(
     time_limit: float,
     secret: str | None,
     marketing: bool = False,
+    size: int | None = None,
 ) -> dict[str, Any]:
     """bench/loadgen.py against 127.0.0.1:`port`; with a `secret`, STARTTLS and AUTH as
     PRINCIPAL. Its JSON result."""
@@ -837,6 +862,8 @@ def run_loadgen_at(
     ]
     if marketing:
         command.append("--marketing")
+    if size is not None:
+        command += ["--size", str(size)]
     if secret is not None:
         command += ["--starttls", "--user", PRINCIPAL]
     env = {**os.environ, "LOADGEN_SECRET": secret or ""}  # not on the command line

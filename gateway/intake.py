@@ -38,7 +38,7 @@ from gateway.inspect.header_values import HeaderValues
 from gateway.inspect.inspector import Inspector
 from gateway.logs import event
 from gateway.mail.headers import take_fields
-from gateway.mail.message import ParsedMessage, parse
+from gateway.mail.message import parse
 from gateway.policy.engine import CompiledPolicy, Decision
 from gateway.policy.evaluate import Evaluation, consider
 from gateway.policy.facts import Envelope
@@ -264,6 +264,10 @@ class Intake:
         except Exception:  # fail closed: an inspection or policy error is never a pass
             event(log, "intake_failed", logging.ERROR, queue_id=queue_id, stage="decide")
             return Reply(451, "4.3.0 Message could not be inspected; try again later")
+        # The parsed message holds the content again, as text: let it go before the
+        # waits below (consent, the store), where many large messages may be at once.
+        message_id = parsed.message_id
+        del parsed
         decisions = [
             decision_event(evaluation, d, queue_id, submission, now) for d in evaluation.decisions
         ]
@@ -287,7 +291,7 @@ class Intake:
                 return await self._refuse_without_passphrase(queue_id, wanting, decisions)
             passphrase_hash = await asyncio.to_thread(passphrases.hash_passphrase, passphrase)
         return await self._store(
-            queue_id, submission, parsed, (policy, evaluation, passphrase_hash), decisions, now
+            queue_id, submission, message_id, (policy, evaluation, passphrase_hash), decisions, now
         )
 
     async def _refuse(self, queue_id: str, events: list[AuditEvent], reply: Reply) -> Reply:
@@ -321,16 +325,20 @@ class Intake:
         self,
         queue_id: str,
         submission: Submission,
-        parsed: ParsedMessage,
+        raw_message_id: str | None,
         decided: tuple[CompiledPolicy, Evaluation, str | None],
         decisions: list[AuditEvent],
         now: float,
     ) -> Reply:
         policy, evaluation, passphrase_hash = decided
-        message_id = self.header_values.recordable_message_id(parsed.message_id)
-        content = received_header(submission, queue_id, self.hostname, self.received, now)
-        content += submission.content
-        sealed = self.keyring.seal(content, queue_id.encode())
+        message_id = self.header_values.recordable_message_id(raw_message_id)
+        # Sealed straight from the concatenation: no plaintext copy waits with the
+        # sealed one for the store.
+        sealed = self.keyring.seal(
+            received_header(submission, queue_id, self.hostname, self.received, now)
+            + submission.content,
+            queue_id.encode(),
+        )
         record = queue.NewMessage(
             queue_id=queue_id,
             received_at=now,

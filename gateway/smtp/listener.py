@@ -31,6 +31,7 @@ from gateway.mail.addresses import AddressError, domain_of, normalise
 from gateway.mail.headers import author_domains
 from gateway.smtp.auth import Authenticator, AuthGuard
 from gateway.smtp.content import author_refusal, content_problem
+from gateway.smtp.data import read_data
 from gateway.smtp.limits import SESSION_EXPIRED, ConnectionLimiter, RefusalTally, SessionBudget
 from gateway.smtp.lines import BareLineEnding, CrlfCommandReader
 from gateway.store.database import Database
@@ -298,6 +299,32 @@ class PhigateSMTP(SMTP):
                 self._original_transport.abort()
             # aiosmtpd answers this by closing the session (connection_lost).
             raise TLSSetupException("TLS handshake timed out") from exc
+
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, reading the message into one buffer (gateway.smtp.data)."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            received = await read_data(self._reader, self.data_size_limit, self.line_length_limit)
+        except asyncio.CancelledError:  # the connection was lost during DATA
+            self._writer.close()
+            raise
+        reply = received.refusal
+        if reply is None:
+            self.envelope.content = self.envelope.original_content = received.content
+            del received  # the envelope holds the only reference, and drops it below
+            status = await self._call_handler_hook("DATA")
+            reply = "250 OK" if status is MISSING else status
+        self._set_post_data_state()  # type: ignore[no-untyped-call]  # untyped in aiosmtpd
+        await self.push(reply)
 
     async def _note_turned_away(self, reply: str) -> None:
         unaudited = self.ctx.limiter.turned_away(self.client_ip)
