@@ -20,8 +20,13 @@ CACHE_ENV = "PHIGATE_TEST_CACHE_DIR"
 @pytest.fixture(scope="session", autouse=True)
 def detector_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One directory of compiled pattern databases for the whole run: the first server
-    (or in-process engine) compiles, every later one loads (see harness.settings_for)."""
-    directory = tmp_path_factory.mktemp("detector") / "cache"
+    (or in-process engine) compiles, every later one loads (see harness.settings_for).
+    Workers of `pytest -n` share it (each file is written whole, then renamed into place):
+    their temporary directories are popen-gwN under the run's."""
+    run_root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        run_root = run_root.parent
+    directory = run_root / "detector-cache"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(CACHE_ENV, str(directory))
         dbcache.use_directory(directory)

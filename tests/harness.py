@@ -32,9 +32,17 @@ PHIGATE = [sys.executable, "-m", "gateway.cli"]
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port free now, and one that no other worker of this run (pytest -n)
+    can be handed too: a port is named long before the server that binds it starts."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        # Linux hands out odd ports to bind(0) (even ones to connect()), hence the halving.
+        if port // 2 % workers == worker:
+            return port
 
 
 @dataclass
