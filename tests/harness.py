@@ -45,6 +45,22 @@ def free_port() -> int:
             return port
 
 
+def run_without_settings(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`phigate ARGS` with no settings file, run where its default data_dir (./phigate-data)
+    has the run's detector cache as cache/: a command that inspects loads the pattern
+    database there rather than compile it (seconds of CPU) every time."""
+    workdir = None
+    shared_cache = os.environ.get("PHIGATE_TEST_CACHE_DIR")  # set by conftest.detector_cache
+    if shared_cache:
+        workdir = Path(shared_cache).parent / "no-settings"
+        (workdir / "phigate-data").mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # made by another worker of the run
+            (workdir / "phigate-data" / "cache").symlink_to(shared_cache)
+    return subprocess.run(
+        [*PHIGATE, *args], capture_output=True, text=True, timeout=timeout, cwd=workdir
+    )
+
+
 @dataclass
 class Received:
     sender: str
