@@ -31,9 +31,13 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 PHIGATE = [sys.executable, "-m", "gateway.cli"]
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A loopback port free now, and one that no other worker of this run (pytest -n)
-    can be handed too: a port is named long before the server that binds it starts."""
+    """A loopback port free now, never handed out before in this process, and one that no
+    other worker of this run (pytest -n) can be handed: a port is named long before the
+    server that binds it starts, and a closed probe socket frees it for the next bind(0)."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
     while True:
@@ -41,7 +45,8 @@ def free_port() -> int:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
         # Linux hands out odd ports to bind(0) (even ones to connect()), hence the halving.
-        if port // 2 % workers == worker:
+        if port // 2 % workers == worker and port not in _handed_out:
+            _handed_out.add(port)
             return port
 
 
