@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,7 +10,9 @@ from pathlib import Path
 import pytest
 from databases import fresh_database
 
+from gateway.config import InspectionConfig
 from gateway.inspect.detect import dbcache
+from gateway.inspect.detect.scan import compiled_for
 from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
@@ -20,11 +23,21 @@ CACHE_ENV = "PHIGATE_TEST_CACHE_DIR"
 @pytest.fixture(scope="session", autouse=True)
 def detector_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One directory of compiled pattern databases for the whole run: the first server
-    (or in-process engine) compiles, every later one loads (see harness.settings_for)."""
-    directory = tmp_path_factory.mktemp("detector") / "cache"
+    (or in-process engine) compiles, every later one loads (see harness.settings_for).
+    Workers of `pytest -n` share it (each file is written whole, then renamed into place):
+    their temporary directories are popen-gwN under the run's."""
+    run_root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        run_root = run_root.parent
+    directory = run_root / "detector-cache"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(CACHE_ENV, str(directory))
         dbcache.use_directory(directory)
+        # The default patterns, which most servers and commands use, compiled once before
+        # any test: one worker compiles while the other waits, then loads.
+        with (run_root / "detector-cache.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            compiled_for(InspectionConfig())
         yield directory
         dbcache.use_directory(None)
 

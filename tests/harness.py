@@ -31,10 +31,39 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 PHIGATE = [sys.executable, "-m", "gateway.cli"]
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port free now, never handed out before in this process, and one that no
+    other worker of this run (pytest -n) can be handed: a port is named long before the
+    server that binds it starts, and a closed probe socket frees it for the next bind(0)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        # Linux hands out odd ports to bind(0) (even ones to connect()), hence the halving.
+        if port // 2 % workers == worker and port not in _handed_out:
+            _handed_out.add(port)
+            return port
+
+
+def run_without_settings(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`phigate ARGS` with no settings file, run where its default data_dir (./phigate-data)
+    has the run's detector cache as cache/: a command that inspects loads the pattern
+    database there rather than compile it (seconds of CPU) every time."""
+    workdir = None
+    shared_cache = os.environ.get("PHIGATE_TEST_CACHE_DIR")  # set by conftest.detector_cache
+    if shared_cache:
+        workdir = Path(shared_cache).parent / "no-settings"
+        (workdir / "phigate-data").mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # made by another worker of the run
+            (workdir / "phigate-data" / "cache").symlink_to(shared_cache)
+    return subprocess.run(
+        [*PHIGATE, *args], capture_output=True, text=True, timeout=timeout, cwd=workdir
+    )
 
 
 @dataclass

@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -256,3 +257,42 @@ def test_commands_that_inspect_read_the_cache_but_never_write_it(tmp_path: Path)
     assert result.returncode == 0, result.stderr
     assert '"ssn"' in result.stdout
     assert not (data / "cache").exists()
+
+
+def test_readers_never_see_a_file_half_written_by_another_writer(tmp_path: Path) -> None:
+    """Processes sharing a directory (servers of one installation, test workers) may
+    compile and write one key at once: a reader gets the old file or the new, whole."""
+    source = dbcache.Source(
+        [rb"\d{3}-\d{2}-\d{4}", rb"MRN\d{7}"], [0, 1], [0, 0], hyperscan.HS_MODE_BLOCK
+    )
+    database = hyperscan.Database(mode=source.mode)
+    database.compile(expressions=list(source.expressions), ids=list(source.ids), elements=2)
+    cache = dbcache.DatabaseCache(tmp_path / "cache")
+    key = dbcache.cache_key(source, hyperscan.__version__)
+    cache.load_or_compile(source, lambda: database)
+    reader = dbcache.DatabaseCache(cache.directory, write=False)
+    compiled: list[Any] = []
+
+    def compile() -> Any:  # a miss: the file was missing, partial or damaged
+        compiled.append(database)
+        return database
+
+    writing = threading.Event()
+    writing.set()
+
+    def writer() -> None:
+        while writing.is_set():
+            cache._store(key, database)
+
+    writers = [threading.Thread(target=writer) for _ in range(2)]
+    for thread in writers:
+        thread.start()
+    try:
+        for _ in range(2000):
+            reader.load_or_compile(source, compile)
+    finally:
+        writing.clear()
+        for thread in writers:
+            thread.join()
+    assert compiled == []
+    assert list(cache.directory.iterdir()) == [cache.path(key)]  # no temporary file left

@@ -6,8 +6,6 @@ from __future__ import annotations
 import platform
 import random
 import re
-import statistics
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -642,63 +640,6 @@ def test_inspection_doc_rule_examples() -> None:
     assert len(rows) >= 8
     for text, verdict in rows:
         assert detect(message(body=text), CONFIG).phi == (verdict == "yes"), text
-
-
-# ---------------------------------------------------------------- timing (printed only)
-
-
-def _realistic(size: int, fake: Faker, rng: random.Random) -> Extraction:
-    chunks: list[str] = []
-    while sum(map(len, chunks)) < size:
-        chunks.append(fake.paragraph(nb_sentences=rng.randint(3, 7)) + "\n\n")
-        if rng.random() < 0.35:
-            chunks.append(
-                rng.choice(
-                    [
-                        f"Patient: {fake.name()}\nDOB: {fake.date_of_birth():%m/%d/%Y}\n",
-                        f"Dear {fake.name()},\nyour visit on {fake.date_this_year():%B %d, %Y}.\n",
-                        f"HbA1c 7.{rng.randint(0, 9)}% and LDL: {rng.randint(80, 190)} mg/dL.\n",
-                        "Assessment: Type 2 diabetes (E11.9), hypertension (I10).\n",
-                        f"Call {fake.phone_number()} or fax {fake.numerify('###-555-####')}.\n",
-                        f"Thanks,\n{fake.name()}\n{fake.company()}\n{fake.email()}\n",
-                    ]
-                )
-            )
-    body = "".join(chunks)[:size]
-    cut = len(body) * 2 // 3
-    return Extraction(
-        segments=[
-            Segment(Place("subject"), "Re: follow-up for your visit"),
-            Segment(Place("header", 0), f"{fake.name()}\nScheduling Team"),
-            Segment(Place("header", 1), "visit_summary.pdf"),
-            Segment(Place("body", 0), body[:cut]),
-            Segment(Place("body", 1), body[:2000]),  # the HTML alternative, shorter
-            Segment(Place("attachment", 0), body[cut:]),
-        ],
-        attachment_types={"application/pdf", ".pdf"},
-    )
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_detect_speed_printout(backend: Backend) -> None:
-    """Prints detect() timings; asserts nothing about time (benchmarks are separate)."""
-    fake = Faker("en_US")
-    Faker.seed(7)
-    rng = random.Random(7)
-    detect(Extraction(), CONFIG, backend=backend)  # compile first
-    for size in (10_000, 20_000):
-        extraction = _realistic(size, fake, rng)
-        detect(extraction, CONFIG, backend=backend)
-        runs = []
-        for _ in range(1000):
-            start = time.perf_counter_ns()
-            detect(extraction, CONFIG, backend=backend)
-            runs.append(time.perf_counter_ns() - start)
-        runs.sort()
-        print(
-            f"\ndetect() {backend} {size // 1000} KB: median "
-            f"{statistics.median(runs) / 1e6:.3f} ms, p99 {runs[989] / 1e6:.3f} ms"
-        )
 
 
 @pytest.mark.parametrize(

@@ -177,9 +177,9 @@ def test_html_inline_tags_do_not_split_words_but_blocks_do() -> None:
 def test_large_html_goes_to_a_worker() -> None:
     # Deep nesting makes HTML parsing quadratic: 200 KB of it would stall the server.
     nested = "<ul><li>" * 25_000 + "SSN 123-<b>45</b>-6789"
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: the work done, however busy the machine
     _, jobs = run(message(f"Content-Type: text/html\n\n{nested}"))
-    assert time.perf_counter() - started < 0.1
+    assert time.process_time() - started < 0.1
     assert [(job.place.label, job.kind) for job in jobs] == [("body[0]", "html")]
     ordinary = "<p>SSN 123-<b>45</b>-6789</p>" * 2000
     [job] = run(message(f"Content-Type: text/html\n\n{ordinary}"))[1]
@@ -246,9 +246,9 @@ def test_deeply_nested_messages_are_walked_without_recursion() -> None:
     inner = b"Subject: innermost\r\nContent-Type: text/plain\r\n\r\nMRN 7654321\r\n"
     for level in range(60):
         inner = b"Subject: level %d\r\nContent-Type: message/rfc822\r\n\r\n" % level + inner
-    started = time.perf_counter()
+    started = time.process_time()
     extraction, _ = run(inner)
-    assert time.perf_counter() - started < 1
+    assert time.process_time() - started < 1
     assert texts(extraction, "body[0]") == ""  # the top message has no text part
     assert "MRN 7654321" in texts(extraction, "attachment[0]")
     assert "innermost" in texts(extraction, "attachment[0]")
@@ -392,11 +392,11 @@ FHIR_BUNDLE = {
 def test_hl7_without_people_and_pathological_text() -> None:
     ack = "MSH|^~\\&|LAB|GH|EPIC|GH|202401011200||ACK|1|P|2.5\rMSA|AA|MSG0001\r"
     assert find_structured(normalise_text(ack), ATTACHMENT) == []
-    started = time.perf_counter()
+    started = time.process_time()
     find_structured("\n" * 200_000 + "MSH", ATTACHMENT)
     find_structured("{" * 50_000 + '"resourceType"', ATTACHMENT)
     find_structured("<" * 50_000 + "hl7.org/fhir ClinicalDocument", ATTACHMENT)
-    assert time.perf_counter() - started < 1
+    assert time.process_time() - started < 1
 
 
 def test_fhir_json_bundle() -> None:
@@ -480,9 +480,9 @@ def test_encrypted_pdf() -> None:
 @pytest.mark.parametrize("cut", [30, 300, -60])
 def test_truncated_pdf_is_malformed(cut: int) -> None:
     data = pdf_with_text(["Jane Doe"])[:cut]
-    started = time.perf_counter()
+    started = time.process_time()
     result = heavy("pdf", data)
-    assert time.perf_counter() - started < 2
+    assert time.process_time() - started < 2
     assert reasons(result) == [("attachment[0]", "malformed")]
 
 
@@ -592,9 +592,9 @@ def test_zip_bomb_is_over_budget_fast() -> None:
         chunk = bytes(1 << 20)
         for _ in range(200):  # 200 MB of zeros, under 1 MB compressed
             member.write(chunk)
-    started = time.perf_counter()
+    started = time.process_time()
     result = heavy("zip", out.getvalue())
-    assert time.perf_counter() - started < 1
+    assert time.process_time() - started < 1
     assert reasons(result) == [("attachment[0]", "over_budget")]
 
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import sys
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 
 from documents import docx_with_text, pdf_with_text
-from harness import Phigate, Sink, via_sink, wait_until
+from harness import Phigate, Sink, run_without_settings, via_sink, wait_until
 
-PHIGATE = [sys.executable, "-m", "gateway.cli"]
 CANARY_NAME = "Zebulon Quimby"
 PHI_LINES = [
     f"Patient: {CANARY_NAME}",
@@ -85,7 +83,7 @@ def test_phi_only_inside_a_pdf_attachment_is_found_by_the_server(tmp_path: Path)
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*PHIGATE, *args], capture_output=True, text=True, timeout=120)
+    return run_without_settings(*args, timeout=120)
 
 
 def test_inspect_command_reports_many_files_without_values(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from certs import host_context, make_certs
 from dns_server import LoopbackDns
+from harness import wait_until
 from https_server import HttpsServer
 
 from gateway.delivery.mtasts import (
@@ -443,6 +444,8 @@ def test_certificates_are_verified_for_the_policy_host(
     result = _lookup(site.resolver())
     assert (result.policy, result.failure) == (None, WEBPKI_INVALID)
     assert result.detail is not None and detail in result.detail
+    # The server thread counts the failed handshake once the client has hung up.
+    wait_until(lambda: site.web.handshake_failures > 0, timeout=10)
     assert site.fetches() == 0 and site.web.handshake_failures == 1
 
 

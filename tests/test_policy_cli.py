@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
+from harness import run_without_settings
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = [REPO / "policies", *sorted((REPO / "policies" / "examples").iterdir())]
-PHIGATE = [sys.executable, "-m", "gateway.cli"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*PHIGATE, *args], capture_output=True, text=True, timeout=60)
+    return run_without_settings(*args)
 
 
 @pytest.fixture(scope="module")
