@@ -359,6 +359,7 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
         len(after) == 2
         and after[0] == " "
         and after[1].islower()
+        and ascii_key(text[start:end]) not in data.dictionary_words
         and _sentence_start(text, start, clause=True)
     )
     if not (
@@ -409,7 +410,7 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
         after = text[end : end + 6]
         if re.match(r":|, [a-z]|,[ \t]*(?:\r?\n|$)|[ \t]+--?[ \t]", after):
             found = Person(start, end, (given,), False)
-    if found is None and subject and ascii_key(given) not in data.dictionary_words:
+    if found is None and subject:
         # A name only with health information near it ("Denise said the list ran ...").
         found = Person(start, end, (given,), False, needs_context=True)
     if found is None or not_a_patient(text, found):
