@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/delivery_path.py        # 2000 messages at 1, 10 and 50 workers
     .venv/bin/python bench/delivery_path.py --workers 10 --no-dkim
-    valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out \\
-        .venv/bin/python bench/delivery_path.py --messages 300 --warm-up 50 --workers 10
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=/tmp/cg.out \\
+        .venv/bin/python bench/delivery_path.py --messages 300 --warm-up 50 --workers 10 --callgrind
 
 Messages are accepted first, through the server's own intake (inspection,
 policy, sealing, the durable accept) in a separate process, so that neither
@@ -15,14 +15,18 @@ bench/sink.py; both offer PIPELINING): claims, opening the sealed content,
 DKIM signing (RSA-2048 unless `--no-dkim`), the SMTP transaction, the outcome
 with its audit event and shredding. It prints this process's CPU time (all
 threads) per message and the SMTP sessions the sink saw (connection reuse).
-`--warm-up` messages are delivered first and not counted; under callgrind,
-take the difference between two `--messages` counts so start-up cancels.
+`--warm-up` messages are delivered first and not counted. With `--callgrind`
+(under `valgrind --tool=callgrind --instr-atstart=no`) only the counted
+messages are instrumented, and each run's count is dumped to a file of its
+own (`/tmp/cg.out.1`, `.2`, ... in the order of `--workers`; the `summary:`
+line, or `callgrind_annotate`, gives the instructions they took).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
@@ -39,6 +43,7 @@ from relay import DOMAIN, Sink, free_port, make_sink
 from gateway import app, datadir
 from gateway.config import Settings
 from gateway.dkim.keys import KeyStore
+from gateway.inspect.detect import dbcache
 from gateway.intake import Submission
 from gateway.settings_loader import load_settings
 from gateway.store import queue
@@ -145,9 +150,19 @@ async def deliver(parts: app.Parts, sink: Sink, total: int, time_limit: float) -
     while sink.count() < total:
         if time.monotonic() > deadline:
             raise SystemExit(f"bench: the sink got {sink.count()} of {total} in {time_limit} s")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
     await parts.delivery.stop()
     parts.db.stop()
+
+
+def instrument(on: bool) -> None:
+    """Switch callgrind's instrumentation of this process on or off; when off,
+    what was counted goes to a file of its own (`OUT.N`, one per run)."""
+    pid = str(os.getpid())
+    if not on:
+        subprocess.run(["callgrind_control", "--dump", pid], check=True)
+    state = "on" if on else "off"
+    subprocess.run(["callgrind_control", f"--instr={state}", pid], check=True)
 
 
 def one_run(workdir: Path, sink: Sink, args: argparse.Namespace, workers: int) -> str:
@@ -165,9 +180,13 @@ def one_run(workdir: Path, sink: Sink, args: argparse.Namespace, workers: int) -
     sessions_warm = sink.sessions()
     parts = app.build(settings)
     try:
+        if args.callgrind:
+            instrument(True)
         cpu, wall = time.process_time(), time.perf_counter()
         asyncio.run(deliver(parts, sink, before + args.warm_up + args.messages, args.time_limit))
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        if args.callgrind:
+            instrument(False)
         done = delivered(parts)
     finally:
         parts.close()
@@ -192,14 +211,19 @@ def main() -> int:
     )
     parser.add_argument("--no-dkim", dest="dkim", action="store_false", help="no DKIM key")
     parser.add_argument("--sink", choices=("auto", "smtp-sink", "python"), default="auto")
+    parser.add_argument(
+        "--callgrind", action="store_true", help="instrument only the counted messages"
+    )
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per run")
     parser.add_argument("--fill", type=Path, help=argparse.SUPPRESS)  # the accepting process
     parser.add_argument("--run-id", default="run", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fill is not None:
+        dbcache.use_directory(CACHE_DIR)
         asyncio.run(accept(app.build(load_settings(args.fill)), args.messages, args.run_id))
         return 0
     CACHE_DIR.mkdir(exist_ok=True)
+    dbcache.use_directory(CACHE_DIR)  # as `phigate serve` does
     uvloop.install()  # as `phigate serve` runs
     top = Path(tempfile.mkdtemp(prefix="phigate-delivery-path-"))
     sink = make_sink(args.sink, top)
