@@ -18,8 +18,9 @@ threads) per message and the SMTP sessions the sink saw (connection reuse).
 `--warm-up` messages are delivered first and not counted. With `--callgrind`
 (under `valgrind --tool=callgrind --instr-atstart=no`) only the counted
 messages are instrumented, and each run's count is dumped to a file of its
-own (`/tmp/cg.out.1`, `.2`, ... in the order of `--workers`; the `summary:`
-line, or `callgrind_annotate`, gives the instructions they took).
+own (`/tmp/cg.out.1`, `.2`, ... in the order of `--workers`); its `totals:`
+line gives the instructions they took (valgrind 3.19 writes a wrong
+`summary:` in every dump after the first).
 """
 
 from __future__ import annotations
