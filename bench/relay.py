@@ -291,6 +291,10 @@ class Sink(Protocol):
 
     def count(self) -> int: ...
 
+    def sessions(self) -> int:
+        """SMTP connections the sink has accepted so far."""
+        ...
+
     def stop(self) -> None: ...
 
 
@@ -299,6 +303,7 @@ class PostfixSink:
 
     kind = "smtp-sink"
     _MESG = re.compile(rb"mesg=(\d+)\r")
+    _SESS = re.compile(rb"sess=(\d+) ")
 
     def __init__(self, workdir: Path, dump: Path | None = None) -> None:
         self.port = free_port()
@@ -324,6 +329,12 @@ class PostfixSink:
         return self.proc.pid if self.proc is not None else None
 
     def count(self) -> int:
+        return self._counter(self._MESG)
+
+    def sessions(self) -> int:
+        return self._counter(self._SESS)
+
+    def _counter(self, pattern: re.Pattern[bytes]) -> int:
         try:
             with self.out_path.open("rb") as out:
                 out.seek(0, os.SEEK_END)
@@ -332,7 +343,7 @@ class PostfixSink:
                 tail = out.read()
         except OSError:
             return 0
-        found = self._MESG.findall(tail)
+        found = pattern.findall(tail)
         return int(found[-1]) if found else 0
 
     def stop(self) -> None:
@@ -377,12 +388,18 @@ class PythonSink:
         return self.proc.pid if self.proc is not None else None
 
     def count(self) -> int:
+        return self._ask(b"COUNT")
+
+    def sessions(self) -> int:
+        return self._ask(b"SESSIONS")
+
+    def _ask(self, question: bytes) -> int:
         try:
             if self._control is None or self._reader is None:
                 self._close_control()
                 self._control = socket.create_connection(("127.0.0.1", self.control_port), 2.0)
                 self._reader = self._control.makefile("rb")
-            self._control.sendall(b"COUNT\n")
+            self._control.sendall(question + b"\n")
             return int(self._reader.readline())
         except (OSError, ValueError):
             self._close_control()

@@ -4,8 +4,10 @@ Each connection is made under a `TlsPolicy` decided by the router (plain,
 opportunistic, or verified by PKIX, MTA-STS, DANE or a pinned certificate); a
 verified policy never falls back to plaintext or to an unverified certificate.
 What was negotiated is returned as `TlsEvidence` for the audit trail.
-Connections are kept open and reused between messages of the same policy:
-opening a TCP and TLS session per message would cost more than the message.
+Once greeted and secured, a connection's mail transactions run on
+`session.SmtpSession` (PIPELINING where offered). Connections are kept open
+and reused between messages of the same policy: opening a TCP and TLS session
+per message would cost more than the message.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import hashlib
 import re
 import ssl
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -23,6 +24,7 @@ import aiosmtplib
 from cryptography import x509
 
 from gateway.delivery.dane import DaneError, Tlsa, authenticate
+from gateway.delivery.session import Reply, SessionError, SmtpSession, Transaction, accepted
 
 TlsMode = Literal["opportunistic", "required", "none"]
 # How a verified connection was authenticated, as recorded in the audit trail.
@@ -170,9 +172,16 @@ def _certificate_failure(exc: ssl.SSLError) -> str:
 
 @dataclass
 class _Connection:
-    client: aiosmtplib.SMTP
+    session: SmtpSession
     evidence: TlsEvidence | None
     since: float = field(default=0.0)
+
+    @classmethod
+    def ready(cls, client: aiosmtplib.SMTP, evidence: TlsEvidence | None) -> _Connection:
+        """A greeted (and secured) client's connection, its transactions ours from now on."""
+        assert client.transport is not None
+        pipelining = client.supports_extension("pipelining")
+        return cls(SmtpSession.take_over(client.transport, pipelining), evidence)
 
 
 class SmtpSender:
@@ -218,7 +227,7 @@ class SmtpSender:
             client.close()
             raise HopError(f"cannot connect to {server_name}:{port}: {type(exc).__name__}") from exc
         if policy.level == "none":
-            return _Connection(client, None)
+            return _Connection.ready(client, None)
         if not client.supports_extension("starttls"):
             if policy.level == "verify":
                 raise _tls_unavailable(
@@ -227,7 +236,7 @@ class SmtpSender:
                     "starttls-not-supported",
                     local_ip,
                 )
-            return _Connection(client, None)
+            return _Connection.ready(client, None)
         pkix = policy.level == "verify" and policy.method in ("pkix", "mta-sts")
         if pkix:
             context = self._verified
@@ -266,7 +275,18 @@ class SmtpSender:
             verified=verified,
             local_ip=local_ip,
         )
-        return _Connection(client, evidence)
+        # RFC 3207 §4.2: what the server offers is asked again inside TLS.
+        try:
+            await client.ehlo()
+        except aiosmtplib.SMTPResponseException as exc:
+            client.close()
+            raise HopError(
+                sanitise_reply(exc.message), exc.code, _status(exc.code, exc.message)
+            ) from exc
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            client.close()
+            raise HopError(f"connection to {server_name} failed: {type(exc).__name__}") from exc
+        return _Connection.ready(client, evidence)
 
     def _check_chain(
         self,
@@ -306,18 +326,18 @@ class SmtpSender:
         now = time.monotonic()
         while pool:
             idle = pool.pop()
-            if now - idle.since < _IDLE_SECONDS and idle.client.is_connected:
+            if now - idle.since < _IDLE_SECONDS and idle.session.is_open:
                 return idle
-            idle.client.close()
+            idle.session.close()
         return None
 
     def _checkin(self, key: tuple[str, int, str, TlsPolicy], conn: _Connection) -> None:
         pool = self._idle.setdefault(key, [])
-        if len(pool) < 64 and conn.client.is_connected:
+        if len(pool) < 64 and conn.session.is_open:
             conn.since = time.monotonic()
             pool.append(conn)
         else:
-            conn.client.close()
+            conn.session.close()
 
     async def send(
         self,
@@ -325,7 +345,7 @@ class SmtpSender:
         port: int,
         server_name: str,
         sender: str,
-        recipients: Sequence[str],
+        recipients: list[str],
         content: bytes,
         policy: TlsPolicy,
     ) -> list[RecipientResult]:
@@ -334,83 +354,60 @@ class SmtpSender:
         conn = self._reusable(key)
         if conn is not None:
             try:
-                await conn.client.mail(sender)
-            except (TimeoutError, aiosmtplib.SMTPException, OSError):
-                # Closed while idle, or in an unknown state: start over on a fresh connection.
-                conn.client.close()
-                conn = None
-        if conn is None:
-            conn = await self._open(address, port, server_name, policy)
-            await self._mail(conn.client, sender, server_name)
-        return await self._finish(conn, key, server_name, recipients, content)
-
-    async def _mail(self, client: aiosmtplib.SMTP, sender: str, server_name: str) -> None:
+                done = await self._transaction(conn, sender, recipients, content)
+            except SessionError as exc:
+                if conn.session.content_sent:
+                    raise HopError(f"connection to {server_name} failed: {exc}") from None
+                done = None  # closed while idle: nothing was taken, start over
+            if done is not None and done.mail.code == 250:
+                return self._results(conn, key, server_name, recipients, done)
+            # Closed while idle or left in an unknown state: start over on a fresh connection.
+            conn.session.close()
+        conn = await self._open(address, port, server_name, policy)
         try:
-            await client.mail(sender)
-        except aiosmtplib.SMTPResponseException as exc:
-            client.close()
-            raise HopError(
-                sanitise_reply(exc.message), exc.code, _status(exc.code, exc.message)
-            ) from exc
-        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-            client.close()
-            raise HopError(f"connection to {server_name} failed: {type(exc).__name__}") from exc
+            done = await self._transaction(conn, sender, recipients, content)
+        except SessionError as exc:
+            raise HopError(f"connection to {server_name} failed: {exc}") from None
+        if done.mail.code != 250:
+            conn.session.close()
+            raise HopError(sanitise_reply(done.mail.text), done.mail.code, _status(*done.mail))
+        return self._results(conn, key, server_name, recipients, done)
 
-    async def _finish(
+    async def _transaction(
+        self, conn: _Connection, sender: str, recipients: list[str], content: bytes
+    ) -> Transaction:
+        try:
+            return await conn.session.transaction(sender, recipients, content, self.command_timeout)
+        except Exception:  # the connection is in an unknown state
+            conn.session.close()
+            raise
+
+    def _results(
         self,
         conn: _Connection,
         key: tuple[str, int, str, TlsPolicy],
         server_name: str,
-        recipients: Sequence[str],
-        content: bytes,
+        recipients: list[str],
+        done: Transaction,
     ) -> list[RecipientResult]:
-        """RCPT for each recipient and DATA, after a successful MAIL."""
-        client = conn.client
-        tls = conn.evidence
-        try:
-            accepted: list[str] = []
-            results: dict[str, RecipientResult] = {}
-            for rcpt in recipients:
-                try:
-                    await client.rcpt(rcpt)
-                    accepted.append(rcpt)
-                except aiosmtplib.SMTPResponseException as exc:
-                    results[rcpt] = RecipientResult(
-                        rcpt,
-                        exc.code,
-                        _status(exc.code, exc.message),
-                        sanitise_reply(exc.message),
-                        server_name,
-                        tls=tls,
-                    )
-            if accepted:
-                try:
-                    response = await client.data(content)
-                    outcome = (
-                        response.code,
-                        _status(response.code, response.message),
-                        sanitise_reply(response.message),
-                    )
-                except aiosmtplib.SMTPResponseException as exc:
-                    outcome = (
-                        exc.code,
-                        _status(exc.code, exc.message),
-                        sanitise_reply(exc.message),
-                    )
-                for rcpt in accepted:
-                    results[rcpt] = RecipientResult(
-                        rcpt, outcome[0], outcome[1], outcome[2], server_name, tls=tls
-                    )
-            else:
-                await client.rset()
-        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-            client.close()
-            raise HopError(f"connection to {server_name} failed: {type(exc).__name__}") from exc
+        """Each recipient's result: its RCPT's refusal, else what became of the content."""
         self._checkin(key, conn)
-        return [results[r] for r in recipients]
+        content_reply = done.final or done.data
+
+        def result(reply: Reply, rcpt: str) -> RecipientResult:
+            code, text = reply
+            status = _status(code, text)
+            return RecipientResult(
+                rcpt, code, status, sanitise_reply(text), server_name, tls=conn.evidence
+            )
+
+        return [
+            result(content_reply if accepted(reply) and content_reply else reply, rcpt)
+            for rcpt, reply in zip(recipients, done.recipients, strict=True)
+        ]
 
     def close(self) -> None:
         for pool in self._idle.values():
             for idle in pool:
-                idle.client.close()
+                idle.session.close()
         self._idle.clear()
