@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -73,6 +74,11 @@ def supervise(processes: int, child: Callable[[], None]) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, forward)  # each process reloads its policy and keys
+    # What start-up built (the compiled patterns, name lists, policy) stays shared with
+    # the children: a collection in a child would otherwise write to every page holding
+    # one of these objects, and copy it.
+    gc.collect()
+    gc.freeze()
     for _ in range(processes):
         children.add(_spawn(child))
     event(log, "supervising", processes=processes)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -102,3 +104,25 @@ def _phigate_answers(port: int) -> bool:
             return b"phigate" in probe.recv(200)
         except OSError:
             return False
+
+
+_FROZEN_CHILD = """
+import gc, os, signal, sys
+from gateway.supervisor import supervise
+built_at_start_up = [object() for _ in range(1000)]
+
+def child():
+    with open(sys.argv[1], "w") as out:
+        out.write(str(gc.get_freeze_count()))
+    os.kill(os.getppid(), signal.SIGTERM)
+
+supervise(1, child)
+"""
+
+
+def test_processes_are_forked_with_start_up_objects_frozen(tmp_path: Path) -> None:
+    # A child's garbage collections must not touch what start-up built (copy-on-write:
+    # every page they touch is copied into the child).
+    report = tmp_path / "freeze-count"
+    subprocess.run([sys.executable, "-c", _FROZEN_CHILD, str(report)], check=True, timeout=60)
+    assert int(report.read_text()) >= 1000
