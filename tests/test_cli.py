@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
-from harness import free_port
-
-PHIGATE = [sys.executable, "-m", "gateway.cli"]
+from harness import PHIGATE, free_port
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

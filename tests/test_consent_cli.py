@@ -6,16 +6,15 @@ import csv
 import io
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from harness import PHIGATE
 
 from gateway.cli import main
 
-PHIGATE = [sys.executable, "-m", "gateway.cli"]
 FLU = "marketing/flu-clinic"
 PAID = "marketing/sponsored-trial"
 
