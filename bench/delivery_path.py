@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/delivery_path.py        # 2000 messages at 1, 10 and 50 workers
     .venv/bin/python bench/delivery_path.py --workers 10 --no-dkim
+    .venv/bin/python bench/delivery_path.py --mx     # delivery mode mx, DNS on loopback
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=/tmp/cg.out \\
         .venv/bin/python bench/delivery_path.py --messages 300 --warm-up 50 --workers 10 --callgrind
 
@@ -21,18 +22,27 @@ messages are instrumented, and each run's count is dumped to a file of its
 own (`/tmp/cg.out.1`, `.2`, ... in the order of `--workers`); its `totals:`
 line gives the instructions they took (valgrind 3.19 writes a wrong
 `summary:` in every dump after the first).
+
+With `--mx` the service delivers in mode `mx`, as in production, instead of
+to a smarthost: the tests' loopback DNS server (tests/dns_server.py), in a
+process of its own so that its CPU is not counted, publishes the recipient
+domain's MX record and its host's A record (127.0.0.1, the sink's port as
+`delivery.mx_port`), and the DNS queries it answered per counted message are
+printed too. `--dns-cache-seconds` sets `delivery.dns_cache_seconds`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +56,83 @@ from gateway.config import Settings
 from gateway.dkim.keys import KeyStore
 from gateway.inspect.detect import dbcache
 from gateway.intake import Submission
+from gateway.mail.addresses import domain_of
 from gateway.settings_loader import load_settings
 from gateway.store import queue
 
 SELECTOR = "bench"
 # The pattern database compiles once and is kept here between runs.
 CACHE_DIR = Path(tempfile.gettempdir()) / "phigate-bench-cache"
+RECIPIENT_DOMAIN = domain_of(RECIPIENT)
+MX_HOST = f"mx.{RECIPIENT_DOMAIN}"
 
 
-def write_settings(workdir: Path, sink_port: int, workers: int) -> Path:
+class DnsServer:
+    """The tests' loopback DNS server in a child process, publishing the
+    recipient domain's MX and its host's address; it counts the queries."""
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, __file__, "--dns-server"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        self.nameserver = self._process.stdout.readline().strip()
+
+    def queries(self) -> int:
+        """Queries answered so far."""
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._process.stdin.write("count\n")
+        self._process.stdin.flush()
+        return int(self._process.stdout.readline())
+
+    def stop(self) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()  # end of input stops the server
+        self._process.wait(10)
+
+
+def serve_dns() -> None:
+    """The child process of DnsServer: a line on stdin asks for the count."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from dns_server import LoopbackDns
+
+    with LoopbackDns() as dns:
+        dns.add(RECIPIENT_DOMAIN, "MX", f"10 {MX_HOST}.")
+        dns.add(MX_HOST, "A", "127.0.0.1")
+        print(dns.nameserver, flush=True)
+        for _ in sys.stdin:
+            print(len(dns.queries), flush=True)
+
+
+@contextlib.contextmanager
+def dns_server(wanted: bool) -> Iterator[DnsServer | None]:
+    if not wanted:
+        yield None
+        return
+    server = DnsServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def delivery_settings(
+    sink_port: int, workers: int, dns: DnsServer | None, dns_cache_seconds: float | None
+) -> dict[str, Any]:
+    """Smarthost delivery to the sink, or with `dns` mode mx to the sink as the MX."""
+    settings: dict[str, Any] = {"tls": "none", "workers": workers, "poll_interval": 0.05}
+    if dns is None:
+        return {"mode": "smarthost", "smarthost": f"127.0.0.1:{sink_port}", **settings}
+    settings |= {"mode": "mx", "mx_port": sink_port, "nameservers": [dns.nameserver]}
+    if dns_cache_seconds is not None:
+        settings["dns_cache_seconds"] = dns_cache_seconds
+    return settings
+
+
+def write_settings(workdir: Path, delivery: dict[str, Any]) -> Path:
     config = workdir / "phigate.yaml"
     settings: dict[str, Any] = {
         "data_dir": str(workdir / "data"),
@@ -69,13 +147,7 @@ def write_settings(workdir: Path, sink_port: int, workers: int) -> Path:
             }
         ],
         "relay_networks": [{"name": "bench", "networks": ["127.0.0.0/8"], "domains": [DOMAIN]}],
-        "delivery": {
-            "mode": "smarthost",
-            "smarthost": f"127.0.0.1:{sink_port}",
-            "tls": "none",
-            "workers": workers,
-            "poll_interval": 0.05,
-        },
+        "delivery": delivery,
         "log_level": "warning",
         "web": {"enabled": False},
     }
@@ -166,8 +238,12 @@ def instrument(on: bool) -> None:
     subprocess.run(["callgrind_control", f"--instr={state}", pid], check=True)
 
 
-def one_run(workdir: Path, sink: Sink, args: argparse.Namespace, workers: int) -> str:
-    config = write_settings(workdir, sink.port, workers)
+def one_run(
+    workdir: Path, sink: Sink, args: argparse.Namespace, workers: int, dns: DnsServer | None
+) -> str:
+    config = write_settings(
+        workdir, delivery_settings(sink.port, workers, dns, args.dns_cache_seconds)
+    )
     settings = prepare(config, args.dkim)
     before = sink.count()
     sessions_before = sink.sessions()
@@ -179,6 +255,7 @@ def one_run(workdir: Path, sink: Sink, args: argparse.Namespace, workers: int) -
         warm.close()
     fill(config, args.messages, "run")
     sessions_warm = sink.sessions()
+    queries = dns.queries() if dns is not None else 0
     parts = app.build(settings)
     try:
         if args.callgrind:
@@ -191,15 +268,18 @@ def one_run(workdir: Path, sink: Sink, args: argparse.Namespace, workers: int) -
         done = delivered(parts)
     finally:
         parts.close()
+    if dns is not None:
+        queries = dns.queries() - queries
     time.sleep(0.5)  # smtp-sink counts a session when it has ended
     if done != args.warm_up + args.messages:
         raise SystemExit(f"bench: {done} jobs delivered of {args.warm_up + args.messages}")
+    dns_note = f"; DNS queries per message: {queries / args.messages:.3f}" if dns else ""
     return (
         f"{workers:>3} workers, {args.messages} messages: "
         f"{1000 * cpu / args.messages:.3f} ms CPU per message "
         f"({1000 * wall / args.messages:.2f} ms wall; SMTP sessions opened: "
         f"{sink.sessions() - sessions_warm} measured, "
-        f"{sessions_warm - sessions_before} in the warm-up)"
+        f"{sessions_warm - sessions_before} in the warm-up{dns_note})"
     )
 
 
@@ -216,9 +296,17 @@ def main() -> int:
         "--callgrind", action="store_true", help="instrument only the counted messages"
     )
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per run")
+    parser.add_argument("--mx", action="store_true", help="mode mx, DNS on loopback")
+    parser.add_argument(
+        "--dns-cache-seconds", type=float, help="delivery.dns_cache_seconds (with --mx)"
+    )
+    parser.add_argument("--dns-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--fill", type=Path, help=argparse.SUPPRESS)  # the accepting process
     parser.add_argument("--run-id", default="run", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.dns_server:
+        serve_dns()
+        return 0
     if args.fill is not None:
         dbcache.use_directory(CACHE_DIR)
         asyncio.run(accept(app.build(load_settings(args.fill)), args.messages, args.run_id))
@@ -230,14 +318,16 @@ def main() -> int:
     sink = make_sink(args.sink, top)
     try:
         sink.start()
-        for workers in (int(n) for n in args.workers.split(",")):
-            workdir = top / f"w{workers}"
-            workdir.mkdir()
-            print(one_run(workdir, sink, args, workers), flush=True)
+        with dns_server(args.mx) as dns:
+            for workers in (int(n) for n in args.workers.split(",")):
+                workdir = top / f"w{workers}"
+                workdir.mkdir()
+                print(one_run(workdir, sink, args, workers, dns), flush=True)
     finally:
         sink.stop()
         shutil.rmtree(top, ignore_errors=True)
-    print(f"sink: {sink.kind}; DKIM {'RSA-2048' if args.dkim else 'off'}")
+    route = "mode mx, DNS on loopback" if args.mx else "smarthost"
+    print(f"sink: {sink.kind}; {route}; DKIM {'RSA-2048' if args.dkim else 'off'}")
     return 0
 
 

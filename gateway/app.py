@@ -631,7 +631,7 @@ def _delivery_service(
             settings.hostname, config.ca_file, config.connect_timeout, config.command_timeout
         ),
         TransportSecurity(config, settings.path("mta-sts")),
-        MxResolver(config.nameservers, port=config.mx_port),
+        MxResolver(config.nameservers, port=config.mx_port, cache_seconds=config.dns_cache_seconds),
         signer,
         policy=lambda: policy.current,
     )

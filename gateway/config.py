@@ -225,6 +225,10 @@ class DeliveryConfig(_Strict):
     mx_port: int = Field(default=25, gt=0, lt=65536)
     # DNS servers for MX lookups ("HOST" or "HOST:PORT"); empty: the system's.
     nameservers: list[str] = Field(default_factory=list)
+    # Seconds at most that the delivery workers of a process reuse a DNS answer
+    # (MX, A, AAAA, and DANE's lookups), within its TTL; a retry always asks
+    # DNS afresh. 0: no answer is kept.
+    dns_cache_seconds: float = Field(default=60.0, ge=0)
     # MTA-STS (RFC 8461) for mode mx: honour the policies recipient domains
     # publish (enforce: only matching MX hosts, verified certificates).
     mta_sts: bool = True

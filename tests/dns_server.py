@@ -3,6 +3,9 @@
 Serves whatever is in ``zone`` over UDP and TCP on one ephemeral port, from
 background threads.  Record data is given in zone-file text form, so any type
 dnspython knows (MX, A, AAAA, TXT, TLSA, CNAME ...) works without changes here.
+Records are served with the TTL in ``ttl``; a negative answer (NXDOMAIN or no
+records) carries the SOA record of the closest enclosing name that has one,
+as a real server's does, which sets how long resolvers keep it.
 
     with LoopbackDns() as dns:
         dns.add("example.test", "MX", "10 mx1.example.test.")
@@ -51,6 +54,7 @@ class LoopbackDns:
         self.servfail_types: set[tuple[str, str]] = set()  # (name, TYPE) pairs likewise
         self.drop: set[str] = set()  # names never answered (client times out)
         self.authenticated = False  # set the AD flag, as a validating resolver would
+        self.ttl = TTL  # of every record served
         self.queries: list[tuple[str, str, str]] = []  # (name, TYPE, "udp"/"tcp")
         self.errors: list[Exception] = []  # server-side failures, raised on exit
         self._lock = threading.Lock()
@@ -183,16 +187,27 @@ class LoopbackDns:
         for _ in range(_CNAME_DEPTH):
             values = self.zone.get((name, rdtype))
             if values:
-                response.answer.append(_rrset(name, rdtype, values))
+                response.answer.append(_rrset(name, rdtype, values, self.ttl))
                 return
             cname = self.zone.get((name, "CNAME"))
             if not cname or rdtype == "CNAME":
                 break
-            response.answer.append(_rrset(name, "CNAME", cname[:1]))
+            response.answer.append(_rrset(name, "CNAME", cname[:1], self.ttl))
             name = _key_name(cname[0])
         if not response.answer and not self._exists(name):
             response.set_rcode(dns.rcode.NXDOMAIN)
         # Otherwise NOERROR with no data (or a dangling CNAME chain).
+        if not response.answer:
+            self._add_soa(response, name)
+
+    def _add_soa(self, response: dns.message.Message, name: str) -> None:
+        labels = name.split(".")
+        for start in range(len(labels)):
+            owner = ".".join(labels[start:])
+            soa = self.zone.get((owner, "SOA"))
+            if soa:
+                response.authority.append(_rrset(owner, "SOA", soa[:1], self.ttl))
+                return
 
     def _exists(self, name: str) -> bool:
         # A name with records of any type, or an empty non-terminal above one
@@ -200,10 +215,10 @@ class LoopbackDns:
         return any(key[0] == name or key[0].endswith("." + name) for key in self.zone)
 
 
-def _rrset(name: str, rdtype: str, values: list[str]) -> dns.rrset.RRset:
+def _rrset(name: str, rdtype: str, values: list[str], ttl: int = TTL) -> dns.rrset.RRset:
     # origin=root: a value written without the trailing dot is still absolute.
     return dns.rrset.from_text_list(
-        dns.name.from_text(name), TTL, "IN", rdtype, values, origin=dns.name.root, relativize=False
+        dns.name.from_text(name), ttl, "IN", rdtype, values, origin=dns.name.root, relativize=False
     )
 
 

@@ -109,3 +109,33 @@ def test_the_resolver_believes_only_authenticated_answers() -> None:
         dns.servfail_types.add(("_25._tcp.mx.example.test", "TLSA"))
         secure, usable, temporary = asyncio.run(lookups(dns))
         assert secure and usable == 0 and temporary and "TLSA lookup" in temporary
+
+
+def test_cached_answers_keep_the_security_they_came_with() -> None:
+    async def lookups(resolver: DaneResolver, fresh: bool = False) -> tuple[bool, int]:
+        secure = await resolver.mx_secure("example.test", fresh)
+        found = await resolver.tlsa("mx.example.test", 25, fresh)
+        return secure, len(found.usable)
+
+    async def run(dns: LoopbackDns) -> None:
+        resolver = DaneResolver([dns.nameserver], timeout=2.0, cache_seconds=60)
+        assert await lookups(resolver) == (False, 0)  # no AD: insecure
+        dns.authenticated = True
+        # A kept insecure answer is never taken as validated ...
+        assert await lookups(resolver) == (False, 0)
+        # ... and a retry asks the validating resolver again.
+        assert await lookups(resolver, fresh=True) == (True, 1)
+        queries = len(dns.queries)
+        assert await lookups(resolver) == (True, 1)  # validated, within its TTL: kept
+        assert len(dns.queries) == queries
+        dns.servfail_types.add(("_25._tcp.mx.example.test", "TLSA"))
+        found = await resolver.tlsa("mx.example.test", 25, fresh=True)
+        assert found.temporary and not found.records
+        dns.servfail_types.clear()
+        # The failure was not kept: the next lookup asks again.
+        assert len((await resolver.tlsa("mx.example.test", 25)).usable) == 1
+
+    with LoopbackDns() as dns:
+        dns.add("example.test", "MX", "10 mx.example.test.")
+        dns.add("_25._tcp.mx.example.test", "TLSA", "3 1 1 " + "ab" * 32)
+        asyncio.run(run(dns))

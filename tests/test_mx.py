@@ -273,3 +273,134 @@ def test_route_error_attributes() -> None:
     error = RouteError("domain x does not exist", permanent=True)
     assert error.permanent and error.message == "domain x does not exist"
     assert "permanent" in str(error)
+
+
+# -- answers reused within their TTL -------------------------------------------------
+
+
+def _cached(server: LoopbackDns, seconds: float = 60.0) -> MxResolver:
+    return MxResolver([server.nameserver], timeout=1.0, cache_seconds=seconds)
+
+
+def _queried(server: LoopbackDns) -> list[tuple[str, str]]:
+    return [(name, rdtype) for name, rdtype, _ in server.queries]
+
+
+def _publish(server: LoopbackDns, soa_minimum: int = 60) -> None:
+    server.add(
+        "example.test", "SOA", f"ns.example.test. admin.example.test. 1 60 60 60 {soa_minimum}"
+    )
+    server.add("example.test", "MX", "10 mx.example.test.")
+    server.add("mx.example.test", "A", "127.0.0.1")
+
+
+def test_a_burst_to_one_domain_asks_once_per_record_type(dns_server: LoopbackDns) -> None:
+    _publish(dns_server)  # no AAAA: the "no records" answer is kept for the SOA minimum
+    resolver = _cached(dns_server)
+
+    async def deliver() -> list[str]:
+        hops = await resolver.hops("example.test")
+        return await resolver.addresses(hops[0].host)
+
+    async def burst() -> list[list[str]]:
+        together = await asyncio.gather(*(deliver() for _ in range(20)))
+        return [*together, *[await deliver() for _ in range(20)]]
+
+    assert asyncio.run(burst()) == [["127.0.0.1"]] * 40
+    assert sorted(_queried(dns_server)) == [
+        ("example.test", "MX"),
+        ("mx.example.test", "A"),
+        ("mx.example.test", "AAAA"),
+    ]
+
+
+def test_a_changed_record_is_seen_after_its_ttl(dns_server: LoopbackDns) -> None:
+    _publish(dns_server)
+    dns_server.ttl = 1
+    resolver = _cached(dns_server)
+
+    async def change_and_look() -> tuple[list[str], list[str], list[str]]:
+        before = await resolver.addresses("mx.example.test")
+        dns_server.remove("mx.example.test", "A")
+        dns_server.add("mx.example.test", "A", "127.0.0.2")
+        within_ttl = await resolver.addresses("mx.example.test")
+        await asyncio.sleep(1.2)
+        return before, within_ttl, await resolver.addresses("mx.example.test")
+
+    assert asyncio.run(change_and_look()) == (["127.0.0.1"], ["127.0.0.1"], ["127.0.0.2"])
+
+
+def test_answers_are_kept_no_longer_than_the_configured_seconds(
+    dns_server: LoopbackDns,
+) -> None:
+    _publish(dns_server)  # a TTL of 60 s
+    resolver = _cached(dns_server, seconds=0.5)
+
+    async def change_and_look() -> list[Hop]:
+        await resolver.hops("example.test")
+        dns_server.remove("example.test", "MX")
+        dns_server.add("example.test", "MX", "20 mx2.example.test.")
+        await asyncio.sleep(0.7)
+        return await resolver.hops("example.test")
+
+    assert asyncio.run(change_and_look()) == [Hop("mx2.example.test", 25, 20)]
+
+
+def test_a_retry_sees_a_change_at_once_and_keeps_it(dns_server: LoopbackDns) -> None:
+    _publish(dns_server)
+    resolver = _cached(dns_server)
+
+    async def fix_and_retry() -> tuple[list[Hop], list[Hop], list[Hop]]:
+        first = await resolver.hops("example.test")
+        dns_server.remove("example.test", "MX")
+        dns_server.add("example.test", "MX", "20 fixed.example.test.")
+        retry = await resolver.hops("example.test", fresh=True)
+        return first, retry, await resolver.hops("example.test")
+
+    first, retry, after = asyncio.run(fix_and_retry())
+    assert first == [Hop("mx.example.test", 25, 10)]
+    assert retry == after == [Hop("fixed.example.test", 25, 20)]
+
+
+def test_failures_are_not_kept(dns_server: LoopbackDns) -> None:
+    _publish(dns_server)
+    dns_server.fail("example.test", "MX")
+    resolver = _cached(dns_server)
+
+    async def fail_then_recover() -> list[Hop]:
+        with pytest.raises(RouteError) as info:
+            await resolver.hops("example.test")
+        assert not info.value.permanent
+        dns_server.servfail_types.clear()
+        return await resolver.hops("example.test")
+
+    assert asyncio.run(fail_then_recover()) == [Hop("mx.example.test", 25, 10)]
+
+
+def test_a_missing_domain_is_kept_for_the_soa_minimum_only(dns_server: LoopbackDns) -> None:
+    _publish(dns_server, soa_minimum=1)
+    resolver = _cached(dns_server)
+
+    async def look_create_look() -> list[Hop]:
+        for _ in range(2):
+            with pytest.raises(RouteError) as info:
+                await resolver.hops("new.example.test")
+            assert info.value.permanent  # NXDOMAIN, the second time from the cache
+        dns_server.add("new.example.test", "MX", "10 mx.example.test.")
+        await asyncio.sleep(1.2)
+        return await resolver.hops("new.example.test")
+
+    assert asyncio.run(look_create_look()) == [Hop("mx.example.test", 25, 10)]
+    assert _queried(dns_server).count(("new.example.test", "MX")) == 2
+
+
+def test_no_cache_asks_every_time(dns_server: LoopbackDns) -> None:
+    _publish(dns_server)
+    resolver = _cached(dns_server, seconds=0)
+
+    async def twice() -> None:
+        for _ in range(2):
+            await resolver.hops("example.test")
+
+    asyncio.run(twice())
+    assert _queried(dns_server) == [("example.test", "MX")] * 2

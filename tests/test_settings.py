@@ -680,3 +680,17 @@ def test_a_listener_cannot_override_the_shared_auth_limits(tmp_path: Path) -> No
     assert problem.startswith(f"{path}:3:5: listeners[0].limits: ")
     assert "auth_lockout_after count AUTH failures across all listeners" in problem
     assert "top-level `limits`" in problem
+
+
+def test_negative_dns_cache_seconds_is_refused(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        delivery:
+          dns_cache_seconds: -1
+        """,
+    )
+    assert str(only_problem(path)) == (
+        f"{path}:2:22: delivery.dns_cache_seconds: must be at least 0, got -1. Fix: use a "
+        "value at least 0, such as 60."
+    )

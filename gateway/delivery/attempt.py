@@ -23,6 +23,9 @@ class Attempt:
     # MTA-STS or DANE fails, and their own sessions are not counted.
     honours_tls_policies: bool = True
     principal: str | None = None
+    # A retry asks DNS afresh instead of reusing cached answers, so that a
+    # fix to a domain's DNS takes effect on the next attempt.
+    fresh_dns: bool = False
     # How mode portal keeps each recipient's copy, where the policy said.
     portal_terms: Mapping[str, PortalTerms] = field(default_factory=dict)
     results: list[RecipientResult] = field(default_factory=list)

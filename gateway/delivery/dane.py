@@ -8,7 +8,6 @@ TLSA records existed (insecure), never as a reason to trust the certificate.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from gateway.delivery.mx import make_resolver
+from gateway.delivery.mx import Lookups, dns_cache, make_resolver
 
 # RFC 7218 names of the usages SMTP clients honour (RFC 7672 §3.1).
 DANE_TA = 2
@@ -90,42 +89,45 @@ class DaneError(Exception):
 class DaneResolver:
     """TLSA and MX-security lookups through DNSSEC-validating resolvers."""
 
-    def __init__(self, resolvers: Sequence[str], timeout: float = 5.0) -> None:
-        resolver = make_resolver(resolvers, timeout)
+    def __init__(
+        self, resolvers: Sequence[str], timeout: float = 5.0, cache_seconds: float = 0.0
+    ) -> None:
+        """`cache_seconds`: answers are reused for their TTL, at most this long.
+        An answer is kept as it came, with its AD flag: the cache never makes an
+        insecure answer secure, and a secure one lasts no longer than its TTL,
+        which a validating resolver keeps within the signatures' validity."""
+        resolver = make_resolver(resolvers, timeout, dns_cache(cache_seconds))
         # Ask for validation (DO) and for the AD bit in the answer.
         resolver.use_edns(0, dns.flags.DO, 1232)
         resolver.flags = dns.flags.RD | dns.flags.AD
-        self._resolver = resolver
-        self._timeout = timeout
+        self._lookups = Lookups(resolver, timeout)
 
     async def _secure_answer(
-        self, name: str, rdtype: dns.rdatatype.RdataType
+        self, name: str, rdtype: dns.rdatatype.RdataType, fresh: bool
     ) -> dns.resolver.Answer | None:
-        """The answer if the resolver vouches for it (AD), None if insecure or empty.
+        """The answer if the resolver vouches for it (AD), None if insecure or empty;
+        `fresh` asks the resolver even for answers still cached.
 
         Raises dns.exception.DNSException or TimeoutError when there is no answer."""
         try:
-            answer = await asyncio.wait_for(
-                self._resolver.resolve(dns.name.from_text(name), rdtype, search=False),
-                self._timeout + 1.0,
-            )
+            answer = await self._lookups.answer(dns.name.from_text(name), rdtype, fresh)
         except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
             return None
         if not answer.response.flags & dns.flags.AD:
             return None
         return answer
 
-    async def mx_secure(self, domain: str) -> bool:
+    async def mx_secure(self, domain: str, fresh: bool = False) -> bool:
         """Whether the domain's MX RRset validates: only then are the MX hosts'
         TLSA records used (RFC 7672 §2.2.1). Lookup trouble counts as insecure."""
         try:
-            return await self._secure_answer(domain, dns.rdatatype.MX) is not None
+            return await self._secure_answer(domain, dns.rdatatype.MX, fresh) is not None
         except (dns.exception.DNSException, TimeoutError):
             return False
 
-    async def tlsa(self, host: str, port: int = 25) -> TlsaLookup:
+    async def tlsa(self, host: str, port: int = 25, fresh: bool = False) -> TlsaLookup:
         try:
-            answer = await self._secure_answer(f"_{port}._tcp.{host}", dns.rdatatype.TLSA)
+            answer = await self._secure_answer(f"_{port}._tcp.{host}", dns.rdatatype.TLSA, fresh)
         except (dns.exception.DNSException, TimeoutError) as exc:
             return TlsaLookup(temporary=f"TLSA lookup for {host} failed: {type(exc).__name__}")
         if answer is None:

@@ -13,18 +13,31 @@ import ipaddress
 import itertools
 import random
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import dns.asyncresolver
 import dns.exception
 import dns.name
 import dns.nameserver
+import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 from dns.rdtypes.ANY.MX import MX
 
-__all__ = ["MAX_HOPS", "Hop", "MxResolver", "RouteError", "make_resolver", "parse_nameserver"]
+__all__ = [
+    "MAX_HOPS",
+    "DnsCache",
+    "Hop",
+    "Lookups",
+    "MxResolver",
+    "RouteError",
+    "dns_cache",
+    "make_resolver",
+    "parse_nameserver",
+]
 
 MAX_HOPS = 10
 # Per-attempt timeout handed to each name server; the overall budget per
@@ -34,6 +47,8 @@ _ATTEMPT_TIMEOUT = 2.0
 _EDNS_PAYLOAD = 1232
 # RFC 5321 §4.1.2 Let-dig / Ldh-str labels (A-labels for IDNs).
 _LABEL_RE = re.compile(rb"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+# Answers one process keeps at most (least recently used go first).
+DNS_CACHE_ENTRIES = 10_000
 
 
 @dataclass(frozen=True)
@@ -85,9 +100,37 @@ def _port(text: str, spec: str) -> int:
     return int(text)
 
 
-def make_resolver(nameservers: Sequence[str], timeout: float) -> dns.asyncresolver.Resolver:
-    """An uncaching async resolver for the configured name servers (the system's
-    when none are given), each attempt bounded, the whole lookup `timeout`."""
+class DnsCache(dns.resolver.LRUCache):
+    """dnspython's answer cache, each answer kept for its TTL but at most
+    `max_seconds`. dnspython keeps negative answers (NXDOMAIN, no records) for
+    their SOA minimum and never keeps failures (SERVFAIL, timeouts)."""
+
+    def __init__(self, max_seconds: float, max_entries: int = DNS_CACHE_ENTRIES) -> None:
+        super().__init__(max_entries)
+        self.max_seconds = max_seconds
+
+    def put(self, key: dns.resolver.CacheKey, value: dns.resolver.Answer) -> None:
+        value.expiration = min(value.expiration, time.time() + self.max_seconds)
+        super().put(key, value)
+
+    def forget(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> None:
+        """Drop the answer for `name` and `rdtype`, and a kept NXDOMAIN for
+        `name`, so that the next lookup asks DNS again and keeps its answer."""
+        self.flush((name, rdtype, dns.rdataclass.IN))
+        self.flush((name, dns.rdatatype.ANY, dns.rdataclass.IN))
+
+
+def dns_cache(max_seconds: float) -> DnsCache | None:
+    """A cache for answers kept at most `max_seconds`; None (no cache) for 0."""
+    return DnsCache(max_seconds) if max_seconds > 0 else None
+
+
+def make_resolver(
+    nameservers: Sequence[str], timeout: float, cache: DnsCache | None = None
+) -> dns.asyncresolver.Resolver:
+    """An async resolver for the configured name servers (the system's when
+    none are given), each attempt bounded, the whole lookup `timeout`, keeping
+    its answers in `cache` if one is given."""
     if nameservers:
         resolver = dns.asyncresolver.Resolver(configure=False)
         resolver.nameservers = [
@@ -99,28 +142,77 @@ def make_resolver(nameservers: Sequence[str], timeout: float) -> dns.asyncresolv
     resolver.timeout = min(timeout, _ATTEMPT_TIMEOUT)
     resolver.lifetime = timeout
     resolver.use_edns(0, 0, _EDNS_PAYLOAD)
-    resolver.cache = None
+    resolver.cache = cache
     return resolver
+
+
+_Question = tuple[dns.name.Name, dns.rdatatype.RdataType]
+
+
+class Lookups:
+    """Lookups through one resolver, answers kept in its cache when it has one.
+    Concurrent lookups of one name and type share one query, so that a burst
+    of deliveries to a domain asks DNS once. One instance per event loop."""
+
+    def __init__(self, resolver: dns.asyncresolver.Resolver, timeout: float) -> None:
+        self._resolver = resolver
+        self._timeout = timeout
+        self._inflight: dict[_Question, asyncio.Task[dns.resolver.Answer]] = {}
+
+    async def answer(
+        self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType, fresh: bool = False
+    ) -> dns.resolver.Answer:
+        """`fresh` asks DNS even if an answer is cached (and keeps the new one),
+        so that a retry sees what DNS says now. Raises what dnspython raises."""
+        question = (name, rdtype)
+        # A fresh lookup does not join one that may have been answered from the cache.
+        task = None if fresh else self._inflight.get(question)
+        if task is None:
+            cache = self._resolver.cache
+            if fresh and isinstance(cache, DnsCache):
+                cache.forget(name, rdtype)
+            # dnspython enforces ``lifetime`` itself; the outer bound only
+            # guards against a stalled transport, so it is a little longer.
+            task = asyncio.ensure_future(
+                asyncio.wait_for(
+                    self._resolver.resolve(name, rdtype, search=False), self._timeout + 1.0
+                )
+            )
+            self._inflight[question] = task
+            task.add_done_callback(partial(self._done, question))
+        # Shielded: one waiter being cancelled must not cancel the others' lookup.
+        return await asyncio.shield(task)
+
+    def _done(self, question: _Question, task: asyncio.Task[dns.resolver.Answer]) -> None:
+        if self._inflight.get(question) is task:
+            del self._inflight[question]
+        if not task.cancelled():
+            task.exception()  # retrieved here too, in case every waiter was cancelled
 
 
 class MxResolver:
     """Resolve a recipient domain to an ordered list of next hops."""
 
     def __init__(
-        self, nameservers: Sequence[str] = (), port: int = 25, timeout: float = 5.0
+        self,
+        nameservers: Sequence[str] = (),
+        port: int = 25,
+        timeout: float = 5.0,
+        cache_seconds: float = 0.0,
     ) -> None:
+        """`cache_seconds`: answers are reused for their TTL, at most this long
+        (0: none is kept), by every task that uses this resolver."""
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self._port = port
-        self._timeout = timeout
         self._random = random.Random()
-        # A cache would hide changes made during retries; the recursive
-        # resolver in front of us already caches.
-        resolver = make_resolver(nameservers, timeout)
-        self._resolver = resolver
+        self._lookups = Lookups(
+            make_resolver(nameservers, timeout, dns_cache(cache_seconds)), timeout
+        )
 
-    async def hops(self, domain: str) -> list[Hop]:
-        """Next hops for ``domain`` in the order they should be tried (at most 10).
+    async def hops(self, domain: str, fresh: bool = False) -> list[Hop]:
+        """Next hops for ``domain`` in the order they should be tried (at most 10);
+        `fresh` asks DNS even for answers still cached.
 
         Raises RouteError: permanent for NXDOMAIN, null MX or no usable host;
         temporary for SERVFAIL, timeouts and other resolver failures.
@@ -131,9 +223,9 @@ class MxResolver:
         name = _dns_name(domain)
         domain = _host_text(name)
         try:
-            answer = await self._query(name, dns.rdatatype.MX)
+            answer = await self._query(name, dns.rdatatype.MX, fresh)
         except dns.resolver.NoAnswer:
-            return await self._implicit_mx(name)
+            return await self._implicit_mx(name, fresh)
         except dns.resolver.NXDOMAIN:
             raise RouteError(f"domain {domain} does not exist", permanent=True) from None
         except (dns.exception.DNSException, TimeoutError) as exc:
@@ -155,8 +247,9 @@ class MxResolver:
             raise RouteError(f"domain {domain} has no usable MX host", permanent=True)
         return self._order(best)[:MAX_HOPS]
 
-    async def addresses(self, host: str) -> list[str]:
-        """IPv4 then IPv6 addresses of ``host`` (an IP literal is returned as is).
+    async def addresses(self, host: str, fresh: bool = False) -> list[str]:
+        """IPv4 then IPv6 addresses of ``host`` (an IP literal is returned as is);
+        `fresh` asks DNS even for answers still cached.
 
         Returns [] when the name has no addresses; raises a temporary
         RouteError when neither lookup gave a definite answer.
@@ -168,19 +261,19 @@ class MxResolver:
             pass
         name = _dns_name(host)
         a, aaaa = await asyncio.gather(
-            self._addresses_of_type(name, dns.rdatatype.A),
-            self._addresses_of_type(name, dns.rdatatype.AAAA),
+            self._addresses_of_type(name, dns.rdatatype.A, fresh),
+            self._addresses_of_type(name, dns.rdatatype.AAAA, fresh),
         )
         found = [*(a or []), *(aaaa or [])]
         if not found and (a is None or aaaa is None):
             raise RouteError(f"address lookup for {host} failed", permanent=False)
         return found
 
-    async def _implicit_mx(self, name: dns.name.Name) -> list[Hop]:
+    async def _implicit_mx(self, name: dns.name.Name, fresh: bool) -> list[Hop]:
         """RFC 5321 §5.1: without MX records the domain itself is the host."""
         domain = _host_text(name)
         try:
-            addresses = await self.addresses(domain)
+            addresses = await self.addresses(domain, fresh)
         except RouteError as exc:
             raise RouteError(f"address lookup for {domain} failed", permanent=False) from exc
         if not addresses:
@@ -188,11 +281,11 @@ class MxResolver:
         return [Hop(domain, self._port, 0)]
 
     async def _addresses_of_type(
-        self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType
+        self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType, fresh: bool
     ) -> list[str] | None:
         """Addresses of one type; [] for a definite "none", None if unknown."""
         try:
-            answer = await self._query(name, rdtype)
+            answer = await self._query(name, rdtype, fresh)
         except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
             return []
         except (dns.exception.DNSException, TimeoutError):
@@ -200,13 +293,9 @@ class MxResolver:
         return [rr.to_text() for rr in answer]
 
     async def _query(
-        self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType
+        self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType, fresh: bool
     ) -> dns.resolver.Answer:
-        # dnspython enforces ``lifetime`` itself; the outer bound only guards
-        # against a stalled transport, so it is a little longer.
-        return await asyncio.wait_for(
-            self._resolver.resolve(name, rdtype, search=False), self._timeout + 1.0
-        )
+        return await self._lookups.answer(name, rdtype, fresh)
 
     def _order(self, best: dict[str, int]) -> list[Hop]:
         hops = sorted(

@@ -80,7 +80,11 @@ def required_tls(base: TlsPolicy, rules: Iterable[TransportRequirement | None]) 
 
 class TransportSecurity:
     def __init__(self, config: DeliveryConfig, sts_cache_dir: Path) -> None:
-        self.dane = DaneResolver(config.dane_resolvers) if config.dane_resolvers else None
+        self.dane = (
+            DaneResolver(config.dane_resolvers, cache_seconds=config.dns_cache_seconds)
+            if config.dane_resolvers
+            else None
+        )
         self.mta_sts = (
             MtaStsResolver(
                 config.nameservers,
@@ -94,18 +98,25 @@ class TransportSecurity:
         )
 
     async def for_domain(
-        self, domain: str, base: TlsPolicy, rule: TransportRequirement | None
+        self,
+        domain: str,
+        base: TlsPolicy,
+        rule: TransportRequirement | None,
+        fresh_dns: bool = False,
     ) -> DomainSecurity:
-        dane = self.dane is not None and await self.dane.mx_secure(domain)
+        """`fresh_dns` asks DNS even for answers still cached (a retry)."""
+        dane = self.dane is not None and await self.dane.mx_secure(domain, fresh_dns)
         sts = await self.mta_sts.lookup(domain) if self.mta_sts is not None else None
         return DomainSecurity(domain, required_tls(base, (rule,)), rule, dane, sts)
 
-    async def for_hop(self, domain: DomainSecurity, host: str, port: int) -> HopSecurity:
+    async def for_hop(
+        self, domain: DomainSecurity, host: str, port: int, fresh_dns: bool = False
+    ) -> HopSecurity:
         rule = domain.rule
         if rule is not None and rule.require == "pin":
             return HopSecurity(TlsPolicy("verify", "pin", pins=rule.pins), NO_POLICY)
         if domain.dane and self.dane is not None:
-            lookup = await self.dane.tlsa(host, port)
+            lookup = await self.dane.tlsa(host, port, fresh_dns)
             if lookup.temporary:
                 return HopSecurity(None, NO_POLICY, lookup.temporary, temporary=True)
             if lookup.usable:

@@ -125,7 +125,9 @@ class Transport:
             results = []
             for domain, rcpts in by_domain.items():
                 if attempt.honours_tls_policies:
-                    security = await self.security.for_domain(domain, base, rules[domain])
+                    security = await self.security.for_domain(
+                        domain, base, rules[domain], attempt.fresh_dns
+                    )
                 else:
                     security = DomainSecurity(domain, base, None, False, None)
                 results += await self._send_mx(attempt, security, rcpts, content)
@@ -140,14 +142,16 @@ class Transport:
     ) -> list[RecipientResult]:
         domain = security.domain
         try:
-            hops = await self.resolver.hops(domain)
+            hops = await self.resolver.hops(domain, attempt.fresh_dns)
         except RouteError as exc:
             code = 550 if exc.permanent else None
             status = "5.1.2" if exc.permanent else "4.4.3"
             return [RecipientResult(r, code, status, exc.message, None) for r in recipients]
         last: list[RecipientResult] = []
         for hop in hops:
-            hop_security = await self.security.for_hop(security, hop.host, hop.port)
+            hop_security = await self.security.for_hop(
+                security, hop.host, hop.port, attempt.fresh_dns
+            )
             if hop_security.policy is None:
                 status = "4.4.3" if hop_security.temporary else MODE_UNAVAILABLE
                 last = [
@@ -156,7 +160,7 @@ class Transport:
                 ]
                 continue
             try:
-                addresses = await self.resolver.addresses(hop.host)
+                addresses = await self.resolver.addresses(hop.host, attempt.fresh_dns)
             except RouteError as exc:
                 last = [
                     RecipientResult(r, None, "4.4.3", exc.message, hop.host) for r in recipients

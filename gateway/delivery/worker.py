@@ -215,6 +215,7 @@ class DeliveryService:
             message.listener != tlsrpt_send.LISTENER,
             principal=message.principal,
             portal_terms={job.recipient: job.portal for job in delivery.jobs if job.portal},
+            fresh_dns=any(job.attempts > 0 for job in delivery.jobs),
         )
         jobs, stopped = await self.marketing.still_consented(delivery.queue_id, delivery.jobs)
         attempt.results += stopped
