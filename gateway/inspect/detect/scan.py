@@ -97,6 +97,8 @@ _LAB_OUTCOME = re.compile(
 # (lower: nearer context, then type priority) comes first.
 Candidate = tuple[int, int, int, str]
 Handler = Callable[["_Segment", int, int], None]
+# Lexicon and medical-ending terms: what a topic head may make part of a name.
+_TERM_TYPES = frozenset({"diagnosis", "drug", "procedure"})
 # The word after a health term ("Cancer Pavilion", "Alzheimer's Association").
 _NEXT_WORD = re.compile(r"(?:'s)?[ \t]+([A-Za-z]+)")
 _PHONE_WORD = re.compile(r"\b(?:phone|tel|telephone|cell|mobile|ph|office|main|call)\b", re.I)
@@ -285,10 +287,9 @@ class _Segment:
         self.pending_names: list[tuple[int, int]] = []  # see add_pending_names
         self.lab_mentions: list[int] = []  # lab test names without a value
         self.provider_names: set[int] = set()  # starts of "Dear Dr. Lee": no patient
-        self.service_terms: set[int] = set()  # starts of "the diabetes clinic": see add_health
-        # "The Whitaker Cancer Pavilion", "the diabetes clinic": (start, end, head section)
-        # of health terms before a topic head (see add_health).
-        self.topic_terms: list[tuple[int, int, str]] = []
+        # Starts of medical terms before a service's noun ("the diabetes clinic"): see
+        # apply_topic_heads.
+        self.service_terms: set[int] = set()
         self._ascii = ""
         # Context class -> (starts, ends) of its hits; none for the classes only tested
         # for presence (patterns.PRESENCE_CLASSES).
@@ -427,30 +428,27 @@ class _Segment:
             e == len(data) or data[e] not in _WORD or data[e - 1] not in _WORD
         )
 
-    def add_health(self, s: int, e: int, type_: str) -> None:
-        """A health term, unless the noun after it makes it part of a place's, event's or
-        organisation's name ("the Whitaker Cancer Pavilion", "Diabetes Awareness Month");
-        before a service's or programme's noun ("the diabetes clinic") it is a finding
-        that tells nothing of a name near it (see loose_names)."""
-        head = topic_head(self.text, e)
-        if head is not None:
-            self.topic_terms.append((s, e, head))
-        if head != "thing":
-            self.add(s, e, type_)
-
     def apply_topic_heads(self) -> None:
-        """Health terms inside one before a topic head share its fate: "Parkinson's" in
-        "Parkinson's Disease outreach" is no finding either. Run after every handler."""
-        if not self.topic_terms:
+        """A medical term before a topic head (data/topic_heads.txt) is part of a
+        place's, event's or organisation's name ("the Whitaker Cancer Pavilion",
+        "Diabetes Awareness Month"): no finding, and neither is a term inside it
+        ("Parkinson's" in "Parkinson's Disease outreach"). Before a service's or
+        programme's noun ("the diabetes clinic") it stays a finding but tells nothing
+        of a name near it (see loose_names). Run after every handler."""
+        text = self.text
+        topics = [
+            (c[0], -c[1], head)
+            for c in self.candidates
+            if c[3] in _TERM_TYPES and (head := topic_head(text, -c[1])) is not None
+        ]
+        if not topics:
             return
         kept = []
         for candidate in self.candidates:
-            start, end, type_ = candidate[0], -candidate[1], candidate[3]
-            head = (
-                next((h for s, e, h in self.topic_terms if s <= start and end <= e), None)
-                if type_ in HEALTH_TYPES
-                else None
-            )
+            start, end = candidate[0], -candidate[1]
+            head = None
+            if candidate[3] in _TERM_TYPES:
+                head = next((h for s, e, h in topics if s <= start and end <= e), None)
             if head == "service":
                 self.service_terms.add(start)
             if head != "thing":
@@ -459,15 +457,15 @@ class _Segment:
 
     def diagnosis(self, s: int, e: int) -> None:
         if self.at_word_edges(s, e):
-            self.add_health(s, e, "diagnosis")
+            self.add(s, e, "diagnosis")
 
     def drug(self, s: int, e: int) -> None:
         if self.at_word_edges(s, e):
-            self.add_health(s, e, "drug")
+            self.add(s, e, "drug")
 
     def procedure(self, s: int, e: int) -> None:
         if self.at_word_edges(s, e):
-            self.add_health(s, e, "procedure")
+            self.add(s, e, "procedure")
 
     def medical_word(self, type_: str, s: int, e: int) -> None:
         # A word with a medical ending ("Pancreatectomy"): see patterns.MEDICAL_SUFFIXES.
@@ -477,7 +475,7 @@ class _Segment:
             and words[-1] not in patterns.SUFFIX_WORDS
             and words[0] not in patterns.HEAD_NOT_MEDICAL
         ):
-            self.add_health(s, e, type_)
+            self.add(s, e, type_)
 
     def lab_unit(self, s: int, e: int) -> None:
         self.add(s, e, "lab_result")
