@@ -479,18 +479,12 @@ def _family_after(
             break
         if word.lower() in NOT_NAMES:
             key = ascii_key(word)
-            # "Kim Ward": a ward too; "Sally Patient", a census surname ending the name.
-            if not (
-                len(words) == 1
-                and (
-                    key in data.common_surnames
-                    or (
-                        key in data.surnames
-                        and not ambiguous
-                        and not text[m.end() : m.end() + 2].strip(" \t")[:1].isupper()
-                    )
-                )
-            ):
+            ends_name = not text[m.end() : m.end() + 2].lstrip(" \t")[:1].isupper()
+            # "Kim Ward": a ward too; "Sally Patient": a census surname ending the name.
+            surname_too = key in data.common_surnames or (
+                key in data.surnames and not ambiguous and ends_name
+            )
+            if len(words) != 1 or not surname_too:
                 break
             weak = True
         if style == "upper" and ascii_key(word) in _CREDENTIAL_KEYS:
