@@ -34,7 +34,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -807,18 +807,49 @@ class RunSpec:
 
 
 @dataclass
-class RunResult:
-    listener: str
+class LoadFigures:
+    """What one load generator run says, read the same way by every benchmark."""
+
     sessions: int
     sent: int
     accepted: int
     refused: dict[str, int]
     errors: dict[str, int]
     accepted_per_s: float
-    delivered_per_s: float
+    delivered_per_s: float  # end to end: accepted / (last delivery - first submission)
     p50_ms: float
     p99_ms: float
     max_ms: float
+    submit_seconds: float
+    end_to_end_seconds: float | None  # None when not every message arrived
+
+
+def load_figures(load: Mapping[str, Any], sessions: int, done_at: float | None) -> LoadFigures:
+    """The figures of a load generator's output; `done_at`: when the last message arrived."""
+    accepted = int(load["accepted"])
+    first, last = load["first_submit"], load["last_accept"]
+    submit = (last - first) if first is not None and last is not None else 0.0
+    end_to_end = (done_at - first) if done_at is not None and first is not None else None
+    latencies: list[float] = load["latencies_ms"]
+    return LoadFigures(
+        sessions=sessions,
+        sent=int(load["sent"]),
+        accepted=accepted,
+        refused=dict(load["refused"]),
+        errors=dict(load["errors"]),
+        accepted_per_s=accepted / submit if submit > 0 else 0.0,
+        delivered_per_s=accepted / end_to_end if end_to_end else 0.0,
+        p50_ms=percentile(latencies, 50),
+        p99_ms=percentile(latencies, 99),
+        max_ms=max(latencies, default=0.0),
+        submit_seconds=submit,
+        end_to_end_seconds=end_to_end,
+    )
+
+
+@dataclass
+class RunResult(LoadFigures):
+    listener: str
     peak_rss_mb: float
     phigate_cpu_percent: float  # whole process tree, in % of one core
     phigate_cpu_ms_per_message: float  # phigate CPU (all threads, all processes) per message
@@ -826,8 +857,6 @@ class RunResult:
     loadgen_cpu_percent: float
     other_cpu_percent: float  # used by processes outside the benchmark, in % of one core
     setup_seconds: float
-    submit_seconds: float
-    end_to_end_seconds: float | None
     delivered: int
     lost: int
     extra: int
@@ -957,30 +986,17 @@ def run_one(
     lost = max(accepted - delivered, undelivered)
     extra = max(0, delivered - accepted)
 
-    first = load["first_submit"]
-    last = load["last_accept"]
-    submit_seconds = (last - first) if first is not None and last is not None else 0.0
-    end_to_end = (done_at - first) if done_at is not None and first is not None else None
-    latencies: list[float] = load["latencies_ms"]
+    figures = load_figures(load, spec.sessions, done_at)
     wall = max(wall_after - wall_before, 1e-9)
-    busy = max(submit_seconds, 1e-9)
+    busy = max(figures.submit_seconds, 1e-9)
     by_process = {
         str(pid): 100.0 * max(0.0, tree_after.by_pid[pid] - cpu) / wall
         for pid, cpu in tree_before.by_pid.items()
         if pid in tree_after.by_pid
     }
     return RunResult(
+        **vars(figures),
         listener=spec.listener,
-        sessions=spec.sessions,
-        sent=int(load["sent"]),
-        accepted=accepted,
-        refused=dict(load["refused"]),
-        errors=dict(load["errors"]),
-        accepted_per_s=accepted / submit_seconds if submit_seconds > 0 else 0.0,
-        delivered_per_s=accepted / end_to_end if end_to_end else 0.0,
-        p50_ms=percentile(latencies, 50),
-        p99_ms=percentile(latencies, 99),
-        max_ms=max(latencies, default=0.0),
         peak_rss_mb=peak_rss_kb / 1024.0,
         phigate_cpu_percent=100.0 * cpu_used / wall,
         phigate_cpu_ms_per_message=1000.0 * cpu_used / max(accepted, 1),
@@ -988,8 +1004,6 @@ def run_one(
         loadgen_cpu_percent=100.0 * float(load["cpu_seconds"]) / busy,
         other_cpu_percent=100.0 * other_cpu / other_window,
         setup_seconds=float(load["setup_seconds"]),
-        submit_seconds=submit_seconds,
-        end_to_end_seconds=end_to_end,
         delivered=delivered,
         lost=lost,
         extra=extra,

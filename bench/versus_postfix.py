@@ -46,16 +46,17 @@ from relay import (  # bench/ is on sys.path
     PRINCIPAL,
     SMTP_SINK,
     BenchError,
+    LoadFigures,
     Phigate,
     PostfixSink,
     Sampler,
     TreeCpu,
     calibrate,
     free_port,
+    load_figures,
     log,
     machine_busy_seconds,
     own_cpu_seconds,
-    percentile,
     run_loadgen_at,
     stop_process,
     wait_for_port,
@@ -391,17 +392,8 @@ class PhigateUnderTest:
 
 
 @dataclass
-class RunResult:
+class RunResult(LoadFigures):
     system: str
-    sessions: int
-    sent: int
-    accepted: int
-    refused: dict[str, int]
-    errors: dict[str, int]
-    accepted_per_s: float
-    delivered_per_s: float
-    p50_ms: float
-    p99_ms: float
     cpu_ms_per_message: float  # the system's whole process tree
     peak_rss_mb: float
     peak_pss_mb: float
@@ -449,21 +441,9 @@ def measure(
         queue_left = system.queued()
     time.sleep(0.1)  # let a late duplicate show at the sink
     delivered = sampler.count() - baseline
-    first, last = load["first_submit"], load["last_accept"]
-    submit = (last - first) if first is not None and last is not None else 0.0
-    end_to_end = (done_at - first) if done_at is not None and first is not None else 0.0
-    latencies: list[float] = load["latencies_ms"]
     return RunResult(
+        **vars(load_figures(load, sessions, done_at)),
         system=system.name,
-        sessions=sessions,
-        sent=int(load["sent"]),
-        accepted=accepted,
-        refused=dict(load["refused"]),
-        errors=dict(load["errors"]),
-        accepted_per_s=accepted / submit if submit > 0 else 0.0,
-        delivered_per_s=accepted / end_to_end if end_to_end > 0 else 0.0,
-        p50_ms=percentile(latencies, 50),
-        p99_ms=percentile(latencies, 99),
         cpu_ms_per_message=1000.0 * cpu_used / max(accepted, 1),
         peak_rss_mb=peak_rss_kb / 1024.0,
         peak_pss_mb=peak_pss_kb / 1024.0,
