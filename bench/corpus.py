@@ -1,7 +1,7 @@
 """Labelled synthetic mail corpus for the PHI detection benchmarks.
 
     .venv/bin/python bench/corpus.py --out DIR --count 1000 --seed 1 \
-        [--split tune|heldout|fresh|blind|all]
+        [--split tune|heldout|fresh|blind|sealed|all]
 
 Writes DIR/00000.eml ... and DIR/labels.jsonl, one JSON object per message:
 
@@ -204,7 +204,7 @@ class MessageLabel(TypedDict):
     carrier: str
     adversarial: str | None
     family: str  # an old category, or one of NEW_FAMILIES
-    split: str  # tune, heldout, fresh or blind (see SPLITS)
+    split: str  # tune, heldout, fresh, blind or sealed (see SPLITS)
     parts: list[PartLabel]
 
 
@@ -2071,7 +2071,7 @@ def generate(
 ) -> list[MessageLabel]:
     """Write COUNT messages (per split, for "all") and labels.jsonl into OUT (created if needed).
 
-    split: tune, heldout, fresh, blind or all; families: all (old categories and round-two
+    split: tune, heldout, fresh, blind, sealed or all; families: all (old categories and round-two
     families, in the tuning split) or new (round-two families only).
     """
     if split not in (*SPLITS, "all"):
@@ -2098,14 +2098,15 @@ def load_labels(directory: Path) -> list[MessageLabel]:
 # Written apart from the categories above, for patients named without a label. Each
 # family's sentences come from a Phrasebook: TUNE_BOOK below for the tuning split,
 # bench/corpus_heldout.py for the held-out split, bench/corpus_fresh.py for the
-# fresh split and bench/corpus_blind.py for the blind split (each with its own
-# sentences and name pools, never to be read when tuning a detector). The blind split
-# is the final judge and is never run while tuning; the held-out and fresh splits are
-# diagnostics. The blind book also draws a share of its names from other Faker
-# locales (Phrasebook.name_locales). Values are laid out piece by piece, so a span's
+# fresh split, bench/corpus_blind.py for the blind split and bench/corpus_sealed.py
+# for the sealed split (each with its own sentences and name pools, never to be read
+# when tuning a detector). The sealed split is the judge and is never run while
+# tuning; the held-out, fresh and blind splits are diagnostics. The blind and sealed
+# books also draw a share of their names from other Faker locales
+# (Phrasebook.name_locales). Values are laid out piece by piece, so a span's
 # offsets are known as the text is built, not searched for afterwards.
 
-SPLITS: tuple[str, ...] = ("tune", "heldout", "fresh", "blind")
+SPLITS: tuple[str, ...] = ("tune", "heldout", "fresh", "blind", "sealed")
 NEW_PHI_FAMILIES: tuple[str, ...] = (
     "appt_reminder",
     "refill_reminder",
@@ -2404,8 +2405,8 @@ TUNE_BOOK = Phrasebook(
 
 
 def phrasebook(split: str) -> Phrasebook:
-    """The tuning split's phrasebook, or the held-out, fresh or blind one (each imported
-    only when asked for)."""
+    """The tuning split's phrasebook, or the held-out, fresh, blind or sealed one (each
+    imported only when asked for)."""
     if split == "tune":
         return TUNE_BOOK
     if split == "heldout":
@@ -2420,6 +2421,10 @@ def phrasebook(split: str) -> Phrasebook:
         import corpus_blind
 
         return corpus_blind.BLIND_BOOK
+    if split == "sealed":
+        import corpus_sealed
+
+        return corpus_sealed.SEALED_BOOK
     raise CorpusError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
 
 
@@ -2770,8 +2775,8 @@ def build_family_message(
     """One message of a round-two family; the same arguments always give the same bytes.
 
     Each split draws from its own seed stream (phigate-tune, phigate-heldout,
-    phigate-fresh, phigate-blind), so no split repeats another's message even for the
-    same seed.
+    phigate-fresh, phigate-blind, phigate-sealed), so no split repeats another's
+    message even for the same seed.
     """
     book = phrasebook(split)
     rng = random.Random(f"phigate-{split}:{seed}:{index}")
@@ -2862,7 +2867,7 @@ def build_family_message(
 def _family_recipe(split: str, seed: int, index: int, families: str) -> tuple[str, str] | None:
     """(family, carrier) of a round-two message, or None for an old-category message.
 
-    The held-out, fresh and blind splits are all round-two families. A tuning corpus of
+    The held-out, fresh, blind and sealed splits are all round-two families. A tuning corpus of
     all families starts with the old COVERAGE, then one message per round-two family,
     then mixes them in proportion to the number of families (NEW_SHARE).
     """
@@ -2992,8 +2997,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--split",
         choices=(*SPLITS, "all"),
         default="tune",
-        help="tune (default), heldout, fresh, blind, or all (COUNT each); never tune on "
-        "heldout, fresh or blind, and never generate blind while tuning: it is the judge",
+        help="tune (default), heldout, fresh, blind, sealed, or all (COUNT each); never tune "
+        "on heldout, fresh, blind or sealed, and never generate sealed while tuning: it is "
+        "the judge",
     )
     parser.add_argument(
         "--families",

@@ -716,9 +716,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--split",
         choices=(*corpus.SPLITS, "all"),
         default="tune",
-        help="tune (default), heldout, fresh, blind, or all (each reported on its own). "
-        "heldout and fresh are diagnostics; blind is the judge: never run it (or all) while "
-        "tuning a detector",
+        help="tune (default), heldout, fresh, blind, sealed, or all (each reported on its "
+        "own). heldout, fresh and blind are diagnostics; sealed is the judge: never run it "
+        "(or all) while tuning a detector",
     )
     parser.add_argument(
         "--families",

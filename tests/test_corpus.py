@@ -381,6 +381,7 @@ _BOOK_MODULES = {
     "heldout": "corpus_heldout.py",
     "fresh": "corpus_fresh.py",
     "blind": "corpus_blind.py",
+    "sealed": "corpus_sealed.py",
 }
 _POOLS = (
     "compound_surnames",
@@ -470,20 +471,21 @@ def test_the_scorer_reports_each_split_apart(
     assert "Robert King: your prescription for metformin is ready for pickup." in out.getvalue()
 
 
-def test_only_the_blind_book_draws_names_from_other_locales() -> None:
+@pytest.mark.parametrize("split", ["blind", "sealed"])
+def test_only_the_blind_and_sealed_books_draw_names_from_other_locales(split: str) -> None:
     """A book without locales leaves the random stream alone (its corpus stays byte for byte
-    the same); the blind book draws its share of names from locales that write them in
-    Latin script."""
+    the same); the blind and sealed books draw their share of names from locales that
+    write them in Latin script."""
     fake, hc = corpus._faker()
     c = corpus.Ctx(random.Random(1), fake, hc)
     for split in ("tune", "heldout", "fresh"):
         state = c.rng.getstate()
         assert corpus._name_faker(c, corpus.phrasebook(split)) is fake
         assert c.rng.getstate() == state
-    blind = corpus.phrasebook("blind")
-    drawn = [corpus._name_faker(c, blind) is not fake for _ in range(2000)]
-    assert abs(sum(drawn) / len(drawn) - blind.name_locale_share) < 0.05
-    for locale, _ in blind.name_locales:
+    book = corpus.phrasebook(split)
+    drawn = [corpus._name_faker(c, book) is not fake for _ in range(2000)]
+    assert abs(sum(drawn) / len(drawn) - book.name_locale_share) < 0.05
+    for locale, _ in book.name_locales:
         other = corpus._locale_faker(locale)
         other.seed_instance(7)
         for name in (n for _ in range(40) for n in (other.first_name(), other.last_name())):
