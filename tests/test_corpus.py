@@ -355,9 +355,9 @@ def test_the_mix_is_proportional_and_the_old_categories_stay(tmp_path: Path) -> 
 
 def test_each_split_is_deterministic_and_the_splits_differ() -> None:
     for name in corpus.SPLITS:
-        first = corpus.corpus_message(name, 5, 40, "new")
-        assert first == corpus.corpus_message(name, 5, 40, "new")
-        assert first[0] != corpus.corpus_message(name, 6, 40, "new")[0]
+        message = corpus.corpus_message(name, 5, 40, "new")
+        assert message == corpus.corpus_message(name, 5, 40, "new")
+        assert message[0] != corpus.corpus_message(name, 6, 40, "new")[0]
     for one, other in itertools.combinations(corpus.SPLITS, 2):
         first, _ = corpus.build_family_message(one, 5, 7, "name_inline", "plain")
         second, _ = corpus.build_family_message(other, 5, 7, "name_inline", "plain")
