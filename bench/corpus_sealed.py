@@ -134,7 +134,7 @@ SEALED_BOOK = Phrasebook(
             "until a visit happens. Book one at {phone}.",
             "Message from {pharmacy} for {first}: we only had a partial quantity of "
             "{drug}; the rest arrives {weekday} afternoon.",
-            "re: {patient} - out of {drug} since Sunday, daughter says inhaler empty, "
+            "re: {patient} - out of {drug} since Sunday, daughter says the bottle is empty, "
             "can {doctor} send a new script to {pharmacy}?",
             "{first}, chúng tôi nhắc: thuốc {drug} {dose} của bạn sắp hết. "
             "Please call {phone} to renew with {doctor}.",
@@ -149,11 +149,11 @@ SEALED_BOOK = Phrasebook(
             "reviewed them and left a comment.",
             "Panic lab phoned through to {doctor}, {time}\n"
             "Patient {patient}, {test} {value}, read back and confirmed by RN {staff}.",
-            "Estimado {patient}, el resultado de su {test} fue {value}. "
+            "Estimado(a) {patient}, el resultado de su {test} fue {value}. "
             "El {doctor} quiere verle antes del {date}.",
             "Good afternoon {first}, the pathology from your {procedure} on {date} was "
             "benign. Nothing more is needed until next year.",
-            "Caro {first}, o exame {test} deu {value}. Vamos repetir em três meses, "
+            "Prezado(a) {first}, o exame {test} deu {value}. Vamos repetir em três meses, "
             "conforme orientação do {doctor}.",
             "Imaging addendum - {patient}, DOB {dob}: comparison with the prior study "
             "shows stable findings; impression unchanged, {diagnosis}.",
@@ -165,7 +165,7 @@ SEALED_BOOK = Phrasebook(
             "fasting, any weekday morning.",
             "{patient}'s newborn screen came back normal on {date}; the hearing test "
             "still needs a recheck at {org}.",
-            "Chị {first} ơi, kết quả {test} là {value}, bác sĩ {doctor} nói cần tái "
+            "Anh/Chị {first} ơi, kết quả {test} là {value}, bác sĩ {doctor} nói cần tái "
             "khám ngày {date}.",
             "Nakuha na po namin ang result ni {patient}: {test} {value}. "
             "Pinapabalik po kayo ni {doctor} sa {date}.",
@@ -195,13 +195,13 @@ SEALED_BOOK = Phrasebook(
             "{doctor} admitted {patient} overnight with {diagnosis}; please round on them "
             "first, the spouse is at the bedside and anxious.",
             "Dialysis unit, please note: {patient} missed Saturday's run, "
-            "potassium today {value}, nephrology ({colleague}) aware.",
+            "{test} today {value}, nephrology ({colleague}) aware.",
             "Telemetry sign-out - {patient} converted back to sinus around {time}, "
-            "{drug} drip stopped, next troponin due {time}.",
+            "{drug} drip stopped, next troponin due at the top of the hour.",
             "Pt {patient} handed to {colleague} for the weekend; keep NPO after midnight "
             "for {procedure} on {weekday}.",
-            "School nurse here: {first} came to the office wheezy after recess, used "
-            "the {drug} inhaler, mom picked up at {time}.",
+            "School nurse here: {first} came to the office wheezy after recess, got "
+            "{drug} per the care plan, picked up by a parent at {time}.",
             "Bệnh nhân {patient} chuyển khoa lúc {time}; bệnh {diagnosis}, "
             "please continue {drug} every eight hours.",
         ),
@@ -395,9 +395,9 @@ SEALED_BOOK = Phrasebook(
             "Thanks to everyone on the third floor for the kindness.\n"
             "We are still worried about the {diagnosis} since the {procedure}.\n"
             "-- Rosa, eldest daughter of {patient}",
-            "Gửi phòng khám, tôi là con của {patient}. Người nhà tôi bị {diagnosis}, "
-            "cần đổi lịch hẹn {doctor}.",
-            "Inform po namin na si {patient} ay na-admit kagabi dahil sa {diagnosis}.",
+            "Gửi phòng khám, tôi là con của {patient}; bệnh {diagnosis} nặng hơn, "
+            "cần đổi lịch hẹn với {doctor}.",
+            "Gusto po naming i-inform na si {patient} ay na-admit kagabi dahil sa {diagnosis}.",
             "Para {doctor}: {patient} teve alta em {date}, continua com {drug}.",
             "Fax cover: records of {patient}, DOB {dob}, attention {colleague}, {specialty}.",
             "About {patient} - the {test} was hemolyzed, redraw ordered for {date}.",
@@ -405,7 +405,7 @@ SEALED_BOOK = Phrasebook(
             "{procedure} with {doctor}.",
         ),
         "neg_staff": (
-            "Nursing rota, {weekday}: {staff} charge on 4 West, {staff_first} floats to "
+            "Nursing rota, {weekday}: {staff} is charge on 4 West; the float pool covers "
             "the step-down unit.",
             "Shout-out: {staff} aced the CCRN certification, sheet cake by the Pyxis at {time}.",
             "{doctor} and {colleague} are swapping the {date} call; please update the switchboard.",
@@ -417,8 +417,8 @@ SEALED_BOOK = Phrasebook(
             "died on {date} after a long illness. Service at {building}.",
             "Peer review committee: {doctor} presents two cases of {diagnosis}, "
             "identifiers removed, {weekday} {time}.",
-            "Staff flu clinic: {staff} will give {drug} shots in room {room}, "
-            "{date}, no appointment needed.",
+            "Staff flu clinic: {staff} gives the shots in room {room}, {date}, no "
+            "appointment needed; ask about the {drug} shortage too.",
             "Welcome {provider}, our new {specialty} hire, who starts {date}; "
             "lunch with the department at {time}.",
             "Reminder to all residents: M&M with {colleague} moved to {weekday}.",
