@@ -13,13 +13,24 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+# The TLS 1.2 suites every listener offers: ECDHE key exchange (forward secrecy) with an
+# AEAD cipher. No CBC suites, even with SHA-2 (their MAC-then-encrypt padding is where
+# Lucky13 and POODLE-style oracles live); every TLS 1.2 client has AES-GCM. TLS 1.3's
+# suites (OpenSSL's defaults) are all forward secret and AEAD.
+SERVER_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
 
 def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
-    """TLS 1.2+ with forward-secret AEAD ciphers only."""
+    """The one context of every TLS listener (SMTP STARTTLS, SMTP implicit TLS, HTTPS):
+    TLS 1.2+ with forward-secret AEAD ciphers only, no compression, no renegotiation.
+    tests/test_tls_scan.py scans the running listeners for exactly this."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20")
+    ctx.set_ciphers(SERVER_CIPHERS)
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    # OpenSSL 3 refuses client-initiated renegotiation by default, 1.1.1 does not: say it
+    # here, whichever one Python is linked against (TLS 1.2 renegotiation is a CPU DoS).
+    ctx.options |= ssl.OP_NO_RENEGOTIATION
     ctx.load_cert_chain(cert_file, key_file)
     return ctx
 
