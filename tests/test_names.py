@@ -529,3 +529,51 @@ def test_health_terms_naming_things_and_topics(text: str) -> None:
 )
 def test_names_in_notes_and_reminders(text: str) -> None:
     assert phi(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Given names of other origins, from every Latin-script Faker locale's list.
+        "Akinwale Bakare asked us to move his dialysis to the morning shift.",
+        "We left a message for Thandiwe Nkosi about her mammogram results.",
+        "Nguyen Thi Huong's metformin was increased to 1000 mg.",
+        # A surname that is a given name elsewhere, with health near.
+        "The insulin pens shipped this week, Emre Yusuf. Two refills remain.",
+        # Called out with a dash, or a dash ending the line.
+        "Great news, Rosalind - your A1C dropped to 6.4%.",
+        "Benedikt -\nthe physical therapy order for your shoulder is in.",
+        "Welcome back Ignatius! Your cardiac rehab restarts Monday.",
+        # Labels a nursing home, a payer, a therapist or a school nurse writes.
+        "Resident: Wilhelmina Okoro, Room 14\nContinue donepezil 10 mg at bedtime.",
+        "Member: Radomir Kowalczyk\nClaim for knee arthroscopy: approved.",
+        "Student: Ximena Ocampo\nInhaler kept at the nurse's office for asthma.",
+        # "Family, Given" after "for", the surname unknown to the census.
+        "Interpreter booked for Trandafir, Ionela M. at 10:30 (cataract surgery).",
+    ],
+)
+def test_names_of_every_origin_and_more_callouts(text: str) -> None:
+    assert phi(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Re: Grace Period for claims\nPlease review the claims backlog by Friday.",
+        "Orientation Monday: Anneliese Brandt joins the Pain Medicine team.",
+        "Hi all,\nKelechi Obi will be out 3/2 through 3/9. Dr. Lund covers the Sports "
+        "Medicine inbox.",
+        "Our museum exhibit on the history of polio care opens with a quote from Jonas Salk.",
+        "A gift from the Oyelaran family funds a new Endoscopy suite.",
+    ],
+)
+def test_staff_out_of_office_specialties_and_exhibits(text: str) -> None:
+    assert not phi(text)
+
+
+def test_given_names_of_other_origins_but_no_words() -> None:
+    data = name_data()
+    # Faker's lists of es_CO, ig_NG, tr_TR, ro_RO: names the 1990 census lacks.
+    assert {"ESTIVEN", "CHIZOBA", "SAGCAN", "IONELA"} <= data.given
+    # Faker's lists hold words too ("Colon", "Oral"); dictionary words are left out.
+    assert not {"COLON", "ORAL", "CAN", "BLESSING"} & data.given

@@ -15,7 +15,7 @@ from gateway.config import InspectionConfig
 from gateway.inspect.content import Extraction, Segment
 from gateway.inspect.detect import validators
 from gateway.inspect.detect.matcher import Backend, DetectionError, PatternError, default_backend
-from gateway.inspect.detect.names import given_names
+from gateway.inspect.detect.namedata import name_data
 from gateway.inspect.detect.rule import IDENTITY_TYPES, PROVIDER_TYPES, Evidence, is_phi
 from gateway.inspect.detect.scan import SegmentScan, Span, care_classes, compiled_for, scan_text
 from gateway.inspect.findings import Findings
@@ -39,7 +39,7 @@ def prepare(config: InspectionConfig, backend: Backend | None = None) -> None:
     Hyperscan) rather than on the first message."""
     compiled_for(config, backend)
     validators.ICD10.codes()
-    given_names()
+    name_data()
 
 
 def find_spans(

@@ -4,13 +4,14 @@ Given names and surnames come from the US Census Bureau's 1990 frequency lists
 as shipped by the PyPI package `names` (MIT; `dist.male.first`,
 `dist.female.first`, `dist.all.last`: name, frequency %, cumulative %, rank),
 read with importlib.resources once per process. The given names are merged
-with `data/first_names.txt` (Faker's Latin-script first names of several
-locales), which adds names the 1990 census lists lack (Priya, Aarav, Zoë).
-`data/name_words.txt` lists names that are also everyday words (Hope, Will,
-May, King): they need more evidence than a bare capital letter.
-`data/given_name_words.txt` lists every given name that is also a lower-case
-dictionary word (Grant, Hunter, Mark): a capital at a sentence's start says
-nothing about them.
+with `data/first_names.txt` (the first names of every Latin-script Faker
+locale that are no dictionary word), which adds names the 1990 census lists
+lack (Priya, Chizoba, Estiven, Sağcan). `data/name_words.txt` lists names that
+are also everyday words (Hope, Will, May, King): they need more evidence than a
+bare capital letter. `data/given_name_words.txt` lists every given name that is
+also a lower-case dictionary word (Grant, Hunter, Mark): a capital at a
+sentence's start says nothing about them. scripts/name_lexicon.py writes both
+generated files.
 `data/not_people.txt` lists companies and public figures whose names read as
 a given name and a surname (Eli Lilly, Morgan Stanley).
 """
@@ -73,14 +74,19 @@ def _census(filename: str, rank_limit: int) -> list[str]:
     return out
 
 
-@cache
-def name_data() -> NameData:
-    census = {
+def census_given_names() -> set[str]:
+    """The census lists' given names (upper case), down to GIVEN_RANK_LIMIT."""
+    return {
         n
         for filename in ("dist.male.first", "dist.female.first")
         for n in _census(filename, GIVEN_RANK_LIMIT)
         if len(n) >= MIN_GIVEN_LENGTH
     }
+
+
+@cache
+def name_data() -> NameData:
+    census = census_given_names()
     given = {k for k in map(ascii_key, lexicon("first_names")) if len(k) >= MIN_GIVEN_LENGTH}
     return NameData(
         given=frozenset(given | census),

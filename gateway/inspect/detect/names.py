@@ -13,10 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from functools import cache, lru_cache
+from functools import lru_cache
 
 from gateway.inspect.detect.namedata import NameData, ascii_key, name_data
-from gateway.inspect.detect.patterns import GREETINGS, PARTICLES, STREET_SUFFIXES, lexicon
+from gateway.inspect.detect.patterns import GREETINGS, PARTICLES, STREET_SUFFIXES
 
 # Capitalised words that follow "Dear", "Hi", "Patient:" ... but are no name, and
 # organisation words that make a display name an organisation's.
@@ -56,11 +56,6 @@ _CREDENTIALS_TEXT = (
 )
 _CREDENTIALS = frozenset(_CREDENTIALS_TEXT.split())
 _WORD = re.compile(r"[^\W\d_][\w'’-]*\.?")
-
-
-@cache
-def given_names() -> frozenset[str]:
-    return frozenset(lexicon("first_names"))
 
 
 def is_name_word(word: str, allow_caps: bool = False) -> bool:
@@ -138,9 +133,11 @@ def person(
 
 
 def given_name_first(found: Person) -> bool:
-    """Whether the given name is a known one ("Doe, Jane": the word after the comma)."""
+    """Whether the given name is a known one and no word ("Doe, Jane": the word after
+    the comma; not "Re: Grace Period", "for Will Call")."""
     given = found.words[1] if found.comma and len(found.words) > 1 else found.words[0]
-    return given.lower() in given_names()
+    key, data = ascii_key(given), name_data()
+    return key in data.given and key not in data.words and key not in data.dictionary_words
 
 
 def known_surname_last(found: Person) -> bool:
@@ -371,7 +368,7 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
             and (after[1].isupper() or after[1] in _PARTICLE_INITIALS)
         )
         or after[:1] in (",", ":")
-        or text.startswith((" - ", " -- "), end)
+        or re.match(r"[ \t]+--?(?:[ \t]|\r?\n|$)", text[end : end + 5]) is not None
         or text[max(0, start - 2) : start].lstrip(" \t").startswith(",")
         or text[max(0, start - 1) : start] in (",", "^")
     ):
@@ -405,10 +402,10 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
         # "Good news, Maria!" (a given name that is also a word: see below).
         found = Person(start, end, (given,), False, addressed=True)
     if found is None and (line_lead or _sentence_start(text, start)):
-        # "Jane:", "Jane, your ...", "Jane -- your ...", also after a sentence ("... last
-        # visit. Nicole, nothing to do unless ...").
+        # "Jane:", "Jane, your ...", "Jane -- your ...", "Jane -" ending a line, also after
+        # a sentence ("... last visit. Nicole, nothing to do unless ...").
         after = text[end : end + 6]
-        if re.match(r":|, [a-z]|,[ \t]*(?:\r?\n|$)|[ \t]+--?[ \t]", after):
+        if re.match(r":|, [a-z]|,[ \t]*(?:\r?\n|$)|[ \t]+--?(?:[ \t]|\r?\n|$)", after):
             found = Person(start, end, (given,), False)
     if found is None and subject:
         # A name only with health information near it ("Denise said the list ran ...").
@@ -460,7 +457,7 @@ def _family_after(
     unknown_ok = line_lead and not ambiguous
     words = [text[start:end]]
     position = name_end = end
-    family_end = -1
+    family_end = given_end = -1
     particles = initial = weak = False
     for m in _TOKEN.finditer(text, end, min(len(text), end + 60)):
         if m.start() != position:
@@ -496,7 +493,7 @@ def _family_after(
             # A capitalised word after "de los", "Van den" is the surname, known or not.
             family_end = name_end = m.start(1) + len(word)
         elif ascii_key(word) in data.given:
-            pass  # a middle name
+            given_end = m.start(1) + len(word)  # a middle name, or a surname that is one
         elif len(words) == 1 and _unknown_family(text, word, m.end(1), data, unknown_ok, initial):
             family_end = name_end = m.end(1)  # "Priya Raghunathan: ...", "Mark L. Dell'Orto"
         elif (
@@ -511,6 +508,11 @@ def _family_after(
         words.append(word)
         if dot or len(words) == 3:
             break
+    if family_end < 0 and len(words) == 2 and given_end > 0:
+        # "Sagcan Aslan", "Nguyen Van Long": a surname that is a given name elsewhere,
+        # trusted only with health information near.
+        family_end = name_end = given_end
+        weak = True
     if family_end < 0:
         return None
     # A surname the census lacks, or that is also a word, in the middle of a sentence:
@@ -580,13 +582,14 @@ def addressed_at_line_start(text: str, start: int, data: NameData) -> Person | N
 
 
 def _vocative(text: str, start: int, end: int) -> bool:
-    """A given name alone, called out between a comma and "!" (or a comma before a
-    lower-case word, or the end of a sentence): "Good news, Maria! Your ...",
-    "Remember, Maria, your ...", "Thanks for choosing us, Maria. Your ..."."""
+    """A given name alone, called out between a comma and "!" (or a comma or a dash
+    before a lower-case word, or the end of a sentence): "Good news, Maria! Your ...",
+    "Remember, Maria, your ...", "Good news, Maria - your ...", "Thanks for choosing
+    us, Maria. Your ..."."""
     if text[max(0, start - 2) : start] != ", ":
         return False
-    if re.match(r"!|,[ \t]+[a-z]", text[end : end + 3]) is not None:
-        return True
+    if re.match(r"!|,[ \t]+[a-z]|[ \t]+--?[ \t]+[a-z]", text[end : end + 6]) is not None:
+        return True  # "Good news, Maria! ...", "Good news, Maria - your INR ..."
     # "Thank you for choosing us, Darius. Your next ...", not "Regards, Darius."
     before = text[max(0, start - 30) : start - 2].rsplit("\n", 1)[-1].strip().lower()
     return re.match(r"\.[ \t]+[A-Z]", text[end : end + 3]) is not None and not (

@@ -270,7 +270,12 @@ _ID_VALUE = r"\b[A-Za-z0-9]"
 # A name pattern ends at the name's first capital letter; `names.person` reads the
 # words from there (Python, the same for both engines, and far cheaper to compile).
 _U = "[A-Z]"  # "Élodie" is "Elodie" in the scanned rendering
-NAME_LABELS = ("patient", "pt", "name")  # "Patient Name:", "Full name:" end in "name:"
+# "Patient Name:", "Full name:" end in "name:"; the rest name whom a nursing home, a
+# payer, a therapist, a school nurse or a billing office writes about.
+NAME_LABELS = (
+    "patient", "pt", "name", "resident", "member", "client", "student", "child", "subscriber",
+    "insured", "beneficiary", "enrollee", "participant", "guarantor",
+)  # fmt: skip
 TITLES = ("Mr", "Mrs", "Ms", "Miss", "Mx", "Dr", "Prof")
 # Lower-case parts of surnames ("de la Cruz", "van der Berg").
 PARTICLES = (
@@ -280,7 +285,7 @@ PARTICLES = (
 GREETINGS = (
     "dear", "hi", "hello", "hey", "hiya", "howdy", "greetings", "good morning", "good afternoon",
     "good evening", "good day", "morning", "afternoon", "evening", "hi there", "hello there",
-    "hey there", "hello again", "hi again", "dearest",
+    "hey there", "hello again", "hi again", "dearest", "welcome back",
     # Patients write and are written to in their languages too.
     "hola", "buenos dias", "buenas tardes", "estimado", "estimada", "querido", "querida",
     "bom dia", "ola", "bonjour", "cher", "chere", "salut",
