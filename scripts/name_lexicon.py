@@ -6,7 +6,8 @@
   Nigeria, India, Vietnam, Turkey, Romania ...) that the 1990 US census lists (package
   `names`) lack, "Chizoba", "Estiven", "Sağcan", and that are no lower-case entry of
   an English dictionary: Faker's lists hold "Or", "Can", "Colon" and "Said", which
-  would start names all over ordinary text.
+  would start names all over ordinary text. Virtue names ("Blessing", "Honor") are
+  added back by hand (VIRTUE_NAMES).
 - given_name_words.txt: every given name that is also a lower-case dictionary entry
   ("grant", "hunter", "mark"): a capital at a sentence's start says nothing about
   them.
@@ -38,6 +39,12 @@ MIN_LENGTH = 3
 # A locale counts when this share of its first names is in Latin script (az_AZ, uz_UZ
 # mix in a few Cyrillic ones, which are dropped).
 LATIN_SHARE = 0.8
+# Virtue names of West African and American naming custom that are words too: given
+# names all the same, listed in data/name_words.txt as well (they need more evidence).
+VIRTUE_NAMES = frozenset(
+    {"blessing", "comfort", "favour", "favor", "felicity", "honor", "honour", "miracle",
+     "purity", "serenity", "treasure"}
+)  # fmt: skip
 FIRST_NAMES_HEADER = """\
 # Given names (lower case) that the 1990 US census lists lack, from the first-name
 # lists of every Faker locale (MIT licence) that writes names in Latin script, less
@@ -88,7 +95,7 @@ def main() -> int:
     census = {n.lower() for n in namedata.census_given_names()}
     lines = DICTIONARY.read_text(encoding="utf-8").splitlines()
     words = {w for w in lines if w.isalpha() and w.islower()}
-    first = sorted(n for n in faker_first_names() - census if n not in words)
+    first = sorted({n for n in faker_first_names() - census if n not in words} | VIRTUE_NAMES)
     (DATA / "first_names.txt").write_text(FIRST_NAMES_HEADER + "\n".join(first) + "\n", "utf-8")
     given = {namedata.ascii_key(n).lower() for n in [*first, *census]}
     name_words = sorted(given & words)

@@ -550,6 +550,10 @@ def test_names_in_notes_and_reminders(text: str) -> None:
         "Student: Ximena Ocampo\nInhaler kept at the nurse's office for asthma.",
         # "Family, Given" after "for", the surname unknown to the census.
         "Interpreter booked for Trandafir, Ionela M. at 10:30 (cataract surgery).",
+        # "Family, Given's".
+        "Forwarded Ostrowski, Helena's chart to the cardiology office for her stress test.",
+        # Virtue names, with a known surname and health near.
+        "Please remind Comfort Delgado that her colonoscopy prep starts tonight.",
     ],
 )
 def test_names_of_every_origin_and_more_callouts(text: str) -> None:
@@ -565,6 +569,8 @@ def test_names_of_every_origin_and_more_callouts(text: str) -> None:
         "Medicine inbox.",
         "Our museum exhibit on the history of polio care opens with a quote from Jonas Salk.",
         "A gift from the Oyelaran family funds a new Endoscopy suite.",
+        "Comfort Inn has rooms for families of transplant patients.",
+        "Honor Society members will volunteer at the diabetes walk.",
     ],
 )
 def test_staff_out_of_office_specialties_and_exhibits(text: str) -> None:
@@ -576,4 +582,6 @@ def test_given_names_of_other_origins_but_no_words() -> None:
     # Faker's lists of es_CO, ig_NG, tr_TR, ro_RO: names the 1990 census lacks.
     assert {"ESTIVEN", "CHIZOBA", "SAGCAN", "IONELA"} <= data.given
     # Faker's lists hold words too ("Colon", "Oral"); dictionary words are left out.
-    assert not {"COLON", "ORAL", "CAN", "BLESSING"} & data.given
+    assert not {"COLON", "ORAL", "CAN", "MATH"} & data.given
+    # Virtue names are given names, with a word's caution.
+    assert {"BLESSING", "HONOR"} <= data.given & data.words

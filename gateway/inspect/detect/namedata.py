@@ -7,11 +7,11 @@ read with importlib.resources once per process. The given names are merged
 with `data/first_names.txt` (the first names of every Latin-script Faker
 locale that are no dictionary word), which adds names the 1990 census lists
 lack (Priya, Chizoba, Estiven, Sağcan). `data/name_words.txt` lists names that
-are also everyday words (Hope, Will, May, King): they need more evidence than a
-bare capital letter. `data/given_name_words.txt` lists every given name that is
-also a lower-case dictionary word (Grant, Hunter, Mark): a capital at a
-sentence's start says nothing about them. scripts/name_lexicon.py writes both
-generated files.
+are also everyday words (Hope, Will, May, King, Blessing): they need more
+evidence than a bare capital letter. `data/given_name_words.txt` lists every
+given name that is also a lower-case dictionary word (Grant, Hunter, Mark): a
+capital at a sentence's start says nothing about them. scripts/name_lexicon.py
+writes both generated files.
 `data/not_people.txt` lists companies and public figures whose names read as
 a given name and a surname (Eli Lilly, Morgan Stanley).
 """

@@ -392,7 +392,11 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
     if text[max(0, start - 3) : start].strip() == "&":
         return None
     if possessive:
-        return _possessive(text, start, end, data)
+        # "Sent Dickson, Amy's records ...": the family name before the comma.
+        found = _family_before(text, before, near, start, end, style, data)
+        if found is None:
+            return _possessive(text, start, end, data)
+        return None if not_a_patient(text, found) else found
     ambiguous = ascii_key(given) in data.words
     line_lead = _LINE_LEAD.fullmatch(text, line_start, start) is not None
     found = _family_after(text, start, end, style, data, line_lead, ambiguous)
