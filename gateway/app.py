@@ -259,6 +259,7 @@ def build(
             ),
             on_queued=delivery.notify,
             signer=signer,
+            wait_for_delivery=delivery.wait_for_capacity,
         )
         readiness = Readiness(db, keyring)
         parts = Parts(

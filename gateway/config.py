@@ -221,6 +221,10 @@ class DeliveryConfig(_Strict):
     connect_timeout: float = Field(default=30.0, gt=0)
     command_timeout: float = Field(default=300.0, gt=0)
     poll_interval: float = Field(default=1.0, gt=0)
+    # Seconds at most a new message waits, before its 250, while every delivery
+    # worker of the process is busy and claimed mail waits for one (Postfix's
+    # in_flow_delay): senders slow to the delivery rate. 0: never wait.
+    in_flow_delay: float = Field(default=1.0, ge=0, le=10)
     # Port used for MX delivery (25 in production; tests point it elsewhere).
     mx_port: int = Field(default=25, gt=0, lt=65536)
     # DNS servers for MX lookups ("HOST" or "HOST:PORT"); empty: the system's.

@@ -17,7 +17,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -207,6 +207,7 @@ class Intake:
         on_queued: Callable[[], None] = lambda: None,
         signer: DkimSigner | None = None,
         mailto: MailtoUnsubscribe | None = None,
+        wait_for_delivery: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.db = db
         self.keyring = keyring
@@ -217,6 +218,8 @@ class Intake:
         self.consent = consent
         self.bounces = bounces
         self.on_queued = on_queued
+        # Slows a sender while delivery falls behind (DeliveryService.wait_for_capacity).
+        self.wait_for_delivery = wait_for_delivery
         self.signer = signer
         self.purpose_header = purpose_header  # names the marketing sub-purpose, if any
         self.header_values = header_values  # how the Message-ID may be recorded
@@ -226,6 +229,8 @@ class Intake:
 
     async def accept(self, submission: Submission) -> Reply:
         """Decide, and store what may be delivered; the reply for the client."""
+        if self.wait_for_delivery is not None:
+            await self.wait_for_delivery()  # before any work: nothing is held meanwhile
         started = time.perf_counter()
         reply = await self._accept(submission)
         if reply.code == 250:

@@ -37,6 +37,7 @@ AUTH: Counter
 REFUSALS: Counter
 ACCEPTED: Counter
 INTAKE_SECONDS: Histogram
+IN_FLOW_WAITS: Counter
 PHI_FINDINGS: Counter
 DECISIONS: Counter
 DELIVERIES: Counter
@@ -79,6 +80,12 @@ def _define() -> dict[str, Counter | Histogram]:
             "phigate_policy_decisions",
             "Policy decisions per recipient, by rule id (defaults: no rule matched) and action.",
             ["rule", "action"],
+        ),
+        "IN_FLOW_WAITS": Counter(
+            "phigate_in_flow_waits",
+            "Messages that waited for delivery to catch up (delivery.in_flow_delay), by how"
+            " the wait ended: a delivery finished, or the delay ran out.",
+            ["ended_by"],
         ),
         "DELIVERIES": Counter(
             "phigate_deliveries",

@@ -107,8 +107,10 @@ class SinkHandler:
 class Sink:
     """An SMTP sink on loopback; with `tls_context` it offers STARTTLS."""
 
-    def __init__(self, tls_context: ssl.SSLContext | None = None) -> None:
-        self.handler = SinkHandler()
+    def __init__(
+        self, tls_context: ssl.SSLContext | None = None, handler: SinkHandler | None = None
+    ) -> None:
+        self.handler = handler or SinkHandler()
         self.port = free_port()
         self.controller = Controller(
             self.handler,

@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -96,10 +96,46 @@ class DeliveryService:
         self._waiting_for_workers = False
         # Jobs claimed and not yet finished: the only leases renewed.
         self._held: set[int] = set()
+        # New mail committed while every worker was busy, not yet claimed; claimed mail
+        # waiting in _work: delivery is behind (see wait_for_capacity).
+        self._behind = False
+        # Intake waiting for delivery to catch up (see wait_for_capacity), oldest first.
+        self._flow_waiters: deque[asyncio.Future[None]] = deque()
 
     def notify(self) -> None:
         """New jobs were committed: claim without waiting for the next poll."""
+        if self._busy + self._work.qsize() >= self.config.workers:
+            self._behind = True  # no worker free for them: see wait_for_capacity
         self._wakeup.set()
+
+    async def wait_for_capacity(self) -> None:
+        """Postfix's in_flow_delay: while every worker is busy and more mail waits
+        for one, a new message waits until a delivery finishes (one message per
+        finished delivery), at most `in_flow_delay` seconds, then is taken anyway.
+        Clients sending faster than this process delivers slow down to its pace, so
+        the queue does not grow under a steady load; nothing is ever refused."""
+        delay = self.config.in_flow_delay
+        behind = self._behind or not self._work.empty()
+        if delay <= 0 or not behind or self._stopping:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._flow_waiters.append(waiter)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), delay)
+            metrics.IN_FLOW_WAITS.labels("delivery").inc()
+        except TimeoutError:
+            metrics.IN_FLOW_WAITS.labels("timeout").inc()
+        finally:
+            if not waiter.done():
+                self._flow_waiters.remove(waiter)
+                waiter.cancel()
+
+    def _release_flow_waiter(self) -> None:
+        while self._flow_waiters:
+            waiter = self._flow_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def start(self) -> None:
         self._tasks = [
@@ -115,6 +151,8 @@ class DeliveryService:
         """Stop claiming, let in-flight deliveries finish, hand back unstarted leases."""
         self._stopping = True
         self._wakeup.set()
+        while self._flow_waiters:  # intake waits for no delivery that will not come
+            self._release_flow_waiter()
         self._tasks[1].cancel()  # lease renewal sleeps; nothing to finish there
         for _ in range(self.config.workers):
             self._work.put_nowait(Delivery("", ()))  # one stop marker per worker
@@ -138,6 +176,8 @@ class DeliveryService:
             if free > 0:
                 try:
                     claimed = await self._claim(free * 4)
+                    # Fewer jobs than asked for: every due job is claimed.
+                    self._behind = self._behind and sum(len(d.jobs) for d in claimed) >= free * 4
                 except Exception:
                     event(log, "claim_failed", logging.ERROR)
             if self._stopping:
@@ -197,6 +237,7 @@ class DeliveryService:
             finally:
                 self._held.difference_update(job.id for job in delivery.jobs)
                 self._busy -= 1
+                self._release_flow_waiter()
                 if self._waiting_for_workers:  # otherwise new mail wakes the dispatcher
                     self._wakeup.set()
 
