@@ -583,11 +583,12 @@ async def run(
 @dataclass(frozen=True)
 class _ScrapeLimits:
     max_connections: int
+    max_connections_per_ip: int
     request_timeout: float
 
 
-# A few scrapers and health checkers, not the public.
-_METRICS_LIMITS = _ScrapeLimits(max_connections=32, request_timeout=10.0)
+# A few scrapers and health checkers, not the public: one may use them all.
+_METRICS_LIMITS = _ScrapeLimits(max_connections=32, max_connections_per_ip=32, request_timeout=10.0)
 
 
 def _not_serving(

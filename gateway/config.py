@@ -481,6 +481,10 @@ class WebConfig(_Strict):
     # file descriptors); one more is closed at once. Requests in progress are
     # bounded by the same number (503 beyond it).
     max_connections: int = Field(default=1000, ge=1, le=100_000)
+    # Of those, at most this many from one client (an IPv4 address or an
+    # IPv6 /64), so that one client cannot hold them all; raise it when many
+    # people reach the web app through one address (a NAT, a reverse proxy).
+    max_connections_per_ip: int = Field(default=100, ge=1, le=100_000)
     # Seconds a client has, after connecting and after each response, to send
     # a complete request (line, headers and body); then it is disconnected.
     request_timeout: float = Field(default=10.0, gt=0, le=300)
