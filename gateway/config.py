@@ -67,8 +67,9 @@ class LimitsConfig(_Strict):
     # AUTH failures: each failure delays the reply by backoff_base * 2**(n-1)
     # seconds (capped at auth_backoff_max); after auth_lockout_after failures
     # for one user from one client, or from one client for any users, that
-    # client's AUTH is refused for auth_lockout_seconds. The user can still log
-    # in from elsewhere: a stranger cannot lock a principal out.
+    # client's AUTH is refused for auth_lockout_seconds, each refusal after
+    # auth_backoff_max. The user can still log in from elsewhere: a stranger
+    # cannot lock a principal out.
     auth_backoff_base: float = Field(default=0.5, ge=0)
     auth_backoff_max: float = Field(default=8.0, ge=0)
     auth_lockout_after: int = Field(default=5, gt=0)

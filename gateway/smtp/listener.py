@@ -488,6 +488,10 @@ class Handler:
         guard = self.ctx.guard
         if guard.locked(user, ip):
             metrics.AUTH.labels("locked").inc()
+            # As slow as the slowest failure: a locked client that keeps trying gets
+            # one answer per auth_backoff_max on each connection, not hundreds a second
+            # (each with audit rows, and a TLS handshake per reconnection).
+            await asyncio.sleep(guard.limits.auth_backoff_max)
             await server.note_refusal(
                 AuditEvent(event="auth", result="locked", principal=user, client_ip=ip, code=454)
             )
