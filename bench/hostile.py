@@ -51,6 +51,7 @@ from relay import (  # bench/ is on sys.path
     RunSpec,
     Sampler,
     Sink,
+    TreeCpu,
     calibrate,
     log,
     make_sink,
@@ -106,15 +107,14 @@ class HostileClients:
         )
         self.started = time.monotonic()
 
-    def wait_ready(self) -> float:
-        """Wait until every hostile client has made its first connection; seconds it took."""
+    def wait_ready(self) -> None:
+        """Wait until every hostile client has made its first connection."""
         assert self.proc.stdout is not None
         readable, _, _ = select.select([self.proc.stdout], [], [], READY_TIMEOUT)
         line = self.proc.stdout.readline() if readable else b""
         if line.strip() != b"ready":
             self.stop()
             raise BenchError(f"hostile clients not ready after {READY_TIMEOUT:.0f} s")
-        return time.monotonic() - self.started
 
     def stop(self) -> dict[str, Any]:
         """Close every hostile connection; what the clients saw."""
@@ -140,13 +140,41 @@ def hostile_audit(gate: Phigate, since: float) -> dict[str, int]:
     return {f"{event} {result} {code}".strip(): int(n) for event, result, code, n in rows}
 
 
+@dataclass(frozen=True)
+class IdleCost:
+    """phigate's CPU with no sender, without and then with the hostile clients."""
+
+    seconds: float
+    quiet_cpu_percent: float
+    hostile_cpu_percent: float
+    hostile: dict[str, Any]  # what the hostile clients saw
+
+
+def phigate_cpu_percent(gate: Phigate, seconds: float) -> float:
+    """phigate's CPU (its whole process tree) over the next `seconds`, in % of one core."""
+    before, start = TreeCpu.read(gate.pid).total, time.monotonic()
+    time.sleep(seconds)
+    return 100.0 * (TreeCpu.read(gate.pid).total - before) / (time.monotonic() - start)
+
+
+def idle_cost(gate: Phigate, load: HostileLoad, seconds: float) -> IdleCost:
+    """What the hostile load alone costs phigate: no sender, so nothing else to see."""
+    quiet = phigate_cpu_percent(gate, seconds)
+    clients = HostileClients(gate, load)
+    try:
+        clients.wait_ready()
+        hostile = phigate_cpu_percent(gate, seconds)
+    finally:
+        report = clients.stop()
+    return IdleCost(seconds, quiet, hostile, report)
+
+
 @dataclass
 class Run:
     phase: str
     result: RunResult
     hostile: dict[str, Any] | None = None  # what the hostile clients saw
     audit: dict[str, int] | None = None  # what phigate audited about them
-    ramp_seconds: float | None = None
 
 
 def measure(
@@ -164,12 +192,12 @@ def measure(
     since = time.time()
     clients = HostileClients(gate, load)
     try:
-        ramp = clients.wait_ready()
+        clients.wait_ready()
         time.sleep(args.settle)  # let the handshakes of the ramp finish before the clock starts
         result = run_one(spec, gate, sink, sampler, index, args.time_limit)
     finally:
         report = clients.stop()
-    return Run(phase, result, report, hostile_audit(gate, since), ramp)
+    return Run(phase, result, report, hostile_audit(gate, since))
 
 
 # --- report ------------------------------------------------------------------------
@@ -230,12 +258,12 @@ def ratios(runs: Sequence[Run]) -> Ratios:
     )
 
 
-def hostile_lines(number: int, run: Run) -> Iterator[str]:
-    """What the hostile clients of one run saw, and what phigate audited about them."""
-    report = run.hostile or {}
-    ramp = f"{run.ramp_seconds:.1f} s" if run.ramp_seconds is not None else "?"
+def hostile_lines(
+    label: str, report: dict[str, Any], audit: dict[str, int] | None = None
+) -> Iterator[str]:
+    """What the hostile clients saw, and what phigate audited about them."""
     cpu = 100.0 * float(report.get("cpu_seconds", 0.0)) / max(report.get("seconds", 1.0), 1e-9)
-    yield f"run {number}: hostile clients ready after {ramp}; their CPU {cpu:.0f}% of a core"
+    yield f"{label}: hostile clients' own CPU {cpu:.0f}% of a core"
     for kind in ("smtp-idle", "smtp-slowloris", "web-slowloris"):
         stats = report.get(kind)
         if not stats:
@@ -259,8 +287,8 @@ def hostile_lines(number: int, run: Run) -> Iterator[str]:
             f"{median if median is None else f'{median:.1f}'} ms"
             + (f"; setup failures {auth['setup_failures']}" if auth["setup_failures"] else "")
         )
-    if run.audit is not None:
-        audited = ", ".join(f"{kind} x{n}" for kind, n in run.audit.items())
+    if audit is not None:
+        audited = ", ".join(f"{kind} x{n}" for kind, n in audit.items())
         yield f"  phigate audited about them: {audited or 'nothing'}"
 
 
@@ -291,6 +319,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--settle", type=float, default=2.0, help="Seconds between the ramp and the run (2)."
     )
+    parser.add_argument(
+        "--alone",
+        type=float,
+        default=20.0,
+        help="Seconds to measure phigate's CPU with the hostile clients and no sender, "
+        "after as long with neither (20; 0: skip).",
+    )
     parser.add_argument("--processes", type=int, default=1, help="phigate's `processes` (1).")
     parser.add_argument(
         "--limit",
@@ -311,6 +346,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--rounds must be 1..20 and --processes 1..64")
     if not 0 <= args.settle <= 60 or not 1.0 <= args.time_limit <= 3600.0:
         parser.error("--settle must be 0..60 s and --time-limit 1..3600 s")
+    if not 0 <= args.alone <= 600:
+        parser.error("--alone must be 0..600 s")
     args.limits = {}
     for item in args.limit:
         name, _, value = item.partition("=")
@@ -342,6 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     yardstick_before = calibrate()
     workdir = Path(tempfile.mkdtemp(prefix="phigate-hostile-"))
     runs: list[Run] = []
+    cost: IdleCost | None = None
     exit_code = 0
     sink: Sink | None = None
     gate: Phigate | None = None
@@ -362,6 +400,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sampler.start()
         warm_up = RunSpec("starttls", min(5, args.sessions), 20, report=False)
         run_one(warm_up, gate, sink, sampler, 0, args.time_limit)
+        if args.alone:
+            log(f"phigate's CPU for {args.alone:.0f} s without, then with, the hostile clients")
+            cost = idle_cost(gate, load, args.alone)
         for index, phase in enumerate(PHASES * args.rounds, 1):
             if not gate.alive():
                 raise BenchError(f"phigate is no longer running:\n{gate.log_tail()}")
@@ -408,9 +449,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{calibrate():.0f} ms (before/after)",
         file=out,
     )
+    if cost is not None:
+        print(
+            f"phigate's CPU with no sender: {cost.quiet_cpu_percent:.1f}% of a core alone, "
+            f"{cost.hostile_cpu_percent:.1f}% with the hostile clients ({cost.seconds:.0f} s each)",
+            file=out,
+        )
+        for line in hostile_lines("with no sender", cost.hostile):
+            print(line, file=out)
     for number, run in enumerate(runs, 1):
         if run.hostile is not None:
-            for line in hostile_lines(number, run):
+            for line in hostile_lines(f"run {number}", run.hostile, run.audit):
                 print(line, file=out)
     if args.json:
         report = {
@@ -419,6 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "limits": args.limits,
             "ratio_delivered": found.delivered,
             "ratio_accepted": found.accepted,
+            "idle_cost": asdict(cost) if cost is not None else None,
             "runs": [asdict(run) for run in runs],
         }
         print(json.dumps(report, indent=2))
