@@ -61,7 +61,7 @@ from gateway.smime.envelope import SmimeEncryptor
 from gateway.smime.errors import SmimeSetupError
 from gateway.smtp.auth import Authenticator, AuthGuard
 from gateway.smtp.limits import ConnectionLimiter
-from gateway.smtp.listener import Handler, ListenerContext, PhigateSMTP
+from gateway.smtp.listener import ConnectionGate, ListenerContext, PhigateSMTP
 from gateway.store import keyfiles
 from gateway.store.audit_key import KEY_FILE as AUDIT_KEY_FILE
 from gateway.store.database import Database
@@ -688,8 +688,8 @@ def report_domains(settings: Settings) -> frozenset[str]:
         raise StartupError(f"reports: {exc}") from None
 
 
-def _session_factory(ctx: ListenerContext) -> Callable[[], PhigateSMTP]:
-    return lambda: PhigateSMTP(ctx, Handler(ctx))
+def _session_factory(ctx: ListenerContext) -> Callable[[], ConnectionGate]:
+    return lambda: ConnectionGate(ctx)
 
 
 async def _shutdown(
