@@ -519,7 +519,7 @@ async def run(
         for ctx, sock in zip(contexts, sockets, strict=True):
             implicit = ctx.implicit_tls
             server = await loop.create_server(
-                _session_factory(ctx),
+                _connection_factory(ctx),
                 sock=sock,
                 backlog=1024,
                 ssl=ctx.tls_context if implicit else None,
@@ -688,7 +688,7 @@ def report_domains(settings: Settings) -> frozenset[str]:
         raise StartupError(f"reports: {exc}") from None
 
 
-def _session_factory(ctx: ListenerContext) -> Callable[[], ConnectionGate]:
+def _connection_factory(ctx: ListenerContext) -> Callable[[], ConnectionGate]:
     return lambda: ConnectionGate(ctx)
 
 

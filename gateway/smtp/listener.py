@@ -385,7 +385,8 @@ class ConnectionGate(asyncio.Protocol):
                         result="connect",
                         client_ip=client_ip,
                         code=421,
-                        detail=f"{reason} ({unaudited} more turned away since the last such event)",
+                        detail=f"{reply[4:]} ({unaudited} more turned away since the last "
+                        "such event)",
                     )
                 )
             return
