@@ -489,6 +489,9 @@ class Phigate:
     marketing: bool = False  # the recipient is granted marketing consent
     metrics: bool = False  # the metrics listener on, values in multiprocess files
     forward_port: int | None = None  # the audit forwarder on, to bench/syslog_sink.py here
+    web_tls: bool = False  # the web app (portal, reviewer, consent API) over HTTPS
+    # `limits` as given; None: the connection limits raised for many sessions from one address.
+    limits: dict[str, Any] | None = None
     plain_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
     web_port: int = field(default_factory=free_port)  # two benchmarks may run at once
@@ -528,18 +531,21 @@ class Phigate:
             "relay_networks": [
                 {"name": "bench", "networks": ["127.0.0.0/8"], "domains": [DOMAIN]},
             ],
-            # phigate divides the limits between its processes; each keeps 1000/500
-            # however unevenly the connections are spread.
-            "limits": {
-                "max_connections": 1000 * self.processes,
-                "max_connections_per_ip": 500 * self.processes,
-            },
+            "limits": self.limits if self.limits is not None else self.raised_limits(),
             "delivery": delivery,
             "processes": self.processes,
             "log_level": self.log_level,
             "metrics": {"enabled": self.metrics, "address": f"127.0.0.1:{self.metrics_port}"},
-            "web": {"address": f"127.0.0.1:{self.web_port}"},
+            "web": {"address": f"127.0.0.1:{self.web_port}", "tls": self.web_tls},
             "audit": {"forward": self.forward_settings()},
+        }
+
+    def raised_limits(self) -> dict[str, Any]:
+        # phigate divides the limits between its processes; each keeps 1000/500
+        # however unevenly the connections are spread.
+        return {
+            "max_connections": 1000 * self.processes,
+            "max_connections_per_ip": 500 * self.processes,
         }
 
     def forward_settings(self) -> dict[str, Any]:

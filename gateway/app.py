@@ -61,7 +61,7 @@ from gateway.smime.envelope import SmimeEncryptor
 from gateway.smime.errors import SmimeSetupError
 from gateway.smtp.auth import Authenticator, AuthGuard
 from gateway.smtp.limits import ConnectionLimiter
-from gateway.smtp.listener import Handler, ListenerContext, PhigateSMTP
+from gateway.smtp.listener import ConnectionGate, ListenerContext, PhigateSMTP
 from gateway.store import keyfiles
 from gateway.store.audit_key import KEY_FILE as AUDIT_KEY_FILE
 from gateway.store.database import Database
@@ -520,7 +520,7 @@ async def run(
         for ctx, sock in zip(contexts, sockets, strict=True):
             implicit = ctx.implicit_tls
             server = await loop.create_server(
-                _session_factory(ctx),
+                _connection_factory(ctx),
                 sock=sock,
                 backlog=1024,
                 ssl=ctx.tls_context if implicit else None,
@@ -584,11 +584,12 @@ async def run(
 @dataclass(frozen=True)
 class _ScrapeLimits:
     max_connections: int
+    max_connections_per_ip: int
     request_timeout: float
 
 
-# A few scrapers and health checkers, not the public.
-_METRICS_LIMITS = _ScrapeLimits(max_connections=32, request_timeout=10.0)
+# A few scrapers and health checkers, not the public: one may use them all.
+_METRICS_LIMITS = _ScrapeLimits(max_connections=32, max_connections_per_ip=32, request_timeout=10.0)
 
 
 def _not_serving(
@@ -688,8 +689,8 @@ def report_domains(settings: Settings) -> frozenset[str]:
         raise StartupError(f"reports: {exc}") from None
 
 
-def _session_factory(ctx: ListenerContext) -> Callable[[], PhigateSMTP]:
-    return lambda: PhigateSMTP(ctx, Handler(ctx))
+def _connection_factory(ctx: ListenerContext) -> Callable[[], ConnectionGate]:
+    return lambda: ConnectionGate(ctx)
 
 
 async def _shutdown(

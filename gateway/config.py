@@ -67,8 +67,9 @@ class LimitsConfig(_Strict):
     # AUTH failures: each failure delays the reply by backoff_base * 2**(n-1)
     # seconds (capped at auth_backoff_max); after auth_lockout_after failures
     # for one user from one client, or from one client for any users, that
-    # client's AUTH is refused for auth_lockout_seconds. The user can still log
-    # in from elsewhere: a stranger cannot lock a principal out.
+    # client's AUTH is refused for auth_lockout_seconds, each refusal after
+    # auth_backoff_max. The user can still log in from elsewhere: a stranger
+    # cannot lock a principal out.
     auth_backoff_base: float = Field(default=0.5, ge=0)
     auth_backoff_max: float = Field(default=8.0, ge=0)
     auth_lockout_after: int = Field(default=5, gt=0)
@@ -485,6 +486,10 @@ class WebConfig(_Strict):
     # file descriptors); one more is closed at once. Requests in progress are
     # bounded by the same number (503 beyond it).
     max_connections: int = Field(default=1000, ge=1, le=100_000)
+    # Of those, at most this many from one client (an IPv4 address or an
+    # IPv6 /64), so that one client cannot hold them all; raise it when many
+    # people reach the web app through one address (a NAT, a reverse proxy).
+    max_connections_per_ip: int = Field(default=100, ge=1, le=100_000)
     # Seconds a client has, after connecting and after each response, to send
     # a complete request (line, headers and body); then it is disconnected.
     request_timeout: float = Field(default=10.0, gt=0, le=300)

@@ -20,7 +20,14 @@ GATEWAY = Path(__file__).resolve().parent.parent / "gateway"
 # layer; components of one layer are independent of each other.
 LAYERS: list[list[str]] = [
     # Vocabulary every stage shares: it imports no stage.
-    ["gateway.mail", "gateway.logs", "gateway.strict_yaml", "gateway.runstate", "gateway.metrics"],
+    [
+        "gateway.mail",
+        "gateway.logs",
+        "gateway.strict_yaml",
+        "gateway.runstate",
+        "gateway.metrics",
+        "gateway.clients",
+    ],
     ["gateway.periodic"],  # background passes: above logs
     ["gateway.yaml_models"],
     # Settings: no feature package, no stage.

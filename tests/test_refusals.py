@@ -18,6 +18,7 @@ import ssl
 import time
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -656,6 +657,48 @@ def test_auth_lockout_locks_the_client_not_the_principal(tmp_path: Path) -> None
         assert ok == [(PRINCIPAL, "127.0.0.2")]
         assert raw_greeting(gw.port).startswith(b"220 ")
         assert "Traceback" not in gw.log_text()
+
+
+def test_a_locked_client_that_keeps_guessing_is_slowed_while_others_send(
+    tmp_path: Path,
+) -> None:
+    """Once locked, each AUTH waits auth_backoff_max for its 454: a guessing loop gets a
+    few answers, not thousands, and the principal sends from elsewhere at full speed."""
+    wait = 1.0
+    gw = Phigate(
+        tmp_path,
+        limits={
+            "auth_lockout_after": 2,
+            "auth_lockout_seconds": 60,
+            "auth_backoff_base": 0,
+            "auth_backoff_max": wait,
+        },
+    )
+    secret = gw.add_principal(PRINCIPAL, DOMAIN)
+    answers: list[tuple[int, float]] = []
+    with gw, tls_client(gw.port, "127.0.0.2") as guesser, ThreadPoolExecutor(1) as pool:
+        for _ in range(2):
+            assert guesser.docmd("AUTH", plain_auth(PRINCIPAL, "wrong"))[0] == 535
+
+        def guess_for(seconds: float) -> None:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:  # bounded by the deadline
+                start = time.monotonic()
+                code = guesser.docmd("AUTH", plain_auth(PRINCIPAL, "wrong"))[0]
+                answers.append((code, time.monotonic() - start))
+
+        guessing = pool.submit(guess_for, 2.5)
+        started = time.monotonic()
+        with tls_client(gw.port) as sender:
+            assert sender.docmd("AUTH", plain_auth(PRINCIPAL, secret))[0] == 235
+            for n in range(5):
+                sender.sendmail(SENDER, [RECIPIENT], message(SENDER, RECIPIENT, f"m{n}", "hi"))
+        sending = time.monotonic() - started
+        guessing.result(timeout=30)
+    assert sending < wait  # not queued behind the guesser's answers
+    assert 2 <= len(answers) <= 4, answers  # one per `wait` seconds, not hundreds
+    assert all(code == 454 and took >= wait - 0.05 for code, took in answers), answers
+    assert "Traceback" not in gw.log_text()
 
 
 # --- allow-listed networks and implicit TLS ---------------------------------------------------

@@ -36,9 +36,10 @@ from harness import (
     wait_until,
 )
 
+from gateway.clients import client_key
 from gateway.config import LimitsConfig
 from gateway.smtp.auth import AuthGuard
-from gateway.smtp.limits import ConnectionLimiter, client_key
+from gateway.smtp.limits import ConnectionLimiter
 
 PRINCIPAL = "crm"
 DOMAIN = "clinic.example.org"

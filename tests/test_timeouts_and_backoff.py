@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from harness import Phigate
+from harness import Phigate, message, tls_client
 
 from gateway.config import LimitsConfig
 from gateway.smtp.auth import AuthGuard
+
+DOMAIN = "clinic.example.org"
+SENDER = "ehr@clinic.example.org"
+RECIPIENT = "dr@partner.test"
 
 
 def _closed_within(sock: socket.socket, seconds: float) -> float:
@@ -60,3 +66,44 @@ def test_auth_backoff_doubles_and_lockout_expires() -> None:
     assert not guard.locked("other", "10.9.9.9")
     now[0] += 61
     assert not guard.locked("ehr1", "10.0.0.1")
+
+
+def _trickled_until_closed(sock: socket.socket, line: bytes, interval: float) -> float | None:
+    """Send `line` a byte every `interval` seconds, over and over, never a CRLF; seconds
+    until the server closed the connection (None if it had not after 100 bytes)."""
+    started = time.monotonic()
+    sock.settimeout(interval)
+    for byte in itertools.islice(itertools.cycle(line), 100):
+        try:
+            if sock.recv(4096) == b"":
+                return time.monotonic() - started
+        except TimeoutError:
+            pass
+        except ConnectionResetError:
+            return time.monotonic() - started
+        sock.sendall(bytes([byte]))
+    return None
+
+
+def test_a_slowloris_client_is_cut_off_at_the_idle_timeout_while_others_send(
+    tmp_path: Path,
+) -> None:
+    """A client that trickles a command line a byte at a time, never ending it, is
+    closed at limits.idle_timeout: its bytes do not keep it alive. Meanwhile a
+    legitimate client sends mail as usual."""
+    idle = 2.0
+    gw = Phigate(tmp_path, limits={"idle_timeout": idle})
+    secret = gw.add_principal("ehr1", DOMAIN)
+    with gw, ThreadPoolExecutor(1) as pool:
+        slow = socket.create_connection(("127.0.0.1", gw.port), source_address=("127.0.0.2", 0))
+        with slow:
+            assert slow.recv(200).startswith(b"220")
+            trickle = pool.submit(_trickled_until_closed, slow, b"EHLO trickle.example", 0.2)
+            time.sleep(0.5)  # the trickle is under way
+            with tls_client(gw.port) as sender:
+                sender.login("ehr1", secret)
+                for n in range(3):
+                    sender.sendmail(SENDER, [RECIPIENT], message(SENDER, RECIPIENT, f"m{n}", "hi"))
+            assert not trickle.done()  # still trickling after the mail went through
+            closed_after = trickle.result(timeout=30)
+    assert closed_after is not None and idle - 0.2 < closed_after < idle + 3, closed_after

@@ -1,8 +1,8 @@
 """The web app shares the SMTP process's file descriptors: clients that connect
 and send nothing, or part of a request, are disconnected after `web.request_timeout`,
-connections beyond `web.max_connections` are closed at once, and real requests
-are served meanwhile. Raw TCP sockets as an attacker would hold them, httpx as
-a recipient's browser."""
+connections beyond `web.max_connections` (or `web.max_connections_per_ip` from
+one client) are closed at once, and real requests are served meanwhile. Raw TCP
+sockets as an attacker would hold them, httpx as a recipient's browser."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -36,8 +37,8 @@ def _address(gw: Phigate) -> tuple[str, int]:
     return host, int(port)
 
 
-def _connect(gw: Phigate, first_bytes: bytes = b"") -> socket.socket:
-    sock = socket.create_connection(_address(gw), timeout=5)
+def _connect(gw: Phigate, first_bytes: bytes = b"", source: str = "127.0.0.1") -> socket.socket:
+    sock = socket.create_connection(_address(gw), timeout=5, source_address=(source, 0))
     if first_bytes:
         sock.sendall(first_bytes)
     return sock
@@ -131,3 +132,33 @@ def test_a_keep_alive_client_must_send_its_next_request_in_time(gw: Phigate) -> 
         assert sock.recv(65536).startswith(b"HTTP/1.1 200")
         sock.sendall(b"GET /api/openapi.json HT")  # the next request, never finished
         assert _closed_within(sock, REQUEST_TIMEOUT + MARGIN)
+
+
+def test_one_client_cannot_hold_every_connection(tmp_path: Path) -> None:
+    """Beyond web.max_connections_per_ip a client's connections are closed at once;
+    other clients connect and are served, and its slots come back when the held
+    connections time out."""
+    per_ip = 5
+    gateway = Phigate(
+        tmp_path,
+        web={
+            "max_connections": MAX_CONNECTIONS,
+            "max_connections_per_ip": per_ip,
+            "request_timeout": REQUEST_TIMEOUT,
+        },
+    )
+    with gateway:
+        hoard = [_connect(gateway, b"GET / HTTP/1.1\r\n", "127.0.0.2") for _ in range(per_ip)]
+        try:
+            time.sleep(0.3)  # all accepted by the server
+            with _connect(gateway, source="127.0.0.2") as extra:
+                assert _closed_within(extra, 0.5)  # long before its header timeout
+            with _connect(gateway, source="127.0.0.3") as neighbour:
+                assert not _closed_within(neighbour, 0.3)  # another client still gets a slot
+            assert _served(gateway)  # and a real request from a third is served
+            assert all(_closed_within(s, REQUEST_TIMEOUT + MARGIN) for s in hoard)
+        finally:
+            for sock in hoard:
+                sock.close()
+        with _connect(gateway, source="127.0.0.2") as again:  # its slots were released
+            assert not _closed_within(again, 0.3)

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from gateway.clients import client_key
 from gateway.config import LimitsConfig
-from gateway.smtp.limits import client_key
 from gateway.store import principals
 from gateway.store.database import Database
 from gateway.store.principals import Principal

@@ -7,13 +7,13 @@ audit rows written for its refused commands.
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.audit.trail import AuditEvent
+from gateway.clients import ConnectionCounter, client_key
 from gateway.config import LimitsConfig
 
 # Commands that move no mail: a client repeating them only holds its slot.
@@ -23,44 +23,14 @@ SESSION_EXPIRED = "421 4.4.2 Session time limit reached; reconnect to go on"
 TURNED_AWAY_AUDIT_SECONDS = 60.0
 
 
-def client_key(ip: str) -> str:
-    """Who a per-client limit counts: an IPv4 address, or an IPv6 /64.
-
-    An IPv6 host is routinely given a whole /64, so counting single
-    addresses would let it be a new client on every connection.
-    """
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
-
-
 @dataclass
-class ConnectionLimiter:
-    """Counts one listener's open connections, in total and per client."""
+class ConnectionLimiter(ConnectionCounter):
+    """Counts one listener's open connections, and the clients turned away at its limits."""
 
     limits: LimitsConfig
     clock: Callable[[], float] = time.monotonic
-    total: int = 0
-    per_client: dict[str, int] = field(default_factory=dict)
     # Per client: (when its last turned-away connection was audited, how many since).
     _turned_away: dict[str, tuple[float, int]] = field(default_factory=dict)
-
-    def admit(self, ip: str) -> str | None:
-        """Take a slot, or return why not."""
-        key = client_key(ip)
-        if self.total >= self.limits.max_connections:
-            return "too many connections; try again later"
-        if self.per_client.get(key, 0) >= self.limits.max_connections_per_ip:
-            return "too many connections from your address; try again later"
-        self.total += 1
-        self.per_client[key] = self.per_client.get(key, 0) + 1
-        return None
 
     def turned_away(self, ip: str) -> int | None:
         """Count a connection refused at the limit; None if it is not to be audited.
@@ -80,15 +50,6 @@ class ConnectionLimiter:
             self._turned_away = {k: v for k, v in self._turned_away.items() if v[0] > horizon}
         self._turned_away[key] = (now, 0)
         return since
-
-    def release(self, ip: str) -> None:
-        key = client_key(ip)
-        self.total -= 1
-        left = self.per_client.get(key, 1) - 1
-        if left:
-            self.per_client[key] = left
-        else:
-            self.per_client.pop(key, None)
 
 
 @dataclass

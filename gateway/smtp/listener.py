@@ -16,7 +16,7 @@ from base64 import b64decode
 from binascii import Error as Base64Error
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session, TLSSetupException
 
@@ -151,9 +151,8 @@ class PhigateSMTP(SMTP):
         self.ctx = ctx
         self.state = SessionState()
         self.client_ip = ""
-        self._refusal: str | None = None
-        self._over_limit = False
-        self._counted = False
+        # Made by ConnectionGate for a connection it admitted: it holds a slot.
+        self._counted = True
         self.budget = SessionBudget(ctx.limits)
         self.refusals = RefusalTally(ctx.limits)
         # Set when the refusal about to be pushed was already counted by the handler.
@@ -232,18 +231,7 @@ class PhigateSMTP(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self.transport is None
         if first:
-            metrics.CONNECTIONS.labels(self.ctx.config.name).inc()
-            peer = transport.get_extra_info("peername")
-            self.client_ip = str(peer[0]) if peer else ""
-            if not self.ctx.accepting:
-                self._refusal = "421 4.3.2 Service shutting down; try again later"
-            else:
-                reason = self.ctx.limiter.admit(self.client_ip)
-                if reason is None:
-                    self._counted = True
-                else:
-                    self._refusal = f"421 4.7.0 {reason}"
-                    self._over_limit = True
+            self.client_ip = peer_ip(transport)
             self.ctx.sessions.add(self)
             self.state.relay = self.ctx.relay_network_for(self.client_ip)
             self._expiry = self.loop.call_later(
@@ -275,16 +263,6 @@ class PhigateSMTP(SMTP):
             self.ctx.audit_later(summary)
         self.ctx.sessions.discard(self)
         super().connection_lost(error)
-
-    async def _handle_client(self) -> None:
-        if self._refusal is not None:
-            if self._over_limit:
-                await self._note_turned_away(self._refusal)
-            await self.push(self._refusal)
-            assert self.transport is not None
-            self.transport.close()
-            return
-        await super()._handle_client()
 
     async def smtp_STARTTLS(self, arg: str) -> None:
         # A client that never completes the handshake would otherwise hold its
@@ -325,21 +303,6 @@ class PhigateSMTP(SMTP):
             reply = "250 OK" if status is MISSING else status
         self._set_post_data_state()  # type: ignore[no-untyped-call]  # untyped in aiosmtpd
         await self.push(reply)
-
-    async def _note_turned_away(self, reply: str) -> None:
-        unaudited = self.ctx.limiter.turned_away(self.client_ip)
-        if unaudited is None:
-            self.reply_counted = True  # counted by the listener, audited with a later one
-            return
-        await self.note_refusal(
-            AuditEvent(
-                event="refused",
-                result="connect",
-                client_ip=self.client_ip,
-                code=int(reply[:3]),
-                detail=f"{reply[4:]} ({unaudited} more turned away since the last such event)",
-            )
-        )
 
     async def note_refusal(self, refusal: AuditEvent) -> bool:
         """Count a refusal, auditing it if it is among the session's first; True if audited."""
@@ -383,6 +346,59 @@ class PhigateSMTP(SMTP):
         if summary is not None:
             await self.ctx.audit(summary)
         self._close_with(b"421 4.7.0 Too many refused commands; closing")
+
+
+def peer_ip(transport: asyncio.BaseTransport) -> str:
+    peer = transport.get_extra_info("peername")
+    return str(peer[0]) if peer else ""
+
+
+class ConnectionGate(asyncio.Protocol):
+    """The first protocol of every connection: it takes a slot for the client, or
+    turns it away with a 421 before any session is built.
+
+    Building an aiosmtpd session costs about a millisecond of CPU (it looks its
+    handler's methods up again for every connection); a client turned away at
+    its limit that reconnects in a loop would pay for one each time, at the
+    expense of every other client.
+    """
+
+    def __init__(self, ctx: ListenerContext) -> None:
+        self.ctx = ctx
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        ctx = self.ctx
+        metrics.CONNECTIONS.labels(ctx.config.name).inc()
+        client_ip = peer_ip(transport)
+        if not ctx.accepting:
+            self._turn_away(transport, "421 4.3.2 Service shutting down; try again later")
+            return
+        reason = ctx.limiter.admit(client_ip)
+        if reason is not None:
+            reply = f"421 4.7.0 {reason}"
+            self._turn_away(transport, reply)
+            unaudited = ctx.limiter.turned_away(client_ip)
+            if unaudited is not None:  # else counted, and audited with a later one
+                ctx.audit_later(
+                    AuditEvent(
+                        event="refused",
+                        result="connect",
+                        client_ip=client_ip,
+                        code=421,
+                        detail=f"{reply[4:]} ({unaudited} more turned away since the last "
+                        "such event)",
+                    )
+                )
+            return
+        session = PhigateSMTP(ctx, Handler(ctx))
+        transport.set_protocol(session)
+        session.connection_made(transport)
+
+    def _turn_away(self, transport: asyncio.BaseTransport, reply: str) -> None:
+        metrics.REFUSALS.labels(reply[:3], _enhanced_of(reply.encode())).inc()
+        # uvloop's transports are no asyncio.WriteTransport, though they write.
+        cast(asyncio.Transport, transport).write(reply.encode() + b"\r\n")
+        transport.close()
 
 
 class Handler:
@@ -488,6 +504,10 @@ class Handler:
         guard = self.ctx.guard
         if guard.locked(user, ip):
             metrics.AUTH.labels("locked").inc()
+            # As slow as the slowest failure: a locked client that keeps trying gets
+            # one answer per auth_backoff_max on each connection, not hundreds a second
+            # (each with audit rows, and a TLS handshake per reconnection).
+            await asyncio.sleep(guard.limits.auth_backoff_max)
             await server.note_refusal(
                 AuditEvent(event="auth", result="locked", principal=user, client_ip=ip, code=454)
             )

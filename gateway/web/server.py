@@ -21,6 +21,7 @@ from typing import Protocol
 import uvicorn
 from fastapi import FastAPI
 
+from gateway.clients import ConnectionLimits
 from gateway.logs import event
 from gateway.mail import tls
 from gateway.web.connections import bounded_protocol
@@ -45,11 +46,9 @@ def web_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
         ) from None
 
 
-class WebLimits(Protocol):
-    """How many connections a server keeps open, and how long a request may take."""
-
-    @property
-    def max_connections(self) -> int: ...
+class WebLimits(ConnectionLimits, Protocol):
+    """How many connections a server keeps open (in all, from one client), and how long
+    a request may take."""
 
     @property
     def request_timeout(self) -> float: ...
@@ -81,7 +80,7 @@ class WebServer:
         self.name = name
         config = uvicorn.Config(
             app,
-            http=bounded_protocol(limits.max_connections, limits.request_timeout),
+            http=bounded_protocol(limits, limits.request_timeout),
             # uvicorn answers 503 once this many connections (the requesting one
             # included) or requests in progress are open: with at most
             # max_connections connections, that bounds the requests still
