@@ -56,6 +56,7 @@ from relay import (  # bench/ is on sys.path
     log,
     make_sink,
     run_one,
+    stop_all,
     stop_process,
 )
 
@@ -420,11 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"bench: {exc}")
         return 2
     finally:
-        if sampler is not None:
-            sampler.stop()
-        stopped = gate.stop() if gate is not None else None
-        if sink is not None:
-            sink.stop()
+        stopped = stop_all(sampler, gate, sink)
         if stopped not in (None, 0):
             exit_code = exit_code or 1
             log(f"bench: phigate exit status {stopped} (0 expected after SIGTERM)")

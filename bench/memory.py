@@ -38,6 +38,7 @@ from relay import (  # bench/ is on sys.path
     make_sink,
     proc_status_kb,
     run_one,
+    stop_all,
 )
 
 MB = 1024 * 1024
@@ -223,11 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"bench: {exc}")
         return 2
     finally:
-        if sampler is not None:
-            sampler.stop()
-        stopped = gate.stop() if gate is not None else None
-        if sink is not None:
-            sink.stop()
+        stopped = stop_all(sampler, gate, sink)
         if gate is not None and stopped not in (None, 0):
             log(f"bench: phigate exit status {stopped}:\n{gate.log_tail()}")
             exit_code = exit_code or 1

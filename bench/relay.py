@@ -953,6 +953,17 @@ def bench_cpu_seconds(phigate_cpu: TreeCpu, sink: Sink) -> float:
     return phigate_cpu.total + sink_cpu + own_cpu_seconds()
 
 
+def stop_all(sampler: Sampler | None, gate: Phigate | None, sink: Sink | None) -> int | None:
+    """Stop what a benchmark started, in order: the sampler, phigate (SIGTERM), the
+    sink. phigate's exit status, or None when it never started."""
+    if sampler is not None:
+        sampler.stop()
+    stopped = gate.stop() if gate is not None else None
+    if sink is not None:
+        sink.stop()
+    return stopped
+
+
 def run_one(
     spec: RunSpec, gate: Phigate, sink: Sink, sampler: Sampler, index: int, time_limit: float
 ) -> RunResult:
