@@ -167,14 +167,15 @@ def test_a_listener_overrides_the_connection_limits(tmp_path: Path) -> None:
             third = RawClient(server.public)
             assert third.reply() == turned_away
             third.close()
-        # One audit row for the client, not one per connection.
+        # One audit row for the client, not one per connection (written after the 421).
+        wait_until(lambda: bool(audit_since(server.gw, mark)))
+        # The submission listener keeps the top-level limits: 127.0.0.1 is welcome there.
+        sessions = [stack.enter_context(tls_client(server.gw.port)) for _ in range(3)]
+        assert all(s.noop()[0] == 250 for s in sessions)
         rows = audit_since(server.gw, mark)
         assert [(e["result"], e["code"], e["client_ip"]) for e in rows] == [
             ("connect", 421, "127.0.0.1")
         ]
-        # The submission listener keeps the top-level limits: 127.0.0.1 is welcome there.
-        sessions = [stack.enter_context(tls_client(server.gw.port)) for _ in range(3)]
-        assert all(s.noop()[0] == 250 for s in sessions)
 
 
 def ipv6_loopback_port() -> int | None:
