@@ -265,18 +265,52 @@ class PhigateSMTP(SMTP):
         super().connection_lost(error)
 
     async def smtp_STARTTLS(self, arg: str) -> None:
-        # A client that never completes the handshake would otherwise hold its
-        # session (and connection slot) for good: aiosmtpd waits on the
-        # handshake without a limit, and closing a half-made TLS transport
-        # does not always end that wait.
-        timeout = self.ctx.limits.tls_handshake_timeout
+        """STARTTLS through the event loop's own TLS layer.
+
+        aiosmtpd wraps the connection in asyncio's `SSLProtocol`, which runs the
+        TLS record layer in Python on every loop; `loop.start_tls` runs it in
+        uvloop's compiled code. The handshake is bounded: a client that never
+        completes it would otherwise hold its session and connection slot.
+        """
+        if arg:
+            await self.push("501 Syntax: STARTTLS")
+            return
+        if self.tls_context is None:
+            await self.push("454 TLS not available")
+            return
+        if self._tls_protocol is not None:
+            await self.push("503 5.5.1 TLS already active")
+            return
+        plain = self.transport
+        assert plain is not None
+        await self.push("220 Ready to start TLS")
+        # RFC 3207 §4.2: nothing the client sent in clear after STARTTLS counts.
+        self._reader._buffer.clear()  # type: ignore[attr-defined]
         try:
-            await asyncio.wait_for(super().smtp_STARTTLS(arg), timeout)
-        except TimeoutError as exc:
-            if isinstance(self._original_transport, asyncio.WriteTransport):
-                self._original_transport.abort()
+            secured = await self.loop.start_tls(
+                cast(asyncio.WriteTransport, plain),
+                self,
+                self.tls_context,
+                server_side=True,
+                ssl_handshake_timeout=self.ctx.limits.tls_handshake_timeout,
+            )
+        except (OSError, ssl.SSLError, TimeoutError) as exc:
             # aiosmtpd answers this by closing the session (connection_lost).
-            raise TLSSetupException("TLS handshake timed out") from exc
+            raise TLSSetupException("TLS handshake failed") from exc
+        if secured is None:  # the connection closed during the handshake
+            raise TLSSetupException("TLS handshake failed")
+        # What aiosmtpd's connection_made does after its own handshake. The
+        # reader's buffer is not cleared again: it may already hold the
+        # client's first command over TLS.
+        self._original_transport = plain
+        self._tls_protocol = cast(Any, secured)  # aiosmtpd only asks whether TLS is on
+        self.transport = secured
+        self._reader._transport = secured  # type: ignore[attr-defined]
+        self._writer._transport = secured  # type: ignore[attr-defined]
+        self._set_rset_state()  # type: ignore[no-untyped-call]
+        self.session = self._create_session()
+        self.session.peer = secured.get_extra_info("peername")
+        self._reset_timeout()
 
     async def smtp_DATA(self, arg: str) -> None:
         """aiosmtpd's DATA, reading the message into one buffer (gateway.smtp.data)."""
