@@ -31,6 +31,7 @@ from sqlalchemy import Connection, func, select
 
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
+from gateway.config import LimitsConfig
 from gateway.store import queue
 from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database
@@ -38,6 +39,7 @@ from gateway.store.keyring import Sealed
 from gateway.store.schema import jobs, messages
 
 OWNER = "bench:1"
+INLINE_SIZE = LimitsConfig().large_message_size  # what the server loads with a claim
 SEALED = Sealed("k1", os.urandom(60), os.urandom(5 * 1024))  # a 5 KB message, as sealed
 
 
@@ -98,7 +100,7 @@ async def one_message(db: Database, now: float) -> None:
 
     def claim(conn: Connection) -> list[queue.ClaimedJob]:
         claimed = queue.claim(conn, OWNER, now, 300.0, 4)
-        queue.load_messages(conn, [job.queue_id for job in claimed])
+        queue.load_messages(conn, [job.queue_id for job in claimed], INLINE_SIZE)
         return claimed
 
     for job in await db.write(claim, durable=False):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from gateway import metrics
+from gateway import malloc, metrics
 from gateway.audit import checkpoints, trail
 from gateway.audit.formats import SyslogFormat
 from gateway.audit.forwarder import Forwarder, ForwarderSetupError, client_context
@@ -60,6 +60,7 @@ from gateway.runstate import PID_FILE
 from gateway.smime.envelope import SmimeEncryptor
 from gateway.smime.errors import SmimeSetupError
 from gateway.smtp.auth import Authenticator, AuthGuard
+from gateway.smtp.data import LargeMessages
 from gateway.smtp.limits import ConnectionLimiter
 from gateway.smtp.listener import ConnectionGate, ListenerContext, PhigateSMTP
 from gateway.store import keyfiles
@@ -162,11 +163,12 @@ def bind_web_socket(settings: Settings) -> socket.socket | None:
 
 
 def _per_process(limits: LimitsConfig, processes: int) -> LimitsConfig:
-    """Each process enforces its share of the connection limits."""
+    """Each process enforces its share of the connection and large-message limits."""
     return limits.model_copy(
         update={
             "max_connections": math.ceil(limits.max_connections / processes),
             "max_connections_per_ip": math.ceil(limits.max_connections_per_ip / processes),
+            "max_large_messages": math.ceil(limits.max_large_messages / processes),
         }
     )
 
@@ -463,6 +465,7 @@ def _listener_contexts(
                 authenticator=authenticator,
                 guard=guard,
                 limiter=ConnectionLimiter(limits),
+                large_messages=LargeMessages(limits.large_message_size, limits.max_large_messages),
                 relay_networks=list(settings.relay_networks),
                 tls_context=tls_context if listener.tls != "none" else None,
                 unsubscribe=mailto if listener.accept_unsubscribe else None,
@@ -663,6 +666,8 @@ def _delivery_service(
             settings.postmaster_address, settings.relay_networks, settings.portal_address
         ),
         reports_tls=settings.tls_reports.enabled,
+        large_message_size=settings.limits.large_message_size,
+        max_large_messages=_per_process(settings.limits, settings.processes).max_large_messages,
     )
     return service
 
@@ -778,6 +783,7 @@ def _check_audit_key(settings: Settings) -> None:
 
 
 def serve(settings: Settings) -> None:
+    malloc.return_large_blocks()  # before anything large is allocated, in every process
     # Loaded before forking: a certificate problem stops start-up once, here.
     ssl_context = _tls_context(settings)
     _check_audit_key(settings)

@@ -50,6 +50,10 @@ class LimitsConfig(_Strict):
     # client turned away at the limit is audited once a minute, with a count.
     max_connections: int = Field(default=500, gt=0)
     max_connections_per_ip: int = Field(default=50, gt=0)
+    # Messages past large_message_size octets are read and processed at most
+    # max_large_messages at a time; the others wait, holding that much.
+    large_message_size: int = Field(default=1024 * 1024, gt=0)
+    max_large_messages: int = Field(default=4, gt=0)
     idle_timeout: float = Field(default=300.0, gt=0)
     tls_handshake_timeout: float = Field(default=30.0, gt=0)
     # A session ends (421, the client reconnects) at its first command after

@@ -38,6 +38,7 @@ REFUSALS: Counter
 ACCEPTED: Counter
 INTAKE_SECONDS: Histogram
 IN_FLOW_WAITS: Counter
+LARGE_MESSAGE_WAITS: Counter
 PHI_FINDINGS: Counter
 DECISIONS: Counter
 DELIVERIES: Counter
@@ -86,6 +87,10 @@ def _define() -> dict[str, Counter | Histogram]:
             "Messages that waited for delivery to catch up (delivery.in_flow_delay), by how"
             " the wait ended: a delivery finished, or the delay ran out.",
             ["ended_by"],
+        ),
+        "LARGE_MESSAGE_WAITS": Counter(
+            "phigate_large_message_waits",
+            "Large messages that waited for a turn to be read (limits.max_large_messages).",
         ),
         "DELIVERIES": Counter(
             "phigate_deliveries",

@@ -168,10 +168,26 @@ def test_rotation_rewraps_so_old_master_key_can_be_removed(
     assert not (tmp_path / "keys" / f"{old_key}.key").exists()
     fresh = Keyring(tmp_path / "keys")
     with db.reading() as conn:
-        loaded = queue.load_messages(conn, [queue_id]).get(queue_id)
+        loaded = queue.load_messages(conn, [queue_id], 1024).get(queue_id)
     assert loaded is not None and loaded.sealed is not None
     assert loaded.sealed.key_id == new_key
     assert fresh.open(loaded.sealed, queue_id.encode()) == b"secret content"
+
+
+def test_a_large_message_is_loaded_only_when_asked_for(db: Database, keyring: Keyring) -> None:
+    queue_id = _enqueue(db, keyring, 1, b"x" * 5000)
+    with db.reading() as conn:
+        small = queue.load_messages(conn, [queue_id], 5000)[queue_id]
+        large = queue.load_messages(conn, [queue_id], 4999)[queue_id]
+        sealed = queue.load_sealed(conn, queue_id)
+    assert not small.large and small.sealed is not None
+    assert large.large and large.sealed is None and large.sender == small.sender
+    assert sealed == small.sealed
+    assert keyring.open(sealed, queue_id.encode()) == b"x" * 5000
+    with db.transaction() as conn:
+        queue.delete_message(conn, queue_id, time.time())
+    with db.reading() as conn:
+        assert queue.load_sealed(conn, queue_id) is None
 
 
 def test_audit_chain_detects_edits_and_deletions(tmp_path: Path, db: Database) -> None:

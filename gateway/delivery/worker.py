@@ -38,7 +38,7 @@ from gateway.delivery.transport import Transport
 from gateway.logs import event
 from gateway.store import queue
 from gateway.store.database import Database
-from gateway.store.keyring import Keyring
+from gateway.store.keyring import Keyring, Sealed
 
 log = logging.getLogger("gateway.delivery")
 
@@ -75,9 +75,13 @@ class DeliveryService:
         bounces: BounceMaker,
         signing: SigningScope,
         reports_tls: bool,
+        large_message_size: int,
+        max_large_messages: int,
     ) -> None:
         """`transport` is the one `router`'s modes send through (closed at stop);
-        `reports_tls`: keep TLS sessions for TLS reports."""
+        `reports_tls`: keep TLS sessions for TLS reports. Messages larger than
+        `large_message_size` are loaded only when a worker takes them, and at most
+        `max_large_messages` at a time are delivered."""
         self.config = config
         self.db = db
         self.keyring = keyring
@@ -87,6 +91,8 @@ class DeliveryService:
         self.bounces = bounces
         self.signing = signing
         self.reports_tls = reports_tls
+        self.large_message_size = large_message_size
+        self._large_turns = asyncio.Semaphore(max_large_messages)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{time.time():.0f}"
         self._wakeup = asyncio.Event()
         self._stopping = False
@@ -216,7 +222,11 @@ class DeliveryService:
             by_message: dict[str, list[queue.ClaimedJob]] = defaultdict(list)
             for job in jobs:
                 by_message[job.queue_id].append(job)
-            loaded = queue.load_messages(conn, list(by_message)) if jobs else {}
+            loaded = (
+                queue.load_messages(conn, list(by_message), self.large_message_size)
+                if jobs
+                else {}
+            )
             return [Delivery(q, tuple(group), loaded.get(q)) for q, group in by_message.items()]
 
         # Lost to a crash of the machine, a claim only makes the jobs due again.
@@ -245,10 +255,23 @@ class DeliveryService:
 
     async def _deliver(self, delivery: Delivery) -> None:
         message = delivery.message
-        if message is None or message.sealed is None:
+        if message is None:
+            return  # deleted while queued; the delete already settled its jobs
+        if not message.large:
+            await self._attempt(delivery, message, message.sealed)
+            return
+        async with self._large_turns:
+            queue_id = delivery.queue_id
+            sealed = await self.db.read(lambda conn: queue.load_sealed(conn, queue_id))
+            await self._attempt(delivery, message, sealed)
+
+    async def _attempt(
+        self, delivery: Delivery, message: queue.MessageForDelivery, sealed: Sealed | None
+    ) -> None:
+        if sealed is None:
             return  # deleted while queued; the delete already settled its jobs
         started = time.perf_counter()
-        content = self.keyring.open(message.sealed, delivery.queue_id.encode())
+        content = self.keyring.open(sealed, delivery.queue_id.encode())
         attempt = Attempt(
             message.sender,
             delivery.queue_id,

@@ -8,12 +8,20 @@ limits and replies are aiosmtpd's: a line of more than `line_length_limit`
 octets (CRLF included) answers 500, more than `size_limit` octets 552, and in
 both cases the rest of the message is still read (and dropped) so that the
 session stays in step. The message ends at CRLF.CRLF only, never at a bare LF.
+
+Large messages take turns (`LargeMessages`): past `limits.large_message_size`
+octets a message is read on only while it holds one of the listener's
+`limits.max_large_messages` turns, kept until its reply. The others wait
+holding that much and no more, their senders held back by TCP; so fifty
+clients sending 10 MB at once cost a few messages' worth of memory, not fifty.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+
+from gateway import metrics
 
 _END = b"\r\n.\r\n"
 # The buffer starts with a CRLF of its own, so that a first line of "." ends
@@ -29,6 +37,38 @@ class Received:
 
     content: bytes = b""
     refusal: str | None = None
+
+
+class LargeMessages:
+    """The turns of one listener in one process for reading and processing large messages."""
+
+    def __init__(self, size: int, at_once: int) -> None:
+        self.size = size
+        self._turns = asyncio.Semaphore(at_once)
+
+    def turn(self) -> LargeTurn:
+        return LargeTurn(self)
+
+
+class LargeTurn:
+    """One DATA's claim on a turn: taken once the message grows past the size, if it does."""
+
+    def __init__(self, gate: LargeMessages) -> None:
+        self.size = gate.size
+        self._turns = gate._turns
+        self._held = False
+
+    async def take(self) -> None:
+        if not self._held:
+            if self._turns.locked():
+                metrics.LARGE_MESSAGE_WAITS.inc()
+            await self._turns.acquire()
+            self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._turns.release()
 
 
 def _pending_end(buffer: bytearray) -> int:
@@ -60,9 +100,15 @@ class _Lines:
 
 
 async def read_data(
-    reader: asyncio.StreamReader, size_limit: int | None, line_length_limit: int
+    reader: asyncio.StreamReader,
+    size_limit: int | None,
+    line_length_limit: int,
+    large: LargeTurn | None = None,
 ) -> Received:
-    """Read one message's DATA up to and including CRLF.CRLF; nothing after it."""
+    """Read one message's DATA up to and including CRLF.CRLF; nothing after it.
+
+    Past `large.size` octets, reading waits for a turn (released by the caller).
+    """
     buffer = bytearray(_START)
     lines = _Lines(line_length_limit)
     too_much = False
@@ -85,6 +131,8 @@ async def read_data(
             lines.check(buffer, appended_at)
         if end >= 0:
             break
+        if large is not None and not refused and len(buffer) > large.size:
+            await large.take()
         # The octets aiosmtpd counts (the lines before ".", stuffed) exceed the limit.
         if size_limit and len(buffer) - len(_START) - (len(_END) - 1) > size_limit:
             too_much = True

@@ -31,7 +31,7 @@ from gateway.mail.addresses import AddressError, domain_of, normalise
 from gateway.mail.headers import author_domains
 from gateway.smtp.auth import Authenticator, AuthGuard
 from gateway.smtp.content import author_refusal, content_problem
-from gateway.smtp.data import read_data
+from gateway.smtp.data import LargeMessages, read_data
 from gateway.smtp.limits import SESSION_EXPIRED, ConnectionLimiter, RefusalTally, SessionBudget
 from gateway.smtp.lines import BareLineEnding, CrlfCommandReader
 from gateway.store.database import Database
@@ -80,6 +80,7 @@ class ListenerContext:
     authenticator: Authenticator
     guard: AuthGuard
     limiter: ConnectionLimiter
+    large_messages: LargeMessages
     relay_networks: list[RelayNetwork]
     tls_context: ssl.SSLContext | None
     # Set on listeners with `accept_unsubscribe`: opt-outs by mail, without AUTH.
@@ -324,18 +325,24 @@ class PhigateSMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        # A large message keeps its turn until its content is let go, after intake.
+        turn = self.ctx.large_messages.turn()
         try:
-            received = await read_data(self._reader, self.data_size_limit, self.line_length_limit)
+            received = await read_data(
+                self._reader, self.data_size_limit, self.line_length_limit, turn
+            )
+            reply = received.refusal
+            if reply is None:
+                self.envelope.content = self.envelope.original_content = received.content
+                del received  # the envelope holds the only reference, and drops it below
+                status = await self._call_handler_hook("DATA")
+                reply = "250 OK" if status is MISSING else status
+            self._set_post_data_state()  # type: ignore[no-untyped-call]  # untyped in aiosmtpd
         except asyncio.CancelledError:  # the connection was lost during DATA
             self._writer.close()
             raise
-        reply = received.refusal
-        if reply is None:
-            self.envelope.content = self.envelope.original_content = received.content
-            del received  # the envelope holds the only reference, and drops it below
-            status = await self._call_handler_hook("DATA")
-            reply = "250 OK" if status is MISSING else status
-        self._set_post_data_state()  # type: ignore[no-untyped-call]  # untyped in aiosmtpd
+        finally:
+            turn.release()
         await self.push(reply)
 
     async def note_refusal(self, refusal: AuditEvent) -> bool:

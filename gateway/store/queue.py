@@ -14,8 +14,9 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, false, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, case, false, func, insert, or_, select, update
 
 from gateway.store.database import shredded
 from gateway.store.keyring import Keyring, Sealed
@@ -232,12 +233,18 @@ _CLAIM = Prepared(
 # With the sending principal's domains as they are now: DKIM signs only those.
 _LOAD_MESSAGES = (
     select(
-        messages,
+        *(column for column in messages.c if column is not messages.c.content),
+        # A large message's content stays in the store until its delivery's turn.
+        case((messages.c.size <= bindparam("inline_size"), messages.c.content)).label("content"),
+        (messages.c.size > bindparam("inline_size")).label("large"),
         principals.c.domains.label("principal_domains"),
         principals.c.from_domains.label("principal_from_domains"),
     )
     .select_from(messages.outerjoin(principals, principals.c.name == messages.c.principal))
     .where(messages.c.queue_id.in_(bindparam("queue_ids", expanding=True)))
+)
+_LOAD_SEALED = select(messages.c.key_id, messages.c.wrapped_key, messages.c.content).where(
+    messages.c.queue_id == bindparam("queue_id")
 )
 _FINISH_JOB = Prepared(
     update(jobs)
@@ -355,22 +362,28 @@ class MessageForDelivery:
     message_id: str | None
     principal: str | None
     is_dsn: bool
-    sealed: Sealed | None  # None once shredded
+    sealed: Sealed | None  # None once shredded, or left in the store when `large`
     listener: str = ""  # where it came in; phigate's own reports name their source
     client_ip: str = ""
     # What the principal's From: may name now (principals.author_domains); () without one.
     principal_domains: tuple[str, ...] = ()
+    large: bool = False  # content not loaded with the claim (see load_messages)
 
 
-def load_messages(conn: Connection, queue_ids: Sequence[str]) -> dict[str, MessageForDelivery]:
-    """The messages (with sealed content) that claimed jobs belong to."""
+def _sealed_of(row: Any) -> Sealed | None:
+    if row["wrapped_key"] is None or row["content"] is None:
+        return None  # shredded
+    return Sealed(row["key_id"], row["wrapped_key"], row["content"])
+
+
+def load_messages(
+    conn: Connection, queue_ids: Sequence[str], inline_size: int
+) -> dict[str, MessageForDelivery]:
+    """The messages that claimed jobs belong to, with their sealed content if it is no
+    larger than `inline_size` octets; the others are `large`, for `load_sealed`."""
     found: dict[str, MessageForDelivery] = {}
-    for row in conn.execute(_LOAD_MESSAGES, {"queue_ids": list(queue_ids)}).mappings():
-        sealed = (
-            Sealed(row["key_id"], row["wrapped_key"], row["content"])
-            if row["wrapped_key"] is not None and row["content"] is not None
-            else None
-        )
+    params = {"queue_ids": list(queue_ids), "inline_size": inline_size}
+    for row in conn.execute(_LOAD_MESSAGES, params).mappings():
         found[row["queue_id"]] = MessageForDelivery(
             row["queue_id"],
             row["sender"],
@@ -378,14 +391,21 @@ def load_messages(conn: Connection, queue_ids: Sequence[str]) -> dict[str, Messa
             row["message_id"],
             row["principal"],
             row["is_dsn"],
-            sealed,
+            None if row["large"] else _sealed_of(row),
             row["listener"],
             row["client_ip"],
             stored_author_domains(row["principal_domains"], row["principal_from_domains"])
             if row["principal_domains"] is not None
             else (),
+            large=bool(row["large"]),
         )
     return found
+
+
+def load_sealed(conn: Connection, queue_id: str) -> Sealed | None:
+    """One message's sealed content; None once it is shredded or deleted."""
+    row = conn.execute(_LOAD_SEALED, {"queue_id": queue_id}).mappings().first()
+    return _sealed_of(row) if row is not None else None
 
 
 def finish_job(
