@@ -478,11 +478,12 @@ def test_only_the_blind_and_sealed_books_draw_names_from_other_locales(split: st
     write them in Latin script."""
     fake, hc = corpus._faker()
     c = corpus.Ctx(random.Random(1), fake, hc)
-    for split in ("tune", "heldout", "fresh"):
+    for plain in ("tune", "heldout", "fresh"):
         state = c.rng.getstate()
-        assert corpus._name_faker(c, corpus.phrasebook(split)) is fake
+        assert corpus._name_faker(c, corpus.phrasebook(plain)) is fake
         assert c.rng.getstate() == state
     book = corpus.phrasebook(split)
+    assert book.name_locales
     drawn = [corpus._name_faker(c, book) is not fake for _ in range(2000)]
     assert abs(sum(drawn) / len(drawn) - book.name_locale_share) < 0.05
     for locale, _ in book.name_locales:
