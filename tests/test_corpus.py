@@ -382,6 +382,7 @@ _BOOK_MODULES = {
     "fresh": "corpus_fresh.py",
     "blind": "corpus_blind.py",
     "sealed": "corpus_sealed.py",
+    "vault": "corpus_vault.py",
 }
 _POOLS = (
     "compound_surnames",
@@ -471,10 +472,10 @@ def test_the_scorer_reports_each_split_apart(
     assert "Robert King: your prescription for metformin is ready for pickup." in out.getvalue()
 
 
-@pytest.mark.parametrize("split", ["blind", "sealed"])
-def test_only_the_blind_and_sealed_books_draw_names_from_other_locales(split: str) -> None:
+@pytest.mark.parametrize("split", ["blind", "sealed", "vault"])
+def test_only_the_blind_sealed_and_vault_books_draw_names_from_other_locales(split: str) -> None:
     """A book without locales leaves the random stream alone (its corpus stays byte for byte
-    the same); the blind and sealed books draw their share of names from locales that
+    the same); the blind, sealed and vault books draw their share of names from locales that
     write them in Latin script."""
     fake, hc = corpus._faker()
     c = corpus.Ctx(random.Random(1), fake, hc)
