@@ -382,6 +382,7 @@ _BOOK_MODULES = {
     "fresh": "corpus_fresh.py",
     "blind": "corpus_blind.py",
     "sealed": "corpus_sealed.py",
+    "vault": "corpus_vault.py",
 }
 _POOLS = (
     "compound_surnames",
@@ -471,18 +472,19 @@ def test_the_scorer_reports_each_split_apart(
     assert "Robert King: your prescription for metformin is ready for pickup." in out.getvalue()
 
 
-@pytest.mark.parametrize("split", ["blind", "sealed"])
-def test_only_the_blind_and_sealed_books_draw_names_from_other_locales(split: str) -> None:
+@pytest.mark.parametrize("split", ["blind", "sealed", "vault"])
+def test_only_the_blind_sealed_and_vault_books_draw_names_from_other_locales(split: str) -> None:
     """A book without locales leaves the random stream alone (its corpus stays byte for byte
-    the same); the blind and sealed books draw their share of names from locales that
+    the same); the blind, sealed and vault books draw their share of names from locales that
     write them in Latin script."""
     fake, hc = corpus._faker()
     c = corpus.Ctx(random.Random(1), fake, hc)
-    for split in ("tune", "heldout", "fresh"):
+    for plain in ("tune", "heldout", "fresh"):
         state = c.rng.getstate()
-        assert corpus._name_faker(c, corpus.phrasebook(split)) is fake
+        assert corpus._name_faker(c, corpus.phrasebook(plain)) is fake
         assert c.rng.getstate() == state
     book = corpus.phrasebook(split)
+    assert book.name_locales
     drawn = [corpus._name_faker(c, book) is not fake for _ in range(2000)]
     assert abs(sum(drawn) / len(drawn) - book.name_locale_share) < 0.05
     for locale, _ in book.name_locales:
