@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 import os
@@ -798,6 +799,8 @@ def serve(settings: Settings) -> None:
     forwarder_tls(settings)
     dbcache.use_directory(dbcache.directory_for(settings))
     prepare(settings.inspection)  # compiled (or loaded) once here; forked processes share it
+    gc.collect()
+    malloc.trim()  # what compiling left free, before the processes inherit it
     # Before forking and before anything counts: every process writes its own
     # files there, and a scrape sums them.
     metrics.configure(prepare_metrics_dir(settings) if settings.metrics.enabled else None)

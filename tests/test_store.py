@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import Connection
 
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.audit.verify import verify
-from gateway.store import queue, rotation
-from gateway.store.database import Database
+from gateway.store import database, queue, rotation
+from gateway.store.database import Database, head_revision, schema_revision
 from gateway.store.keyring import Keyring, KeyringError
 from gateway.store.schema import metadata
 
@@ -58,7 +62,32 @@ def _enqueue(db: Database, keyring: Keyring, recipients: int, content: bytes = b
 def test_migrations_match_the_models(db: Database) -> None:
     with db.write_engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        assert schema_revision(conn) == head_revision()
     assert diff == []
+
+
+def test_the_head_revision_is_alembics() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(Path(database.__file__).parent / "migrations"))
+    assert head_revision() == ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_a_current_schema_is_opened_without_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    Database(url).migrate()
+    opened = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from gateway.store.database import Database;"
+            f"Database({url!r}).migrate(); print('alembic' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert opened.stdout.strip() == "False"
 
 
 def test_concurrent_claimers_never_share_a_job(

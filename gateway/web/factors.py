@@ -11,6 +11,7 @@ it matched is recorded and an older or equal step is refused.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -34,9 +35,14 @@ CODE_DIGITS = 6
 _STEPS_ACCEPTED = (-1, 0, 1)
 _NONCE_BYTES = 12
 _HASHER = PasswordHasher()
-# A hash of nothing anyone can type, checked when the name is unknown so that
-# a wrong name costs as long as a wrong password.
-_NOBODY = _HASHER.hash(secrets.token_bytes(32))
+
+
+@functools.cache
+def _nobody() -> str:
+    """A hash of nothing anyone can type, checked when the name is unknown so that a
+    wrong name costs as long as a wrong password. Made at first use: hashing takes a
+    fifth of a second, which every command that imports this module would pay."""
+    return _HASHER.hash(secrets.token_bytes(32))
 
 
 def web_key(keys_dir: Path) -> bytes:
@@ -72,7 +78,7 @@ def hash_password(password: str) -> str:
 def password_matches(password_hash: str | None, typed: str) -> bool:
     """Whether `typed` is the password; with no hash (unknown name), as slow and False."""
     try:
-        return _HASHER.verify(password_hash or _NOBODY, typed) and password_hash is not None
+        return _HASHER.verify(password_hash or _nobody(), typed) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

@@ -15,9 +15,7 @@ import zipfile
 from typing import IO, Any, Final
 from xml.etree.ElementTree import ParseError
 
-import pypdfium2 as pdfium
 from defusedxml.ElementTree import iterparse
-from openpyxl import load_workbook
 
 from gateway.config import InspectionConfig
 from gateway.inspect.content import Extraction, UnscannableReason
@@ -85,7 +83,11 @@ class _Extractor:
 
     def pdf(self, data: bytes) -> None:
         # PDFium (Chrome's PDF engine): about six times faster than pure-Python
-        # parsers on large documents, and hardened against hostile files.
+        # parsers on large documents, and hardened against hostile files. Imported
+        # at the first PDF, as openpyxl at the first workbook: most servers never
+        # see one, and each costs every process memory.
+        import pypdfium2 as pdfium
+
         try:
             document = pdfium.PdfDocument(data)
         except pdfium.PdfiumError as exc:
@@ -199,6 +201,8 @@ class _Extractor:
         """Every sheet: its name, then one line per row, cells joined by tabs."""
         if not all(self.admit(info) for info in archive.infolist()):
             return  # openpyxl reads the members itself: all must pass
+        from openpyxl import load_workbook
+
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         lines: list[str] = []
         size = 0
