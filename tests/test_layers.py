@@ -45,7 +45,7 @@ LAYERS: list[list[str]] = [
     # The message path: listener -> intake -> store <- delivery; the web app beside.
     ["gateway.intake", "gateway.delivery", "gateway.web"],
     ["gateway.smtp"],
-    ["gateway.datadir", "gateway.supervisor"],
+    ["gateway.datadir", "gateway.malloc", "gateway.supervisor"],
     # The composition root and the command line may import anything.
     ["gateway.app"],
     ["gateway.cli"],
