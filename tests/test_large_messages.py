@@ -51,9 +51,10 @@ def large_waits(gw: Phigate) -> float:
 def test_large_messages_take_turns_and_small_ones_pass(tmp_path: Path) -> None:
     metrics = {"enabled": True, "address": f"127.0.0.1:{free_port()}", "token": TOKEN}
     limits = {"large_message_size": LARGE, "max_large_messages": 1}
-    with Sink() as sink, Phigate(
-        tmp_path, delivery=via_sink(sink), limits=limits, metrics=metrics
-    ) as gw:
+    with (
+        Sink() as sink,
+        Phigate(tmp_path, delivery=via_sink(sink), limits=limits, metrics=metrics) as gw,
+    ):
         secret = gw.add_principal("ehr1", "clinic.example.org")
         first, second, small = (gw.client("ehr1", secret) for _ in range(3))
         first_data = large_message("first")

@@ -223,9 +223,7 @@ class DeliveryService:
             for job in jobs:
                 by_message[job.queue_id].append(job)
             loaded = (
-                queue.load_messages(conn, list(by_message), self.large_message_size)
-                if jobs
-                else {}
+                queue.load_messages(conn, list(by_message), self.large_message_size) if jobs else {}
             )
             return [Delivery(q, tuple(group), loaded.get(q)) for q, group in by_message.items()]
 
