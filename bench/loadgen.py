@@ -6,7 +6,8 @@ one after another (MAIL, RCPT, DATA; one recipient, about 5 KB or --size) until 
 total is used up. With --mix the messages are the realistic mix of
 bench/mail_mix.py instead: 5 KB, 50 KB and 2 MB by 70/25/5 of the count, a
 third of them with PHI, each fixed by its index in the run. It prints one JSON
-object: counts, the bytes of the accepted messages, per-message accept
+object: counts, the bytes of the accepted messages (and with --mix how many
+of them carry PHI), per-message accept
 latencies (DATA command to the 250 reply), the queue IDs from the 250 replies
 and monotonic timestamps of the first submission and the last 250.
 
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiosmtplib
-from mail_mix import make_mixed_message  # bench/ is on sys.path
+from mail_mix import carries_phi, make_mixed_message  # bench/ is on sys.path
 
 MESSAGE_SIZE = 5 * 1024
 SENDER = "loadgen@bench.example.org"
@@ -96,6 +97,7 @@ class RunState:
     errors: Counter[str] = field(default_factory=Counter)
     sent: int = 0
     accepted_bytes: int = 0
+    accepted_phi: int = 0  # with mix
     first_submit: float | None = None
     last_accept: float | None = None
 
@@ -176,6 +178,7 @@ async def send_loop(client: aiosmtplib.SMTP, state: RunState) -> None:
             continue
         state.last_accept = time.monotonic()
         state.accepted_bytes += len(content)
+        state.accepted_phi += state.mix and carries_phi(index)
         state.latencies_ms.append(elapsed * 1000.0)
         state.queue_ids.append(reply.message.rsplit(" ", 1)[-1])
 
@@ -213,6 +216,7 @@ async def run(opts: Options) -> dict[str, Any]:
         "sent": state.sent,
         "accepted": len(state.latencies_ms),
         "accepted_bytes": state.accepted_bytes,
+        "accepted_phi": state.accepted_phi,
         "refused": dict(state.refused),
         "errors": dict(state.errors),
         "setup_seconds": setup_seconds,

@@ -33,7 +33,7 @@ EXTENSIONS = (b"PIPELINING", b"8BITMIME", b"SIZE 104857600", b"ENHANCEDSTATUSCOD
 
 
 def ehlo_reply(starttls: bool) -> bytes:
-    lines = (b"bench-sink", *EXTENSIONS, *((b"STARTTLS",) if starttls else ()))
+    lines: list[bytes] = [b"bench-sink", *EXTENSIONS, *([b"STARTTLS"] if starttls else [])]
     return b"".join(b"250-" + line + b"\r\n" for line in lines[:-1]) + b"250 " + lines[-1] + b"\r\n"
 
 
