@@ -390,7 +390,7 @@ RequireSafeKeys false
         return None
 
     def verified_connections(self) -> int:
-        """Connections to the sink that Postfix logged as verified (it reuses them)."""
+        """Connections to the sink Postfix logged as verified (one may carry several messages)."""
         try:
             text = self.maillog.read_text(errors="replace")
         except OSError:
