@@ -3,12 +3,17 @@
 Each session opens one connection (optionally STARTTLS, certificate not
 verified, then AUTH once) and, after every session is ready, sends messages
 one after another (MAIL, RCPT, DATA; one recipient, about 5 KB or --size) until the run's
-total is used up. It prints one JSON object: counts, per-message accept
+total is used up. With --mix the messages are the realistic mix of
+bench/mail_mix.py instead: 5 KB, 50 KB and 2 MB by 70/25/5 of the count, a
+third of them with PHI, each fixed by its index in the run. It prints one JSON
+object: counts, the bytes of the accepted messages (and with --mix how many
+of them carry PHI), per-message accept
 latencies (DATA command to the 250 reply), the queue IDs from the 250 replies
 and monotonic timestamps of the first submission and the last 250.
 
     python bench/loadgen.py --port 2525 --sessions 10 --messages 2000
     LOADGEN_SECRET=S python bench/loadgen.py --port 2587 --starttls --user bench ...
+    python bench/loadgen.py --port 2525 --mix --messages 300
 """
 
 from __future__ import annotations
@@ -27,18 +32,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiosmtplib
+from mail_mix import carries_phi, make_mixed_message  # bench/ is on sys.path
 
 MESSAGE_SIZE = 5 * 1024
 SENDER = "loadgen@bench.example.org"
 RECIPIENT = "inbox@sink.bench-partner.org"
 
 
-def make_message(
-    run_id: str, index: int, size: int = MESSAGE_SIZE, marketing: bool = False
-) -> bytes:
-    """A plain text message of about `size` bytes, CRLF line endings, unique Message-ID;
-    with `marketing`, marked as such (consent is then checked for it)."""
-    head = (
+def message_head(run_id: str, index: int, marketing: bool = False) -> str:
+    """The headers up to MIME-Version (the body's own Content-Type follows), CRLF endings,
+    a unique Message-ID; with `marketing`, marked as such (consent is then checked)."""
+    return (
         ("X-Phigate-Category: marketing\r\n" if marketing else "")
         + f"From: Bench Sender <{SENDER}>\r\n"
         f"To: <{RECIPIENT}>\r\n"
@@ -46,12 +50,26 @@ def make_message(
         "Date: Thu, 01 Jan 2026 00:00:00 +0000\r\n"
         f"Message-ID: <{run_id}.{index}@bench.example.org>\r\n"
         "MIME-Version: 1.0\r\n"
-        "Content-Type: text/plain; charset=us-ascii\r\n"
-        "\r\n"
+    )
+
+
+def make_message(
+    run_id: str, index: int, size: int = MESSAGE_SIZE, marketing: bool = False
+) -> bytes:
+    """A plain text message of about `size` bytes (see message_head)."""
+    head = (
+        message_head(run_id, index, marketing)
+        + "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
     ).encode()
     line = b"The quick brown fox jumps over the lazy dog; lorem ipsum dolor sit amet.\r\n"
     body = line * max(1, (size - len(head)) // len(line))
     return head + body
+
+
+def content_at(state: RunState, index: int) -> bytes:
+    if state.mix:
+        return make_mixed_message(message_head(state.run_id, index, state.marketing), index).content
+    return make_message(state.run_id, index, state.size, state.marketing)
 
 
 def insecure_context() -> ssl.SSLContext:
@@ -71,12 +89,15 @@ class RunState:
     run_id: str
     marketing: bool = False
     size: int = MESSAGE_SIZE
+    mix: bool = False
     next_index: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     queue_ids: list[str] = field(default_factory=list)
     refused: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     sent: int = 0
+    accepted_bytes: int = 0
+    accepted_phi: int = 0  # with mix
     first_submit: float | None = None
     last_accept: float | None = None
 
@@ -101,6 +122,7 @@ class Options:
     run_id: str
     marketing: bool = False
     size: int = MESSAGE_SIZE
+    mix: bool = False
 
 
 async def open_session(opts: Options, ctx: ssl.SSLContext) -> aiosmtplib.SMTP:
@@ -128,7 +150,7 @@ async def send_loop(client: aiosmtplib.SMTP, state: RunState) -> None:
         index = state.take()
         if index is None:
             return
-        content = make_message(state.run_id, index, state.size, state.marketing)
+        content = content_at(state, index)
         now = time.monotonic()
         if state.first_submit is None:
             state.first_submit = now
@@ -155,6 +177,8 @@ async def send_loop(client: aiosmtplib.SMTP, state: RunState) -> None:
             state.refused[str(reply.code)] += 1
             continue
         state.last_accept = time.monotonic()
+        state.accepted_bytes += len(content)
+        state.accepted_phi += state.mix and carries_phi(index)
         state.latencies_ms.append(elapsed * 1000.0)
         state.queue_ids.append(reply.message.rsplit(" ", 1)[-1])
 
@@ -174,6 +198,7 @@ async def run(opts: Options) -> dict[str, Any]:
         run_id=opts.run_id,
         marketing=opts.marketing,
         size=opts.size,
+        mix=opts.mix,
     )
     state.errors.update({f"setup:{name}": n for name, n in setup_errors.items()})
     if clients:
@@ -190,6 +215,8 @@ async def run(opts: Options) -> dict[str, Any]:
         "requested": opts.messages,
         "sent": state.sent,
         "accepted": len(state.latencies_ms),
+        "accepted_bytes": state.accepted_bytes,
+        "accepted_phi": state.accepted_phi,
         "refused": dict(state.refused),
         "errors": dict(state.errors),
         "setup_seconds": setup_seconds,
@@ -198,7 +225,7 @@ async def run(opts: Options) -> dict[str, Any]:
         "latencies_ms": state.latencies_ms,
         "queue_ids": state.queue_ids,
         "cpu_seconds": usage.ru_utime + usage.ru_stime,
-        "message_bytes": len(make_message(opts.run_id, 0, opts.size)),
+        "message_bytes": len(content_at(state, 0)),
     }
 
 
@@ -233,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--size", type=int, default=MESSAGE_SIZE, help="Bytes per message (about; default 5 KB)."
     )
+    parser.add_argument(
+        "--mix",
+        action="store_true",
+        help="The realistic mix (bench/mail_mix.py): 5 KB, 50 KB and 2 MB by 70/25/5, "
+        "a third with PHI; --size does not apply.",
+    )
     args = parser.parse_args(argv)
     if not args.host.startswith("127."):
         parser.error("the load generator only targets loopback (127.0.0.0/8)")
@@ -253,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         run_id=args.run_id,
         marketing=args.marketing,
         size=args.size,
+        mix=args.mix,
     )
     result = run_loop(asyncio.wait_for(run(opts), opts.time_limit + 2 * opts.timeout))
     json.dump(result, sys.stdout)

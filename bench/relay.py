@@ -353,14 +353,20 @@ class PostfixSink:
 
 
 class PythonSink:
-    """bench/sink.py in its own process; its counter is read over a control port."""
+    """bench/sink.py in its own process; its counter is read over a control port.
+    With `tls` (certificate and key) it offers STARTTLS; with `dump` it keeps what
+    it receives in that file."""
 
     kind = "bench/sink.py"
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(
+        self, workdir: Path, tls: tuple[Path, Path] | None = None, dump: Path | None = None
+    ) -> None:
         self.port = free_port()
         self.control_port = free_port()
         self.log_path = workdir / "sink.log"
+        self.tls = tls
+        self.dump = dump
         self.proc: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
         self._reader: io.BufferedReader | None = None
@@ -376,6 +382,10 @@ class PythonSink:
             "--lifetime",
             str(MAX_BENCH_SECONDS),
         ]
+        if self.tls is not None:
+            command += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
+        if self.dump is not None:
+            command += ["--dump", str(self.dump)]
         with self.log_path.open("wb") as out:
             self.proc = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
@@ -392,6 +402,10 @@ class PythonSink:
 
     def sessions(self) -> int:
         return self._ask(b"SESSIONS")
+
+    def tls_count(self) -> int:
+        """Messages received over TLS."""
+        return self._ask(b"TLS")
 
     def _ask(self, question: bytes) -> int:
         try:
@@ -492,6 +506,8 @@ class Phigate:
     web_tls: bool = False  # the web app (portal, reviewer, consent API) over HTTPS
     # `limits` as given; None: the connection limits raised for many sessions from one address.
     limits: dict[str, Any] | None = None
+    sink_tls: str = "none"  # delivery.tls towards the sink
+    ca_file: str | None = None  # delivery.ca_file: the CA that verifies the sink's certificate
     plain_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
     web_port: int = field(default_factory=free_port)  # two benchmarks may run at once
@@ -512,8 +528,10 @@ class Phigate:
         delivery: dict[str, Any] = {
             "mode": "smarthost",
             "smarthost": f"127.0.0.1:{self.sink_port}",
-            "tls": "none",
+            "tls": self.sink_tls,
         }
+        if self.ca_file is not None:
+            delivery["ca_file"] = self.ca_file
         if self.workers is not None:
             delivery["workers"] = self.workers
         return {
@@ -895,9 +913,10 @@ def run_loadgen_at(
     secret: str | None,
     marketing: bool = False,
     size: int | None = None,
+    mix: bool = False,
 ) -> dict[str, Any]:
     """bench/loadgen.py against 127.0.0.1:`port`; with a `secret`, STARTTLS and AUTH as
-    PRINCIPAL. Its JSON result."""
+    PRINCIPAL; with `mix`, the realistic mix of bench/mail_mix.py. Its JSON result."""
     command = [
         sys.executable,
         str(BENCH_DIR / "loadgen.py"),
@@ -916,6 +935,8 @@ def run_loadgen_at(
         command.append("--marketing")
     if size is not None:
         command += ["--size", str(size)]
+    if mix:
+        command.append("--mix")
     if secret is not None:
         command += ["--starttls", "--user", PRINCIPAL]
     env = {**os.environ, "LOADGEN_SECRET": secret or ""}  # not on the command line

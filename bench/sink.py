@@ -4,9 +4,15 @@ Used when Postfix's smtp-sink is not installed. It speaks just enough ESMTP
 for a relay's delivery client (EHLO/HELO, MAIL, RCPT, DATA with
 dot-termination, RSET, NOOP, QUIT; PIPELINING is fine) and throws the content
 away. The number of messages received so far is served on a control port:
-connect, send ``COUNT`` and read one line with the number.
+connect, send ``COUNT`` and read one line with the number (``TLS``: those
+received over TLS).
+
+With --tls-cert and --tls-key it offers STARTTLS with that certificate (the
+realistic mix of bench/versus_postfix.py, where the relays verify it); with
+--dump it appends every message it receives to that file.
 
     python bench/sink.py --port 2600 --control-port 2601
+    python bench/sink.py --port 2600 --control-port 2601 --tls-cert C --tls-key K
 """
 
 from __future__ import annotations
@@ -15,19 +21,24 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import ssl
 import sys
 import time
 from collections.abc import Coroutine
-from typing import Any, cast
+from pathlib import Path
+from typing import Any, BinaryIO, cast
 
 MAX_LINE = 4096
-EHLO_REPLY = (
-    b"250-bench-sink\r\n"
-    b"250-PIPELINING\r\n"
-    b"250-8BITMIME\r\n"
-    b"250-SIZE 104857600\r\n"
-    b"250 ENHANCEDSTATUSCODES\r\n"
-)
+EXTENSIONS = (b"PIPELINING", b"8BITMIME", b"SIZE 104857600", b"ENHANCEDSTATUSCODES")
+
+
+def ehlo_reply(starttls: bool) -> bytes:
+    lines: list[bytes] = [b"bench-sink", *EXTENSIONS, *([b"STARTTLS"] if starttls else [])]
+    return b"".join(b"250-" + line + b"\r\n" for line in lines[:-1]) + b"250 " + lines[-1] + b"\r\n"
+
+
+EHLO_REPLY = ehlo_reply(starttls=False)
+EHLO_REPLY_STARTTLS = ehlo_reply(starttls=True)
 END_OF_DATA = b"\r\n.\r\n"
 
 
@@ -36,15 +47,26 @@ class Counters:
 
     def __init__(self) -> None:
         self.messages = 0
+        self.tls_messages = 0
         self.sessions = 0
 
 
 class SinkProtocol(asyncio.Protocol):
     """One SMTP session, parsed straight from the byte buffer (no streams, no per-line tasks)."""
 
-    def __init__(self, counters: Counters, idle_timeout: float) -> None:
+    def __init__(
+        self,
+        counters: Counters,
+        idle_timeout: float,
+        tls: ssl.SSLContext | None = None,
+        dump: BinaryIO | None = None,
+    ) -> None:
         self.counters = counters
         self.idle_timeout = idle_timeout
+        self.tls = tls  # offered with STARTTLS until the session is encrypted
+        self.encrypted = False
+        self.upgrade: asyncio.Future[None] | None = None  # the STARTTLS handshake
+        self.dump = dump
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.in_data = False
@@ -95,13 +117,16 @@ class SinkProtocol(asyncio.Protocol):
                 end = buf.find(END_OF_DATA)
                 if end < 0:
                     if len(buf) > 4:
+                        self._keep(buf[:-4])
                         del buf[:-4]  # keep a possible partial terminator
                     break
+                self._keep(buf[:end], last=True)
                 del buf[: end + len(END_OF_DATA)]
                 self.in_data = False
                 self.have_sender = False
                 self.recipients = 0
                 self.counters.messages += 1
+                self.counters.tls_messages += self.encrypted
                 replies.append(b"250 2.0.0 Ok: queued\r\n")
                 continue
             eol = buf.find(b"\r\n")
@@ -112,6 +137,13 @@ class SinkProtocol(asyncio.Protocol):
                 break
             line = bytes(buf[:eol])
             del buf[: eol + 2]
+            if line[:8].upper() == b"STARTTLS" and self.tls is not None and not self.encrypted:
+                # What a client pipelined after STARTTLS is dropped (RFC 3207, section 4.2).
+                buf.clear()
+                replies.append(b"220 2.0.0 Ready to start TLS\r\n")
+                self.transport.write(b"".join(replies))
+                self.upgrade = asyncio.ensure_future(self._start_tls(self.transport, self.tls))
+                return
             replies.append(self._command(line))
             if self.in_data:
                 buf[:0] = b"\r\n"
@@ -119,6 +151,29 @@ class SinkProtocol(asyncio.Protocol):
             self.transport.write(b"".join(replies))
         if self.closing:
             self.transport.close()
+
+    async def _start_tls(self, transport: asyncio.Transport, tls: ssl.SSLContext) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            encrypted = await loop.start_tls(transport, self, tls, server_side=True)
+        except (OSError, ssl.SSLError, ConnectionError):
+            transport.close()
+            return
+        if encrypted is None:
+            transport.close()
+            return
+        self.transport = encrypted
+        self.encrypted = True
+        self.have_sender = False
+        self.recipients = 0
+
+    def _keep(self, data: bytearray, last: bool = False) -> None:
+        """Append message content to the dump file (with the CRLF sentinel that starts
+        each message's data), each message ended by a blank line."""
+        if self.dump is not None:
+            self.dump.write(data)
+            if last:
+                self.dump.write(b"\r\n\r\n")
 
     def _command(self, line: bytes) -> bytes:
         verb = line[:4].upper()
@@ -143,7 +198,9 @@ class SinkProtocol(asyncio.Protocol):
         if verb == b"EHLO":
             self.have_sender = False
             self.recipients = 0
-            return EHLO_REPLY
+            return (
+                EHLO_REPLY_STARTTLS if self.tls is not None and not self.encrypted else EHLO_REPLY
+            )
         if verb == b"HELO":
             return b"250 bench-sink\r\n"
         if verb == b"NOOP":
@@ -157,7 +214,7 @@ class SinkProtocol(asyncio.Protocol):
 async def serve_control(
     counters: Counters, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
-    """Answer COUNT (and SESSIONS) lines until the client goes away."""
+    """Answer COUNT (and TLS, SESSIONS) lines until the client goes away."""
     try:
         for _ in range(10_000_000):  # bounded; a poller asks a few times a second
             line = await reader.readline()
@@ -166,6 +223,8 @@ async def serve_control(
             command = line.strip().upper()
             if command == b"COUNT":
                 writer.write(b"%d\n" % counters.messages)
+            elif command == b"TLS":
+                writer.write(b"%d\n" % counters.tls_messages)
             elif command == b"SESSIONS":
                 writer.write(b"%d\n" % counters.sessions)
             else:
@@ -178,7 +237,13 @@ async def serve_control(
 
 
 async def main_async(
-    host: str, port: int, control_port: int, idle_timeout: float, lifetime: float
+    host: str,
+    port: int,
+    control_port: int,
+    idle_timeout: float,
+    lifetime: float,
+    tls: ssl.SSLContext | None = None,
+    dump: BinaryIO | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     counters = Counters()
@@ -187,7 +252,11 @@ async def main_async(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
     server = await loop.create_server(
-        lambda: SinkProtocol(counters, idle_timeout), host, port, backlog=1024, reuse_address=True
+        lambda: SinkProtocol(counters, idle_timeout, tls, dump),
+        host,
+        port,
+        backlog=1024,
+        reuse_address=True,
     )
     control = await asyncio.start_server(
         lambda r, w: serve_control(counters, r, w), host, control_port, reuse_address=True
@@ -212,10 +281,31 @@ def main(argv: list[str] | None = None) -> int:
         default=3600.0,
         help="Exit after this many seconds even if never told to stop.",
     )
+    parser.add_argument("--tls-cert", type=Path, help="Offer STARTTLS with this certificate (PEM).")
+    parser.add_argument("--tls-key", type=Path, help="The certificate's key (PEM).")
+    parser.add_argument("--dump", type=Path, help="Append every message received to this file.")
     args = parser.parse_args(argv)
     if not args.host.startswith("127."):
         parser.error("the sink only listens on loopback (127.0.0.0/8)")
-    run(main_async(args.host, args.port, args.control_port, args.idle_timeout, args.lifetime))
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    tls = None
+    if args.tls_cert is not None:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+    with contextlib.ExitStack() as stack:
+        dump = stack.enter_context(args.dump.open("ab")) if args.dump is not None else None
+        run(
+            main_async(
+                args.host,
+                args.port,
+                args.control_port,
+                args.idle_timeout,
+                args.lifetime,
+                tls,
+                dump,
+            )
+        )
     return 0
 
 

@@ -3,6 +3,7 @@
     .venv/bin/python bench/versus_postfix.py            # full run, a few minutes
     .venv/bin/python bench/versus_postfix.py --quick    # smoke run
     .venv/bin/python bench/versus_postfix.py --json     # results as JSON on stdout
+    .venv/bin/python bench/versus_postfix.py --mix      # the realistic mix, over verified TLS
 
 Both systems get the same load generator (bench/loadgen.py: STARTTLS and AUTH,
 persistent sessions, 5 KB messages without PHI), both sign with RSA-2048 DKIM
@@ -20,17 +21,27 @@ whole process tree: phigate's supervisor and server processes; Postfix's
 master, all its daemons and OpenDKIM), peak RSS and PSS, and checks that the
 sink got every accepted message once and the queue is empty. Exit status 1 if
 a run lost or duplicated a message, 2 if the benchmark could not be set up.
-See bench/README.md, "Versus Postfix".
+
+With --mix the load is bench/mail_mix.py's realistic mix (5 KB, 50 KB and
+2 MB messages by 70/25/5 of the count, a third with PHI) and both relays
+deliver over TLS to bench/sink.py, which presents a certificate from a test CA
+made in the temporary directory: phigate sends PHI only over TLS verified
+against that CA (its default policy; delivery.ca_file) and everything else
+with opportunistic STARTTLS, Postfix verifies every delivery
+(smtp_tls_security_level = secure, smtp_tls_CAfile). The table then adds MB/s
+delivered and CPU ms per MB. See bench/README.md, "Versus Postfix".
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pwd
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -49,7 +60,9 @@ from relay import (  # bench/ is on sys.path
     LoadFigures,
     Phigate,
     PostfixSink,
+    PythonSink,
     Sampler,
+    Sink,
     TreeCpu,
     calibrate,
     free_port,
@@ -64,6 +77,9 @@ from relay import (  # bench/ is on sys.path
 )
 from stack_profile import fold, format_profile
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from certs import issue, make_certs  # tests/certs.py: a test CA on disk
+
 POSTFIX = Path("/usr/sbin/postfix")
 OPENDKIM = Path("/usr/sbin/opendkim")
 OPENDKIM_GENKEY = Path("/usr/sbin/opendkim-genkey")
@@ -77,6 +93,13 @@ DEFAULT_SESSIONS = (1, 10, 50)
 DEFAULT_MESSAGES = 2000  # per run with several sessions; a single session sends a quarter
 QUICK_MESSAGES = 200
 WARMUP_MESSAGES = 20
+MB = 1024 * 1024
+PLAIN_MESSAGE_BYTES = 5 * 1024  # the plain run's messages, which the targets are set for
+# Issue 16's targets for phigate against Postfix (bench/README.md, "Versus Postfix").
+TARGET_RATIO = 1.5  # delivered/s
+TARGET_CPU_MS_PER_MESSAGE = 2.5
+TARGET_KEEP_UP = 0.95  # delivered/s over accepted/s
+SINK_NAME = f"sink.{DOMAIN}"  # the name in the certificate of Postfix's sink in the mix
 POSTFIX_QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
 PY_SPY_RATE = 100  # samples per second and thread
 
@@ -102,20 +125,39 @@ class System(Protocol):
 
     def queued(self) -> int: ...
 
+    def phi_verified(self) -> int | None:
+        """Messages it delivered over verified TLS because they carry PHI; None where it
+        does not tell them apart (Postfix verifies every delivery)."""
+        ...
+
+
+class KeepingSink(Sink, Protocol):
+    dump: Path | None  # where it keeps what it receives, while set
+
 
 # --- Postfix with OpenDKIM -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RelayTls:
+    """Verified TLS towards the sink: its certificate must chain to `ca_file` and name `name`."""
+
+    ca_file: Path
+    name: str
 
 
 @dataclass
 class Postfix:
     """A private Postfix instance (own config, queue and data directories) with an
-    OpenDKIM milter on a unix socket, relaying everything to `sink_port`."""
+    OpenDKIM milter on a unix socket, relaying everything to `sink_port` (over verified
+    TLS with `relay_tls`, else in plaintext)."""
 
     workdir: Path
     sink_port: int
     cert: Path  # the test certificate phigate presents, presented here too
     key: Path
     secret: str
+    relay_tls: RelayTls | None = None
     name: str = "postfix"
     port: int = field(default_factory=free_port)
     opendkim: subprocess.Popen[bytes] | None = None
@@ -159,7 +201,7 @@ inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mynetworks = 127.0.0.1/32
 relayhost = [127.0.0.1]:{self.sink_port}
-smtp_tls_security_level = none
+{self.smtp_tls_settings()}
 smtpd_tls_cert_file = {self.cert}
 smtpd_tls_key_file = {self.key}
 smtpd_tls_security_level = encrypt
@@ -178,6 +220,17 @@ non_smtpd_milters = $smtpd_milters
 milter_default_action = tempfail
 biff = no
 """
+
+    def smtp_tls_settings(self) -> str:
+        if self.relay_tls is None:
+            return "smtp_tls_security_level = none"
+        # `secure`: a certificate from the CA naming the sink, or no delivery at all.
+        return (
+            "smtp_tls_security_level = secure\n"
+            f"smtp_tls_secure_cert_match = {self.relay_tls.name}\n"
+            f"smtp_tls_CAfile = {self.relay_tls.ca_file}\n"
+            "smtp_tls_loglevel = 1"
+        )
 
     def master_cf(self) -> str:
         # Debian's master.cf without chroot (the queue is outside /var/spool/postfix)
@@ -333,6 +386,17 @@ RequireSafeKeys false
             for _, _, files in os.walk(self.queue_dir / queue)
         )
 
+    def phi_verified(self) -> int | None:
+        return None
+
+    def verified_connections(self) -> int:
+        """Connections to the sink Postfix logged as verified (one may carry several messages)."""
+        try:
+            text = self.maillog.read_text(errors="replace")
+        except OSError:
+            return 0
+        return text.count("Verified TLS connection established to 127.0.0.1")
+
     def stop(self) -> None:
         if self.master_pid:
             try:
@@ -387,6 +451,16 @@ class PhigateUnderTest:
     def queued(self) -> int:
         return len(self.gate.pending_jobs())
 
+    def phi_verified(self) -> int | None:
+        """Deliveries in the policy's `tls` mode, verified against the CAs (audit trail)."""
+        query = (
+            "SELECT count(*) FROM audit_events WHERE event = 'delivered' "
+            "AND detail LIKE 'mode=tls %' AND detail LIKE '% verify=pkix %'"
+        )
+        uri = f"{(self.gate.workdir / 'data' / 'phigate.db').as_uri()}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30.0)) as db:
+            return int(db.execute(query).fetchone()[0])
+
 
 # --- runs ------------------------------------------------------------------------
 
@@ -398,7 +472,13 @@ class RunResult(LoadFigures):
     peak_rss_mb: float
     peak_pss_mb: float
     other_cpu_percent: float  # processes outside the benchmark, % of one core
+    accepted_bytes: int  # as submitted
+    delivered_mb_per_s: float  # the accepted bytes over the time delivered/s is taken over
+    cpu_ms_per_mb: float
     delivered: int
+    delivered_over_tls: int | None  # None: the sink offers no TLS
+    accepted_phi: int
+    phi_verified: int | None  # delivered over verified TLS for their PHI (phigate tells)
     queue_left: int
     ok: bool
 
@@ -407,23 +487,33 @@ def tree_cpu_seconds(roots: Sequence[int]) -> float:
     return sum(TreeCpu.read(root).total for root in roots)
 
 
+def tls_count(sink: Sink) -> int | None:
+    """Messages the sink received over TLS, if it offers TLS."""
+    return sink.tls_count() if isinstance(sink, PythonSink) and sink.tls is not None else None
+
+
 def measure(
     system: System,
-    sink: PostfixSink,
+    sink: Sink,
     sampler: Sampler,
     sessions: int,
     messages: int,
     run_id: str,
     time_limit: float,
+    mix: bool,
 ) -> RunResult:
     """One load generator run against `system`, until its sink has every accepted message."""
     others = [sink.pid] if sink.pid is not None else []  # the benchmark's, not the system's
     baseline = sampler.reset()
+    tls_before = tls_count(sink)
+    phi_before = system.phi_verified() if mix else None
     cpu_before = tree_cpu_seconds(system.roots())
     ours_before = own_cpu_seconds() + tree_cpu_seconds(others)
     machine_before = machine_busy_seconds()
     wall_before = time.monotonic()
-    load = run_loadgen_at(system.port, sessions, messages, run_id, time_limit, system.secret)
+    load = run_loadgen_at(
+        system.port, sessions, messages, run_id, time_limit, system.secret, mix=mix
+    )
     accepted = int(load["accepted"])
     target = baseline + accepted
     wait_until(lambda: sampler.count() >= target, max(60.0, accepted * 0.02))
@@ -441,16 +531,39 @@ def measure(
         queue_left = system.queued()
     time.sleep(0.1)  # let a late duplicate show at the sink
     delivered = sampler.count() - baseline
+    tls_after = tls_count(sink)
+    over_tls = tls_after - tls_before if tls_after is not None and tls_before is not None else None
+    phi_after = system.phi_verified() if mix else None
+    phi_verified = (
+        phi_after - phi_before if phi_after is not None and phi_before is not None else None
+    )
+    accepted_phi = int(load["accepted_phi"])
+    figures = load_figures(load, sessions, done_at)
+    accepted_mb = int(load["accepted_bytes"]) / MB
     return RunResult(
-        **vars(load_figures(load, sessions, done_at)),
+        **vars(figures),
         system=system.name,
         cpu_ms_per_message=1000.0 * cpu_used / max(accepted, 1),
         peak_rss_mb=peak_rss_kb / 1024.0,
         peak_pss_mb=peak_pss_kb / 1024.0,
         other_cpu_percent=100.0 * other_cpu / window,
+        accepted_bytes=int(load["accepted_bytes"]),
+        delivered_mb_per_s=(
+            accepted_mb / figures.end_to_end_seconds if figures.end_to_end_seconds else 0.0
+        ),
+        cpu_ms_per_mb=1000.0 * cpu_used / accepted_mb if accepted_mb else 0.0,
         delivered=delivered,
+        delivered_over_tls=over_tls,
+        accepted_phi=accepted_phi,
+        phi_verified=phi_verified,
         queue_left=queue_left,
-        ok=accepted > 0 and delivered == accepted and queue_left == 0,
+        ok=(
+            accepted > 0
+            and delivered == accepted
+            and queue_left == 0
+            and over_tls in (None, delivered)
+            and phi_verified in (None, accepted_phi)
+        ),
     )
 
 
@@ -466,10 +579,13 @@ def check_signed(dump: Path, expected: int) -> None:
         raise BenchError(f"{dump}: the signatures are not rsa-sha256")
 
 
-def warm_up(system: System, sink: PostfixSink) -> None:
-    """Sessions, caches, the first key loads; and a check that DKIM signing is on."""
+def warm_up(system: System, sink: KeepingSink, mix: bool) -> None:
+    """Sessions, caches, the first key loads; and a check that DKIM signing is on (with
+    `mix`, also that every message went over TLS and verified deliveries were logged)."""
     before = sink.count()
-    load = run_loadgen_at(system.port, 5, WARMUP_MESSAGES, "warmup", 60.0, system.secret)
+    tls_before = tls_count(sink)
+    phi_before = system.phi_verified()
+    load = run_loadgen_at(system.port, 5, WARMUP_MESSAGES, "warmup", 60.0, system.secret, mix=mix)
     accepted = int(load["accepted"])
     if accepted != WARMUP_MESSAGES:
         raise BenchError(
@@ -480,6 +596,26 @@ def warm_up(system: System, sink: PostfixSink) -> None:
         raise BenchError(f"{system.name} did not deliver its warm-up messages within 60 s")
     assert sink.dump is not None
     check_signed(sink.dump, accepted)
+    if not mix:
+        return
+    tls_after = tls_count(sink)
+    if tls_after is None or tls_before is None or tls_after - tls_before != accepted:
+        raise BenchError(
+            f"{system.name}: {tls_after} - {tls_before} of {accepted} warm-up messages "
+            "reached the sink over TLS"
+        )
+    phi_after = system.phi_verified()
+    if (
+        phi_after is not None
+        and phi_before is not None
+        and phi_after - phi_before != load["accepted_phi"]
+    ):
+        raise BenchError(
+            f"{system.name} delivered {phi_after - phi_before} of the {load['accepted_phi']} "
+            "warm-up messages with PHI over verified TLS"
+        )
+    if isinstance(system, Postfix) and system.verified_connections() == 0:
+        raise BenchError("Postfix logged no verified TLS connection to its sink")
 
 
 def plan(sessions: Sequence[int], rounds: int) -> Iterator[tuple[int, int]]:
@@ -532,6 +668,8 @@ class Summary:
     cpu_ms_per_message: float
     peak_rss_mb: float
     peak_pss_mb: float
+    delivered_mb_per_s: float
+    cpu_ms_per_mb: float
 
 
 def summarise(results: Sequence[RunResult]) -> list[Summary]:
@@ -553,13 +691,16 @@ def summarise(results: Sequence[RunResult]) -> list[Summary]:
                     cpu_ms_per_message=mean(r.cpu_ms_per_message for r in runs),
                     peak_rss_mb=max(r.peak_rss_mb for r in runs),
                     peak_pss_mb=max(r.peak_pss_mb for r in runs),
+                    delivered_mb_per_s=mean(r.delivered_mb_per_s for r in runs),
+                    cpu_ms_per_mb=mean(r.cpu_ms_per_mb for r in runs),
                 )
             )
     return summaries
 
 
 # Summary fields in table order, with their formats.
-COLUMNS = (
+Column = tuple[str, str, str]  # title, Summary field, format
+COLUMNS: tuple[Column, ...] = (
     ("delivered/s", "delivered_per_s", ".0f"),
     ("accepted/s", "accepted_per_s", ".0f"),
     ("p50 ms", "p50_ms", ".1f"),
@@ -568,9 +709,19 @@ COLUMNS = (
     ("RSS MB", "peak_rss_mb", ".0f"),
     ("PSS MB", "peak_pss_mb", ".0f"),
 )
+# With --mix, the bytes too (MB = 2^20 bytes).
+MIX_COLUMNS: tuple[Column, ...] = (
+    *COLUMNS[:1],
+    ("MB/s", "delivered_mb_per_s", ".2f"),
+    *COLUMNS[1:5],
+    ("CPU ms/MB", "cpu_ms_per_mb", ".1f"),
+    *COLUMNS[5:],
+)
 
 
-def ratios(summaries: Sequence[Summary]) -> dict[int, dict[str, float]]:
+def ratios(
+    summaries: Sequence[Summary], columns: Sequence[Column] = COLUMNS
+) -> dict[int, dict[str, float]]:
     """phigate / Postfix for each number of sessions and each figure."""
     by_key = {(s.sessions, s.system): s for s in summaries}
     found: dict[int, dict[str, float]] = {}
@@ -580,22 +731,22 @@ def ratios(summaries: Sequence[Summary]) -> dict[int, dict[str, float]]:
             continue
         found[sessions] = {
             attr: getattr(mine, attr) / getattr(theirs, attr)
-            for _, attr, _ in COLUMNS
+            for _, attr, _ in columns
             if getattr(theirs, attr) > 0
         }
     return found
 
 
-def format_table(summaries: Sequence[Summary]) -> str:
-    header = ("sessions", "system", "runs", *(title for title, _, _ in COLUMNS))
+def format_table(summaries: Sequence[Summary], columns: Sequence[Column] = COLUMNS) -> str:
+    header = ("sessions", "system", "runs", *(title for title, _, _ in columns))
     rows: list[tuple[str, ...]] = [header]
-    phigate_over_postfix = ratios(summaries)
+    phigate_over_postfix = ratios(summaries, columns)
     for s in summaries:
-        figures = (format(getattr(s, attr), spec) for _, attr, spec in COLUMNS)
+        figures = (format(getattr(s, attr), spec) for _, attr, spec in columns)
         rows.append((str(s.sessions), s.system, str(s.runs), *figures))
         if s.system == "postfix" and s.sessions in phigate_over_postfix:
             found = phigate_over_postfix[s.sessions]
-            shown = (f"{found[attr]:.2f}x" if attr in found else "-" for _, attr, _ in COLUMNS)
+            shown = (f"{found[attr]:.2f}x" if attr in found else "-" for _, attr, _ in columns)
             rows.append((str(s.sessions), "phigate/postfix", "", *shown))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join(
@@ -617,10 +768,44 @@ def notes(results: Sequence[RunResult]) -> Iterator[str]:
                 "this run; its figures are low by that much contention"
             )
         if not r.ok:
+            tls = "" if r.delivered_over_tls is None else f" ({r.delivered_over_tls} over TLS)"
+            if r.phi_verified is not None:
+                tls += f", {r.phi_verified} of {r.accepted_phi} with PHI over verified TLS"
             yield (
-                f"{where}: PROMISE BROKEN: accepted {r.accepted}, sink got {r.delivered}, "
+                f"{where}: PROMISE BROKEN: accepted {r.accepted}, sink got {r.delivered}{tls}, "
                 f"{r.queue_left} messages still queued"
             )
+
+
+def scaled_target_lines(summaries: Sequence[Summary]) -> Iterator[str]:
+    """Issue 16's targets, set for 5 KB messages, scaled to the bytes of the mix: phigate
+    delivers at least TARGET_RATIO times Postfix's MB/s, spends at most
+    TARGET_CPU_MS_PER_MESSAGE per 5 KB, and delivers what it accepts as fast
+    (TARGET_KEEP_UP). The latency targets have no byte scale; the table shows p50 and p99."""
+    cpu_ms_per_mb = TARGET_CPU_MS_PER_MESSAGE * MB / PLAIN_MESSAGE_BYTES
+    by_key = {(s.sessions, s.system): s for s in summaries}
+    for (sessions, system), mine in by_key.items():
+        theirs = by_key.get((sessions, "postfix"))
+        if system != "phigate" or theirs is None or not theirs.delivered_mb_per_s:
+            continue
+        ratio = mine.delivered_mb_per_s / theirs.delivered_mb_per_s
+        keep_up = mine.delivered_per_s / mine.accepted_per_s if mine.accepted_per_s else 0.0
+        checks = (
+            (f"MB/s {ratio:.2f}x Postfix's", ratio >= TARGET_RATIO, f">= {TARGET_RATIO}x"),
+            (
+                f"CPU {mine.cpu_ms_per_mb:.0f} ms/MB",
+                mine.cpu_ms_per_mb <= cpu_ms_per_mb,
+                f"<= {cpu_ms_per_mb:.0f}, {TARGET_CPU_MS_PER_MESSAGE} ms per 5 KB",
+            ),
+            (
+                f"delivered {100 * keep_up:.0f}% of accepted/s",
+                keep_up >= TARGET_KEEP_UP,
+                f">= {100 * TARGET_KEEP_UP:.0f}%",
+            ),
+        )
+        yield f"targets scaled to the bytes, {sessions} sessions: " + "; ".join(
+            f"{what} ({'met' if ok else 'MISSED'}: {goal})" for what, ok, goal in checks
+        )
 
 
 # --- main ------------------------------------------------------------------------
@@ -661,6 +846,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="phigate's `processes` (default: the core count).",
     )
     parser.add_argument("--time-limit", type=float, default=300.0, help="Seconds per run at most.")
+    parser.add_argument(
+        "--mix",
+        action="store_true",
+        help="The realistic mix (5 KB, 50 KB and 2 MB messages, a third with PHI), "
+        "delivered over verified TLS to sinks with a test CA's certificates.",
+    )
     parser.add_argument("--json", action="store_true", help="Results as JSON on stdout.")
     parser.add_argument("--keep", action="store_true", help="Keep the temporary directory.")
     parser.add_argument(
@@ -686,15 +877,40 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def make_sink(workdir: Path, name: str) -> PostfixSink:
-    """An smtp-sink in its own directory that keeps what it receives in dump files
-    (one per session: `-D` takes a name prefix), writable after it drops root privileges."""
+def make_sink(workdir: Path, name: str, tls: tuple[Path, Path] | None = None) -> KeepingSink:
+    """A sink in its own directory that keeps what it receives in dump files: an
+    smtp-sink (one file per session: `-D` takes a name prefix), writable after it
+    drops root privileges; with `tls` (certificate, key), bench/sink.py offering STARTTLS."""
     folder = workdir / name
     folder.mkdir()
+    if tls is not None:
+        return PythonSink(folder, tls, folder / "dump")
     if os.geteuid() == 0:
         nobody = pwd.getpwnam("nobody")
         os.chown(folder, nobody.pw_uid, nobody.pw_gid)
     return PostfixSink(folder, folder / "dump")
+
+
+@dataclass(frozen=True)
+class SinkCertificates:
+    """A test CA and the sinks' certificates from it: phigate verifies its smarthost by
+    the configured address (127.0.0.1), Postfix by a host name."""
+
+    ca: Path
+    for_phigate: tuple[Path, Path]
+    for_postfix: tuple[Path, Path]
+
+
+def make_sink_certificates(folder: Path) -> SinkCertificates:
+    folder.mkdir()
+    made = make_certs(folder)  # the CA and a certificate for 127.0.0.1
+    named = issue(folder, "sink-named", [SINK_NAME])
+    folder.chmod(0o755)  # Postfix's smtp client runs as `postfix` and reads the CA
+    for key in folder.glob("*.key"):
+        key.chmod(0o600)  # the sinks run as root
+    return SinkCertificates(
+        made["ca"], (made["good"], made["good_key"]), (named["chain"], named["key"])
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -715,25 +931,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     yardstick_before = calibrate()
     workdir = Path(tempfile.mkdtemp(prefix="phigate-versus-"))
     workdir.chmod(0o755)  # Postfix's daemons run as `postfix` and need to get in
-    sinks: list[PostfixSink] = []
+    sinks: list[KeepingSink] = []
     samplers: list[Sampler] = []
     phigate: PhigateUnderTest | None = None
     postfix: Postfix | None = None
     results: list[RunResult] = []
     try:
-        sinks = [make_sink(workdir, "sink-phigate"), make_sink(workdir, "sink-postfix")]
+        certificates = make_sink_certificates(workdir / "ca") if args.mix else None
+        sinks = [
+            make_sink(workdir, "sink-phigate", certificates.for_phigate if certificates else None),
+            make_sink(workdir, "sink-postfix", certificates.for_postfix if certificates else None),
+        ]
         for sink in sinks:
             sink.start()
         (workdir / "phigate").mkdir()
-        phigate = PhigateUnderTest(
-            Phigate(workdir / "phigate", sinks[0].port, "info", None, processes=args.processes)
-        )
+        gate = Phigate(workdir / "phigate", sinks[0].port, "info", None, processes=args.processes)
+        if certificates is not None:
+            # PHI goes over verified TLS by the default policy; the rest opportunistically.
+            gate.sink_tls, gate.ca_file = "opportunistic", str(certificates.ca)
+        phigate = PhigateUnderTest(gate)
         phigate.prepare()
         tls = workdir / "phigate" / "data" / "tls"
         (workdir / "postfix").mkdir()
         postfix = Postfix(
             workdir / "postfix", sinks[1].port, tls / "server.crt", tls / "server.key",
             phigate.secret,
+            RelayTls(certificates.ca, SINK_NAME) if certificates else None,
         )  # fmt: skip
         postfix.prepare()
         phigate.gate.start()
@@ -744,7 +967,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"127.0.0.1:{postfix.port}; sinks {sinks[0].port}, {sinks[1].port}; work dir {workdir}"
         )
         for system, sink in zip(systems, sinks, strict=True):
-            warm_up(system, sink)
+            warm_up(system, sink, args.mix)
             # The measured runs go to a sink that keeps nothing.
             sink.stop()
             sink.dump = None
@@ -764,7 +987,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 spy = PySpy(args.py_spy, phigate.gate.pid, stacks)
             result = measure(
                 systems[index], sinks[index], samplers[index], sessions, messages,
-                f"run{number}", args.time_limit,
+                f"run{number}", args.time_limit, args.mix,
             )  # fmt: skip
             results.append(result)
             if spy is not None:
@@ -775,6 +998,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"delivered {result.delivered_per_s:5.0f}/s, "
                 f"accepted {result.accepted_per_s:5.0f}/s, p99 {result.p99_ms:5.1f} ms, "
                 f"{result.cpu_ms_per_message:.2f} CPU ms/msg"
+                + (f", {result.delivered_mb_per_s:.2f} MB/s" if args.mix else "")
                 + ("" if result.ok else "  <- PROBLEM")
             )
     except BenchError as exc:
@@ -795,14 +1019,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     yardstick_after = calibrate()
     summaries = summarise(results)
+    columns = MIX_COLUMNS if args.mix else COLUMNS
     out = sys.stderr if args.json else sys.stdout
-    print(format_table(summaries), file=out)
+    if args.mix:
+        print("the realistic mix (bench/mail_mix.py), over verified TLS; MB = 2^20 bytes", file=out)
+    print(format_table(summaries, columns), file=out)
     print(
         f"phigate processes: {args.processes}; {os.cpu_count()} cores; load average "
         f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}; machine yardstick "
         f"{yardstick_before:.0f}/{yardstick_after:.0f} ms (before/after, lower is faster)",
         file=out,
     )
+    if args.mix:
+        for line in scaled_target_lines(summaries):
+            print(line, file=out)
     for note in notes(results):
         print(note, file=out)
     ok = all(r.ok for r in results)
@@ -811,10 +1041,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
             "cpus": os.cpu_count(),
             "phigate_processes": args.processes,
+            "mix": args.mix,
             "yardstick_ms": [yardstick_before, yardstick_after],
             "ok": ok,
             "summary": [asdict(s) for s in summaries],
-            "phigate_over_postfix": ratios(summaries),
+            "phigate_over_postfix": ratios(summaries, columns),
             "runs": [asdict(r) for r in results],
         }
         print(json.dumps(report, indent=2))

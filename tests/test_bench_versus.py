@@ -1,20 +1,33 @@
 """The head-to-head benchmark's pieces: the Postfix instance it configures
-(bench/versus_postfix.py) and how it folds py-spy's stacks into costs
-(bench/stack_profile.py)."""
+(bench/versus_postfix.py), the realistic mix it sends with --mix
+(bench/mail_mix.py) and the TLS sink it goes to (bench/sink.py), and how it
+folds py-spy's stacks into costs (bench/stack_profile.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import ssl
 import subprocess
 import sys
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
+import aiosmtplib
 import pytest
 from certs import make_certs
+
+from gateway.config import InspectionConfig
+from gateway.inspect import Inspector
+from gateway.mail.message import parse
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
 
+import loadgen  # noqa: E402 (bench/loadgen.py)
+import mail_mix  # noqa: E402 (bench/mail_mix.py)
+import relay  # noqa: E402 (bench/relay.py)
 import stack_profile  # noqa: E402 (bench/stack_profile.py)
 import versus_postfix  # noqa: E402 (bench/versus_postfix.py)
 
@@ -101,3 +114,134 @@ def test_the_postfix_baseline_is_a_valid_closed_relay_with_its_milter(tmp_path: 
     assert (postfix.queue_dir / "incoming").is_dir()
     key = (postfix.dkim_dir / "bench.private").read_text()
     assert "PRIVATE KEY" in key
+
+
+@pytest.mark.skipif(
+    versus_postfix.missing_programs() or os.geteuid() != 0,
+    reason="needs root and the Debian packages " + versus_postfix.PACKAGES,
+)
+def test_in_the_mix_postfix_delivers_only_over_tls_verified_against_the_test_ca(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "certs").mkdir()
+    certs = make_certs(tmp_path / "certs")
+    workdir = tmp_path / "postfix"
+    workdir.mkdir()
+    tmp_path.chmod(0o755)
+    relay_tls = versus_postfix.RelayTls(certs["ca"], versus_postfix.SINK_NAME)
+    postfix = versus_postfix.Postfix(
+        workdir, 2525, certs["good"], certs["good_key"], "secret", relay_tls
+    )
+
+    postfix.prepare()  # `postfix check` rejects a broken configuration
+
+    def setting(name: str) -> str:
+        done = subprocess.run(
+            ["postconf", "-c", str(postfix.config_dir), "-h", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    assert setting("smtp_tls_security_level") == "secure"
+    assert setting("smtp_tls_secure_cert_match") == versus_postfix.SINK_NAME
+    assert setting("smtp_tls_CAfile") == str(certs["ca"])
+    assert setting("relayhost") == "[127.0.0.1]:2525"
+
+
+@pytest.fixture(scope="module")
+def inspector() -> Iterator[Inspector]:
+    tool = Inspector(InspectionConfig(), workers=1)
+    yield tool
+    tool.close()
+
+
+def test_the_mix_has_its_stated_shares_and_phigate_finds_phi_in_exactly_its_third(
+    inspector: Inspector,
+) -> None:
+    cycle = len(mail_mix.SIZE_CYCLE) * mail_mix.PHI_EVERY  # every size with and without PHI
+    messages = [
+        mail_mix.make_mixed_message(loadgen.message_head("test", index), index)
+        for index in range(cycle)
+    ]
+
+    sizes = Counter(m.size for m in messages)
+    assert sizes == {mail_mix.SMALL: 42, mail_mix.MEDIUM: 15, mail_mix.LARGE: 3}
+    assert sum(m.phi for m in messages) == cycle // 3
+    assert {(m.size, m.phi) for m in messages} == {
+        (size, phi) for size in sizes for phi in (False, True)
+    }
+    for index, message in enumerate(messages):
+        assert 0.9 * message.size < len(message.content) < 1.1 * message.size, index
+        findings = inspector.inspect(parse(message.content).message)
+        assert findings.phi is message.phi, index
+        assert not findings.unscannable, (index, findings.unscannable_reasons)
+    large = next(m for m in messages if m.size == mail_mix.LARGE)
+    assert b"Content-Type: application/pdf" in large.content
+    # Bodies are not one repeated line: the text differs between messages of a size.
+    small_bodies = {m.content.split(b"\r\n\r\n", 1)[1] for m in messages[1:3]}
+    assert len(small_bodies) == 2
+
+
+def test_the_sink_offers_starttls_with_its_certificate_and_counts_what_came_over_tls(
+    tmp_path: Path,
+) -> None:
+    certs = make_certs(tmp_path)
+    sink = relay.PythonSink(tmp_path, (certs["good"], certs["good_key"]), tmp_path / "dump")
+    sink.start()
+    verified = ssl.create_default_context(cafile=str(certs["ca"]))
+
+    async def send(starttls: bool) -> None:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=sink.port, start_tls=False)
+        await client.connect()
+        if starttls:
+            await client.starttls(tls_context=verified)
+        await client.sendmail("a@example.org", ["b@example.org"], b"Subject: x\r\n\r\nbody\r\n")
+        await client.quit()
+
+    try:
+        asyncio.run(send(starttls=True))
+        asyncio.run(send(starttls=False))
+        assert relay.wait_until(lambda: sink.count() == 2, 10.0)
+        assert sink.tls_count() == 1
+    finally:
+        sink.stop()
+    assert (tmp_path / "dump").read_bytes().count(b"Subject: x") == 2
+
+
+def _summary(
+    system: str, delivered_per_s: float, mb_per_s: float, cpu_ms_per_mb: float
+) -> versus_postfix.Summary:
+    return versus_postfix.Summary(
+        sessions=10,
+        system=system,
+        runs=2,
+        delivered_per_s=delivered_per_s,
+        accepted_per_s=50.0,
+        p50_ms=1.0,
+        p99_ms=2.0,
+        cpu_ms_per_message=1.0,
+        peak_rss_mb=1.0,
+        peak_pss_mb=1.0,
+        delivered_mb_per_s=mb_per_s,
+        cpu_ms_per_mb=cpu_ms_per_mb,
+    )
+
+
+def test_the_mix_is_held_to_the_targets_scaled_to_its_bytes() -> None:
+    postfix = _summary("postfix", 50.0, 4.0, 60.0)
+    # 2.5 ms per 5 KB message is 512 ms per MB.
+    fast = _summary("phigate", 48.0, 6.0, 512.0)
+    slow = _summary("phigate", 40.0, 5.9, 513.0)
+
+    (met,) = versus_postfix.scaled_target_lines([fast, postfix])
+    (missed,) = versus_postfix.scaled_target_lines([slow, postfix])
+
+    assert "MISSED" not in met
+    assert "MB/s 1.50x Postfix's (met" in met
+    assert "CPU 512 ms/MB (met" in met
+    assert "delivered 96% of accepted/s (met" in met
+    assert "MB/s 1.48x Postfix's (MISSED" in missed
+    assert "CPU 513 ms/MB (MISSED" in missed
+    assert "delivered 80% of accepted/s (MISSED" in missed
