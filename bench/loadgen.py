@@ -90,6 +90,8 @@ class RunState:
     marketing: bool = False
     size: int = MESSAGE_SIZE
     mix: bool = False
+    rate: float = 0.0  # messages per second for the whole run; 0: as fast as replies come
+    started: float = field(default_factory=time.monotonic)
     next_index: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     queue_ids: list[str] = field(default_factory=list)
@@ -123,6 +125,7 @@ class Options:
     marketing: bool = False
     size: int = MESSAGE_SIZE
     mix: bool = False
+    rate: float = 0.0
 
 
 async def open_session(opts: Options, ctx: ssl.SSLContext) -> aiosmtplib.SMTP:
@@ -150,6 +153,9 @@ async def send_loop(client: aiosmtplib.SMTP, state: RunState) -> None:
         index = state.take()
         if index is None:
             return
+        if state.rate:
+            # Open loop: message i is due i/rate seconds into the run, whatever the replies.
+            await asyncio.sleep(max(0.0, state.started + index / state.rate - time.monotonic()))
         content = content_at(state, index)
         now = time.monotonic()
         if state.first_submit is None:
@@ -199,6 +205,7 @@ async def run(opts: Options) -> dict[str, Any]:
         marketing=opts.marketing,
         size=opts.size,
         mix=opts.mix,
+        rate=opts.rate,
     )
     state.errors.update({f"setup:{name}": n for name, n in setup_errors.items()})
     if clients:
@@ -266,7 +273,16 @@ def main(argv: list[str] | None = None) -> int:
         help="The realistic mix (bench/mail_mix.py): 5 KB, 50 KB and 2 MB by 70/25/5, "
         "a third with PHI; --size does not apply.",
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="Messages per second for the whole run, spread over the sessions "
+        "(default 0: each session sends its next message as soon as the last is answered).",
+    )
     args = parser.parse_args(argv)
+    if args.rate < 0:
+        parser.error("--rate must be 0 or more")
     if not args.host.startswith("127."):
         parser.error("the load generator only targets loopback (127.0.0.0/8)")
     if not 1 <= args.sessions <= 1000 or not 1 <= args.messages <= 1_000_000:
@@ -287,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         marketing=args.marketing,
         size=args.size,
         mix=args.mix,
+        rate=args.rate,
     )
     result = run_loop(asyncio.wait_for(run(opts), opts.time_limit + 2 * opts.timeout))
     json.dump(result, sys.stdout)

@@ -914,9 +914,11 @@ def run_loadgen_at(
     marketing: bool = False,
     size: int | None = None,
     mix: bool = False,
+    rate: float = 0.0,
 ) -> dict[str, Any]:
     """bench/loadgen.py against 127.0.0.1:`port`; with a `secret`, STARTTLS and AUTH as
-    PRINCIPAL; with `mix`, the realistic mix of bench/mail_mix.py. Its JSON result."""
+    PRINCIPAL; with `mix`, the realistic mix of bench/mail_mix.py; with a `rate`, paced
+    at that many messages per second. Its JSON result."""
     command = [
         sys.executable,
         str(BENCH_DIR / "loadgen.py"),
@@ -937,6 +939,8 @@ def run_loadgen_at(
         command += ["--size", str(size)]
     if mix:
         command.append("--mix")
+    if rate:
+        command += ["--rate", str(rate)]
     if secret is not None:
         command += ["--starttls", "--user", PRINCIPAL]
     env = {**os.environ, "LOADGEN_SECRET": secret or ""}  # not on the command line

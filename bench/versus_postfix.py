@@ -501,6 +501,7 @@ def measure(
     run_id: str,
     time_limit: float,
     mix: bool,
+    rate: float = 0.0,
 ) -> RunResult:
     """One load generator run against `system`, until its sink has every accepted message."""
     others = [sink.pid] if sink.pid is not None else []  # the benchmark's, not the system's
@@ -512,7 +513,7 @@ def measure(
     machine_before = machine_busy_seconds()
     wall_before = time.monotonic()
     load = run_loadgen_at(
-        system.port, sessions, messages, run_id, time_limit, system.secret, mix=mix
+        system.port, sessions, messages, run_id, time_limit, system.secret, mix=mix, rate=rate
     )
     accepted = int(load["accepted"])
     target = baseline + accepted
@@ -852,6 +853,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="The realistic mix (5 KB, 50 KB and 2 MB messages, a third with PHI), "
         "delivered over verified TLS to sinks with a test CA's certificates.",
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="Pace every run at this many messages per second (default 0: as fast as each "
+        "system answers). Latency at half the maximum rate: a run without it, then one with "
+        "half the delivered/s it printed.",
+    )
     parser.add_argument("--json", action="store_true", help="Results as JSON on stdout.")
     parser.add_argument("--keep", action="store_true", help="Keep the temporary directory.")
     parser.add_argument(
@@ -871,6 +880,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--processes must be 1..64")
     if not 1.0 <= args.time_limit <= 3600.0:
         parser.error("--time-limit must be 1..3600 seconds")
+    if not 0.0 <= args.rate <= 100_000.0:
+        parser.error("--rate must be 0..100000 messages per second")
     args.py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=Path(sys.executable).parent)
     if args.profile is not None and args.py_spy is None:
         parser.error("--profile needs py-spy on PATH (pip install py-spy)")
@@ -987,7 +998,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 spy = PySpy(args.py_spy, phigate.gate.pid, stacks)
             result = measure(
                 systems[index], sinks[index], samplers[index], sessions, messages,
-                f"run{number}", args.time_limit, args.mix,
+                f"run{number}", args.time_limit, args.mix, args.rate,
             )  # fmt: skip
             results.append(result)
             if spy is not None:
@@ -1042,6 +1053,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "phigate_processes": args.processes,
             "mix": args.mix,
+            "rate": args.rate,
             "yardstick_ms": [yardstick_before, yardstick_after],
             "ok": ok,
             "summary": [asdict(s) for s in summaries],

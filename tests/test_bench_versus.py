@@ -1,6 +1,7 @@
 """The head-to-head benchmark's pieces: the Postfix instance it configures
 (bench/versus_postfix.py), the realistic mix it sends with --mix
-(bench/mail_mix.py) and the TLS sink it goes to (bench/sink.py), and how it
+(bench/mail_mix.py), the pacing of --rate (bench/loadgen.py) and the TLS sink it
+goes to (bench/sink.py), and how it
 folds py-spy's stacks into costs (bench/stack_profile.py)."""
 
 from __future__ import annotations
@@ -245,3 +246,17 @@ def test_the_mix_is_held_to_the_targets_scaled_to_its_bytes() -> None:
     assert "MB/s 1.48x Postfix's (MISSED" in missed
     assert "CPU 513 ms/MB (MISSED" in missed
     assert "delivered 80% of accepted/s (MISSED" in missed
+
+
+def test_a_paced_load_sends_no_faster_than_its_rate(tmp_path: Path) -> None:
+    sink = relay.PythonSink(tmp_path)
+    sink.start()
+    try:
+        paced = relay.run_loadgen_at(sink.port, 2, 40, "paced", 30.0, None, rate=40.0)
+        unpaced = relay.run_loadgen_at(sink.port, 2, 40, "unpaced", 30.0, None)
+    finally:
+        sink.stop()
+    assert paced["accepted"] == unpaced["accepted"] == 40
+    # Message 39 is due 39/40 s after the first: a lower bound, whatever the machine.
+    assert paced["last_accept"] - paced["first_submit"] >= 39 / 40
+    assert unpaced["last_accept"] - unpaced["first_submit"] < 39 / 40
