@@ -39,11 +39,16 @@ MIN_LENGTH = 3
 # A locale counts when this share of its first names is in Latin script (az_AZ, uz_UZ
 # mix in a few Cyrillic ones, which are dropped).
 LATIN_SHARE = 0.8
-# Virtue names of West African and American naming custom that are words too: given
-# names all the same, listed in data/name_words.txt as well (they need more evidence).
+# Virtue names of West African and American naming custom, and other word names, that
+# are words too: given names all the same, listed in data/name_words.txt as well (they
+# need more evidence).
 VIRTUE_NAMES = frozenset(
     {"blessing", "comfort", "favour", "favor", "felicity", "honor", "honour", "miracle",
-     "purity", "serenity", "treasure"}
+     "purity", "serenity", "treasure",
+     # Word names given in the US since the 1990 census (Social Security's baby-name
+     # lists): Journey, River, Legend ...
+     "haven", "journey", "legend", "lucky", "lyric", "ocean", "rain", "river", "sky", "storm",
+     "story"}
 )  # fmt: skip
 FIRST_NAMES_HEADER = """\
 # Given names (lower case) that the 1990 US census lists lack, from the first-name

@@ -585,3 +585,116 @@ def test_given_names_of_other_origins_but_no_words() -> None:
     assert not {"COLON", "ORAL", "CAN", "MATH"} & data.given
     # Virtue names are given names, with a word's caution.
     assert {"BLESSING", "HONOR"} <= data.given & data.words
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Paying for a stay, in English and Spanish; a given name alone before ":" after
+        # "for"; a question's subject; a greeting without a comma.
+        "To whom it may concern, this is about the account of Roland T. Beckwith; I cannot "
+        "pay the $940 for the hospital stay yet.",
+        "Hola, soy Ximena Castillo, recibí un cobro de $210 por la consulta con la Dra. "
+        "Ruiz. ¿No lo cubre mi seguro?",
+        "Quote for Leopold: the MRI at Lakeview Imaging will cost you $380 after your deductible.",
+        "Hello, why was Benedikt billed again for the colonoscopy on 4/2?",
+        "hey Marisol this is the front desk, Dr. Amari moved your cortisone injection to "
+        "Friday at 3",
+        # Capitals after "RE:", "Patient" and "daughter of", the given name not the
+        # census's.
+        "RE: DRUMMOND, ADAEZE J.\nYes, the cardiology consult is confirmed; bring your "
+        "medication list.",
+        "Patient DRUMMOND, CHIAMAKA asked for a copy of her potassium result (5.9 mmol/L).",
+        "We are still worried about the pneumonia since the surgery.\n-- Ines, daughter of "
+        "KEMAL VILLANUEVA",
+        # A caregiver's signature names the patient: a word name with a known surname.
+        "Can the gabapentin be refilled? Only two tablets are left at home.\nMany thanks,\n"
+        "Marta, niece and caregiver of Comfort T. Bradley, +1 415 555 0199",
+        # "with Dr. Haddad" after the comma names another person, not this one's job.
+        "An interpreter (Tagalog) is booked for Rosario Dizon, Colonoscopy with Dr. Haddad, "
+        "3/14 at 8:00.",
+        # A lab value is somebody's, staff topic ("shift") or not.
+        "Night shift notes: Wendell Okafor, potassium 3.1 mmol/L this morning.",
+        # Hand-off and wound-care wording.
+        "Pt Rosalind Achebe handed to Dr. Ferris for the weekend; NPO after midnight.",
+        "Accepting Wendell Achebe in transfer from Riverside Clinic; bed 14 is ready.",
+        "Ottilie: the wound photos you sent look better; keep it covered until Friday.",
+        # Word names given in the US since the census lists.
+        "Journey Whitaker's A1C came back at 8.1; please book a follow-up.",
+        "Rain Delgado is due for a mammogram this month.",
+        # Portuguese: "Prezada", "o exame".
+        "Prezada Conceição, o exame de ferritina deu 20. Vamos repetir em três meses.",
+    ],
+)
+def test_billing_capitals_relations_and_hand_offs(text: str) -> None:
+    assert phi(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "subject"),
+    [
+        # News, politics and public life: a health term near a name is the topic.
+        (
+            "Headline: Gerald Whitmore opens up about living with lupus and urges readers to "
+            "get screened.",
+            "",
+        ),
+        ("Senator Ruth Calloway introduced a bill on insulin pricing this week.", ""),
+        ("Governor Elaine Sutter announced a new diabetes prevention program.", ""),
+        (
+            "Our blog this month: what Delphine Arbuckle's hip replacement teaches about recovery.",
+            "",
+        ),
+        ("Trivia for quiz night: which president had asthma? Hint: not Warren Beasley.", ""),
+        # Buildings named for people: a place word after a full name.
+        ("Flu shots on 10/14 at Harriet Quimby Atrium for anyone with asthma.", ""),
+        ("Dedication on 3/3 for Lionel Okonkwo Tower, home of the new dialysis unit.", ""),
+        (
+            "The outreach van parks outside Calvin Brooks Hall on 5/2 offering free "
+            "cholesterol checks.",
+            "",
+        ),
+        # A doctors' list with specialties; committees, rotas, shortages, retirements.
+        (
+            "Case conference Thursday: Dr. Ahn (radiology), Dr. Pierce (oncology), Miriam Osei "
+            "(pathology).",
+            "",
+        ),
+        ("Formulary committee notes: Gloria Nunez presents the insulin glargine review.", ""),
+        (
+            "Staff flu clinic: Oscar Lindqvist gives the shots in room 12, 10/3, no appointment "
+            "needed; ask about the amoxicillin shortage too.",
+            "",
+        ),
+        (
+            "Nursing rota, Friday: Delia Fontaine is charge on 5 East; the float pool covers "
+            "the step-down unit.",
+            "",
+        ),
+        (
+            "Season of giving: sign the card for Winifred Castellano, retiring from Nephrology.",
+            "Community bulletin 3/4/2027",
+        ),
+        (
+            "Comunicado de recursos humanos: Lívia Prado assume a coordenação de Cardiology a "
+            "partir de 3/1/2027.",
+            "",
+        ),
+        # Companies.
+        ("Montgomery Ward sold a tonic for arthritis in its 1920s catalog.", ""),
+        ("Shipment tracking: Tobias Biomedical delivered the glucose meter kits to receiving.", ""),
+        # The new callouts need health near, and no staff topic.
+        ("Did Bartholomew finish the slides for the budget meeting?", ""),
+        ("Has Ingrid reviewed the diabetes protocol for the staff training?", ""),
+        ("hey Marcus the laptop is ready at the IT desk", ""),
+    ],
+)
+def test_public_figures_buildings_boards_and_companies(text: str, subject: str) -> None:
+    assert not detect(body(text, subject), CONFIG).phi
+
+
+def test_word_names_and_capitals_are_read_whole() -> None:
+    assert names("RE: DRUMMOND, ADAEZE J.\nThe consult is confirmed.") == ["DRUMMOND, ADAEZE J."]
+    assert names("Journey Whitaker's A1C came back at 8.1.") == ["Journey Whitaker"]
+    # A building, not a person: no name at all.
+    assert names("Parking outside Calvin Brooks Hall closes at 6 for the CT delivery.") == []

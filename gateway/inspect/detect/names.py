@@ -242,19 +242,31 @@ def _date_like(value: str) -> bool:
 
 
 # ---------------------------------------------------------------- names in free text
-# A job or role next to a name makes it a provider's or staff member's ("Dr. Jane Doe",
-# "referring physician Jane Doe", "Jane Doe, Practice Manager", "our dietitian Jane Doe").
+# A job or role next to a name makes it a provider's, staff member's or public figure's
+# ("Dr. Jane Doe", "referring physician Jane Doe", "Jane Doe, Practice Manager", "our
+# dietitian Jane Doe", "Senator Jane Doe").
 _ROLES_TEXT = """dr doctor prof professor physician physicians provider surgeon nurse np pa
 pharmacist therapist dentist attending clinician practitioner midwife rn md dietitian
 nutritionist manager coordinator director author chief editor president ceo founder specialist
 educator counselor counsellor assistant receptionist supervisor analyst lead officer
 administrator representative technician clerk scheduler secretary intern volunteer liaison
 navigator biller coder lpn cna pharmd phd dds dmd mph support staff team desk office department
-coach trainer instructor speaker host chair chairman chairwoman vendor"""
+coach trainer instructor speaker host chair chairman chairwoman vendor senator governor mayor
+minister congressman congresswoman councilman councilwoman actor actress singer athlete
+novelist journalist reporter columnist comedian cfo coo cto"""
 _ROLES = frozenset(_ROLES_TEXT.split())
 # A word right before a name that makes it no patient: a role, or "the John Muir Hospital",
 # "St. Jude", "written by Jane Doe".
 _BEFORE_NOT_PATIENT = _ROLES | {"the", "st", "saint", "by"}
+# Verbs before the subject of a question: "why was Matthew charged twice?"
+_AUXILIARIES = frozenset(
+    {"was", "is", "were", "did", "does", "has", "had", "can", "could", "will", "would", "should"}
+)
+# A word or two in brackets after a name, and a doctor with one: "Dr. Diaz (oncology)".
+_PAREN_AFTER = re.compile(r"[ \t]*\([A-Za-z][A-Za-z /&-]{1,40}\)")
+_DOCTOR_WITH_ROLE = re.compile(r"\bDr\.?[ \t]+[A-Z][\w'-]*[ \t]*\([A-Za-z]")
+# Words that end a job title after a name: ", Endoscopy with Dr. Kim" names no job.
+_ROLE_LINKS = frozenset({"with", "and", "to", "for", "by", "from", "per", "via"})
 # After a name: ", Practice Manager", ", a nurse at ...", "\nBilling Supervisor".
 _ROLE_AFTER = re.compile(
     r"(?:[ \t]*,[ \t]*|(?:[ \t]*\r?\n)+[ \t]*)((?:[A-Za-z-]+[ \t]+){0,2}[A-Za-z-]+)"
@@ -269,8 +281,10 @@ museum theater theatre park county city hotel bridge tower plaza room auditorium
 scholarship fellowship society club team national regional general community state federal
 international specialty specialties care wellness dental vision eye orthopedics pediatrics
 cardiology dermatology therapy rehab surgical surgery imaging diagnostics laboratories
-tumor tumour cancer disease syndrome disorder infection fracture injury failure attack palsy
-fever virus ulcer deficiency insufficiency lesion nodule cyst"""
+laboratory atrium lobby annex courtyard lounge biomedical pharmaceuticals pharma biotech
+therapeutics scientific supply supplies logistics industries technologies solutions holdings
+enterprises tumor tumour cancer disease syndrome disorder infection fracture injury failure
+attack palsy fever virus ulcer deficiency insufficiency lesion nodule cyst"""
 _AFTER_NOT_PERSON = frozenset(
     ascii_key(w)
     for w in (
@@ -305,8 +319,9 @@ _FAMILY_FIRST = re.compile(r"([A-Z][A-Za-z'-]+)(?:,[ \t]*|\^)$")  # "Doe, Jane",
 _ADDRESSED_AFTER = re.compile(r"[:,]|[ \t]+(?:--?|[\u2013\u2014])[ \t]|[ \t]*(?:\r?\n|$)")
 # Before a place's name: "opens at Rose Lane", "turn onto Grace Hill".
 _PLACE_BEFORE = frozenset(
-    {"at", "on", "near", "off", "onto", "along", "via", "from", "to", "take", "past", "across"}
-)
+    {"at", "on", "near", "off", "onto", "along", "via", "from", "to", "take", "past", "across",
+     "outside", "inside", "behind", "beside", "opposite", "into"}
+)  # fmt: skip
 _HYPHEN_GIVEN = re.compile(r"-([A-Z][a-z]+)\b")
 _LINE_LEAD = re.compile(r"[ \t]*(?:[-*>]|[0-9]{1,3}[.)])?[ \t]*$")
 
@@ -351,13 +366,14 @@ def free_person(text: str, start: int, end: int, data: NameData) -> Person | Non
     possessive = text[end : end + 3] == "'s "
     after = text[end : end + 2]
     # "Session note: Cheryl described better sleep ...", "As discussed, Kimberly will
-    # stop ...": a given name alone as a clause's subject.
+    # stop ...", "why was Matthew charged twice ...": a given name alone as a clause's
+    # subject, or a question's.
     subject = (
         len(after) == 2
         and after[0] == " "
         and after[1].islower()
         and ascii_key(text[start:end]) not in data.dictionary_words
-        and _sentence_start(text, start, clause=True)
+        and (_sentence_start(text, start, clause=True) or _after_auxiliary(text, start))
     )
     if not (
         possessive
@@ -546,6 +562,17 @@ def _sentence_start(text: str, start: int, clause: bool = False) -> bool:
     return len(word) > 1 and word.lower() not in TITLE_WORDS
 
 
+def _after_auxiliary(text: str, start: int) -> bool:
+    """Whether a question's auxiliary verb stands right before `start` ("why was Matthew
+    charged", "has Priya taken")."""
+    before = _BEFORE_WORD.search(text, max(0, start - 12), start)
+    return (
+        before is not None
+        and before.group(1).lower() in _AUXILIARIES
+        and text[before.end(1) : start] == " "
+    )
+
+
 def _possessive(text: str, start: int, end: int, data: NameData) -> Person | None:
     """A given name alone before "'s" and a lower-case word ("Aaliyah's well-child
     visit", "Tom's labs are back"): a name only with health information near it, and
@@ -648,20 +675,33 @@ def not_a_patient(text: str, found: Person) -> bool:
     """A provider ("Jane Doe, MD"), a place or organisation ("Rose Street", "King Jr. Day",
     "Jane Doe & Co"), or a signature after a sign-off."""
     line_start = text.rfind("\n", 0, found.start) + 1
+    if _place_name(text, found):
+        return True
     tail = text[found.end : found.end + 60]
+    if _PAREN_AFTER.match(tail):
+        # "Dr. Wilson (surgery), Dr. Diaz (oncology), Adam Allen (pathology)": a name with
+        # its specialty in a list of doctors with theirs.
+        line_end = text.find("\n", found.end)
+        if _DOCTOR_WITH_ROLE.search(text, line_start, len(text) if line_end < 0 else line_end):
+            return True
     role = _ROLE_AFTER.match(tail)
     role_words = role.group(1).lower().split() if role is not None else []
+    # "Jane Doe, Endoscopy with Dr. Kim": the role words after "with" are another person's.
+    for i, word in enumerate(role_words):
+        if word in _ROLE_LINKS:
+            role_words = role_words[:i]
+            break
     # "Jane Doe, Dr. Wu reviewed ...", "Jane Doe, the podiatry office will ...": another
     # person or a place after the comma, not this one's job.
     if (
-        role is not None
+        role_words
         and role_words[0] not in ("dr", "doctor", "the", "your")
         and (not _ROLES.isdisjoint(role_words))
     ):
         # A job title after the name, or on the next line when the name is the whole of
         # its line: a signature or a staff list.
         whole_line = text[line_start : found.start].strip() == ""
-        if "," in role.group(0) or whole_line:
+        if role is not None and ("," in role.group(0) or whole_line):
             return True
     after = re.match(r"\.?[ \t]*,?[ \t]*(?:(?:Jr|Sr|II|III|IV)\.?,?[ \t]*)?([A-Za-z&]+)", tail)
     if after is not None:
@@ -674,3 +714,15 @@ def not_a_patient(text: str, found: Person) -> bool:
         ):
             return True
     return text[line_start : found.start].strip() == "" and _signature_line(text, line_start)
+
+
+def _place_name(text: str, found: Person) -> bool:
+    """ "Rosalind Franklin Hall", "the Hattie Delgado Tower": a full name and a place word
+    after it name a building or an organisation, when the middle word is no given name
+    (so no "Mary Ann Hall") or a word before says "place" ("outside", "at")."""
+    if len(found.words) != 3 or ascii_key(found.words[2]) not in _AFTER_NOT_PERSON:
+        return False
+    if ascii_key(found.words[1]) not in name_data().given:
+        return True
+    before = _BEFORE_WORD.search(text, max(0, found.start - 20), found.start)
+    return before is not None and before.group(1).lower() in _PLACE_BEFORE

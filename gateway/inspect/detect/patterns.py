@@ -276,6 +276,12 @@ NAME_LABELS = (
     "patient", "pt", "name", "resident", "member", "client", "student", "child", "subscriber",
     "insured", "beneficiary", "enrollee", "participant", "guarantor",
 )  # fmt: skip
+# Words before a person cared for or whose account a message is about: "daughter of
+# Jane Doe", "on behalf of Jane Doe", "for account of Jane Doe".
+NAME_RELATIONS = (
+    "on behalf of", "account of", "caregiver of", "daughter of", "son of", "mother of",
+    "father of", "wife of", "husband of", "parent of", "guardian of",
+)  # fmt: skip
 TITLES = ("Mr", "Mrs", "Ms", "Miss", "Mx", "Dr", "Prof")
 # Lower-case parts of surnames ("de la Cruz", "van der Berg").
 PARTICLES = (
@@ -288,7 +294,8 @@ GREETINGS = (
     "hey there", "hello again", "hi again", "dearest", "welcome back",
     # Patients write and are written to in their languages too.
     "hola", "buenos dias", "buenas tardes", "estimado", "estimada", "querido", "querida",
-    "bom dia", "ola", "bonjour", "cher", "chere", "salut",
+    "bom dia", "ola", "oi", "prezado", "prezada", "prezado(a)", "bonjour", "cher", "chere",
+    "salut", "chao",
 )  # fmt: skip
 
 # ---------------------------------------------------------------- fixed patterns
@@ -407,8 +414,10 @@ FIXED: tuple[PatternDef, ...] = (
     ),
     # "reminder for Jane Doe", "I am referring Doe, Jane": checked like "Re:".
     PatternDef("name_re", rf"{phrases(('for', 'referring', 'regarding'))}{WS}+{_U}"),
+    # "caregiver of Blessing Okafor": also a given name that is a word, before a surname.
+    PatternDef("name_of", rf"{phrases(NAME_RELATIONS)}{WS}+{_U}"),
     # "patient Jane Doe was seen": also checked against the given names.
-    PatternDef("name_pt", rf"{phrases(('patient', 'pt'))}\.?{WS}+{_U}"),
+    PatternDef("name_pt", rf"{phrases(('patient', 'pt', 'paciente'))}\.?{WS}+{_U}"),
     # "Mrs. Doe", "Dear Dr. Lee" (the handler looks for the greeting).
     # "Ms. de la Cruz": the name found from its first capital word.
     PatternDef(

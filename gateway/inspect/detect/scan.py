@@ -28,7 +28,7 @@ from gateway.inspect.detect.matcher import (
     build_engine,
     default_backend,
 )
-from gateway.inspect.detect.namedata import name_data
+from gateway.inspect.detect.namedata import ascii_key, name_data
 from gateway.inspect.detect.rule import HEALTH_TYPES
 
 
@@ -68,6 +68,8 @@ _PRIORITY = {
         )
     )
 }
+# Health findings that are a person's data even in staff mail: a measured value, a code.
+_PERSONAL_HEALTH = frozenset({"lab_result", "icd10"})
 # How far along its line a care word still makes a name a patient's (see care_in_line).
 LINE_REACH = 240
 CONTACT_TYPES = frozenset({"phone", "fax", "email", "street_address"})
@@ -606,19 +608,43 @@ class _Segment:
         self.add_person(names.person(self.text, e - 1, min_words=2, allow_caps=True))
 
     def name_re(self, s: int, e: int) -> None:
-        # "reminder for Jane Doe", not "privileges for Jane Doe, MD".
-        found = names.person(self.text, e - 1, min_words=2)
+        # "reminder for Jane Doe", "RE: DOE, JANE", not "privileges for Jane Doe, MD";
+        # a given name alone before ":" ("Message from the pharmacy for Nicholas: ...").
+        text = self.text
+        found = names.person(text, e - 1, min_words=1, allow_caps=True)
         if (
             found is not None
+            and (len(found.words) > 1 or text[found.end : found.end + 1] == ":")
             and names.given_name_first(found)
-            and not names.not_a_patient(self.text, found)
+            and not names.not_a_patient(text, found)
         ):
             self.add_person(found)
 
     def name_pt(self, s: int, e: int) -> None:
-        # "patient Jane Doe", "Patient Kenji Watanabe": a known given name or surname.
-        found = names.person(self.text, e - 1, min_words=2, allow_comma=False)
-        if found is not None and (names.given_name_first(found) or names.known_surname_last(found)):
+        # "patient Jane Doe", "Patient Kenji Watanabe", "Patient DOE, JANE": a known given
+        # name or surname.
+        found = names.person(self.text, e - 1, min_words=2, allow_caps=True)
+        if found is not None and (
+            names.given_name_first(found) or (not found.comma and names.known_surname_last(found))
+        ):
+            self.add_person(found)
+
+    def name_of(self, s: int, e: int) -> None:
+        # "daughter of Jane Doe", "caregiver of Blessing S. Okafor" (a given name that is
+        # also a word, before a known surname), not "son of Dr. Lee's partner".
+        found = names.person(self.text, e - 1, min_words=2, allow_caps=True)
+        if (
+            found is not None
+            and (
+                names.given_name_first(found)
+                or (
+                    not found.comma
+                    and ascii_key(found.words[0]) in name_data().given
+                    and names.known_surname_last(found)
+                )
+            )
+            and not names.not_a_patient(self.text, found)
+        ):
             self.add_person(found)
 
     def name_title(self, s: int, e: int) -> None:
@@ -638,13 +664,18 @@ class _Segment:
         found = names.person(self.text, e - 1, min_words=1, allow_comma=False)
         if found is None or found.words[0].lower() in names.TITLE_WORDS:
             return  # "Dear Mr. Doe": the title pattern has it
-        following = self.text[found.end : found.end + 3].lstrip(" \t.")
+        text = self.text
+        following = text[found.end : found.end + 3].lstrip(" \t.")
         # "Hi Jane," / "Dear Jane Doe" / "Hello, Jane Doe!" / "Hey Jane - " / "Hi Jane &
-        # family" - not "Hi Board Members".
+        # family" - not "Hi Board Members"; "hey Tyrone its the front desk": a known given
+        # name after a greeting that opens a line.
         if (
             not following
             or following[0] in ",!:&-\u2013\u2014\r\n"
-            or (len(found.words) > 1 and self.text[s : s + 4].lower() == "dear")
+            or (len(found.words) > 1 and text[s : s + 4].lower() == "dear")
+            or (
+                text[text.rfind("\n", 0, s) + 1 : s].strip() == "" and names.given_name_first(found)
+            )
         ):
             self.add_person(found)
 
@@ -684,7 +715,17 @@ class _Segment:
         `window` characters before or after them, and providers addressed by title
         ("Hi Dr. Nguyen"): they identify somebody, not necessarily a patient (a
         newsletter's author, a colleague)."""
-        health = [s for s in spans if s.type in HEALTH_TYPES and s.start not in self.service_terms]
+        # In staff mail ("Flu shots for employees: see Tamara Gibbs"), a health term near a
+        # name is the topic, not the person's: only a clinical care word is, or a lab value
+        # or a diagnosis code, which are somebody's data ("SBAR for the oncoming shift:
+        # Jane Doe ... last Sodium 137").
+        staff = "care_staff" in self.context
+        health = [
+            s
+            for s in spans
+            if s.type in (_PERSONAL_HEALTH if staff else HEALTH_TYPES)
+            and s.start not in self.service_terms
+        ]
         ends = [s.end for s in health]
         window = self.window
         # A name overlaps a strong one when, of the strong names starting before its
@@ -693,7 +734,6 @@ class _Segment:
         strong = sorted(self.strong_names)
         strong_starts = [s for s, _ in strong]
         reach = list(accumulate((e for _, e in strong), max))
-        staff = "care_staff" in self.context
         count = 0
         for span in spans:
             if span.type != "name":
@@ -706,9 +746,7 @@ class _Segment:
                 continue
             low, high = span.start - window, span.end + window
             i = bisect_left(ends, low)
-            # In staff mail ("Flu shots for employees: see Tamara Gibbs"), a health term
-            # near a name is the topic, not the person's: only a clinical care word is.
-            near_health = not staff and i < len(health) and health[i].start <= high
+            near_health = i < len(health) and health[i].start <= high
             if not (
                 near_health
                 or self.care_near(span.start, span.end)
@@ -799,6 +837,7 @@ _HANDLERS: dict[str, Handler] = {
         "name_label",
         "name_re",
         "name_pt",
+        "name_of",
         "name_title",
         "name_greeting",
         "name_lead",
