@@ -62,6 +62,7 @@ from xml.sax.saxutils import quoteattr
 
 from faker import Faker
 from faker_healthcare import HealthcareProvider
+from pdf_writer import pdf_file
 
 PHI_CATEGORIES: tuple[str, ...] = (
     "appointment_reminder",
@@ -1522,19 +1523,7 @@ def pdf_bytes(
             b"/Contents %d 0 R >>" % (resources, first_page + 2 * number + 1)
         )
         objects.append(b"<< /Length %d%s >>\nstream\n%s\nendstream" % (len(stream), filt, stream))
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
+    return pdf_file(objects)
 
 
 _ZIP_TIME = (2026, 11, 2, 0, 0, 0)  # fixed, so archives are byte-identical run to run

@@ -27,6 +27,8 @@ import base64
 import random
 from dataclasses import dataclass
 
+from pdf_writer import pdf_file
+
 SMALL, MEDIUM, LARGE = 5 * 1024, 50 * 1024, 2 * 1024 * 1024
 SIZE_CYCLE = (SMALL,) * 14 + (MEDIUM,) * 5 + (LARGE,)  # 70/25/5 by count
 PHI_EVERY = 3  # a third of the messages carry PHI
@@ -128,19 +130,7 @@ def scanned_pdf(rng: random.Random, size: int, title: str) -> bytes:
         b"/BitsPerComponent 8 /Length %d >>\nstream\n%s\nendstream"
         % (width, height, len(pixels), pixels),
     ]
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
+    return pdf_file(objects)
 
 
 def attachment(filename: str, content_type: str, payload: bytes) -> str:

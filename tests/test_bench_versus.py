@@ -36,6 +36,17 @@ SITE = "/venv/lib/python3.11/site-packages"
 GATEWAY = "/repo/gateway"
 
 
+def postconf(postfix: versus_postfix.Postfix, name: str) -> str:
+    """One setting of the benchmark's Postfix instance, as Postfix reads it."""
+    done = subprocess.run(
+        ["postconf", "-c", str(postfix.config_dir), "-h", name],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
 def _frame(function: str, file: str) -> str:
     return f"{function} ({file}:1)"
 
@@ -100,18 +111,9 @@ def test_the_postfix_baseline_is_a_valid_closed_relay_with_its_milter(tmp_path: 
 
     postfix.prepare()  # ends with `postfix check`, which fails on a broken configuration
 
-    def setting(name: str) -> str:
-        done = subprocess.run(
-            ["postconf", "-c", str(postfix.config_dir), "-h", name],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return done.stdout.strip()
-
-    assert setting("smtpd_relay_restrictions") == "permit_sasl_authenticated, reject"
-    assert setting("smtpd_milters") == f"unix:{postfix.milter_socket}"
-    assert setting("milter_default_action") == "tempfail"
+    assert postconf(postfix, "smtpd_relay_restrictions") == "permit_sasl_authenticated, reject"
+    assert postconf(postfix, "smtpd_milters") == f"unix:{postfix.milter_socket}"
+    assert postconf(postfix, "milter_default_action") == "tempfail"
     assert (postfix.queue_dir / "incoming").is_dir()
     key = (postfix.dkim_dir / "bench.private").read_text()
     assert "PRIVATE KEY" in key
@@ -136,19 +138,10 @@ def test_in_the_mix_postfix_delivers_only_over_tls_verified_against_the_test_ca(
 
     postfix.prepare()  # `postfix check` rejects a broken configuration
 
-    def setting(name: str) -> str:
-        done = subprocess.run(
-            ["postconf", "-c", str(postfix.config_dir), "-h", name],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return done.stdout.strip()
-
-    assert setting("smtp_tls_security_level") == "secure"
-    assert setting("smtp_tls_secure_cert_match") == versus_postfix.SINK_NAME
-    assert setting("smtp_tls_CAfile") == str(certs["ca"])
-    assert setting("relayhost") == "[127.0.0.1]:2525"
+    assert postconf(postfix, "smtp_tls_security_level") == "secure"
+    assert postconf(postfix, "smtp_tls_secure_cert_match") == versus_postfix.SINK_NAME
+    assert postconf(postfix, "smtp_tls_CAfile") == str(certs["ca"])
+    assert postconf(postfix, "relayhost") == "[127.0.0.1]:2525"
 
 
 @pytest.fixture(scope="module")
