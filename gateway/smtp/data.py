@@ -47,15 +47,15 @@ class LargeMessages:
         self._turns = asyncio.Semaphore(at_once)
 
     def turn(self) -> LargeTurn:
-        return LargeTurn(self)
+        return LargeTurn(self.size, self._turns)
 
 
 class LargeTurn:
-    """One DATA's claim on a turn: taken once the message grows past the size, if it does."""
+    """One DATA's claim on a turn: taken once the message grows past `size`, if it does."""
 
-    def __init__(self, gate: LargeMessages) -> None:
-        self.size = gate.size
-        self._turns = gate._turns
+    def __init__(self, size: int, turns: asyncio.Semaphore) -> None:
+        self.size = size
+        self._turns = turns
         self._held = False
 
     async def take(self) -> None:
