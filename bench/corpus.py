@@ -2071,8 +2071,8 @@ def generate(
 ) -> list[MessageLabel]:
     """Write COUNT messages (per split, for "all") and labels.jsonl into OUT (created if needed).
 
-    split: tune, heldout, fresh, blind, sealed, vault, quarry or all; families: all (old categories and
-    round-two families, in the tuning split) or new (round-two families only).
+    split: tune, heldout, fresh, blind, sealed, vault, quarry or all; families: all (old
+    categories and round-two families, in the tuning split) or new (round-two families only).
     """
     if split not in (*SPLITS, "all"):
         raise CorpusError(f"unknown split {split!r}; use {', '.join(SPLITS)} or all")

@@ -69,7 +69,7 @@ QUARRY_BOOK = Phrasebook(
             "SUMMARY:{procedure} - {patient}\n"
             "DTSTART:{date} {time}\n"
             "LOCATION:{org}, room {room}\n"
-            "DESCRIPTION:Sleep lab overnight study; pack pyjamas and your CPAP mask if you own one.\n"
+            "DESCRIPTION:Booked by {doctor}; bring photo ID, your medicines and a dressing gown.\n"
             "END:VEVENT",
             "[SMS relay from {phone}] Audiology here. {first}, your hearing aid fitting with "
             "{doctor} moved to {weekday} {time}. Reply 1 to accept.",
@@ -247,9 +247,7 @@ QUARRY_BOOK = Phrasebook(
             "taken, {drug} started within the hour.",
             "Chaplain's note: sat with {patient} and her daughter; talked about the {diagnosis} "
             "and what matters most to them.",
-            "A d m i s s i o n   n o t e\n"
-            "Pt  {patient}   DOB  {dob}\n"
-            "Dx :  {diagnosis}",
+            "A d m i s s i o n   n o t e\nPt  {patient}   DOB  {dob}\nDx :  {diagnosis}",
         ),
         "name_line_start": (
             "{patient}: infusion nurse coming {weekday} to change the PICC dressing.",
@@ -290,15 +288,13 @@ QUARRY_BOOK = Phrasebook(
             "Good evening {patient}\nA reminder from the sleep lab: no caffeine after noon "
             "before your {procedure}.",
             "Hiya {first},\nthe audiology clinic has your repaired aid back from the maker.",
-            "Greetings {patient},\nthe genetics counsellor has kept {date} at {time} free for "
-            "you.",
+            "Greetings {patient},\nthe genetics counsellor has kept {date} at {time} free for you.",
             "Evening {first} -\nyour wound photos look much better this week, says {doctor}.",
             "{first},\nthe student health team needs your consent form before the {test}.",
             "Dear Mx {patient},\nthe travel clinic has your vaccine record ready.",
             "Hey {first}!\nTransport is booked for your {procedure} on {date}.",
             "Salutations {patient},\nthe occupational health review is now scheduled.",
-            "Kia ora {patient},\nthe nutrition team will phone you about your "
-            "{diagnosis} diet.",
+            "Kia ora {patient},\nthe nutrition team will phone you about your {diagnosis} diet.",
             "Thanks for calling us about the {drug}, {first}.",
         ),
         "name_list": (
@@ -315,12 +311,12 @@ QUARRY_BOOK = Phrasebook(
             "Secure message digest - your patients with new activity\n{items}",
             "Chaplaincy requests received overnight\n{items}\nVolunteers assigned by {staff}.",
             "Dietitian follow-ups due {date}\n{items}",
-            "Occupational health immunisation recall\n{items}\nRecall post leaves the mailroom {weekday}.",
+            "Occupational health immunisation recall\n{items}\nRecall post leaves the mailroom "
+            "{weekday}.",
         ),
         "name_table": (
             "Virtual ward tracker, exported {date}\n{table}",
-            "Infusion deliveries this week:\n{table}\nDrivers return empty cassettes to the "
-            "depot.",
+            "Infusion deliveries this week:\n{table}\nDrivers return empty cassettes to the depot.",
             "{table}\nSource: sleep lab scoring queue",
             "Transport bookings\n{table}\nAmend before 4 pm the day prior.",
             "Graft clinic tracking grid - {doctor}\n{table}",
@@ -377,41 +373,33 @@ QUARRY_BOOK = Phrasebook(
             "switchboard {phone}.",
             "{provider}, MD\n{specialty}\n{org} | {phone}\nNobody reads this mailbox on "
             "Saturdays or Sundays.",
-            "New to the directory: {provider} ({specialty}), clinics at {building} from "
-            "{date}.",
+            "New to the directory: {provider} ({specialty}), clinics at {building} from {date}.",
             "Locum cover for {doctor} during leave: {colleague}, reachable through the "
             "genetic counselling office.",
-            "Sent from the tele-clinic of {provider} - please do not reply with urgent "
-            "questions.",
+            "Sent from the tele-clinic of {provider} - please do not reply with urgent questions.",
             "Prison health services medical lead: {provider}. Deputy: {staff}.",
             "Ambulance liaison officer this month is {staff}; escalate delays to {doctor}.",
             "Kind regards,\n{staff}\nNutrition Services Manager, {org}",
             "Weekend consultant for the virtual ward: {doctor}. Pharmacist: {staff}.",
             "Student health clinicians this term: {provider}, {colleague} and nurse "
             "practitioner {staff}.",
-            "Audiology team photo caption: {staff}, {provider} and {staff_first} at the new "
-            "booth.",
-            "{doctor} has moved to the {building} clinic; referral addresses change on "
-            "{date}.",
+            "Audiology team photo caption: {staff}, {provider} and {staff_first} at the new booth.",
+            "{doctor} has moved to the {building} clinic; referral addresses change on {date}.",
         ),
         "neg_public": (
             "Press digest: {public} spoke about hearing loss at a charity concert; audiology "
             "inquiries rose the next day.",
-            "{public} visited the children's ward for the fundraising video shoot on "
-            "{weekday}.",
-            "Conference programme: keynote by {public} on vaccine confidence, {time}, main "
-            "hall.",
+            "{public} visited the children's ward for the fundraising video shoot on {weekday}.",
+            "Conference programme: keynote by {public} on vaccine confidence, {time}, main hall.",
             "A magazine interview in which {public} describes a sleep disorder is circulating "
             "among staff.",
             "Overheard on the radio, {public}: take your medicines and keep your appointments.",
-            "Health ministry briefing - {public} announced funding for travel vaccine "
-            "clinics.",
+            "Health ministry briefing - {public} announced funding for travel vaccine clinics.",
             "Book club pick: the memoir of {public}, set partly in an intensive care unit.",
             "Documentary screening about {public} and the history of organ donation, "
             "{date} in the lecture theatre.",
             "Our hospital-at-home model got a mention from {public} on national radio.",
-            "Trivia night answer: {public} was the first to back the smoke-free campus "
-            "campaign.",
+            "Trivia night answer: {public} was the first to back the smoke-free campus campaign.",
             "The statue of {public} outside {building} will be cleaned on {weekday}.",
             "{public} ran the marathon for the transplant charity and raised {amount}.",
         ),
@@ -432,14 +420,12 @@ QUARRY_BOOK = Phrasebook(
         "neg_company": (
             "Visiting rep from {company} will demo the new infusion pumps in room {room} at "
             "{time}.",
-            "{company} has recalled one batch of wound dressings; quarantine stock by "
-            "{date}.",
+            "{company} has recalled one batch of wound dressings; quarantine stock by {date}.",
             "PO {room} raised with {company}: hearing aid batteries, approved by finance.",
             "Lunch-and-learn sponsored by {company}: sleep apnoea devices, {weekday}.",
             "Contract renewal with {company} for patient transport vehicles is on the "
             "board agenda.",
-            "Samples policy reminder: reps from {company} may not leave stock at nursing "
-            "stations.",
+            "Samples policy reminder: reps from {company} may not leave stock at nursing stations.",
             "{company} sent revised pricing for enteral feed pumps; finance to review.",
             "IT notice: {company} will patch the telehealth platform on {weekday} night.",
             "The travel vaccine supplier changed to {company} from {date}.",
@@ -466,10 +452,8 @@ QUARRY_BOOK = Phrasebook(
             "Printer on ward {room} is jammed again - {staff_first} has logged a call.",
         ),
         "neg_newsletter": (
-            "From the desk of the chief executive, {provider}: our virtual ward now has 40 "
-            "beds.",
-            "Press release: \"Home infusion cuts admissions,\" said {provider}, director of "
-            "{org}.",
+            "From the desk of the chief executive, {provider}: our virtual ward now has 40 beds.",
+            'Press release: "Home infusion cuts admissions," said {provider}, director of {org}.',
             "Nutrition corner: five ways to add protein to breakfast, from {staff}.",
             "Sleep awareness week - {doctor} answers your questions about insomnia.",
             "Research news: {colleague} won a grant to study {diagnosis} in shift workers.",
@@ -492,7 +476,11 @@ QUARRY_BOOK = Phrasebook(
             "Automated notice",
         ),
         "appt_reminder": ("Invitation: {procedure} @ {date}", "Join link inside", "Pickup {time}"),
-        "refill_reminder": ("Delivery of {drug}", "Auto-refill paused", "Script awaiting signature"),
+        "refill_reminder": (
+            "Delivery of {drug}",
+            "Auto-refill paused",
+            "Script awaiting signature",
+        ),
         "result_notice": ("Study scored", "{first}, a result is in", "Lab release {date}"),
         "care_handoff": ("Crew handover", "Virtual ward discharge", "Overnight pass-on"),
         "billing_question": ("Ambulance bill", "Infusion statement {date}", "Charge query"),
@@ -528,7 +516,12 @@ QUARRY_BOOK = Phrasebook(
     table_layouts=(
         (("Client", "patient"), ("Born", "dob"), ("Service", "procedure"), ("Clinician", "doctor")),
         (("Resident", "patient"), ("Drug", "drug"), ("Strength", "dose"), ("Due", "date")),
-        (("Passenger", "patient"), ("Pickup", "time"), ("Destination", "org")),
+        (
+            ("Passenger", "patient"),
+            ("Pickup", "time"),
+            ("Destination", "org"),
+            ("For", "procedure"),
+        ),
         (("Pt", "patient"), ("Assay", "test"), ("Reading", "value"), ("Problem", "diagnosis")),
     ),
     compound_surnames=(
