@@ -1,7 +1,7 @@
 """Labelled synthetic mail corpus for the PHI detection benchmarks.
 
     .venv/bin/python bench/corpus.py --out DIR --count 1000 --seed 1 \
-        [--split tune|heldout|fresh|blind|sealed|vault|all]
+        [--split tune|heldout|fresh|blind|sealed|vault|quarry|all]
 
 Writes DIR/00000.eml ... and DIR/labels.jsonl, one JSON object per message:
 
@@ -205,7 +205,7 @@ class MessageLabel(TypedDict):
     carrier: str
     adversarial: str | None
     family: str  # an old category, or one of NEW_FAMILIES
-    split: str  # tune, heldout, fresh, blind, sealed or vault (see SPLITS)
+    split: str  # tune, heldout, fresh, blind, sealed, vault or quarry (see SPLITS)
     parts: list[PartLabel]
 
 
@@ -2060,8 +2060,8 @@ def generate(
 ) -> list[MessageLabel]:
     """Write COUNT messages (per split, for "all") and labels.jsonl into OUT (created if needed).
 
-    split: tune, heldout, fresh, blind, sealed, vault or all; families: all (old categories and
-    round-two families, in the tuning split) or new (round-two families only).
+    split: tune, heldout, fresh, blind, sealed, vault, quarry or all; families: all (old
+    categories and round-two families, in the tuning split) or new (round-two families only).
     """
     if split not in (*SPLITS, "all"):
         raise CorpusError(f"unknown split {split!r}; use {', '.join(SPLITS)} or all")
@@ -2088,16 +2088,16 @@ def load_labels(directory: Path) -> list[MessageLabel]:
 # family's sentences come from a Phrasebook: TUNE_BOOK below for the tuning split,
 # bench/corpus_heldout.py for the held-out split, bench/corpus_fresh.py for the
 # fresh split, bench/corpus_blind.py for the blind split, bench/corpus_sealed.py
-# for the sealed split and bench/corpus_vault.py for the vault split (each with its
-# own sentences and name pools, never to be read when tuning a detector). The sealed
-# split judged the fifth slice; the vault split, written after it, is the next judge.
-# Neither is run while tuning; the held-out, fresh and blind splits are diagnostics.
-# The blind, sealed and vault books also draw a share of their names from other Faker
-# locales
-# (Phrasebook.name_locales). Values are laid out piece by piece, so a span's
+# for the sealed split, bench/corpus_vault.py for the vault split and
+# bench/corpus_quarry.py for the quarry split (each with its own sentences and name
+# pools, never to be read when tuning a detector). The sealed and vault splits have
+# judged a slice each; the quarry split, written after them, is the next judge. None
+# is run while tuning; the held-out, fresh and blind splits are diagnostics. The
+# blind, sealed, vault and quarry books also draw a share of their names from other
+# Faker locales (Phrasebook.name_locales). Values are laid out piece by piece, so a span's
 # offsets are known as the text is built, not searched for afterwards.
 
-SPLITS: tuple[str, ...] = ("tune", "heldout", "fresh", "blind", "sealed", "vault")
+SPLITS: tuple[str, ...] = ("tune", "heldout", "fresh", "blind", "sealed", "vault", "quarry")
 NEW_PHI_FAMILIES: tuple[str, ...] = (
     "appt_reminder",
     "refill_reminder",
@@ -2396,8 +2396,8 @@ TUNE_BOOK = Phrasebook(
 
 
 def phrasebook(split: str) -> Phrasebook:
-    """The tuning split's phrasebook, or the held-out, fresh, blind, sealed or vault one
-    (each imported only when asked for)."""
+    """The tuning split's phrasebook, or the held-out, fresh, blind, sealed, vault or quarry
+    one (each imported only when asked for)."""
     if split == "tune":
         return TUNE_BOOK
     if split == "heldout":
@@ -2420,6 +2420,10 @@ def phrasebook(split: str) -> Phrasebook:
         import corpus_vault
 
         return corpus_vault.VAULT_BOOK
+    if split == "quarry":
+        import corpus_quarry
+
+        return corpus_quarry.QUARRY_BOOK
     raise CorpusError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
 
 
@@ -2769,9 +2773,9 @@ def build_family_message(
 ) -> tuple[bytes, MessageLabel]:
     """One message of a round-two family; the same arguments always give the same bytes.
 
-    Each split draws from its own seed stream (phigate-tune, phigate-heldout,
-    phigate-fresh, phigate-blind, phigate-sealed, phigate-vault), so no split repeats another's
-    message even for the same seed.
+    Each split draws from its own seed stream (phigate-tune, phigate-heldout, phigate-fresh,
+    phigate-blind, phigate-sealed, phigate-vault, phigate-quarry), so no split repeats
+    another's message even for the same seed.
     """
     book = phrasebook(split)
     rng = random.Random(f"phigate-{split}:{seed}:{index}")
@@ -2862,7 +2866,7 @@ def build_family_message(
 def _family_recipe(split: str, seed: int, index: int, families: str) -> tuple[str, str] | None:
     """(family, carrier) of a round-two message, or None for an old-category message.
 
-    The held-out, fresh, blind, sealed and vault splits are all round-two families. A tuning
+    The held-out, fresh, blind, sealed, vault and quarry splits are all round-two families. A tuning
     corpus of all families starts with the old COVERAGE, then one message per round-two
     family, then mixes them in proportion to the number of families (NEW_SHARE).
     """
@@ -2992,9 +2996,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--split",
         choices=(*SPLITS, "all"),
         default="tune",
-        help="tune (default), heldout, fresh, blind, sealed, vault, or all (COUNT each); never "
-        "tune on heldout, fresh, blind, sealed or vault, and never generate sealed or vault "
-        "while tuning: they are the judges",
+        help="tune (default), heldout, fresh, blind, sealed, vault, quarry, or all (COUNT "
+        "each); never tune on heldout, fresh, blind, sealed, vault or quarry, and never "
+        "generate sealed, vault or quarry while tuning: they are the judges",
     )
     parser.add_argument(
         "--families",

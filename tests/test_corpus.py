@@ -383,6 +383,7 @@ _BOOK_MODULES = {
     "blind": "corpus_blind.py",
     "sealed": "corpus_sealed.py",
     "vault": "corpus_vault.py",
+    "quarry": "corpus_quarry.py",
 }
 _POOLS = (
     "compound_surnames",
@@ -472,11 +473,11 @@ def test_the_scorer_reports_each_split_apart(
     assert "Robert King: your prescription for metformin is ready for pickup." in out.getvalue()
 
 
-@pytest.mark.parametrize("split", ["blind", "sealed", "vault"])
-def test_only_the_blind_sealed_and_vault_books_draw_names_from_other_locales(split: str) -> None:
+@pytest.mark.parametrize("split", ["blind", "sealed", "vault", "quarry"])
+def test_only_the_judges_and_the_blind_book_draw_names_from_other_locales(split: str) -> None:
     """A book without locales leaves the random stream alone (its corpus stays byte for byte
-    the same); the blind, sealed and vault books draw their share of names from locales that
-    write them in Latin script."""
+    the same); the blind, sealed, vault and quarry books draw their share of names from locales
+    that write them in Latin script, with no space around them."""
     fake, hc = corpus._faker()
     c = corpus.Ctx(random.Random(1), fake, hc)
     for plain in ("tune", "heldout", "fresh"):
@@ -492,6 +493,7 @@ def test_only_the_blind_sealed_and_vault_books_draw_names_from_other_locales(spl
         other.seed_instance(7)
         for name in (n for _ in range(40) for n in (other.first_name(), other.last_name())):
             letters = [ch for ch in name if ch.isalpha()]
+            assert name == name.strip(), (locale, name)
             assert letters and all("LATIN" in unicodedata.name(ch) for ch in letters), (
                 locale,
                 name,
