@@ -13,7 +13,7 @@ import unicodedata
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from itertools import accumulate
 from typing import NamedTuple
 
@@ -121,7 +121,7 @@ class SegmentScan:
     # weighs them together (a staff topic in the body keeps "Follow-up" in the
     # subject from counting; see care_classes).
     care_words: frozenset[str] = frozenset()
-    lab_care: bool = False  # a lab test named near a name (care whatever the topic)
+    named_care: bool = False  # care tied to a name whatever the topic (see named_care)
 
 
 @dataclass(frozen=True)
@@ -596,13 +596,16 @@ class _Segment:
         return j < len(labs) and labs[j] <= end + 2 * self.window
 
     def care_context(self, spans: list[Span]) -> bool:
-        """A care word anywhere, or a lab test named near a name."""
-        return bool(self.care_classes) or self.lab_care(spans)
+        """A care word anywhere, or care tied to a name (see named_care)."""
+        return bool(self.care_classes) or self.named_care(spans)
 
-    def lab_care(self, spans: list[Span]) -> bool:
-        return bool(self.lab_mentions) and any(
-            s.type == "name" and self.care_near(s.start, s.end) for s in spans
-        )
+    def named_care(self, spans: list[Span]) -> bool:
+        """Care tied to a name whatever the message's topic: a lab test named near it,
+        or a booking with a provider in its line (see booked_in_line)."""
+        named = [s for s in spans if s.type == "name"]
+        return (
+            bool(self.lab_mentions) and any(self.care_near(s.start, s.end) for s in named)
+        ) or any(self.booked_in_line(s.start, s.end) for s in named)
 
     def name_label(self, s: int, e: int) -> None:
         self.add_person(names.person(self.text, e - 1, min_words=2, allow_caps=True))
@@ -751,9 +754,34 @@ class _Segment:
                 near_health
                 or self.care_near(span.start, span.end)
                 or self.care_in_line(span.start, span.end)
+                or self.booked_in_line(span.start, span.end)
             ):
                 count += 1
         return count
+
+    def booked_in_line(self, start: int, end: int) -> bool:
+        """A booking in the name's line with a provider or service near: "Jane Doe -
+        seating evaluation on 3/4 at 9:15 ... the order from Dr. Lee", "For: Jane Doe,
+        Oncology with Dr. Lee on 3/4 at 9 AM". It counts even where a staff topic
+        elsewhere in the message ("the vendor brings a trial chair", "interpreter
+        ticket") keeps encounter words from counting, but not with a staff topic in the
+        line itself ("Lunch with Jane Doe and Dr. Lee on Friday at 12:30 PM")."""
+        if "care_service" not in self.context:
+            return False
+        text = self.text
+        low = max(text.rfind("\n", 0, start) + 1, start - LINE_REACH)
+        high = text.find("\n", end)
+        high = min(len(text) if high < 0 else high, end + LINE_REACH)
+        booked = False
+        for cls in _BOOKING_CLASSES:
+            hits = self.context.get(cls)
+            if hits is not None:
+                i = bisect_left(hits[0], low)
+                booked = booked or (i < len(hits[0]) and hits[0][i] < high)
+        if not booked or _context_regex("care_staff").search(text, low, high):
+            return False
+        around = (max(0, start - LINE_REACH), min(len(text), end + LINE_REACH))
+        return _context_regex("care_service").search(text, *around) is not None
 
     def patient_contacts(self, spans: list[Span]) -> int:
         # `spans` do not overlap and are sorted, so name starts and ends both
@@ -770,6 +798,20 @@ class _Segment:
             if near_name or self.near("patient", span.start) is not None:
                 count += 1
         return count
+
+
+# What books a visit in a name's line (see _Segment.booked_in_line): a date or time,
+# an encounter ("evaluation", "appointment") or scheduling words ("confirmed").
+_BOOKING_CLASSES = ("slot", "care_encounter", "care_scheduling")
+
+
+@cache
+def _context_regex(cls: str) -> re.Pattern[str]:
+    """One class's context words as a case-insensitive whole-word regex, for the few
+    lines where their place matters but the engine only reports their presence."""
+    words = sorted(patterns.CONTEXT_WORDS[cls], key=len, reverse=True)
+    alternation = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in words if w)
+    return re.compile(rf"(?<![\w]){'(?:' + alternation + ')'}(?![\w])", re.IGNORECASE)
 
 
 def care_classes(context: Mapping[str, object]) -> tuple[str, ...]:
@@ -888,7 +930,7 @@ def scan_text(
             health_context="health" in segment.context,
             care_context=segment.care_context(spans),
             care_words=frozenset(c for c in segment.context if c.startswith("care") or c == "slot"),
-            lab_care=segment.lab_care(spans),
+            named_care=segment.named_care(spans),
             loose_names=segment.loose_names(spans),
         )
     except DetectionError:
