@@ -707,6 +707,8 @@ def test_word_names_and_capitals_are_read_whole() -> None:
         # elsewhere in the message (a vendor, an interpreter ticket).
         "Orthotics delivery\nTheodore Q. Marsh - brace fitting on June 9, 2027 at 10:30 AM."
         "\nThe vendor will bring samples; keep the order from Dr. Nakamura handy.",
+        # "Proctor" is a surname too, not only a teaching session's word.
+        "Parking pass ticket\nFor: Lionel Proctor, Urology with Dr. Sato on 1/9/2027 at 8 AM",
         "Sign language interpreter ticket\nPatron: ASL\n"
         "For: Rosalind Achebe, Neurology with Dr. Lindqvist on 4/17/2027 at 2:15 PM",
         # "For:" labels the person a booking is for; a given name may close a line.
@@ -732,6 +734,10 @@ def test_bookings_with_a_provider_under_a_staff_topic(text: str) -> None:
         # Teaching sessions are staff topics: a simulation lab is no patient's lab.
         "Fellows: Odile Brandt proctors the Hernia Repair skills lab on 5/3/2027 at 2 PM."
         " Sign-up sheet in the library.",
+        # A date alone books no visit; Spanish staff notices are staff topics.
+        "Rota update\nWendell Agyeman covers the ward on 2027-02-11, Dr. Kowal backs up.",
+        "Aviso al personal: Renata Salgado cubre el turno del 2027-03-02 a las 7; "
+        "el Dr. Ortega queda de respaldo.",
         # A booking with no provider or service anywhere near.
         "IT ticket: Martin Osei - laptop swap on 3/14 at 10:15 AM in room 4.",
         # A given name closing a line after a sign-off is a signature.

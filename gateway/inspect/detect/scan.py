@@ -760,7 +760,7 @@ class _Segment:
         return count
 
     def booked_in_line(self, start: int, end: int) -> bool:
-        """A booking in the name's line with a provider or service near: "Jane Doe -
+        """A booking in the name's line with a provider or service near it: "Jane Doe -
         seating evaluation on 3/4 at 9:15 ... the order from Dr. Lee", "For: Jane Doe,
         Oncology with Dr. Lee on 3/4 at 9 AM". It counts even where a staff topic
         elsewhere in the message ("the vendor brings a trial chair", "interpreter
@@ -772,7 +772,7 @@ class _Segment:
         low = max(text.rfind("\n", 0, start) + 1, start - LINE_REACH)
         high = text.find("\n", end)
         high = min(len(text) if high < 0 else high, end + LINE_REACH)
-        booked = False
+        booked = _TIME_OF_DAY.search(text, low, high) is not None
         for cls in _BOOKING_CLASSES:
             hits = self.context.get(cls)
             if hits is not None:
@@ -800,9 +800,11 @@ class _Segment:
         return count
 
 
-# What books a visit in a name's line (see _Segment.booked_in_line): a date or time,
-# an encounter ("evaluation", "appointment") or scheduling words ("confirmed").
-_BOOKING_CLASSES = ("slot", "care_encounter", "care_scheduling")
+# What books a visit in a name's line (see _Segment.booked_in_line): a time of day
+# ("at 9:15", not a date alone: "covers the night of 3/4"), an encounter
+# ("evaluation", "appointment") or scheduling words ("confirmed").
+_TIME_OF_DAY = re.compile(patterns.SLOT)
+_BOOKING_CLASSES = ("care_encounter", "care_scheduling")
 
 
 @cache
