@@ -766,7 +766,9 @@ class _Segment:
         elsewhere in the message ("the vendor brings a trial chair", "interpreter
         ticket") keeps encounter words from counting, but not with a staff topic in the
         line itself ("Lunch with Jane Doe and Dr. Lee on Friday at 12:30 PM")."""
-        if "care_service" not in self.context:
+        # Without a staff topic the line's booking words are care words already (see
+        # care_classes): only a staff topic leaves this to decide.
+        if "care_staff" not in self.context or "care_service" not in self.context:
             return False
         text = self.text
         low = max(text.rfind("\n", 0, start) + 1, start - LINE_REACH)
