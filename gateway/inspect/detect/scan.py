@@ -780,10 +780,10 @@ class _Segment:
             if hits is not None:
                 i = bisect_left(hits[0], low)
                 booked = booked or (i < len(hits[0]) and hits[0][i] < high)
-        if not booked or _context_regex("care_staff").search(text, low, high):
+        if not booked or _has_phrase("care_staff", text, low, high):
             return False
         around = (max(0, start - LINE_REACH), min(len(text), end + LINE_REACH))
-        return _context_regex("care_service").search(text, *around) is not None
+        return _has_phrase("care_service", text, *around)
 
     def patient_contacts(self, spans: list[Span]) -> int:
         # `spans` do not overlap and are sorted, so name starts and ends both
@@ -809,13 +809,30 @@ _TIME_OF_DAY = re.compile(patterns.SLOT)
 _BOOKING_CLASSES = ("care_encounter", "care_scheduling")
 
 
+_TOKEN = re.compile(r"[a-z0-9]+(?:['/-][a-z0-9]+)*")
+
+
 @cache
-def _context_regex(cls: str) -> re.Pattern[str]:
-    """One class's context words as a case-insensitive whole-word regex, for the few
-    lines where their place matters but the engine only reports their presence."""
-    words = sorted(patterns.CONTEXT_WORDS[cls], key=len, reverse=True)
-    alternation = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in words if w)
-    return re.compile(rf"(?<![\w]){'(?:' + alternation + ')'}(?![\w])", re.IGNORECASE)
+def _context_phrases(cls: str) -> tuple[frozenset[str], int]:
+    """One class's context words as token sequences (see _has_phrase), and the
+    longest one's length, for the few lines where their place matters but the engine
+    only reports their presence."""
+    phrases = frozenset(" ".join(_TOKEN.findall(w.lower())) for w in patterns.CONTEXT_WORDS[cls])
+    phrases -= {""}
+    return phrases, max(len(p.split()) for p in phrases)
+
+
+def _has_phrase(cls: str, text: str, low: int, high: int) -> bool:
+    """Whether text[low:high] has one of a class's context words, whole words and
+    case-insensitive: a set lookup per run of words, not a regex of hundreds of
+    alternatives tried at each character."""
+    phrases, longest = _context_phrases(cls)
+    words = _TOKEN.findall(text[low:high].lower())
+    return any(
+        " ".join(words[i : i + n]) in phrases
+        for i in range(len(words))
+        for n in range(1, min(longest, len(words) - i) + 1)
+    )
 
 
 def care_classes(context: Mapping[str, object]) -> tuple[str, ...]:
