@@ -698,3 +698,51 @@ def test_word_names_and_capitals_are_read_whole() -> None:
     assert names("Journey Whitaker's A1C came back at 8.1.") == ["Journey Whitaker"]
     # A building, not a person: no name at all.
     assert names("Parking outside Calvin Brooks Hall closes at 6 for the CT delivery.") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A booking with a provider in a patient's line counts under a staff topic
+        # elsewhere in the message (a vendor, an interpreter ticket).
+        "Orthotics delivery\nTheodore Q. Marsh - brace fitting on June 9, 2027 at 10:30 AM."
+        "\nThe vendor will bring samples; keep the order from Dr. Nakamura handy.",
+        # "Proctor" is a surname too, not only a teaching session's word.
+        "Parking pass ticket\nFor: Lionel Proctor, Urology with Dr. Sato on 1/9/2027 at 8 AM",
+        "Sign language interpreter ticket\nPatron: ASL\n"
+        "For: Rosalind Achebe, Neurology with Dr. Lindqvist on 4/17/2027 at 2:15 PM",
+        # "For:" labels the person a booking is for; a given name may close a line.
+        "Transport ticket\nFor: Hector Villanueva, Oncology with Dr. Grant on 3/2/2027 at 9 AM",
+        "Your physical therapy session with our clinic is confirmed, Priya.\n"
+        "When: 5/12/2027, 3:30 PM",
+    ],
+)
+def test_bookings_with_a_provider_under_a_staff_topic(text: str) -> None:
+    assert phi(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The team lunch is on Friday with Dr. Patel from cardiology",
+        "Lunch with Dr. Patel on Friday at 12:30 PM",
+        "Grand rounds: Dr. Okafor presents on 3/4 at 7 AM",
+        # A staff topic in the name's own line keeps a booked time a staff event.
+        "Lunch with Jane Doe and Dr. Patel on Friday at 12:30 PM; the vendor pays.",
+        "Staff meeting\nGerald Pike presents the budget on 3/4 at 9 AM with Dr. Ruiz",
+        "Training: Dr. Abara hosts the workshop on 6/2 at 1 PM, Yolanda Briggs presenting.",
+        # Teaching sessions are staff topics: a simulation lab is no patient's lab.
+        "Fellows: Odile Brandt proctors the Hernia Repair skills lab on 5/3/2027 at 2 PM."
+        " Sign-up sheet in the library.",
+        # A date alone books no visit; Spanish staff notices are staff topics.
+        "Rota update\nWendell Agyeman covers the ward on 2027-02-11, Dr. Kowal backs up.",
+        "Aviso al personal: Renata Salgado cubre el turno del 2027-03-02 a las 7; "
+        "el Dr. Ortega queda de respaldo.",
+        # A booking with no provider or service anywhere near.
+        "IT ticket: Martin Osei - laptop swap on 3/14 at 10:15 AM in room 4.",
+        # A given name closing a line after a sign-off is a signature.
+        "See you then,\nThanks, Priya.\n",
+    ],
+)
+def test_staff_bookings_with_a_provider_stay_clean(text: str) -> None:
+    assert not phi(text)

@@ -94,7 +94,7 @@ def detect(
     patient_contacts = 0
     health_context = False
     care_words: set[str] = set()
-    lab_care = False
+    named_care = False
     loose: Counter[str] = Counter()  # place -> names that identify nobody in particular
     for segment in extraction.segments:
         if not segment.text:
@@ -113,7 +113,7 @@ def detect(
             patient_contacts += result.patient_contacts
             health_context = health_context or result.health_context
             care_words |= result.care_words
-            lab_care = lab_care or result.lab_care
+            named_care = named_care or result.named_care
     for payload in extraction.structured:
         types[payload.kind] += 1
         places.setdefault(payload.place.label, Counter())[payload.kind] += 1
@@ -125,7 +125,7 @@ def detect(
             health_context=health_context,
             structured=bool(extraction.structured),
             # Care words weighed over the whole message, staff topics included.
-            care_context=lab_care or bool(care_classes(dict.fromkeys(care_words))),
+            care_context=named_care or bool(care_classes(dict.fromkeys(care_words))),
         ),
         config,
     )

@@ -616,14 +616,14 @@ def _vocative(text: str, start: int, end: int) -> bool:
     """A given name alone, called out between a comma and "!" (or a comma or a dash
     before a lower-case word, or the end of a sentence): "Good news, Maria! Your ...",
     "Remember, Maria, your ...", "Good news, Maria - your ...", "Thanks for choosing
-    us, Maria. Your ..."."""
+    us, Maria. Your ...", "Your visit is confirmed, Maria." at a line's end)."""
     if text[max(0, start - 2) : start] != ", ":
         return False
     if re.match(r"!|,[ \t]+[a-z]|[ \t]+--?[ \t]+[a-z]", text[end : end + 6]) is not None:
         return True  # "Good news, Maria! ...", "Good news, Maria - your INR ..."
     # "Thank you for choosing us, Darius. Your next ...", not "Regards, Darius."
     before = text[max(0, start - 30) : start - 2].rsplit("\n", 1)[-1].strip().lower()
-    return re.match(r"\.[ \t]+[A-Z]", text[end : end + 3]) is not None and not (
+    return re.match(r"\.(?:[ \t]+[A-Z]|[ \t]*\n)", text[end : end + 3]) is not None and not (
         before.endswith(_SIGN_OFFS)
     )
 

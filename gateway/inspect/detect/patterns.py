@@ -408,9 +408,10 @@ FIXED: tuple[PatternDef, ...] = (
     PatternDef("icd_plain", r"\b[A-Z][0-9][0-9AB][0-9A-Z]{0,4}\b"),
     # Names: a strong label ("Patient: Jane Doe", "Name: DOE, JANE").
     PatternDef("name_label", rf"{phrases(NAME_LABELS)}{WS}*:{WS}*{_U}"),
-    # "Re: Jane Doe", "Fwd: Re: Doe, Jane": the first name must be a known given name.
+    # "Re: Jane Doe", "For: Doe, Jane": the first name must be a known given name.
     PatternDef(
-        "name_re", rf"{phrases(('re', 'fw', 'fwd', 'regarding', 'referral'))}{WS}*:{WS}*{_U}"
+        "name_re",
+        rf"{phrases(('re', 'fw', 'fwd', 'regarding', 'referral', 'for'))}{WS}*:{WS}*{_U}",
     ),
     # "reminder for Jane Doe", "I am referring Doe, Jane": checked like "Re:".
     PatternDef("name_re", rf"{phrases(('for', 'referring', 'regarding'))}{WS}+{_U}"),

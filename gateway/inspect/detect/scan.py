@@ -13,7 +13,7 @@ import unicodedata
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from itertools import accumulate
 from typing import NamedTuple
 
@@ -121,7 +121,7 @@ class SegmentScan:
     # weighs them together (a staff topic in the body keeps "Follow-up" in the
     # subject from counting; see care_classes).
     care_words: frozenset[str] = frozenset()
-    lab_care: bool = False  # a lab test named near a name (care whatever the topic)
+    named_care: bool = False  # care tied to a name whatever the topic (see named_care)
 
 
 @dataclass(frozen=True)
@@ -596,13 +596,16 @@ class _Segment:
         return j < len(labs) and labs[j] <= end + 2 * self.window
 
     def care_context(self, spans: list[Span]) -> bool:
-        """A care word anywhere, or a lab test named near a name."""
-        return bool(self.care_classes) or self.lab_care(spans)
+        """A care word anywhere, or care tied to a name (see named_care)."""
+        return bool(self.care_classes) or self.named_care(spans)
 
-    def lab_care(self, spans: list[Span]) -> bool:
-        return bool(self.lab_mentions) and any(
-            s.type == "name" and self.care_near(s.start, s.end) for s in spans
-        )
+    def named_care(self, spans: list[Span]) -> bool:
+        """Care tied to a name whatever the message's topic: a lab test named near it,
+        or a booking with a provider in its line (see booked_in_line)."""
+        named = [s for s in spans if s.type == "name"]
+        return (
+            bool(self.lab_mentions) and any(self.care_near(s.start, s.end) for s in named)
+        ) or any(self.booked_in_line(s.start, s.end) for s in named)
 
     def name_label(self, s: int, e: int) -> None:
         self.add_person(names.person(self.text, e - 1, min_words=2, allow_caps=True))
@@ -751,9 +754,36 @@ class _Segment:
                 near_health
                 or self.care_near(span.start, span.end)
                 or self.care_in_line(span.start, span.end)
+                or self.booked_in_line(span.start, span.end)
             ):
                 count += 1
         return count
+
+    def booked_in_line(self, start: int, end: int) -> bool:
+        """A booking in the name's line with a provider or service near it: "Jane Doe -
+        seating evaluation on 3/4 at 9:15 ... the order from Dr. Lee", "For: Jane Doe,
+        Oncology with Dr. Lee on 3/4 at 9 AM". It counts even where a staff topic
+        elsewhere in the message ("the vendor brings a trial chair", "interpreter
+        ticket") keeps encounter words from counting, but not with a staff topic in the
+        line itself ("Lunch with Jane Doe and Dr. Lee on Friday at 12:30 PM")."""
+        # Without a staff topic the line's booking words are care words already (see
+        # care_classes): only a staff topic leaves this to decide.
+        if "care_staff" not in self.context or "care_service" not in self.context:
+            return False
+        text = self.text
+        low = max(text.rfind("\n", 0, start) + 1, start - LINE_REACH)
+        high = text.find("\n", end)
+        high = min(len(text) if high < 0 else high, end + LINE_REACH)
+        booked = _TIME_OF_DAY.search(text, low, high) is not None
+        for cls in _BOOKING_CLASSES:
+            hits = self.context.get(cls)
+            if hits is not None:
+                i = bisect_left(hits[0], low)
+                booked = booked or (i < len(hits[0]) and hits[0][i] < high)
+        if not booked or _has_phrase("care_staff", text, low, high):
+            return False
+        around = (max(0, start - LINE_REACH), min(len(text), end + LINE_REACH))
+        return _has_phrase("care_service", text, *around)
 
     def patient_contacts(self, spans: list[Span]) -> int:
         # `spans` do not overlap and are sorted, so name starts and ends both
@@ -770,6 +800,39 @@ class _Segment:
             if near_name or self.near("patient", span.start) is not None:
                 count += 1
         return count
+
+
+# What books a visit in a name's line (see _Segment.booked_in_line): a time of day
+# ("at 9:15", not a date alone: "covers the night of 3/4"), an encounter
+# ("evaluation", "appointment") or scheduling words ("confirmed").
+_TIME_OF_DAY = re.compile(patterns.SLOT)
+_BOOKING_CLASSES = ("care_encounter", "care_scheduling")
+
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:['/-][a-z0-9]+)*")
+
+
+@cache
+def _context_phrases(cls: str) -> tuple[frozenset[str], int]:
+    """One class's context words as token sequences (see _has_phrase), and the
+    longest one's length, for the few lines where their place matters but the engine
+    only reports their presence."""
+    phrases = frozenset(" ".join(_TOKEN.findall(w.lower())) for w in patterns.CONTEXT_WORDS[cls])
+    phrases -= {""}
+    return phrases, max(len(p.split()) for p in phrases)
+
+
+def _has_phrase(cls: str, text: str, low: int, high: int) -> bool:
+    """Whether text[low:high] has one of a class's context words, whole words and
+    case-insensitive: a set lookup per run of words, not a regex of hundreds of
+    alternatives tried at each character."""
+    phrases, longest = _context_phrases(cls)
+    words = _TOKEN.findall(text[low:high].lower())
+    return any(
+        " ".join(words[i : i + n]) in phrases
+        for i in range(len(words))
+        for n in range(1, min(longest, len(words) - i) + 1)
+    )
 
 
 def care_classes(context: Mapping[str, object]) -> tuple[str, ...]:
@@ -888,7 +951,7 @@ def scan_text(
             health_context="health" in segment.context,
             care_context=segment.care_context(spans),
             care_words=frozenset(c for c in segment.context if c.startswith("care") or c == "slot"),
-            lab_care=segment.lab_care(spans),
+            named_care=segment.named_care(spans),
             loose_names=segment.loose_names(spans),
         )
     except DetectionError:
