@@ -2090,8 +2090,8 @@ def load_labels(directory: Path) -> list[MessageLabel]:
 # fresh split, bench/corpus_blind.py for the blind split, bench/corpus_sealed.py
 # for the sealed split, bench/corpus_vault.py for the vault split and
 # bench/corpus_quarry.py for the quarry split (each with its own sentences and name
-# pools, never to be read when tuning a detector). The sealed and vault splits have
-# judged a slice each; the quarry split, written after them, is the next judge. None
+# pools, never to be read when tuning a detector). The sealed, vault and quarry
+# splits have judged a slice each; the next slice needs a judge written anew. None
 # is run while tuning; the held-out, fresh and blind splits are diagnostics. The
 # blind, sealed, vault and quarry books also draw a share of their names from other
 # Faker locales (Phrasebook.name_locales). Values are laid out piece by piece, so a span's
