@@ -27,8 +27,10 @@ LAYERS: list[list[str]] = [
         "gateway.runstate",
         "gateway.metrics",
         "gateway.clients",
+        "gateway.malloc",
     ],
-    ["gateway.periodic"],  # background passes: above logs
+    # Background passes (above logs); large messages' turns (above malloc).
+    ["gateway.periodic", "gateway.turns"],
     ["gateway.yaml_models"],
     # Settings: no feature package, no stage.
     ["gateway.config"],
@@ -45,7 +47,7 @@ LAYERS: list[list[str]] = [
     # The message path: listener -> intake -> store <- delivery; the web app beside.
     ["gateway.intake", "gateway.delivery", "gateway.web"],
     ["gateway.smtp"],
-    ["gateway.datadir", "gateway.malloc", "gateway.supervisor"],
+    ["gateway.datadir", "gateway.supervisor"],
     # The composition root and the command line may import anything.
     ["gateway.app"],
     ["gateway.cli"],

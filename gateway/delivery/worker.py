@@ -39,6 +39,7 @@ from gateway.logs import event
 from gateway.store import queue
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring, Sealed
+from gateway.turns import Turns
 
 log = logging.getLogger("gateway.delivery")
 
@@ -92,7 +93,7 @@ class DeliveryService:
         self.signing = signing
         self.reports_tls = reports_tls
         self.large_message_size = large_message_size
-        self._large_turns = asyncio.Semaphore(max_large_messages)
+        self._large_turns = Turns(max_large_messages)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{time.time():.0f}"
         self._wakeup = asyncio.Event()
         self._stopping = False

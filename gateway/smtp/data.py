@@ -22,6 +22,7 @@ import asyncio
 from dataclasses import dataclass
 
 from gateway import metrics
+from gateway.turns import Turns
 
 _END = b"\r\n.\r\n"
 # The buffer starts with a CRLF of its own, so that a first line of "." ends
@@ -44,7 +45,7 @@ class LargeMessages:
 
     def __init__(self, size: int, at_once: int) -> None:
         self.size = size
-        self._turns = asyncio.Semaphore(at_once)
+        self._turns = Turns(at_once)
 
     def turn(self) -> LargeTurn:
         return LargeTurn(self.size, self._turns)
@@ -53,14 +54,14 @@ class LargeMessages:
 class LargeTurn:
     """One DATA's claim on a turn: taken once the message grows past `size`, if it does."""
 
-    def __init__(self, size: int, turns: asyncio.Semaphore) -> None:
+    def __init__(self, size: int, turns: Turns) -> None:
         self.size = size
         self._turns = turns
         self._held = False
 
     async def take(self) -> None:
         if not self._held:
-            if self._turns.locked():
+            if self._turns.all_taken():
                 metrics.LARGE_MESSAGE_WAITS.inc()
             await self._turns.acquire()
             self._held = True
