@@ -54,6 +54,7 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime, formataddr
 from functools import cache, lru_cache
+from importlib import import_module
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, TypedDict, cast
@@ -2396,35 +2397,14 @@ TUNE_BOOK = Phrasebook(
 
 
 def phrasebook(split: str) -> Phrasebook:
-    """The tuning split's phrasebook, or the held-out, fresh, blind, sealed, vault or quarry
-    one (each imported only when asked for)."""
+    """The tuning split's phrasebook, or another split's from its own module
+    (`corpus_<split>.py`, holding `<SPLIT>_BOOK`), imported only when asked for."""
     if split == "tune":
         return TUNE_BOOK
-    if split == "heldout":
-        import corpus_heldout
-
-        return corpus_heldout.HELDOUT_BOOK
-    if split == "fresh":
-        import corpus_fresh
-
-        return corpus_fresh.FRESH_BOOK
-    if split == "blind":
-        import corpus_blind
-
-        return corpus_blind.BLIND_BOOK
-    if split == "sealed":
-        import corpus_sealed
-
-        return corpus_sealed.SEALED_BOOK
-    if split == "vault":
-        import corpus_vault
-
-        return corpus_vault.VAULT_BOOK
-    if split == "quarry":
-        import corpus_quarry
-
-        return corpus_quarry.QUARRY_BOOK
-    raise CorpusError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    if split not in SPLITS:
+        raise CorpusError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    book: Phrasebook = getattr(import_module(f"corpus_{split}"), f"{split.upper()}_BOOK")
+    return book
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,11 @@ import versus_postfix  # noqa: E402 (bench/versus_postfix.py)
 
 SITE = "/venv/lib/python3.11/site-packages"
 GATEWAY = "/repo/gateway"
+# scripts/test installs the packages and CI runs as root: these run there.
+NEEDS_POSTFIX = pytest.mark.skipif(
+    versus_postfix.missing_programs() or os.geteuid() != 0,
+    reason="needs root and the Debian packages " + versus_postfix.PACKAGES,
+)
 
 
 def postconf(postfix: versus_postfix.Postfix, name: str) -> str:
@@ -97,10 +102,7 @@ def test_stacks_are_charged_to_the_innermost_named_cost_and_to_their_stage() -> 
     assert row.split()[-6:] == ["0.00", "0.00", "3.00", "0.00", "3.00", "50%"]
 
 
-@pytest.mark.skipif(
-    versus_postfix.missing_programs() or os.geteuid() != 0,
-    reason="needs root and the Debian packages " + versus_postfix.PACKAGES,
-)
+@NEEDS_POSTFIX
 def test_the_postfix_baseline_is_a_valid_closed_relay_with_its_milter(tmp_path: Path) -> None:
     (tmp_path / "certs").mkdir()
     certs = make_certs(tmp_path / "certs")
@@ -119,10 +121,7 @@ def test_the_postfix_baseline_is_a_valid_closed_relay_with_its_milter(tmp_path: 
     assert "PRIVATE KEY" in key
 
 
-@pytest.mark.skipif(
-    versus_postfix.missing_programs() or os.geteuid() != 0,
-    reason="needs root and the Debian packages " + versus_postfix.PACKAGES,
-)
+@NEEDS_POSTFIX
 def test_in_the_mix_postfix_delivers_only_over_tls_verified_against_the_test_ca(
     tmp_path: Path,
 ) -> None:
