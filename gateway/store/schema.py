@@ -412,3 +412,106 @@ web_sessions = Table(
     Column("expires_at", Float, nullable=False),  # the absolute lifetime's end
     Index("ix_web_sessions_user_id", "user_id"),
 )
+
+# --- Archive (gateway.archive): an encrypted copy of each accepted message -----
+# Sealed under the archive's own master keys (keys/archive/), apart from the
+# queue's. Rows hold metadata for search; content only as ciphertext, in
+# `content` or in an object store under `object_key`. Destroyed by retention:
+# `wrapped_key`, `content` and the object go, the row stays with `destroyed_at`.
+
+archived_messages = Table(
+    "archived_messages",
+    metadata,
+    Column("queue_id", String(32), primary_key=True),
+    Column("kind", String(16), nullable=False),  # message | portal_reply
+    Column("received_at", Float, nullable=False),
+    Column("message_id", String(998), nullable=True),  # the Message-ID header
+    Column("principal", String(64), nullable=True),
+    Column("sender", String(320), nullable=False),  # envelope sender, "" for the null sender
+    Column("sender_domain", String(255), nullable=False),
+    Column("category", String(32), nullable=False),  # policy category (treatment, marketing ...)
+    Column("phi", Boolean, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),  # of the accepted bytes, recorded at intake
+    Column("storage", String(16), nullable=False),  # database | s3
+    Column("object_key", String(255), nullable=True),  # storage s3: where the ciphertext is
+    Column("key_id", String(32), nullable=True),
+    Column("wrapped_key", LargeBinary, nullable=True),  # NULL once destroyed
+    Column("content", LargeBinary, nullable=True),  # NULL once destroyed, or when in s3
+    Column("destroyed_at", Float, nullable=True),
+    Column(
+        "destruction_id",
+        Integer,
+        ForeignKey("destruction_records.id"),
+        nullable=True,
+    ),
+    Index("ix_archived_messages_received_at", "received_at"),
+    Index("ix_archived_messages_sender", "sender"),
+    Index("ix_archived_messages_sender_domain", "sender_domain"),
+    Index("ix_archived_messages_principal", "principal"),
+    Index("ix_archived_messages_message_id", "message_id"),
+    Index("ix_archived_messages_destroyed_at", "destroyed_at", "received_at"),
+)
+
+# One row per envelope recipient of an archived message: search by recipient or domain.
+archived_recipients = Table(
+    "archived_recipients",
+    metadata,
+    Column(
+        "queue_id",
+        String(32),
+        ForeignKey("archived_messages.queue_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("recipient", String(320), primary_key=True),
+    Column("domain", String(255), nullable=False),
+    Index("ix_archived_recipients_recipient", "recipient"),
+    Index("ix_archived_recipients_domain", "domain"),
+)
+
+# Legal holds: while a hold is not released, no archived message its selector
+# covers is destroyed. The selector is JSON (queue_ids, principal, sender,
+# recipient, domain, since, until, category); who placed and released it is kept.
+legal_holds = Table(
+    "legal_holds",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_ref", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("selector", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("released_at", Float, nullable=True),  # NULL while the hold stands
+    Column("released_by", String(128), nullable=True),
+    Column("release_reason", Text, nullable=True),
+)
+
+# What a retention run destroyed, one row per batch: kept, and exportable.
+destruction_records = Table(
+    "destruction_records",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False),
+    Column("destroyed_at", Float, nullable=False),
+    Column("rule", String(128), nullable=False),  # the retention rule that made them due
+    Column("method", String(255), nullable=False),  # how: what was deleted and overwritten
+    Column("queue_ids", Text, nullable=False),  # JSON list
+    Column("count", Integer, nullable=False),
+    Column("actor", String(128), nullable=False),  # "cli:<user>" or "server:<node>"
+    Index("ix_destruction_records_run_id", "run_id"),
+)
+
+# Requests to export archived content: who asked, why, and (under the two-person
+# rule) who approved. An export uses an approved request once.
+archive_requests = Table(
+    "archive_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("queue_ids", Text, nullable=False),  # JSON list
+    Column("reason", Text, nullable=False),
+    Column("requested_by", String(128), nullable=False),
+    Column("requested_at", Float, nullable=False),
+    Column("approved_by", String(128), nullable=True),
+    Column("approved_at", Float, nullable=True),
+    Column("used_at", Float, nullable=True),
+)
