@@ -42,8 +42,9 @@ LAYERS: list[list[str]] = [
     ["gateway.policy"],
     # Bounces and DSNs: a stage that intake and delivery both hand mail to;
     # portal custody, notices and pages' content: what delivery and web share;
-    # compliance reports read from the trail, for the CLI, the server and pages.
-    ["gateway.bounce", "gateway.portal", "gateway.reports"],
+    # compliance reports read from the trail, for the CLI, the server and pages;
+    # the archive, which intake writes and the CLI and the server read and destroy.
+    ["gateway.bounce", "gateway.portal", "gateway.reports", "gateway.archive"],
     # The message path: listener -> intake -> store <- delivery; the web app beside.
     ["gateway.intake", "gateway.delivery", "gateway.web"],
     ["gateway.smtp"],

@@ -1,0 +1,124 @@
+"""Archived messages as rows: what is kept of each, written and read in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, insert, select
+
+from gateway.mail.addresses import domain_of
+from gateway.store.keyring import Sealed
+from gateway.store.schema import archived_messages, archived_recipients
+
+MESSAGE = "message"
+PORTAL_REPLY = "portal_reply"
+DATABASE = "database"
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    """An archived message's metadata: what search, retention and holds select on."""
+
+    queue_id: str
+    kind: str  # MESSAGE | PORTAL_REPLY
+    received_at: float
+    message_id: str | None
+    principal: str | None
+    sender: str  # envelope sender, "" for the null sender
+    recipients: tuple[str, ...]
+    category: str
+    phi: bool
+    size: int
+    sha256: str  # of the accepted bytes
+
+    @property
+    def sender_domain(self) -> str:
+        return domain_of(self.sender) if self.sender else ""
+
+
+def record(
+    conn: Connection,
+    entry: ArchiveEntry,
+    sealed: Sealed,
+    *,
+    storage: str = DATABASE,
+    object_key: str | None = None,
+) -> None:
+    """Record an archived message; the ciphertext goes in the row unless it is kept in an
+    object store under `object_key`."""
+    conn.execute(
+        insert(archived_messages).values(
+            queue_id=entry.queue_id,
+            kind=entry.kind,
+            received_at=entry.received_at,
+            message_id=entry.message_id,
+            principal=entry.principal,
+            sender=entry.sender,
+            sender_domain=entry.sender_domain,
+            category=entry.category,
+            phi=entry.phi,
+            size=entry.size,
+            sha256=entry.sha256,
+            storage=storage,
+            object_key=object_key,
+            key_id=sealed.key_id,
+            wrapped_key=sealed.wrapped_key,
+            content=sealed.ciphertext if object_key is None else None,
+        )
+    )
+    if entry.recipients:
+        conn.execute(
+            insert(archived_recipients),
+            [
+                {"queue_id": entry.queue_id, "recipient": r, "domain": domain_of(r)}
+                for r in dict.fromkeys(entry.recipients)
+            ],
+        )
+
+
+def entries(conn: Connection, queue_ids: Sequence[str]) -> list[ArchiveEntry]:
+    """The metadata of these archived messages (destroyed ones included), in the order asked."""
+    rows = conn.execute(
+        select(archived_messages).where(archived_messages.c.queue_id.in_(list(queue_ids)))
+    ).all()
+    recipients: dict[str, list[str]] = {}
+    for queue_id, recipient in conn.execute(
+        select(archived_recipients.c.queue_id, archived_recipients.c.recipient).where(
+            archived_recipients.c.queue_id.in_(list(queue_ids))
+        )
+    ):
+        recipients.setdefault(queue_id, []).append(recipient)
+    found = {
+        row.queue_id: ArchiveEntry(
+            row.queue_id,
+            row.kind,
+            row.received_at,
+            row.message_id,
+            row.principal,
+            row.sender,
+            tuple(sorted(recipients.get(row.queue_id, ()))),
+            row.category,
+            row.phi,
+            row.size,
+            row.sha256,
+        )
+        for row in rows
+    }
+    return [found[q] for q in queue_ids if q in found]
+
+
+def sealed_content(conn: Connection, queue_id: str) -> tuple[Sealed, str | None] | None:
+    """The sealed copy and its object key (None: the ciphertext is in the row); None once
+    destroyed or never archived."""
+    row = conn.execute(
+        select(
+            archived_messages.c.key_id,
+            archived_messages.c.wrapped_key,
+            archived_messages.c.content,
+            archived_messages.c.object_key,
+        ).where(archived_messages.c.queue_id == queue_id)
+    ).first()
+    if row is None or row.wrapped_key is None:
+        return None
+    return Sealed(row.key_id, row.wrapped_key, row.content or b""), row.object_key
