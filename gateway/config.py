@@ -599,6 +599,39 @@ class PortalConfig(_Strict):
         return value
 
 
+class ArchiveStorageConfig(_Strict):
+    """Where archived ciphertext is kept (see docs/archive.md)."""
+
+    # database: in the archived_messages table; s3: in an S3-compatible object store.
+    kind: Literal["database", "s3"] = "database"
+
+
+class RetentionConfig(_Strict):
+    """How long archived mail and audit events are kept (see docs/retention.md)."""
+
+    # The retention rules file (relative: under data_dir); null: keep everything.
+    rules_file: str | None = None
+
+
+class ArchiveExportConfig(_Strict):
+    """Who may take content out of the archive (see docs/archive.md)."""
+
+    # A second person (admin or auditor) must approve each export request.
+    two_person_rule: bool = False
+
+
+class ArchiveConfig(_Strict):
+    """The encrypted archive of accepted mail (see docs/archive.md)."""
+
+    # Keep a sealed copy of every accepted message (and portal reply).
+    enabled: bool = False
+    # Directory of the archive's own master keys. Relative: under data_dir.
+    keys_dir: str = "keys/archive"
+    storage: ArchiveStorageConfig = ArchiveStorageConfig()
+    retention: RetentionConfig = RetentionConfig()
+    export: ArchiveExportConfig = ArchiveExportConfig()
+
+
 class DkimConfig(_Strict):
     """DKIM signing of outgoing mail (see docs/dkim.md)."""
 
@@ -829,6 +862,7 @@ class Settings(_Strict):
     unsubscribe: UnsubscribeConfig = UnsubscribeConfig()
     smime: SmimeConfig = SmimeConfig()
     portal: PortalConfig = PortalConfig()
+    archive: ArchiveConfig = ArchiveConfig()
     reports: ReportsConfig = ReportsConfig()
     reviewer: ReviewerConfig = ReviewerConfig()
     # The address DSNs come from (local part @ hostname when empty).
