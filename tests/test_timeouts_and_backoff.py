@@ -107,3 +107,38 @@ def test_a_slowloris_client_is_cut_off_at_the_idle_timeout_while_others_send(
             assert not trickle.done()  # still trickling after the mail went through
             closed_after = trickle.result(timeout=30)
     assert closed_after is not None and idle - 0.2 < closed_after < idle + 3, closed_after
+
+
+def test_data_sent_steadily_for_longer_than_the_idle_timeout_is_accepted(
+    tmp_path: Path,
+) -> None:
+    """The idle timer restarts whenever DATA octets arrive: a slow link sending a
+    message for longer than limits.idle_timeout is not cut off; a stall is."""
+    idle = 1.0
+    gw = Phigate(tmp_path, limits={"idle_timeout": idle})
+    secret = gw.add_principal("ehr1", DOMAIN)
+    body = message(SENDER, RECIPIENT, "steady", "line of the report\r\n" * 40)
+    pieces = [body[i : i + 100] for i in range(0, len(body), 100)]
+    with gw:
+        with tls_client(gw.port) as sender:
+            sender.login("ehr1", secret)
+            sender.mail(SENDER)
+            sender.rcpt(RECIPIENT)
+            sender.putcmd("data")
+            assert sender.getreply()[0] == 354
+            started = time.monotonic()
+            for piece in pieces:
+                sender.send(piece)
+                time.sleep(3 * idle / len(pieces))
+            sender.send(b"\r\n.\r\n")
+            code, _ = sender.getreply()
+            assert time.monotonic() - started > 2 * idle
+            assert code == 250
+        with tls_client(gw.port) as stalled:
+            stalled.login("ehr1", secret)
+            stalled.mail(SENDER)
+            stalled.rcpt(RECIPIENT)
+            stalled.putcmd("data")
+            assert stalled.getreply()[0] == 354
+            stalled.send(pieces[0])
+            assert _closed_within(stalled.sock, 10) < idle + 3

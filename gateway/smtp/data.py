@@ -19,6 +19,7 @@ clients sending 10 MB at once cost a few messages' worth of memory, not fifty.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway import metrics
@@ -106,10 +107,13 @@ async def read_data(
     size_limit: int | None,
     line_length_limit: int,
     large: LargeTurn | None = None,
+    progress: Callable[[], None] | None = None,
 ) -> Received:
     """Read one message's DATA up to and including CRLF.CRLF; nothing after it.
 
     Past `large.size` octets, reading waits for a turn (released by the caller).
+    `progress` is called once the turn is taken: a message held back by its
+    wait is not idle.
     """
     buffer = bytearray(_START)
     lines = _Lines(line_length_limit)
@@ -135,6 +139,8 @@ async def read_data(
             break
         if large is not None and not refused and len(buffer) > large.size:
             await large.take()
+            if progress is not None:
+                progress()
         # The octets aiosmtpd counts (the lines before ".", stuffed) exceed the limit.
         if size_limit and len(buffer) - len(_START) - (len(_END) - 1) > size_limit:
             too_much = True

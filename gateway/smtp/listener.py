@@ -160,6 +160,9 @@ class PhigateSMTP(SMTP):
         self.reply_counted = False
         self._running_command = False
         self._expiry: asyncio.TimerHandle | None = None
+        # While DATA is read, when octets last arrived (or its turn came): the idle
+        # timer then counts from there, so a slow but steady sender is not cut off.
+        self._data_progress: float | None = None
         if ctx.implicit_tls:
             # Let AUTH through: the whole connection is already TLS.
             self._auth_require_tls = False
@@ -188,6 +191,22 @@ class PhigateSMTP(SMTP):
                 self._running_command = False
 
         return gated
+
+    def data_received(self, data: bytes) -> None:
+        if self._data_progress is not None:
+            self._data_progress = self.loop.time()
+        super().data_received(data)
+
+    def _note_data_progress(self) -> None:
+        self._data_progress = self.loop.time()
+
+    def _timeout_cb(self) -> None:
+        if self._data_progress is not None:
+            left = self._data_progress + self._timeout_duration - self.loop.time()
+            if left > 0:
+                self._reset_timeout(left)
+                return
+        super()._timeout_cb()  # type: ignore[no-untyped-call]  # untyped in aiosmtpd
 
     @property
     def in_transaction(self) -> bool:
@@ -327,10 +346,16 @@ class PhigateSMTP(SMTP):
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         # A large message keeps its turn until its content is let go, after intake.
         turn = self.ctx.large_messages.turn()
+        self._note_data_progress()
         try:
             received = await read_data(
-                self._reader, self.data_size_limit, self.line_length_limit, turn
+                self._reader,
+                self.data_size_limit,
+                self.line_length_limit,
+                turn,
+                progress=self._note_data_progress,
             )
+            self._data_progress = None
             reply = received.refusal
             if reply is None:
                 self.envelope.content = self.envelope.original_content = received.content
@@ -342,6 +367,7 @@ class PhigateSMTP(SMTP):
             self._writer.close()
             raise
         finally:
+            self._data_progress = None
             turn.release()
         await self.push(reply)
 
