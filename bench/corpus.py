@@ -1,7 +1,7 @@
 """Labelled synthetic mail corpus for the PHI detection benchmarks.
 
     .venv/bin/python bench/corpus.py --out DIR --count 1000 --seed 1 \
-        [--split tune|heldout|fresh|blind|sealed|vault|quarry|all]
+        [--split tune|heldout|fresh|blind|sealed|vault|quarry|ledger|all]
 
 Writes DIR/00000.eml ... and DIR/labels.jsonl, one JSON object per message:
 
@@ -206,7 +206,7 @@ class MessageLabel(TypedDict):
     carrier: str
     adversarial: str | None
     family: str  # an old category, or one of NEW_FAMILIES
-    split: str  # tune, heldout, fresh, blind, sealed, vault or quarry (see SPLITS)
+    split: str  # tune, heldout, fresh, blind, sealed, vault, quarry or ledger (see SPLITS)
     parts: list[PartLabel]
 
 
@@ -2061,7 +2061,7 @@ def generate(
 ) -> list[MessageLabel]:
     """Write COUNT messages (per split, for "all") and labels.jsonl into OUT (created if needed).
 
-    split: tune, heldout, fresh, blind, sealed, vault, quarry or all; families: all (old
+    split: tune, heldout, fresh, blind, sealed, vault, quarry, ledger or all; families: all (old
     categories and round-two families, in the tuning split) or new (round-two families only).
     """
     if split not in (*SPLITS, "all"):
@@ -2089,16 +2089,26 @@ def load_labels(directory: Path) -> list[MessageLabel]:
 # family's sentences come from a Phrasebook: TUNE_BOOK below for the tuning split,
 # bench/corpus_heldout.py for the held-out split, bench/corpus_fresh.py for the
 # fresh split, bench/corpus_blind.py for the blind split, bench/corpus_sealed.py
-# for the sealed split, bench/corpus_vault.py for the vault split and
-# bench/corpus_quarry.py for the quarry split (each with its own sentences and name
-# pools, never to be read when tuning a detector). The sealed, vault and quarry
-# splits have judged a slice each; the next slice needs a judge written anew. None
-# is run while tuning; the held-out, fresh and blind splits are diagnostics. The
-# blind, sealed, vault and quarry books also draw a share of their names from other
+# for the sealed split, bench/corpus_vault.py for the vault split,
+# bench/corpus_quarry.py for the quarry split and bench/corpus_ledger.py for the
+# ledger split (each with its own sentences and name pools, never to be read when
+# tuning a detector). The sealed, vault and quarry splits have judged a slice each;
+# the ledger split is the judge written anew for the next slice. None is run while
+# tuning; the held-out, fresh and blind splits are diagnostics. The blind, sealed,
+# vault, quarry and ledger books also draw a share of their names from other
 # Faker locales (Phrasebook.name_locales). Values are laid out piece by piece, so a span's
 # offsets are known as the text is built, not searched for afterwards.
 
-SPLITS: tuple[str, ...] = ("tune", "heldout", "fresh", "blind", "sealed", "vault", "quarry")
+SPLITS: tuple[str, ...] = (
+    "tune",
+    "heldout",
+    "fresh",
+    "blind",
+    "sealed",
+    "vault",
+    "quarry",
+    "ledger",
+)
 NEW_PHI_FAMILIES: tuple[str, ...] = (
     "appt_reminder",
     "refill_reminder",
@@ -2754,8 +2764,8 @@ def build_family_message(
     """One message of a round-two family; the same arguments always give the same bytes.
 
     Each split draws from its own seed stream (phigate-tune, phigate-heldout, phigate-fresh,
-    phigate-blind, phigate-sealed, phigate-vault, phigate-quarry), so no split repeats
-    another's message even for the same seed.
+    phigate-blind, phigate-sealed, phigate-vault, phigate-quarry, phigate-ledger), so no
+    split repeats another's message even for the same seed.
     """
     book = phrasebook(split)
     rng = random.Random(f"phigate-{split}:{seed}:{index}")
@@ -2846,9 +2856,10 @@ def build_family_message(
 def _family_recipe(split: str, seed: int, index: int, families: str) -> tuple[str, str] | None:
     """(family, carrier) of a round-two message, or None for an old-category message.
 
-    The held-out, fresh, blind, sealed, vault and quarry splits are all round-two families. A tuning
-    corpus of all families starts with the old COVERAGE, then one message per round-two
-    family, then mixes them in proportion to the number of families (NEW_SHARE).
+    The held-out, fresh, blind, sealed, vault, quarry and ledger splits are all round-two
+    families. A tuning corpus of all families starts with the old COVERAGE, then one
+    message per round-two family, then mixes them in proportion to the number of families
+    (NEW_SHARE).
     """
     rng = random.Random(f"phigate-{split}-recipe:{seed}:{index}")
     old = split == "tune" and families == "all"
@@ -2976,9 +2987,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--split",
         choices=(*SPLITS, "all"),
         default="tune",
-        help="tune (default), heldout, fresh, blind, sealed, vault, quarry, or all (COUNT "
-        "each); never tune on heldout, fresh, blind, sealed, vault or quarry, and never "
-        "generate sealed, vault or quarry while tuning: they are the judges",
+        help="tune (default), heldout, fresh, blind, sealed, vault, quarry, ledger, or all "
+        "(COUNT each); never tune on heldout, fresh, blind, sealed, vault, quarry or ledger, "
+        "and never generate sealed, vault, quarry or ledger while tuning: they are the judges",
     )
     parser.add_argument(
         "--families",

@@ -716,9 +716,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--split",
         choices=(*corpus.SPLITS, "all"),
         default="tune",
-        help="tune (default), heldout, fresh, blind, sealed, vault, quarry, or all (each "
-        "reported on its own). heldout, fresh and blind are diagnostics; sealed, vault and "
-        "quarry are judges: never run them (or all) while tuning a detector",
+        help="tune (default), heldout, fresh, blind, sealed, vault, quarry, ledger, or all "
+        "(each reported on its own). heldout, fresh and blind are diagnostics; sealed, vault, "
+        "quarry and ledger are judges: never run them (or all) while tuning a detector",
     )
     parser.add_argument(
         "--families",

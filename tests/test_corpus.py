@@ -384,6 +384,7 @@ _BOOK_MODULES = {
     "sealed": "corpus_sealed.py",
     "vault": "corpus_vault.py",
     "quarry": "corpus_quarry.py",
+    "ledger": "corpus_ledger.py",
 }
 _POOLS = (
     "compound_surnames",
@@ -473,11 +474,11 @@ def test_the_scorer_reports_each_split_apart(
     assert "Robert King: your prescription for metformin is ready for pickup." in out.getvalue()
 
 
-@pytest.mark.parametrize("split", ["blind", "sealed", "vault", "quarry"])
+@pytest.mark.parametrize("split", ["blind", "sealed", "vault", "quarry", "ledger"])
 def test_only_the_judges_and_the_blind_book_draw_names_from_other_locales(split: str) -> None:
     """A book without locales leaves the random stream alone (its corpus stays byte for byte
-    the same); the blind, sealed, vault and quarry books draw their share of names from locales
-    that write them in Latin script, with no space around them."""
+    the same); the blind, sealed, vault, quarry and ledger books draw their share of names from
+    locales that write them in Latin script, with no space around them."""
     fake, hc = corpus._faker()
     c = corpus.Ctx(random.Random(1), fake, hc)
     for plain in ("tune", "heldout", "fresh"):
