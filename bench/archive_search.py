@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
@@ -158,20 +159,20 @@ def cases(conn: Connection, rng: random.Random) -> dict[str, Callable[[], Filter
     def moment(days: float) -> float:
         return START + rng.uniform(0, SPAN - days * 86400)
 
-    def within(days: float) -> dict[str, float]:
+    def within(days: float, filters: Filters) -> Filters:
         since = moment(days)
-        return {"since": since, "until": since + days * 86400}
+        return replace(filters, since=since, until=since + days * 86400)
 
     return {
         "recipient": lambda: Filters(recipient=rng.choice(mix.recipients)),
-        "sender + 1 year": lambda: Filters(sender=mix.sender(), **within(365)),
-        "domain + 30 days": lambda: Filters(domain=rng.choice(mix.domains), **within(30)),
-        "domain + 1 year, PHI": lambda: Filters(
-            domain=rng.choice(mix.domains), phi=True, **within(365)
+        "sender + 1 year": lambda: within(365, Filters(sender=mix.sender())),
+        "domain + 30 days": lambda: within(30, Filters(domain=rng.choice(mix.domains))),
+        "domain + 1 year, PHI": lambda: within(
+            365, Filters(domain=rng.choice(mix.domains), phi=True)
         ),
         "message-id": lambda: Filters(message_id=rng.choice(message_ids)),
-        "1 day": lambda: Filters(**within(1)),
-        "principal + 1 week": lambda: Filters(principal=rng.choice(mix.principals), **within(7)),
+        "1 day": lambda: within(1, Filters()),
+        "principal + 1 week": lambda: within(7, Filters(principal=rng.choice(mix.principals))),
     }
 
 
