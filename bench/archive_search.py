@@ -95,17 +95,25 @@ def generate(mix: Mix, count: int) -> Iterator[tuple[dict[str, Any], list[dict[s
         sender = mix.sender()
         destroyed = n < count // 10
         row = {
-            "queue_id": queue_id, "kind": "message", "received_at": received_at,
+            "queue_id": queue_id,
+            "kind": "message",
+            "received_at": received_at,
             "message_id": f"<{n}.{rng.getrandbits(40):x}@{_domain(sender)}>",
-            "principal": mix.principals[n % len(mix.principals)], "sender": sender,
-            "sender_domain": _domain(sender), "category": mix.category(),
-            "phi": rng.random() < 0.4, "size": rng.randrange(2_000, 2_000_000),
-            "sha256": os.urandom(32).hex(), "storage": "database", "object_key": None,
-            "key_id": "m-bench", "wrapped_key": None if destroyed else os.urandom(60),
+            "principal": mix.principals[n % len(mix.principals)],
+            "sender": sender,
+            "sender_domain": _domain(sender),
+            "category": mix.category(),
+            "phi": rng.random() < 0.4,
+            "size": rng.randrange(2_000, 2_000_000),
+            "sha256": os.urandom(32).hex(),
+            "storage": "database",
+            "object_key": None,
+            "key_id": "m-bench",
+            "wrapped_key": None if destroyed else os.urandom(60),
             "content": None if destroyed else os.urandom(64),
             "destroyed_at": received_at + 2 * 365 * 86400 if destroyed else None,
             "destruction_id": None,
-        }  # fmt: skip
+        }
         yield (
             row,
             [
@@ -217,13 +225,17 @@ def main() -> int:
         url = args.db_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
         db, took = build(url, args.messages, args.seed)
         try:
-            print(f"{args.messages:,} archived messages written and indexed in {took:.1f} s "
-                  f"({db.write_engine.dialect.name})")  # fmt: skip
+            print(
+                f"{args.messages:,} archived messages written and indexed in {took:.1f} s "
+                f"({db.write_engine.dialect.name})"
+            )
             results = run(db, args.runs, args.seed, args.plans)
             print(f"{'search (newest 100)':<24} {'p50':>7} {'p99':>7}  ms   found (mean)")
             for name, times, found in results:
-                print(f"{name:<24} {percentile(times, 50):>7.2f} {percentile(times, 99):>7.2f}"
-                      f"      {found:>5}")  # fmt: skip
+                print(
+                    f"{name:<24} {percentile(times, 50):>7.2f} {percentile(times, 99):>7.2f}"
+                    f"      {found:>5}"
+                )
         finally:
             db.close()
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import subprocess
 import time
 import zipfile
@@ -24,7 +25,8 @@ from smime_pki import Pki, build_pki
 from sqlalchemy import insert, select, update
 from stores import cli_store
 
-from gateway.archive import records
+from gateway.archive import export, records
+from gateway.archive.access import AccessRefused
 from gateway.archive.records import ArchiveEntry
 from gateway.cli import main
 from gateway.config import Settings
@@ -75,10 +77,14 @@ class Archive:
     tmp: Path
     bodies: dict[str, bytes]
 
-    def run(self, *args: str, password: str = PASSWORD) -> tuple[int, str]:
-        """A command as a person runs it, the password on standard input."""
+    def run(
+        self, *args: str, password: str = PASSWORD, password_file: Path | None = None
+    ) -> tuple[int, str]:
+        """A command as a person runs it, the password on standard input or in a file."""
         result = CliRunner().invoke(
-            main, [*args, "-c", str(self.config), "--password-file", "-"], input=password + "\n"
+            main,
+            [*args, "-c", str(self.config), "--password-file", str(password_file or "-")],
+            input=password + "\n",
         )
         return result.exit_code, result.output
 
@@ -192,10 +198,19 @@ def test_an_auditor_searches_by_metadata_and_each_search_is_audited(archive: Arc
     for filters, expected in searches.items():
         code, out = archive.run("archive", "search", *AS_ALICE, *REASON, *filters, "--json")
         assert code == 0 and [f["queue_id"] for f in json.loads(out)] == expected, filters
+    typed = archive.tmp / "password"
+    typed.write_text(PASSWORD + "\n")
     code, out = archive.run(
-        "archive", "search", *AS_ALICE, *REASON, "--sender", "dr.who@clinic.example"
+        "archive",
+        "search",
+        *AS_ALICE,
+        *REASON,
+        "--sender",
+        "dr.who@clinic.example",
+        password="",
+        password_file=typed,
     )
-    assert code == 0 and "QA0001" in out and "pat@mail.example (+1)" not in out
+    assert code == 0 and "QA0001" in out and "kin@other.example (+1)" in out
     assert "QA0002" in out and "treatment" in out and "kept" in out
     assert CANARY not in out
     searched = archive.events("archive_search")
@@ -506,7 +521,10 @@ def test_the_two_person_rule(archive: Archive) -> None:
     ]
 
 
-def test_no_content_outside_the_sealed_copy_and_the_export(archive: Archive) -> None:
+def test_no_content_outside_the_sealed_copy_and_the_export(
+    archive: Archive, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     outputs = []
     for args in (
         ("archive", "search", *AS_ALICE, *REASON, "--domain", "mail.example", "--json"),
@@ -528,7 +546,7 @@ def test_no_content_outside_the_sealed_copy_and_the_export(archive: Archive) -> 
         code, out = archive.run(*args)
         assert code == 0, out
         outputs.append(out)
-    assert not any(CANARY in out for out in outputs)
+    assert not any(CANARY in out for out in outputs) and CANARY not in caplog.text
     with archive.db.reading() as conn:
         trail = conn.execute(select(audit_events)).all()
         requested = conn.execute(select(archive_requests)).all()
@@ -537,3 +555,56 @@ def test_no_content_outside_the_sealed_copy_and_the_export(archive: Archive) -> 
     if archive.settings.database_url.startswith("sqlite:///"):
         db_file = Path(archive.settings.database_url.removeprefix("sqlite:///"))
         assert residue(db_file, CANARY.encode()) == []
+
+
+class _Bucket:
+    """An object store as the archive sees one: ciphertext by object key."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def get(self, object_key: str) -> bytes:
+        return self.objects[object_key]
+
+
+def test_content_in_an_object_store_is_fetched_and_checked(archive: Archive) -> None:
+    keyring = Keyring(archive.settings.path(archive.settings.archive.keys_dir))
+    body = _message(9, "dr.who@clinic.example", ("pat@mail.example",))
+    sealed = keyring.seal(body, b"QS0009")
+    entry = ArchiveEntry(
+        "QS0009",
+        records.MESSAGE,
+        T0,
+        None,
+        "clinic",
+        "dr.who@clinic.example",
+        ("pat@mail.example",),
+        "treatment",
+        True,
+        len(body),
+        hashlib.sha256(body).hexdigest(),
+    )
+    bucket = _Bucket()
+    bucket.objects["archive/QS0009"] = sealed.ciphertext
+    with archive.db.transaction() as conn:
+        records.record(conn, entry, sealed, storage="s3", object_key="archive/QS0009")
+    with archive.db.reading() as conn:
+        (found,) = export.exportable(conn, ["QS0009"])
+        assert export.content(conn, keyring, found, bucket) == body
+        bucket.objects["archive/QS0009"] = sealed.ciphertext[:-1] + bytes(
+            [sealed.ciphertext[-1] ^ 1]
+        )
+        with pytest.raises(AccessRefused, match="cannot be opened"):
+            export.content(conn, keyring, found, bucket)
+    code, out = archive.run(
+        "archive",
+        "export",
+        "QS0009",
+        *AS_ALICE,
+        *REASON,
+        "--to",
+        str(archive.tmp / "s3.p7m"),
+        "--recipient-cert",
+        str(archive.pki.path("good")),
+    )
+    assert code == 3 and "kept in the object store" in out
