@@ -448,9 +448,9 @@ def test_an_export_refuses_unknown_destroyed_and_altered_messages(archive: Archi
         assert code == 2 and ("no RSA key" in out or "not valid now" in out)
     refused = archive.events("archive_export")
     assert [(r, (d or "").split()[0]) for _, r, _, _, d in refused] == [
-        ("refused", "why=unknown"),
+        ("refused", "why=unknown-queue-id"),
         ("refused", "why=destroyed"),
-        ("refused", "why=sha256"),
+        ("refused", "why=sha256-mismatch"),
     ]
 
 
@@ -508,10 +508,10 @@ def test_the_two_person_rule(archive: Archive) -> None:
         (e, r, a, (d or "").split()[0])
         for e, r, a, _, d in archive.events("archive_request", "archive_approve", "archive_export")
     ] == [
-        ("archive_export", "refused", "cli:alice", "why=two-person"),
+        ("archive_export", "refused", "cli:alice", "why=two-person-rule"),
         ("archive_request", "ok", "cli:alice", "request=1"),
-        ("archive_approve", "refused", "cli:alice", "why=same"),
-        ("archive_export", "refused", "cli:alice", "why=not"),
+        ("archive_approve", "refused", "cli:alice", "why=same-person"),
+        ("archive_export", "refused", "cli:alice", "why=not-approved"),
         ("archive_approve", "refused", "cli:olga", "why=role"),
         ("archive_approve", "ok", "cli:bob", "request=1"),
         ("archive_export", "ok", "cli:alice", "request=1"),

@@ -31,12 +31,12 @@ def exportable(conn: Connection, queue_ids: Sequence[str]) -> list[Found]:
     """The messages, each once in the order asked; refused if one is unknown or destroyed."""
     wanted = list(dict.fromkeys(queue_ids))
     if not wanted:
-        raise AccessRefused("no messages", "name at least one queue id to export")
+        raise AccessRefused("no-messages", "name at least one queue id to export")
     found = described(conn, wanted)
     unknown = sorted(set(wanted) - {f.queue_id for f in found})
     if unknown:
         raise AccessRefused(
-            "unknown queue id",
+            "unknown-queue-id",
             f"not in the archive: {', '.join(unknown)} "
             "(find queue ids with `phigate archive search`)",
         )
@@ -58,7 +58,7 @@ def _sealed(conn: Connection, message: Found, objects: ObjectStore | None) -> Se
         return sealed
     if objects is None:
         raise AccessRefused(
-            "object store",
+            "object-store",
             f"{message.queue_id} is kept in the object store, which this command cannot reach "
             "(archive.storage)",
         )
@@ -80,7 +80,7 @@ def content(
         ) from None
     if hashlib.sha256(opened).hexdigest() != message.sha256:
         raise AccessRefused(
-            "sha256 mismatch",
+            "sha256-mismatch",
             f"{message.queue_id} does not match the SHA-256 recorded when it was accepted: "
             "it is not exported",
         )

@@ -84,7 +84,7 @@ def _existing(conn: Connection, request_id: int, now: float, lifetime: float) ->
     found = get(conn, request_id)
     if found is None:
         raise AccessRefused(
-            "unknown request", f"no export request #{request_id} (see `phigate archive requests`)"
+            "unknown-request", f"no export request #{request_id} (see `phigate archive requests`)"
         )
     state = found.state(now, lifetime)
     if state == "used":
@@ -104,12 +104,12 @@ def approve(conn: Connection, request_id: int, by: str, now: float, lifetime: fl
     found = _existing(conn, request_id, now, lifetime)
     if found.requested_by == by:
         raise AccessRefused(
-            "same person",
+            "same-person",
             f"request #{request_id} was made by {by}: another admin or auditor must approve it",
         )
     if found.approved_by is not None:
         raise AccessRefused(
-            "approved already", f"request #{request_id} was approved already by {found.approved_by}"
+            "approved-already", f"request #{request_id} was approved already by {found.approved_by}"
         )
     conn.execute(update(_t).where(_t.c.id == request_id).values(approved_by=by, approved_at=now))
     return get(conn, request_id) or found
@@ -123,7 +123,7 @@ def usable(
     found = _existing(conn, request_id, now, lifetime)
     if needs_approval and found.approved_by is None:
         raise AccessRefused(
-            "not approved",
+            "not-approved",
             f"request #{request_id} is not approved yet: the two-person rule needs another "
             f"admin or auditor to run `phigate archive approve {request_id}`",
         )

@@ -288,7 +288,7 @@ def archive_show(
                     access.VIEW,
                     access.REFUSED,
                     _actor(user),
-                    f"why=unknown queue id reason={note}",
+                    f"why=unknown-queue-id reason={note}",
                     [queue_id],
                 )
             else:
@@ -529,7 +529,7 @@ def _the_request(
             )
     if two_person:
         raise AccessRefused(
-            "two-person rule",
+            "two-person-rule",
             "the two-person rule is on (archive.export.two_person_rule): make a request with "
             "`phigate archive request QUEUE_ID... --reason TEXT`, have another admin or auditor "
             "approve it, then export it with --request ID",
