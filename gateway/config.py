@@ -618,6 +618,8 @@ class ArchiveExportConfig(_Strict):
 
     # A second person (admin or auditor) must approve each export request.
     two_person_rule: bool = False
+    # Hours an export request may be approved and used after it was made.
+    request_hours: int = Field(default=72, ge=1, le=8760)
 
 
 class ArchiveConfig(_Strict):

@@ -14,6 +14,7 @@ import click
 
 # noun -> (module under gateway.cli, the click command in it)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "archive": ("archive", "archive_group"),
     "audit": ("audit", "audit_group"),
     "certs": ("certs", "certs_group"),
     "config": ("serve", "config"),
