@@ -445,10 +445,12 @@ archived_messages = Table(
         ForeignKey("destruction_records.id"),
         nullable=True,
     ),
+    # Search filters by one of these and narrows by date: (filter, date) reads only
+    # the range asked for, however busy the sender, domain or principal.
     Index("ix_archived_messages_received_at", "received_at"),
-    Index("ix_archived_messages_sender", "sender"),
-    Index("ix_archived_messages_sender_domain", "sender_domain"),
-    Index("ix_archived_messages_principal", "principal"),
+    Index("ix_archived_messages_sender", "sender", "received_at"),
+    Index("ix_archived_messages_sender_domain", "sender_domain", "received_at"),
+    Index("ix_archived_messages_principal", "principal", "received_at"),
     Index("ix_archived_messages_message_id", "message_id"),
     Index("ix_archived_messages_destroyed_at", "destroyed_at", "received_at"),
 )

@@ -56,9 +56,9 @@ def upgrade() -> None:
     )
     for name, columns in (
         ("received_at", ["received_at"]),
-        ("sender", ["sender"]),
-        ("sender_domain", ["sender_domain"]),
-        ("principal", ["principal"]),
+        ("sender", ["sender", "received_at"]),
+        ("sender_domain", ["sender_domain", "received_at"]),
+        ("principal", ["principal", "received_at"]),
         ("message_id", ["message_id"]),
         ("destroyed_at", ["destroyed_at", "received_at"]),
     ):
