@@ -11,7 +11,9 @@ received over the last seven years (so that retention rules have mail to
 destroy), categories and the PHI flag in the proportions of a hospital's mail,
 2 % portal replies. The same seed gives the same entries. The content is random
 bytes standing in for ciphertext under a key id (`mk-fill`) no keyring has: the
-entries are for selecting and destroying, not for opening.
+entries are for selecting and destroying, not for opening. The archive's
+indexes are dropped while it inserts and built again at the end (five times
+faster than growing them): fill a store no server is using.
 """
 
 from __future__ import annotations
@@ -122,20 +124,30 @@ def fill(db_url: str, count: int, seed: int = 7) -> float:
 
         def flush() -> None:
             with db.transaction() as conn:
-                if db.dialect == "sqlite":  # the sender and recipient indexes grow anywhere
-                    conn.exec_driver_sql(f"PRAGMA cache_size=-{_CACHE_KB}")
                 conn.exec_driver_sql(insert_message, messages)
                 conn.exec_driver_sql(insert_recipient, recipients)
             messages.clear()
             recipients.clear()
 
-        for row, to in _entries(count, seed, time.time()):
-            messages.append(row)
-            recipients.extend((row[0], r, r.rpartition("@")[2]) for r in to)
-            if len(messages) >= _CHUNK:
+        # Indexes built once at the end, from sorted keys, rather than grown row by row.
+        indexes = [*archived_messages.indexes, *archived_recipients.indexes]
+        with db.transaction() as conn:
+            for index in indexes:
+                index.drop(conn, checkfirst=True)
+        try:
+            for row, to in _entries(count, seed, time.time()):
+                messages.append(row)
+                recipients.extend((row[0], r, r.rpartition("@")[2]) for r in to)
+                if len(messages) >= _CHUNK:
+                    flush()
+            if messages:
                 flush()
-        if messages:
-            flush()
+        finally:
+            with db.transaction() as conn:
+                if db.dialect == "sqlite":
+                    conn.exec_driver_sql(f"PRAGMA cache_size=-{_CACHE_KB}")
+                for index in indexes:
+                    index.create(conn, checkfirst=True)
         return time.perf_counter() - started
     finally:
         db.close()
