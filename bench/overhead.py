@@ -24,10 +24,10 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 RELAY = [sys.executable, str(BENCH_DIR / "relay.py"), "--sessions", "10", "--listeners", "plain"]
-MEASURES = (
-    ("accepted/s", "accepted_per_s", True),
-    ("delivered/s", "delivered_per_s", True),
-    ("CPU ms/msg", "phigate_cpu_ms_per_message", False),
+MEASURES = (  # label, key in relay.py's results, higher is better, decimals
+    ("accepted/s", "accepted_per_s", True, 1),
+    ("delivered/s", "delivered_per_s", True, 1),
+    ("CPU ms/msg", "phigate_cpu_ms_per_message", False, 2),
 )
 Runs = dict[bool, list[dict[str, Any]]]
 
@@ -80,7 +80,7 @@ def compare(flag: str, rounds: int, concurrent: bool, out: Path | None) -> Runs:
                 runs[on].append(run)
                 print(
                     f"round {round_no + 1} {name} {'on ' if on else 'off'}: "
-                    + ", ".join(f"{label} {run[key]:.2f}" for label, key, _ in MEASURES)
+                    + ", ".join(f"{label} {run[key]:.2f}" for label, key, _, _ in MEASURES)
                     + f"; other processes' CPU {run['other_cpu_percent']:.0f} %",
                     file=sys.stderr,
                     flush=True,
@@ -99,14 +99,16 @@ def compare(flag: str, rounds: int, concurrent: bool, out: Path | None) -> Runs:
     )
     print(f"| measure | {name} off (runs; median) | {name} on (runs; median) | overhead |")
     print("|---|---|---|---:|")
-    for label, key, higher_is_better in MEASURES:
+    for label, key, higher_is_better, decimals in MEASURES:
         off = [run[key] for run in runs[False]]
         on = [run[key] for run in runs[True]]
         off_median, on_median = statistics.median(off), statistics.median(on)
         change = (on_median - off_median) / off_median * 100
         overhead = -change if higher_is_better else change
+        off_runs = " ".join(f"{v:.{decimals}f}" for v in off)
+        on_runs = " ".join(f"{v:.{decimals}f}" for v in on)
         print(
-            f"| {label} | {' '.join(f'{v:.1f}' for v in off)}; **{off_median:.1f}** "
-            f"| {' '.join(f'{v:.1f}' for v in on)}; **{on_median:.1f}** | {overhead:+.1f} % |"
+            f"| {label} | {off_runs}; **{off_median:.{decimals}f}** "
+            f"| {on_runs}; **{on_median:.{decimals}f}** | {overhead:+.1f} % |"
         )
     return runs

@@ -26,6 +26,7 @@ from gateway.archive.storage import DatabaseStorage, S3Storage
 from gateway.config import ArchiveStorageConfig, Settings
 from gateway.intake import Submission
 from gateway.portal.outbox import LISTENER as PORTAL_LISTENER
+from gateway.settings_loader import SettingsError, load_settings
 from gateway.store.keyring import Keyring
 
 CANARY_SUBJECT = "Vellichor canary subject 5521"
@@ -315,3 +316,46 @@ def test_a_failed_store_leaves_no_archive_row(tmp_path: Path) -> None:
             assert conn.exec_driver_sql("SELECT count(*) FROM archived_messages").scalar() == 0
     finally:
         parts.close()
+
+
+# --- settings and start-up: what is wrong, where, and the fix --------------------
+
+
+def test_s3_settings_name_what_is_missing(tmp_path: Path) -> None:
+    config = tmp_path / "phigate.yaml"
+    config.write_text(
+        "archive:\n  enabled: true\n  storage:\n    kind: s3\n    endpoint_url: minio:9000\n"
+    )
+    with pytest.raises(SettingsError) as info:
+        load_settings(config)
+    text = str(info.value)
+    assert (
+        "phigate.yaml:5:" in text
+        and "is not a URL" in text
+        and "https://minio.internal:9000" in text
+    )
+    config.write_text("archive:\n  enabled: true\n  storage:\n    kind: s3\n")
+    with pytest.raises(SettingsError) as info:
+        load_settings(config)
+    assert "kind s3 needs `bucket: NAME`" in str(info.value)
+
+
+def test_a_credentials_file_others_can_read_stops_start_up(tmp_path: Path) -> None:
+    credentials = tmp_path / "s3-credentials"
+    credentials.write_text("[default]\naws_access_key_id = a\naws_secret_access_key = b\n")
+    credentials.chmod(0o644)
+    storage = {"kind": "s3", "bucket": "b", "credentials_file": str(credentials)}
+    settings = _settings(tmp_path, storage=storage)
+    with pytest.raises(app.StartupError) as info:
+        app.archive_writer(settings)
+    assert f"run `chmod 600 {credentials}`" in str(info.value)
+    credentials.unlink()
+    with pytest.raises(app.StartupError) as info:
+        app.archive_writer(settings)
+    assert "cannot be read" in str(info.value) and "credentials_file: null" in str(info.value)
+
+
+def test_config_check_shows_the_archive(tmp_path: Path) -> None:
+    gw = Phigate(tmp_path, archive={"enabled": True, "storage": {"kind": "s3", "bucket": "kept"}})
+    shown = gw.cli("config", "check").stdout
+    assert "archive: storage=s3 bucket=kept keys=keys/archive" in shown

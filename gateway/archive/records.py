@@ -80,14 +80,14 @@ def record(
             "content": sealed.ciphertext if object_key is None else None,
         },
     )
-    if entry.recipients:
-        _INSERT_RECIPIENT.run_many(
-            conn,
-            [
-                {"queue_id": entry.queue_id, "recipient": r, "domain": domain_of(r)}
-                for r in dict.fromkeys(entry.recipients)
-            ],
-        )
+    rows = [
+        {"queue_id": entry.queue_id, "recipient": r, "domain": domain_of(r)}
+        for r in dict.fromkeys(entry.recipients)
+    ]
+    if len(rows) == 1:  # most mail: a plain execute costs less than executemany
+        _INSERT_RECIPIENT.run(conn, rows[0])
+    elif rows:
+        _INSERT_RECIPIENT.run_many(conn, rows)
 
 
 def entries(conn: Connection, queue_ids: Sequence[str]) -> list[ArchiveEntry]:
