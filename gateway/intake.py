@@ -379,13 +379,13 @@ class Intake:
             sealed = self.keyring.seal(header + submission.content, queue_id.encode())
             archived = None
         else:
-            sealed, archive_sealed = self.archive.seal(
-                self.keyring, header + submission.content, queue_id.encode()
-            )
-            copy = archive_copy(
-                queue_id, submission, message_id, evaluation, now, header, archive_sealed
-            )
             try:
+                sealed, archive_sealed = self.archive.seal(
+                    self.keyring, header + submission.content, queue_id.encode()
+                )
+                copy = archive_copy(
+                    queue_id, submission, message_id, evaluation, now, header, archive_sealed
+                )
                 archived = await self.archive.place(copy)
             except Exception as exc:  # fail closed: nothing is accepted without its archive copy
                 problem = str(exc) if isinstance(exc, ArchiveStorageError) else type(exc).__name__
