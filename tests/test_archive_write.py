@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from archive_copies import BUCKET, Opened, open_archived, s3_server
 from cryptography.exceptions import InvalidTag
+from databases import fresh_database
 from harness import Phigate, Sink, free_port, message, settings_for, via_sink, wait_until
 
 from gateway import app, datadir
@@ -255,9 +256,14 @@ def test_a_failing_s3_put_refuses_the_message_with_451_and_keeps_nothing(
 # --- intake as the server wires it: portal replies, failed stores -------------
 
 
-def _settings(tmp_path: Path, **archive: object) -> Settings:
+def _settings(tmp_path: Path, database_url: str | None = None, **archive: object) -> Settings:
     settings = Settings.model_validate(
-        settings_for(tmp_path / "data", free_port(), archive={"enabled": True, **archive})
+        settings_for(
+            tmp_path / "data",
+            free_port(),
+            database_url=database_url,
+            archive={"enabled": True, **archive},
+        )
     )
     datadir.prepare_data_dir(settings, generate_cert=True)
     return settings
@@ -289,33 +295,34 @@ def _accept(parts: app.Parts, submission: Submission) -> str:
 
 
 def test_a_portal_reply_is_archived_as_one(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
-    parts = app.build(settings)
-    try:
-        content = b"Subject: Re: results\r\n\r\nThank you\r\n"
-        reply = _accept(parts, _submission(PORTAL_LISTENER, content))
-        assert reply.startswith("250 ")
-    finally:
-        parts.close()
-    [opened] = open_archived(
-        settings.db_url, settings.path(settings.archive.keys_dir), DatabaseStorage()
-    )
+    with fresh_database(tmp_path) as database_url:  # PostgreSQL too (PHIGATE_TEST_POSTGRES)
+        settings = _settings(tmp_path, database_url)
+        parts = app.build(settings)
+        try:
+            content = b"Subject: Re: results\r\n\r\nThank you\r\n"
+            reply = _accept(parts, _submission(PORTAL_LISTENER, content))
+            assert reply.startswith("250 ")
+        finally:
+            parts.close()
+        [opened] = open_archived(
+            settings.db_url, settings.path(settings.archive.keys_dir), DatabaseStorage()
+        )
     assert opened.entry.kind == PORTAL_REPLY and opened.entry.sender == "portal@phigate.test"
     assert opened.content.endswith(content)
 
 
 def test_a_failed_store_leaves_no_archive_row(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
-    parts = app.build(settings)
-    try:
-        with parts.db.transaction() as conn:
-            conn.exec_driver_sql("DROP TABLE jobs")  # the accept's transaction cannot complete
-        reply = _accept(parts, _submission("submission", b"Subject: s\r\n\r\nbody\r\n"))
-        assert reply.startswith("451 4.3.0")
-        with parts.db.reading() as conn:
-            assert conn.exec_driver_sql("SELECT count(*) FROM archived_messages").scalar() == 0
-    finally:
-        parts.close()
+    with fresh_database(tmp_path) as database_url:
+        parts = app.build(_settings(tmp_path, database_url))
+        try:
+            with parts.db.transaction() as conn:
+                conn.exec_driver_sql("DROP TABLE jobs")  # the accept's transaction cannot complete
+            reply = _accept(parts, _submission("submission", b"Subject: s\r\n\r\nbody\r\n"))
+            assert reply.startswith("451 4.3.0")
+            with parts.db.reading() as conn:
+                assert conn.exec_driver_sql("SELECT count(*) FROM archived_messages").scalar() == 0
+        finally:
+            parts.close()
 
 
 # --- settings and start-up: what is wrong, where, and the fix --------------------
