@@ -257,12 +257,10 @@ def test_a_failing_s3_put_refuses_the_message_with_451_and_keeps_nothing(
 
 
 def _settings(tmp_path: Path, database_url: str | None = None, **archive: object) -> Settings:
+    database = {"database_url": database_url} if database_url else {}
     settings = Settings.model_validate(
         settings_for(
-            tmp_path / "data",
-            free_port(),
-            database_url=database_url,
-            archive={"enabled": True, **archive},
+            tmp_path / "data", free_port(), archive={"enabled": True, **archive}, **database
         )
     )
     datadir.prepare_data_dir(settings, generate_cert=True)
