@@ -503,6 +503,7 @@ class Phigate:
     marketing: bool = False  # the recipient is granted marketing consent
     metrics: bool = False  # the metrics listener on, values in multiprocess files
     forward_port: int | None = None  # the audit forwarder on, to bench/syslog_sink.py here
+    archive: bool = False  # every accepted message archived (storage in the database)
     web_tls: bool = False  # the web app (portal, reviewer, consent API) over HTTPS
     # `limits` as given; None: the connection limits raised for many sessions from one address.
     limits: dict[str, Any] | None = None
@@ -556,6 +557,7 @@ class Phigate:
             "metrics": {"enabled": self.metrics, "address": f"127.0.0.1:{self.metrics_port}"},
             "web": {"address": f"127.0.0.1:{self.web_port}", "tls": self.web_tls},
             "audit": {"forward": self.forward_settings()},
+            "archive": {"enabled": self.archive},
         }
 
     def raised_limits(self) -> dict[str, Any]:
@@ -1260,6 +1262,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="Turn phigate's metrics listener on (bench/metrics_overhead.py compares).",
     )
     parser.add_argument(
+        "--archive",
+        action="store_true",
+        help="Archive every accepted message (storage in the database; "
+        "bench/archive_write.py compares).",
+    )
+    parser.add_argument(
         "--forward",
         action="store_true",
         help="Turn the audit forwarder on, sending to bench/syslog_sink.py over TLS "
@@ -1313,6 +1321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.marketing,
             args.metrics,
             free_port() if args.forward else None,
+            archive=args.archive,
         )
         gate.prepare()
         if gate.forward_port is not None:
@@ -1421,6 +1430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "consent_records": args.consent_records,
             "marketing": args.marketing,
             "metrics": args.metrics,
+            "archive": args.archive,
             "forward": args.forward,
             "forward_behind_events": forward_behind,
             "forwarded_frames": forwarded_frames,

@@ -19,6 +19,8 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from gateway import malloc, metrics
+from gateway.archive.storage import ArchiveStorageError, storage_for
+from gateway.archive.writer import ArchiveWriter
 from gateway.audit import checkpoints, trail
 from gateway.audit.formats import SyslogFormat
 from gateway.audit.forwarder import Forwarder, ForwarderSetupError, client_context
@@ -263,6 +265,7 @@ def build(
             on_queued=delivery.notify,
             signer=signer,
             wait_for_delivery=delivery.wait_for_capacity,
+            archive=archive_writer(settings),
         )
         readiness = Readiness(db, keyring)
         parts = Parts(
@@ -328,6 +331,21 @@ def build(
         )
         on_error.pop_all()
     return parts
+
+
+def archive_writer(settings: Settings) -> ArchiveWriter | None:
+    """The archive's writer (its own keyring and storage); None with archive.enabled false."""
+    config = settings.archive
+    if not config.enabled:
+        return None
+    credentials = config.storage.credentials_file
+    try:
+        return ArchiveWriter(
+            Keyring(settings.path(config.keys_dir)),
+            storage_for(config.storage, settings.path(credentials) if credentials else None),
+        )
+    except (KeyringError, ArchiveStorageError) as exc:
+        raise StartupError(f"the archive is not usable: {exc}") from exc
 
 
 class IntakeReplies:
@@ -797,6 +815,7 @@ def serve(settings: Settings) -> None:
     portal_logo(settings)
     report_domains(settings)
     forwarder_tls(settings)
+    archive_writer(settings)
     dbcache.use_directory(dbcache.directory_for(settings))
     prepare(settings.inspection)  # compiled (or loaded) once here; forked processes share it
     gc.collect()

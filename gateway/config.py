@@ -604,6 +604,34 @@ class ArchiveStorageConfig(_Strict):
 
     # database: in the archived_messages table; s3: in an S3-compatible object store.
     kind: Literal["database", "s3"] = "database"
+    # kind s3: the service's URL (e.g. https://minio.internal:9000); null: AWS S3 itself.
+    endpoint_url: str | None = None
+    bucket: str | None = None
+    region: str = "us-east-1"
+    # Objects are named PREFIX + queue id.
+    prefix: str = "archive/"
+    # An AWS-style credentials file ([default] aws_access_key_id, aws_secret_access_key),
+    # relative: under data_dir; null: the environment's (variables, instance role).
+    # Never the secrets themselves in this file.
+    credentials_file: str | None = None
+    # How long one put may take before the message is refused with 451 (the client retries).
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError(
+                f"{value!r} is not a URL (write e.g. https://minio.internal:9000, "
+                "or null for AWS S3)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_bucket(self) -> ArchiveStorageConfig:
+        if self.kind == "s3" and not self.bucket:
+            raise ValueError("kind s3 needs `bucket: NAME` (the bucket archived content goes to)")
+        return self
 
 
 class RetentionConfig(_Strict):

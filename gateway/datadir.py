@@ -37,10 +37,13 @@ class DevCredentials:
 
 
 def prepare_data_dir(settings: Settings, *, generate_cert: bool) -> None:
-    """Create the data dir, master key and (if asked) a self-signed certificate."""
+    """Create the data dir, master keys (the archive's too, when it is enabled) and
+    (if asked) a self-signed certificate."""
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     Keyring.create(settings.path(settings.keys_dir))
+    if settings.archive.enabled:
+        Keyring.create(settings.path(settings.archive.keys_dir))
     cert, key = settings.path(settings.tls.cert_file), settings.path(settings.tls.key_file)
     if generate_cert and not cert.exists() and not key.exists():
         tls.generate_self_signed(cert, key, settings.hostname)

@@ -26,6 +26,9 @@ from typing import Protocol
 from sqlalchemy import Connection
 
 from gateway import metrics
+from gateway.archive import writer as archive_writer
+from gateway.archive.records import MESSAGE, PORTAL_REPLY
+from gateway.archive.storage import ArchiveStorageError
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.bounce import BounceMaker, FailedRecipient, is_null_sender, queue_dsn
@@ -43,9 +46,10 @@ from gateway.policy.engine import CompiledPolicy, Decision
 from gateway.policy.evaluate import Evaluation, consider
 from gateway.policy.facts import Envelope
 from gateway.portal import passphrase as passphrases
+from gateway.portal.outbox import LISTENER as PORTAL_LISTENER
 from gateway.store import queue
 from gateway.store.database import Database
-from gateway.store.keyring import Keyring
+from gateway.store.keyring import Keyring, Sealed
 
 log = logging.getLogger("gateway.intake")
 
@@ -182,6 +186,34 @@ def received_header(
     ).encode("ascii", "replace")
 
 
+def archive_copy(
+    queue_id: str,
+    submission: Submission,
+    message_id: str | None,
+    evaluation: Evaluation,
+    now: float,
+    header: bytes,
+    sealed: Sealed,
+) -> archive_writer.ArchiveCopy:
+    """The archive's copy of a message stored as `header` + its content, sealed:
+    metadata of every accepted recipient, the category and the PHI verdict.
+    Replies written in the portal are marked as such; DSNs and phigate's own
+    notices never pass here (they are queued without intake)."""
+    entry = archive_writer.entry_for(
+        queue_id=queue_id,
+        kind=PORTAL_REPLY if submission.listener == PORTAL_LISTENER else MESSAGE,
+        received_at=now,
+        message_id=message_id,
+        principal=submission.principal,
+        sender=submission.sender,
+        recipients=[d.recipient for d in evaluation.accepted],
+        category=evaluation.category,
+        phi=evaluation.facts.findings.phi,
+        stored=(header, submission.content),
+    )
+    return archive_writer.ArchiveCopy(entry, sealed)
+
+
 def _count(findings: Findings, decisions: Sequence[Decision]) -> None:
     """Metrics of a decided message: finding types and rule ids, never a value."""
     for kind, count in findings.types.items():
@@ -208,6 +240,7 @@ class Intake:
         signer: DkimSigner | None = None,
         mailto: MailtoUnsubscribe | None = None,
         wait_for_delivery: Callable[[], Awaitable[None]] | None = None,
+        archive: archive_writer.ArchiveWriter | None = None,
     ) -> None:
         self.db = db
         self.keyring = keyring
@@ -226,6 +259,8 @@ class Intake:
         self.mailto = mailto  # records the List-Unsubscribe mailto of marketing mail
         # Where a sender gives a portal passphrase; removed from every message.
         self.passphrase_header = passphrase_header
+        # With archive.enabled: every accepted message's sealed copy, kept with it.
+        self.archive = archive
 
     async def accept(self, submission: Submission) -> Reply:
         """Decide, and store what may be delivered; the reply for the client."""
@@ -337,13 +372,25 @@ class Intake:
     ) -> Reply:
         policy, evaluation, passphrase_hash = decided
         message_id = self.header_values.recordable_message_id(raw_message_id)
+        header = received_header(submission, queue_id, self.hostname, self.received, now)
         # Sealed straight from the concatenation: no plaintext copy waits with the
         # sealed one for the store.
-        sealed = self.keyring.seal(
-            received_header(submission, queue_id, self.hostname, self.received, now)
-            + submission.content,
-            queue_id.encode(),
-        )
+        if self.archive is None:
+            sealed = self.keyring.seal(header + submission.content, queue_id.encode())
+            archived = None
+        else:
+            try:
+                sealed, archive_sealed = self.archive.seal(
+                    self.keyring, header + submission.content, queue_id.encode()
+                )
+                copy = archive_copy(
+                    queue_id, submission, message_id, evaluation, now, header, archive_sealed
+                )
+                archived = await self.archive.place(copy)
+            except Exception as exc:  # fail closed: nothing is accepted without its archive copy
+                problem = str(exc) if isinstance(exc, ArchiveStorageError) else type(exc).__name__
+                event(log, "archive_failed", logging.ERROR, queue_id=queue_id, problem=problem)
+                return Reply(451, "4.3.0 Message could not be archived; try again later")
         record = queue.NewMessage(
             queue_id=queue_id,
             received_at=now,
@@ -383,6 +430,8 @@ class Intake:
         def store(conn: Connection) -> None:
             # May run again if the writer redoes its batch: build nothing it keeps.
             queue.insert_message(conn, record, new_jobs)
+            if archived is not None:
+                archive_writer.record(conn, archived)
             remember(conn, mailto_targets)  # its mailto works once the mail is out
             notices = []
             if dsn is not None:

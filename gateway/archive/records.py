@@ -9,6 +9,7 @@ from sqlalchemy import Connection, insert, select
 
 from gateway.mail.addresses import domain_of
 from gateway.store.keyring import Sealed
+from gateway.store.prepared import Prepared
 from gateway.store.schema import archived_messages, archived_recipients
 
 MESSAGE = "message"
@@ -37,6 +38,17 @@ class ArchiveEntry:
         return domain_of(self.sender) if self.sender else ""
 
 
+_INSERT_MESSAGE = Prepared(
+    insert(archived_messages),
+    (
+        "queue_id", "kind", "received_at", "message_id", "principal", "sender", "sender_domain",
+        "category", "phi", "size", "sha256", "storage", "object_key", "key_id", "wrapped_key",
+        "content",
+    ),
+)  # fmt: skip
+_INSERT_RECIPIENT = Prepared(insert(archived_recipients), ("queue_id", "recipient", "domain"))
+
+
 def record(
     conn: Connection,
     entry: ArchiveEntry,
@@ -46,35 +58,36 @@ def record(
     object_key: str | None = None,
 ) -> None:
     """Record an archived message; the ciphertext goes in the row unless it is kept in an
-    object store under `object_key`."""
-    conn.execute(
-        insert(archived_messages).values(
-            queue_id=entry.queue_id,
-            kind=entry.kind,
-            received_at=entry.received_at,
-            message_id=entry.message_id,
-            principal=entry.principal,
-            sender=entry.sender,
-            sender_domain=entry.sender_domain,
-            category=entry.category,
-            phi=entry.phi,
-            size=entry.size,
-            sha256=entry.sha256,
-            storage=storage,
-            object_key=object_key,
-            key_id=sealed.key_id,
-            wrapped_key=sealed.wrapped_key,
-            content=sealed.ciphertext if object_key is None else None,
-        )
+    object store under `object_key`. Intake runs it for every message: prepared statements."""
+    _INSERT_MESSAGE.run(
+        conn,
+        {
+            "queue_id": entry.queue_id,
+            "kind": entry.kind,
+            "received_at": entry.received_at,
+            "message_id": entry.message_id,
+            "principal": entry.principal,
+            "sender": entry.sender,
+            "sender_domain": entry.sender_domain,
+            "category": entry.category,
+            "phi": entry.phi,
+            "size": entry.size,
+            "sha256": entry.sha256,
+            "storage": storage,
+            "object_key": object_key,
+            "key_id": sealed.key_id,
+            "wrapped_key": sealed.wrapped_key,
+            "content": sealed.ciphertext if object_key is None else None,
+        },
     )
-    if entry.recipients:
-        conn.execute(
-            insert(archived_recipients),
-            [
-                {"queue_id": entry.queue_id, "recipient": r, "domain": domain_of(r)}
-                for r in dict.fromkeys(entry.recipients)
-            ],
-        )
+    rows = [
+        {"queue_id": entry.queue_id, "recipient": r, "domain": domain_of(r)}
+        for r in dict.fromkeys(entry.recipients)
+    ]
+    if len(rows) == 1:  # most mail: a plain execute costs less than executemany
+        _INSERT_RECIPIENT.run(conn, rows[0])
+    elif rows:
+        _INSERT_RECIPIENT.run_many(conn, rows)
 
 
 def entries(conn: Connection, queue_ids: Sequence[str]) -> list[ArchiveEntry]:

@@ -122,4 +122,9 @@ def config_check(config_file: str | None, data_dir: str | None) -> None:
     if forward.enabled:
         security = "tls" if forward.tls else "plain tcp (loopback)"
         click.echo(f"  audit forward: {forward.address} {security} cursor={forward.cursor}")
+    archive = settings.archive
+    if archive.enabled:
+        storage = archive.storage
+        where = f" bucket={storage.bucket}" if storage.kind == "s3" else ""
+        click.echo(f"  archive: storage={storage.kind}{where} keys={archive.keys_dir}")
     click.echo(f"  data dir: {settings.data_dir}")

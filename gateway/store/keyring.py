@@ -73,6 +73,13 @@ def _signature(path: Path | str) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 
+def _encrypt(content: bytes, context: bytes) -> tuple[bytes, bytes]:
+    """A fresh data key, and content encrypted under it with `context` as AAD."""
+    data_key = AESGCM.generate_key(256)
+    nonce = secrets.token_bytes(_NONCE_BYTES)
+    return data_key, nonce + AESGCM(data_key).encrypt(nonce, content, context)
+
+
 class Keyring:
     """The master keys in one directory; the CURRENT file names the one used to wrap.
 
@@ -208,11 +215,18 @@ class Keyring:
 
     def seal(self, content: bytes, context: bytes) -> Sealed:
         """Encrypt content under a fresh data key; `context` (e.g. the queue id) is bound as AAD."""
-        data_key = AESGCM.generate_key(256)
-        nonce = secrets.token_bytes(_NONCE_BYTES)
-        ciphertext = nonce + AESGCM(data_key).encrypt(nonce, content, context)
+        data_key, ciphertext = _encrypt(content, context)
         key_id, wrapped = self.wrap(data_key)
         return Sealed(key_id, wrapped, ciphertext)
+
+    def seal_shared(self, content: bytes, context: bytes, other: Keyring) -> tuple[Sealed, Sealed]:
+        """Encrypt once, the data key wrapped by this keyring and by `other`: two Sealed
+        sharing one ciphertext, each opened by its own keyring alone (so shredding
+        one's wrapped key leaves the other readable)."""
+        data_key, ciphertext = _encrypt(content, context)
+        key_id, wrapped = self.wrap(data_key)
+        other_key_id, other_wrapped = other.wrap(data_key)
+        return Sealed(key_id, wrapped, ciphertext), Sealed(other_key_id, other_wrapped, ciphertext)
 
     def open(self, sealed: Sealed, context: bytes) -> bytes:
         data_key = self.unwrap(sealed.key_id, sealed.wrapped_key)
