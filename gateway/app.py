@@ -19,7 +19,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from gateway import malloc, metrics
-from gateway.archive.storage import ArchiveStorageError, storage_for
+from gateway.archive.storage import ArchiveStorageError, configured_storage
 from gateway.archive.writer import ArchiveWriter
 from gateway.audit import checkpoints, trail
 from gateway.audit.formats import SyslogFormat
@@ -338,12 +338,8 @@ def archive_writer(settings: Settings) -> ArchiveWriter | None:
     config = settings.archive
     if not config.enabled:
         return None
-    credentials = config.storage.credentials_file
     try:
-        return ArchiveWriter(
-            Keyring(settings.path(config.keys_dir)),
-            storage_for(config.storage, settings.path(credentials) if credentials else None),
-        )
+        return ArchiveWriter(Keyring(settings.path(config.keys_dir)), configured_storage(settings))
     except (KeyringError, ArchiveStorageError) as exc:
         raise StartupError(f"the archive is not usable: {exc}") from exc
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pyotp
 import pytest
 import yaml
+from archive_copies import BUCKET, s3_server
 from click.testing import CliRunner
 from residue import residue
 from smime_pki import Pki, build_pki
@@ -28,8 +29,10 @@ from stores import cli_store
 from gateway.archive import export, records
 from gateway.archive.access import AccessRefused
 from gateway.archive.records import ArchiveEntry
+from gateway.archive.storage import configured_storage
 from gateway.cli import main
 from gateway.config import Settings
+from gateway.settings_loader import load_settings
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
 from gateway.store.schema import (
@@ -557,20 +560,11 @@ def test_no_content_outside_the_sealed_copy_and_the_export(
         assert residue(db_file, CANARY.encode()) == []
 
 
-class _Bucket:
-    """An object store as the archive sees one: ciphertext by object key."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    def get(self, object_key: str) -> bytes:
-        return self.objects[object_key]
-
-
-def test_content_in_an_object_store_is_fetched_and_checked(archive: Archive) -> None:
-    keyring = Keyring(archive.settings.path(archive.settings.archive.keys_dir))
+def test_content_in_an_object_store_is_fetched_checked_and_exported(archive: Archive) -> None:
+    """With archive.storage kind s3 (a real S3-compatible server on loopback) the
+    export fetches the ciphertext from the bucket, checks it against the recorded
+    hash, and refuses a tampered object."""
     body = _message(9, "dr.who@clinic.example", ("pat@mail.example",))
-    sealed = keyring.seal(body, b"QS0009")
     entry = ArchiveEntry(
         "QS0009",
         records.MESSAGE,
@@ -584,27 +578,30 @@ def test_content_in_an_object_store_is_fetched_and_checked(archive: Archive) -> 
         len(body),
         hashlib.sha256(body).hexdigest(),
     )
-    bucket = _Bucket()
-    bucket.objects["archive/QS0009"] = sealed.ciphertext
-    with archive.db.transaction() as conn:
-        records.record(conn, entry, sealed, storage="s3", object_key="archive/QS0009")
-    with archive.db.reading() as conn:
-        (found,) = export.exportable(conn, ["QS0009"])
-        assert export.content(conn, keyring, found, bucket) == body
-        bucket.objects["archive/QS0009"] = sealed.ciphertext[:-1] + bytes(
-            [sealed.ciphertext[-1] ^ 1]
+    with s3_server(archive.tmp) as s3:
+        _configure(archive.config, archive={"enabled": True, "storage": s3.settings()})
+        storage = configured_storage(load_settings(archive.config))
+        keyring = Keyring(archive.settings.path(archive.settings.archive.keys_dir))
+        sealed = keyring.seal(body, b"QS0009")
+        object_key = storage.put("QS0009", sealed.ciphertext)
+        with archive.db.transaction() as conn:
+            records.record(conn, entry, sealed, storage="s3", object_key=object_key)
+        out_file = archive.tmp / "s3.p7m"
+        code, out = archive.run(
+            "archive",
+            "export",
+            "QS0009",
+            *AS_ALICE,
+            *REASON,
+            "--to",
+            str(out_file),
+            "--recipient-cert",
+            str(archive.pki.path("good")),
         )
-        with pytest.raises(AccessRefused, match="cannot be opened"):
-            export.content(conn, keyring, found, bucket)
-    code, out = archive.run(
-        "archive",
-        "export",
-        "QS0009",
-        *AS_ALICE,
-        *REASON,
-        "--to",
-        str(archive.tmp / "s3.p7m"),
-        "--recipient-cert",
-        str(archive.pki.path("good")),
-    )
-    assert code == 3 and "kept in the object store" in out
+        assert code == 0, out
+        assert _opened(archive, out_file).read("QS0009.eml") == body
+        s3.client().put_object(Bucket=BUCKET, Key=object_key, Body=sealed.ciphertext[:-1] + b"\x00")
+        with archive.db.reading() as conn:
+            (found,) = export.exportable(conn, ["QS0009"])
+            with pytest.raises(AccessRefused, match="cannot be opened"):
+                export.content(conn, keyring, storage, found)

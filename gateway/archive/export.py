@@ -10,21 +10,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import Connection
 
-from gateway.archive import records
 from gateway.archive.access import AccessRefused
 from gateway.archive.search import Found, described
-from gateway.store.keyring import Keyring, KeyringError, Sealed
-
-
-class ObjectStore(Protocol):
-    """Where ciphertext of rows with an object key is kept (archive.storage.kind s3)."""
-
-    def get(self, object_key: str) -> bytes: ...
+from gateway.archive.storage import ArchiveStorage, ArchiveStorageError, archived_sealed
+from gateway.store.keyring import Keyring, KeyringError
 
 
 def exportable(conn: Connection, queue_ids: Sequence[str]) -> list[Found]:
@@ -49,27 +42,14 @@ def exportable(conn: Connection, queue_ids: Sequence[str]) -> list[Found]:
     return found
 
 
-def _sealed(conn: Connection, message: Found, objects: ObjectStore | None) -> Sealed:
-    kept = records.sealed_content(conn, message.queue_id)
-    if kept is None:
-        raise AccessRefused("destroyed", f"{message.queue_id} was destroyed meanwhile")
-    sealed, object_key = kept
-    if object_key is None:
-        return sealed
-    if objects is None:
-        raise AccessRefused(
-            "object-store",
-            f"{message.queue_id} is kept in the object store, which this command cannot reach "
-            "(archive.storage)",
-        )
-    return Sealed(sealed.key_id, sealed.wrapped_key, objects.get(object_key))
-
-
-def content(
-    conn: Connection, keyring: Keyring, message: Found, objects: ObjectStore | None = None
-) -> bytes:
+def content(conn: Connection, keyring: Keyring, storage: ArchiveStorage, message: Found) -> bytes:
     """The accepted bytes of an archived message, verified against their recorded SHA-256."""
-    sealed = _sealed(conn, message, objects)
+    try:
+        sealed = archived_sealed(conn, storage, message.queue_id)
+    except ArchiveStorageError as exc:
+        raise AccessRefused("object-store", f"{message.queue_id}: {exc}") from None
+    if sealed is None:
+        raise AccessRefused("destroyed", f"{message.queue_id} was destroyed meanwhile")
     try:
         opened = keyring.open(sealed, message.queue_id.encode())
     except (InvalidTag, KeyringError, ValueError):

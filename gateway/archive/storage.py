@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, select, update
 
-from gateway.config import ArchiveStorageConfig
+from gateway.config import ArchiveStorageConfig, Settings
 from gateway.store.keyring import Sealed
 from gateway.store.schema import archived_messages
 
@@ -123,12 +123,22 @@ class S3Storage:
             body: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except self.client.exceptions.NoSuchKey:
             return None
+        except Exception as exc:
+            raise ArchiveStorageError(
+                f"S3 get from bucket {self.bucket} failed: {_error_code(exc)}"
+            ) from exc
         return body
 
     def delete(self, conn: Connection, queue_id: str) -> None:
         key = self._key_of(conn, queue_id)
-        if key is not None:
+        if key is None:
+            return
+        try:
             self.client.delete_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            raise ArchiveStorageError(
+                f"S3 delete in bucket {self.bucket} failed: {_error_code(exc)}"
+            ) from exc
 
     def _key_of(self, conn: Connection, queue_id: str) -> str | None:
         return conn.execute(
@@ -164,6 +174,14 @@ def storage_for(config: ArchiveStorageConfig, credentials_file: Path | None) -> 
     if config.kind == S3:
         return S3Storage(config, credentials_file)
     return DatabaseStorage()
+
+
+def configured_storage(settings: Settings) -> ArchiveStorage:
+    """The storage phigate.yaml's `archive.storage` names, its paths under data_dir."""
+    credentials = settings.archive.storage.credentials_file
+    return storage_for(
+        settings.archive.storage, settings.path(credentials) if credentials else None
+    )
 
 
 def archived_sealed(conn: Connection, storage: ArchiveStorage, queue_id: str) -> Sealed | None:

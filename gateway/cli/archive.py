@@ -15,6 +15,7 @@ from gateway.archive.access import AccessRefused
 from gateway.archive.bundle import CertificateError, Provenance
 from gateway.archive.requests import Request
 from gateway.archive.search import Filters, Found, SearchError
+from gateway.archive.storage import ArchiveStorage, ArchiveStorageError, configured_storage
 from gateway.audit.search import FilterError, parse_when
 from gateway.cli.common import (
     EXIT_USAGE,
@@ -511,6 +512,13 @@ def _open_keyring(settings: Settings) -> Keyring:
         fail(str(exc))
 
 
+def _open_storage(settings: Settings) -> ArchiveStorage:
+    try:
+        return configured_storage(settings)
+    except ArchiveStorageError as exc:
+        fail(str(exc))
+
+
 def _the_request(
     db: Database,
     settings: Settings,
@@ -608,6 +616,7 @@ def archive_export(
     two_person = settings.archive.export.two_person_rule
     stated = _stated(reason) if request_id is None and not two_person else None
     keyring = _open_keyring(settings)
+    storage = _open_storage(settings)
     with open_store(settings) as db:
         user = _person(db, settings, access.EXPORT, user_name, password_file, code)
         cert_ref = f"cert=sha256:{bundle.fingerprint(cert)[:16]}"
@@ -624,7 +633,7 @@ def archive_export(
         def sealed_bundle() -> bytes:
             with db.reading() as conn:
                 messages = export.exportable(conn, request.queue_ids)
-                contents = [export.content(conn, keyring, m) for m in messages]
+                contents = [export.content(conn, keyring, storage, m) for m in messages]
             provenance = Provenance(now, user.name, request.reason, request.id, request.approved_by)
             return bundle.enveloped(bundle.zipped(messages, contents, provenance), cert)
 
