@@ -38,7 +38,7 @@ T = TypeVar("T")
 
 @click.group("archive")
 def archive_group() -> None:
-    """The encrypted archive of accepted mail: find, view and export it (docs/archive-retrieval.md).
+    """The encrypted archive of accepted mail: find, view and export it (docs/archive.md).
 
     \b
     Every command here is run by a person who signs in as on the reviewer's
