@@ -230,7 +230,7 @@ def _destroy(
     record_id = int(key[0])
     conn.execute(
         update(archived_messages)
-        .where(_m.queue_id.in_(queue_ids), _m.destroyed_at.is_(None))
+        .where(_m.queue_id.in_(queue_ids))  # chosen in this transaction: none is destroyed
         .values(wrapped_key=None, content=None, destroyed_at=destroyed_at, destruction_id=record_id)
     )
     detail = f"run={outcome.run_id} rule={rule} record={record_id} count={len(queue_ids)}"

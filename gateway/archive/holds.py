@@ -77,8 +77,11 @@ def covers(selector: Selector) -> ColumnElement[bool]:
     parts: list[ColumnElement[bool]] = []
     if selector.queue_ids:
         parts.append(_m.queue_id.in_(selector.queue_ids))
+    # Principal and arrival are compared as expressions ("|| ''", "+ 0"), not as the
+    # indexed columns: asked about a batch of queue ids, SQLite would otherwise walk
+    # the whole principal's (or window's) index entries rather than the batch's rows.
     if selector.principal is not None:
-        parts.append(_m.principal == selector.principal)
+        parts.append((_m.principal + "") == selector.principal)
     if selector.sender is not None:
         parts.append(func.lower(_m.sender) == selector.sender.lower())
     if selector.recipient is not None:
@@ -90,9 +93,9 @@ def covers(selector: Selector) -> ColumnElement[bool]:
             | _any_recipient(func.lower(_r.domain) == domain)
         )
     if selector.since is not None:
-        parts.append(_m.received_at >= selector.since)
+        parts.append((_m.received_at + 0) >= selector.since)
     if selector.until is not None:
-        parts.append(_m.received_at < selector.until)
+        parts.append((_m.received_at + 0) < selector.until)
     if selector.category is not None:
         parts.append(_m.category == selector.category)
     if not parts:  # refused when placed; a row written by hand must not cover everything

@@ -176,7 +176,12 @@ def verify(conn: Connection, key: AuditKey, exported: Checkpoint | None = None) 
     expected: dict[int, list[Checkpoint]] = {}
     for cp in trusted:
         if start is not None and cp.event_id <= start.event_id:
-            continue  # the anchor is held by the first kept event's link; older ones are gone
+            # The anchor is held by the first kept event's link; older events are gone.
+            if cp.event_id < start.event_id:
+                report.notes.append(
+                    f"{cp.label} predates the pruned part of the trail: nothing to hold it against"
+                )
+            continue
         if cp.event_id:
             expected.setdefault(cp.event_id, []).append(cp)
     # Checkpoints are made with the key, and every event after the key existed
