@@ -186,3 +186,15 @@ def test_check_prints_the_rules_and_warns_of_a_short_audit_period(tmp_path: Path
     assert lines[2].split() == ["legal-forever", "keep", "forever", "principal:", "legal"]
     assert lines[3].split() == ["default", "keep", "6y", "every", "message"]
     assert lines[4] == "  audit events kept 2y"
+
+
+def test_settings_with_an_invalid_rules_file_are_refused(tmp_path: Path) -> None:
+    rules = write_rules(tmp_path, RULES.replace("keep: 90d", "keep: 90 days"))
+    config = tmp_path / "phigate.yaml"
+    config.write_text(
+        f"data_dir: {tmp_path / 'data'}\narchive:\n  retention:\n    rules_file: {rules}\n"
+    )
+    result = CliRunner().invoke(main, ["config", "check", "-c", str(config)])
+    assert result.exit_code == 2
+    assert "the retention rules are not valid, so phigate does not start" in result.output
+    assert f"{rules}:5:11: rules[0].keep: '90 days' is not a period" in result.output

@@ -52,9 +52,12 @@ class ScheduledRetention:
         self.actor = f"server:{hostname}"[:128]
         self.holder = f"{socket.gethostname()}:{os.getpid()}"[:128]
         self.lease_seconds = max(2 * config.run_every_seconds, _MIN_LEASE)
+        self._stop: asyncio.Event | None = None
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        """A run now and then every `run_every_seconds` until `stop` is set."""
+        """A run now and then every `run_every_seconds` until `stop` is set; a run in
+        progress stops after its current batch."""
+        self._stop = stop
         try:
             await periodic.every(
                 self.config.run_every_seconds, stop, self.run_once, log, "retention_failed"
@@ -78,7 +81,7 @@ class ScheduledRetention:
             self.actor,
             batch=self.config.batch,
             objects=self.objects,
-            guard=self._renew,
+            guard=self._go_on,
         )
         if outcome.destroyed_count or outcome.held:
             event(
@@ -89,7 +92,8 @@ class ScheduledRetention:
                 held=outcome.held,
                 seconds=round(outcome.seconds, 3),
             )
-        await asyncio.to_thread(self._prune_audit, now)
+        if not (self._stop is not None and self._stop.is_set()):
+            await asyncio.to_thread(self._prune_audit, now)
         return outcome
 
     def _prune_audit(self, now: float) -> None:
@@ -118,6 +122,11 @@ class ScheduledRetention:
         with self.db.transaction() as conn:
             taken = cursors.take_lease(conn, LEASE, self.holder, now, now + self.lease_seconds)
         return taken is not None
+
+    def _go_on(self, conn: Connection) -> bool:
+        """Before each batch: not stopping, and still the lease's holder."""
+        stopping = self._stop is not None and self._stop.is_set()
+        return not stopping and self._renew(conn)
 
     def _renew(self, conn: Connection) -> bool:
         now = time.time()
