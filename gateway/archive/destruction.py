@@ -37,10 +37,12 @@ from gateway.store.schema import archived_messages, destruction_records
 DESTROYED = "archive_destroyed"
 BATCH = 1000  # messages examined per transaction
 SAMPLE = 20  # queue ids shown per hold that kept messages
-METHOD = (
-    "crypto-shred: data key (wrapped_key) and ciphertext (content) set to NULL; "
-    "freed pages zeroed (SQLite secure_delete, WAL checkpointed)"
-)
+SHREDDED = "crypto-shred: data key (wrapped_key) and ciphertext (content) set to NULL; "
+# What became of the old row versions, by database (docs/security.md).
+OLD_VERSIONS = {
+    "sqlite": "freed cells zeroed (secure_delete), WAL checkpointed",
+    "postgresql": "old row versions reclaimed by VACUUM",
+}
 OBJECTS_DELETED = "; object-store copies deleted"
 
 _m = archived_messages.c
@@ -155,11 +157,17 @@ def _batch(
     query = (
         select(_m.queue_id, _m.received_at)
         .where(_m.destroyed_at.is_(None), _m.received_at < bound)
-        .order_by(_m.received_at, _m.queue_id)
+        # destroyed_at first (NULL in every row): the order of its index, which
+        # PostgreSQL then reads in order rather than sorting every row not destroyed.
+        .order_by(_m.destroyed_at, _m.received_at, _m.queue_id)
         .limit(size)
     )
     if position is not None:
-        query = query.where(tuple_(_m.received_at, _m.queue_id) > tuple_(*position))
+        # The plain bound on received_at as well: PostgreSQL's index scan starts from it,
+        # where the row comparison alone would be a filter over every row before it.
+        query = query.where(
+            _m.received_at >= position[0], tuple_(_m.received_at, _m.queue_id) > tuple_(*position)
+        )
     if not outcome.dry_run:
         holds.lock(conn)
     found = conn.execute(query).all()
@@ -220,7 +228,9 @@ def _destroy(
             run_id=outcome.run_id,
             destroyed_at=destroyed_at,
             rule=rule,
-            method=METHOD + (OBJECTS_DELETED if with_objects else ""),
+            method=SHREDDED
+            + OLD_VERSIONS.get(conn.dialect.name, "")
+            + (OBJECTS_DELETED if with_objects else ""),
             queue_ids=json.dumps(queue_ids),
             count=len(queue_ids),
             actor=actor,

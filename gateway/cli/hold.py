@@ -93,6 +93,11 @@ def add(
     --queue-id, --principal, --sender, --recipient, --domain, --since, --until, --category).
 
     It covers messages archived later too, as long as it stands.
+
+    \b
+      phigate hold add --case 2026-CV-0142 --reason "litigation" --domain clinic.example
+      phigate hold add --case INV-7 --reason "OCR inquiry" --queue-id ID1 --queue-id ID2
+      phigate hold add --case A-3 --reason "audit" --principal ehr1 --since 2026-01-01 --json
     """
     from gateway.archive import holds
     from gateway.policy.model import CATEGORIES
