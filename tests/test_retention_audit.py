@@ -98,6 +98,17 @@ def test_pruning_up_to_a_checkpoint_keeps_verify_working(db: Database) -> None:
     assert _prune(db, NOW - 6 * YEAR) is None
 
 
+def test_the_newest_event_is_never_pruned(db: Database) -> None:
+    # A quiet trail: nothing since a checkpoint of its head, long ago.
+    for age, count in ((9 * YEAR, 2), (8 * YEAR, 3)):
+        _events(db, count, NOW - age)
+        _checkpoint(db, NOW - age + 1)
+    done = _prune(db, NOW - 6 * YEAR)
+    assert done is not None and done.through_event == 2
+    assert _ids(db) == [3, 4, 5, 6]  # the head (5) and the pruning's event after it
+    assert _verified(db) == []
+
+
 def test_a_kept_event_edited_after_pruning_is_found(db: Database) -> None:
     _trail(db)
     _prune(db, NOW - 6 * YEAR)

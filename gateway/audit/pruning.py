@@ -69,8 +69,11 @@ def due(conn: Connection, key: AuditKey, before: float) -> Checkpoint | None:
     authentic one made before then, past the current start, whose stretch verifies
     (AuditDamaged otherwise); None when there is nothing to prune."""
     trusted = [cp for cp in checkpoints.every(conn) if cp.authentic(key)]
-    first = first_event_id(conn)
-    older = [cp for cp in trusted if cp.created_at < before and first and cp.event_id >= first]
+    first, last = conn.execute(select(func.min(_e.id), func.max(_e.id))).one()
+    if first is None:
+        return None
+    # The head stays: the pruning's own event must extend the chain from it.
+    older = [cp for cp in trusted if cp.created_at < before and first <= cp.event_id < last]
     target = max(older, key=lambda cp: cp.event_id, default=None)
     if target is None:
         return None
