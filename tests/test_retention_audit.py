@@ -179,5 +179,5 @@ def test_scheduled_pass_destroys_prunes_and_runs_in_one_process(
     assert _ids(db)[0] == 9  # audit events older than 6 years pruned
     assert _verified(db) == []
     # Given up at shutdown, the lease passes to the other process at once.
-    first._release()
+    first.release()
     assert asyncio.run(second.run_once(time.time())) is not None

@@ -64,7 +64,7 @@ class ScheduledRetention:
             )
         finally:
             with contextlib.suppress(Exception):  # it runs out by itself anyway
-                await asyncio.to_thread(self._release)
+                await asyncio.to_thread(self.release)
 
     async def run_once(self, now: float) -> destruction.Outcome | None:
         """Destroy what is due at `now` and prune old audit events, if this process holds
@@ -132,6 +132,7 @@ class ScheduledRetention:
         now = time.time()
         return cursors.move_held(conn, LEASE, self.holder, 0, now, now + self.lease_seconds)
 
-    def _release(self) -> None:
+    def release(self) -> None:
+        """Give the lease up (at shutdown), so another process need not wait it out."""
         with self.db.transaction() as conn:
             cursors.release(conn, LEASE, self.holder)
