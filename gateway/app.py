@@ -19,6 +19,9 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from gateway import malloc, metrics
+from gateway.archive.retention import Schedule
+from gateway.archive.rules_file import RetentionRulesError, load_schedule
+from gateway.archive.scheduled import ScheduledRetention
 from gateway.archive.storage import ArchiveStorageError, configured_storage
 from gateway.archive.writer import ArchiveWriter
 from gateway.audit import checkpoints, trail
@@ -197,6 +200,9 @@ class Parts:
     forwarder: Forwarder  # audit events to a syslog collector (idle unless enabled)
     # Search keys of new audit events, off the relay's path; a search runs a pass first.
     audit_index: Indexer
+    # Archived mail destroyed when due, old audit events pruned (one process runs it);
+    # None without archive.retention.rules_file.
+    retention: ScheduledRetention | None = None
 
     def close(self) -> None:
         self.inspector.close()
@@ -328,6 +334,7 @@ def build(
             audit_index=Indexer(
                 db, settings.audit.index_every_seconds, settings.audit.index_max_delay_seconds
             ),
+            retention=_scheduled_retention(settings, db),
         )
         on_error.pop_all()
     return parts
@@ -562,6 +569,12 @@ async def run(
         # Each process runs it; the one holding the cursor's lease forwards.
         forwarding = asyncio.create_task(parts.forwarder.run_forever(stop), name="audit-forward")
         audit_index = asyncio.create_task(parts.audit_index.run_forever(stop), name="audit-index")
+        # Each process runs it; the one holding its lease destroys and prunes.
+        retention = (
+            asyncio.create_task(parts.retention.run_forever(stop), name="retention")
+            if parts.retention is not None
+            else None
+        )
         policy.started()
         event(
             log,
@@ -584,6 +597,7 @@ async def run(
             forwarding,
             audit_index,
             *([daily] if daily is not None else []),
+            *([retention] if retention is not None else []),
             return_exceptions=True,
         )
     finally:
@@ -812,6 +826,7 @@ def serve(settings: Settings) -> None:
     report_domains(settings)
     forwarder_tls(settings)
     archive_writer(settings)
+    retention_schedule(settings)
     dbcache.use_directory(dbcache.directory_for(settings))
     prepare(settings.inspection)  # compiled (or loaded) once here; forked processes share it
     gc.collect()
@@ -841,6 +856,30 @@ def serve(settings: Settings) -> None:
             )
     finally:
         pid_file.unlink(missing_ok=True)
+
+
+def retention_schedule(settings: Settings) -> Schedule | None:
+    """The retention rules (None without a rules file); an invalid file stops start-up."""
+    rules_file = settings.archive.retention.rules_file
+    if rules_file is None:
+        return None
+    try:
+        return load_schedule(settings.path(rules_file))
+    except RetentionRulesError as exc:
+        raise StartupError(
+            f"the retention rules are not valid, so phigate does not start:\n{exc}"
+        ) from None
+
+
+def _scheduled_retention(settings: Settings, db: Database) -> ScheduledRetention | None:
+    schedule = retention_schedule(settings)
+    if schedule is None:
+        return None
+    try:
+        storage = configured_storage(settings)
+    except ArchiveStorageError as exc:
+        raise StartupError(f"the archive is not usable: {exc}") from exc
+    return ScheduledRetention(db, schedule, settings.archive.retention, settings.hostname, storage)
 
 
 def load_live_policy(settings: Settings) -> LivePolicy:

@@ -639,6 +639,12 @@ class RetentionConfig(_Strict):
 
     # The retention rules file (relative: under data_dir); null: keep everything.
     rules_file: str | None = None
+    # Seconds between the server's retention runs (one process of all that share
+    # the database runs each); the first comes at start-up.
+    run_every_seconds: float = Field(default=3600.0, gt=0)
+    # Archived messages examined per transaction of a run (one destruction record
+    # per rule in each).
+    batch: int = Field(default=1000, ge=1, le=100_000)
 
 
 class ArchiveExportConfig(_Strict):

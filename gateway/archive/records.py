@@ -92,9 +92,14 @@ def record(
 
 def entries(conn: Connection, queue_ids: Sequence[str]) -> list[ArchiveEntry]:
     """The metadata of these archived messages (destroyed ones included), in the order asked."""
+    m = archived_messages.c
+    # The metadata only: a batch of rows' content would be read for nothing.
     rows = conn.execute(
-        select(archived_messages).where(archived_messages.c.queue_id.in_(list(queue_ids)))
-    ).all()
+        select(
+            m.queue_id, m.kind, m.received_at, m.message_id, m.principal, m.sender,
+            m.category, m.phi, m.size, m.sha256,
+        ).where(m.queue_id.in_(list(queue_ids)))
+    ).all()  # fmt: skip
     recipients: dict[str, list[str]] = {}
     for queue_id, recipient in conn.execute(
         select(archived_recipients.c.queue_id, archived_recipients.c.recipient).where(

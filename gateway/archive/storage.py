@@ -5,9 +5,9 @@ wrapped under the archive's master key, in the row. An object whose row was
 never committed (the put succeeded, the transaction did not) therefore opens
 for nobody; such orphans are harmless and may be swept at leisure.
 
-Deleting is for retention: crypto-shred first (the row's wrapped key, in a
-committed transaction), then delete the ciphertext; a delete that fails then
-leaves only an unreadable object behind.
+Deleting is for retention: crypto-shred first (the row's wrapped key and
+content, in a committed transaction), then delete the object; a delete that
+fails then leaves only an unreadable object behind.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
 from gateway.config import ArchiveStorageConfig, Settings
 from gateway.store.keyring import Sealed
@@ -45,8 +45,9 @@ class ArchiveStorage(Protocol):
         """The ciphertext; None once deleted or never archived."""
         ...
 
-    def delete(self, conn: Connection, queue_id: str) -> None:
-        """Delete the ciphertext (the row and its metadata stay)."""
+    def delete(self, object_key: str) -> None:
+        """Delete a ciphertext kept outside the database (retention, once the row's
+        wrapped key is gone); the row and its metadata stay."""
         ...
 
 
@@ -64,11 +65,10 @@ class DatabaseStorage:
             select(archived_messages.c.content).where(archived_messages.c.queue_id == queue_id)
         ).scalar()
 
-    def delete(self, conn: Connection, queue_id: str) -> None:
-        conn.execute(
-            update(archived_messages)
-            .where(archived_messages.c.queue_id == queue_id)
-            .values(content=None)
+    def delete(self, object_key: str) -> None:
+        raise ArchiveStorageError(
+            f"object {object_key} is kept in an object store, but archive.storage is "
+            "database: set archive.storage as it was when the message was archived"
         )
 
 
@@ -129,12 +129,9 @@ class S3Storage:
             ) from exc
         return body
 
-    def delete(self, conn: Connection, queue_id: str) -> None:
-        key = self._key_of(conn, queue_id)
-        if key is None:
-            return
+    def delete(self, object_key: str) -> None:
         try:
-            self.client.delete_object(Bucket=self.bucket, Key=key)
+            self.client.delete_object(Bucket=self.bucket, Key=object_key)
         except Exception as exc:
             raise ArchiveStorageError(
                 f"S3 delete in bucket {self.bucket} failed: {_error_code(exc)}"

@@ -133,7 +133,7 @@ def _key(conn: Connection) -> AuditKey:
     return key
 
 
-def _lock_chain(conn: Connection) -> None:
+def lock_chain(conn: Connection) -> None:
     """Keep other writers from reading the head until this transaction ends.
 
     SQLite needs nothing here: BEGIN IMMEDIATE already holds the database's
@@ -154,7 +154,7 @@ def append(conn: Connection, events: Iterable[AuditEvent]) -> None:
     cache = transaction_cache(conn)
     prev = cache.get("audit_head")
     if prev is None:
-        _lock_chain(conn)
+        lock_chain(conn)
         head = _HEAD_TO_EXTEND.run(conn, {}).fetchone()  # (id, hash, chain_version)
         if head is None or head[2] != KEYED_CHAIN:
             # The keyed chain starts here: sign what came before it.
@@ -200,7 +200,7 @@ def checkpoint(
     the last checkpoint if any event came since. Returns None when not due.
     """
     key = _key(conn)
-    _lock_chain(conn)
+    lock_chain(conn)
     last = checkpoints.newest(conn)
     candidate = _checkpoint_of_head(conn, key, last, now)
     if config is not None and last is not None:
@@ -253,11 +253,18 @@ class ChainedEvent:
     facets_ok: bool | None
 
 
-def walk(conn: Connection, key: AuditKey) -> Iterator[ChainedEvent]:
-    """Recompute the chain in id order, event by event, and each indexed event's search keys."""
-    prev = GENESIS
+def walk(
+    conn: Connection, key: AuditKey, prev: str = GENESIS, until: int | None = None
+) -> Iterator[ChainedEvent]:
+    """Recompute the chain in id order, event by event, and each indexed event's search keys.
+
+    `prev`: the hash the first stored event must link to (a pruned trail's anchor,
+    gateway.audit.pruning); `until`: the last event id to walk.
+    """
     through = indexer.indexed_through(conn)
     query = select(audit_events).order_by(audit_events.c.id).execution_options(yield_per=1000)
+    if until is not None:
+        query = query.where(audit_events.c.id <= until)
     # Index rows of ids no event has are never found by a search: only each
     # event's own rows are compared.
     indexed = indexer.recipient_index(conn, through)

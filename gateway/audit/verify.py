@@ -27,9 +27,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from gateway.audit import checkpoints
+from gateway.audit import checkpoints, pruning
 from gateway.audit.checkpoints import Checkpoint
-from gateway.audit.trail import KEYED_CHAIN, SHA256_CHAIN, walk
+from gateway.audit.trail import GENESIS, KEYED_CHAIN, SHA256_CHAIN, walk
 from gateway.store.audit_key import AuditKey
 
 
@@ -138,22 +138,60 @@ def _report_missing(unseen: dict[int, list[Checkpoint]], report: Report) -> None
                 )
 
 
+def _pruned_start(conn: Connection, trusted: list[Checkpoint], report: Report) -> Checkpoint | None:
+    """The checkpoint a pruned trail starts after (gateway.audit.pruning), if it was
+    pruned; a problem if the trail starts after one that no pruning recorded."""
+    start = pruning.anchor(pruning.first_event_id(conn), trusted)
+    if start is None:
+        return None
+    recorded = pruning.recorded_through(conn)
+    if recorded != start.event_id:
+        report.problems.append(
+            Problem(
+                None,
+                f"the trail starts after event {start.event_id} ({start.label}), but "
+                + (
+                    "no audit_pruned event records a pruning"
+                    if recorded is None
+                    else f"the last pruning recorded was through event {recorded}"
+                )
+                + ": events were removed",
+            )
+        )
+    else:
+        report.notes.append(
+            f"events through {start.event_id} were pruned by retention; the trail is "
+            f"verified from {start.label} on"
+        )
+    return start
+
+
 def verify(conn: Connection, key: AuditKey, exported: Checkpoint | None = None) -> Report:
     """Check the whole trail (and `exported`, a checkpoint kept elsewhere, if given)."""
     report = Report()
     stored = checkpoints.every(conn)
     trusted = _authentic(stored + ([exported] if exported else []), key, report)
     report.checkpoint = max(trusted, key=lambda cp: cp.created_at, default=None)
+    start = _pruned_start(conn, trusted, report)
     expected: dict[int, list[Checkpoint]] = {}
     for cp in trusted:
+        if start is not None and cp.event_id <= start.event_id:
+            # The anchor is held by the first kept event's link; older events are gone.
+            if cp.event_id < start.event_id:
+                report.notes.append(
+                    f"{cp.label} predates the pruned part of the trail: nothing to hold it against"
+                )
+            continue
         if cp.event_id:
             expected.setdefault(cp.event_id, []).append(cp)
     # Checkpoints are made with the key, and every event after the key existed
     # is keyed: none after the earliest checkpoint may be plain SHA-256.
     keyed_from = min((cp.event_id for cp in trusted), default=None)
     first_keyed: int | None = None
-    for chained in walk(conn, key):
+    position = start.count if start is not None else 0  # events since the trail's start
+    for chained in walk(conn, key, start.hash if start is not None else GENESIS):
         report.events += 1
+        position += 1
         report.last_event_id = chained.id
         if not chained.link_ok:
             report.problems.append(
@@ -194,7 +232,7 @@ def verify(conn: Connection, key: AuditKey, exported: Checkpoint | None = None) 
         if chained.chain_version == KEYED_CHAIN and first_keyed is None:
             first_keyed = chained.id
         for cp in expected.pop(chained.id, []):
-            _hold(cp, chained.hash, report.events, report)
+            _hold(cp, chained.hash, position, report)
     _report_missing(expected, report)
     if not stored:
         if first_keyed is not None:

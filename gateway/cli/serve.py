@@ -111,6 +111,7 @@ def config_check(config_file: str | None, data_dir: str | None) -> None:
         app.portal_logo(settings)
         app.report_domains(settings)
         app.forwarder_tls(settings)
+        app.retention_schedule(settings)
     except app.StartupError as exc:
         fail(str(exc), EXIT_USAGE)
     click.echo(f"{config_file}: OK")
