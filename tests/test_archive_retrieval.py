@@ -23,10 +23,10 @@ from archive_copies import BUCKET, s3_server
 from click.testing import CliRunner
 from residue import residue
 from smime_pki import Pki, build_pki
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from stores import cli_store
 
-from gateway.archive import export, records
+from gateway.archive import export, holds, records
 from gateway.archive.access import AccessRefused
 from gateway.archive.records import ArchiveEntry
 from gateway.archive.storage import configured_storage
@@ -39,7 +39,6 @@ from gateway.store.schema import (
     archive_requests,
     archived_messages,
     audit_events,
-    legal_holds,
     users,
 )
 
@@ -229,27 +228,9 @@ def test_an_auditor_searches_by_metadata_and_each_search_is_audited(archive: Arc
 
 def test_show_gives_metadata_and_the_holds_that_cover_it(archive: Archive) -> None:
     with archive.db.transaction() as conn:
-        conn.execute(
-            insert(legal_holds),
-            [
-                {
-                    "case_ref": "HOLD-1",
-                    "reason": "litigation",
-                    "created_at": T0,
-                    "created_by": "cli:root",
-                    "selector": json.dumps(
-                        {"recipient": "pat@mail.example", "since": "2026-05-01"}
-                    ),
-                },
-                {
-                    "case_ref": "HOLD-2",
-                    "reason": "other",
-                    "created_at": T0,
-                    "created_by": "cli:root",
-                    "selector": json.dumps({"sender": "x@y.example"}),
-                },
-            ],
-        )
+        covering = holds.Selector(recipient="pat@mail.example", since=T0 - 30 * 86400)
+        holds.place(conn, "HOLD-1", "litigation", covering, "cli:root", T0)
+        holds.place(conn, "HOLD-2", "other", holds.Selector(sender="x@y.example"), "cli:root", T0)
     code, out = archive.run("archive", "show", "QA0001", *AS_ALICE, *REASON)
     assert code == 0, out
     assert "dr.who@clinic.example" in out and "pat@mail.example" in out

@@ -10,7 +10,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from gateway.archive import access, bundle, covering, export, requests, search
+from gateway.archive import access, bundle, export, holds, requests, search
 from gateway.archive.access import AccessRefused
 from gateway.archive.bundle import CertificateError, Provenance
 from gateway.archive.requests import Request
@@ -293,7 +293,7 @@ def archive_show(
                     [queue_id],
                 )
             else:
-                holds = covering.holds_covering(conn, found[0])
+                covering = holds.covering(conn, queue_id)
                 access.audited(
                     conn, access.VIEW, access.OK, _actor(user), f"reason={note}", [queue_id]
                 )
@@ -314,7 +314,7 @@ def archive_show(
                         "created_at": h.created_at,
                         "created_by": h.created_by,
                     }
-                    for h in holds
+                    for h in covering
                 ],
             }
         )
@@ -335,8 +335,8 @@ def archive_show(
         ("State", f"destroyed {when(message.destroyed_at)} UTC" if message.destroyed else "kept"),
     ):
         click.echo(f"{label + ':':<12} {value}")
-    if holds:
-        for h in holds:
+    if covering:
+        for h in covering:
             click.echo(
                 f"{'Held:':<12} hold #{h.id} ({h.case_ref}), since {when(h.created_at)} "
                 f"by {h.created_by}"
