@@ -9,6 +9,8 @@ that what the files name (build context, mounts, ports, services) exists.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -18,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from harness import Phigate, free_port
 
 from gateway.settings_loader import load_settings
 
@@ -170,3 +173,28 @@ def test_the_nodes_settings_load_and_share_the_database_and_keys() -> None:
     assert published == listening
     for listener in settings.listeners:
         assert listener.address.startswith("0.0.0.0:")
+
+
+def _health_check(url: str) -> subprocess.CompletedProcess[str]:
+    """The image's HEALTHCHECK command, run here against `url`."""
+    check = re.search(r"\bCMD (\[.*\])", _instructions("HEALTHCHECK")[0])
+    assert check is not None
+    command = json.loads(check.group(1))
+    assert command[0] == "python"
+    return subprocess.run(
+        [sys.executable, *command[1:]],
+        env={**os.environ, "PHIGATE_HEALTH_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_health_check_passes_on_a_ready_server_over_https(tmp_path: Path) -> None:
+    """web.tls with the self-signed certificate: the check accepts it and reads /readyz."""
+    port = free_port()
+    with Phigate(tmp_path, web={"address": f"127.0.0.1:{port}", "tls": True}):
+        ready = _health_check(f"https://127.0.0.1:{port}/readyz")
+        assert ready.returncode == 0, ready.stderr
+    gone = _health_check(f"https://127.0.0.1:{port}/readyz")
+    assert gone.returncode != 0
