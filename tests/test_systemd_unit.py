@@ -197,7 +197,14 @@ def test_phigate_serves_within_the_units_confinement(
 
     calls: set[str] = set()
     families: set[str] = set()
+    executable: list[str] = []
     for line in trace.read_text(errors="replace").splitlines():
+        # systemd 252 enforces MemoryDenyWriteExecute= with seccomp, stricter than
+        # PR_SET_MDWE: no mprotect() to PROT_EXEC at all, no writable-executable mmap().
+        if re.match(r"\d+\s+(pkey_)?mprotect\(.*PROT_EXEC", line) or re.match(
+            r"\d+\s+mmap\(.*(PROT_WRITE\|PROT_EXEC|PROT_EXEC\|PROT_WRITE)", line
+        ):
+            executable.append(line)
         call = re.match(r"\d+\s+(\w+)\(", line)
         if call is not None:
             calls.add(call.group(1))
@@ -212,3 +219,4 @@ def test_phigate_serves_within_the_units_confinement(
     outside = calls - _allowed_system_calls()
     assert outside == set(), f"calls the unit's SystemCallFilter= refuses: {sorted(outside)}"
     assert families <= ALLOWED_FAMILIES, families
+    assert executable == [], executable
