@@ -86,10 +86,25 @@ def test_the_image_runs_phigate_as_a_user_without_compilers() -> None:
     assert _instructions("ENTRYPOINT") == ['["phigate"]']
     assert _instructions("CMD") == ['["serve"]']
     assert "/readyz" in " ".join(_instructions("ENV"))
-    # What COPY takes from the build context exists, and the ignore file lets it in.
-    for source in ("pyproject.toml", "README.md", "gateway"):
-        assert (TOP / source).exists()
-        assert f"!{source}" in (DOCKER / "Dockerfile.dockerignore").read_text()
+
+
+def test_the_build_context_holds_what_the_package_needs() -> None:
+    """What COPY takes exists and passes the ignore file, links in gateway/ included
+    (gateway/policies is a link to policies/: without it the image has no default
+    policy and does not start)."""
+    sources = {
+        part
+        for args in _instructions("COPY")
+        if not args.startswith("--from")
+        for part in args.split()[:-1]
+    }
+    allowed = (DOCKER / "Dockerfile.dockerignore").read_text().split()
+    for source in sources:
+        assert (TOP / source).exists(), source
+        assert f"!{source}" in allowed or f"!{source}/" in allowed, source
+    for link in (path for path in (TOP / "gateway").rglob("*") if path.is_symlink()):
+        target = link.resolve().relative_to(TOP)
+        assert target.parts[0] in sources, f"{link} points outside the build: {target}"
 
 
 def test_the_exposed_ports_are_phigates_defaults() -> None:
