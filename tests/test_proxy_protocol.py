@@ -53,9 +53,7 @@ def tlv(kind: int, value: bytes) -> bytes:
 
 
 def test_v1_tcp4_names_the_client() -> None:
-    assert parsed(b"PROXY TCP4 192.0.2.7 198.51.100.1 40000 25\r\n") == ProxyHeader(
-        1, "192.0.2.7"
-    )
+    assert parsed(b"PROXY TCP4 192.0.2.7 198.51.100.1 40000 25\r\n") == ProxyHeader(1, "192.0.2.7")
 
 
 def test_v1_tcp6_names_the_client_and_an_ipv4_mapped_one_as_ipv4() -> None:
