@@ -11,6 +11,7 @@ limits, AUTH lockouts and relay networks.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import csv
 import re
@@ -20,6 +21,7 @@ import socket
 import sqlite3
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +107,7 @@ def _node(tmp: Path, sink: Sink) -> Node:
         listeners=listeners,
         delivery=via_sink(sink, poll_interval=0.2),
         received_header={"include_client_ip": True},
+        metrics={"enabled": True, "address": f"127.0.0.1:{free_port()}"},
         # The balancer's own address is a relay network too: its health checks
         # must still never relay.
         relay_networks=[
@@ -373,6 +376,21 @@ def test_the_balancers_own_connection_is_served_but_never_relays(cluster: Cluste
             assert (code, reply) == (530, b"5.7.0 Authentication required (AUTH over TLS)")
 
 
+def _proxy_headers(node: Node) -> dict[str, float]:
+    """phigate_smtp_proxy_headers_total of the submission listener, by result."""
+    address = node.gw.settings["metrics"]["address"]
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    counted: dict[str, float] = collections.defaultdict(float)
+    for line in text.splitlines():
+        found = re.match(
+            r'phigate_smtp_proxy_headers_total\{listener="submission",result="(\w+)"\} (\S+)', line
+        )
+        if found:
+            counted[found.group(1)] = float(found.group(2))
+    return counted
+
+
 def _closed_without_a_word(sock: socket.socket) -> bool:
     """The server closed: at once with an empty read, or with a reset where it left bytes unread."""
     try:
@@ -417,6 +435,9 @@ def test_direct_connections_are_closed_without_a_greeting(cluster: Cluster) -> N
         ("untrusted", UNTRUSTED),
         ("timeout", BALANCER),
     }
+    counted = _proxy_headers(node)
+    assert counted["untrusted"] == 1 and counted["timeout"] == 1 and counted["malformed"] == 3
+    assert counted["client"] > 0 and counted["local"] > 0  # health checks: v2 LOCAL
     assert CANARY not in node.gw.log_text()
     assert CANARY.encode() not in node.gw.db_path.read_bytes()
     # Nothing of it reached a session: no traceback either.
