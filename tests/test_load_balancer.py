@@ -80,7 +80,7 @@ class Cluster:
     stats: Path
 
 
-def _node(tmp: Path, sink: Sink) -> Node:
+def _node(tmp: Path, sink: Sink, processes: int) -> Node:
     tmp.mkdir()
     submission, smtps = free_port(), free_port()
 
@@ -106,6 +106,8 @@ def _node(tmp: Path, sink: Sink) -> Node:
         tmp,
         listeners=listeners,
         delivery=via_sink(sink, poll_interval=0.2),
+        # Pre-forked processes take turns accepting from the one socket.
+        processes=processes,
         received_header={"include_client_ip": True},
         metrics={"enabled": True, "address": f"127.0.0.1:{free_port()}"},
         # The balancer's own address is a relay network too: its health checks
@@ -136,6 +138,11 @@ def _share_principal(nodes: list[Node], name: str) -> str:
             other.execute("UPDATE principals SET secret_hash = ? WHERE name = ?", (hashed, name))
             other.commit()
     return secret
+
+
+def _stopped_cleanly(node: Node) -> None:
+    """SIGTERM: the PROXY listeners close and the node exits 0."""
+    assert node.gw.stop() == 0, node.gw.log_text()[-2000:]
 
 
 def _haproxy_config(cluster_ports: dict[str, int], nodes: list[Node], stats: Path) -> str:
@@ -217,10 +224,11 @@ def _server_states(stats: Path) -> dict[tuple[str, str], str]:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     tmp = tmp_path_factory.mktemp("cluster")
     with Sink() as sink, contextlib.ExitStack() as stack:
-        nodes = [_node(tmp / f"node{i}", sink) for i in range(2)]
+        nodes = [_node(tmp / f"node{i}", sink, processes=i + 1) for i in range(2)]
         secrets = {name: _share_principal(nodes, name) for name in ("ehr", "billing")}
         for node in nodes:
-            stack.enter_context(node.gw)
+            node.gw.start()
+            stack.callback(_stopped_cleanly, node)
         ports = {name: free_port() for name in ("v1", "v2", "smtps", "node0")}
         stats = tmp / "haproxy.sock"
         config = tmp / "haproxy.cfg"
