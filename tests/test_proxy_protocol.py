@@ -1,4 +1,4 @@
-"""The PROXY protocol header (v1 and v2): parsing, and taking it off a socket byte-exact."""
+"""The PROXY protocol header (v1, v2): parsing, taking it off a socket byte-exact, whom to trust."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import uvloop
 
+from gateway.config import ProxyProtocolConfig, RelayNetwork, relay_network_for
 from gateway.smtp.proxied import read_header
 from gateway.smtp.proxy_protocol import (
     V2_SIGNATURE,
@@ -246,3 +247,18 @@ def test_a_peer_closing_inside_the_header_or_sending_garbage_is_an_error(run: Ru
     assert isinstance(result, ProxyHeaderError)
     result, _ = run(_read_in_pieces([v2()[:20]]))  # v2 cut inside its addresses
     assert isinstance(result, ConnectionResetError)
+
+
+# --- whom a listener trusts ------------------------------------------------------
+
+
+def test_trusted_balancers_and_relay_networks_match_ipv4_seen_through_a_dual_stack_socket() -> None:
+    proxies = ProxyProtocolConfig(trusted=["10.0.5.10/32", "2001:db8:5::/64"])
+    assert proxies.enabled and not ProxyProtocolConfig().enabled
+    for ip in ("10.0.5.10", "::ffff:10.0.5.10", "2001:db8:5::9"):
+        assert proxies.trusts(ip), ip
+    for ip in ("10.0.5.11", "2001:db8:6::9", "not an address", ""):
+        assert not proxies.trusts(ip), ip
+    ehr = RelayNetwork(name="ehr", networks=["10.20.0.0/16"], domains=["clinic.example.org"])
+    assert relay_network_for([ehr], "::ffff:10.20.1.2") is ehr
+    assert relay_network_for([ehr], "10.21.1.2") is None
