@@ -44,10 +44,6 @@ from harness import (
 
 from gateway.smtp.proxy_protocol import V2_SIGNATURE
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("haproxy") is None, reason="haproxy is installed by scripts/test"
-)
-
 DOMAIN = "clinic.example.org"
 SENDER = f"ehr@{DOMAIN}"
 RECIPIENT = "dr@partner.test"
@@ -222,6 +218,7 @@ def _server_states(stats: Path) -> dict[tuple[str, str], str]:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    assert shutil.which("haproxy"), "haproxy is missing: apt-get install haproxy (scripts/test)"
     tmp = tmp_path_factory.mktemp("cluster")
     with Sink() as sink, contextlib.ExitStack() as stack:
         nodes = [_node(tmp / f"node{i}", sink, processes=i + 1) for i in range(2)]
