@@ -69,6 +69,7 @@ from gateway.smtp.auth import Authenticator, AuthGuard
 from gateway.smtp.data import LargeMessages
 from gateway.smtp.limits import ConnectionLimiter
 from gateway.smtp.listener import ConnectionGate, ListenerContext, PhigateSMTP
+from gateway.smtp.proxied import ProxyListener
 from gateway.store import keyfiles
 from gateway.store.audit_key import KEY_FILE as AUDIT_KEY_FILE
 from gateway.store.database import Database
@@ -543,15 +544,7 @@ async def run(
         if scrapes is not None:  # first: /readyz says what is still starting
             await scrapes.start()
         for ctx, sock in zip(contexts, sockets, strict=True):
-            implicit = ctx.implicit_tls
-            server = await loop.create_server(
-                _connection_factory(ctx),
-                sock=sock,
-                backlog=1024,
-                ssl=ctx.tls_context if implicit else None,
-                ssl_handshake_timeout=ctx.limits.tls_handshake_timeout if implicit else None,
-            )
-            servers.append(server)
+            servers.append(await _serve(ctx, sock))
         if web is not None:
             await web.start()
         parts.readiness.serving(_not_serving(contexts, servers, web))
@@ -723,8 +716,20 @@ def report_domains(settings: Settings) -> frozenset[str]:
         raise StartupError(f"reports: {exc}") from None
 
 
-def _connection_factory(ctx: ListenerContext) -> Callable[[], ConnectionGate]:
-    return lambda: ConnectionGate(ctx)
+async def _serve(ctx: ListenerContext, sock: socket.socket) -> asyncio.AbstractServer:
+    """Serve one listener's socket: asyncio's server, or one behind load balancers."""
+    if ctx.config.proxy_protocol.enabled:
+        server = ProxyListener(ctx, sock)
+        await server.start_serving()
+        return server
+    implicit = ctx.implicit_tls
+    return await asyncio.get_running_loop().create_server(
+        lambda: ConnectionGate(ctx),
+        sock=sock,
+        backlog=1024,
+        ssl=ctx.tls_context if implicit else None,
+        ssl_handshake_timeout=ctx.limits.tls_handshake_timeout if implicit else None,
+    )
 
 
 async def _shutdown(

@@ -11,6 +11,15 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Protocol
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def unmapped(address: IPAddress) -> IPAddress:
+    """The address itself, or the IPv4 address a dual-stack socket names as ::ffff:a.b.c.d."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
 
 def client_key(ip: str) -> str:
     """Who a per-client limit counts: an IPv4 address, or an IPv6 /64.
@@ -19,12 +28,10 @@ def client_key(ip: str) -> str:
     addresses would let it be a new client on every connection.
     """
     try:
-        address = ipaddress.ip_address(ip)
+        address = unmapped(ipaddress.ip_address(ip))
     except ValueError:
         return ip
     if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
 

@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.clients import IPAddress, unmapped
 from gateway.mail.addresses import AddressError, normalise, normalise_domain, signing_domain
 from gateway.mail.headers import author_domains
 
@@ -80,6 +81,40 @@ class LimitsConfig(_Strict):
     auth_lockout_seconds: float = Field(default=900.0, gt=0)
 
 
+def _check_network_list(value: list[str]) -> list[str]:
+    for net in value:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"{net!r} is not a network (write e.g. 10.20.0.0/16)") from exc
+    return value
+
+
+class ProxyProtocolConfig(_Strict):
+    """The load balancers in front of a listener that speak the PROXY protocol."""
+
+    # Networks of the load balancers (HAProxy `send-proxy` or `send-proxy-v2`)
+    # that begin every connection with a PROXY protocol header (v1 or v2)
+    # naming the real client. Empty: off. When set, only these addresses may
+    # connect to the listener; any other is closed at once.
+    trusted: list[str] = Field(default_factory=list)
+    # Seconds a load balancer has to send the whole header after connecting.
+    header_timeout: float = Field(default=5.0, gt=0)
+
+    @field_validator("trusted")
+    @classmethod
+    def _check_trusted(cls, value: list[str]) -> list[str]:
+        return _check_network_list(value)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.trusted)
+
+    def trusts(self, ip: str) -> bool:
+        """Whether the address `ip` is one of the trusted load balancers."""
+        return in_networks(self.trusted, ip)
+
+
 # messages.listener of mail phigate writes itself: DSNs, TLS reports, the portal's.
 RESERVED_LISTENER_NAMES = ("dsn", "tlsrpt", "portal")
 
@@ -106,6 +141,10 @@ class ListenerConfig(_Strict):
     # example fewer connections on a public port 25). Connections are counted
     # per listener, so a flooded listener leaves the others free.
     limits: LimitsConfig | None = None
+    # Behind a TCP load balancer: the client's address comes from the PROXY
+    # protocol header the balancer sends (docs/security.md, "Behind a load
+    # balancer").
+    proxy_protocol: ProxyProtocolConfig = Field(default_factory=ProxyProtocolConfig)
 
     @field_validator("address")
     @classmethod
@@ -175,23 +214,30 @@ class RelayNetwork(_Strict):
     @field_validator("networks")
     @classmethod
     def _check_networks(cls, value: list[str]) -> list[str]:
-        for net in value:
-            try:
-                ipaddress.ip_network(net, strict=False)
-            except ValueError as exc:
-                raise ValueError(f"{net!r} is not a network (write e.g. 10.20.0.0/16)") from exc
-        return value
+        return _check_network_list(value)
 
 
 # Asked at every connection and every delivery of relay-network mail: parse once.
 _network = lru_cache(maxsize=1024)(partial(ipaddress.ip_network, strict=False))
 
 
+def _address(ip: str) -> IPAddress | None:
+    try:
+        return unmapped(ipaddress.ip_address(ip))
+    except ValueError:
+        return None
+
+
+def in_networks(networks: Sequence[str], ip: str) -> bool:
+    """Whether the address `ip` is in one of `networks` (CIDR texts)."""
+    address = _address(ip)
+    return address is not None and any(address in _network(n) for n in networks)
+
+
 def relay_network_for(networks: Sequence[RelayNetwork], ip: str) -> RelayNetwork | None:
     """The first relay network that holds the client address `ip`, if any."""
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
+    address = _address(ip)
+    if address is None:
         return None
     for relay in networks:
         if any(address in _network(n) for n in relay.networks):

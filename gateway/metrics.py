@@ -33,6 +33,7 @@ _QUEUE_SECONDS = (0.1, 0.5, 1, 5, 30, 60, 300, 900, 3600, 14400, 86400, 432000)
 
 # Made on first use (see `configure`); these names are what the stages count with.
 CONNECTIONS: Counter
+PROXY_HEADERS: Counter
 AUTH: Counter
 REFUSALS: Counter
 ACCEPTED: Counter
@@ -55,6 +56,12 @@ def _define() -> dict[str, Counter | Histogram]:
     return {
         "CONNECTIONS": Counter(
             "phigate_smtp_connections", "SMTP connections accepted, by listener.", ["listener"]
+        ),
+        "PROXY_HEADERS": Counter(
+            "phigate_smtp_proxy_headers",
+            "Connections to listeners behind a load balancer, by listener and what their PROXY"
+            " protocol header came to.",
+            ["listener", "result"],
         ),
         "AUTH": Counter("phigate_smtp_auth", "SMTP AUTH attempts by result.", ["result"]),
         "REFUSALS": Counter(
@@ -142,6 +149,7 @@ def __getattr__(name: str) -> object:
 _NAMES = frozenset(
     {
         "CONNECTIONS",
+        "PROXY_HEADERS",
         "AUTH",
         "REFUSALS",
         "ACCEPTED",

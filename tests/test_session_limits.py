@@ -26,6 +26,7 @@ import pytest
 import yaml
 from harness import (
     Phigate,
+    RawClient,
     Sink,
     audit_mark,
     audit_since,
@@ -57,37 +58,6 @@ categories:
     when: {category_header: marketing}
     category: marketing
 """
-
-
-class RawClient:
-    """An SMTP client on a plain socket: sends exactly the bytes given, reads replies."""
-
-    def __init__(self, port: int, source: str = "127.0.0.1") -> None:
-        self.sock = socket.create_connection(
-            ("127.0.0.1", port), timeout=10, source_address=(source, 0)
-        )
-        self.replies = self.sock.makefile("rb")
-
-    def reply(self) -> bytes:
-        """One whole reply (the last line of a multi-line one); b"" once the server closed."""
-        while True:
-            try:
-                line = self.replies.readline()
-            except ConnectionResetError:
-                return b""
-            if line[3:4] != b"-":
-                return line
-
-    def command(self, line: str) -> bytes:
-        self.sock.sendall(line.encode() + b"\r\n")
-        return self.reply()
-
-    def closed(self) -> bool:
-        return self.reply() == b""
-
-    def close(self) -> None:
-        self.replies.close()
-        self.sock.close()
 
 
 @dataclass

@@ -110,7 +110,30 @@ class ListenerContext:
     def relay_network_for(self, ip: str) -> RelayNetwork | None:
         if not self.config.allow_networks_without_auth:
             return None
+        proxies = self.config.proxy_protocol
+        if proxies.enabled and proxies.trusts(ip):
+            # A load balancer's own session (a health check): never a relay.
+            return None
         return relay_network_for(self.relay_networks, ip)
+
+    def turned_away(self, client_ip: str, why: str, code: int | None) -> bool:
+        """Count a connection closed before its session; True if it is audited.
+
+        A client is audited at most once a minute, with a count of the others.
+        """
+        unaudited = self.limiter.turned_away(client_ip)
+        if unaudited is None:  # counted, and audited with a later one
+            return False
+        self.audit_later(
+            AuditEvent(
+                event="refused",
+                result="connect",
+                client_ip=client_ip,
+                code=code,
+                detail=f"{why} ({unaudited} more turned away since the last such event)",
+            )
+        )
+        return True
 
 
 @dataclass
@@ -134,7 +157,7 @@ class SessionState:
 class PhigateSMTP(SMTP):
     """aiosmtpd's SMTP with session limits, CRLF-only commands, TLS timeout and enhanced codes."""
 
-    def __init__(self, ctx: ListenerContext, handler: Handler) -> None:
+    def __init__(self, ctx: ListenerContext, handler: Handler, client_ip: str) -> None:
         super().__init__(
             handler,
             data_size_limit=ctx.limits.max_message_size,
@@ -151,7 +174,8 @@ class PhigateSMTP(SMTP):
         )
         self.ctx = ctx
         self.state = SessionState()
-        self.client_ip = ""
+        # The peer's address, or the one a trusted load balancer's PROXY header named.
+        self.client_ip = client_ip
         # Made by ConnectionGate for a connection it admitted: it holds a slot.
         self._counted = True
         self.budget = SessionBudget(ctx.limits)
@@ -251,7 +275,6 @@ class PhigateSMTP(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self.transport is None
         if first:
-            self.client_ip = peer_ip(transport)
             self.ctx.sessions.add(self)
             self.state.relay = self.ctx.relay_network_for(self.client_ip)
             self._expiry = self.loop.call_later(
@@ -428,15 +451,19 @@ class ConnectionGate(asyncio.Protocol):
     handler's methods up again for every connection); a client turned away at
     its limit that reconnects in a loop would pay for one each time, at the
     expense of every other client.
+
+    Behind a load balancer (`gateway.smtp.proxied`) it comes after the PROXY
+    header, and `client_ip` is the address that header named.
     """
 
-    def __init__(self, ctx: ListenerContext) -> None:
+    def __init__(self, ctx: ListenerContext, client_ip: str | None = None) -> None:
         self.ctx = ctx
+        self.client_ip = client_ip
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         ctx = self.ctx
         metrics.CONNECTIONS.labels(ctx.config.name).inc()
-        client_ip = peer_ip(transport)
+        client_ip = self.client_ip if self.client_ip is not None else peer_ip(transport)
         if not ctx.accepting:
             self._turn_away(transport, "421 4.3.2 Service shutting down; try again later")
             return
@@ -444,20 +471,9 @@ class ConnectionGate(asyncio.Protocol):
         if reason is not None:
             reply = f"421 4.7.0 {reason}"
             self._turn_away(transport, reply)
-            unaudited = ctx.limiter.turned_away(client_ip)
-            if unaudited is not None:  # else counted, and audited with a later one
-                ctx.audit_later(
-                    AuditEvent(
-                        event="refused",
-                        result="connect",
-                        client_ip=client_ip,
-                        code=421,
-                        detail=f"{reply[4:]} ({unaudited} more turned away since the last "
-                        "such event)",
-                    )
-                )
+            ctx.turned_away(client_ip, reply[4:], 421)
             return
-        session = PhigateSMTP(ctx, Handler(ctx))
+        session = PhigateSMTP(ctx, Handler(ctx), client_ip)
         transport.set_protocol(session)
         session.connection_made(transport)
 
