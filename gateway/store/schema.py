@@ -517,3 +517,19 @@ archive_requests = Table(
     Column("approved_at", Float, nullable=True),
     Column("used_at", Float, nullable=True),
 )
+
+# The server nodes sharing this database: each start registers one, its
+# processes beat every node.heartbeat_seconds, a clean stop sets stopped_at.
+# `phigate nodes ls` reads them; nothing in the mail path does.
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("roles", String(64), nullable=False),  # comma-separated: smtp,delivery,web
+    Column("version", String(32), nullable=False),
+    Column("processes", Integer, nullable=False),
+    Column("heartbeat_seconds", Float, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("stopped_at", Float, nullable=True),
+)
