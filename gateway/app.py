@@ -861,7 +861,10 @@ def serve(settings: Settings) -> None:
             )
     finally:
         pid_file.unlink(missing_ok=True)
-        _node_record(settings, partial(nodes.stopped, name=node.name, now=time.time()))
+        try:
+            _node_record(settings, partial(nodes.stopped, name=node.name, now=time.time()))
+        except Exception as exc:  # the node stopped all the same: `nodes ls` shows it stale
+            event(log, "node_stop_not_recorded", logging.WARNING, error=type(exc).__name__)
 
 
 def this_node(settings: Settings, now: float) -> Node:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from databases import POSTGRES, fresh_database, postgres_reachable
-from harness import Phigate, Sink, SinkHandler, message, via_sink, wait_until
+from harness import Phigate, Sink, SinkHandler, message, run_without_settings, via_sink, wait_until
 
 MESSAGES = 300
 WORKERS = 4
@@ -167,3 +167,11 @@ def test_a_node_killed_while_delivering_loses_nothing(tmp_path: Path, postgres_u
             "c": "stopped",
         }
         assert [n["name"] for n in a.json("nodes", "ls")] == ["b"]  # stopped ones need --all
+
+
+def test_roles_are_named_or_refused() -> None:
+    refused = run_without_settings("serve", "--role", "smtp,mail")
+    assert refused.returncode == 2
+    assert "'smtp,mail': give one or more of smtp, delivery, web" in refused.stderr
+    twice = run_without_settings("serve", "--role", "smtp,smtp")
+    assert twice.returncode == 2 and "each once" in twice.stderr

@@ -115,8 +115,10 @@ def init(directory: str) -> None:
     config_path.write_text(template_text())
     settings = load_settings(config_path)
     datadir.prepare_data_dir(settings, generate_cert=True)
-    db = datadir.open_database(settings)
-    db.close()
+    try:
+        datadir.open_database(settings).close()
+    except (KeyringError, SchemaError) as exc:
+        fail(str(exc))
     click.echo(
         f"Wrote {config_path}, master key in {settings.path(settings.keys_dir)}, "
         f"development certificate {settings.path(settings.tls.cert_file)}."
