@@ -469,7 +469,11 @@ def _listener_contexts(
 ) -> list[ListenerContext]:
     """What the sessions of each listener share; the intake, authenticator, AUTH
     guard and mailto opt-outs are shared by all listeners."""
-    guard = AuthGuard(_per_process(settings.limits, settings.processes))
+    # On PostgreSQL, where several nodes may serve, they count failed AUTH together.
+    guard = AuthGuard(
+        _per_process(settings.limits, settings.processes),
+        db=db if db.dialect == "postgresql" else None,
+    )
     authenticator = Authenticator(db)
     contexts = []
     for listener in settings.listeners:

@@ -923,7 +923,8 @@ class Settings(_Strict):
     postmaster: str = ""
     # Server processes sharing the listening sockets and the store (pre-fork).
     # Set it to the number of cores for throughput; connection limits are
-    # split between the processes, AUTH lockouts are counted per process.
+    # split between the processes, AUTH lockouts are counted per process on
+    # SQLite (on PostgreSQL in the database, by every node together).
     processes: int = Field(default=1, ge=1, le=64)
     # Create a dev principal on first start (embedded defaults only).
     dev_principal: bool = False

@@ -1,11 +1,13 @@
 """Three phigate nodes on one PostgreSQL database, each with its roles: mail taken in
 by the SMTP nodes is delivered by the delivery nodes; one is killed (SIGKILL) while
 delivering, and its jobs are delivered by another once their leases expire: nothing
-is lost, and only deliveries in flight at the kill arrive twice."""
+is lost, and only deliveries in flight at the kill arrive twice. Failed AUTH counts
+on every node."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import re
 import shutil
@@ -20,7 +22,20 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from databases import POSTGRES, fresh_database, postgres_reachable
-from harness import Phigate, Sink, SinkHandler, message, run_without_settings, via_sink, wait_until
+from harness import (
+    Phigate,
+    Sink,
+    SinkHandler,
+    message,
+    run_without_settings,
+    tls_client,
+    via_sink,
+    wait_until,
+)
+
+from gateway.config import LimitsConfig
+from gateway.smtp.auth import AuthGuard
+from gateway.store.database import Database
 
 MESSAGES = 300
 WORKERS = 4
@@ -75,6 +90,10 @@ def node(tmp: Path, name: str, url: str, sink: Sink, keys_from: Phigate | None) 
     )
 
 
+def plain_auth(user: str, secret: str) -> str:
+    return "PLAIN " + base64.b64encode(f"\0{user}\0{secret}".encode()).decode()
+
+
 def submit_all(gw: Phigate, secret: str, ids: list[str], errors: list[BaseException]) -> None:
     try:
         client = gw.client("ehr1", secret)
@@ -109,6 +128,14 @@ def test_a_node_killed_while_delivering_loses_nothing(tmp_path: Path, postgres_u
             with pytest.raises(ConnectionRefusedError):  # a delivery node listens for no mail
                 smtplib.SMTP("127.0.0.1", b.port, timeout=5)
             secret = a.add_principal("ehr1", "clinic.example.org")
+            # A client guessing through the balancer, 3 times on a and twice on c, is
+            # locked out on both (auth_lockout_after: 5), the right secret included.
+            guesses = [(a, "wrong")] * 3 + [(c, "wrong")] * 2 + [(a, secret), (c, secret)]
+            replies = []
+            for gw, guess in guesses:
+                with tls_client(gw.port, "127.0.0.2") as client:
+                    replies.append(client.docmd("AUTH", plain_auth("ehr1", guess))[0])
+            assert replies == [535] * 5 + [454, 454]
             ids = [f"m{n}@clinic.example.org" for n in range(MESSAGES)]
             errors: list[BaseException] = []
             senders = [
@@ -175,3 +202,38 @@ def test_roles_are_named_or_refused() -> None:
     assert "'smtp,mail': give one or more of smtp, delivery, web" in refused.stderr
     twice = run_without_settings("serve", "--role", "smtp,smtp")
     assert twice.returncode == 2 and "each once" in twice.stderr
+
+
+def test_auth_failures_on_any_node_lock_the_client_out_on_all(postgres_url: str) -> None:
+    """Two nodes' guards (each its own engine on one PostgreSQL database) count a
+    guessing client's failures together, also when they arrive at the same moment."""
+    limits = LimitsConfig(auth_backoff_base=0, auth_lockout_after=6, auth_lockout_seconds=60)
+    Database(postgres_url).migrate()
+    nodes = [Database(postgres_url) for _ in range(2)]
+    for db in nodes:
+        db.start()
+    one, two = (AuthGuard(limits, db=db) for db in nodes)
+
+    async def scenario() -> None:
+        await one.failure("ehr1", "10.0.0.1")
+        await two.failure("ehr1", "10.0.0.1")
+        assert not await one.locked("ehr1", "10.0.0.1")
+        # Two at once on each node: none lost to the other's write.
+        await asyncio.gather(*(g.failure("billing", "10.0.0.1") for g in (one, two, one, two)))
+        for guard in (one, two):
+            assert await guard.locked("ehr1", "10.0.0.1")
+            assert await guard.locked("anyone", "10.0.0.1")  # the client, for every name
+            assert not await guard.locked("ehr1", "10.0.0.2")  # not the principal elsewhere
+        await two.failure("ehr1", "10.0.0.3")
+        await one.success("ehr1", "10.0.0.3")  # a success forgets what did not lock...
+        for _ in range(5):
+            await two.failure("ehr1", "10.0.0.3")
+        assert not await one.locked("ehr1", "10.0.0.3")  # ...so 5 more do not reach 6
+        await one.failure("ehr1", "10.0.0.3")
+        assert await two.locked("ehr1", "10.0.0.3")
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        for db in nodes:
+            db.close()

@@ -533,3 +533,16 @@ nodes = Table(
     Column("heartbeat_at", Float, nullable=False),
     Column("stopped_at", Float, nullable=True),
 )
+
+# Failed AUTH per (user, client) and per client, when the nodes on one
+# PostgreSQL database count them together (gateway.smtp.auth.AuthGuard);
+# without this table each process counts in its memory.
+auth_failures = Table(
+    "auth_failures",
+    metadata,
+    Column("key", String(200), primary_key=True),  # "user:NAME from:CLIENT" or "client:CLIENT"
+    Column("failures", Integer, nullable=False),  # since the last lockout
+    Column("last", Float, nullable=False),
+    Column("locked_until", Float, nullable=False),
+    Index("ix_auth_failures_last", "last"),
+)
