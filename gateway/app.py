@@ -531,7 +531,7 @@ async def run(
         loop.add_signal_handler(signal.SIGHUP, reload)
     parts = build(settings, policy=policy, tls_context=ssl_context)
     db, delivery = parts.db, parts.delivery
-    contexts = parts.listeners if sockets else []
+    contexts = parts.listeners if "smtp" in settings.node.roles else []
     delivering = "delivery" in settings.node.roles
     db.start()
     keys = KeyReporter(Path(settings.data_dir), parts.keyring, db)
@@ -877,12 +877,19 @@ def this_node(settings: Settings, now: float) -> Node:
     return Node(
         name=name,
         roles=tuple(settings.node.roles),
-        version=importlib.metadata.version("phigate"),
+        version=_version(),
         processes=settings.processes,
         heartbeat_seconds=settings.node.heartbeat_seconds,
         started_at=now,
         heartbeat_at=now,
     )
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("phigate")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown"
 
 
 def _node_record(settings: Settings, change: Callable[[Connection], None]) -> None:

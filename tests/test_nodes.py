@@ -12,6 +12,7 @@ import contextlib
 import re
 import shutil
 import smtplib
+import socket
 import threading
 import time
 from collections import Counter
@@ -237,3 +238,19 @@ def test_auth_failures_on_any_node_lock_the_client_out_on_all(postgres_url: str)
     finally:
         for db in nodes:
             db.close()
+
+
+def test_a_node_of_several_processes_is_one_node(tmp_path: Path) -> None:
+    """On the embedded store too: registered once by the supervisor, beaten by every
+    process, marked stopped once the last one has ended."""
+    gw = Phigate(tmp_path, processes=2, node={"heartbeat_seconds": HEARTBEAT})
+    with gw:
+        (shown,) = gw.json("nodes", "ls")
+        assert shown["state"] == "live" and shown["processes"] == 2
+        assert shown["roles"] == ["smtp", "delivery", "web"]
+        assert shown["name"].startswith(socket.gethostname() + "-")
+        beaten = shown["heartbeat_at"]
+        wait_until(lambda: gw.json("nodes", "ls")[0]["heartbeat_at"] > beaten, 10, 0.5)
+    assert gw.json("nodes", "ls") == []
+    (stopped,) = gw.json("nodes", "ls", "--all")
+    assert stopped["state"] == "stopped" and stopped["name"] == shown["name"]
