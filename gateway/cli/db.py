@@ -34,7 +34,7 @@ def status(config_file: str | None, data_dir: str | None, as_json: bool) -> None
     \b
     Example:
       phigate db status -c /etc/phigate/phigate.yaml --json
-      {"current": "0013", "head": "0014", "state": "behind"}
+      {"current": "0014", "head": "0015", "state": "behind"}
     """
     settings = cli_settings(config_file, data_dir)
     need_store(settings)
@@ -73,7 +73,7 @@ def upgrade(config_file: str | None, data_dir: str | None) -> None:
     \b
     Example:
       phigate db upgrade -c /etc/phigate/phigate.yaml
-      upgraded the schema from revision 0013 to 0014
+      upgraded the schema from revision 0014 to revision 0015
     """
     settings = cli_settings(config_file, data_dir)
     need_store(settings)
