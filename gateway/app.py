@@ -5,20 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib.metadata
 import logging
 import math
 import os
+import secrets
 import signal
 import socket
 import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
+from sqlalchemy import Connection
 
-from gateway import malloc, metrics
+from gateway import malloc, metrics, periodic
 from gateway.archive.retention import Schedule
 from gateway.archive.rules_file import RetentionRulesError, load_schedule
 from gateway.archive.scheduled import ScheduledRetention
@@ -70,11 +74,12 @@ from gateway.smtp.data import LargeMessages
 from gateway.smtp.limits import ConnectionLimiter
 from gateway.smtp.listener import ConnectionGate, ListenerContext, PhigateSMTP
 from gateway.smtp.proxied import ProxyListener
-from gateway.store import keyfiles
+from gateway.store import keyfiles, nodes
 from gateway.store.audit_key import KEY_FILE as AUDIT_KEY_FILE
 from gateway.store.database import Database
 from gateway.store.keyholders import KeyReporter
 from gateway.store.keyring import Keyring, KeyringError
+from gateway.store.nodes import Node
 from gateway.store.portal import Copy
 from gateway.web.app import create_app
 from gateway.web.factors import web_key
@@ -472,7 +477,11 @@ def _listener_contexts(
 ) -> list[ListenerContext]:
     """What the sessions of each listener share; the intake, authenticator, AUTH
     guard and mailto opt-outs are shared by all listeners."""
-    guard = AuthGuard(_per_process(settings.limits, settings.processes))
+    # On PostgreSQL, where several nodes may serve, they count failed AUTH together.
+    guard = AuthGuard(
+        _per_process(settings.limits, settings.processes),
+        db=db if db.dialect == "postgresql" else None,
+    )
     authenticator = Authenticator(db)
     contexts = []
     for listener in settings.listeners:
@@ -502,6 +511,7 @@ async def run(
     sockets: list[socket.socket],
     ssl_context: ssl.SSLContext | None,
     policy: LivePolicy,
+    node: Node,
     stop: asyncio.Event | None = None,
     grace: float = 30.0,
     web_socket: socket.socket | None = None,
@@ -509,7 +519,9 @@ async def run(
 ) -> None:
     """Serve on pre-bound sockets until SIGTERM/SIGINT (or `stop`), then shut down gracefully.
 
-    SIGHUP reloads the policy and the master keys.
+    The node's roles decide what runs: `sockets` is empty without smtp,
+    `web_socket` None without web, and delivery workers start only with
+    delivery. SIGHUP reloads the policy and the master keys.
     """
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
@@ -526,7 +538,9 @@ async def run(
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGHUP, reload)
     parts = build(settings, policy=policy, tls_context=ssl_context)
-    db, delivery, contexts = parts.db, parts.delivery, parts.listeners
+    db, delivery = parts.db, parts.delivery
+    contexts = parts.listeners if "smtp" in settings.node.roles else []
+    delivering = "delivery" in settings.node.roles
     db.start()
     keys = KeyReporter(Path(settings.data_dir), parts.keyring, db)
     servers: list[asyncio.AbstractServer] = []
@@ -548,7 +562,9 @@ async def run(
         if web is not None:
             await web.start()
         parts.readiness.serving(_not_serving(contexts, servers, web))
-        delivery.start()
+        if delivering:
+            delivery.start()
+        heartbeat = asyncio.create_task(_heartbeat(db, node, stop), name="node-heartbeat")
         reports = asyncio.create_task(parts.tls_reports.run_forever(stop), name="tls-reports")
         audit_checkpoints = asyncio.create_task(
             trail.checkpoint_periodically(db, settings.audit, stop), name="audit-checkpoints"
@@ -576,7 +592,8 @@ async def run(
             web=f"{settings.web.address}/{'https' if settings.web.tls else 'http'}"
             if web is not None
             else "off",
-            delivery=settings.delivery.mode,
+            delivery=settings.delivery.mode if delivering else "off",
+            node=node.name,
         )
         await stop.wait()
         parts.readiness.stopping()
@@ -589,6 +606,7 @@ async def run(
             portal_expiry,
             forwarding,
             audit_index,
+            heartbeat,
             *([daily] if daily is not None else []),
             *([retention] if retention is not None else []),
             return_exceptions=True,
@@ -596,7 +614,7 @@ async def run(
     finally:
         if web is not None:
             await web.stop()
-        await _shutdown(contexts[: len(servers)], servers, delivery, grace)
+        await _shutdown(contexts[: len(servers)], servers, delivery if delivering else None, grace)
         await trail.final_checkpoint(db)
         policy.stopped()
         keys.stopped()
@@ -735,7 +753,7 @@ async def _serve(ctx: ListenerContext, sock: socket.socket) -> asyncio.AbstractS
 async def _shutdown(
     contexts: list[ListenerContext],
     servers: list[asyncio.AbstractServer],
-    delivery: DeliveryService,
+    delivery: DeliveryService | None,
     grace: float,
 ) -> None:
     for ctx in contexts:
@@ -768,7 +786,8 @@ async def _shutdown(
             await asyncio.wait_for(asyncio.gather(*(s.wait_closed() for s in servers)), 5)
     for ctx in contexts:
         await ctx.flush_audits()  # refusal summaries of the sessions just ended
-    await delivery.stop(grace)
+    if delivery is not None:
+        await delivery.stop(grace)
 
 
 def run_process(
@@ -776,6 +795,7 @@ def run_process(
     sockets: list[socket.socket],
     ssl_context: ssl.SSLContext | None,
     policy: LivePolicy,
+    node: Node,
     web_socket: socket.socket | None = None,
     metrics_socket: socket.socket | None = None,
 ) -> None:
@@ -792,6 +812,7 @@ def run_process(
             sockets,
             ssl_context,
             policy,
+            node,
             web_socket=web_socket,
             metrics_socket=metrics_socket,
         )
@@ -839,28 +860,74 @@ def serve(settings: Settings) -> None:
     # Before forking and before anything counts: every process writes its own
     # files there, and a scrape sums them.
     metrics.configure(prepare_metrics_dir(settings) if settings.metrics.enabled else None)
+    roles = settings.node.roles
     try:
-        web_socket = bind_web_socket(settings)
+        web_socket = bind_web_socket(settings) if "web" in roles else None
         metrics_socket = bind_metrics_socket(settings)
     except WebSetupError as exc:
         raise StartupError(str(exc)) from exc
-    sockets = bind_listeners(settings)
+    sockets = bind_listeners(settings) if "smtp" in roles else []
     pid_file = Path(settings.data_dir) / PID_FILE
     pid_file.write_text(f"{os.getpid()}\n")
+    node = this_node(settings, time.time())
+    _node_record(settings, partial(nodes.register, node=node))
     try:
         if settings.processes == 1:
-            run_process(settings, sockets, ssl_context, policy, web_socket, metrics_socket)
+            run_process(settings, sockets, ssl_context, policy, node, web_socket, metrics_socket)
         else:
             from gateway.supervisor import supervise
 
             supervise(
                 settings.processes,
                 lambda: run_process(
-                    settings, sockets, ssl_context, policy, web_socket, metrics_socket
+                    settings, sockets, ssl_context, policy, node, web_socket, metrics_socket
                 ),
             )
     finally:
         pid_file.unlink(missing_ok=True)
+        try:
+            _node_record(settings, partial(nodes.stopped, name=node.name, now=time.time()))
+        except Exception as exc:  # the node stopped all the same: `nodes ls` shows it stale
+            event(log, "node_stop_not_recorded", logging.WARNING, error=type(exc).__name__)
+
+
+def this_node(settings: Settings, now: float) -> Node:
+    """This start of the server as one of the nodes sharing the database."""
+    name = settings.node.name or f"{socket.gethostname()}-{secrets.token_hex(3)}"
+    return Node(
+        name=name,
+        roles=tuple(settings.node.roles),
+        version=_version(),
+        processes=settings.processes,
+        heartbeat_seconds=settings.node.heartbeat_seconds,
+        started_at=now,
+        heartbeat_at=now,
+    )
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("phigate")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown"
+
+
+def _node_record(settings: Settings, change: Callable[[Connection], None]) -> None:
+    db = open_database(settings)
+    try:
+        with db.transaction() as conn:
+            change(conn)
+    finally:
+        db.close()
+
+
+async def _heartbeat(db: Database, node: Node, stop: asyncio.Event) -> None:
+    """Every process of a node beats: the node is live while any of them is."""
+
+    async def beat(now: float) -> None:
+        await db.write(partial(nodes.beat, name=node.name, now=now), durable=False)
+
+    await periodic.every(node.heartbeat_seconds, stop, beat, log, "node_heartbeat_failed")
 
 
 def retention_schedule(settings: Settings) -> Schedule | None:

@@ -912,6 +912,29 @@ class ReportsConfig(_Strict):
     daily: DailyReportConfig = DailyReportConfig()
 
 
+NodeRole = Literal["smtp", "delivery", "web"]
+NODE_ROLES: tuple[NodeRole, ...] = ("smtp", "delivery", "web")
+
+
+class NodeConfig(_Strict):
+    # This node's name among the nodes sharing one database (`phigate nodes ls`);
+    # unique per node. Empty: the host's name and a suffix new at each start.
+    name: str = Field(default="", max_length=200)
+    # What this node does: smtp (the listeners), delivery (claims and sends
+    # queued mail), web (the web app). `phigate serve --role` overrides it.
+    roles: list[NodeRole] = Field(default_factory=lambda: list(NODE_ROLES), min_length=1)
+    # Seconds between this node's heartbeats in the database; a node silent
+    # for three of them is shown as stale.
+    heartbeat_seconds: float = Field(default=5.0, ge=1, le=300)
+
+    @field_validator("roles")
+    @classmethod
+    def _check_roles(cls, value: list[NodeRole]) -> list[NodeRole]:
+        if len(value) != len(set(value)):
+            raise ValueError("each role once")
+        return value
+
+
 class Settings(_Strict):
     """The whole settings file."""
 
@@ -947,11 +970,13 @@ class Settings(_Strict):
     archive: ArchiveConfig = ArchiveConfig()
     reports: ReportsConfig = ReportsConfig()
     reviewer: ReviewerConfig = ReviewerConfig()
+    node: NodeConfig = NodeConfig()
     # The address DSNs come from (local part @ hostname when empty).
     postmaster: str = ""
     # Server processes sharing the listening sockets and the store (pre-fork).
     # Set it to the number of cores for throughput; connection limits are
-    # split between the processes, AUTH lockouts are counted per process.
+    # split between the processes, AUTH lockouts are counted per process on
+    # SQLite (on PostgreSQL in the database, by every node together).
     processes: int = Field(default=1, ge=1, le=64)
     # Create a dev principal on first start (embedded defaults only).
     dev_principal: bool = False

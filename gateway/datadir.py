@@ -21,7 +21,7 @@ from gateway.smime.certs.store import CertStore
 from gateway.store import principals
 from gateway.store.audit_key import KEY_FILE as AUDIT_KEY_FILE
 from gateway.store.audit_key import create_audit_key, load_audit_key
-from gateway.store.database import Database
+from gateway.store.database import Database, SchemaError
 from gateway.store.keyring import Keyring, KeyringError
 from gateway.store.schema import principals as principals_table
 
@@ -73,7 +73,7 @@ def open_database(settings: Settings) -> Database:
     """
     db = Database(settings.db_url)
     try:
-        db.migrate()
+        _ready_schema(db)
         keys_dir = settings.path(settings.keys_dir)
         if not (keys_dir / AUDIT_KEY_FILE).exists():
             with db.reading() as conn:
@@ -90,6 +90,27 @@ def open_database(settings: Settings) -> Database:
         db.close()
         raise
     return db
+
+
+def _ready_schema(db: Database) -> None:
+    """Migrate only where no other node can be running on the schema: the embedded
+    SQLite store (one machine's), or a shared database with no schema yet. A shared
+    schema at an older revision is upgraded by `phigate db upgrade`, run once
+    before a new version rolls out, never under the nodes still serving on it."""
+    state = db.schema_state()
+    if state.ahead:
+        raise state.ahead_error()
+    if not state.behind:
+        return
+    if db.dialect == "sqlite" or state.current is None:
+        db.migrate()
+        return
+    raise SchemaError(
+        f"the database's schema is at revision {state.current} and this version of "
+        f"phigate needs revision {state.head}: upgrade it once, from one node, with "
+        "`phigate db upgrade -c FILE` (FILE: this node's phigate.yaml), then start the "
+        "nodes of this version"
+    )
 
 
 def ensure_dev_principal(settings: Settings, db: Database) -> DevCredentials | None:

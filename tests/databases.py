@@ -8,7 +8,28 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
+
+# The server tests that need PostgreSQL use: the one PHIGATE_TEST_POSTGRES names, or
+# the one a developer's machine runs.
+POSTGRES = os.environ.get("PHIGATE_TEST_POSTGRES") or "postgresql+psycopg://postgres@127.0.0.1:5432"
+
+
+def postgres_reachable() -> None:
+    """Skip where no PostgreSQL runs and none was asked for; where the test command
+    names one (`scripts/test` starts it and sets PHIGATE_TEST_POSTGRES), fail instead."""
+    try:
+        engine = create_engine(f"{POSTGRES}/postgres")
+        with engine.connect():
+            pass
+        engine.dispose()
+    except (ImportError, OperationalError) as exc:
+        message = f"PostgreSQL at {POSTGRES} is not usable: {type(exc).__name__}: {exc}"
+        if os.environ.get("PHIGATE_TEST_POSTGRES") or os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 @contextlib.contextmanager

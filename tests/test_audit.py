@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from databases import fresh_database
+from databases import POSTGRES, fresh_database, postgres_reachable
 from harness import Phigate, wait_until
-from sqlalchemy import create_engine
-from sqlalchemy.exc import OperationalError
 
 from gateway import datadir
 from gateway.audit import trail
@@ -29,8 +27,6 @@ from gateway.settings_loader import load_settings
 from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database
 from gateway.store.keyfiles import create_key_file
-
-POSTGRES = os.environ.get("PHIGATE_TEST_POSTGRES") or "postgresql+psycopg://postgres@127.0.0.1:5432"
 
 
 def add_principals(gw: Phigate, *names: str) -> None:
@@ -222,25 +218,10 @@ def test_serve_refuses_to_extend_a_trail_keyed_with_another_key(tmp_path: Path) 
 # --- PostgreSQL: several writers on one chain --------------------------------------
 
 
-def _postgres_reachable() -> None:
-    """Skip where no PostgreSQL runs and none was asked for; where the test command
-    names one (`scripts/test` starts it and sets PHIGATE_TEST_POSTGRES), fail instead."""
-    try:
-        engine = create_engine(f"{POSTGRES}/postgres")
-        with engine.connect():
-            pass
-        engine.dispose()
-    except (ImportError, OperationalError) as exc:
-        message = f"PostgreSQL at {POSTGRES} is not usable: {type(exc).__name__}: {exc}"
-        if os.environ.get("PHIGATE_TEST_POSTGRES") or os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 def test_concurrent_writers_on_postgresql_keep_one_linear_chain(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _postgres_reachable()
+    postgres_reachable()
     monkeypatch.setenv("PHIGATE_TEST_POSTGRES", POSTGRES)
     key = AuditKey(os.urandom(32))
     writers, appends = 4, 40

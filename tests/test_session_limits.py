@@ -9,6 +9,7 @@ end at their limits with a 421, and the audit trail must stay small.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email
 import email.policy
@@ -204,12 +205,16 @@ def test_clients_are_counted_per_ipv4_address_and_ipv6_64() -> None:
 
 def test_auth_lockout_counts_an_ipv6_64_as_one_client() -> None:
     guard = AuthGuard(LimitsConfig(auth_lockout_after=5, auth_backoff_base=0))
-    for host in range(5):  # a new address of the same /64 for every guess
-        guard.failure("ehr1", f"2001:db8::{host + 1}")
-    assert guard.locked("ehr1", "2001:db8::99")
-    assert guard.locked("billing", "2001:db8::99")
-    assert not guard.locked("ehr1", "2001:db8:0:1::1")
-    assert not guard.locked("ehr1", "192.0.2.7")
+
+    async def scenario() -> None:
+        for host in range(5):  # a new address of the same /64 for every guess
+            await guard.failure("ehr1", f"2001:db8::{host + 1}")
+        assert await guard.locked("ehr1", "2001:db8::99")
+        assert await guard.locked("billing", "2001:db8::99")
+        assert not await guard.locked("ehr1", "2001:db8:0:1::1")
+        assert not await guard.locked("ehr1", "192.0.2.7")
+
+    asyncio.run(scenario())
 
 
 # --- session length and commands -----------------------------------------------------------

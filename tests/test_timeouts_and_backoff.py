@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import socket
 import time
@@ -56,16 +57,20 @@ def test_auth_backoff_doubles_and_lockout_expires() -> None:
         auth_backoff_base=0.5, auth_backoff_max=3.0, auth_lockout_after=5, auth_lockout_seconds=60.0
     )
     guard = AuthGuard(limits, clock=lambda: now[0])
-    delays = [guard.failure("ehr1", "10.0.0.1") for _ in range(4)]
-    assert delays == [0.5, 1.0, 2.0, 3.0]  # doubling, capped
-    assert not guard.locked("ehr1", "10.0.0.1")
-    guard.failure("ehr1", "10.0.0.1")
-    assert guard.locked("ehr1", "10.0.0.1")
-    assert not guard.locked("ehr1", "10.9.9.9")  # the user is not locked elsewhere
-    assert guard.locked("other", "10.0.0.1")  # but the address is, for any user
-    assert not guard.locked("other", "10.9.9.9")
-    now[0] += 61
-    assert not guard.locked("ehr1", "10.0.0.1")
+
+    async def scenario() -> None:
+        delays = [await guard.failure("ehr1", "10.0.0.1") for _ in range(4)]
+        assert delays == [0.5, 1.0, 2.0, 3.0]  # doubling, capped
+        assert not await guard.locked("ehr1", "10.0.0.1")
+        await guard.failure("ehr1", "10.0.0.1")
+        assert await guard.locked("ehr1", "10.0.0.1")
+        assert not await guard.locked("ehr1", "10.9.9.9")  # the user is not locked elsewhere
+        assert await guard.locked("other", "10.0.0.1")  # but the address is, for any user
+        assert not await guard.locked("other", "10.9.9.9")
+        now[0] += 61
+        assert not await guard.locked("ehr1", "10.0.0.1")
+
+    asyncio.run(scenario())
 
 
 def _trickled_until_closed(sock: socket.socket, line: bytes, interval: float) -> float | None:

@@ -117,20 +117,26 @@ def read_detector_cache(settings: Settings) -> None:
     dbcache.use_directory(dbcache.directory_for(settings), write=False)
 
 
-@contextmanager
-def open_store(settings: Settings) -> Iterator[Database]:
+def need_store(settings: Settings) -> None:
+    """Stop with the fix when the embedded store's data directory does not exist."""
     if settings.database_url == "" and not Path(settings.data_dir).is_dir():
         fail(
             f"no data directory at {settings.data_dir}: start `phigate serve` once, run "
             "`phigate init DIR`, or pass --data-dir / -c",
             EXIT_USAGE,
         )
+
+
+@contextmanager
+def open_store(settings: Settings) -> Iterator[Database]:
+    need_store(settings)
     # The store (SQLAlchemy, migrations) loads only for commands that open it.
     from gateway import datadir
+    from gateway.store.database import SchemaError
 
     try:
         db = datadir.open_database(settings)
-    except KeyringError as exc:
+    except (KeyringError, SchemaError) as exc:
         fail(str(exc))
     try:
         yield db

@@ -8,7 +8,9 @@ import click
 
 from gateway import datadir
 from gateway.cli.common import EXIT_USAGE, cli_settings, config_options, fail
+from gateway.config import NODE_ROLES
 from gateway.settings_loader import load_settings, template_text
+from gateway.store.database import SchemaError
 from gateway.store.keyring import KeyringError
 
 
@@ -25,8 +27,19 @@ from gateway.store.keyring import KeyringError
     metavar="MODE",
     help="sandbox | smarthost://HOST:PORT | mx (overrides delivery.mode).",
 )
+@click.option(
+    "--role",
+    "roles",
+    metavar="ROLES",
+    callback=lambda _ctx, _param, value: _roles(value),
+    help="What this node does, comma-separated: smtp, delivery, web (overrides node.roles).",
+)
 def serve(
-    config_file: str | None, data_dir: str | None, listen: tuple[str, ...], deliver: str | None
+    config_file: str | None,
+    data_dir: str | None,
+    listen: tuple[str, ...],
+    deliver: str | None,
+    roles: list[str] | None,
 ) -> None:
     """Run the SMTP listeners and delivery workers until SIGTERM or Ctrl-C.
 
@@ -35,8 +48,17 @@ def serve(
     STARTTLS and AUTH on 127.0.0.1:2525, and sandbox delivery. The first run
     creates a principal "dev" and prints its secret once (also kept in
     DATA_DIR/dev-principal.json).
+
+    \b
+    Several nodes on one PostgreSQL database (docs/scale-out.md), each with
+    its roles:
+      phigate serve -c phigate.yaml --role smtp            # listeners only
+      phigate serve -c phigate.yaml --role delivery,web    # no SMTP listener
     """
     settings = cli_settings(config_file, data_dir, listen=list(listen), deliver=deliver)
+    if roles:
+        node = settings.node.model_copy(update={"roles": roles})
+        settings = settings.model_copy(update={"node": node})
     # The server's parts (aiosmtpd, the web app, delivery) load only for `serve`.
     from gateway import app
     from gateway.logs import configure
@@ -58,8 +80,21 @@ def serve(
                     err=True,
                 )
         app.serve(settings)
-    except (app.StartupError, KeyringError) as exc:
+    except (app.StartupError, KeyringError, SchemaError) as exc:
         fail(str(exc))
+
+
+def _roles(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    roles = [role.strip() for role in value.split(",") if role.strip()]
+    unknown = [role for role in roles if role not in NODE_ROLES]
+    if not roles or unknown or len(roles) != len(set(roles)):
+        raise click.BadParameter(
+            f"{value!r}: give one or more of {', '.join(NODE_ROLES)}, each once, "
+            "separated by commas (e.g. --role smtp,delivery)"
+        )
+    return roles
 
 
 @click.command()
@@ -80,8 +115,10 @@ def init(directory: str) -> None:
     config_path.write_text(template_text())
     settings = load_settings(config_path)
     datadir.prepare_data_dir(settings, generate_cert=True)
-    db = datadir.open_database(settings)
-    db.close()
+    try:
+        datadir.open_database(settings).close()
+    except (KeyringError, SchemaError) as exc:
+        fail(str(exc))
     click.echo(
         f"Wrote {config_path}, master key in {settings.path(settings.keys_dir)}, "
         f"development certificate {settings.path(settings.tls.cert_file)}."

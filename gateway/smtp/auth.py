@@ -7,70 +7,90 @@ import functools
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from functools import partial
 
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Connection
 
 from gateway.clients import client_key
 from gateway.config import LimitsConfig
-from gateway.store import principals
+from gateway.store import auth_failures, principals
+from gateway.store.auth_failures import Failures
 from gateway.store.database import Database
 from gateway.store.principals import Principal
 
 
-@dataclass
-class _Failures:
-    count: int = 0
-    locked_until: float = 0.0
-    last: float = 0.0
+def _after_failure(entry: Failures, now: float, limits: LimitsConfig) -> Failures:
+    """A key's failures after one more: failures long ago no longer count, and
+    `auth_lockout_after` of them lock the key out (and start the count again)."""
+    count = (0 if now - entry.last > limits.auth_lockout_seconds else entry.count) + 1
+    if count >= limits.auth_lockout_after:
+        return Failures(0, now, now + limits.auth_lockout_seconds)
+    return Failures(count, now, entry.locked_until)
 
 
-@dataclass
 class AuthGuard:
     """Counts failures per (user, client) and per client; both lock that client out.
 
     A client is an IPv4 address or an IPv6 /64. Nothing is counted per user
     alone: failures from a stranger must not lock the principal out everywhere.
+    Counted in this process's memory, or, given `db`, in the database, where
+    every process of every node on it counts the same failures.
     """
 
-    limits: LimitsConfig
-    clock: Callable[[], float] = time.monotonic
-    _by_key: dict[str, _Failures] = field(default_factory=dict)
+    def __init__(
+        self,
+        limits: LimitsConfig,
+        clock: Callable[[], float] | None = None,
+        db: Database | None = None,
+    ) -> None:
+        self.limits = limits
+        # Nodes compare their times in the database: wall clock there.
+        self.clock = clock or (time.time if db is not None else time.monotonic)
+        self.db = db
+        self._by_key: dict[str, Failures] = {}
 
     def _keys(self, user: str, ip: str) -> tuple[str, str]:
         client = client_key(ip)
         return f"user:{user.lower()} from:{client}", f"client:{client}"
 
-    def locked(self, user: str, ip: str) -> bool:
-        now = self.clock()
-        return any(
-            self._by_key.get(k, _Failures()).locked_until > now for k in self._keys(user, ip)
-        )
+    async def _read(self, keys: tuple[str, str]) -> list[Failures]:
+        if self.db is None:
+            return [self._by_key.get(key, Failures()) for key in keys]
+        return await self.db.read(partial(auth_failures.read, keys=keys))
 
-    def failure(self, user: str, ip: str) -> float:
-        """Record a failure; returns how long to delay the reply."""
+    async def locked(self, user: str, ip: str) -> bool:
         now = self.clock()
-        worst = 0
-        limits = self.limits
-        for key in self._keys(user, ip):
-            entry = self._by_key.setdefault(key, _Failures())
-            if now - entry.last > self.limits.auth_lockout_seconds:
-                entry.count = 0  # failures long ago no longer count
-            entry.count += 1
-            entry.last = now
-            if entry.count >= self.limits.auth_lockout_after:
-                entry.locked_until = now + self.limits.auth_lockout_seconds
-                entry.count = 0
-            worst = max(worst, entry.count)
-        self._prune(now)
+        return any(entry.locked_until > now for entry in await self._read(self._keys(user, ip)))
+
+    async def failure(self, user: str, ip: str) -> float:
+        """Record a failure; returns how long to delay the reply."""
+        now, limits, keys = self.clock(), self.limits, self._keys(user, ip)
+        step = partial(_after_failure, now=now, limits=limits)
+        if self.db is None:
+            counted = [step(self._by_key.get(key, Failures())) for key in keys]
+            self._by_key.update(zip(keys, counted, strict=True))
+            self._prune(now)
+        else:
+
+            def record(conn: Connection) -> list[Failures]:
+                auth_failures.prune(conn, now, limits.auth_lockout_seconds)
+                return auth_failures.change(conn, keys, step)
+
+            counted = await self.db.write(record, durable=False)
+        worst = max(entry.count for entry in counted)
         delay: float = limits.auth_backoff_base * 2.0 ** max(worst - 1, 0)
         return min(delay, limits.auth_backoff_max)
 
-    def success(self, user: str, ip: str) -> None:
-        for key in self._keys(user, ip):
-            entry = self._by_key.get(key)
-            if entry is not None and entry.locked_until <= self.clock():
-                del self._by_key[key]
+    async def success(self, user: str, ip: str) -> None:
+        now, keys = self.clock(), self._keys(user, ip)
+        if self.db is None:
+            for key in keys:
+                entry = self._by_key.get(key)
+                if entry is not None and entry.locked_until <= now:
+                    del self._by_key[key]
+        elif any(entry.count for entry in await self._read(keys)):  # a write only if needed
+            await self.db.write(partial(auth_failures.clear, keys=keys, now=now), durable=False)
 
     def _prune(self, now: float) -> None:
         # Bound memory under a spray of distinct users or IPs.

@@ -585,7 +585,7 @@ class Handler:
         secret = bytes(password).decode("utf-8", "replace")
         ip = server.client_ip
         guard = self.ctx.guard
-        if guard.locked(user, ip):
+        if await guard.locked(user, ip):
             metrics.AUTH.labels("locked").inc()
             # As slow as the slowest failure: a locked client that keeps trying gets
             # one answer per auth_backoff_max on each connection, not hundreds a second
@@ -599,7 +599,7 @@ class Handler:
         principal = await self.ctx.authenticator.verify(user, secret)
         if principal is None:
             metrics.AUTH.labels("failed").inc()
-            delay = guard.failure(user, ip)
+            delay = await guard.failure(user, ip)
             event(log, "auth_failed", logging.WARNING, principal=user, client_ip=ip)
             await asyncio.sleep(delay)
             await server.note_refusal(
@@ -608,7 +608,7 @@ class Handler:
             await server.push("535 5.7.8 Authentication credentials invalid")
             return AuthResult(success=False, handled=True)
         metrics.AUTH.labels("ok").inc()
-        guard.success(user, ip)
+        await guard.success(user, ip)
         server.state.principal = principal.name
         server.state.domains = principal.domains
         server.state.from_domains = principal.from_domains

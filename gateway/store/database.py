@@ -186,11 +186,58 @@ def schema_revision(conn: Connection) -> str | None:
     return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision."""
+class SchemaError(Exception):
+    """The database's schema is not at the revision this version of phigate runs on."""
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Where a database's schema is (None: no schema yet) against this code's newest revision."""
+
+    current: str | None
+    head: str
+
+    @property
+    def behind(self) -> bool:
+        return self.current is None or self.current < self.head
+
+    @property
+    def ahead(self) -> bool:
+        # Revisions are four digits ("0013"): their order is their string order.
+        return self.current is not None and self.current > self.head
+
+    def ahead_error(self) -> SchemaError:
+        return SchemaError(
+            f"the database's schema is at revision {self.current}, newer than this "
+            f"version of phigate knows (revision {self.head}): a newer phigate upgraded it; "
+            "run that version on this node too"
+        )
+
+
+# Any fixed number: PostgreSQL's advisory lock that lets one upgrade run at a time.
+_MIGRATION_LOCK = 0x70686967
+
+
+def schema_state(engine: Engine) -> SchemaState:
+    with engine.connect() as conn:
+        return SchemaState(schema_revision(conn), head_revision())
+
+
+def migrate(engine: Engine) -> SchemaState:
+    """Bring the schema to the newest Alembic revision; returns where it was before.
+
+    Several nodes or commands upgrading at once take turns (PostgreSQL: an
+    advisory lock held by the transaction): the first migrates, the others
+    find the schema current. A schema newer than this code is left alone.
+    """
     with engine.begin() as conn:
-        if schema_revision(conn) == head_revision():
-            return
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+        before = SchemaState(schema_revision(conn), head_revision())
+        if before.ahead:
+            raise before.ahead_error()
+        if not before.behind:
+            return before
         # Imported only when there is work: Alembic costs every process memory.
         from alembic import command
         from alembic.config import Config as AlembicConfig
@@ -199,6 +246,7 @@ def migrate(engine: Engine) -> None:
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+        return before
 
 
 @dataclass
@@ -248,8 +296,11 @@ class Database:
     def _lend_audit_key(self, conn: Connection) -> None:
         conn.info[_AUDIT_KEY] = self.audit_key
 
-    def migrate(self) -> None:
-        migrate(self.write_engine)
+    def migrate(self) -> SchemaState:
+        return migrate(self.write_engine)
+
+    def schema_state(self) -> SchemaState:
+        return schema_state(self.write_engine)
 
     @contextlib.contextmanager
     def transaction(self, *, behind_writers: bool = False) -> Iterator[Connection]:

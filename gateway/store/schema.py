@@ -517,3 +517,32 @@ archive_requests = Table(
     Column("approved_at", Float, nullable=True),
     Column("used_at", Float, nullable=True),
 )
+
+# The server nodes sharing this database: each start registers one, its
+# processes beat every node.heartbeat_seconds, a clean stop sets stopped_at.
+# `phigate nodes ls` reads them; nothing in the mail path does.
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("roles", String(64), nullable=False),  # comma-separated: smtp,delivery,web
+    Column("version", String(32), nullable=False),
+    Column("processes", Integer, nullable=False),
+    Column("heartbeat_seconds", Float, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("stopped_at", Float, nullable=True),
+)
+
+# Failed AUTH per (user, client) and per client, when the nodes on one
+# PostgreSQL database count them together (gateway.smtp.auth.AuthGuard);
+# without this table each process counts in its memory.
+auth_failures = Table(
+    "auth_failures",
+    metadata,
+    Column("key", String(200), primary_key=True),  # "user:NAME from:CLIENT" or "client:CLIENT"
+    Column("failures", Integer, nullable=False),  # since the last lockout
+    Column("last", Float, nullable=False),
+    Column("locked_until", Float, nullable=False),
+    Index("ix_auth_failures_last", "last"),
+)
