@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,6 +169,27 @@ class Pki:
     @property
     def key_path(self) -> Path:
         return self.directory / "recipient.key"
+
+    def decrypt_der(self, envelope: Path, recipient: str = "good") -> bytes:
+        """A DER CMS envelope to `recipient`'s certificate, opened by openssl."""
+        return subprocess.run(
+            [
+                "openssl",
+                "cms",
+                "-decrypt",
+                "-inform",
+                "DER",
+                "-in",
+                str(envelope),
+                "-recip",
+                str(self.path(recipient)),
+                "-inkey",
+                str(self.key_path),
+            ],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
 
 
 def build_pki(directory: Path) -> Pki:

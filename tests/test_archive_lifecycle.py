@@ -157,24 +157,7 @@ def test_archived_held_exported_and_destroyed_with_no_canary_anywhere(tmp_path: 
         )
         assert exported.returncode == 0, exported.stderr
         outputs += [found.stdout + found.stderr, exported.stdout + exported.stderr]
-        opened = subprocess.run(
-            [
-                "openssl",
-                "cms",
-                "-decrypt",
-                "-inform",
-                "DER",
-                "-in",
-                str(bundle),
-                "-recip",
-                str(pki.path("good")),
-                "-inkey",
-                str(pki.key_path),
-            ],
-            capture_output=True,
-            check=True,
-            timeout=60,
-        ).stdout
+        opened = pki.decrypt_der(bundle)
         with zipfile.ZipFile(io.BytesIO(opened)) as archive_zip:
             manifest = archive_zip.read("manifest.json").decode()
             eml = archive_zip.read(f"{first}.eml")

@@ -154,25 +154,7 @@ def archive(tmp_path: Path, database_url: str) -> Iterator[Archive]:
 
 def _opened(archive: Archive, bundle: Path) -> zipfile.ZipFile:
     """The bundle decrypted by openssl with the recipient's key, as a ZIP."""
-    done = subprocess.run(
-        [
-            "openssl",
-            "cms",
-            "-decrypt",
-            "-inform",
-            "DER",
-            "-in",
-            str(bundle),
-            "-recip",
-            str(archive.pki.path("good")),
-            "-inkey",
-            str(archive.pki.key_path),
-        ],
-        capture_output=True,
-        check=True,
-        timeout=60,
-    )
-    return zipfile.ZipFile(io.BytesIO(done.stdout))
+    return zipfile.ZipFile(io.BytesIO(archive.pki.decrypt_der(bundle)))
 
 
 AS_ALICE = ("--user", "alice")
@@ -348,26 +330,7 @@ def test_an_export_opens_with_openssl_and_holds_the_exact_messages(archive: Arch
     assert CANARY not in json.dumps(manifest)  # metadata only
     # `unzip` reads it too.
     plain = archive.tmp / "export.zip"
-    plain.write_bytes(
-        subprocess.run(
-            [
-                "openssl",
-                "cms",
-                "-decrypt",
-                "-inform",
-                "DER",
-                "-in",
-                str(bundle),
-                "-recip",
-                str(archive.pki.path("good")),
-                "-inkey",
-                str(archive.pki.key_path),
-            ],
-            capture_output=True,
-            check=True,
-            timeout=60,
-        ).stdout
-    )
+    plain.write_bytes(archive.pki.decrypt_der(bundle))
     tested = subprocess.run(["unzip", "-t", str(plain)], capture_output=True, text=True)
     assert tested.returncode == 0 and "No errors detected" in tested.stdout
     exported = archive.events("archive_export")
