@@ -90,6 +90,20 @@ def record(
         _INSERT_RECIPIENT.run_many(conn, rows)
 
 
+def recipients_of(conn: Connection, queue_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Each archived message's recipients, sorted."""
+    found: dict[str, list[str]] = {}
+    if queue_ids:
+        r = archived_recipients.c
+        for queue_id, recipient in conn.execute(
+            select(r.queue_id, r.recipient)
+            .where(r.queue_id.in_(list(queue_ids)))
+            .order_by(r.queue_id, r.recipient)
+        ):
+            found.setdefault(queue_id, []).append(recipient)
+    return found
+
+
 def entries(conn: Connection, queue_ids: Sequence[str]) -> list[ArchiveEntry]:
     """The metadata of these archived messages (destroyed ones included), in the order asked."""
     m = archived_messages.c
@@ -100,13 +114,7 @@ def entries(conn: Connection, queue_ids: Sequence[str]) -> list[ArchiveEntry]:
             m.category, m.phi, m.size, m.sha256,
         ).where(m.queue_id.in_(list(queue_ids)))
     ).all()  # fmt: skip
-    recipients: dict[str, list[str]] = {}
-    for queue_id, recipient in conn.execute(
-        select(archived_recipients.c.queue_id, archived_recipients.c.recipient).where(
-            archived_recipients.c.queue_id.in_(list(queue_ids))
-        )
-    ):
-        recipients.setdefault(queue_id, []).append(recipient)
+    recipients = recipients_of(conn, queue_ids)
     found = {
         row.queue_id: ArchiveEntry(
             row.queue_id,
@@ -115,7 +123,7 @@ def entries(conn: Connection, queue_ids: Sequence[str]) -> list[ArchiveEntry]:
             row.message_id,
             row.principal,
             row.sender,
-            tuple(sorted(recipients.get(row.queue_id, ()))),
+            tuple(recipients.get(row.queue_id, ())),
             row.category,
             row.phi,
             row.size,

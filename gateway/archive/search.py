@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 
 from sqlalchemy import Connection, Select, or_, select
 
+from gateway.archive import records
 from gateway.store.schema import archived_messages, archived_recipients
 
 _m, _r = archived_messages, archived_recipients
@@ -114,21 +115,9 @@ def _where(query: Select[tuple[object, ...]], f: Filters) -> Select[tuple[object
     return query
 
 
-def _recipients(conn: Connection, queue_ids: Sequence[str]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    if queue_ids:
-        for queue_id, recipient in conn.execute(
-            select(_r.c.queue_id, _r.c.recipient)
-            .where(_r.c.queue_id.in_(list(queue_ids)))
-            .order_by(_r.c.queue_id, _r.c.recipient)
-        ):
-            found.setdefault(queue_id, []).append(recipient)
-    return found
-
-
 def _found(conn: Connection, query: Select[tuple[object, ...]]) -> list[Found]:
     rows = conn.execute(query).all()
-    recipients = _recipients(conn, [row.queue_id for row in rows])
+    recipients = records.recipients_of(conn, [row.queue_id for row in rows])
     return [
         Found(
             row.queue_id,
