@@ -43,6 +43,10 @@ from gateway.turns import Turns
 
 log = logging.getLogger("gateway.delivery")
 
+# The longest wait between claims while they fail (seconds): also the longest a
+# recovered database waits for delivery to resume, unless new mail wakes it first.
+CLAIM_BACKOFF_MAX = 5.0
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -61,6 +65,12 @@ def crashed(queue_id: str, recipients: Sequence[str], exc: Exception) -> list[Re
     event(log, "delivery_crashed", logging.ERROR, queue_id=queue_id, error=error)
     reply = f"delivery failed with an internal error ({error})"
     return [RecipientResult(r, None, "4.3.0", reply, None) for r in recipients]
+
+
+def claim_backoff(poll_interval: float, failures: int) -> float:
+    """The wait after `failures` failed claims in a row: doubling from the poll
+    interval up to CLAIM_BACKOFF_MAX, so a lost database is not asked 5 times a second."""
+    return min(poll_interval * 2.0**failures, max(poll_interval, CLAIM_BACKOFF_MAX))
 
 
 class DeliveryService:
@@ -167,9 +177,13 @@ class DeliveryService:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        released = await self.db.write(
-            lambda conn: queue.release_leases(conn, self.owner, time.time()), durable=False
-        )
+        try:
+            released = await self.db.write(
+                lambda conn: queue.release_leases(conn, self.owner, time.time()), durable=False
+            )
+        except Exception as exc:  # the database gone: the leases lapse by themselves
+            event(log, "lease_release_failed", logging.ERROR, error=type(exc).__name__)
+            released = 0
         await self.transport.close()
         event(log, "delivery_stopped", released=released)
 
@@ -177,16 +191,24 @@ class DeliveryService:
 
     async def _dispatch(self) -> None:
         workers = self.config.workers
+        failures = 0  # claims failed in a row (the database gone): the wait grows
         while not self._stopping:
             free = workers - self._busy - self._work.qsize()
             claimed: list[Delivery] = []
+            wait = self.config.poll_interval
             if free > 0:
                 try:
                     claimed = await self._claim(free * 4)
                     # Fewer jobs than asked for: every due job is claimed.
                     self._behind = self._behind and sum(len(d.jobs) for d in claimed) >= free * 4
-                except Exception:
-                    event(log, "claim_failed", logging.ERROR)
+                    if failures:
+                        event(log, "claim_resumed", failed=failures)
+                    failures = 0
+                except Exception as exc:
+                    failures += 1
+                    wait = claim_backoff(self.config.poll_interval, failures)
+                    error = type(exc).__name__
+                    event(log, "claim_failed", logging.ERROR, error=error, retry_in=wait)
             if self._stopping:
                 break
             for delivery in claimed:
@@ -196,7 +218,7 @@ class DeliveryService:
                 self._waiting_for_workers = free <= 0
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self.config.poll_interval)
+                    await asyncio.wait_for(self._wakeup.wait(), wait)
 
     async def _renew_leases(self) -> None:
         lease = self.config.lease_seconds

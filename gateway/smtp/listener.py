@@ -93,9 +93,18 @@ class ListenerContext:
     async def audit(self, audit_event: AuditEvent) -> None:
         await self.db.write(lambda conn: trail.append(conn, [audit_event]))
 
-    def audit_later(self, audit_event: AuditEvent) -> None:
-        """Audit from a callback that cannot wait (a connection just lost)."""
-        task = asyncio.get_running_loop().create_task(self.audit(audit_event))
+    async def audit_refusal(self, refusal: AuditEvent) -> None:
+        """Audit a refusal if the database takes it: with the database gone the refusal
+        stands all the same (nothing was taken in), and a content-free log line says
+        that it went unaudited; the session carries on (a 451, a 421) as it would."""
+        try:
+            await self.audit(refusal)
+        except Exception as exc:
+            event(log, "refusal_not_audited", logging.ERROR, error=type(exc).__name__)
+
+    def audit_later(self, refusal: AuditEvent) -> None:
+        """Audit a refusal from a callback that cannot wait (a connection just lost)."""
+        task = asyncio.get_running_loop().create_task(self.audit_refusal(refusal))
         self.pending_audits.add(task)
         task.add_done_callback(self.pending_audits.discard)
 
@@ -399,7 +408,7 @@ class PhigateSMTP(SMTP):
         self.reply_counted = True
         in_full = self.refusals.count(refusal)
         if in_full:
-            await self.ctx.audit(refusal)
+            await self.ctx.audit_refusal(refusal)
         return in_full
 
     async def push(self, status: Any) -> None:
@@ -434,7 +443,7 @@ class PhigateSMTP(SMTP):
     async def _close_after_refusals(self) -> None:
         summary = self.refusals.summary(self.state.principal, self.client_ip, closed=True)
         if summary is not None:
-            await self.ctx.audit(summary)
+            await self.ctx.audit_refusal(summary)
         self._close_with(b"421 4.7.0 Too many refused commands; closing")
 
 

@@ -21,6 +21,16 @@ checkpoint) makes them durable too; a crash of the machine can only undo the
 last of them, never an earlier commit, and what it undoes is done again (a
 job claimed or delivered again: at-least-once). A crash of the process alone
 loses no commit at all.
+
+When the database server goes away (PostgreSQL restarted, crashed, out of
+reach), a batch that cannot commit fails every one of its callers at once
+(intake answers 451 4.3.0: nothing is accepted that was not stored), the
+broken connection is dropped, and the next batch connects afresh: the
+writer recovers by itself once the server is back. The change of state is
+logged once each way (`database_unavailable`, `database_available`), never
+per write. Reads are retried once on a new connection when theirs was found
+dead; there is no ping before each checkout, which would cost every read a
+round trip.
 """
 
 from __future__ import annotations
@@ -40,7 +50,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 
+from gateway.logs import event as log_event
 from gateway.store.audit_key import AuditKey
 
 T = TypeVar("T")
@@ -166,8 +178,20 @@ def make_engines(url: str) -> tuple[Engine, Engine]:
             _sqlite_engine(url, immediate=True, pool_size=3),
             _sqlite_engine(url, immediate=False, pool_size=8),
         )
-    engine = create_engine(url, pool_size=8, max_overflow=4, pool_pre_ping=True)
+    # No pool_pre_ping: a connection found dead invalidates the pool (see `unreachable`).
+    engine = create_engine(url, pool_size=8, max_overflow=4)
     return engine, engine
+
+
+def unreachable(exc: BaseException, dialect: str) -> bool:
+    """Whether `exc` says the database server cannot be reached (rather than that a
+    statement failed): a connection found broken, or PostgreSQL refusing to connect."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    # SQLite's OperationalError is a busy or full database, not a lost server.
+    return exc.connection_invalidated or (
+        dialect == "postgresql" and isinstance(exc, OperationalError)
+    )
 
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -292,6 +316,13 @@ class Database:
         # Writer thread: when (monotonic) to checkpoint after shredding; None if not due.
         self._checkpoint_at: float | None = None
         self._checkpointed_at = 0.0
+        # Writer thread: when (monotonic) the server was found unreachable; None while it is.
+        self._lost_at: float | None = None
+
+    @property
+    def available(self) -> bool:
+        """False from a write that could not reach the server until one commits again."""
+        return self._lost_at is None
 
     def _lend_audit_key(self, conn: Connection) -> None:
         conn.info[_AUDIT_KEY] = self.audit_key
@@ -395,6 +426,13 @@ class Database:
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         def run() -> T:
+            try:
+                with self.reading() as conn:
+                    return fn(conn)
+            except DBAPIError as exc:
+                # Found dead (the server restarted): the pool dropped its connections.
+                if not exc.connection_invalidated:
+                    raise
             with self.reading() as conn:
                 return fn(conn)
 
@@ -430,6 +468,17 @@ class Database:
             self._writer_conn = None
             conn.close()
             raise
+
+    def _lost(self, exc: BaseException) -> None:
+        if self._lost_at is None:
+            self._lost_at = time.monotonic()
+            log_event(log, "database_unavailable", logging.ERROR, error=type(exc).__name__)
+
+    def _back(self) -> None:
+        if self._lost_at is not None:
+            down = time.monotonic() - self._lost_at
+            self._lost_at = None
+            log_event(log, "database_available", down_seconds=round(down, 1))
 
     def _run_alone(self, op: _Op) -> None:
         try:
@@ -490,9 +539,17 @@ class Database:
         """
         try:
             self._commit(batch)
-        except Exception:
-            for op in batch:
-                self._run_alone(op)
+        except Exception as exc:
+            if unreachable(exc, self.dialect):
+                # Every op would fail alike: fail them all now, no retries one by one.
+                self._lost(exc)
+                for op in batch:
+                    op.outcome = [False, exc]
+            else:
+                for op in batch:
+                    self._run_alone(op)
+        if any(op.outcome[0] for op in batch):
+            self._back()
         for op in batch:
             ok, value = op.outcome
             op.loop.call_soon_threadsafe(_settle, op, ok, value)
