@@ -27,6 +27,7 @@ class PrivatePostgres:
         self.log = root / "server.log"
         self.port = free_port()
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self.running = False
         self._as: list[str] = []
         if os.geteuid() == 0:
             self._as = ["runuser", "-u", "postgres", "--"]
@@ -50,10 +51,12 @@ class PrivatePostgres:
             "-c max_connections=50"
         )
         self._ctl("-o", options, "-l", str(self.log), "-w", "start")
+        self.running = True
 
     def stop(self, mode: str = "fast") -> None:
         """`immediate` is a crash as clients see it: connections cut, no goodbye."""
         self._ctl("-m", mode, "-w", "stop")
+        self.running = False
 
 
 @contextmanager
@@ -68,6 +71,7 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         try:
             yield server
         finally:
-            server.stop("immediate")
+            if server.running:
+                server.stop("immediate")
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -590,6 +590,14 @@ class Handler:
         return await self._check(server, login, password)
 
     async def _check(self, server: PhigateSMTP, login: Any, password: Any) -> AuthResult:
+        try:
+            return await self._verify(server, login, password)
+        except Exception as exc:  # the database gone: no one is let in unchecked
+            event(log, "auth_unavailable", logging.ERROR, error=type(exc).__name__)
+            await server.push("454 4.7.0 Temporary authentication failure; try again later")
+            return AuthResult(success=False, handled=True)
+
+    async def _verify(self, server: PhigateSMTP, login: Any, password: Any) -> AuthResult:
         user = bytes(login).decode("utf-8", "replace")[:64]
         secret = bytes(password).decode("utf-8", "replace")
         ip = server.client_ip
@@ -618,12 +626,13 @@ class Handler:
             return AuthResult(success=False, handled=True)
         metrics.AUTH.labels("ok").inc()
         await guard.success(user, ip)
-        server.state.principal = principal.name
-        server.state.domains = principal.domains
-        server.state.from_domains = principal.from_domains
         await self.ctx.audit(
             AuditEvent(event="auth", result="ok", principal=principal.name, client_ip=ip, code=235)
         )
+        # Only once audited: a session whose success was not recorded stays anonymous.
+        server.state.principal = principal.name
+        server.state.domains = principal.domains
+        server.state.from_domains = principal.from_domains
         return AuthResult(success=True, auth_data=principal.name)
 
     # --- envelope ----------------------------------------------------------
