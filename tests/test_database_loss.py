@@ -4,6 +4,7 @@ server is back takes, stores and delivers mail again by itself. Every 250 is del
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
 import threading
 import time
@@ -16,6 +17,10 @@ from pathlib import Path
 import pytest
 from harness import Phigate, Sink, message, via_sink, wait_until
 from private_postgres import private_postgres
+from sqlalchemy.exc import OperationalError
+
+from gateway.store import queue
+from gateway.store.database import Database
 
 SENDER = "ehr@clinic.example.org"
 DOWN_SECONDS = 4.0
@@ -167,3 +172,38 @@ def test_a_postgresql_restart_during_intake_loses_no_250(tmp_path: Path, mode: s
         assert names.count("database_unavailable") == 1  # once per loss, not per write
         assert "claim_resumed" in names  # delivery claims again without a restart
         assert recovered_after < 15
+
+
+def test_the_store_recovers_from_a_restart_it_did_not_see() -> None:
+    """Connections kept from before a quiet restart are found dead and replaced: the
+    first write (a COMMIT not yet sent) and the first read after it succeed all the
+    same. Writes while the server is down fail, each caller with the error."""
+    with private_postgres() as server:
+        db = Database(server.url)
+        db.migrate()
+        db.start()
+
+        async def write_and_read() -> int:
+            await db.write(queue.probe)
+            return int(await db.read(lambda conn: conn.exec_driver_sql("SELECT 1").scalar()))
+
+        async def writes_while_down() -> list[BaseException | None]:
+            return await asyncio.gather(
+                *(db.write(queue.probe) for _ in range(5)), return_exceptions=True
+            )
+
+        try:
+            assert asyncio.run(write_and_read()) == 1
+            server.stop("fast")
+            server.start()
+            assert asyncio.run(write_and_read()) == 1  # no error, no ping first
+            assert db.available
+            server.stop("immediate")
+            failed = asyncio.run(writes_while_down())
+            assert all(isinstance(exc, OperationalError) for exc in failed), failed
+            assert not db.available
+            server.start()
+            assert asyncio.run(write_and_read()) == 1
+            assert db.available
+        finally:
+            db.close()

@@ -49,8 +49,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DBAPIError
 
 from gateway.logs import event as log_event
 from gateway.store.audit_key import AuditKey
@@ -183,15 +183,37 @@ def make_engines(url: str) -> tuple[Engine, Engine]:
     return engine, engine
 
 
-def unreachable(exc: BaseException, dialect: str) -> bool:
+# SQLSTATE classes of a server going away: connection exceptions (08) and operator
+# intervention (57: shutting down, starting up), but not a cancelled statement.
+_LOST_STATES = ("08", "57")
+_CANCELLED = "57014"
+
+
+def unreachable(exc: BaseException, dialect: Dialect) -> bool:
     """Whether `exc` says the database server cannot be reached (rather than that a
-    statement failed): a connection found broken, or PostgreSQL refusing to connect."""
-    if not isinstance(exc, DBAPIError):
-        return False
+    statement failed): a connection found broken, refused, or closed by the server.
+    The driver's own errors count too (gateway.store.prepared runs on its cursor), and
+    so does an error raised while handling one (the rollback of a dead transaction)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if _lost_connection(cause, dialect):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def _lost_connection(exc: BaseException, dialect: Dialect) -> bool:
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    driver_error = exc.orig if isinstance(exc, DBAPIError) else exc
     # SQLite's OperationalError is a busy or full database, not a lost server.
-    return exc.connection_invalidated or (
-        dialect == "postgresql" and isinstance(exc, OperationalError)
-    )
+    if dialect.name != "postgresql" or not isinstance(driver_error, dialect.loaded_dbapi.Error):
+        return False
+    state = getattr(driver_error, "sqlstate", None)
+    if state is None:  # not the server's answer: the connection failed
+        driver = dialect.loaded_dbapi
+        return isinstance(driver_error, driver.OperationalError | driver.InterfaceError)
+    return state[:2] in _LOST_STATES and state != _CANCELLED
 
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -318,6 +340,8 @@ class Database:
         self._checkpointed_at = 0.0
         # Writer thread: when (monotonic) the server was found unreachable; None while it is.
         self._lost_at: float | None = None
+        # Writer thread: whether the current transaction reached its COMMIT.
+        self._committing = False
 
     @property
     def available(self) -> bool:
@@ -429,10 +453,11 @@ class Database:
             try:
                 with self.reading() as conn:
                     return fn(conn)
-            except DBAPIError as exc:
-                # Found dead (the server restarted): the pool dropped its connections.
-                if not exc.connection_invalidated:
+            except Exception as exc:
+                if not unreachable(exc, self.read_engine.dialect):
                     raise
+            # The server restarted (or is gone): every pooled connection is dead.
+            self.read_engine.dispose()
             with self.reading() as conn:
                 return fn(conn)
 
@@ -441,11 +466,13 @@ class Database:
     def _commit(self, ops: list[_Op]) -> None:
         """Run ops in one transaction and commit; raises if an op or the COMMIT fails."""
         durable = any(op.durable for op in ops)
+        self._committing = False
         with self._exclusive(), self._begin(durable=durable) as conn:
             for op in ops:
                 op.outcome = [True, op.fn(conn)]
             if _took_shredding(conn) and self._checkpoint_at is None:
                 self._checkpoint_at = self._checkpointed_at + _CHECKPOINT_INTERVAL
+            self._committing = True  # from here, a failure may leave it committed
         self.batches += 1
         self.batched_ops += len(ops)
 
@@ -468,6 +495,9 @@ class Database:
             self._writer_conn = None
             conn.close()
             raise
+
+    def _unreachable(self, exc: BaseException) -> bool:
+        return unreachable(exc, self.write_engine.dialect)
 
     def _lost(self, exc: BaseException) -> None:
         if self._lost_at is None:
@@ -537,10 +567,18 @@ class Database:
         they are queued), so re-running them after a rollback is safe, and
         the common case pays for no savepoints.
         """
+        kept = self._writer_conn is not None
         try:
-            self._commit(batch)
+            try:
+                self._commit(batch)
+            except Exception as exc:
+                # A connection kept from before the server restarted fails before its
+                # COMMIT: nothing was committed, and the batch runs again on a new one.
+                if not (kept and not self._committing and self._unreachable(exc)):
+                    raise
+                self._commit(batch)
         except Exception as exc:
-            if unreachable(exc, self.dialect):
+            if self._unreachable(exc):
                 # Every op would fail alike: fail them all now, no retries one by one.
                 self._lost(exc)
                 for op in batch:
