@@ -69,7 +69,7 @@ def crashed(queue_id: str, recipients: Sequence[str], exc: Exception) -> list[Re
 
 def claim_backoff(poll_interval: float, failures: int) -> float:
     """The wait after `failures` failed claims in a row: doubling from the poll
-    interval up to CLAIM_BACKOFF_MAX, so a lost database is not asked 5 times a second."""
+    interval up to CLAIM_BACKOFF_MAX, so a lost database is not asked at every poll."""
     return min(poll_interval * 2.0**failures, max(poll_interval, CLAIM_BACKOFF_MAX))
 
 

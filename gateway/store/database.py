@@ -27,11 +27,11 @@ reach), a batch that cannot commit fails every one of its callers at once
 (intake answers 451 4.3.0: nothing is accepted that was not stored), the
 broken connection is dropped, and the next batch connects afresh: the
 writer recovers by itself once the server is back. A batch whose kept
-connection is found dead before its COMMIT runs again on a new one. The change of state is
-logged once each way (`database_unavailable`, `database_available`), never
-per write. Reads are retried once on a new connection when theirs was found
-dead; there is no ping before each checkout, which would cost every read a
-round trip.
+connection is found dead before its COMMIT runs again on a new one. The
+change of state is logged once each way (`database_unavailable`,
+`database_available`), never per write. Reads are retried once on a new
+connection when theirs was found dead; there is no ping before each
+checkout, which would cost every read a round trip.
 """
 
 from __future__ import annotations
