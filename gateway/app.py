@@ -521,7 +521,7 @@ async def run(
 
     The node's roles decide what runs: `sockets` is empty without smtp,
     `web_socket` None without web, and delivery workers start only with
-    delivery. SIGHUP reloads the policy and the master keys.
+    delivery. SIGHUP reloads the policy, the master keys and the TLS certificate.
     """
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
@@ -529,11 +529,14 @@ async def run(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
     keys: KeyReporter | None = None
+    tls_contexts: list[ssl.SSLContext] = []  # filled once built; read again after anyway
 
     def reload() -> None:
         policy.reload()
         if keys is not None:  # else the keys are read after this signal anyway
             keys.reload()
+        if tls_contexts:
+            _reload_certificate(settings, tls_contexts)
 
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGHUP, reload)
@@ -543,6 +546,8 @@ async def run(
     delivering = "delivery" in settings.node.roles
     db.start()
     keys = KeyReporter(Path(settings.data_dir), parts.keyring, db)
+    live = [ctx.tls_context for ctx in parts.listeners] + [parts.web_tls]
+    tls_contexts.extend({id(c): c for c in live if c is not None}.values())
     servers: list[asyncio.AbstractServer] = []
     web = (
         WebServer(parts.web_app, web_socket, parts.web_tls, grace, settings.web)
@@ -889,6 +894,18 @@ def serve(settings: Settings) -> None:
             _node_record(settings, partial(nodes.stopped, name=node.name, now=time.time()))
         except Exception as exc:  # the node stopped all the same: `nodes ls` shows it stale
             event(log, "node_stop_not_recorded", logging.WARNING, error=type(exc).__name__)
+
+
+def _reload_certificate(settings: Settings, contexts: list[ssl.SSLContext]) -> None:
+    """SIGHUP: a renewed tls.cert_file and tls.key_file for new TLS handshakes."""
+    cert, key = settings.path(settings.tls.cert_file), settings.path(settings.tls.key_file)
+    try:
+        tls.reload_certificate(contexts, cert, key)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        # The certificate loaded before stays in use: nothing is refused for this.
+        event(log, "tls_reload_failed", logging.ERROR, problem=type(exc).__name__)
+    else:
+        event(log, "tls_reloaded", cert_file=str(cert))
 
 
 def this_node(settings: Settings, now: float) -> Node:

@@ -6,6 +6,7 @@ import datetime
 import ipaddress
 import os
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -33,6 +34,16 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     ctx.options |= ssl.OP_NO_RENEGOTIATION
     ctx.load_cert_chain(cert_file, key_file)
     return ctx
+
+
+def reload_certificate(contexts: Sequence[ssl.SSLContext], cert_file: Path, key_file: Path) -> None:
+    """Load a renewed certificate into live server contexts: new handshakes use it,
+    connections already up keep theirs. The pair is tried on a fresh context first,
+    so one that does not load (a key that does not match, a half-written file)
+    leaves the live contexts as they were."""
+    server_context(cert_file, key_file)
+    for ctx in contexts:
+        ctx.load_cert_chain(cert_file, key_file)
 
 
 def generate_self_signed(cert_file: Path, key_file: Path, hostname: str) -> None:
