@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+from needed import unavailable
 from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 
@@ -18,18 +18,14 @@ POSTGRES = os.environ.get("PHIGATE_TEST_POSTGRES") or "postgresql+psycopg://post
 
 
 def postgres_reachable() -> None:
-    """Skip where no PostgreSQL runs and none was asked for; where the test command
-    names one (`scripts/test` starts it and sets PHIGATE_TEST_POSTGRES), fail instead."""
+    """Fail, or skip off the test command, where no PostgreSQL runs (see needed.py)."""
     try:
         engine = create_engine(f"{POSTGRES}/postgres")
         with engine.connect():
             pass
         engine.dispose()
     except (ImportError, OperationalError) as exc:
-        message = f"PostgreSQL at {POSTGRES} is not usable: {type(exc).__name__}: {exc}"
-        if os.environ.get("PHIGATE_TEST_POSTGRES") or os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"PostgreSQL at {POSTGRES} is not usable: {type(exc).__name__}: {exc}")
 
 
 @contextlib.contextmanager

