@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
@@ -104,33 +105,36 @@ def recipients_of(conn: Connection, queue_ids: Sequence[str]) -> dict[str, list[
     return found
 
 
+_m = archived_messages.c
+# An entry's columns (never the content: a batch of rows' would be read for nothing).
+ENTRY_COLUMNS = (
+    _m.queue_id, _m.kind, _m.received_at, _m.message_id, _m.principal, _m.sender,
+    _m.category, _m.phi, _m.size, _m.sha256,
+)  # fmt: skip
+
+
+def entry_fields(row: Any, recipients: Mapping[str, list[str]]) -> dict[str, Any]:
+    """An ArchiveEntry's fields by name, from a row of ENTRY_COLUMNS (and more)."""
+    return {
+        "queue_id": row.queue_id,
+        "kind": row.kind,
+        "received_at": row.received_at,
+        "message_id": row.message_id,
+        "principal": row.principal,
+        "sender": row.sender,
+        "recipients": tuple(recipients.get(row.queue_id, ())),
+        "category": row.category,
+        "phi": bool(row.phi),
+        "size": row.size,
+        "sha256": row.sha256,
+    }
+
+
 def entries(conn: Connection, queue_ids: Sequence[str]) -> list[ArchiveEntry]:
     """The metadata of these archived messages (destroyed ones included), in the order asked."""
-    m = archived_messages.c
-    # The metadata only: a batch of rows' content would be read for nothing.
-    rows = conn.execute(
-        select(
-            m.queue_id, m.kind, m.received_at, m.message_id, m.principal, m.sender,
-            m.category, m.phi, m.size, m.sha256,
-        ).where(m.queue_id.in_(list(queue_ids)))
-    ).all()  # fmt: skip
+    rows = conn.execute(select(*ENTRY_COLUMNS).where(_m.queue_id.in_(list(queue_ids)))).all()
     recipients = recipients_of(conn, queue_ids)
-    found = {
-        row.queue_id: ArchiveEntry(
-            row.queue_id,
-            row.kind,
-            row.received_at,
-            row.message_id,
-            row.principal,
-            row.sender,
-            tuple(recipients.get(row.queue_id, ())),
-            row.category,
-            row.phi,
-            row.size,
-            row.sha256,
-        )
-        for row in rows
-    }
+    found = {row.queue_id: ArchiveEntry(**entry_fields(row, recipients)) for row in rows}
     return [found[q] for q in queue_ids if q in found]
 
 

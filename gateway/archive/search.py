@@ -47,20 +47,9 @@ LEADING = ("sender", "recipient", "domain", "principal", "message_id", "since", 
 
 
 @dataclass(frozen=True)
-class Found:
+class Found(records.ArchiveEntry):
     """An archived message's metadata as search and view show it."""
 
-    queue_id: str
-    kind: str
-    received_at: float
-    message_id: str | None
-    principal: str | None
-    sender: str
-    recipients: tuple[str, ...]
-    category: str
-    phi: bool
-    size: int
-    sha256: str
     storage: str
     destroyed_at: float | None
 
@@ -69,20 +58,7 @@ class Found:
         return self.destroyed_at is not None
 
 
-_COLUMNS = (
-    _m.c.queue_id,
-    _m.c.kind,
-    _m.c.received_at,
-    _m.c.message_id,
-    _m.c.principal,
-    _m.c.sender,
-    _m.c.category,
-    _m.c.phi,
-    _m.c.size,
-    _m.c.sha256,
-    _m.c.storage,
-    _m.c.destroyed_at,
-)
+_COLUMNS = (*records.ENTRY_COLUMNS, _m.c.storage, _m.c.destroyed_at)
 
 
 def _where(query: Select[tuple[object, ...]], f: Filters) -> Select[tuple[object, ...]]:
@@ -120,19 +96,9 @@ def _found(conn: Connection, query: Select[tuple[object, ...]]) -> list[Found]:
     recipients = records.recipients_of(conn, [row.queue_id for row in rows])
     return [
         Found(
-            row.queue_id,
-            row.kind,
-            row.received_at,
-            row.message_id,
-            row.principal,
-            row.sender,
-            tuple(recipients.get(row.queue_id, ())),
-            row.category,
-            bool(row.phi),
-            row.size,
-            row.sha256,
-            row.storage,
-            row.destroyed_at,
+            **records.entry_fields(row, recipients),
+            storage=row.storage,
+            destroyed_at=row.destroyed_at,
         )
         for row in rows
     ]
