@@ -3,16 +3,24 @@ against a real store (SQLite, or PostgreSQL when PHIGATE_TEST_POSTGRES names one
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
+from click.testing import CliRunner, Result
 
-from gateway import datadir
+from gateway import app, datadir
+from gateway.cli import main
 from gateway.config import Settings
+from gateway.intake import Submission
 from gateway.settings_loader import load_settings
 from gateway.store.database import Database
+from gateway.store.keyring import Keyring
 
 
 @contextmanager
@@ -29,3 +37,34 @@ def cli_store(tmp_path: Path, database_url: str) -> Iterator[tuple[Path, Setting
         yield config, settings, db
     finally:
         db.close()
+
+
+def accept(parts: app.Parts, submission: Submission) -> str:
+    """One submission through the built parts' intake, as the listener hands it over;
+    the reply."""
+
+    async def go() -> str:
+        parts.db.start()
+        try:
+            return str(await parts.intake.accept(submission))
+        finally:
+            parts.db.stop()
+
+    return asyncio.run(go())
+
+
+@dataclass
+class CliStore:
+    """A store and its keyring, and the config file commands are run against."""
+
+    config: Path
+    db: Database
+    keyring: Keyring
+
+    def cli(self, *args: str) -> Result:
+        return CliRunner().invoke(main, [*args, "-c", str(self.config)])
+
+    def json(self, *args: str) -> Any:
+        result = self.cli(*args, "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)

@@ -8,7 +8,6 @@ S3-compatible server (moto's) on loopback for storage kind s3.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 import smtplib
@@ -20,6 +19,7 @@ from archive_copies import BUCKET, Opened, open_archived, s3_server
 from cryptography.exceptions import InvalidTag
 from databases import fresh_database
 from harness import Phigate, Sink, free_port, message, settings_for, via_sink, wait_until
+from stores import accept
 
 from gateway import app, datadir
 from gateway.archive.records import MESSAGE, PORTAL_REPLY
@@ -281,24 +281,13 @@ def _submission(listener: str, content: bytes) -> Submission:
     )
 
 
-def _accept(parts: app.Parts, submission: Submission) -> str:
-    async def go() -> str:
-        parts.db.start()
-        try:
-            return str(await parts.intake.accept(submission))
-        finally:
-            parts.db.stop()
-
-    return asyncio.run(go())
-
-
 def test_a_portal_reply_is_archived_as_one(tmp_path: Path) -> None:
     with fresh_database(tmp_path) as database_url:  # PostgreSQL too (PHIGATE_TEST_POSTGRES)
         settings = _settings(tmp_path, database_url)
         parts = app.build(settings)
         try:
             content = b"Subject: Re: results\r\n\r\nThank you\r\n"
-            reply = _accept(parts, _submission(PORTAL_LISTENER, content))
+            reply = accept(parts, _submission(PORTAL_LISTENER, content))
             assert reply.startswith("250 ")
         finally:
             parts.close()
@@ -315,7 +304,7 @@ def test_a_failed_store_leaves_no_archive_row(tmp_path: Path) -> None:
         try:
             with parts.db.transaction() as conn:
                 conn.exec_driver_sql("DROP TABLE jobs")  # the accept's transaction cannot complete
-            reply = _accept(parts, _submission("submission", b"Subject: s\r\n\r\nbody\r\n"))
+            reply = accept(parts, _submission("submission", b"Subject: s\r\n\r\nbody\r\n"))
             assert reply.startswith("451 4.3.0")
             with parts.db.reading() as conn:
                 assert conn.exec_driver_sql("SELECT count(*) FROM archived_messages").scalar() == 0

@@ -9,23 +9,20 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from click.testing import CliRunner, Result
 from sqlalchemy import text
-from stores import cli_store
+from stores import CliStore, cli_store
 
 import gateway.store as store_module
 from gateway.audit import indexer, search, trail
 from gateway.audit.search import Filters
 from gateway.audit.trail import AuditEvent
 from gateway.audit.verify import verify
-from gateway.cli import main
 from gateway.cli.common import cli_actor
 from gateway.delivery.client import RecipientResult, TlsEvidence
 from gateway.delivery.outcomes import audit_detail
@@ -244,21 +241,8 @@ def test_parse_when_reads_dates_and_times() -> None:
 # --- the command line -----------------------------------------------------------------
 
 
-@dataclass
-class Gate:
+class Gate(CliStore):
     """A data dir and store as `phigate` opens them, and the config the CLI reads."""
-
-    config: Path
-    db: Database
-    keyring: Keyring
-
-    def cli(self, *args: str) -> Result:
-        return CliRunner().invoke(main, [*args, "-c", str(self.config)])
-
-    def json(self, *args: str) -> Any:
-        result = self.cli(*args, "--json")
-        assert result.exit_code == 0, result.output
-        return json.loads(result.stdout)
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ wires it; failures are real ones (a table gone from the store).
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from harness import free_port, settings_for
+from stores import accept
 
 from gateway import app, datadir
 from gateway.config import Settings
@@ -36,24 +36,13 @@ def _submission(headers: bytes = b"") -> Submission:
     )
 
 
-def _accept(parts: app.Parts, submission: Submission) -> str:
-    async def go() -> str:
-        parts.db.start()
-        try:
-            return str(await parts.intake.accept(submission))
-        finally:
-            parts.db.stop()
-
-    return asyncio.run(go())
-
-
 def test_store_failure_answers_451_and_keeps_nothing(tmp_path: Path) -> None:
     parts = app.build(_settings(tmp_path))
     try:
-        assert _accept(parts, _submission()).startswith("250 2.0.0 Ok: queued as ")
+        assert accept(parts, _submission()).startswith("250 2.0.0 Ok: queued as ")
         with parts.db.transaction() as conn:
             conn.exec_driver_sql("DROP TABLE jobs")  # the next store cannot complete
-        reply = _accept(parts, _submission())
+        reply = accept(parts, _submission())
         assert reply.startswith("451 4.3.0")
         with parts.db.reading() as conn:
             # The message row of the failed attempt was rolled back with its jobs.
@@ -70,7 +59,7 @@ def test_policy_evaluation_failure_answers_451_and_keeps_nothing(tmp_path: Path)
     try:
         with parts.db.transaction() as conn:
             conn.exec_driver_sql("DROP TABLE consent_records")  # the registry is unreadable
-        reply = _accept(parts, _submission(b"X-Phigate-Category: marketing\r\n"))
+        reply = accept(parts, _submission(b"X-Phigate-Category: marketing\r\n"))
         assert reply.startswith("451 4.3.0")
         with parts.db.reading() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM messages").scalar_one() == 0

@@ -15,10 +15,11 @@ import pytest
 import yaml
 from archive_copies import BUCKET, s3_server
 from archived import DAY, YEAR, archive, write_rules
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 from databases import fresh_database
 from residue import residue
 from sqlalchemy import select
+from stores import CliStore
 
 from gateway import datadir
 from gateway.archive import destruction
@@ -30,7 +31,6 @@ from gateway.cli import main
 from gateway.cli.common import cli_actor
 from gateway.config import ArchiveStorageConfig
 from gateway.settings_loader import load_settings
-from gateway.store.database import Database
 from gateway.store.keyring import Keyring
 from gateway.store.schema import archived_messages, audit_events, destruction_records
 
@@ -39,19 +39,8 @@ NOW = time.time()
 
 
 @dataclass
-class Store:
-    config: Path
-    db: Database
-    keyring: Keyring
+class Store(CliStore):
     tmp: Path
-
-    def cli(self, *args: str) -> Result:
-        return CliRunner().invoke(main, [*args, "-c", str(self.config)])
-
-    def json(self, *args: str) -> Any:
-        result = self.cli(*args, "--json")
-        assert result.exit_code == 0, result.output
-        return json.loads(result.stdout)
 
     def add(self, queue_id: str, age: float, **kw: Any) -> bytes:
         with self.db.transaction() as conn:
