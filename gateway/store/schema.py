@@ -534,6 +534,32 @@ nodes = Table(
     Column("stopped_at", Float, nullable=True),
 )
 
+# `phigate policy reload` asks every node through this table: each server
+# process checks it with its heartbeat and reloads its own policy directory.
+policy_reloads = Table(
+    "policy_reloads",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("requested_at", Float, nullable=False),
+    Column("requested_by", String(255), nullable=False),  # the OS user who asked
+    Column("version", String(32), nullable=False),  # the version the asker validated
+)
+
+# The policy each server process of each node runs, and the last reload it
+# acted on; beat_at moves with the heartbeat, so a dead process's row is ignored.
+policy_states = Table(
+    "policy_states",
+    metadata,
+    Column("node", String(255), primary_key=True),
+    Column("pid", Integer, primary_key=True),
+    Column("version", String(32), nullable=False),
+    Column("loaded_at", Float, nullable=False),
+    Column("checked_at", Float, nullable=False),  # when its last load or reload ended
+    Column("error", Text, nullable=True),  # the last reload's problems; None if it worked
+    Column("reload_id", Integer, nullable=False),  # policy_reloads.id acted on, 0: none
+    Column("beat_at", Float, nullable=False),
+)
+
 # Failed AUTH per (user, client) and per client, when the nodes on one
 # PostgreSQL database count them together (gateway.smtp.auth.AuthGuard);
 # without this table each process counts in its memory.
