@@ -531,8 +531,11 @@ async def run(
     keys: KeyReporter | None = None
     tls_contexts: list[ssl.SSLContext] = []  # filled once built; read again after anyway
 
+    beat_now = asyncio.Event()  # the heartbeat reports a reload at once
+
     def reload() -> None:
-        policy.reload()
+        policy.on_signal()
+        beat_now.set()
         if keys is not None:  # else the keys are read after this signal anyway
             keys.reload()
         if tls_contexts:
@@ -569,7 +572,10 @@ async def run(
         parts.readiness.serving(_not_serving(contexts, servers, web))
         if delivering:
             delivery.start()
-        heartbeat = asyncio.create_task(_heartbeat(db, node, stop), name="node-heartbeat")
+        policy.started(await db.read(nodes.latest_reload))
+        heartbeat = asyncio.create_task(
+            _heartbeat(db, node, policy, stop, beat_now), name="node-heartbeat"
+        )
         reports = asyncio.create_task(parts.tls_reports.run_forever(stop), name="tls-reports")
         audit_checkpoints = asyncio.create_task(
             trail.checkpoint_periodically(db, settings.audit, stop), name="audit-checkpoints"
@@ -589,7 +595,6 @@ async def run(
             if parts.retention is not None
             else None
         )
-        policy.started()
         event(
             log,
             "ready",
@@ -621,7 +626,6 @@ async def run(
             await web.stop()
         await _shutdown(contexts[: len(servers)], servers, delivery if delivering else None, grace)
         await trail.final_checkpoint(db)
-        policy.stopped()
         keys.stopped()
         if scrapes is not None:  # last: it reports the drain until the end
             await scrapes.stop()
@@ -938,13 +942,21 @@ def _node_record(settings: Settings, change: Callable[[Connection], None]) -> No
         db.close()
 
 
-async def _heartbeat(db: Database, node: Node, stop: asyncio.Event) -> None:
-    """Every process of a node beats: the node is live while any of them is."""
+async def _heartbeat(
+    db: Database, node: Node, policy: LivePolicy, stop: asyncio.Event, beat_now: asyncio.Event
+) -> None:
+    """Every process of a node beats: the node is live while any of them is. With
+    each beat it reloads its policy if `phigate policy reload` asked every node
+    to, and reports the policy it runs."""
 
     async def beat(now: float) -> None:
-        await db.write(partial(nodes.beat, name=node.name, now=now), durable=False)
+        policy.asked(await db.read(nodes.latest_reload))
+        state = policy.state(node.name)
+        await db.write(partial(nodes.beat, name=node.name, now=now, policy=state), durable=False)
 
-    await periodic.every(node.heartbeat_seconds, stop, beat, log, "node_heartbeat_failed")
+    await periodic.every(
+        node.heartbeat_seconds, stop, beat, log, "node_heartbeat_failed", wake=beat_now
+    )
 
 
 def retention_schedule(settings: Settings) -> Schedule | None:
@@ -974,6 +986,6 @@ def _scheduled_retention(settings: Settings, db: Database) -> ScheduledRetention
 def load_live_policy(settings: Settings) -> LivePolicy:
     """The policy, loaded before forking: an invalid one stops start-up once, here."""
     try:
-        return LivePolicy(policy_directory(settings.policy_dir), Path(settings.data_dir))
+        return LivePolicy(policy_directory(settings.policy_dir))
     except PolicyError as exc:
         raise StartupError(f"the policy is not valid, so phigate does not start:\n{exc}") from exc

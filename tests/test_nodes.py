@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import re
 import shutil
 import smtplib
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from databases import POSTGRES, fresh_database, postgres_reachable
 from harness import (
@@ -254,3 +256,69 @@ def test_a_node_of_several_processes_is_one_node(tmp_path: Path) -> None:
     assert gw.json("nodes", "ls") == []
     (stopped,) = gw.json("nodes", "ls", "--all")
     assert stopped["state"] == "stopped" and stopped["name"] == shown["name"]
+
+
+def policy(blocked: str) -> str:
+    return (
+        "version: 1\nrules:\n  - id: blocked\n    when:\n"
+        f"      recipient_domain: {blocked}\n    action: reject\n"
+        f"    reason: Mail to {blocked} is not allowed\n"
+    )
+
+
+def test_policy_reload_reaches_every_node_and_reports_each(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """`phigate policy reload` on one node makes every node load its own policy
+    directory, through the database, and reports each; a node whose files differ
+    or do not load keeps running and makes the command fail, naming it."""
+    with Sink() as sink, contextlib.ExitStack() as running:
+        first = node(tmp_path, "a", postgres_url, sink, None)
+        second = node(tmp_path, "b", postgres_url, sink, keys_from=first)
+        for gw in (first, second):
+            (gw.dir / "policy").mkdir()
+            (gw.dir / "policy" / "policy.yaml").write_text(policy("blocked.test"))
+            gw.settings["policy_dir"] = str(gw.dir / "policy")
+            gw.config.write_text(yaml.safe_dump(gw.settings))
+            started(running, gw)
+        secret = first.add_principal("ehr1", "clinic.example.org")
+
+        def reload() -> tuple[int, list[dict[str, Any]], str]:
+            done = first.cli("policy", "reload", "--json", check=False)
+            return done.returncode, json.loads(done.stdout or "[]"), done.stderr
+
+        code, results, _ = reload()
+        assert code == 0
+        assert [(r["node"], r["result"]) for r in results] == [("a", "reloaded"), ("b", "reloaded")]
+        before = results[0]["version"]
+        # Both nodes get a new policy: the second, which no signal reaches, loads it too.
+        for gw in (first, second):
+            (gw.dir / "policy" / "policy.yaml").write_text(policy("partner.test"))
+        code, results, _ = reload()
+        assert code == 0
+        assert {r["version"] for r in results} != {before} and len(
+            {r["version"] for r in results}
+        ) == 1
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            second.submit(secret, SENDER, ["dr@partner.test"])
+        assert b"Mail to partner.test is not allowed" in refused.value.smtp_error
+        # A node whose files differ is named, and the command fails.
+        (second.dir / "policy" / "policy.yaml").write_text(policy("other.test"))
+        code, results, stderr = reload()
+        assert code == 1 and "copy" in stderr
+        assert [(r["node"], r["result"]) for r in results] == [
+            ("a", "reloaded"),
+            ("b", "other version"),
+        ]
+        # A node whose files do not load keeps its policy and reports the error.
+        (second.dir / "policy" / "policy.yaml").write_text(
+            policy("x.test") + "    via: [tls, tls]\n"
+        )
+        code, results, stderr = reload()
+        assert code == 1
+        assert [(r["node"], r["result"]) for r in results] == [("a", "reloaded"), ("b", "failed")]
+        assert "policy.yaml:8:5" in results[1]["error"]
+        assert "via lists a mode twice" in results[1]["error"]
+        assert results[1]["version"] != results[0]["version"]
+        with pytest.raises(smtplib.SMTPDataError):  # still the policy it ran
+            second.submit(secret, SENDER, ["dr@other.test"])

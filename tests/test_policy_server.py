@@ -243,12 +243,24 @@ def test_reload_reaches_every_server_process(tmp_path: Path) -> None:
         policy_dir = write_policy(tmp_path / "policy")
         gw = Phigate(tmp_path, delivery=via_sink(sink), policy_dir=str(policy_dir), processes=2)
         with gw:
-            wait_until(lambda: len(list((tmp_path / "data" / "run").glob("policy-*.json"))) == 2)
+            wait_until(lambda: len(policy_states(gw)) == 2)
             write_policy(policy_dir, POLICY.replace("blocked.test", "other.test"))
             result = gw.cli("policy", "reload")
-        lines = [line for line in result.stdout.splitlines() if line.startswith("pid ")]
-        assert len(lines) == 2
-        new_version = result.stdout.split("Reloaded policy version ")[1].split()[0]
-        assert all(line.endswith(f"policy version {new_version}") for line in lines)
-        # Stopped processes remove their status files.
-        assert list((tmp_path / "data" / "run").glob("policy-*.json")) == []
+            running = policy_states(gw)
+        lines = result.stdout.splitlines()
+        new_version = lines[-1].split("Reloaded policy version ")[1].split()[0]
+        assert lines[-1].endswith(f"on 1 node from {policy_dir}.")
+        assert sorted(line.split()[1] for line in lines[1:-1]) == sorted(
+            str(pid) for pid, _ in running
+        )
+        assert all(line.split()[2:] == [new_version, "reloaded"] for line in lines[1:-1])
+        assert {version for _, version in running} == {new_version}
+        # A clean stop removes its processes' rows.
+        assert policy_states(gw) == []
+
+
+def policy_states(gw: Phigate) -> list[tuple[int, str]]:
+    db = sqlite3.connect(gw.db_path)
+    rows = db.execute("SELECT pid, version FROM policy_states").fetchall()
+    db.close()
+    return [(int(pid), str(version)) for pid, version in rows]

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gateway.cli.common import (
     EXIT_USAGE,
     audit_admin,
+    cli_actor,
     cli_settings,
     config_options,
     fail,
+    open_store,
     policy_config_option,
     print_json,
     read_detector_cache,
@@ -30,9 +33,13 @@ from gateway.policy.engine import CompiledPolicy, Outcome, PortalChoice
 from gateway.policy.evaluate import evaluate
 from gateway.policy.explain import explanation, explanation_text
 from gateway.policy.facts import Envelope
-from gateway.policy.live import policy_directory, read_statuses
+from gateway.policy.live import policy_directory
 from gateway.policy.loader import PolicyError, load_policy, policy_json_schema, shipped_policy_dir
 from gateway.runstate import ServerNotRunning, signal_server
+
+if TYPE_CHECKING:
+    from gateway.store.database import Database
+    from gateway.store.nodes import PolicyState
 
 
 @click.group("policy")
@@ -228,38 +235,122 @@ def policy_test(directory: str | None, config_file: str | None) -> None:
 
 @policy_group.command("reload")
 @config_options
-@click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for the server.")
-def policy_reload(config_file: str | None, data_dir: str | None, timeout: float) -> None:
-    """Make the running server load the policy again (like SIGHUP), and report.
+@click.option(
+    "--timeout",
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for every node to report (they check every node.heartbeat_seconds).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Each process's result as JSON, for scripts.")
+def policy_reload(
+    config_file: str | None, data_dir: str | None, timeout: float, as_json: bool
+) -> None:
+    """Make every running node load its policy again, and report each one.
 
     The policy is validated here first: if it has problems they are printed
-    and the server is not disturbed. The server swaps policies atomically; if
-    its own load fails, it keeps the running policy and the error is shown.
+    and no node is disturbed. Then the reload is asked through the database,
+    so every node sharing it loads its own policy directory (this machine's
+    server at once, by SIGHUP; the others at their next heartbeat). A node
+    swaps policies atomically; if its own load fails, it keeps the policy it
+    runs and the error is shown.
+
+    Every node must run the same policy: a node that loaded a version other
+    than the one checked here has different files, and counts as failed.
+    Exit status: 0 every process of every live node runs the checked
+    version, 1 otherwise (or no node answered in time).
+
+    \b
+    Example:
+      phigate policy reload -c /etc/phigate/phigate.yaml
+      NODE  PID   POLICY            RESULT
+      mx1   4121  6f1c2a9e0b7d4e11  reloaded
+      mx2   3377  6f1c2a9e0b7d4e11  reloaded
+      Reloaded policy version 6f1c2a9e0b7d4e11 on 2 nodes from /etc/phigate/policies.
     """
+    from gateway.store import nodes
+
     settings = cli_settings(config_file, data_dir)
     directory = policy_directory(settings.policy_dir)
     expected = _load_policy(directory).version
-    data = Path(settings.data_dir)
-    asked = time.time()
-    try:
-        signal_server(data, signal.SIGHUP)
-    except ServerNotRunning as exc:
-        fail(str(exc))
-    deadline = time.monotonic() + timeout
-    statuses = []
-    while time.monotonic() < deadline:
-        statuses = read_statuses(data)
-        if statuses and all(s.checked_at >= asked for s in statuses):
-            break
-        time.sleep(0.1)
-    else:
+    with open_store(settings) as db:
+        with db.transaction() as conn:
+            asked = nodes.ask_reload(conn, cli_actor(), expected, time.time())
+        # This machine's server reloads at once; the other nodes at their next beat.
+        with contextlib.suppress(ServerNotRunning):
+            signal_server(Path(settings.data_dir), signal.SIGHUP)
+        states = _await_reload(db, asked, timeout)
+    if not states:
         audit_admin(settings, "policy_reload", "timeout", f"version={expected}")
-        fail(f"the server did not report back within {timeout:g} s; see its log")
-    failed = [s for s in statuses if s.error is not None or s.version != expected]
-    for status in statuses:
-        click.echo(f"pid {status.pid}: policy version {status.version}")
-    audit_admin(settings, "policy_reload", "failed" if failed else "ok", f"version={expected}")
+        fail("no phigate node is running on this database; a node loads the policy when it starts")
+    results = [(state, _reload_result(state, asked, expected)) for state in states]
+    failed = [state for state, result in results if result != "reloaded"]
+    node_count = len({state.node for state in states})
+    audit_admin(
+        settings,
+        "policy_reload",
+        "failed" if failed else "ok",
+        f"version={expected} nodes={node_count} failed_processes={len(failed)}",
+    )
+    if as_json:
+        print_json(
+            [
+                {
+                    "node": state.node,
+                    "pid": state.pid,
+                    "version": state.version,
+                    "result": result,
+                    "error": state.error,
+                }
+                for state, result in results
+            ]
+        )
+    else:
+        _print_reload(results)
     if failed:
-        errors = "\n".join(sorted({s.error or "loaded another version" for s in failed}))
-        fail(f"reload failed; the running policy stays in force:\n{errors}")
-    click.echo(f"Reloaded policy version {expected} from {directory}.")
+        fail(
+            f"{len(failed)} of {len(states)} processes do not run policy version {expected}; "
+            "a node whose reload failed keeps the policy it ran. Fix the files it names (or copy "
+            f"this machine's {directory} to every node) and run `phigate policy reload` again"
+        )
+    if not as_json:
+        nodes_word = "node" if node_count == 1 else "nodes"
+        click.echo(
+            f"Reloaded policy version {expected} on {node_count} {nodes_word} from {directory}."
+        )
+
+
+def _await_reload(db: Database, asked: int, timeout: float) -> list[PolicyState]:
+    """The live processes' states once each has acted on reload `asked`, or as
+    they stand when `timeout` runs out."""
+    from gateway.store import nodes
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with db.reading() as conn:
+            states = nodes.running_policies(conn, time.time())
+        if states and all(state.reload_id >= asked for state in states):
+            return states
+        if time.monotonic() >= deadline:
+            return states
+        time.sleep(0.2)
+
+
+def _reload_result(state: PolicyState, asked: int, expected: str) -> str:
+    if state.reload_id < asked:
+        return "no answer"
+    if state.error is not None:
+        return "failed"
+    if state.version != expected:
+        return "other version"
+    return "reloaded"
+
+
+def _print_reload(results: list[tuple[PolicyState, str]]) -> None:
+    rows = [("NODE", "PID", "POLICY", "RESULT")] + [
+        (state.node, str(state.pid), state.version, result) for state, result in results
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    for error in sorted({state.error for state, _ in results if state.error}):
+        click.echo(error, err=True)

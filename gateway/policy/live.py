@@ -1,12 +1,13 @@
-"""The policy a running server decides with, and its reload on SIGHUP.
+"""The policy a running server decides with, and its reload.
 
 A reload loads and compiles the whole directory first and swaps the new
 policy in with one assignment, so a message is always decided by one
 complete policy. If loading fails, the running policy stays.
 
-Each server process reports what it loaded in DATA_DIR/run/policy-PID.json
-(version, when, and the error of the last failed reload), which is how
-`phigate policy reload` learns the outcome from every process.
+A reload is asked by SIGHUP (this node's processes) or through the database
+(`phigate policy reload`: every node). Each process reports the policy it runs
+with its heartbeat (`gateway.store.nodes.beat`), which is how the command
+learns the outcome from every process of every node.
 """
 
 from __future__ import annotations
@@ -14,43 +15,52 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.logs import event
 from gateway.policy.engine import CompiledPolicy
 from gateway.policy.loader import PolicyError, load_policy, shipped_policy_dir
-from gateway.runstate import live_reports, remove_report, write_report
+
+if TYPE_CHECKING:  # the store loads only in the server, not for `phigate policy check`
+    from gateway.store.nodes import PolicyState
 
 log = logging.getLogger("gateway.policy")
-
-_REPORT = "policy"
 
 
 def policy_directory(configured: str) -> Path:
     return Path(configured) if configured else shipped_policy_dir()
 
 
-@dataclass(frozen=True)
-class ProcessStatus:
-    pid: int
-    version: str
-    loaded_at: float
-    checked_at: float  # when the last load or reload attempt ended
-    error: str | None  # the last attempt's problems; None if it succeeded
-
-
 class LivePolicy:
-    def __init__(self, directory: Path, data_dir: Path) -> None:
+    def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.data_dir = data_dir
         self.current: CompiledPolicy = load_policy(directory)  # PolicyError stops start-up
         self.loaded_at = time.time()
+        self.checked_at = self.loaded_at
+        self.error: str | None = None  # the last reload's problems
+        self.reload_id = 0  # the last reload asked through the database acted on
+        self.signalled = False  # reloaded by SIGHUP since the last heartbeat
 
-    def started(self) -> None:
-        """Call in each server process once it serves: reports the policy it runs."""
+    def started(self, reload_id: int) -> None:
+        """Call in each server process once it serves; reloads asked before are done."""
+        self.reload_id = reload_id
         event(log, "policy_loaded", version=self.current.version, rules=len(self.current.rules))
-        self._report(None)
+
+    def on_signal(self) -> None:
+        """SIGHUP: reload now; the next heartbeat reports it."""
+        self.reload()
+        self.signalled = True
+
+    def asked(self, reload_id: int) -> None:
+        """The newest reload asked through the database: reload unless done already.
+
+        `phigate policy reload` records its request before it signals this
+        node's server, so a SIGHUP since the last heartbeat has acted on it."""
+        if reload_id > self.reload_id and not self.signalled:
+            self.reload()
+        self.reload_id = max(reload_id, self.reload_id)
+        self.signalled = False
 
     def reload(self) -> bool:
         try:
@@ -64,33 +74,23 @@ class LivePolicy:
                 version=self.current.version,
                 problems=[str(p) for p in exc.problems],
             )
-            self._report(str(exc))
+            self.error, self.checked_at = str(exc), time.time()
             return False
         self.current = policy
-        self.loaded_at = time.time()
+        self.loaded_at = self.checked_at = time.time()
+        self.error = None
         event(log, "policy_reloaded", version=policy.version, rules=len(policy.rules))
-        self._report(None)
         return True
 
-    def stopped(self) -> None:
-        remove_report(self.data_dir, _REPORT)
+    def state(self, node: str) -> PolicyState:
+        from gateway.store.nodes import PolicyState
 
-    def _report(self, error: str | None) -> None:
-        status = ProcessStatus(
-            os.getpid(), self.current.version, self.loaded_at, time.time(), error
+        return PolicyState(
+            node=node,
+            pid=os.getpid(),
+            version=self.current.version,
+            loaded_at=self.loaded_at,
+            checked_at=self.checked_at,
+            error=self.error,
+            reload_id=self.reload_id,
         )
-        try:
-            write_report(self.data_dir, _REPORT, asdict(status))
-        except OSError:
-            event(log, "policy_status_unwritable", logging.WARNING)
-
-
-def read_statuses(data_dir: Path) -> list[ProcessStatus]:
-    """The status of every live server process (reports of dead ones are skipped)."""
-    statuses = []
-    for report in live_reports(data_dir, _REPORT):
-        try:
-            statuses.append(ProcessStatus(**report))
-        except TypeError:
-            continue  # written by another version
-    return statuses
