@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from databases import fresh_database
+from databases import drop_server_databases, fresh_database
 
 from gateway.config import InspectionConfig
 from gateway.inspect.detect import dbcache
@@ -18,6 +18,18 @@ from gateway.store.database import Database
 from gateway.store.keyring import Keyring
 
 CACHE_ENV = "PHIGATE_TEST_CACHE_DIR"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of a store (the `database_url` fixture) is database-dependent: the
+    test command runs the `store` tests once more on PostgreSQL (databases.py)."""
+    for item in items:
+        if "database_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.store)
+
+
+def pytest_sessionfinish() -> None:
+    drop_server_databases()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -44,7 +56,7 @@ def detector_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture
 def database_url(tmp_path: Path) -> Iterator[str]:
-    """SQLite, or PostgreSQL when PHIGATE_TEST_POSTGRES names a server.
+    """SQLite, or PostgreSQL in the run on PostgreSQL (databases.py).
 
     A test file that reads the SQLite file itself overrides this fixture.
     """

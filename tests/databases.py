@@ -1,4 +1,11 @@
-"""Empty databases for tests: SQLite in a temporary directory, or PostgreSQL."""
+"""Empty databases for tests: SQLite in a temporary directory, or PostgreSQL.
+
+The suite runs on SQLite, the embedded default. The test command then runs the
+database-dependent tests (marker `store`: every test of the `database_url`
+fixture, and server tests marked so) once more with PHIGATE_TEST_DATABASE=postgresql,
+on the PostgreSQL server PHIGATE_TEST_POSTGRES names. Tests of several nodes on one
+database use PostgreSQL always (`postgres_database`).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +16,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from needed import unavailable
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 from sqlalchemy.exc import OperationalError
 
-# The server tests that need PostgreSQL use: the one PHIGATE_TEST_POSTGRES names, or
-# the one a developer's machine runs.
+# The PostgreSQL server: the one PHIGATE_TEST_POSTGRES names, or the one a developer's
+# machine runs.
 POSTGRES = os.environ.get("PHIGATE_TEST_POSTGRES") or "postgresql+psycopg://postgres@127.0.0.1:5432"
+# Where database-dependent tests keep their store in this run.
+ON_POSTGRES = os.environ.get("PHIGATE_TEST_DATABASE") == "postgresql"
+
+_created: list[str] = []  # databases made for servers, dropped at the end of the run
 
 
 def postgres_reachable() -> None:
@@ -28,22 +39,63 @@ def postgres_reachable() -> None:
         unavailable(f"PostgreSQL at {POSTGRES} is not usable: {type(exc).__name__}: {exc}")
 
 
+def _create() -> str:
+    name = f"phigate_test_{secrets.token_hex(6)}"
+    with _admin() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    return name
+
+
+def _drop(names: list[str]) -> None:
+    with _admin() as conn:
+        for name in names:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @contextlib.contextmanager
-def fresh_database(tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty database: SQLite in tmp_path, or, when
-    PHIGATE_TEST_POSTGRES names a server (postgresql+psycopg://USER@HOST:PORT),
-    a new database there, dropped afterwards."""
-    server = os.environ.get("PHIGATE_TEST_POSTGRES")
-    if not server:
+def _admin() -> Iterator[Connection]:
+    admin = create_engine(f"{POSTGRES}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            yield conn
+    finally:
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def fresh_database(tmp_path: Path, postgres: bool = ON_POSTGRES) -> Iterator[str]:
+    """A URL of an empty database: SQLite in tmp_path, or a new PostgreSQL database
+    (dropped afterwards) when this run is on PostgreSQL or `postgres` asks for it."""
+    if not postgres:
         yield f"sqlite:///{tmp_path / 'phigate.db'}"
         return
-    name = f"phigate_test_{secrets.token_hex(6)}"
-    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    name = _create()
     try:
-        yield f"{server}/{name}"
+        yield f"{POSTGRES}/{name}"
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
-        admin.dispose()
+        _drop([name])
+
+
+@contextlib.contextmanager
+def postgres_database(tmp_path: Path) -> Iterator[str]:
+    """A new, empty PostgreSQL database, in every run (several nodes share one)."""
+    postgres_reachable()
+    with fresh_database(tmp_path, postgres=True) as url:
+        yield url
+
+
+def server_database() -> str | None:
+    """The database_url of a test server on this run's backend: None on SQLite (the
+    server's data directory), else a new PostgreSQL database, dropped by
+    `drop_server_databases` at the end of the run."""
+    if not ON_POSTGRES:
+        return None
+    name = _create()
+    _created.append(name)
+    return f"{POSTGRES}/{name}"
+
+
+def drop_server_databases() -> None:
+    if _created:
+        _drop(_created)
+        _created.clear()

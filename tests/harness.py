@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from databases import server_database
 
 PHIGATE = [sys.executable, "-m", "gateway.cli"]
 
@@ -178,6 +179,10 @@ class Phigate:
     def __init__(self, tmp: Path, **sections: Any) -> None:
         self.dir = tmp
         self.port = free_port()
+        if "database_url" not in sections:
+            on_postgres = server_database()  # None: the data directory's SQLite file
+            if on_postgres is not None:
+                sections["database_url"] = on_postgres
         self.settings = settings_for(tmp / "data", self.port, **sections)
         self.config = tmp / "phigate.yaml"
         self.config.write_text(yaml.safe_dump(self.settings))

@@ -1,5 +1,5 @@
 """A data dir and store as `phigate` opens them, for tests that run CLI commands
-against a real store (SQLite, or PostgreSQL when PHIGATE_TEST_POSTGRES names one)."""
+against a real store (SQLite, or PostgreSQL in the run on PostgreSQL)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Archive retrieval as an auditor runs it: `phigate archive search|show|request|approve|
-export|requests` against a real store (SQLite, or PostgreSQL when PHIGATE_TEST_POSTGRES
-names one), people added with `phigate user add` (argon2id, TOTP), messages sealed under
+export|requests` against a real store (SQLite, or PostgreSQL in the run on
+PostgreSQL), people added with `phigate user add` (argon2id, TOTP), messages sealed under
 a real archive keyring, and the export opened with openssl and read with zipfile."""
 
 from __future__ import annotations

@@ -281,8 +281,9 @@ def _submission(listener: str, content: bytes) -> Submission:
     )
 
 
+@pytest.mark.store
 def test_a_portal_reply_is_archived_as_one(tmp_path: Path) -> None:
-    with fresh_database(tmp_path) as database_url:  # PostgreSQL too (PHIGATE_TEST_POSTGRES)
+    with fresh_database(tmp_path) as database_url:
         settings = _settings(tmp_path, database_url)
         parts = app.build(settings)
         try:
@@ -298,6 +299,7 @@ def test_a_portal_reply_is_archived_as_one(tmp_path: Path) -> None:
     assert opened.content.endswith(content)
 
 
+@pytest.mark.store
 def test_a_failed_store_leaves_no_archive_row(tmp_path: Path) -> None:
     with fresh_database(tmp_path) as database_url:
         parts = app.build(_settings(tmp_path, database_url))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from databases import POSTGRES, fresh_database, postgres_reachable
+from databases import postgres_database
 from harness import Phigate, wait_until
 
 from gateway import datadir
@@ -218,14 +218,10 @@ def test_serve_refuses_to_extend_a_trail_keyed_with_another_key(tmp_path: Path) 
 # --- PostgreSQL: several writers on one chain --------------------------------------
 
 
-def test_concurrent_writers_on_postgresql_keep_one_linear_chain(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    postgres_reachable()
-    monkeypatch.setenv("PHIGATE_TEST_POSTGRES", POSTGRES)
+def test_concurrent_writers_on_postgresql_keep_one_linear_chain(tmp_path: Path) -> None:
     key = AuditKey(os.urandom(32))
     writers, appends = 4, 40
-    with fresh_database(tmp_path) as url:
+    with postgres_database(tmp_path) as url:
         setup = Database(url, audit_key=key)
         setup.migrate()
         start = threading.Barrier(writers)

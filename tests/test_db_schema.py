@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from databases import POSTGRES, fresh_database, postgres_reachable
+from databases import postgres_database
 from harness import PHIGATE, Phigate
 from sqlalchemy import create_engine
 
@@ -43,10 +43,8 @@ def set_revision(url: str, revision: str) -> None:
 
 
 @pytest.fixture
-def postgres_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    postgres_reachable()
-    monkeypatch.setenv("PHIGATE_TEST_POSTGRES", POSTGRES)
-    with fresh_database(tmp_path) as url:
+def postgres_url(tmp_path: Path) -> Iterator[str]:
+    with postgres_database(tmp_path) as url:
         yield url
 
 

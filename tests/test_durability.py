@@ -8,7 +8,11 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from harness import Phigate, Sink, message, via_sink, wait_until
+
+# Run once more on PostgreSQL by the test command (tests/databases.py).
+pytestmark = pytest.mark.store
 
 CLIENTS = 8
 PER_CLIENT = 50

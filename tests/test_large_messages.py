@@ -15,7 +15,11 @@ import urllib.request
 from email.policy import default
 from pathlib import Path
 
+import pytest
 from harness import Phigate, Sink, free_port, message, via_sink
+
+# Run once more on PostgreSQL by the test command (tests/databases.py).
+pytestmark = pytest.mark.store
 
 SENDER = "ehr@clinic.example.org"
 RECIPIENT = "doctor@partner.example.com"

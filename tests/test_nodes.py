@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from databases import POSTGRES, fresh_database, postgres_reachable
+from databases import postgres_database
 from harness import (
     Phigate,
     Sink,
@@ -72,10 +72,8 @@ class SlowSink(SinkHandler):
 
 
 @pytest.fixture
-def postgres_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    postgres_reachable()
-    monkeypatch.setenv("PHIGATE_TEST_POSTGRES", POSTGRES)
-    with fresh_database(tmp_path) as url:
+def postgres_url(tmp_path: Path) -> Iterator[str]:
+    with postgres_database(tmp_path) as url:
         yield url
 
 

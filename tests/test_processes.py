@@ -12,7 +12,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from harness import Phigate, Sink, message, via_sink, wait_until
+
+# Run once more on PostgreSQL by the test command (tests/databases.py).
+pytestmark = pytest.mark.store
 
 MESSAGES_PER_CLIENT = 15
 CLIENTS = 6

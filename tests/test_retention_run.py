@@ -83,9 +83,7 @@ def store(tmp_path: Path, database_url: str) -> Iterator[Store]:
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     """SQLite whatever the run's database: these tests read the database file itself."""
-    with fresh_database(tmp_path) as url:
-        if not url.startswith("sqlite"):
-            url = f"sqlite:///{tmp_path / 'phigate.db'}"
+    with fresh_database(tmp_path, postgres=False) as url:
         yield from _store(tmp_path, url)
 
 

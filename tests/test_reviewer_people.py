@@ -1,5 +1,5 @@
 """People for the reviewer's pages: passwords, TOTP codes, roles, lockouts and sessions,
-on a real store (SQLite, or PostgreSQL when PHIGATE_TEST_POSTGRES names one), and
+on a real store (SQLite, or PostgreSQL in the run on PostgreSQL), and
 `phigate user` / `phigate token add --role` as an admin runs them."""
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from harness import Phigate, message
 
+# Run once more on PostgreSQL by the test command (tests/databases.py).
+pytestmark = pytest.mark.store
+
 
 def test_sigterm_lets_an_open_transaction_get_its_250(tmp_path: Path) -> None:
     gw = Phigate(tmp_path)
