@@ -19,6 +19,8 @@ from needed import unavailable
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.exc import OperationalError
 
+from gateway.store.database import migrate
+
 # The PostgreSQL server: the one PHIGATE_TEST_POSTGRES names, or the one a developer's
 # machine runs.
 POSTGRES = os.environ.get("PHIGATE_TEST_POSTGRES") or "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -39,10 +41,28 @@ def postgres_reachable() -> None:
         unavailable(f"PostgreSQL at {POSTGRES} is not usable: {type(exc).__name__}: {exc}")
 
 
-def _create() -> str:
+_template: list[str] = []  # this process's migrated template, made at its first use
+
+
+def _create(migrated: bool = True) -> str:
+    """A new database; `migrated`: a copy of a template at the code's schema, which
+    is quicker than running every migration again (the code migrates it to nothing)."""
     name = f"phigate_test_{secrets.token_hex(6)}"
     with _admin() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        if not migrated:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+            return name
+        if not _template:
+            template = f"phigate_template_{secrets.token_hex(6)}"
+            conn.exec_driver_sql(f"CREATE DATABASE {template}")
+            _created.append(template)
+            migrator = create_engine(f"{POSTGRES}/{template}")
+            try:
+                migrate(migrator)
+            finally:
+                migrator.dispose()
+            _template.append(template)
+        conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE {_template[0]}")
     return name
 
 
@@ -63,13 +83,16 @@ def _admin() -> Iterator[Connection]:
 
 
 @contextlib.contextmanager
-def fresh_database(tmp_path: Path, postgres: bool = ON_POSTGRES) -> Iterator[str]:
-    """A URL of an empty database: SQLite in tmp_path, or a new PostgreSQL database
-    (dropped afterwards) when this run is on PostgreSQL or `postgres` asks for it."""
+def fresh_database(
+    tmp_path: Path, postgres: bool = ON_POSTGRES, migrated: bool = True
+) -> Iterator[str]:
+    """A URL of a database without data: SQLite in tmp_path (empty), or a new
+    PostgreSQL database (dropped afterwards) when this run is on PostgreSQL or
+    `postgres` asks for it, at the code's schema unless not `migrated`."""
     if not postgres:
         yield f"sqlite:///{tmp_path / 'phigate.db'}"
         return
-    name = _create()
+    name = _create(migrated)
     try:
         yield f"{POSTGRES}/{name}"
     finally:
@@ -80,7 +103,7 @@ def fresh_database(tmp_path: Path, postgres: bool = ON_POSTGRES) -> Iterator[str
 def postgres_database(tmp_path: Path) -> Iterator[str]:
     """A new, empty PostgreSQL database, in every run (several nodes share one)."""
     postgres_reachable()
-    with fresh_database(tmp_path, postgres=True) as url:
+    with fresh_database(tmp_path, postgres=True, migrated=False) as url:
         yield url
 
 
@@ -96,6 +119,8 @@ def server_database() -> str | None:
 
 
 def drop_server_databases() -> None:
+    """Drop the servers' databases and the template."""
     if _created:
         _drop(_created)
         _created.clear()
+    _template.clear()

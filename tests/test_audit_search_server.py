@@ -10,12 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from certs import make_certs, server_context
 from harness import Phigate, Sink, message, via_sink, wait_until
-
-# Run once more on PostgreSQL by the test command (tests/databases.py).
-pytestmark = pytest.mark.store
 
 CANARY_SUBJECT = "canary-subject-4k9 Lab results for Pat Example"
 CANARY_BODY = "canary-body-4k9 SSN 123-45-6789"

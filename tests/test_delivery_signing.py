@@ -21,9 +21,6 @@ from dns_server import LoopbackDns
 from harness import Phigate, Sink, message, via_sink, wait_until
 from smime_pki import build_pki
 
-# Run once more on PostgreSQL by the test command (tests/databases.py).
-pytestmark = pytest.mark.store
-
 POLICY = """\
 version: 1
 defaults:
