@@ -274,14 +274,19 @@ def policy_reload(
     expected = _load_policy(directory).version
     with open_store(settings) as db:
         with db.transaction() as conn:
+            if not nodes.running_policies(conn, time.time()):
+                fail(
+                    "no running phigate found: no node sharing this database has beaten lately "
+                    "(`phigate nodes ls` lists them); a node loads the policy when it starts"
+                )
             asked = nodes.ask_reload(conn, cli_actor(), expected, time.time())
         # This machine's server reloads at once; the other nodes at their next beat.
         with contextlib.suppress(ServerNotRunning):
             signal_server(Path(settings.data_dir), signal.SIGHUP)
         states = _await_reload(db, asked, timeout)
-    if not states:
+    if not states:  # every node stopped meanwhile
         audit_admin(settings, "policy_reload", "timeout", f"version={expected}")
-        fail("no phigate node is running on this database; a node loads the policy when it starts")
+        fail("no running phigate found: the nodes stopped while the reload was asked")
     results = [(state, _reload_result(state, asked, expected)) for state in states]
     failed = [state for state, result in results if result != "reloaded"]
     node_count = len({state.node for state in states})
