@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from needed import unavailable
+from private_postgres import PrivatePostgres, missing_binaries, running_postgres
 from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 
@@ -47,3 +48,14 @@ def fresh_database(tmp_path: Path) -> Iterator[str]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
         admin.dispose()
+
+
+@contextlib.contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL server of the test's own (tests/private_postgres.py), started, and
+    stopped and removed afterwards; fails or skips where it cannot run (see needed.py)."""
+    missing = missing_binaries()
+    if missing is not None:
+        unavailable(missing)
+    with running_postgres() as server:
+        yield server
