@@ -74,6 +74,7 @@ DATABASE = "phigate"
 # for two nodes' connection pools and the CLI.
 POSTGRES_SETTINGS: Mapping[str, str] = {
     "shared_preload_libraries": "pg_stat_statements",
+    "track_wal_io_timing": "on",  # pg_stat_wal's write and sync times
     "max_connections": "100",
 }
 # Statements (top level; phigate runs no functions) in the benchmark's database, less the
@@ -87,11 +88,15 @@ STATEMENT_TIME = (
     f"SELECT coalesce(sum(total_exec_time), 0), coalesce(sum(calls), 0) {NODES_STATEMENTS}"
 )
 # The statements that took longest (normalised: constants are $1, $2, ...).
+# Time spent writing and flushing WAL, all processes: commits wait for it, after their
+# COMMIT statement's timing has ended.
+WAL_TIME = "SELECT wal_write_time + wal_sync_time FROM pg_stat_wal"
+# Processes report WAL statistics at most every second while busy, within 10 s once idle.
+STATS_SETTLE = 11.0
 TOP_STATEMENTS = (
     r"SELECT left(regexp_replace(query, '\s+', ' ', 'g'), 70), total_exec_time "
-    f"{NODES_STATEMENTS} ORDER BY total_exec_time DESC LIMIT %s"
+    f"{NODES_STATEMENTS} ORDER BY total_exec_time DESC LIMIT 5"
 )
-TOP = 5
 MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*<([^>]+)@bench\.example\.org>", re.I | re.M)
 
 
@@ -166,8 +171,9 @@ def prepare_database(server: PrivatePostgres) -> None:
         conn.execute("CREATE EXTENSION pg_stat_statements")
 
 
-class StatementClock:
-    """pg_stat_statements of the nodes' database, over one connection of its own."""
+class DatabaseClock:
+    """pg_stat_statements of the nodes' database and pg_stat_wal, over one connection of
+    its own."""
 
     def __init__(self, server: PrivatePostgres) -> None:
         url = postgres_url(server).replace("postgresql+psycopg://", "postgresql://")
@@ -182,9 +188,15 @@ class StatementClock:
         assert row is not None
         return float(row[0]), int(row[1])
 
-    def top(self, count: int) -> dict[str, float]:
-        """The `count` statements that took longest since reset(): milliseconds each."""
-        rows = self.conn.execute(TOP_STATEMENTS, (count,)).fetchall()
+    def wal_ms(self) -> float:
+        """Milliseconds spent writing and flushing WAL since the cluster started."""
+        row = self.conn.execute(WAL_TIME).fetchone()
+        assert row is not None
+        return float(row[0])
+
+    def top(self) -> dict[str, float]:
+        """The five statements that took longest since reset(): milliseconds each."""
+        rows = self.conn.execute(TOP_STATEMENTS).fetchall()
         return {str(query): float(ms) for query, ms in rows}
 
     def close(self) -> None:
@@ -233,6 +245,7 @@ class RunResult:
     postgres_cpu_ms_per_message: float | None  # the cluster's processes
     db_ms_per_message: float | None  # pg_stat_statements' total_exec_time / delivered
     db_share_of_wall: float | None  # total_exec_time / wall time (over 1: statements overlap)
+    wal_ms_per_message: float | None  # WAL write and flush time (commits wait for it)
     statements_per_message: float | None
     top_statements: dict[str, float]  # ms per message delivered of the slowest statements
     by_message_id: int  # distinct Message-IDs of this run the sink got
@@ -282,7 +295,7 @@ def measure(
     """Start the configuration's nodes, warm up, one measured load generator run, the
     checks; the nodes are stopped again whatever happens."""
     assert sink.dump is not None
-    clock = StatementClock(configuration.postgres) if configuration.postgres else None
+    clock = DatabaseClock(configuration.postgres) if configuration.postgres else None
     sampler: Sampler | None = None
     try:
         for node in configuration.nodes:
@@ -292,10 +305,13 @@ def measure(
         sampler = counter = Sampler(sink, roots)
         sampler.start()
         postgres = [configuration.postgres.pid()] if configuration.postgres else []
+        wal_before = wal_after = 0.0
+        if clock is not None:
+            time.sleep(STATS_SETTLE)  # the warm-up's WAL statistics reported
+            wal_before = clock.wal_ms()
+            clock.reset()
         offset = sink.dump.stat().st_size
         baseline = counter.reset()
-        if clock is not None:
-            clock.reset()
         cpu_before, postgres_before = tree_cpu(roots), tree_cpu(postgres)
         load = run_loadgen_at(configuration.ports, sessions, messages, run_id, time_limit, None)
         accepted = int(load["accepted"])
@@ -303,7 +319,7 @@ def measure(
         wait_until(lambda: counter.count() >= target, 60 + accepted / 50)
         done_at = counter.reached(target) if accepted else None
         db_ms, statements = clock.read() if clock is not None else (0.0, 0)
-        top = clock.top(TOP) if clock is not None else {}
+        top = clock.top() if clock is not None else {}
         cpu = tree_cpu(roots) - cpu_before
         postgres_cpu = tree_cpu(postgres) - postgres_before
         figures = load_figures(load, sessions, done_at)
@@ -320,6 +336,9 @@ def measure(
         undelivered = sum(1 for qid in load["queue_ids"] if states.get(qid) != {"delivered"})
         time.sleep(0.2)  # let a late duplicate show at the sink
         seen = message_ids(sink.dump, offset, run_id)
+        if clock is not None:
+            time.sleep(STATS_SETTLE)  # the run's WAL statistics reported
+            wal_after = clock.wal_ms()
     finally:
         if sampler is not None:
             sampler.stop()
@@ -347,6 +366,7 @@ def measure(
         else None,
         db_ms_per_message=db_ms / max(delivered, 1) if on_postgres else None,
         db_share_of_wall=db_ms / 1000.0 / wall if on_postgres and wall else None,
+        wal_ms_per_message=(wal_after - wal_before) / max(delivered, 1) if on_postgres else None,
         statements_per_message=statements / max(delivered, 1) if on_postgres else None,
         top_statements={query: ms / max(delivered, 1) for query, ms in top.items()},
         by_message_id=len(seen),
@@ -379,6 +399,7 @@ class Summary:
     postgres_cpu_ms_per_message: float | None
     db_ms_per_message: float | None
     db_share_of_wall: float | None
+    wal_ms_per_message: float | None
     statements_per_message: float | None
     exactly_once: str  # "2000/2000" per run, or what went wrong
 
@@ -406,6 +427,7 @@ def summarise(results: Sequence[RunResult]) -> list[Summary]:
                 postgres_cpu_ms_per_message=_mean([r.postgres_cpu_ms_per_message for r in runs]),
                 db_ms_per_message=_mean([r.db_ms_per_message for r in runs]),
                 db_share_of_wall=_mean([r.db_share_of_wall for r in runs]),
+                wal_ms_per_message=_mean([r.wal_ms_per_message for r in runs]),
                 statements_per_message=_mean([r.statements_per_message for r in runs]),
                 exactly_once=" ".join(
                     f"{r.by_message_id}/{r.accepted}"
@@ -426,6 +448,7 @@ COLUMNS = (
     ("PG CPU ms/msg", "postgres_cpu_ms_per_message", ".2f"),
     ("DB ms/msg", "db_ms_per_message", ".2f"),
     ("DB % of wall", "db_share_of_wall", ".0%"),
+    ("WAL ms/msg", "wal_ms_per_message", ".2f"),
     ("stmts/msg", "statements_per_message", ".1f"),
 )
 
@@ -481,7 +504,7 @@ def where_db_time_goes(results: Sequence[RunResult]) -> Iterator[str]:
         for r in runs:
             total.update(r.top_statements)
         yield f"{name}: DB ms/msg of its slowest statements (mean over {len(runs)} runs):"
-        for query, ms in total.most_common(TOP):
+        for query, ms in total.most_common(5):
             yield f"  {ms / len(runs):6.3f}  {query}"
 
 
@@ -501,9 +524,10 @@ def notes(results: Sequence[RunResult]) -> Iterator[str]:
 
 
 FOOTNOTES = (
-    "DB ms/msg: pg_stat_statements' total_exec_time (statements in the server, COMMIT's WAL "
-    "flush included; not the round trips) over the messages delivered; % of wall: the same "
-    "over the run's wall time (over 100%: statements of several connections overlap).",
+    "DB ms/msg: pg_stat_statements' total_exec_time (statements in the server, lock waits "
+    "included; not the round trips) over the messages delivered; % of wall: the same over the "
+    "run's wall time (over 100%: statements of several connections overlap). WAL ms/msg: "
+    "pg_stat_wal's write and sync time, which commits wait for after their COMMIT is timed.",
     "sqlite has no such figure: SQLite runs inside phigate's processes (the store's writer "
     "thread and its readers) and the store does not time its statements, so that time is "
     "part of phigate CPU ms/msg (its fsync waits are in no column).",
@@ -582,7 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{result.by_message_id}/{result.accepted} by Message-ID"
                     + ("" if result.ok else "  <- PROBLEM")
                 )
-    except (BenchError, RuntimeError) as exc:
+    except (BenchError, RuntimeError, psycopg.Error) as exc:
         log(f"bench: {exc}")
         return 2
     finally:
