@@ -57,6 +57,9 @@ from relay import (  # bench/ is on sys.path
     calibrate,
     load_figures,
     log,
+    machine_busy_seconds,
+    own_cpu_seconds,
+    proc_cpu_seconds,
     run_loadgen_at,
     wait_until,
 )
@@ -241,6 +244,7 @@ class RunResult:
     delivered_per_s: float
     accepted_per_s: float
     wall_seconds: float  # first submission until the sink had every accepted message
+    other_cpu_percent: float  # processes outside the benchmark, % of one core
     phigate_cpu_ms_per_message: float  # every node's process tree
     postgres_cpu_ms_per_message: float | None  # the cluster's processes
     db_ms_per_message: float | None  # pg_stat_statements' total_exec_time / delivered
@@ -284,6 +288,10 @@ def tree_cpu(roots: Sequence[int]) -> float:
     return sum(TreeCpu.read(root).total for root in roots)
 
 
+def sink_cpu(sink: PythonSink) -> float:
+    return proc_cpu_seconds(sink.pid) if sink.pid is not None else 0.0
+
+
 def measure(
     configuration: Configuration,
     sink: PythonSink,
@@ -313,6 +321,8 @@ def measure(
         offset = sink.dump.stat().st_size
         baseline = counter.reset()
         cpu_before, postgres_before = tree_cpu(roots), tree_cpu(postgres)
+        ours_before = own_cpu_seconds() + sink_cpu(sink)
+        machine_before, wall_before = machine_busy_seconds(), time.monotonic()
         load = run_loadgen_at(configuration.ports, sessions, messages, run_id, time_limit, None)
         accepted = int(load["accepted"])
         target = baseline + accepted
@@ -322,6 +332,9 @@ def measure(
         top = clock.top() if clock is not None else {}
         cpu = tree_cpu(roots) - cpu_before
         postgres_cpu = tree_cpu(postgres) - postgres_before
+        ours = own_cpu_seconds() + sink_cpu(sink) - ours_before + cpu + postgres_cpu
+        other_cpu = max(0.0, machine_busy_seconds() - machine_before - ours)
+        window = max(time.monotonic() - wall_before, 1e-9)
         figures = load_figures(load, sessions, done_at)
 
         # The promise: every accepted message reached the sink once; the queue is empty.
@@ -360,6 +373,7 @@ def measure(
         delivered_per_s=figures.delivered_per_s,
         accepted_per_s=figures.accepted_per_s,
         wall_seconds=wall or 0.0,
+        other_cpu_percent=100.0 * other_cpu / window,
         phigate_cpu_ms_per_message=1000.0 * cpu / max(accepted, 1),
         postgres_cpu_ms_per_message=1000.0 * postgres_cpu / max(accepted, 1)
         if on_postgres
@@ -401,6 +415,7 @@ class Summary:
     db_share_of_wall: float | None
     wal_ms_per_message: float | None
     statements_per_message: float | None
+    other_cpu_percent: float
     exactly_once: str  # "2000/2000" per run, or what went wrong
 
 
@@ -429,6 +444,7 @@ def summarise(results: Sequence[RunResult]) -> list[Summary]:
                 db_share_of_wall=_mean([r.db_share_of_wall for r in runs]),
                 wal_ms_per_message=_mean([r.wal_ms_per_message for r in runs]),
                 statements_per_message=_mean([r.statements_per_message for r in runs]),
+                other_cpu_percent=mean(r.other_cpu_percent for r in runs),
                 exactly_once=" ".join(
                     f"{r.by_message_id}/{r.accepted}"
                     + (f" ({r.duplicates} twice)" if r.duplicates else "")
@@ -450,6 +466,7 @@ COLUMNS = (
     ("DB % of wall", "db_share_of_wall", ".0%"),
     ("WAL ms/msg", "wal_ms_per_message", ".2f"),
     ("stmts/msg", "statements_per_message", ".1f"),
+    ("other CPU %", "other_cpu_percent", ".0f"),
 )
 
 
@@ -533,7 +550,8 @@ FOOTNOTES = (
     "part of phigate CPU ms/msg (its fsync waits are in no column).",
     "One machine: the nodes, PostgreSQL, the load generator and the sink share its cores, "
     "so a second node cannot add cores; pg-2/pg-1 shows what sharing the queue costs or "
-    "gains here, not what a second machine would add.",
+    "gains here, not what a second machine would add. other CPU %: processes outside the "
+    "benchmark during the run, in % of one core (contention the figures suffer).",
 )
 
 
@@ -602,7 +620,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log(
                     f"{configuration.name:6}: delivered {result.delivered_per_s:5.0f}/s, "
                     f"accepted {result.accepted_per_s:5.0f}/s, phigate "
-                    f"{result.phigate_cpu_ms_per_message:.2f} CPU ms/msg{db}; sink got "
+                    f"{result.phigate_cpu_ms_per_message:.2f} CPU ms/msg{db}, other processes "
+                    f"{result.other_cpu_percent:.0f}% of a core; sink got "
                     f"{result.by_message_id}/{result.accepted} by Message-ID"
                     + ("" if result.ok else "  <- PROBLEM")
                 )

@@ -104,7 +104,7 @@ def test_the_configurations_share_one_database_and_the_first_nodes_keys(
 def test_ratios_are_two_nodes_over_one_and_postgresql_over_sqlite() -> None:
     run = scale_out.RunResult(
         configuration="sqlite", nodes=1, sessions=10, accepted=100, refused={}, errors={},
-        delivered_per_s=200.0, accepted_per_s=210.0, wall_seconds=0.5,
+        delivered_per_s=200.0, accepted_per_s=210.0, wall_seconds=0.5, other_cpu_percent=0.0,
         phigate_cpu_ms_per_message=2.0, postgres_cpu_ms_per_message=None,
         db_ms_per_message=None, db_share_of_wall=None, wal_ms_per_message=None,
         statements_per_message=None, top_statements={}, by_message_id=100, duplicates=0,
