@@ -34,9 +34,11 @@ duplicated a message, 2 if the benchmark could not be set up. See bench/README.m
 from __future__ import annotations
 
 import argparse
+import random
 import re
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -48,6 +50,7 @@ from statistics import mean
 from typing import Any
 
 import psycopg
+import yaml
 from relay import (  # bench/ is on sys.path
     BenchError,
     Phigate,
@@ -100,6 +103,7 @@ TOP_STATEMENTS = (
     r"SELECT left(regexp_replace(query, '\s+', ' ', 'g'), 70), total_exec_time "
     f"{NODES_STATEMENTS} ORDER BY total_exec_time DESC LIMIT 5"
 )
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
 MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*<([^>]+)@bench\.example\.org>", re.I | re.M)
 
 
@@ -138,7 +142,17 @@ class Node(Phigate):
         if self.log_path.exists():
             self.starts += 1
             self.log_path.replace(self.workdir / f"phigate.{self.starts}.log")
+        # Ports free now: one chosen a run earlier may since be another connection's.
+        self.plain_port, self.tls_port = listener_port(), listener_port()
+        self.web_port, self.metrics_port = listener_port(), listener_port()
+        self.config.write_text(yaml.safe_dump(self.settings(), sort_keys=False))
         super().start()
+
+    def delivered_since(self, offset: int) -> int:
+        """Deliveries this node logged past `offset` of its log (its size at a moment)."""
+        with self.log_path.open("rb") as log_file:
+            log_file.seek(offset)
+            return log_file.read().count(b'"event":"delivered"')
 
     def prepare(self) -> None:
         if self.keys_from is None:
@@ -148,6 +162,21 @@ class Node(Phigate):
         shutil.copytree(self.keys_from, self.keys)
         self.keys.chmod(0o700)
         self.prepare_files()
+
+
+def listener_port() -> int:
+    """A free loopback port below the kernel's ephemeral range, from which outgoing
+    connections (the nodes' own, to PostgreSQL and to the sink) take theirs."""
+    ephemeral = int(EPHEMERAL_PORTS.read_text().split()[0])
+    for _ in range(100):  # bounded: nearly every port there is free
+        port = random.randrange(ephemeral // 2, ephemeral)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise BenchError(f"no free port from {ephemeral // 2} to {ephemeral - 1} on 127.0.0.1")
 
 
 @dataclass(frozen=True)
@@ -253,6 +282,7 @@ class RunResult:
     statements_per_message: float | None
     top_statements: dict[str, float]  # ms per message delivered of the slowest statements
     by_message_id: int  # distinct Message-IDs of this run the sink got
+    delivered_by_node: list[int]  # deliveries each node logged during the run
     duplicates: int  # Message-IDs the sink got more than once
     undelivered_ids: int  # accepted queue IDs not recorded as delivered
     queue_left: int
@@ -319,6 +349,7 @@ def measure(
             wal_before = clock.wal_ms()
             clock.reset()
         offset = sink.dump.stat().st_size
+        logged = [node.log_path.stat().st_size for node in configuration.nodes]
         baseline = counter.reset()
         cpu_before, postgres_before = tree_cpu(roots), tree_cpu(postgres)
         ours_before = own_cpu_seconds() + sink_cpu(sink)
@@ -349,6 +380,7 @@ def measure(
         undelivered = sum(1 for qid in load["queue_ids"] if states.get(qid) != {"delivered"})
         time.sleep(0.2)  # let a late duplicate show at the sink
         seen = message_ids(sink.dump, offset, run_id)
+        by_node = [n.delivered_since(at) for n, at in zip(configuration.nodes, logged, strict=True)]
         if clock is not None:
             time.sleep(STATS_SETTLE)  # the run's WAL statistics reported
             wal_after = clock.wal_ms()
@@ -384,6 +416,7 @@ def measure(
         statements_per_message=statements / max(delivered, 1) if on_postgres else None,
         top_statements={query: ms / max(delivered, 1) for query, ms in top.items()},
         by_message_id=len(seen),
+        delivered_by_node=by_node,
         duplicates=duplicates,
         undelivered_ids=undelivered,
         queue_left=len(pending),
@@ -424,6 +457,17 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return mean(known) if known else None
 
 
+def exactly_once(run: RunResult) -> str:
+    """The run's Message-IDs at the sink over its accepted messages, with who delivered
+    them when there are several nodes."""
+    shown = f"{run.by_message_id}/{run.accepted}"
+    if run.duplicates:
+        shown += f" ({run.duplicates} twice)"
+    if len(run.delivered_by_node) > 1:
+        shown += f" ({'+'.join(map(str, run.delivered_by_node))})"
+    return shown
+
+
 def summarise(results: Sequence[RunResult]) -> list[Summary]:
     summaries = []
     for name in CONFIGURATIONS:
@@ -445,11 +489,7 @@ def summarise(results: Sequence[RunResult]) -> list[Summary]:
                 wal_ms_per_message=_mean([r.wal_ms_per_message for r in runs]),
                 statements_per_message=_mean([r.statements_per_message for r in runs]),
                 other_cpu_percent=mean(r.other_cpu_percent for r in runs),
-                exactly_once=" ".join(
-                    f"{r.by_message_id}/{r.accepted}"
-                    + (f" ({r.duplicates} twice)" if r.duplicates else "")
-                    for r in runs
-                ),
+                exactly_once=" ".join(exactly_once(r) for r in runs),
             )
         )
     return summaries
@@ -622,7 +662,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"accepted {result.accepted_per_s:5.0f}/s, phigate "
                     f"{result.phigate_cpu_ms_per_message:.2f} CPU ms/msg{db}, other processes "
                     f"{result.other_cpu_percent:.0f}% of a core; sink got "
-                    f"{result.by_message_id}/{result.accepted} by Message-ID"
+                    f"{result.by_message_id}/{result.accepted} by Message-ID, delivered by "
+                    f"node {'+'.join(map(str, result.delivered_by_node))}"
                     + ("" if result.ok else "  <- PROBLEM")
                 )
     except (BenchError, RuntimeError, psycopg.Error) as exc:

@@ -107,7 +107,8 @@ def test_ratios_are_two_nodes_over_one_and_postgresql_over_sqlite() -> None:
         delivered_per_s=200.0, accepted_per_s=210.0, wall_seconds=0.5, other_cpu_percent=0.0,
         phigate_cpu_ms_per_message=2.0, postgres_cpu_ms_per_message=None,
         db_ms_per_message=None, db_share_of_wall=None, wal_ms_per_message=None,
-        statements_per_message=None, top_statements={}, by_message_id=100, duplicates=0,
+        statements_per_message=None, top_statements={}, by_message_id=100,
+        delivered_by_node=[100], duplicates=0,
         undelivered_ids=0, queue_left=0, stopped_cleanly=True, ok=True,
     )  # fmt: skip
     on_postgres = {
