@@ -18,15 +18,18 @@ The cluster (Debian's server binaries, tests/private_postgres.py) keeps its
 durability settings (fsync on, synchronous commit), so a COMMIT waits for its
 WAL flush as on a real server, and loads pg_stat_statements. Runs go
 A-B-C-C-B-A (sqlite, pg-1, pg-2) so a linear drift of the machine cancels, and
-the tables grow by the same amount before each PostgreSQL configuration. Each
-run starts its nodes, warms them up, measures, checks and stops them.
+the tables grow by the same amount on average before each PostgreSQL
+configuration. Each run starts its nodes, warms them up, measures, checks and
+stops them.
 
 For each run: delivered/s (first submission until the sink has every accepted
 message), accepted/s, CPU ms per message of the phigate processes and of the
-PostgreSQL server's processes, and the database's statement time per message:
-pg_stat_statements' total_exec_time (reset after the warm-up) over the messages
-delivered, with its share of the run's wall time. Then the check: the sink got
-every accepted message exactly once (counted by Message-ID), each accepted
+PostgreSQL server's processes, and the database's time per message:
+pg_stat_statements' total_exec_time (reset after the warm-up; lock waits
+included) with its share of the run's wall time, and pg_stat_wal's write and
+flush time, which commits wait for outside any statement's timing; and the
+slowest statements. Then the check: the sink got every accepted message exactly
+once (counted by Message-ID; each node's deliveries from its log), each accepted
 queue ID is delivered and the queue is empty. Exit status 1 if a run lost or
 duplicated a message, 2 if the benchmark could not be set up. See bench/README.md.
 """
@@ -93,12 +96,12 @@ NODES_STATEMENTS = (
 STATEMENT_TIME = (
     f"SELECT coalesce(sum(total_exec_time), 0), coalesce(sum(calls), 0) {NODES_STATEMENTS}"
 )
-# The statements that took longest (normalised: constants are $1, $2, ...).
 # Time spent writing and flushing WAL, all processes: commits wait for it, after their
 # COMMIT statement's timing has ended.
 WAL_TIME = "SELECT wal_write_time + wal_sync_time FROM pg_stat_wal"
 # Processes report WAL statistics at most every second while busy, within 10 s once idle.
 STATS_SETTLE = 11.0
+# The statements that took longest (normalised: constants are $1, $2, ...).
 TOP_STATEMENTS = (
     r"SELECT left(regexp_replace(query, '\s+', ' ', 'g'), 70), total_exec_time "
     f"{NODES_STATEMENTS} ORDER BY total_exec_time DESC LIMIT 5"
