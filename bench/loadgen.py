@@ -1,9 +1,10 @@
 """Load generator for the relay benchmark: N SMTP sessions sending a fixed message back to back.
 
-Each session opens one connection (optionally STARTTLS, certificate not
-verified, then AUTH once) and, after every session is ready, sends messages
-one after another (MAIL, RCPT, DATA; one recipient, about 5 KB or --size) until the run's
-total is used up. With --mix the messages are the realistic mix of
+Each session opens one connection (to the --port values in turn when several
+are given; optionally STARTTLS, certificate not verified, then AUTH once) and,
+after every session is ready, sends messages one after another (MAIL, RCPT,
+DATA; one recipient, about 5 KB or --size) until the run's total is used up.
+With --mix the messages are the realistic mix of
 bench/mail_mix.py instead: 5 KB, 50 KB and 2 MB by 70/25/5 of the count, a
 third of them with PHI, each fixed by its index in the run. It prints one JSON
 object: counts, the bytes of the accepted messages (and with --mix how many
@@ -14,6 +15,7 @@ and monotonic timestamps of the first submission and the last 250.
     python bench/loadgen.py --port 2525 --sessions 10 --messages 2000
     LOADGEN_SECRET=S python bench/loadgen.py --port 2587 --starttls --user bench ...
     python bench/loadgen.py --port 2525 --mix --messages 300
+    python bench/loadgen.py --port 2525 --port 2526 --sessions 10   # 5 sessions to each
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ class RunState:
 @dataclass(frozen=True)
 class Options:
     host: str
-    port: int
+    ports: tuple[int, ...]  # session i connects to ports[i % len(ports)]
     sessions: int
     messages: int
     starttls: bool
@@ -128,10 +130,10 @@ class Options:
     rate: float = 0.0
 
 
-async def open_session(opts: Options, ctx: ssl.SSLContext) -> aiosmtplib.SMTP:
+async def open_session(opts: Options, ctx: ssl.SSLContext, port: int) -> aiosmtplib.SMTP:
     client = aiosmtplib.SMTP(
         hostname=opts.host,
-        port=opts.port,
+        port=port,
         local_hostname="loadgen.bench.example.org",
         timeout=opts.timeout,
         start_tls=False,
@@ -193,7 +195,8 @@ async def run(opts: Options) -> dict[str, Any]:
     ctx = insecure_context()
     setup_start = time.monotonic()
     opened = await asyncio.gather(
-        *(open_session(opts, ctx) for _ in range(opts.sessions)), return_exceptions=True
+        *(open_session(opts, ctx, opts.ports[i % len(opts.ports)]) for i in range(opts.sessions)),
+        return_exceptions=True,
     )
     clients = [c for c in opened if isinstance(c, aiosmtplib.SMTP)]
     setup_errors = Counter(type(c).__name__ for c in opened if isinstance(c, BaseException))
@@ -248,7 +251,13 @@ def run_loop(main_coroutine: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, A
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--port",
+        type=int,
+        action="append",
+        required=True,
+        help="Repeat to spread the sessions over several ports (round robin).",
+    )
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--messages", type=int, default=2000, help="Messages in the whole run.")
     parser.add_argument("--starttls", action="store_true", help="STARTTLS before sending.")
@@ -291,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--size must be 1024..104857600 bytes")
     opts = Options(
         host=args.host,
-        port=args.port,
+        ports=tuple(args.port),
         sessions=args.sessions,
         messages=args.messages,
         starttls=args.starttls,

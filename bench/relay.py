@@ -38,10 +38,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 from loadgen import RECIPIENT  # where the load generator sends (bench/ is on sys.path)
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
 
 BENCH_DIR = Path(__file__).resolve().parent
 SMTP_SINK = Path("/usr/sbin/smtp-sink")
@@ -599,11 +602,8 @@ class Phigate:
     def prepare(self) -> None:
         """Settings file, keys, certificate and schema (as tests/harness.py does), a principal."""
         from gateway import datadir
-        from gateway.settings_loader import load_settings
 
-        self.config.write_text(yaml.safe_dump(self.settings(), sort_keys=False))
-        settings = load_settings(self.config)
-        datadir.prepare_data_dir(settings, generate_cert=True)
+        settings = self.prepare_files()
         datadir.open_database(settings).close()
         if self.consent_records:
             from consent import load_records  # bench/consent.py
@@ -614,6 +614,16 @@ class Phigate:
             self.cli("consent", "grant", RECIPIENT, "--purpose", "marketing", "--source", "admin")
         created = self.cli("principal", "add", PRINCIPAL, "--domain", DOMAIN, "--json")
         self.secret = str(json.loads(created)["secret"])
+
+    def prepare_files(self) -> Settings:
+        """The settings file and the data directory with its keys and certificate."""
+        from gateway import datadir
+        from gateway.settings_loader import load_settings
+
+        self.config.write_text(yaml.safe_dump(self.settings(), sort_keys=False))
+        settings = load_settings(self.config)
+        datadir.prepare_data_dir(settings, generate_cert=True)
+        return settings
 
     def cli(self, *args: str, timeout: float = 120.0) -> str:
         try:
@@ -907,7 +917,7 @@ def run_loadgen(spec: RunSpec, gate: Phigate, run_id: str, time_limit: float) ->
 
 
 def run_loadgen_at(
-    port: int,
+    port: int | Sequence[int],
     sessions: int,
     messages: int,
     run_id: str,
@@ -918,14 +928,15 @@ def run_loadgen_at(
     mix: bool = False,
     rate: float = 0.0,
 ) -> dict[str, Any]:
-    """bench/loadgen.py against 127.0.0.1:`port`; with a `secret`, STARTTLS and AUTH as
-    PRINCIPAL; with `mix`, the realistic mix of bench/mail_mix.py; with a `rate`, paced
-    at that many messages per second. Its JSON result."""
+    """bench/loadgen.py against 127.0.0.1:`port` (several ports: the sessions spread over
+    them in turn); with a `secret`, STARTTLS and AUTH as PRINCIPAL; with `mix`, the
+    realistic mix of bench/mail_mix.py; with a `rate`, paced at that many messages per
+    second. Its JSON result."""
+    ports = [port] if isinstance(port, int) else list(port)
     command = [
         sys.executable,
         str(BENCH_DIR / "loadgen.py"),
-        "--port",
-        str(port),
+        *(arg for each in ports for arg in ("--port", str(each))),
         "--sessions",
         str(sessions),
         "--messages",

@@ -174,6 +174,7 @@ class SinkProtocol(asyncio.Protocol):
             self.dump.write(data)
             if last:
                 self.dump.write(b"\r\n\r\n")
+                self.dump.flush()  # each message whole in the file once it is answered
 
     def _command(self, line: bytes) -> bytes:
         verb = line[:4].upper()

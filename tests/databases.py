@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from needed import unavailable
+from private_postgres import PrivatePostgres, missing_binaries, running_postgres
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.exc import OperationalError
 
@@ -124,3 +125,14 @@ def drop_server_databases() -> None:
         _drop(_created)
         _created.clear()
     _template.clear()
+
+
+@contextlib.contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL server of the test's own (tests/private_postgres.py), started, and
+    stopped and removed afterwards; fails or skips where it cannot run (see needed.py)."""
+    missing = missing_binaries()
+    if missing is not None:
+        unavailable(missing)
+    with running_postgres() as server:
+        yield server

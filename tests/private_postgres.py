@@ -1,5 +1,7 @@
-"""A PostgreSQL server of a test's own, to stop and start at will: the machine's
-shared server is never touched. Skips where Debian's server binaries are missing."""
+"""A PostgreSQL server of its own, to stop and start at will: the machine's shared
+server is never touched. Tests take it through databases.private_postgres (which
+skips where Debian's server binaries are missing); bench/scale_out.py through
+running_postgres."""
 
 from __future__ import annotations
 
@@ -8,12 +10,11 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 from harness import free_port
-from needed import unavailable
 
 # Debian's server binaries, of whichever version is installed (the newest).
 _INSTALLED = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
@@ -21,17 +22,27 @@ BIN = Path(
     os.environ.get("PHIGATE_TEST_POSTGRES_BIN")
     or (str(_INSTALLED[-1]) if _INSTALLED else "/usr/lib/postgresql/bin")
 )
+# What a test's server runs with: nothing it does needs to survive a machine crash.
+TEST_SETTINGS: Mapping[str, str] = {"fsync": "off"}
+
+
+def missing_binaries() -> str | None:
+    """Why no private server can be started here, or None."""
+    if (BIN / "pg_ctl").exists():
+        return None
+    return f"no PostgreSQL server binaries in {BIN} (Debian package postgresql)"
 
 
 class PrivatePostgres:
     """One server in a temporary directory, on a loopback port of its own; as root it
     runs as the `postgres` user (the server refuses to run as root)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, settings: Mapping[str, str] = TEST_SETTINGS) -> None:
         self.dir = root / "data"
         self.log = root / "server.log"
         self.port = free_port()
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self.settings = {"listen_addresses": "127.0.0.1", "max_connections": "50", **settings}
         self.running = False
         self._as: list[str] = []
         if os.geteuid() == 0:
@@ -51,9 +62,8 @@ class PrivatePostgres:
         self._run(BIN / "pg_ctl", "-D", str(self.dir), *args)
 
     def start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c max_connections=50"
+        options = f"-p {self.port} -k {self.dir} " + " ".join(
+            f"-c {name}={value}" for name, value in self.settings.items()
         )
         self._ctl("-o", options, "-l", str(self.log), "-w", "start")
         self.running = True
@@ -63,15 +73,20 @@ class PrivatePostgres:
         self._ctl("-m", mode, "-w", "stop")
         self.running = False
 
+    def pid(self) -> int:
+        """The postmaster's process ID (its children are the server's other processes)."""
+        return int((self.dir / "postmaster.pid").read_text().split()[0])
+
 
 @contextmanager
-def private_postgres() -> Iterator[PrivatePostgres]:
-    """A started server, stopped and removed afterwards."""
-    if not (BIN / "pg_ctl").exists():
-        unavailable(f"no PostgreSQL server binaries in {BIN}")
+def running_postgres(settings: Mapping[str, str] = TEST_SETTINGS) -> Iterator[PrivatePostgres]:
+    """A started server, stopped and removed afterwards; RuntimeError where it cannot be."""
+    missing = missing_binaries()
+    if missing is not None:
+        raise RuntimeError(missing)
     root = Path(tempfile.mkdtemp(prefix="phigate-pg-"))
     try:
-        server = PrivatePostgres(root)
+        server = PrivatePostgres(root, settings)
         server.start()
         try:
             yield server

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from databases import private_postgres
 from harness import Phigate, Sink, message, via_sink, wait_until
-from private_postgres import private_postgres
 from sqlalchemy.exc import OperationalError
 
 from gateway.store import queue
