@@ -1,0 +1,142 @@
+"""Messages and recipients counted per sender in fixed UTC windows, for sending limits.
+
+A window is a UTC minute, hour or day (`WINDOWS`); its count is the sum of
+one row per writer, the server process that counted (`writer_id`). A process
+only ever changes its own rows, so processes and nodes on one database never
+wait for each other's row locks, and the count is read with the statement
+that decides (gateway.ratelimit). The statements are compiled once per
+dialect (gateway.store.prepared): they run in the accept's own transaction.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select
+
+from gateway.store.prepared import Prepared
+from gateway.store.schema import rate_breaches, rate_counts
+from gateway.store.upsert import dialect_insert
+
+MINUTE, HOUR, DAY = 60, 3600, 86400
+WINDOWS = (MINUTE, HOUR, DAY)
+
+
+@dataclass(frozen=True)
+class Count:
+    messages: int = 0
+    recipients: int = 0
+
+    def plus(self, messages: int, recipients: int) -> Count:
+        return Count(self.messages + messages, self.recipients + recipients)
+
+
+def window_start(now: float, seconds: int) -> int:
+    """The start of the window of `seconds` that holds `now` (UTC-aligned)."""
+    return int(now // seconds) * seconds
+
+
+def _starts(now: float) -> dict[str, int]:
+    return {f"w{seconds}": window_start(now, seconds) for seconds in WINDOWS}
+
+
+_writer: tuple[int, str] | None = None
+
+
+def writer_id() -> str:
+    """This process's name in `rate_counts.writer`: new in every process, forked ones too."""
+    global _writer
+    if _writer is None or _writer[0] != os.getpid():
+        _writer = (os.getpid(), f"{os.getpid()}-{secrets.token_hex(8)}")
+    return _writer[1]
+
+
+_CURRENT = Prepared(
+    select(
+        rate_counts.c.window_seconds,
+        func.sum(rate_counts.c.messages),
+        func.sum(rate_counts.c.recipients),
+    )
+    .where(
+        rate_counts.c.key == bindparam("key"),
+        or_(
+            *(
+                and_(
+                    rate_counts.c.window_seconds == seconds,
+                    rate_counts.c.window_start == bindparam(f"w{seconds}"),
+                )
+                for seconds in WINDOWS
+            )
+        ),
+    )
+    .group_by(rate_counts.c.window_seconds)
+)
+
+
+def current(conn: Connection, key: str, now: float) -> dict[int, Count]:
+    """The counts of the windows holding `now`, by window length (all writers summed)."""
+    rows = _CURRENT.run(conn, {"key": key, **_starts(now)}).fetchall()
+    found = {int(seconds): Count(int(sent), int(recipients)) for seconds, sent, recipients in rows}
+    return {seconds: found.get(seconds, Count()) for seconds in WINDOWS}
+
+
+@functools.cache
+def _add(dialect: str) -> Prepared:
+    insert = dialect_insert(dialect, rate_counts)
+    upsert = insert.on_conflict_do_update(
+        index_elements=["key", "window_seconds", "window_start", "writer"],
+        set_={
+            "messages": rate_counts.c.messages + insert.excluded.messages,
+            "recipients": rate_counts.c.recipients + insert.excluded.recipients,
+        },
+    )
+    return Prepared(
+        upsert, ["key", "window_seconds", "window_start", "writer", "messages", "recipients"]
+    )
+
+
+def add(conn: Connection, key: str, recipients: int, now: float) -> None:
+    """Count one message to `recipients` recipients in each window holding `now`."""
+    writer = writer_id()
+    _add(conn.dialect.name).run_many(
+        conn,
+        [
+            {
+                "key": key,
+                "window_seconds": seconds,
+                "window_start": window_start(now, seconds),
+                "writer": writer,
+                "messages": 1,
+                "recipients": recipients,
+            }
+            for seconds in WINDOWS
+        ],
+    )
+
+
+def prune(conn: Connection, now: float) -> None:
+    """Remove this process's rows of windows that have ended, and any process's rows of
+    windows that ended more than a day ago (those of processes no longer running)."""
+    ended = or_(
+        *(
+            and_(
+                rate_counts.c.window_seconds == seconds,
+                rate_counts.c.window_start < window_start(now, seconds),
+            )
+            for seconds in WINDOWS
+        )
+    )
+    conn.execute(delete(rate_counts).where(rate_counts.c.writer == writer_id(), ended))
+    long_ago = window_start(now, DAY) - DAY
+    conn.execute(delete(rate_counts).where(rate_counts.c.window_start < long_ago))
+    conn.execute(delete(rate_breaches).where(rate_breaches.c.window_start < long_ago))
+
+
+def first_breach(conn: Connection, key: str, limit: str, start: int, now: float) -> bool:
+    """Note that `key` reached `limit` in the window from `start`; True the first time."""
+    insert = dialect_insert(conn.dialect.name, rate_breaches).on_conflict_do_nothing()
+    row = {"key": key, "limit_name": limit, "window_start": start, "at": now}
+    return bool(conn.execute(insert, row).rowcount)
