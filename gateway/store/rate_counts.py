@@ -23,6 +23,8 @@ from gateway.store.upsert import dialect_insert
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
 WINDOWS = (MINUTE, HOUR, DAY)
+# PostgreSQL: one lock id for "removing old counts" (held until COMMIT).
+_PRUNE_LOCK_ID = 0x706869676174_04  # "phigat" + 4 (1-3: the audit chain, daily mail, holds)
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,11 @@ def add(conn: Connection, key: str, recipients: int, now: float) -> None:
 
 
 def prune(conn: Connection, now: float) -> None:
-    """Remove this process's rows of windows that have ended, and any process's rows of
-    windows that ended more than a day ago (those of processes no longer running)."""
+    """Remove this process's rows of windows that have ended, and every process's rows
+    (those of processes no longer running) and breaches of windows that ended more than
+    a day ago: the latter by one process at a time (on PostgreSQL an advisory lock,
+    tried, not waited for), so that no two removals lock the same rows."""
+    long_ago = window_start(now, DAY) - DAY
     ended = or_(
         *(
             and_(
@@ -129,8 +134,14 @@ def prune(conn: Connection, now: float) -> None:
             for seconds in WINDOWS
         )
     )
-    conn.execute(delete(rate_counts).where(rate_counts.c.writer == writer_id(), ended))
-    long_ago = window_start(now, DAY) - DAY
+    conn.execute(
+        delete(rate_counts).where(
+            rate_counts.c.writer == writer_id(), rate_counts.c.window_start >= long_ago, ended
+        )
+    )
+    try_lock = select(func.pg_try_advisory_xact_lock(_PRUNE_LOCK_ID))
+    if conn.dialect.name == "postgresql" and not conn.execute(try_lock).scalar_one():
+        return  # another process is removing them
     conn.execute(delete(rate_counts).where(rate_counts.c.window_start < long_ago))
     conn.execute(delete(rate_breaches).where(rate_breaches.c.window_start < long_ago))
 
