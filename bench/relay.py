@@ -59,7 +59,7 @@ MAX_TREE = 256  # at most this many processes are followed in phigate's process 
 MAX_PROCESSES = 64  # phigate's own limit for `processes`
 HAVE_CHILDREN_FILES = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists()
 MAX_BENCH_SECONDS = 4 * 3600.0  # nothing here runs longer than this
-# Sending limits every message is counted against but no run reaches (--rate-limit).
+# Sending limits every message is counted against but no run reaches (--rate-limits).
 UNREACHED_RATE_LIMIT = 1_000_000_000
 # Targets on a 2-core machine (bench/README.md).
 TARGET_SESSIONS = 10
@@ -508,8 +508,8 @@ class Phigate:
     metrics: bool = False  # the metrics listener on, values in multiprocess files
     forward_port: int | None = None  # the audit forwarder on, to bench/syslog_sink.py here
     archive: bool = False  # every accepted message archived (storage in the database)
-    # Every sender's sending limits (rate_limits.defaults); 0: off, nothing counted.
-    rate_limit: int = UNREACHED_RATE_LIMIT
+    # Every message counted against sending limits it never reaches; False: limits off.
+    rate_limits: bool = False
     web_tls: bool = False  # the web app (portal, reviewer, consent API) over HTTPS
     # `limits` as given; None: the connection limits raised for many sessions from one address.
     limits: dict[str, Any] | None = None
@@ -564,7 +564,12 @@ class Phigate:
             "web": {"address": f"127.0.0.1:{self.web_port}", "tls": self.web_tls},
             "audit": {"forward": self.forward_settings()},
             "archive": {"enabled": self.archive},
-            "rate_limits": {"defaults": dict.fromkeys(RATE_LIMIT_NAMES, self.rate_limit)},
+            # Off, or so high that no run reaches them: the defaults would refuse the load.
+            "rate_limits": {
+                "defaults": dict.fromkeys(
+                    RATE_LIMIT_NAMES, UNREACHED_RATE_LIMIT if self.rate_limits else 0
+                )
+            },
         }
 
     def raised_limits(self) -> dict[str, Any]:
@@ -1275,12 +1280,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "bench/archive_write.py compares).",
     )
     parser.add_argument(
-        "--rate-limit",
-        type=int,
-        default=UNREACHED_RATE_LIMIT,
-        help="Every sending limit of rate_limits.defaults (messages per minute, hour and day, "
-        "recipients per message and day); 0: no limits, nothing counted (default "
-        f"{UNREACHED_RATE_LIMIT}: every message counted, no limit reached).",
+        "--rate-limits",
+        action="store_true",
+        help="Check and count every message against sending limits (rate_limits) set too "
+        "high to be reached (bench/rate_limit_overhead.py compares); without it the "
+        "limits are off, as the defaults would refuse the load.",
     )
     parser.add_argument(
         "--forward",
@@ -1337,7 +1341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.metrics,
             free_port() if args.forward else None,
             archive=args.archive,
-            rate_limit=args.rate_limit,
+            rate_limits=args.rate_limits,
         )
         gate.prepare()
         if gate.forward_port is not None:
@@ -1447,7 +1451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "marketing": args.marketing,
             "metrics": args.metrics,
             "archive": args.archive,
-            "rate_limit": args.rate_limit,
+            "rate_limits": args.rate_limits,
             "forward": args.forward,
             "forward_behind_events": forward_behind,
             "forwarded_frames": forwarded_frames,

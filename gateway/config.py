@@ -281,7 +281,8 @@ class ListenerConfig(_Strict):
 class RelayNetwork(_Strict):
     """A network allowed to relay without AUTH (legacy EHRs), still restricted to domains."""
 
-    name: str
+    # Its mail is counted against `rate_limits` under this name (at most 100 characters).
+    name: str = Field(min_length=1, max_length=100)
     networks: list[str]
     # Envelope sender domains (MAIL FROM); the From: header may name them too.
     domains: list[str] = Field(min_length=1)

@@ -217,13 +217,6 @@ def archive_copy(
     return archive_writer.ArchiveCopy(entry, sealed)
 
 
-def _rate_reply(limit: str, text: str) -> Reply:
-    """Over a sending limit: retry later (RFC 3463 4.7.1), or split the message (4.5.3)."""
-    if limit == "recipients_per_message":
-        return Reply(452, f"4.5.3 {text}")
-    return Reply(451, f"4.7.1 {text}")
-
-
 def _count(findings: Findings, decisions: Sequence[Decision]) -> None:
     """Metrics of a decided message: finding types and rule ids, never a value."""
     for kind, count in findings.types.items():
@@ -355,11 +348,8 @@ class Intake:
         key = submission.rate_key
         if self.rates is None or key is None:
             return None
-        breach = self.rates.early(key, len(submission.recipients))
-        if breach is None:
-            return None
-        await self.rates.refused_early(self.db, breach)
-        return _rate_reply(breach.limit, breach.text)
+        breach = await self.rates.early(self.db, key, len(submission.recipients))
+        return None if breach is None else Reply(*breach.smtp)
 
     async def _refuse(self, queue_id: str, events: list[AuditEvent], reply: Reply) -> Reply:
         """Nothing is stored but the audit of the decisions and of the refusal."""
@@ -483,7 +473,7 @@ class Intake:
             rates.learn(charged)
             if charged.breach is not None:
                 event(log, "rate_limited", queue_id=queue_id, limit=charged.breach.limit)
-                return _rate_reply(charged.breach.limit, charged.breach.text)
+                return Reply(*charged.breach.smtp)
         event(
             log,
             "accepted",

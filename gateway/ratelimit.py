@@ -5,14 +5,20 @@ without AUTH, or (for an HTTP API) a token. The authoritative check is
 `RateLimiter.charge`, run inside the transaction that stores the message:
 it reads the windows' counts and, if the message fits, counts it there, so a
 refused message is never counted and a counted one is always stored, on
-every process and node of the database alike. It adds two statements to
-that transaction and no round trip of its own.
+every process and node of the database alike. It adds no round trip of its
+own: a batch of messages the writer commits together reads each sender's
+windows once and writes all its counts in one statement
+(gateway.store.rate_counts).
 
 Before that, `RateLimiter.early` answers from what this process last
 learned of a sender's counts (no database), so a sender already over a limit
 is refused at MAIL or RCPT instead of after sending its whole message. The
 counts only grow within a window, so an early refusal is never wrong; what
 it misses, the charge catches.
+
+An HTTP API sends through intake as the listener does: a `Submission` whose
+`rate_key` is `RateKey("token", TOKEN_ID)`; a breach's `retry_after` is its
+`Retry-After` for a 429, where SMTP answers with `Breach.smtp`.
 
 Windows are fixed and UTC-aligned (the minute from :00, the hour from :00,
 the day from 00:00 UTC): a breach says exactly when its window ends, which
@@ -40,7 +46,7 @@ from gateway.config import RATE_LIMIT_NAMES, RateLimitsConfig, RateQuota
 from gateway.logs import event
 from gateway.store import rate_counts
 from gateway.store.database import Database
-from gateway.store.rate_counts import DAY, HOUR, MINUTE, WINDOWS, Count, window_start
+from gateway.store.rate_counts import DAY, HOUR, MINUTE, Count, window_start
 
 log = logging.getLogger("gateway.ratelimit")
 
@@ -98,6 +104,14 @@ class Breach:
             f"try again in {self.retry_after} seconds"
         )
 
+    @property
+    def smtp(self) -> tuple[int, str]:
+        """The SMTP reply (code, text): try again later (451 4.7.1), or, for too many
+        recipients in one message, send the rest in another (452 4.5.3, RFC 5321 4.5.3.1.10)."""
+        if self.limit == "recipients_per_message":
+            return 452, f"4.5.3 {self.text}"
+        return 451, f"4.7.1 {self.text}"
+
     def audit_event(self, now: float) -> AuditEvent:
         start = datetime.fromtimestamp(self.window_start, UTC).strftime("%Y-%m-%dT%H:%MZ")
         return AuditEvent(
@@ -112,30 +126,52 @@ class Breach:
         )
 
 
+_NONE = Count()
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One limit a sender has (not unlimited)."""
+
+    name: str  # one of RATE_LIMIT_NAMES
+    allowed: int
+    seconds: int | None  # its window; None: recipients_per_message
+    of_recipients: bool  # counts recipients, not messages
+
+
+def limits_of(quota: RateQuota) -> tuple[Limit, ...]:
+    """The limits `quota` sets, in the order of RATE_LIMIT_NAMES."""
+    return tuple(
+        Limit(name, allowed, WINDOW_OF.get(name), name.startswith("recipients"))
+        for name in RATE_LIMIT_NAMES
+        if (allowed := quota.limit(name)) is not None
+    )
+
+
 def over(
-    key: RateKey, quota: RateQuota, counts: Mapping[int, Count], now: float, recipients: int
+    key: RateKey,
+    limits: tuple[Limit, ...],
+    counts: Mapping[int, Count],
+    now: float,
+    recipients: int,
 ) -> Breach | None:
     """The limit one more message to `recipients` recipients would pass, given the
     current windows' `counts`; of several, the one that ends last (pure)."""
     worst: Breach | None = None
-    for name in RATE_LIMIT_NAMES:
-        allowed = quota.limit(name)
-        if allowed is None:
+    for limit in limits:
+        seconds = limit.seconds
+        if seconds is None:
+            if recipients > limit.allowed:
+                return Breach(key, limit.name, limit.allowed, 0, 0)
             continue
-        if name == "recipients_per_message":
-            if recipients > allowed:
-                return Breach(key, name, allowed, 0, 0)
-            continue
-        seconds = WINDOW_OF[name]
-        count = counts.get(seconds, Count())
-        counted = name == "recipients_per_day"
-        after = count.recipients + recipients if counted else count.messages + 1
-        if after <= allowed:
+        count = counts.get(seconds, _NONE)
+        after = count.recipients + recipients if limit.of_recipients else count.messages + 1
+        if after <= limit.allowed:
             continue
         start = window_start(now, seconds)
         retry = max(1, math.ceil(start + seconds - now))
         if worst is None or retry > worst.retry_after:
-            worst = Breach(key, name, allowed, start, retry)
+            worst = Breach(key, limit.name, limit.allowed, start, retry)
     return worst
 
 
@@ -184,6 +220,7 @@ class RateLimiter:
     clock: Callable[[], float] = time.time
     _seen: dict[RateKey, Seen] = field(default_factory=dict)
     _audited: set[tuple[RateKey, str, int]] = field(default_factory=set)
+    _limits: dict[RateKey, tuple[Limit, ...]] = field(default_factory=dict)
     _next_prune: float = 0.0
 
     def quota(self, key: RateKey) -> RateQuota:
@@ -193,14 +230,19 @@ class RateLimiter:
             return self.config.for_principal(key.name)
         return self.config.defaults
 
-    def limited(self, key: RateKey) -> bool:
-        quota = self.quota(key)
-        return any(quota.limit(name) is not None for name in RATE_LIMIT_NAMES)
+    def limits(self, key: RateKey) -> tuple[Limit, ...]:
+        """`key`'s limits (made once: the settings do not change while serving)."""
+        found = self._limits.get(key)
+        if found is None:
+            if len(self._limits) > 10_000:  # many API tokens: start again
+                self._limits.clear()
+            found = self._limits[key] = limits_of(self.quota(key))
+        return found
 
     def usage(self, conn: Connection, key: RateKey, now: float) -> list[Used]:
         """Each limit of `key` against its current window's count (`phigate principal usage`)."""
         quota = self.quota(key)
-        counts = rate_counts.current(conn, str(key), now)
+        counts = rate_counts.read(conn, str(key), now)
         used = []
         for name in RATE_LIMIT_NAMES:
             seconds = WINDOW_OF.get(name)
@@ -213,13 +255,13 @@ class RateLimiter:
             used.append(Used(name, quota.limit(name), value, seconds, math.ceil(ends - now)))
         return used
 
-    def early(self, key: RateKey, recipients: int) -> Breach | None:
+    def known(self, key: RateKey, recipients: int) -> Breach | None:
         """The limit a message to `recipients` recipients would pass, as far as this
-        process knows without asking the database: at MAIL (0) and at each RCPT."""
+        process knows without asking the database."""
         now = self.clock()
         seen = self._seen.get(key)
         counts = seen.still(now) if seen is not None else {}
-        return over(key, self.quota(key), counts, now, recipients)
+        return over(key, self.limits(key), counts, now, recipients)
 
     def charge(self, conn: Connection, key: RateKey, recipients: int, now: float) -> Charged:
         """In the transaction that stores a message: the limit it would pass, if any
@@ -229,17 +271,19 @@ class RateLimiter:
         here, once for every process and node. May run again if the writer redoes
         its batch: it keeps nothing of its own until `learn`.
         """
-        if not self.limited(key):
+        limits = self.limits(key)
+        if not limits:
             return Charged(key, Seen(now, {}))
         if now >= self._next_prune:
             rate_counts.prune(conn, now)
             self._next_prune = now + _PRUNE_SECONDS
-        counts = rate_counts.current(conn, str(key), now)
-        breach = over(key, self.quota(key), counts, now, recipients)
+        counting = rate_counts.counting(conn)
+        counts = counting.current(str(key), now)
+        breach = over(key, limits, counts, now, recipients)
         if breach is None:
-            rate_counts.add(conn, str(key), recipients, now)
-            added = {seconds: counts[seconds].plus(1, recipients) for seconds in WINDOWS}
-            return Charged(key, Seen(now, added))
+            counting.add(str(key), recipients, now)
+            one = Count(1, recipients)
+            return Charged(key, Seen(now, {s: count.plus(one) for s, count in counts.items()}))
         audited = breach.limit in AUDITED and rate_counts.first_breach(
             conn, str(key), breach.limit, breach.window_start, now
         )
@@ -259,9 +303,17 @@ class RateLimiter:
             now = self.clock()
             self._seen = {k: s for k, s in self._seen.items() if s.still(now)}
 
-    async def refused_early(self, db: Database, breach: Breach) -> None:
-        """Count a refusal `early` found; the first of an audited quota in this
-        process per window asks the database whether it is the first anywhere."""
+    async def early(self, db: Database, key: RateKey, recipients: int) -> Breach | None:
+        """`known`, for a refusal before the message is stored: at MAIL (0 recipients),
+        at each RCPT, and as intake begins. A refusal is counted, and the first of an
+        audited quota in this process per window asks the database whether it is the
+        first anywhere (then audits it)."""
+        breach = self.known(key, recipients)
+        if breach is not None:
+            await self._refused_early(db, breach)
+        return breach
+
+    async def _refused_early(self, db: Database, breach: Breach) -> None:
         self._note(breach)
         mark = (breach.key, breach.limit, breach.window_start)
         if breach.limit not in AUDITED or mark in self._audited:

@@ -195,6 +195,15 @@ def test_settings_errors_name_the_key_and_the_fix(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as raised:
         load_settings(config)
     assert "no relay network is called 'lab'" in str(raised.value)
+    # Its name is what the network is counted as: bounded, as the count's key is.
+    config.write_text(
+        f"relay_networks:\n  - name: {'x' * 101}\n    networks: [10.0.0.0/8]\n"
+        "    domains: [lab.example.org]\n"
+    )
+    with pytest.raises(SettingsError) as raised:
+        load_settings(config)
+    assert "relay_networks[0].name: is longer than 100 characters" in str(raised.value)
+    assert "Fix: shorten it to at most 100 characters" in str(raised.value)
 
 
 def test_counts_start_again_when_the_window_ends(db: Database) -> None:
@@ -218,10 +227,10 @@ def test_counts_start_again_when_the_window_ends(db: Database) -> None:
     breach = charge(start + 2)
     assert breach.limit == "messages_per_minute" and breach.retry_after == math.ceil(47.5)
     limiter.clock = lambda: start + 3
-    assert limiter.early(key, 0) == Breach(key, breach.limit, 2, breach.window_start, 47)
+    assert limiter.known(key, 0) == Breach(key, breach.limit, 2, breach.window_start, 47)
     assert charge(start + 2 + breach.retry_after) is None  # the next minute
     limiter.clock = lambda: start + 60
-    assert limiter.early(key, 0) is not None  # the hour is used up now
+    assert limiter.known(key, 0) is not None  # the hour is used up now
     hour = charge(start + 61)
     assert hour.limit == "messages_per_hour" and hour.retry_after == 3600 - 71
     assert charge(start + 3600, recipients=2).limit == "recipients_per_day"
@@ -230,7 +239,7 @@ def test_counts_start_again_when_the_window_ends(db: Database) -> None:
     assert rows == 1  # the day's; the ended minutes' and hour's were removed
     assert window_start(start, 60) == 1_800_000_000
     after = metrics.RATE_LIMITED.labels("messages_per_minute")._value.get()
-    assert after == before + 1  # early only answers; a refusal is counted where it is made
+    assert after == before + 1  # `known` only answers; a refusal is counted where it is made
 
 
 @pytest.fixture
@@ -269,3 +278,21 @@ def test_two_nodes_on_one_database_share_the_count(tmp_path: Path, postgres_url:
     finally:
         engine.dispose()
     assert count == 4
+
+
+def test_a_batch_sees_its_own_messages_and_writes_them_once(db: Database) -> None:
+    """Messages committed together (the writer's group commit) count each other before
+    the COMMIT: the one past the limit is refused, the others written in one upsert."""
+    limiter = RateLimiter(RateLimitsConfig(defaults=RateQuota(messages_per_minute=2)))
+    key = RateKey("network", "lab")
+    now = 1_800_000_000 + 5.0
+    with db.transaction() as conn:
+        breaches = [limiter.charge(conn, key, 2, now).breach for _ in range(3)]
+    assert breaches[:2] == [None, None]
+    assert breaches[2] is not None and breaches[2].limit == "messages_per_minute"
+    assert 'for network "lab"' in breaches[2].text
+    with db.reading() as conn:
+        used = {u.limit: u.used for u in limiter.usage(conn, key, now)}
+        rows = conn.execute(select(func.count()).select_from(rate_counts)).scalar_one()
+    assert used["messages_per_minute"] == 2 and used["recipients_per_day"] == 4
+    assert rows == 3  # one per window for this process

@@ -712,14 +712,11 @@ class Handler:
         rates, key = self.ctx.rates, server.state.rate_key
         if rates is None or key is None:
             return None
-        breach = rates.early(key, recipients)
+        breach = await rates.early(self.ctx.db, key, recipients)
         if breach is None:
             return None
-        await rates.refused_early(self.ctx.db, breach)
-        stage = "rcpt" if recipients else "mail"
-        if breach.limit == "recipients_per_message":
-            return await self._refuse(server, f"452 4.5.3 {breach.text}", stage)
-        return await self._refuse(server, f"451 4.7.1 {breach.text}", stage)
+        code, text = breach.smtp
+        return await self._refuse(server, f"{code} {text}", "rcpt" if recipients else "mail")
 
     async def handle_RCPT(
         self,

@@ -3,9 +3,12 @@
 A window is a UTC minute, hour or day (`WINDOWS`); its count is the sum of
 one row per writer, the server process that counted (`writer_id`). A process
 only ever changes its own rows, so processes and nodes on one database never
-wait for each other's row locks, and the count is read with the statement
-that decides (gateway.ratelimit). The statements are compiled once per
-dialect (gateway.store.prepared): they run in the accept's own transaction.
+wait for each other's row locks. Counting runs in the accept's own
+transaction, which the writer commits for a batch of messages: a sender's
+windows are read once per transaction, and what its messages add is written
+in one upsert just before the COMMIT (gateway.store.database.before_commit),
+so a batch costs a statement per sender and one more, not two per message.
+The statements are compiled once per dialect (gateway.store.prepared).
 """
 
 from __future__ import annotations
@@ -13,14 +16,16 @@ from __future__ import annotations
 import functools
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select
 
+from gateway.store.database import before_commit, transaction_cache
 from gateway.store.prepared import Prepared
 from gateway.store.schema import rate_breaches, rate_counts
 from gateway.store.upsert import dialect_insert
 
+_BATCH = "rate_counts"
 MINUTE, HOUR, DAY = 60, 3600, 86400
 WINDOWS = (MINUTE, HOUR, DAY)
 # PostgreSQL: one lock id for "removing old counts" (held until COMMIT).
@@ -32,8 +37,8 @@ class Count:
     messages: int = 0
     recipients: int = 0
 
-    def plus(self, messages: int, recipients: int) -> Count:
-        return Count(self.messages + messages, self.recipients + recipients)
+    def plus(self, other: Count) -> Count:
+        return Count(self.messages + other.messages, self.recipients + other.recipients)
 
 
 def window_start(now: float, seconds: int) -> int:
@@ -56,7 +61,7 @@ def writer_id() -> str:
     return _writer[1]
 
 
-_CURRENT = Prepared(
+_SUMS = Prepared(
     select(
         rate_counts.c.window_seconds,
         func.sum(rate_counts.c.messages),
@@ -78,11 +83,71 @@ _CURRENT = Prepared(
 )
 
 
-def current(conn: Connection, key: str, now: float) -> dict[int, Count]:
-    """The counts of the windows holding `now`, by window length (all writers summed)."""
-    rows = _CURRENT.run(conn, {"key": key, **_starts(now)}).fetchall()
+def read(conn: Connection, key: str, now: float) -> dict[int, Count]:
+    """The counts of the windows holding `now`, by window length, every writer's summed."""
+    rows = _SUMS.run(conn, {"key": key, **_starts(now)}).fetchall()
     found = {int(seconds): Count(int(sent), int(recipients)) for seconds, sent, recipients in rows}
     return {seconds: found.get(seconds, Count()) for seconds in WINDOWS}
+
+
+@dataclass
+class Counting:
+    """One write transaction's counting (`counting`): each sender's windows read once,
+    and what its messages add, written in one upsert just before the COMMIT."""
+
+    conn: Connection
+    stored: dict[tuple[str, tuple[int, ...]], dict[int, Count]] = field(default_factory=dict)
+    added: dict[tuple[str, int, int], Count] = field(default_factory=dict)
+
+    def current(self, key: str, now: float) -> dict[int, Count]:
+        """`read`, with what this transaction counted since."""
+        starts = tuple(window_start(now, seconds) for seconds in WINDOWS)
+        stored = self.stored.get((key, starts))
+        if stored is None:
+            stored = self.stored[(key, starts)] = read(self.conn, key, now)
+        counts = {}
+        for seconds, start in zip(WINDOWS, starts, strict=True):
+            added = self.added.get((key, seconds, start))
+            counts[seconds] = stored[seconds] if added is None else stored[seconds].plus(added)
+        return counts
+
+    def add(self, key: str, recipients: int, now: float) -> None:
+        """Count one message to `recipients` recipients in each window holding `now`."""
+        one = Count(1, recipients)
+        for seconds in WINDOWS:
+            slot = (key, seconds, window_start(now, seconds))
+            found = self.added.get(slot)
+            self.added[slot] = one if found is None else found.plus(one)
+
+    def write(self, conn: Connection) -> None:
+        if not self.added:
+            return
+        writer = writer_id()
+        _add(conn.dialect.name).run_many(
+            conn,
+            [
+                {
+                    "key": key,
+                    "window_seconds": seconds,
+                    "window_start": start,
+                    "writer": writer,
+                    "messages": count.messages,
+                    "recipients": count.recipients,
+                }
+                for (key, seconds, start), count in sorted(self.added.items())
+            ],
+        )
+
+
+def counting(conn: Connection) -> Counting:
+    """This write transaction's counting (of `Database.write` or `Database.transaction`,
+    which write what it added before their COMMIT)."""
+    cache = transaction_cache(conn)
+    found: Counting | None = cache.get(_BATCH)
+    if found is None:
+        found = cache[_BATCH] = Counting(conn)
+        before_commit(conn, _BATCH, found.write)
+    return found
 
 
 @functools.cache
@@ -97,25 +162,6 @@ def _add(dialect: str) -> Prepared:
     )
     return Prepared(
         upsert, ["key", "window_seconds", "window_start", "writer", "messages", "recipients"]
-    )
-
-
-def add(conn: Connection, key: str, recipients: int, now: float) -> None:
-    """Count one message to `recipients` recipients in each window holding `now`."""
-    writer = writer_id()
-    _add(conn.dialect.name).run_many(
-        conn,
-        [
-            {
-                "key": key,
-                "window_seconds": seconds,
-                "window_start": window_start(now, seconds),
-                "writer": writer,
-                "messages": 1,
-                "recipients": recipients,
-            }
-            for seconds in WINDOWS
-        ],
     )
 
 
