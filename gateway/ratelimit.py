@@ -318,6 +318,8 @@ class RateLimiter:
         mark = (breach.key, breach.limit, breach.window_start)
         if breach.limit not in AUDITED or mark in self._audited:
             return
+        if len(self._audited) > 10_000:  # the database still knows which were audited
+            self._audited.clear()
         self._audited.add(mark)
         try:
             await db.write(partial(_audit_first, breach=breach, now=self.clock()))

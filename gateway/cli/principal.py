@@ -219,7 +219,9 @@ def principal_usage(
     and their recipients, summed over every process and node on the database;
     windows are fixed UTC minutes, hours and days. A message that would pass a
     limit is refused with 451 4.7.1 and the seconds until its window ends
-    (docs/rate-limits.md).
+    (docs/rate-limits.md). For example:
+
+        phigate principal usage ehr1 -c /etc/phigate/phigate.yaml
     """
     import time
 
@@ -253,7 +255,7 @@ def principal_usage(
             }
         )
         return
-    click.echo(f"Principal {name!r}, limits from {source} (0 or none: unlimited):")
+    click.echo(f"Principal {name!r}, limits from {source}:")
     for u in used:
         allowed = "unlimited" if u.allowed is None else str(u.allowed)
         if u.used is None:
