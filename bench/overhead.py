@@ -63,7 +63,7 @@ def relay_runs(flag: str, modes: Sequence[bool]) -> list[dict[str, Any]]:
         if proc.returncode != 0:
             raise SystemExit(f"relay.py failed ({proc.returncode}):\n{err[-2000:]}")
         report = json.loads(out)
-        assert report[flag.removeprefix("--")] is on
+        assert report[flag.removeprefix("--").replace("-", "_")] is on
         runs.append(report["runs"][0])
     return runs
 

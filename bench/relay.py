@@ -43,6 +43,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import yaml
 from loadgen import RECIPIENT  # where the load generator sends (bench/ is on sys.path)
 
+from gateway.config import RATE_LIMIT_NAMES
+
 if TYPE_CHECKING:
     from gateway.config import Settings
 
@@ -60,6 +62,8 @@ MAX_TREE = 256  # at most this many processes are followed in phigate's process 
 MAX_PROCESSES = 64  # phigate's own limit for `processes`
 HAVE_CHILDREN_FILES = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists()
 MAX_BENCH_SECONDS = 4 * 3600.0  # nothing here runs longer than this
+# Sending limits every message is counted against but no run reaches (--rate-limits).
+UNREACHED_RATE_LIMIT = 1_000_000_000
 # Targets on a 2-core machine (bench/README.md).
 TARGET_SESSIONS = 10
 TARGET_RATE = 400
@@ -507,6 +511,8 @@ class Phigate:
     metrics: bool = False  # the metrics listener on, values in multiprocess files
     forward_port: int | None = None  # the audit forwarder on, to bench/syslog_sink.py here
     archive: bool = False  # every accepted message archived (storage in the database)
+    # Every message counted against sending limits it never reaches; False: limits off.
+    rate_limits: bool = False
     web_tls: bool = False  # the web app (portal, reviewer, consent API) over HTTPS
     # `limits` as given; None: the connection limits raised for many sessions from one address.
     limits: dict[str, Any] | None = None
@@ -561,6 +567,12 @@ class Phigate:
             "web": {"address": f"127.0.0.1:{self.web_port}", "tls": self.web_tls},
             "audit": {"forward": self.forward_settings()},
             "archive": {"enabled": self.archive},
+            # Off, or so high that no run reaches them: the defaults would refuse the load.
+            "rate_limits": {
+                "defaults": dict.fromkeys(
+                    RATE_LIMIT_NAMES, UNREACHED_RATE_LIMIT if self.rate_limits else 0
+                )
+            },
         }
 
     def raised_limits(self) -> dict[str, Any]:
@@ -1279,6 +1291,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "bench/archive_write.py compares).",
     )
     parser.add_argument(
+        "--rate-limits",
+        action="store_true",
+        help="Check and count every message against sending limits (rate_limits) set too "
+        "high to be reached (bench/rate_limit_overhead.py compares); without it the "
+        "limits are off, as the defaults would refuse the load.",
+    )
+    parser.add_argument(
         "--forward",
         action="store_true",
         help="Turn the audit forwarder on, sending to bench/syslog_sink.py over TLS "
@@ -1333,6 +1352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.metrics,
             free_port() if args.forward else None,
             archive=args.archive,
+            rate_limits=args.rate_limits,
         )
         gate.prepare()
         if gate.forward_port is not None:
@@ -1442,6 +1462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "marketing": args.marketing,
             "metrics": args.metrics,
             "archive": args.archive,
+            "rate_limits": args.rate_limits,
             "forward": args.forward,
             "forward_behind_events": forward_behind,
             "forwarded_frames": forwarded_frames,

@@ -2,12 +2,14 @@
 
     .venv/bin/python bench/store_path.py                   # 2000 messages, one at a time
     .venv/bin/python bench/store_path.py --together 10     # ten in flight, as with sessions
+    .venv/bin/python bench/store_path.py --rate-limits     # sending limits counted too
     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out \\
         .venv/bin/python bench/store_path.py --messages 300 --warm-up 50
 
 Each message goes through the statements the server runs for it, through
 the group-committing writer as the server does: the accept (message, job
-and audit events, durable), the claim (lease and load the message), and the
+and audit events, durable; with --rate-limits the sender's sending limits
+checked and counted first), the claim (lease and load the message), and the
 outcome (finish the job, audit it, shred the content). No SMTP, sealing or
 signing: what is left is the store's Python, SQLAlchemy's and SQLite's. It
 prints the process's CPU time (all threads) per message; under callgrind,
@@ -31,7 +33,8 @@ from sqlalchemy import Connection, func, select
 
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
-from gateway.config import LimitsConfig
+from gateway.config import RATE_LIMIT_NAMES, LimitsConfig, RateLimitsConfig, RateQuota
+from gateway.ratelimit import RateKey, RateLimiter
 from gateway.store import queue
 from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database
@@ -39,6 +42,7 @@ from gateway.store.keyring import Sealed
 from gateway.store.schema import jobs, messages
 
 OWNER = "bench:1"
+SENDER = RateKey("principal", "bench")
 INLINE_SIZE = LimitsConfig().large_message_size  # what the server loads with a claim
 SEALED = Sealed("k1", os.urandom(60), os.urandom(5 * 1024))  # a 5 KB message, as sealed
 
@@ -88,11 +92,13 @@ def accept(
     return record, [job], events
 
 
-async def one_message(db: Database, now: float) -> None:
+async def one_message(db: Database, rates: RateLimiter | None, now: float) -> None:
     queue_id = queue.new_queue_id(now)
     record, jobs, events = accept(queue_id, now)
 
     def store(conn: Connection) -> None:
+        if rates is not None and rates.charge(conn, SENDER, len(jobs), now).breach is not None:
+            raise RuntimeError("a sending limit was reached: raise --rate-limit")
         queue.insert_message(conn, record, jobs)
         trail.append(conn, events)
 
@@ -137,11 +143,11 @@ async def one_message(db: Database, now: float) -> None:
         await db.write(outcome, durable=False)
 
 
-async def run(db: Database, messages: int, together: int) -> None:
+async def run(db: Database, rates: RateLimiter | None, messages: int, together: int) -> None:
     for start in range(0, messages, together):
         now = time.time()
         await asyncio.gather(
-            *(one_message(db, now) for _ in range(min(together, messages - start)))
+            *(one_message(db, rates, now) for _ in range(min(together, messages - start)))
         )
 
 
@@ -151,7 +157,14 @@ def main() -> int:
     parser.add_argument("--together", type=int, default=1, help="messages in flight at once")
     parser.add_argument("--warm-up", type=int, default=200)
     parser.add_argument("--database-url", help="default: SQLite in a temporary directory")
+    parser.add_argument(
+        "--rate-limits",
+        action="store_true",
+        help="Check and count each message against sending limits it never reaches.",
+    )
     args = parser.parse_args()
+    quota = RateQuota(**dict.fromkeys(RATE_LIMIT_NAMES, 1_000_000_000))
+    rates = RateLimiter(RateLimitsConfig(defaults=quota)) if args.rate_limits else None
     workdir = Path(tempfile.mkdtemp(prefix="phigate-store-path-"))
     db = Database(
         args.database_url or f"sqlite:///{workdir / 'phigate.db'}",
@@ -160,9 +173,9 @@ def main() -> int:
     try:
         db.migrate()
         db.start()
-        asyncio.run(run(db, args.warm_up, args.together))
+        asyncio.run(run(db, rates, args.warm_up, args.together))
         commits, cpu, wall = db.batches, time.process_time(), time.perf_counter()
-        asyncio.run(run(db, args.messages, args.together))
+        asyncio.run(run(db, rates, args.messages, args.together))
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         commits = db.batches - commits
         with db.reading() as conn:
@@ -179,7 +192,8 @@ def main() -> int:
         db.close()
         shutil.rmtree(workdir, ignore_errors=True)
     print(
-        f"{args.messages} messages, {args.together} at a time: "
+        f"{args.messages} messages, {args.together} at a time"
+        f"{', sending limits counted' if rates else ''}: "
         f"{1000 * cpu / args.messages:.3f} ms CPU per message "
         f"({1000 * wall / args.messages:.2f} ms wall; {commits} commits)"
     )

@@ -64,6 +64,7 @@ from gateway.portal.expiry import Expiry
 from gateway.portal.notices import Notices, NoticeTemplateError
 from gateway.portal.outbox import LISTENER as PORTAL_LISTENER
 from gateway.portal.replying import ReplyResult
+from gateway.ratelimit import RateLimiter
 from gateway.reports import consumer
 from gateway.reports.daily import DailyReports
 from gateway.runstate import PID_FILE
@@ -253,6 +254,7 @@ def build(
         )
         inspector = Inspector(settings.inspection)
         on_error.callback(inspector.close)
+        rates = RateLimiter(settings.rate_limits)
         intake = Intake(
             db,
             keyring,
@@ -278,6 +280,7 @@ def build(
             signer=signer,
             wait_for_delivery=delivery.wait_for_capacity,
             archive=archive_writer(settings),
+            rates=rates,
         )
         readiness = Readiness(db, keyring)
         parts = Parts(
@@ -288,7 +291,7 @@ def build(
             links=links,
             delivery=delivery,
             intake=intake,
-            listeners=_listener_contexts(settings, db, intake, mailto, tls_context),
+            listeners=_listener_contexts(settings, db, intake, mailto, tls_context, rates),
             web_app=create_app(
                 db,
                 settings.consent,
@@ -474,9 +477,10 @@ def _listener_contexts(
     intake: Intake,
     mailto: MailtoUnsubscribe,
     tls_context: ssl.SSLContext | None,
+    rates: RateLimiter,
 ) -> list[ListenerContext]:
     """What the sessions of each listener share; the intake, authenticator, AUTH
-    guard and mailto opt-outs are shared by all listeners."""
+    guard, mailto opt-outs and sending limits are shared by all listeners."""
     # On PostgreSQL, where several nodes may serve, they count failed AUTH together.
     guard = AuthGuard(
         _per_process(settings.limits, settings.processes),
@@ -501,6 +505,7 @@ def _listener_contexts(
                 relay_networks=list(settings.relay_networks),
                 tls_context=tls_context if listener.tls != "none" else None,
                 unsubscribe=mailto if listener.accept_unsubscribe else None,
+                rates=rates,
             )
         )
     return contexts

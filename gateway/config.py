@@ -14,7 +14,14 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from gateway.clients import IPAddress, unmapped
 from gateway.mail.addresses import AddressError, normalise, normalise_domain, signing_domain
@@ -79,6 +86,89 @@ class LimitsConfig(_Strict):
     auth_backoff_max: float = Field(default=8.0, ge=0)
     auth_lockout_after: int = Field(default=5, gt=0)
     auth_lockout_seconds: float = Field(default=900.0, gt=0)
+
+
+# The sending limits a principal (or a relay network, later an API token) has,
+# in the order a refusal names them.
+RATE_LIMIT_NAMES = (
+    "messages_per_minute",
+    "messages_per_hour",
+    "messages_per_day",
+    "recipients_per_message",
+    "recipients_per_day",
+)
+
+
+class RateQuota(_Strict):
+    """One sender's limits; 0 or null: unlimited. Under `rate_limits.principals` and
+    `rate_limits.networks`, only the keys written override the defaults."""
+
+    messages_per_minute: int | None = Field(default=300, ge=0)
+    messages_per_hour: int | None = Field(default=5_000, ge=0)
+    messages_per_day: int | None = Field(default=20_000, ge=0)
+    # The listener's `limits.max_recipients` still applies: the smaller wins.
+    recipients_per_message: int | None = Field(default=100, ge=0)
+    recipients_per_day: int | None = Field(default=50_000, ge=0)
+
+    def limit(self, name: str) -> int | None:
+        """The limit `name` (one of RATE_LIMIT_NAMES); None when unlimited."""
+        value: int | None = getattr(self, name)
+        return value or None
+
+    def overridden_by(self, override: RateQuota | None) -> RateQuota:
+        """These limits with the keys `override` sets."""
+        if override is None:
+            return self
+        return self.model_copy(
+            update={name: getattr(override, name) for name in override.model_fields_set}
+        )
+
+    def contradiction(self) -> str | None:
+        """A limit that can never be reached because a shorter one is larger, if any."""
+        pairs = (
+            ("messages_per_minute", "messages_per_hour"),
+            ("messages_per_hour", "messages_per_day"),
+            ("recipients_per_message", "recipients_per_day"),
+        )
+        for short, long in pairs:
+            small, large = self.limit(short), self.limit(long)
+            if small is not None and large is not None and small > large:
+                return (
+                    f"{short} ({small}) is more than {long} ({large}), "
+                    f"so {short} can never be reached"
+                )
+        return None
+
+
+class RateLimitsConfig(_Strict):
+    """Per-sender sending limits, counted in the database for every process and
+    node on it (docs/rate-limits.md). Over a limit: 451 4.7.1 with the seconds
+    to wait (recipients in one message: 452 4.5.3)."""
+
+    # The limits of every sender that has no override below.
+    defaults: RateQuota = RateQuota()
+    # By principal name: the keys written replace the defaults' for it.
+    principals: dict[str, RateQuota] = Field(default_factory=dict)
+    # By relay network name (`relay_networks`): mail sent without AUTH from
+    # one of its networks counts against the network's limits.
+    networks: dict[str, RateQuota] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_quotas(self) -> RateLimitsConfig:
+        quotas = [("defaults", self.defaults)]
+        quotas += [(f"principals.{n}", self.for_principal(n)) for n in self.principals]
+        quotas += [(f"networks.{n}", self.for_network(n)) for n in self.networks]
+        for where, quota in quotas:
+            problem = quota.contradiction()
+            if problem is not None:
+                raise ValueError(f"{where}: {problem}")
+        return self
+
+    def for_principal(self, name: str) -> RateQuota:
+        return self.defaults.overridden_by(self.principals.get(name))
+
+    def for_network(self, name: str) -> RateQuota:
+        return self.defaults.overridden_by(self.networks.get(name))
 
 
 def _check_network_list(value: list[str]) -> list[str]:
@@ -191,7 +281,8 @@ class ListenerConfig(_Strict):
 class RelayNetwork(_Strict):
     """A network allowed to relay without AUTH (legacy EHRs), still restricted to domains."""
 
-    name: str
+    # Its mail is counted against `rate_limits` under this name (at most 100 characters).
+    name: str = Field(min_length=1, max_length=100)
     networks: list[str]
     # Envelope sender domains (MAIL FROM); the From: header may name them too.
     domains: list[str] = Field(min_length=1)
@@ -955,6 +1046,7 @@ class Settings(_Strict):
     listeners: list[ListenerConfig] = Field(default_factory=lambda: [ListenerConfig()])
     relay_networks: list[RelayNetwork] = Field(default_factory=list)
     limits: LimitsConfig = LimitsConfig()
+    rate_limits: RateLimitsConfig = RateLimitsConfig()
     received_header: ReceivedHeaderConfig = ReceivedHeaderConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     inspection: InspectionConfig = InspectionConfig()
@@ -981,6 +1073,21 @@ class Settings(_Strict):
     # Create a dev principal on first start (embedded defaults only).
     dev_principal: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _check_rate_networks(
+        cls, value: RateLimitsConfig, info: ValidationInfo
+    ) -> RateLimitsConfig:
+        known = [relay.name for relay in info.data.get("relay_networks", [])]
+        for name in value.networks:
+            if name not in known:
+                names = ", ".join(known) or "none is configured"
+                raise ValueError(
+                    f"networks.{name}: no relay network is called {name!r} "
+                    f"(relay_networks: {names})"
+                )
+        return value
 
     # A field validator (not a model one) so the error is reported at `listeners`.
     @field_validator("listeners")

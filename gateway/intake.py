@@ -47,6 +47,7 @@ from gateway.policy.evaluate import Evaluation, consider
 from gateway.policy.facts import Envelope
 from gateway.portal import passphrase as passphrases
 from gateway.portal.outbox import LISTENER as PORTAL_LISTENER
+from gateway.ratelimit import Charged, RateKey, RateLimiter
 from gateway.store import queue
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring, Sealed
@@ -73,6 +74,8 @@ class Submission:
     sender: str
     recipients: tuple[str, ...]
     content: bytes
+    # Whose sending limits the message counts against; None: no limits (the portal's replies).
+    rate_key: RateKey | None = None
 
     @property
     def envelope(self) -> Envelope:
@@ -241,6 +244,7 @@ class Intake:
         mailto: MailtoUnsubscribe | None = None,
         wait_for_delivery: Callable[[], Awaitable[None]] | None = None,
         archive: archive_writer.ArchiveWriter | None = None,
+        rates: RateLimiter | None = None,
     ) -> None:
         self.db = db
         self.keyring = keyring
@@ -261,6 +265,8 @@ class Intake:
         self.passphrase_header = passphrase_header
         # With archive.enabled: every accepted message's sealed copy, kept with it.
         self.archive = archive
+        # Sending limits per principal or relay network, checked and counted as a message is stored.
+        self.rates = rates
 
     async def accept(self, submission: Submission) -> Reply:
         """Decide, and store what may be delivered; the reply for the client."""
@@ -276,6 +282,9 @@ class Intake:
     async def _accept(self, submission: Submission) -> Reply:
         now = time.time()
         queue_id = queue.new_queue_id(now)
+        refusal = await self._over_limit_early(submission)
+        if refusal is not None:  # no inspection, nothing stored
+            return refusal
         # Before anything reads the content: the passphrase is never inspected,
         # stored or delivered, whatever the policy decides.
         content, passphrase_fields = take_fields(submission.content, self.passphrase_header)
@@ -333,6 +342,14 @@ class Intake:
         return await self._store(
             queue_id, submission, message_id, (policy, evaluation, passphrase_hash), decisions, now
         )
+
+    async def _over_limit_early(self, submission: Submission) -> Reply | None:
+        """The sender's limit this message would pass, as far as this process knows."""
+        key = submission.rate_key
+        if self.rates is None or key is None:
+            return None
+        breach = await self.rates.early(self.db, key, len(submission.recipients))
+        return None if breach is None else Reply(*breach.smtp)
 
     async def _refuse(self, queue_id: str, events: list[AuditEvent], reply: Reply) -> Reply:
         """Nothing is stored but the audit of the decisions and of the refusal."""
@@ -427,8 +444,15 @@ class Intake:
         ]
         dsn = self._refusal_notice(queue_id, submission, message_id, evaluation.refused, now)
 
-        def store(conn: Connection) -> None:
+        rates, key = self.rates, submission.rate_key
+
+        def store(conn: Connection) -> Charged | None:
             # May run again if the writer redoes its batch: build nothing it keeps.
+            charged = None
+            if rates is not None and key is not None:
+                charged = rates.charge(conn, key, len(new_jobs), now)
+                if charged.breach is not None:
+                    return charged  # over a limit: nothing stored, nothing counted
             queue.insert_message(conn, record, new_jobs)
             if archived is not None:
                 archive_writer.record(conn, archived)
@@ -438,12 +462,18 @@ class Intake:
                 why = "refused by policy"
                 notices.append(queue_dsn(conn, dsn, queue_id, submission.sender, now, why))
             trail.append(conn, [*events, *notices])
+            return charged
 
         try:
-            await self.db.write(store)
+            charged = await self.db.write(store)
         except Exception:
             event(log, "store_failed", logging.ERROR, queue_id=queue_id)
             return Reply(451, "4.3.0 Message could not be stored; try again later")
+        if rates is not None and charged is not None:
+            rates.learn(charged)
+            if charged.breach is not None:
+                event(log, "rate_limited", queue_id=queue_id, limit=charged.breach.limit)
+                return Reply(*charged.breach.smtp)
         event(
             log,
             "accepted",

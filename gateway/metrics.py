@@ -36,6 +36,7 @@ CONNECTIONS: Counter
 PROXY_HEADERS: Counter
 AUTH: Counter
 REFUSALS: Counter
+RATE_LIMITED: Counter
 ACCEPTED: Counter
 INTAKE_SECONDS: Histogram
 IN_FLOW_WAITS: Counter
@@ -68,6 +69,12 @@ def _define() -> dict[str, Counter | Histogram]:
             "phigate_smtp_refusals",
             "4xx/5xx SMTP replies by reply code and enhanced status code.",
             ["code", "status"],
+        ),
+        "RATE_LIMITED": Counter(
+            "phigate_rate_limited",
+            "Messages and recipients refused for a sender's sending limit (rate_limits), by"
+            " limit: messages_per_minute, _hour, _day, recipients_per_message, _day.",
+            ["limit"],
         ),
         "ACCEPTED": Counter(
             "phigate_messages_accepted",
@@ -152,6 +159,7 @@ _NAMES = frozenset(
         "PROXY_HEADERS",
         "AUTH",
         "REFUSALS",
+        "RATE_LIMITED",
         "ACCEPTED",
         "INTAKE_SECONDS",
         "PHI_FINDINGS",

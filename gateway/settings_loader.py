@@ -37,6 +37,15 @@ SETTINGS_SCHEMA = ModelSchema(
         ("listener names must be unique", 'give each listener its own "name"'),
         ("at least one listener", 'add a listener, e.g. "- address: 127.0.0.1:2525"'),
         ("mode smarthost needs", "add e.g. smarthost: mail.example.org:587 under delivery"),
+        (
+            "can never be reached",
+            "raise the longer window's limit to at least the shorter one's, lower the "
+            "shorter one, or set the longer one to 0 (unlimited)",
+        ),
+        (
+            "no relay network is called",
+            "name a relay network of relay_networks, or remove the entry",
+        ),
         ("retry_schedule needs", "list seconds between attempts, e.g. [60, 300, 900]"),
     ),
     fallback_hint="see the comment for this setting in the template (phigate init)",

@@ -299,6 +299,11 @@ def _describe(
             f'add at least {least} {items} under this key, one per line starting with "- "',
         )
 
+    if kind == "string_too_long":
+        most = ctx.get("max_length")
+        return f"is longer than {most} characters", f"shorten it to at most {most} characters"
+    if kind == "string_too_short":
+        return "must not be empty", "write a value here"
     if kind == "too_long":
         most = ctx.get("max_length")
         return f"allows at most {most} item(s)", f"remove items until at most {most} remain"

@@ -29,6 +29,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from databases import server_database
 
+from gateway.config import RATE_LIMIT_NAMES
+
 PHIGATE = [sys.executable, "-m", "gateway.cli"]
 
 
@@ -161,6 +163,9 @@ def settings_for(data_dir: Path, port: int, **sections: Any) -> dict[str, Any]:
         },
         "limits": {"auth_backoff_base": 0.0, "auth_backoff_max": 0.0},
         "web": {"address": f"127.0.0.1:{free_port()}"},
+        # Tests put load on a principal in seconds, as no clinic does: sending limits
+        # off, except where a test sets them (tests/test_rate_limits.py).
+        "rate_limits": {"defaults": dict.fromkeys(RATE_LIMIT_NAMES, 0)},
     }
     shared_cache = os.environ.get("PHIGATE_TEST_CACHE_DIR")  # set by conftest.detector_cache
     if shared_cache:

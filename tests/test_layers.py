@@ -38,7 +38,8 @@ LAYERS: list[list[str]] = [
     ["gateway.store"],
     ["gateway.audit"],
     # The parts the stages are built from.
-    ["gateway.inspect", "gateway.consent", "gateway.dkim", "gateway.smime"],
+    # ... and the sending limits the listener, intake and an API count against.
+    ["gateway.inspect", "gateway.consent", "gateway.dkim", "gateway.smime", "gateway.ratelimit"],
     ["gateway.policy"],
     # Bounces and DSNs: a stage that intake and delivery both hand mail to;
     # portal custody, notices and pages' content: what delivery and web share;

@@ -203,3 +203,62 @@ def principal_disable(name: str, config_file: str | None, data_dir: str | None) 
 def principal_enable(name: str, config_file: str | None, data_dir: str | None) -> None:
     """Allow NAME to authenticate again."""
     _set_enabled(name, True, config_file, data_dir)
+
+
+@principal.command("usage")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the limits and counts as JSON.")
+@config_options
+def principal_usage(
+    name: str, as_json: bool, config_file: str | None, data_dir: str | None
+) -> None:
+    """Show what NAME has sent in the current minute, hour and day against its limits.
+
+    The limits are `rate_limits` in phigate.yaml: the defaults, with NAME's
+    overrides under `rate_limits.principals`. Counts are of accepted messages
+    and their recipients, summed over every process and node on the database;
+    windows are fixed UTC minutes, hours and days. A message that would pass a
+    limit is refused with 451 4.7.1 and the seconds until its window ends
+    (docs/rate-limits.md). For example:
+
+        phigate principal usage ehr1 -c /etc/phigate/phigate.yaml
+    """
+    import time
+
+    from gateway.ratelimit import RateKey, RateLimiter
+
+    settings = cli_settings(config_file, data_dir)
+    limiter = RateLimiter(settings.rate_limits)
+    with open_store(settings) as db, db.reading() as conn:
+        if principals.get(conn, name) is None:
+            fail(f"no principal {name!r} (see `phigate principal ls`)", EXIT_USAGE)
+        used = limiter.usage(conn, RateKey("principal", name), time.time())
+    source = (
+        "rate_limits.principals." + name
+        if name in settings.rate_limits.principals
+        else ("rate_limits.defaults")
+    )
+    if as_json:
+        print_json(
+            {
+                "principal": name,
+                "limits_from": source,
+                "limits": {
+                    u.limit: {
+                        "allowed": u.allowed,
+                        "used": u.used,
+                        "window_seconds": u.window_seconds,
+                        "resets_in": u.resets_in,
+                    }
+                    for u in used
+                },
+            }
+        )
+        return
+    click.echo(f"Principal {name!r}, limits from {source}:")
+    for u in used:
+        allowed = "unlimited" if u.allowed is None else str(u.allowed)
+        if u.used is None:
+            click.echo(f"  {u.limit:<24} {allowed:>10} per message")
+            continue
+        click.echo(f"  {u.limit:<24} {u.used:>10} of {allowed:<10} window ends in {u.resets_in} s")

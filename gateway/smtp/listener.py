@@ -29,6 +29,7 @@ from gateway.intake import Intake, Submission
 from gateway.logs import event
 from gateway.mail.addresses import AddressError, domain_of, normalise
 from gateway.mail.headers import author_domains
+from gateway.ratelimit import RateKey, RateLimiter
 from gateway.smtp.auth import Authenticator, AuthGuard
 from gateway.smtp.content import author_refusal, content_problem
 from gateway.smtp.data import LargeMessages, read_data
@@ -85,6 +86,8 @@ class ListenerContext:
     tls_context: ssl.SSLContext | None
     # Set on listeners with `accept_unsubscribe`: opt-outs by mail, without AUTH.
     unsubscribe: MailtoUnsubscribe | None = None
+    # Sending limits per principal and relay network (the same as intake's).
+    rates: RateLimiter | None = None
     sessions: set[PhigateSMTP] = field(default_factory=set)
     accepting: bool = True
     # Audit events of sessions that have ended, still being written.
@@ -154,6 +157,15 @@ class SessionState:
     unsubscribe_only: bool = False
     # Further domains the principal's From: and Sender: may name.
     from_domains: tuple[str, ...] = ()
+
+    @property
+    def rate_key(self) -> RateKey | None:
+        """Whose sending limits this session's mail counts against (opt-outs: nobody's)."""
+        if self.principal is not None:
+            return RateKey("principal", self.principal)
+        if self.relay is not None and not self.unsubscribe_only:
+            return RateKey("network", self.relay.name)
+        return None
 
     @property
     def author_domains(self) -> tuple[str, ...]:
@@ -687,9 +699,24 @@ class Handler:
             return await self._refuse(
                 server, f"550 5.7.1 Sender not permitted for {who}", "mail", sender=sender
             )
+        refusal = await self._over_limit(server, 0)
+        if refusal is not None:
+            return refusal
         envelope.mail_from = sender
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Sender OK"
+
+    async def _over_limit(self, server: PhigateSMTP, recipients: int) -> str | None:
+        """The refusal of a message to `recipients` recipients over the sender's sending
+        limits, as far as this process knows (the store's check after DATA is exact)."""
+        rates, key = self.ctx.rates, server.state.rate_key
+        if rates is None or key is None:
+            return None
+        breach = await rates.early(self.ctx.db, key, recipients)
+        if breach is None:
+            return None
+        code, text = breach.smtp
+        return await self._refuse(server, f"{code} {text}", "rcpt" if recipients else "mail")
 
     async def handle_RCPT(
         self,
@@ -719,6 +746,9 @@ class Handler:
             problem = await self.ctx.unsubscribe.problem(recipient)
             if problem is not None:  # never a relay: nothing else without AUTH
                 return await self._refuse(server, problem, "rcpt", sender=sender)
+        refusal = await self._over_limit(server, len(envelope.rcpt_tos) + 1)
+        if refusal is not None:
+            return refusal
         envelope.rcpt_tos.append(recipient)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 Recipient OK"
@@ -751,6 +781,7 @@ class Handler:
             sender=sender,
             recipients=recipients,
             content=content,
+            rate_key=server.state.rate_key,
         )
         reply = await self.ctx.intake.accept(submission)
         return str(reply)

@@ -111,6 +111,7 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> Engine:
 
 
 _TXN_CACHE = "phigate_txn_cache"
+_BEFORE_COMMIT = "phigate_before_commit"
 _SHREDDED = "phigate_shredded"
 
 
@@ -118,6 +119,20 @@ def transaction_cache(conn: Connection) -> dict[str, Any]:
     """Values valid only until the current transaction (or savepoint) ends or rolls back."""
     cache: dict[str, Any] = conn.info.setdefault(_TXN_CACHE, {})
     return cache
+
+
+def before_commit(conn: Connection, name: str, work: Callable[[Connection], None]) -> None:
+    """Have `work` run once, as the last thing before this transaction's COMMIT, however
+    many of its operations ask (by `name`): for what a group-committed batch can write in
+    one statement instead of one per operation. Only in `Database.write` and
+    `Database.transaction`, which run it; a rollback forgets it."""
+    transaction_cache(conn).setdefault(_BEFORE_COMMIT, {})[name] = work
+
+
+def run_before_commit(conn: Connection) -> None:
+    """Run what `before_commit` asked for (Database's transactions do, before COMMIT)."""
+    for work in transaction_cache(conn).pop(_BEFORE_COMMIT, {}).values():
+        work(conn)
 
 
 def shredded(conn: Connection) -> None:
@@ -368,6 +383,7 @@ class Database:
         with self._exclusive() if behind_writers else contextlib.nullcontext():
             with self.write_engine.begin() as conn:
                 yield conn
+                run_before_commit(conn)
                 shred = _took_shredding(conn)
             if shred:
                 self.checkpoint()
@@ -471,6 +487,7 @@ class Database:
         with self._exclusive(), self._begin(durable=durable) as conn:
             for op in ops:
                 op.outcome = [True, op.fn(conn)]
+            run_before_commit(conn)
             if _took_shredding(conn) and self._checkpoint_at is None:
                 self._checkpoint_at = self._checkpointed_at + _CHECKPOINT_INTERVAL
             self._committing = True  # from here, a failure may leave it committed

@@ -572,3 +572,31 @@ auth_failures = Table(
     Column("locked_until", Float, nullable=False),
     Index("ix_auth_failures_last", "last"),
 )
+
+# Messages and recipients each sender sent in each fixed window (a UTC minute,
+# hour and day), one row per window and writer (a server process) that counted
+# them: a process only ever updates its own rows, so the nodes on one database
+# never wait on each other's locks; a window's count is the sum of its rows
+# (gateway.store.rate_counts, gateway.ratelimit).
+rate_counts = Table(
+    "rate_counts",
+    metadata,
+    Column("key", String(200), primary_key=True),  # "principal:NAME", "network:NAME"
+    Column("window_seconds", Integer, primary_key=True),  # 60, 3600 or 86400
+    Column("window_start", Integer, primary_key=True),  # Unix time, a multiple of the above
+    Column("writer", String(64), primary_key=True),  # the counting process, new at each start
+    Column("messages", Integer, nullable=False),
+    Column("recipients", Integer, nullable=False),
+    Index("ix_rate_counts_window_start", "window_start"),
+)
+
+# The hourly and daily limits a sender reached, once per window: the first to
+# insert the row audits the breach.
+rate_breaches = Table(
+    "rate_breaches",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("limit_name", String(32), primary_key=True),  # e.g. messages_per_hour
+    Column("window_start", Integer, primary_key=True),
+    Column("at", Float, nullable=False),
+)
