@@ -14,13 +14,16 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from needed import unavailable
-from private_postgres import PrivatePostgres, missing_binaries, running_postgres
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.exc import OperationalError
 
 from gateway.store.database import migrate
+
+if TYPE_CHECKING:
+    from private_postgres import PrivatePostgres
 
 # The PostgreSQL server: the one PHIGATE_TEST_POSTGRES names, or the one a developer's
 # machine runs.
@@ -131,6 +134,9 @@ def drop_server_databases() -> None:
 def private_postgres() -> Iterator[PrivatePostgres]:
     """A PostgreSQL server of the test's own (tests/private_postgres.py), started, and
     stopped and removed afterwards; fails or skips where it cannot run (see needed.py)."""
+    # Here, not at the top: private_postgres uses the harness, which uses this module.
+    from private_postgres import missing_binaries, running_postgres
+
     missing = missing_binaries()
     if missing is not None:
         unavailable(missing)
