@@ -624,8 +624,9 @@ class WebConfig(_Strict):
     # empty: https://<hostname>.
     public_url: str = ""
     # Open connections at most, per process (they share the SMTP listeners'
-    # file descriptors); one more is closed at once. Requests in progress are
-    # bounded by the same number (503 beyond it).
+    # file descriptors); one more is closed as soon as it is accepted, before
+    # any TLS handshake. Requests in progress are bounded by the same number
+    # (503 beyond it).
     max_connections: int = Field(default=1000, ge=1, le=100_000)
     # Of those, at most this many from one client (an IPv4 address or an
     # IPv6 /64), so that one client cannot hold them all; raise it when many
@@ -633,6 +634,8 @@ class WebConfig(_Strict):
     max_connections_per_ip: int = Field(default=100, ge=1, le=100_000)
     # Seconds a client has, after connecting and after each response, to send
     # a complete request (line, headers and body); then it is disconnected.
+    # With `tls`, the TLS handshake too must end within it (the request's time
+    # starts after the handshake).
     request_timeout: float = Field(default=10.0, gt=0, le=300)
 
     @field_validator("address")

@@ -34,6 +34,7 @@ _QUEUE_SECONDS = (0.1, 0.5, 1, 5, 30, 60, 300, 900, 3600, 14400, 86400, 432000)
 # Made on first use (see `configure`); these names are what the stages count with.
 CONNECTIONS: Counter
 PROXY_HEADERS: Counter
+WEB_REFUSED: Counter
 AUTH: Counter
 REFUSALS: Counter
 RATE_LIMITED: Counter
@@ -63,6 +64,12 @@ def _define() -> dict[str, Counter | Histogram]:
             "Connections to listeners behind a load balancer, by listener and what their PROXY"
             " protocol header came to.",
             ["listener", "result"],
+        ),
+        "WEB_REFUSED": Counter(
+            "phigate_web_connections_refused",
+            "Connections to the web app (or the metrics listener) closed at a connection limit"
+            " before their TLS handshake, by server and limit.",
+            ["server", "limit"],
         ),
         "AUTH": Counter("phigate_smtp_auth", "SMTP AUTH attempts by result.", ["result"]),
         "REFUSALS": Counter(
@@ -157,6 +164,7 @@ _NAMES = frozenset(
     {
         "CONNECTIONS",
         "PROXY_HEADERS",
+        "WEB_REFUSED",
         "AUTH",
         "REFUSALS",
         "RATE_LIMITED",

@@ -7,14 +7,16 @@ sockets as an attacker would hold them, httpx as a recipient's browser."""
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from harness import Phigate
+from harness import Phigate, free_port, insecure_context, wait_until
 from webgate import base_url
 
 MAX_CONNECTIONS = 30
@@ -162,3 +164,105 @@ def test_one_client_cannot_hold_every_connection(tmp_path: Path) -> None:
                 sock.close()
         with _connect(gateway, source="127.0.0.2") as again:  # its slots were released
             assert not _closed_within(again, 0.3)
+
+
+# With web.tls: the limits are applied before the TLS handshake.
+TLS_PER_IP = 2
+
+
+@pytest.fixture(scope="module")
+def https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phigate]:
+    gateway = Phigate(
+        tmp_path_factory.mktemp("web-limits-tls"),
+        web={
+            "tls": True,
+            "max_connections": MAX_CONNECTIONS,
+            "max_connections_per_ip": TLS_PER_IP,
+            "request_timeout": REQUEST_TIMEOUT,
+        },
+        metrics={"enabled": True, "address": f"127.0.0.1:{free_port()}"},
+    )
+    with gateway:
+        yield gateway
+
+
+def _client_hello() -> bytes:
+    """The first flight of a real TLS client (Python's ssl), as it goes on the wire."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = insecure_context().wrap_bio(incoming, outgoing, server_hostname="phigate.test")
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+def _answer_to_hello(gw: Phigate, source: str) -> bytes:
+    """All the server sends to a ClientHello from `source` until it closes or pauses."""
+    received = b""
+    with _connect(gw, _client_hello(), source) as sock:
+        sock.settimeout(2)
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            pass
+        except TimeoutError:  # the handshake awaits the client's next flight
+            assert received
+    return received
+
+
+def _handshake(gw: Phigate, source: str) -> ssl.SSLSocket:
+    return insecure_context().wrap_socket(_connect(gw, source=source))
+
+
+def _https_served(gw: Phigate, source: str) -> bool:
+    transport = httpx.HTTPTransport(local_address=source, verify=insecure_context())
+    with httpx.Client(transport=transport, timeout=5) as client:
+        response = client.get(f"{base_url(gw)}/api/openapi.json")
+    return response.status_code == 200
+
+
+def _refused(gw: Phigate) -> float:
+    """phigate_web_connections_refused_total of the web app, per-client limit."""
+    url = f"http://{gw.settings['metrics']['address']}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(
+                'phigate_web_connections_refused_total{limit="client",server="web"}'
+            ):
+                return float(line.split()[1])
+    return 0.0
+
+
+def test_a_client_over_its_limit_gets_not_one_byte_of_tls(https: Phigate) -> None:
+    """The connection is closed before the handshake: a flood from one address costs
+    no TLS work, and the refusal is counted and logged."""
+    assert _answer_to_hello(https, "127.0.0.5")  # a client within its limit: ServerHello
+    held = [_handshake(https, "127.0.0.6") for _ in range(TLS_PER_IP)]
+    try:
+        before = _refused(https)
+        assert _answer_to_hello(https, "127.0.0.6") == b""
+        assert _refused(https) == before + 1
+        refusals = [e for e in https.log_events() if e["event"] == "web_connections_refused"]
+        assert any(e["client_ip"] == "127.0.0.6" and e["limit"] == "client" for e in refusals)
+        assert _https_served(https, "127.0.0.7")  # another client is served meanwhile
+    finally:
+        for sock in held:
+            sock.close()
+    wait_until(lambda: _https_served(https, "127.0.0.6"), 10)  # its slots came back
+
+
+def test_failed_and_unfinished_handshakes_give_their_slot_back(https: Phigate) -> None:
+    for _ in range(TLS_PER_IP + 2):  # more than its slots, one after the other
+        with _connect(https, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "127.0.0.8") as sock:
+            assert _closed_within(sock, MARGIN)  # not TLS: the handshake fails
+    assert _https_served(https, "127.0.0.8")
+    silent = [_connect(https, source="127.0.0.9") for _ in range(TLS_PER_IP)]
+    try:
+        time.sleep(0.3)  # all accepted by the server, their handshakes begun
+        assert _answer_to_hello(https, "127.0.0.9") == b""  # no slot left
+        # The handshake, too, must end within web.request_timeout.
+        assert all(_closed_within(s, REQUEST_TIMEOUT + MARGIN) for s in silent)
+    finally:
+        for sock in silent:
+            sock.close()
+    assert _https_served(https, "127.0.0.9")

@@ -21,10 +21,10 @@ from typing import Protocol
 import uvicorn
 from fastapi import FastAPI
 
-from gateway.clients import ConnectionLimits
+from gateway.clients import ConnectionCounter, ConnectionLimits
 from gateway.logs import event
 from gateway.mail import tls
-from gateway.web.connections import bounded_protocol
+from gateway.web.connections import AdmittingServer, BoundedH11Protocol, bounded_protocol
 
 log = logging.getLogger("gateway.web")
 
@@ -55,10 +55,50 @@ class WebLimits(ConnectionLimits, Protocol):
 
 
 class _LoopServer(uvicorn.Server):
+    """uvicorn's server, its sockets accepted by `AdmittingServer`s.
+
+    uvicorn keeps its state, its protocol instances and its shutdown (stop
+    accepting, let requests finish within the grace time); only the accepting
+    is phigate's, so that a connection is counted before its TLS handshake.
+    """
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        protocol: type[BoundedH11Protocol],
+        limits: WebLimits,
+        name: str,
+    ) -> None:
+        super().__init__(config)
+        self._protocol_class = protocol  # config.http
+        self._limits = limits
+        self._name = name
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         # SIGTERM/SIGINT belong to phigate's loop, which stops this server itself.
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=[])  # its state and lifespan, no server of its own
+        for sock in sockets or []:
+            server = AdmittingServer(
+                sock,
+                self._protocol,
+                ConnectionCounter(self._limits),
+                self.config.ssl,
+                self._limits.request_timeout,
+                self._name,
+            )
+            await server.start_serving()
+            # uvicorn's shutdown only closes its servers and waits for them.
+            self.servers.append(server)  # type: ignore[arg-type]
+
+    def _protocol(self) -> BoundedH11Protocol:
+        # As uvicorn's startup makes a connection's protocol.
+        return self._protocol_class(
+            config=self.config, server_state=self.server_state, app_state=self.lifespan.state
+        )
 
 
 class WebServer:
@@ -78,9 +118,10 @@ class WebServer:
         name: str = "web",
     ) -> None:
         self.name = name
+        protocol = bounded_protocol(limits.request_timeout)
         config = uvicorn.Config(
             app,
-            http=bounded_protocol(limits, limits.request_timeout),
+            http=protocol,
             # uvicorn answers 503 once this many connections (the requesting one
             # included) or requests in progress are open: with at most
             # max_connections connections, that bounds the requests still
@@ -97,7 +138,7 @@ class WebServer:
         )
         # uvicorn announces start and stop at INFO; phigate logs its own events.
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
-        self._server = _LoopServer(config)
+        self._server = _LoopServer(config, protocol, limits, name)
         self._sock = sock
         self._task: asyncio.Task[None] | None = None
         self.scheme = "https" if ssl_context else "http"
