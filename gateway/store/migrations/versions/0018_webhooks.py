@@ -29,9 +29,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_subscriptions")),
         sa.UniqueConstraint("name", name=op.f("uq_webhook_subscriptions_name")),
     )
-    op.create_index(
-        "ix_webhook_subscriptions_principal", "webhook_subscriptions", ["principal"]
-    )
+    op.create_index("ix_webhook_subscriptions_principal", "webhook_subscriptions", ["principal"])
     op.create_table(
         "webhook_deliveries",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
