@@ -140,19 +140,33 @@ def settle(
 ) -> list[tuple[Claimed, str]]:
     """Record each attempt's outcome; (delivery, sent | pending | failed) of each."""
     states: list[tuple[Claimed, str]] = []
+    sent: dict[int, list[int]] = {}  # status -> ids: one statement for each
     for claimed, outcome in results:
-        values: dict[str, object] = {
-            "last_status": outcome.status,
-            "last_error": (outcome.error or "")[:_ERROR_CHARS] or None,
-        }
         if outcome.ok:
-            values.update(state=SENT, sent_at=now)
-        else:
-            retry_at = now + backoff(config, claimed.attempts, uniform)
-            dead = outcome.status == GONE or retry_at - claimed.created_at > config.retry_for
-            values.update(state=FAILED if dead else PENDING, next_attempt_at=retry_at)
-        conn.execute(update(webhook_deliveries).where(_d.id == claimed.id).values(**values))
-        states.append((claimed, str(values["state"])))
+            assert outcome.status is not None
+            sent.setdefault(outcome.status, []).append(claimed.id)
+            states.append((claimed, SENT))
+            continue
+        retry_at = now + backoff(config, claimed.attempts, uniform)
+        dead = outcome.status == GONE or retry_at - claimed.created_at > config.retry_for
+        state = FAILED if dead else PENDING
+        conn.execute(
+            update(webhook_deliveries)
+            .where(_d.id == claimed.id)
+            .values(
+                state=state,
+                next_attempt_at=retry_at,
+                last_status=outcome.status,
+                last_error=(outcome.error or "")[:_ERROR_CHARS] or None,
+            )
+        )
+        states.append((claimed, state))
+    for status, ids in sent.items():
+        conn.execute(
+            update(webhook_deliveries)
+            .where(_d.id.in_(ids))
+            .values(state=SENT, sent_at=now, last_status=status, last_error=None)
+        )
     return states
 
 
