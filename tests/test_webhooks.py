@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from certs import make_certs, server_context
@@ -290,11 +291,19 @@ def test_the_sender_checks_the_address_when_it_connects(tmp_path: Path) -> None:
 
 
 def test_the_signature_is_the_standard_one() -> None:
-    """Signed by us, verified by the reference implementation (and its timestamp window)."""
+    """Signed by us, verified by the reference implementation and by the standard-library
+    verifier docs/webhooks.md shows receivers."""
     secret = signing.new_secret()
     body = b'{"type":"message.delivered"}'
-    now = int(time.time())
-    headers = dict(signing.headers(secret, "msg_7_0_1", now, body))
-    assert Webhook(signing.secret_text(secret)).verify(body, headers) == {
-        "type": "message.delivered"
-    }
+    headers = dict(signing.headers(secret, "msg_7_0_1", int(time.time()), body))
+    text = signing.secret_text(secret)
+    assert Webhook(text).verify(body, headers) == {"type": "message.delivered"}
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "webhooks.md").read_text()
+    example: dict[str, Any] = {}
+    exec(docs.split("```python\n", 1)[1].split("```", 1)[0], example)
+    assert example["verify"](text, headers, body)
+    assert not example["verify"](text, headers, body + b" ")
+    other = signing.secret_text(signing.new_secret())
+    assert not example["verify"](other, headers, body)
+    stale = dict(signing.headers(secret, "msg_7_0_1", int(time.time()) - 600, body))
+    assert not example["verify"](text, stale, body)
