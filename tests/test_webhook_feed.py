@@ -88,12 +88,15 @@ def test_the_feed_queues_each_wanted_event_once_for_its_principal(
         trail.append(conn, [AuditEvent("accepted", "queued", "Q0", "ehr1",
                                        recipients=("z@x.example",), ts=now)])  # fmt: skip
     first = _webhooks(db, keyring, "node-a:1")
-    assert first.feed(now) == 0  # the cursor starts at the trail's head: Q0 is not sent
+    assert first.feed(now) == 0  # no subscription: nothing is read
     with db.transaction() as conn:
         sub, _secret = subscriptions.add(
             conn, keyring, name="all", principal="ehr1", url="https://hooks.example/x",
             kinds=subscriptions.parse_kinds("all"), actor="cli:test", now=now - 60,
+            cursor=CONFIG.cursor,
         )  # fmt: skip
+    assert first.feed(now) == 0  # the first subscription started the cursor after Q0
+    with db.transaction() as conn:
         conn.execute(
             insert(portal_messages).values(
                 queue_id="Q5", recipient="g@x.example", sender="s@ehr1.example",

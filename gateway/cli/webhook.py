@@ -109,6 +109,7 @@ def webhook_add(
                     kinds=wanted,
                     actor=cli_actor(),
                     now=time.time(),
+                    cursor=settings.webhooks.cursor,
                 )
                 host = urls.parse(url).host
                 _audit(

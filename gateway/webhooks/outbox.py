@@ -97,6 +97,11 @@ def add(conn: Connection, rows: Sequence[NewDelivery], now: float) -> None:
     conn.execute(on_conflict_insert(conn, webhook_deliveries).on_conflict_do_nothing(), values)
 
 
+def any_due(conn: Connection, now: float) -> bool:
+    due = select(_d.id).where(_d.state == PENDING, _d.next_attempt_at <= now).limit(1)
+    return conn.execute(due).first() is not None
+
+
 def claim(conn: Connection, now: float, limit: int, lease: float) -> list[Claimed]:
     """Take up to `limit` due deliveries for `lease` seconds, oldest due first."""
     due = (

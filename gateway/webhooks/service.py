@@ -25,7 +25,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from gateway import metrics
 from gateway.audit import cursors
@@ -155,11 +155,12 @@ class Webhooks:
     def feed(self, now: float) -> int:
         """Queue the webhooks of the next batch of audit events; how many events were read."""
         cfg = self.config
+        with self.db.reading() as conn:
+            if not subscriptions.any_exist(conn):
+                return 0  # nothing to read, nothing written (the first `add` sets the cursor)
         with self.db.transaction() as conn:
-            if cursors.get(conn, cfg.cursor) is None:
-                # A new cursor starts at the trail's head, not at its first event.
-                head = conn.execute(select(func.coalesce(func.max(_a.id), 0))).scalar_one()
-                cursors.advance(conn, cfg.cursor, 0, int(head), now)
+            if cursors.get(conn, cfg.cursor) is None:  # removed by hand: not the whole trail
+                cursors.restart_at_head(conn, cfg.cursor, now)
             position = cursors.take_lease(
                 conn, cfg.cursor, self.holder, now, now + cfg.lease_seconds
             )
@@ -208,6 +209,9 @@ class Webhooks:
 
     def _claim(self, now: float) -> tuple[list[Claimed], dict[int, Subscription]]:
         lease = self.config.timeout + 30.0
+        with self.db.reading() as conn:
+            if not outbox.any_due(conn, now):  # a read: no write transaction when idle
+                return [], {}
         with self.db.transaction() as conn:
             claimed = outbox.claim(conn, now, self.config.batch, lease)
             subs = subscriptions.by_id(conn, sorted({c.subscription_id for c in claimed}))

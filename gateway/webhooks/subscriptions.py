@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, insert, select
 
+from gateway.audit import cursors
 from gateway.config import WEBHOOK_KINDS
 from gateway.store import principals
 from gateway.store.keyring import Keyring, Sealed
@@ -83,8 +84,13 @@ def add(
     kinds: Sequence[str],
     actor: str,
     now: float,
+    cursor: str,
 ) -> tuple[Subscription, bytes]:
-    """Store a subscription with a new secret; (it, the secret's bytes) to show once."""
+    """Store a subscription with a new secret; (it, the secret's bytes) to show once.
+
+    The first subscription puts the outbox's `cursor` at the trail's head: while
+    there is none the server reads nothing, and what happened meanwhile is no
+    subscription's business."""
     if not NAME_PATTERN.match(name):
         raise SubscriptionError(
             f"webhook name {name!r} is not usable: write 1 to 64 letters, digits, '.', '_' or "
@@ -100,6 +106,8 @@ def add(
             f"a webhook named {name!r} exists already: choose another name, or "
             f"`phigate webhook rm {name}` first"
         )
+    if not any_exist(conn):
+        cursors.restart_at_head(conn, cursor, now)
     secret = signing.new_secret()
     sealed = keyring.seal(secret, _context(name))
     conn.execute(
@@ -130,6 +138,10 @@ def named(conn: Connection, name: str) -> Subscription:
     if found is None:
         raise SubscriptionError(f"no webhook named {name!r}: `phigate webhook ls` lists them")
     return found
+
+
+def any_exist(conn: Connection) -> bool:
+    return conn.execute(select(_s.id).limit(1)).first() is not None
 
 
 def list_all(conn: Connection) -> list[Subscription]:
