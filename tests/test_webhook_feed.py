@@ -12,10 +12,10 @@ from sqlalchemy import insert, select
 from gateway.audit import indexer, trail
 from gateway.audit.trail import AuditEvent
 from gateway.config import WebhooksConfig
-from gateway.store import principals
+from gateway.store import principals, rotation
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
-from gateway.store.schema import portal_messages, webhook_deliveries
+from gateway.store.schema import portal_messages, webhook_deliveries, webhook_subscriptions
 from gateway.webhooks import events, subscriptions
 from gateway.webhooks.sender import Sender, client_context
 from gateway.webhooks.service import Webhooks
@@ -134,3 +134,22 @@ def test_the_feed_queues_each_wanted_event_once_for_its_principal(
     assert body["data"] == {
         "queue_id": "Q1", "recipient": "a@x.example", "status": "queued", "code": 250,
     }  # fmt: skip
+
+
+def test_a_secret_is_sealed_and_follows_key_rotation(db: Database, keyring: Keyring) -> None:
+    with db.transaction() as conn:
+        principals.add(conn, "ehr1", ["ehr1.example"])
+        _sub, secret = subscriptions.add(
+            conn, keyring, name="s", principal="ehr1", url="https://hooks.example/x",
+            kinds=("delivered",), actor="cli:test", now=time.time(), cursor=CONFIG.cursor,
+        )  # fmt: skip
+    with db.reading() as conn:
+        stored = conn.execute(select(webhook_subscriptions)).one()
+    assert secret not in b"".join(v for v in stored if isinstance(v, bytes))
+    old = keyring.current_key_id
+    keyring.rotate()
+    assert rotation.rewrap_all(db, keyring) == 1
+    keyring.remove(old)
+    with db.reading() as conn:
+        assert subscriptions.named(conn, "s").secret(keyring) == secret
+        assert rotation.rows_per_key(conn) == {keyring.current_key_id: 1}
