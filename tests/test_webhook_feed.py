@@ -16,7 +16,8 @@ from gateway.store import principals, rotation
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
 from gateway.store.schema import portal_messages, webhook_deliveries, webhook_subscriptions
-from gateway.webhooks import events, subscriptions
+from gateway.webhooks import events, outbox, subscriptions
+from gateway.webhooks.outbox import NewDelivery, Outcome
 from gateway.webhooks.sender import Sender, client_context
 from gateway.webhooks.service import Webhooks
 
@@ -153,3 +154,48 @@ def test_a_secret_is_sealed_and_follows_key_rotation(db: Database, keyring: Keyr
     with db.reading() as conn:
         assert subscriptions.named(conn, "s").secret(keyring) == secret
         assert rotation.rows_per_key(conn) == {keyring.current_key_id: 1}
+
+
+def test_retries_back_off_then_dead_letter_and_410_at_once(db: Database, keyring: Keyring) -> None:
+    config = WebhooksConfig(retry_initial=10, retry_max_interval=40, retry_jitter=0, retry_for=100)
+    now = 1_000_000.0
+    with db.transaction() as conn:
+        principals.add(conn, "ehr1", ["ehr1.example"])
+        sub, _secret = subscriptions.add(
+            conn, keyring, name="s", principal="ehr1", url="https://hooks.example/x",
+            kinds=("delivered",), actor="cli:test", now=now, cursor=CONFIG.cursor,
+        )  # fmt: skip
+        outbox.add(
+            conn,
+            [NewDelivery(sub.id, f"msg_{n}", "delivered", "{}") for n in ("a", "b")],
+            now,
+        )
+
+    def attempt(at: float, status: int, claimed: int = 2) -> dict[str, str]:
+        with db.transaction() as conn:
+            taken = outbox.claim(conn, at, 10, lease=40)
+            assert len(taken) == claimed
+            # Claimed rows are leased: another claim now takes nothing.
+            assert outbox.claim(conn, at, 10, lease=40) == []
+            answers = {"msg_a": Outcome(status), "msg_b": Outcome(status if status != 410 else 500)}
+            settled = outbox.settle(conn, [(c, answers[c.webhook_id]) for c in taken], config, at)
+        return {c.webhook_id: state for c, state in settled}
+
+    def due(conn_at: float) -> list[float]:
+        with db.reading() as conn:
+            rows = conn.execute(select(webhook_deliveries).order_by(webhook_deliveries.c.id))
+            return [r.next_attempt_at - conn_at for r in rows if r.state == outbox.PENDING]
+
+    assert attempt(now, 500) == {"msg_a": "pending", "msg_b": "pending"}
+    assert due(now) == [10, 10]  # the first retry after retry_initial
+    assert attempt(now + 10, 500) == {"msg_a": "pending", "msg_b": "pending"}
+    assert due(now + 10) == [20, 20]  # doubled
+    assert attempt(now + 30, 410) == {"msg_a": "failed", "msg_b": "pending"}  # gone: at once
+    assert due(now + 30) == [40]  # doubled, up to retry_max_interval
+    assert attempt(now + 70, 500, claimed=1) == {"msg_b": "failed"}  # 70 + 40 > retry_for
+    with db.reading() as conn:
+        dead = outbox.listing(conn, outbox.FAILED)
+    assert sorted((d.webhook_id, d.last_status, d.attempts) for d in dead) == [
+        ("msg_a", 410, 3),
+        ("msg_b", 500, 4),
+    ]
