@@ -52,6 +52,9 @@ def webhook_group() -> None:
       phigate webhook ls --failed         # dead letters
       phigate webhook retry 42            # send dead letter 42 again
       phigate webhook rm billing
+
+    How to verify a signature, and the settings (webhooks: in phigate.yaml):
+    docs/webhooks.md.
     """
 
 
@@ -71,7 +74,7 @@ def _audit(conn: Connection, result: str, detail: str) -> None:
     "--events",
     "kinds",
     required=True,
-    help=f"Comma-separated kinds, or all: {','.join(WEBHOOK_KINDS)}.",
+    help=f"Comma-separated kinds (e.g. delivered,bounced), or all: {', '.join(WEBHOOK_KINDS)}.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the subscription and secret as JSON.")
 @config_options
