@@ -25,7 +25,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from gateway import metrics
 from gateway.audit import cursors
@@ -155,9 +155,11 @@ class Webhooks:
     def feed(self, now: float) -> int:
         """Queue the webhooks of the next batch of audit events; how many events were read."""
         cfg = self.config
-        with self.db.reading() as conn:
+        with self.db.reading() as conn:  # reads first: an idle pass writes nothing
             if not subscriptions.any_exist(conn):
                 return 0  # nothing to read, nothing written (the first `add` sets the cursor)
+            if self._nothing_to_do(conn, now):
+                return 0
         with self.db.transaction() as conn:
             if cursors.get(conn, cfg.cursor) is None:  # removed by hand: not the whole trail
                 cursors.restart_at_head(conn, cfg.cursor, now)
@@ -184,6 +186,17 @@ class Webhooks:
             ):
                 raise _LostLease()
         return len(rows)
+
+    def _nothing_to_do(self, conn: Connection, now: float) -> bool:
+        """Another process feeds, or this one holds a fresh lease and has caught up."""
+        cursor = cursors.get(conn, self.config.cursor)
+        if cursor is None or not cursor.leased(now):
+            return False
+        if cursor.holder != self.holder:
+            return True
+        fresh = (cursor.lease_until or 0.0) - now > self.config.lease_seconds / 2
+        newest = conn.execute(select(func.max(_a.id))).scalar()
+        return fresh and (newest is None or newest <= cursor.event_id)
 
     def _release(self) -> None:
         with self.db.transaction() as conn:
