@@ -89,6 +89,8 @@ from gateway.web.portal import PortalParts
 from gateway.web.reviewer import ReviewerParts
 from gateway.web.scrape import create_metrics_app
 from gateway.web.server import WebServer, WebSetupError, web_tls_context
+from gateway.webhooks import sender as webhook_sender
+from gateway.webhooks.service import Webhooks
 
 log = logging.getLogger("gateway.app")
 
@@ -207,6 +209,8 @@ class Parts:
     forwarder: Forwarder  # audit events to a syslog collector (idle unless enabled)
     # Search keys of new audit events, off the relay's path; a search runs a pass first.
     audit_index: Indexer
+    # Delivery-status webhooks: the outbox fed behind the trail, and sent.
+    webhooks: Webhooks
     # Archived mail destroyed when due, old audit events pruned (one process runs it);
     # None without archive.retention.rules_file.
     retention: ScheduledRetention | None = None
@@ -343,6 +347,12 @@ def build(
             audit_index=Indexer(
                 db, settings.audit.index_every_seconds, settings.audit.index_max_delay_seconds
             ),
+            webhooks=Webhooks(
+                db,
+                keyring,
+                settings.webhooks,
+                webhook_sender.Sender(settings.webhooks, webhooks_tls(settings)),
+            ),
             retention=_scheduled_retention(settings, db),
         )
         on_error.pop_all()
@@ -442,6 +452,17 @@ def forwarder_tls(settings: Settings) -> ssl.SSLContext | None:
     try:
         return client_context(config, settings.path)
     except ForwarderSetupError as exc:
+        raise StartupError(str(exc)) from None
+
+
+def webhooks_tls(settings: Settings) -> ssl.SSLContext:
+    """The TLS client context webhooks verify receivers with (webhooks.ca_file, or the system's)."""
+    ca_file = settings.webhooks.ca_file
+    try:
+        return webhook_sender.client_context(
+            settings.webhooks, settings.path(ca_file) if ca_file else None
+        )
+    except webhook_sender.SenderSetupError as exc:
         raise StartupError(str(exc)) from None
 
 
@@ -594,6 +615,8 @@ async def run(
         # Each process runs it; the one holding the cursor's lease forwards.
         forwarding = asyncio.create_task(parts.forwarder.run_forever(stop), name="audit-forward")
         audit_index = asyncio.create_task(parts.audit_index.run_forever(stop), name="audit-index")
+        # Each process sends; the one holding the cursor's lease feeds the outbox.
+        webhooks = asyncio.create_task(parts.webhooks.run_forever(stop), name="webhooks")
         # Each process runs it; the one holding its lease destroys and prunes.
         retention = (
             asyncio.create_task(parts.retention.run_forever(stop), name="retention")
@@ -615,11 +638,13 @@ async def run(
         event(log, "stopping")
         reports.cancel()  # an unfinished report is sent by the next pass
         forwarding.cancel()  # what was sent and not yet confirmed is sent again at start
+        webhooks.cancel()  # deliveries claimed and not settled are due again after their lease
         await asyncio.gather(
             reports,
             audit_checkpoints,
             portal_expiry,
             forwarding,
+            webhooks,
             audit_index,
             heartbeat,
             *([daily] if daily is not None else []),
@@ -865,6 +890,7 @@ def serve(settings: Settings) -> None:
     portal_logo(settings)
     report_domains(settings)
     forwarder_tls(settings)
+    webhooks_tls(settings)
     archive_writer(settings)
     retention_schedule(settings)
     dbcache.use_directory(dbcache.directory_for(settings))

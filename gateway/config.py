@@ -592,6 +592,64 @@ class AuditConfig(_Strict):
     forward: AuditForwardConfig = AuditForwardConfig()
 
 
+WEBHOOK_KINDS = (
+    "accepted",
+    "delivered",
+    "deferred",
+    "bounced",
+    "portal_opened",
+    "portal_expired",
+    "consent_suppressed",
+    "unsubscribed",
+)
+
+
+class WebhooksConfig(_Strict):
+    """Signed delivery-status webhooks from a durable outbox (docs/webhooks.md)."""
+
+    # Off: no event is queued and nothing is sent (subscriptions stay).
+    enabled: bool = True
+    # Networks a webhook URL may resolve into although they are not public
+    # (an internal receiver), and where plain http:// is allowed. Link-local
+    # and cloud metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254)
+    # are refused whatever this says.
+    allowed_networks: list[str] = Field(default_factory=list)
+    # CAs (PEM) receivers' certificates must chain to; null: the system's.
+    ca_file: str | None = None
+    # The cursor the outbox is fed behind (`phigate audit export` takes other names).
+    cursor: str = Field(default="webhooks", pattern=CURSOR_NAME)
+    # Seconds between looks for new events and for deliveries due.
+    poll_interval: float = Field(default=1.0, gt=0, le=60)
+    # Audit events read per pass; deliveries claimed per pass.
+    batch: int = Field(default=200, ge=1, le=10_000)
+    # Requests in flight at once per server process.
+    concurrency: int = Field(default=8, ge=1, le=256)
+    connect_timeout: float = Field(default=5.0, gt=0, le=60)
+    # Seconds for the whole request, answer included.
+    timeout: float = Field(default=10.0, gt=0, le=120)
+    # Retries: after retry_initial seconds, doubling up to retry_max_interval,
+    # each spread by +-retry_jitter; a delivery not answered 2xx within
+    # retry_for seconds of its event is dead-lettered (`webhook ls --failed`).
+    retry_initial: float = Field(default=10.0, gt=0)
+    retry_max_interval: float = Field(default=3600.0, gt=0)
+    retry_jitter: float = Field(default=0.2, ge=0, lt=1)
+    retry_for: float = Field(default=86400.0, gt=0)
+    # One server process feeds the outbox at a time, holding the cursor this
+    # long and renewing it; another takes over if it stops.
+    lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        return _check_network_list(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> WebhooksConfig:
+        if self.retry_max_interval < self.retry_initial:
+            raise ValueError("retry_max_interval must be at least retry_initial")
+        return self
+
+
 class PurposeConfig(_Strict):
     """An admin-defined marketing sub-purpose (e.g. marketing/flu-clinic)."""
 
@@ -1066,6 +1124,7 @@ class Settings(_Strict):
     reports: ReportsConfig = ReportsConfig()
     reviewer: ReviewerConfig = ReviewerConfig()
     node: NodeConfig = NodeConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     # The address DSNs come from (local part @ hostname when empty).
     postmaster: str = ""
     # Server processes sharing the listening sockets and the store (pre-fork).

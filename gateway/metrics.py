@@ -52,6 +52,7 @@ DKIM_SIGNATURES: Counter
 SMIME_OPERATIONS: Counter
 PORTAL_COPIES: Counter
 AUDIT_FORWARDED: Counter
+WEBHOOKS: Counter
 
 
 def _define() -> dict[str, Counter | Histogram]:
@@ -149,6 +150,12 @@ def _define() -> dict[str, Counter | Histogram]:
             "phigate_audit_forwarded_events",
             "Audit events sent to the syslog collector (repeats after a lost connection included).",
         ),
+        "WEBHOOKS": Counter(
+            "phigate_webhook_deliveries",
+            "Webhook requests by event kind and result: sent (answered 2xx), failed (to be "
+            "retried), dead (dead-lettered).",
+            ["kind", "result"],
+        ),
     }
 
 
@@ -180,6 +187,7 @@ _NAMES = frozenset(
         "SMIME_OPERATIONS",
         "PORTAL_COPIES",
         "AUDIT_FORWARDED",
+        "WEBHOOKS",
     }
 )
 

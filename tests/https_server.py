@@ -2,13 +2,16 @@
 
 Serves fixed responses by path, counts what it was asked for (with the TLS
 server name the client sent and its Host header), and can redirect, delay or
-leave out Content-Length:
+leave out Content-Length. POST requests are kept with their headers and body,
+and may be answered from a queue of responses before the path's own:
 
     with HttpsServer(server_context(cert, key)) as web:
         web.serve("/.well-known/mta-sts.txt", b"version: STSv1\\r\\n...")
         web.serve("/old", status=301, headers={"Location": "https://elsewhere/"})
         ...
         assert web.count("/.well-known/mta-sts.txt") == 1
+        web.serve("/hook", status=204)
+        web.answer_next("/hook", 500, 500)    # two 500s, then 204 from then on
 
 Paths not served answer 404. ``context`` may be replaced between requests to
 present another certificate; the server sets its ``sni_callback``.
@@ -48,6 +51,9 @@ class Request:
     path: str
     host: str | None  # the Host header
     server_name: str | None  # the TLS SNI name, None if the client sent none
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
+    body: bytes = b""
 
 
 class HttpsServer:
@@ -55,6 +61,7 @@ class HttpsServer:
 
     def __init__(self, context: ssl.SSLContext) -> None:
         self.routes: dict[str, Response] = {}
+        self.queued: dict[str, list[int]] = {}  # statuses to answer first, per path
         self.requests: list[Request] = []
         self.handshake_failures = 0
         self._context = context
@@ -90,6 +97,16 @@ class HttpsServer:
         response = Response(status, body, content_type, dict(headers or {}), delay, content_length)
         with self._lock:
             self.routes[path] = response
+
+    def answer_next(self, path: str, *statuses: int) -> None:
+        """Answer the next requests for ``path`` with these statuses, in order."""
+        with self._lock:
+            self.queued.setdefault(path, []).extend(statuses)
+
+    def posted(self, path: str) -> list[Request]:
+        """The POST requests for ``path`` so far, in order."""
+        with self._lock:
+            return [r for r in self.requests if r.method == "POST" and r.path == path]
 
     def count(self, path: str | None = None) -> int:
         """Requests received so far, for one path or in all."""
@@ -150,10 +167,13 @@ class HttpsServer:
             return None
         return tls, self._names.value
 
-    def _route(self, path: str, host: str | None, server_name: str | None) -> Response:
+    def _route(self, request: Request) -> Response:
         with self._lock:
-            self.requests.append(Request(path, host, server_name))
-            return self.routes.get(path, Response(404, b"not found\n"))
+            self.requests.append(request)
+            queued = self.queued.get(request.path)
+            if queued:
+                return Response(queued.pop(0), b"")
+            return self.routes.get(request.path, Response(404, b"not found\n"))
 
 
 class _Server(ThreadingHTTPServer):
@@ -191,8 +211,19 @@ class _Handler(BaseHTTPRequestHandler):
         super().__init__(request, client_address, server)
 
     def do_GET(self) -> None:
+        self._answer(b"")
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self._answer(self.rfile.read(min(length, 1 << 20)))
+
+    def _answer(self, body: bytes) -> None:
         path = self.path.partition("?")[0]
-        response = self.server.owner._route(path, self.headers.get("Host"), self.sni_name)
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        request = Request(
+            path, self.headers.get("Host"), self.sni_name, self.command, headers, body
+        )
+        response = self.server.owner._route(request)
         if response.delay:
             time.sleep(response.delay)
         self.send_response(response.status)

@@ -25,7 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from dns_server import LoopbackDns
 from harness import Phigate, SinkHandler, free_port, wait_until
-from https_server import HttpsServer, Response
+from https_server import HttpsServer, Request, Response
 
 POLICY = """\
 version: 1
@@ -109,10 +109,10 @@ def failing_starttls(host: str, port: int) -> Iterator[None]:
 class PolicyServer(HttpsServer):
     """MTA-STS policy hosts of several domains on one HTTPS port, told apart by SNI."""
 
-    def _route(self, path: str, host: str | None, server_name: str | None) -> Response:
-        super()._route(path, host, server_name)  # counted
-        domain = (server_name or "").removeprefix("mta-sts.").removesuffix(".test")
-        if path == "/.well-known/mta-sts.txt" and domain in STS_POLICIES:
+    def _route(self, request: Request) -> Response:
+        super()._route(request)  # counted
+        domain = (request.server_name or "").removeprefix("mta-sts.").removesuffix(".test")
+        if request.path == "/.well-known/mta-sts.txt" and domain in STS_POLICIES:
             return Response(200, STS_POLICIES[domain].encode())
         return Response(404, b"not found\n")
 

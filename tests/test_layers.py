@@ -44,8 +44,9 @@ LAYERS: list[list[str]] = [
     # Bounces and DSNs: a stage that intake and delivery both hand mail to;
     # portal custody, notices and pages' content: what delivery and web share;
     # compliance reports read from the trail, for the CLI, the server and pages;
-    # the archive, which intake writes and the CLI and the server read and destroy.
-    ["gateway.bounce", "gateway.portal", "gateway.reports", "gateway.archive"],
+    # the archive, which intake writes and the CLI and the server read and destroy;
+    # delivery-status webhooks, fed from the trail, for the server and the CLI.
+    ["gateway.bounce", "gateway.portal", "gateway.reports", "gateway.archive", "gateway.webhooks"],
     # The message path: listener -> intake -> store <- delivery; the web app beside.
     ["gateway.intake", "gateway.delivery", "gateway.web"],
     ["gateway.smtp"],

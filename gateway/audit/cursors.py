@@ -155,3 +155,16 @@ def release(conn: Connection, name: str, holder: str) -> None:
         .where(_c.name == name, _c.holder == holder)
         .values(holder=None, lease_until=None)
     )
+
+
+def restart_at_head(conn: Connection, name: str, now: float) -> int:
+    """Put a cursor at the trail's newest event (creating it), whoever holds it; the
+    position. For a consumer that wants nothing from before this moment (the first
+    webhook subscription): a holder mid-pass loses its move (`move_held` never
+    moves a cursor back) and reads on from here."""
+    head = int(conn.execute(select(func.coalesce(func.max(audit_events.c.id), 0))).scalar_one())
+    _create(conn, name, now)
+    conn.execute(
+        update(audit_export_cursors).where(_c.name == name).values(event_id=head, updated_at=now)
+    )
+    return head

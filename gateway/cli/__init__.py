@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("serve", "serve"),
     "token": ("token", "token_group"),
     "user": ("user", "user_group"),
+    "webhook": ("webhook", "webhook_group"),
 }
 
 

@@ -22,13 +22,14 @@ from gateway.runstate import ServerNotRunning, signal_server
 from gateway.store.database import Database
 from gateway.store.keyholders import KeyHolder, running_holders
 from gateway.store.keyring import Keyring
-from gateway.store.schema import messages, portal_messages, sandbox_mail
+from gateway.store.schema import messages, portal_messages, sandbox_mail, webhook_subscriptions
 
 # Every table with wrapped data keys, and its primary key.
 _SEALED: tuple[tuple[Table, Column[str] | Column[int]], ...] = (
     (messages, messages.c.queue_id),
     (sandbox_mail, sandbox_mail.c.id),
     (portal_messages, portal_messages.c.id),  # the outer wrap; the link's stays
+    (webhook_subscriptions, webhook_subscriptions.c.id),  # the signing secrets
 )
 # Rows re-wrapped per transaction: a big queue never holds the write lock long.
 BATCH = 200

@@ -600,3 +600,51 @@ rate_breaches = Table(
     Column("window_start", Integer, primary_key=True),
     Column("at", Float, nullable=False),
 )
+
+# Webhook subscriptions (gateway.webhooks): where a principal's delivery-status
+# events go. The secret is sealed like content (key_id, wrapped_key, secret:
+# AES-GCM under a data key the master key wraps), so key rotation re-wraps it.
+# A subscription scoped to one API token would add a `token` column here and
+# a term in gateway.webhooks.feed.subscribers.
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("principal", String(64), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("events", String(255), nullable=False),  # comma-separated kinds
+    Column("key_id", String(32), nullable=False),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("secret", LargeBinary, nullable=False),  # nonce || AES-GCM(data key, 32 bytes)
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Index("ix_webhook_subscriptions_principal", "principal"),
+)
+
+# The outbox: one row per event and subscription, fed behind the audit trail's
+# `webhooks` cursor and sent at least once. pending (due at next_attempt_at;
+# a claimed row's next_attempt_at is its lease) -> sent | failed (dead letter).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "subscription_id",
+        Integer,
+        ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("webhook_id", String(64), nullable=False, unique=True),  # the webhook-id header
+    Column("kind", String(32), nullable=False),
+    Column("payload", Text, nullable=False),  # the JSON body: metadata only
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("sent_at", Float, nullable=True),
+    Column("last_status", Integer, nullable=True),  # the receiver's HTTP status
+    Column("last_error", String(255), nullable=True),  # what went wrong, without the body
+    Index("ix_webhook_deliveries_state", "state", "next_attempt_at"),
+    Index("ix_webhook_deliveries_subscription_id", "subscription_id"),
+)
