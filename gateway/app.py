@@ -278,6 +278,7 @@ def build(
             signer=signer,
             wait_for_delivery=delivery.wait_for_capacity,
             archive=archive_writer(settings),
+            handoff=delivery,
         )
         readiness = Readiness(db, keyring)
         parts = Parts(

@@ -60,6 +60,19 @@ class AsyncConsentSource(Protocol):
         ...
 
 
+class Handoff(Protocol):
+    """Delivery taking new mail straight from intake, without a claim."""
+
+    def lease(self, size: int) -> queue.Lease | None:
+        """A worker free now for a message of `size` octets (held for it until
+        `take`), or None: the message waits to be claimed."""
+        ...
+
+    def take(self, leased: queue.Leased | None) -> None:
+        """What was queued under a lease, once committed (None: nothing was)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Submission:
     """What the listener knows once DATA has arrived; addresses already normalised."""
@@ -241,6 +254,7 @@ class Intake:
         mailto: MailtoUnsubscribe | None = None,
         wait_for_delivery: Callable[[], Awaitable[None]] | None = None,
         archive: archive_writer.ArchiveWriter | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         self.db = db
         self.keyring = keyring
@@ -261,6 +275,8 @@ class Intake:
         self.passphrase_header = passphrase_header
         # With archive.enabled: every accepted message's sealed copy, kept with it.
         self.archive = archive
+        # Mail a delivery worker of this process can take at once skips the claim.
+        self.handoff = handoff
 
     async def accept(self, submission: Submission) -> Reply:
         """Decide, and store what may be delivered; the reply for the client."""
@@ -427,9 +443,11 @@ class Intake:
         ]
         dsn = self._refusal_notice(queue_id, submission, message_id, evaluation.refused, now)
 
-        def store(conn: Connection) -> None:
+        lease = self.handoff.lease(record.size) if self.handoff is not None else None
+
+        def store(conn: Connection) -> queue.Leased | None:
             # May run again if the writer redoes its batch: build nothing it keeps.
-            queue.insert_message(conn, record, new_jobs)
+            leased = queue.insert_message(conn, record, new_jobs, lease)
             if archived is not None:
                 archive_writer.record(conn, archived)
             remember(conn, mailto_targets)  # its mailto works once the mail is out
@@ -438,9 +456,12 @@ class Intake:
                 why = "refused by policy"
                 notices.append(queue_dsn(conn, dsn, queue_id, submission.sender, now, why))
             trail.append(conn, [*events, *notices])
+            return leased
 
+        handed = self.handoff.take if self.handoff is not None and lease is not None else None
         try:
-            await self.db.write(store)
+            # Handed over once committed, even if this session is gone by then.
+            await self.db.write(store, then=handed)
         except Exception:
             event(log, "store_failed", logging.ERROR, queue_id=queue_id)
             return Reply(451, "4.3.0 Message could not be stored; try again later")
@@ -455,7 +476,8 @@ class Intake:
             refused=len(evaluation.refused),
             size=len(submission.content),
         )
-        self.on_queued()
+        if lease is None or dsn is not None:  # mail for the dispatcher to claim
+            self.on_queued()
         return Reply(250, f"2.0.0 Ok: queued as {queue_id}", queue_id)
 
     def _refusal_notice(

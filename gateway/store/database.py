@@ -302,16 +302,18 @@ class _Op:
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
     durable: bool = True
+    then: Callable[[Any], None] | None = None
     outcome: list[Any] = field(default_factory=list)
 
 
 def _settle(op: _Op, ok: bool, value: Any) -> None:
-    if op.future.done():
-        return
-    if ok:
-        op.future.set_result(value)
-    else:
-        op.future.set_exception(value)
+    if not op.future.done():  # done: its caller was cancelled
+        if ok:
+            op.future.set_result(value)
+        else:
+            op.future.set_exception(value)
+    if op.then is not None:  # before the caller resumes (a callback of the future)
+        op.then(value if ok else None)
 
 
 class Database:
@@ -436,17 +438,27 @@ class Database:
         self.write_engine.dispose()
         self.read_engine.dispose()
 
-    async def write(self, fn: Callable[[Connection], T], *, durable: bool = True) -> T:
+    async def write(
+        self,
+        fn: Callable[[Connection], T],
+        *,
+        durable: bool = True,
+        then: Callable[[T | None], None] | None = None,
+    ) -> T:
         """Run fn in the shared write transaction; returns after the COMMIT.
 
         The COMMIT is on stable storage before this returns unless `durable`
         is False: for changes a crash of the machine may undo because they
         are redone then (see the module's notes). A batch commits durably if
         any of its writes must.
+
+        `then` is called on the event loop once the write is settled, with fn's
+        result if it committed and None if not, even if the caller was
+        cancelled meanwhile: for what must follow a commit whoever waits for it.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._ops.put(_Op(fn, future, loop, durable))
+        self._ops.put(_Op(fn, future, loop, durable, then))
         return await future
 
     async def read(self, fn: Callable[[Connection], T]) -> T:

@@ -196,10 +196,33 @@ _JOB_COLUMNS = (
     "attempts",
     "next_attempt_at",
     "updated_at",
+    "lease_owner",
+    "lease_until",
 )
 _INSERT_MESSAGE = Prepared(insert(messages), _MESSAGE_COLUMNS)
 _INSERT_JOB = Prepared(insert(jobs), _JOB_COLUMNS)
 
+_CLAIMED_COLUMNS = (
+    jobs.c.id,
+    jobs.c.queue_id,
+    jobs.c.recipient,
+    jobs.c.route,
+    jobs.c.attempts,
+    jobs.c.rewrite,
+    jobs.c.purpose,
+    jobs.c.portal,
+)
+# The jobs of a message just inserted leased (see insert_message).
+_LEASED_JOBS = Prepared(
+    select(*_CLAIMED_COLUMNS)
+    .where(jobs.c.queue_id == bindparam("queue_id"), jobs.c.state == ACTIVE)
+    .order_by(jobs.c.id)
+)
+_PRINCIPAL_DOMAINS = Prepared(
+    select(principals.c.domains, principals.c.from_domains).where(
+        principals.c.name == bindparam("name")
+    )
+)
 _DUE = (
     select(jobs.c.id)
     .where(
@@ -219,16 +242,7 @@ _CLAIM = Prepared(
         lease_until=bindparam("until"),
         updated_at=bindparam("now"),
     )
-    .returning(
-        jobs.c.id,
-        jobs.c.queue_id,
-        jobs.c.recipient,
-        jobs.c.route,
-        jobs.c.attempts,
-        jobs.c.rewrite,
-        jobs.c.purpose,
-        jobs.c.portal,
-    )
+    .returning(*_CLAIMED_COLUMNS)
 )
 # With the sending principal's domains as they are now: DKIM signs only those.
 _LOAD_MESSAGES = (
@@ -282,7 +296,22 @@ _SHRED_IF_DONE = Prepared(
 )
 
 
-def insert_message(conn: Connection, message: NewMessage, new_jobs: Sequence[NewJob]) -> None:
+@dataclass(frozen=True)
+class Lease:
+    """A delivery worker of this process free to take new mail at once: jobs
+    inserted under it are leased to `owner` until `until`, as a claim would
+    lease them, so they need no claim (see insert_message)."""
+
+    owner: str
+    until: float
+
+
+def insert_message(
+    conn: Connection, message: NewMessage, new_jobs: Sequence[NewJob], lease: Lease | None = None
+) -> Leased | None:
+    """Queue a message and its jobs. With a `lease`, the jobs to deliver (not the
+    held ones) are inserted already leased to its owner, and what a claim would
+    load for them is returned: the message (with its content) and those jobs."""
     _INSERT_MESSAGE.run(
         conn,
         {
@@ -307,7 +336,7 @@ def insert_message(conn: Connection, message: NewMessage, new_jobs: Sequence[New
                 {
                     "queue_id": message.queue_id,
                     "recipient": job.recipient,
-                    "state": HELD if job.held else QUEUED,
+                    "state": HELD if job.held else QUEUED if lease is None else ACTIVE,
                     "route": _via_column(job.via),
                     "rule": job.rule,
                     "policy": job.policy,
@@ -317,10 +346,18 @@ def insert_message(conn: Connection, message: NewMessage, new_jobs: Sequence[New
                     "attempts": 0,
                     "next_attempt_at": message.received_at,
                     "updated_at": message.received_at,
+                    "lease_owner": None if lease is None or job.held else lease.owner,
+                    "lease_until": None if lease is None or job.held else lease.until,
                 }
                 for job in new_jobs
             ],
         )
+    if lease is None:
+        return None
+    return Leased(
+        _delivered_now(conn, message),
+        tuple(_claimed(_LEASED_JOBS.run(conn, {"queue_id": message.queue_id}).fetchall())),
+    )
 
 
 @dataclass(frozen=True)
@@ -338,7 +375,10 @@ class ClaimedJob:
 def claim(conn: Connection, owner: str, now: float, lease: float, limit: int) -> list[ClaimedJob]:
     """Lease up to `limit` due jobs (or jobs whose lease expired) to `owner`."""
     params = {"now": now, "limit": limit, "owner": owner, "until": now + lease}
-    rows = _CLAIM.run(conn, params).fetchall()
+    return _claimed(_CLAIM.run(conn, params).fetchall())
+
+
+def _claimed(rows: Sequence[Any]) -> list[ClaimedJob]:
     return [
         ClaimedJob(
             job_id,
@@ -368,6 +408,35 @@ class MessageForDelivery:
     # What the principal's From: may name now (principals.author_domains); () without one.
     principal_domains: tuple[str, ...] = ()
     large: bool = False  # content not loaded with the claim (see load_messages)
+
+
+@dataclass(frozen=True)
+class Leased:
+    """A message queued with its jobs leased (insert_message): what a claim loads."""
+
+    message: MessageForDelivery
+    jobs: tuple[ClaimedJob, ...]
+
+
+def _delivered_now(conn: Connection, message: NewMessage) -> MessageForDelivery:
+    """`message` as load_messages finds it, without reading back what is at hand."""
+    principal_domains: tuple[str, ...] = ()
+    if message.principal is not None:
+        row = _PRINCIPAL_DOMAINS.run(conn, {"name": message.principal}).fetchone()
+        if row is not None:
+            principal_domains = stored_author_domains(row[0], row[1])
+    return MessageForDelivery(
+        message.queue_id,
+        message.sender,
+        message.received_at,
+        message.message_id,
+        message.principal,
+        message.is_dsn,
+        message.sealed,
+        message.listener,
+        message.client_ip,
+        principal_domains,
+    )
 
 
 def _sealed_of(row: Any) -> Sealed | None:
