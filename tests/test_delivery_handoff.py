@@ -94,8 +94,9 @@ def test_new_mail_is_delivered_without_a_claim(tmp_path: Path) -> None:
             assert reply.code == 250, reply
             await _until(lambda n=n: len(sink.messages) == n + 1)  # type: ignore[misc]
         await _until(lambda: _job_states(parts) == {queue.DELIVERED: 3})
-        # Per message: the accept (message, leased job, audit) and the outcome; no claim.
-        assert parts.db.batches - batches == 6
+        # Per message: the accept (message, leased job, audit) and the outcome (which
+        # may share the next accept's commit); no claim.
+        assert parts.db.batches - batches <= 6
 
     _serve(tmp_path, test)
 

@@ -202,22 +202,8 @@ _JOB_COLUMNS = (
 _INSERT_MESSAGE = Prepared(insert(messages), _MESSAGE_COLUMNS)
 _INSERT_JOB = Prepared(insert(jobs), _JOB_COLUMNS)
 
-_CLAIMED_COLUMNS = (
-    jobs.c.id,
-    jobs.c.queue_id,
-    jobs.c.recipient,
-    jobs.c.route,
-    jobs.c.attempts,
-    jobs.c.rewrite,
-    jobs.c.purpose,
-    jobs.c.portal,
-)
-# The jobs of a message just inserted leased (see insert_message).
-_LEASED_JOBS = Prepared(
-    select(*_CLAIMED_COLUMNS)
-    .where(jobs.c.queue_id == bindparam("queue_id"), jobs.c.state == ACTIVE)
-    .order_by(jobs.c.id)
-)
+# A job inserted leased (see insert_message): its id is all that is not at hand.
+_INSERT_LEASED_JOB = Prepared(insert(jobs).returning(jobs.c.id), _JOB_COLUMNS)
 _PRINCIPAL_DOMAINS = Prepared(
     select(principals.c.domains, principals.c.from_domains).where(
         principals.c.name == bindparam("name")
@@ -242,7 +228,16 @@ _CLAIM = Prepared(
         lease_until=bindparam("until"),
         updated_at=bindparam("now"),
     )
-    .returning(*_CLAIMED_COLUMNS)
+    .returning(
+        jobs.c.id,
+        jobs.c.queue_id,
+        jobs.c.recipient,
+        jobs.c.route,
+        jobs.c.attempts,
+        jobs.c.rewrite,
+        jobs.c.purpose,
+        jobs.c.portal,
+    )
 )
 # With the sending principal's domains as they are now: DKIM signs only those.
 _LOAD_MESSAGES = (
@@ -329,35 +324,46 @@ def insert_message(
             "content": message.sealed.ciphertext,
         },
     )
-    if new_jobs:
-        _INSERT_JOB.run_many(
-            conn,
-            [
-                {
-                    "queue_id": message.queue_id,
-                    "recipient": job.recipient,
-                    "state": HELD if job.held else QUEUED if lease is None else ACTIVE,
-                    "route": _via_column(job.via),
-                    "rule": job.rule,
-                    "policy": job.policy,
-                    "rewrite": job.rewrite.to_json() if job.rewrite is not None else None,
-                    "purpose": job.purpose,
-                    "portal": job.portal.to_json() if job.portal is not None else None,
-                    "attempts": 0,
-                    "next_attempt_at": message.received_at,
-                    "updated_at": message.received_at,
-                    "lease_owner": None if lease is None or job.held else lease.owner,
-                    "lease_until": None if lease is None or job.held else lease.until,
-                }
-                for job in new_jobs
-            ],
-        )
+    rows = [
+        {
+            "queue_id": message.queue_id,
+            "recipient": job.recipient,
+            "state": HELD if job.held else QUEUED if lease is None else ACTIVE,
+            "route": _via_column(job.via),
+            "rule": job.rule,
+            "policy": job.policy,
+            "rewrite": job.rewrite.to_json() if job.rewrite is not None else None,
+            "purpose": job.purpose,
+            "portal": job.portal.to_json() if job.portal is not None else None,
+            "attempts": 0,
+            "next_attempt_at": message.received_at,
+            "updated_at": message.received_at,
+            "lease_owner": None if lease is None or job.held else lease.owner,
+            "lease_until": None if lease is None or job.held else lease.until,
+        }
+        for job in new_jobs
+    ]
     if lease is None:
+        if rows:
+            _INSERT_JOB.run_many(conn, rows)
         return None
-    return Leased(
-        _delivered_now(conn, message),
-        tuple(_claimed(_LEASED_JOBS.run(conn, {"queue_id": message.queue_id}).fetchall())),
-    )
+    leased = []
+    for job, row in zip(new_jobs, rows, strict=True):
+        ((job_id,),) = _INSERT_LEASED_JOB.run(conn, row).fetchall()
+        if not job.held:
+            leased.append(
+                ClaimedJob(
+                    job_id,
+                    message.queue_id,
+                    job.recipient,
+                    job.via,
+                    0,
+                    job.rewrite,
+                    job.purpose,
+                    job.portal,
+                )
+            )
+    return Leased(_delivered_now(conn, message), tuple(leased))
 
 
 @dataclass(frozen=True)
@@ -375,10 +381,7 @@ class ClaimedJob:
 def claim(conn: Connection, owner: str, now: float, lease: float, limit: int) -> list[ClaimedJob]:
     """Lease up to `limit` due jobs (or jobs whose lease expired) to `owner`."""
     params = {"now": now, "limit": limit, "owner": owner, "until": now + lease}
-    return _claimed(_CLAIM.run(conn, params).fetchall())
-
-
-def _claimed(rows: Sequence[Any]) -> list[ClaimedJob]:
+    rows = _CLAIM.run(conn, params).fetchall()
     return [
         ClaimedJob(
             job_id,
