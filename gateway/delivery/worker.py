@@ -426,8 +426,9 @@ class DeliveryService:
 
         # Lost to a crash of the machine, an outcome is an attempt made again
         # (at-least-once): the accept behind it was durable, and so is the first
-        # durable commit after this one.
-        await self.db.write(commit, durable=False)
+        # durable commit after this one. It may wait a moment for company (the
+        # next accept's commit): only this worker waits for it.
+        await self.db.write(commit, durable=False, lingers=True)
         for done in plan.outcomes:
             mode = done.result.mode
             metrics.DELIVERIES.labels(mode, done.audit.event).inc()
