@@ -146,7 +146,8 @@ class DeliveryService:
 
     def take(self, leased: queue.Leased | None) -> None:
         """What intake stored under the last `lease` it got (None: the store failed).
-        Jobs not taken (stopping) keep their lease until stop() hands it back."""
+        Jobs not taken (stopping) keep their lease until stop() hands it back or,
+        committed after that, until it lapses and they are claimed again."""
         self._reserved -= 1
         if leased is None or not leased.jobs or self._stopping:
             if self._waiting_for_workers:  # the worker promised is free again

@@ -560,7 +560,7 @@ class Database:
                     stopping = True
                     break
                 batch.append(nxt)
-            if not stopping and all(op.lingers for op in batch):
+            if not stopping and len(batch) < _MAX_BATCH and all(op.lingers for op in batch):
                 stopping = self._linger(batch)
             self._run_batch(batch)
             self._checkpoint_if_due()
