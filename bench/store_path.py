@@ -9,8 +9,10 @@
 Each message goes through the statements the server runs for it, through
 the group-committing writer as the server does: the accept (message, job
 and audit events, durable; with --rate-limits the sender's sending limits
-checked and counted first), the claim (lease and load the message), and the
-outcome (finish the job, audit it, shred the content). No SMTP, sealing or
+checked and counted first; the job leased to a free delivery worker, as
+intake hands it over), and the outcome (finish the job, audit it, shred the
+content). With `--claimed`, the accept leaves the job queued and a claim
+(lease and load the message) takes it, as when every worker is busy. No SMTP, sealing or
 signing: what is left is the store's Python, SQLAlchemy's and SQLite's. It
 prints the process's CPU time (all threads) per message; under callgrind,
 compare instruction counts (`callgrind_annotate`), which do not depend on
@@ -92,24 +94,27 @@ def accept(
     return record, [job], events
 
 
-async def one_message(db: Database, rates: RateLimiter | None, now: float) -> None:
+async def one_message(db: Database, rates: RateLimiter | None, now: float, handed: bool) -> None:
     queue_id = queue.new_queue_id(now)
     record, jobs, events = accept(queue_id, now)
+    lease = queue.Lease(OWNER, now + 300.0) if handed else None
 
-    def store(conn: Connection) -> None:
+    def store(conn: Connection) -> queue.Leased | None:
         if rates is not None and rates.charge(conn, SENDER, len(jobs), now).breach is not None:
             raise RuntimeError("a sending limit was reached: raise --rate-limit")
-        queue.insert_message(conn, record, jobs)
+        leased = queue.insert_message(conn, record, jobs, lease)
         trail.append(conn, events)
+        return leased
 
-    await db.write(store)
+    leased = await db.write(store)
 
     def claim(conn: Connection) -> list[queue.ClaimedJob]:
         claimed = queue.claim(conn, OWNER, now, 300.0, 4)
         queue.load_messages(conn, [job.queue_id for job in claimed], INLINE_SIZE)
         return claimed
 
-    for job in await db.write(claim, durable=False):
+    claimed = leased.jobs if leased is not None else await db.write(claim, durable=False)
+    for job in claimed:
 
         def outcome(conn: Connection, job: queue.ClaimedJob = job) -> None:
             if queue.finish_job(
@@ -143,11 +148,13 @@ async def one_message(db: Database, rates: RateLimiter | None, now: float) -> No
         await db.write(outcome, durable=False)
 
 
-async def run(db: Database, rates: RateLimiter | None, messages: int, together: int) -> None:
+async def run(
+    db: Database, rates: RateLimiter | None, messages: int, together: int, handed: bool
+) -> None:
     for start in range(0, messages, together):
         now = time.time()
         await asyncio.gather(
-            *(one_message(db, rates, now) for _ in range(min(together, messages - start)))
+            *(one_message(db, rates, now, handed) for _ in range(min(together, messages - start)))
         )
 
 
@@ -156,6 +163,12 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--together", type=int, default=1, help="messages in flight at once")
     parser.add_argument("--warm-up", type=int, default=200)
+    parser.add_argument(
+        "--claimed",
+        action="store_true",
+        help="every message claimed by the dispatcher, as when no delivery worker is free "
+        "(default: stored leased to a free worker, as the server hands it over)",
+    )
     parser.add_argument("--database-url", help="default: SQLite in a temporary directory")
     parser.add_argument(
         "--rate-limits",
@@ -173,9 +186,9 @@ def main() -> int:
     try:
         db.migrate()
         db.start()
-        asyncio.run(run(db, rates, args.warm_up, args.together))
+        asyncio.run(run(db, rates, args.warm_up, args.together, not args.claimed))
         commits, cpu, wall = db.batches, time.process_time(), time.perf_counter()
-        asyncio.run(run(db, rates, args.messages, args.together))
+        asyncio.run(run(db, rates, args.messages, args.together, not args.claimed))
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         commits = db.batches - commits
         with db.reading() as conn:

@@ -285,6 +285,7 @@ def build(
             wait_for_delivery=delivery.wait_for_capacity,
             archive=archive_writer(settings),
             rates=rates,
+            handoff=delivery,
         )
         readiness = Readiness(db, keyring)
         parts = Parts(

@@ -61,6 +61,19 @@ class AsyncConsentSource(Protocol):
         ...
 
 
+class Handoff(Protocol):
+    """Delivery taking new mail straight from intake, without a claim."""
+
+    def lease(self, size: int) -> queue.Lease | None:
+        """A worker free now for a message of `size` octets (held for it until
+        `take`), or None: the message waits to be claimed."""
+        ...
+
+    def take(self, leased: queue.Leased | None) -> None:
+        """What was queued under a lease, once committed (None: nothing was)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Submission:
     """What the listener knows once DATA has arrived; addresses already normalised."""
@@ -245,6 +258,7 @@ class Intake:
         wait_for_delivery: Callable[[], Awaitable[None]] | None = None,
         archive: archive_writer.ArchiveWriter | None = None,
         rates: RateLimiter | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         self.db = db
         self.keyring = keyring
@@ -267,6 +281,8 @@ class Intake:
         self.archive = archive
         # Sending limits per principal or relay network, checked and counted as a message is stored.
         self.rates = rates
+        # Mail a delivery worker of this process can take at once skips the claim.
+        self.handoff = handoff
 
     async def accept(self, submission: Submission) -> Reply:
         """Decide, and store what may be delivered; the reply for the client."""
@@ -445,15 +461,16 @@ class Intake:
         dsn = self._refusal_notice(queue_id, submission, message_id, evaluation.refused, now)
 
         rates, key = self.rates, submission.rate_key
+        lease = self.handoff.lease(record.size) if self.handoff is not None else None
 
-        def store(conn: Connection) -> Charged | None:
+        def store(conn: Connection) -> tuple[Charged | None, queue.Leased | None]:
             # May run again if the writer redoes its batch: build nothing it keeps.
             charged = None
             if rates is not None and key is not None:
                 charged = rates.charge(conn, key, len(new_jobs), now)
                 if charged.breach is not None:
-                    return charged  # over a limit: nothing stored, nothing counted
-            queue.insert_message(conn, record, new_jobs)
+                    return charged, None  # over a limit: nothing stored, nothing counted
+            leased = queue.insert_message(conn, record, new_jobs, lease)
             if archived is not None:
                 archive_writer.record(conn, archived)
             remember(conn, mailto_targets)  # its mailto works once the mail is out
@@ -462,10 +479,17 @@ class Intake:
                 why = "refused by policy"
                 notices.append(queue_dsn(conn, dsn, queue_id, submission.sender, now, why))
             trail.append(conn, [*events, *notices])
-            return charged
+            return charged, leased
+
+        take = self.handoff.take if self.handoff is not None and lease is not None else None
+
+        def handed(stored: tuple[Charged | None, queue.Leased | None] | None) -> None:
+            if take is not None:  # a refused or failed store gives the worker back
+                take(stored[1] if stored is not None else None)
 
         try:
-            charged = await self.db.write(store)
+            # Handed over once committed, even if this session is gone by then.
+            charged, _ = await self.db.write(store, then=handed if take is not None else None)
         except Exception:
             event(log, "store_failed", logging.ERROR, queue_id=queue_id)
             return Reply(451, "4.3.0 Message could not be stored; try again later")
@@ -485,7 +509,8 @@ class Intake:
             refused=len(evaluation.refused),
             size=len(submission.content),
         )
-        self.on_queued()
+        if lease is None or dsn is not None:  # mail for the dispatcher to claim
+            self.on_queued()
         return Reply(250, f"2.0.0 Ok: queued as {queue_id}", queue_id)
 
     def _refusal_notice(

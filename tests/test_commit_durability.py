@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import pytest
 from sqlalchemy import Connection
 
+from gateway.store import database
 from gateway.store.database import Database
 
 WAITS, NO_WAIT = "waits for the disk", "does not wait"
@@ -59,3 +61,33 @@ def test_post_acceptance_writes_alone_do_not_wait_and_the_next_durable_one_does(
     assert after == WAITS
     with db.transaction() as conn:  # the CLI's transactions
         assert _commit_mode(conn) == WAITS
+
+
+def test_a_lingering_write_shares_the_next_accepts_commit(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delivery's outcome (`lingers`) alone waits a moment for company: the accept
+    that comes meanwhile commits with it, and that commit waits for the disk."""
+    monkeypatch.setattr(database, "_LINGER", 2.0)  # however slow this machine
+
+    async def pair() -> tuple[str, str, int]:
+        batches = db.batches
+        outcome = asyncio.ensure_future(db.write(_commit_mode, durable=False, lingers=True))
+        await asyncio.sleep(0)  # queued first, alone
+        accept = await db.write(_commit_mode)
+        return await outcome, accept, db.batches - batches
+
+    assert asyncio.run(pair()) == (WAITS, WAITS, 1)
+
+
+def test_a_lingering_write_alone_still_commits_without_waiting_for_the_disk(
+    db: Database,
+) -> None:
+    async def alone() -> tuple[str, float]:
+        started = asyncio.get_running_loop().time()
+        mode = await db.write(_commit_mode, durable=False, lingers=True)
+        return mode, asyncio.get_running_loop().time() - started
+
+    mode, took = asyncio.run(alone())
+    assert mode == NO_WAIT
+    assert took < 1.0  # a few milliseconds of waiting, bounded

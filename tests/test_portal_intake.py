@@ -147,6 +147,10 @@ rules:
     when: {recipient_domain: tls.test}
     action: deliver
     via: [tls]
+  - id: review
+    when: {recipient_domain: review.test}
+    action: hold
+    reason: Waits for review
 """
 SENDER = "ehr@clinic.example.org"
 CANARY = "CANARY-PASSPHRASE-83517 horse"
@@ -196,7 +200,8 @@ def test_the_passphrase_is_removed_hashed_onto_its_jobs_and_required(tmp_path: P
     (policy_dir / "policy.yaml").write_text(POLICY)
     gw = Phigate(tmp_path, policy_dir=str(policy_dir))
     secret = gw.add_principal("ehr1", "clinic.example.org")
-    recipients = ["pat@patient.test", "dr@partner.test", "lab@tls.test"]
+    # The held recipient keeps the content stored while the others are delivered.
+    recipients = ["pat@patient.test", "dr@partner.test", "lab@tls.test", "desk@review.test"]
     # Folded, as a mail library may write a long field.
     field = f"{HEADER}: CANARY-PASSPHRASE-83517\r\n horse\r\n".encode()
     raw = _raw(recipients[0], field)
@@ -205,7 +210,6 @@ def test_the_passphrase_is_removed_hashed_onto_its_jobs_and_required(tmp_path: P
         code, reply = _send(gw, secret, recipients, raw)
         assert code == 250, reply
         queue_id = reply.rsplit(" ", 1)[1]
-        # Readable until every job is done; the passphrase job waits (no portal mode here).
         stored, jobs = _stored(gw, queue_id), _terms(gw, queue_id)
 
         # Missing, malformed or given twice: the whole message is refused, saying how to fix it.

@@ -110,6 +110,8 @@ class DeliveryService:
         self._work: asyncio.Queue[Delivery] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._busy = 0
+        # Workers promised to messages being stored (see lease).
+        self._reserved = 0
         self._waiting_for_workers = False
         # Jobs claimed and not yet finished: the only leases renewed.
         self._held: set[int] = set()
@@ -119,11 +121,40 @@ class DeliveryService:
         # Intake waiting for delivery to catch up (see wait_for_capacity), oldest first.
         self._flow_waiters: deque[asyncio.Future[None]] = deque()
 
+    def _free(self) -> int:
+        """Workers neither busy nor spoken for by claimed or promised mail."""
+        return self.config.workers - self._busy - self._work.qsize() - self._reserved
+
     def notify(self) -> None:
         """New jobs were committed: claim without waiting for the next poll."""
-        if self._busy + self._work.qsize() >= self.config.workers:
+        if self._free() <= 0:
             self._behind = True  # no worker free for them: see wait_for_capacity
         self._wakeup.set()
+
+    def lease(self, size: int) -> queue.Lease | None:
+        """For intake (intake.Handoff): while a worker is free, new mail is stored
+        with its jobs leased to this service and handed over (`take`) without a
+        claim, a transaction and a wake-up less per message. None once stopping,
+        before `start`, for a large message (loaded at its turn), or with every
+        worker spoken for: the mail is then claimed as usual."""
+        if not self._tasks or self._stopping or size > self.large_message_size:
+            return None
+        if self._free() <= 0:
+            return None
+        self._reserved += 1
+        return queue.Lease(self.owner, time.time() + self.config.lease_seconds)
+
+    def take(self, leased: queue.Leased | None) -> None:
+        """What intake stored under the last `lease` it got (None: the store failed).
+        Jobs not taken (stopping) keep their lease until stop() hands it back or,
+        committed after that, until it lapses and they are claimed again."""
+        self._reserved -= 1
+        if leased is None or not leased.jobs or self._stopping:
+            if self._waiting_for_workers:  # the worker promised is free again
+                self._wakeup.set()
+            return
+        self._held.update(job.id for job in leased.jobs)
+        self._work.put_nowait(Delivery(leased.message.queue_id, leased.jobs, leased.message))
 
     async def wait_for_capacity(self) -> None:
         """Postfix's in_flow_delay: while every worker is busy and more mail waits
@@ -190,10 +221,9 @@ class DeliveryService:
     # --- claiming ------------------------------------------------------------
 
     async def _dispatch(self) -> None:
-        workers = self.config.workers
         failures = 0  # claims failed in a row (the database gone): the wait grows
         while not self._stopping:
-            free = workers - self._busy - self._work.qsize()
+            free = self._free()
             claimed: list[Delivery] = []
             wait = self.config.poll_interval
             if free > 0:
@@ -397,8 +427,9 @@ class DeliveryService:
 
         # Lost to a crash of the machine, an outcome is an attempt made again
         # (at-least-once): the accept behind it was durable, and so is the first
-        # durable commit after this one.
-        await self.db.write(commit, durable=False)
+        # durable commit after this one. It may wait a moment for company (the
+        # next accept's commit): only this worker waits for it.
+        await self.db.write(commit, durable=False, lingers=True)
         for done in plan.outcomes:
             mode = done.result.mode
             metrics.DELIVERIES.labels(mode, done.audit.event).inc()

@@ -60,6 +60,9 @@ T = TypeVar("T")
 log = logging.getLogger("gateway.store")
 
 _MAX_BATCH = 256
+# How long a write that may wait (`Database.write(..., lingers=True)`) waits for
+# another to share its commit, when it is alone (seconds).
+_LINGER = 0.003
 _BUSY_TIMEOUT_MS = 10000
 # The WAL is cut back to this size when it is reset (bytes).
 _JOURNAL_SIZE_LIMIT = 1024 * 1024
@@ -317,16 +320,19 @@ class _Op:
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
     durable: bool = True
+    then: Callable[[Any], None] | None = None
+    lingers: bool = False
     outcome: list[Any] = field(default_factory=list)
 
 
 def _settle(op: _Op, ok: bool, value: Any) -> None:
-    if op.future.done():
-        return
-    if ok:
-        op.future.set_result(value)
-    else:
-        op.future.set_exception(value)
+    if not op.future.done():  # done: its caller was cancelled
+        if ok:
+            op.future.set_result(value)
+        else:
+            op.future.set_exception(value)
+    if op.then is not None:  # before the caller resumes (a callback of the future)
+        op.then(value if ok else None)
 
 
 class Database:
@@ -452,17 +458,33 @@ class Database:
         self.write_engine.dispose()
         self.read_engine.dispose()
 
-    async def write(self, fn: Callable[[Connection], T], *, durable: bool = True) -> T:
+    async def write(
+        self,
+        fn: Callable[[Connection], T],
+        *,
+        durable: bool = True,
+        then: Callable[[T | None], None] | None = None,
+        lingers: bool = False,
+    ) -> T:
         """Run fn in the shared write transaction; returns after the COMMIT.
 
         The COMMIT is on stable storage before this returns unless `durable`
         is False: for changes a crash of the machine may undo because they
         are redone then (see the module's notes). A batch commits durably if
         any of its writes must.
+
+        `then` is called on the event loop once the write is settled, with fn's
+        result if it committed and None if not, even if the caller was
+        cancelled meanwhile: for what must follow a commit whoever waits for it.
+
+        A write that `lingers` (nobody waits for it but its caller) and finds
+        no other write to commit with waits up to a few milliseconds for one:
+        with a single client, a delivery's outcome then shares the next
+        accept's commit instead of paying for a transaction of its own.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._ops.put(_Op(fn, future, loop, durable))
+        self._ops.put(_Op(fn, future, loop, durable, then, lingers))
         return await future
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
@@ -555,6 +577,8 @@ class Database:
                     stopping = True
                     break
                 batch.append(nxt)
+            if not stopping and len(batch) < _MAX_BATCH and all(op.lingers for op in batch):
+                stopping = self._linger(batch)
             self._run_batch(batch)
             self._checkpoint_if_due()
         if self._checkpoint_at is not None:
@@ -563,6 +587,23 @@ class Database:
         if self._writer_conn is not None:
             self._writer_conn.close()
             self._writer_conn = None
+
+    def _linger(self, batch: list[_Op]) -> bool:
+        """Wait up to _LINGER for a write to join `batch`, then take what has come;
+        True if the writer was told to stop meanwhile."""
+        try:
+            nxt = self._ops.get(timeout=_LINGER)
+        except queue.Empty:
+            return False
+        while nxt is not None:
+            batch.append(nxt)
+            if len(batch) >= _MAX_BATCH:
+                return False
+            try:
+                nxt = self._ops.get_nowait()
+            except queue.Empty:
+                return False
+        return True
 
     def _until_checkpoint(self) -> float | None:
         if self._checkpoint_at is None:

@@ -196,10 +196,19 @@ _JOB_COLUMNS = (
     "attempts",
     "next_attempt_at",
     "updated_at",
+    "lease_owner",
+    "lease_until",
 )
 _INSERT_MESSAGE = Prepared(insert(messages), _MESSAGE_COLUMNS)
 _INSERT_JOB = Prepared(insert(jobs), _JOB_COLUMNS)
 
+# A job inserted leased (see insert_message): its id is all that is not at hand.
+_INSERT_LEASED_JOB = Prepared(insert(jobs).returning(jobs.c.id), _JOB_COLUMNS)
+_PRINCIPAL_DOMAINS = Prepared(
+    select(principals.c.domains, principals.c.from_domains).where(
+        principals.c.name == bindparam("name")
+    )
+)
 _DUE = (
     select(jobs.c.id)
     .where(
@@ -282,7 +291,22 @@ _SHRED_IF_DONE = Prepared(
 )
 
 
-def insert_message(conn: Connection, message: NewMessage, new_jobs: Sequence[NewJob]) -> None:
+@dataclass(frozen=True)
+class Lease:
+    """A delivery worker of this process free to take new mail at once: jobs
+    inserted under it are leased to `owner` until `until`, as a claim would
+    lease them, so they need no claim (see insert_message)."""
+
+    owner: str
+    until: float
+
+
+def insert_message(
+    conn: Connection, message: NewMessage, new_jobs: Sequence[NewJob], lease: Lease | None = None
+) -> Leased | None:
+    """Queue a message and its jobs. With a `lease`, the jobs to deliver (not the
+    held ones) are inserted already leased to its owner, and what a claim would
+    load for them is returned: the message (with its content) and those jobs."""
     _INSERT_MESSAGE.run(
         conn,
         {
@@ -300,27 +324,46 @@ def insert_message(conn: Connection, message: NewMessage, new_jobs: Sequence[New
             "content": message.sealed.ciphertext,
         },
     )
-    if new_jobs:
-        _INSERT_JOB.run_many(
-            conn,
-            [
-                {
-                    "queue_id": message.queue_id,
-                    "recipient": job.recipient,
-                    "state": HELD if job.held else QUEUED,
-                    "route": _via_column(job.via),
-                    "rule": job.rule,
-                    "policy": job.policy,
-                    "rewrite": job.rewrite.to_json() if job.rewrite is not None else None,
-                    "purpose": job.purpose,
-                    "portal": job.portal.to_json() if job.portal is not None else None,
-                    "attempts": 0,
-                    "next_attempt_at": message.received_at,
-                    "updated_at": message.received_at,
-                }
-                for job in new_jobs
-            ],
-        )
+    rows = [
+        {
+            "queue_id": message.queue_id,
+            "recipient": job.recipient,
+            "state": HELD if job.held else QUEUED if lease is None else ACTIVE,
+            "route": _via_column(job.via),
+            "rule": job.rule,
+            "policy": job.policy,
+            "rewrite": job.rewrite.to_json() if job.rewrite is not None else None,
+            "purpose": job.purpose,
+            "portal": job.portal.to_json() if job.portal is not None else None,
+            "attempts": 0,
+            "next_attempt_at": message.received_at,
+            "updated_at": message.received_at,
+            "lease_owner": None if lease is None or job.held else lease.owner,
+            "lease_until": None if lease is None or job.held else lease.until,
+        }
+        for job in new_jobs
+    ]
+    if lease is None:
+        if rows:
+            _INSERT_JOB.run_many(conn, rows)
+        return None
+    leased = []
+    for job, row in zip(new_jobs, rows, strict=True):
+        ((job_id,),) = _INSERT_LEASED_JOB.run(conn, row).fetchall()
+        if not job.held:
+            leased.append(
+                ClaimedJob(
+                    job_id,
+                    message.queue_id,
+                    job.recipient,
+                    job.via,
+                    0,
+                    job.rewrite,
+                    job.purpose,
+                    job.portal,
+                )
+            )
+    return Leased(_delivered_now(conn, message), tuple(leased))
 
 
 @dataclass(frozen=True)
@@ -368,6 +411,35 @@ class MessageForDelivery:
     # What the principal's From: may name now (principals.author_domains); () without one.
     principal_domains: tuple[str, ...] = ()
     large: bool = False  # content not loaded with the claim (see load_messages)
+
+
+@dataclass(frozen=True)
+class Leased:
+    """A message queued with its jobs leased (insert_message): what a claim loads."""
+
+    message: MessageForDelivery
+    jobs: tuple[ClaimedJob, ...]
+
+
+def _delivered_now(conn: Connection, message: NewMessage) -> MessageForDelivery:
+    """`message` as load_messages finds it, without reading back what is at hand."""
+    principal_domains: tuple[str, ...] = ()
+    if message.principal is not None:
+        row = _PRINCIPAL_DOMAINS.run(conn, {"name": message.principal}).fetchone()
+        if row is not None:
+            principal_domains = stored_author_domains(row[0], row[1])
+    return MessageForDelivery(
+        message.queue_id,
+        message.sender,
+        message.received_at,
+        message.message_id,
+        message.principal,
+        message.is_dsn,
+        message.sealed,
+        message.listener,
+        message.client_ip,
+        principal_domains,
+    )
 
 
 def _sealed_of(row: Any) -> Sealed | None:
