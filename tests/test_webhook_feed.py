@@ -47,7 +47,8 @@ def _story(now: float) -> list[AuditEvent]:
                    detail="policy=1 category=marketing rule=m consent=opted_out phi=no", ts=now),
         AuditEvent("policy", "deliver", "Q4", "ehr1", recipients=("f@x.example",),
                    detail="policy=1 category=treatment rule=t consent=none phi=no", ts=now),
-        AuditEvent("portal_viewed", "ok", "Q5", "ehr1", recipients=("g@x.example",), ts=now),
+        AuditEvent("portal_viewed", "ok", "Q5", "ehr1", recipients=("g@x.example",),
+                   detail="view=first", ts=now),
         AuditEvent("portal_expired", "ok", "Q5", None, recipients=("g@x.example",),
                    detail="by=expiry", ts=now),
         AuditEvent("consent_opted_out", "ok", recipients=("a@x.example",),
@@ -69,7 +70,9 @@ def _story(now: float) -> list[AuditEvent]:
         ("bounced", "5.7.1", "mode=consent: not sent", "consent_suppressed"),
         ("policy", "reject", "consent=revoked", "consent_suppressed"),
         ("policy", "reject", "consent=none", None),  # refused for another reason
-        ("portal_viewed", "ok", None, "portal_opened"),
+        ("portal_viewed", "ok", "view=first", "portal_opened"),
+        ("portal_viewed", "ok", "view=again", None),  # opened once, read again
+        ("portal_viewed", "ok", None, "portal_opened"),  # recorded before views were told apart
         ("portal_link_opened", "ok", None, None),
         ("consent_opted_out", "ok", "source=api", None),
         ("auth", "ok", None, None),

@@ -491,7 +491,8 @@ async def message(token: str, request: Request, ctx: Ctx) -> Response:
 
     def record(conn: Connection) -> bool:
         first = portal.record_view(conn, copy.id, now)
-        events = [_audit(copy, "portal_viewed", "ok", client)]
+        view = "view=first" if first else "view=again"  # the first is the pickup
+        events = [_audit(copy, "portal_viewed", "ok", client, view)]
         if first and copy.read_receipt:
             receipt = parts.notices.receipt(
                 sender=copy.sender, recipient=copy.recipient, queue_id=copy.queue_id, opened_at=now

@@ -10,7 +10,7 @@ content, subject or any header value: the trail does not have them.
 | `delivered`, `deferred` | the same |
 | `bounced` | `bounced` (`consent_suppressed` if consent was withdrawn while queued) |
 | `policy` refusing a recipient for consent revoked, expired, opted out | `consent_suppressed` |
-| `portal_viewed` (the recipient opened the message in the portal) | `portal_opened` |
+| `portal_viewed` with `view=first` (the first time the message is opened) | `portal_opened` |
 | `portal_expired` | `portal_expired` |
 | `consent_opted_out` by the recipient's unsubscribe link | `unsubscribed` |
 """
@@ -72,8 +72,8 @@ def kind_of(event: str, result: str, detail: str | None) -> str | None:
     if event == "policy":
         refused = result == "reject" and _words(detail).get("consent") in WITHDRAWN
         return "consent_suppressed" if refused else None
-    if event == "portal_viewed":
-        return "portal_opened"
+    if event == "portal_viewed":  # its first view only: the message was picked up
+        return "portal_opened" if _words(detail).get("view") != "again" else None
     if event == "portal_expired":
         return "portal_expired"
     if event == "consent_opted_out" and _words(detail).get("source") == "unsubscribe":
