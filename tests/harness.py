@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import smtplib
 import socket
@@ -35,22 +36,29 @@ PHIGATE = [sys.executable, "-m", "gateway.cli"]
 
 
 _handed_out: set[int] = set()
+_EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
 def free_port() -> int:
     """A loopback port free now, never handed out before in this process, and one that no
-    other worker of this run (pytest -n) can be handed: a port is named long before the
-    server that binds it starts, and a closed probe socket frees it for the next bind(0)."""
+    other worker of this run (pytest -n) can be handed. A port is named long before the
+    server that binds it starts, so it is taken below the kernel's ephemeral range:
+    there, no outgoing connection (to a sink, PostgreSQL, ...) can take it meanwhile."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
-    while True:
+    ephemeral = int(_EPHEMERAL_PORTS.read_text().split()[0]) if _EPHEMERAL_PORTS.exists() else 32768
+    for _ in range(10_000):
+        port = random.randrange(ephemeral // 2, ephemeral)
+        if port % workers != worker or port in _handed_out:
+            continue
         with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        # Linux hands out odd ports to bind(0) (even ones to connect()), hence the halving.
-        if port // 2 % workers == worker and port not in _handed_out:
-            _handed_out.add(port)
-            return port
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port from {ephemeral // 2} to {ephemeral - 1}")
 
 
 def run_without_settings(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
