@@ -108,12 +108,9 @@ def test_over_the_minute_limit_the_next_message_waits_and_is_not_stored(
         assert text.startswith("4.7.1 Rate limit reached: at most 3 messages per minute")
         assert 0 < retry_seconds(text) <= 60
     assert stored(gw, "ehr1") == 3
-    # Counted by both processes, summed: the connections were shared between them.
-    with contextlib.closing(sqlite3.connect(f"{gw.db_path.as_uri()}?mode=ro", uri=True)) as db:
-        writers = db.execute(
-            "SELECT count(DISTINCT writer) FROM rate_counts WHERE key = 'principal:ehr1'"
-        ).fetchone()[0]
-    assert writers == 2
+    # Which of the two processes took each connection is the kernel's choice, so both
+    # may or may not have counted here; counts summed over writers that surely differ
+    # are tested with two nodes (test_two_nodes_on_one_database_share_the_count).
     usage = gw.json("principal", "usage", "ehr1")
     assert usage["limits_from"] == "rate_limits.defaults"
     assert usage["limits"]["messages_per_minute"]["used"] == 3
