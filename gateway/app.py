@@ -68,6 +68,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.reports import consumer
 from gateway.reports.daily import DailyReports
 from gateway.runstate import PID_FILE
+from gateway.siblings import Siblings
 from gateway.smime.envelope import SmimeEncryptor
 from gateway.smime.errors import SmimeSetupError
 from gateway.smtp.auth import Authenticator, AuthGuard
@@ -225,11 +226,13 @@ def build(
     *,
     policy: LivePolicy | None = None,
     tls_context: ssl.SSLContext | None = None,
+    siblings: Siblings | None = None,
 ) -> Parts:
     """The composition root: every part of a server process, wired, nothing started.
 
     `policy` and `tls_context` are loaded before forking by `serve` (so a
-    problem stops start-up once); by default they are loaded here. The store
+    problem stops start-up once); by default they are loaded here. `siblings`:
+    the other processes of this node, when there are (`serve`). The store
     is opened and migrated; `run` starts and stops the parts.
     """
     policy = policy or load_live_policy(settings)
@@ -254,7 +257,15 @@ def build(
         bounces = BounceMaker(keyring, settings.hostname, settings.postmaster_address)
         notices = portal_notices(settings)
         delivery = _delivery_service(
-            settings, db, keyring, signer, bounces, Marketing(consent, links), policy, notices
+            settings,
+            db,
+            keyring,
+            signer,
+            bounces,
+            Marketing(consent, links),
+            policy,
+            notices,
+            siblings,
         )
         inspector = Inspector(settings.inspection)
         on_error.callback(inspector.close)
@@ -296,7 +307,9 @@ def build(
             links=links,
             delivery=delivery,
             intake=intake,
-            listeners=_listener_contexts(settings, db, intake, mailto, tls_context, rates),
+            listeners=_listener_contexts(
+                settings, db, intake, mailto, tls_context, rates, siblings
+            ),
             web_app=create_app(
                 db,
                 settings.consent,
@@ -500,6 +513,7 @@ def _listener_contexts(
     mailto: MailtoUnsubscribe,
     tls_context: ssl.SSLContext | None,
     rates: RateLimiter,
+    siblings: Siblings | None,
 ) -> list[ListenerContext]:
     """What the sessions of each listener share; the intake, authenticator, AUTH
     guard, mailto opt-outs and sending limits are shared by all listeners."""
@@ -528,6 +542,7 @@ def _listener_contexts(
                 tls_context=tls_context if listener.tls != "none" else None,
                 unsubscribe=mailto if listener.accept_unsubscribe else None,
                 rates=rates,
+                siblings=siblings,
             )
         )
     return contexts
@@ -543,6 +558,7 @@ async def run(
     grace: float = 30.0,
     web_socket: socket.socket | None = None,
     metrics_socket: socket.socket | None = None,
+    siblings: Siblings | None = None,
 ) -> None:
     """Serve on pre-bound sockets until SIGTERM/SIGINT (or `stop`), then shut down gracefully.
 
@@ -570,7 +586,7 @@ async def run(
 
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGHUP, reload)
-    parts = build(settings, policy=policy, tls_context=ssl_context)
+    parts = build(settings, policy=policy, tls_context=ssl_context, siblings=siblings)
     db, delivery = parts.db, parts.delivery
     contexts = parts.listeners if "smtp" in settings.node.roles else []
     delivering = "delivery" in settings.node.roles
@@ -705,6 +721,7 @@ def _delivery_service(
     marketing: Marketing,
     policy: LivePolicy,
     notices: Notices,
+    siblings: Siblings | None,
 ) -> DeliveryService:
     """Delivery and the parts it sends with: transport, the modes by name, marketing."""
     config = settings.delivery
@@ -748,6 +765,7 @@ def _delivery_service(
         reports_tls=settings.tls_reports.enabled,
         large_message_size=settings.limits.large_message_size,
         max_large_messages=_per_process(settings.limits, settings.processes).max_large_messages,
+        siblings=siblings,
     )
     return service
 
@@ -838,6 +856,7 @@ def run_process(
     node: Node,
     web_socket: socket.socket | None = None,
     metrics_socket: socket.socket | None = None,
+    siblings: Siblings | None = None,
 ) -> None:
     """One server process: an event loop with listeners, delivery workers and the web app."""
     try:
@@ -855,6 +874,7 @@ def run_process(
             node,
             web_socket=web_socket,
             metrics_socket=metrics_socket,
+            siblings=siblings,
         )
     )
 
@@ -918,12 +938,25 @@ def serve(settings: Settings) -> None:
         else:
             from gateway.supervisor import supervise
 
-            supervise(
-                settings.processes,
-                lambda: run_process(
-                    settings, sockets, ssl_context, policy, node, web_socket, metrics_socket
-                ),
-            )
+            # With SMTP and delivery both here, a process busy with every session
+            # leaves delivering to an idle sibling.
+            siblings = Siblings(settings.processes) if {"smtp", "delivery"} <= set(roles) else None
+
+            def child(index: int) -> None:
+                if siblings is not None:
+                    siblings.become(index)
+                run_process(
+                    settings,
+                    sockets,
+                    ssl_context,
+                    policy,
+                    node,
+                    web_socket,
+                    metrics_socket,
+                    siblings,
+                )
+
+            supervise(settings.processes, child)
     finally:
         pid_file.unlink(missing_ok=True)
         try:

@@ -30,7 +30,7 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _spawn(child: Callable[[], None]) -> int:
+def _spawn(child: Callable[[int], None], index: int) -> int:
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:
@@ -43,7 +43,7 @@ def _spawn(child: Callable[[], None]) -> int:
                 # Until the child's loop takes over SIGHUP (policy and key
                 # reload), an early one must not kill it.
                 signal.signal(signal.SIGHUP, signal.SIG_IGN)
-                child()
+                child(index)
         except BaseException:
             code = 1
         finally:
@@ -51,10 +51,11 @@ def _spawn(child: Callable[[], None]) -> int:
     return pid
 
 
-def supervise(processes: int, child: Callable[[], None]) -> None:
+def supervise(processes: int, child: Callable[[int], None]) -> None:
     """Run `child` in `processes` forked processes until SIGTERM/SIGINT; then drain them.
 
-    SIGHUP is passed on to every child.
+    Each child is given its index (0 to processes - 1); one that dies is replaced
+    under the same index. SIGHUP is passed on to every child.
     """
     stopping = False
 
@@ -70,7 +71,7 @@ def supervise(processes: int, child: Callable[[], None]) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
 
-    children: set[int] = set()
+    children: dict[int, int] = {}  # pid: index
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, forward)  # each process reloads its policy and keys
@@ -79,8 +80,8 @@ def supervise(processes: int, child: Callable[[], None]) -> None:
     # one of these objects, and copy it.
     gc.collect()
     gc.freeze()
-    for _ in range(processes):
-        children.add(_spawn(child))
+    for index in range(processes):
+        children[_spawn(child, index)] = index
     event(log, "supervising", processes=processes)
     while children:
         try:
@@ -89,10 +90,10 @@ def supervise(processes: int, child: Callable[[], None]) -> None:
             break
         except InterruptedError:
             continue
-        children.discard(pid)
-        if not stopping:
+        index = children.pop(pid, -1)
+        if index >= 0 and not stopping:
             event(log, "process_exited", logging.ERROR, child=pid, status=status)
             time.sleep(_RESTART_DELAY)
             if not stopping:
-                children.add(_spawn(child))
+                children[_spawn(child, index)] = index
     event(log, "stopped")

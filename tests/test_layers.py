@@ -28,6 +28,7 @@ LAYERS: list[list[str]] = [
         "gateway.metrics",
         "gateway.clients",
         "gateway.malloc",
+        "gateway.siblings",
     ],
     # Background passes (above logs); large messages' turns (above malloc).
     ["gateway.periodic", "gateway.turns"],

@@ -85,6 +85,29 @@ def test_two_processes_share_the_load_and_deliver_each_message_once(tmp_path: Pa
         assert "Traceback" not in gw.log_text()
 
 
+def test_with_every_session_on_one_process_the_idle_one_delivers(tmp_path: Path) -> None:
+    # The poll is slow: only the wake-up sent to the idle process gets the mail out
+    # in time, and the process holding the session never claims it first.
+    with Sink() as sink:
+        gw = Phigate(tmp_path, processes=2, delivery=via_sink(sink, tls="none", poll_interval=30))
+        secret = gw.add_principal("ehr1", "clinic.example.org")
+        with gw:
+            wait_until(lambda: gw.log_text().count('"event":"ready"') == 2)
+            for _ in range(2):  # the second session may land on either process
+                client = gw.client("ehr1", secret)
+                for i in range(5):
+                    body = message("a@clinic.example.org", "b@partner.test", f"s{i}", "hello")
+                    client.sendmail("a@clinic.example.org", ["b@partner.test"], body)
+                client.quit()
+            sink.wait_for(10, timeout=20)
+            wait_until(lambda: gw.log_text().count('"event":"delivered"') == 10)
+        events = gw.log_events()
+    accepted = {e["queue_id"]: e["pid"] for e in events if e.get("event") == "accepted"}
+    delivered = {e["queue_id"]: e["pid"] for e in events if e.get("event") == "delivered"}
+    assert delivered.keys() == accepted.keys() and len(accepted) == 10
+    assert all(delivered[q] != accepted[q] for q in accepted)
+
+
 def test_killing_the_supervisor_leaves_no_process_serving(tmp_path: Path) -> None:
     gw = Phigate(tmp_path, processes=2)
     gw.start()
@@ -115,7 +138,7 @@ import gc, os, signal, sys
 from gateway.supervisor import supervise
 built_at_start_up = [object() for _ in range(1000)]
 
-def child():
+def child(index):
     with open(sys.argv[1], "w") as out:
         out.write(str(gc.get_freeze_count()))
     os.kill(os.getppid(), signal.SIGTERM)

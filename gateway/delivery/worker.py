@@ -17,7 +17,7 @@ import os
 import socket
 import time
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -36,6 +36,7 @@ from gateway.delivery.routing import Router
 from gateway.delivery.tlsrpt import record_sessions
 from gateway.delivery.transport import Transport
 from gateway.logs import event
+from gateway.siblings import Siblings
 from gateway.store import queue
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring, Sealed
@@ -88,11 +89,14 @@ class DeliveryService:
         reports_tls: bool,
         large_message_size: int,
         max_large_messages: int,
+        siblings: Siblings | None = None,
     ) -> None:
         """`transport` is the one `router`'s modes send through (closed at stop);
         `reports_tls`: keep TLS sessions for TLS reports. Messages larger than
         `large_message_size` are loaded only when a worker takes them, and at most
-        `max_large_messages` at a time are delivered."""
+        `max_large_messages` at a time are delivered. `siblings`: the node's other
+        processes, one of which delivers new mail while this one holds every
+        session (siblings.py)."""
         self.config = config
         self.db = db
         self.keyring = keyring
@@ -104,6 +108,8 @@ class DeliveryService:
         self.reports_tls = reports_tls
         self.large_message_size = large_message_size
         self._large_turns = Turns(max_large_messages)
+        self.siblings = siblings
+        self._stop_listening: Callable[[], None] | None = None
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{time.time():.0f}"
         self._wakeup = asyncio.Event()
         self._stopping = False
@@ -126,7 +132,17 @@ class DeliveryService:
         return self.config.workers - self._busy - self._work.qsize() - self._reserved
 
     def notify(self) -> None:
-        """New jobs were committed: claim without waiting for the next poll."""
+        """New jobs were committed: an idle sibling claims them, or this process
+        without waiting for the next poll."""
+        siblings = self.siblings
+        if siblings is not None:
+            idle = siblings.idle_sibling()
+            if idle is not None:
+                siblings.wake(idle)
+                return
+        self._woken()
+
+    def _woken(self) -> None:
         if self._free() <= 0:
             self._behind = True  # no worker free for them: see wait_for_capacity
         self._wakeup.set()
@@ -141,6 +157,8 @@ class DeliveryService:
             return None
         if self._free() <= 0:
             return None
+        if self.siblings is not None and self.siblings.idle_sibling() is not None:
+            return None  # notified: the sibling claims it
         self._reserved += 1
         return queue.Lease(self.owner, time.time() + self.config.lease_seconds)
 
@@ -186,6 +204,8 @@ class DeliveryService:
                 return
 
     def start(self) -> None:
+        if self.siblings is not None:
+            self._stop_listening = self.siblings.listen(self._woken)
         self._tasks = [
             asyncio.create_task(self._dispatch(), name="delivery-dispatch"),
             asyncio.create_task(self._renew_leases(), name="delivery-leases"),
@@ -198,6 +218,8 @@ class DeliveryService:
     async def stop(self, grace: float = 30.0) -> None:
         """Stop claiming, let in-flight deliveries finish, hand back unstarted leases."""
         self._stopping = True
+        if self._stop_listening is not None:
+            self._stop_listening()
         self._wakeup.set()
         while self._flow_waiters:  # intake waits for no delivery that will not come
             self._release_flow_waiter()

@@ -30,6 +30,7 @@ from gateway.logs import event
 from gateway.mail.addresses import AddressError, domain_of, normalise
 from gateway.mail.headers import author_domains
 from gateway.ratelimit import RateKey, RateLimiter
+from gateway.siblings import Siblings
 from gateway.smtp.auth import Authenticator, AuthGuard
 from gateway.smtp.content import author_refusal, content_problem
 from gateway.smtp.data import LargeMessages, read_data
@@ -88,10 +89,23 @@ class ListenerContext:
     unsubscribe: MailtoUnsubscribe | None = None
     # Sending limits per principal and relay network (the same as intake's).
     rates: RateLimiter | None = None
+    # The node's other processes: told how many sessions this one holds.
+    siblings: Siblings | None = None
     sessions: set[PhigateSMTP] = field(default_factory=set)
     accepting: bool = True
     # Audit events of sessions that have ended, still being written.
     pending_audits: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def session_started(self, session: PhigateSMTP) -> None:
+        self.sessions.add(session)
+        if self.siblings is not None:
+            self.siblings.session_opened()
+
+    def session_ended(self, session: PhigateSMTP) -> None:
+        if session in self.sessions:
+            self.sessions.remove(session)
+            if self.siblings is not None:
+                self.siblings.session_closed()
 
     async def audit(self, audit_event: AuditEvent) -> None:
         await self.db.write(lambda conn: trail.append(conn, [audit_event]))
@@ -296,7 +310,7 @@ class PhigateSMTP(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self.transport is None
         if first:
-            self.ctx.sessions.add(self)
+            self.ctx.session_started(self)
             self.state.relay = self.ctx.relay_network_for(self.client_ip)
             self._expiry = self.loop.call_later(
                 self.ctx.limits.max_session_seconds, self._session_expired
@@ -325,7 +339,7 @@ class PhigateSMTP(SMTP):
         summary = self.refusals.summary(self.state.principal, self.client_ip)
         if summary is not None:
             self.ctx.audit_later(summary)
-        self.ctx.sessions.discard(self)
+        self.ctx.session_ended(self)
         super().connection_lost(error)
 
     async def smtp_STARTTLS(self, arg: str) -> None:
