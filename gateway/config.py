@@ -152,12 +152,16 @@ class RateLimitsConfig(_Strict):
     # By relay network name (`relay_networks`): mail sent without AUTH from
     # one of its networks counts against the network's limits.
     networks: dict[str, RateQuota] = Field(default_factory=dict)
+    # By API token name (`phigate token ls`): mail sent through the HTTP API
+    # counts against its token's limits.
+    tokens: dict[str, RateQuota] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_quotas(self) -> RateLimitsConfig:
         quotas = [("defaults", self.defaults)]
         quotas += [(f"principals.{n}", self.for_principal(n)) for n in self.principals]
         quotas += [(f"networks.{n}", self.for_network(n)) for n in self.networks]
+        quotas += [(f"tokens.{n}", self.for_token(n)) for n in self.tokens]
         for where, quota in quotas:
             problem = quota.contradiction()
             if problem is not None:
@@ -169,6 +173,9 @@ class RateLimitsConfig(_Strict):
 
     def for_network(self, name: str) -> RateQuota:
         return self.defaults.overridden_by(self.networks.get(name))
+
+    def for_token(self, name: str) -> RateQuota:
+        return self.defaults.overridden_by(self.tokens.get(name))
 
 
 def _check_network_list(value: list[str]) -> list[str]:

@@ -192,6 +192,15 @@ def test_settings_errors_name_the_key_and_the_fix(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as raised:
         load_settings(config)
     assert "no relay network is called 'lab'" in str(raised.value)
+    config.write_text("rate_limits:\n  tokens:\n    app:\n      messages_per_hour: 100\n")
+    with pytest.raises(SettingsError) as raised:
+        load_settings(config)
+    assert "tokens.app: messages_per_minute (300) is more than messages_per_hour" in str(
+        raised.value
+    )
+    tokens = RateLimiter(RateLimitsConfig(tokens={"app": RateQuota(messages_per_minute=5)}))
+    assert tokens.quota(RateKey("token", "app")).messages_per_minute == 5
+    assert tokens.quota(RateKey("token", "other")) == RateQuota()
     # Its name is what the network is counted as: bounded, as the count's key is.
     config.write_text(
         f"relay_networks:\n  - name: {'x' * 101}\n    networks: [10.0.0.0/8]\n"
