@@ -48,7 +48,7 @@ from gateway.policy.facts import Envelope
 from gateway.portal import passphrase as passphrases
 from gateway.portal.outbox import LISTENER as PORTAL_LISTENER
 from gateway.ratelimit import Charged, RateKey, RateLimiter
-from gateway.store import queue
+from gateway.store import audit_facets, queue
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring, Sealed
 
@@ -463,7 +463,7 @@ class Intake:
                 recipients=tuple(d.recipient for d in accepted),
                 size=len(submission.content),
                 code=250,
-                detail=f"message-id={message_id[:200]}" if message_id else None,
+                detail=audit_facets.accepted_detail(submission.token, message_id),
                 ts=now,
             ),
         ]
