@@ -141,6 +141,14 @@ def test_wrong_values_are_refused_naming_the_variable_never_the_value(
     assert "appointment-reminder" in message and CANARY not in message
 
 
+def test_only_the_listed_principals_may_use_a_template() -> None:
+    tpl = parse(REMINDER, "reminder.yaml")
+    tpl.usable_by("ehr1")
+    with pytest.raises(TemplateError, match="not for principal ehr2: it lists ehr1"):
+        tpl.usable_by("ehr2")
+    parse(REMINDER.replace("principals: [ehr1]\n", ""), "all.yaml").usable_by("ehr2")
+
+
 def test_command_line_text_is_read_as_each_type() -> None:
     tpl = parse(REMINDER, "reminder.yaml")
     read = values_from_text(tpl, {"seats": "3", "bring": '["a"]', "patient": "Ann"})

@@ -185,7 +185,9 @@ def template_show(name: str, as_json: bool, config_file: str | None, data_dir: s
     click.echo(f"Principals: {who}")
     click.echo("Variables:")
     for v in template.variables:
-        need = "required" if v.required else f"optional, default {json.dumps(v.default)}"
+        need = "required" if v.required else "optional"
+        if v.default is not None:
+            need += f", default {json.dumps(v.default)}"
         click.echo(f"  {v.name}: {v.shape}, {need}{', PHI' if v.phi else ''}")
     click.echo(f"--- file (sha256 {stored.sha256}) ---")
     click.echo(stored.source.rstrip("\n"))

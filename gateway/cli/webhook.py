@@ -103,12 +103,6 @@ def webhook_add(
     to the receiver: it verifies each request's webhook-signature with it.
     """
     settings = cli_settings(config_file, data_dir)
-    if (principal is None) == (token is None):
-        fail(
-            f"webhook {name}: give --principal P (the events of all its mail) or --token T "
-            "(of the mail sent with that API token), one of them",
-            EXIT_USAGE,
-        )
     try:
         wanted = subscriptions.parse_kinds(kinds)
         urls.checked(url, urls.networks(settings.webhooks.allowed_networks))
@@ -134,8 +128,7 @@ def webhook_add(
                 _audit(
                     conn,
                     "added",
-                    f"name={name} {made.scope.replace(' ', '=')} host={host} "
-                    f"events={','.join(wanted)}",
+                    f"name={name} {'='.join(made.scope)} host={host} events={','.join(wanted)}",
                 )
         except SubscriptionError as exc:
             fail(str(exc), EXIT_USAGE)
@@ -143,7 +136,7 @@ def webhook_add(
     if as_json:
         print_json({**_subscription_json(made, {}), "secret": text})
         return
-    click.echo(f"Webhook {name!r}: {made.scope}'s {', '.join(wanted)} events to {url}.")
+    click.echo(f"Webhook {name!r}: {' '.join(made.scope)}'s {', '.join(wanted)} events to {url}.")
     click.echo(f"Signing secret (shown only now): {text}")
 
 
@@ -197,7 +190,7 @@ def webhook_ls(
     click.echo(f"{'NAME':<20} {'SCOPE':<22} {'PENDING':>7} {'SENT':>7} {'FAILED':>7}  URL")
     for s in subs:
         n = [counts.get((s.id, state), 0) for state in _STATES]
-        click.echo(f"{s.name:<20} {s.scope:<22} {n[0]:>7} {n[1]:>7} {n[2]:>7}  {s.url}")
+        click.echo(f"{s.name:<20} {' '.join(s.scope):<22} {n[0]:>7} {n[1]:>7} {n[2]:>7}  {s.url}")
         click.echo(f"{'':<20} events: {','.join(s.kinds)}")
 
 
@@ -241,7 +234,7 @@ def webhook_rm(name: str, config_file: str | None, data_dir: str | None) -> None
         try:
             with db.transaction() as conn:
                 gone = subscriptions.remove(conn, name)
-                _audit(conn, "removed", f"name={name} {gone.scope.replace(' ', '=')}")
+                _audit(conn, "removed", f"name={name} {'='.join(gone.scope)}")
         except SubscriptionError as exc:
             fail(str(exc), EXIT_USAGE)
     click.echo(f"Webhook {name!r} removed.")

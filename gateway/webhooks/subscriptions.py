@@ -48,9 +48,11 @@ class Subscription:
         return keyring.open(self.sealed, _context(self.name))
 
     @property
-    def scope(self) -> str:
-        """Whose events, in words: "principal ehr1" or "token billing-api"."""
-        return f"token {self.token}" if self.token is not None else f"principal {self.principal}"
+    def scope(self) -> tuple[str, str]:
+        """Whose events: ("principal", "ehr1") or ("token", "billing-api")."""
+        if self.token is not None:
+            return "token", self.token
+        return "principal", self.principal or ""
 
 
 def _context(name: str) -> bytes:
@@ -111,8 +113,8 @@ def add(
         )
     if (principal is None) == (token is None):
         raise SubscriptionError(
-            "give --principal (the events of all its mail) or --token (of the mail sent with "
-            "that API token), one of them"
+            "give --principal P (the events of all its mail) or --token T (of the mail sent "
+            "with that API token), one of them"
         )
     if principal is not None and principals.get(conn, principal) is None:
         raise SubscriptionError(
