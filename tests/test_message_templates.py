@@ -170,7 +170,7 @@ def test_file_errors_name_the_line_the_field_and_the_fix() -> None:
     assert "bad.yaml:7" in message and "the default does not fit" in message
 
 
-def test_output_is_bounded() -> None:
+def test_output_and_work_are_bounded() -> None:
     tpl = parse(
         _file(
             "{% for a in x %}{% for b in x %}{{ y }}{% endfor %}{% endfor %}",
@@ -180,6 +180,14 @@ def test_output_is_bounded() -> None:
     )
     with pytest.raises(TemplateError, match="longer than"):
         render(tpl, {"x": ["a"] * 1000, "y": "b" * 1000})
+    busy = parse(
+        _file("{% for a in x %}{% for b in x %}{% if x | sort | first %}{% endif %}{% endfor %}"
+              "{% endfor %}", "  x: {type: list, max_items: 1000}\n").replace("s {{ x }}", "s"),
+        "busy.yaml",
+    )  # fmt: skip
+    with pytest.raises(TemplateError, match="more than 100000 list items"):
+        render(busy, {"x": [str(n) for n in range(1000)]})
+    assert render(busy, {"x": ["a", "b"]}).text == ""
 
 
 def test_store_versions_and_removes(db: Database) -> None:

@@ -80,7 +80,11 @@ def render(template: Template, variables: Mapping[str, object]) -> Rendered:
     """The message `template` makes of `variables`; TemplateError if a value is missing,
     unknown or of the wrong type, or the result is too long."""
     context = _context(template, variables)
-    out = {name: _field(template, name, context) for name in template.compiled}
+    steps = sandbox.Steps()  # shared by the fields: one render's work is bounded
+    bounded = {
+        k: sandbox.Counted(v, steps) if isinstance(v, list) else v for k, v in context.items()
+    }
+    out = {name: _field(template, name, bounded) for name in template.compiled}
     given = {name for name, value in context.items() if value not in (None, [])}
     phi = tuple(name for name in template.phi_variables if name in given)
     in_subject = bool(template.references.get("subject", frozenset()) & set(phi))

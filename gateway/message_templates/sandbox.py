@@ -34,6 +34,8 @@ FILTERS = (
 )  # fmt: skip
 # Longer text than this, from one filter or one field, is refused.
 MAX_OUTPUT = 256 * 1024
+# List items one render may go through, in every loop and filter of every field together.
+MAX_STEPS = 100_000
 
 _ALLOWED = (
     nodes.Template, nodes.Output, nodes.TemplateData, nodes.Const, nodes.Name, nodes.If,
@@ -115,6 +117,34 @@ class Sandbox(ImmutableSandboxedEnvironment):
         if not (_number(left) and _number(right)) or abs(right) > MAX_EXPONENT:
             raise SecurityError(f"`**` takes numbers and an exponent of at most {MAX_EXPONENT}")
         return operator.pow(left, right)
+
+
+class Steps:
+    """What is left of one render's `MAX_STEPS`."""
+
+    def __init__(self, limit: int = MAX_STEPS) -> None:
+        self.left = limit
+
+    def take(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise SecurityError(
+                f"the template went through more than {MAX_STEPS} list items (loops within "
+                "loops, or filters such as sort inside a loop): loop over the lists less"
+            )
+
+
+class Counted(list[object]):
+    """A list variable: every item a loop or filter takes from it costs a step."""
+
+    def __init__(self, items: list[object], steps: Steps) -> None:
+        super().__init__(items)
+        self.steps = steps
+
+    def __iter__(self) -> Iterator[object]:
+        for item in super().__iter__():
+            self.steps.take()
+            yield item
 
 
 def _number(value: object) -> bool:
