@@ -37,6 +37,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_webhook_subscriptions_token", "webhook_subscriptions")
     op.execute("DELETE FROM webhook_subscriptions WHERE token IS NOT NULL")
-    with op.batch_alter_table("webhook_subscriptions") as batch:
-        batch.drop_column("token")
+    # In place (SQLite 3.35+ drops a column itself): recreating the table would
+    # cascade into the other subscriptions' deliveries.
+    op.drop_column("webhook_subscriptions", "token")
     op.drop_table("message_templates")
