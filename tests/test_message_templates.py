@@ -75,6 +75,8 @@ def _file(text_field: str, variables: str = "  x: {type: string}\n") -> str:
         ("{{ x['__class__'] }}", "only a list's item by number"),
         ("{{ x | attr('__class__') }}", "No filter named 'attr'"),
         ("{{ x | join(attribute='__class__') }}", "attribute= is not allowed"),
+        ("{{ x | sum('__class__') }}", "attribute= is not allowed"),
+        ("{{ x | sort(false, false, '__class__') }}", "attribute= is not allowed"),
         ("{% set y = x %}{{ y }}", "{% set %} is not allowed"),
         ("{% autoescape false %}{{ x }}{% endautoescape %}", "{% autoescape %} is not allowed"),
         ("{{ x | safe }}", "No filter named 'safe'"),
@@ -96,6 +98,8 @@ def test_the_sandbox_itself_refuses_attributes_and_repetition_at_render() -> Non
         sandbox.TEXT.from_string("{{ x * 100000000 }}").render(x="a")
     with pytest.raises(SecurityError):
         sandbox.TEXT.from_string("{{ x | replace('a', y) }}").render(x="a" * 5000, y="b" * 5000)
+    with pytest.raises(SecurityError):
+        sandbox.TEXT.from_string("{{ x | sum('__class__') }}").render(x=["a"])
     assert sandbox.TEXT.from_string("{{ n * 3 }}").render(n=2) == "6"
 
 

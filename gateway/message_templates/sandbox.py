@@ -32,6 +32,8 @@ FILTERS = (
     "sort", "string", "striptags", "sum", "title", "trim", "truncate", "unique", "upper",
     "urlencode", "wordcount", "wordwrap",
 )  # fmt: skip
+# Filters whose `attribute` argument may also be given in place: its position after the value.
+_ATTRIBUTE_AT = {"sum": 0, "join": 1, "unique": 1, "min": 1, "max": 1, "sort": 2}
 # Longer text than this, from one filter or one field, is refused.
 MAX_OUTPUT = 256 * 1024
 # List items one render may go through, in every loop and filter of every field together.
@@ -183,11 +185,10 @@ def checked(tree: nodes.Template) -> None:
                 "only a list's item by number is allowed in [...], e.g. {{ items[0] }}",
                 node.lineno,
             )
-        if isinstance(node, nodes.Filter | nodes.Test) and any(
-            k.key == "attribute" for k in node.kwargs
-        ):
+        if isinstance(node, nodes.Filter) and _names_attribute(node):
             raise Refused(
-                "attribute= is not allowed: variables have no attributes",
+                f"attribute= is not allowed (nor {node.name}'s attribute argument in its place): "
+                "variables have no attributes",
                 node.lineno,
             )
         if isinstance(node, nodes.For) and (node.recursive or depth > MAX_LOOP_DEPTH):
@@ -209,6 +210,14 @@ def _walk(node: nodes.Node, depth: int) -> Iterator[tuple[nodes.Node, int]]:
     yield node, inside
     for child in node.iter_child_nodes():
         yield from _walk(child, inside)
+
+
+def _names_attribute(node: nodes.Filter) -> bool:
+    """Whether a filter is given an attribute to read of each item (sort, join, sum ...)."""
+    at = _ATTRIBUTE_AT.get(node.name)
+    return any(k.key == "attribute" for k in node.kwargs) or (
+        at is not None and len(node.args) > at
+    )
 
 
 def _loop_attribute(node: nodes.Getattr) -> bool:
