@@ -1,14 +1,16 @@
 """Templates in the database, so every node renders the same one.
 
-A template is kept as the file's text, checked again whenever it is read
-(`Stored.template`). Replacing one keeps its name and counts its version up;
-the audit trail records each version's SHA-256, never its variables' values.
+A template is kept as the file's text, checked and compiled again when a
+process first reads that version (`Stored.template`). Replacing one keeps its
+name and counts its version up; the audit trail records each version's
+SHA-256, never its variables' values.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sqlalchemy import Connection, delete, insert, select, update
 
@@ -32,7 +34,13 @@ class Stored:
     updated_by: str
 
     def template(self) -> Template:
-        return parse(self.source, f"template {self.name} (version {self.version})")
+        """Checked and compiled; once per process for the same text and version."""
+        return _parsed(self.source, f"template {self.name} (version {self.version})")
+
+
+@lru_cache(maxsize=256)
+def _parsed(source: str, label: str) -> Template:
+    return parse(source, label)  # a TemplateFileError is raised each time, never kept
 
 
 def digest(source: str) -> str:
