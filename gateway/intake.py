@@ -36,7 +36,7 @@ from gateway.config import ReceivedHeaderConfig
 from gateway.consent.mailto import MailtoUnsubscribe, remember
 from gateway.consent.purpose import MARKETING, PurposeHeader, UnknownPurpose
 from gateway.dkim.sign import DkimSigner
-from gateway.inspect.findings import PHI_TYPES, Findings
+from gateway.inspect.findings import DECLARED, PHI_TYPES, DeclaredPhi, Findings
 from gateway.inspect.header_values import HeaderValues
 from gateway.inspect.inspector import Inspector
 from gateway.logs import event
@@ -48,7 +48,7 @@ from gateway.policy.facts import Envelope
 from gateway.portal import passphrase as passphrases
 from gateway.portal.outbox import LISTENER as PORTAL_LISTENER
 from gateway.ratelimit import Charged, RateKey, RateLimiter
-from gateway.store import queue
+from gateway.store import audit_facets, queue
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring, Sealed
 
@@ -89,6 +89,11 @@ class Submission:
     content: bytes
     # Whose sending limits the message counts against; None: no limits (the portal's replies).
     rate_key: RateKey | None = None
+    # PHI the sender's message template declares (its PHI variables' names): the
+    # message is decided as carrying PHI even when inspection finds none.
+    declared_phi: DeclaredPhi | None = None
+    # The API token the message was sent with (its name), for webhooks scoped to it.
+    token: str | None = None
 
     @property
     def envelope(self) -> Envelope:
@@ -170,6 +175,8 @@ def decision_event(
         detail += " subject=neutral"
     findings = evaluation.facts.findings
     detail += f" phi={'yes' if findings.phi else 'no'}"
+    if findings.types.get(DECLARED):
+        detail += f" declared={findings.types[DECLARED]}"
     if findings.unscannable:
         detail += " unscannable=yes"
     return AuditEvent(
@@ -309,6 +316,8 @@ class Intake:
         try:
             parsed = parse(submission.content)
             findings = await self.inspector.inspect_async(parsed.message)
+            if submission.declared_phi is not None:
+                findings = submission.declared_phi.onto(findings)
             policy = self.policy()
             considered = consider(
                 policy,
@@ -454,7 +463,7 @@ class Intake:
                 recipients=tuple(d.recipient for d in accepted),
                 size=len(submission.content),
                 code=250,
-                detail=f"message-id={message_id[:200]}" if message_id else None,
+                detail=audit_facets.accepted_detail(submission.token, message_id),
                 ts=now,
             ),
         ]

@@ -46,8 +46,16 @@ LAYERS: list[list[str]] = [
     # portal custody, notices and pages' content: what delivery and web share;
     # compliance reports read from the trail, for the CLI, the server and pages;
     # the archive, which intake writes and the CLI and the server read and destroy;
-    # delivery-status webhooks, fed from the trail, for the server and the CLI.
-    ["gateway.bounce", "gateway.portal", "gateway.reports", "gateway.archive", "gateway.webhooks"],
+    # delivery-status webhooks, fed from the trail, for the server and the CLI;
+    # message templates, rendered for the send API and tested by the CLI.
+    [
+        "gateway.bounce",
+        "gateway.portal",
+        "gateway.reports",
+        "gateway.archive",
+        "gateway.webhooks",
+        "gateway.message_templates",
+    ],
     # The message path: listener -> intake -> store <- delivery; the web app beside.
     ["gateway.intake", "gateway.delivery", "gateway.web"],
     ["gateway.smtp"],

@@ -5,17 +5,28 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
+from harness import free_port, settings_for
 from sqlalchemy import insert, select
+from stores import accept
 
+from gateway import app, datadir
 from gateway.audit import indexer, trail
 from gateway.audit.trail import AuditEvent
-from gateway.config import WebhooksConfig
-from gateway.store import principals, rotation
+from gateway.config import Settings, WebhooksConfig
+from gateway.intake import Submission
+from gateway.store import audit_facets, principals, rotation
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
-from gateway.store.schema import portal_messages, webhook_deliveries, webhook_subscriptions
+from gateway.store.schema import (
+    audit_events,
+    portal_messages,
+    webhook_deliveries,
+    webhook_subscriptions,
+)
+from gateway.web import tokens
 from gateway.webhooks import events, outbox, subscriptions
 from gateway.webhooks.outbox import NewDelivery, Outcome
 from gateway.webhooks.sender import Sender, client_context
@@ -202,3 +213,95 @@ def test_retries_back_off_then_dead_letter_and_410_at_once(db: Database, keyring
         ("msg_a", 410, 3),
         ("msg_b", 500, 4),
     ]
+
+
+def _submitted(parts: app.Parts, token: str | None) -> str:
+    submission = Submission(
+        listener="api",
+        principal="ehr1",
+        client_ip="127.0.0.1",
+        helo=None,
+        tls=True,
+        authenticated=True,
+        sender="billing@ehr1.example",
+        recipients=("a@x.example",),
+        content=b"From: billing@ehr1.example\r\nMessage-ID: <m1@ehr1.example>\r\n"
+        b"Subject: s\r\n\r\nbody\r\n",
+        token=token,
+    )
+    reply = accept(parts, submission)
+    assert reply.startswith("250 "), reply
+    return reply.rsplit(" ", 1)[1]
+
+
+def test_a_token_subscription_gets_the_events_of_that_tokens_mail_only(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = Settings.model_validate(
+        settings_for(tmp_path / "data", free_port(), database_url=database_url)
+    )
+    datadir.prepare_data_dir(settings, generate_cert=True)
+    parts = app.build(settings)
+    try:
+        db, now = parts.db, time.time()
+        with db.transaction() as conn:
+            principals.add(conn, "ehr1", ["ehr1.example"])
+            tokens.add(conn, "billing-api", ["consent:read"], now - 60, "cli:test")
+            tokens.add(conn, "other-api", ["consent:read"], now - 60, "cli:test")
+            made = {
+                name: subscriptions.add(
+                    conn, parts.keyring, name=name, url="https://hooks.example/x",
+                    kinds=subscriptions.parse_kinds("all"), actor="cli:test", now=now - 60,
+                    cursor=CONFIG.cursor, **scope,
+                )[0].id
+                for name, scope in (
+                    ("by-token", {"principal": None, "token": "billing-api"}),
+                    ("by-principal", {"principal": "ehr1"}),
+                )
+            }  # fmt: skip
+            with pytest.raises(subscriptions.SubscriptionError, match="one of them"):
+                subscriptions.add(
+                    conn, parts.keyring, name="both", principal="ehr1", token="billing-api",
+                    url="https://hooks.example/x", kinds=("delivered",), actor="cli:test",
+                    now=now, cursor=CONFIG.cursor,
+                )  # fmt: skip
+            with pytest.raises(subscriptions.SubscriptionError, match="no API token 'nope'"):
+                subscriptions.add(
+                    conn, parts.keyring, name="none", principal=None, token="nope",
+                    url="https://hooks.example/x", kinds=("delivered",), actor="cli:test",
+                    now=now, cursor=CONFIG.cursor,
+                )  # fmt: skip
+        with_token = _submitted(parts, "billing-api")
+        over_smtp = _submitted(parts, None)
+        with_other = _submitted(parts, "other-api")
+        with db.transaction() as conn:
+            trail.append(conn, [
+                AuditEvent("delivered", "2.0.0", q, "ehr1", recipients=("a@x.example",),
+                           code=250, detail="mode=standard: 250 ok", ts=time.time())
+                for q in (with_token, over_smtp, with_other)
+            ])  # fmt: skip
+        assert _webhooks(db, parts.keyring, "node-a:1").feed(time.time()) > 0
+        with db.reading() as conn:
+            rows = conn.execute(select(webhook_deliveries)).all()
+            accepted = conn.execute(
+                select(audit_events.c.detail).where(
+                    audit_events.c.event == "accepted", audit_events.c.queue_id == with_token
+                )
+            ).scalar_one()
+    finally:
+        parts.close()
+    got = {
+        (sub, r.kind, json.loads(r.payload)["data"]["queue_id"])
+        for r in rows
+        for sub, sub_id in made.items()
+        if r.subscription_id == sub_id
+    }
+    assert {(k, q) for s, k, q in got if s == "by-token"} == {
+        ("accepted", with_token), ("delivered", with_token)
+    }  # fmt: skip
+    assert {(k, q) for s, k, q in got if s == "by-principal"} == {
+        (kind, q) for kind in ("accepted", "delivered") for q in (with_token, over_smtp, with_other)
+    }  # fmt: skip
+    # The token is metadata on the accepted event; its Message-ID is still searchable.
+    assert accepted == "token=billing-api message-id=<m1@ehr1.example>"
+    assert audit_facets.facets("accepted", accepted).message_id == "<m1@ehr1.example>"

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "retention": ("retention", "retention_group"),
     "sandbox": ("sandbox", "sandbox_group"),
     "serve": ("serve", "serve"),
+    "template": ("template", "template_group"),
     "token": ("token", "token_group"),
     "user": ("user", "user_group"),
     "webhook": ("webhook", "webhook_group"),

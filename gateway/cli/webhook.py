@@ -34,7 +34,8 @@ AUDIT_EVENT = "webhook"
 def webhook_group() -> None:
     """Signed webhooks telling a sending system what became of its mail.
 
-    A subscription sends a principal's events of the kinds it names to a URL:
+    A subscription sends a principal's events, or those of the mail sent with one
+    API token, of the kinds it names to a URL:
     accepted, delivered, deferred, bounced, portal_opened, portal_expired,
     consent_suppressed, unsubscribed. Each is a small JSON body (queue id,
     recipient, status, code, time; never content or subject), signed the
@@ -47,6 +48,8 @@ def webhook_group() -> None:
     \b
       phigate webhook add billing --principal ehr1 \\
           --url https://billing.example/hooks/phigate --events delivered,bounced
+      phigate webhook add portal-app --token portal-app \\
+          --url https://app.example/hooks --events all    # that token's mail only
       phigate webhook test billing        # one signed test event, now
       phigate webhook ls                  # subscriptions and their counts
       phigate webhook ls --failed         # dead letters
@@ -64,7 +67,11 @@ def _audit(conn: Connection, result: str, detail: str) -> None:
 
 @webhook_group.command("add")
 @click.argument("name")
-@click.option("--principal", required=True, help="Whose mail the events are about.")
+@click.option("--principal", help="Whose mail the events are about (or --token).")
+@click.option(
+    "--token",
+    help="Only the mail sent with this API token (`phigate token ls`), instead of --principal.",
+)
 @click.option(
     "--url",
     required=True,
@@ -80,14 +87,16 @@ def _audit(conn: Connection, result: str, detail: str) -> None:
 @config_options
 def webhook_add(
     name: str,
-    principal: str,
+    principal: str | None,
+    token: str | None,
     url: str,
     kinds: str,
     as_json: bool,
     config_file: str | None,
     data_dir: str | None,
 ) -> None:
-    """Subscribe URL to PRINCIPAL's events as NAME; prints the signing secret once.
+    """Subscribe URL to PRINCIPAL's events, or to those of the mail sent with API
+    TOKEN, as NAME; prints the signing secret once. Give one of --principal, --token.
 
     The URL's host is resolved now and at every connection; each address must
     be public (or in webhooks.allowed_networks). Give the secret (whsec_...)
@@ -108,6 +117,7 @@ def webhook_add(
                     keyring,
                     name=name,
                     principal=principal,
+                    token=token,
                     url=url,
                     kinds=wanted,
                     actor=cli_actor(),
@@ -118,7 +128,7 @@ def webhook_add(
                 _audit(
                     conn,
                     "added",
-                    f"name={name} principal={principal} host={host} events={','.join(wanted)}",
+                    f"name={name} {'='.join(made.scope)} host={host} events={','.join(wanted)}",
                 )
         except SubscriptionError as exc:
             fail(str(exc), EXIT_USAGE)
@@ -126,7 +136,7 @@ def webhook_add(
     if as_json:
         print_json({**_subscription_json(made, {}), "secret": text})
         return
-    click.echo(f"Webhook {name!r}: {principal}'s {', '.join(wanted)} events to {url}.")
+    click.echo(f"Webhook {name!r}: {' '.join(made.scope)}'s {', '.join(wanted)} events to {url}.")
     click.echo(f"Signing secret (shown only now): {text}")
 
 
@@ -136,6 +146,7 @@ def _subscription_json(
     return {
         "name": sub.name,
         "principal": sub.principal,
+        "token": sub.token,
         "url": sub.url,
         "events": list(sub.kinds),
         "created_at": sub.created_at,
@@ -176,10 +187,10 @@ def webhook_ls(
             "https://... --events delivered,bounced`)."
         )
         return
-    click.echo(f"{'NAME':<20} {'PRINCIPAL':<16} {'PENDING':>7} {'SENT':>7} {'FAILED':>7}  URL")
+    click.echo(f"{'NAME':<20} {'SCOPE':<22} {'PENDING':>7} {'SENT':>7} {'FAILED':>7}  URL")
     for s in subs:
         n = [counts.get((s.id, state), 0) for state in _STATES]
-        click.echo(f"{s.name:<20} {s.principal:<16} {n[0]:>7} {n[1]:>7} {n[2]:>7}  {s.url}")
+        click.echo(f"{s.name:<20} {' '.join(s.scope):<22} {n[0]:>7} {n[1]:>7} {n[2]:>7}  {s.url}")
         click.echo(f"{'':<20} events: {','.join(s.kinds)}")
 
 
@@ -223,7 +234,7 @@ def webhook_rm(name: str, config_file: str | None, data_dir: str | None) -> None
         try:
             with db.transaction() as conn:
                 gone = subscriptions.remove(conn, name)
-                _audit(conn, "removed", f"name={name} principal={gone.principal}")
+                _audit(conn, "removed", f"name={name} {'='.join(gone.scope)}")
         except SubscriptionError as exc:
             fail(str(exc), EXIT_USAGE)
     click.echo(f"Webhook {name!r} removed.")

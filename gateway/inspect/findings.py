@@ -2,13 +2,15 @@
 
 This is the contract between the PHI detectors and the policy engine: the
 policy's `phi_*`, `structured_payload`, `unscannable` and `attachment_types`
-conditions test exactly these fields.
+conditions test exactly these fields. PHI a sender declares (a message
+template's PHI variables, `DeclaredPhi`) joins them as findings of type
+`declared`, so a rule on PHI holds even when no detector finds any.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 # Every PHI type a detector may report; policy files may name only these.
 PHI_TYPES: tuple[str, ...] = (
@@ -35,7 +37,11 @@ PHI_TYPES: tuple[str, ...] = (
     "hl7",
     "fhir",
     "ccda",
+    "declared",  # not detected: the sender's template declares PHI variables (DeclaredPhi)
 )
+
+DECLARED = "declared"
+DECLARED_PLACE = "template"
 
 
 @dataclass(frozen=True)
@@ -63,3 +69,28 @@ class Findings:
     @property
     def count(self) -> int:
         return sum(self.types.values())
+
+
+@dataclass(frozen=True)
+class DeclaredPhi:
+    """PHI a message carries by its sender's word, whatever the detectors find: the
+    names of a message template's PHI variables that were given a value (never
+    the values), and whether one of them is in the subject."""
+
+    variables: tuple[str, ...]
+    in_subject: bool = False
+
+    def onto(self, findings: Findings) -> Findings:
+        """`findings` with these as PHI: one `declared` finding per variable."""
+        if not self.variables:
+            return findings
+        count = len(self.variables)
+        place = dict(findings.places.get(DECLARED_PLACE, {}))
+        place[DECLARED] = place.get(DECLARED, 0) + count
+        return replace(
+            findings,
+            phi=True,
+            types={**findings.types, DECLARED: findings.types.get(DECLARED, 0) + count},
+            in_subject=findings.in_subject or self.in_subject,
+            places={**findings.places, DECLARED_PLACE: place},
+        )

@@ -31,6 +31,7 @@ TLS_KINDS = ("pkix", "mta-sts", "dane-ee", "dane-ta", "pin", "unverified", "none
 # Events that are about another message, whose queue id their detail names.
 _ABOUT = re.compile(r"^(?:\w+ )?for ([A-Za-z0-9]{1,32})(?::|$)")
 _MESSAGE_ID = "message-id="
+_TOKEN = "token="  # an accepted message sent with an API token names it first
 # Column widths (gateway.store.schema.audit_events).
 RULE_CHARS, VERSION_CHARS, MODE_CHARS, MESSAGE_ID_CHARS = 64, 32, 32, 200
 
@@ -95,12 +96,30 @@ def facets(event: str, detail: str | None) -> Facets:
         )
     if event in DELIVERY_EVENTS:
         return _delivery(detail)
-    if event == "accepted" and detail.startswith(_MESSAGE_ID):
-        return Facets(message_id=detail[len(_MESSAGE_ID) :][:MESSAGE_ID_CHARS] or None)
+    if event == "accepted":
+        rest = detail.partition(" ")[2] if detail.startswith(_TOKEN) else detail
+        if rest.startswith(_MESSAGE_ID):
+            return Facets(message_id=rest[len(_MESSAGE_ID) :][:MESSAGE_ID_CHARS] or None)
     if event in ("dsn", "portal_mail"):
         about = _ABOUT.match(detail)
         return Facets(about=about.group(1) if about else None)
     return Facets()
+
+
+def accepted_detail(token: str | None, message_id: str | None) -> str | None:
+    """The detail of an `accepted` event: the API token the message was sent with, if
+    any, then its Message-ID (as recordable), within the column's 255 characters."""
+    words = ([f"{_TOKEN}{token}"] if token else []) + (
+        [f"{_MESSAGE_ID}{message_id[:MESSAGE_ID_CHARS]}"] if message_id else []
+    )
+    return " ".join(words)[:255] or None
+
+
+def accepted_token(detail: str | None) -> str | None:
+    """The API token an `accepted` event's detail names, if any."""
+    if not detail or not detail.startswith(_TOKEN):
+        return None
+    return detail.partition(" ")[0][len(_TOKEN) :] or None
 
 
 def recipient_rows(event_id: int, recipients: Sequence[str]) -> list[dict[str, object]]:

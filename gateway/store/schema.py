@@ -601,17 +601,16 @@ rate_breaches = Table(
     Column("at", Float, nullable=False),
 )
 
-# Webhook subscriptions (gateway.webhooks): where a principal's delivery-status
-# events go. The secret is sealed like content (key_id, wrapped_key, secret:
+# Webhook subscriptions (gateway.webhooks): where a principal's, or one API
+# token's, delivery-status events go (a token's subscription has principal "").
+# The secret is sealed like content (key_id, wrapped_key, secret:
 # AES-GCM under a data key the master key wraps), so key rotation re-wraps it.
-# A subscription scoped to one API token would add a `token` column here and
-# a term in gateway.webhooks.feed.subscribers.
 webhook_subscriptions = Table(
     "webhook_subscriptions",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(64), nullable=False, unique=True),
-    Column("principal", String(64), nullable=False),
+    Column("principal", String(64), nullable=False),  # "" when scoped to a token
     Column("url", String(2048), nullable=False),
     Column("events", String(255), nullable=False),  # comma-separated kinds
     Column("key_id", String(32), nullable=False),
@@ -619,7 +618,9 @@ webhook_subscriptions = Table(
     Column("secret", LargeBinary, nullable=False),  # nonce || AES-GCM(data key, 32 bytes)
     Column("created_at", Float, nullable=False),
     Column("created_by", String(128), nullable=False),
+    Column("token", String(64), nullable=True),  # the API token's name, or NULL
     Index("ix_webhook_subscriptions_principal", "principal"),
+    Index("ix_webhook_subscriptions_token", "token"),
 )
 
 # The outbox: one row per event and subscription, fed behind the audit trail's
@@ -647,4 +648,19 @@ webhook_deliveries = Table(
     Column("last_error", String(255), nullable=True),  # what went wrong, without the body
     Index("ix_webhook_deliveries_state", "state", "next_attempt_at"),
     Index("ix_webhook_deliveries_subscription_id", "subscription_id"),
+)
+
+# Message templates (gateway.message_templates): the YAML an admin added, as
+# written; replacing one keeps its name and counts its version up.
+message_templates = Table(
+    "message_templates",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("version", Integer, nullable=False),  # 1, then one more per replacement
+    Column("source", Text, nullable=False),  # the template file's text
+    Column("sha256", String(64), nullable=False),  # of the source, hex: audited
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(128), nullable=False),  # cli:<OS user>
 )

@@ -31,6 +31,7 @@ from gateway import metrics
 from gateway.audit import cursors
 from gateway.config import WebhooksConfig
 from gateway.logs import event
+from gateway.store import audit_facets
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring
 from gateway.store.schema import audit_events, audit_recipients, portal_messages
@@ -86,12 +87,24 @@ def principals_of(conn: Connection, e: StatusEvent) -> list[str]:
     return []
 
 
+def tokens_of(conn: Connection, found: Sequence[StatusEvent]) -> dict[str, str]:
+    """The API token each of these events' messages was sent with, by queue id (those sent
+    with one only), as the message's `accepted` audit event records it."""
+    queue_ids = sorted({e.queue_id for e in found if e.queue_id is not None})
+    if not queue_ids:
+        return {}
+    query = select(_a.queue_id, _a.detail).where(
+        _a.queue_id.in_(queue_ids), _a.event == "accepted", _a.detail.like("token=%")
+    )
+    named = ((row.queue_id, audit_facets.accepted_token(row.detail)) for row in conn.execute(query))
+    return {queue_id: token for queue_id, token in named if token is not None}
+
+
 def plan(conn: Connection, found: Sequence[StatusEvent]) -> list[NewDelivery]:
     """The outbox rows for these events: one per event and subscription wanting it.
 
-    A subscription gets only the events that came after it was made. (A
-    subscription scoped to one API token would be matched here too, by the
-    token the event's message was sent with.)
+    A subscription gets only the events that came after it was made: those of its
+    principal's mail, or of the mail sent with its API token.
     """
     if not found:
         return []
@@ -99,18 +112,22 @@ def plan(conn: Connection, found: Sequence[StatusEvent]) -> list[NewDelivery]:
     names = sorted({name for names in whose.values() for name in names})
     by_principal: dict[str, list[Subscription]] = defaultdict(list)
     for sub in subscriptions.for_principals(conn, names) if names else []:
-        by_principal[sub.principal].append(sub)
+        by_principal[sub.principal or ""].append(sub)
+    tokens = tokens_of(conn, found) if subscriptions.any_for_tokens(conn) else {}
+    by_token: dict[str, list[Subscription]] = defaultdict(list)
+    for sub in subscriptions.for_tokens(conn, list(tokens.values())) if tokens else []:
+        by_token[sub.token or ""].append(sub)
     rows: list[NewDelivery] = []
     index: dict[int, int] = defaultdict(int)  # recipients seen per audit event
     for e in found:
         n = index[e.event_id]
         index[e.event_id] += 1
-        for name in whose[id(e)]:
-            for sub in by_principal.get(name, ()):
-                if e.kind in sub.kinds and e.ts >= sub.created_at:
-                    rows.append(
-                        NewDelivery(sub.id, e.webhook_id(sub.id, n), e.kind, events.payload(e))
-                    )
+        token = tokens.get(e.queue_id) if e.queue_id is not None else None
+        wanting = [sub for name in whose[id(e)] for sub in by_principal.get(name, ())]
+        wanting += by_token.get(token, []) if token is not None else []
+        for sub in wanting:
+            if e.kind in sub.kinds and e.ts >= sub.created_at:
+                rows.append(NewDelivery(sub.id, e.webhook_id(sub.id, n), e.kind, events.payload(e)))
     return rows
 
 

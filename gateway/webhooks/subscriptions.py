@@ -1,4 +1,9 @@
-"""Webhook subscriptions: a principal's URL, the kinds of event it wants, its secret.
+"""Webhook subscriptions: a principal's or an API token's URL, the kinds of event it
+wants, its secret.
+
+A subscription names a principal (the events of all its mail) or an API token
+(the events of the mail sent with that token only, as its `accepted` audit
+event records: gateway.store.audit_facets.accepted_token).
 
 The secret is sealed with the keyring like message content (a data key under
 the current master key, the subscription's name as associated data), so the
@@ -17,7 +22,7 @@ from gateway.config import WEBHOOK_KINDS
 from gateway.store import principals
 from gateway.store.keyring import Keyring, Sealed
 from gateway.store.principals import NAME_PATTERN
-from gateway.store.schema import webhook_subscriptions
+from gateway.store.schema import api_tokens, webhook_subscriptions
 from gateway.webhooks import signing
 
 _s = webhook_subscriptions.c
@@ -31,7 +36,8 @@ class SubscriptionError(Exception):
 class Subscription:
     id: int
     name: str
-    principal: str
+    principal: str | None  # None: scoped to `token`
+    token: str | None  # the API token's name; None: scoped to `principal`
     url: str
     kinds: tuple[str, ...]
     sealed: Sealed
@@ -40,6 +46,13 @@ class Subscription:
 
     def secret(self, keyring: Keyring) -> bytes:
         return keyring.open(self.sealed, _context(self.name))
+
+    @property
+    def scope(self) -> tuple[str, str]:
+        """Whose events: ("principal", "ehr1") or ("token", "billing-api")."""
+        if self.token is not None:
+            return "token", self.token
+        return "principal", self.principal or ""
 
 
 def _context(name: str) -> bytes:
@@ -65,7 +78,8 @@ def _of(row: object) -> Subscription:
     return Subscription(
         r["id"],
         r["name"],
-        r["principal"],
+        r["principal"] or None,  # "" for a token's subscription
+        r["token"],
         r["url"],
         tuple(r["events"].split(",")),
         Sealed(r["key_id"], r["wrapped_key"], r["secret"]),
@@ -79,7 +93,8 @@ def add(
     keyring: Keyring,
     *,
     name: str,
-    principal: str,
+    principal: str | None,
+    token: str | None = None,
     url: str,
     kinds: Sequence[str],
     actor: str,
@@ -96,10 +111,20 @@ def add(
             f"webhook name {name!r} is not usable: write 1 to 64 letters, digits, '.', '_' or "
             "'-', starting with a letter or digit (e.g. billing-status)"
         )
-    if principals.get(conn, principal) is None:
+    if (principal is None) == (token is None):
+        raise SubscriptionError(
+            "give --principal P (the events of all its mail) or --token T (of the mail sent "
+            "with that API token), one of them"
+        )
+    if principal is not None and principals.get(conn, principal) is None:
         raise SubscriptionError(
             f"no principal {principal!r}: `phigate principal ls` lists them "
             "(a subscription gets the events of that principal's mail)"
+        )
+    if token is not None and not _token_exists(conn, token):
+        raise SubscriptionError(
+            f"no API token {token!r}: `phigate token ls` lists them "
+            "(a subscription gets the events of the mail sent with that token)"
         )
     if get(conn, name) is not None:
         raise SubscriptionError(
@@ -113,7 +138,8 @@ def add(
     conn.execute(
         insert(webhook_subscriptions).values(
             name=name,
-            principal=principal,
+            principal=principal or "",
+            token=token,
             url=url,
             events=",".join(kinds),
             key_id=sealed.key_id,
@@ -153,8 +179,24 @@ def by_id(conn: Connection, ids: Sequence[int]) -> dict[int, Subscription]:
     return {s.id: s for s in map(_of, rows)}
 
 
+def _token_exists(conn: Connection, name: str) -> bool:
+    t = api_tokens.c
+    return conn.execute(select(t.id).where(t.name == name)).first() is not None
+
+
 def for_principals(conn: Connection, names: Sequence[str]) -> list[Subscription]:
-    query = select(webhook_subscriptions).where(_s.principal.in_(sorted(set(names))))
+    query = select(webhook_subscriptions).where(
+        _s.principal.in_(sorted(set(names))), _s.token.is_(None)
+    )
+    return [_of(r) for r in conn.execute(query.order_by(_s.id))]
+
+
+def any_for_tokens(conn: Connection) -> bool:
+    return conn.execute(select(_s.id).where(_s.token.is_not(None)).limit(1)).first() is not None
+
+
+def for_tokens(conn: Connection, names: Sequence[str]) -> list[Subscription]:
+    query = select(webhook_subscriptions).where(_s.token.in_(sorted(set(names))))
     return [_of(r) for r in conn.execute(query.order_by(_s.id))]
 
 
