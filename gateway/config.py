@@ -152,12 +152,15 @@ class RateLimitsConfig(_Strict):
     # By relay network name (`relay_networks`): mail sent without AUTH from
     # one of its networks counts against the network's limits.
     networks: dict[str, RateQuota] = Field(default_factory=dict)
+    # By API token name: mail sent through the send API counts against its token's limits.
+    tokens: dict[str, RateQuota] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_quotas(self) -> RateLimitsConfig:
         quotas = [("defaults", self.defaults)]
         quotas += [(f"principals.{n}", self.for_principal(n)) for n in self.principals]
         quotas += [(f"networks.{n}", self.for_network(n)) for n in self.networks]
+        quotas += [(f"tokens.{n}", self.for_token(n)) for n in self.tokens]
         for where, quota in quotas:
             problem = quota.contradiction()
             if problem is not None:
@@ -169,6 +172,9 @@ class RateLimitsConfig(_Strict):
 
     def for_network(self, name: str) -> RateQuota:
         return self.defaults.overridden_by(self.networks.get(name))
+
+    def for_token(self, name: str) -> RateQuota:
+        return self.defaults.overridden_by(self.tokens.get(name))
 
 
 def _check_network_list(value: list[str]) -> list[str]:
@@ -703,6 +709,17 @@ class WebConfig(_Strict):
         return value
 
 
+class SendApiConfig(_Strict):
+    """The send API (/api/v1/messages, docs/send-api.md). A message's size and
+    recipients are bounded by `limits` (max_message_size, max_recipients), as over
+    SMTP; its sending limits are `rate_limits`', counted per token."""
+
+    # Attachments in one JSON message at most.
+    max_attachments: int = Field(default=20, ge=0, le=1000)
+    # How long a retry with the same Idempotency key gets the first answer.
+    idempotency_hours: int = Field(default=24, ge=1, le=24 * 30)
+
+
 class MetricsConfig(_Strict):
     """Prometheus metrics, /healthz and /readyz on a listener of their own (docs/metrics.md)."""
 
@@ -1116,6 +1133,7 @@ class Settings(_Strict):
     audit: AuditConfig = AuditConfig()
     consent: ConsentConfig = ConsentConfig()
     web: WebConfig = WebConfig()
+    send_api: SendApiConfig = SendApiConfig()
     metrics: MetricsConfig = MetricsConfig()
     unsubscribe: UnsubscribeConfig = UnsubscribeConfig()
     smime: SmimeConfig = SmimeConfig()

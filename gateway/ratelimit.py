@@ -17,7 +17,7 @@ counts only grow within a window, so an early refusal is never wrong; what
 it misses, the charge catches.
 
 An HTTP API sends through intake as the listener does: a `Submission` whose
-`rate_key` is `RateKey("token", TOKEN_ID)`; a breach's `retry_after` is its
+`rate_key` is `RateKey("token", TOKEN_NAME)`; a breach's `retry_after` is its
 `Retry-After` for a 429, where SMTP answers with `Breach.smtp`.
 
 Windows are fixed and UTC-aligned (the minute from :00, the hour from :00,
@@ -66,7 +66,7 @@ _PRUNE_SECONDS = 60.0
 
 @dataclass(frozen=True)
 class RateKey:
-    """Who is counted: a principal by name, a relay network by name, an API token by id."""
+    """Who is counted: a principal, a relay network or an API token, each by name."""
 
     kind: Literal["principal", "network", "token"]
     name: str
@@ -228,7 +228,7 @@ class RateLimiter:
             return self.config.for_network(key.name)
         if key.kind == "principal":
             return self.config.for_principal(key.name)
-        return self.config.defaults
+        return self.config.for_token(key.name)
 
     def limits(self, key: RateKey) -> tuple[Limit, ...]:
         """`key`'s limits (made once: the settings do not change while serving)."""
