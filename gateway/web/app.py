@@ -127,6 +127,7 @@ def create_app(
     if send_parts is not None:
         app.state.sending = send.Sending(send_parts)
         app.include_router(send.router)
+        send.publish_problems(app)
     if reviewer_parts is not None:
         app.state.reviewer = reviewer.Reviewer(db, reviewer_parts)
         app.include_router(reviewer.router)

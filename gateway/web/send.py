@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response, status
 from fastapi import Path as PathParam
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -293,6 +293,25 @@ router = APIRouter(
     max_body_size=_CEILING,
     responses=_ERRORS,
 )
+
+
+def publish_problems(app: FastAPI) -> None:
+    """Make the app's OpenAPI document say that the send routes' errors are
+    problem+json only (FastAPI lists an error's model as application/json too)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            for path, operations in build()["paths"].items():
+                if not path.startswith(router.prefix):
+                    continue
+                for operation in operations.values():
+                    for code, answer in operation["responses"].items():
+                        if code[0] in "45":
+                            answer.get("content", {}).pop("application/json", None)
+        return build()  # the document built once, as changed here
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)
