@@ -98,7 +98,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             Path(tmp),
             limits={"max_connections_per_ip": 500},
             web={"max_connections_per_ip": 500},
-            log_level="warning",
         )
         smtp_secret = gw.add_principal("bench", DOMAIN)
         with store(gw) as db, db.transaction() as conn:

@@ -220,9 +220,15 @@ def test_tokens_scopes_and_sender_domains(api: Api) -> None:
     assert "--scope send" in anonymous["detail"]
     consent_only = problem(api.post(mail(["pat@home.example"]), token="crm"), 403)
     assert "lacks scope send" in consent_only["detail"]
+    mark = audit_mark(api.gw)
     elsewhere = api.post({**mail(["pat@home.example"]), "from": "ehr@other.example.org"})
     body = problem(elsewhere, 422)
     assert fields_of(body) == ["from"] and DOMAIN in body["detail"]
+    # Audited as the listener audits a refusal: who, what code, why.
+    refusals = [
+        (e["event"], e["result"], e["principal"], e["code"]) for e in audit_since(api.gw, mark)
+    ]
+    assert refusals == [("refused", "api", "ehr", 422)]
     sender_field = api.post(mail(["pat@home.example"], headers={"Sender": "x@other.example.org"}))
     assert fields_of(problem(sender_field, 422)) == ["headers.Sender"]
 

@@ -18,6 +18,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 from starlette.types import Message
 
+from gateway.audit import trail
+from gateway.audit.trail import AuditEvent
 from gateway.config import SendApiConfig
+from gateway.logs import event
 from gateway.mail.compose import Attachment, Draft, DraftError, compose, envelope_of, with_crlf
 from gateway.mail.content import author_refusal, content_problem, sender_refusal
 from gateway.store import idempotency, principals, sent
@@ -40,6 +44,8 @@ from gateway.web import tokens
 from gateway.web.api import Address, Context, bearer, require
 from gateway.web.problems import PROBLEM_RESPONSE, Problem, ProblemRoute, response
 from gateway.web.tokens import ApiToken
+
+log = logging.getLogger("gateway.web")
 
 # The listener name of the messages sent here (messages.listener, the accepted metric).
 LISTENER = "api"
@@ -370,20 +376,25 @@ async def send_message(
     replay = await _replay(ctx, send, caller, key, fingerprint, response)
     if replay is not None:
         return replay
-    recipients = _recipients(message, parts.max_recipients)
-    _check_sender(caller, message.from_, "from")
-    content = _compose(message, parts)
-    if len(content) > parts.max_message_size:
-        raise Problem.field(
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            "too-large",
-            "attachments" if message.attachments else "text",
-            f"the message would be {len(content)} octets, more than limits.max_message_size "
-            f"({parts.max_message_size}): send less in one message",
-        )
-    _check_content(caller, content, "from")
-    envelope = (message.from_, recipients, content)
-    return await _send(request, ctx, send, caller, envelope, key, fingerprint)
+    named = tuple(dict.fromkeys([*message.to, *message.cc, *message.bcc]))
+    try:
+        recipients = _recipients(named, parts.max_recipients)
+        _check_sender(caller, message.from_, "from")
+        content = _compose(message, parts)
+        if len(content) > parts.max_message_size:
+            raise Problem.field(
+                status.HTTP_413_CONTENT_TOO_LARGE,
+                "too-large",
+                "attachments" if message.attachments else "text",
+                f"the message would be {len(content)} octets, more than limits.max_message_size "
+                f"({parts.max_message_size}): send less in one message",
+            )
+        _check_content(caller, content, "from")
+        envelope = (message.from_, recipients, content)
+        return await _send(request, ctx, send, caller, envelope, key, fingerprint)
+    except Problem as problem:
+        await _audit_refusal(ctx, request, caller, (message.from_, named), problem)
+        raise
 
 
 @router.post(
@@ -417,18 +428,25 @@ async def send_raw(
     if replay is not None:
         return replay
     problem = content_problem(content)
-    if problem is not None:
-        raise _from_reply(problem, "message")
     try:
+        if problem is not None:
+            raise _from_reply(problem, "message")
         envelope = envelope_of(content)
-    except DraftError as exc:
-        raise Problem.field(422, "invalid-message", exc.field, str(exc)) from None
-    if len(envelope.recipients) > parts.max_recipients:
-        raise _too_many_recipients("message", parts.max_recipients)
-    _check_sender(caller, envelope.sender, "message")
-    _check_content(caller, envelope.content, "message")
-    whole = (envelope.sender, envelope.recipients, envelope.content)
-    return await _send(request, ctx, send, caller, whole, key, fingerprint)
+    except (Problem, DraftError) as exc:
+        refusal = exc if isinstance(exc, Problem) else _invalid_message(exc)
+        await _audit_refusal(ctx, request, caller, (None, ()), refusal)
+        raise refusal from None
+    try:
+        if len(envelope.recipients) > parts.max_recipients:
+            raise _too_many_recipients("message", parts.max_recipients)
+        _check_sender(caller, envelope.sender, "message")
+        _check_content(caller, envelope.content, "message")
+        whole = (envelope.sender, envelope.recipients, envelope.content)
+        return await _send(request, ctx, send, caller, whole, key, fingerprint)
+    except Problem as refusal:
+        addressed = (envelope.sender, envelope.recipients)
+        await _audit_refusal(ctx, request, caller, addressed, refusal)
+        raise
 
 
 QueueId = Annotated[
@@ -512,8 +530,41 @@ async def _replay(
     return found or MessageOut(queue_id=stored.queue_id, recipients=[])
 
 
-def _recipients(message: MessageIn, most: int) -> tuple[str, ...]:
-    recipients = tuple(dict.fromkeys([*message.to, *message.cc, *message.bcc]))
+def _invalid_message(exc: DraftError) -> Problem:
+    return Problem.field(422, "invalid-message", exc.field, str(exc))
+
+
+async def _audit_refusal(
+    ctx: Context,
+    request: Request,
+    caller: Caller,
+    addressed: tuple[str | None, tuple[str, ...]],
+    problem: Problem,
+) -> None:
+    """A refused message is audited as the listener audits one (`refused`, result `api`,
+    the HTTP status as its code): addresses and the error's text, never content."""
+    sender, recipients = addressed
+    refusal = AuditEvent(
+        event="refused",
+        result="api",
+        principal=caller.principal.name,
+        client_ip=_client_ip(request),
+        sender=sender,
+        recipients=recipients,
+        code=problem.status_code,
+        detail=str(problem.detail)[:196],
+    )
+    try:
+        await ctx.db.write(lambda conn: trail.append(conn, [refusal]))
+    except Exception as exc:  # the refusal stands; a content-free line says it went unaudited
+        event(log, "refusal_not_audited", logging.ERROR, error=type(exc).__name__)
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _recipients(recipients: tuple[str, ...], most: int) -> tuple[str, ...]:
     if not recipients:
         raise Problem.field(422, "invalid-request", "to", "give at least one recipient")
     if len(recipients) > most:
@@ -618,7 +669,7 @@ async def _send(
             Outgoing(
                 token=token,
                 principal=caller.principal.name,
-                client_ip=request.client.host if request.client else "",
+                client_ip=_client_ip(request),
                 tls=request.url.scheme == "https",
                 sender=sender,
                 recipients=recipients,
