@@ -312,9 +312,9 @@ def publish_problems(app: FastAPI) -> None:
                 if not path.startswith(router.prefix):
                     continue
                 for operation in operations.values():
-                    for code, answer in operation["responses"].items():
+                    for code, described in operation["responses"].items():
                         if code[0] in "45":
-                            answer.get("content", {}).pop("application/json", None)
+                            described.get("content", {}).pop("application/json", None)
         return build()  # the document built once, as changed here
 
     app.openapi = openapi  # type: ignore[method-assign]
