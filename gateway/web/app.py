@@ -1,4 +1,4 @@
-"""The FastAPI app: consent API, unsubscribe pages, and what keeps them quiet and safe.
+"""The FastAPI app: send and consent APIs, pages, and what keeps them quiet and safe.
 
 Nothing here writes URLs or bodies anywhere: each request is logged as one
 metadata-only event naming its route template (never the path, which holds
