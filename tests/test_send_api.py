@@ -23,8 +23,11 @@ import pytest
 from harness import Phigate, Sink, audit_mark, audit_since, message, via_sink, wait_until
 from openapi_spec_validator import validate
 from residue import residue
+from sqlalchemy.exc import IntegrityError
 from webgate import base_url, store, web_gate
 
+from gateway.store import idempotency
+from gateway.store.database import Database
 from gateway.web import tokens
 
 SENDS = "/api/v1/messages"
@@ -301,3 +304,26 @@ def test_a_send_token_needs_a_principal(api: Api) -> None:
     assert refused.returncode != 0 and "--principal NAME" in refused.stderr
     made = api.gw.json("token", "add", "crm2", "--scope", "send", "--principal", "ehr")
     assert made["scopes"] == ["send"] and made["principal"] == "ehr"
+
+
+def test_idempotency_keys_in_the_store(db: Database) -> None:
+    """On SQLite and on PostgreSQL: a live key is kept once, an expired one is
+    replaced, and pruning removes the expired."""
+    with db.transaction() as conn:
+        idempotency.record(conn, "ehr", "k1", "hash-1", "Q1", now=1000.0, since=0.0)
+        idempotency.record(conn, "ehr2", "k1", "hash-2", "Q2", now=1000.0, since=0.0)
+    with db.reading() as conn:
+        assert idempotency.find(conn, "ehr", "k1", since=900.0) == idempotency.Stored(
+            "hash-1", "Q1"
+        )
+        assert idempotency.find(conn, "ehr", "k1", since=1001.0) is None  # expired
+    with pytest.raises(IntegrityError), db.transaction() as conn:  # a live key: once
+        idempotency.record(conn, "ehr", "k1", "hash-3", "Q3", now=1100.0, since=900.0)
+    with db.transaction() as conn:
+        idempotency.record(conn, "ehr", "k1", "hash-3", "Q3", now=1100.0, since=1050.0)
+        assert idempotency.prune(conn, since=1050.0) == 1  # ehr2's
+    with db.reading() as conn:
+        assert idempotency.find(conn, "ehr", "k1", since=1050.0) == idempotency.Stored(
+            "hash-3", "Q3"
+        )
+        assert idempotency.find(conn, "ehr2", "k1", since=0.0) is None
