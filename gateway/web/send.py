@@ -41,7 +41,7 @@ from gateway.mail.content import author_refusal, content_problem, sender_refusal
 from gateway.store import idempotency, principals, sent
 from gateway.store.principals import Principal
 from gateway.web import tokens
-from gateway.web.api import Address, Context, bearer, require
+from gateway.web.api import Address, Context, admit, bearer
 from gateway.web.problems import PROBLEM_RESPONSE, Problem, ProblemRoute, response
 from gateway.web.tokens import ApiToken
 
@@ -328,21 +328,33 @@ class Caller:
 
 
 async def _caller(
+    request: Request,
     ctx: Context,
-    token: Annotated[ApiToken, Depends(require(tokens.SEND))],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
-    name = token.principal
-    found = None if name is None else await ctx.db.read(lambda conn: principals.get(conn, name))
-    if found is None or not found.enabled:
+    """The token presented, with scope send, and the principal it sends as: one read."""
+    found: tuple[ApiToken | None, Principal | None] = (None, None)
+    if credentials is not None:
+        secret = credentials.credentials
+        found = await ctx.db.read(lambda conn: _token_and_principal(conn, secret))
+    token = await admit(request, ctx, found[0], tokens.SEND)
+    principal, name = found[1], token.principal
+    if principal is None or not principal.enabled:
         raise Problem(
             status.HTTP_403_FORBIDDEN,
             "principal-disabled",
             f"token {token.name!r} sends as principal {name!r}, which is missing or disabled: "
             f"enable it (`phigate principal enable {name}`) or make a token for another",
         )
-    assert credentials is not None  # require() admitted the token
-    return Caller(token, found, credentials.credentials)
+    assert credentials is not None  # admitted: a token was presented
+    return Caller(token, principal, credentials.credentials)
+
+
+def _token_and_principal(conn: Connection, secret: str) -> tuple[ApiToken | None, Principal | None]:
+    token = tokens.authenticate(conn, secret)
+    if token is None or token.principal is None:
+        return token, None
+    return token, principals.get(conn, token.principal)
 
 
 Sender = Annotated[Caller, Depends(_caller)]
