@@ -403,7 +403,7 @@ async def send_message(
             )
         _check_content(caller, content, "from")
         envelope = (message.from_, recipients, content)
-        return await _send(request, ctx, send, caller, envelope, key, fingerprint)
+        return await _send(request, send, caller, envelope, key, fingerprint)
     except Problem as problem:
         await _audit_refusal(ctx, request, caller, (message.from_, named), problem)
         raise
@@ -439,24 +439,23 @@ async def send_raw(
     replay = await _replay(ctx, send, caller, key, fingerprint, response)
     if replay is not None:
         return replay
-    problem = content_problem(content)
+    addressed: tuple[str | None, tuple[str, ...]] = (None, ())
     try:
+        problem = content_problem(content)
         if problem is not None:
             raise _from_reply(problem, "message")
-        envelope = envelope_of(content)
-    except (Problem, DraftError) as exc:
-        refusal = exc if isinstance(exc, Problem) else _invalid_message(exc)
-        await _audit_refusal(ctx, request, caller, (None, ()), refusal)
-        raise refusal from None
-    try:
+        try:
+            envelope = envelope_of(content)
+        except DraftError as exc:
+            raise Problem.field(422, "invalid-message", exc.field, str(exc)) from None
+        addressed = (envelope.sender, envelope.recipients)
         if len(envelope.recipients) > parts.max_recipients:
             raise _too_many_recipients("message", parts.max_recipients)
         _check_sender(caller, envelope.sender, "message")
         _check_content(caller, envelope.content, "message")
         whole = (envelope.sender, envelope.recipients, envelope.content)
-        return await _send(request, ctx, send, caller, whole, key, fingerprint)
+        return await _send(request, send, caller, whole, key, fingerprint)
     except Problem as refusal:
-        addressed = (envelope.sender, envelope.recipients)
         await _audit_refusal(ctx, request, caller, addressed, refusal)
         raise
 
@@ -540,10 +539,6 @@ async def _replay(
     found = await _status(ctx, stored.queue_id, caller)
     response.status_code = status.HTTP_200_OK
     return found or MessageOut(queue_id=stored.queue_id, recipients=[])
-
-
-def _invalid_message(exc: DraftError) -> Problem:
-    return Problem.field(422, "invalid-message", exc.field, str(exc))
 
 
 async def _audit_refusal(
@@ -663,7 +658,6 @@ def _compose(message: MessageIn, parts: SendParts) -> bytes:
 
 async def _send(
     request: Request,
-    ctx: Context,
     send: Sending,
     caller: Caller,
     envelope: tuple[str, tuple[str, ...], bytes],
