@@ -252,6 +252,10 @@ def test_limits_and_bad_input_name_the_field(api: Api) -> None:
     assert "to[0]" in fields_of(invalid)
     assert fields_of(problem(api.post(mail(["a@home.example"], text=None)), 422)) == ["text"]
     assert "not an address" not in json.dumps(invalid)  # never the input back
+    garbled = api.client.post(
+        SENDS, content=b'{"from": ', headers={**api.auth("ehr"), "Content-Type": "application/json"}
+    )
+    assert fields_of(problem(garbled, 422)) == ["body"]
 
 
 def test_no_canary_outside_the_sealed_content(api: Api) -> None:

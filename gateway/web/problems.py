@@ -91,11 +91,16 @@ def _location(loc: tuple[Any, ...]) -> str:
     return text or "body"
 
 
+def _field_error(error: Mapping[str, Any]) -> FieldError:
+    if error["type"] == "json_invalid":  # its location is a character position
+        why = error.get("ctx", {}).get("error", "")
+        return FieldError(field="body", message=f"not valid JSON: {why}".rstrip(": "))
+    message = error["msg"].removeprefix("Value error, ")  # pydantic's, for ValueError
+    return FieldError(field=_location(tuple(error["loc"])), message=message)
+
+
 def of_validation(exc: RequestValidationError) -> Problem:
-    errors = [
-        FieldError(field=_location(tuple(e["loc"])), message=e["msg"].removeprefix("Value error, "))
-        for e in exc.errors()
-    ]
+    errors = [_field_error(e) for e in exc.errors()]
     named = ", ".join(dict.fromkeys(e.field for e in errors))
     return Problem(422, "invalid-request", f"the request is not valid: see {named}", errors)
 
