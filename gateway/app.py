@@ -54,7 +54,7 @@ from gateway.inspect import header_values
 from gateway.inspect.detect import dbcache, prepare
 from gateway.inspect.header_values import HeaderValues
 from gateway.inspect.inspector import Inspector
-from gateway.intake import Intake, Submission
+from gateway.intake import Intake, Reply, Submission
 from gateway.logs import event
 from gateway.mail import tls
 from gateway.policy.live import LivePolicy, policy_directory
@@ -64,7 +64,7 @@ from gateway.portal.expiry import Expiry
 from gateway.portal.notices import Notices, NoticeTemplateError
 from gateway.portal.outbox import LISTENER as PORTAL_LISTENER
 from gateway.portal.replying import ReplyResult
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import RateKey, RateLimiter
 from gateway.reports import consumer
 from gateway.reports.daily import DailyReports
 from gateway.runstate import PID_FILE
@@ -89,6 +89,8 @@ from gateway.web.health import Readiness
 from gateway.web.portal import PortalParts
 from gateway.web.reviewer import ReviewerParts
 from gateway.web.scrape import create_metrics_app
+from gateway.web.send import LISTENER as API_LISTENER
+from gateway.web.send import Outgoing, SendParts
 from gateway.web.server import WebServer, WebSetupError, web_tls_context
 from gateway.webhooks import sender as webhook_sender
 from gateway.webhooks.service import Webhooks
@@ -323,6 +325,7 @@ def build(
                     settings.reports.anomalies,
                     report_domains(settings),
                 ),
+                send_parts(settings, intake, policy),
             )
             if settings.web.enabled
             else None,
@@ -406,6 +409,44 @@ class IntakeReplies:
             )
         )
         return ReplyResult(reply.code, reply.text, reply.queue_id)
+
+
+class IntakeSender:
+    """Mail from the send API enters the pipeline as mail over SMTP AUTH does: as its
+    token's principal, counted against the token's sending limits."""
+
+    def __init__(self, intake: Intake) -> None:
+        self.intake = intake
+
+    async def send(self, outgoing: Outgoing) -> Reply:
+        return await self.intake.accept(
+            Submission(
+                listener=API_LISTENER,
+                principal=outgoing.principal,
+                client_ip=outgoing.client_ip,
+                helo=None,
+                tls=outgoing.tls,
+                authenticated=True,
+                sender=outgoing.sender,
+                recipients=outgoing.recipients,
+                content=outgoing.content,
+                rate_key=RateKey("token", outgoing.token),
+                record=outgoing.record,
+            )
+        )
+
+
+def send_parts(settings: Settings, intake: Intake, policy: LivePolicy) -> SendParts:
+    """What the send API needs: intake, its limits, and the headers it writes."""
+    return SendParts(
+        submitter=IntakeSender(intake),
+        config=settings.send_api,
+        max_message_size=settings.limits.max_message_size,
+        max_recipients=settings.limits.max_recipients,
+        hostname=settings.hostname,
+        category_header=lambda: policy.current.category_header,
+        purpose_header=settings.consent.purpose_header,
+    )
 
 
 def portal_parts(

@@ -710,6 +710,17 @@ class WebConfig(_Strict):
         return value
 
 
+class SendApiConfig(_Strict):
+    """The send API (/api/v1/messages, docs/send-api.md). A message's size and
+    recipients are bounded by `limits` (max_message_size, max_recipients), as over
+    SMTP; its sending limits are `rate_limits`', counted per token."""
+
+    # Attachments in one JSON message at most.
+    max_attachments: int = Field(default=20, ge=0, le=1000)
+    # How long a retry with the same Idempotency key gets the first answer.
+    idempotency_hours: int = Field(default=24, ge=1, le=24 * 30)
+
+
 class MetricsConfig(_Strict):
     """Prometheus metrics, /healthz and /readyz on a listener of their own (docs/metrics.md)."""
 
@@ -1123,6 +1134,7 @@ class Settings(_Strict):
     audit: AuditConfig = AuditConfig()
     consent: ConsentConfig = ConsentConfig()
     web: WebConfig = WebConfig()
+    send_api: SendApiConfig = SendApiConfig()
     metrics: MetricsConfig = MetricsConfig()
     unsubscribe: UnsubscribeConfig = UnsubscribeConfig()
     smime: SmimeConfig = SmimeConfig()

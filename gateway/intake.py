@@ -94,6 +94,9 @@ class Submission:
     declared_phi: DeclaredPhi | None = None
     # The API token the message was sent with (its name), for webhooks scoped to it.
     token: str | None = None
+    # The caller's own row kept with the message (the send API's idempotency key),
+    # written in the transaction that stores it, with its queue id.
+    record: Callable[[Connection, str], None] | None = None
 
     @property
     def envelope(self) -> Envelope:
@@ -101,10 +104,25 @@ class Submission:
 
 
 @dataclass(frozen=True)
+class Refused:
+    """A recipient the policy refused while others were accepted (they get a DSN)."""
+
+    recipient: str
+    rule: str  # "defaults" when no rule decided
+    reason: str
+
+
+@dataclass(frozen=True)
 class Reply:
     code: int
     text: str
     queue_id: str | None = None
+    # A policy refusal of the whole message: the rule that decided ("defaults": none).
+    rule: str | None = None
+    # Over a sending limit: the seconds until its window ends (an API's Retry-After).
+    retry_after: int | None = None
+    # With a 250: the recipients the policy refused.
+    refused: tuple[Refused, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.code} {self.text}"
@@ -349,7 +367,8 @@ class Intake:
         if not evaluation.accepted:
             first = evaluation.refused[0]
             event(log, "refused_by_policy", queue_id=queue_id, rule=first.rule or "defaults")
-            reply = Reply(550, f"5.7.1 {first.reason} (policy rule {first.rule or 'defaults'})")
+            rule = first.rule or "defaults"
+            reply = Reply(550, f"5.7.1 {first.reason} (policy rule {rule})", rule=rule)
             return await self._refuse(queue_id, decisions, reply)
         domain = evaluation.facts.from_domain
         if self.signer is not None and self.signer.missing_required_key(domain):
@@ -374,7 +393,7 @@ class Intake:
         if self.rates is None or key is None:
             return None
         breach = await self.rates.early(self.db, key, len(submission.recipients))
-        return None if breach is None else Reply(*breach.smtp)
+        return None if breach is None else Reply(*breach.smtp, retry_after=breach.retry_after)
 
     async def _refuse(self, queue_id: str, events: list[AuditEvent], reply: Reply) -> Reply:
         """Nothing is stored but the audit of the decisions and of the refusal."""
@@ -400,6 +419,7 @@ class Intake:
             f"5.7.1 Policy rule {rule} needs a portal passphrase: set the "
             f"{self.passphrase_header} header to the one shared with the recipient "
             f"({passphrases.RULES})",
+            rule=rule,
         )
         return await self._refuse(queue_id, decisions, reply)
 
@@ -469,7 +489,7 @@ class Intake:
         ]
         dsn = self._refusal_notice(queue_id, submission, message_id, evaluation.refused, now)
 
-        rates, key = self.rates, submission.rate_key
+        rates, key, also = self.rates, submission.rate_key, submission.record
         lease = self.handoff.lease(record.size) if self.handoff is not None else None
 
         def store(conn: Connection) -> tuple[Charged | None, queue.Leased | None]:
@@ -480,6 +500,8 @@ class Intake:
                 if charged.breach is not None:
                     return charged, None  # over a limit: nothing stored, nothing counted
             leased = queue.insert_message(conn, record, new_jobs, lease)
+            if also is not None:
+                also(conn, queue_id)
             if archived is not None:
                 archive_writer.record(conn, archived)
             remember(conn, mailto_targets)  # its mailto works once the mail is out
@@ -505,8 +527,9 @@ class Intake:
         if rates is not None and charged is not None:
             rates.learn(charged)
             if charged.breach is not None:
-                event(log, "rate_limited", queue_id=queue_id, limit=charged.breach.limit)
-                return Reply(*charged.breach.smtp)
+                breach = charged.breach
+                event(log, "rate_limited", queue_id=queue_id, limit=breach.limit)
+                return Reply(*breach.smtp, retry_after=breach.retry_after)
         event(
             log,
             "accepted",
@@ -520,7 +543,10 @@ class Intake:
         )
         if lease is None or dsn is not None:  # mail for the dispatcher to claim
             self.on_queued()
-        return Reply(250, f"2.0.0 Ok: queued as {queue_id}", queue_id)
+        refused = tuple(
+            Refused(d.recipient, d.rule or "defaults", d.reason or "") for d in evaluation.refused
+        )
+        return Reply(250, f"2.0.0 Ok: queued as {queue_id}", queue_id, refused=refused)
 
     def _refusal_notice(
         self,

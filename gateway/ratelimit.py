@@ -66,7 +66,7 @@ _PRUNE_SECONDS = 60.0
 
 @dataclass(frozen=True)
 class RateKey:
-    """Who is counted: a principal by name, a relay network by name, an API token by id."""
+    """Who is counted: a principal, a relay network or an API token, each by name."""
 
     kind: Literal["principal", "network", "token"]
     name: str

@@ -27,12 +27,12 @@ from gateway.config import LimitsConfig, ListenerConfig, RelayNetwork, relay_net
 from gateway.consent.mailto import MailtoUnsubscribe
 from gateway.intake import Intake, Submission
 from gateway.logs import event
-from gateway.mail.addresses import AddressError, domain_of, normalise
+from gateway.mail.addresses import AddressError, normalise
+from gateway.mail.content import author_refusal, content_problem, sender_refusal
 from gateway.mail.headers import author_domains
 from gateway.ratelimit import RateKey, RateLimiter
 from gateway.siblings import Siblings
 from gateway.smtp.auth import Authenticator, AuthGuard
-from gateway.smtp.content import author_refusal, content_problem
 from gateway.smtp.data import LargeMessages, read_data
 from gateway.smtp.limits import SESSION_EXPIRED, ConnectionLimiter, RefusalTally, SessionBudget
 from gateway.smtp.lines import BareLineEnding, CrlfCommandReader
@@ -709,10 +709,9 @@ class Handler:
             sender = normalise(address)
         except AddressError as exc:
             return await self._refuse(server, f"553 5.1.7 Bad sender address: {exc}", "mail")
-        if domain_of(sender) not in domains:
-            return await self._refuse(
-                server, f"550 5.7.1 Sender not permitted for {who}", "mail", sender=sender
-            )
+        refusal = sender_refusal(sender, who, domains)
+        if refusal is not None:
+            return await self._refuse(server, refusal, "mail", sender=sender)
         refusal = await self._over_limit(server, 0)
         if refusal is not None:
             return refusal

@@ -285,6 +285,21 @@ api_tokens = Table(
     Column("created_at", Float, nullable=False),
     Column("last_used_at", Float, nullable=True),
     Column("revoked_at", Float, nullable=True),  # NULL while the token works
+    # The principal a token with scope `send` sends as (its domains, its limits' name).
+    Column("principal", String(64), nullable=True),
+)
+
+# The send API's idempotency keys: a retry with the same key gets the first answer.
+# Written in the transaction that stores the message; kept for send_api.idempotency_hours.
+api_idempotency = Table(
+    "api_idempotency",
+    metadata,
+    Column("token", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),  # SHA-256 of the request, hex
+    Column("queue_id", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_api_idempotency_created_at", "created_at"),
 )
 
 # --- Consent registry (gateway.consent.registry): append-only, never updated ---

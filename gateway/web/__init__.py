@@ -1,5 +1,5 @@
-"""phigate's web app: the consent API, one-click unsubscribe pages, the portal and the
-reviewer's pages.
+"""phigate's web app: the send API, the consent API, one-click unsubscribe pages, the
+portal and the reviewer's pages.
 
 What every route needs is one `WebContext`, kept on the app and handed to
 routes by the `web_context` dependency.

@@ -46,26 +46,33 @@ def require(scope: str) -> Callable[..., Awaitable[ApiToken]]:
         if credentials is not None:
             secret = credentials.credentials
             token = await ctx.db.read(lambda conn: tokens.authenticate(conn, secret))
-        if token is None:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "missing, unknown or revoked API token: send `Authorization: Bearer <token>` "
-                f"with a token from `phigate token add NAME --scope {scope}`",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        request.state.token_name = token.name
-        if scope not in token.scopes:
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"token {token.name!r} lacks scope {scope}: make a token with "
-                f"`phigate token add NAME --scope {scope}`",
-            )
-        now = time.time()
-        if token.last_used_at is None or now - token.last_used_at >= _TOUCH_EVERY:
-            await ctx.db.write(lambda conn: tokens.touch(conn, token.name, now))
-        return token
+        return await admit(request, ctx, token, scope)
 
     return check
+
+
+async def admit(request: Request, ctx: WebContext, token: ApiToken | None, scope: str) -> ApiToken:
+    """The token presented (None: none, or an unknown or revoked one), if it holds
+    `scope`; 401 / 403 otherwise. Its last use is recorded now and then."""
+    if token is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing, unknown or revoked API token: send `Authorization: Bearer <token>` "
+            f"with a token from `phigate token add NAME --scope {scope}`",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    request.state.token_name = token.name
+    if scope not in token.scopes:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"token {token.name!r} lacks scope {scope}: make a token with "
+            f"`phigate token add NAME --scope {scope}`",
+        )
+    now = time.time()
+    if token.last_used_at is None or now - token.last_used_at >= _TOUCH_EVERY:
+        name = token.name
+        await ctx.db.write(lambda conn: tokens.touch(conn, name, now))
+    return token
 
 
 Reader = Annotated[ApiToken, Depends(require(tokens.READ))]

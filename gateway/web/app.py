@@ -1,4 +1,4 @@
-"""The FastAPI app: consent API, unsubscribe pages, and what keeps them quiet and safe.
+"""The FastAPI app: send and consent APIs, pages, and what keeps them quiet and safe.
 
 Nothing here writes URLs or bodies anywhere: each request is logged as one
 metadata-only event naming its route template (never the path, which holds
@@ -20,7 +20,7 @@ from gateway.config import ConsentConfig
 from gateway.consent.links import UnsubscribeLinks
 from gateway.logs import event
 from gateway.store.database import Database
-from gateway.web import WebContext, api, health, portal, portal_api, reviewer, unsubscribe
+from gateway.web import WebContext, api, health, portal, portal_api, reviewer, send, unsubscribe
 from gateway.web.pages import Refused, refused_page
 
 log = logging.getLogger("gateway.web")
@@ -97,15 +97,17 @@ def create_app(
     portal_parts: portal.PortalParts | None = None,
     readiness: health.Readiness | None = None,
     reviewer_parts: reviewer.ReviewerParts | None = None,
+    send_parts: send.SendParts | None = None,
 ) -> FastAPI:
     """The web app over this store; `links` reads unsubscribe tokens; with
     `portal_parts`, the portal's pages too; with `readiness`, /healthz and /readyz;
-    with `reviewer_parts`, the reviewer's pages (/review/)."""
+    with `reviewer_parts`, the reviewer's pages (/review/); with `send_parts`,
+    the send API (/api/v1/messages)."""
     app = FastAPI(
-        title="phigate consent API",
+        title="phigate API",
         version="1",
-        description="Record and query marketing authorizations and opt-outs; recall "
-        "messages sent to the portal. "
+        description="Send mail; record and query marketing authorizations and opt-outs; "
+        "recall messages sent to the portal. "
         "Authenticate with `Authorization: Bearer <token>` (`phigate token add`).",
         openapi_url=OPENAPI_PATH,
         max_body_size=MAX_BODY_BYTES,  # larger bodies get 413 before they are read whole
@@ -122,6 +124,10 @@ def create_app(
     if portal_parts is not None:
         app.state.portal = portal.Portal(db, portal_parts)
         app.include_router(portal.router)
+    if send_parts is not None:
+        app.state.sending = send.Sending(send_parts)
+        app.include_router(send.router)
+        send.publish_problems(app)
     if reviewer_parts is not None:
         app.state.reviewer = reviewer.Reviewer(db, reviewer_parts)
         app.include_router(reviewer.router)

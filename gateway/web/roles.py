@@ -31,7 +31,8 @@ _PAGES: dict[str, frozenset[str]] = {
     "consent-writer": frozenset(),
 }
 _SCOPES: dict[str, tuple[str, ...]] = {
-    "admin": tokens.SCOPES,
+    # Sending is a system's, never a person's: no role gives scope send.
+    "admin": (tokens.READ, tokens.WRITE, tokens.RECALL),
     "operator": (tokens.RECALL,),
     "auditor": (tokens.READ,),
     "consent-writer": (tokens.READ, tokens.WRITE),

@@ -20,13 +20,15 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
+from gateway.store import principals
 from gateway.store.principals import NAME_PATTERN
 from gateway.store.schema import api_tokens
 
 READ = "consent:read"
 WRITE = "consent:write"
 RECALL = "portal:recall"  # the sending system recalls a portal message it sent
-SCOPES = (READ, WRITE, RECALL)
+SEND = "send"  # sends mail through the send API as the token's principal
+SCOPES = (READ, WRITE, RECALL, SEND)
 # Names an admin may give for a set of scopes.
 SCOPE_NAMES = {
     "consent": (READ, WRITE),
@@ -34,6 +36,7 @@ SCOPE_NAMES = {
     WRITE: (WRITE,),
     "portal": (RECALL,),
     RECALL: (RECALL,),
+    SEND: (SEND,),
 }
 PREFIX = "phg_"  # lets secret scanners recognise a leaked token
 
@@ -49,6 +52,7 @@ class ApiToken:
     created_at: float
     last_used_at: float | None
     revoked_at: float | None
+    principal: str | None = None  # whom a token with scope send sends as
 
 
 def _hash(secret: str) -> str:
@@ -63,6 +67,7 @@ def _token(row: object) -> ApiToken:
         r["created_at"],
         r["last_used_at"],
         r["revoked_at"],
+        r["principal"],
     )
 
 
@@ -78,9 +83,17 @@ def expand_scopes(names: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(scopes))
 
 
-def add(conn: Connection, name: str, scopes: Iterable[str], now: float, actor: str) -> str:
+def add(
+    conn: Connection,
+    name: str,
+    scopes: Iterable[str],
+    now: float,
+    actor: str,
+    principal: str | None = None,
+) -> str:
     """Create token NAME with `scopes` (names as for expand_scopes); returns its secret.
 
+    A token with scope send sends as `principal` (an existing one), and needs one.
     `actor` made it (the audit event's actor, e.g. "cli:<OS user>")."""
     if not NAME_PATTERN.match(name):
         raise TokenError(
@@ -88,11 +101,16 @@ def add(conn: Connection, name: str, scopes: Iterable[str], now: float, actor: s
             "(at most 64, starting with a letter or digit)"
         )
     granted = expand_scopes(scopes)
+    _check_principal(conn, granted, principal)
     secret = PREFIX + secrets.token_urlsafe(32)
     try:
         conn.execute(
             insert(api_tokens).values(
-                name=name, secret_hash=_hash(secret), scopes=" ".join(granted), created_at=now
+                name=name,
+                secret_hash=_hash(secret),
+                scopes=" ".join(granted),
+                created_at=now,
+                principal=principal,
             )
         )
     except IntegrityError:
@@ -106,13 +124,32 @@ def add(conn: Connection, name: str, scopes: Iterable[str], now: float, actor: s
                 "api_token",
                 "added",
                 principal=name,
-                detail="scopes=" + ",".join(granted),
+                detail="scopes="
+                + ",".join(granted)
+                + (f" sends_as={principal}" if principal else ""),
                 ts=now,
                 actor=actor,
             )
         ],
     )
     return secret
+
+
+def _check_principal(conn: Connection, scopes: Iterable[str], principal: str | None) -> None:
+    if SEND not in scopes:
+        if principal is not None:
+            raise TokenError("--principal is for tokens with scope send: add --scope send")
+        return
+    if principal is None:
+        raise TokenError(
+            "scope send needs the principal the token sends as: add --principal NAME "
+            "(see `phigate principal ls`)"
+        )
+    if principals.get(conn, principal) is None:
+        raise TokenError(
+            f"no principal named {principal!r}: make it with "
+            f"`phigate principal add {principal} --domain DOMAIN` first"
+        )
 
 
 def list_all(conn: Connection) -> list[ApiToken]:

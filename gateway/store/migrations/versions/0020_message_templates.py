@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0020"
-down_revision: str | None = "0018"
+down_revision: str | None = "0019"
 branch_labels = None
 depends_on = None
 

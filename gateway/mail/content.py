@@ -1,10 +1,17 @@
-"""What a message may carry at DATA, checked on the raw bytes before intake: its line
-endings, NUL bytes, 8-bit header fields, and the authors its From: and Sender: name."""
+"""What a submitted message may carry, checked on the raw bytes before intake: its
+envelope sender's domain, its line endings, NUL bytes, 8-bit header fields, and the
+authors its From: and Sender: name.
+
+The SMTP listener (at MAIL and DATA) and the send API ask the same functions, so
+a message refused by one is refused by the other. Each answer is an SMTP reply
+with an enhanced status code; the API turns it into an HTTP error.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
+from gateway.mail.addresses import domain_of
 from gateway.mail.headers import AuthorError, HeaderSyntaxError, authors, header_fields
 
 BARE_LINE_ENDING = (
@@ -18,6 +25,14 @@ EIGHT_BIT_HEADER = (
     "554 5.6.7 Message header contains non-ASCII bytes; this server does not offer "
     "SMTPUTF8 (RFC 6531), so encode them (RFC 2047)"
 )
+
+
+def sender_refusal(sender: str, who: str, domains: Collection[str]) -> str | None:
+    """The refusal of a (normalised) envelope sender outside the `domains` that `who`
+    (e.g. `principal "ehr"`) may send from, or None: never an open relay."""
+    if domain_of(sender) in domains:
+        return None
+    return f"550 5.7.1 Sender not permitted for {who}"
 
 
 def content_problem(content: bytes) -> str | None:
