@@ -432,6 +432,8 @@ class IntakeSender:
                 content=outgoing.content,
                 rate_key=RateKey("token", outgoing.token),
                 record=outgoing.record,
+                declared_phi=outgoing.declared_phi,
+                token=outgoing.token,
             )
         )
 

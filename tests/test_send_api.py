@@ -26,6 +26,8 @@ from residue import residue
 from sqlalchemy.exc import IntegrityError
 from webgate import base_url, store, web_gate
 
+from gateway.message_templates import parse
+from gateway.message_templates import store as templates
 from gateway.store import idempotency
 from gateway.store.database import Database
 from gateway.web import tokens
@@ -302,6 +304,64 @@ def test_the_openapi_document_is_valid_and_the_docs_example_works(api: Api) -> N
     code = code.replace("os.environ['PHIGATE_TOKEN']", repr(api.tokens["ehr"]))
     exec(compile(code, str(DOCS), "exec"), namespace)  # the docs' own example, run as written
     assert re.fullmatch(r"[0-9A-F]{21}", namespace["queue_id"])
+
+
+TEMPLATE = """\
+version: 1
+name: results-ready
+principals: [ehr]
+subject: Your results from {{ clinic }}
+text: |
+  Your results are ready at {{ clinic }}. {{ note }}
+variables:
+  note: {type: string, phi: true, required: false}
+  clinic: {type: string, default: Main Street Clinic}
+"""
+
+
+def test_a_template_renders_the_message_and_its_phi_variables_make_it_phi(api: Api) -> None:
+    with store(api.gw) as db, db.transaction() as conn:
+        templates.put(
+            conn, parse(TEMPLATE, "t.yaml"), TEMPLATE, replace=False, actor="cli:t", now=time.time()
+        )
+    mark = audit_mark(api.gw)
+    # Nothing a detector calls PHI: the template says it is.
+    sent = api.post(
+        {"from": SENDER, "to": ["pat@home.example"], "template": "results-ready",
+         "variables": {"note": "Bring the blue folder."}},
+    )  # fmt: skip
+    assert sent.status_code == 201, sent.text
+    events = audit_since(api.gw, mark)
+    decision = next(e for e in events if e["event"] == "policy")
+    assert "rule=phi-verified-tls-or-portal" in decision["detail"]
+    assert "phi=yes declared=1" in decision["detail"] and "blue folder" not in json.dumps(events)
+    accepted = next(e for e in events if e["event"] == "accepted")
+    assert accepted["detail"].startswith("token=ehr ")  # for webhooks scoped to the token
+    # Without a value for the PHI variable the message is decided on what it says.
+    plain = api.post(
+        {"from": SENDER, "to": ["pat@home.example"], "template": "results-ready",
+         "variables": {"clinic": "Elm Street Clinic"}},
+    )  # fmt: skip
+    assert plain.status_code == 201, plain.text
+    queue_id = plain.json()["queue_id"].encode()
+    wait_until(lambda: any(queue_id in m.content for m in api.sink.messages))
+    delivered = next(m for m in api.sink.messages if queue_id in m.content)
+    assert b"Subject: Your results from Elm Street Clinic" in delivered.content
+    assert b"Your results are ready at Elm Street Clinic." in delivered.content
+
+    def refused(body: dict[str, Any], token: str = "ehr") -> dict[str, Any]:
+        base = {"from": SENDER, "to": ["pat@home.example"], "template": "results-ready"}
+        return problem(api.post({**base, **body}, token=token), 422)
+
+    wrong = refused({"variables": {"note": 7, "clinic": CANARIES[0]}})
+    assert "note" in wrong["detail"] and CANARIES[0] not in json.dumps(wrong)
+    assert fields_of(refused({"subject": "Mine", "variables": {"note": "R"}})) == ["subject"]
+    assert fields_of(refused({"template": "nonesuch"})) == ["template"]
+    other = {"from": "desk@other.example.org", "variables": {"note": "R"}}
+    assert "not for principal other" in refused(other, token="other")["detail"]
+    assert fields_of(problem(api.post(mail(["p@home.example"], variables={"a": 1})), 422)) == [
+        "variables"
+    ]
 
 
 def test_a_send_token_needs_a_principal(api: Api) -> None:

@@ -35,12 +35,15 @@ from starlette.types import Message
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.config import SendApiConfig
+from gateway.inspect.findings import DeclaredPhi
 from gateway.logs import event
 from gateway.mail.compose import Attachment, Draft, DraftError, compose, envelope_of, with_crlf
 from gateway.mail.content import author_refusal, content_problem, sender_refusal
+from gateway.message_templates import Rendered, TemplateError, TemplateFileError, render
+from gateway.message_templates import store as templates
 from gateway.store import idempotency, principals, sent
 from gateway.store.principals import Principal
-from gateway.web import tokens
+from gateway.web import WebContext, tokens
 from gateway.web.api import Address, Context, admit, bearer
 from gateway.web.problems import PROBLEM_RESPONSE, Problem, ProblemRoute, response
 from gateway.web.tokens import ApiToken
@@ -101,6 +104,8 @@ class Outgoing:
     content: bytes
     # Written in the transaction that stores the message, with its queue id.
     record: Callable[[Connection, str], None] | None = None
+    # The PHI variables of the template it was rendered from, given a value.
+    declared_phi: DeclaredPhi | None = None
 
 
 class Submitter(Protocol):
@@ -204,6 +209,17 @@ class MessageIn(BaseModel):
     )
     idempotency_key: IdempotencyKey | None = Field(
         None, description="A retry with the same key gets the first answer, not a second message."
+    )
+    template: str | None = Field(
+        None,
+        max_length=64,
+        description="A message template (`phigate template ls`, docs/templates.md): subject, "
+        "text and html are rendered from it with `variables`, and are not given here.",
+    )
+    variables: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The template's variables by name, each of its declared type. Those the "
+        "template declares PHI make the policy treat the message as PHI.",
     )
 
 
@@ -392,7 +408,8 @@ async def send_message(
     try:
         recipients = _recipients(named, parts.max_recipients)
         _check_sender(caller, message.from_, "from")
-        content = _compose(message, parts)
+        rendered = await _rendered(ctx, caller, message)
+        content = _compose(message, parts, rendered)
         if len(content) > parts.max_message_size:
             raise Problem.field(
                 status.HTTP_413_CONTENT_TOO_LARGE,
@@ -403,7 +420,8 @@ async def send_message(
             )
         _check_content(caller, content, "from")
         envelope = (message.from_, recipients, content)
-        return await _send(request, send, caller, envelope, key, fingerprint)
+        declared = rendered.declared_phi if rendered is not None else None
+        return await _send(request, send, caller, envelope, key, fingerprint, declared)
     except Problem as problem:
         await _audit_refusal(ctx, request, caller, (message.from_, named), problem)
         raise
@@ -616,7 +634,37 @@ def _check_content(caller: Caller, content: bytes, where: str) -> None:
         raise Problem.field(422, "author-not-permitted", where, _reply_text(refusal))
 
 
-def _compose(message: MessageIn, parts: SendParts) -> bytes:
+async def _rendered(ctx: WebContext, caller: Caller, message: MessageIn) -> Rendered | None:
+    """The message's template rendered with its variables; None without a template."""
+    if message.template is None:
+        if message.variables:
+            raise Problem.field(
+                422, "invalid-request", "variables", "variables need a template: name it too"
+            )
+        return None
+    given = [f for f in ("subject", "text", "html") if f in message.model_fields_set]
+    if given:
+        raise Problem.field(
+            422,
+            "invalid-request",
+            given[0],
+            f"{given[0]} comes from template {message.template!r}: leave it out, or leave "
+            "out the template",
+        )
+    name = message.template
+    try:
+        stored = await ctx.db.read(lambda conn: templates.named(conn, name))
+        template = stored.template()
+        template.usable_by(caller.principal.name)
+    except (TemplateError, TemplateFileError) as exc:
+        raise Problem.field(422, "unusable-template", "template", str(exc)) from None
+    try:
+        return render(template, message.variables)
+    except TemplateError as exc:  # names the variable, never its value
+        raise Problem.field(422, "invalid-variables", "variables", str(exc)) from None
+
+
+def _compose(message: MessageIn, parts: SendParts, rendered: Rendered | None) -> bytes:
     attachments = []
     if len(message.attachments) > parts.config.max_attachments:
         raise Problem.field(
@@ -644,9 +692,9 @@ def _compose(message: MessageIn, parts: SendParts) -> bytes:
         sender_name=message.from_name,
         to=tuple(message.to),
         cc=tuple(message.cc),
-        subject=message.subject,
-        text=message.text,
-        html=message.html,
+        subject=rendered.subject if rendered is not None else message.subject,
+        text=rendered.text if rendered is not None else message.text,
+        html=rendered.html if rendered is not None else message.html,
         attachments=tuple(attachments),
         headers=tuple(headers),
     )
@@ -663,6 +711,7 @@ async def _send(
     envelope: tuple[str, tuple[str, ...], bytes],
     key: str | None,
     fingerprint: str,
+    declared_phi: DeclaredPhi | None = None,
 ) -> MessageOut:
     sender, recipients, content = envelope
     token = caller.token.name
@@ -681,6 +730,7 @@ async def _send(
                 recipients=recipients,
                 content=content,
                 record=record,
+                declared_phi=declared_phi,
             )
         )
     finally:
