@@ -699,6 +699,9 @@ def test_invalid_timezone_and_size() -> None:
         (3, "settings.timezone"),
         (6, "rules[0].when.size.at_least"),
     ]
+    # Longer than a file name may be: the same error, not an OSError.
+    long_zone = only_problem(f"version: 1\nsettings:\n  timezone: {'x' * 300}\n")
+    assert long_zone.key == "settings.timezone" and "is not a time zone" in long_zone.message
 
 
 def test_header_injection_in_defaults_is_refused() -> None:

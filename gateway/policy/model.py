@@ -586,7 +586,8 @@ class PolicySettings(StrictModel):
 
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        # OSError: a name too long for a file name, for example.
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             raise ValueError(
                 f"{value!r} is not a time zone (write e.g. America/New_York or UTC)"
             ) from None
