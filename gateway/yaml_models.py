@@ -94,6 +94,28 @@ def validate_document(schema: ModelSchema[M], doc: YamlDocument, data: Any) -> M
         raise ModelErrors(problems) from None
 
 
+def validate_text(
+    schema: ModelSchema[M], text: str, source: str, kind: str, holds: str, start: str
+) -> tuple[YamlDocument, M]:
+    """A file of key: value settings (`kind`, e.g. "a template file"; `holds`: what
+    its keys are, e.g. "sections"; `start`: how one begins), loaded and validated.
+
+    Raises ModelErrors with every problem, a YAML syntax error included.
+    """
+    try:
+        doc = load_yaml(text, source)
+    except YamlError as exc:
+        raise ModelErrors([exc]) from None
+    if not isinstance(doc.data, dict):
+        problem = doc.error(
+            (),
+            f"{kind} holds key: value {holds}, but this one holds {describe_value(doc.data)}",
+            start,
+        )
+        raise ModelErrors([problem])
+    return doc, validate_document(schema, doc, doc.data)
+
+
 class ModelErrors(Exception):
     """Every problem found while validating one document."""
 

@@ -37,8 +37,8 @@ from gateway.archive.retention import (
 from gateway.policy.engine import DomainSet
 from gateway.policy.loader import POLICY_SCHEMA
 from gateway.policy.model import Conditions, Name, StrictModel
-from gateway.strict_yaml import YamlDocument, YamlError, describe_value, load_yaml
-from gateway.yaml_models import ModelErrors, ModelSchema, read_text, validate_document
+from gateway.strict_yaml import YamlDocument, YamlError
+from gateway.yaml_models import ModelErrors, ModelSchema, read_text, validate_text
 
 # What an archived message records (gateway.archive.records), hence what a rule may test.
 MATCHABLE = ("category", "principal", "phi", "sender_domain", "recipient_domain")
@@ -107,20 +107,15 @@ def load_schedule(path: Path) -> Schedule:
 
 
 def parse_schedule(text: str, source: str) -> Schedule:
-    doc = load_yaml(text, source)
-    if not isinstance(doc.data, dict):
-        raise RetentionRulesError(
-            [
-                doc.error(
-                    (),
-                    f"a retention rules file holds key: value sections, but this one holds "
-                    f"{describe_value(doc.data)}",
-                    'start with "version: 1", then rules: and default:',
-                )
-            ]
-        )
     try:
-        written = validate_document(SCHEMA, doc, doc.data)
+        doc, written = validate_text(
+            SCHEMA,
+            text,
+            source,
+            "a retention rules file",
+            "sections",
+            'start with "version: 1", then rules: and default:',
+        )
     except ModelErrors as exc:
         raise RetentionRulesError(exc.problems) from None
     problems = _cross_checks(doc, written)

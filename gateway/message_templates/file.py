@@ -33,8 +33,8 @@ from gateway.message_templates import sandbox
 from gateway.message_templates.render import FIELDS, Template
 from gateway.message_templates.values import MAX_ITEMS, MAX_STRING, BadValue, Variable, checked
 from gateway.policy.model import Name, StrictModel
-from gateway.strict_yaml import YamlDocument, YamlError, describe_value, load_yaml
-from gateway.yaml_models import ModelErrors, ModelSchema, validate_document
+from gateway.strict_yaml import YamlDocument, YamlError
+from gateway.yaml_models import ModelErrors, ModelSchema, validate_text
 
 MAX_SOURCE = 256 * 1024  # characters of one template file
 _RESERVED = frozenset(("loop", "true", "false", "none", "True", "False", "None"))
@@ -108,22 +108,14 @@ def parse(text: str, source: str) -> Template:
             ]
         )
     try:
-        doc = load_yaml(text, source)
-    except YamlError as exc:
-        raise TemplateFileError([exc]) from None
-    if not isinstance(doc.data, dict):
-        raise TemplateFileError(
-            [
-                doc.error(
-                    (),
-                    f"a template file holds key: value settings, but this one holds "
-                    f"{describe_value(doc.data)}",
-                    'start with "version: 1", then name:, subject:, text: and variables:',
-                )
-            ]
+        doc, written = validate_text(
+            SCHEMA,
+            text,
+            source,
+            "a template file",
+            "settings",
+            'start with "version: 1", then name:, subject:, text: and variables:',
         )
-    try:
-        written = validate_document(SCHEMA, doc, doc.data)
     except ModelErrors as exc:
         raise TemplateFileError(exc.problems) from None
     variables, problems = _variables(doc, written)
