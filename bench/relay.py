@@ -870,6 +870,8 @@ class LoadFigures:
     max_ms: float
     submit_seconds: float
     end_to_end_seconds: float | None  # None when not every message arrived
+    # The load generator's own CPU: on the same cores, it caps what any system can reach.
+    client_cpu_ms_per_message: float
 
 
 def load_figures(load: Mapping[str, Any], sessions: int, done_at: float | None) -> LoadFigures:
@@ -892,6 +894,7 @@ def load_figures(load: Mapping[str, Any], sessions: int, done_at: float | None) 
         max_ms=max(latencies, default=0.0),
         submit_seconds=submit,
         end_to_end_seconds=end_to_end,
+        client_cpu_ms_per_message=1000.0 * float(load["cpu_seconds"]) / max(accepted, 1),
     )
 
 

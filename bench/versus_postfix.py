@@ -1008,7 +1008,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{result.system:8} {sessions:3} sessions: "
                 f"delivered {result.delivered_per_s:5.0f}/s, "
                 f"accepted {result.accepted_per_s:5.0f}/s, p99 {result.p99_ms:5.1f} ms, "
-                f"{result.cpu_ms_per_message:.2f} CPU ms/msg"
+                f"{result.cpu_ms_per_message:.2f} CPU ms/msg "
+                f"(load generator {result.client_cpu_ms_per_message:.2f})"
                 + (f", {result.delivered_mb_per_s:.2f} MB/s" if args.mix else "")
                 + ("" if result.ok else "  <- PROBLEM")
             )
