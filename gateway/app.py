@@ -447,7 +447,7 @@ def send_parts(settings: Settings, intake: Intake, policy: LivePolicy) -> SendPa
         max_recipients=settings.limits.max_recipients,
         hostname=settings.hostname,
         category_header=lambda: policy.current.category_header,
-        purpose_header=settings.consent.purpose_header,
+        purpose_header=PurposeHeader.of(settings.consent),
     )
 
 

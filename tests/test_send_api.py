@@ -258,6 +258,8 @@ def test_limits_and_bad_input_name_the_field(api: Api) -> None:
         SENDS, content=b'{"from": ', headers={**api.auth("ehr"), "Content-Type": "application/json"}
     )
     assert fields_of(problem(garbled, 422)) == ["body"]
+    unknown = mail(["a@home.example"], category="marketing", purpose="no-such-campaign")
+    assert fields_of(problem(api.post(unknown), 422)) == ["purpose"]
 
 
 def test_no_canary_outside_the_sealed_content(api: Api) -> None:

@@ -34,6 +34,7 @@ from starlette.types import Message
 from gateway.audit import trail
 from gateway.audit.trail import AuditEvent
 from gateway.config import SendApiConfig
+from gateway.consent.purpose import MARKETING, PurposeHeader, UnknownPurpose
 from gateway.inspect.findings import DeclaredPhi
 from gateway.logs import event
 from gateway.mail.compose import Attachment, Draft, DraftError, compose, envelope_of, with_crlf
@@ -125,7 +126,7 @@ class SendParts:
     max_recipients: int  # limits.max_recipients
     hostname: str  # the domain of the Message-IDs made here
     category_header: Callable[[], str]  # the live policy's category header
-    purpose_header: str  # consent.purpose_header
+    purpose_header: PurposeHeader  # consent.purpose_header and the configured purposes
 
 
 @dataclass
@@ -580,7 +581,11 @@ def _compose(message: MessageIn, parts: SendParts, rendered: Rendered | None) ->
     if message.category is not None:
         headers.append((parts.category_header(), message.category))
     if message.purpose is not None:
-        headers.append((parts.purpose_header, message.purpose))
+        try:  # as intake would refuse it, but naming the field
+            parts.purpose_header.purpose(MARKETING, message.purpose)
+        except UnknownPurpose as exc:
+            raise Problem.field(422, "unknown-purpose", "purpose", str(exc)) from None
+        headers.append((parts.purpose_header.name, message.purpose))
     draft = Draft(
         sender=message.from_,
         sender_name=message.from_name,
