@@ -6,18 +6,23 @@ sockets as an attacker would hold them, httpx as a recipient's browser."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from harness import Phigate, free_port, insecure_context, wait_until
 from webgate import base_url
+
+from gateway.clients import ConnectionCounter
+from gateway.web.connections import AdmittingServer, bounded_protocol
 
 MAX_CONNECTIONS = 30
 REQUEST_TIMEOUT = 1.5
@@ -270,3 +275,29 @@ def test_failed_and_unfinished_handshakes_give_their_slot_back(https: Phigate) -
         for sock in silent:
             sock.close()
     assert _https_served(https, "127.0.0.9")
+
+
+def test_serve_forever_accepts_until_the_server_is_closed() -> None:
+    """The server's own loop, as asyncio.Server's: with no slot to give (a limit of
+    0), a client is closed at once while it serves, and closing it ends the wait."""
+
+    @dataclass(frozen=True)
+    class NoSlots:
+        max_connections: int = 0
+        max_connections_per_ip: int = 0
+
+    async def go() -> None:
+        listener = socket.create_server(("127.0.0.1", 0))
+        counter = ConnectionCounter(NoSlots())
+        protocol = bounded_protocol(REQUEST_TIMEOUT)
+        server = AdmittingServer(listener, protocol, counter, None, 1.0, "test")
+        serving = asyncio.create_task(server.serve_forever())
+        reader, writer = await asyncio.open_connection(*listener.getsockname())
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, not a byte written
+        writer.close()
+        assert server.is_serving() and not serving.done()
+        server.close()
+        await asyncio.wait_for(serving, 5)
+        listener.close()
+
+    asyncio.run(go())

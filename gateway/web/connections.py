@@ -165,6 +165,7 @@ class AdmittingServer(asyncio.AbstractServer):
         self._handshake_timeout = handshake_timeout
         self._name = name
         self._serving = False
+        self._closed = asyncio.Event()
         self._retry: asyncio.TimerHandle | None = None
         # Admitted connections whose TLS handshake is still going on.
         self._handshakes: set[asyncio.Task[None]] = set()
@@ -185,6 +186,7 @@ class AdmittingServer(asyncio.AbstractServer):
 
     def close(self) -> None:
         """Stop accepting; connections still in their TLS handshake are closed."""
+        self._closed.set()
         if self._serving:
             self._serving = False
             if self._retry is not None:
@@ -199,7 +201,9 @@ class AdmittingServer(asyncio.AbstractServer):
         await asyncio.gather(*self._handshakes, return_exceptions=True)
 
     async def serve_forever(self) -> None:
-        raise NotImplementedError("started and stopped by its uvicorn server")
+        """Accept until `close` (uvicorn itself only starts and closes the server)."""
+        await self.start_serving()
+        await self._closed.wait()
 
     def _accept(self) -> None:
         for _ in range(_ACCEPTS_PER_WAKE):
