@@ -18,38 +18,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from gateway.audit import search, trail
+from audit_fill import fill_delivered  # bench/ is on sys.path
+
+from gateway.audit import search
 from gateway.audit.formats import SyslogFormat, octet_counted
-from gateway.audit.trail import AuditEvent
 from gateway.config import SyslogConfig
 from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database
 
 BATCH = 500  # audit.forward.batch's default
-
-
-def _fill(db: Database, count: int) -> None:
-    now = time.time()
-    for start in range(0, count, 1000):
-        with db.transaction() as conn:
-            trail.append(
-                conn,
-                [
-                    AuditEvent(
-                        "delivered",
-                        "2.0.0",
-                        queue_id=f"Q{i:020d}",
-                        principal="bench",
-                        client_ip="127.0.0.1",
-                        sender="app@bench.example.org",
-                        recipients=("patient@bench.example.org",),
-                        code=250,
-                        detail="mode=standard tls=TLSv1.3 verify=no mx=127.0.0.1: 250 2.0.0 Ok",
-                        ts=now + i,
-                    )
-                    for i in range(start, min(start + 1000, count))
-                ],
-            )
 
 
 def main() -> int:
@@ -63,7 +40,7 @@ def main() -> int:
         url = f"sqlite:///{Path(directory) / 'bench.db'}"
         db = Database(url, audit_key=AuditKey(os.urandom(32)))
         db.migrate()
-        _fill(db, args.events)
+        fill_delivered(db, args.events)
         started_cpu, sent, after = time.process_time(), 0, 0
         while True:
             with db.reading() as conn:

@@ -27,11 +27,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from audit_fill import fill_delivered  # bench/ is on sys.path
 from certs import make_certs, server_context
 from sqlalchemy import func, select
 
-from gateway.audit import trail
-from gateway.audit.trail import AuditEvent
 from gateway.config import WebhooksConfig
 from gateway.store import principals
 from gateway.store.audit_key import AuditKey
@@ -71,29 +70,6 @@ async def _serve(cert: str, key: str) -> None:
     await server.serve_forever()
 
 
-def _fill(db: Database, count: int) -> None:
-    now = time.time()
-    for start in range(0, count, 1000):
-        with db.transaction() as conn:
-            trail.append(
-                conn,
-                [
-                    AuditEvent(
-                        "delivered",
-                        "2.0.0",
-                        queue_id=f"Q{i:020d}",
-                        principal="bench",
-                        sender="app@bench.example.org",
-                        recipients=("patient@bench.example.org",),
-                        code=250,
-                        detail="mode=tls verify=pkix mx=127.0.0.1: 250 2.0.0 Ok",
-                        ts=now,
-                    )
-                    for i in range(start, min(start + 1000, count))
-                ],
-            )
-
-
 def _sent(db: Database) -> int:
     with db.reading() as conn:
         query = select(func.count()).where(webhook_deliveries.c.state == "sent")
@@ -126,7 +102,7 @@ async def _run(args: argparse.Namespace, work: Path) -> None:
                 now=time.time() - 1, cursor=config.cursor,
             )  # fmt: skip
         hooks = Webhooks(db, keyring, config, Sender(config, client_context(config, certs["ca"])))
-        _fill(db, args.events)
+        fill_delivered(db, args.events)
 
         started = time.perf_counter()
         while await asyncio.to_thread(hooks.feed, time.time()):
