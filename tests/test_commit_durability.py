@@ -1,19 +1,28 @@
 """Which commits wait for the disk: every one but the writes made with durable=False,
 and a batch that holds any durable write (an accept behind a 250) is durable whole.
 
-Observed inside each transaction, on SQLite (`PRAGMA synchronous`, set before
-BEGIN and used by its COMMIT) and on PostgreSQL (`synchronous_commit`).
+On PostgreSQL it is observed inside each transaction (`synchronous_commit`). On
+SQLite the writer's COMMIT never waits; a durable batch is made durable by a flush
+of the write-ahead log after the write lock is let go and before anyone is
+answered, so it is observed there: a flush of the WAL (`fdatasync`, watched
+around the real call) between queueing a write and its answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from gateway.store import database
+from gateway.store.audit_key import AuditKey
 from gateway.store.database import Database
 
 WAITS, NO_WAIT = "waits for the disk", "does not wait"
@@ -27,7 +36,40 @@ def _commit_mode(conn: Connection) -> str:
     return {"on": WAITS, "off": NO_WAIT}[str(setting)]
 
 
-async def _one_batch(db: Database, durable: list[bool]) -> list[str]:
+class WalFlushes:
+    """Counts the flushes of SQLite write-ahead logs, around the real `os.fdatasync`;
+    `hook` runs before each (in the writer thread)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        self.hook: Callable[[], None] = lambda: None
+        real = os.fdatasync
+
+        def watched(fd: int) -> None:
+            if os.readlink(f"/proc/self/fd/{fd}").endswith("-wal"):
+                self.hook()
+                self.count += 1
+            real(fd)
+
+        monkeypatch.setattr(os, "fdatasync", watched)
+
+
+@pytest.fixture
+def flushes(monkeypatch: pytest.MonkeyPatch) -> WalFlushes:
+    return WalFlushes(monkeypatch)
+
+
+async def _write(db: Database, flushes: WalFlushes, **options: Any) -> str:
+    """Whether this write's commit waited for the disk before it was answered."""
+    before = flushes.count
+    mode: str = await db.write(_commit_mode, **options)
+    if db.dialect != "sqlite":
+        return mode
+    assert mode == NO_WAIT  # the COMMIT itself: the flush comes after it
+    return WAITS if flushes.count > before else NO_WAIT
+
+
+async def _one_batch(db: Database, flushes: WalFlushes, durable: list[bool]) -> list[str]:
     """Queue writes while the writer is held, so they commit together; what each saw."""
     queued = threading.Event()
 
@@ -36,7 +78,7 @@ async def _one_batch(db: Database, durable: list[bool]) -> list[str]:
 
     held = asyncio.ensure_future(db.write(hold, durable=False))
     await asyncio.sleep(0.05)  # the writer is in `hold`'s transaction
-    writes = [asyncio.ensure_future(db.write(_commit_mode, durable=d)) for d in durable]
+    writes = [asyncio.ensure_future(_write(db, flushes, durable=d)) for d in durable]
     await asyncio.sleep(0.05)  # every write is queued behind it
     queued.set()
     await held
@@ -44,17 +86,17 @@ async def _one_batch(db: Database, durable: list[bool]) -> list[str]:
 
 
 def test_an_accept_batched_with_post_acceptance_writes_still_waits_for_the_disk(
-    db: Database,
+    db: Database, flushes: WalFlushes
 ) -> None:
-    assert asyncio.run(_one_batch(db, [False, True, False])) == [WAITS] * 3
+    assert asyncio.run(_one_batch(db, flushes, [False, True, False])) == [WAITS] * 3
 
 
 def test_post_acceptance_writes_alone_do_not_wait_and_the_next_durable_one_does(
-    db: Database,
+    db: Database, flushes: WalFlushes
 ) -> None:
     async def both() -> tuple[list[str], str]:
-        relaxed = await _one_batch(db, [False, False])
-        return relaxed, await db.write(_commit_mode)
+        relaxed = await _one_batch(db, flushes, [False, False])
+        return relaxed, await _write(db, flushes)
 
     relaxed, after = asyncio.run(both())
     assert relaxed == [NO_WAIT, NO_WAIT]
@@ -64,7 +106,7 @@ def test_post_acceptance_writes_alone_do_not_wait_and_the_next_durable_one_does(
 
 
 def test_a_lingering_write_shares_the_next_accepts_commit(
-    db: Database, monkeypatch: pytest.MonkeyPatch
+    db: Database, flushes: WalFlushes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A delivery's outcome (`lingers`) alone waits a moment for company: the accept
     that comes meanwhile commits with it, and that commit waits for the disk."""
@@ -72,22 +114,131 @@ def test_a_lingering_write_shares_the_next_accepts_commit(
 
     async def pair() -> tuple[str, str, int]:
         batches = db.batches
-        outcome = asyncio.ensure_future(db.write(_commit_mode, durable=False, lingers=True))
+        outcome = asyncio.ensure_future(_write(db, flushes, durable=False, lingers=True))
         await asyncio.sleep(0)  # queued first, alone
-        accept = await db.write(_commit_mode)
+        accept = await _write(db, flushes)
         return await outcome, accept, db.batches - batches
 
     assert asyncio.run(pair()) == (WAITS, WAITS, 1)
 
 
 def test_a_lingering_write_alone_still_commits_without_waiting_for_the_disk(
-    db: Database,
+    db: Database, flushes: WalFlushes
 ) -> None:
     async def alone() -> tuple[str, float]:
         started = asyncio.get_running_loop().time()
-        mode = await db.write(_commit_mode, durable=False, lingers=True)
+        mode = await _write(db, flushes, durable=False, lingers=True)
         return mode, asyncio.get_running_loop().time() - started
 
     mode, took = asyncio.run(alone())
     assert mode == NO_WAIT
     assert took < 1.0  # a few milliseconds of waiting, bounded
+
+
+@pytest.fixture
+def sqlite_pair(tmp_path: Path) -> Iterator[tuple[Database, Database]]:
+    """Two stores on one SQLite file, as two processes of a node hold it."""
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    key = AuditKey(os.urandom(32))
+    first, second = Database(url, audit_key=key), Database(url, audit_key=key)
+    first.migrate()
+    for db in (first, second):
+        db.start()
+    yield first, second
+    for db in (first, second):
+        db.close()
+
+
+def _note(value: str) -> Callable[[Connection], None]:
+    def write(conn: Connection) -> None:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS notes (value TEXT)"))
+        conn.execute(text("INSERT INTO notes VALUES (:v)"), {"v": value})
+
+    return write
+
+
+def test_an_accept_is_answered_only_after_the_flush_and_others_commit_meanwhile(
+    sqlite_pair: tuple[Database, Database], flushes: WalFlushes
+) -> None:
+    """The flush waits outside the write lock: while one process's accept waits for
+    the disk, another commits; the accept's caller hears nothing until it is flushed."""
+    first, second = sqlite_pair
+    flushing, release = threading.Event(), threading.Event()
+
+    def slow_disk() -> None:
+        if not flushing.is_set():
+            flushing.set()
+            release.wait(10)
+
+    flushes.hook = slow_disk
+
+    async def scenario() -> tuple[bool, list[str]]:
+        accept = asyncio.ensure_future(first.write(_note("accepted")))
+        assert await asyncio.to_thread(flushing.wait, 10)
+        await second.write(_note("meanwhile"), durable=False)  # the lock is free
+        answered_early = accept.done()
+        release.set()
+        await accept
+        notes = text("SELECT value FROM notes")
+        rows = await first.read(lambda c: list(c.execute(notes).scalars()))
+        return answered_early, rows
+
+    answered_early, rows = asyncio.run(scenario())
+    assert not answered_early
+    assert sorted(rows) == ["accepted", "meanwhile"]
+
+
+def test_a_failed_flush_fails_the_durable_writes_of_its_batch(
+    sqlite_pair: tuple[Database, Database], flushes: WalFlushes
+) -> None:
+    """An accept whose flush failed is not answered as stored (intake says 451);
+    a write that did not wait for the disk keeps its result."""
+    db, _ = sqlite_pair
+
+    def broken_disk() -> None:
+        raise OSError(errno.EIO, "I/O error")
+
+    async def scenario() -> list[Any]:
+        await db.write(_note("before"))
+        flushes.hook = broken_disk
+        queued = threading.Event()
+        held = asyncio.ensure_future(db.write(lambda _c: queued.wait(10), durable=False))
+        await asyncio.sleep(0.05)
+        batch = [
+            asyncio.ensure_future(db.write(_note("outcome"), durable=False)),
+            asyncio.ensure_future(db.write(_note("accept"))),
+        ]
+        await asyncio.sleep(0.05)
+        queued.set()
+        await held
+        return await asyncio.gather(*batch, return_exceptions=True)
+
+    outcome, accept = asyncio.run(scenario())
+    assert outcome is None
+    assert isinstance(accept, OSError) and accept.errno == errno.EIO
+
+
+def test_writes_queued_while_another_process_holds_the_database_share_one_commit(
+    sqlite_pair: tuple[Database, Database],
+) -> None:
+    """The writer takes what queued while it waited for the write lock into its batch."""
+    first, second = sqlite_pair
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(_conn: Connection) -> None:
+        holding.set()
+        release.wait(10)
+
+    async def scenario() -> int:
+        held = asyncio.ensure_future(second.write(hold, durable=False))
+        assert await asyncio.to_thread(holding.wait, 10)
+        batches = first.batches
+        waiting = [asyncio.ensure_future(first.write(_note("first")))]
+        await asyncio.sleep(0.05)  # the writer took it and waits for the lock
+        waiting += [asyncio.ensure_future(first.write(_note(f"next {n}"))) for n in range(3)]
+        await asyncio.sleep(0.05)
+        release.set()
+        await asyncio.gather(held, *waiting)
+        return first.batches - batches
+
+    assert asyncio.run(scenario()) == 1

@@ -1,9 +1,17 @@
 """Engines, migrations and the group-committing writer.
 
 All writes of a process go through one writer thread: the operations queued
-meanwhile run in one shared transaction, and one COMMIT (one fsync) makes the
+meanwhile run in one shared transaction, and one COMMIT (one flush) makes the
 whole batch durable before any caller is answered. That is how intake keeps
 "durable before 250" at high rates. Reads use a separate pool.
+
+On SQLite the processes of a node take turns at the one database file (a
+lock file, `.writelock`). A writer takes what queued while it waited for its
+turn into the batch, and lets the lock go before waiting for the disk: the
+COMMIT does not flush (`synchronous=NORMAL`); the writer then flushes the
+write-ahead log itself (`fdatasync`), while another process commits, and
+answers the batch's callers only after that. A flush covers every commit
+written before it, so the guarantee is that of a flushing COMMIT.
 
 Shredding (setting a message's wrapped key and content to NULL) must not
 leave copies behind: on SQLite, `secure_delete` zeroes deleted cells and
@@ -13,8 +21,8 @@ empties the WAL that still holds the old ones.
 
 Only some commits must reach the disk before anyone is answered: the accept
 behind a 250 above all. State changes after it (claims, delivery outcomes
-and the shredding they do) are written with `durable=False`: their COMMIT
-does not wait for a flush (SQLite: `synchronous=NORMAL`; PostgreSQL:
+and the shredding they do) are written with `durable=False`: nobody waits
+for a flush of them (SQLite: the batch's WAL is not flushed; PostgreSQL:
 `synchronous_commit = off`). Both logs are written in commit order and a
 flush covers everything written before it, so the next durable commit (or
 checkpoint) makes them durable too; a crash of the machine can only undo the
@@ -185,6 +193,14 @@ def _writer_lock_path(url: str) -> Path | None:
     return None
 
 
+def _wal_path(url: str) -> str | None:
+    """SQLite with a file: its write-ahead log, which the writer flushes itself."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return parsed.database + "-wal"
+    return None
+
+
 def make_engines(url: str) -> tuple[Engine, Engine]:
     """(write engine, read engine) for a database URL."""
     parsed = make_url(url)
@@ -348,6 +364,7 @@ class Database:
         self.audit_key = audit_key
         event.listen(self.write_engine, "begin", self._lend_audit_key)
         self._lock_path = _writer_lock_path(url)
+        self._wal_path = _wal_path(url)
         self._lock_fd: int | None = None
         self.dialect = self.write_engine.dialect.name
         self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
@@ -504,9 +521,10 @@ class Database:
 
     def _commit(self, ops: list[_Op]) -> None:
         """Run ops in one transaction and commit; raises if an op or the COMMIT fails."""
-        durable = any(op.durable for op in ops)
+        # A file's WAL is flushed once the write lock is let go (`_flush_wal`).
+        durable = self._wal_path is None and any(op.durable for op in ops)
         self._committing = False
-        with self._exclusive(), self._begin(durable=durable) as conn:
+        with self._begin(durable=durable) as conn:
             for op in ops:
                 op.outcome = [True, op.fn(conn)]
             run_before_commit(conn)
@@ -568,18 +586,19 @@ class Database:
             if first is None:
                 break
             batch = [first]
-            while len(batch) < _MAX_BATCH:
-                try:
-                    nxt = self._ops.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stopping = True
-                    break
-                batch.append(nxt)
+            stopping = self._gather(batch)
             if not stopping and len(batch) < _MAX_BATCH and all(op.lingers for op in batch):
                 stopping = self._linger(batch)
-            self._run_batch(batch)
+            with self._exclusive():
+                # Another process may have held the database meanwhile: what queued
+                # while this one waited shares the commit instead of waiting for the next.
+                if not stopping:
+                    stopping = self._gather(batch)
+                self._run_batch(batch)
+            self._flush_wal(batch)
+            for op in batch:
+                ok, value = op.outcome
+                op.loop.call_soon_threadsafe(_settle, op, ok, value)
             self._checkpoint_if_due()
         if self._checkpoint_at is not None:
             with self._exclusive():
@@ -588,6 +607,18 @@ class Database:
             self._writer_conn.close()
             self._writer_conn = None
 
+    def _gather(self, batch: list[_Op]) -> bool:
+        """Add to `batch` what is queued, up to _MAX_BATCH; True if told to stop meanwhile."""
+        while len(batch) < _MAX_BATCH:
+            try:
+                nxt = self._ops.get_nowait()
+            except queue.Empty:
+                return False
+            if nxt is None:
+                return True
+            batch.append(nxt)
+        return False
+
     def _linger(self, batch: list[_Op]) -> bool:
         """Wait up to _LINGER for a write to join `batch`, then take what has come;
         True if the writer was told to stop meanwhile."""
@@ -595,15 +626,10 @@ class Database:
             nxt = self._ops.get(timeout=_LINGER)
         except queue.Empty:
             return False
-        while nxt is not None:
-            batch.append(nxt)
-            if len(batch) >= _MAX_BATCH:
-                return False
-            try:
-                nxt = self._ops.get_nowait()
-            except queue.Empty:
-                return False
-        return True
+        if nxt is None:
+            return True
+        batch.append(nxt)
+        return self._gather(batch)
 
     def _until_checkpoint(self) -> float | None:
         if self._checkpoint_at is None:
@@ -647,6 +673,27 @@ class Database:
                     self._run_alone(op)
         if any(op.outcome[0] for op in batch):
             self._back()
-        for op in batch:
-            ok, value = op.outcome
-            op.loop.call_soon_threadsafe(_settle, op, ok, value)
+
+    def _flush_wal(self, batch: list[_Op]) -> None:
+        """SQLite: make the batch's commit durable, if a caller waits for that.
+
+        The COMMIT itself did not wait for the disk; flushing the WAL here,
+        after the write lock is let go, lets another process commit while this
+        one waits for the disk, and the flush covers every commit before it.
+        Nobody is answered before it: a flush that fails fails the durable
+        operations (their callers answer 451; what was committed is delivered
+        at least once, never lost).
+        """
+        if self._wal_path is None or not any(op.durable and op.outcome[0] for op in batch):
+            return
+        try:
+            fd = os.open(self._wal_path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            log.error("database flush failed", extra={"fields": {"error": type(exc).__name__}})
+            for op in batch:
+                if op.durable and op.outcome[0]:
+                    op.outcome = [False, exc]
