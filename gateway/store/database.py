@@ -72,8 +72,12 @@ _MAX_BATCH = 256
 # another to share its commit, when it is alone (seconds).
 _LINGER = 0.003
 _BUSY_TIMEOUT_MS = 10000
-# The WAL is cut back to this size when it is reset (bytes).
-_JOURNAL_SIZE_LIMIT = 1024 * 1024
+# The WAL is cut back to this size when it is reset (bytes). Above what fills
+# between two automatic checkpoints (1000 pages, 4 MiB): the commits after a reset
+# overwrite blocks the file already has, and a flush of an overwrite costs about
+# half that of a flush that grows the file. The truncating checkpoints after
+# shredding still empty it.
+_JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024
 # The server's checkpoints after shredding: at most one per interval (each
 # one syncs the database file), and each waits only briefly for readers of
 # an older snapshot, then is retried an interval later: intake must not stall.
