@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -189,10 +190,13 @@ def test_an_accept_is_answered_only_after_the_flush_and_others_commit_meanwhile(
 
 
 def test_a_failed_flush_fails_the_durable_writes_of_its_batch(
-    sqlite_pair: tuple[Database, Database], flushes: WalFlushes
+    sqlite_pair: tuple[Database, Database],
+    flushes: WalFlushes,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """An accept whose flush failed is not answered as stored (intake says 451);
-    a write that did not wait for the disk keeps its result."""
+    a write that did not wait for the disk keeps its result. The log names the
+    error's kind, nothing the batch wrote."""
     db, _ = sqlite_pair
 
     def broken_disk() -> None:
@@ -213,9 +217,14 @@ def test_a_failed_flush_fails_the_durable_writes_of_its_batch(
         await held
         return await asyncio.gather(*batch, return_exceptions=True)
 
-    outcome, accept = asyncio.run(scenario())
+    with caplog.at_level(logging.ERROR, logger="gateway.store"):
+        outcome, accept = asyncio.run(scenario())
     assert outcome is None
     assert isinstance(accept, OSError) and accept.errno == errno.EIO
+    failed = [r for r in caplog.records if r.getMessage() == "database flush failed"]
+    assert len(failed) == 1
+    assert failed[0].__dict__["fields"] == {"error": "OSError"}
+    assert "accept" not in caplog.text and "outcome" not in caplog.text
 
 
 def test_writes_queued_while_another_process_holds_the_database_share_one_commit(

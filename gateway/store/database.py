@@ -185,23 +185,11 @@ def audit_key_of(conn: Connection) -> AuditKey | None:
     return key
 
 
-def _writer_lock_path(url: str) -> Path | None:
-    """SQLite only: a lock file that queues the writers of several processes.
-
-    Waiting on flock wakes the next writer the moment the lock is free;
-    SQLite's own busy handler polls with sleeps of up to 100 ms.
-    """
+def _sqlite_file(url: str) -> str | None:
+    """The database file's path, for SQLite with a file; None otherwise."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database:
-        return Path(parsed.database + ".writelock")
-    return None
-
-
-def _wal_path(url: str) -> str | None:
-    """SQLite with a file: its write-ahead log, which the writer flushes itself."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database:
-        return parsed.database + "-wal"
+        return parsed.database
     return None
 
 
@@ -367,8 +355,13 @@ class Database:
         _track_transactions(self.write_engine)
         self.audit_key = audit_key
         event.listen(self.write_engine, "begin", self._lend_audit_key)
-        self._lock_path = _writer_lock_path(url)
-        self._wal_path = _wal_path(url)
+        sqlite_file = _sqlite_file(url)
+        # SQLite: a lock file that queues the writers of several processes (waiting on
+        # flock wakes the next writer the moment the lock is free; SQLite's own busy
+        # handler polls with sleeps of up to 100 ms), and the write-ahead log, which
+        # the writer flushes itself.
+        self._lock_path = Path(sqlite_file + ".writelock") if sqlite_file else None
+        self._wal_path = sqlite_file + "-wal" if sqlite_file else None
         self._lock_fd: int | None = None
         self.dialect = self.write_engine.dialect.name
         self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
@@ -691,6 +684,8 @@ class Database:
         if self._wal_path is None or not any(op.durable and op.outcome[0] for op in batch):
             return
         try:
+            # Opened each time: a descriptor kept across a WAL removed and made again
+            # would flush the old file.
             fd = os.open(self._wal_path, os.O_RDONLY | os.O_CLOEXEC)
             try:
                 os.fdatasync(fd)
