@@ -5,12 +5,16 @@ piece ends: inside a CRLF, a header, a MIME boundary line or a base64 line.
 
 from __future__ import annotations
 
+import base64
 import email.policy
 import os
-from email.message import EmailMessage
+import random
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.mail import message as parsing
 
@@ -53,3 +57,153 @@ def test_a_piece_that_ends_between_cr_and_lf() -> None:
     parsed = parsing.parse(data)
     assert parsed.message_id == "<p@example.org>"
     assert parsed.message.as_bytes() == whole(data)
+
+
+# Long runs of base64 lines reach the parser as one token line each; whatever the
+# message, the result must be the Message the line-by-line parse gives.
+
+
+def shape(message: Message) -> list[object]:
+    """Everything the parse decides, part by part, as plain values."""
+    return [
+        (
+            part.get_unixfrom(),
+            part.items(),
+            part._payload if isinstance(part._payload, str) else len(part._payload),
+            part.preamble,
+            part.epilogue,
+            part.get_default_type(),
+            [type(defect).__name__ for defect in part.defects],
+        )
+        for part in message.walk()
+    ]
+
+
+def line_by_line(data: bytes) -> Message:
+    return BytesParser(policy=email.policy.compat32).parsebytes(data)
+
+
+def base64_run(lines: int, seed: int = 0, width: int = 76) -> bytes:
+    encoded = base64.b64encode(random.Random(seed).randbytes(lines * width * 3 // 4)).decode()
+    lines = (encoded[i : i + width] for i in range(0, len(encoded), width))
+    return b"".join(line.encode() + b"\r\n" for line in lines)
+
+
+def assert_same_as_line_by_line(data: bytes, through_tokens: bool = True) -> None:
+    fast = parsing._parse_with_runs_as_tokens(data)
+    if through_tokens:
+        assert fast is not None, "the runs were not stood in for"
+    assert shape(parsing.parse(data).message) == shape(line_by_line(data))
+    if fast is not None:
+        assert fast.as_bytes() == line_by_line(data).as_bytes()
+
+
+RUN = base64_run(100)
+CASES = {
+    "attachment": (
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        b"Content-Type: text/plain\r\n\r\nHello\r\n--b\r\n"
+        b"Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + RUN
+        + b"--b--\r\n"
+    ),
+    "run before a boundary, its last line short": (
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n\r\n'
+        + RUN
+        + b"QUJD\r\n--b--\r\n"
+    ),
+    "run in the preamble and the epilogue": (
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        + RUN
+        + b"--b\r\n\r\nx\r\n--b--\r\n"
+        + RUN
+    ),
+    "run where headers end, without a blank line": b"Subject: a\r\n" + RUN,
+    "run at the end without its last CRLF": b"Subject: a\r\n\r\n" + RUN[:-2],
+    "nested message": (
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        b"Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n"
+        b'Content-Type: multipart/mixed; boundary="c"\r\n\r\n--c\r\n\r\n'
+        + RUN
+        + b"--c--\r\n--b--\r\n"
+    ),
+    "delivery status": (
+        b'Content-Type: multipart/report; boundary="b"\r\n\r\n--b\r\n'
+        b"Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; x\r\n\r\n"
+        + RUN
+        + b"\r\n--b--\r\n"
+    ),
+    "unclosed multipart": b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n\r\n' + RUN,
+    "two runs with text between": (
+        b"Subject: a\r\n\r\n" + RUN + b"text line\r\n" + base64_run(40, 1)
+    ),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_long_base64_runs_parse_as_line_by_line(name: str) -> None:
+    assert_same_as_line_by_line(CASES[name])
+
+
+def test_the_mix_of_the_benchmark_parses_as_line_by_line() -> None:
+    mail = EmailMessage()
+    mail["From"] = "lab@clinic.example.org"
+    mail["Subject"] = "scan"
+    mail.set_content("The scan is attached.\n")
+    scan = os.urandom(600_000)
+    mail.add_attachment(scan, maintype="application", subtype="pdf", filename="s.pdf")
+    data = mail.as_bytes(policy=email.policy.SMTP)
+    assert_same_as_line_by_line(data)
+    part = parsing.parse(data).message.get_payload()[1]
+    assert part.get_payload(decode=True) == line_by_line(data).get_payload()[1].get_payload(
+        decode=True
+    )
+
+
+def test_a_token_found_in_the_message_itself_falls_back_to_line_by_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(parsing.secrets, "token_hex", lambda _: "0" * 32)
+    planted = b"T" + b"0" * 32 + b"00000000"
+    data = b"Subject: a\r\n\r\n" + RUN + b"see " + planted + b"\r\n"
+    assert parsing._parse_with_runs_as_tokens(data) is None
+    assert_same_as_line_by_line(data, through_tokens=False)
+
+
+LINES = st.sampled_from(
+    [
+        b"Subject: x\r\n",
+        b'Content-Type: multipart/mixed; boundary="b"\r\n',
+        b'Content-Type: multipart/alternative; boundary="c"\r\n',
+        b"Content-Type: message/rfc822\r\n",
+        b"Content-Type: message/delivery-status\r\n",
+        b"Content-Type: multipart/digest; boundary=b\r\n",
+        b"Content-Transfer-Encoding: base64\r\n",
+        b" folded\r\n",
+        b"\r\n",
+        b"--b\r\n",
+        b"--b--\r\n",
+        b"--c\r\n",
+        b"--c-- \r\n",
+        b"--b",
+        b"text with words\r\n",
+        b"bare\n",
+        b"cr\r",
+        b"From someone\r\n",
+        b"QUJD\r\n",
+        b"QUJD",
+    ]
+)
+PIECES = st.one_of(
+    LINES.map(lambda line: [line]),
+    st.tuples(st.integers(30, 40), st.integers(0, 3), st.sampled_from([76, 4, 1])).map(
+        lambda run: [base64_run(run[0], run[1], run[2])]
+    ),
+)
+
+
+@given(st.lists(PIECES, max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_any_arrangement_of_runs_parses_as_line_by_line(pieces: list[list[bytes]]) -> None:
+    data = b"".join(line for piece in pieces for line in piece)
+    assert_same_as_line_by_line(data, through_tokens=False)
