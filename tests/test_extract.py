@@ -15,6 +15,8 @@ from concurrent.futures import Future
 import openpyxl
 import pytest
 from documents import docx_with_text, pdf_with_text
+from hypothesis import given
+from hypothesis import strategies as st
 from pebble import ProcessExpired
 from pypdf import PdfReader, PdfWriter
 
@@ -27,6 +29,7 @@ from gateway.inspect.extract import (
     extract_heavy,
     find_structured,
     merge,
+    mime,
     normalise_text,
     result_or_unscannable,
     walk,
@@ -320,6 +323,40 @@ def test_attachment_over_budget_is_not_decoded() -> None:
     extraction, _ = run(raw, config)
     assert reasons(extraction) == [("attachment[0]", "over_budget")]
     assert texts(extraction, "attachment[1]") == "SSN 123-45-6789"
+
+
+@pytest.mark.parametrize(("size", "over"), [(999, False), (1002, True)])
+def test_the_attachment_budget_counts_decoded_octets_not_line_ends(size: int, over: bool) -> None:
+    config = InspectionConfig(max_attachment_bytes=1000)
+    # Short lines: the line ends alone would take 1,000 octets past the budget.
+    encoded = base64.b64encode(b"MRN 1234567 " * 100)[: size * 4 // 3]
+    lines = "\r\n".join(encoded[i : i + 4].decode() for i in range(0, len(encoded), 4))
+    data = base64.b64decode(encoded + b"=" * (-len(encoded) % 4))
+    assert len(data) == size
+    raw = message(
+        "Content-Type: text/plain; name=a.txt\nContent-Transfer-Encoding: base64\n\n" + lines
+    )
+    extraction, _ = run(raw, config)
+    if over:
+        assert reasons(extraction) == [("attachment[0]", "over_budget")]
+    else:
+        assert reasons(extraction) == []
+        assert texts(extraction, "attachment[0]") == data.decode()
+
+
+@given(st.binary(max_size=3000), st.sampled_from([76, 64, 4]), st.sampled_from(["\r\n", "\n"]))
+def test_base64_of_any_bytes_decodes_whole_and_well_formed(
+    data: bytes, width: int, line_end: str
+) -> None:
+    encoded = base64.b64encode(data).decode().rstrip("=")  # padding left out is harmless
+    lines = line_end.join(encoded[i : i + width] for i in range(0, len(encoded), width))
+    raw = message(
+        "Content-Type: application/octet-stream; name=a.bin\nContent-Transfer-Encoding: base64"
+        f"\n\n{lines}{line_end}"
+    )
+    extraction, _ = run(raw)
+    assert "malformed" not in [reason for _, reason in extraction.unscannable]
+    assert mime._base64(encoded.encode()) == (data, False)
 
 
 def test_text_budget_truncates_once() -> None:
