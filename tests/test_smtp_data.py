@@ -10,7 +10,10 @@ import tracemalloc
 from collections.abc import Sequence
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from gateway.smtp import data
 from gateway.smtp.data import LINE_TOO_LONG, TOO_MUCH_DATA, Received, read_data
 
 LINE_LIMIT = 1001  # aiosmtpd's line_length_limit, CRLF included
@@ -113,3 +116,20 @@ def test_a_large_message_is_held_about_once_while_it_arrives() -> None:
     # One growing buffer, then one bytes copy of it: about twice the message at the
     # moment of the copy, never a list of lines besides.
     assert peak < 2.5 * len(body), peak / len(body)
+
+
+@pytest.mark.parametrize("split_at", [None, 70_000, 150_001])
+def test_one_long_line_among_many_short_ones(split_at: int | None) -> None:
+    short = b"QUJD" * 19 + b"\r\n"
+    fine = short * 2000 + b"z" * (LINE_LIMIT - 2) + b"\r\n" + short * 2000
+    assert read(fine + b".\r\n", split_at=split_at) == Received(fine)
+    too_long = short * 2000 + b"z" * (LINE_LIMIT - 1) + b"\r\n" + short * 2000
+    assert read(too_long + b".\r\n", split_at=split_at) == Received(refusal=LINE_TOO_LONG)
+
+
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=60), st.integers(1, 30))
+def test_long_lines_are_found_as_by_splitting(lengths: list[int], longest: int) -> None:
+    lines = b"\r\n".join(b"x" * length for length in lengths)
+    buffer = bytearray(b"\r\n" + lines + b"\r\n")
+    expected = max(lengths) > longest
+    assert data._has_long_line(buffer, 2, len(buffer) - 2, longest) == expected
