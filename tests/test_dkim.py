@@ -8,6 +8,7 @@ list and time) and verify with Perl's Mail::DKIM, libopendkim
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -22,6 +23,7 @@ import dkim
 import pytest
 from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives import serialization
+from dkim.canonicalization import Relaxed
 from dkim_verifiers import (
     OpendkimTestmsg,
     dkimpy_verify,
@@ -29,11 +31,13 @@ from dkim_verifiers import (
     publish,
 )
 from dns_server import LoopbackDns
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.cli import main
 from gateway.config import DkimConfig
 from gateway.dkim.keys import ED25519_SHA256, RSA_SHA256, DkimError, KeyStore
-from gateway.dkim.sign import DkimSigner
+from gateway.dkim.sign import DkimSigner, relaxed_body_hash
 
 DOMAIN = "example.org"  # RSA and Ed25519 keys
 RSA_ONLY = "rsa.example.org"
@@ -565,3 +569,16 @@ def test_cli_refuses_bad_requests_with_exit_2(
 def test_cli_without_a_data_directory_says_how_to_make_one(tmp_path: Path) -> None:
     result = _cli("ls", "--data-dir", str(tmp_path / "missing"))
     assert result.exit_code == 2 and "phigate init DIR" in result.stderr
+
+
+BODY_LINES = st.sampled_from(
+    [b"", b" ", b"\t", b"  \t ", b"text", b"two  spaces", b"end ", b"QUJDRA==", b"a\tb", b" lead"]
+)
+
+
+@given(st.lists(BODY_LINES, max_size=40), st.integers(1, 40))
+def test_the_body_hash_is_dkimpys_whatever_the_pieces(lines: list[bytes], piece: int) -> None:
+    body = b"".join(line + b"\r\n" for line in lines)
+    expected = hashlib.sha256(Relaxed.canonicalize_body(body)).digest()
+    assert relaxed_body_hash(body, piece) == expected
+    assert relaxed_body_hash(body) == expected

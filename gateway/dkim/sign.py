@@ -35,7 +35,7 @@ from gateway.mail.headers import (
     split_message,
 )
 
-__all__ = ["DkimError", "DkimSigner", "relaxed_body", "relaxed_header"]
+__all__ = ["DkimError", "DkimSigner", "relaxed_body_hash", "relaxed_header"]
 
 _CRLF = b"\r\n"
 _LINE_END = re.compile(rb"\r\n|\r|\n")
@@ -48,20 +48,50 @@ _SIGNATURE_FIELD = b"DKIM-Signature"
 # the same way so that our fields are byte-identical to its.
 _FIRST_LINE = 72 - len(_SIGNATURE_FIELD)
 _NEXT_LINES = 71
+# The body is canonicalised and hashed a piece of about this many octets at a time.
+_BODY_PIECE = 64 * 1024
 
 
-def relaxed_body(body: bytes) -> bytes:
-    """RFC 6376 3.4.4 on a CRLF body: WSP reduced, none at line ends, no empty lines at the end."""
-    if b"\t" in body:
-        body = body.replace(b"\t", b" ")
+def _reduced(lines: bytes) -> bytes:
+    """RFC 6376 3.4.4 on whole CRLF lines: WSP runs made one space, none at line ends."""
+    if b"\t" in lines:
+        lines = lines.replace(b"\t", b" ")
     # A search for one octet runs at memory speed, for two or three about a hundred
-    # times slower: a body in base64 has no space, and then nothing to reduce.
-    if b" " in body:
-        if b"  " in body:
-            body = _SPACE_RUN.sub(b" ", body)
-        body = body.replace(b" \r\n", _CRLF)
-    body = body.rstrip(_CRLF)
-    return body + _CRLF if body else b""
+    # times slower: lines without a space (base64) have nothing to reduce.
+    if b" " in lines:
+        if b"  " in lines:
+            lines = _SPACE_RUN.sub(b" ", lines)
+        lines = lines.replace(b" \r\n", _CRLF)
+    return lines
+
+
+def relaxed_body_hash(body: bytes, piece: int = _BODY_PIECE) -> bytes:
+    """SHA-256 of the relaxed canonical body (RFC 6376 3.4.4) of a CRLF body.
+
+    Reduced and hashed in pieces of whole lines, each about `piece` octets: the
+    base64 of an attachment is hashed as it is, and only the text around it is
+    reduced. Empty lines at the end are left out, however many pieces they span.
+    """
+    digest = hashlib.sha256()
+    line_ends = b""  # CRLFs not yet hashed: the body may end with them
+    empty = True
+    start = 0
+    while start < len(body):
+        cut = body.find(b"\n", start + piece)
+        stop = len(body) if cut < 0 else cut + 1
+        reduced = _reduced(body[start:stop])
+        text = reduced.rstrip(_CRLF)
+        if text:
+            digest.update(line_ends)
+            digest.update(text)
+            line_ends = reduced[len(text) :]
+            empty = False
+        else:
+            line_ends += reduced
+        start = stop
+    if not empty:
+        digest.update(_CRLF)
+    return digest.digest()
 
 
 def relaxed_header(name: bytes, value: bytes) -> bytes:
@@ -226,7 +256,7 @@ class DkimSigner:
         # One more of each oversigned field than there are: none can be added unnoticed.
         names += [name for name in dict.fromkeys(names) if name in self._oversigned]
         signed = b"".join(relaxed_header(f.lower, f.value) for f in _select(fields, names))
-        body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
+        body_hash = base64.b64encode(relaxed_body_hash(body))
         timestamp = int(time.time() if now is None else now)
         # RSA on top: a verifier that checks only the first signature knows RSA.
         ordered = sorted(keys, key=lambda k: k.algorithm != RSA_SHA256)
