@@ -23,7 +23,7 @@ from typing import Any
 _M_TRIM_THRESHOLD = -1  # from glibc's <malloc.h>
 _M_MMAP_THRESHOLD = -3
 LARGE_BLOCK = 4 * 1024 * 1024
-KEEP_FREE = 64 * 1024 * 1024
+KEEP_FREE = 16 * 1024 * 1024
 
 
 def _glibc_call(name: str, *args: int) -> bool:
