@@ -9,6 +9,7 @@ import base64
 import email.policy
 import os
 import random
+import re
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 
@@ -206,4 +207,38 @@ PIECES = st.one_of(
 @settings(max_examples=300, deadline=None)
 def test_any_arrangement_of_runs_parses_as_line_by_line(pieces: list[list[bytes]]) -> None:
     data = b"".join(line for piece in pieces for line in piece)
+    assert parsing._runs(data) == runs_line_by_line(data)
     assert_same_as_line_by_line(data, through_tokens=False)
+
+
+# What the runs are, by a regular expression that takes them line by line.
+RUN_LINES = re.compile(rb"\n((?:[A-Za-z0-9+/=]+\r\n){32,})")
+
+
+def runs_line_by_line(data: bytes) -> list[tuple[int, int]]:
+    return [match.span(1) for match in RUN_LINES.finditer(data)]
+
+
+LONG = base64_run(5000, 7)  # 6,580 lines: whole blocks are checked at once
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["whole", "a colon", "a bare CR", "a dash", "an empty line", "narrower", "wider", "cut"],
+)
+def test_long_runs_end_where_their_lines_stop_being_base64(name: str) -> None:
+    middle = len(LONG) // 2 - len(LONG) // 2 % 78  # a line start, mid-block
+    changed = {
+        "whole": LONG,
+        "a colon": LONG[: middle + 10] + b":" + LONG[middle + 11 :],
+        "a bare CR": LONG[: middle + 10] + b"\r" + LONG[middle + 11 :],
+        "a dash": LONG[:middle] + b"--b" + LONG[middle + 3 :],
+        "an empty line": LONG[:middle] + b"\r\n" + LONG[middle:],
+        "narrower": LONG[:middle] + base64_run(300, 8, width=64) + LONG[middle:],
+        "wider": LONG[:middle] + b"QUJD" + LONG[middle:],
+        "cut": LONG[:middle] + b"QUJD",
+    }[name]
+    data = b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n\r\n' + changed
+    data += b"\r\n--b--\r\n"
+    assert parsing._runs(data) == runs_line_by_line(data)
+    assert_same_as_line_by_line(data)

@@ -24,9 +24,12 @@ from email.parser import BytesFeedParser
 # The parser splits what it is fed into lines at once: fed whole, a 10 MB message
 # peaks at about eight times its size; fed in pieces of this size, under three.
 _PIECE = 256 * 1024
-# Runs of at least this many lines of base64 characters alone (2 KB and more of
-# an attachment) go to the parser as one line; shorter ones are not worth it.
-_RUN = re.compile(rb"\n((?:[A-Za-z0-9+/=]+\r\n){32,})")
+# Where a run of base64 lines begins: 32 of them (2 KB and more of an attachment)
+# go to the parser as one line; shorter runs are not worth it.
+_RUN_START = re.compile(rb"\n((?:[A-Za-z0-9+/=]+\r\n){32})")
+_MORE_LINES = re.compile(rb"(?:[A-Za-z0-9+/=]+\r\n)*")
+_BASE64_CHARACTERS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+_BLOCK_LINES = 1024
 _TOKEN_DIGITS = 8
 # A part's payload as parsed: get_payload() would give text with 8-bit octets
 # decoded, which set back would change the part.
@@ -53,10 +56,42 @@ def _parse_lines(content: bytes) -> Message:
     return parser.close()
 
 
+def _runs(content: bytes) -> list[tuple[int, int]]:
+    """Where the runs of 32 or more lines of base64 characters alone are, from the
+    first line to the last line's CRLF."""
+    spans = []
+    position = 0
+    while (start := _RUN_START.search(content, position)) is not None:
+        width = content.index(b"\r\n", start.start(1)) - start.start(1)
+        end = _lines_of_width(content, start.end(1), width)
+        more = _MORE_LINES.match(content, end)  # the rest, whatever their widths
+        end = more.end() if more else end
+        spans.append((start.start(1), end))
+        position = end
+    return spans
+
+
+def _lines_of_width(content: bytes, position: int, width: int) -> int:
+    """Where the lines of `width` base64 characters and a CRLF that begin at `position`
+    end, as far as whole blocks of them go. A regular expression looks at each octet in
+    turn; a block is checked with a slice and a translation in C, four times as fast."""
+    stride = width + 2
+    while lines := min(_BLOCK_LINES, (len(content) - position) // stride):
+        block = content[position : position + lines * stride]
+        if (
+            block[width::stride] != b"\r" * lines
+            or block[width + 1 :: stride] != b"\n" * lines
+            or block.translate(None, _BASE64_CHARACTERS) != b"\r\n" * lines
+        ):
+            break
+        position += lines * stride
+    return position
+
+
 def _parse_with_runs_as_tokens(content: bytes) -> Message | None:
     """The message parsed with each long run of base64 lines stood in for by a token
     line; None when there is no such run, or a token did not come back once."""
-    spans = [match.span(1) for match in _RUN.finditer(content)]
+    spans = _runs(content)
     if not spans:
         return None
     # Letters and digits only: to the parser a token line is one more base64 line.
