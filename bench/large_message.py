@@ -35,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from loadgen import message_head
 from mail_mix import LARGE, MEDIUM, SMALL, make_mixed_message
 
 from gateway import malloc
@@ -46,14 +47,6 @@ from gateway.mail.headers import split_message
 from gateway.mail.message import parse
 from gateway.store.keyring import Keyring
 
-HEAD = (
-    "From: Clinic <notices@bench.example.org>\r\n"
-    "To: <partner@sink.bench-partner.org>\r\n"
-    "Subject: mix\r\n"
-    "Date: Thu, 01 Jan 2026 00:00:00 +0000\r\n"
-    "Message-ID: <mix@bench.example.org>\r\n"
-    "MIME-Version: 1.0\r\n"
-)
 RECEIVED = b"Received: from client by relay (phigate) with ESMTPSA id q;\r\n\tThu, 1 Jan 2026\r\n"
 # Indexes of the mix with each size, without and with PHI (mail_mix.size_class / carries_phi).
 SHAPES = {"5 KB": (1, 0), "50 KB": (14, 15), "2 MB": (19, 39)}
@@ -99,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         keyring = Keyring.create(Path(directory) / "keys")
         for shape, indexes in SHAPES.items():
             for index in indexes:
-                mixed = make_mixed_message(HEAD, index)
+                mixed = make_mixed_message(message_head("stages", index), index)
                 assert mixed.size == {"5 KB": SMALL, "50 KB": MEDIUM, "2 MB": LARGE}[shape]
                 name = f"{shape}, {'PHI' if mixed.phi else 'no PHI'}"
                 timed = stages(mixed.content, keyring, config, opts.rounds)
