@@ -16,7 +16,11 @@ byte:
   (gateway.store.keyring.Keyring.seal), then opened again for delivery;
 - dkim body: the relaxed body canonicalisation and its SHA-256
   (gateway.dkim.sign.relaxed_body_hash), the part of signing that grows
-  with the message.
+  with the message;
+- checks: gateway.mail.content.content_problem at DATA (bare CR or LF, NUL,
+  8-bit header fields); its line-end search is asked again before signing;
+- dots: whether a line begins with "." (gateway.mail.line_ends.has_dot_line),
+  asked when DATA's dot-stuffing is undone and again when delivery stuffs it.
 
 glibc's allocator is set as the server sets it (gateway.malloc), so that
 copies of large messages cost what they cost there. Each stage runs --rounds
@@ -43,7 +47,9 @@ from gateway.config import InspectionConfig
 from gateway.dkim.sign import relaxed_body_hash
 from gateway.inspect.detect import detect, prepare
 from gateway.inspect.extract import walk
+from gateway.mail.content import content_problem
 from gateway.mail.headers import split_message
+from gateway.mail.line_ends import has_dot_line
 from gateway.mail.message import parse
 from gateway.store.keyring import Keyring
 
@@ -76,6 +82,8 @@ def stages(
         "seal": median_ms(lambda: keyring.seal(RECEIVED + content, b"q"), rounds),
         "open": median_ms(lambda: keyring.open(sealed, b"q"), rounds),
         "dkim body": median_ms(lambda: relaxed_body_hash(body), rounds),
+        "checks": median_ms(lambda: content_problem(content), rounds),
+        "dots": median_ms(lambda: has_dot_line(content), rounds),
     }
 
 

@@ -16,6 +16,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple, cast
 
+from gateway.mail.line_ends import has_dot_line
+
 # A reply longer than this is not an SMTP server's (RFC 5321 §4.5.3.1.5: 512 per line).
 _MAX_REPLY_BYTES = 64 * 1024
 _END_OF_DATA = b".\r\n"
@@ -54,7 +56,8 @@ def _path(address: str) -> bytes:
 
 def _dot_stuffed(content: bytes) -> bytes:
     """Content with each line that starts with "." doubled (RFC 5321 §4.5.2); CRLF lines."""
-    content = content.replace(b"\r\n.", b"\r\n..")  # the same object when no line needs it
+    if has_dot_line(content):
+        content = content.replace(b"\r\n.", b"\r\n..")
     return b"." + content if content.startswith(b".") else content
 
 

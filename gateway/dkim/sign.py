@@ -34,6 +34,7 @@ from gateway.mail.headers import (
     from_domains,
     split_message,
 )
+from gateway.mail.line_ends import crlf_only
 
 __all__ = ["DkimError", "DkimSigner", "relaxed_body_hash", "relaxed_header"]
 
@@ -103,8 +104,7 @@ def relaxed_header(name: bytes, value: bytes) -> bytes:
 
 def _crlf(message: bytes) -> bytes:
     """Every line end as CRLF and a final CRLF, as the message will be sent over SMTP."""
-    newlines = message.count(b"\n")
-    if newlines != message.count(b"\r") or newlines != message.count(_CRLF):
+    if not crlf_only(message):
         message = _LINE_END.sub(_CRLF, message)
     if message and not message.endswith(_CRLF):
         message += _CRLF

@@ -13,6 +13,7 @@ from collections.abc import Collection
 
 from gateway.mail.addresses import domain_of
 from gateway.mail.headers import AuthorError, HeaderSyntaxError, authors, header_fields
+from gateway.mail.line_ends import crlf_only
 
 BARE_LINE_ENDING = (
     "554 5.6.0 Message contains a bare CR or LF; lines must end in CRLF (RFC 5321 section 2.3.8)"
@@ -37,9 +38,8 @@ def sender_refusal(sender: str, who: str, domains: Collection[str]) -> str | Non
 
 def content_problem(content: bytes) -> str | None:
     """The refusal (a reply with an enhanced code) for content not to be relayed, or None."""
-    crlf = content.count(b"\r\n")
     # A CR or LF outside CRLF is how SMTP smuggling hides a second message.
-    if content.count(b"\r") != crlf or content.count(b"\n") != crlf:
+    if not crlf_only(content):
         return BARE_LINE_ENDING
     if b"\0" in content:
         return NUL_BYTE

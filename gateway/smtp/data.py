@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway import metrics
+from gateway.mail.line_ends import has_dot_line
 from gateway.turns import Turns
 
 _END = b"\r\n.\r\n"
@@ -172,6 +173,6 @@ async def read_data(
     del buffer[: len(_START)]
     content = bytes(buffer)
     del buffer  # one copy at a time
-    if b"\r\n." in content:
+    if has_dot_line(content):
         content = content.replace(b"\r\n.", b"\r\n")
     return Received(content)

@@ -1,0 +1,66 @@
+"""gateway/mail/line_ends.py: the line-end questions, held to a regular expression that
+says the same thing slowly, with Hyperscan and with the bytes methods."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.mail import line_ends
+
+BARE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+CRLF_ONLY = [line_ends.crlf_only, line_ends.counted_crlf_only]
+DOT_LINE = [line_ends.has_dot_line, line_ends.searched_dot_line]
+# Short strings of the octets that matter, and some that do not.
+OCTETS = st.binary(max_size=40).map(lambda raw: bytes(b"\r\n.a\x00"[octet % 5] for octet in raw))
+
+
+def test_hyperscan_answers_here() -> None:
+    """The CI machines are x86_64: the fast path is the one these tests hold."""
+    assert line_ends.hyperscan is not None
+    assert line_ends.crlf_only is not line_ends.counted_crlf_only
+
+
+@pytest.mark.parametrize("crlf_only", CRLF_ONLY)
+@settings(max_examples=400)
+@given(data=OCTETS)
+def test_crlf_only_is_no_bare_cr_or_lf(crlf_only: Callable[[bytes], bool], data: bytes) -> None:
+    assert crlf_only(data) == (BARE.search(data) is None)
+
+
+@pytest.mark.parametrize("crlf_only", CRLF_ONLY)
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"", True),
+        (b"a\r\nb\r\n", True),
+        (b"\r\n", True),
+        (b"\n", False),  # at the start
+        (b"a\r", False),  # at the end
+        (b"a\r\r\n", False),
+        (b"a\n\r", False),
+        (b"a\r\n\n", False),
+        (b"x" * 1_000_000 + b"\n" + b"\r\n" * 1000, False),  # far in
+    ],
+)
+def test_crlf_only_cases(crlf_only: Callable[[bytes], bool], data: bytes, expected: bool) -> None:
+    assert crlf_only(data) is expected
+
+
+@pytest.mark.parametrize("has_dot_line", DOT_LINE)
+@settings(max_examples=400)
+@given(data=OCTETS)
+def test_has_dot_line_is_crlf_dot(has_dot_line: Callable[[bytes], bool], data: bytes) -> None:
+    assert has_dot_line(data) == (b"\r\n." in data)
+
+
+@pytest.mark.parametrize("has_dot_line", DOT_LINE)
+def test_a_dot_at_the_very_start_is_not_a_dot_line(has_dot_line: Callable[[bytes], bool]) -> None:
+    """The first line has no CRLF before it: its callers look at it themselves."""
+    assert not has_dot_line(b".a\r\nb\r\n")
+    assert has_dot_line(b"a\r\n.b\r\n")
+    assert has_dot_line(b"a" * 500_000 + b"\r\n.\r\n")
