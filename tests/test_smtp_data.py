@@ -10,7 +10,7 @@ import tracemalloc
 from collections.abc import Sequence
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.smtp import data
@@ -133,3 +133,28 @@ def test_long_lines_are_found_as_by_splitting(lengths: list[int], longest: int) 
     buffer = bytearray(b"\r\n" + lines + b"\r\n")
     expected = max(lengths) > longest
     assert data._has_long_line(buffer, 2, len(buffer) - 2, longest) == expected
+
+
+# Stuffed lines, lines that nearly end the message, and ordinary ones; no lone ".".
+_LINES = st.sampled_from([b"", b"..", b"...x", b"x.", b"\r", b"\n.", b".\r", b"a" * 300])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(_LINES, min_size=1, max_size=40),
+    st.integers(1, 12),
+    st.lists(st.integers(0, 200_000), max_size=6),
+)
+def test_the_marker_is_found_however_a_long_stream_arrives(
+    lines: list[bytes], copies: int, cuts: list[int]
+) -> None:
+    """Streams longer than the reader's limit (so read in several chunks), cut anywhere:
+    the message ends at the marker, unstuffed, and nothing after it is taken."""
+    body = b"\r\n".join(lines * copies) + b"\r\n"
+    stream = body + b".\r\n"
+    positions = sorted({cut % (len(stream) + 1) for cut in cuts})
+    pieces = [stream[a:b] for a, b in zip([0, *positions], [*positions, len(stream)], strict=True)]
+    expected = (b"\r\n" + body).replace(b"\r\n.", b"\r\n")[2:]
+    received, rest, _ = asyncio.run(_read_over_socket([*pieces, NEXT_COMMAND], None))
+    assert rest == NEXT_COMMAND
+    assert received == Received(expected)

@@ -147,7 +147,10 @@ async def read_data(
                 chunk = await reader.readexactly(exc.consumed)
         appended_at = len(buffer)
         buffer += chunk
-        end = buffer.find(_END, max(0, appended_at - len(_END) + 1))
+        # The marker can only be the chunk's last octets: readuntil returns up to the
+        # first one, the chunk of a LimitOverrunError holds none, the buffer ended in no
+        # part of one before readuntil (and a completing read ends where it would).
+        end = len(buffer) - len(_END) if buffer.endswith(_END) else -1
         refused = too_much or lines.too_long
         if not refused:
             lines.check(buffer, appended_at)
