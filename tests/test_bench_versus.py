@@ -16,8 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiosmtplib
+import aiosmtplib.protocol
 import pytest
 from certs import make_certs
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.config import InspectionConfig
 from gateway.inspect import Inspector
@@ -253,3 +256,36 @@ def test_a_paced_load_sends_no_faster_than_its_rate(tmp_path: Path) -> None:
     # run began: more than 38/40 s between them, whatever the machine.
     assert paced["last_accept"] - paced["first_submit"] > 38 / 40
     assert unpaced["last_accept"] - unpaced["first_submit"] < 38 / 40
+
+
+# Line ends and dots in every arrangement that matters to them.
+_DATA_OCTETS = st.binary(max_size=30).map(lambda raw: bytes(b"\r\n.a"[o % 4] for o in raw))
+
+
+@settings(max_examples=500)
+@given(message=_DATA_OCTETS)
+def test_the_load_generators_data_is_aiosmtplibs(message: bytes) -> None:
+    """The load generator's line ends and dot-stuffing give the bytes aiosmtplib's
+    regular expressions give, for any message, CRLF or not."""
+    assert loadgen.crlf_lines(message) == loadgen.AIOSMTPLIB_CRLF(message)
+    assert loadgen.LeadingDots().sub(b"..", message) == aiosmtplib.protocol.PERIOD_REGEX.sub(
+        b"..", message
+    )
+
+
+def test_the_mix_bodies_repeat_with_their_size_and_phi() -> None:
+    """A body made once serves every BODY_CYCLE-th message: the same size class and the
+    same PHI or none, under each message's own header block."""
+    assert loadgen.BODY_CYCLE % (len(mail_mix.SIZE_CYCLE) * mail_mix.PHI_EVERY) == 0
+    bodies = loadgen.mixed_bodies("test", 10_000, marketing=False)
+    assert len(bodies) == loadgen.BODY_CYCLE
+    state = loadgen.RunState(total=10_000, deadline=0.0, run_id="test", mix=True, bodies=bodies)
+    for index in (7, 19, 33):
+        later = index + 3 * loadgen.BODY_CYCLE
+        assert mail_mix.size_class(later) == mail_mix.size_class(index)
+        assert mail_mix.carries_phi(later) == mail_mix.carries_phi(index)
+        content = loadgen.content_at(state, later)
+        head = loadgen.message_head("test", later).encode()
+        assert content == head + bodies[index]
+        made = mail_mix.make_mixed_message(loadgen.message_head("test", index), index).content
+        assert abs(len(content) - len(made)) < 10
