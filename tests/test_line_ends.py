@@ -13,16 +13,25 @@ from hypothesis import strategies as st
 from gateway.mail import line_ends
 
 BARE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
-CRLF_ONLY = [line_ends.crlf_only, line_ends.counted_crlf_only]
-DOT_LINE = [line_ends.has_dot_line, line_ends.searched_dot_line]
+CRLF_ONLY = [line_ends.crlf_only, line_ends.counted_crlf_only, line_ends.scanned_crlf_only]
+DOT_LINE = [line_ends.has_dot_line, line_ends.searched_dot_line, line_ends.scanned_dot_line]
 # Short strings of the octets that matter, and some that do not.
 OCTETS = st.binary(max_size=40).map(lambda raw: bytes(b"\r\n.a\x00"[octet % 5] for octet in raw))
 
 
 def test_hyperscan_answers_here() -> None:
-    """The CI machines are x86_64: the fast path is the one these tests hold."""
+    """The CI machines are x86_64: the Hyperscan path is there for these tests to hold."""
     assert line_ends.hyperscan is not None
     assert line_ends.crlf_only is not line_ends.counted_crlf_only
+
+
+@pytest.mark.parametrize("prefix", [b"a\r\n", b"a\n"])
+def test_large_data_is_answered_as_small(prefix: bytes) -> None:
+    """Either side of LARGE, the same answers (a bare LF, or none, then CRLF lines)."""
+    for size in (line_ends.LARGE - 1, line_ends.LARGE, line_ends.LARGE + 1):
+        data = prefix + b"x" * (size - len(prefix))
+        assert line_ends.crlf_only(data) == (prefix == b"a\r\n")
+        assert line_ends.has_dot_line(data[:-1] + b"\r\n.") is True
 
 
 @pytest.mark.parametrize("crlf_only", CRLF_ONLY)
