@@ -1,4 +1,4 @@
-"""Questions about a message's line ends, answered in one pass of Hyperscan.
+"""Questions about a message's line ends: for a large message, one pass of Hyperscan each.
 
 Every accepted message is checked for bare CR and LF (a way to smuggle a second
 message past a receiver), at DATA and again before DKIM signing, and for lines
