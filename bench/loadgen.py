@@ -41,6 +41,8 @@ import aiosmtplib
 import aiosmtplib.protocol
 from mail_mix import carries_phi, make_mixed_message  # bench/ is on sys.path
 
+from gateway.mail.line_ends import counted_crlf_only
+
 MESSAGE_SIZE = 5 * 1024
 SENDER = "loadgen@bench.example.org"
 RECIPIENT = "inbox@sink.bench-partner.org"
@@ -60,8 +62,7 @@ def crlf_lines(message: bytes) -> bytes:
     their lines in CRLF already, which three counts confirm (3 ms); any other
     message is still rewritten by aiosmtplib's own function.
     """
-    newlines = message.count(b"\n")
-    if newlines == message.count(b"\r") == message.count(b"\r\n"):
+    if counted_crlf_only(message):
         return message if message.endswith(b"\r\n") else message + b"\r\n"
     result: bytes = AIOSMTPLIB_CRLF(message)
     return result

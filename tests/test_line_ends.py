@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.dkim import sign
 from gateway.mail import line_ends
+from gateway.mail.content import BARE_LINE_ENDING, content_problem
 
 BARE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 CRLF_ONLY = [line_ends.crlf_only, line_ends.counted_crlf_only, line_ends.scanned_crlf_only]
@@ -73,3 +75,14 @@ def test_a_dot_at_the_very_start_is_not_a_dot_line(has_dot_line: Callable[[bytes
     assert not has_dot_line(b".a\r\nb\r\n")
     assert has_dot_line(b"a\r\n.b\r\n")
     assert has_dot_line(b"a" * 500_000 + b"\r\n.\r\n")
+
+
+def test_a_large_message_with_a_bare_lf_is_refused_and_mended_for_signing() -> None:
+    """Past LARGE the Hyperscan search decides: DATA refuses a bare LF far in (the
+    smuggling check fails closed), and DKIM's normalisation still mends it."""
+    lines = b"x" * 76 + b"\r\n"
+    data = lines * 2000 + b"bare\n" + lines * 10
+    assert len(data) > line_ends.LARGE
+    assert content_problem(data) == BARE_LINE_ENDING
+    assert content_problem(lines * 2000) is None
+    assert sign._crlf(data) == lines * 2000 + b"bare\r\n" + lines * 10
