@@ -69,8 +69,8 @@ class Handoff(Protocol):
         `take`), or None: the message waits to be claimed."""
         ...
 
-    def take(self, leased: queue.Leased | None) -> None:
-        """What was queued under a lease, once committed (None: nothing was)."""
+    def take(self, lease: queue.Lease, leased: queue.Leased | None) -> None:
+        """What was queued under `lease`, once committed (None: nothing was)."""
         ...
 
 
@@ -512,15 +512,15 @@ class Intake:
             trail.append(conn, [*events, *notices])
             return charged, leased
 
-        take = self.handoff.take if self.handoff is not None and lease is not None else None
+        handoff = self.handoff if lease is not None else None
 
         def handed(stored: tuple[Charged | None, queue.Leased | None] | None) -> None:
-            if take is not None:  # a refused or failed store gives the worker back
-                take(stored[1] if stored is not None else None)
+            if handoff is not None and lease is not None:  # a refused or failed store
+                handoff.take(lease, stored[1] if stored is not None else None)  # frees it
 
         try:
             # Handed over once committed, even if this session is gone by then.
-            charged, _ = await self.db.write(store, then=handed if take is not None else None)
+            charged, _ = await self.db.write(store, then=handed if handoff is not None else None)
         except Exception:
             event(log, "store_failed", logging.ERROR, queue_id=queue_id)
             return Reply(451, "4.3.0 Message could not be stored; try again later")

@@ -111,9 +111,9 @@ def test_without_a_free_worker_mail_waits_to_be_claimed(tmp_path: Path) -> None:
         assert _job_states(parts) == {queue.QUEUED: 1}  # not leased: nobody could take it
         await asyncio.sleep(0.3)
         assert not sink.messages  # the dispatcher had no worker for it either
-        delivery.take(None)  # a promised worker is free again: the dispatcher claims
+        delivery.take(leases[0], None)  # a promised worker is free again: the dispatcher claims
         await _until(lambda: len(sink.messages) == 1)
-        delivery.take(None)
+        delivery.take(leases[1], None)
         await _until(lambda: _job_states(parts) == {queue.DELIVERED: 1})
 
     _serve(tmp_path, test)
@@ -139,8 +139,9 @@ def test_no_handoff_before_start_or_while_stopping(tmp_path: Path) -> None:
             try:
                 assert parts.delivery.lease(100) is None  # delivery role off: never started
                 parts.delivery.start()
-                assert parts.delivery.lease(100) is not None
-                parts.delivery.take(None)
+                lease = parts.delivery.lease(100)
+                assert lease is not None
+                parts.delivery.take(lease, None)
                 await parts.delivery.stop(grace=5)
                 assert parts.delivery.lease(100) is None
             finally:

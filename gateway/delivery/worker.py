@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import socket
 import time
 from collections import defaultdict, deque
@@ -56,6 +57,17 @@ class Delivery:
     queue_id: str
     jobs: tuple[queue.ClaimedJob, ...]
     message: queue.MessageForDelivery | None = None
+
+
+def _deliveries(
+    conn: Connection, jobs: Sequence[queue.ClaimedJob], inline_size: int
+) -> list[Delivery]:
+    """Jobs a process holds, grouped by message, with their messages loaded."""
+    by_message: dict[str, list[queue.ClaimedJob]] = defaultdict(list)
+    for job in jobs:
+        by_message[job.queue_id].append(job)
+    loaded = queue.load_messages(conn, list(by_message), inline_size) if jobs else {}
+    return [Delivery(q, tuple(group), loaded.get(q)) for q, group in by_message.items()]
 
 
 def crashed(queue_id: str, recipients: Sequence[str], exc: Exception) -> list[RecipientResult]:
@@ -115,7 +127,11 @@ class DeliveryService:
         self.siblings = siblings
         self._stop_listening: Callable[[], None] | None = None
         self._sibling_wake: asyncio.TimerHandle | None = None
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{time.time():.0f}"
+        # Unique to this service (two made in one second by one process differ too),
+        # and within the lease_owner column's 64 octets whatever the host's name.
+        self.owner = (
+            f"{socket.gethostname()[:32]}:{os.getpid()}:{time.time():.0f}:{secrets.token_hex(3)}"
+        )
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._work: asyncio.Queue[Delivery] = asyncio.Queue()
@@ -131,6 +147,9 @@ class DeliveryService:
         self._behind = False
         # Intake waiting for delivery to catch up (see wait_for_capacity), oldest first.
         self._flow_waiters: deque[asyncio.Future[None]] = deque()
+        # Loading what a sibling handed over, or handing back what could not be.
+        self._side_tasks: set[asyncio.Task[None]] = set()
+        self._handed_ids: list[str] = []  # handed over by siblings, to be loaded
 
     def _free(self) -> int:
         """Workers neither busy nor spoken for by claimed or promised mail."""
@@ -167,29 +186,104 @@ class DeliveryService:
     def lease(self, size: int) -> queue.Lease | None:
         """For intake (intake.Handoff): while a worker is free, new mail is stored
         with its jobs leased to this service and handed over (`take`) without a
-        claim, a transaction and a wake-up less per message. None once stopping,
-        before `start`, for a large message (loaded at its turn), or with every
-        worker spoken for: the mail is then claimed as usual."""
+        claim, a transaction and a wake-up less per message. While this process
+        holds every session, the lease is an idle sibling's, if one of its workers
+        is free (siblings.py). None once stopping, before `start`, for a large
+        message (loaded at its turn), or with every worker spoken for: the mail
+        is then claimed as usual."""
         if not self._tasks or self._stopping or size > self.large_message_size:
             return None
+        until = time.time() + self.config.lease_seconds
+        siblings = self.siblings
+        idle = siblings.idle_sibling() if siblings is not None else None
+        if siblings is not None and idle is not None:
+            owner = siblings.owner_of(idle)
+            if owner is None or siblings.in_hand(idle) >= self.config.workers:
+                return None  # notified: the sibling claims it
+            return queue.Lease(owner, until)
         if self._free() <= 0:
             return None
-        if self.siblings is not None and self.siblings.idle_sibling() is not None:
-            return None  # notified: the sibling claims it
         self._reserved += 1
-        return queue.Lease(self.owner, time.time() + self.config.lease_seconds)
+        self._publish_load()
+        return queue.Lease(self.owner, until)
 
-    def take(self, leased: queue.Leased | None) -> None:
-        """What intake stored under the last `lease` it got (None: the store failed).
-        Jobs not taken (stopping) keep their lease until stop() hands it back or,
-        committed after that, until it lapses and they are claimed again."""
+    def take(self, lease: queue.Lease, leased: queue.Leased | None) -> None:
+        """What intake stored under `lease` (None: the store failed). Jobs not taken
+        (stopping) keep their lease until stop() hands it back or, committed after
+        that, until it lapses and they are claimed again."""
+        if lease.owner != self.owner:
+            if leased is not None and leased.jobs:
+                self._hand_over(lease.owner, leased.message.queue_id)
+            return
         self._reserved -= 1
         if leased is None or not leased.jobs or self._stopping:
+            self._publish_load()
             if self._waiting_for_workers:  # the worker promised is free again
                 self._wakeup.set()
             return
-        self._held.update(job.id for job in leased.jobs)
-        self._work.put_nowait(Delivery(leased.message.queue_id, leased.jobs, leased.message))
+        self._hold([Delivery(leased.message.queue_id, leased.jobs, leased.message)])
+
+    def _hand_over(self, owner: str, queue_id: str) -> None:
+        """Name a message stored leased to a sibling on its pipe; if that cannot be
+        done (the sibling stopped, or its pipe is full), hand its jobs back to the
+        queue and have them claimed."""
+        siblings = self.siblings
+        if siblings is not None and siblings.hand_over(owner, queue_id):
+            return
+        task = asyncio.get_running_loop().create_task(self._take_back(owner, queue_id))
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    async def _take_back(self, owner: str, queue_id: str) -> None:
+        def release(conn: Connection) -> int:
+            return queue.release_leases(conn, owner, time.time(), queue_id)
+
+        try:
+            await self.db.write(release, durable=False)
+        except Exception as exc:  # the database gone: the leases lapse by themselves
+            event(log, "lease_release_failed", logging.ERROR, error=type(exc).__name__)
+            return
+        self.notify()
+
+    def _handed(self, queue_ids: Sequence[str]) -> None:
+        """A sibling stored these messages with their jobs leased to this service."""
+        if self._stopping:
+            return  # stop() hands back the leases, or they lapse
+        # As with a claim, a moment's wait lets one read load several, and their
+        # outcomes share a commit.
+        if not self._handed_ids:
+            asyncio.get_running_loop().call_later(_SIBLING_CLAIM_DELAY, self._adopt_handed)
+        self._handed_ids += queue_ids
+
+    def _adopt_handed(self) -> None:
+        queue_ids, self._handed_ids = self._handed_ids, []
+        task = asyncio.get_running_loop().create_task(self._adopt(queue_ids))
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    async def _adopt(self, queue_ids: Sequence[str]) -> None:
+        def load(conn: Connection) -> list[Delivery]:
+            jobs = queue.handed_over(conn, self.owner, queue_ids)
+            return _deliveries(conn, jobs, self.large_message_size)
+
+        try:
+            handed = await self.db.read(load)
+        except Exception as exc:  # the leases lapse and the jobs are claimed again
+            event(log, "handed_over_not_loaded", logging.ERROR, error=type(exc).__name__)
+            return
+        self._hold(handed)
+
+    def _hold(self, deliveries: Sequence[Delivery]) -> None:
+        """Claimed or handed-over deliveries, for the workers."""
+        for delivery in deliveries:
+            self._held.update(job.id for job in delivery.jobs)
+            self._work.put_nowait(delivery)
+        self._publish_load()
+
+    def _publish_load(self) -> None:
+        """What a busy sibling asks before handing this process new mail (lease)."""
+        if self.siblings is not None:
+            self.siblings.set_in_hand(self.config.workers - self._free())
 
     async def wait_for_capacity(self) -> None:
         """Postfix's in_flow_delay: while every worker is busy and more mail waits
@@ -222,7 +316,8 @@ class DeliveryService:
 
     def start(self) -> None:
         if self.siblings is not None:
-            self._stop_listening = self.siblings.listen(self._woken_by_sibling)
+            self._stop_listening = self.siblings.listen(self._woken_by_sibling, self._handed)
+            self.siblings.publish_owner(self.owner)
         self._tasks = [
             asyncio.create_task(self._dispatch(), name="delivery-dispatch"),
             asyncio.create_task(self._renew_leases(), name="delivery-leases"),
@@ -235,6 +330,8 @@ class DeliveryService:
     async def stop(self, grace: float = 30.0) -> None:
         """Stop claiming, let in-flight deliveries finish, hand back unstarted leases."""
         self._stopping = True
+        if self.siblings is not None:
+            self.siblings.publish_owner("")  # no more mail handed over
         if self._stop_listening is not None:
             self._stop_listening()
         self._wakeup.set()
@@ -280,9 +377,7 @@ class DeliveryService:
                     event(log, "claim_failed", logging.ERROR, error=error, retry_in=wait)
             if self._stopping:
                 break
-            for delivery in claimed:
-                self._held.update(job.id for job in delivery.jobs)
-                self._work.put_nowait(delivery)
+            self._hold(claimed)
             if not claimed or free <= 0:
                 self._waiting_for_workers = free <= 0
                 self._wakeup.clear()
@@ -311,13 +406,7 @@ class DeliveryService:
 
         def claim(conn: Connection) -> list[Delivery]:
             jobs = queue.claim(conn, self.owner, now, lease, limit)
-            by_message: dict[str, list[queue.ClaimedJob]] = defaultdict(list)
-            for job in jobs:
-                by_message[job.queue_id].append(job)
-            loaded = (
-                queue.load_messages(conn, list(by_message), self.large_message_size) if jobs else {}
-            )
-            return [Delivery(q, tuple(group), loaded.get(q)) for q, group in by_message.items()]
+            return _deliveries(conn, jobs, self.large_message_size)
 
         # Lost to a crash of the machine, a claim only makes the jobs due again.
         return await self.db.write(claim, durable=False)
@@ -337,6 +426,7 @@ class DeliveryService:
             finally:
                 self._held.difference_update(job.id for job in delivery.jobs)
                 self._busy -= 1
+                self._publish_load()
                 self._release_flow_waiter()
                 if self._waiting_for_workers:  # otherwise new mail wakes the dispatcher
                     self._wakeup.set()

@@ -219,6 +219,17 @@ _DUE = (
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )
+# What a delivery needs of a job it holds (ClaimedJob), in _claimed_job's order.
+_CLAIMED_COLUMNS = (
+    jobs.c.id,
+    jobs.c.queue_id,
+    jobs.c.recipient,
+    jobs.c.route,
+    jobs.c.attempts,
+    jobs.c.rewrite,
+    jobs.c.purpose,
+    jobs.c.portal,
+)
 _CLAIM = Prepared(
     update(jobs)
     .where(jobs.c.id.in_(_DUE.scalar_subquery()))
@@ -228,15 +239,13 @@ _CLAIM = Prepared(
         lease_until=bindparam("until"),
         updated_at=bindparam("now"),
     )
-    .returning(
-        jobs.c.id,
-        jobs.c.queue_id,
-        jobs.c.recipient,
-        jobs.c.route,
-        jobs.c.attempts,
-        jobs.c.rewrite,
-        jobs.c.purpose,
-        jobs.c.portal,
+    .returning(*_CLAIMED_COLUMNS)
+)
+_HANDED_JOBS = Prepared(
+    select(*_CLAIMED_COLUMNS).where(
+        jobs.c.queue_id == bindparam("queue_id"),
+        jobs.c.lease_owner == bindparam("owner"),
+        jobs.c.state == ACTIVE,
     )
 )
 # With the sending principal's domains as they are now: DKIM signs only those.
@@ -293,9 +302,9 @@ _SHRED_IF_DONE = Prepared(
 
 @dataclass(frozen=True)
 class Lease:
-    """A delivery worker of this process free to take new mail at once: jobs
-    inserted under it are leased to `owner` until `until`, as a claim would
-    lease them, so they need no claim (see insert_message)."""
+    """A delivery worker free to take new mail at once (of this process or of an
+    idle sibling): jobs inserted under it are leased to `owner` until `until`, as
+    a claim would lease them, so they need no claim (see insert_message)."""
 
     owner: str
     until: float
@@ -381,20 +390,31 @@ class ClaimedJob:
 def claim(conn: Connection, owner: str, now: float, lease: float, limit: int) -> list[ClaimedJob]:
     """Lease up to `limit` due jobs (or jobs whose lease expired) to `owner`."""
     params = {"now": now, "limit": limit, "owner": owner, "until": now + lease}
-    rows = _CLAIM.run(conn, params).fetchall()
+    return [_claimed_job(row) for row in _CLAIM.run(conn, params).fetchall()]
+
+
+def handed_over(conn: Connection, owner: str, queue_ids: Sequence[str]) -> list[ClaimedJob]:
+    """The jobs of messages another process stored leased to `owner` (insert_message
+    with a Lease of `owner`) and handed over by name: what a claim would return."""
     return [
-        ClaimedJob(
-            job_id,
-            queue_id,
-            recipient,
-            _via_of(route),
-            attempts,
-            Rewrite.from_json(rewrite) if rewrite is not None else None,
-            purpose,
-            PortalTerms.from_json(portal) if portal is not None else None,
-        )
-        for job_id, queue_id, recipient, route, attempts, rewrite, purpose, portal in rows
+        _claimed_job(row)
+        for queue_id in queue_ids
+        for row in _HANDED_JOBS.run(conn, {"queue_id": queue_id, "owner": owner}).fetchall()
     ]
+
+
+def _claimed_job(row: Sequence[Any]) -> ClaimedJob:
+    job_id, queue_id, recipient, route, attempts, rewrite, purpose, portal = row
+    return ClaimedJob(
+        job_id,
+        queue_id,
+        recipient,
+        _via_of(route),
+        attempts,
+        Rewrite.from_json(rewrite) if rewrite is not None else None,
+        purpose,
+        PortalTerms.from_json(portal) if portal is not None else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -517,11 +537,15 @@ def finish_job(
     return cursor.rowcount == 1
 
 
-def release_leases(conn: Connection, owner: str, now: float) -> int:
-    """Hand back jobs a stopping worker still holds, due at once."""
+def release_leases(conn: Connection, owner: str, now: float, queue_id: str | None = None) -> int:
+    """Hand back jobs a stopping worker still holds (with `queue_id`, only that
+    message's), due at once."""
+    held = [jobs.c.lease_owner == owner, jobs.c.state == ACTIVE]
+    if queue_id is not None:
+        held.append(jobs.c.queue_id == queue_id)
     result = conn.execute(
         update(jobs)
-        .where(jobs.c.lease_owner == owner, jobs.c.state == ACTIVE)
+        .where(*held)
         .values(
             state=QUEUED, lease_owner=None, lease_until=None, next_attempt_at=now, updated_at=now
         )
