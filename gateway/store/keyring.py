@@ -230,7 +230,8 @@ class Keyring:
 
     def open(self, sealed: Sealed, context: bytes) -> bytes:
         data_key = self.unwrap(sealed.key_id, sealed.wrapped_key)
-        nonce, body = sealed.ciphertext[:_NONCE_BYTES], sealed.ciphertext[_NONCE_BYTES:]
+        nonce = sealed.ciphertext[:_NONCE_BYTES]
+        body = memoryview(sealed.ciphertext)[_NONCE_BYTES:]  # not a copy of a large message
         return AESGCM(data_key).decrypt(nonce, body, context)
 
     def rewrap(self, key_id: str, wrapped: bytes) -> tuple[str, bytes]:
