@@ -515,8 +515,9 @@ class Intake:
         handoff = self.handoff if lease is not None else None
 
         def handed(stored: tuple[Charged | None, queue.Leased | None] | None) -> None:
-            if handoff is not None and lease is not None:  # a refused or failed store
-                handoff.take(lease, stored[1] if stored is not None else None)  # frees it
+            if handoff is not None and lease is not None:
+                # A refused or failed store (None) gives the worker back.
+                handoff.take(lease, stored[1] if stored is not None else None)
 
         try:
             # Handed over once committed, even if this session is gone by then.

@@ -42,7 +42,8 @@ class Siblings:
     def __init__(self, processes: int) -> None:
         """Before forking: slots for `processes` processes, none of them this one yet."""
         self._counts = memoryview(mmap.mmap(-1, _INT * processes)).cast("i")
-        # Deliveries each process has in hand: handed to it and not yet done.
+        # Deliveries each process has in hand or has promised a worker to: its
+        # workers less the free ones.
         self._in_hand = memoryview(mmap.mmap(-1, _INT * processes)).cast("i")
         self._owners = memoryview(mmap.mmap(-1, _OWNER_SLOT * processes))
         self._pipes = [os.pipe() for _ in range(processes)]
@@ -157,13 +158,15 @@ def _parse(data: bytearray) -> tuple[bool, list[str], int]:
     queue_ids: list[str] = []
     at = 0
     while at < len(data):
-        if data[at] == _CLAIM:
-            claim = True
+        if data[at] != _HANDED:
+            # A wake-up; anything else is the tail of a name whose head a process
+            # that was replaced had read (queue IDs never hold these two octets).
+            claim = claim or data[at] == _CLAIM
             at += 1
             continue
         if at + 2 > len(data) or at + 2 + data[at + 1] > len(data):
             break
         end = at + 2 + data[at + 1]
-        queue_ids.append(data[at + 2 : end].decode())
+        queue_ids.append(data[at + 2 : end].decode("ascii", "replace"))
         at = end
     return claim, queue_ids, at
