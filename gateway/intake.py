@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import formatdate
+from functools import partial
 from typing import Protocol
 
 from sqlalchemy import Connection
@@ -512,16 +513,16 @@ class Intake:
             trail.append(conn, [*events, *notices])
             return charged, leased
 
-        handoff = self.handoff if lease is not None else None
+        handoff = self.handoff
+        take = partial(handoff.take, lease) if handoff is not None and lease is not None else None
 
         def handed(stored: tuple[Charged | None, queue.Leased | None] | None) -> None:
-            if handoff is not None and lease is not None:
-                # A refused or failed store (None) gives the worker back.
-                handoff.take(lease, stored[1] if stored is not None else None)
+            if take is not None:  # a refused or failed store gives the worker back
+                take(stored[1] if stored is not None else None)
 
         try:
             # Handed over once committed, even if this session is gone by then.
-            charged, _ = await self.db.write(store, then=handed if handoff is not None else None)
+            charged, _ = await self.db.write(store, then=handed if take is not None else None)
         except Exception:
             event(log, "store_failed", logging.ERROR, queue_id=queue_id)
             return Reply(451, "4.3.0 Message could not be stored; try again later")

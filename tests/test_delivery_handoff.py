@@ -391,3 +391,20 @@ def test_then_follows_the_commit_even_if_its_caller_is_cancelled(tmp_path: Path)
             assert conn.exec_driver_sql("SELECT n FROM t").scalars().all() == [7]
     finally:
         db.close()
+
+
+def test_mail_handed_to_a_sibling_that_stops_at_once_goes_back_to_the_queue(
+    tmp_path: Path,
+) -> None:
+    async def test(first: app.Parts, second: app.Parts, sink: Sink) -> None:
+        second.delivery.start()
+        await asyncio.sleep(0.2)  # its first claim finds nothing
+        reply = await first.intake.accept(_submission(1))
+        assert reply.code == 250, reply
+        await asyncio.sleep(0)  # the name is read; the load waits 10 ms
+        await second.delivery.stop(grace=5)
+        # Neither lost nor left leased to a process that is gone: queued for a claim.
+        assert _jobs(first) == [(queue.QUEUED, None)]
+        assert not second.delivery._side_tasks
+
+    _serve_two(tmp_path, test, start_second=False)

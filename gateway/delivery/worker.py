@@ -18,9 +18,10 @@ import secrets
 import socket
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -228,9 +229,12 @@ class DeliveryService:
         done (the sibling stopped, or its pipe is full), hand its jobs back to the
         queue and have them claimed."""
         siblings = self.siblings
-        if siblings is not None and siblings.hand_over(owner, queue_id):
-            return
-        task = asyncio.get_running_loop().create_task(self._take_back(owner, queue_id))
+        if siblings is None or not siblings.hand_over(owner, queue_id):
+            self._in_background(self._take_back(owner, queue_id))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` as a task that stop() waits for before handing leases back."""
+        task = asyncio.get_running_loop().create_task(work)
         self._side_tasks.add(task)
         task.add_done_callback(self._side_tasks.discard)
 
@@ -257,9 +261,8 @@ class DeliveryService:
 
     def _adopt_handed(self) -> None:
         queue_ids, self._handed_ids = self._handed_ids, []
-        task = asyncio.get_running_loop().create_task(self._adopt(queue_ids))
-        self._side_tasks.add(task)
-        task.add_done_callback(self._side_tasks.discard)
+        if not self._stopping:  # else stop() hands back the leases
+            self._in_background(self._adopt(queue_ids))
 
     async def _adopt(self, queue_ids: Sequence[str]) -> None:
         def load(conn: Connection) -> list[Delivery]:
@@ -344,6 +347,8 @@ class DeliveryService:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        # Mail being handed back or loaded: settled before the leases are released.
+        await asyncio.gather(*self._side_tasks, return_exceptions=True)
         try:
             released = await self.db.write(
                 lambda conn: queue.release_leases(conn, self.owner, time.time()), durable=False
