@@ -242,3 +242,75 @@ def test_long_runs_end_where_their_lines_stop_being_base64(name: str) -> None:
     data += b"\r\n--b--\r\n"
     assert parsing._runs(data) == runs_line_by_line(data)
     assert_same_as_line_by_line(data)
+
+
+# A message of one part: only its header section goes through the parser.
+
+ONE_PART_HEADS = st.lists(
+    st.sampled_from(
+        [
+            b"Subject: x\r\n",
+            b"Content-Type: text/plain; charset=utf-8\r\n",
+            b"Content-Type: application/pdf\r\n",
+            b'Content-Type: multipart/mixed; boundary="b"\r\n',
+            b"Content-Type: multipart/mixed\r\n",
+            b"Content-Type: message/rfc822\r\n",
+            b"Content-Transfer-Encoding: base64\r\n",
+            b" folded\r\n",
+            b"no colon\r\n",
+            b"bare\n",
+            b"\n",
+            b"cr\r",
+            b"From someone\r\n",
+            b"\xc3\xa9: eight bit\r\n",
+        ]
+    ),
+    max_size=8,
+)
+BODY_LINES = st.lists(
+    st.sampled_from(
+        [
+            *(b"text\r\n", b"\r\n", b"--b\r\n", b"--b--\r\n", b"Subject: y\r\n"),
+            *(b"\xe9t\xe9\r\n", b"bare\n", b"cr\r", b".\r\n", b"QUJD"),
+        ]
+    ),
+    max_size=12,
+)
+
+
+@given(ONE_PART_HEADS, st.booleans(), BODY_LINES)
+@settings(max_examples=400, deadline=None)
+def test_a_header_section_parsed_alone_gives_the_line_by_line_message(
+    head: list[bytes], blank: bool, body: list[bytes]
+) -> None:
+    data = b"".join(head) + (b"\r\n" if blank else b"") + b"".join(body)
+    alone = parsing._parse_head_alone(data)
+    expected = line_by_line(data)
+    if alone is not None:
+        assert shape(alone) == shape(expected)
+        assert alone.as_bytes() == expected.as_bytes()
+    assert shape(parsing.parse(data).message) == shape(expected)
+
+
+def test_one_part_messages_are_parsed_by_their_header_section() -> None:
+    text = b"From: a@clinic.example.org\r\nSubject: note\r\n\r\n" + b"line\r\n" * 500
+    pdf = b"Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n" + RUN
+    for data in (text, pdf, b"Subject: empty body\r\n\r\n"):
+        alone = parsing._parse_head_alone(data)
+        assert alone is not None
+        assert shape(alone) == shape(line_by_line(data))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        CASES["attachment"],
+        CASES["unclosed multipart"],
+        b"Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nbody\r\n",
+        b"Subject: a\r\nno colon here\r\nX: b\r\n\r\nbody\r\n",  # the section ends early
+        b"Subject: a\n\nbody\r\n\r\nmore\r\n",  # bare line ends: the first empty line
+    ],
+)
+def test_messages_with_parts_or_an_earlier_end_of_headers_are_parsed_whole(data: bytes) -> None:
+    assert parsing._parse_head_alone(data) is None
+    assert shape(parsing.parse(data).message) == shape(line_by_line(data))

@@ -10,6 +10,12 @@ token, which it treats exactly as it would have treated any of them, and
 the runs are put back in place of their tokens afterwards. If a token is not
 found exactly once where it was expected, the message is parsed line by line
 instead. The result is the same Message either way (tests/test_message_parse.py).
+
+A message of one part (most mail from clinical systems: text, or one file)
+needs even less: the parser takes every line after the header section of a
+part that is neither multipart nor a message as its payload, unread. So the
+header section alone is parsed, with a token line for the body, and the
+body's text put in the token's place.
 """
 
 from __future__ import annotations
@@ -43,7 +49,9 @@ class ParsedMessage:
 
 
 def parse(content: bytes) -> ParsedMessage:
-    message = _parse_with_runs_as_tokens(content) or _parse_lines(content)
+    message = (
+        _parse_head_alone(content) or _parse_with_runs_as_tokens(content) or _parse_lines(content)
+    )
     raw_id = message.get("Message-ID")
     message_id = " ".join(str(raw_id).split())[:998] if raw_id else None
     return ParsedMessage(message_id, message)
@@ -54,6 +62,25 @@ def _parse_lines(content: bytes) -> Message:
     for start in range(0, len(content), _PIECE):
         parser.feed(content[start : start + _PIECE])
     return parser.close()
+
+
+def _parse_head_alone(content: bytes) -> Message | None:
+    """A message of one part parsed without looking at its body's lines; None when
+    its header section does not end at the first empty line, or it has parts."""
+    end = content.find(b"\r\n\r\n") + 4
+    if end < 4:
+        return None
+    token = "T" + secrets.token_hex(16)
+    message = _parse_lines(content[:end] + token.encode("ascii"))
+    # A multipart or message/* part would be parsed further; and a payload that is
+    # not the token alone means the header section ended elsewhere.
+    if message.get_content_maintype() in ("multipart", "message"):
+        return None
+    if getattr(message, _PAYLOAD) != token:
+        return None
+    # As the parser decodes what it is fed: octet for octet, 8-bit ones as surrogates.
+    setattr(message, _PAYLOAD, content[end:].decode("ascii", "surrogateescape"))
+    return message
 
 
 def _runs(content: bytes) -> list[tuple[int, int]]:
