@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import formatdate, getaddresses, make_msgid
+from email.utils import formatdate, make_msgid
 
+from gateway.mail.address_lists import address_list
 from gateway.mail.addresses import AddressError, normalise
 from gateway.mail.headers import HeaderSyntaxError, split_message, take_fields
 
@@ -169,7 +170,7 @@ def envelope_of(content: bytes) -> RawEnvelope:
 
 def _addresses(values: Sequence[str], name: str) -> list[str]:
     found = []
-    for _display, address in getaddresses(list(values)):
+    for _display, address in address_list(values):
         if not address:
             continue
         try:

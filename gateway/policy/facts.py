@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import Message
-from email.utils import getaddresses
 from zoneinfo import ZoneInfo
 
 from gateway.inspect.findings import Findings
+from gateway.mail.address_lists import address_list
 from gateway.policy.model import WEEKDAYS
 
 # Longest category header value worth comparing; anything longer matches nothing.
@@ -72,7 +72,7 @@ def header_value(message: Message, name: str) -> str | None:
 def header_from(message: Message) -> str:
     """The first address of the From header, lower-cased domain; "" if there is none."""
     raw = message.get_all("From") or []
-    addresses = [address for _, address in getaddresses([str(v) for v in raw]) if "@" in address]
+    addresses = [address for _, address in address_list(raw) if "@" in address]
     if not addresses or len(addresses[0]) > _ADDRESS_MAX:
         return ""
     local, _, domain = addresses[0].rpartition("@")

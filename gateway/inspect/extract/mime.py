@@ -12,7 +12,6 @@ import binascii
 import re
 from email.header import Header, decode_header
 from email.message import Message
-from email.utils import getaddresses
 from typing import Final
 
 import pybase64
@@ -23,6 +22,7 @@ from gateway.inspect.extract.collect import Collector
 from gateway.inspect.extract.jobs import HeavyJob, HeavyKind
 from gateway.inspect.extract.kinds import classify, file_ext
 from gateway.inspect.extract.text import decode_text, unflow
+from gateway.mail.address_lists import address_list
 
 SUBJECT: Final = Place("subject")
 DISPLAY_NAMES: Final = Place("header", 0)
@@ -60,7 +60,7 @@ def _display_names(message: Message) -> list[str]:
             # Split addresses before decoding: a decoded "Doe, Jane" would split at its comma.
             raw = value if isinstance(value, str) else header_text(value)
             try:
-                parsed = getaddresses([raw])
+                parsed = address_list([raw])
             except Exception:  # the address parser has choked on crafted input before
                 parsed = [(raw, "")]
             names += [header_text(name) for name, _ in parsed if name]
