@@ -18,6 +18,7 @@ from typing import cast
 import pytest
 from certs import make_certs, server_context
 
+from gateway.delivery import session
 from gateway.delivery.client import RecipientResult, SmtpSender, TlsPolicy
 
 REFUSED = "nobody@partner.test"
@@ -205,3 +206,13 @@ def test_an_unverifiable_server_gets_no_transaction(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="certificate-not-trusted"):
         asyncio.run(deliver(server, [MIXED], TlsPolicy("verify"), ca_file=str(certs["ca"])))
     assert server.messages == [] and 5 not in server.commands_in_one_read
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["a\r\n@b.org", "a@b.org>\r\nRCPT TO:<c@d.org", "a\x00@b.org", "a\u2028@b.org", "<a@b.org"],
+)
+def test_an_address_that_could_end_the_command_line_is_never_sent(address: str) -> None:
+    with pytest.raises(ValueError, match="cannot carry"):
+        session._path(address)
+    assert session._path("a.b+c@clinic.example.org") == b"<a.b+c@clinic.example.org>"

@@ -49,7 +49,7 @@ def accepted(reply: Reply) -> bool:
 
 def _path(address: str) -> bytes:
     """`<address>` for MAIL or RCPT; an address that could end the command line is refused."""
-    if any(not ch.isprintable() or ch in "<>" for ch in address):
+    if not address.isprintable() or "<" in address or ">" in address:
         raise ValueError("an envelope address holds characters an SMTP command cannot carry")
     return b"<" + address.encode("ascii") + b">"
 

@@ -13,6 +13,7 @@ _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 _LOCAL = re.compile(rf"^{_ATEXT}+(\.{_ATEXT}+)*$")
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _LITERAL = re.compile(r"^\[(\d{1,3}(?:\.\d{1,3}){3})\]$")
+_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 
 class AddressError(ValueError):
@@ -57,7 +58,7 @@ def normalise(address: str) -> str:
     """Return the canonical form of a mailbox, or raise AddressError."""
     if len(address) > 320:
         raise AddressError("address is longer than 320 characters")
-    if any(ord(ch) < 33 or ord(ch) == 127 for ch in address):
+    if _SPACE_OR_CONTROL.search(address):
         raise AddressError("address contains spaces or control characters")
     local, at, domain = address.rpartition("@")
     if not at or not local or not domain:

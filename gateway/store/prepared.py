@@ -62,7 +62,7 @@ class Prepared:
         values = {**compiled.constants, **given}
         if compiled.order is None:
             return values
-        return tuple(values[name] for name in compiled.order)
+        return tuple(map(values.__getitem__, compiled.order))
 
     def run(self, conn: Connection, parameters: Mapping[str, Any]) -> DBAPICursor:
         """Execute once; the cursor holds the rows it returns and its rowcount."""
