@@ -215,7 +215,7 @@ class HyperscanEngine:
         self._lookback = {
             i: _Lookback(i, p) for i, p in patterns if p.start_by == "lookback" and i not in names
         }
-        self._any = [i for i, p in patterns if p.start_by == "any" and i not in names]
+        self._any = frozenset(i for i, p in patterns if p.start_by == "any" and i not in names)
         self._local = threading.local()  # scratch space is per thread
 
     @staticmethod
@@ -263,9 +263,9 @@ class HyperscanEngine:
                     flat[n] = (index, lookback[index].start(data, end), end)
             flat = [m for m in flat if m[1] >= 0]
         found = _leftmost_longest(flat)
-        for index in self._any:
-            if index in found:
-                found[index] = ANY
+        # Hundreds of patterns only ask whether they match: look up the few that did.
+        for index in self._any.intersection(found):
+            found[index] = ANY
         if self._fallback is not None:
             found.update(self._fallback.scan(data))
         return found
