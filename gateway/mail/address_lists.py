@@ -15,11 +15,12 @@ import re
 from collections.abc import Iterable
 from email.utils import getaddresses
 
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
-_ADDRESS = rf"{_ATEXT}+(?:\.{_ATEXT}+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+from gateway.mail.addresses import ATEXT
+
+_ADDRESS = rf"{ATEXT}+(?:\.{ATEXT}+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
 # A display name of words (atext and dots) with single spaces between them, or quoted
 # text without quotes, backslashes or line ends.
-_WORD = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+"
+_WORD = rf"(?:{ATEXT}|\.)+"
 _NAME = rf'(?:{_WORD}(?: {_WORD})*|"[^"\\\r\n]*")'
 _ITEM = rf" ?(?:(?P<bare>{_ADDRESS})|(?P<name>{_NAME})? ?<(?P<routed>{_ADDRESS})>) ?"
 _ITEM_RE = re.compile(_ITEM)

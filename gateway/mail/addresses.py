@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
-_LOCAL = re.compile(rf"^{_ATEXT}+(\.{_ATEXT}+)*$")
+# The characters of an atom (RFC 5322 3.2.3); header fields' addresses use them too.
+ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_LOCAL = re.compile(rf"^{ATEXT}+(\.{ATEXT}+)*$")
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _LITERAL = re.compile(r"^\[(\d{1,3}(?:\.\d{1,3}){3})\]$")
 _SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")

@@ -36,8 +36,8 @@ _RUN_START = re.compile(rb"\n((?:[A-Za-z0-9+/=]+\r\n){32})")
 _MORE_LINES = re.compile(rb"(?:[A-Za-z0-9+/=]+\r\n)*")
 _BASE64_CHARACTERS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 _BLOCK_LINES = 1024
-# Words of a Content-Type that gives a message parts: such a message is parsed whole,
-# without first parsing its header section alone.
+# A header section without these words has no part whose type is multipart/* or
+# message/* (the parser reads the type from the field as written, lower-cased).
 _PARTS_LIKELY = re.compile(rb"multipart|message/", re.IGNORECASE)
 _TOKEN_DIGITS = 8
 # A part's payload as parsed: get_payload() would give text with 8-bit octets
@@ -72,15 +72,11 @@ def _parse_head_alone(content: bytes) -> Message | None:
     its header section does not end at the first empty line, or it has parts."""
     end = content.find(b"\r\n\r\n") + 4
     if end < 4 or _PARTS_LIKELY.search(content, 0, end):
-        return None  # no header section, or one whose message is parsed whole anyway
+        return None  # no header section, or a part the parser would read further
     token = "T" + secrets.token_hex(16)
     message = _parse_lines(content[:end] + token.encode("ascii"))
-    # A multipart or message/* part would be parsed further; and a payload that is
-    # not the token alone means the header section ended elsewhere.
-    if message.get_content_maintype() in ("multipart", "message"):
-        return None
     if getattr(message, _PAYLOAD) != token:
-        return None
+        return None  # the header section ended before the first empty line
     # As the parser decodes what it is fed: octet for octet, 8-bit ones as surrogates
     # (from a view: a large body is not copied first).
     setattr(message, _PAYLOAD, str(memoryview(content)[end:], "ascii", "surrogateescape"))
