@@ -383,6 +383,9 @@ def test_a_passphrase_opens_the_message_and_wrong_ones_lock_the_link(env: Env) -
 
 
 def _no_sideways_scrolling(page: sync_api.Page) -> None:
+    # After a form's submission the new page's elements can be found before its
+    # stylesheet has arrived; a reader sees the page laid out with it.
+    page.wait_for_load_state("load")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390, page.url
 
 
