@@ -310,18 +310,21 @@ class Intake:
         # Mail a delivery worker of this process can take at once skips the claim.
         self.handoff = handoff
 
-    async def accept(self, submission: Submission) -> Reply:
-        """Decide, and store what may be delivered; the reply for the client."""
+    async def accept(self, submission: Submission, *, alone: bool = False) -> Reply:
+        """Decide, and store what may be delivered; the reply for the client.
+
+        `alone`: no other message is on its way in to share the store's commit
+        (one client, a message that is not large): see `Database.write`."""
         if self.wait_for_delivery is not None:
             await self.wait_for_delivery()  # before any work: nothing is held meanwhile
         started = time.perf_counter()
-        reply = await self._accept(submission)
+        reply = await self._accept(submission, alone)
         if reply.code == 250:
             metrics.INTAKE_SECONDS.observe(time.perf_counter() - started)
             metrics.ACCEPTED.labels(submission.listener).inc()
         return reply
 
-    async def _accept(self, submission: Submission) -> Reply:
+    async def _accept(self, submission: Submission, alone: bool) -> Reply:
         now = time.time()
         queue_id = queue.new_queue_id(now)
         refusal = await self._over_limit_early(submission)
@@ -385,7 +388,13 @@ class Intake:
                 return await self._refuse_without_passphrase(queue_id, wanting, decisions)
             passphrase_hash = await asyncio.to_thread(passphrases.hash_passphrase, passphrase)
         return await self._store(
-            queue_id, submission, message_id, (policy, evaluation, passphrase_hash), decisions, now
+            queue_id,
+            submission,
+            message_id,
+            (policy, evaluation, passphrase_hash),
+            decisions,
+            now,
+            alone,
         )
 
     async def _over_limit_early(self, submission: Submission) -> Reply | None:
@@ -432,6 +441,7 @@ class Intake:
         decided: tuple[CompiledPolicy, Evaluation, str | None],
         decisions: list[AuditEvent],
         now: float,
+        alone: bool,
     ) -> Reply:
         policy, evaluation, passphrase_hash = decided
         message_id = self.header_values.recordable_message_id(raw_message_id)
@@ -522,7 +532,9 @@ class Intake:
 
         try:
             # Handed over once committed, even if this session is gone by then.
-            charged, _ = await self.db.write(store, then=handed if take is not None else None)
+            charged, _ = await self.db.write(
+                store, then=handed if take is not None else None, alone=alone
+            )
         except Exception:
             event(log, "store_failed", logging.ERROR, queue_id=queue_id)
             return Reply(451, "4.3.0 Message could not be stored; try again later")

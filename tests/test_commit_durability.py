@@ -251,3 +251,98 @@ def test_writes_queued_while_another_process_holds_the_database_share_one_commit
         return first.batches - batches
 
     assert asyncio.run(scenario()) == 1
+
+
+def _thread_of(value: str) -> Callable[[Connection], int]:
+    """A write of a note that says which thread ran it."""
+
+    def write(conn: Connection) -> int:
+        _note(value)(conn)
+        return threading.get_ident()
+
+    return write
+
+
+def test_a_write_made_alone_commits_on_the_callers_thread_and_is_flushed_before_its_answer(
+    db: Database, flushes: WalFlushes
+) -> None:
+    """One client's accept spares the two hand-overs to the writer thread on SQLite,
+    the disk still flushed before the answer; PostgreSQL's go to the writer as before."""
+
+    async def scenario() -> tuple[int, int, str]:
+        ran_on = await db.write(_thread_of("alone"), alone=True)
+        mode = await _write(db, flushes, alone=True)
+        return ran_on, threading.get_ident(), mode
+
+    ran_on, loop_thread, mode = asyncio.run(scenario())
+    assert (ran_on == loop_thread) == (db.dialect == "sqlite")
+    assert mode == WAITS
+    with db.reading() as conn:
+        assert list(conn.execute(text("SELECT value FROM notes")).scalars()) == ["alone"]
+
+
+def test_a_write_made_alone_is_queued_while_the_database_is_busy(
+    sqlite_pair: tuple[Database, Database], flushes: WalFlushes
+) -> None:
+    """Never a wait on the event loop: while another process holds the database, or this
+    process's writer has work, a write made alone goes to the writer thread, and
+    still commits and is flushed before its answer."""
+    first, second = sqlite_pair
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(_conn: Connection) -> None:
+        holding.set()
+        release.wait(10)
+
+    async def behind(holder: Database) -> tuple[int, bool, str]:
+        holding.clear()
+        release.clear()
+        held = asyncio.ensure_future(holder.write(hold, durable=False))
+        assert await asyncio.to_thread(holding.wait, 10)
+        before = flushes.count
+        write = asyncio.ensure_future(first.write(_thread_of("behind"), alone=True))
+        await asyncio.sleep(0.05)
+        waited = not write.done()  # the loop went on meanwhile: this line ran
+        release.set()
+        await held
+        ran_on = await write
+        return ran_on, waited, WAITS if flushes.count > before else NO_WAIT
+
+    async def scenario() -> tuple[int, list[tuple[int, bool, str]]]:
+        return threading.get_ident(), [await behind(second), await behind(first)]
+
+    loop_thread, results = asyncio.run(scenario())
+    for ran_on, waited, mode in results:  # another process holds it; this one's writer
+        assert ran_on != loop_thread
+        assert waited
+        assert mode == WAITS
+    with first.reading() as conn:
+        assert list(conn.execute(text("SELECT value FROM notes")).scalars()) == ["behind"] * 2
+
+
+def test_shredding_in_a_write_made_alone_is_followed_by_a_checkpoint(
+    sqlite_pair: tuple[Database, Database], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer thread, idle meanwhile, still truncates the WAL after content
+    destroyed by a commit made on the event loop's thread."""
+    db, _ = sqlite_pair
+    checkpoints = threading.Event()
+    real = db.checkpoint
+
+    def watched(wait_ms: int = 10_000) -> bool:
+        done = real(wait_ms)
+        checkpoints.set()
+        return done
+
+    monkeypatch.setattr(db, "checkpoint", watched)
+
+    def shred(conn: Connection) -> int:
+        database.shredded(conn)
+        return threading.get_ident()
+
+    async def scenario() -> bool:
+        ran_on = await db.write(shred, alone=True)
+        assert ran_on == threading.get_ident()
+        return await asyncio.to_thread(checkpoints.wait, 10)
+
+    assert asyncio.run(scenario())

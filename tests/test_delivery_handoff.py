@@ -97,11 +97,15 @@ def _serve(tmp_path: Path, test: Callable[[app.Parts, Sink], Awaitable[None]]) -
             parts.close()
 
 
-def test_new_mail_is_delivered_without_a_claim(tmp_path: Path) -> None:
+@pytest.mark.parametrize("alone", [False, True], ids=["queued", "alone"])
+def test_new_mail_is_delivered_without_a_claim(tmp_path: Path, alone: bool) -> None:
+    """Also when each accept commits on the event loop's thread (`alone`, as the
+    listener asks with one client): the worker is handed its lease all the same."""
+
     async def test(parts: app.Parts, sink: Sink) -> None:
         batches = parts.db.batches
         for n in range(3):  # one after the other, as one session sends
-            reply = await parts.intake.accept(_submission(n))
+            reply = await parts.intake.accept(_submission(n), alone=alone)
             assert reply.code == 250, reply
             await _until(lambda n=n: len(sink.messages) == n + 1)  # type: ignore[misc]
         await _until(lambda: _job_states(parts) == {queue.DELIVERED: 3})

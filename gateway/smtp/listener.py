@@ -796,5 +796,7 @@ class Handler:
             content=content,
             rate_key=server.state.rate_key,
         )
-        reply = await self.ctx.intake.accept(submission)
+        # With one client, no other message could share the store's commit.
+        alone = len(self.ctx.sessions) == 1 and len(content) <= self.ctx.limits.large_message_size
+        reply = await self.ctx.intake.accept(submission, alone=alone)
         return str(reply)

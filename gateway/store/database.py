@@ -6,12 +6,19 @@ whole batch durable before any caller is answered. That is how intake keeps
 "durable before 250" at high rates. Reads use a separate pool.
 
 On SQLite the processes of a node take turns at the one database file (a
-lock file, `.writelock`). A writer takes what queued while it waited for its
-turn into the batch, and lets the lock go before waiting for the disk: the
-COMMIT does not flush (`synchronous=NORMAL`); the writer then flushes the
-write-ahead log itself (`fdatasync`), while another process commits, and
-answers the batch's callers only after that. A flush covers every commit
-written before it, so the guarantee is that of a flushing COMMIT.
+lock file, `.writelock`), and the threads of a process take turns too. A
+writer takes what queued while it waited for its turn into the batch, and
+lets the lock go before waiting for the disk: the COMMIT does not flush
+(`synchronous=NORMAL`); the writer then flushes the write-ahead log itself
+(`fdatasync`), while another process commits, and answers the batch's callers
+only after that. A flush covers every commit written before it, so the
+guarantee is that of a flushing COMMIT.
+
+With a single client nothing can share a commit, and handing its write to
+the writer thread and the answer back costs two wake-ups of a thread, more
+than the commit. Such a write (`alone`) is committed and flushed on the
+event loop's thread when the turn is free at once; when it is not, it queues
+as any other, so the event loop never waits for another thread or process.
 
 Shredding (setting a message's wrapped key and content to NULL) must not
 leave copies behind: on SQLite, `secure_delete` zeroes deleted cells and
@@ -363,20 +370,25 @@ class Database:
         self._lock_path = Path(sqlite_file + ".writelock") if sqlite_file else None
         self._wal_path = sqlite_file + "-wal" if sqlite_file else None
         self._lock_fd: int | None = None
+        # SQLite: one thread of this process at a time at the database (the lock file
+        # orders processes, not the threads of one).
+        self._turn = threading.Lock()
         self.dialect = self.write_engine.dialect.name
         self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
-        # The writer thread's connection, kept from batch to batch: a checkout
-        # from the pool per transaction costs about as much as a statement.
+        # The connection of the turns at the database (the writer thread's, and a
+        # commit made alone's), kept from one to the next: a checkout from the pool
+        # per transaction costs about as much as a statement.
         self._writer_conn: Connection | None = None
         self._thread: threading.Thread | None = None
         self.batches = 0
         self.batched_ops = 0
-        # Writer thread: when (monotonic) to checkpoint after shredding; None if not due.
+        # Set in a turn at the database (see `_exclusive`), by the writer thread or a
+        # commit made alone: when (monotonic) to checkpoint after shredding; None if not due.
         self._checkpoint_at: float | None = None
         self._checkpointed_at = 0.0
-        # Writer thread: when (monotonic) the server was found unreachable; None while it is.
+        # When (monotonic) the server was found unreachable; None while it is.
         self._lost_at: float | None = None
-        # Writer thread: whether the current transaction reached its COMMIT.
+        # Whether the current transaction reached its COMMIT.
         self._committing = False
 
     @property
@@ -442,16 +454,37 @@ class Database:
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
-        if self._lock_path is None:
-            yield
-            return
-        if self._lock_fd is None:
-            self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        """SQLite: this thread's turn at the database, among this process's threads and
+        the node's processes. PostgreSQL orders its writers itself."""
+        self._take_turn(wait=True)
         try:
             yield
         finally:
+            self._end_turn()
+
+    def _take_turn(self, *, wait: bool) -> bool:
+        """Start this thread's turn (see `_exclusive`); without `wait`, False if another
+        thread or process has it now."""
+        if self._lock_path is None:
+            return True
+        if not self._turn.acquire(blocking=wait):
+            return False
+        try:
+            if self._lock_fd is None:
+                self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._turn.release()
+            return False
+        except BaseException:
+            self._turn.release()
+            raise
+        return True
+
+    def _end_turn(self) -> None:
+        if self._lock_fd is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            self._turn.release()
 
     def start(self) -> None:
         if self._thread is None:
@@ -479,6 +512,7 @@ class Database:
         durable: bool = True,
         then: Callable[[T | None], None] | None = None,
         lingers: bool = False,
+        alone: bool = False,
     ) -> T:
         """Run fn in the shared write transaction; returns after the COMMIT.
 
@@ -495,11 +529,39 @@ class Database:
         no other write to commit with waits up to a few milliseconds for one:
         with a single client, a delivery's outcome then shares the next
         accept's commit instead of paying for a transaction of its own.
+
+        A write made `alone` (its caller knows of no other that could share its
+        commit: a single client) is committed at once on the calling thread, the
+        event loop's, if the database is free now: SQLite only, where a commit and
+        its flush take well under a millisecond. For a single client the two
+        hand-overs between threads cost more than that. If the writer thread has
+        work, or another thread or process holds the database, it is queued as
+        any other write.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._ops.put(_Op(fn, future, loop, durable, then, lingers))
+        op = _Op(fn, future, loop, durable, then, lingers)
+        if alone and self._ops.empty() and self._commit_here(op):
+            _settle(op, *op.outcome)
+        else:
+            self._ops.put(op)
         return await future
+
+    def _commit_here(self, op: _Op) -> bool:
+        """Commit `op` on this thread if the database is free now; False if it is not,
+        or the commit failed (the writer thread then runs it again: an op only
+        touches the database, so a rolled back one can be redone)."""
+        if self._lock_path is None or not self._take_turn(wait=False):
+            return False
+        try:
+            self._commit([op])
+        except Exception:
+            return False
+        finally:
+            self._end_turn()
+        self._back()
+        self._flush_wal([op])
+        return True
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         def run() -> T:
@@ -628,9 +690,10 @@ class Database:
         batch.append(nxt)
         return self._gather(batch)
 
-    def _until_checkpoint(self) -> float | None:
+    def _until_checkpoint(self) -> float:
         if self._checkpoint_at is None:
-            return None
+            # A commit on another thread (`_commit_here`) may make one due meanwhile.
+            return _CHECKPOINT_INTERVAL
         return max(0.0, self._checkpoint_at - time.monotonic())
 
     def _checkpoint_if_due(self) -> None:
