@@ -18,7 +18,9 @@ With a single client nothing can share a commit, and handing its write to
 the writer thread and the answer back costs two wake-ups of a thread, more
 than the commit. Such a write (`alone`) is committed and flushed on the
 event loop's thread when the turn is free at once; when it is not, it queues
-as any other, so the event loop never waits for another thread or process.
+as any other, so the event loop does not wait for the writers of this or
+another process (a short transaction outside the turns, `transaction()`
+without `behind_writers`, can still make SQLite's BEGIN wait a moment).
 
 Shredding (setting a message's wrapped key and content to NULL) must not
 leave copies behind: on SQLite, `secure_delete` zeroes deleted cells and
