@@ -281,6 +281,31 @@ def test_a_write_made_alone_commits_on_the_callers_thread_and_is_flushed_before_
         assert list(conn.execute(text("SELECT value FROM notes")).scalars()) == ["alone"]
 
 
+def test_a_failed_flush_fails_a_write_made_alone(
+    sqlite_pair: tuple[Database, Database], flushes: WalFlushes
+) -> None:
+    """Fail closed on the event loop's thread too: an accept whose flush failed is not
+    answered as stored (intake says 451)."""
+    db, _ = sqlite_pair
+    flushed_on: list[int] = []
+
+    def broken_disk() -> None:
+        flushed_on.append(threading.get_ident())
+        raise OSError(errno.EIO, "I/O error")
+
+    async def scenario() -> tuple[int, BaseException | int]:
+        flushes.hook = broken_disk
+        try:
+            result: BaseException | int = await db.write(_thread_of("accept"), alone=True)
+        except OSError as exc:
+            result = exc
+        return threading.get_ident(), result
+
+    loop_thread, result = asyncio.run(scenario())
+    assert isinstance(result, OSError) and result.errno == errno.EIO
+    assert flushed_on == [loop_thread]  # the flush of a commit made alone, on its thread
+
+
 def test_a_write_made_alone_is_queued_while_the_database_is_busy(
     sqlite_pair: tuple[Database, Database], flushes: WalFlushes
 ) -> None:
