@@ -71,11 +71,11 @@ from gateway.runstate import PID_FILE
 from gateway.siblings import Siblings
 from gateway.smime.envelope import SmimeEncryptor
 from gateway.smime.errors import SmimeSetupError
+from gateway.smtp.acceptor import Acceptor
 from gateway.smtp.auth import Authenticator, AuthGuard
 from gateway.smtp.data import LargeMessages
 from gateway.smtp.limits import ConnectionLimiter
 from gateway.smtp.listener import ConnectionGate, ListenerContext, PhigateSMTP
-from gateway.smtp.proxied import ProxyListener
 from gateway.store import keyfiles, nodes
 from gateway.store.audit_key import KEY_FILE as AUDIT_KEY_FILE
 from gateway.store.database import Database
@@ -836,9 +836,10 @@ def report_domains(settings: Settings) -> frozenset[str]:
 
 
 async def _serve(ctx: ListenerContext, sock: socket.socket) -> asyncio.AbstractServer:
-    """Serve one listener's socket: asyncio's server, or one behind load balancers."""
-    if ctx.config.proxy_protocol.enabled:
-        server = ProxyListener(ctx, sock)
+    """Serve one listener's socket: asyncio's server, or phigate's own acceptor behind
+    load balancers and where sibling processes share the socket (gateway.smtp.acceptor)."""
+    if ctx.config.proxy_protocol.enabled or ctx.siblings is not None:
+        server = Acceptor(ctx, sock)
         await server.start_serving()
         return server
     implicit = ctx.implicit_tls

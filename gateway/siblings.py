@@ -2,9 +2,10 @@
 
 Made by the supervisor before it forks, so every process shares one small
 block of memory (a session count per process) and one pipe per process.
-With few clients, the kernel may give every session to one process while
-the others idle: that process then spends its core on taking mail in and
-on delivering it, one after the other. Delivering is better done by an
+The counts spread new connections: a process holding more sessions than a
+sibling leaves the next one to it (gateway.smtp.acceptor). With a single
+session, one process holds it while the others idle: that process would
+spend its core on taking mail in and on delivering it, one after the other. Delivering is better done by an
 idle sibling, as Postfix's smtpd leaves it to a separate smtp process: the
 busy process stores new mail with its jobs already leased to the idle
 sibling and names the message on the sibling's pipe, and the sibling loads it
@@ -74,6 +75,16 @@ class Siblings:
             if index != self._me and sessions <= 0:
                 return index
         return None
+
+    def fewer_elsewhere(self) -> bool:
+        """Whether a sibling holds fewer sessions than this process (it should take the
+        next connection: gateway.smtp.acceptor)."""
+        if self._me < 0:
+            return False
+        mine = self._counts[self._me]
+        return any(
+            sessions < mine for index, sessions in enumerate(self._counts) if index != self._me
+        )
 
     def publish_owner(self, owner: str) -> None:
         """Name the owner of this process's delivery leases ("": it takes no mail handed over)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import smtplib
 import socket
 import subprocess
 import sys
@@ -153,3 +154,63 @@ def test_processes_are_forked_with_start_up_objects_frozen(tmp_path: Path) -> No
     report = tmp_path / "freeze-count"
     subprocess.run([sys.executable, "-c", _FROZEN_CHILD, str(report)], check=True, timeout=60)
     assert int(report.read_text()) >= 1000
+
+
+def _send_one(client: smtplib.SMTP, token: str) -> None:
+    body = message("a@clinic.example.org", "b@partner.test", token, "hello")
+    client.sendmail("a@clinic.example.org", ["b@partner.test"], body)
+
+
+def _accepted_by(gw: Phigate) -> Counter[int]:
+    """How many messages each server process took in, by its pid."""
+    return Counter(e["pid"] for e in gw.log_events() if e.get("event") == "accepted")
+
+
+def test_sessions_opened_one_after_another_are_spread_over_the_processes(
+    tmp_path: Path,
+) -> None:
+    # An idle node's kernel tends to hand every new connection to the same process;
+    # the one holding more sessions leaves the next to its sibling.
+    gw = Phigate(tmp_path, processes=2)
+    secret = gw.add_principal("ehr1", "clinic.example.org")
+    with gw:
+        wait_until(lambda: gw.log_text().count('"event":"ready"') == 2)
+        clients = []
+        for _ in range(8):
+            clients.append(gw.client("ehr1", secret))  # greeted: its session has started
+            time.sleep(0.05)
+        for n, client in enumerate(clients):
+            _send_one(client, f"spread-{n}")
+        wait_until(lambda: sum(_accepted_by(gw).values()) == 8)
+        for client in clients:
+            client.quit()
+    per_process = sorted(_accepted_by(gw).values())
+    assert len(per_process) == 2 and per_process[1] - per_process[0] <= 2, per_process
+
+
+def test_a_sibling_that_does_not_accept_delays_a_connection_only_a_moment(
+    tmp_path: Path,
+) -> None:
+    gw = Phigate(tmp_path, processes=2)
+    secret = gw.add_principal("ehr1", "clinic.example.org")
+    with gw:
+        wait_until(lambda: gw.log_text().count('"event":"ready"') == 2)
+        assert gw.proc is not None
+        first = gw.client("ehr1", secret)
+        _send_one(first, "first")
+        wait_until(lambda: sum(_accepted_by(gw).values()) == 1)
+        holder = next(iter(_accepted_by(gw)))
+        (other,) = _children(gw.proc.pid) - {holder}
+        os.kill(other, signal.SIGSTOP)  # holds fewer sessions, but takes none
+        try:
+            started = time.monotonic()
+            later = [gw.client("ehr1", secret) for _ in range(3)]
+            greeted_in = time.monotonic() - started
+            for n, client in enumerate(later):
+                _send_one(client, f"later-{n}")
+                client.quit()
+        finally:
+            os.kill(other, signal.SIGCONT)
+        first.quit()
+    assert _accepted_by(gw) == Counter({holder: 4})
+    assert greeted_in < 5.0
