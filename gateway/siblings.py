@@ -5,11 +5,12 @@ block of memory (a session count per process) and one pipe per process.
 The counts spread new connections: a process holding more sessions than a
 sibling leaves the next one to it (gateway.smtp.acceptor). With a single
 session, one process holds it while the others idle: that process would
-spend its core on taking mail in and on delivering it, one after the other. Delivering is better done by an
-idle sibling, as Postfix's smtpd leaves it to a separate smtp process: the
-busy process stores new mail with its jobs already leased to the idle
-sibling and names the message on the sibling's pipe, and the sibling loads it
-with a read: no claim, a transaction less per message. Mail the busy process
+spend its core on taking mail in and on delivering it, one after the other.
+Delivering is better done by an idle sibling, as Postfix's smtpd leaves it
+to a separate smtp process: the busy process stores new mail with its jobs
+already leased to the idle sibling and names the message on the sibling's
+pipe, and the sibling loads it with a read: no claim, a transaction less per
+message. Mail the busy process
 does not hand over this way (a large message, a sibling with every worker
 busy) waits in the queue, and a wake-up byte on the pipe has the sibling
 claim it.

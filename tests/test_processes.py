@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import smtplib
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -166,15 +168,22 @@ def _accepted_by(gw: Phigate) -> Counter[int]:
     return Counter(e["pid"] for e in gw.log_events() if e.get("event") == "accepted")
 
 
+@contextlib.contextmanager
+def _two_processes(tmp_path: Path) -> Iterator[tuple[Phigate, str]]:
+    """A serving node of two processes, both ready, and a principal's secret."""
+    gw = Phigate(tmp_path, processes=2)
+    secret = gw.add_principal("ehr1", "clinic.example.org")
+    with gw:
+        wait_until(lambda: gw.log_text().count('"event":"ready"') == 2)
+        yield gw, secret
+
+
 def test_sessions_opened_one_after_another_are_spread_over_the_processes(
     tmp_path: Path,
 ) -> None:
     # An idle node's kernel tends to hand every new connection to the same process;
     # the one holding more sessions leaves the next to its sibling.
-    gw = Phigate(tmp_path, processes=2)
-    secret = gw.add_principal("ehr1", "clinic.example.org")
-    with gw:
-        wait_until(lambda: gw.log_text().count('"event":"ready"') == 2)
+    with _two_processes(tmp_path) as (gw, secret):
         clients = []
         for _ in range(8):
             clients.append(gw.client("ehr1", secret))  # greeted: its session has started
@@ -191,10 +200,7 @@ def test_sessions_opened_one_after_another_are_spread_over_the_processes(
 def test_a_sibling_that_does_not_accept_delays_a_connection_only_a_moment(
     tmp_path: Path,
 ) -> None:
-    gw = Phigate(tmp_path, processes=2)
-    secret = gw.add_principal("ehr1", "clinic.example.org")
-    with gw:
-        wait_until(lambda: gw.log_text().count('"event":"ready"') == 2)
+    with _two_processes(tmp_path) as (gw, secret):
         assert gw.proc is not None
         first = gw.client("ehr1", secret)
         _send_one(first, "first")
