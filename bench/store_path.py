@@ -46,13 +46,13 @@ from gateway.store.schema import jobs, messages
 OWNER = "bench:1"
 SENDER = RateKey("principal", "bench")
 INLINE_SIZE = LimitsConfig().large_message_size  # what the server loads with a claim
-SEALED = Sealed("k1", os.urandom(60), os.urandom(5 * 1024))  # a 5 KB message, as sealed
 
 
 def accept(
-    queue_id: str, now: float
+    queue_id: str, now: float, sealed: Sealed
 ) -> tuple[queue.NewMessage, list[queue.NewJob], list[AuditEvent]]:
     """What intake stores for a message to one recipient: its decision and acceptance."""
+    size = len(sealed.ciphertext)
     record = queue.NewMessage(
         queue_id,
         now,
@@ -60,9 +60,9 @@ def accept(
         "bench",
         "127.0.0.1",
         "ehr@bench.example.org",
-        5 * 1024,
+        size,
         f"<{queue_id}@bench.example.org>",
-        SEALED,
+        sealed,
     )
     job = queue.NewJob("dr@partner.example", ("tls",), rule="tls-default", policy="v1")
     events = [
@@ -85,7 +85,7 @@ def accept(
             "127.0.0.1",
             "ehr@bench.example.org",
             ("dr@partner.example",),
-            5 * 1024,
+            size,
             250,
             f"message-id=<{queue_id}@bench>",
             ts=now,
@@ -94,10 +94,13 @@ def accept(
     return record, [job], events
 
 
-async def one_message(db: Database, rates: RateLimiter | None, now: float, handed: bool) -> None:
+async def one_message(
+    db: Database, rates: RateLimiter | None, now: float, handed: bool, sealed: Sealed
+) -> None:
     queue_id = queue.new_queue_id(now)
-    record, jobs, events = accept(queue_id, now)
-    lease = queue.Lease(OWNER, now + 300.0) if handed else None
+    record, jobs, events = accept(queue_id, now, sealed)
+    large = record.size > INLINE_SIZE  # claimed at its turn, its content read then
+    lease = queue.Lease(OWNER, now + 300.0) if handed and not large else None
 
     def store(conn: Connection) -> queue.Leased | None:
         if rates is not None and rates.charge(conn, SENDER, len(jobs), now).breach is not None:
@@ -115,6 +118,8 @@ async def one_message(db: Database, rates: RateLimiter | None, now: float, hande
 
     claimed = leased.jobs if leased is not None else await db.write(claim, durable=False)
     for job in claimed:
+        if large and await db.read(lambda conn: queue.load_sealed(conn, queue_id)) is None:
+            raise RuntimeError("a large message's content was not found")
 
         def outcome(conn: Connection, job: queue.ClaimedJob = job) -> None:
             if queue.finish_job(
@@ -149,13 +154,17 @@ async def one_message(db: Database, rates: RateLimiter | None, now: float, hande
 
 
 async def run(
-    db: Database, rates: RateLimiter | None, messages: int, together: int, handed: bool
+    db: Database,
+    rates: RateLimiter | None,
+    messages: int,
+    together: int,
+    handed: bool,
+    sealed: Sealed,
 ) -> None:
     for start in range(0, messages, together):
         now = time.time()
-        await asyncio.gather(
-            *(one_message(db, rates, now, handed) for _ in range(min(together, messages - start)))
-        )
+        batch = min(together, messages - start)
+        await asyncio.gather(*(one_message(db, rates, now, handed, sealed) for _ in range(batch)))
 
 
 def main() -> int:
@@ -169,6 +178,14 @@ def main() -> int:
         help="every message claimed by the dispatcher, as when no delivery worker is free "
         "(default: stored leased to a free worker, as the server hands it over)",
     )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=5 * 1024,
+        help="Octets of each message's sealed content (default 5120). Past "
+        "limits.large_message_size a message is claimed and its content read at its turn, "
+        "as the server does.",
+    )
     parser.add_argument("--database-url", help="default: SQLite in a temporary directory")
     parser.add_argument(
         "--rate-limits",
@@ -176,6 +193,9 @@ def main() -> int:
         help="Check and count each message against sending limits it never reaches.",
     )
     args = parser.parse_args()
+    if not 1 <= args.size <= 100 * 1024 * 1024:
+        parser.error("--size must be 1..104857600 octets")
+    sealed = Sealed("k1", os.urandom(60), os.urandom(args.size))  # as intake seals it
     quota = RateQuota(**dict.fromkeys(RATE_LIMIT_NAMES, 1_000_000_000))
     rates = RateLimiter(RateLimitsConfig(defaults=quota)) if args.rate_limits else None
     workdir = Path(tempfile.mkdtemp(prefix="phigate-store-path-"))
@@ -186,9 +206,9 @@ def main() -> int:
     try:
         db.migrate()
         db.start()
-        asyncio.run(run(db, rates, args.warm_up, args.together, not args.claimed))
+        asyncio.run(run(db, rates, args.warm_up, args.together, not args.claimed, sealed))
         commits, cpu, wall = db.batches, time.process_time(), time.perf_counter()
-        asyncio.run(run(db, rates, args.messages, args.together, not args.claimed))
+        asyncio.run(run(db, rates, args.messages, args.together, not args.claimed, sealed))
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         commits = db.batches - commits
         with db.reading() as conn:
