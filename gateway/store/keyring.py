@@ -24,6 +24,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.logs import event
+from gateway.store.files import sync_directory, write_private
 
 log = logging.getLogger("gateway.keyring")
 
@@ -44,24 +45,6 @@ class Sealed:
     key_id: str
     wrapped_key: bytes  # nonce || AES-GCM(master, data key)
     ciphertext: bytes  # nonce || AES-GCM(data key, content)
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make a new or renamed entry durable: rows wrapped under a key must not outlive its file."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _signature(path: Path | str) -> tuple[int, int, int] | None:
@@ -108,14 +91,12 @@ class Keyring:
     @staticmethod
     def _new_key(directory: Path) -> str:
         key_id = _MASTER_PREFIX + secrets.token_hex(4)
-        _write_private(
-            directory / f"{key_id}{_KEY_SUFFIX}", AESGCM.generate_key(256).hex().encode()
-        )
-        _sync_directory(directory)
+        write_private(directory / f"{key_id}{_KEY_SUFFIX}", AESGCM.generate_key(256).hex().encode())
+        sync_directory(directory)
         tmp = directory / f".{_CURRENT}.{secrets.token_hex(4)}.tmp"
         tmp.write_text(key_id + "\n")
         os.replace(tmp, directory / _CURRENT)
-        _sync_directory(directory)
+        sync_directory(directory)
         return key_id
 
     def reload(self) -> None:
@@ -173,7 +154,7 @@ class Keyring:
         if key_id == self._current:
             raise KeyringError(f"{key_id} is the current master key; rotate first")
         (self.directory / f"{key_id}{_KEY_SUFFIX}").unlink()
-        _sync_directory(self.directory)
+        sync_directory(self.directory)
         self.reload()
 
     def follow_current(self) -> None:
