@@ -299,6 +299,7 @@ def build(
             archive=archive_writer(settings),
             rates=rates,
             handoff=delivery,
+            large_message_size=settings.limits.large_message_size,
         )
         readiness = Readiness(db, keyring)
         parts = Parts(
@@ -941,11 +942,23 @@ def _check_audit_key(settings: Settings) -> None:
         )
 
 
+def _remove_stray_contents(settings: Settings) -> None:
+    """Content files left by a crash (store/contents.py), before any process takes mail in."""
+    db = open_database(settings)
+    try:
+        removed = db.remove_contents(at_start=True)
+    finally:
+        db.close()
+    if removed:
+        event(log, "content_files_removed", files=removed)
+
+
 def serve(settings: Settings) -> None:
     malloc.return_large_blocks()  # before anything large is allocated, in every process
     # Loaded before forking: a certificate problem stops start-up once, here.
     ssl_context = _tls_context(settings)
     _check_audit_key(settings)
+    _remove_stray_contents(settings)
     policy = load_live_policy(settings)
     try:
         smime_encryptor(settings)

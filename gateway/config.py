@@ -59,7 +59,8 @@ class LimitsConfig(_Strict):
     max_connections: int = Field(default=500, gt=0)
     max_connections_per_ip: int = Field(default=50, gt=0)
     # Messages past large_message_size octets are read and processed at most
-    # max_large_messages at a time; the others wait, holding that much.
+    # max_large_messages at a time; the others wait, holding that much. On SQLite
+    # their sealed content is kept in a file of its own (store/contents.py).
     large_message_size: int = Field(default=1024 * 1024, gt=0)
     max_large_messages: int = Field(default=4, gt=0)
     idle_timeout: float = Field(default=300.0, gt=0)

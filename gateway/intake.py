@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -285,6 +286,7 @@ class Intake:
         archive: archive_writer.ArchiveWriter | None = None,
         rates: RateLimiter | None = None,
         handoff: Handoff | None = None,
+        large_message_size: int | None = None,
     ) -> None:
         self.db = db
         self.keyring = keyring
@@ -309,6 +311,9 @@ class Intake:
         self.rates = rates
         # Mail a delivery worker of this process can take at once skips the claim.
         self.handoff = handoff
+        # Larger messages keep their content in a file of its own where the store has
+        # such files (SQLite: store/contents.py).
+        self.large_message_size = large_message_size
 
     async def accept(self, submission: Submission, *, alone: bool = False) -> Reply:
         """Decide, and store what may be delivered; the reply for the client.
@@ -464,6 +469,16 @@ class Intake:
                 problem = str(exc) if isinstance(exc, ArchiveStorageError) else type(exc).__name__
                 event(log, "archive_failed", logging.ERROR, queue_id=queue_id, problem=problem)
                 return Reply(451, "4.3.0 Message could not be archived; try again later")
+        limit = self.large_message_size
+        large = limit is not None and len(submission.content) > limit
+        contents = self.db.contents if large else None
+        if contents is not None:
+            try:  # on disk before the row that holds its key is committed
+                await asyncio.to_thread(contents.write, queue_id, sealed.ciphertext)
+            except OSError as exc:
+                problem = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+                event(log, "store_failed", logging.ERROR, queue_id=queue_id, problem=problem)
+                return Reply(451, "4.3.0 Message could not be stored; try again later")
         record = queue.NewMessage(
             queue_id=queue_id,
             received_at=now,
@@ -474,6 +489,7 @@ class Intake:
             size=len(submission.content),
             message_id=message_id,
             sealed=sealed,
+            content_in_file=contents is not None,
         )
         accepted = evaluation.accepted
         new_jobs = [job_for(d, evaluation, policy, passphrase_hash) for d in accepted]
@@ -542,6 +558,8 @@ class Intake:
             rates.learn(charged)
             if charged.breach is not None:
                 breach = charged.breach
+                if contents is not None:  # nothing was stored
+                    contents.remove([queue_id])
                 event(log, "rate_limited", queue_id=queue_id, limit=breach.limit)
                 return Reply(*breach.smtp, retry_after=breach.retry_after)
         event(

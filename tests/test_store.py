@@ -208,7 +208,7 @@ def test_a_large_message_is_loaded_only_when_asked_for(db: Database, keyring: Ke
     with db.reading() as conn:
         small = queue.load_messages(conn, [queue_id], 5000)[queue_id]
         large = queue.load_messages(conn, [queue_id], 4999)[queue_id]
-        sealed = queue.load_sealed(conn, queue_id)
+        sealed = queue.load_sealed(conn, queue_id, db.contents)
     assert not small.large and small.sealed is not None
     assert large.large and large.sealed is None and large.sender == small.sender
     assert sealed == small.sealed
@@ -216,7 +216,7 @@ def test_a_large_message_is_loaded_only_when_asked_for(db: Database, keyring: Ke
     with db.transaction() as conn:
         queue.delete_message(conn, queue_id, time.time())
     with db.reading() as conn:
-        assert queue.load_sealed(conn, queue_id) is None
+        assert queue.load_sealed(conn, queue_id, db.contents) is None
 
 
 def test_audit_chain_detects_edits_and_deletions(tmp_path: Path, db: Database) -> None:

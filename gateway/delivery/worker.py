@@ -447,7 +447,8 @@ class DeliveryService:
             return
         async with self._large_turns:
             queue_id = delivery.queue_id
-            sealed = await self.db.read(lambda conn: queue.load_sealed(conn, queue_id))
+            contents = self.db.contents
+            sealed = await self.db.read(lambda conn: queue.load_sealed(conn, queue_id, contents))
             await self._attempt(delivery, message, sealed)
 
     async def _attempt(

@@ -26,7 +26,9 @@ Shredding (setting a message's wrapped key and content to NULL) must not
 leave copies behind: on SQLite, `secure_delete` zeroes deleted cells and
 freed pages, and a transaction that shredded is followed by a truncating
 checkpoint, which copies the WAL's new page images into the database and
-empties the WAL that still holds the old ones.
+empties the WAL that still holds the old ones. The checkpoint also puts the
+shredding on disk, so after it the content files of shredded messages are
+unlinked (store/contents.py).
 
 Only some commits must reach the disk before anyone is answered: the accept
 behind a 250 above all. State changes after it (claims, delivery outcomes
@@ -72,6 +74,7 @@ from sqlalchemy.exc import DBAPIError
 
 from gateway.logs import event as log_event
 from gateway.store.audit_key import AuditKey
+from gateway.store.contents import ContentFiles
 
 T = TypeVar("T")
 log = logging.getLogger("gateway.store")
@@ -371,6 +374,8 @@ class Database:
         # the writer flushes itself.
         self._lock_path = Path(sqlite_file + ".writelock") if sqlite_file else None
         self._wal_path = sqlite_file + "-wal" if sqlite_file else None
+        # SQLite: the large contents, in files of their own (store/contents.py).
+        self.contents = ContentFiles(Path(sqlite_file + "-contents")) if sqlite_file else None
         self._lock_fd: int | None = None
         # SQLite: one thread of this process at a time at the database (the lock file
         # orders processes, not the threads of one).
@@ -450,7 +455,24 @@ class Database:
             return False
         finally:
             raw.close()
-        return not busy
+        if busy:
+            return False
+        # Every commit is on disk now, shreddings too: their content files can go.
+        self.remove_contents(at_start=False)
+        return True
+
+    def remove_contents(self, *, at_start: bool) -> int:
+        """Remove the content files of shredded messages (`at_start`, before any process
+        takes mail in: also those no row names); how many were removed."""
+        if self.contents is None or not self.contents.stored():
+            return 0
+        try:
+            with self.reading() as conn:
+                return len(self.contents.sweep(conn, at_start=at_start))
+        except Exception as exc:  # the key is gone already; the next checkpoint tries again
+            error = type(exc).__name__
+            log_event(log, "content_files_not_removed", logging.WARNING, error=error)
+            return 0
 
     # --- async side -----------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, false, func, insert, or_, select, update
 
+from gateway.store.contents import ContentFiles
 from gateway.store.database import shredded
 from gateway.store.keyring import Keyring, Sealed
 from gateway.store.prepared import Prepared
@@ -50,6 +51,8 @@ class NewMessage:
     message_id: str | None
     sealed: Sealed
     is_dsn: bool = False
+    # The ciphertext is in its file already (store/contents.py); the row keeps the key.
+    content_in_file: bool = False
 
 
 @dataclass(frozen=True)
@@ -252,9 +255,13 @@ _HANDED_JOBS = Prepared(
 _LOAD_MESSAGES = (
     select(
         *(column for column in messages.c if column is not messages.c.content),
-        # A large message's content stays in the store until its delivery's turn.
+        # A large message's content stays in the store until its delivery's turn; one
+        # in its own file (store/contents.py) is large whatever the size now set.
         case((messages.c.size <= bindparam("inline_size"), messages.c.content)).label("content"),
-        (messages.c.size > bindparam("inline_size")).label("large"),
+        (
+            (messages.c.size > bindparam("inline_size"))
+            | (messages.c.content.is_(None) & messages.c.wrapped_key.is_not(None))
+        ).label("large"),
         principals.c.domains.label("principal_domains"),
         principals.c.from_domains.label("principal_from_domains"),
     )
@@ -330,7 +337,7 @@ def insert_message(
             "is_dsn": message.is_dsn,
             "key_id": message.sealed.key_id,
             "wrapped_key": message.sealed.wrapped_key,
-            "content": message.sealed.ciphertext,
+            "content": None if message.content_in_file else message.sealed.ciphertext,
         },
     )
     rows = [
@@ -494,10 +501,16 @@ def load_messages(
     return found
 
 
-def load_sealed(conn: Connection, queue_id: str) -> Sealed | None:
-    """One message's sealed content; None once it is shredded or deleted."""
+def load_sealed(conn: Connection, queue_id: str, contents: ContentFiles | None) -> Sealed | None:
+    """One message's sealed content, from its row or its file; None once it is shredded
+    or deleted. Raises ContentMissing for a content whose key is kept but whose file is
+    gone (delivery then defers, as for any failure to open a message)."""
     row = conn.execute(_LOAD_SEALED, {"queue_id": queue_id}).mappings().first()
-    return _sealed_of(row) if row is not None else None
+    if row is None:
+        return None
+    if row["content"] is None and row["wrapped_key"] is not None and contents is not None:
+        return Sealed(row["key_id"], row["wrapped_key"], contents.read(queue_id))
+    return _sealed_of(row)
 
 
 def finish_job(
@@ -638,7 +651,7 @@ def show_message(conn: Connection, queue_id: str) -> dict[str, object] | None:
                 messages.c.size,
                 messages.c.message_id,
                 messages.c.is_dsn,
-                (messages.c.content.is_not(None)).label("content_stored"),
+                (messages.c.wrapped_key.is_not(None)).label("content_stored"),
             ).where(messages.c.queue_id == queue_id)
         )
         .mappings()

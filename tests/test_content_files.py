@@ -1,0 +1,179 @@
+"""Large contents in files of their own beside SQLite (gateway/store/contents.py):
+durable before 250, read at delivery, removed once shredded, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from harness import Phigate, Sink, message, via_sink, wait_until
+from sqlalchemy import update
+
+from gateway.store import queue
+from gateway.store.contents import ContentMissing
+from gateway.store.database import Database
+from gateway.store.keyring import Keyring
+from gateway.store.schema import messages
+
+# Above limits.large_message_size (1 MiB by default): kept in a file.
+LARGE_BODY = "line of a scanned referral, kept as it is\r\n" * 30_000
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """SQLite always: the files are SQLite's (PostgreSQL keeps every content in its row)."""
+    return f"sqlite:///{tmp_path / 'phigate.db'}"
+
+
+def _store(db: Database, keyring: Keyring, content: bytes) -> str:
+    """Queue one message as intake does with a large one: its file, then its row."""
+    assert db.contents is not None
+    queue_id = queue.new_queue_id()
+    sealed = keyring.seal(content, queue_id.encode())
+    db.contents.write(queue_id, sealed.ciphertext)
+    record = queue.NewMessage(
+        queue_id,
+        time.time(),
+        "test",
+        None,
+        "127.0.0.1",
+        "a@clinic.example.org",
+        len(content),
+        None,
+        sealed,
+        content_in_file=True,
+    )
+    with db.transaction() as conn:
+        queue.insert_message(conn, record, [queue.NewJob("b@partner.test", ("tls",))])
+    return queue_id
+
+
+def _age(db: Database, queue_id: str, seconds: float) -> None:
+    assert db.contents is not None
+    then = time.time() - seconds
+    os.utime(db.contents.path(queue_id), (then, then))
+
+
+def test_a_content_in_its_file_is_read_back_and_its_row_holds_no_content(
+    db: Database, keyring: Keyring
+) -> None:
+    queue_id = _store(db, keyring, b"y" * 3000)
+    with db.reading() as conn:
+        loaded = queue.load_messages(conn, [queue_id], inline_size=1_000_000)[queue_id]
+        sealed = queue.load_sealed(conn, queue_id, db.contents)
+        row = conn.execute(messages.select().where(messages.c.queue_id == queue_id)).one()
+    # Large whatever the size limit says now: the content is not in the row.
+    assert loaded.large and loaded.sealed is None
+    assert row.content is None and row.wrapped_key is not None
+    assert sealed is not None and keyring.open(sealed, queue_id.encode()) == b"y" * 3000
+    assert db.contents is not None
+    assert (db.contents.path(queue_id).stat().st_mode & 0o777) == 0o600
+
+
+def test_a_content_file_gone_while_its_key_is_kept_is_an_error_not_a_deletion(
+    db: Database, keyring: Keyring
+) -> None:
+    queue_id = _store(db, keyring, b"m" * 100)
+    assert db.contents is not None
+    db.contents.path(queue_id).unlink()
+    with db.reading() as conn, pytest.raises(ContentMissing):
+        queue.load_sealed(conn, queue_id, db.contents)
+
+
+def test_deleting_a_message_removes_its_file_after_the_checkpoint(
+    db: Database, keyring: Keyring
+) -> None:
+    queue_id = _store(db, keyring, b"z" * 3000)
+    assert db.contents is not None and db.contents.stored() == [queue_id]
+    with db.transaction() as conn:  # as `phigate queue delete` does; then a checkpoint
+        queue.delete_message(conn, queue_id, time.time())
+    assert db.contents.stored() == []
+    with db.reading() as conn:
+        assert queue.load_sealed(conn, queue_id, db.contents) is None
+
+
+def test_at_start_files_no_row_names_go_once_old_and_at_run_time_only_shredded_ones(
+    db: Database, keyring: Keyring
+) -> None:
+    assert db.contents is not None
+    kept = _store(db, keyring, b"k" * 100)
+    shredded = _store(db, keyring, b"s" * 100)
+    with db.transaction() as conn:  # shredded without a checkpoint after it
+        conn.execute(
+            update(messages)
+            .where(messages.c.queue_id == shredded)
+            .values(wrapped_key=None, content=None)
+        )
+    in_progress, stray = queue.new_queue_id(), queue.new_queue_id()
+    db.contents.write(in_progress, b"a store whose row is not committed yet")
+    db.contents.write(stray, b"left by a crash an hour ago")
+    _age(db, kept, 3600)
+    _age(db, stray, 3600)
+
+    assert db.remove_contents(at_start=False) == 1  # the shredded one only
+    assert sorted(db.contents.stored()) == sorted([kept, in_progress, stray])
+    assert db.remove_contents(at_start=True) == 1  # and the old one no row names
+    assert sorted(db.contents.stored()) == sorted([kept, in_progress])
+
+
+def test_a_store_refused_for_its_content_file_is_not_answered_as_stored(
+    tmp_path: Path,
+) -> None:
+    with Sink() as sink:
+        gw = Phigate(tmp_path, delivery=via_sink(sink, tls="none"))
+        secret = gw.add_principal("ehr1", "clinic.example.org")
+        # A file where the directory of contents belongs: no content file can be made.
+        gw.db_path.with_name("phigate.db-contents").write_bytes(b"")
+        with gw:
+            client = gw.client("ehr1", secret)
+            raw = message("a@clinic.example.org", "b@partner.test", "scan", LARGE_BODY)
+            client.mail("a@clinic.example.org")
+            client.rcpt("b@partner.test")
+            code, reply = client.data(raw)
+            client.quit()
+    assert code == 451, reply
+    assert b"could not be stored" in reply
+    assert not _rows(gw.db_path)
+
+
+def _rows(db_path: Path) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT queue_id, content IS NULL FROM messages").fetchall()
+    finally:
+        conn.close()
+
+
+def test_a_large_message_accepted_survives_a_kill_and_is_delivered_whole(
+    tmp_path: Path,
+) -> None:
+    deferring = threading.Event()
+    deferring.set()
+    with Sink() as sink:
+        sink.handler.script = lambda _rcpt: "451 4.3.0 try later" if deferring.is_set() else None
+        gw = Phigate(
+            tmp_path, delivery=via_sink(sink, tls="none", retry_schedule=[1.0], lease_seconds=2.0)
+        )
+        secret = gw.add_principal("ehr1", "clinic.example.org")
+        contents = gw.db_path.with_name("phigate.db-contents")
+        gw.start()
+        try:
+            raw = message("a@clinic.example.org", "b@partner.test", "scan", LARGE_BODY)
+            gw.submit(secret, "a@clinic.example.org", ["b@partner.test"], raw)
+            [(queue_id, in_file)] = _rows(gw.db_path)
+            assert in_file and [p.name for p in contents.iterdir()] == [queue_id]
+            assert gw.json("queue", "show", queue_id)["content_stored"] is True
+            gw.kill()
+            deferring.clear()
+            gw.start()
+            sink.wait_for(1, timeout=30)
+            # Removed once its shredding is on disk (the checkpoint after it).
+            wait_until(lambda: not any(contents.iterdir()), timeout=10)
+        finally:
+            gw.stop()
+    body = sink.messages[0].content.split(b"\r\n\r\n", 1)[1]
+    assert body.count(b"line of a scanned referral, kept as it is\r\n") == 30_000
