@@ -10,10 +10,9 @@ Delivering is better done by an idle sibling, as Postfix's smtpd leaves it
 to a separate smtp process: the busy process stores new mail with its jobs
 already leased to the idle sibling and names the message on the sibling's
 pipe, and the sibling loads it with a read: no claim, a transaction less per
-message. Mail the busy process
-does not hand over this way (a large message, a sibling with every worker
-busy) waits in the queue, and a wake-up byte on the pipe has the sibling
-claim it.
+message. Mail the busy process does not hand over this way (a large message,
+a sibling with every worker busy) waits in the queue, and a wake-up byte on
+the pipe has the sibling claim it.
 
 A message handed to a sibling that dies before loading it is delivered once
 its lease lapses, as is the mail the sibling held.

@@ -167,6 +167,8 @@ def test_a_large_message_accepted_survives_a_kill_and_is_delivered_whole(
             [(queue_id, in_file)] = _rows(gw.db_path)
             assert in_file and [p.name for p in contents.iterdir()] == [queue_id]
             assert gw.json("queue", "show", queue_id)["content_stored"] is True
+            # Encrypted at rest: the file holds ciphertext only.
+            assert b"scanned referral" not in (contents / queue_id).read_bytes()
             gw.kill()
             deferring.clear()
             gw.start()
@@ -177,3 +179,4 @@ def test_a_large_message_accepted_survives_a_kill_and_is_delivered_whole(
             gw.stop()
     body = sink.messages[0].content.split(b"\r\n\r\n", 1)[1]
     assert body.count(b"line of a scanned referral, kept as it is\r\n") == 30_000
+    assert "scanned referral" not in gw.log_text()  # no content in the logs

@@ -39,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from sqlalchemy import Connection, select
@@ -86,25 +86,19 @@ class ContentFiles:
             with contextlib.suppress(FileNotFoundError):
                 self.path(queue_id).unlink()
 
-    def stored(self, older_than: float | None = None) -> list[str]:
-        """The queue IDs that have a file now (last written before `older_than`, a time)."""
+    def stored(self) -> list[str]:
+        """The queue IDs that have a file now."""
         try:
-            entries = list(os.scandir(self.directory))
+            return [entry.name for entry in os.scandir(self.directory) if entry.name.isalnum()]
         except OSError:  # none yet (or not a directory: then each write fails, with a 451)
             return []
-        return [
-            entry.name
-            for entry in entries
-            if entry.name.isalnum() and (older_than is None or entry.stat().st_mtime < older_than)
-        ]
 
-    def sweep(self, conn: Connection, *, at_start: bool) -> list[str]:
-        """Remove the files whose rows are shredded, and `at_start` those no row names
-        that are older than `_STRAY_AGE` (younger ones, or any at run time, may belong to
-        a store still in progress). Only after a checkpoint: the shredding must be on
-        disk first. Returns the queue IDs removed."""
-        names = self.stored()
-        strays = set(self.stored(older_than=time.time() - _STRAY_AGE)) if at_start else set()
+    def sweep(self, conn: Connection, names: Sequence[str], *, at_start: bool) -> list[str]:
+        """Of the files `names` (as `stored` lists them), remove those whose rows are
+        shredded, and `at_start` those no row names that are older than `_STRAY_AGE`
+        (younger ones, or any at run time, may belong to a store still in progress).
+        Only after a checkpoint: the shredding must be on disk first. Returns the queue
+        IDs removed."""
         removed: list[str] = []
         for start in range(0, len(names), _SWEEP_BATCH):
             batch = names[start : start + _SWEEP_BATCH]
@@ -114,12 +108,17 @@ class ContentFiles:
                 )
             ).all()
             keyed = {queue_id: bool(has_key) for queue_id, has_key in rows}
-            removed += [
-                name
-                for name in batch
-                if (name in keyed and not keyed[name]) or (name not in keyed and name in strays)
-            ]
+            removed += [name for name in batch if name in keyed and not keyed[name]]
+            if at_start:
+                removed += [name for name in batch if name not in keyed and self._stray(name)]
         self.remove(removed)
         if removed:
             sync_directory(self.directory)
         return removed
+
+    def _stray(self, queue_id: str) -> bool:
+        """Whether a file no row names is old enough that no store can still be writing it."""
+        try:
+            return self.path(queue_id).stat().st_mtime < time.time() - _STRAY_AGE
+        except FileNotFoundError:
+            return False

@@ -464,11 +464,13 @@ class Database:
     def remove_contents(self, *, at_start: bool) -> int:
         """Remove the content files of shredded messages (`at_start`, before any process
         takes mail in: also those no row names); how many were removed."""
-        if self.contents is None or not self.contents.stored():
+        contents = self.contents
+        names = contents.stored() if contents is not None else []
+        if contents is None or not names:  # the common case: no large message in the queue
             return 0
         try:
             with self.reading() as conn:
-                return len(self.contents.sweep(conn, at_start=at_start))
+                return len(contents.sweep(conn, names, at_start=at_start))
         except Exception as exc:  # the key is gone already; the next checkpoint tries again
             error = type(exc).__name__
             log_event(log, "content_files_not_removed", logging.WARNING, error=error)
