@@ -39,7 +39,7 @@ from typing import Any
 
 import aiosmtplib
 import aiosmtplib.protocol
-from mail_mix import carries_phi, make_mixed_message  # bench/ is on sys.path
+from mail_mix import carries_phi, make_mixed_message, size_class  # bench/ is on sys.path
 
 from gateway.mail.line_ends import counted_crlf_only
 
@@ -158,6 +158,7 @@ class RunState:
     started: float = field(default_factory=time.monotonic)
     next_index: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    latencies_by_size: dict[int, list[float]] = field(default_factory=dict)  # with mix
     queue_ids: list[str] = field(default_factory=list)
     refused: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
@@ -251,6 +252,8 @@ async def send_loop(client: aiosmtplib.SMTP, state: RunState) -> None:
         state.accepted_bytes += len(content)
         state.accepted_phi += state.mix and carries_phi(index)
         state.latencies_ms.append(elapsed * 1000.0)
+        if state.mix:
+            state.latencies_by_size.setdefault(size_class(index), []).append(elapsed * 1000.0)
         state.queue_ids.append(reply.message.rsplit(" ", 1)[-1])
 
 
@@ -299,6 +302,7 @@ async def run(opts: Options) -> dict[str, Any]:
         "first_submit": state.first_submit,
         "last_accept": state.last_accept,
         "latencies_ms": state.latencies_ms,
+        "latencies_by_size": {str(size): ms for size, ms in state.latencies_by_size.items()},
         "queue_ids": state.queue_ids,
         "cpu_seconds": usage.ru_utime + usage.ru_stime - made.ru_utime - made.ru_stime,
         "message_bytes": len(content_at(state, 0)),

@@ -479,6 +479,7 @@ class RunResult(LoadFigures):
     delivered_over_tls: int | None  # None: the sink offers no TLS
     accepted_phi: int
     phi_verified: int | None  # delivered over verified TLS for their PHI (phigate tells)
+    mean_ms_by_size: dict[int, float]  # with --mix: mean accept latency of each size class
     queue_left: int
     ok: bool
 
@@ -557,6 +558,9 @@ def measure(
         delivered_over_tls=over_tls,
         accepted_phi=accepted_phi,
         phi_verified=phi_verified,
+        mean_ms_by_size={
+            int(size): mean(ms) for size, ms in load.get("latencies_by_size", {}).items() if ms
+        },
         queue_left=queue_left,
         ok=(
             accepted > 0
@@ -1011,6 +1015,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{result.cpu_ms_per_message:.2f} CPU ms/msg "
                 f"(load generator {result.client_cpu_ms_per_message:.2f})"
                 + (f", {result.delivered_mb_per_s:.2f} MB/s" if args.mix else "")
+                + "".join(
+                    f", {size // 1024} KB {ms:.1f} ms"
+                    for size, ms in sorted(result.mean_ms_by_size.items())
+                )
                 + ("" if result.ok else "  <- PROBLEM")
             )
     except BenchError as exc:
