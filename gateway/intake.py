@@ -51,6 +51,7 @@ from gateway.portal import passphrase as passphrases
 from gateway.portal.outbox import LISTENER as PORTAL_LISTENER
 from gateway.ratelimit import Charged, RateKey, RateLimiter
 from gateway.store import audit_facets, queue
+from gateway.store.contents import ContentFiles
 from gateway.store.database import Database
 from gateway.store.keyring import Keyring, Sealed
 
@@ -257,6 +258,85 @@ def archive_copy(
     return archive_writer.ArchiveCopy(entry, sealed)
 
 
+class ContentNotWritten(Exception):
+    """A large content's file could not be written; `problem` is the errno's name."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+Seals = tuple[Sealed, Sealed | None]  # the queue's sealed content and, archive on, the archive's
+
+
+class Sealing:
+    """A message's content sealed for the store, and its file where it has one.
+
+    A content the store keeps in a file of its own (a large one on SQLite) is
+    sealed and written on a thread from the moment the message is in, while it
+    is inspected and decided: the file's flush (milliseconds for 2 MB) then no
+    longer adds to the wait for the 250. Any other content is sealed once the
+    message is decided (`seals`).
+
+    The file is removed once the intake is over (`end`), unless the row that
+    holds its key may have been committed (`keep`): a refusal, a failure or a
+    lost session leaves no file behind.
+    """
+
+    def __init__(
+        self, seal: Callable[[], Seals], contents: ContentFiles | None, queue_id: str
+    ) -> None:
+        self._seal = seal
+        self._contents = contents
+        self._queue_id = queue_id
+        self._kept = False
+        self._filing: asyncio.Future[Seals] | None = (
+            asyncio.ensure_future(asyncio.to_thread(self._seal_and_write))
+            if contents is not None
+            else None
+        )
+
+    @property
+    def in_file(self) -> bool:
+        return self._contents is not None
+
+    def _seal_and_write(self) -> Seals:
+        assert self._contents is not None
+        seals = self._seal()
+        try:  # on disk before the row that holds its key is committed
+            self._contents.write(self._queue_id, seals[0].ciphertext)
+        except OSError as exc:
+            raise ContentNotWritten(
+                errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+            ) from exc
+        return seals
+
+    async def seals(self) -> Seals:
+        """The sealed content; raises ContentNotWritten if its file could not be written."""
+        if self._filing is None:
+            return self._seal()
+        # Shielded: a session lost meanwhile must not mark a write still under way as
+        # ended, or `end` would remove the file before the write is done.
+        return await asyncio.shield(self._filing)
+
+    def keep(self) -> None:
+        """The row that holds the content's key may be committed: its file stays."""
+        self._kept = True
+
+    def end(self) -> None:
+        """The intake is over: the file goes, once written, unless it is kept."""
+        filing, contents, queue_id = self._filing, self._contents, self._queue_id
+        if filing is None or contents is None or self._kept:
+            return
+
+        def remove(done: asyncio.Future[Seals]) -> None:
+            if not done.cancelled():
+                done.exception()  # answered already, or needs no answer: nothing is stored
+            contents.remove([queue_id])
+
+        filing.add_done_callback(remove)
+
+
 def _count(findings: Findings, decisions: Sequence[Decision]) -> None:
     """Metrics of a decided message: finding types and rule ids, never a value."""
     for kind, count in findings.types.items():
@@ -340,6 +420,39 @@ class Intake:
         content, passphrase_fields = take_fields(submission.content, self.passphrase_header)
         if passphrase_fields:
             submission = dataclasses.replace(submission, content=content)
+        header = received_header(submission, queue_id, self.hostname, self.received, now)
+        sealing = self._sealing(queue_id, header, submission.content)
+        try:
+            return await self._decide(
+                queue_id, submission, passphrase_fields, header, sealing, now, alone
+            )
+        finally:
+            sealing.end()
+
+    def _sealing(self, queue_id: str, header: bytes, content: bytes) -> Sealing:
+        limit = self.large_message_size
+        large = limit is not None and len(content) > limit
+        context = queue_id.encode()
+
+        def seal() -> Seals:
+            # Sealed straight from the concatenation: no plaintext copy waits with the
+            # sealed one for the store.
+            if self.archive is None:
+                return self.keyring.seal(header + content, context), None
+            return self.archive.seal(self.keyring, header + content, context)
+
+        return Sealing(seal, self.db.contents if large else None, queue_id)
+
+    async def _decide(
+        self,
+        queue_id: str,
+        submission: Submission,
+        passphrase_fields: Sequence[bytes],
+        header: bytes,
+        sealing: Sealing,
+        now: float,
+        alone: bool,
+    ) -> Reply:
         try:
             parsed = parse(submission.content)
             findings = await self.inspector.inspect_async(parsed.message)
@@ -398,6 +511,7 @@ class Intake:
             message_id,
             (policy, evaluation, passphrase_hash),
             decisions,
+            (header, sealing),
             now,
             alone,
         )
@@ -445,22 +559,22 @@ class Intake:
         raw_message_id: str | None,
         decided: tuple[CompiledPolicy, Evaluation, str | None],
         decisions: list[AuditEvent],
+        stored: tuple[bytes, Sealing],
         now: float,
         alone: bool,
     ) -> Reply:
         policy, evaluation, passphrase_hash = decided
+        header, sealing = stored
         message_id = self.header_values.recordable_message_id(raw_message_id)
-        header = received_header(submission, queue_id, self.hostname, self.received, now)
-        # Sealed straight from the concatenation: no plaintext copy waits with the
-        # sealed one for the store.
-        if self.archive is None:
-            sealed = self.keyring.seal(header + submission.content, queue_id.encode())
-            archived = None
-        else:
+        try:
+            sealed, archive_sealed = await sealing.seals()
+        except Exception as exc:  # fail closed: nothing is accepted that could not be sealed
+            problem = exc.problem if isinstance(exc, ContentNotWritten) else type(exc).__name__
+            event(log, "store_failed", logging.ERROR, queue_id=queue_id, problem=problem)
+            return Reply(451, "4.3.0 Message could not be stored; try again later")
+        archived = None
+        if archive_sealed is not None and self.archive is not None:
             try:
-                sealed, archive_sealed = self.archive.seal(
-                    self.keyring, header + submission.content, queue_id.encode()
-                )
                 copy = archive_copy(
                     queue_id, submission, message_id, evaluation, now, header, archive_sealed
                 )
@@ -469,16 +583,6 @@ class Intake:
                 problem = str(exc) if isinstance(exc, ArchiveStorageError) else type(exc).__name__
                 event(log, "archive_failed", logging.ERROR, queue_id=queue_id, problem=problem)
                 return Reply(451, "4.3.0 Message could not be archived; try again later")
-        limit = self.large_message_size
-        large = limit is not None and len(submission.content) > limit
-        contents = self.db.contents if large else None
-        if contents is not None:
-            try:  # on disk before the row that holds its key is committed
-                await asyncio.to_thread(contents.write, queue_id, sealed.ciphertext)
-            except OSError as exc:
-                problem = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
-                event(log, "store_failed", logging.ERROR, queue_id=queue_id, problem=problem)
-                return Reply(451, "4.3.0 Message could not be stored; try again later")
         record = queue.NewMessage(
             queue_id=queue_id,
             received_at=now,
@@ -489,7 +593,7 @@ class Intake:
             size=len(submission.content),
             message_id=message_id,
             sealed=sealed,
-            content_in_file=contents is not None,
+            content_in_file=sealing.in_file,
         )
         accepted = evaluation.accepted
         new_jobs = [job_for(d, evaluation, policy, passphrase_hash) for d in accepted]
@@ -552,16 +656,16 @@ class Intake:
                 store, then=handed if take is not None else None, alone=alone
             )
         except Exception:
+            sealing.keep()  # the commit may have happened before the failure
             event(log, "store_failed", logging.ERROR, queue_id=queue_id)
             return Reply(451, "4.3.0 Message could not be stored; try again later")
         if rates is not None and charged is not None:
             rates.learn(charged)
-            if charged.breach is not None:
+            if charged.breach is not None:  # nothing was stored
                 breach = charged.breach
-                if contents is not None:  # nothing was stored
-                    contents.remove([queue_id])
                 event(log, "rate_limited", queue_id=queue_id, limit=breach.limit)
                 return Reply(*breach.smtp, retry_after=breach.retry_after)
+        sealing.keep()
         event(
             log,
             "accepted",

@@ -4,7 +4,9 @@ durable before 250, read at delivery, removed once shredded, nothing left behind
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
+import struct
 import threading
 import time
 from pathlib import Path
@@ -138,6 +140,89 @@ def test_a_store_refused_for_its_content_file_is_not_answered_as_stored(
     assert code == 451, reply
     assert b"could not be stored" in reply
     assert not _rows(gw.db_path)
+
+
+REFUSING_POLICY = """\
+version: 1
+rules:
+  - id: blocked-domain
+    when:
+      recipient_domain: blocked.test
+    action: reject
+    reason: Mail to blocked.test is not allowed
+  - id: plain
+    action: deliver
+    via: [standard]
+"""
+
+
+def _files(gw: Phigate) -> set[str]:
+    contents = gw.db_path.with_name("phigate.db-contents")
+    return {path.name for path in contents.iterdir()} if contents.exists() else set()
+
+
+def _in_files(gw: Phigate) -> set[str]:
+    """The queue IDs whose rows say their content is in a file."""
+    return {str(queue_id) for queue_id, in_file in _rows(gw.db_path) if in_file}
+
+
+def test_a_large_message_the_policy_refuses_leaves_no_file(tmp_path: Path) -> None:
+    # Its content is sealed and written while it is inspected, before the policy decides.
+    (tmp_path / "policy").mkdir()
+    (tmp_path / "policy" / "policy.yaml").write_text(REFUSING_POLICY)
+    with Sink() as sink:
+        gw = Phigate(
+            tmp_path, delivery=via_sink(sink, tls="none"), policy_dir=str(tmp_path / "policy")
+        )
+        secret = gw.add_principal("ehr1", "clinic.example.org")
+        with gw:
+            client = gw.client("ehr1", secret)
+            for recipient in ("a@blocked.test", "b@blocked.test"):
+                raw = message("a@clinic.example.org", recipient, "scan", LARGE_BODY)
+                client.mail("a@clinic.example.org")
+                client.rcpt(recipient)
+                code, reply = client.data(raw)
+                assert code == 550, reply
+            wait_until(lambda: not _files(gw), timeout=10)
+            assert not _rows(gw.db_path)
+            # A message the policy lets through keeps its file until it is delivered.
+            raw = message("a@clinic.example.org", "c@partner.test", "scan", LARGE_BODY)
+            client.mail("a@clinic.example.org")
+            client.rcpt("c@partner.test")
+            code, reply = client.data(raw)
+            client.quit()
+            assert code == 250, reply
+            sink.wait_for(1, timeout=30)
+    assert b"c@partner.test" in sink.messages[0].content
+
+
+def test_a_session_lost_during_a_large_message_leaves_no_file_without_its_row(
+    tmp_path: Path,
+) -> None:
+    # The client resets the connection right after the end of DATA, while the message is
+    # inspected: the intake is cancelled (no row, and its file goes) or had committed
+    # (row and file, delivered later). Never a file without its row.
+    with Sink() as sink:
+        sink.handler.script = lambda _rcpt: "451 4.3.0 try later"  # keeps what is queued
+        gw = Phigate(tmp_path, delivery=via_sink(sink, tls="none"))
+        secret = gw.add_principal("ehr1", "clinic.example.org")
+        with gw:
+            for attempt in range(4):
+                client = gw.client("ehr1", secret)
+                raw = message(
+                    "a@clinic.example.org", f"b{attempt}@partner.test", "scan", LARGE_BODY
+                )
+                client.mail("a@clinic.example.org")
+                client.rcpt(f"b{attempt}@partner.test")
+                client.putcmd("data")
+                assert client.getreply()[0] == 354
+                client.send(raw + b"\r\n.\r\n")
+                # Closed with a reset, at once: no reply is read.
+                client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                client.sock.close()
+            time.sleep(1.0)  # a large message's intake takes milliseconds
+            wait_until(lambda: _files(gw) == _in_files(gw), timeout=10)
+            assert gw.proc is not None and gw.proc.poll() is None  # still serving
 
 
 def _rows(db_path: Path) -> list[tuple[object, ...]]:
