@@ -13,7 +13,9 @@ What must hold, and how:
 
 - **Durable before 250.** The file is written, flushed (`fsync`) and its
   directory flushed before the row's commit is queued; the 250 follows the
-  row's flushed commit as always.
+  row's flushed commit as always. Intake writes it on a thread while the
+  message is inspected and removes it if the message is not stored
+  (`intake.Sealing`).
 - **Encrypted at rest.** The file holds the same AES-GCM ciphertext a row
   would, bound to its queue ID; its data key is only in the database.
 - **Shredding.** Shredding sets the row's wrapped key to NULL (so the file can
