@@ -302,14 +302,16 @@ class Sealing:
 
     def _seal_and_write(self) -> Seals:
         assert self._contents is not None
-        seals = self._seal()
+        sealed, archive_sealed = self._seal()
         try:  # on disk before the row that holds its key is committed
-            self._contents.write(self._queue_id, seals[0].ciphertext)
+            self._contents.write(self._queue_id, sealed.ciphertext)
         except OSError as exc:
             raise ContentNotWritten(
                 errno.errorcode.get(exc.errno or 0, type(exc).__name__)
             ) from exc
-        return seals
+        # The file holds the ciphertext now, and the row only its key: no copy of a
+        # large message waits in memory for the inspection and the commit.
+        return dataclasses.replace(sealed, ciphertext=b""), archive_sealed
 
     async def seals(self) -> Seals:
         """The sealed content; raises ContentNotWritten if its file could not be written."""

@@ -462,10 +462,11 @@ def _delivered_now(conn: Connection, message: NewMessage) -> MessageForDelivery:
         message.message_id,
         message.principal,
         message.is_dsn,
-        message.sealed,
+        None if message.content_in_file else message.sealed,
         message.listener,
         message.client_ip,
         principal_domains,
+        large=message.content_in_file,  # read from its file at the worker's turn
     )
 
 
