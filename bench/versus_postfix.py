@@ -70,6 +70,7 @@ from relay import (  # bench/ is on sys.path
     log,
     machine_busy_seconds,
     own_cpu_seconds,
+    proc_children,
     run_loadgen_at,
     stop_process,
     wait_for_port,
@@ -93,6 +94,9 @@ DEFAULT_SESSIONS = (1, 10, 50)
 DEFAULT_MESSAGES = 2000  # per run with several sessions; a single session sends a quarter
 QUICK_MESSAGES = 200
 WARMUP_MESSAGES = 20
+# With --mix, warm-up rounds (of WARMUP_MESSAGES, one of them 2 MB) at most, until every
+# phigate process has started its attachment workers.
+WARMUP_ROUNDS = 20
 MB = 1024 * 1024
 PLAIN_MESSAGE_BYTES = 5 * 1024  # the plain run's messages, which the targets are set for
 # Issue 16's targets for phigate against Postfix (bench/README.md, "Versus Postfix").
@@ -128,6 +132,10 @@ class System(Protocol):
     def phi_verified(self) -> int | None:
         """Messages it delivered over verified TLS because they carry PHI; None where it
         does not tell them apart (Postfix verifies every delivery)."""
+        ...
+
+    def cold_processes(self) -> int:
+        """Its processes that have yet to start what their first attachment starts."""
         ...
 
 
@@ -386,6 +394,9 @@ RequireSafeKeys false
             for _, _, files in os.walk(self.queue_dir / queue)
         )
 
+    def cold_processes(self) -> int:
+        return 0  # its daemons start with the first message of any kind
+
     def phi_verified(self) -> int | None:
         return None
 
@@ -450,6 +461,11 @@ class PhigateUnderTest:
 
     def queued(self) -> int:
         return len(self.gate.pending_jobs())
+
+    def cold_processes(self) -> int:
+        """Server processes without their attachment worker pool yet: each starts it at
+        its first PDF (its only child processes), a pause of about 250 ms."""
+        return sum(not proc_children(server) for server in proc_children(self.gate.pid))
 
     def phi_verified(self) -> int | None:
         """Deliveries in the policy's `tls` mode, verified against the CAs (audit trail)."""
@@ -621,6 +637,26 @@ def warm_up(system: System, sink: KeepingSink, mix: bool) -> None:
         )
     if isinstance(system, Postfix) and system.verified_connections() == 0:
         raise BenchError("Postfix logged no verified TLS connection to its sink")
+    warm_attachment_workers(system, sink)
+
+
+def warm_attachment_workers(system: System, sink: KeepingSink) -> None:
+    """Mix rounds until every process of `system` has started its attachment workers: a
+    measured run would otherwise pay for a start on some 2 MB message. Two sessions, so
+    that the rounds reach both processes."""
+    before = sink.count()
+    accepted = 0
+    for number in range(WARMUP_ROUNDS):
+        if not system.cold_processes():
+            break
+        load = run_loadgen_at(
+            system.port, 2, WARMUP_MESSAGES, f"warmup{number}", 60.0, system.secret, mix=True
+        )
+        accepted += int(load["accepted"])
+    else:
+        raise BenchError(f"{system.name}: a process started no attachment workers in warm-up")
+    if not wait_until(lambda: sink.count() >= before + accepted, 60.0):
+        raise BenchError(f"{system.name} did not deliver its warm-up messages within 60 s")
 
 
 def plan(sessions: Sequence[int], rounds: int) -> Iterator[tuple[int, int]]:
