@@ -946,7 +946,7 @@ def _remove_stray_contents(settings: Settings) -> None:
     """Content files left by a crash (store/contents.py), before any process takes mail in."""
     db = open_database(settings)
     try:
-        removed = db.remove_contents(at_start=True)
+        removed = db.remove_contents()
     finally:
         db.close()
     if removed:

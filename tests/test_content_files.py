@@ -98,7 +98,7 @@ def test_deleting_a_message_removes_its_file_after_the_checkpoint(
         assert queue.load_sealed(conn, queue_id, db.contents) is None
 
 
-def test_at_start_files_no_row_names_go_once_old_and_at_run_time_only_shredded_ones(
+def test_files_of_shredded_rows_go_and_files_no_row_names_go_once_old(
     db: Database, keyring: Keyring
 ) -> None:
     assert db.contents is not None
@@ -116,10 +116,11 @@ def test_at_start_files_no_row_names_go_once_old_and_at_run_time_only_shredded_o
     _age(db, kept, 3600)
     _age(db, stray, 3600)
 
-    assert db.remove_contents(at_start=False) == 1  # the shredded one only
-    assert sorted(db.contents.stored()) == sorted([kept, in_progress, stray])
-    assert db.remove_contents(at_start=True) == 1  # and the old one no row names
+    assert db.remove_contents() == 2  # the shredded one, and the old one no row names
     assert sorted(db.contents.stored()) == sorted([kept, in_progress])
+    _age(db, in_progress, 3600)  # a store that crashed in progress, an hour later
+    assert db.remove_contents() == 1
+    assert db.contents.stored() == [kept]
 
 
 def test_a_store_refused_for_its_content_file_is_not_answered_as_stored(

@@ -28,9 +28,11 @@ What must hold, and how:
   is out of scope, as for the truncated WAL (docs/security.md).
 - **Nothing left behind.** A file whose row was never committed (a crash
   between the two, or a store that failed) holds ciphertext whose key was
-  never stored; it is removed at the next start once it is ten minutes old
-  (a younger one might be another process's store in progress), with every
-  file whose row is shredded.
+  never stored; it is removed once it is ten minutes old (a younger one
+  might be a store in progress in another process), at start or after a
+  checkpoint, as are the files whose rows are shredded. So a server process
+  that crashed and was started again by the supervisor leaves nothing
+  behind for long either.
 
 PostgreSQL keeps every content in its row: nodes sharing the database must
 each reach every message's content.
@@ -95,12 +97,12 @@ class ContentFiles:
         except OSError:  # none yet (or not a directory: then each write fails, with a 451)
             return []
 
-    def sweep(self, conn: Connection, names: Sequence[str], *, at_start: bool) -> list[str]:
+    def sweep(self, conn: Connection, names: Sequence[str]) -> list[str]:
         """Of the files `names` (as `stored` lists them), remove those whose rows are
-        shredded, and `at_start` those no row names that are older than `_STRAY_AGE`
-        (younger ones, or any at run time, may belong to a store still in progress).
-        Only after a checkpoint: the shredding must be on disk first. Returns the queue
-        IDs removed."""
+        shredded, and those no row names that are older than `_STRAY_AGE` (a younger
+        one may belong to a store still in progress, in any process of the node). Only
+        after a checkpoint: the shredding must be on disk first. Returns the queue IDs
+        removed."""
         removed: list[str] = []
         for start in range(0, len(names), _SWEEP_BATCH):
             batch = names[start : start + _SWEEP_BATCH]
@@ -111,8 +113,7 @@ class ContentFiles:
             ).all()
             keyed = {queue_id: bool(has_key) for queue_id, has_key in rows}
             removed += [name for name in batch if name in keyed and not keyed[name]]
-            if at_start:
-                removed += [name for name in batch if name not in keyed and self._stray(name)]
+            removed += [name for name in batch if name not in keyed and self._stray(name)]
         self.remove(removed)
         if removed:
             sync_directory(self.directory)

@@ -458,19 +458,19 @@ class Database:
         if busy:
             return False
         # Every commit is on disk now, shreddings too: their content files can go.
-        self.remove_contents(at_start=False)
+        self.remove_contents()
         return True
 
-    def remove_contents(self, *, at_start: bool) -> int:
-        """Remove the content files of shredded messages (`at_start`, before any process
-        takes mail in: also those no row names); how many were removed."""
+    def remove_contents(self) -> int:
+        """Remove the content files of shredded messages, and the old ones no row names
+        (store/contents.py); how many were removed."""
         contents = self.contents
         names = contents.stored() if contents is not None else []
         if contents is None or not names:  # the common case: no large message in the queue
             return 0
         try:
             with self.reading() as conn:
-                return len(contents.sweep(conn, names, at_start=at_start))
+                return len(contents.sweep(conn, names))
         except Exception as exc:  # the key is gone already; the next checkpoint tries again
             error = type(exc).__name__
             log_event(log, "content_files_not_removed", logging.WARNING, error=error)
