@@ -401,7 +401,8 @@ class Intake:
         """Decide, and store what may be delivered; the reply for the client.
 
         `alone`: no other message is on its way in to share the store's commit
-        (one client, a message that is not large): see `Database.write`."""
+        (one client): see `Database.write`. A large message's row is as small as
+        any other's, its content being in a file of its own (store/contents.py)."""
         if self.wait_for_delivery is not None:
             await self.wait_for_delivery()  # before any work: nothing is held meanwhile
         started = time.perf_counter()

@@ -797,6 +797,6 @@ class Handler:
             rate_key=server.state.rate_key,
         )
         # With one client, no other message could share the store's commit.
-        alone = len(self.ctx.sessions) == 1 and len(content) <= self.ctx.limits.large_message_size
+        alone = len(self.ctx.sessions) == 1
         reply = await self.ctx.intake.accept(submission, alone=alone)
         return str(reply)
