@@ -4,6 +4,7 @@ durable before 250, read at delivery, removed once shredded, nothing left behind
 from __future__ import annotations
 
 import os
+import smtplib
 import socket
 import sqlite3
 import struct
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from harness import Phigate, Sink, message, via_sink, wait_until
 from sqlalchemy import update
+from test_policy_server import write_policy
 
 from gateway.store import queue
 from gateway.store.contents import ContentMissing
@@ -52,6 +54,13 @@ def _store(db: Database, keyring: Keyring, content: bytes) -> str:
     with db.transaction() as conn:
         queue.insert_message(conn, record, [queue.NewJob("b@partner.test", ("tls",))])
     return queue_id
+
+
+def _send_large(client: smtplib.SMTP, recipient: str) -> tuple[int, bytes]:
+    """MAIL, RCPT and DATA of a large message on a logged-in session; DATA's reply."""
+    client.mail("a@clinic.example.org")
+    client.rcpt(recipient)
+    return client.data(message("a@clinic.example.org", recipient, "scan", LARGE_BODY))
 
 
 def _age(db: Database, queue_id: str, seconds: float) -> None:
@@ -133,28 +142,11 @@ def test_a_store_refused_for_its_content_file_is_not_answered_as_stored(
         gw.db_path.with_name("phigate.db-contents").write_bytes(b"")
         with gw:
             client = gw.client("ehr1", secret)
-            raw = message("a@clinic.example.org", "b@partner.test", "scan", LARGE_BODY)
-            client.mail("a@clinic.example.org")
-            client.rcpt("b@partner.test")
-            code, reply = client.data(raw)
+            code, reply = _send_large(client, "b@partner.test")
             client.quit()
     assert code == 451, reply
     assert b"could not be stored" in reply
     assert not _rows(gw.db_path)
-
-
-REFUSING_POLICY = """\
-version: 1
-rules:
-  - id: blocked-domain
-    when:
-      recipient_domain: blocked.test
-    action: reject
-    reason: Mail to blocked.test is not allowed
-  - id: plain
-    action: deliver
-    via: [standard]
-"""
 
 
 def _files(gw: Phigate) -> set[str]:
@@ -168,29 +160,21 @@ def _in_files(gw: Phigate) -> set[str]:
 
 
 def test_a_large_message_the_policy_refuses_leaves_no_file(tmp_path: Path) -> None:
-    # Its content is sealed and written while it is inspected, before the policy decides.
-    (tmp_path / "policy").mkdir()
-    (tmp_path / "policy" / "policy.yaml").write_text(REFUSING_POLICY)
+    # Its content is sealed and written while it is inspected, before the policy decides
+    # (the policy refuses mail to blocked.test).
+    policy_dir = str(write_policy(tmp_path / "policy"))
     with Sink() as sink:
-        gw = Phigate(
-            tmp_path, delivery=via_sink(sink, tls="none"), policy_dir=str(tmp_path / "policy")
-        )
+        gw = Phigate(tmp_path, delivery=via_sink(sink, tls="none"), policy_dir=policy_dir)
         secret = gw.add_principal("ehr1", "clinic.example.org")
         with gw:
             client = gw.client("ehr1", secret)
             for recipient in ("a@blocked.test", "b@blocked.test"):
-                raw = message("a@clinic.example.org", recipient, "scan", LARGE_BODY)
-                client.mail("a@clinic.example.org")
-                client.rcpt(recipient)
-                code, reply = client.data(raw)
+                code, reply = _send_large(client, recipient)
                 assert code == 550, reply
             wait_until(lambda: not _files(gw), timeout=10)
             assert not _rows(gw.db_path)
             # A message the policy lets through keeps its file until it is delivered.
-            raw = message("a@clinic.example.org", "c@partner.test", "scan", LARGE_BODY)
-            client.mail("a@clinic.example.org")
-            client.rcpt("c@partner.test")
-            code, reply = client.data(raw)
+            code, reply = _send_large(client, "c@partner.test")
             client.quit()
             assert code == 250, reply
             sink.wait_for(1, timeout=30)
