@@ -198,11 +198,13 @@ def reset_peak_rss(pid: int) -> bool:
         return False
 
 
-def proc_cpu_times(pid: int) -> tuple[float, float]:
+def proc_cpu_times(pid: int, thread: int | None = None) -> tuple[float, float]:
     """(user + system CPU time of a process and all its threads, the same of its
-    children that exited and were waited for); zeros if the process is gone."""
+    children that exited and were waited for); zeros if the process is gone. With
+    `thread`, the first is that thread's alone."""
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        with open(path, encoding="ascii") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
         tick = os.sysconf("SC_CLK_TCK")
         return (
@@ -224,15 +226,20 @@ class TreeCpu:
 
     total: float  # every live process plus the reaped children of each
     by_pid: dict[int, float]  # own CPU time of each live process
+    # The main threads of the live processes (an event loop in each phigate server
+    # process); the rest of `total` is their other threads and reaped children.
+    main_threads: float = 0.0
 
     @classmethod
     def read(cls, root: int) -> TreeCpu:
         # A process that exited and was waited for still counts, through its
         # parent's reaped-children time.
-        times = {pid: proc_cpu_times(pid) for pid in process_tree(root)}
+        pids = process_tree(root)
+        times = {pid: proc_cpu_times(pid) for pid in pids}
         return cls(
             sum(own + reaped for own, reaped in times.values()),
             {pid: own for pid, (own, _) in times.items()},
+            sum(proc_cpu_times(pid, pid)[0] for pid in pids),
         )
 
 

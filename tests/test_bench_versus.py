@@ -11,6 +11,8 @@ import os
 import ssl
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -289,3 +291,23 @@ def test_the_mix_bodies_repeat_with_their_size_and_phi() -> None:
         assert content == head + bodies[index]
         made = mail_mix.make_mixed_message(loadgen.message_head("test", index), index).content
         assert abs(len(content) - len(made)) < 10
+
+
+def test_the_cpu_of_main_threads_is_told_from_the_other_threads() -> None:
+    # versus_postfix prints phigate's event loops apart from its database writers.
+    def burn(seconds: float) -> None:
+        until = time.thread_time() + seconds
+        while time.thread_time() < until:
+            pass
+
+    before = relay.TreeCpu.read(os.getpid())
+    worker = threading.Thread(target=burn, args=(0.3,))
+    worker.start()
+    worker.join()
+    after_thread = relay.TreeCpu.read(os.getpid())
+    burn(0.3)
+    after_main = relay.TreeCpu.read(os.getpid())
+
+    assert after_thread.total - before.total >= 0.25
+    assert after_thread.main_threads - before.main_threads < 0.1
+    assert after_main.main_threads - after_thread.main_threads >= 0.25
