@@ -507,8 +507,10 @@ def tree_cpu_seconds(roots: Sequence[int]) -> float:
     return sum(TreeCpu.read(root).total for root in roots)
 
 
-def main_threads_cpu_seconds(roots: Sequence[int]) -> float:
-    return sum(TreeCpu.read(root).main_threads for root in roots)
+def cpu_seconds(roots: Sequence[int]) -> tuple[float, float]:
+    """CPU time of the process trees, and of it their main threads', from one reading."""
+    readings = [TreeCpu.read(root) for root in roots]
+    return sum(r.total for r in readings), sum(r.main_threads for r in readings)
 
 
 def tls_count(sink: Sink) -> int | None:
@@ -532,8 +534,7 @@ def measure(
     baseline = sampler.reset()
     tls_before = tls_count(sink)
     phi_before = system.phi_verified() if mix else None
-    cpu_before = tree_cpu_seconds(system.roots())
-    main_before = main_threads_cpu_seconds(system.roots())
+    cpu_before, main_before = cpu_seconds(system.roots())
     ours_before = own_cpu_seconds() + tree_cpu_seconds(others)
     machine_before = machine_busy_seconds()
     wall_before = time.monotonic()
@@ -544,8 +545,8 @@ def measure(
     target = baseline + accepted
     wait_until(lambda: sampler.count() >= target, max(60.0, accepted * 0.02))
     done_at = sampler.reached(target) if accepted else None
-    cpu_used = tree_cpu_seconds(system.roots()) - cpu_before
-    main_used = main_threads_cpu_seconds(system.roots()) - main_before
+    cpu_after, main_after = cpu_seconds(system.roots())
+    cpu_used, main_used = cpu_after - cpu_before, main_after - main_before
     window = max(time.monotonic() - wall_before, 1e-9)
     ours = own_cpu_seconds() + tree_cpu_seconds(others) - ours_before + cpu_used
     other_cpu = max(0.0, machine_busy_seconds() - machine_before - ours)
