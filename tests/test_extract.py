@@ -4,13 +4,17 @@ the worker pool. Every file is built here with the real libraries."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
+import os
+import subprocess
 import time
 import timeit
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import Future
+from pathlib import Path
 
 import openpyxl
 import pytest
@@ -32,8 +36,10 @@ from gateway.inspect.extract import (
     mime,
     normalise_text,
     result_or_unscannable,
+    shared,
     walk,
 )
+from gateway.inspect.extract.shared import SHARED_FROM
 from gateway.mail.message import parse
 
 CONFIG = InspectionConfig()
@@ -713,6 +719,69 @@ def test_pool_times_out_and_carries_on(pool: AttachmentPool) -> None:
     assert time.perf_counter() - started < 5
     quick = HeavyJob(Place("attachment", 1), "pdf", pdf_with_text(["still working"]))
     assert "still working" in texts(result_or_unscannable(pool.submit(quick), quick))
+
+
+def _large_pdf(first: str) -> bytes:
+    """A PDF past shared.SHARED_FROM: its bytes go to the worker in a memfd."""
+    data = pdf_with_text([first] + ["Routine follow-up notes, nothing new to report."] * 2000)
+    assert len(data) > SHARED_FROM
+    return data
+
+
+def _memfds() -> int:
+    """This process's open memfds of large attachments."""
+    fds = Path("/proc/self/fd")
+    links = []
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):  # the directory's own descriptor is gone
+            links.append(os.readlink(fd))
+    return sum(link.startswith("/memfd:phigate-attachment") for link in links)
+
+
+@pytest.mark.skipif(not shared.available(), reason="memfd and /proc are Linux's")
+def test_large_attachments_go_through_reused_memfds(pool: AttachmentPool) -> None:
+    jobs = [HeavyJob(Place("attachment", n), "pdf", _large_pdf(f"Patient {n}")) for n in range(4)]
+    for job in jobs:
+        assert f"Patient {job.place.index}" in texts(result_or_unscannable(pool.submit(job), job))
+    # One worker, one job at a time: one memfd, kept for the next attachment.
+    assert _memfds() == 1
+    pool.close()
+    assert _memfds() == 0
+
+
+@pytest.mark.skipif(not shared.available(), reason="memfd and /proc are Linux's")
+def test_a_worker_that_cannot_read_the_memfd_gets_the_bytes_through_the_pipe(
+    pool: AttachmentPool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    put = shared.SharedBuffers.put
+    gone = subprocess.Popen(["true"])  # a process whose /proc entry is gone
+    gone.wait()
+
+    def elsewhere(self: shared.SharedBuffers, data: bytes) -> shared.SharedBytes:
+        return put(self, data)._replace(pid=gone.pid)
+
+    monkeypatch.setattr(shared.SharedBuffers, "put", elsewhere)
+    job = HeavyJob(ATTACHMENT, "pdf", _large_pdf("Jane Doe 123-45-6789"))
+    assert "Jane Doe 123-45-6789" in texts(result_or_unscannable(pool.submit(job), job))
+    assert "extractor_shared_memory_unreadable" in caplog.text
+    assert _memfds() == 0  # given up on: closed, and not asked again
+    again = HeavyJob(Place("attachment", 1), "pdf", _large_pdf("still read"))
+    assert "still read" in texts(result_or_unscannable(pool.submit(again), again))
+    assert caplog.text.count("extractor_shared_memory_unreadable") == 1
+    assert "Jane" not in caplog.text
+
+
+@pytest.mark.skipif(not shared.available(), reason="memfd and /proc are Linux's")
+def test_a_short_memfd_is_unreadable() -> None:
+    fd = os.memfd_create("short", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, b"%PDF-1.4")
+        with pytest.raises(shared.SharedUnreadable):
+            shared.extract_shared(
+                shared.SharedBytes(os.getpid(), fd, 9), HeavyJob(ATTACHMENT, "pdf", b""), CONFIG
+            )
+    finally:
+        os.close(fd)
 
 
 def test_pool_replaces_a_broken_pool(pool: AttachmentPool) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import resource
 import warnings
+from collections.abc import Callable
 from concurrent.futures import Future
 from types import TracebackType
+from typing import Any
 
 from pebble import ProcessPool
 
@@ -15,6 +18,14 @@ from gateway.config import InspectionConfig
 from gateway.inspect.content import Extraction, UnscannableReason
 from gateway.inspect.extract.heavy import extract_heavy
 from gateway.inspect.extract.jobs import HeavyJob, HeavyResult
+from gateway.inspect.extract.shared import (
+    SHARED_FROM,
+    SharedBuffers,
+    SharedBytes,
+    SharedUnreadable,
+    available,
+    extract_shared,
+)
 from gateway.logs import event
 
 _log = logging.getLogger(__name__)
@@ -56,6 +67,8 @@ class AttachmentPool:
         self._config = config
         self._max_workers = max_workers
         self._pool = self._new_pool()
+        # Large attachments go to the workers through memfds (shared.py) where they can.
+        self._shared = SharedBuffers(keep=max_workers) if available() else None
 
     def _new_pool(self) -> ProcessPool:
         return ProcessPool(
@@ -65,32 +78,67 @@ class AttachmentPool:
             context=_context(),
         )
 
-    def _schedule(self, job: HeavyJob) -> Future[HeavyResult]:
-        return self._pool.schedule(
-            extract_heavy, args=(job, self._config), timeout=self._config.extractor_timeout
-        )
-
     def submit(self, job: HeavyJob) -> Future[HeavyResult]:
         """The job's future. A pool that broke (a worker failed to start) is replaced
         once; a job no pool takes fails its future (result_or_unscannable() makes it
         "malformed") rather than raising into inspection."""
+        shared = self._shared
+        if shared is None or len(job.data) < SHARED_FROM:
+            return self._schedule(extract_heavy, job, self._config)
         try:
-            return self._schedule(job)
+            where = shared.put(job.data)
+        except OSError as exc:  # out of memory for the memfd: the pipe still works
+            event(_log, "extractor_shared_memory_failed", logging.WARNING, error=type(exc).__name__)
+            return self._schedule(extract_heavy, job, self._config)
+        result: Future[HeavyResult] = Future()
+        light = dataclasses.replace(job, data=b"")
+        future = self._schedule(extract_shared, where, light, self._config)
+        future.add_done_callback(lambda done: self._settle(done, shared, where, job, result))
+        return result
+
+    def _settle(
+        self,
+        done: Future[HeavyResult],
+        shared: SharedBuffers,
+        where: SharedBytes,
+        job: HeavyJob,
+        result: Future[HeavyResult],
+    ) -> None:
+        """A shared job's outcome into `result`; a worker that could not read the
+        memfd has the job again through the pipe, and so have all later ones."""
+        shared.give_back(where)
+        if not done.cancelled() and isinstance(done.exception(), SharedUnreadable):
+            event(_log, "extractor_shared_memory_unreadable", logging.WARNING)
+            self._shared = None
+            shared.close()
+            done = self._schedule(extract_heavy, job, self._config)
+            done.add_done_callback(lambda again: _copy(again, result))
+        else:
+            _copy(done, result)
+
+    def _schedule(self, fn: Callable[..., HeavyResult], *args: Any) -> Future[HeavyResult]:
+        try:
+            return self._pool.schedule(fn, args=args, timeout=self._config.extractor_timeout)
         except RuntimeError as exc:
             event(_log, "extractor_pool_failed", logging.ERROR, error=type(exc).__name__)
-        self.close()
+        self._stop_workers()
         self._pool = self._new_pool()
         try:
-            return self._schedule(job)
+            return self._pool.schedule(fn, args=args, timeout=self._config.extractor_timeout)
         except RuntimeError as exc:
             failed: Future[HeavyResult] = Future()
             failed.set_exception(exc)
             return failed
 
-    def close(self) -> None:
-        """Stops the workers, running jobs included (their futures are cancelled)."""
+    def _stop_workers(self) -> None:
         self._pool.stop()  # type: ignore[no-untyped-call]  # pebble leaves it unannotated
         self._pool.join()
+
+    def close(self) -> None:
+        """Stops the workers, running jobs included (their futures are cancelled)."""
+        self._stop_workers()
+        if self._shared is not None:
+            self._shared.close()
 
     def __enter__(self) -> AttachmentPool:
         return self
@@ -102,6 +150,15 @@ class AttachmentPool:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _copy(done: Future[HeavyResult], into: Future[HeavyResult]) -> None:
+    if done.cancelled():
+        into.cancel()
+    elif (error := done.exception()) is not None:
+        into.set_exception(error)
+    else:
+        into.set_result(done.result())
 
 
 def result_or_unscannable(future: Future[HeavyResult], job: HeavyJob) -> HeavyResult:
