@@ -39,7 +39,13 @@ from typing import Any
 
 import aiosmtplib
 import aiosmtplib.protocol
-from mail_mix import carries_phi, make_mixed_message, size_class  # bench/ is on sys.path
+from mail_mix import (  # bench/ is on sys.path
+    SIZE_CYCLE,
+    carries_phi,
+    make_mixed_message,
+    mix_index,
+    size_class,
+)
 
 from gateway.mail.line_ends import counted_crlf_only
 
@@ -120,12 +126,15 @@ def make_message(
 BODY_CYCLE = 600
 
 
-def mixed_bodies(run_id: str, count: int, marketing: bool) -> list[bytes]:
-    """The bodies (after message_head) of the mix's first `count` messages, at most a cycle."""
+def mixed_bodies(run_id: str, count: int, marketing: bool, only: int | None) -> list[bytes]:
+    """The bodies (after message_head) of the mix's first `count` messages, at most a
+    cycle; with `only`, of its messages of that size (mix_index), a cycle's share of them."""
+    cycle = BODY_CYCLE * (SIZE_CYCLE.count(only) if only else len(SIZE_CYCLE)) // len(SIZE_CYCLE)
     bodies = []
-    for index in range(max(1, min(count, BODY_CYCLE))):
-        head = message_head(run_id, index, marketing)
-        bodies.append(make_mixed_message(head, index).content[len(head) :])  # ASCII head
+    for number in range(max(1, min(count, cycle))):
+        head = message_head(run_id, number, marketing)
+        content = make_mixed_message(head, mix_index(number, only)).content
+        bodies.append(content[len(head) :])  # ASCII head
     return bodies
 
 
@@ -154,6 +163,7 @@ class RunState:
     marketing: bool = False
     size: int = MESSAGE_SIZE
     mix: bool = False
+    mix_size: int | None = None  # with mix: only its messages of this size
     rate: float = 0.0  # messages per second for the whole run; 0: as fast as replies come
     started: float = field(default_factory=time.monotonic)
     next_index: int = 0
@@ -191,6 +201,7 @@ class Options:
     marketing: bool = False
     size: int = MESSAGE_SIZE
     mix: bool = False
+    mix_size: int | None = None
     rate: float = 0.0
 
 
@@ -250,15 +261,18 @@ async def send_loop(client: aiosmtplib.SMTP, state: RunState) -> None:
             continue
         state.last_accept = time.monotonic()
         state.accepted_bytes += len(content)
-        state.accepted_phi += state.mix and carries_phi(index)
         state.latencies_ms.append(elapsed * 1000.0)
         if state.mix:
-            state.latencies_by_size.setdefault(size_class(index), []).append(elapsed * 1000.0)
+            in_mix = mix_index(index, state.mix_size)
+            state.accepted_phi += carries_phi(in_mix)
+            state.latencies_by_size.setdefault(size_class(in_mix), []).append(elapsed * 1000.0)
         state.queue_ids.append(reply.message.rsplit(" ", 1)[-1])
 
 
 async def run(opts: Options) -> dict[str, Any]:
-    bodies = mixed_bodies(opts.run_id, opts.messages, opts.marketing) if opts.mix else []
+    bodies = (
+        mixed_bodies(opts.run_id, opts.messages, opts.marketing, opts.mix_size) if opts.mix else []
+    )
     made = resource.getrusage(resource.RUSAGE_SELF)  # the CPU reported is the sending's
     ctx = insecure_context()
     setup_start = time.monotonic()
@@ -276,6 +290,7 @@ async def run(opts: Options) -> dict[str, Any]:
         marketing=opts.marketing,
         size=opts.size,
         mix=opts.mix,
+        mix_size=opts.mix_size,
         rate=opts.rate,
         bodies=bodies,
     )
@@ -353,6 +368,13 @@ def main(argv: list[str] | None = None) -> int:
         "a third with PHI; --size does not apply.",
     )
     parser.add_argument(
+        "--mix-size",
+        type=int,
+        choices=sorted({size // 1024 for size in SIZE_CYCLE}),
+        help="With --mix, only the mix's messages of this size class, in KB: where a "
+        "system gains or loses on the mix.",
+    )
+    parser.add_argument(
         "--rate",
         type=float,
         default=0.0,
@@ -368,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--sessions must be 1..1000 and --messages 1..1000000")
     if not 1024 <= args.size <= 100 * 1024 * 1024:
         parser.error("--size must be 1024..104857600 bytes")
+    if args.mix_size is not None and not args.mix:
+        parser.error("--mix-size needs --mix")
     opts = Options(
         host=args.host,
         ports=tuple(args.port),
@@ -382,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         marketing=args.marketing,
         size=args.size,
         mix=args.mix,
+        mix_size=None if args.mix_size is None else args.mix_size * 1024,
         rate=args.rate,
     )
     send_data_by_bytes_methods()

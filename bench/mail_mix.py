@@ -78,6 +78,19 @@ def size_class(index: int) -> int:
     return SIZE_CYCLE[index % len(SIZE_CYCLE)]
 
 
+def mix_index(number: int, only: int | None = None) -> int:
+    """The mix's index of a run's `number`-th message: `number` itself, or with `only`
+    (one of the sizes), the index of the mix's `number`-th message of that size, so that
+    a run of one size class sends the very messages the whole mix holds of it."""
+    if only is None:
+        return number
+    positions = [i for i, size in enumerate(SIZE_CYCLE) if size == only]
+    if not positions:
+        raise ValueError(f"no size class of {only} bytes in the mix")
+    cycles, position = divmod(number, len(positions))
+    return cycles * len(SIZE_CYCLE) + positions[position]
+
+
 def carries_phi(index: int) -> bool:
     return index % PHI_EVERY == 0
 

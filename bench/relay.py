@@ -949,10 +949,12 @@ def run_loadgen_at(
     size: int | None = None,
     mix: bool = False,
     rate: float = 0.0,
+    mix_size: int | None = None,
 ) -> dict[str, Any]:
     """bench/loadgen.py against 127.0.0.1:`port` (several ports: the sessions spread over
     them in turn); with a `secret`, STARTTLS and AUTH as PRINCIPAL; with `mix`, the
-    realistic mix of bench/mail_mix.py; with a `rate`, paced at that many messages per
+    realistic mix of bench/mail_mix.py (with `mix_size`, only its messages of that many
+    bytes); with a `rate`, paced at that many messages per
     second. Its JSON result."""
     ports = [port] if isinstance(port, int) else list(port)
     command = [
@@ -974,6 +976,8 @@ def run_loadgen_at(
         command += ["--size", str(size)]
     if mix:
         command.append("--mix")
+    if mix_size is not None:
+        command += ["--mix-size", str(mix_size // 1024)]
     if rate:
         command += ["--rate", str(rate)]
     if secret is not None:

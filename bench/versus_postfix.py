@@ -29,7 +29,9 @@ made in the temporary directory: phigate sends PHI only over TLS verified
 against that CA (its default policy; delivery.ca_file) and everything else
 with opportunistic STARTTLS, Postfix verifies every delivery
 (smtp_tls_security_level = secure, smtp_tls_CAfile). The table then adds MB/s
-delivered and CPU ms per MB. See bench/README.md, "Versus Postfix".
+delivered and CPU ms per MB. With --mix-size the measured runs send only the
+mix's messages of one size class (the warm-ups the whole mix): where phigate
+gains or loses on it. See bench/README.md, "Versus Postfix".
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Protocol
 
+from mail_mix import SIZE_CYCLE  # bench/ is on sys.path
 from relay import (  # bench/ is on sys.path
     DOMAIN,
     PRINCIPAL,
@@ -528,6 +531,7 @@ def measure(
     time_limit: float,
     mix: bool,
     rate: float = 0.0,
+    mix_size: int | None = None,
 ) -> RunResult:
     """One load generator run against `system`, until its sink has every accepted message."""
     others = [sink.pid] if sink.pid is not None else []  # the benchmark's, not the system's
@@ -539,8 +543,9 @@ def measure(
     machine_before = machine_busy_seconds()
     wall_before = time.monotonic()
     load = run_loadgen_at(
-        system.port, sessions, messages, run_id, time_limit, system.secret, mix=mix, rate=rate
-    )
+        system.port, sessions, messages, run_id, time_limit, system.secret,
+        mix=mix, rate=rate, mix_size=mix_size,
+    )  # fmt: skip
     accepted = int(load["accepted"])
     target = baseline + accepted
     wait_until(lambda: sampler.count() >= target, max(60.0, accepted * 0.02))
@@ -905,6 +910,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "delivered over verified TLS to sinks with a test CA's certificates.",
     )
     parser.add_argument(
+        "--mix-size",
+        type=int,
+        choices=sorted({size // 1024 for size in SIZE_CYCLE}),
+        help="With it, --mix's measured runs send only its messages of this size class, "
+        "in KB (the warm-ups the whole mix): where phigate gains or loses on the mix.",
+    )
+    parser.add_argument(
         "--rate",
         type=float,
         default=0.0,
@@ -933,6 +945,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--time-limit must be 1..3600 seconds")
     if not 0.0 <= args.rate <= 100_000.0:
         parser.error("--rate must be 0..100000 messages per second")
+    if args.mix_size is not None:
+        args.mix = True
     args.py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=Path(sys.executable).parent)
     if args.profile is not None and args.py_spy is None:
         parser.error("--profile needs py-spy on PATH (pip install py-spy)")
@@ -1050,6 +1064,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = measure(
                 systems[index], sinks[index], samplers[index], sessions, messages,
                 f"run{number}", args.time_limit, args.mix, args.rate,
+                None if args.mix_size is None else args.mix_size * 1024,
             )  # fmt: skip
             results.append(result)
             if spy is not None:
@@ -1094,7 +1109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     columns = MIX_COLUMNS if args.mix else COLUMNS
     out = sys.stderr if args.json else sys.stdout
     if args.mix:
-        print("the realistic mix (bench/mail_mix.py), over verified TLS; MB = 2^20 bytes", file=out)
+        only = "" if args.mix_size is None else f", only its {args.mix_size} KB messages"
+        print(
+            f"the realistic mix (bench/mail_mix.py){only}, over verified TLS; MB = 2^20 bytes",
+            file=out,
+        )
     print(format_table(summaries, columns), file=out)
     print(
         f"phigate processes: {args.processes}; {os.cpu_count()} cores; load average "
@@ -1114,6 +1133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "phigate_processes": args.processes,
             "mix": args.mix,
+            "mix_size_kb": args.mix_size,
             "rate": args.rate,
             "yardstick_ms": [yardstick_before, yardstick_after],
             "ok": ok,

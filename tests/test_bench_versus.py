@@ -182,6 +182,25 @@ def test_the_mix_has_its_stated_shares_and_phigate_finds_phi_in_exactly_its_thir
     assert len(small_bodies) == 2
 
 
+@pytest.mark.parametrize("only", sorted(set(mail_mix.SIZE_CYCLE)))
+def test_one_size_class_of_the_mix_is_its_messages_of_that_size_with_their_phi_share(
+    only: int,
+) -> None:
+    count = len(mail_mix.SIZE_CYCLE) * mail_mix.PHI_EVERY
+    indexes = [mail_mix.mix_index(number, only) for number in range(count)]
+    assert indexes == sorted(set(indexes))  # each of the mix's messages once, in order
+    assert {mail_mix.size_class(index) for index in indexes} == {only}
+    # Every message of that size in the mix's first indexes, none left out.
+    assert set(indexes) >= {i for i in range(indexes[-1]) if mail_mix.size_class(i) == only}
+    assert sum(mail_mix.carries_phi(index) for index in indexes) == count // mail_mix.PHI_EVERY
+    assert [mail_mix.mix_index(number) for number in range(5)] == list(range(5))
+    bodies = loadgen.mixed_bodies("test", 10_000, marketing=False, only=only)
+    share = mail_mix.SIZE_CYCLE.count(only) / len(mail_mix.SIZE_CYCLE)
+    assert len(bodies) == round(loadgen.BODY_CYCLE * share)  # as much memory as the whole mix's
+    with pytest.raises(ValueError, match="no size class"):
+        mail_mix.mix_index(0, 12_345)
+
+
 def test_the_sink_offers_starttls_with_its_certificate_and_counts_what_came_over_tls(
     tmp_path: Path,
 ) -> None:
