@@ -113,8 +113,8 @@ def test_a_large_message_is_held_about_once_while_it_arrives() -> None:
         tracemalloc.stop()
     assert rest == NEXT_COMMAND
     assert received.content == body
-    # One growing buffer, then one bytes copy of it: about twice the message at the
-    # moment of the copy, never a list of lines besides.
+    # The chunks as they came, then one join of them: about twice the message at the
+    # moment of the join, never a list of lines besides.
     assert peak < 2.5 * len(body), peak / len(body)
 
 
@@ -133,6 +133,22 @@ def test_long_lines_are_found_as_by_splitting(lengths: list[int], longest: int) 
     buffer = bytearray(b"\r\n" + lines + b"\r\n")
     expected = max(lengths) > longest
     assert data._has_long_line(buffer, 2, len(buffer) - 2, longest) == expected
+
+
+@given(
+    st.lists(st.integers(0, 40), min_size=1, max_size=60),
+    st.integers(1, 30),
+    st.lists(st.integers(0, 2_000), max_size=8),
+)
+def test_long_lines_are_found_in_a_stream_cut_anywhere(
+    lengths: list[int], longest: int, cuts: list[int]
+) -> None:
+    stream = b"".join(b"x" * length + b"\r\n" for length in lengths)
+    positions = sorted({cut % (len(stream) + 1) for cut in cuts})
+    lines = data._Lines(longest + 2)
+    for a, b in zip([0, *positions], [*positions, len(stream)], strict=True):
+        lines.check(stream[a:b])  # a CRLF may be cut in two
+    assert lines.too_long == (max(lengths) > longest)
 
 
 # Stuffed lines, lines that nearly end the message, and ordinary ones; no lone ".".

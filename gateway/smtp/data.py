@@ -3,7 +3,8 @@
 aiosmtpd keeps a message as a list of one bytearray per line and joins them at
 the end: a 10 MB message costs about three times its size while it arrives,
 and a coroutine call per line. Here the stream is read in the chunks the
-reader holds, into one bytearray, and the dot-stuffing is undone once. The
+reader holds, kept as they come and joined once at the end, and the
+dot-stuffing is undone once. The
 limits and replies are aiosmtpd's: a line of more than `line_length_limit`
 octets (CRLF included) answers 500, more than `size_limit` octets 552, and in
 both cases the rest of the message is still read (and dropped) so that the
@@ -74,7 +75,7 @@ class LargeTurn:
             self._turns.release()
 
 
-def _pending_end(buffer: bytearray) -> int:
+def _pending_end(buffer: bytes) -> int:
     """How many octets at the end of `buffer` could begin the end-of-data marker."""
     for length in (4, 3, 2, 1):
         if buffer.endswith(_END[:length]):
@@ -82,7 +83,7 @@ def _pending_end(buffer: bytearray) -> int:
     return 0
 
 
-def _has_long_line(buffer: bytearray, start: int, end: int, longest: int) -> bool:
+def _has_long_line(buffer: bytes, start: int, end: int, longest: int) -> bool:
     """Whether a line of buffer[start:end] (lines split by CRLF) is longer than `longest`.
 
     From each line start, the last CRLF within `longest` octets ends that line and
@@ -99,23 +100,42 @@ def _has_long_line(buffer: bytearray, start: int, end: int, longest: int) -> boo
 
 
 class _Lines:
-    """Finds a line longer than the limit in a buffer that grows at its end."""
+    """Finds a line longer than the limit in a stream that arrives in chunks."""
 
     def __init__(self, line_length_limit: int) -> None:
         self.longest = line_length_limit - 2  # without its CRLF
-        self.start = len(_START)  # where the line under way begins
+        self.under_way = 0  # octets of the line under way, so far
+        self.after_cr = False  # the last chunk ended in a CR, which may begin a CRLF
         self.too_long = False
 
-    def check(self, buffer: bytearray, appended_at: int) -> None:
-        # From one octet back: a CRLF may straddle two chunks.
-        last = buffer.rfind(b"\r\n", max(self.start, appended_at - 1))
-        if last >= 0:
-            if _has_long_line(buffer, self.start, last, self.longest):
+    def check(self, chunk: bytes) -> None:
+        start = 0
+        if self.after_cr and chunk[:1] == b"\n":  # a CRLF across two chunks
+            start, self.under_way = 1, 0
+        first = chunk.find(b"\r\n", start)
+        if first < 0:
+            self.under_way += len(chunk) - start
+        else:
+            last = chunk.rfind(b"\r\n", first)
+            if self.under_way + first - start > self.longest or _has_long_line(
+                chunk, first + 2, last, self.longest
+            ):
                 self.too_long = True
-            self.start = last + 2
+            self.under_way = len(chunk) - last - 2
         # A line under way may end in the CR of its CRLF.
-        if len(buffer) - self.start > self.longest + 1:
+        if self.under_way > self.longest + 1:
             self.too_long = True
+        self.after_cr = chunk.endswith(b"\r")
+
+
+def _without_last(chunks: list[bytes | memoryview], octets: int) -> None:
+    """Drop the last `octets` of what `chunks` hold together (views: nothing copied)."""
+    while octets and chunks:
+        last = chunks.pop()
+        if len(last) > octets:
+            chunks.append(memoryview(last)[: len(last) - octets])
+            return
+        octets -= len(last)
 
 
 async def read_data(
@@ -129,13 +149,17 @@ async def read_data(
 
     Past `large.size` octets, reading waits for a turn (released by the caller).
     `progress` is called once the turn is taken: a message held back by its
-    wait is not idle.
+    wait is not idle. The chunks read are joined once at the end: a buffer grown
+    by appending was copied again each time it outgrew its room, about eight
+    times its size for 2 MB.
     """
-    buffer = bytearray(_START)
+    chunks: list[bytes | memoryview] = []
+    received = 0
+    tail = _START  # the stream's last octets, where the marker may begin
     lines = _Lines(line_length_limit)
     too_much = False
     while True:
-        pending = _pending_end(buffer)
+        pending = _pending_end(tail)
         if pending:
             # The marker may be completing: read no more than its rest, which
             # must arrive whether or not it is the marker.
@@ -145,37 +169,37 @@ async def read_data(
                 chunk = await reader.readuntil(_END)
             except asyncio.LimitOverrunError as exc:  # not (yet) there: take what is held
                 chunk = await reader.readexactly(exc.consumed)
-        appended_at = len(buffer)
-        buffer += chunk
+        received += len(chunk)
+        tail = (tail + chunk[-len(_END) :])[-len(_END) :]
         # The marker can only be the chunk's last octets: readuntil returns up to the
-        # first one, the chunk of a LimitOverrunError holds none, the buffer ended in no
+        # first one, the chunk of a LimitOverrunError holds none, the stream ended in no
         # part of one before readuntil (and a completing read ends where it would).
-        end = len(buffer) - len(_END) if buffer.endswith(_END) else -1
-        refused = too_much or lines.too_long
-        if not refused:
-            lines.check(buffer, appended_at)
-        if end >= 0:
+        ended = tail == _END
+        if not (too_much or lines.too_long):
+            lines.check(chunk)
+            chunks.append(chunk)
+        if ended:
             break
-        if large is not None and not refused and len(buffer) > large.size:
+        refused = too_much or lines.too_long
+        if large is not None and not refused and len(_START) + received > large.size:
             await large.take()
             if progress is not None:
                 progress()
         # The octets aiosmtpd counts (the lines before ".", stuffed) exceed the limit.
-        if size_limit and len(buffer) - len(_START) - (len(_END) - 1) > size_limit:
+        if size_limit and received - (len(_END) - 1) > size_limit:
             too_much = True
         if too_much or lines.too_long:
-            # Refused: keep only the tail, where the marker may begin.
-            del buffer[: -(len(_END) - 1)]
+            chunks.clear()  # refused: what is left is read and dropped
     if lines.too_long:
         return Received(refusal=LINE_TOO_LONG)
-    if too_much or (size_limit and end > size_limit):
+    lines_end = received - (len(_END) - len(_START))  # the lines, their last CRLF included
+    if too_much or (size_limit and lines_end > size_limit):
         return Received(refusal=TOO_MUCH_DATA)
-    del buffer[end + len(_START) :]
-    if buffer.startswith(_START + b"."):
-        del buffer[len(_START)]
-    del buffer[: len(_START)]
-    content = bytes(buffer)
-    del buffer  # one copy at a time
+    _without_last(chunks, len(_END) - len(_START))  # the marker's ".", CRLF
+    if chunks and chunks[0][:1] == b".":  # the first line, stuffed
+        chunks[0] = memoryview(chunks[0])[1:]
+    content = b"".join(chunks)
+    del chunks  # one copy at a time
     if has_dot_line(content):
         content = content.replace(b"\r\n.", b"\r\n")
     return Received(content)
