@@ -60,6 +60,14 @@ def parse(content: bytes) -> ParsedMessage:
     return ParsedMessage(message_id, message)
 
 
+def payload_as_parsed(part: Message) -> str:
+    """A leaf part's payload as the parser left it, 8-bit octets as surrogates ("" for a
+    multipart). get_payload() first encodes the whole payload to look for surrogates: a
+    copy of each large attachment, where base64 needs none (it is ASCII or malformed)."""
+    payload = getattr(part, _PAYLOAD)
+    return payload if isinstance(payload, str) else ""
+
+
 def _parse_lines(content: bytes) -> Message:
     parser = BytesFeedParser(policy=email.policy.compat32)
     for start in range(0, len(content), _PIECE):

@@ -23,6 +23,7 @@ from gateway.inspect.extract.jobs import HeavyJob, HeavyKind
 from gateway.inspect.extract.kinds import classify, file_ext
 from gateway.inspect.extract.text import decode_text, unflow
 from gateway.mail.address_lists import address_list
+from gateway.mail.message import payload_as_parsed
 
 SUBJECT: Final = Place("subject")
 DISPLAY_NAMES: Final = Place("header", 0)
@@ -186,8 +187,9 @@ class _Walk:
             place = within or self.next_attachment()
             if not shown:
                 self.add_types(part, name)
-        payload = part.get_payload()
-        payload = payload if isinstance(payload, str) else ""
+        # One character per octet: its length is the octets', and in base64 an 8-bit
+        # octet becomes "?" below, dropped as malformed.
+        payload = payload_as_parsed(part)
         encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
         if encoding == "base64":
             encoded = payload.encode("ascii", "replace").translate(None, _WHITE_SPACE)
