@@ -63,12 +63,15 @@ class AttachmentPool:
     `config.extractor_timeout` seconds and `config.extractor_memory_mb` of address space.
     A worker that overruns is killed and replaced; the pool carries on."""
 
-    def __init__(self, config: InspectionConfig, max_workers: int = 2) -> None:
+    def __init__(
+        self, config: InspectionConfig, max_workers: int = 2, shared_memory: bool = True
+    ) -> None:
         self._config = config
         self._max_workers = max_workers
         self._pool = self._new_pool()
-        # Large attachments go to the workers through memfds (shared.py) where they can.
-        self._shared = SharedBuffers(keep=max_workers) if available() else None
+        # Large attachments go to the workers through memfds (shared.py) where they can;
+        # without `shared_memory`, every attachment through the pipe.
+        self._shared = SharedBuffers(keep=max_workers) if shared_memory and available() else None
 
     def _new_pool(self) -> ProcessPool:
         return ProcessPool(
