@@ -582,3 +582,6 @@ def test_the_body_hash_is_dkimpys_whatever_the_pieces(lines: list[bytes], piece:
     expected = hashlib.sha256(Relaxed.canonicalize_body(body)).digest()
     assert relaxed_body_hash(body, piece) == expected
     assert relaxed_body_hash(body) == expected
+    # The body where it lies in the message, after its header (nothing copied).
+    head = b"Subject: x \r\n\r\n"
+    assert relaxed_body_hash(head + body, piece, start=len(head)) == expected

@@ -32,7 +32,7 @@ from gateway.mail.headers import (
     HeaderField,
     HeaderSyntaxError,
     from_domains,
-    split_message,
+    split_at,
 )
 from gateway.mail.line_ends import crlf_only
 
@@ -66,29 +66,41 @@ def _reduced(lines: bytes) -> bytes:
     return lines
 
 
-def relaxed_body_hash(body: bytes, piece: int = _BODY_PIECE) -> bytes:
-    """SHA-256 of the relaxed canonical body (RFC 6376 3.4.4) of a CRLF body.
+def relaxed_body_hash(body: bytes, piece: int = _BODY_PIECE, start: int = 0) -> bytes:
+    """SHA-256 of the relaxed canonical body (RFC 6376 3.4.4) of body[start:], CRLF lines.
 
-    Reduced and hashed in pieces of whole lines, each about `piece` octets: the
-    base64 of an attachment is hashed as it is, and only the text around it is
-    reduced. Empty lines at the end are left out, however many pieces they span.
+    Reduced and hashed in pieces of whole lines, each about `piece` octets: a piece
+    with no space or tab that ends in one CRLF after text (the base64 of an
+    attachment) is hashed where it lies, uncopied; only the others are reduced.
+    Empty lines at the end are left out, however many pieces they span.
     """
     digest = hashlib.sha256()
+    view = memoryview(body)
     line_ends = b""  # CRLFs not yet hashed: the body may end with them
     empty = True
-    start = 0
     while start < len(body):
         cut = body.find(b"\n", start + piece)
         stop = len(body) if cut < 0 else cut + 1
-        reduced = _reduced(body[start:stop])
-        text = reduced.rstrip(_CRLF)
-        if text:
+        if (
+            stop - start > 2
+            and body.endswith(_CRLF, start, stop)
+            and body[stop - 3] not in _CRLF
+            and body.find(b" ", start, stop) < 0
+            and body.find(b"\t", start, stop) < 0
+        ):
             digest.update(line_ends)
-            digest.update(text)
-            line_ends = reduced[len(text) :]
-            empty = False
+            digest.update(view[start : stop - 2])
+            line_ends, empty = _CRLF, False
         else:
-            line_ends += reduced
+            reduced = _reduced(body[start:stop])
+            text = reduced.rstrip(_CRLF)
+            if text:
+                digest.update(line_ends)
+                digest.update(text)
+                line_ends = reduced[len(text) :]
+                empty = False
+            else:
+                line_ends += reduced
         start = stop
     if not empty:
         digest.update(_CRLF)
@@ -111,9 +123,10 @@ def _crlf(message: bytes) -> bytes:
     return message
 
 
-def _split(message: bytes) -> tuple[list[HeaderField], bytes]:
+def _split(message: bytes) -> tuple[list[HeaderField], int]:
+    """The header fields, and where the body begins."""
     try:
-        return split_message(message)
+        return split_at(message)
     except HeaderSyntaxError as exc:
         raise DkimError(f"cannot sign: {exc}") from None
 
@@ -235,7 +248,7 @@ class DkimSigner:
         the header cannot be parsed: such mail must not leave unsigned.
         """
         message = _crlf(message)
-        fields, body = _split(message)
+        fields, body_at = _split(message)
         domain = _from_domain(fields)
         if domain is None:
             return message
@@ -256,7 +269,7 @@ class DkimSigner:
         # One more of each oversigned field than there are: none can be added unnoticed.
         names += [name for name in dict.fromkeys(names) if name in self._oversigned]
         signed = b"".join(relaxed_header(f.lower, f.value) for f in _select(fields, names))
-        body_hash = base64.b64encode(relaxed_body_hash(body))
+        body_hash = base64.b64encode(relaxed_body_hash(message, start=body_at))
         timestamp = int(time.time() if now is None else now)
         # RSA on top: a verifier that checks only the first signature knows RSA.
         ordered = sorted(keys, key=lambda k: k.algorithm != RSA_SHA256)

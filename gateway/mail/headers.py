@@ -49,19 +49,24 @@ class HeaderField:
     value: bytes  # after the colon, folding kept, without the final CRLF
 
 
+def split_at(message: bytes) -> tuple[list[HeaderField], int]:
+    """The header fields of a CRLF message and where its body begins (its length when
+    it has none), or HeaderSyntaxError. The body is not copied (DATA may be megabytes)."""
+    if message.startswith(_CRLF):
+        return [], 2
+    end = message.find(b"\r\n\r\n")
+    return (_fields(message[:-2]), len(message)) if end == -1 else (_fields(message[:end]), end + 4)
+
+
 def split_message(message: bytes) -> tuple[list[HeaderField], bytes]:
     """The header fields and the body of a CRLF message, or HeaderSyntaxError."""
-    if message.startswith(_CRLF):
-        return [], message[2:]
-    end = message.find(b"\r\n\r\n")
-    block, body = (message[:-2], b"") if end == -1 else (message[:end], message[end + 4 :])
-    return _fields(block), body
+    fields, body_at = split_at(message)
+    return fields, message[body_at:]
 
 
 def header_fields(message: bytes) -> list[HeaderField]:
-    """`split_message` without copying the body (DATA may be megabytes)."""
-    end = message.find(b"\r\n\r\n")
-    return split_message(message if end == -1 else message[: end + 4])[0]
+    """The header fields of a CRLF message, or HeaderSyntaxError (its body not copied)."""
+    return split_at(message)[0]
 
 
 @functools.cache
