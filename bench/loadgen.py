@@ -7,7 +7,9 @@ DATA; one recipient, about 5 KB or --size) until the run's total is used up.
 With --mix the messages are the realistic mix of
 bench/mail_mix.py instead: 5 KB, 50 KB and 2 MB by 70/25/5 of the count, a
 third of them with PHI, each fixed by its index in the run; their bodies are
-made before the run starts and repeat every BODY_CYCLE messages. It prints one
+made before the run starts and repeat every BODY_CYCLE messages; with
+--mix-size KB, only the mix's messages of that size class (mail_mix.mix_index),
+a cycle's share of the bodies. It prints one
 JSON object: counts, the bytes of the accepted messages (and with --mix how
 many of them carry PHI), per-message accept latencies (DATA command to the 250
 reply), the queue IDs from the 250 replies, monotonic timestamps of the first
@@ -40,6 +42,7 @@ from typing import Any
 import aiosmtplib
 import aiosmtplib.protocol
 from mail_mix import (  # bench/ is on sys.path
+    SIZE_CLASSES_KB,
     SIZE_CYCLE,
     carries_phi,
     make_mixed_message,
@@ -126,7 +129,7 @@ def make_message(
 BODY_CYCLE = 600
 
 
-def mixed_bodies(run_id: str, count: int, marketing: bool, only: int | None) -> list[bytes]:
+def mixed_bodies(run_id: str, count: int, marketing: bool, only: int | None = None) -> list[bytes]:
     """The bodies (after message_head) of the mix's first `count` messages, at most a
     cycle; with `only`, of its messages of that size (mix_index), a cycle's share of them."""
     cycle = BODY_CYCLE * (SIZE_CYCLE.count(only) if only else len(SIZE_CYCLE)) // len(SIZE_CYCLE)
@@ -370,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--mix-size",
         type=int,
-        choices=sorted({size // 1024 for size in SIZE_CYCLE}),
+        choices=SIZE_CLASSES_KB,
         help="With --mix, only the mix's messages of this size class, in KB: where a "
         "system gains or loses on the mix.",
     )

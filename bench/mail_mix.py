@@ -31,6 +31,7 @@ from pdf_writer import pdf_file
 
 SMALL, MEDIUM, LARGE = 5 * 1024, 50 * 1024, 2 * 1024 * 1024
 SIZE_CYCLE = (SMALL,) * 14 + (MEDIUM,) * 5 + (LARGE,)  # 70/25/5 by count
+SIZE_CLASSES_KB = tuple(sorted({size // 1024 for size in SIZE_CYCLE}))  # for --mix-size
 PHI_EVERY = 3  # a third of the messages carry PHI
 BOUNDARY = "=_bench_mix_boundary"
 

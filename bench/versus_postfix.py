@@ -54,7 +54,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Protocol
 
-from mail_mix import SIZE_CYCLE  # bench/ is on sys.path
+from mail_mix import SIZE_CLASSES_KB  # bench/ is on sys.path
 from relay import (  # bench/ is on sys.path
     DOMAIN,
     PRINCIPAL,
@@ -912,7 +912,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--mix-size",
         type=int,
-        choices=sorted({size // 1024 for size in SIZE_CYCLE}),
+        choices=SIZE_CLASSES_KB,
         help="With it, --mix's measured runs send only its messages of this size class, "
         "in KB (the warm-ups the whole mix): where phigate gains or loses on the mix.",
     )
