@@ -33,6 +33,19 @@ from databases import server_database
 from gateway.config import RATE_LIMIT_NAMES
 
 PHIGATE = [sys.executable, "-m", "gateway.cli"]
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def bench_json(script: str, *args: str) -> Any:
+    """What bench/`script` prints on stdout with --json and `args`; it must succeed."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *args, "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return json.loads(done.stdout)
 
 
 _handed_out: set[int] = set()

@@ -1,30 +1,17 @@
-"""bench/attachment_handover.py runs, and hands the large PDFs over in memfds: their
-worker reads them with less of the server's CPU than the pipe takes."""
+"""bench/attachment_handover.py runs, and hands each PDF over as it says: the small one
+through the pipe only, the large ones through the pipe and in a memfd."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from harness import bench_json
 
 from gateway.inspect.extract import shared
-
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "attachment_handover.py"
 
 
 @pytest.mark.skipif(not shared.available(), reason="memfd and /proc are Linux's")
 def test_each_size_is_handed_over_both_ways_and_read_in_process() -> None:
-    out = subprocess.run(
-        [sys.executable, str(BENCH), "--jobs", "40", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    results = json.loads(out)
+    results = bench_json("attachment_handover.py", "--jobs", "40")
     ways = {(r["size"] >= shared.SHARED_FROM, r["handover"]) for r in results}
     assert ways == {
         (False, "pipe"),

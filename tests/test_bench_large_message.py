@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "large_message.py"
+from harness import bench_json
 
 
 def test_every_stage_of_every_shape_is_timed() -> None:
-    out = subprocess.run(
-        [sys.executable, str(BENCH), "--rounds", "1", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    results = json.loads(out)
+    results = bench_json("large_message.py", "--rounds", "1")
     assert set(results) == {
         f"{size}, {phi}" for size in ("5 KB", "50 KB", "2 MB") for phi in ("PHI", "no PHI")
     }
