@@ -3,13 +3,11 @@ through the pipe only, the large ones through the pipe and in a memfd."""
 
 from __future__ import annotations
 
-import pytest
 from harness import bench_json
 
 from gateway.inspect.extract import shared
 
 
-@pytest.mark.skipif(not shared.available(), reason="memfd and /proc are Linux's")
 def test_each_size_is_handed_over_both_ways_and_read_in_process() -> None:
     results = bench_json("attachment_handover.py", "--jobs", "40")
     ways = {(r["size"] >= shared.SHARED_FROM, r["handover"]) for r in results}

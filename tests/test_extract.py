@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import io
 import json
 import os
@@ -738,7 +739,6 @@ def _memfds() -> int:
     return sum(link.startswith("/memfd:phigate-attachment") for link in links)
 
 
-@pytest.mark.skipif(not shared.available(), reason="memfd and /proc are Linux's")
 def test_large_attachments_go_through_reused_memfds(pool: AttachmentPool) -> None:
     jobs = [HeavyJob(Place("attachment", n), "pdf", _large_pdf(f"Patient {n}")) for n in range(4)]
     for job in jobs:
@@ -749,7 +749,6 @@ def test_large_attachments_go_through_reused_memfds(pool: AttachmentPool) -> Non
     assert _memfds() == 0
 
 
-@pytest.mark.skipif(not shared.available(), reason="memfd and /proc are Linux's")
 def test_a_worker_that_cannot_read_the_memfd_gets_the_bytes_through_the_pipe(
     pool: AttachmentPool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -771,7 +770,20 @@ def test_a_worker_that_cannot_read_the_memfd_gets_the_bytes_through_the_pipe(
     assert "Jane" not in caplog.text
 
 
-@pytest.mark.skipif(not shared.available(), reason="memfd and /proc are Linux's")
+def test_a_memfd_that_cannot_be_made_leaves_the_attachment_to_the_pipe(
+    pool: AttachmentPool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def out_of_memory(name: str, flags: int = 0) -> int:
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+    monkeypatch.setattr(shared.os, "memfd_create", out_of_memory)
+    job = HeavyJob(ATTACHMENT, "pdf", _large_pdf("Jane Doe 123-45-6789"))
+    assert "Jane Doe 123-45-6789" in texts(result_or_unscannable(pool.submit(job), job))
+    failed = [r for r in caplog.records if r.getMessage() == "extractor_shared_memory_failed"]
+    assert [r.__dict__["fields"] for r in failed] == [{"error": "OSError"}]
+    assert _memfds() == 0 and "Jane" not in caplog.text
+
+
 def test_a_short_memfd_is_unreadable() -> None:
     fd = os.memfd_create("short", os.MFD_CLOEXEC)
     try:

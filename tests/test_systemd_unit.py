@@ -142,7 +142,8 @@ def _pdf_mail() -> bytes:
     mail["Subject"] = "report"
     mail.set_content("see attached")
     mail.add_attachment(
-        pdf_with_text(["Invoice 2291", "Total due: 40 units"]),
+        # Past shared.SHARED_FROM: handed to its extractor worker in a memfd.
+        pdf_with_text(["Invoice 2291", "Total due: 40 units"] + ["Spare parts, shelf 4."] * 3000),
         maintype="application",
         subtype="pdf",
         filename="report.pdf",
@@ -203,7 +204,7 @@ def test_phigate_serves_within_the_units_confinement(
         family = re.match(r"\d+\s+socket\((AF_\w+)", line)
         if family is not None:
             families.add(family.group(1))
-    assert {"accept4", "connect", "execve"} <= calls, sorted(calls)
+    assert {"accept4", "connect", "execve", "memfd_create"} <= calls, sorted(calls)
     if os.geteuid() == 0:
         # SQLite, run by root, hands its -wal and -shm files to the database file's
         # owner; as the unit's phigate user it never calls fchown.

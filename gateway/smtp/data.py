@@ -149,9 +149,8 @@ async def read_data(
 
     Past `large.size` octets, reading waits for a turn (released by the caller).
     `progress` is called once the turn is taken: a message held back by its
-    wait is not idle. The chunks read are joined once at the end: a buffer grown
-    by appending was copied again each time it outgrew its room, about eight
-    times its size for 2 MB.
+    wait is not idle. The chunks read are joined once at the end, into the
+    content itself: no buffer that may be moved as it grows, then copied whole.
     """
     chunks: list[bytes | memoryview] = []
     received = 0
@@ -175,7 +174,7 @@ async def read_data(
         # first one, the chunk of a LimitOverrunError holds none, the stream ended in no
         # part of one before readuntil (and a completing read ends where it would).
         ended = tail == _END
-        if not (too_much or lines.too_long):
+        if chunk and not (too_much or lines.too_long):
             lines.check(chunk)
             chunks.append(chunk)
         if ended:

@@ -120,14 +120,17 @@ class AttachmentPool:
             _copy(done, result)
 
     def _schedule(self, fn: Callable[..., HeavyResult], *args: Any) -> Future[HeavyResult]:
-        try:
+        def schedule() -> Future[HeavyResult]:  # on the pool of the moment
             return self._pool.schedule(fn, args=args, timeout=self._config.extractor_timeout)
+
+        try:
+            return schedule()
         except RuntimeError as exc:
             event(_log, "extractor_pool_failed", logging.ERROR, error=type(exc).__name__)
         self._stop_workers()
         self._pool = self._new_pool()
         try:
-            return self._pool.schedule(fn, args=args, timeout=self._config.extractor_timeout)
+            return schedule()
         except RuntimeError as exc:
             failed: Future[HeavyResult] = Future()
             failed.set_exception(exc)
