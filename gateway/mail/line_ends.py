@@ -15,47 +15,14 @@ wheels for x86_64 only) the bytes methods answer at every size.
 
 from __future__ import annotations
 
-import threading
-from typing import Any, Final
+from typing import Final
 
-hyperscan: Any
-try:
-    import hyperscan
-except ImportError:  # pragma: no cover - depends on the platform
-    hyperscan = None
+from gateway.mail import octet_search
 
 LARGE: Final = 64 * 1024
 # A CR not followed by LF, an LF not preceded by CR, at the ends of the data too.
 _BARE: Final = (rb"\r[^\n]", rb"[^\r]\n", rb"\A\n", rb"\r\z")
 _DOT_LINE: Final = (rb"\r\n\.",)
-
-
-class _Search:
-    """A Hyperscan database of patterns whose one question is: does any occur?"""
-
-    def __init__(self, patterns: tuple[bytes, ...]) -> None:
-        self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        self._db.compile(
-            expressions=list(patterns),
-            ids=list(range(len(patterns))),
-            elements=len(patterns),
-            flags=[hyperscan.HS_FLAG_SINGLEMATCH] * len(patterns),  # one report is enough
-        )
-        self._local = threading.local()  # a scratch space per thread (DKIM signs off the loop)
-
-    def occurs_in(self, data: bytes) -> bool:
-        if not data:
-            return False
-        scratch = getattr(self._local, "scratch", None)
-        if scratch is None:
-            scratch = self._local.scratch = hyperscan.Scratch(self._db)
-        found: list[int] = []
-        self._db.scan(data, match_event_handler=_found, context=found, scratch=scratch)
-        return bool(found)
-
-
-def _found(index: int, start: int, end: int, flags: int, found: list[int]) -> None:
-    found.append(index)
 
 
 def counted_crlf_only(data: bytes) -> bool:
@@ -69,9 +36,9 @@ def searched_dot_line(data: bytes) -> bool:
     return b"\r\n." in data
 
 
-if hyperscan is not None:
-    _bare = _Search(_BARE)
-    _dot_line = _Search(_DOT_LINE)
+if octet_search.available:
+    _bare = octet_search.OctetSearch(_BARE)
+    _dot_line = octet_search.OctetSearch(_DOT_LINE)
 
     def scanned_crlf_only(data: bytes) -> bool:
         """`crlf_only` by Hyperscan."""

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesFeedParser
 
+from gateway.mail.base64_octets import first_flaw
+
 # The parser splits what it is fed into lines at once: fed whole, a 10 MB message
 # peaks at about eight times its size; fed in pieces of this size, under three.
 _PIECE = 256 * 1024
@@ -34,7 +36,6 @@ _PIECE = 256 * 1024
 # go to the parser as one line; shorter runs are not worth it.
 _RUN_START = re.compile(rb"\n((?:[A-Za-z0-9+/=]+\r\n){32})")
 _MORE_LINES = re.compile(rb"(?:[A-Za-z0-9+/=]+\r\n)*")
-_BASE64_CHARACTERS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 _BLOCK_LINES = 1024
 # A header section without these words has no part whose type is multipart/* or
 # message/* (the parser reads the type from the field as written, lower-cased).
@@ -107,20 +108,21 @@ def _runs(content: bytes) -> list[tuple[int, int]]:
 
 
 def _lines_of_width(content: bytes, position: int, width: int) -> int:
-    """Where the lines of `width` base64 characters and a CRLF that begin at `position`
-    end, as far as whole blocks of them go. A regular expression looks at each octet in
-    turn; a block is checked with a slice and a translation in C, four times as fast."""
+    """Where the lines of `width` base64 characters and a CRLF that begin at
+    `position` end, as far as whole blocks of them go, or where a flaw is found
+    (gateway.mail.base64_octets.first_flaw): at the start of the lines' stride it
+    is in; the caller takes the lines of any width that follow. A regular
+    expression looks at each octet in turn; here slices check the line ends of a
+    block at a time, then one search looks for a flaw between them."""
     stride = width + 2
-    while lines := min(_BLOCK_LINES, (len(content) - position) // stride):
-        block = content[position : position + lines * stride]
-        if (
-            block[width::stride] != b"\r" * lines
-            or block[width + 1 :: stride] != b"\n" * lines
-            or block.translate(None, _BASE64_CHARACTERS) != b"\r\n" * lines
-        ):
+    end = position
+    while lines := min(_BLOCK_LINES, (len(content) - end) // stride):
+        block = content[end : end + lines * stride]
+        if block[width::stride] != b"\r" * lines or block[width + 1 :: stride] != b"\n" * lines:
             break
-        position += lines * stride
-    return position
+        end += lines * stride
+    flaw = first_flaw(content, position, end)
+    return end if flaw < 0 else flaw - (flaw - position) % stride
 
 
 def _parse_with_runs_as_tokens(content: bytes) -> Message | None:

@@ -23,6 +23,7 @@ from gateway.inspect.extract.jobs import HeavyJob, HeavyKind
 from gateway.inspect.extract.kinds import classify, file_ext
 from gateway.inspect.extract.text import decode_text, unflow
 from gateway.mail.address_lists import address_list
+from gateway.mail.base64_octets import WHITE_SPACE, plainly_well_formed
 from gateway.mail.message import payload_as_parsed
 
 SUBJECT: Final = Place("subject")
@@ -34,7 +35,8 @@ _ADDRESS_HEADERS: Final = ("From", "Sender", "Reply-To", "To", "Cc")
 _MAX_MIME_DEPTH: Final = 64
 _MAX_TYPE_CHARS: Final = 100  # a content type is reported: keep a crafted one short
 _NOT_BASE64: Final = re.compile(rb"[^A-Za-z0-9+/]")
-_WHITE_SPACE: Final = b" \t\r\n"
+_PADDING: Final = b"=" + WHITE_SPACE
+_TAIL: Final = 64  # octets at the end where the padding is looked for
 
 
 def header_text(value: str | Header) -> str:
@@ -68,10 +70,19 @@ def _display_names(message: Message) -> list[str]:
     return names
 
 
-def _base64(data: bytes) -> tuple[bytes, bool]:
-    """Decoded bytes of base64 without white space, and whether the encoding was
+def _base64(encoded: bytes) -> tuple[bytes, bool]:
+    """Decoded bytes of base64, its white space skipped, and whether the encoding was
     malformed (then decoded leniently, as mail clients do: non-alphabet characters
     dropped)."""
+    if plainly_well_formed(encoded):
+        try:  # white space is all the decoder skips here: no copy without it first
+            data = pybase64.b64decode(encoded, validate=False)
+        except binascii.Error:
+            pass  # its length: padding left out (harmless) or a character too many
+        else:
+            if _padding_fits(encoded, len(data)):
+                return data, False
+    data = encoded.translate(None, WHITE_SPACE)
     try:
         # Missing padding is common and harmless. pybase64 decodes with SIMD: a 2 MB
         # attachment in 0.1 ms where the standard library takes 5.
@@ -81,6 +92,19 @@ def _base64(data: bytes) -> tuple[bytes, bool]:
     data = _NOT_BASE64.sub(b"", data)
     data = data[: len(data) - (len(data) % 4 == 1)]  # a lone trailing character is no byte
     return base64.b64decode(data + b"=" * (-len(data) % 4)), True
+
+
+def _padding_fits(encoded: bytes, decoded: int) -> bool:
+    """Whether the "=" that end a plainly well-formed encoding (none is before a
+    character) are no more than its characters need: the decoder, lenient, stops at
+    the padding a group of four needs and ignores any more. Three octets decode from
+    four characters, one from two, two from three: the last group's characters."""
+    tail = encoded[-_TAIL:]
+    trail = len(tail) - len(tail.rstrip(_PADDING))
+    if trail == len(tail) and len(encoded) > _TAIL:
+        return False  # an end of padding and white space this long: look closer
+    padding = tail[len(tail) - trail :].count(b"=")
+    return padding <= (0, 2, 1)[decoded % 3]
 
 
 def _filename(part: Message) -> str | None:
@@ -191,12 +215,18 @@ class _Walk:
         # octet becomes "?" below, dropped as malformed.
         payload = payload_as_parsed(part)
         encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+        budget = self.config.max_attachment_bytes
         if encoding == "base64":
-            encoded = payload.encode("ascii", "replace").translate(None, _WHITE_SPACE)
-            decoded_size = len(encoded) * 3 // 4  # at most; known without decoding
+            encoded = payload.encode("ascii", "replace")
+            # At most three octets per four characters, known without decoding. White
+            # space counted as characters gives a bound at once; only past the budget
+            # is it left out, to count the characters alone.
+            decoded_size = len(encoded) * 3 // 4
+            if decoded_size > budget:
+                decoded_size = len(encoded.translate(None, WHITE_SPACE)) * 3 // 4
         else:
             decoded_size = len(payload)
-        if decoded_size > self.config.max_attachment_bytes:
+        if decoded_size > budget:
             self.out.unscannable(place, "over_budget")
             return
         if encoding == "base64":
