@@ -812,26 +812,43 @@ _BOOKING_CLASSES = ("care_encounter", "care_scheduling")
 _TOKEN = re.compile(r"[a-z0-9]+(?:['/-][a-z0-9]+)*")
 
 
+class _Phrases(NamedTuple):
+    """One class's context words as tokens (see _has_phrase): the one-word ones, and
+    the longer ones by their first word."""
+
+    words: frozenset[str]
+    by_first_word: dict[str, tuple[tuple[str, ...], ...]]
+
+
 @cache
-def _context_phrases(cls: str) -> tuple[frozenset[str], int]:
-    """One class's context words as token sequences (see _has_phrase), and the
-    longest one's length, for the few lines where their place matters but the engine
-    only reports their presence."""
-    phrases = frozenset(" ".join(_TOKEN.findall(w.lower())) for w in patterns.CONTEXT_WORDS[cls])
-    phrases -= {""}
-    return phrases, max(len(p.split()) for p in phrases)
+def _context_phrases(cls: str) -> _Phrases:
+    """One class's context words as tokens, for the few lines where their place
+    matters but the engine only reports their presence."""
+    phrases = {tuple(_TOKEN.findall(w.lower())) for w in patterns.CONTEXT_WORDS[cls]} - {()}
+    by_first_word: dict[str, list[tuple[str, ...]]] = {}
+    for phrase in phrases:
+        if len(phrase) > 1:
+            by_first_word.setdefault(phrase[0], []).append(phrase)
+    return _Phrases(
+        frozenset(p[0] for p in phrases if len(p) == 1),
+        {first: tuple(longer) for first, longer in by_first_word.items()},
+    )
 
 
 def _has_phrase(cls: str, text: str, low: int, high: int) -> bool:
     """Whether text[low:high] has one of a class's context words, whole words and
-    case-insensitive: a set lookup per run of words, not a regex of hundreds of
-    alternatives tried at each character."""
-    phrases, longest = _context_phrases(cls)
+    case-insensitive: a set lookup for the words, then the longer phrases only where
+    their first word is, not a regex of hundreds of alternatives tried at each
+    character."""
+    phrases = _context_phrases(cls)
     words = _TOKEN.findall(text[low:high].lower())
+    if not phrases.words.isdisjoint(words):
+        return True
+    by_first_word = phrases.by_first_word
     return any(
-        " ".join(words[i : i + n]) in phrases
-        for i in range(len(words))
-        for n in range(1, min(longest, len(words) - i) + 1)
+        tuple(words[i : i + len(phrase)]) == phrase
+        for i, word in enumerate(words)
+        for phrase in by_first_word.get(word, ())
     )
 
 
