@@ -26,6 +26,11 @@ class CrlfCommandReader(asyncio.StreamReader):
             return super().readuntil(separator)
         return self._command_line()
 
+    def holds_line(self) -> bool:
+        """Whether a whole command line is already here: the client pipelined it."""
+        buffer: bytearray = self._buffer  # type: ignore[attr-defined]
+        return b"\r\n" in buffer
+
     async def _command_line(self) -> bytes:
         line = await super().readuntil(b"\r\n")
         if b"\r" in line[:-2] or b"\n" in line[:-2]:

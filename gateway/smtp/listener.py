@@ -60,6 +60,8 @@ _ENHANCED = {
     "554": "5.7.0",
     "555": "5.5.4",
 }
+# Commands that may stand anywhere in a pipelined group (RFC 2920 §3.1).
+_GROUPED = frozenset({"MAIL", "RCPT", "RSET"})
 _HAS_ENHANCED = re.compile(rb"^\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})")
 _SIMPLE_PATH = re.compile(r"^\s*<([A-Za-z0-9._+=-]+@[A-Za-z0-9.-]+)>((?:\s+[A-Za-z0-9=.+-]+)*)\s*$")
 
@@ -218,6 +220,9 @@ class PhigateSMTP(SMTP):
         # Set when the refusal about to be pushed was already counted by the handler.
         self.reply_counted = False
         self._running_command = False
+        # The command under way, and the replies held for the next write (see push).
+        self._command: str | None = None
+        self._held_replies: list[bytes] = []
         self._expiry: asyncio.TimerHandle | None = None
         # While DATA is read, when octets last arrived (or its turn came): the idle
         # timer then counts from there, so a slow but steady sender is not cut off.
@@ -244,10 +249,12 @@ class PhigateSMTP(SMTP):
                 self.transport.close()
                 return
             self._running_command = True
+            self._command = command
             try:
                 await method(arg)
             finally:
                 self._running_command = False
+                self._command = None
 
         return gated
 
@@ -287,8 +294,17 @@ class PhigateSMTP(SMTP):
     def _close_with(self, reply: bytes) -> None:
         # Through the stream writer: uvloop's transports are no asyncio.WriteTransport.
         if self.transport is not None:
-            self._writer.write(reply + b"\r\n")
+            self._writer.write(self._with_held(reply + b"\r\n"))
             self.transport.close()
+
+    def _with_held(self, response: bytes) -> bytes:
+        """`response` after the replies held for it, which are then let go."""
+        if not self._held_replies:
+            return response
+        self._held_replies.append(response)
+        joined = b"".join(self._held_replies)
+        self._held_replies.clear()
+        return joined
 
     def say_goodbye(self) -> None:
         """Tell an idle client the service is stopping, then close."""
@@ -462,7 +478,20 @@ class PhigateSMTP(SMTP):
                 )
             )
         self.reply_counted = False
-        await super().push(status)
+        response = status + b"\r\n"
+        # RFC 2920 §3.2: the replies to a pipelined group may go out together. A
+        # positive reply to MAIL, RCPT or RSET waits while the client's next command
+        # is already here: its reply, or the last of the group's (DATA's 354), takes
+        # it along, in one TLS record and one packet instead of one each.
+        if (
+            self._command in _GROUPED
+            and status[:1] == b"2"
+            and cast(CrlfCommandReader, self._reader).holds_line()
+        ):
+            self._held_replies.append(response)
+            return
+        self._writer.write(self._with_held(response))
+        await self._writer.drain()
         if refusal and self.refusals.exhausted:
             await self._close_after_refusals()
 
