@@ -146,21 +146,25 @@ def _parse_with_runs_as_tokens(content: bytes) -> Message | None:
     pieces.append(content[end:])
     message = _parse_lines(b"".join(pieces))
     del pieces
-    found = re.compile(re.escape(prefix) + rf"\d{{{_TOKEN_DIGITS}}}")
-    misplaced = False
-
-    def run_of(match: re.Match[str]) -> str:
-        nonlocal misplaced
-        run = runs.pop(match.group(), None)
-        misplaced = misplaced or run is None
-        return run or ""
-
     for part in message.walk():
-        payload = getattr(part, _PAYLOAD)
-        if isinstance(payload, str) and prefix in payload:
-            setattr(part, _PAYLOAD, found.sub(run_of, payload))
-        for place in ("preamble", "epilogue"):
+        for place in (_PAYLOAD, "preamble", "epilogue"):
             text = getattr(part, place)
-            if text is not None and prefix in text:
-                setattr(part, place, found.sub(run_of, text))
-    return None if runs or misplaced else message
+            if isinstance(text, str) and prefix in text:
+                restored = _with_runs(text, prefix, runs)
+                if restored is None:
+                    return None
+                setattr(part, place, restored)
+    return None if runs else message
+
+
+def _with_runs(text: str, prefix: str, runs: dict[str, str]) -> str | None:
+    """`text` with each token in it (`prefix` and its number) back as the run it stood
+    for, taken out of `runs`; None if a token is not there (or came back twice)."""
+    first, *rest = text.split(prefix)
+    pieces = [first]
+    for piece in rest:
+        run = runs.pop(prefix + piece[:_TOKEN_DIGITS], None)
+        if run is None:
+            return None
+        pieces += (run, piece[_TOKEN_DIGITS:])
+    return "".join(pieces)
