@@ -266,6 +266,22 @@ def test_long_runs_end_where_their_lines_stop_being_base64(container: str, name:
     assert_same_as_line_by_line(data)
 
 
+@pytest.mark.parametrize("full_lines", [40, 590, 1023, 1024, 1025, 3000])
+def test_lines_of_one_width_are_checked_up_to_the_last_one(full_lines: int) -> None:
+    # An attachment's last line is shorter and a boundary follows: the block the run
+    # ends in is closed in on, not left to the octet-by-octet expression.
+    # More than a line's 78 octets after the last full line, as in the benchmark's mix.
+    run = base64_run(full_lines, width=76) + b"QUJD" * 15 + b"\r\n"
+    data = (
+        b'Content-Type: multipart/mixed; boundary="=_mix_boundary"\r\n\r\n--=_mix_boundary\r\n\r\n'
+        + run
+        + b"--=_mix_boundary--\r\n"
+    )
+    start = data.index(run)
+    assert parsing._lines_of_width(data, start, 76) == start + full_lines * 78
+    assert_same_as_line_by_line(data)
+
+
 # A message of one part: only its header section goes through the parser.
 
 ONE_PART_HEADS = st.lists(

@@ -109,18 +109,22 @@ def _runs(content: bytes) -> list[tuple[int, int]]:
 
 def _lines_of_width(content: bytes, position: int, width: int) -> int:
     """Where the lines of `width` base64 characters and a CRLF that begin at
-    `position` end, as far as whole blocks of them go, or where a flaw is found
-    (gateway.mail.base64_octets.first_flaw): at the start of the lines' stride it
-    is in; the caller takes the lines of any width that follow. A regular
-    expression looks at each octet in turn; here slices check the line ends of a
-    block at a time, then one search looks for a flaw between them."""
+    `position` end, or where a flaw is found (gateway.mail.base64_octets.first_flaw):
+    at the start of the lines' stride it is in; the caller takes the lines of any
+    width that follow. A regular expression looks at each octet in turn; here slices
+    check the line ends of a block at a time (a block the lines end in, halved until
+    one line is left), then one search looks for a flaw between them."""
     stride = width + 2
     end = position
-    while lines := min(_BLOCK_LINES, (len(content) - end) // stride):
+    lines = _BLOCK_LINES
+    while lines := min(lines, (len(content) - end) // stride):
         block = content[end : end + lines * stride]
-        if block[width::stride] != b"\r" * lines or block[width + 1 :: stride] != b"\n" * lines:
+        if block[width::stride] == b"\r" * lines and block[width + 1 :: stride] == b"\n" * lines:
+            end += lines * stride
+        elif lines == 1:
             break
-        end += lines * stride
+        else:
+            lines //= 2
     flaw = first_flaw(content, position, end)
     return end if flaw < 0 else flaw - (flaw - position) % stride
 
