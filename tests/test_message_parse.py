@@ -268,9 +268,9 @@ def test_long_runs_end_where_their_lines_stop_being_base64(container: str, name:
 
 @pytest.mark.parametrize("full_lines", [40, 590, 1023, 1024, 1025, 3000])
 def test_lines_of_one_width_are_checked_up_to_the_last_one(full_lines: int) -> None:
-    # An attachment's last line is shorter and a boundary follows: the block the run
-    # ends in is closed in on, not left to the octet-by-octet expression.
-    # More than a line's 78 octets after the last full line, as in the benchmark's mix.
+    # An attachment's last line is shorter and a boundary follows, together more than
+    # a line's 78 octets (as in the benchmark's mix): the block the run ends in is
+    # closed in on, not left to the octet-by-octet expression.
     run = base64_run(full_lines, width=76) + b"QUJD" * 15 + b"\r\n"
     data = (
         b'Content-Type: multipart/mixed; boundary="=_mix_boundary"\r\n\r\n--=_mix_boundary\r\n\r\n'
