@@ -745,7 +745,9 @@ class Sampler(threading.Thread):
     """Polls the sink's message counter every 20 ms and, every 100 ms, the sum
     of VmRSS over the process trees of `roots` (phigate's process and its
     descendants; Postfix's master and OpenDKIM); with `pss`, the sum of PSS too.
-    It keeps the peaks of the sums and of each process."""
+    It keeps the peaks of the sums and of each process. `pause` stops the polls
+    until the next `reset` (a head-to-head pauses the idle system's sampler: its
+    reads of /proc cost the machine CPU the measured system would have had)."""
 
     def __init__(self, sink: Sink, roots: Sequence[int], pss: bool = False) -> None:
         super().__init__(name="bench-sampler", daemon=True)
@@ -754,6 +756,8 @@ class Sampler(threading.Thread):
         self.pss = pss
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        self.polling = threading.Event()
+        self.polling.set()
         self.samples: list[tuple[float, int]] = []
         self.latest = sink.count()
         self.rss_peak_kb = 0
@@ -767,6 +771,8 @@ class Sampler(threading.Thread):
         for tick in range(int(MAX_BENCH_SECONDS / SAMPLE_INTERVAL)):
             if self.stopping.wait(SAMPLE_INTERVAL):
                 return
+            if not self.polling.is_set():
+                continue
             count = self.sink.count()
             now = time.monotonic()
             tree = forest(self.roots) if tick % RSS_EVERY == 0 else []
@@ -782,8 +788,14 @@ class Sampler(threading.Thread):
                         peaks[pid] = max(peaks.get(pid, 0), kb)
                 self.pids_seen.update(tree)
 
+    def pause(self) -> None:
+        """Stop polling until the next `reset`."""
+        self.polling.clear()
+
     def reset(self) -> int:
-        """Start a new run: forget samples and the RSS peak; returns the current count."""
+        """Start a new run: forget samples and the RSS peak, poll (again); returns the
+        current count."""
+        count = self.sink.count()
         tree = forest(self.roots)
         reset = [pid for pid in tree if reset_peak_rss(pid)]
         rss = tree_rss_kb(tree)
@@ -796,6 +808,8 @@ class Sampler(threading.Thread):
             self.rss_peak_by_pid = {}
             self.pss_peak_by_pid = {}
             self.pids_seen = set(tree)
+            self.latest = max(self.latest, count)
+            self.polling.set()
             return self.latest
 
     def processes_seen(self) -> set[int]:

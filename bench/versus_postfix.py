@@ -564,6 +564,7 @@ def measure(
         queue_left = system.queued()
     time.sleep(0.1)  # let a late duplicate show at the sink
     delivered = sampler.count() - baseline
+    sampler.pause()  # until this system's next run
     tls_after = tls_count(sink)
     over_tls = tls_after - tls_before if tls_after is not None and tls_before is not None else None
     phi_after = system.phi_verified() if mix else None
@@ -1053,6 +1054,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for system, sink in zip(systems, sinks, strict=True)
         ]
         for sampler in samplers:
+            sampler.pause()  # each polls during its system's runs only
             sampler.start()
         for number, (sessions, index) in enumerate(plan(args.sessions, args.rounds)):
             messages = max(sessions, many if sessions > 1 else max(1, many // 4))
