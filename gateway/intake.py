@@ -397,22 +397,21 @@ class Intake:
         # such files (SQLite: store/contents.py).
         self.large_message_size = large_message_size
 
-    async def accept(self, submission: Submission, *, alone: bool = False) -> Reply:
+    async def accept(self, submission: Submission) -> Reply:
         """Decide, and store what may be delivered; the reply for the client.
 
-        `alone`: no other message is on its way in to share the store's commit
-        (one client): see `Database.write`. A large message's row is as small as
-        any other's, its content being in a file of its own (store/contents.py)."""
+        A large message's row is as small as any other's, its content being in a
+        file of its own (store/contents.py)."""
         if self.wait_for_delivery is not None:
             await self.wait_for_delivery()  # before any work: nothing is held meanwhile
         started = time.perf_counter()
-        reply = await self._accept(submission, alone)
+        reply = await self._accept(submission)
         if reply.code == 250:
             metrics.INTAKE_SECONDS.observe(time.perf_counter() - started)
             metrics.ACCEPTED.labels(submission.listener).inc()
         return reply
 
-    async def _accept(self, submission: Submission, alone: bool) -> Reply:
+    async def _accept(self, submission: Submission) -> Reply:
         now = time.time()
         queue_id = queue.new_queue_id(now)
         refusal = await self._over_limit_early(submission)
@@ -426,9 +425,7 @@ class Intake:
         header = received_header(submission, queue_id, self.hostname, self.received, now)
         sealing = self._sealing(queue_id, header, submission.content)
         try:
-            return await self._decide(
-                queue_id, submission, passphrase_fields, header, sealing, now, alone
-            )
+            return await self._decide(queue_id, submission, passphrase_fields, header, sealing, now)
         finally:
             sealing.end()
 
@@ -454,7 +451,6 @@ class Intake:
         header: bytes,
         sealing: Sealing,
         now: float,
-        alone: bool,
     ) -> Reply:
         try:
             parsed = parse(submission.content)
@@ -516,7 +512,6 @@ class Intake:
             decisions,
             (header, sealing),
             now,
-            alone,
         )
 
     async def _over_limit_early(self, submission: Submission) -> Reply | None:
@@ -564,7 +559,6 @@ class Intake:
         decisions: list[AuditEvent],
         stored: tuple[bytes, Sealing],
         now: float,
-        alone: bool,
     ) -> Reply:
         policy, evaluation, passphrase_hash = decided
         header, sealing = stored
@@ -655,9 +649,7 @@ class Intake:
 
         try:
             # Handed over once committed, even if this session is gone by then.
-            charged, _ = await self.db.write(
-                store, then=handed if take is not None else None, alone=alone
-            )
+            charged, _ = await self.db.write(store, then=handed if take is not None else None)
         except Exception:
             sealing.keep()  # the commit may have happened before the failure
             event(log, "store_failed", logging.ERROR, queue_id=queue_id)

@@ -2,20 +2,27 @@
 and a batch that holds any durable write (an accept behind a 250) is durable whole.
 
 On PostgreSQL it is observed inside each transaction (`synchronous_commit`). On
-SQLite the writer's COMMIT never waits; a durable batch is made durable by a flush
-of the write-ahead log after the write lock is let go and before anyone is
-answered, so it is observed there: a flush of the WAL (`fdatasync`, watched
-around the real call) between queueing a write and its answer.
+SQLite the COMMIT never waits; a durable batch is made durable by a flush of the
+write-ahead log after the write lock is let go and before anyone is answered, so
+it is observed there: a flush of the WAL (`fdatasync`, watched around the real
+call) between asking for a write and its answer.
+
+On SQLite a batch is committed on the event loop's thread, or by the writer
+thread when the database is busy or the disk slow (`slow_disk`); PostgreSQL's
+always go to the writer thread. The tests of batches run both ways.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import functools
 import logging
 import os
+import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +46,7 @@ def _commit_mode(conn: Connection) -> str:
 
 class WalFlushes:
     """Counts the flushes of SQLite write-ahead logs, around the real `os.fdatasync`;
-    `hook` runs before each (in the writer thread)."""
+    `hook` runs before each (in the thread that flushes)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
@@ -60,6 +67,36 @@ def flushes(monkeypatch: pytest.MonkeyPatch) -> WalFlushes:
     return WalFlushes(monkeypatch)
 
 
+@pytest.fixture(autouse=True)
+def fast_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No flush is slow enough to send batches to the writer thread, however busy
+    this machine (`slow_disk` says otherwise)."""
+    monkeypatch.setattr(database, "_LOOP_FLUSH", 60.0)
+
+
+def slow_disk(monkeypatch: pytest.MonkeyPatch, *stores: Database) -> None:
+    """Every flush counts as slow: after one, each store's batches go to its writer
+    thread, as they do on PostgreSQL."""
+    monkeypatch.setattr(database, "_LOOP_FLUSH", -1.0)
+
+    async def flushed() -> None:
+        for store in stores:
+            await store.write(lambda _conn: None)
+
+    asyncio.run(flushed())
+
+
+@pytest.fixture(params=["loop", "writer"])
+def batching(request: pytest.FixtureRequest, db: Database, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Where `db` commits its batches: on the event loop's thread (SQLite, a fast
+    disk) or on its writer thread (a slow disk, or PostgreSQL)."""
+    if request.param == "loop" and db.dialect != "sqlite":
+        pytest.skip("PostgreSQL commits on the writer thread only")
+    if request.param == "writer":
+        slow_disk(monkeypatch, db)
+    return str(request.param)
+
+
 async def _write(db: Database, flushes: WalFlushes, **options: Any) -> str:
     """Whether this write's commit waited for the disk before it was answered."""
     before = flushes.count
@@ -70,30 +107,50 @@ async def _write(db: Database, flushes: WalFlushes, **options: Any) -> str:
     return WAITS if flushes.count > before else NO_WAIT
 
 
-async def _one_batch(db: Database, flushes: WalFlushes, durable: list[bool]) -> list[str]:
-    """Queue writes while the writer is held, so they commit together; what each saw."""
+async def _together(db: Database, writes: list[Callable[[], Awaitable[Any]]]) -> list[Any]:
+    """Writes asked for together, so that they commit together; their results (or
+    exceptions).
+
+    On the event loop's thread the writes of one turn of the loop share a commit.
+    On the writer thread the writer is held (in a write of its own) until all are
+    queued behind it."""
     queued = threading.Event()
+    held = None
+    if db.dialect != "sqlite" or database._LOOP_FLUSH < 0:
 
-    def hold(_conn: Connection) -> None:
-        queued.wait(10)
+        def hold(_conn: Connection) -> None:
+            queued.wait(10)
 
-    held = asyncio.ensure_future(db.write(hold, durable=False))
-    await asyncio.sleep(0.05)  # the writer is in `hold`'s transaction
-    writes = [asyncio.ensure_future(_write(db, flushes, durable=d)) for d in durable]
-    await asyncio.sleep(0.05)  # every write is queued behind it
-    queued.set()
-    await held
-    return await asyncio.gather(*writes)
+        held = asyncio.ensure_future(db.write(hold, durable=False))
+        await asyncio.sleep(0.05)  # the writer is in `hold`'s transaction
+    started = [asyncio.ensure_future(write()) for write in writes]
+    if held is not None:
+        await asyncio.sleep(0.05)  # every write is queued behind it
+        queued.set()
+        await held
+    return await asyncio.gather(*started, return_exceptions=True)
+
+
+async def _one_batch(db: Database, flushes: WalFlushes, durable: list[bool]) -> list[str]:
+    """Writes asked for together (`_together`): whether each waited for the disk."""
+    return await _together(db, [functools.partial(_write, db, flushes, durable=d) for d in durable])
 
 
 def test_an_accept_batched_with_post_acceptance_writes_still_waits_for_the_disk(
-    db: Database, flushes: WalFlushes
+    db: Database, flushes: WalFlushes, batching: str
 ) -> None:
-    assert asyncio.run(_one_batch(db, flushes, [False, True, False])) == [WAITS] * 3
+    async def together() -> tuple[list[str], int]:
+        batches = db.batches
+        modes = await _one_batch(db, flushes, [False, True, False])
+        return modes, db.batches - batches
+
+    modes, batches = asyncio.run(together())
+    assert modes == [WAITS] * 3
+    assert batches == (1 if batching == "loop" else 2)  # the writer's own `hold` too
 
 
 def test_post_acceptance_writes_alone_do_not_wait_and_the_next_durable_one_does(
-    db: Database, flushes: WalFlushes
+    db: Database, flushes: WalFlushes, batching: str
 ) -> None:
     async def both() -> tuple[list[str], str]:
         relaxed = await _one_batch(db, flushes, [False, False])
@@ -107,7 +164,7 @@ def test_post_acceptance_writes_alone_do_not_wait_and_the_next_durable_one_does(
 
 
 def test_a_lingering_write_shares_the_next_accepts_commit(
-    db: Database, flushes: WalFlushes, monkeypatch: pytest.MonkeyPatch
+    db: Database, flushes: WalFlushes, batching: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A delivery's outcome (`lingers`) alone waits a moment for company: the accept
     that comes meanwhile commits with it, and that commit waits for the disk."""
@@ -116,7 +173,7 @@ def test_a_lingering_write_shares_the_next_accepts_commit(
     async def pair() -> tuple[str, str, int]:
         batches = db.batches
         outcome = asyncio.ensure_future(_write(db, flushes, durable=False, lingers=True))
-        await asyncio.sleep(0)  # queued first, alone
+        await asyncio.sleep(0.05)  # asked for first, alone
         accept = await _write(db, flushes)
         return await outcome, accept, db.batches - batches
 
@@ -124,7 +181,7 @@ def test_a_lingering_write_shares_the_next_accepts_commit(
 
 
 def test_a_lingering_write_alone_still_commits_without_waiting_for_the_disk(
-    db: Database, flushes: WalFlushes
+    db: Database, flushes: WalFlushes, batching: str
 ) -> None:
     async def alone() -> tuple[str, float]:
         started = asyncio.get_running_loop().time()
@@ -158,69 +215,133 @@ def _note(value: str) -> Callable[[Connection], None]:
     return write
 
 
+def _notes(db: Database) -> list[str]:
+    with db.reading() as conn:
+        return sorted(conn.execute(text("SELECT value FROM notes")).scalars())
+
+
+@contextlib.contextmanager
+def _held(store: Database) -> Iterator[None]:
+    """`store` held by a transaction of another thread, as a CLI command or another
+    process holds the database: its writes wait for their turn meanwhile."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.transaction(behind_writers=True):
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        yield
+    finally:
+        release.set()
+        holder.join(10)
+
+
 def test_an_accept_is_answered_only_after_the_flush_and_others_commit_meanwhile(
-    sqlite_pair: tuple[Database, Database], flushes: WalFlushes
+    sqlite_pair: tuple[Database, Database],
+    flushes: WalFlushes,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The flush waits outside the write lock: while one process's accept waits for
-    the disk, another commits; the accept's caller hears nothing until it is flushed."""
+    the disk, another commits; the accept's caller hears nothing until it is flushed.
+    By the writer thread, with a slow disk."""
     first, second = sqlite_pair
+    slow_disk(monkeypatch, first, second)
     flushing, release = threading.Event(), threading.Event()
 
-    def slow_disk() -> None:
+    def slow_flush() -> None:
         if not flushing.is_set():
             flushing.set()
             release.wait(10)
 
-    flushes.hook = slow_disk
+    flushes.hook = slow_flush
 
-    async def scenario() -> tuple[bool, list[str]]:
+    async def scenario() -> bool:
         accept = asyncio.ensure_future(first.write(_note("accepted")))
         assert await asyncio.to_thread(flushing.wait, 10)
         await second.write(_note("meanwhile"), durable=False)  # the lock is free
         answered_early = accept.done()
         release.set()
         await accept
-        notes = text("SELECT value FROM notes")
-        rows = await first.read(lambda c: list(c.execute(notes).scalars()))
-        return answered_early, rows
+        return answered_early
 
-    answered_early, rows = asyncio.run(scenario())
-    assert not answered_early
-    assert sorted(rows) == ["accepted", "meanwhile"]
+    assert not asyncio.run(scenario())
+    assert _notes(first) == ["accepted", "meanwhile"]
 
 
+def test_an_accept_committed_on_the_loop_is_answered_after_its_flush_and_others_commit_meanwhile(
+    sqlite_pair: tuple[Database, Database], flushes: WalFlushes
+) -> None:
+    """The same on the event loop's thread: the flush that keeps it waiting comes
+    after the write lock is let go, and only then is the accept answered."""
+    first, second = sqlite_pair
+    seen: list[tuple[int, bool, bool]] = []  # flushing thread, answered, other still waiting
+    accept: asyncio.Future[None] | None = None
+
+    def commit_elsewhere() -> None:
+        with second.transaction(behind_writers=True) as conn:  # waits for the write lock
+            _note("meanwhile")(conn)
+
+    def another_process_commits() -> None:
+        if seen or accept is None:
+            return
+        other = threading.Thread(target=commit_elsewhere)
+        other.start()
+        other.join(10)  # a flush that still held the lock would keep it waiting
+        seen.append((threading.get_ident(), accept.done(), other.is_alive()))
+
+    flushes.hook = another_process_commits
+
+    async def scenario() -> int:
+        nonlocal accept
+        accept = asyncio.ensure_future(first.write(_note("accepted")))
+        await accept
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(scenario())
+    assert seen == [(loop_thread, False, False)]  # flushed on the event loop, unanswered
+    assert _notes(first) == ["accepted", "meanwhile"]
+
+
+@pytest.mark.parametrize("batching", ["loop", "writer"])
 def test_a_failed_flush_fails_the_durable_writes_of_its_batch(
     sqlite_pair: tuple[Database, Database],
     flushes: WalFlushes,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    batching: str,
 ) -> None:
     """An accept whose flush failed is not answered as stored (intake says 451);
     a write that did not wait for the disk keeps its result. The log names the
     error's kind, nothing the batch wrote."""
     db, _ = sqlite_pair
+    if batching == "writer":
+        slow_disk(monkeypatch, db)
+    flushed_on: list[int] = []
 
     def broken_disk() -> None:
+        flushed_on.append(threading.get_ident())
         raise OSError(errno.EIO, "I/O error")
 
-    async def scenario() -> list[Any]:
+    async def scenario() -> tuple[int, list[Any]]:
         await db.write(_note("before"))
         flushes.hook = broken_disk
-        queued = threading.Event()
-        held = asyncio.ensure_future(db.write(lambda _c: queued.wait(10), durable=False))
-        await asyncio.sleep(0.05)
         batch = [
-            asyncio.ensure_future(db.write(_note("outcome"), durable=False)),
-            asyncio.ensure_future(db.write(_note("accept"))),
+            functools.partial(db.write, _note("outcome"), durable=False),
+            functools.partial(db.write, _note("accept")),
         ]
-        await asyncio.sleep(0.05)
-        queued.set()
-        await held
-        return await asyncio.gather(*batch, return_exceptions=True)
+        return threading.get_ident(), await _together(db, batch)
 
     with caplog.at_level(logging.ERROR, logger="gateway.store"):
-        outcome, accept = asyncio.run(scenario())
+        loop_thread, (outcome, accept) = asyncio.run(scenario())
     assert outcome is None
     assert isinstance(accept, OSError) and accept.errno == errno.EIO
+    assert len(flushed_on) == 1
+    assert (flushed_on[0] == loop_thread) == (batching == "loop")
     failed = [r for r in caplog.records if r.getMessage() == "database flush failed"]
     assert len(failed) == 1
     assert failed[0].__dict__["fields"] == {"error": "OSError"}
@@ -230,27 +351,24 @@ def test_a_failed_flush_fails_the_durable_writes_of_its_batch(
 def test_writes_queued_while_another_process_holds_the_database_share_one_commit(
     sqlite_pair: tuple[Database, Database],
 ) -> None:
-    """The writer takes what queued while it waited for the write lock into its batch."""
+    """Never a wait on the event loop: while another process holds the database, the
+    writes go to the writer thread, which takes what queued while it waited for the
+    write lock into one batch."""
     first, second = sqlite_pair
-    holding, release = threading.Event(), threading.Event()
-
-    def hold(_conn: Connection) -> None:
-        holding.set()
-        release.wait(10)
 
     async def scenario() -> int:
-        held = asyncio.ensure_future(second.write(hold, durable=False))
-        assert await asyncio.to_thread(holding.wait, 10)
-        batches = first.batches
-        waiting = [asyncio.ensure_future(first.write(_note("first")))]
-        await asyncio.sleep(0.05)  # the writer took it and waits for the lock
-        waiting += [asyncio.ensure_future(first.write(_note(f"next {n}"))) for n in range(3)]
-        await asyncio.sleep(0.05)
-        release.set()
-        await asyncio.gather(held, *waiting)
+        with _held(second):
+            batches = first.batches
+            waiting = [asyncio.ensure_future(first.write(_note("first")))]
+            await asyncio.sleep(0.05)  # the writer took it and waits for the lock
+            waiting += [asyncio.ensure_future(first.write(_note(f"next {n}"))) for n in range(3)]
+            await asyncio.sleep(0.05)  # the loop went on meanwhile: this line ran
+            assert not any(write.done() for write in waiting)
+        await asyncio.gather(*waiting)
         return first.batches - batches
 
     assert asyncio.run(scenario()) == 1
+    assert _notes(first) == ["first", "next 0", "next 1", "next 2"]
 
 
 def _thread_of(value: str) -> Callable[[Connection], int]:
@@ -263,73 +381,59 @@ def _thread_of(value: str) -> Callable[[Connection], int]:
     return write
 
 
-def test_a_write_made_alone_commits_on_the_callers_thread_and_is_flushed_before_its_answer(
+def test_a_write_commits_on_the_event_loops_thread_and_is_flushed_before_its_answer(
     db: Database, flushes: WalFlushes
 ) -> None:
-    """One client's accept spares the two hand-overs to the writer thread on SQLite,
-    the disk still flushed before the answer; PostgreSQL's go to the writer as before."""
+    """On SQLite a batch spares the two hand-overs to the writer thread, the disk still
+    flushed before the answer; PostgreSQL's go to the writer."""
 
     async def scenario() -> tuple[int, int, str]:
-        ran_on = await db.write(_thread_of("alone"), alone=True)
-        mode = await _write(db, flushes, alone=True)
+        ran_on = await db.write(_thread_of("here"))
+        mode = await _write(db, flushes)
         return ran_on, threading.get_ident(), mode
 
     ran_on, loop_thread, mode = asyncio.run(scenario())
     assert (ran_on == loop_thread) == (db.dialect == "sqlite")
     assert mode == WAITS
-    with db.reading() as conn:
-        assert list(conn.execute(text("SELECT value FROM notes")).scalars()) == ["alone"]
+    assert _notes(db) == ["here"]
 
 
-def test_a_failed_flush_fails_a_write_made_alone(
-    sqlite_pair: tuple[Database, Database], flushes: WalFlushes
+def test_a_slow_flush_sends_the_next_batches_to_the_writer_thread_and_a_fast_one_back(
+    sqlite_pair: tuple[Database, Database], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Fail closed on the event loop's thread too: an accept whose flush failed is not
-    answered as stored (intake says 451)."""
+    """A disk that makes the event loop wait too long for a flush: the batches after
+    it commit on the writer thread, until a flush is fast again."""
     db, _ = sqlite_pair
-    flushed_on: list[int] = []
+    monkeypatch.setattr(database, "_LOOP_FLUSH", -1.0)  # every flush is too slow
 
-    def broken_disk() -> None:
-        flushed_on.append(threading.get_ident())
-        raise OSError(errno.EIO, "I/O error")
+    async def threads() -> list[int]:
+        return [await db.write(_thread_of(str(n))) for n in range(3)]
 
-    async def scenario() -> tuple[int, BaseException | int]:
-        flushes.hook = broken_disk
-        try:
-            result: BaseException | int = await db.write(_thread_of("accept"), alone=True)
-        except OSError as exc:
-            result = exc
-        return threading.get_ident(), result
-
-    loop_thread, result = asyncio.run(scenario())
-    assert isinstance(result, OSError) and result.errno == errno.EIO
-    assert flushed_on == [loop_thread]  # the flush of a commit made alone, on its thread
+    loop_thread = threading.get_ident()
+    first, second, third = asyncio.run(threads())
+    assert first == loop_thread  # its flush was the slow one
+    assert second != loop_thread and third != loop_thread
+    monkeypatch.setattr(database, "_LOOP_FLUSH", 60.0)  # the disk is fast again
+    fourth, fifth = asyncio.run(threads())[:2]
+    assert fourth != loop_thread  # flushed fast, by the writer
+    assert fifth == loop_thread
 
 
-def test_a_write_made_alone_is_queued_while_the_database_is_busy(
+def test_writes_while_this_process_is_at_the_database_go_to_the_writer_thread(
     sqlite_pair: tuple[Database, Database], flushes: WalFlushes
 ) -> None:
-    """Never a wait on the event loop: while another process holds the database, or this
-    process's writer has work, a write made alone goes to the writer thread, and
-    still commits and is flushed before its answer."""
+    """Never a wait on the event loop: while another thread of this process (a CLI
+    command's transaction, the writer's checkpoint) or another process holds the
+    database, a write goes to the writer thread, and still commits and is flushed
+    before its answer."""
     first, second = sqlite_pair
-    holding, release = threading.Event(), threading.Event()
-
-    def hold(_conn: Connection) -> None:
-        holding.set()
-        release.wait(10)
 
     async def behind(holder: Database) -> tuple[int, bool, str]:
-        holding.clear()
-        release.clear()
-        held = asyncio.ensure_future(holder.write(hold, durable=False))
-        assert await asyncio.to_thread(holding.wait, 10)
         before = flushes.count
-        write = asyncio.ensure_future(first.write(_thread_of("behind"), alone=True))
-        await asyncio.sleep(0.05)
-        waited = not write.done()  # the loop went on meanwhile: this line ran
-        release.set()
-        await held
+        with _held(holder):
+            write = asyncio.ensure_future(first.write(_thread_of("behind")))
+            await asyncio.sleep(0.05)
+            waited = not write.done()  # the loop went on meanwhile: this line ran
         ran_on = await write
         return ran_on, waited, WAITS if flushes.count > before else NO_WAIT
 
@@ -337,15 +441,14 @@ def test_a_write_made_alone_is_queued_while_the_database_is_busy(
         return threading.get_ident(), [await behind(second), await behind(first)]
 
     loop_thread, results = asyncio.run(scenario())
-    for ran_on, waited, mode in results:  # another process holds it; this one's writer
+    for ran_on, waited, mode in results:  # another process holds it; this one's thread
         assert ran_on != loop_thread
         assert waited
         assert mode == WAITS
-    with first.reading() as conn:
-        assert list(conn.execute(text("SELECT value FROM notes")).scalars()) == ["behind"] * 2
+    assert _notes(first) == ["behind"] * 2
 
 
-def test_shredding_in_a_write_made_alone_is_followed_by_a_checkpoint(
+def test_shredding_committed_on_the_event_loop_is_followed_by_a_checkpoint(
     sqlite_pair: tuple[Database, Database], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The writer thread, idle meanwhile, still truncates the WAL after content
@@ -366,8 +469,78 @@ def test_shredding_in_a_write_made_alone_is_followed_by_a_checkpoint(
         return threading.get_ident()
 
     async def scenario() -> bool:
-        ran_on = await db.write(shred, alone=True)
+        ran_on = await db.write(shred)
         assert ran_on == threading.get_ident()
         return await asyncio.to_thread(checkpoints.wait, 10)
 
     assert asyncio.run(scenario())
+
+
+def test_a_lingering_write_left_when_the_store_stops_is_committed(
+    sqlite_pair: tuple[Database, Database], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write still waiting on the event loop for company when the store stops (a
+    server shutting down) goes to the writer, which commits it before it ends."""
+    db, _ = sqlite_pair
+    monkeypatch.setattr(database, "_LINGER", 60.0)
+
+    async def scenario() -> None:
+        outcome = asyncio.ensure_future(db.write(_note("outcome"), durable=False, lingers=True))
+        await asyncio.sleep(0.05)
+        db.stop()
+        await asyncio.wait_for(outcome, 10)
+
+    asyncio.run(scenario())
+    assert _notes(db) == ["outcome"]
+
+
+def test_a_write_never_commits_before_one_handed_to_the_writer_thread_before_it(
+    sqlite_pair: tuple[Database, Database], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commits keep the order writes were asked for in (a key report's empty write
+    must follow every message sealed before it): a write made while an earlier one
+    waits at the writer thread goes there too, even once the database is free."""
+    db, _ = sqlite_pair
+    monkeypatch.setattr(database, "_LINGER", 1.0)
+
+    async def scenario() -> int:
+        batches = db.batches
+        with _held(db):
+            early = asyncio.ensure_future(db.write(_note("early"), durable=False, lingers=True))
+            # Its wait on the event loop ends while the database is held: it goes to the
+            # writer thread, which waits a second time for company there.
+            await asyncio.sleep(1.3)
+        await db.write(_note("late"))  # the database is free now
+        await early
+        return db.batches - batches
+
+    assert asyncio.run(scenario()) == 1
+    with db.reading() as conn:
+        rows = conn.execute(text("SELECT value FROM notes ORDER BY rowid")).scalars().all()
+    assert rows == ["early", "late"]
+
+
+def test_a_write_lock_held_outside_the_turns_never_stops_the_event_loop(
+    sqlite_pair: tuple[Database, Database], tmp_path: Path
+) -> None:
+    """A CLI command's transaction that does not queue with the server's writers can
+    hold SQLite's write lock: a write then goes to the writer thread, which waits for
+    the lock, while the event loop goes on."""
+    db, _ = sqlite_pair
+
+    async def scenario(holder: sqlite3.Connection) -> tuple[int, bool, int]:
+        write = asyncio.ensure_future(db.write(_thread_of("after the command")))
+        await asyncio.sleep(0.2)  # the loop went on meanwhile: this line ran
+        waited = not write.done()
+        holder.rollback()
+        return await write, waited, threading.get_ident()
+
+    holder = sqlite3.connect(tmp_path / "queue.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        ran_on, waited, loop_thread = asyncio.run(scenario(holder))
+    finally:
+        holder.close()
+    assert waited
+    assert ran_on != loop_thread
+    assert _notes(db) == ["after the command"]

@@ -825,7 +825,5 @@ class Handler:
             content=content,
             rate_key=server.state.rate_key,
         )
-        # With one client, no other message could share the store's commit.
-        alone = len(self.ctx.sessions) == 1
-        reply = await self.ctx.intake.accept(submission, alone=alone)
+        reply = await self.ctx.intake.accept(submission)
         return str(reply)

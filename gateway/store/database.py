@@ -1,26 +1,32 @@
 """Engines, migrations and the group-committing writer.
 
-All writes of a process go through one writer thread: the operations queued
-meanwhile run in one shared transaction, and one COMMIT (one flush) makes the
+The writes of a process are committed in batches: the operations that come
+together run in one shared transaction, and one COMMIT (one flush) makes the
 whole batch durable before any caller is answered. That is how intake keeps
 "durable before 250" at high rates. Reads use a separate pool.
 
 On SQLite the processes of a node take turns at the one database file (a
-lock file, `.writelock`), and the threads of a process take turns too. A
-writer takes what queued while it waited for its turn into the batch, and
-lets the lock go before waiting for the disk: the COMMIT does not flush
-(`synchronous=NORMAL`); the writer then flushes the write-ahead log itself
-(`fdatasync`), while another process commits, and answers the batch's callers
-only after that. A flush covers every commit written before it, so the
-guarantee is that of a flushing COMMIT.
+lock file, `.writelock`), and the threads of a process take turns too. The
+COMMIT does not flush (`synchronous=NORMAL`): the lock is let go first, and
+the write-ahead log is then flushed (`fdatasync`) while another process
+commits; the batch's callers are answered only after that. A flush covers
+every commit written before it, so the guarantee is that of a flushing
+COMMIT.
 
-With a single client nothing can share a commit, and handing its write to
-the writer thread and the answer back costs two wake-ups of a thread, more
-than the commit. Such a write (`alone`) is committed and flushed on the
-event loop's thread when the turn is free at once; when it is not, it queues
-as any other, so the event loop does not wait for the writers of this or
-another process (a short transaction outside the turns, `transaction()`
-without `behind_writers`, can still make SQLite's BEGIN wait a moment).
+On SQLite a batch is committed on the event loop's thread: the writes asked
+for in one turn of the loop (the sessions whose data came in together) share
+a commit at the end of that turn, when the database is free at once. Handing
+a batch to a thread and the answers back costs wake-ups and hand-overs of the
+interpreter's lock, about as much CPU as the commit itself; the flush's wait
+(a fraction of a millisecond on a disk with a write cache) delays nothing the
+250 was not waiting for already. Where the database is not free at once (this
+process's writer thread has work, another process or a CLI command holds it),
+or the last flush took longer than `_LOOP_FLUSH`, the batch goes to the
+writer thread instead, which waits for its turn and for the disk without
+stopping the event loop, and takes what queued meanwhile into its batch (a
+short transaction outside the turns, `transaction()` without `behind_writers`,
+can still make SQLite's BEGIN wait a moment). On PostgreSQL, where a commit
+waits for the network, every batch goes to the writer thread.
 
 Shredding (setting a message's wrapped key and content to NULL) must not
 leave copies behind: on SQLite, `secure_delete` zeroes deleted cells and
@@ -83,6 +89,9 @@ _MAX_BATCH = 256
 # How long a write that may wait (`Database.write(..., lingers=True)`) waits for
 # another to share its commit, when it is alone (seconds).
 _LINGER = 0.003
+# A flush slower than this (seconds) sends the next batches to the writer thread, so
+# that a slow disk does not stop the event loop; a fast flush brings them back.
+_LOOP_FLUSH = 0.002
 _BUSY_TIMEOUT_MS = 10000
 # The WAL is cut back to this size when it is reset (bytes). Above what fills
 # between two automatic checkpoints (1000 pages, 4 MiB): the commits after a reset
@@ -97,10 +106,13 @@ _CHECKPOINT_INTERVAL = 1.0
 _CHECKPOINT_WAIT_MS = 200
 
 
-# Connection.info keys: the next transaction need not wait for the disk; and
-# the connection's current PRAGMA synchronous.
+# Connection.info keys: the next transaction need not wait for the disk; it must
+# not wait for another connection's write lock either (SQLite busy, at once); and
+# the connection's current PRAGMA synchronous and busy_timeout.
 _RELAXED = "phigate_relaxed"
+_NO_WAIT = "phigate_no_wait"
 _SYNCHRONOUS = "phigate_synchronous"
+_BUSY = "phigate_busy_timeout"
 
 
 def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> Engine:
@@ -132,6 +144,10 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> Engine:
         if conn.info.get(_SYNCHRONOUS, "FULL") != wanted:
             driver.execute(f"PRAGMA synchronous={wanted}")
             conn.info[_SYNCHRONOUS] = wanted
+        busy = 0 if conn.info.pop(_NO_WAIT, False) else _BUSY_TIMEOUT_MS
+        if conn.info.get(_BUSY, _BUSY_TIMEOUT_MS) != busy:
+            driver.execute(f"PRAGMA busy_timeout={busy}")
+            conn.info[_BUSY] = busy
         driver.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
@@ -382,15 +398,24 @@ class Database:
         self._turn = threading.Lock()
         self.dialect = self.write_engine.dialect.name
         self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
-        # The connection of the turns at the database (the writer thread's, and a
-        # commit made alone's), kept from one to the next: a checkout from the pool
-        # per transaction costs about as much as a statement.
+        # The connection of the turns at the database (the writer thread's and the
+        # event loop's), kept from one to the next: a checkout from the pool per
+        # transaction costs about as much as a statement.
         self._writer_conn: Connection | None = None
         self._thread: threading.Thread | None = None
+        # SQLite: the batch gathered on the event loop, and the call that commits it
+        # (at the end of the loop's turn, or once a lingering write has waited).
+        self._batch: list[_Op] = []
+        self._batch_call: asyncio.Handle | None = None
+        self._batch_lingers = False
+        self._slow_flush = False  # the last flush took longer than _LOOP_FLUSH
+        # Writes handed to the writer thread and not yet answered (counted on the event
+        # loop): while there are any, a batch of the loop goes after them, never before.
+        self._at_writer = 0
         self.batches = 0
         self.batched_ops = 0
-        # Set in a turn at the database (see `_exclusive`), by the writer thread or a
-        # commit made alone: when (monotonic) to checkpoint after shredding; None if not due.
+        # Set in a turn at the database (see `_exclusive`), by the writer thread or the
+        # event loop: when (monotonic) to checkpoint after shredding; None if not due.
         self._checkpoint_at: float | None = None
         self._checkpointed_at = 0.0
         # When (monotonic) the server was found unreachable; None while it is.
@@ -518,6 +543,9 @@ class Database:
             self._thread.start()
 
     def stop(self) -> None:
+        if self._batch_call is not None:  # the event loop's batch is left to the writer
+            self._batch_call.cancel()
+            self._to_writer(self._take_batch())
         if self._thread is not None:
             self._ops.put(None)
             self._thread.join(timeout=30)
@@ -538,7 +566,6 @@ class Database:
         durable: bool = True,
         then: Callable[[T | None], None] | None = None,
         lingers: bool = False,
-        alone: bool = False,
     ) -> T:
         """Run fn in the shared write transaction; returns after the COMMIT.
 
@@ -555,38 +582,73 @@ class Database:
         no other write to commit with waits up to a few milliseconds for one:
         with a single client, a delivery's outcome then shares the next
         accept's commit instead of paying for a transaction of its own.
-
-        A write made `alone` (its caller knows of no other that could share its
-        commit: a single client) is committed at once on the calling thread, the
-        event loop's, if the database is free now: SQLite only, where a commit and
-        its flush take well under a millisecond. For a single client the two
-        hand-overs between threads cost more than that. If the writer thread has
-        work, or another thread or process holds the database, it is queued as
-        any other write.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         op = _Op(fn, future, loop, durable, then, lingers)
-        if alone and self._ops.empty() and self._commit_here(op):
-            _settle(op, *op.outcome)
+        if self._lock_path is None or self._slow_flush:
+            self._to_writer([op])
         else:
-            self._ops.put(op)
+            self._gather_on_loop(op)
         return await future
 
-    def _commit_here(self, op: _Op) -> bool:
-        """Commit `op` on this thread if the database is free now; False if it is not,
-        or the commit failed (the writer thread then runs it again: an op only
+    def _gather_on_loop(self, op: _Op) -> None:
+        """Add `op` to the event loop's batch, committed at the end of this turn of the
+        loop, or once the lingering writes it holds alone have waited."""
+        batch = self._batch
+        if batch and batch[0].loop is not op.loop:  # another event loop's: never mixed
+            self._to_writer([op])
+            return
+        batch.append(op)
+        if self._batch_call is not None and (op.lingers or not self._batch_lingers):
+            return  # the call already made commits this write too
+        if self._batch_call is not None:  # a lingering batch: company came, commit now
+            self._batch_call.cancel()
+        self._batch_lingers = op.lingers
+        self._batch_call = (
+            op.loop.call_later(_LINGER, self._commit_batch)
+            if op.lingers
+            else op.loop.call_soon(self._commit_batch)
+        )
+
+    def _take_batch(self) -> list[_Op]:
+        batch, self._batch, self._batch_call = self._batch, [], None
+        return batch
+
+    def _to_writer(self, batch: list[_Op]) -> None:
+        self._at_writer += len(batch)
+        for op in batch:
+            self._ops.put(op)
+
+    def _answered_by_writer(self, op: _Op, ok: bool, value: Any) -> None:
+        self._at_writer -= 1
+        _settle(op, ok, value)
+
+    def _commit_batch(self) -> None:
+        """Commit the event loop's batch here if the database is free now, else hand it
+        to the writer thread: it never waits for another writer on the event loop, and
+        never commits before what it handed to the writer thread."""
+        batch = self._take_batch()
+        if not self._at_writer and self._commit_here(batch):
+            for op in batch:
+                _settle(op, *op.outcome)
+        else:
+            self._to_writer(batch)
+
+    def _commit_here(self, batch: list[_Op]) -> bool:
+        """Commit `batch` on this thread if the database is free now; False if it is
+        not, or the commit failed (the writer thread then runs it again: an op only
         touches the database, so a rolled back one can be redone)."""
-        if self._lock_path is None or not self._take_turn(wait=False):
+        if not self._take_turn(wait=False):
             return False
         try:
-            self._commit([op])
+            self._commit(batch, wait=False)  # the event loop never waits for a lock
         except Exception:
             return False
         finally:
             self._end_turn()
         self._back()
-        self._flush_wal([op])
+        self._flush_wal(batch)
         return True
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
@@ -604,12 +666,14 @@ class Database:
 
         return await asyncio.to_thread(run)
 
-    def _commit(self, ops: list[_Op]) -> None:
-        """Run ops in one transaction and commit; raises if an op or the COMMIT fails."""
+    def _commit(self, ops: list[_Op], *, wait: bool = True) -> None:
+        """Run ops in one transaction and commit; raises if an op or the COMMIT fails.
+        Without `wait`, SQLite's BEGIN fails at once where another connection (a CLI
+        command's, outside the turns) holds the write lock."""
         # A file's WAL is flushed once the write lock is let go (`_flush_wal`).
         durable = self._wal_path is None and any(op.durable for op in ops)
         self._committing = False
-        with self._begin(durable=durable) as conn:
+        with self._begin(durable=durable, wait=wait) as conn:
             for op in ops:
                 op.outcome = [True, op.fn(conn)]
             run_before_commit(conn)
@@ -620,14 +684,15 @@ class Database:
         self.batched_ops += len(ops)
 
     @contextlib.contextmanager
-    def _begin(self, *, durable: bool) -> Iterator[Connection]:
-        """The writer thread's transaction; its COMMIT waits for the disk only if `durable`."""
+    def _begin(self, *, durable: bool, wait: bool) -> Iterator[Connection]:
+        """A turn's transaction; its COMMIT waits for the disk only if `durable`."""
         conn = self._writer_conn
         if conn is None:
             conn = self._writer_conn = self.write_engine.connect()
         try:
-            if not durable and self.dialect == "sqlite":
-                conn.info[_RELAXED] = True  # read and cleared as the transaction begins
+            if self.dialect == "sqlite":  # read and cleared as the transaction begins
+                conn.info[_RELAXED] = not durable
+                conn.info[_NO_WAIT] = not wait
             with conn.begin():
                 if not durable and self.dialect == "postgresql":
                     conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
@@ -683,7 +748,7 @@ class Database:
             self._flush_wal(batch)
             for op in batch:
                 ok, value = op.outcome
-                op.loop.call_soon_threadsafe(_settle, op, ok, value)
+                op.loop.call_soon_threadsafe(self._answered_by_writer, op, ok, value)
             self._checkpoint_if_due()
         if self._checkpoint_at is not None:
             with self._exclusive():
@@ -772,6 +837,7 @@ class Database:
         """
         if self._wal_path is None or not any(op.durable and op.outcome[0] for op in batch):
             return
+        started = time.monotonic()
         try:
             # Opened each time: a descriptor kept across a WAL removed and made again
             # would flush the old file.
@@ -785,3 +851,4 @@ class Database:
             for op in batch:
                 if op.durable and op.outcome[0]:
                     op.outcome = [False, exc]
+        self._slow_flush = time.monotonic() - started > _LOOP_FLUSH
