@@ -22,6 +22,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -74,16 +75,10 @@ def fast_disk(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(database, "_LOOP_FLUSH", 60.0)
 
 
-def slow_disk(monkeypatch: pytest.MonkeyPatch, *stores: Database) -> None:
-    """Every flush counts as slow: after one, each store's batches go to its writer
-    thread, as they do on PostgreSQL."""
+def slow_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every flush counts as slow: each store's batches go to its writer thread, as
+    they do on PostgreSQL."""
     monkeypatch.setattr(database, "_LOOP_FLUSH", -1.0)
-
-    async def flushed() -> None:
-        for store in stores:
-            await store.write(lambda _conn: None)
-
-    asyncio.run(flushed())
 
 
 @pytest.fixture(params=["loop", "writer"])
@@ -93,7 +88,7 @@ def batching(request: pytest.FixtureRequest, db: Database, monkeypatch: pytest.M
     if request.param == "loop" and db.dialect != "sqlite":
         pytest.skip("PostgreSQL commits on the writer thread only")
     if request.param == "writer":
-        slow_disk(monkeypatch, db)
+        slow_disk(monkeypatch)
     return str(request.param)
 
 
@@ -250,7 +245,7 @@ def test_an_accept_is_answered_only_after_the_flush_and_others_commit_meanwhile(
     the disk, another commits; the accept's caller hears nothing until it is flushed.
     By the writer thread, with a slow disk."""
     first, second = sqlite_pair
-    slow_disk(monkeypatch, first, second)
+    slow_disk(monkeypatch)
     flushing, release = threading.Event(), threading.Event()
 
     def slow_flush() -> None:
@@ -320,7 +315,7 @@ def test_a_failed_flush_fails_the_durable_writes_of_its_batch(
     error's kind, nothing the batch wrote."""
     db, _ = sqlite_pair
     if batching == "writer":
-        slow_disk(monkeypatch, db)
+        slow_disk(monkeypatch)
     flushed_on: list[int] = []
 
     def broken_disk() -> None:
@@ -348,27 +343,34 @@ def test_a_failed_flush_fails_the_durable_writes_of_its_batch(
     assert "accept" not in caplog.text and "outcome" not in caplog.text
 
 
-def test_writes_queued_while_another_process_holds_the_database_share_one_commit(
+def test_writes_made_while_another_process_holds_the_database_wait_off_the_loop_in_order(
     sqlite_pair: tuple[Database, Database],
 ) -> None:
     """Never a wait on the event loop: while another process holds the database, the
-    writes go to the writer thread, which takes what queued while it waited for the
-    write lock into one batch."""
+    first write goes to the writer thread, which waits for the write lock; those made
+    after it wait on the loop until it is answered, then share one commit there."""
     first, second = sqlite_pair
 
-    async def scenario() -> int:
+    async def scenario() -> tuple[int, list[int], int]:
         with _held(second):
             batches = first.batches
-            waiting = [asyncio.ensure_future(first.write(_note("first")))]
+            waiting = [asyncio.ensure_future(first.write(_thread_of("first")))]
             await asyncio.sleep(0.05)  # the writer took it and waits for the lock
-            waiting += [asyncio.ensure_future(first.write(_note(f"next {n}"))) for n in range(3)]
+            waiting += [
+                asyncio.ensure_future(first.write(_thread_of(f"next {n}"))) for n in range(3)
+            ]
             await asyncio.sleep(0.05)  # the loop went on meanwhile: this line ran
             assert not any(write.done() for write in waiting)
-        await asyncio.gather(*waiting)
-        return first.batches - batches
+        ran_on = await asyncio.gather(*waiting)
+        return first.batches - batches, ran_on, threading.get_ident()
 
-    assert asyncio.run(scenario()) == 1
-    assert _notes(first) == ["first", "next 0", "next 1", "next 2"]
+    batches, ran_on, loop_thread = asyncio.run(scenario())
+    assert batches == 2
+    assert ran_on[0] != loop_thread
+    assert ran_on[1:] == [loop_thread] * 3
+    with first.reading() as conn:
+        rows = conn.execute(text("SELECT value FROM notes ORDER BY rowid")).scalars().all()
+    assert rows == ["first", "next 0", "next 1", "next 2"]
 
 
 def _thread_of(value: str) -> Callable[[Connection], int]:
@@ -398,25 +400,46 @@ def test_a_write_commits_on_the_event_loops_thread_and_is_flushed_before_its_ans
     assert _notes(db) == ["here"]
 
 
-def test_a_slow_flush_sends_the_next_batches_to_the_writer_thread_and_a_fast_one_back(
+def test_slow_flushes_send_the_batches_to_the_writer_thread_and_fast_ones_back(
     sqlite_pair: tuple[Database, Database], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A disk that makes the event loop wait too long for a flush: the batches after
-    it commit on the writer thread, until a flush is fast again."""
+    """A disk that makes the event loop wait too long for its flushes: the batches
+    commit on the writer thread while flushes take longer than `_LOOP_FLUSH` on
+    average, and on the event loop again once they do not."""
     db, _ = sqlite_pair
-    monkeypatch.setattr(database, "_LOOP_FLUSH", -1.0)  # every flush is too slow
 
     async def threads() -> list[int]:
         return [await db.write(_thread_of(str(n))) for n in range(3)]
 
     loop_thread = threading.get_ident()
-    first, second, third = asyncio.run(threads())
-    assert first == loop_thread  # its flush was the slow one
-    assert second != loop_thread and third != loop_thread
+    assert asyncio.run(threads()) == [loop_thread] * 3  # the flushes so far: fast enough
+    monkeypatch.setattr(database, "_LOOP_FLUSH", -1.0)  # every flush is too slow
+    assert loop_thread not in asyncio.run(threads())
     monkeypatch.setattr(database, "_LOOP_FLUSH", 60.0)  # the disk is fast again
-    fourth, fifth = asyncio.run(threads())[:2]
-    assert fourth != loop_thread  # flushed fast, by the writer
-    assert fifth == loop_thread
+    assert asyncio.run(threads()) == [loop_thread] * 3
+
+
+def test_one_slow_flush_keeps_the_batches_on_the_event_loop_a_slow_disk_does_not(
+    sqlite_pair: tuple[Database, Database],
+    flushes: WalFlushes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a busy machine a flush now and then waits for a core: one slow flush among
+    fast ones leaves the batches on the event loop; a disk whose every flush is slow
+    sends them to the writer thread within a few flushes."""
+    db, _ = sqlite_pair
+    monkeypatch.setattr(database, "_LOOP_FLUSH", 0.05)
+    delays = iter([0.2] + [0.0] * 3 + [0.2] * 20)
+    flushes.hook = lambda: time.sleep(next(delays, 0.2))
+
+    async def threads(count: int) -> list[int]:
+        return [await db.write(_thread_of(str(n))) for n in range(count)]
+
+    loop_thread = threading.get_ident()
+    assert asyncio.run(threads(4)) == [loop_thread] * 4  # one slow, three fast
+    on = asyncio.run(threads(8))  # every flush slow from here
+    assert on[0] == loop_thread
+    assert loop_thread not in on[-3:]
 
 
 def test_writes_while_this_process_is_at_the_database_go_to_the_writer_thread(
@@ -499,22 +522,23 @@ def test_a_write_never_commits_before_one_handed_to_the_writer_thread_before_it(
 ) -> None:
     """Commits keep the order writes were asked for in (a key report's empty write
     must follow every message sealed before it): a write made while an earlier one
-    waits at the writer thread goes there too, even once the database is free."""
+    waits at the writer thread waits for it on the event loop, even once the
+    database is free, and then commits there."""
     db, _ = sqlite_pair
     monkeypatch.setattr(database, "_LINGER", 1.0)
 
-    async def scenario() -> int:
-        batches = db.batches
+    async def scenario() -> tuple[bool, int, int]:
         with _held(db):
             early = asyncio.ensure_future(db.write(_note("early"), durable=False, lingers=True))
             # Its wait on the event loop ends while the database is held: it goes to the
             # writer thread, which waits a second time for company there.
             await asyncio.sleep(1.3)
-        await db.write(_note("late"))  # the database is free now
-        await early
-        return db.batches - batches
+        late = await db.write(_thread_of("late"))  # the database is free now
+        return early.done(), late, threading.get_ident()
 
-    assert asyncio.run(scenario()) == 1
+    early_answered, late_on, loop_thread = asyncio.run(scenario())
+    assert early_answered
+    assert late_on == loop_thread
     with db.reading() as conn:
         rows = conn.execute(text("SELECT value FROM notes ORDER BY rowid")).scalars().all()
     assert rows == ["early", "late"]

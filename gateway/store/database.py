@@ -21,7 +21,7 @@ interpreter's lock, about as much CPU as the commit itself; the flush's wait
 (a fraction of a millisecond on a disk with a write cache) delays nothing the
 250 was not waiting for already. Where the database is not free at once (this
 process's writer thread has work, another process or a CLI command holds it),
-or the last flush took longer than `_LOOP_FLUSH`, the batch goes to the
+or flushes take longer than `_LOOP_FLUSH` on average, the batch goes to the
 writer thread instead, which waits for its turn and for the disk without
 stopping the event loop, and takes what queued meanwhile into its batch (a
 short transaction outside the turns, `transaction()` without `behind_writers`,
@@ -89,9 +89,11 @@ _MAX_BATCH = 256
 # How long a write that may wait (`Database.write(..., lingers=True)`) waits for
 # another to share its commit, when it is alone (seconds).
 _LINGER = 0.003
-# A flush slower than this (seconds) sends the next batches to the writer thread, so
-# that a slow disk does not stop the event loop; a fast flush brings them back.
-_LOOP_FLUSH = 0.002
+# Flushes slower than this on average (seconds) send the batches to the writer thread,
+# so that a slow disk does not stop the event loop; faster ones bring them back. An
+# average: on a busy machine a flush now and then waits for a core, not for the disk.
+_LOOP_FLUSH = 0.005
+_FLUSH_SMOOTHING = 0.2  # the weight of each new flush in the average
 _BUSY_TIMEOUT_MS = 10000
 # The WAL is cut back to this size when it is reset (bytes). Above what fills
 # between two automatic checkpoints (1000 pages, 4 MiB): the commits after a reset
@@ -408,7 +410,7 @@ class Database:
         self._batch: list[_Op] = []
         self._batch_call: asyncio.Handle | None = None
         self._batch_lingers = False
-        self._slow_flush = False  # the last flush took longer than _LOOP_FLUSH
+        self._flush_seconds = 0.0  # how long flushes take, a moving average
         # Writes handed to the writer thread and not yet answered (counted on the event
         # loop): while there are any, a batch of the loop goes after them, never before.
         self._at_writer = 0
@@ -543,8 +545,9 @@ class Database:
             self._thread.start()
 
     def stop(self) -> None:
-        if self._batch_call is not None:  # the event loop's batch is left to the writer
-            self._batch_call.cancel()
+        if self._batch:  # the event loop's batch is left to the writer
+            if self._batch_call is not None:
+                self._batch_call.cancel()
             self._to_writer(self._take_batch())
         if self._thread is not None:
             self._ops.put(None)
@@ -586,7 +589,7 @@ class Database:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         op = _Op(fn, future, loop, durable, then, lingers)
-        if self._lock_path is None or self._slow_flush:
+        if self._lock_path is None or self._flush_seconds > _LOOP_FLUSH:
             self._to_writer([op])
         else:
             self._gather_on_loop(op)
@@ -594,7 +597,8 @@ class Database:
 
     def _gather_on_loop(self, op: _Op) -> None:
         """Add `op` to the event loop's batch, committed at the end of this turn of the
-        loop, or once the lingering writes it holds alone have waited."""
+        loop, or once the lingering writes it holds alone have waited (or, either way,
+        once the writer thread has answered what it was handed before)."""
         batch = self._batch
         if batch and batch[0].loop is not op.loop:  # another event loop's: never mixed
             self._to_writer([op])
@@ -623,13 +627,20 @@ class Database:
     def _answered_by_writer(self, op: _Op, ok: bool, value: Any) -> None:
         self._at_writer -= 1
         _settle(op, ok, value)
+        if not self._at_writer and self._batch and self._batch_call is None:
+            self._batch_lingers = False
+            self._batch_call = op.loop.call_soon(self._commit_batch)  # it waited for this
 
     def _commit_batch(self) -> None:
         """Commit the event loop's batch here if the database is free now, else hand it
-        to the writer thread: it never waits for another writer on the event loop, and
-        never commits before what it handed to the writer thread."""
+        to the writer thread: it never waits for another writer on the event loop. It
+        never commits before what it handed to the writer thread either: while that is
+        unanswered, the batch waits (and grows) on the loop."""
+        if self._at_writer:
+            self._batch_call = None  # called again by `_answered_by_writer`
+            return
         batch = self._take_batch()
-        if not self._at_writer and self._commit_here(batch):
+        if self._commit_here(batch):
             for op in batch:
                 _settle(op, *op.outcome)
         else:
@@ -851,4 +862,5 @@ class Database:
             for op in batch:
                 if op.durable and op.outcome[0]:
                     op.outcome = [False, exc]
-        self._slow_flush = time.monotonic() - started > _LOOP_FLUSH
+        took = time.monotonic() - started
+        self._flush_seconds += (took - self._flush_seconds) * _FLUSH_SMOOTHING
