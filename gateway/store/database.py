@@ -603,15 +603,21 @@ class Database:
         if batch and batch[0].loop is not op.loop:  # another event loop's: never mixed
             self._to_writer([op])
             return
+        waited = self._batch_lingers if batch else True  # every write so far lingers
         batch.append(op)
-        if self._batch_call is not None and (op.lingers or not self._batch_lingers):
-            return  # the call already made commits this write too
-        if self._batch_call is not None:  # a lingering batch: company came, commit now
-            self._batch_call.cancel()
-        self._batch_lingers = op.lingers
+        self._batch_lingers = waited and op.lingers
+        if self._at_writer:  # `_answered_by_writer` calls for the commit
+            if self._batch_call is not None:
+                self._batch_call.cancel()
+                self._batch_call = None
+            return
+        if self._batch_call is not None:
+            if self._batch_lingers or not waited:
+                return  # the call made already commits this write too
+            self._batch_call.cancel()  # company came for the lingering ones: commit now
         self._batch_call = (
             op.loop.call_later(_LINGER, self._commit_batch)
-            if op.lingers
+            if self._batch_lingers
             else op.loop.call_soon(self._commit_batch)
         )
 
@@ -628,7 +634,6 @@ class Database:
         self._at_writer -= 1
         _settle(op, ok, value)
         if not self._at_writer and self._batch and self._batch_call is None:
-            self._batch_lingers = False
             self._batch_call = op.loop.call_soon(self._commit_batch)  # it waited for this
 
     def _commit_batch(self) -> None:
