@@ -33,7 +33,10 @@ def residue(db_path: Path, *secrets: bytes) -> list[str]:
         pieces = [pieces[int(n * step)] for n in range(MAX_PIECES)]
     found = []
     for path in _files(db_path):
-        raw = path.read_bytes()
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:  # removed since it was listed (after a checkpoint)
+            continue
         hits = sum(piece in raw for piece in pieces)
         if hits:
             found.append(f"{path.name}: {hits} of {len(pieces)} pieces")
