@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from databases import ON_POSTGRES
 from sqlalchemy import Connection, text
 
 from gateway.store import database
@@ -81,12 +82,11 @@ def slow_disk(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(database, "_LOOP_FLUSH", -1.0)
 
 
-@pytest.fixture(params=["loop", "writer"])
+# PostgreSQL commits on the writer thread only.
+@pytest.fixture(params=["writer"] if ON_POSTGRES else ["loop", "writer"])
 def batching(request: pytest.FixtureRequest, db: Database, monkeypatch: pytest.MonkeyPatch) -> str:
     """Where `db` commits its batches: on the event loop's thread (SQLite, a fast
     disk) or on its writer thread (a slow disk, or PostgreSQL)."""
-    if request.param == "loop" and db.dialect != "sqlite":
-        pytest.skip("PostgreSQL commits on the writer thread only")
     if request.param == "writer":
         slow_disk(monkeypatch)
     return str(request.param)

@@ -409,7 +409,6 @@ class Database:
         # (at the end of the loop's turn, or once a lingering write has waited).
         self._batch: list[_Op] = []
         self._batch_call: asyncio.Handle | None = None
-        self._batch_lingers = False
         self._flush_seconds = 0.0  # how long flushes take, a moving average
         # Writes handed to the writer thread and not yet answered (counted on the event
         # loop): while there are any, a batch of the loop goes after them, never before.
@@ -603,21 +602,21 @@ class Database:
         if batch and batch[0].loop is not op.loop:  # another event loop's: never mixed
             self._to_writer([op])
             return
-        waited = self._batch_lingers if batch else True  # every write so far lingers
+        waited = all(other.lingers for other in batch)  # a call_later, if any was made
         batch.append(op)
-        self._batch_lingers = waited and op.lingers
+        lingers = waited and op.lingers
         if self._at_writer:  # `_answered_by_writer` calls for the commit
             if self._batch_call is not None:
                 self._batch_call.cancel()
                 self._batch_call = None
             return
         if self._batch_call is not None:
-            if self._batch_lingers or not waited:
+            if lingers or not waited:
                 return  # the call made already commits this write too
             self._batch_call.cancel()  # company came for the lingering ones: commit now
         self._batch_call = (
             op.loop.call_later(_LINGER, self._commit_batch)
-            if self._batch_lingers
+            if lingers
             else op.loop.call_soon(self._commit_batch)
         )
 
