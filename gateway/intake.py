@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -213,6 +214,13 @@ def decision_event(
     )
 
 
+@functools.lru_cache(maxsize=4)
+def _received_stamp(second: int) -> str:
+    """The Received header's date, local time, to the second: the same for every
+    message of that second (working it out costs more than the rest of the header)."""
+    return formatdate(second, localtime=True)
+
+
 def received_header(
     submission: Submission, queue_id: str, hostname: str, options: ReceivedHeaderConfig, now: float
 ) -> bytes:
@@ -224,7 +232,7 @@ def received_header(
     if options.include_client_ip:
         origin.append(f"([{submission.client_ip}])")
     source = f"from {' '.join(origin)}\r\n\t" if origin else ""
-    stamp = formatdate(now, localtime=True)
+    stamp = _received_stamp(int(now))
     return (
         f"Received: {source}by {hostname} (phigate) with {protocol} id {queue_id};\r\n\t{stamp}\r\n"
     ).encode("ascii", "replace")
