@@ -414,14 +414,58 @@ def test_every_type_is_a_phi_type(backend: Backend) -> None:
     assert {"ssn", "npi", "dea", "mbi", "mrn", "icd10", "name", "lab_result"} <= reported
 
 
+TOO_LARGE_TO_TRACK = r"[A-Z0-9]{1,300}-[0-9]{1,300}"  # valid, but Hyperscan refuses its start
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_pattern_hyperscan_rejects_falls_back_to_re2(backend: Backend) -> None:
     # Valid for both, but too large for Hyperscan's start-of-match tracking: the
     # Hyperscan engine runs this one pattern with RE2 instead.
-    pattern = r"[A-Z0-9]{1,300}-[0-9]{1,300}"
+    pattern = TOO_LARGE_TO_TRACK
     config = InspectionConfig(identifiers=[IdentifierPattern(type="mrn", pattern=pattern)])
     spans = find_spans("id AB12-345678 here", config, backend=backend)
     assert [(s.type, s.start, s.end) for s in spans] == [("mrn", 3, 14)]
+
+
+def _tried_alone(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The patterns the Hyperscan engine compiles one at a time, from now on."""
+    tried: list[str] = []
+    compile_all = matcher.HyperscanEngine._compile
+
+    def compile(patterns: Sequence[tuple[int, matcher.Pattern]], *, cached: bool) -> object:
+        if not cached:
+            tried.extend(p.regex for _, p in patterns)
+        return compile_all(patterns, cached=cached)
+
+    monkeypatch.setattr(matcher.HyperscanEngine, "_compile", staticmethod(compile))
+    return tried
+
+
+@pytest.mark.skipif(not HAS_HYPERSCAN, reason="Hyperscan has no wheels for this CPU")
+def test_an_organisations_pattern_hyperscan_rejects_is_found_without_trying_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tried = _tried_alone(monkeypatch)
+    shipped = [matcher.Pattern(r"\d{3}-\d{2}-\d{4}"), matcher.Pattern(r"\bMRN\b")]
+    own = matcher.Pattern(TOO_LARGE_TO_TRACK, own=True)
+    engine = matcher.build_engine([*shipped, own], "hyperscan")
+    assert tried == [TOO_LARGE_TO_TRACK]  # the shipped patterns were not compiled alone
+    text = b"SSN 123-45-6789, MRN AB12-345678"
+    assert engine.scan(text) == matcher.build_engine([*shipped, own], "re2").scan(text)
+    assert engine.scan(text)[2] == [(4, 10), (21, 32)]
+
+
+@pytest.mark.skipif(not HAS_HYPERSCAN, reason="Hyperscan has no wheels for this CPU")
+def test_a_shipped_pattern_hyperscan_rejects_still_falls_back_to_re2(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tried = _tried_alone(monkeypatch)
+    patterns = [matcher.Pattern(r"\d{3}-\d{2}-\d{4}"), matcher.Pattern(TOO_LARGE_TO_TRACK)]
+    engine = matcher.build_engine(patterns, "hyperscan")
+    assert TOO_LARGE_TO_TRACK in tried
+    text = b"SSN 123-45-6789, MRN AB12-345678"
+    assert engine.scan(text) == matcher.build_engine(patterns, "re2").scan(text)
+    assert engine.scan(text) == {0: [(4, 15)], 1: [(4, 10), (21, 32)]}
 
 
 def test_an_invalid_pattern_is_an_error() -> None:

@@ -34,6 +34,8 @@ class Pattern(NamedTuple):
     start_by: Literal["som", "lookback", "any"] = "som"  # see patterns.PatternDef
     length: int = 0  # "lookback": most bytes back (0: back to whitespace)
     words: int = 0  # "lookback", no length: most whitespace-separated words in a match
+    # An organisation's own pattern (from its configuration): the kind Hyperscan may reject.
+    own: bool = False
 
 
 ANY = [(0, 0)]  # the one "span" reported for an "any" pattern that occurs
@@ -200,15 +202,14 @@ class HyperscanEngine:
         try:
             self._db = self._compile(patterns, cached=True)
         except hyperscan.error:
-            accepted: list[tuple[int, Pattern]] = []
-            for item in patterns:
-                try:
-                    self._compile([item], cached=False)  # only: does it compile?
-                except hyperscan.error:
-                    rejected.append(item)
-                else:
-                    accepted.append(item)
-            self._db = self._compile(accepted, cached=True)
+            # Each of the organisation's own patterns alone first: tens of thousands of
+            # built-in ones, each compiled alone, would take seconds more.
+            rejected = self._rejected([item for item in patterns if item[1].own])
+            try:
+                self._db = self._compile(_without(patterns, rejected), cached=True)
+            except hyperscan.error:  # a built-in pattern too: each of them alone
+                rejected = self._rejected(patterns)
+                self._db = self._compile(_without(patterns, rejected), cached=True)
         self._fallback = Re2Engine(rejected) if rejected else None
         self.rejected = tuple(i for i, _ in rejected)  # run by RE2, patterns by index
         names = {i for i, _ in rejected}
@@ -217,6 +218,17 @@ class HyperscanEngine:
         }
         self._any = frozenset(i for i, p in patterns if p.start_by == "any" and i not in names)
         self._local = threading.local()  # scratch space is per thread
+
+    @classmethod
+    def _rejected(cls, patterns: Sequence[tuple[int, Pattern]]) -> list[tuple[int, Pattern]]:
+        """The patterns Hyperscan will not compile, each tried alone."""
+        rejected: list[tuple[int, Pattern]] = []
+        for item in patterns:
+            try:
+                cls._compile([item], cached=False)  # only: does it compile?
+            except hyperscan.error:
+                rejected.append(item)
+        return rejected
 
     @staticmethod
     def _compile(patterns: Sequence[tuple[int, Pattern]], *, cached: bool) -> Any:
@@ -269,6 +281,13 @@ class HyperscanEngine:
         if self._fallback is not None:
             found.update(self._fallback.scan(data))
         return found
+
+
+def _without(
+    patterns: Sequence[tuple[int, Pattern]], rejected: Sequence[tuple[int, Pattern]]
+) -> list[tuple[int, Pattern]]:
+    left_out = {index for index, _ in rejected}
+    return [item for item in patterns if item[0] not in left_out]
 
 
 def build_engine(patterns: Sequence[Pattern], backend: Backend | None = None) -> Engine:

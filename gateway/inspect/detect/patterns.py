@@ -532,6 +532,12 @@ def given_name_patterns(given: Iterable[str], in_capitals: Iterable[str]) -> lis
     return title + [PatternDef("given", name) for name in sorted(in_capitals)]
 
 
+def from_configuration(kind: str) -> bool:
+    """Whether a pattern of this kind is built from the organisation's configuration
+    (its identifier patterns and their context phrases), not shipped with phigate."""
+    return kind.startswith(("ident:", "ctx:ident:"))
+
+
 def build(
     config: InspectionConfig, given: Iterable[str] = (), given_in_capitals: Iterable[str] = ()
 ) -> list[PatternDef]:

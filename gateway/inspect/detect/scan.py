@@ -164,6 +164,10 @@ def _plans(defs: Sequence[patterns.PatternDef], config: InspectionConfig) -> lis
     return plans
 
 
+def _pattern(d: patterns.PatternDef) -> Pattern:
+    return Pattern(d.regex, d.start_by, d.length, d.words, patterns.from_configuration(d.kind))
+
+
 _cache: dict[tuple[object, ...], Compiled] = {}
 _by_config: dict[int, tuple[InspectionConfig, Backend, Compiled]] = {}
 _lock = threading.Lock()
@@ -183,9 +187,7 @@ def compiled_for(config: InspectionConfig, backend: Backend | None = None) -> Co
             defs = patterns.build(config, data.given, data.given_us)
             context_of = {n: d.kind[4:] for n, d in enumerate(defs) if d.kind.startswith("ctx:")}
             result = Compiled(
-                engine=build_engine(
-                    [Pattern(d.regex, d.start_by, d.length, d.words) for d in defs], backend
-                ),
+                engine=build_engine([_pattern(d) for d in defs], backend),
                 plans=tuple(_plans(defs, config)),
                 context_of=context_of,
                 presence=frozenset(
