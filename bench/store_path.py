@@ -103,7 +103,7 @@ async def one_message(
     large = record.size > INLINE_SIZE  # claimed at its turn, its content read then
     contents = db.contents if large else None
     if contents is not None:  # in a file of its own, as intake keeps it (store/contents.py)
-        await asyncio.to_thread(contents.write, queue_id, sealed.ciphertext)
+        await asyncio.to_thread(contents.write, queue_id, (sealed.ciphertext,))
         record = dataclasses.replace(record, content_in_file=True)
     lease = queue.Lease(OWNER, now + 300.0) if handed and not large else None
 

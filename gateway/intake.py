@@ -292,11 +292,16 @@ class Sealing:
     """
 
     def __init__(
-        self, seal: Callable[[], Seals], contents: ContentFiles | None, queue_id: str
+        self,
+        seal: Callable[[], Seals],
+        contents: ContentFiles | None,
+        queue_id: str,
+        seal_to_file: Callable[[], Seals] | None = None,
     ) -> None:
         self._seal = seal
         self._contents = contents
         self._queue_id = queue_id
+        self._seal_to_file = seal_to_file
         self._kept = False
         self._filing: asyncio.Future[Seals] | None = (
             asyncio.ensure_future(asyncio.to_thread(self._seal_and_write))
@@ -310,9 +315,11 @@ class Sealing:
 
     def _seal_and_write(self) -> Seals:
         assert self._contents is not None
-        sealed, archive_sealed = self._seal()
         try:  # on disk before the row that holds its key is committed
-            self._contents.write(self._queue_id, sealed.ciphertext)
+            if self._seal_to_file is not None:
+                return self._seal_to_file()
+            sealed, archive_sealed = self._seal()
+            self._contents.write(self._queue_id, (sealed.ciphertext,))
         except OSError as exc:
             raise ContentNotWritten(
                 errno.errorcode.get(exc.errno or 0, type(exc).__name__)
@@ -449,7 +456,15 @@ class Intake:
                 return self.keyring.seal(header + content, context), None
             return self.archive.seal(self.keyring, header + content, context)
 
-        return Sealing(seal, self.db.contents if large else None, queue_id)
+        contents = self.db.contents if large else None
+        if contents is None or self.archive is not None:  # the archive keeps a whole copy
+            return Sealing(seal, contents, queue_id)
+
+        def seal_to_file() -> Seals:
+            write = partial(contents.write, queue_id)
+            return self.keyring.seal_to((header, content), context, write), None
+
+        return Sealing(seal, contents, queue_id, seal_to_file)
 
     async def _decide(
         self,

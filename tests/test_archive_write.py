@@ -28,7 +28,7 @@ from gateway.config import ArchiveStorageConfig, Settings
 from gateway.intake import Submission
 from gateway.portal.outbox import LISTENER as PORTAL_LISTENER
 from gateway.settings_loader import SettingsError, load_settings
-from gateway.store.keyring import Keyring
+from gateway.store.keyring import Keyring, Sealed
 
 CANARY_SUBJECT = "Vellichor canary subject 5521"
 CANARY_BODY = "Quarzfenster canary body text 8813"
@@ -297,6 +297,30 @@ def test_a_portal_reply_is_archived_as_one(tmp_path: Path) -> None:
         )
     assert opened.entry.kind == PORTAL_REPLY and opened.entry.sender == "portal@phigate.test"
     assert opened.content.endswith(content)
+
+
+def test_a_large_message_is_archived_whole_and_queued_in_its_file(tmp_path: Path) -> None:
+    """Past limits.large_message_size, on SQLite: one encryption still serves both the
+    queue's copy, in its file, and the archive's, in its row."""
+    settings = _settings(tmp_path)
+    content = b"Subject: scan\r\n\r\n" + b"a line of a scanned referral\r\n" * 60_000
+    parts = app.build(settings)
+    try:
+        assert accept(parts, _submission("submission", content)).startswith("250 ")
+        assert parts.db.contents is not None
+        row = "SELECT queue_id, key_id, wrapped_key, content FROM messages"
+        [(queue_id, key_id, wrapped, in_row)] = _rows(settings.path("phigate.db"), row)
+        assert in_row is None
+        in_file = parts.db.contents.read(str(queue_id))
+    finally:
+        parts.close()
+    queue_copy = Keyring(settings.path(settings.keys_dir)).open(
+        Sealed(str(key_id), bytes(wrapped), in_file), str(queue_id).encode()
+    )
+    [opened] = open_archived(
+        settings.db_url, settings.path(settings.archive.keys_dir), DatabaseStorage()
+    )
+    assert opened.content == queue_copy and queue_copy.endswith(content)
 
 
 @pytest.mark.store

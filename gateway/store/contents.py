@@ -14,8 +14,8 @@ What must hold, and how:
 - **Durable before 250.** The file is written, flushed (`fsync`) and its
   directory flushed before the row's commit is queued; the 250 follows the
   row's flushed commit as always. Intake writes it on a thread while the
-  message is inspected and removes it if the message is not stored
-  (`intake.Sealing`).
+  message is inspected, each piece as it is encrypted (`Keyring.seal_to`),
+  and removes it if the message is not stored (`intake.Sealing`).
 - **Encrypted at rest.** The file holds the same AES-GCM ciphertext a row
   would, bound to its queue ID; its data key is only in the database.
 - **Shredding.** Shredding sets the row's wrapped key to NULL (so the file can
@@ -48,7 +48,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, select
 
-from gateway.store.files import sync_directory, write_private
+from gateway.store.files import sync_directory, write_private_pieces
 from gateway.store.schema import messages
 
 _SWEEP_BATCH = 500  # queue IDs per query
@@ -72,10 +72,11 @@ class ContentFiles:
             raise ValueError("not a queue ID")
         return self.directory / queue_id
 
-    def write(self, queue_id: str, ciphertext: bytes) -> None:
-        """Store a content durably (file and directory entry flushed); raises OSError."""
+    def write(self, queue_id: str, ciphertext: Iterable[bytes]) -> None:
+        """Store a content, its ciphertext in pieces, durably (file and directory entry
+        flushed); raises OSError."""
         self.directory.mkdir(mode=0o700, exist_ok=True)
-        write_private(self.path(queue_id), ciphertext)
+        write_private_pieces(self.path(queue_id), ciphertext)
         sync_directory(self.directory)
 
     def read(self, queue_id: str) -> bytes:

@@ -17,10 +17,11 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.logs import event
@@ -32,6 +33,9 @@ _KEY_SUFFIX = ".key"
 _MASTER_PREFIX = "mk-"  # other keys share the directory (e.g. unsubscribe.key)
 _CURRENT = "CURRENT"
 _NONCE_BYTES = 12
+# Octets of a large content encrypted (and handed on) at a time by `seal_to`: large
+# enough that a 2 MB content costs no more than sealed whole (bench/seal_large.py).
+_PIECE = 1024 * 1024
 
 
 class KeyringError(Exception):
@@ -61,6 +65,20 @@ def _encrypt(content: bytes, context: bytes) -> tuple[bytes, bytes]:
     data_key = AESGCM.generate_key(256)
     nonce = secrets.token_bytes(_NONCE_BYTES)
     return data_key, nonce + AESGCM(data_key).encrypt(nonce, content, context)
+
+
+def _encrypted_pieces(data_key: bytes, parts: Sequence[bytes], context: bytes) -> Iterator[bytes]:
+    """What `_encrypt` gives for the parts joined, octet for octet, in pieces: the nonce,
+    the ciphertext at most _PIECE octets at a time, the tag."""
+    nonce = secrets.token_bytes(_NONCE_BYTES)
+    encryptor = Cipher(algorithms.AES(data_key), modes.GCM(nonce)).encryptor()
+    encryptor.authenticate_additional_data(context)
+    yield nonce
+    for part in parts:
+        view = memoryview(part)
+        for start in range(0, len(view), _PIECE):
+            yield encryptor.update(view[start : start + _PIECE])
+    yield encryptor.finalize() + encryptor.tag
 
 
 class Keyring:
@@ -199,6 +217,20 @@ class Keyring:
         data_key, ciphertext = _encrypt(content, context)
         key_id, wrapped = self.wrap(data_key)
         return Sealed(key_id, wrapped, ciphertext)
+
+    def seal_to(
+        self, parts: Sequence[bytes], context: bytes, write: Callable[[Iterable[bytes]], None]
+    ) -> Sealed:
+        """`seal` of the parts one after another, for a large content kept apart from its
+        row: `write` is handed the ciphertext in pieces as they are encrypted (the
+        octets `seal` would give) and must take them all; the Sealed returned holds the
+        key alone. Neither the parts joined nor the whole ciphertext is ever in memory
+        (bench/seal_large.py: a 10 MB content sealed and written in a quarter of the
+        CPU that `seal` and one write take)."""
+        data_key = AESGCM.generate_key(256)
+        key_id, wrapped = self.wrap(data_key)
+        write(_encrypted_pieces(data_key, parts, context))
+        return Sealed(key_id, wrapped, b"")
 
     def seal_shared(self, content: bytes, context: bytes, other: Keyring) -> tuple[Sealed, Sealed]:
         """Encrypt once, the data key wrapped by this keyring and by `other`: two Sealed
