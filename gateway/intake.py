@@ -292,19 +292,16 @@ class Sealing:
     """
 
     def __init__(
-        self,
-        seal: Callable[[], Seals],
-        contents: ContentFiles | None,
-        queue_id: str,
-        seal_to_file: Callable[[], Seals] | None = None,
+        self, seal: Callable[[], Seals], contents: ContentFiles | None, queue_id: str
     ) -> None:
+        # With `contents`, `seal` writes the content's file and flushes it before it
+        # returns; the Seals it gives then hold the key alone.
         self._seal = seal
         self._contents = contents
         self._queue_id = queue_id
-        self._seal_to_file = seal_to_file
         self._kept = False
         self._filing: asyncio.Future[Seals] | None = (
-            asyncio.ensure_future(asyncio.to_thread(self._seal_and_write))
+            asyncio.ensure_future(asyncio.to_thread(self._seal_into_file))
             if contents is not None
             else None
         )
@@ -313,20 +310,13 @@ class Sealing:
     def in_file(self) -> bool:
         return self._contents is not None
 
-    def _seal_and_write(self) -> Seals:
-        assert self._contents is not None
-        try:  # on disk before the row that holds its key is committed
-            if self._seal_to_file is not None:
-                return self._seal_to_file()
-            sealed, archive_sealed = self._seal()
-            self._contents.write(self._queue_id, (sealed.ciphertext,))
+    def _seal_into_file(self) -> Seals:
+        try:
+            return self._seal()
         except OSError as exc:
             raise ContentNotWritten(
                 errno.errorcode.get(exc.errno or 0, type(exc).__name__)
             ) from exc
-        # The file holds the ciphertext now, and the row only its key: no copy of a
-        # large message waits in memory for the inspection and the commit.
-        return dataclasses.replace(sealed, ciphertext=b""), archive_sealed
 
     async def seals(self) -> Seals:
         """The sealed content; raises ContentNotWritten if its file could not be written."""
@@ -457,14 +447,21 @@ class Intake:
             return self.archive.seal(self.keyring, header + content, context)
 
         contents = self.db.contents if large else None
-        if contents is None or self.archive is not None:  # the archive keeps a whole copy
-            return Sealing(seal, contents, queue_id)
+        if contents is None:
+            return Sealing(seal, None, queue_id)
 
-        def seal_to_file() -> Seals:
-            write = partial(contents.write, queue_id)
-            return self.keyring.seal_to((header, content), context, write), None
+        def seal_into_file() -> Seals:
+            # On disk before the row that holds its key is committed; the row then holds
+            # the key alone: no copy of a large message waits for the inspection and the
+            # commit.
+            if self.archive is None:  # encrypted as it is written, never whole in memory
+                write = partial(contents.write, queue_id)
+                return self.keyring.seal_to((header, content), context, write), None
+            sealed, archive_sealed = seal()  # the archive's row needs the whole ciphertext
+            contents.write(queue_id, (sealed.ciphertext,))
+            return dataclasses.replace(sealed, ciphertext=b""), archive_sealed
 
-        return Sealing(seal, contents, queue_id, seal_to_file)
+        return Sealing(seal_into_file, contents, queue_id)
 
     async def _decide(
         self,

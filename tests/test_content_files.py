@@ -67,6 +67,7 @@ def test_a_content_sealed_as_it_is_written_opens_as_one_sealed_whole(tmp_path: P
     assert sealed.ciphertext == b"" and len(pieces) > 4
     assert max(map(len, pieces)) <= 1024 * 1024 + 16
     whole = dataclasses.replace(sealed, ciphertext=b"".join(pieces))
+    assert header not in whole.ciphertext and body[:64] not in whole.ciphertext  # no clear text
     assert len(whole.ciphertext) == 12 + len(header) + len(body) + 16  # nonce, text, tag
     assert keyring.open(whole, b"Q1") == header + body
     with pytest.raises(InvalidTag):  # bound to its queue ID as `seal` binds it
