@@ -964,9 +964,11 @@ def run_loadgen_at(
     mix: bool = False,
     rate: float = 0.0,
     mix_size: int | None = None,
+    starttls: bool = False,
 ) -> dict[str, Any]:
     """bench/loadgen.py against 127.0.0.1:`port` (several ports: the sessions spread over
-    them in turn); with a `secret`, STARTTLS and AUTH as PRINCIPAL; with `mix`, the
+    them in turn); with a `secret`, STARTTLS and AUTH as PRINCIPAL (with `starttls`
+    alone, STARTTLS without AUTH); with `mix`, the
     realistic mix of bench/mail_mix.py (with `mix_size`, only its messages of that many
     bytes); with a `rate`, paced at that many messages per
     second. Its JSON result."""
@@ -996,6 +998,8 @@ def run_loadgen_at(
         command += ["--rate", str(rate)]
     if secret is not None:
         command += ["--starttls", "--user", PRINCIPAL]
+    elif starttls:
+        command.append("--starttls")
     env = {**os.environ, "LOADGEN_SECRET": secret or ""}  # not on the command line
     try:
         done = subprocess.run(
