@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mail_mix import SIZE_CLASSES_KB  # bench/ is on sys.path
-from relay import PythonSink, run_loadgen_at
+from relay import BenchError, PythonSink, log, percentile, run_loadgen_at
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from certs import make_certs  # tests/certs.py: a test CA on disk
@@ -44,18 +44,29 @@ class Floor:
     per_second: float
 
 
-def measure(port: int, size_kb: int, sessions: int, messages: int) -> Floor:
+def measure(sink: PythonSink, size_kb: int, sessions: int, messages: int) -> Floor:
+    """One size class sent to `sink`; every message must have come over TLS."""
+    over_tls = sink.tls_count()
     load = run_loadgen_at(
-        port, sessions, messages, f"floor{size_kb}", 600.0, None, mix=True,
-        mix_size=size_kb * 1024, starttls=True,
-    )  # fmt: skip
-    latencies = sorted(ms for each in load["latencies_by_size"].values() for ms in each)
+        sink.port,
+        sessions,
+        messages,
+        f"floor{size_kb}",
+        600.0,
+        None,
+        mix=True,
+        mix_size=size_kb * 1024,
+        starttls=True,
+    )
+    latencies = [ms for each in load["latencies_by_size"].values() for ms in each]
+    if sink.tls_count() - over_tls != len(latencies):
+        raise BenchError(f"{size_kb} KB: not every message reached the sink over TLS")
     seconds = load["last_accept"] - load["first_submit"]
     return Floor(
         size_kb,
         len(latencies),
         statistics.median(latencies),
-        latencies[max(0, round(0.99 * len(latencies)) - 1)],
+        percentile(latencies, 99),
         load["accepted"] / seconds if seconds > 0 else 0.0,
     )
 
@@ -87,13 +98,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             floors = [
                 measure(
-                    sink.port,
+                    sink,
                     size_kb,
                     args.sessions,
                     args.messages // 4 if size_kb == LARGE_KB else args.messages,
                 )
                 for size_kb in SIZE_CLASSES_KB
             ]
+        except BenchError as exc:
+            log(f"bench: {exc}")
+            return 2
         finally:
             sink.stop()
     if args.json:
