@@ -17,10 +17,10 @@ machine adapts to the new rhythm, are not counted.
 What it shows on a virtual machine: a flush in a rhythm of idle gaps can cost ten
 times one in a run of back-to-back flushes, whatever its size, because the
 virtual CPU that takes the disk's interrupts halts while the flush is under way
-and is woken for its end; the hypervisor polls instead of sleeping only while
-such wake-ups come close together. Every relay that
-flushes per message pays that at one session, phigate and Postfix alike; at
-higher concurrency the flushes come back to back and it goes. See bench/README.md,
+and is woken for its end (a hypervisor that polls a halted CPU only while its
+wake-ups come close together would do this). Every relay that flushes per
+message pays that at one session, phigate and Postfix alike; at higher
+concurrency the flushes come back to back and it goes. See bench/README.md,
 "Versus Postfix".
 """
 
