@@ -92,8 +92,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--dir",
         type=Path,
         default=None,
-        help="Where to write the test file (default: a temporary directory). Point it at "
-        "phigate's data directory to measure that disk.",
+        help=f"Where to write the {FILE_SIZE >> 20} MiB test file, removed when done (default: "
+        "a temporary directory). Point it at phigate's data directory to measure that disk.",
     )
     parser.add_argument(
         "--kib", type=int, default=64, help="KiB written before each flush (default 64)."
