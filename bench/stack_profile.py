@@ -1,8 +1,8 @@
 """Where phigate's CPU time goes, per message: py-spy's raw stacks folded into costs.
 
-    py-spy record --pid PID --subprocesses --nonblocking --full-filenames \\
+    py-spy record --pid PID --subprocesses --nonblocking --gil --full-filenames \\
         --format raw --rate 100 -o stacks.txt
-    .venv/bin/python bench/stack_profile.py stacks.txt --messages 2000 --rate 100
+    .venv/bin/python bench/stack_profile.py stacks.txt --messages 2000 --rate 100 --cpu-ms 3.3
 
 Each stack is charged to one cost: the first frame, from the innermost out,
 that a rule below names (so SQLite called by the audit trail counts as SQLite,
@@ -11,9 +11,17 @@ when a delivery frame is on the stack, intake when a listener or intake frame
 is, else other. Code in C or Rust (OpenSSL, SQLite, AES-GCM, RSA) has no frame
 of its own and counts for the Python frame that called it; on uvloop the
 socket and TLS record work of the event loop has no Python frame at all and
-shows as "event loop". A sample is 1/rate seconds of a thread on the CPU, so
-the figures are estimates: compare them with each other, and with the measured
-CPU ms per message.
+shows as "event loop".
+
+Recorded with `--gil`, a sample is a thread that holds the GIL: Python code,
+and the C it calls without letting the GIL go. Without it py-spy also samples
+threads that only wait (uvloop's wait for events, which it does not know as
+idle; a flush to disk; the write lock), which on one session took half the
+samples. What runs with the GIL let go (SQLite's statements, the flush, the
+kernel's share of a system call) is then the difference between the CPU
+measured and the samples: with `--cpu-ms` it gets a line of its own. A sample
+is 1/rate seconds, so the figures are estimates: compare them with each other,
+and with the measured CPU ms per message.
 """
 
 from __future__ import annotations
@@ -68,6 +76,7 @@ STAGES = (
 STAGE_NAMES = ("intake", "delivery", "writer", "other")
 EVENT_LOOP = "event loop (uvloop: sockets, TLS records, callbacks)"
 OTHER = "other"
+OUTSIDE_GIL = "outside the GIL (SQLite's statements, flushes, the kernel)"
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*):\d+\)$")
 # Innermost Python frames that mean "inside the event loop's C code" (uvloop has no
 # Python frames below them).
@@ -151,38 +160,36 @@ def format_profile(
 ) -> str:
     """A table of ms per message by cost and stage, then the busiest innermost frames.
 
-    With `cpu_ms` (the CPU per message measured over the same run) the samples are
-    scaled to it: on a busy machine a thread waiting for a core, or for a disk,
-    is sampled as if it ran, so the samples add up to more than the CPU used.
+    With `cpu_ms` (the CPU per message measured over the same run), the CPU the
+    samples do not account for is a line of its own, outside the GIL. Where they
+    come to more (on a saturated machine a thread holding the GIL waits for a
+    core, and is sampled as if it ran) they are scaled down to it.
     """
     sampled = profile.total * 1000.0 / rate / max(messages, 1)
-    scale = cpu_ms / sampled if cpu_ms is not None and sampled > 0 else 1.0
+    scale = cpu_ms / sampled if cpu_ms is not None and sampled > cpu_ms else 1.0
     per_message = scale * 1000.0 / rate / max(messages, 1)
+    outside = max(cpu_ms - sampled, 0.0) if cpu_ms is not None else 0.0
     stages = STAGE_NAMES
     costs = sorted(
         {cost for cost, _ in profile.samples},
         key=lambda cost: -sum(profile.samples[(cost, s)] for s in stages),
     )
+    every = profile.total * per_message + outside
+
+    def share(ms: float) -> str:
+        return f"{100.0 * ms / every:.0f}%" if every > 0 else ""
+
     rows: list[tuple[str, ...]] = [("cost", *stages, "total", "share")]
     for cost in costs:
         counts = [profile.samples[(cost, stage)] for stage in stages]
+        total = sum(counts) * per_message
         rows.append(
-            (
-                cost,
-                *(f"{n * per_message:.2f}" for n in counts),
-                f"{sum(counts) * per_message:.2f}",
-                f"{100.0 * sum(counts) / max(profile.total, 1):.0f}%",
-            )
+            (cost, *(f"{n * per_message:.2f}" for n in counts), f"{total:.2f}", share(total))
         )
+    if outside > 0:  # which stage it is in is not known
+        rows.append((OUTSIDE_GIL, *("" for _ in stages), f"{outside:.2f}", share(outside)))
     totals = [sum(profile.samples[(c, stage)] for c in costs) for stage in stages]
-    rows.append(
-        (
-            "all",
-            *(f"{n * per_message:.2f}" for n in totals),
-            f"{profile.total * per_message:.2f}",
-            "",
-        )
-    )
+    rows.append(("all", *(f"{n * per_message:.2f}" for n in totals), f"{every:.2f}", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row))
@@ -191,8 +198,13 @@ def format_profile(
     if cpu_ms is not None:
         lines.insert(
             0,
-            f"{sampled:.2f} ms of threads not idle per message sampled, {cpu_ms:.2f} ms of CPU "
-            f"measured: figures in CPU ms per message, scaled by {scale:.2f}",
+            f"{sampled:.2f} ms holding the GIL per message sampled, {cpu_ms:.2f} ms of CPU "
+            "measured: "
+            + (
+                f"samples scaled by {scale:.2f}"
+                if scale < 1.0
+                else f"{outside:.2f} ms ran outside the GIL"
+            ),
         )
     lines.append(f"busiest innermost frames (ms per message, as above), of {messages} messages:")
     for name, count in profile.innermost.most_common(top):
@@ -209,7 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--cpu-ms",
         type=float,
         default=None,
-        help="CPU ms per message measured over the recording: scale the samples to it.",
+        help="CPU ms per message measured over the recording: what the samples do not "
+        "account for is shown as run outside the GIL (samples above it are scaled down).",
     )
     parser.add_argument("--top", type=int, default=15, help="Innermost frames to list.")
     args = parser.parse_args(argv)

@@ -692,7 +692,7 @@ class PySpy:
         self.proc = subprocess.Popen(
             [
                 program, "record", "--pid", str(pid), "--subprocesses", "--nonblocking",
-                "--full-filenames", "--format", "raw", "--rate", str(PY_SPY_RATE),
+                "--gil", "--full-filenames", "--format", "raw", "--rate", str(PY_SPY_RATE),
                 "-o", str(out),
             ],
             stdout=subprocess.DEVNULL,
@@ -702,7 +702,7 @@ class PySpy:
         time.sleep(1.0)  # py-spy attaches to each process before it samples
 
     def finish(self, messages: int, cpu_ms: float) -> str:
-        """Stop recording; the costs per message (bench/stack_profile.py), scaled to the
+        """Stop recording; the costs per message (bench/stack_profile.py), beside the
         CPU per message measured."""
         stop_process(self.proc, signal.SIGINT, 30.0)
         if not self.out.exists():

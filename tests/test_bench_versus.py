@@ -105,6 +105,17 @@ def test_stacks_are_charged_to_the_innermost_named_cost_and_to_their_stage() -> 
     scaled = stack_profile.format_profile(profile, messages=10, rate=100.0, cpu_ms=6.0)
     row = next(line for line in scaled.splitlines() if line.startswith("SQLite"))
     assert row.split()[-6:] == ["0.00", "0.00", "3.00", "0.00", "3.00", "50%"]
+    assert stack_profile.OUTSIDE_GIL not in scaled
+    # 90 ms measured: the 30 ms the samples (time holding the GIL) leave out ran outside it.
+    fuller = stack_profile.format_profile(profile, messages=10, rate=100.0, cpu_ms=90.0)
+    lines = fuller.splitlines()
+    assert lines[0].endswith("30.00 ms ran outside the GIL")
+    row = next(line for line in lines if line.startswith("SQLite"))
+    assert row.split()[-6:] == ["0.00", "0.00", "30.00", "0.00", "30.00", "33%"]
+    outside = next(line for line in lines if line.startswith(stack_profile.OUTSIDE_GIL))
+    assert outside.split()[-2:] == ["30.00", "33%"]
+    every = next(line for line in lines if line.startswith("all "))
+    assert every.split()[1:] == ["6.00", "20.00", "30.00", "4.00", "90.00"]
 
 
 @NEEDS_POSTFIX
