@@ -37,7 +37,7 @@ from pathlib import Path
 # (cost, path fragment, function names or None for any), tried in this order on each frame.
 RULES: tuple[tuple[str, str, frozenset[str] | None], ...] = (
     (
-        "SQLite statements and commits (C, fsync)",
+        "SQLite statements and commits (their share holding the GIL)",
         "/sqlalchemy/engine/default.py",
         frozenset({"do_execute", "do_executemany", "do_execute_no_params", "do_commit"}),
     ),

@@ -92,7 +92,7 @@ def test_stacks_are_charged_to_the_innermost_named_cost_and_to_their_stage() -> 
     profile = stack_profile.fold(lines)
 
     assert profile.samples == {
-        ("SQLite statements and commits (C, fsync)", "writer"): 30,
+        ("SQLite statements and commits (their share holding the GIL)", "writer"): 30,
         ("audit trail", "delivery"): 20,
         ("asyncio (Python)", "intake"): 6,
         (stack_profile.EVENT_LOOP, "other"): 4,
