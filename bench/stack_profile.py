@@ -15,10 +15,11 @@ shows as "event loop".
 
 Recorded with `--gil`, a sample is a thread that holds the GIL: Python code,
 and the C it calls without letting the GIL go. Without it py-spy also samples
-threads that only wait (uvloop's wait for events, which it does not know as
-idle; a flush to disk; the write lock), which on one session took half the
-samples. What runs with the GIL let go (SQLite's statements, the flush, the
-kernel's share of a system call) is then the difference between the CPU
+every thread it does not count as idle: one in a flush to disk or waiting for
+the write lock, one woken and waiting for a core, and work done with the GIL
+let go; on one session they were half the samples. What runs with the GIL let
+go (SQLite's statements, the flush, the kernel's share of a system call, the
+event loop's own C) is then the difference between the CPU
 measured and the samples: with `--cpu-ms` it gets a line of its own. A sample
 is 1/rate seconds, so the figures are estimates: compare them with each other,
 and with the measured CPU ms per message.

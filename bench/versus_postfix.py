@@ -684,6 +684,11 @@ def plan(sessions: Sequence[int], rounds: int) -> Iterator[tuple[int, int]]:
                 yield count, index
 
 
+def py_spy_program() -> str | None:
+    """py-spy on PATH, or beside this Python (a venv's bin/ that is not on PATH)."""
+    return shutil.which("py-spy") or shutil.which("py-spy", path=Path(sys.executable).parent)
+
+
 class PySpy:
     """py-spy recording phigate's process tree (supervisor and server processes) for one run."""
 
@@ -948,7 +953,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--rate must be 0..100000 messages per second")
     if args.mix_size is not None:
         args.mix = True
-    args.py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=Path(sys.executable).parent)
+    args.py_spy = py_spy_program()
     if args.profile is not None and args.py_spy is None:
         parser.error("--profile needs py-spy on PATH (pip install py-spy)")
     return args

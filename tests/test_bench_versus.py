@@ -118,6 +118,50 @@ def test_stacks_are_charged_to_the_innermost_named_cost_and_to_their_stage() -> 
     assert every.split()[1:] == ["6.00", "20.00", "30.00", "4.00", "90.00"]
 
 
+# A thread that holds the GIL, and one whose work runs with the GIL let go (hashlib
+# lets it go for large buffers): both on a CPU all the time.
+_TWO_THREADS = """
+import hashlib, threading
+def outside_the_gil():
+    data = bytes(64 * 1024 * 1024)
+    while True:
+        hashlib.sha256(data).digest()
+threading.Thread(target=outside_the_gil, daemon=True).start()
+def holding_the_gil():
+    while True:
+        sum(range(1000))
+holding_the_gil()
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="py-spy attaches to another process as root")
+def test_a_profile_samples_the_thread_holding_the_gil_not_work_done_without_it(
+    tmp_path: Path,
+) -> None:
+    program = versus_postfix.py_spy_program()
+    assert program is not None, "py-spy is in the test extra"
+    script = tmp_path / "two_threads.py"
+    script.write_text(_TWO_THREADS)
+    child = subprocess.Popen([sys.executable, str(script)])
+    try:
+        spy = versus_postfix.PySpy(program, child.pid, tmp_path / "stacks.txt")
+        time.sleep(2.0)
+        table = spy.finish(messages=100, cpu_ms=40.0)
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+    samples: Counter[str] = Counter()
+    for line in (tmp_path / "stacks.txt").read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        samples[stack.rsplit(";", 1)[-1].split(" ", 1)[0]] += int(count)
+    holding, outside = samples["holding_the_gil"], samples["outside_the_gil"]
+    # Both threads ran on a CPU throughout; only the one holding the GIL is sampled.
+    assert holding >= 100  # about 200 at 100 Hz over two seconds
+    assert outside * 10 < holding
+    # The CPU the samples leave out (both threads': about 40 ms per "message") has its line.
+    assert stack_profile.OUTSIDE_GIL in table
+
+
 @NEEDS_POSTFIX
 def test_the_postfix_baseline_is_a_valid_closed_relay_with_its_milter(tmp_path: Path) -> None:
     (tmp_path / "certs").mkdir()
