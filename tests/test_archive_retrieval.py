@@ -544,7 +544,11 @@ def test_content_in_an_object_store_is_fetched_checked_and_exported(archive: Arc
         )
         assert code == 0, out
         assert _opened(archive, out_file).read("QS0009.eml") == body
-        s3.client().put_object(Bucket=BUCKET, Key=object_key, Body=sealed.ciphertext[:-1] + b"\x00")
+        s3.client().put_object(
+            Bucket=BUCKET,
+            Key=object_key,
+            Body=sealed.ciphertext[:-1] + bytes([sealed.ciphertext[-1] ^ 1]),
+        )
         with archive.db.reading() as conn:
             (found,) = export.exportable(conn, ["QS0009"])
             with pytest.raises(AccessRefused, match="cannot be opened"):

@@ -66,7 +66,11 @@ def test_a_flipped_byte_is_refused_not_misread(keyring: Keyring) -> None:
     link = custody.Link.new()
     context = custody.context_of("Q1", "a@example.net")
     sealed = custody.seal(keyring, CANARY, link, context)
-    tampered = Sealed(sealed.key_id, sealed.wrapped_key, sealed.ciphertext[:-1] + b"\x00")
+    tampered = Sealed(
+        sealed.key_id,
+        sealed.wrapped_key,
+        sealed.ciphertext[:-1] + bytes([sealed.ciphertext[-1] ^ 1]),
+    )
     with pytest.raises(custody.CustodyError):
         custody.open_sealed(keyring, tampered, link, context)
 
