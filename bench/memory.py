@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from relay import (  # bench/ is on sys.path
+    RSS_EVERY,
     BenchError,
     Phigate,
     RunSpec,
@@ -197,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         gate.start()
         log(f"phigate pid {gate.pid}, processes {gate.tree()}; work dir {workdir}")
         readings += idle("idle after start-up", gate)
-        sampler = Sampler(sink, [gate.pid], pss=True)
+        # Memory is what this benchmark measures: PSS as often as RSS.
+        sampler = Sampler(sink, [gate.pid], pss=True, pss_every=RSS_EVERY)
         sampler.start()
         warm_up = RunSpec("starttls", min(5, args.sessions), 20, report=False)
         runs = [

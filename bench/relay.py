@@ -58,6 +58,10 @@ DEFAULT_MESSAGES = 2000  # per run with several sessions; a single session sends
 QUICK_MESSAGES = 200
 SAMPLE_INTERVAL = 0.02  # sink counter poll, seconds
 RSS_EVERY = 5  # RSS sampled every 5th poll, i.e. every 100 ms
+# PSS every 50th poll, i.e. every second: reading smaps_rollup walks every page of a
+# process (about 2 ms per 160 MB resident), so at RSS's pace it took a fifth of a core
+# from phigate's runs (its tree holds three times Postfix's pages), a tenth from Postfix's.
+PSS_EVERY = 50
 MAX_TREE = 256  # at most this many processes are followed in phigate's process tree
 MAX_PROCESSES = 64  # phigate's own limit for `processes`
 HAVE_CHILDREN_FILES = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists()
@@ -744,16 +748,20 @@ class Phigate:
 class Sampler(threading.Thread):
     """Polls the sink's message counter every 20 ms and, every 100 ms, the sum
     of VmRSS over the process trees of `roots` (phigate's process and its
-    descendants; Postfix's master and OpenDKIM); with `pss`, the sum of PSS too.
+    descendants; Postfix's master and OpenDKIM); with `pss`, every second (every
+    `pss_every` polls), the sum of PSS too.
     It keeps the peaks of the sums and of each process. `pause` stops the polls
     until the next `reset` (a head-to-head pauses the idle system's sampler: its
     reads of /proc cost the machine CPU the measured system would have had)."""
 
-    def __init__(self, sink: Sink, roots: Sequence[int], pss: bool = False) -> None:
+    def __init__(
+        self, sink: Sink, roots: Sequence[int], pss: bool = False, pss_every: int = PSS_EVERY
+    ) -> None:
         super().__init__(name="bench-sampler", daemon=True)
         self.sink = sink
         self.roots = list(roots)
         self.pss = pss
+        self.pss_every = pss_every  # polls; a multiple of RSS_EVERY
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.polling = threading.Event()
@@ -777,7 +785,8 @@ class Sampler(threading.Thread):
             now = time.monotonic()
             tree = forest(self.roots) if tick % RSS_EVERY == 0 else []
             rss = {pid: tree_rss_kb([pid]) for pid in tree}
-            pss = {pid: tree_pss_kb([pid]) for pid in tree} if self.pss else {}
+            pss_due = self.pss and tick % self.pss_every == 0
+            pss = {pid: tree_pss_kb([pid]) for pid in tree} if pss_due else {}
             with self.lock:
                 self.latest = max(self.latest, count)
                 self.samples.append((now, count))
@@ -854,8 +863,12 @@ class Sampler(threading.Thread):
         }
 
     def peak_pss_kb(self) -> int:
-        """Peak of the trees' summed PSS since reset(), from the 100 ms samples (with `pss`)."""
+        """Peak of the trees' summed PSS since reset(), from the samples each second and
+        one more now, as the run ends: a run shorter than a second is sampled too (with
+        `pss`)."""
+        now = tree_pss_kb(forest(self.roots)) if self.pss else 0
         with self.lock:
+            self.pss_peak_kb = max(self.pss_peak_kb, now)
             return self.pss_peak_kb
 
     def stop(self) -> None:

@@ -399,3 +399,43 @@ def test_the_cpu_of_main_threads_is_told_from_the_other_threads() -> None:
     assert after_thread.total - before.total >= 0.25
     assert after_thread.main_threads - before.main_threads < 0.1
     assert after_main.main_threads - after_thread.main_threads >= 0.25
+
+
+class _Counter:
+    """A sink's message counter that never moves: the sampler also polls it."""
+
+    def count(self) -> int:
+        return 0
+
+
+def test_the_sampler_reads_pss_once_a_second_and_once_more_as_the_run_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # smaps_rollup walks every page of a process: read ten times a second it took a
+    # fifth of a core from the system under test.
+    reads: list[float] = []
+    real_pss_kb = relay.tree_pss_kb
+
+    def counted_pss_kb(pids: list[int]) -> int:
+        reads.append(time.monotonic())
+        return real_pss_kb(pids)
+
+    monkeypatch.setattr(relay, "tree_pss_kb", counted_pss_kb)
+    sleeper = subprocess.Popen(["sleep", "30"])  # a process tree of one
+    try:
+        sampler = relay.Sampler(_Counter(), [sleeper.pid], pss=True)  # type: ignore[arg-type]
+        sampler.reset()
+        sampler.start()
+        try:
+            time.sleep(2.5)
+        finally:
+            sampler.stop()
+        polled = len(reads) - 1  # the first is reset()'s
+        assert 2 <= polled <= 4  # RSS meanwhile every 100 ms
+        assert sampler.peak_rss_kb() > 0
+        before_end = len(reads)
+        assert sampler.peak_pss_kb() > 0
+        assert len(reads) == before_end + 1  # a run shorter than a second has its sample too
+    finally:
+        sleeper.kill()
+        sleeper.wait()
