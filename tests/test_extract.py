@@ -722,9 +722,9 @@ def test_pool_times_out_and_carries_on(pool: AttachmentPool) -> None:
     assert "still working" in texts(result_or_unscannable(pool.submit(quick), quick))
 
 
-def _large_pdf(first: str) -> bytes:
+def _large_pdf(first: str, lines: int = 2000) -> bytes:
     """A PDF past shared.SHARED_FROM: its bytes go to the worker in a memfd."""
-    data = pdf_with_text([first] + ["Routine follow-up notes, nothing new to report."] * 2000)
+    data = pdf_with_text([first] + ["Routine follow-up notes, nothing new to report."] * lines)
     assert len(data) > SHARED_FROM
     return data
 
@@ -747,6 +747,18 @@ def test_large_attachments_go_through_reused_memfds(pool: AttachmentPool) -> Non
     assert _memfds() == 1
     pool.close()
     assert _memfds() == 0
+
+
+def test_a_reused_memfd_holds_only_its_new_attachment(pool: AttachmentPool) -> None:
+    # PDFium reads a PDF from its end (the trailer): bytes left from a larger one
+    # before would make it read that one instead.
+    larger = HeavyJob(Place("attachment", 0), "pdf", _large_pdf("Patient Larger", 4000))
+    smaller = HeavyJob(Place("attachment", 1), "pdf", _large_pdf("Patient Smaller"))
+    assert len(smaller.data) < len(larger.data)
+    assert "Patient Larger" in texts(result_or_unscannable(pool.submit(larger), larger))
+    read = texts(result_or_unscannable(pool.submit(smaller), smaller))
+    assert _memfds() == 1  # the same memfd, kept between them
+    assert "Patient Smaller" in read and "Patient Larger" not in read
 
 
 def test_a_worker_that_cannot_read_the_memfd_gets_the_bytes_through_the_pipe(

@@ -68,11 +68,15 @@ class _Extractor:
         self.members_left = config.archive_max_members
         self.bytes_left = config.archive_max_bytes
 
-    def extract(self, kind: HeavyKind, data: bytes, depth: int) -> None:
+    def extract(self, kind: HeavyKind, source: bytes | IO[bytes], depth: int) -> None:
+        """`source`: the part's bytes, or a file of them (read whole, but by PDFium only as
+        far as it needs: a scan's image data never is)."""
         try:
             if kind == "pdf":
-                self.pdf(data)
-            elif kind == "html":
+                self.pdf(source)
+                return
+            data = source if isinstance(source, bytes) else source.read()
+            if kind == "html":
                 self.out.text(self.place, html_to_text(data.decode("utf-8", "replace")))
             else:
                 self.container(data, depth)
@@ -81,7 +85,7 @@ class _Extractor:
 
     # --- PDF ----------------------------------------------------------------------
 
-    def pdf(self, data: bytes) -> None:
+    def pdf(self, source: bytes | IO[bytes]) -> None:
         # PDFium (Chrome's PDF engine): about six times faster than pure-Python
         # parsers on large documents, and hardened against hostile files. Imported
         # at the first PDF, as openpyxl at the first workbook: most servers never
@@ -89,7 +93,7 @@ class _Extractor:
         import pypdfium2 as pdfium
 
         try:
-            document = pdfium.PdfDocument(data)
+            document = pdfium.PdfDocument(source)
         except pdfium.PdfiumError as exc:
             # Opening without a password fails only for a user password; an
             # owner password (permissions only) opens and is read.
@@ -275,9 +279,13 @@ class _Capped(io.RawIOBase):
         return len(data)
 
 
-def extract_heavy(job: HeavyJob, config: InspectionConfig) -> HeavyResult:
+def extract_heavy(
+    job: HeavyJob, config: InspectionConfig, file: IO[bytes] | None = None
+) -> HeavyResult:
     """The text, payloads and unscannable parts of one PDF, DOCX, XLSX, zip or HTML
-    part, all at the job's place. Runs in a worker; never raises."""
+    part, all at the job's place; its bytes from `file` where given, else the job's.
+    Runs in a worker; never raises."""
     result = Extraction()
-    _Extractor(job, config, Collector(result, config.max_text_chars)).extract(job.kind, job.data, 0)
+    source = job.data if file is None else file
+    _Extractor(job, config, Collector(result, config.max_text_chars)).extract(job.kind, source, 0)
     return result
