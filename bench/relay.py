@@ -59,8 +59,8 @@ QUICK_MESSAGES = 200
 SAMPLE_INTERVAL = 0.02  # sink counter poll, seconds
 RSS_EVERY = 5  # RSS sampled every 5th poll, i.e. every 100 ms
 # PSS every 50th poll, i.e. every second: reading smaps_rollup walks every page of a
-# process (about 2 ms per 160 MB resident), so at RSS's pace it took a fifth of a core
-# from phigate's runs (its tree holds three times Postfix's pages), a tenth from Postfix's.
+# process (about 2 ms per 160 MB resident), so at RSS's pace it took a quarter of a core
+# from phigate's runs (its tree holds three times Postfix's pages), an eighth from Postfix's.
 PSS_EVERY = 50
 MAX_TREE = 256  # at most this many processes are followed in phigate's process tree
 MAX_PROCESSES = 64  # phigate's own limit for `processes`

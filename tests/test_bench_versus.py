@@ -412,7 +412,7 @@ def test_the_sampler_reads_pss_once_a_second_and_once_more_as_the_run_ends(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # smaps_rollup walks every page of a process: read ten times a second it took a
-    # fifth of a core from the system under test.
+    # quarter of a core from the system under test.
     reads: list[float] = []
     real_pss_kb = relay.tree_pss_kb
 
