@@ -808,6 +808,27 @@ def test_a_short_memfd_is_unreadable() -> None:
         os.close(fd)
 
 
+def test_a_memfd_past_the_workers_address_space_is_over_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = _large_pdf("Jane Doe 123-45-6789")
+    fd = os.memfd_create("large", os.MFD_CLOEXEC)
+
+    def out_of_address_space(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+    try:
+        os.write(fd, data)
+        monkeypatch.setattr(shared.mmap, "mmap", out_of_address_space)
+        result = shared.extract_shared(
+            shared.SharedBytes(os.getpid(), fd, len(data)), HeavyJob(ATTACHMENT, "pdf", b""), CONFIG
+        )
+    finally:
+        os.close(fd)
+    # As a copy too large for the worker is; the memfd itself was readable.
+    assert reasons(result) == [("attachment[0]", "over_budget")]
+
+
 def test_pool_replaces_a_broken_pool(pool: AttachmentPool) -> None:
     pool.close()  # a pool that no longer runs, as when pebble's breaks
     job = HeavyJob(ATTACHMENT, "pdf", pdf_with_text(["still here"]))

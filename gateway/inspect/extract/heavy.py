@@ -8,11 +8,12 @@ byte is inflated; time and memory by the worker pool.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import logging
 import re
 import zipfile
-from typing import IO, Any, Final
+from typing import IO, Any, Final, TypeAlias
 from xml.etree.ElementTree import ParseError
 
 from defusedxml.ElementTree import iterparse
@@ -28,6 +29,11 @@ from gateway.inspect.extract.text import html_to_text
 # file content in the logs, in a worker (which silences all logging) or not.
 for _parser in ("pypdfium2", "openpyxl"):
     logging.getLogger(_parser).setLevel(logging.CRITICAL + 1)
+
+# A part's octets: bytes, or a mapping of the server's memory file (shared.py). Not a
+# file object: PDFium would read it through a ctypes callback, which needs memory both
+# writable and executable, refused where MemoryDenyWriteExecute= holds (the systemd unit).
+Octets: TypeAlias = bytes | ctypes.Array[ctypes.c_char]
 
 # Below this size a member is no bomb whatever its ratio (small repetitive files
 # compress far beyond any sensible ratio).
@@ -68,14 +74,14 @@ class _Extractor:
         self.members_left = config.archive_max_members
         self.bytes_left = config.archive_max_bytes
 
-    def extract(self, kind: HeavyKind, source: bytes | IO[bytes], depth: int) -> None:
-        """`source`: the part's bytes, or a file of them (read whole, but by PDFium only as
-        far as it needs: a scan's image data never is)."""
+    def extract(self, kind: HeavyKind, source: Octets, depth: int) -> None:
+        """`source`: the part's bytes, or a mapping of them that PDFium reads in place, only
+        as far as it needs (a scan's image data never); the other parsers read a copy."""
         try:
             if kind == "pdf":
                 self.pdf(source)
                 return
-            data = source if isinstance(source, bytes) else source.read()
+            data = source if isinstance(source, bytes) else bytes(source)
             if kind == "html":
                 self.out.text(self.place, html_to_text(data.decode("utf-8", "replace")))
             else:
@@ -85,7 +91,7 @@ class _Extractor:
 
     # --- PDF ----------------------------------------------------------------------
 
-    def pdf(self, source: bytes | IO[bytes]) -> None:
+    def pdf(self, source: Octets) -> None:
         # PDFium (Chrome's PDF engine): about six times faster than pure-Python
         # parsers on large documents, and hardened against hostile files. Imported
         # at the first PDF, as openpyxl at the first workbook: most servers never
@@ -280,12 +286,12 @@ class _Capped(io.RawIOBase):
 
 
 def extract_heavy(
-    job: HeavyJob, config: InspectionConfig, file: IO[bytes] | None = None
+    job: HeavyJob, config: InspectionConfig, mapped: Octets | None = None
 ) -> HeavyResult:
     """The text, payloads and unscannable parts of one PDF, DOCX, XLSX, zip or HTML
-    part, all at the job's place; its bytes from `file` where given, else the job's.
+    part, all at the job's place; its bytes `mapped` where given, else the job's.
     Runs in a worker; never raises."""
     result = Extraction()
-    source = job.data if file is None else file
+    source = job.data if mapped is None else mapped
     _Extractor(job, config, Collector(result, config.max_text_chars)).extract(job.kind, source, 0)
     return result
