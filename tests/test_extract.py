@@ -9,6 +9,7 @@ import errno
 import io
 import json
 import os
+import random
 import subprocess
 import time
 import timeit
@@ -747,6 +748,22 @@ def test_large_attachments_go_through_reused_memfds(pool: AttachmentPool) -> Non
     assert _memfds() == 1
     pool.close()
     assert _memfds() == 0
+
+
+def test_a_large_docx_is_read_from_its_mapped_memfd(pool: AttachmentPool) -> None:
+    # Past shared.SHARED_FROM with a picture that does not compress: the worker maps the
+    # memfd and, for anything but a PDF, reads a copy of the mapping.
+    body = "<w:p><w:r><w:t>Patient Jane Doe, MRN 4711</w:t></w:r></w:p>"
+    data = zip_of(
+        {
+            "word/document.xml": f"<w:document {W}><w:body>{body}</w:body></w:document>",
+            "word/media/scan.bin": random.Random(7).randbytes(2 * SHARED_FROM),
+        }
+    )
+    assert len(data) > SHARED_FROM
+    job = HeavyJob(ATTACHMENT, "docx", data)
+    assert "Patient Jane Doe, MRN 4711" in texts(result_or_unscannable(pool.submit(job), job))
+    assert _memfds() == 1  # it went through a memfd, kept for the next attachment
 
 
 def test_a_reused_memfd_holds_only_its_new_attachment(pool: AttachmentPool) -> None:
