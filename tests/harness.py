@@ -356,6 +356,14 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, interval: f
     raise TimeoutError("condition not reached")
 
 
+def within_one_window(seconds: int, needed: float) -> None:
+    """Wait, if need be, for a sending-limit window (UTC-aligned, gateway.ratelimit)
+    that will not end in the next `needed` seconds."""
+    left = seconds - time.time() % seconds
+    if left < needed:
+        time.sleep(left + 0.05)
+
+
 # What a test reads back: the audit trail of a running server, as a client sees SMTP.
 
 AUDIT_COLUMNS = (

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from databases import POSTGRES, fresh_database, postgres_reachable
-from harness import Phigate, audit_mark, audit_since, message
+from harness import Phigate, audit_mark, audit_since, message, within_one_window
 from sqlalchemy import create_engine, func, select
 
 from gateway import metrics
@@ -63,13 +63,6 @@ def send(
         code, text = next(iter(refused.values()))
         return code, text.decode()
     return 250, ""
-
-
-def within_one_window(seconds: int, needed: float) -> None:
-    """Wait, if need be, for a window that will not end in the next `needed` seconds."""
-    left = seconds - time.time() % seconds
-    if left < needed:
-        time.sleep(left + 0.05)
 
 
 def stored(gw: Phigate, principal: str) -> int:

@@ -20,7 +20,16 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import Phigate, Sink, audit_mark, audit_since, message, via_sink, wait_until
+from harness import (
+    Phigate,
+    Sink,
+    audit_mark,
+    audit_since,
+    message,
+    via_sink,
+    wait_until,
+    within_one_window,
+)
 from openapi_spec_validator import validate
 from residue import residue
 from sqlalchemy.exc import IntegrityError
@@ -285,8 +294,7 @@ def test_over_a_sending_limit_429_with_retry_after_until_the_windows_end(api: Ap
     # A minute that does not end during the sends. The count starting again when it
     # ends is tested with a clock moved by hand, without waiting for it
     # (tests/test_rate_limits.py::test_counts_start_again_when_the_window_ends).
-    if 60 - time.time() % 60 < 5:
-        time.sleep(60 - time.time() % 60 + 0.05)
+    within_one_window(60, 5)
     answers = [api.post(mail(["pat@home.example"]), token="limited") for _ in range(3)]
     refused_at = time.time()
     assert [a.status_code for a in answers[:2]] == [201, 201]
